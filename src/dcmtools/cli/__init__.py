@@ -1,0 +1,17 @@
+"""The command line: one module per command, each registering on ``app``.
+
+Command modules parse options and print records; the DICOM work is in the
+library.  Nothing here imports pydicom, pynetdicom or numpy at import time.
+"""
+
+from __future__ import annotations
+
+from .app import app
+
+# Each import registers one command on ``app`` (one line per command, kept sorted).
+
+
+def main() -> None:
+    from .common import run_app
+
+    run_app(app)

@@ -1,0 +1,187 @@
+"""What every command shares: its common options and the run around its body.
+
+A command body runs inside ``CommandRun``, which owns the record writer, reads
+the inputs, turns exceptions into messages and exit statuses, and writes the
+summary:
+
+    with CommandRun("dump", json_mode=json, debug=debug) as run:
+        for item in run.inputs(inputs, files_from, null):
+            run.write(record)
+
+Exit statuses are those of ``dcmtools.records.ExitStatus``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, Iterator, List, Optional
+
+import typer
+
+from ..inputs import InputItem, iter_inputs
+from ..records import DcmtoolsError, ExitStatus, HumanFormatter, RecordWriter, error_record
+
+# ---------------------------------------------------------------- options
+# Reusable option types: a command declares ``json: JsonOpt = None``.
+InputsArg = Annotated[
+    Optional[List[str]],
+    typer.Argument(
+        help="Files, folders (walked recursively) or globs ('**/*.dcm', quoted). "
+        "'-' reads paths or JSON records (another command's output) from stdin; "
+        "with no INPUTS a piped stdin is read.",
+        show_default=False,
+    ),
+]
+FilesFromOpt = Annotated[
+    Optional[str],
+    typer.Option("--files-from", metavar="FILE", help="Read inputs from FILE ('-' for stdin), one per line."),
+]
+NullOpt = Annotated[
+    bool, typer.Option("--null", "-0", help="Inputs read from stdin or --files-from are NUL-separated paths.")
+]
+JsonOpt = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--json/--no-json",
+        help="JSON Lines on stdout (the default when stdout is not a terminal); --no-json forces the readable form.",
+        show_default=False,
+    ),
+]
+FlatOpt = Annotated[
+    bool,
+    typer.Option("--flat", help="Datasets as {\"PatientName\": \"DOE^JOHN\", ...} instead of the DICOM JSON model."),
+]
+JobsOpt = Annotated[
+    int, typer.Option("--jobs", "-j", metavar="N", help="Worker processes (0 = all cores).", show_default=True)
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no warnings on stderr.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs on stderr.")]
+OutDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--output", "-o", metavar="DIR", help="Output folder; the input tree is mirrored under it."),
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
+
+
+def setup_logging(debug: bool, quiet: bool = False) -> None:
+    """Logs go to stderr: warnings by default, everything with --debug."""
+    level = logging.DEBUG if debug else (logging.ERROR if quiet else logging.WARNING)
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+class CommandRun:
+    """The frame around a command body: writer, inputs, errors, summary, exit."""
+
+    def __init__(
+        self,
+        command: str,
+        *,
+        json_mode: bool | None = None,
+        human: HumanFormatter | None = None,
+        debug: bool = False,
+        quiet: bool = False,
+    ) -> None:
+        self.command = command
+        self.debug = debug or bool(os.environ.get("DCMTOOLS_DEBUG"))
+        self.quiet = quiet
+        self.writer = RecordWriter(command, json_mode=json_mode, human=human)
+        self.summary_extra: dict[str, Any] = {}
+        setup_logging(self.debug, quiet)
+
+    # -- the body's tools
+    @property
+    def json_mode(self) -> bool:
+        return self.writer.json_mode
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.writer.write(record)
+
+    def inputs(
+        self, args: list[str] | None, files_from: str | None = None, null: bool = False
+    ) -> Iterator[InputItem]:
+        """The inputs; a usage error when none were given at all."""
+        if not args and files_from is None and sys.stdin.isatty():
+            raise typer.BadParameter("no INPUTS given (files, folders, globs, or '-' for stdin)", param_hint="INPUTS")
+        return iter_inputs(args, files_from=files_from, null=null)
+
+    def input_error(self, item: InputItem, type_: str = "file") -> None:
+        """Write the error record of an input that could not be resolved."""
+        assert item.error is not None
+        self.write(error_record(type_, item.error, path=item.path))
+
+    def show_progress(self) -> bool:
+        """Progress bars only on a terminal, and not with --quiet."""
+        return not self.quiet and sys.stderr.isatty()
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            print(f"dcmtools {self.command}: {message}", file=sys.stderr, flush=True)
+
+    # -- the frame
+    def __enter__(self) -> "CommandRun":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None:
+            pass
+        elif isinstance(exc, (typer.Exit, typer.Abort, typer.BadParameter)) or exc_type.__module__.startswith(
+            "typer"
+        ):
+            return False  # typer's own usage errors and exits
+        elif isinstance(exc, KeyboardInterrupt):
+            print(f"dcmtools {self.command}: interrupted", file=sys.stderr, flush=True)
+            self.writer.fail(ExitStatus.INTERRUPTED)
+            self.writer.status = ExitStatus.INTERRUPTED
+        elif isinstance(exc, BrokenPipeError):
+            # The reader went away (e.g. `| head`): stop quietly.
+            _silence_stdout()
+            raise typer.Exit(int(self.writer.status))
+        elif isinstance(exc, DcmtoolsError):
+            self._report(str(exc), exc)
+            self.writer.fail(exc.exit_status)
+        else:
+            self._report(
+                f"internal error: {exc_type.__name__}: {exc} "
+                "(this is a bug in dcmtools; run with --debug for the traceback and please report it)",
+                exc,
+            )
+            self.writer.fail(ExitStatus.FAILED)
+        try:
+            status = self.writer.summary(**self.summary_extra)
+        except BrokenPipeError:
+            _silence_stdout()
+            status = int(self.writer.status)
+        raise typer.Exit(status)
+
+    def _report(self, message: str, exc: BaseException) -> None:
+        print(f"dcmtools {self.command}: {message}", file=sys.stderr, flush=True)
+        if self.debug:
+            traceback.print_exception(exc, file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def run_app(app: typer.Typer) -> None:
+    """The console entry point."""
+    try:
+        app()
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(0)
+    except KeyboardInterrupt:
+        sys.exit(int(ExitStatus.INTERRUPTED))

@@ -1,0 +1,180 @@
+"""Where a command's inputs come from: paths, folders, globs, stdin, files-from.
+
+``iter_inputs`` turns the INPUTS of a command line into a stream of
+``InputItem`` in a stable order:
+
+* a file is itself; a folder is walked recursively (sorted, hidden files and
+  folders skipped, symlinked folders not followed);
+* an argument with ``*``, ``?`` or ``[`` that names no existing path is a glob
+  expanded here (``**`` crosses folders), so ``'**/*.dcm'`` works quoted;
+* ``-`` reads stdin; ``--files-from F`` reads F: one path per line, or one
+  JSON record per line (another command's output: ``out`` is taken when
+  present, else ``path``); with ``null=True`` entries are NUL-separated
+  paths (``find -print0``);
+* with no INPUTS and a piped stdin, stdin is read as if ``-`` were given.
+
+Problems are items too (``item.error`` set): a missing path, a glob that
+matched nothing, an unparsable line, a record that was itself a failure.
+The batch goes on.  Importable without typer or pydicom.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, TextIO
+
+from .records import DcmtoolsError, ErrorCode
+
+GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass
+class InputItem:
+    """One input: a path, the upstream record it came from, or an error."""
+
+    path: str
+    record: dict[str, Any] | None = None  # the JSON record read from stdin, if any
+    error: DcmtoolsError | None = None
+    source: str = "argument"  # argument | walk | glob | stdin | files-from
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def iter_inputs(
+    args: Iterable[str] | None,
+    *,
+    files_from: str | None = None,
+    null: bool = False,
+    stdin: TextIO | None = None,
+    read_stdin_when_piped: bool = True,
+) -> Iterator[InputItem]:
+    """Yield the inputs named by ``args`` (paths, folders, globs, ``-``) in order."""
+    args = list(args or [])
+    stdin = stdin if stdin is not None else sys.stdin
+    if not args and files_from is None and read_stdin_when_piped and _is_piped(stdin):
+        args = ["-"]
+    for arg in args:
+        if arg == "-":
+            yield from iter_stream(stdin, null=null, source="stdin")
+        else:
+            yield from expand_path(arg)
+    if files_from is not None:
+        if files_from == "-":
+            yield from iter_stream(stdin, null=null, source="files-from")
+        else:
+            try:
+                with open(files_from, encoding="utf-8", errors="surrogateescape", newline="") as stream:
+                    yield from iter_stream(stream, null=null, source="files-from")
+            except OSError as exc:
+                yield InputItem(
+                    files_from,
+                    error=DcmtoolsError(
+                        ErrorCode.NOT_FOUND if isinstance(exc, FileNotFoundError) else ErrorCode.UNREADABLE,
+                        f"cannot read the list of files {files_from!r}: {exc.strerror or exc}",
+                    ),
+                    source="files-from",
+                )
+
+
+def expand_path(arg: str, source: str = "argument") -> Iterator[InputItem]:
+    """A file, a folder walked recursively, or a glob expanded here."""
+    if os.path.isdir(arg):
+        yield from walk(arg)
+    elif os.path.lexists(arg):
+        yield InputItem(arg, source=source)
+    elif GLOB_CHARS & set(arg):
+        matches = sorted(glob.glob(arg, recursive=True))
+        if not matches:
+            yield InputItem(arg, error=DcmtoolsError(ErrorCode.NOT_FOUND, f"no file matches {arg!r}"), source="glob")
+        for match in matches:
+            if os.path.isdir(match):
+                # '**' also matches folders: their files come through the walk
+                # only when the pattern does not already list them.
+                if not arg.endswith("**"):
+                    continue
+                yield from walk(match)
+            else:
+                yield InputItem(match, source="glob")
+    else:
+        yield InputItem(arg, error=DcmtoolsError(ErrorCode.NOT_FOUND, f"no such file or folder: {arg}"), source=source)
+
+
+def walk(folder: str) -> Iterator[InputItem]:
+    """Every file under ``folder``, sorted, skipping hidden entries."""
+    for root, dirs, files in os.walk(folder, onerror=None, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield InputItem(os.path.join(root, name), source="walk")
+
+
+def iter_stream(stream: TextIO, *, null: bool = False, source: str = "stdin") -> Iterator[InputItem]:
+    """Paths or JSON records from a stream, one per line (or NUL-separated)."""
+    if null:
+        data = stream.read()
+        for entry in data.split("\0"):
+            if entry:
+                yield from expand_path(entry, source=source)
+        return
+    for line in stream:
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            yield from items_from_record(line, source)
+        else:
+            yield from expand_path(line, source=source)
+
+
+def items_from_record(line: str, source: str = "stdin") -> Iterator[InputItem]:
+    """The input named by one JSON record of another command."""
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        yield InputItem(
+            line[:200],
+            error=DcmtoolsError(ErrorCode.BAD_RECORD, f"input line is not valid JSON ({exc.msg})"),
+            source=source,
+        )
+        return
+    if not isinstance(record, dict):
+        yield InputItem(line[:200], error=DcmtoolsError(ErrorCode.BAD_RECORD, "input record is not an object"), source=source)
+        return
+    if record.get("type") == "summary":
+        return  # the upstream command's summary: nothing to process
+    path = record.get("out") or record.get("path")
+    if record.get("ok") is False:
+        # Never fall back to the upstream input: for `anonymize | send` that
+        # would send the un-anonymized original.
+        upstream = (record.get("error") or {}).get("message", "failed")
+        yield InputItem(
+            str(path or ""),
+            record=record,
+            error=DcmtoolsError(ErrorCode.UPSTREAM_FAILED, f"skipped: the previous command failed on it ({upstream})"),
+            source=source,
+        )
+        return
+    if not isinstance(path, str) or not path:
+        yield InputItem(
+            line[:200],
+            record=record,
+            error=DcmtoolsError(ErrorCode.BAD_RECORD, "input record has neither 'out' nor 'path'"),
+            source=source,
+        )
+        return
+    if os.path.isdir(path):
+        for item in walk(path):
+            item.record = record
+            yield item
+    else:
+        yield InputItem(path, record=record, source=source)
+
+
+def _is_piped(stream: TextIO) -> bool:
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):
+        return False

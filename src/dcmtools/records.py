@@ -1,0 +1,233 @@
+"""The JSON Lines stream every command writes, its error records and exit status.
+
+stdout carries results only: one JSON object per line (UTF-8, flushed per line)
+when piped or with ``--json``, or a human-readable form on a terminal.  Every
+record has a ``type`` and, for items, an ``ok`` flag; a failed item carries
+``error: {"code": ..., "message": ...}`` with a stable code from ``ErrorCode``.
+The last record is ``{"type": "summary", ...}``.
+
+Importable without typer, pydicom or numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from enum import IntEnum
+from typing import Any, Callable, TextIO
+
+
+class ExitStatus(IntEnum):
+    """Exit statuses shared by all commands (documented in dcmtools(1))."""
+
+    OK = 0  # every item succeeded
+    FAILED = 1  # one or more items failed; the batch went on
+    USAGE = 2  # bad command line
+    CONNECT = 3  # could not connect: name not resolved, connection refused
+    REJECTED = 4  # association rejected by the peer
+    ABORTED = 5  # association aborted (A-ABORT, or the connection dropped)
+    TIMEOUT = 6  # connect, association or DIMSE reply timed out
+    NO_CONTEXT = 7  # the peer accepted none of the presentation contexts needed
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class ErrorCode:
+    """Stable error codes of item records.  Add new ones here, never rename."""
+
+    NOT_FOUND = "not_found"  # no such file, or a glob matched nothing
+    NOT_DICOM = "not_dicom"  # no DICOM preamble/prefix and not a bare dataset
+    EMPTY = "empty"  # zero-length file
+    TRUNCATED = "truncated"  # the file ends inside an element
+    UNREADABLE = "unreadable"  # permission denied, I/O error, a directory ...
+    INVALID = "invalid"  # DICOM but malformed beyond reading (bad lengths ...)
+    DICOMDIR = "dicomdir"  # a media directory index where an instance was expected
+    BAD_RECORD = "bad_record"  # a stdin line that is neither a path nor a usable record
+    UPSTREAM_FAILED = "upstream_failed"  # a piped record that was itself a failure
+    EXISTS = "exists"  # the output exists and --overwrite was not given
+    WRITE_FAILED = "write_failed"  # the output could not be written
+    BAD_VALUE = "bad_value"  # one element's value could not be converted
+    INTERNAL = "internal"  # a bug: please report it
+
+
+class DcmtoolsError(Exception):
+    """A failure with a stable code, a message in the user's words and a hint.
+
+    Raised by the library for one item (a file, a query ...); commands turn it
+    into an error record.  ``exit_status`` is used when it ends the whole run
+    (e.g. could not connect).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        hint: str | None = None,
+        exit_status: ExitStatus = ExitStatus.FAILED,
+        **details: Any,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.exit_status = exit_status
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    def as_error(self) -> dict[str, Any]:
+        """The ``error`` object of a record."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.hint:
+            error["hint"] = self.hint
+        if self.details:
+            error.update(self.details)
+        return error
+
+
+def error_record(type_: str, error: DcmtoolsError | dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """An item record for a failure: ``{"type":..., <fields>, "ok": false, "error": {...}}``."""
+    record: dict[str, Any] = {"type": type_, **fields, "ok": False}
+    record["error"] = error.as_error() if isinstance(error, DcmtoolsError) else error
+    return record
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """One record as one compact JSON line (no newline); UTF-8 text, not escaped."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    # Paths, bytes and sets reach records from library code; never fail the stream.
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+HumanFormatter = Callable[[dict[str, Any]], "str | None"]
+
+
+def default_human(record: dict[str, Any]) -> str | None:
+    """A plain one-line rendering for terminals, used when a command has none."""
+    if record.get("type") == "summary":
+        return None
+    subject = record.get("path") or record.get("peer") or record.get("type", "")
+    if record.get("ok") is False:
+        error = record.get("error") or {}
+        text = f"FAILED {subject}: {error.get('message', 'failed')}"
+        if error.get("hint"):
+            text += f"\n       {error['hint']}"
+        return text
+    fields = " ".join(
+        f"{k}={v}" for k, v in record.items() if k not in ("type", "path", "ok") and not isinstance(v, (dict, list))
+    )
+    return f"ok     {subject} {fields}".rstrip()
+
+
+class RecordWriter:
+    """Writes records to stdout and keeps the counts for the summary and exit status.
+
+    ``json_mode=None`` chooses JSON Lines when the stream is not a terminal.
+    In human mode each record goes through ``human`` (a function returning the
+    text to print, or None to print nothing) and the summary goes to stderr.
+    """
+
+    def __init__(
+        self,
+        command: str,
+        stream: TextIO | None = None,
+        json_mode: bool | None = None,
+        human: HumanFormatter | None = None,
+        err: TextIO | None = None,
+    ) -> None:
+        self.command = command
+        self.stream = stream if stream is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+        if json_mode is None:
+            json_mode = not _isatty(self.stream)
+        self.json_mode = json_mode
+        self.human = human or default_human
+        self.total = 0
+        self.ok = 0
+        self.failed = 0
+        self.error_codes: dict[str, int] = {}
+        self.status = ExitStatus.OK
+        self.started = time.monotonic()
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Write one record (counting it when it has an ``ok`` flag)."""
+        self._count(record)
+        if self.json_mode:
+            self.stream.write(dumps(record) + "\n")
+        else:
+            text = self.human(record)
+            if text is None:
+                return
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def write_line(self, line: str, ok: bool | None, code: str | None = None) -> None:
+        """Write a record already encoded by ``dumps`` (as workers return them)."""
+        if ok is not None:
+            self._count({"ok": ok, "error": {"code": code}} if not ok else {"ok": True})
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def _count(self, record: dict[str, Any]) -> None:
+        ok = record.get("ok")
+        if ok is None:
+            return
+        self.total += 1
+        if ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+            code = (record.get("error") or {}).get("code", "error")
+            self.error_codes[code] = self.error_codes.get(code, 0) + 1
+            self.fail(ExitStatus.FAILED)
+
+    def fail(self, status: ExitStatus) -> None:
+        """Raise the run's exit status (a more specific failure wins over FAILED)."""
+        if status == ExitStatus.OK:
+            return
+        if self.status in (ExitStatus.OK, ExitStatus.FAILED):
+            self.status = status
+
+    def summary(self, **extra: Any) -> int:
+        """Write the summary record and return the exit status."""
+        record: dict[str, Any] = {
+            "type": "summary",
+            "command": self.command,
+            "total": self.total,
+            "ok": self.ok,
+            "failed": self.failed,
+        }
+        if self.error_codes:
+            record["errors"] = dict(sorted(self.error_codes.items()))
+        record.update(extra)
+        record["seconds"] = round(time.monotonic() - self.started, 3)
+        record["exit_status"] = int(self.status)
+        if self.json_mode:
+            self.stream.write(dumps(record) + "\n")
+            self.stream.flush()
+        else:
+            self.err.write(human_summary(record) + "\n")
+            self.err.flush()
+        return int(self.status)
+
+
+def human_summary(record: dict[str, Any]) -> str:
+    text = f"{record['command']}: {record['total']} item(s), {record['ok']} ok, {record['failed']} failed"
+    if record.get("errors"):
+        text += " (" + ", ".join(f"{k}: {v}" for k, v in record["errors"].items()) + ")"
+    return text + f" in {record['seconds']:.2f} s"
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
