@@ -7,7 +7,12 @@ Python use::
 
     anon = Anonymizer(Key("my secret"), Options(retain_longitudinal_modified_dates=True))
     record = anon.anonymize_file("in/a.dcm", "out/a.dcm")   # {"path", "out", "ok", ...}
-    result = anon.anonymize_dataset(ds)                     # a pydicom Dataset, changed in place
+    data, result = anon.anonymize_bytes(open("a.dcm", "rb").read())
+    new_ds, result = anon.anonymize_pydicom(ds)             # a pydicom Dataset in, a new one out
+
+Reading uses ``dcmtools.dicomfile`` and writing ``dcmtools.dicomwriter``:
+elements the profile leaves alone keep their bytes, and pixel data is copied
+by the kernel without being read into Python.
 
 ``Anonymizer.anonymize_file`` never raises for a bad input: it returns an
 error record (codes of ``dcmtools.records.ErrorCode``).  Files whose pixels may
@@ -41,7 +46,7 @@ from ..records import DcmtoolsError, ErrorCode, error_record
 from .keys import Key
 from .profile import OPTIONS, Options, Plan
 
-__all__ = ["Anonymizer", "Key", "Options", "OPTIONS", "Plan", "Result", "anonymize_paths"]
+__all__ = ["Anonymizer", "Key", "MapWriter", "Options", "OPTIONS", "Plan", "Result", "anonymize_paths", "plan_jobs"]
 
 # The file meta of an output describes the de-identifying application (PS3.15 E.1.1 item 7).
 IMPLEMENTATION_CLASS_UID = "2.25.109411659040749697386511660468373606429"
@@ -64,7 +69,7 @@ class Result:
 
 
 class Anonymizer:
-    """One key and one set of options, for any number of datasets or files."""
+    """One key and one set of options, for any number of files or datasets."""
 
     def __init__(
         self,
@@ -85,42 +90,38 @@ class Anonymizer:
         self.keep_map = keep_map
 
     # ------------------------------------------------------------ datasets
-    def anonymize_dataset(self, ds: Any) -> Result:
-        """De-identify a pydicom ``Dataset`` (with its ``file_meta``) in place.
+    def anonymize(self, dicom: Any) -> Result:
+        """De-identify a ``dcmtools.dicomfile.DicomFile`` (meta and dataset) in place.
 
         Raises ``DcmtoolsError`` (``burned_in``, ``dicomdir``) when it must not
         be anonymized; nothing is changed then.
         """
         from .engine import FileState, Walker
 
-        self.check(ds)
+        ds = dicom.dataset
+        self.check(dicom)
         state = FileState(self.plan, self.key, ds)
-        original = _originals(ds) if self.keep_map else None
+        original = _originals(ds, state.charset) if self.keep_map else None
         Walker(state).dataset(ds)
-        _mark(ds, self.plan)
-        meta = getattr(ds, "file_meta", None)
-        if meta is not None:
-            self._meta(ds, meta, state)
-        result = Result(sop_instance_uid=_get_str(ds, "SOPInstanceUID") or None, warnings=state.warnings)
+        _mark(ds, self.plan, state.charset)
+        self._meta(dicom, state)
+        result = Result(sop_instance_uid=ds.text(0x00080018) or None, warnings=state.warnings)
         if original is not None:
             result.map = _map_entries(original, ds, state)
         return result
 
-    def check(self, ds: Any) -> None:
+    def check(self, dicom: Any) -> None:
         """Refuse a DICOMDIR, and pixels that may carry burned-in text."""
-        meta = getattr(ds, "file_meta", None)
-        sop_class = _get_str(meta, "MediaStorageSOPClassUID") if meta is not None else ""
-        if sop_class == DICOMDIR_CLASS or _get_str(ds, "SOPClassUID") == DICOMDIR_CLASS or (
-            0x00041220 in ds._dict
-        ):
+        ds = dicom.dataset
+        if dicom.is_dicomdir or 0x00041220 in ds:
             raise DcmtoolsError(
                 ErrorCode.DICOMDIR,
                 "this is a DICOMDIR (a media index), not an instance: skipped",
                 "anonymize the files it indexes; write a new DICOMDIR for the output if needed",
             )
-        if self.allow_burned_in or not any(tag in ds._dict for tag in PIXEL_TAGS):
+        if self.allow_burned_in or not any(tag in ds for tag in PIXEL_TAGS):
             return
-        flag = _get_str(ds, "BurnedInAnnotation").upper()
+        flag = (ds.text(0x00280301) or "").upper()
         if flag == "YES":
             raise DcmtoolsError(
                 ErrorCode.BURNED_IN,
@@ -129,8 +130,8 @@ class Anonymizer:
             )
         if flag:
             return
-        modality = _get_str(ds, "Modality").upper()
-        sop_class = _get_str(ds, "SOPClassUID") or sop_class
+        modality = (ds.text(0x00080060) or "").upper()
+        sop_class = dicom.sop_class_uid or ""
         if modality in BURNED_IN_MODALITIES or sop_class.startswith(BURNED_IN_CLASS_PREFIXES):
             what = f"modality {modality}" if modality in BURNED_IN_MODALITIES else "a secondary capture or ultrasound image"
             raise DcmtoolsError(
@@ -139,31 +140,77 @@ class Anonymizer:
                 "check the pixels, then use --allow-burned-in",
             )
 
-    def _meta(self, ds: Any, meta: Any, state: Any) -> None:
-        from pydicom.dataelem import DataElement
-        from pydicom.tag import BaseTag
+    def _meta(self, dicom: Any, state: Any) -> None:
+        """The file meta describes the de-identified instance and dcmtools (E.1.1 item 7)."""
+        from ..dicomfile import DEFLATED_LE, EXPLICIT_VR_BE, EXPLICIT_VR_LE, IMPLICIT_VR_LE
+        from .engine import encode, new_element
 
-        action = self.plan.rules.get(0x00020003, "U")
-        new_sop = _get_str(ds, "SOPInstanceUID")
-        if new_sop and action != "K":
-            meta._dict[BaseTag(0x00020003)] = DataElement(0x00020003, "UI", new_sop)
-        elif action == "U" and 0x00020003 in meta._dict:
-            old = _get_str(meta, "MediaStorageSOPInstanceUID")
-            if old:
-                meta._dict[BaseTag(0x00020003)] = DataElement(0x00020003, "UI", state.uid(old))
+        meta, ds = dicom.meta, dicom.dataset
+        sop_class, sop_instance = ds.text(0x00080016), ds.text(0x00080018)
+        if not meta:
+            if not (sop_class and sop_instance):
+                return  # a bare dataset that cannot be a Part 10 file: written bare, as read
+            meta[0x00020001] = new_element(0x00020001, "OB", b"\0\1")
+        old = meta.text(0x00020003)
+        if self.plan.rules.get(0x00020003, "U") == "K":
+            new = old or sop_instance
+        else:
+            new = sop_instance if sop_instance and sop_instance != old else (state.uid(old) if old else None)
+        if new:
+            meta[0x00020003] = new_element(0x00020003, "UI", encode(new, state.charset, "UI"))
+        if sop_class and not meta.text(0x00020002):
+            meta[0x00020002] = new_element(0x00020002, "UI", encode(sop_class, state.charset, "UI"))
+        ts = dicom.transfer_syntax
+        native = ts in (None, IMPLICIT_VR_LE, EXPLICIT_VR_LE, EXPLICIT_VR_BE)
+        if native or ts == DEFLATED_LE and ds.implicit:
+            # The syntax the data is in (the reader reads what it finds).
+            ts = IMPLICIT_VR_LE if ds.implicit else (EXPLICIT_VR_LE if ds.little else EXPLICIT_VR_BE)
+            dicom.deflated = False
+        meta[0x00020010] = new_element(0x00020010, "UI", encode(ts, state.charset, "UI"))
         for tag in META_REMOVED:
-            meta._dict.pop(tag, None)
-        meta._dict[BaseTag(0x00020012)] = DataElement(0x00020012, "UI", IMPLEMENTATION_CLASS_UID)
-        meta._dict[BaseTag(0x00020013)] = DataElement(0x00020013, "SH", IMPLEMENTATION_VERSION)
-        meta._dict.pop(0x00020000, None)  # group length: pydicom writes it anew
+            meta.pop(tag, None)
+        meta[0x00020012] = new_element(0x00020012, "UI", encode(IMPLEMENTATION_CLASS_UID, state.charset, "UI"))
+        meta[0x00020013] = new_element(0x00020013, "SH", encode(IMPLEMENTATION_VERSION, state.charset, "SH"))
 
     # ------------------------------------------------------------ files
     def anonymize_file(self, path: str, out: str, *, overwrite: bool = False) -> dict[str, Any]:
-        """Read ``path``, de-identify it, write ``out`` atomically; return the record."""
+        """Read ``path``, de-identify it, write ``out`` atomically; return the record.
+
+        Never raises for a bad input: the record then has ``ok: false`` and an
+        ``error`` with a stable code.
+        """
         record, _ = self._file(path, out, overwrite)
         return record
 
+    def anonymize_bytes(self, data: bytes) -> tuple[bytes, Result]:
+        """De-identify a DICOM file (or bare dataset) held in memory."""
+        import io
+
+        from ..dicomfile import read_bytes
+        from ..dicomwriter import Bulk, write
+
+        dicom = read_bytes(data)
+        if dicom.deflated:
+            dicom = read_bytes(data, bulk_threshold=1 << 62)
+        result = self.anonymize(dicom)
+        out = io.BytesIO()
+        write(out, dicom.meta or None, dicom.dataset, Bulk(buffer=data), deflated=dicom.deflated)
+        return out.getvalue(), result
+
+    def anonymize_pydicom(self, ds: Any) -> tuple[Any, Result]:
+        """De-identify a pydicom ``Dataset``: returns a new one (the input is left as it was)."""
+        import io
+
+        from pydicom import dcmread
+
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=bool(getattr(ds, "file_meta", None)))
+        data, result = self.anonymize_bytes(buffer.getvalue())
+        return dcmread(io.BytesIO(data), force=True), result
+
     def _file(self, path: str, out: str, overwrite: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        from ..dicomfile import read
+        from ..dicomwriter import Bulk, write
         from ..outputs import exists_error, write_atomic
 
         try:
@@ -173,11 +220,19 @@ class Anonymizer:
                 raise DcmtoolsError(
                     ErrorCode.EXISTS, "the output would replace the input", "choose an output folder outside the inputs"
                 )
-            ds = read_dataset(path)
-            result = self.anonymize_dataset(ds)
-            write_atomic(out, lambda stream: write_dataset(ds, stream), overwrite)
+            dicom = read(path)
+            if dicom.deflated:  # inflated values have no file offsets: read them all
+                dicom = read(path, bulk_threshold=1 << 62)
+            result = self.anonymize(dicom)
+            with Bulk(path) as bulk:
+                write_atomic(
+                    out, lambda stream: write(stream, dicom.meta or None, dicom.dataset, bulk, deflated=dicom.deflated), overwrite
+                )
         except DcmtoolsError as exc:
             return error_record("file", exc, path=path), []
+        except (ValueError, OSError) as exc:
+            error = DcmtoolsError(ErrorCode.WRITE_FAILED, f"the anonymized file could not be written: {exc}")
+            return error_record("file", error, path=path), []
         record: dict[str, Any] = {"type": "file", "path": path, "out": out, "ok": True}
         if result.sop_instance_uid:
             record["sop_instance_uid"] = result.sop_instance_uid
@@ -186,76 +241,7 @@ class Anonymizer:
         return record, result.map
 
 
-def read_dataset(path: str) -> Any:
-    """The dataset of ``path`` with its file meta, or a ``DcmtoolsError``."""
-    from pydicom import dcmread
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        size = os.path.getsize(path)
-        if size == 0:
-            raise DcmtoolsError(ErrorCode.EMPTY, "the file is empty (0 bytes)")
-        with open(path, "rb") as stream:
-            try:
-                return dcmread(stream)
-            except InvalidDicomError:
-                stream.seek(0)
-                head = stream.read(8)
-                if len(head) < 8 or head[:2] not in (b"\x08\x00", b"\x00\x08", b"\x02\x00", b"\x10\x00"):
-                    raise DcmtoolsError(
-                        ErrorCode.NOT_DICOM, "not a DICOM file (no DICM prefix and no dataset at the start)"
-                    ) from None
-                stream.seek(0)
-                return dcmread(stream, force=True)
-    except DcmtoolsError:
-        raise
-    except FileNotFoundError as exc:
-        raise DcmtoolsError(ErrorCode.NOT_FOUND, f"no such file: {path}") from exc
-    except IsADirectoryError as exc:
-        raise DcmtoolsError(ErrorCode.UNREADABLE, "this is a folder, not a file") from exc
-    except PermissionError as exc:
-        raise DcmtoolsError(ErrorCode.UNREADABLE, "permission denied", "check the file's permissions") from exc
-    except EOFError as exc:
-        raise DcmtoolsError(ErrorCode.TRUNCATED, f"the file ends too early ({exc})") from exc
-    except OSError as exc:
-        raise DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read the file: {exc.strerror or exc}") from exc
-    except Exception as exc:  # pydicom's many ways of saying "malformed"
-        raise DcmtoolsError(ErrorCode.INVALID, f"malformed DICOM: {exc}") from exc
-
-
-def write_dataset(ds: Any, stream: Any) -> None:
-    """Write ``ds`` in its own transfer syntax; a Part 10 file when it had file meta."""
-    from pydicom.filewriter import dcmwrite
-
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and 0x00020010 in meta._dict:
-        ds.preamble = b"\0" * 128
-        try:
-            dcmwrite(stream, ds, enforce_file_format=True)
-        except (ValueError, AttributeError, TypeError) as exc:
-            raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"the anonymized file could not be encoded: {exc}") from exc
-        return
-    # A bare dataset (no file meta) is written as one, in the encoding it was read in.
-    try:
-        ds.preamble = None
-        dcmwrite(stream, ds, enforce_file_format=False)
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"the anonymized dataset could not be encoded: {exc}") from exc
-
-
 # ---------------------------------------------------------------- helpers
-def _get_str(ds: Any, keyword: str) -> str:
-    if ds is None:
-        return ""
-    try:
-        value = ds.get(keyword)
-    except Exception:
-        return ""
-    if value is None:
-        return ""
-    return str(value).strip("\0 ")
-
-
 def _same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -263,60 +249,60 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
-def _mark(ds: Any, plan: Plan) -> None:
+def _mark(ds: Any, plan: Plan, charset: Any) -> None:
     """Patient Identity Removed, De-identification Method (+ codes), Longitudinal ..."""
-    from pydicom.dataelem import DataElement
-    from pydicom.dataset import Dataset
-    from pydicom.sequence import Sequence
-    from pydicom.tag import BaseTag
+    from ..dicomfile import Dataset, Element
+    from .engine import encode, new_element, text_of
 
-    from .engine import text_values
-
-    d = ds._dict
-    d[BaseTag(0x00120062)] = DataElement(0x00120062, "CS", "YES")
-    try:
-        existing = text_values(ds.get("DeidentificationMethod"))
-    except Exception:
-        existing = []
+    ds[0x00120062] = new_element(0x00120062, "CS", encode("YES", charset, "CS"))
+    existing = text_of(ds[0x00120063], charset) if 0x00120063 in ds else []
     methods = existing + [m for m in plan.method_text() if m not in existing]
-    d[BaseTag(0x00120063)] = DataElement(0x00120063, "LO", methods if len(methods) > 1 else methods[0])
-    try:
-        items = list(ds.get("DeidentificationMethodCodeSequence") or [])
-    except Exception:
-        items = []
-    have = {(str(i.get("CodeValue", "")), str(i.get("CodingSchemeDesignator", ""))) for i in items}
+    ds[0x00120063] = new_element(0x00120063, "LO", encode("\\".join(methods), charset, "LO"))
+    sequence = ds.get(0x00120064)
+    items = list(sequence.items or []) if sequence is not None else []
+    have = {(item.text(0x00080100), item.text(0x00080102)) for item in items}
     for value, meaning in plan.options.codes():
         if (value, "DCM") not in have:
-            item = Dataset()
-            item.CodeValue = value
-            item.CodingSchemeDesignator = "DCM"
-            item.CodeMeaning = meaning
+            item = Dataset(ds.little, ds.implicit)
+            item[0x00080100] = new_element(0x00080100, "SH", encode(value, charset, "SH"))
+            item[0x00080102] = new_element(0x00080102, "SH", encode("DCM", charset, "SH"))
+            item[0x00080104] = new_element(0x00080104, "LO", encode(meaning, charset, "LO"))
             items.append(item)
-    d[BaseTag(0x00120064)] = DataElement(0x00120064, "SQ", Sequence(items))
+    ds[0x00120064] = Element(0x00120064, "SQ", 0, None, None, items, True)
     ours = plan.longitudinal()
-    before = _get_str(ds, "LongitudinalTemporalInformationModified").upper()
+    before = (ds.text(0x00280303) or "").upper()
     rank = {"UNMODIFIED": 0, "MODIFIED": 1, "REMOVED": 2}
     if rank.get(before, -1) > rank[ours]:
         ours = before
-    d[BaseTag(0x00280303)] = DataElement(0x00280303, "CS", ours)
+    ds[0x00280303] = new_element(0x00280303, "CS", encode(ours, charset, "CS"))
 
 
-def _originals(ds: Any) -> dict[str, str]:
-    keys = (
-        "PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID",
-        "AccessionNumber", "StudyID", "StudyDate", "SeriesInstanceUID", "SOPInstanceUID",
-    )  # fmt: skip
-    return {k: _get_str(ds, k) for k in keys}
+ORIGINAL_TAGS = {
+    "PatientID": 0x00100020, "IssuerOfPatientID": 0x00100021, "PatientName": 0x00100010,
+    "PatientBirthDate": 0x00100030, "StudyInstanceUID": 0x0020000D, "AccessionNumber": 0x00080050,
+    "StudyID": 0x00200010, "StudyDate": 0x00080020,
+}  # fmt: skip
+
+
+def _text(ds: Any, tag: int, charset: Any) -> str:
+    from .engine import text_of
+
+    element = ds.get(tag)
+    return "\\".join(text_of(element, charset)) if element is not None else ""
+
+
+def _originals(ds: Any, charset: Any) -> dict[str, str]:
+    return {name: _text(ds, tag, charset) for name, tag in ORIGINAL_TAGS.items()}
 
 
 def _map_entries(original: dict[str, str], ds: Any, state: Any) -> list[dict[str, Any]]:
     """Re-identification entries (for --map): the patient, the study, every UID replaced."""
+    cs = state.charset
     entries: list[dict[str, Any]] = []
-    patient_new = {"PatientID": _get_str(ds, "PatientID"), "PatientName": _get_str(ds, "PatientName")}
     patient: dict[str, Any] = {
         "type": "patient",
         "original": {k: original[k] for k in ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate")},
-        "new": patient_new,
+        "new": {"PatientID": _text(ds, 0x00100020, cs), "PatientName": _text(ds, 0x00100010, cs)},
     }
     if state.plan.shift_dates:
         patient["date_offset_days"] = state.date_offset
@@ -326,12 +312,7 @@ def _map_entries(original: dict[str, str], ds: Any, state: Any) -> list[dict[str
             {
                 "type": "study",
                 "original": {k: original[k] for k in ("StudyInstanceUID", "AccessionNumber", "StudyID", "StudyDate")},
-                "new": {
-                    "StudyInstanceUID": _get_str(ds, "StudyInstanceUID"),
-                    "AccessionNumber": _get_str(ds, "AccessionNumber"),
-                    "StudyID": _get_str(ds, "StudyID"),
-                    "StudyDate": _get_str(ds, "StudyDate"),
-                },
+                "new": {k: _text(ds, ORIGINAL_TAGS[k], cs) for k in ("StudyInstanceUID", "AccessionNumber", "StudyID", "StudyDate")},
             }
         )
     for old, new in sorted(state.uids.items()):
@@ -340,10 +321,87 @@ def _map_entries(original: dict[str, str], ds: Any, state: Any) -> list[dict[str
 
 
 # ---------------------------------------------------------------- batches
+Job = tuple  # (path, out or None, error record or None)
+
+
+def plan_jobs(items: Iterable[Any], mirror: Any) -> Iterator[Job]:
+    """``(path, out, error)`` for each input item (``dcmtools.inputs.InputItem``).
+
+    ``mirror`` maps an input path to its output path; two inputs that would
+    write the same output make the second an ``exists`` error.
+    """
+    seen: set[str] = set()
+    for item in items:
+        if item.error is not None:
+            yield item.path, None, error_record("file", item.error, path=item.path)
+            continue
+        out = mirror(item.path)
+        key = os.path.normpath(out)
+        if key in seen:
+            error = DcmtoolsError(
+                ErrorCode.EXISTS,
+                f"another input of this run is written to {out} already",
+                "give inputs whose paths below their folders differ, or anonymize them into separate folders",
+            )
+            yield item.path, None, error_record("file", error, path=item.path)
+            continue
+        seen.add(key)
+        yield item.path, out, None
+
+
+class MapWriter:
+    """The ``--map`` file: JSON Lines from original to new identifiers, each entry once.
+
+    Written to a temporary file readable by its owner only, put in place by
+    ``close()``; an existing map is not replaced without ``overwrite``.
+    """
+
+    def __init__(self, path: str, overwrite: bool = False) -> None:
+        import tempfile
+
+        from ..outputs import exists_error
+
+        self.path = path
+        self.overwrite = overwrite
+        if not overwrite and os.path.lexists(path):
+            raise exists_error(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=folder)
+        self.stream = os.fdopen(fd, "w", encoding="utf-8")  # mode 0600: the map re-identifies patients
+        self.seen: set[str] = set()
+
+    def add(self, entries: Iterable[dict[str, Any]]) -> None:
+        from ..records import dumps
+
+        for entry in entries:
+            line = dumps(entry)
+            if line not in self.seen:
+                self.seen.add(line)
+                self.stream.write(line + "\n")
+
+    def close(self) -> None:
+        """Put the map in place (what was mapped so far, also after an interruption)."""
+        from ..outputs import exists_error
+
+        self.stream.close()
+        try:
+            if self.overwrite:
+                os.replace(self.tmp, self.path)
+            else:
+                try:
+                    os.link(self.tmp, self.path)
+                except FileExistsError:
+                    raise exists_error(self.path) from None
+        finally:
+            if os.path.lexists(self.tmp):
+                os.unlink(self.tmp)
+
+
 _BATCH: tuple[Anonymizer, bool] | None = None
 
 
-def _batch_job(job: tuple[str, str | None, dict[str, Any] | None]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _batch_job(job: Job) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     path, out, error = job
     if error is not None:
         return error, []
@@ -358,7 +416,7 @@ def _batch_job(job: tuple[str, str | None, dict[str, Any] | None]) -> tuple[dict
 
 def anonymize_paths(
     anonymizer: Anonymizer,
-    jobs_in: Iterable[tuple[str, str | None, dict[str, Any] | None]],
+    jobs_in: Iterable[Job],
     *,
     jobs: int = 1,
     overwrite: bool = False,
@@ -366,7 +424,8 @@ def anonymize_paths(
     """Anonymize ``(path, out, error_record_or_None)`` jobs, in order, over ``jobs`` processes.
 
     Yields ``(record, map_entries)`` per job; a job that carries an error
-    record yields it unchanged.
+    record yields it unchanged.  Worker processes are forked with the
+    anonymizer already built.
     """
     from ..parallel import map_ordered
 

@@ -1,8 +1,9 @@
-"""Applying a ``Plan`` to one pydicom dataset, in place, at any depth.
+"""Applying a ``Plan`` to one dataset of ``dcmtools.dicomfile``, in place, at any depth.
 
 The walk looks at every element of every dataset (nested sequences, private
-groups, repeating groups) by its tag, without converting the raw bytes of
-elements it does not act on: pydicom writes those back as they were read.
+groups, repeating groups) by its tag and VR only; values are decoded only for
+the elements an action needs to read, and everything else keeps its raw bytes
+(bulk data is not even in memory: the writer copies it from the source file).
 
 Sequences are walked in a *mode* that says what happens to the free-text
 leaves that have no row of their own: inside a sequence whose action is D
@@ -14,15 +15,11 @@ code triplets of coded concepts are kept), inside one whose action is C
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+import struct
+from typing import Callable
 
-from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-from pydicom.sequence import Sequence
-from pydicom.valuerep import PersonName
-
+from ..dicomfile import Dataset, Element
+from ..values import Charset, string_values
 from .dates import shift_da, shift_dt
 from .keys import Key
 from .profile import ANIMAL_TYPE_2C, Plan
@@ -39,70 +36,42 @@ CODE_TAGS = frozenset(
 # Structured content: SR content tree, acquisition context, specimen preparation, graphic annotations.
 STRUCTURED = frozenset({0x0040A730, 0x00400555, 0x00400610, 0x00700001})
 PATIENT_NAME, PATIENT_ID = 0x00100010, 0x00100020
+SPECIFIC_CHARACTER_SET = 0x00080005
 
 DUMMY_TEXT = "ANONYMIZED"
-DUMMIES: dict[str, Any] = {
-    "AE": "ANONYMIZED",
-    "AS": "000D",
-    "CS": "ANONYMIZED",
-    "DA": "19000101",
-    "DT": "19000101000000",
-    "TM": "000000",
-    "DS": "0",
-    "IS": "0",
-    "LT": DUMMY_TEXT,
-    "ST": DUMMY_TEXT,
-    "UT": DUMMY_TEXT,
-    "UC": DUMMY_TEXT,
-    "UR": "urn:dcmtools:anonymized",
-    "FL": 0.0,
-    "FD": 0.0,
-    "SS": 0,
-    "US": 0,
-    "SL": 0,
-    "UL": 0,
-    "SV": 0,
-    "UV": 0,
-    "AT": 0,
-}
-BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW"})
-MAX_LENGTH = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "UC": 64}
-
-_VR_CACHE: dict[int, str] = {}
+DUMMY_STRINGS = {
+    "AE": "ANONYMIZED", "AS": "000D", "CS": "ANONYMIZED", "DA": "19000101", "DT": "19000101000000",
+    "TM": "000000", "DS": "0", "IS": "0", "LT": DUMMY_TEXT, "ST": DUMMY_TEXT, "UT": DUMMY_TEXT,
+    "UC": DUMMY_TEXT, "UR": "urn:dcmtools:anonymized",
+}  # fmt: skip
+NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "SV": "q", "UV": "Q", "AT": "HH"}
+BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 
 
-def element_vr(tag: int, elem: Any) -> str:
-    """The VR of a raw or converted element, from the dictionary when implicit."""
-    vr = elem.VR
-    if vr is not None:
-        return vr
-    if getattr(elem, "length", 0) == 0xFFFFFFFF:
-        return "SQ"
-    vr = _VR_CACHE.get(tag)
-    if vr is None:
-        try:
-            vr = dictionary_VR(tag)
-        except KeyError:
-            vr = "UN"
-        _VR_CACHE[tag] = vr
-    return vr
-
-
-def plain_vr(vr: str) -> str:
-    """One VR for the dictionary's ambiguous ones ("OB or OW" -> "OW", "US or SS" -> "US")."""
-    if " or " not in vr:
-        return vr
-    first, _, second = vr.partition(" or ")
-    return second if first == "OB" else first
-
-
-def text_values(value: Any) -> list[str]:
-    """The string values of an element value (MultiValue, PersonName, str)."""
-    if value is None or value == "":
+def text_of(element: Element, charset: Charset) -> list[str]:
+    """The non-empty string values of a string element."""
+    if not element.value:
         return []
-    if isinstance(value, (MultiValue, list, tuple)):
-        return [str(v) for v in value if v is not None and str(v) != ""]
-    return [str(value)]
+    return [v for v in string_values(element, charset) if v]
+
+
+def encode(text: str, charset: Charset, vr: str) -> bytes:
+    """A string value in the dataset's character set, padded to even length."""
+    if text.isascii():
+        raw = text.encode("ascii")
+    elif charset.extended:
+        from pydicom import charset as pydicom_charset  # only for code extensions
+
+        raw = pydicom_charset.encode_string(text, pydicom_charset.convert_encodings(charset.terms))
+    else:
+        raw = text.encode(charset.codec, errors="replace")
+    if len(raw) & 1:
+        raw += b"\0" if vr == "UI" else b" "
+    return raw
+
+
+def new_element(tag: int, vr: str, value: bytes | None) -> Element:
+    return Element(tag, vr, len(value or b""), value or b"", None)
 
 
 class FileState:
@@ -113,13 +82,14 @@ class FileState:
         self.key = key
         self.warnings: list[str] = []
         self.uids: dict[str, str] = {}
-        self.identity = _identity(ds)
+        self.charset = Charset.of(ds)
+        self.identity = identity(ds, self.charset)
         self.patient_key = self.identity["key"]
         self.patient_pseudonym = key.pseudonym("patient\0" + self.patient_key, 16)
         self.date_offset = key.date_offset(self.patient_key) if plan.shift_dates else 0
         self.animal = self.identity["animal"]
         self._cleaner: Callable[[str], str] | None = None
-        self._terms = _phi_terms(ds, plan) if plan.has_clean else []
+        self._terms = phi_terms(ds, plan, self.charset) if plan.has_clean else []
 
     def warn(self, tag: int, message: str) -> None:
         if len(self.warnings) < 50:
@@ -138,50 +108,45 @@ class FileState:
         return self._cleaner(text)
 
 
-def _identity(ds: Dataset) -> dict[str, Any]:
-    def get(keyword: str) -> str:
-        try:
-            value = ds.get(keyword)
-        except Exception:  # a malformed value must not stop the run
-            return ""
-        return "\\".join(text_values(value)).strip()
+def identity(ds: Dataset, charset: Charset) -> dict:
+    """Who the patient is (before anything changes): the key of the patient's pseudonym and date offset."""
 
-    pid, issuer, name = get("PatientID"), get("IssuerOfPatientID"), get("PatientName")
+    def get(tag: int) -> str:
+        element = ds.get(tag)
+        if element is None or not element.value:
+            return ""
+        return "\\".join(text_of(element, charset))
+
+    pid, issuer, name = get(0x00100020), get(0x00100021), get(0x00100010)
     if pid:
         key = f"id\0{issuer}\0{pid}"
     elif name:
-        key = f"name\0{name}\0{get('PatientBirthDate')}"
+        key = f"name\0{name}\0{get(0x00100030)}"
     else:
-        key = f"study\0{get('StudyInstanceUID')}"
-    try:
-        species = ds.get("PatientSpeciesCodeSequence")
-    except Exception:
-        species = None
-    animal = bool(get("PatientSpeciesDescription") or species)
+        key = f"study\0{get(0x0020000D)}"
+    species = ds.get(0x00102202)
+    animal = bool(get(0x00102201) or (species is not None and species.items))
     return {"key": key, "PatientID": pid, "IssuerOfPatientID": issuer, "PatientName": name, "animal": animal}
 
 
-def _phi_terms(ds: Dataset, plan: Plan) -> list[str]:
+def phi_terms(ds: Dataset, plan: Plan, charset: Charset) -> list[str]:
     """Identifying strings of the top-level dataset that cleaning removes from text."""
     terms: set[str] = set()
-    for tag in list(ds._dict):
+    for tag, element in ds.items():
         group = tag >> 16
-        if group not in (0x0008, 0x0010, 0x0012, 0x0032, 0x0038, 0x0040, 0x4008):
+        if group not in (0x0008, 0x0010, 0x0012, 0x0032, 0x0038, 0x0040, 0x4008) or not element.value:
             continue
         action = plan.rules.get(tag)
         if action is None or action in ("K", "C", "U"):
             continue
-        try:
-            elem = ds[tag]
-        except Exception:
-            continue
-        if elem.VR == "PN":
-            for value in text_values(elem.value):
+        vr = element.vr
+        if vr == "PN":
+            for value in text_of(element, charset):
                 terms.update(p for p in re.split(r"[\^=\s,]+", value) if len(p) >= 2)
-        elif elem.VR in ("LO", "SH", "ST", "LT", "UC"):
-            terms.update(v.strip() for v in text_values(elem.value) if len(v.strip()) >= 3)
-        elif elem.VR == "DA":
-            for value in text_values(elem.value):
+        elif vr in ("LO", "SH", "ST", "LT", "UC"):
+            terms.update(v.strip() for v in text_of(element, charset) if len(v.strip()) >= 3)
+        elif vr == "DA":
+            for value in text_of(element, charset):
                 if re.fullmatch(r"\d{8}", value):
                     y, m, d = value[:4], value[4:6], value[6:]
                     terms.update({value, f"{y}-{m}-{d}", f"{d}/{m}/{y}", f"{m}/{d}/{y}", f"{d}.{m}.{y}"})
@@ -213,85 +178,77 @@ class Walker:
         self.rules = state.plan.rules
 
     # ------------------------------------------------------------ datasets
-    def dataset(self, ds: Dataset, mode: str | None = None) -> None:
+    def dataset(self, ds: Dataset, mode: str | None = None, charset: Charset | None = None) -> None:
+        charset = self.state.charset if charset is None else Charset.of(ds, charset)
         rules = self.rules
-        elements = ds._dict
         private_seen = False
-        for tag in list(elements):
+        for tag in list(ds):
             group = tag >> 16
             if group & 1:
                 private_seen = True
                 continue
             if tag & 0xFFFF == 0 and group != 0x0002:
-                del elements[tag]  # group lengths: wrong once elements go
+                del ds[tag]  # group lengths: wrong once elements go
                 continue
             action = rules.get(tag)
             if action is None:
                 high = group & 0xFF00
                 if high == 0x6000 or high == 0x5000:
-                    self.repeating(ds, tag, group, high)
+                    self.repeating(ds, tag, group, high, charset)
                     continue
-                elem = elements[tag]
-                vr = element_vr(tag, elem)
-                if vr == "SQ":
-                    self.sequence(ds, tag, mode)
-                elif mode is not None and vr in TEXT_VRS:
+                element = ds[tag]
+                if element.items is not None:
+                    self.sequence(element, mode, charset)
+                elif mode is not None and element.vr in TEXT_VRS:
                     if mode == "DS" and tag in CODE_TAGS:
                         continue
                     if mode == "C":
-                        self.clean(ds, tag, vr)
+                        self.clean(ds, tag, element, charset)
                     else:
-                        self.dummy(ds, tag, vr)
+                        self.dummy(ds, tag, element, charset)
                 continue
-            self.apply(ds, tag, action, mode)
+            self.apply(ds, tag, action, mode, charset)
         if private_seen:
-            self.private(ds)
+            self.private(ds, charset)
 
-    def sequence(self, ds: Dataset, tag: int, mode: str | None) -> None:
-        try:
-            items = ds[tag].value
-        except Exception as exc:
-            self.state.warn(tag, f"sequence could not be read ({exc}); removed")
-            del ds[tag]
-            return
-        for item in items or ():
-            if isinstance(item, Dataset):
-                self.dataset(item, mode)
+    def sequence(self, element: Element, mode: str | None, charset: Charset) -> None:
+        for item in element.items or ():
+            self.dataset(item, mode, charset)
 
     # ------------------------------------------------------------ actions
-    def apply(self, ds: Dataset, tag: int, action: str, mode: str | None) -> None:
-        elem = ds._dict[tag]
-        vr = element_vr(tag, elem)
+    def apply(self, ds: Dataset, tag: int, action: str, mode: str | None, charset: Charset) -> None:
+        element = ds[tag]
+        is_sequence = element.items is not None
         if "/" in action:
-            action = self.resolve(ds, tag, action, vr)
+            action = self.resolve(element, action)
         if action == "X":
             if self.state.animal and tag in ANIMAL_TYPE_2C:
-                self.zero(ds, tag, vr)
+                self.zero(ds, tag, element, charset)
             else:
-                del ds._dict[tag]
-        elif action == "K":
-            if vr == "SQ":
-                self.sequence(ds, tag, mode)
+                del ds[tag]
+        elif action == "K" or action == "KU":  # KU: X/Z/U*, references kept with their UIDs replaced
+            if is_sequence:
+                self.sequence(element, mode, charset)
         elif action == "U":
-            self.replace_uids(ds, tag, vr)
+            self.replace_uids(ds, tag, element, charset)
         elif action == "Z":
-            self.zero(ds, tag, vr)
+            self.zero(ds, tag, element, charset)
         elif action == "D":
-            if vr == "SQ":
-                self.sequence(ds, tag, mode if mode and mode.startswith("D") else ("DS" if tag in STRUCTURED else "D"))
+            if is_sequence:
+                inner = mode if mode and mode.startswith("D") else ("DS" if tag in STRUCTURED else "D")
+                self.sequence(element, inner, charset)
             else:
-                self.dummy(ds, tag, vr)
+                self.dummy(ds, tag, element, charset)
         elif action == "C":
-            if vr == "SQ":
-                self.sequence(ds, tag, mode if mode and mode.startswith("D") else "C")
+            if is_sequence:
+                self.sequence(element, mode if mode and mode.startswith("D") else "C", charset)
             else:
-                self.clean(ds, tag, vr)
-        elif action == "KU":  # X/Z/U*: the references stay, their UIDs replaced
-            self.sequence(ds, tag, mode)
+                self.clean(ds, tag, element, charset)
         else:  # pragma: no cover - the table is checked when it is generated
             raise ValueError(f"unknown action {action!r}")
 
-    def resolve(self, ds: Dataset, tag: int, action: str, vr: str) -> str:
+    @staticmethod
+    def resolve(element: Element, action: str) -> str:
         """A combined code: the least removal that keeps the element as valid as it was.
 
         Without the IOD's attribute types at hand, an element the input has is
@@ -303,152 +260,113 @@ class Walker:
             return "KU"
         if action == "X/Z":
             return "Z"
-        elem = ds._dict[tag]
-        if vr == "SQ":
-            try:
-                empty = not ds[tag].value
-            except Exception:
-                return "X"
-        else:
-            empty = getattr(elem, "length", None) == 0 or (
-                not isinstance(elem, RawDataElement) and elem.is_empty
-            )
+        empty = not element.items if element.items is not None else element.length == 0
         return "Z" if empty else "D"
 
-    def zero(self, ds: Dataset, tag: int, vr: str) -> None:
-        if vr == "SQ":
-            ds._dict[tag] = DataElement(tag, "SQ", Sequence())
+    def zero(self, ds: Dataset, tag: int, element: Element, charset: Charset) -> None:
+        if element.items is not None:
+            ds[tag] = Element(tag, "SQ", 0, None, None, [], True)
             return
-        if tag == PATIENT_NAME:
-            # A name is kept recognisable per patient: the patient's pseudonym.
-            elem = ds._dict[tag]
-            if getattr(elem, "length", 1) != 0 and text_values(ds[tag].value):
-                ds._dict[tag] = DataElement(tag, "PN", self.state.patient_pseudonym)
-                return
-        ds._dict[tag] = DataElement(tag, plain_vr(vr), None)
+        if tag == PATIENT_NAME and text_of(element, charset):
+            # A name stays recognisable per patient: the patient's pseudonym.
+            ds[tag] = new_element(tag, "PN", encode(self.state.patient_pseudonym, charset, "PN"))
+            return
+        ds[tag] = new_element(tag, element.vr, b"")
 
-    def dummy(self, ds: Dataset, tag: int, vr: str) -> None:
+    def dummy(self, ds: Dataset, tag: int, element: Element, charset: Charset) -> None:
         """A non-empty value that fits the VR: repeatable pseudonyms for names and IDs."""
-        state = self.state
+        state, vr = self.state, element.vr
         if vr == "UI":
-            values = text_values(ds[tag].value)
+            values = text_of(element, charset)
             new = [state.uid(v) for v in values] or [state.key.uid(f"dummy\0{tag}")]
-            ds._dict[tag] = DataElement(tag, "UI", new if len(new) > 1 else new[0])
-            return
-        if tag == PATIENT_ID:
-            ds._dict[tag] = DataElement(tag, vr, state.patient_pseudonym)
-            return
-        if vr in ("PN", "LO", "SH"):
-            try:
-                values = text_values(ds[tag].value)
-            except Exception:
-                values = []
-            length = 16 if vr != "PN" else 24
-            names = [state.key.pseudonym(f"{vr}\0{v}", length) for v in values] or [DUMMY_TEXT]
-            ds._dict[tag] = DataElement(tag, vr, names if len(names) > 1 else names[0])
-            return
-        if vr in BINARY_VRS or vr not in DUMMIES:
-            ds._dict[tag] = DataElement(tag, plain_vr(vr) if vr in BINARY_VRS else "UN", b"\0\0")
-            return
-        ds._dict[tag] = DataElement(tag, vr, DUMMIES[vr])
+            ds[tag] = new_element(tag, vr, encode("\\".join(new), charset, vr))
+        elif tag == PATIENT_ID:
+            ds[tag] = new_element(tag, vr, encode(state.patient_pseudonym, charset, vr))
+        elif vr in ("PN", "LO", "SH"):
+            length = 24 if vr == "PN" else 16
+            names = [state.key.pseudonym(f"{vr}\0{v}", length) for v in text_of(element, charset)]
+            ds[tag] = new_element(tag, vr, encode("\\".join(names) or DUMMY_TEXT, charset, vr))
+        elif vr in DUMMY_STRINGS:
+            ds[tag] = new_element(tag, vr, encode(DUMMY_STRINGS[vr], charset, vr))
+        elif vr in NUMBER_FORMATS:
+            fmt = ("<" if ds.little else ">") + NUMBER_FORMATS[vr]
+            ds[tag] = new_element(tag, vr, struct.pack(fmt, *([0] * len(NUMBER_FORMATS[vr]))))
+        else:  # OB, OW, UN, ...: two zero bytes
+            ds[tag] = new_element(tag, vr if vr in BINARY_VRS else "UN", b"\0\0")
 
-    def clean(self, ds: Dataset, tag: int, vr: str) -> None:
+    def clean(self, ds: Dataset, tag: int, element: Element, charset: Charset) -> None:
         """Replace with values of similar meaning known not to identify anyone."""
-        state = self.state
+        state, vr = self.state, element.vr
         if vr in ("DA", "DT"):
             if not self.plan.shift_dates:
-                self.dummy(ds, tag, vr)
+                self.dummy(ds, tag, element, charset)
                 return
             shift = shift_da if vr == "DA" else shift_dt
             try:
-                values = text_values(ds[tag].value)
-            except Exception:
-                values = None
-            try:
-                if values is None:
-                    raise ValueError("unreadable value")
-                new = [shift(v, state.date_offset) for v in values]
+                new = [shift(v, state.date_offset) for v in text_of(element, charset)]
             except ValueError as exc:
                 state.warn(tag, f"{exc}: emptied")
-                ds._dict[tag] = DataElement(tag, vr, None)
+                ds[tag] = new_element(tag, vr, b"")
                 return
-            ds._dict[tag] = DataElement(tag, vr, new if len(new) > 1 else (new[0] if new else None))
-            return
-        if vr in ("TM", "CS", "AS"):
+            ds[tag] = new_element(tag, vr, encode("\\".join(new), charset, vr))
+        elif vr in ("TM", "CS", "AS"):
             return  # times stay (dates move by whole days); codes and ages carry no identity
-        if vr in TEXT_VRS:
-            try:
-                elem = ds[tag]
-            except Exception as exc:
-                state.warn(tag, f"value could not be read ({exc}); removed")
-                del ds._dict[tag]
-                return
-            values = text_values(elem.value)
+        elif vr in TEXT_VRS:
+            values = text_of(element, charset)
             cleaned = [state.clean_text(v) for v in values]
             if cleaned != values:
                 if vr == "PN":
                     cleaned = [c or DUMMY_TEXT for c in cleaned]
-                ds._dict[tag] = DataElement(tag, vr, cleaned if len(cleaned) > 1 else (cleaned[0] if cleaned else None))
-            return
-        self.dummy(ds, tag, vr)
+                ds[tag] = new_element(tag, vr, encode("\\".join(cleaned), charset, vr))
+        else:
+            self.dummy(ds, tag, element, charset)
 
-    def replace_uids(self, ds: Dataset, tag: int, vr: str) -> None:
-        if vr == "SQ":  # not in the table, but never let a UID sequence through unwalked
-            self.sequence(ds, tag, None)
+    def replace_uids(self, ds: Dataset, tag: int, element: Element, charset: Charset) -> None:
+        if element.items is not None:  # never let a sequence through unwalked
+            self.sequence(element, None, charset)
             return
-        try:
-            values = text_values(ds[tag].value)
-        except Exception as exc:
-            self.state.warn(tag, f"UID could not be read ({exc}); removed")
-            del ds._dict[tag]
-            return
-        if not values:
-            return
-        new = [self.state.uid(v) for v in values]
-        ds._dict[tag] = DataElement(tag, "UI", new if len(new) > 1 else new[0])
+        values = text_of(element, charset)
+        if values:
+            new = [self.state.uid(v) for v in values]
+            ds[tag] = new_element(tag, "UI", encode("\\".join(new), charset, "UI"))
 
     # ------------------------------------------------------------ groups
-    def repeating(self, ds: Dataset, tag: int, group: int, high: int) -> None:
+    def repeating(self, ds: Dataset, tag: int, group: int, high: int, charset: Charset) -> None:
         """Curves (50xx,xxxx) and overlays (60xx,xxxx)."""
-        elements = ds._dict
-        if tag not in elements:
+        element = ds.get(tag)
+        if element is None:
             return  # its whole group went already
         if high == 0x5000:
             action = self.plan.curve
         elif tag & 0xFFFF == 0x4000:
             action = self.plan.overlay_comments
             if action == "X":
-                del elements[tag]
+                del ds[tag]
                 return
         else:
             action = self.plan.overlay
         if action == "X":
             # The whole curve or overlay goes: a plane without its data would be invalid.
-            for other in [t for t in elements if t >> 16 == group]:
-                del elements[other]
+            for other in [t for t in ds if t >> 16 == group]:
+                del ds[other]
             return
-        vr = element_vr(tag, elements[tag])
-        if vr in TEXT_VRS:
-            self.clean(ds, tag, vr)
+        if element.vr in TEXT_VRS:
+            self.clean(ds, tag, element, charset)
 
-    def private(self, ds: Dataset) -> None:
+    def private(self, ds: Dataset, charset: Charset) -> None:
         """Private groups: removed, or only the known-safe ones kept (Retain Safe Private)."""
-        elements = ds._dict
-        private = [t for t in elements if (t >> 16) & 1]
+        private = [t for t in ds if (t >> 16) & 1]
         if self.plan.private != "C":
             for tag in private:
-                del elements[tag]
+                del ds[tag]
             return
         safe = self.plan.safe_private
-        declared = _declared_safe(ds)
+        declared = declared_safe(ds)
         creators: dict[int, str] = {}
         for tag in private:
-            element = tag & 0xFFFF
-            if 0x0010 <= element <= 0x00FF:
-                try:
-                    creators[tag] = str(ds[tag].value or "").strip().upper()
-                except Exception:
-                    creators[tag] = ""
+            if 0x0010 <= tag & 0xFFFF <= 0x00FF:
+                raw = ds[tag].value or b""
+                creators[tag] = raw.decode("latin-1").strip(" \0").upper()
         needed: set[int] = set()
         for tag in private:
             group, element = tag >> 16, tag & 0xFFFF
@@ -459,30 +377,29 @@ class Walker:
             key = (group, creator, element & 0xFF)
             if creator and (key in safe or key in declared or (group, creator, None) in declared):
                 needed.add(creator_tag)
-                if element_vr(tag, elements[tag]) == "SQ":
-                    self.sequence(ds, tag, None)
+                if ds[tag].items is not None:
+                    self.sequence(ds[tag], None, charset)
             else:
-                del elements[tag]
+                del ds[tag]
         for tag in private:
-            if tag in elements and tag & 0xFFFF < 0x1000 and tag not in needed:
-                del elements[tag]
+            if tag in ds and tag & 0xFFFF < 0x1000 and tag not in needed:
+                del ds[tag]
 
 
-def _declared_safe(ds: Dataset) -> set[tuple[int, str, int | None]]:
-    """Private elements the dataset itself declares safe (0008,0300), before it is walked."""
+def declared_safe(ds: Dataset) -> set[tuple[int, str, int | None]]:
+    """Private elements the dataset itself declares safe (Private Data Element Characteristics)."""
     out: set[tuple[int, str, int | None]] = set()
-    try:
-        items = ds.get("PrivateDataElementCharacteristicsSequence")
-    except Exception:
-        return out
-    for item in items or ():
-        try:
-            group = int(item.get("PrivateGroupReference", 0) or 0)
-            creator = str(item.get("PrivateCreatorReference", "") or "").strip().upper()
-            if str(item.get("BlockIdentifyingInformationStatus", "")).upper() == "SAFE":
-                out.add((group, creator, None))
-            for element in item.get("NonidentifyingPrivateElements") or ():
-                out.add((group, creator, int(element) & 0xFF))
-        except (TypeError, ValueError):
+    sequence = ds.get(0x00080300)
+    for item in (sequence.items if sequence is not None else None) or ():
+        group = item.uint(0x00080301)
+        creator = (item.text(0x00080302) or "").upper()
+        if group is None or not creator:
             continue
+        if (item.text(0x00080303) or "").upper() == "SAFE":
+            out.add((group, creator, None))
+        listed = item.get(0x00080304)
+        if listed is not None and listed.value:
+            fmt = ("<" if item.little else ">") + f"{len(listed.value) // 2}H"
+            for number in struct.unpack(fmt, listed.value[: len(listed.value) // 2 * 2]):
+                out.add((group, creator, number & 0xFF))
     return out
