@@ -70,6 +70,11 @@ def encode(text: str, charset: Charset, vr: str) -> bytes:
     return raw
 
 
+def person_name(pseudonym: str) -> str:
+    """A pseudonym as a PN value: family name ANON, the rest as the given name."""
+    return pseudonym[:4] + "^" + pseudonym[4:]
+
+
 def new_element(tag: int, vr: str, value: bytes | None) -> Element:
     return Element(tag, vr, len(value or b""), value or b"", None)
 
@@ -269,7 +274,7 @@ class Walker:
             return
         if tag == PATIENT_NAME and text_of(element, charset):
             # A name stays recognisable per patient: the patient's pseudonym.
-            ds[tag] = new_element(tag, "PN", encode(self.state.patient_pseudonym, charset, "PN"))
+            ds[tag] = new_element(tag, "PN", encode(person_name(self.state.patient_pseudonym), charset, "PN"))
             return
         ds[tag] = new_element(tag, element.vr, b"")
 
@@ -283,8 +288,9 @@ class Walker:
         elif tag == PATIENT_ID:
             ds[tag] = new_element(tag, vr, encode(state.patient_pseudonym, charset, vr))
         elif vr in ("PN", "LO", "SH"):
-            length = 24 if vr == "PN" else 16
-            names = [state.key.pseudonym(f"{vr}\0{v}", length) for v in text_of(element, charset)]
+            names = [state.key.pseudonym(f"{vr}\0{v}", 16) for v in text_of(element, charset)]
+            if vr == "PN":
+                names = [person_name(n) for n in names]
             ds[tag] = new_element(tag, vr, encode("\\".join(names) or DUMMY_TEXT, charset, vr))
         elif vr in DUMMY_STRINGS:
             ds[tag] = new_element(tag, vr, encode(DUMMY_STRINGS[vr], charset, vr))

@@ -40,6 +40,7 @@ class Key:
         # Short public fingerprint: tells two runs used the same key, reveals nothing.
         self.fingerprint = self._derive(secret, b"fingerprint").hex()[:12]
         self._uids: dict[str, str] = {}
+        self._names: dict[tuple[str, int, str], str] = {}
 
     @classmethod
     def random(cls) -> "Key":
@@ -74,10 +75,16 @@ class Key:
         return new
 
     def pseudonym(self, value: str, length: int = 16, prefix: str = "ANON") -> str:
-        """A repeatable identifier for ``value``, ``length`` characters in all."""
-        digest = hmac.new(self._name_key, value.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
-        body = base64.b32encode(digest).decode("ascii").rstrip("=")
-        return (prefix + body)[: max(length, len(prefix) + 6)]
+        """A repeatable identifier for ``value``, ``length`` characters in all (cached)."""
+        cache_key = (value, length, prefix)
+        name = self._names.get(cache_key)
+        if name is None:
+            digest = hmac.new(self._name_key, value.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
+            body = base64.b32encode(digest).decode("ascii").rstrip("=")
+            name = (prefix + body)[: max(length, len(prefix) + 6)]
+            if len(self._names) < 100_000:
+                self._names[cache_key] = name
+        return name
 
     def date_offset(self, patient: str) -> int:
         """Days to add to every date of this patient (negative)."""
