@@ -307,7 +307,7 @@ def test_veterinary_patient(tmp_path):
     assert "ResponsibleOrganization" in ds and ds.ResponsibleOrganization == ""
     assert "BreedRegistrationSequence" in ds and len(ds.BreedRegistrationSequence) == 0
     assert ds.PatientSpeciesDescription == "Canine" and ds.PatientBreedDescription == "Beagle"
-    assert ds.ResponsiblePersonRole == "OWNER"
+    assert "ResponsiblePersonRole" not in ds  # Type 1C: only with a Responsible Person value
     assert "StrainDescription" not in ds and "OtherPatientIDs" not in ds
     assert ds.PatientSexNeutered == ""
 

@@ -37,6 +37,7 @@ CODE_TAGS = frozenset(
 STRUCTURED = frozenset({0x0040A730, 0x00400555, 0x00400610, 0x00700001})
 PATIENT_NAME, PATIENT_ID = 0x00100010, 0x00100020
 SPECIFIC_CHARACTER_SET = 0x00080005
+RESPONSIBLE_PERSON, RESPONSIBLE_PERSON_ROLE = 0x00102297, 0x00102298
 
 DUMMY_TEXT = "ANONYMIZED"
 DUMMY_STRINGS = {
@@ -181,6 +182,7 @@ class Walker:
         self.state = state
         self.plan = state.plan
         self.rules = state.plan.rules
+        self.depth = 0
 
     # ------------------------------------------------------------ datasets
     def dataset(self, ds: Dataset, mode: str | None = None, charset: Charset | None = None) -> None:
@@ -215,17 +217,26 @@ class Walker:
             self.apply(ds, tag, action, mode, charset)
         if private_seen:
             self.private(ds, charset)
+        role = ds.get(RESPONSIBLE_PERSON_ROLE)
+        if role is not None:
+            person = ds.get(RESPONSIBLE_PERSON)
+            if person is None or not person.length:
+                del ds[RESPONSIBLE_PERSON_ROLE]  # Type 1C: only with a Responsible Person value
 
     def sequence(self, element: Element, mode: str | None, charset: Charset) -> None:
-        for item in element.items or ():
-            self.dataset(item, mode, charset)
+        self.depth += 1
+        try:
+            for item in element.items or ():
+                self.dataset(item, mode, charset)
+        finally:
+            self.depth -= 1
 
     # ------------------------------------------------------------ actions
     def apply(self, ds: Dataset, tag: int, action: str, mode: str | None, charset: Charset) -> None:
         element = ds[tag]
         is_sequence = element.items is not None
         if "/" in action:
-            action = self.resolve(element, action)
+            action = self.resolve(element, action, self.depth)
         if action == "X":
             if self.state.animal and tag in ANIMAL_TYPE_2C:
                 self.zero(ds, tag, element, charset)
@@ -253,18 +264,21 @@ class Walker:
             raise ValueError(f"unknown action {action!r}")
 
     @staticmethod
-    def resolve(element: Element, action: str) -> str:
+    def resolve(element: Element, action: str, depth: int = 0) -> str:
         """A combined code: the least removal that keeps the element as valid as it was.
 
         Without the IOD's attribute types at hand, an element the input has is
         kept present (so a Type 1 or 2 attribute stays), emptied for X/Z, and
         given a dummy value for X/D, X/Z/D and Z/D unless it was empty already.
-        X/Z/U* sequences keep their items with every UID replaced.
+        X/Z/U* sequences keep their items with every UID replaced.  An X/Z
+        sequence is emptied at the top level (Type 2 there: Referenced Study,
+        Acquisition Context) and removed inside items (Type 3 there, and an
+        empty sequence would break the "one or more items" of its macro).
         """
         if action == "X/Z/U*":
             return "KU"
         if action == "X/Z":
-            return "Z"
+            return "X" if element.items is not None and depth > 0 else "Z"
         empty = not element.items if element.items is not None else element.length == 0
         return "Z" if empty else "D"
 
