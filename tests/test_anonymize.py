@@ -440,3 +440,49 @@ def test_pydicom_bundled_files_never_crash(all_test_files, tmp_path):
             assert ds.SOPInstanceUID != original.SOPInstanceUID
         if "PixelData" in original:
             assert ds.PixelData == original.PixelData, record["path"]
+
+
+def replace_as_un(data: bytes, tag: int, value: bytes) -> bytes:
+    """Re-encode one top-level element of an explicit VR little endian file as UN."""
+    import struct
+
+    header = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+    start = data.index(header, 132)
+    vr = data[start + 4 : start + 6]
+    if vr in (b"SQ", b"OB", b"OW", b"UN", b"UT", b"UC", b"UR"):
+        length, end_header = struct.unpack_from("<I", data, start + 8)[0], start + 12
+    else:
+        length, end_header = struct.unpack_from("<H", data, start + 6)[0], start + 8
+    assert length != 0xFFFFFFFF
+    element = header + b"UN\0\0" + struct.pack("<I", len(value)) + value
+    return data[:start] + element + data[end_header + length :]
+
+
+def test_sequences_and_names_stored_as_un_are_still_anonymized(tmp_path):
+    """Explicit VR files where a converter wrote known elements as UN (CP-246)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    ds = ct()
+    inner = pydicom.Dataset()
+    inner.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    inner.ReferencedSOPInstanceUID = UID_ROOT + "555"
+    inner.RequestingPhysician = "PHIREQUESTER"
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, True
+    write_dataset(buffer, inner)
+    item = b"\xfe\xff\x00\xe0" + len(buffer.getvalue()).to_bytes(4, "little") + buffer.getvalue()
+    path = save(ds, tmp_path / "in" / "un.dcm")
+    data = path.read_bytes()
+    for tag, value in ((0x00081140, item), (0x00100010, b"DOE^JOHNNY")):  # Referenced Image Sequence, Patient's Name
+        data = replace_as_un(data, tag, value)
+    path.write_bytes(data)
+    assert b"\x08\x00\x40\x11UN" in data and b"\x10\x00\x10\x00UN" in data
+    out = tmp_path / "out"
+    result = dcmtools("anonymize", "--key", "k", "-o", str(out), str(tmp_path / "in"))
+    assert result.returncode == 0, result.stderr
+    assert_no_phi(out / "un.dcm")
+    got = pydicom.dcmread(out / "un.dcm")
+    assert got["ReferencedImageSequence"].VR == "SQ"
+    assert got.ReferencedImageSequence[0].ReferencedSOPInstanceUID.startswith("2.25.")
+    assert str(got.PatientName).startswith("ANON^")

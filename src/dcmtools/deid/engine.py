@@ -18,6 +18,7 @@ import re
 import struct
 from typing import Callable
 
+from .. import datadict, dicomfile
 from ..dicomfile import Dataset, Element
 from ..values import Charset, string_values
 from .dates import shift_da, shift_dt
@@ -197,13 +198,18 @@ class Walker:
             if tag & 0xFFFF == 0 and group != 0x0002:
                 del ds[tag]  # group lengths: wrong once elements go
                 continue
+            element = ds.get(tag)
+            if element is None:
+                continue  # went with its repeating group
+            if element.vr == "UN" and not self.known_vr(ds, tag):
+                continue
             action = rules.get(tag)
             if action is None:
                 high = group & 0xFF00
                 if high == 0x6000 or high == 0x5000:
                     self.repeating(ds, tag, group, high, charset)
                     continue
-                element = ds[tag]
+                element = ds[tag]  # known_vr may have parsed it
                 if element.items is not None:
                     self.sequence(element, mode, charset)
                 elif mode is not None and element.vr in TEXT_VRS:
@@ -222,6 +228,31 @@ class Walker:
             person = ds.get(RESPONSIBLE_PERSON)
             if person is None or not person.length:
                 del ds[RESPONSIBLE_PERSON_ROLE]  # Type 1C: only with a Responsible Person value
+
+    def known_vr(self, ds: Dataset, tag: int) -> bool:
+        """A public element written as UN gets its dictionary VR, so that its
+        action can read it; a sequence is parsed (implicit VR little endian,
+        CP-246).  False when it cannot be and was removed."""
+        vr = datadict.vr_of(tag)
+        if vr == "UN" or " or " in vr:
+            return True
+        element = ds[tag]
+        if vr != "SQ":
+            element.vr = vr
+            return True
+        value = element.value
+        if value is None:
+            self.state.warn(tag, "a sequence stored as UN could not be read; removed")
+            del ds[tag]
+            return False
+        try:
+            items, _ = dicomfile._Reader(value, 1 << 62, None, None)._items(0, len(value), True, True, self.depth)
+        except (dicomfile.ReadError, dicomfile._Truncated, ValueError) as exc:
+            self.state.warn(tag, f"a sequence stored as UN could not be read ({exc}); removed")
+            del ds[tag]
+            return False
+        ds[tag] = Element(tag, "SQ", 0, None, None, items, True)
+        return True
 
     def sequence(self, element: Element, mode: str | None, charset: Charset) -> None:
         self.depth += 1
