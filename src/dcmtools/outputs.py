@@ -16,21 +16,47 @@ Importable without typer or pydicom.
 
 from __future__ import annotations
 
+import itertools
 import os
-import tempfile
+import sys
 from typing import BinaryIO, Callable, Iterable
 
 from .inputs import GLOB_CHARS
 from .records import DcmtoolsError, ErrorCode
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+_COUNTER = itertools.count()
+_FOLDERS: set[str] = set()  # output folders known to exist (per process)
 
 
-_FILE_MODE = 0o666 & ~_umask()
+def _rename_noreplace() -> Callable[[str, str], bool] | None:
+    """renameat2(RENAME_NOREPLACE) through libc, where there is one: one atomic step."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, noreplace = -100, 1
+
+    def rename(src: str, dst: str) -> bool:
+        """True when renamed; FileExistsError when ``dst`` exists; False when unsupported here."""
+        if renameat2(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), noreplace) == 0:
+            return True
+        errno = ctypes.get_errno()
+        if errno == 17:  # EEXIST
+            raise FileExistsError(errno, os.strerror(errno), dst)
+        if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: not on this file system
+            return False
+        raise OSError(errno, os.strerror(errno), dst)
+
+    return rename
+
+
+_RENAME_NOREPLACE = _rename_noreplace() if sys.platform.startswith("linux") else None
 
 
 class Mirror:
@@ -88,19 +114,21 @@ def write_atomic(path: str, write: Callable[[BinaryIO], None], overwrite: bool =
     """Write ``path`` through a temporary file and a rename.
 
     Raises ``DcmtoolsError`` (``exists`` or ``write_failed``); the temporary
-    file never stays behind.
+    file never stays behind.  The file gets the usual permissions (umask).
     """
     folder = os.path.dirname(path) or "."
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{next(_COUNTER)}.part")
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=folder)
+        if folder not in _FOLDERS:
+            os.makedirs(folder, exist_ok=True)
+            _FOLDERS.add(folder)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as exc:
         raise DcmtoolsError(
             ErrorCode.WRITE_FAILED, f"cannot write in {folder}: {exc.strerror or exc}", "check the output folder"
         ) from exc
     try:
         try:
-            os.fchmod(fd, _FILE_MODE)
             with os.fdopen(fd, "wb") as stream:
                 write(stream)
         except OSError as exc:
@@ -111,6 +139,8 @@ def write_atomic(path: str, write: Callable[[BinaryIO], None], overwrite: bool =
             os.replace(tmp, path)
             return
         try:
+            if _RENAME_NOREPLACE is not None and _RENAME_NOREPLACE(tmp, path):
+                return
             os.link(tmp, path)  # fails if the output exists: never replaces one
         except FileExistsError as exc:
             raise exists_error(path) from exc

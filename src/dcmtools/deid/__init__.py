@@ -214,9 +214,10 @@ class Anonymizer:
         from ..outputs import exists_error, write_atomic
 
         try:
-            if not overwrite and os.path.lexists(out):
+            exists = os.path.lexists(out)
+            if exists and not overwrite:
                 raise exists_error(out)
-            if _same_file(path, out):
+            if exists and _same_file(path, out):
                 raise DcmtoolsError(
                     ErrorCode.EXISTS, "the output would replace the input", "choose an output folder outside the inputs"
                 )
