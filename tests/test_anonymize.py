@@ -486,3 +486,14 @@ def test_sequences_and_names_stored_as_un_are_still_anonymized(tmp_path):
     assert got["ReferencedImageSequence"].VR == "SQ"
     assert got.ReferencedImageSequence[0].ReferencedSOPInstanceUID.startswith("2.25.")
     assert str(got.PatientName).startswith("ANON^")
+
+
+def test_outputs_inside_the_inputs_are_not_anonymized_again(study, tmp_path):
+    out = study / "anon"
+    first = dcmtools("anonymize", "--key", "k", "-o", str(out), str(study))
+    assert first.returncode == 0
+    second = dcmtools("anonymize", "--key", "k", "--overwrite", "-o", str(out), str(study))
+    assert second.returncode == 1
+    refused = [r for r in files_of(second) if not r["ok"]]
+    assert len(refused) == 8 and all("inside the output folder" in r["error"]["message"] for r in refused)
+    assert not (out / "anon").exists()

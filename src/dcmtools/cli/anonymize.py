@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -170,9 +171,12 @@ def anonymize_command(
                 secret = Key(key)
             else:
                 secret = Key.random()
-                run.warn(
-                    "no --key or --key-file: using a random key for this run; its UIDs, pseudonyms and dates "
-                    "will not match any other run (use --map to keep the way back)"
+                # Said even with --quiet: the outputs of this run can never be matched again.
+                print(
+                    "dcmtools anonymize: no --key or --key-file: using a random key for this run; its UIDs, "
+                    "pseudonyms and dates will not match any other run (use --map to keep the way back)",
+                    file=sys.stderr,
+                    flush=True,
                 )
         except OSError as exc:
             raise typer.BadParameter(f"cannot read {key_file}: {exc.strerror or exc}", param_hint="--key-file") from None

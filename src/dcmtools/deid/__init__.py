@@ -51,7 +51,6 @@ __all__ = ["Anonymizer", "Key", "MapWriter", "Options", "OPTIONS", "Plan", "Resu
 # The file meta of an output describes the de-identifying application (PS3.15 E.1.1 item 7).
 IMPLEMENTATION_CLASS_UID = "2.25.109411659040749697386511660468373606429"
 IMPLEMENTATION_VERSION = "DCMTOOLS_0.1"
-DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 # Modalities and SOP classes whose pixels often carry burned-in text.
 BURNED_IN_MODALITIES = frozenset({"US", "IVUS", "SC", "OT", "XC", "ES", "GM", "DOC"})
 BURNED_IN_CLASS_PREFIXES = ("1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.6.", "1.2.840.10008.5.1.4.1.1.3.")
@@ -332,9 +331,18 @@ def plan_jobs(items: Iterable[Any], mirror: Any) -> Iterator[Job]:
     write the same output make the second an ``exists`` error.
     """
     seen: set[str] = set()
+    out_root = os.path.abspath(getattr(mirror, "out_dir", "") or os.sep) + os.sep
     for item in items:
         if item.error is not None:
             yield item.path, None, error_record("file", item.error, path=item.path)
+            continue
+        if out_root != os.sep and os.path.abspath(item.path).startswith(out_root):
+            error = DcmtoolsError(
+                ErrorCode.EXISTS,
+                "this file is inside the output folder: it is an output, not anonymized again",
+                "choose an output folder outside the inputs",
+            )
+            yield item.path, None, error_record("file", error, path=item.path)
             continue
         out = mirror(item.path)
         key = os.path.normpath(out)
