@@ -160,10 +160,18 @@ def test_jnd_index_agrees_with_dcmtk(tmp_path, lmin, lmax):
     theirs = dcmdspfn("+Il", str(lmin), str(lmax), "+Cd", "256", tmp=tmp_path)
     assert jnd_index(lmin) == pytest.approx(theirs["jnd"][0], rel=1e-5)
     assert jnd_index(lmax) == pytest.approx(theirs["jnd"][1], rel=1e-5)
-    # Its GSDF column: L(j) at the ends of the range, spline-interpolated from L(1..1023).
-    first, last = float(theirs["rows"][0][1]), float(theirs["rows"][-1][1])
-    assert gsdf_luminance(jnd_index(lmin)) == pytest.approx(first, rel=1e-4, abs=5e-7)
-    assert gsdf_luminance(jnd_index(lmax)) == pytest.approx(last, rel=1e-6)
+    # Its GSDF column is the target of a display whose luminance rises linearly
+    # from Lmin to Lmax (the ramp dcmdspfn builds, step added to step).
+    step = (lmax - lmin) / 255
+    ramp = [lmin]
+    for _ in range(254):
+        ramp.append(ramp[-1] + step)
+    ramp.append(lmax)
+    lut = calibration_lut(Measurements(list(range(256)), ramp, 255))
+    targets = [float(row[1]) for row in theirs["rows"]]
+    assert lut.target == pytest.approx(targets, rel=1e-6, abs=5e-7)  # printed with 6 decimals
+    # Near j = 1 that spline of L(1..1023) is not the formula: 3.6e-4 apart at 0.05 cd/m2.
+    assert gsdf_luminance(jnd_index(lmax)) == pytest.approx(targets[-1], rel=1e-5)
 
 
 def test_lut_from_the_command_line_matches_dcmdspfn(tmp_path):

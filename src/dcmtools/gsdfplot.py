@@ -31,7 +31,10 @@ def matplotlib_available() -> bool:
     """Whether ``--plot`` can work here."""
     import importlib.util
 
-    return importlib.util.find_spec("matplotlib") is not None
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):  # a broken or blocked installation
+        return False
 
 
 def plot_figure(analysis: "Analysis"):
@@ -107,7 +110,7 @@ def plot_figure(analysis: "Analysis"):
     left.legend(loc="lower left", fontsize=8)
 
     # -- luminance against driving level
-    right.plot(a.ddl, a.target, color="tab:green", linewidth=1.5, label="GSDF target")
+    right.plot(a.ddl, a.target, color="tab:green", linewidth=4, alpha=0.45, label="GSDF target")
     right.plot(a.ddl, a.luminance, "o-", color="tab:blue", markersize=4, linewidth=0.8, label="measured L' = L + Lamb")
     if a.ambient > 0:
         right.axhline(a.ambient, color="0.5", linestyle=":", linewidth=1, label=f"ambient {a.ambient:g} cd/m²")
