@@ -281,7 +281,7 @@ def test_help_has_examples_and_the_criteria_without_importing_numpy_or_pydicom()
         "    app(['verify-display', '--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = [m for m in ('numpy', 'pydicom', 'matplotlib') if m in sys.modules]\n"
+        "heavy = [m for m in ('numpy', 'pydicom', 'matplotlib', 'dcmtools.gsdf') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run(
@@ -292,6 +292,13 @@ def test_help_has_examples_and_the_criteria_without_importing_numpy_or_pydicom()
         timeout=60,
     )
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_cli_names_agree_with_the_library():
+    from dcmtools import gsdf
+    from dcmtools.cli import verify_display
+
+    assert verify_display._CLASSES == tuple(gsdf.CLASSES) and verify_display._FORMATS == gsdf.FORMATS
 
 
 def test_python_api(good):

@@ -95,7 +95,7 @@ def plot_figure(analysis: "Analysis"):
         )
     worst = a.max_error_interval
     left.annotate(
-        f"largest error {a.max_error * 100:+.1f}%\nDDL {worst.ddl_low}–{worst.ddl_high}",
+        f"largest error {round(a.max_error * 100, 1) + 0.0:+.1f}%\nDDL {worst.ddl_low}–{worst.ddl_high}",
         xy=((worst.jnd_low + worst.jnd_high) / 2, worst.contrast),
         xytext=(0.55, 0.8),
         textcoords="axes fraction",

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, List, Optional
+from typing import TYPE_CHECKING, Annotated, Any, List, Optional
 
 import typer
 
-from .. import gsdf
 from ..records import DcmtoolsError, ErrorCode, error_record
 from .app import app
 from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
+
+if TYPE_CHECKING:  # imported in the command: every other command starts without it
+    from .. import gsdf
+
+_CLASSES = ("primary", "secondary")  # dcmtools.gsdf.CLASSES (a test checks they agree)
+_FORMATS = ("csv", "dcmtk", "verilum")  # dcmtools.gsdf.FORMATS
 
 _EPILOG = """\b
 Criteria (all luminances with the ambient added, L' = L + Lamb):
@@ -81,6 +86,11 @@ def _human(record: dict[str, Any]) -> str | None:
     return None
 
 
+def _pct(error: float) -> str:
+    """An error as a signed percentage, without a '-0.0'."""
+    return f"{round(error * 100, 1) + 0.0:+.1f}"
+
+
 def _fmt(value: float | None, spec: str = ".3g") -> str:
     return "inf" if value is None else format(value, spec)
 
@@ -99,7 +109,7 @@ def _human_display(r: dict[str, Any]) -> str:
     for c in r["criteria"]:
         mark = "ok  " if c["ok"] else "FAIL"
         if c["name"] == "contrast_response":
-            value = f"{r['max_error'] * 100:+.1f}% at DDL {r['max_error_ddl'][0]}-{r['max_error_ddl'][1]}"
+            value = f"{_pct(r['max_error'])}% at DDL {r['max_error_ddl'][0]}-{r['max_error_ddl'][1]}"
             limit = f"within ±{c['limit'] * 100:g}%"
         elif c["name"] == "lmax":
             value, limit = f"{c['value']:.1f} cd/m2", f">= {c['limit']:g} cd/m2"
@@ -117,7 +127,7 @@ def _human_display(r: dict[str, Any]) -> str:
             flag = "  <" if abs(iv["error"]) > limit else ""
             lines.append(
                 f"    {iv['ddl'][0]:>4}-{iv['ddl'][1]:<4} {iv['luminance'][1]:>11.4g}  {iv['contrast']:>11.5f}"
-                f" {iv['gsdf_contrast']:>10.5f}  {iv['error'] * 100:>+7.1f}%{flag}"
+                f" {iv['gsdf_contrast']:>10.5f}  {_pct(iv['error']):>7}%{flag}"
             )
     for warning in r.get("warnings", []):
         lines.append(f"  warning: {warning}")
@@ -134,13 +144,13 @@ _LABELS = {
 }
 
 
-def _failure_message(analysis: gsdf.Analysis) -> str:
+def _failure_message(analysis: "gsdf.Analysis") -> str:
     parts = []
     for c in analysis.failed_criteria:
         if c.name == "contrast_response":
             iv = analysis.max_error_interval
             parts.append(
-                f"contrast response off by {analysis.max_error * 100:+.1f}% at DDL {iv.ddl_low}-{iv.ddl_high} "
+                f"contrast response off by {_pct(analysis.max_error)}% at DDL {iv.ddl_low}-{iv.ddl_high} "
                 f"(within ±{c.limit * 100:g}% required)"
             )
         elif c.name == "lmax":
@@ -273,10 +283,10 @@ def verify_display_command(
       dcmtools verify-display readings.csv --lut gsdf-lut.csv
       dcmtools verify-display readings.csv --json | jq '.max_error'
     """
-    if display_class not in gsdf.CLASSES:
-        raise typer.BadParameter(f"{display_class!r}: one of {', '.join(gsdf.CLASSES)}", param_hint="--class")
-    if fmt not in ("auto",) + gsdf.FORMATS:
-        raise typer.BadParameter(f"{fmt!r}: one of auto, {', '.join(gsdf.FORMATS)}", param_hint="--format")
+    if display_class not in _CLASSES:
+        raise typer.BadParameter(f"{display_class!r}: one of {', '.join(_CLASSES)}", param_hint="--class")
+    if fmt not in ("auto",) + _FORMATS:
+        raise typer.BadParameter(f"{fmt!r}: one of auto, {', '.join(_FORMATS)}", param_hint="--format")
     if pattern_bits not in (8, 10, 12, 16):
         raise typer.BadParameter(f"{pattern_bits}: one of 8, 10, 12, 16", param_hint="--pattern-bits")
     if plot is not None:
@@ -348,6 +358,8 @@ def _check_one(
     overwrite: bool,
     **options: Any,
 ) -> None:
+    from .. import gsdf
+
     try:
         analysis = gsdf.verify_display(path, **options)
     except DcmtoolsError as exc:
