@@ -43,6 +43,11 @@ KNOWN_VRS = frozenset(
     "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split()
 )
 
+VR_NAMES = {vr.encode(): vr for vr in KNOWN_VRS}
+# Tag, VR bytes and 2-byte length at once; 4-byte lengths: by byte order (little endian: True).
+_HEAD = {True: struct.Struct("<HH2sH").unpack_from, False: struct.Struct(">HH2sH").unpack_from}
+_U32 = {True: struct.Struct("<I").unpack_from, False: struct.Struct(">I").unpack_from}
+
 PIXEL_DATA = 0x7FE00010
 ITEM = 0xFFFEE000
 ITEM_DELIMITER = 0xFFFEE00D
@@ -165,19 +170,17 @@ class _Reader:
         if depth > MAX_DEPTH:
             raise ReadError(ErrorCode.INVALID, f"sequences nested deeper than {MAX_DEPTH} levels")
         ds = into if into is not None else Dataset(little, implicit)
-        buf = self.buf
-        endian = "<" if little else ">"
-        unpack_tag = struct.Struct(endian + "HH").unpack_from
-        unpack_u32 = struct.Struct(endian + "I").unpack_from
-        unpack_u16 = struct.Struct(endian + "H").unpack_from
+        buf, size, base, bulk_threshold = self.buf, self.size, self.offset_base, self.bulk_threshold
+        unpack_head, unpack_u32 = _HEAD[little], _U32[little]
+        stop_at = self.stop_at if depth == 0 else None
         while pos < end:
-            if pos + 8 > self.size:
+            if pos + 8 > size:
                 raise _Truncated
-            group, elem = unpack_tag(buf, pos)
+            group, elem, vr_bytes, short_length = unpack_head(buf, pos)
             tag = group << 16 | elem
             if tag == ITEM_DELIMITER:
                 return ds, pos + 8
-            if self.stop_at is not None and tag >= self.stop_at and depth == 0:
+            if stop_at is not None and tag >= stop_at:
                 return ds, pos
             if implicit:
                 length = unpack_u32(buf, pos + 4)[0]
@@ -186,26 +189,35 @@ class _Reader:
                     vr = self._resolve_ambiguous(tag, vr)
                 value_pos = pos + 8
             else:
-                vr_bytes = buf[pos + 4 : pos + 6]
-                vr = vr_bytes.decode("latin-1") if isinstance(vr_bytes, bytes) else bytes(vr_bytes).decode("latin-1")
-                if vr in LONG_VRS:
-                    if pos + 12 > self.size:
+                vr = VR_NAMES.get(vr_bytes)
+                if vr is None:
+                    if group != 0xFFFE:
+                        raise ReadError(
+                            ErrorCode.INVALID,
+                            f"invalid VR {vr_bytes!r} at byte {self._where(pos)} in element {datadict.format_tag(tag)}",
+                        )
+                    # Item tags have no VR even in explicit VR data.
+                    length, vr, value_pos = unpack_u32(buf, pos + 4)[0], "", pos + 8
+                elif vr in LONG_VRS:
+                    if pos + 12 > size:
                         raise _Truncated
                     length = unpack_u32(buf, pos + 8)[0]
                     value_pos = pos + 12
-                elif vr in KNOWN_VRS:
-                    length = unpack_u16(buf, pos + 6)[0]
-                    value_pos = pos + 8
-                elif group == 0xFFFE:
-                    # Item tags have no VR even in explicit VR data.
-                    length = unpack_u32(buf, pos + 4)[0]
-                    vr, value_pos = "", pos + 8
                 else:
-                    raise ReadError(
-                        ErrorCode.INVALID,
-                        f"invalid VR {vr_bytes!r} at byte {self._where(pos)} in element {datadict.format_tag(tag)}",
-                    )
-            pos = self._element(ds, tag, vr, length, value_pos, little, implicit, depth)
+                    length, value_pos = short_length, pos + 8
+            end_pos = value_pos + length
+            if (
+                length != UNDEFINED
+                and end_pos <= size
+                and vr != "SQ"
+                and (length <= bulk_threshold or (vr not in BULK_VRS and tag != PIXEL_DATA))
+                and tag != PIXEL_REPRESENTATION
+            ):
+                # The common case, inlined: a plain value that is read as bytes.
+                ds[tag] = Element(tag, vr, length, buf[value_pos:end_pos], None if base is None else base + value_pos)
+                pos = end_pos
+            else:
+                pos = self._element(ds, tag, vr, length, value_pos, little, implicit, depth)
         return ds, pos
 
     def _element(self, ds: Dataset, tag: int, vr: str, length: int, value_pos: int, little, implicit, depth) -> int:

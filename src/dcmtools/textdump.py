@@ -55,12 +55,20 @@ def render_file(
     yield from render(dicom.dataset, width=width, charset=charset)
 
 
-def render(ds: Dataset, *, width: int | None = 64, depth: int = 0, charset: Charset | None = None) -> Iterator[str]:
+def render(ds: Dataset, *, width: int | None = 64, depth: int = 0, charset: Charset | None = None) -> list[str]:
     """The lines of the tree of one dataset (and its sequences, indented)."""
-    charset = Charset.of(ds, charset)
+    lines: list[str] = []
+    _render_into(lines, ds, width, depth, Charset.of(ds, charset))
+    return lines
+
+
+def _render_into(lines: list[str], ds: Dataset, width: int | None, depth: int, charset: Charset) -> None:
     indent = "  " * depth
     creators: dict[tuple[int, int], str] = {}
+    heads = _heads
+    append = lines.append
     for tag, element in ds.items():
+        vr = element.vr
         creator = ""
         if tag >> 16 & 1:
             group, number = tag >> 16, tag & 0xFFFF
@@ -68,15 +76,29 @@ def render(ds: Dataset, *, width: int | None = 64, depth: int = 0, charset: Char
                 creators[(group, number)] = ds.text(tag) or ""
             else:
                 creator = creators.get((group, number >> 8), "")
-        head = indent + _head(tag, element.vr, creator)
+        head = heads.get((tag, vr, creator)) or _head(tag, vr, creator)
+        if depth:
+            head = indent + head
         if element.items is not None:
             count = len(element.items)
-            yield f"{head}{count} item{'s' if count != 1 else ''}"
+            append(f"{head}{count} item{'s' if count != 1 else ''}")
             for index, item in enumerate(element.items, 1):
-                yield f"{indent}  item {index}"
-                yield from render(item, width=width, depth=depth + 2, charset=charset)
+                append(f"{indent}  item {index}")
+                _render_into(lines, item, width, depth + 2, Charset.of(item, charset))
             continue
-        yield head + format_value(element, ds, charset, width)
+        value = element.value
+        if value and vr in PLAIN_TEXT_VRS and value.isascii():
+            # The common case, inlined: ASCII text shown as stored.
+            text = value.decode("ascii").strip(" \0")
+            if len(text) > (width or len(text)) or "\n" in text:
+                text = format_value(element, ds, charset, width)
+            append(head + (text or "(empty)"))
+        else:
+            append(head + format_value(element, ds, charset, width))
+
+
+# String VRs shown as stored, with no UID name to add.
+PLAIN_TEXT_VRS = STRING_VRS - {"UI"}
 
 
 _heads: dict[tuple[int, str, str], str] = {}
@@ -128,7 +150,7 @@ def format_value(element: Element, ds: Dataset, charset: Charset, width: int | N
                 if name:
                     text += f" = {name}"
         else:
-            text = "\\".join(str(v) for v in python_values(element, ds, charset))
+            text = "\\".join(map(str, python_values(element, ds, charset)))
     except BadValue as exc:
         return f"!! {exc}: {(element.value or b'').decode('latin-1')!r}"
     if not text:

@@ -143,18 +143,36 @@ def number_value(text: str, vr: str) -> int | float:
 
 def binary_numbers(element: Element, little: bool) -> list[int | float | str]:
     """The values of a binary numeric VR (US, SS, UL, SL, FL, FD, SV, UV)."""
-    code = BINARY_NUMBER_FORMATS[element.vr]
     raw = element.value or b""
-    size = struct.calcsize(code)
-    if len(raw) % size:
+    unpack = _unpacker(element.vr, little, len(raw))
+    if unpack is None:
+        size = struct.calcsize(BINARY_NUMBER_FORMATS[element.vr])
         raise BadValue(f"{len(raw)} bytes is not a whole number of {element.vr} values ({size} bytes each)")
-    values = list(struct.unpack(f"{'<' if little else '>'}{len(raw) // size}{code}", raw))
-    if code == "f":
+    values = list(unpack(raw))
+    if element.vr == "FL":
         values = [shortest_float32(v) for v in values]
-    if code in "fd":
+    if element.vr in ("FL", "FD"):
         # JSON has no NaN or infinity: write them as the strings PS3.18 uses.
         return [v if math.isfinite(v) else ("NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")) for v in values]
     return values
+
+
+_unpackers: dict[tuple[str, bool, int], object] = {}
+
+
+def _unpacker(vr: str, little: bool, length: int):
+    """A cached ``Struct.unpack`` for ``length`` bytes of ``vr`` values, None if not a whole number."""
+    key = (vr, little, length)
+    unpack = _unpackers.get(key)
+    if unpack is None:
+        code = BINARY_NUMBER_FORMATS[vr]
+        size = struct.calcsize(code)
+        if length % size:
+            return None
+        unpack = struct.Struct(f"{'<' if little else '>'}{length // size}{code}").unpack
+        if len(_unpackers) < 10_000:
+            _unpackers[key] = unpack
+    return unpack
 
 
 def shortest_float32(value: float) -> float:

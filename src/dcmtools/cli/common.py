@@ -93,7 +93,7 @@ class CommandRun:
         self.command = command
         self.debug = debug or bool(os.environ.get("DCMTOOLS_DEBUG"))
         self.quiet = quiet
-        self.writer = RecordWriter(command, json_mode=json_mode, human=human)
+        self.writer = RecordWriter(command, json_mode=json_mode, human=human, quiet=quiet)
         self.summary_extra: dict[str, Any] = {}
         setup_logging(self.debug, quiet)
 
