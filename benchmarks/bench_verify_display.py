@@ -12,7 +12,7 @@ Three kinds of file: 8-bit full (256 readings), TG18 (18 readings of an 8-bit
 display: 238 levels spline-filled), 12-bit sparse (33 readings, 4096 levels).
 Prints files/s and the ratio to dcmdspfn.  Not a test: run it by hand,
 
-    .venv/bin/python benchmarks/verify_display.py [--files N]
+    .venv/bin/python benchmarks/bench_verify_display.py [--files N]
 """
 
 from __future__ import annotations
