@@ -68,7 +68,10 @@ def _human(record: dict[str, Any]) -> str | None:
     if record.get("ok") is False and not (kind == "display" and "passed" in record):
         error = record.get("error") or {}
         subject = record.get("out") or record.get("path") or kind
-        text = f"FAILED {subject}: {error.get('message', 'failed')}"
+        message = error.get("message", "failed")
+        if message.startswith(f"{subject}: "):  # the library names the file too
+            message = message[len(subject) + 2 :]
+        text = f"FAILED {subject}: {message}"
         if error.get("hint"):
             text += f"\n       {error['hint']}"
         return text
