@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..records import default_human
 from .app import app
 from .common import (
     CommandRun,
@@ -22,22 +23,14 @@ from .common import (
     QuietOpt,
 )
 
-OPTION_HELP = "PS3.15 E.3 option"
-
-
 def _flag(name: str, help_: str) -> Any:
-    return typer.Option(name, help=help_, rich_help_panel=OPTION_HELP)
+    """A PS3.15 E.3 option, by its standard name."""
+    return typer.Option(name, help=help_)
 
 
 def _human(record: dict[str, Any]) -> str | None:
-    if record.get("type") == "summary":
-        return None
-    if record.get("ok") is False:
-        error = record.get("error") or {}
-        text = f"FAILED {record.get('path', '')}: {error.get('message', 'failed')}"
-        if error.get("hint"):
-            text += f"\n       {error['hint']}"
-        return text
+    if record.get("type") != "file" or record.get("ok") is False:
+        return default_human(record)
     text = f"ok     {record.get('path')} -> {record.get('out')}"
     for warning in record.get("warnings") or ():
         text += f"\n       warning: {warning}"
