@@ -50,6 +50,9 @@ class ErrorCode:
     BAD_MEASUREMENTS = "bad_measurements"  # photometer readings that cannot be read or used
     NONCONFORMANT = "nonconformant"  # a display that fails the GSDF conformance criteria
     BURNED_IN = "burned_in"  # anonymize: pixels may carry burned-in text (see --allow-burned-in)
+    NOT_COMMITTED = "not_committed"  # commit: the archive reported it will not keep the instance
+    COMMIT_PENDING = "commit_pending"  # commit: no Storage Commitment report came within --wait
+    BAD_REQUEST = "bad_request"  # listen: a peer's request we had to refuse (malformed, unsupported)
     INTERNAL = "internal"  # a bug: please report it
 
 
