@@ -245,6 +245,7 @@ class CommitmentSCU:
         self._inbound: list[dict[str, Any]] = []  # association records of the listener
         self._unknown_reports: list[str] = []
         self._unreadable_reports = 0
+        self._answering = 0  # reports received whose answer (N-EVENT-REPORT-RSP) is not out yet
 
     # ------------------------------------------------------------------ run
     def run(self, items: Iterable[Any]) -> Iterator[dict[str, Any]]:
@@ -267,6 +268,7 @@ class CommitmentSCU:
             if pending:
                 yield from self._request(pending)
             yield from self._wait()
+            self._settle()
         except BaseException:
             self._close(abort=True)
             raise
@@ -294,7 +296,7 @@ class CommitmentSCU:
             on_record=self._inbound_record,
             tls=tls,
             contexts=[verification, commitment],
-            evt_handlers=[(evt.EVT_N_EVENT_REPORT, self._on_report)],
+            evt_handlers=[(evt.EVT_N_EVENT_REPORT, self._on_report), (evt.EVT_DIMSE_SENT, self._on_sent)],
         )
         self.listener.start()
 
@@ -323,7 +325,7 @@ class CommitmentSCU:
             self.peer,
             [build_context(STORAGE_COMMITMENT, list(SYNTAXES))],
             self.options,
-            evt_handlers=[(evt.EVT_N_EVENT_REPORT, self._on_report),
+            evt_handlers=[(evt.EVT_N_EVENT_REPORT, self._on_report), (evt.EVT_DIMSE_SENT, self._on_sent),
                           (evt.EVT_RELEASED, self._on_closed), (evt.EVT_ABORTED, self._on_closed)],
         )
         self._assoc = assoc
@@ -426,6 +428,8 @@ class CommitmentSCU:
     def _on_report(self, event: Any) -> tuple[int, None]:
         """EVT_N_EVENT_REPORT on our association or on the listener's: record what it says."""
         via = "same association" if event.assoc is self._raw_assoc else _inbound_name(event.assoc)
+        with self._cond:
+            self._answering += 1
         try:
             info = event.event_information
             tx_uid = str(info.TransactionUID).strip()
@@ -462,6 +466,19 @@ class CommitmentSCU:
             tx.via = via
             self._cond.notify_all()
         return 0x0000, None
+
+    def _on_sent(self, event: Any) -> None:
+        if type(event.message).__name__ == "N_EVENT_REPORT_RSP":
+            with self._cond:
+                self._answering = max(0, self._answering - 1)
+                self._cond.notify_all()
+
+    def _settle(self, timeout: float = 5.0) -> None:
+        """Let the answers to the reports go out before the associations are closed."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._answering and time.monotonic() < deadline:
+                self._cond.wait(0.05)
 
     def _resolved(self) -> Iterator[dict[str, Any]]:
         """Records of the transactions whose report came (in request order)."""
@@ -881,7 +898,7 @@ class CommitmentSCP:
 
     def _send(self, assoc: Any, info: Any, event_type: int) -> int | None:
         try:
-            status = assoc.send_n_event_report(info, event_type, STORAGE_COMMITMENT, WELL_KNOWN_INSTANCE,
+            status, _reply = assoc.send_n_event_report(info, event_type, STORAGE_COMMITMENT, WELL_KNOWN_INSTANCE,
                                                msg_id=(next(self._message_ids) - 1) % 65535 + 1)
         except (RuntimeError, ValueError) as exc:  # released meanwhile, no context
             LOGGER.debug("sending the report failed: %s", exc)
