@@ -47,6 +47,8 @@ class ErrorCode:
     EXISTS = "exists"  # the output exists and --overwrite was not given
     WRITE_FAILED = "write_failed"  # the output could not be written
     BAD_VALUE = "bad_value"  # one element's value could not be converted
+    BAD_MEASUREMENTS = "bad_measurements"  # photometer readings that cannot be read or used
+    NONCONFORMANT = "nonconformant"  # a display that fails the GSDF conformance criteria
     INTERNAL = "internal"  # a bug: please report it
 
 
@@ -142,6 +144,7 @@ class RecordWriter:
         json_mode: bool | None = None,
         human: HumanFormatter | None = None,
         err: TextIO | None = None,
+        quiet: bool = False,
     ) -> None:
         self.command = command
         self.stream = stream if stream is not None else sys.stdout
@@ -150,6 +153,7 @@ class RecordWriter:
             json_mode = not _isatty(self.stream)
         self.json_mode = json_mode
         self.human = human or default_human
+        self.quiet = quiet  # no summary line on stderr in the readable form
         self.total = 0
         self.ok = 0
         self.failed = 0
@@ -213,7 +217,7 @@ class RecordWriter:
         if self.json_mode:
             self.stream.write(dumps(record) + "\n")
             self.stream.flush()
-        else:
+        elif not self.quiet:
             self.err.write(human_summary(record) + "\n")
             self.err.flush()
         return int(self.status)
