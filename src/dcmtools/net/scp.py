@@ -479,20 +479,21 @@ class _Incoming:
         return 0x0000, record
 
     def _identifiers(self) -> dict[str, str]:
-        """Patient, study, series ... from the first bytes received (read with ``dcmtools.dicomfile``)."""
-        from .. import dicomfile
-
+        """Patient, study, series ... from the first bytes received (``wire.scan_dataset``)."""
         ts, head = self.ts, bytes(self.head)
         if ts == wire.DEFLATED_LE:
             ts, head = wire.EXPLICIT_LE, wire.inflate_head(head)
-        data = wire.file_meta_bytes(self.sop_class or "1.2", self.sop_instance or "1.2", ts, "1.2") + head
         try:
-            dataset = dicomfile.read_bytes(data, stop_at=0x0020000F, bulk_threshold=0).dataset
-        except dicomfile.ReadError as exc:
-            if exc.partial is None:
-                return {}
-            dataset = exc.partial.dataset  # the head ends inside an element: keep what was read
-        return {name: text for tag, name in _IDS.items() if (text := dataset.text(tag))}
+            found = wire.scan_dataset(head, ts, set(_IDS))
+        except wire.NotDicom:
+            return {}
+        ids = {}
+        for tag, name in _IDS.items():
+            if tag in found:
+                text = found[tag].decode("latin-1").strip(" \0")
+                if text:
+                    ids[name] = text
+        return ids
 
     def _place(self, ids: dict[str, str]) -> str:
         dest = stored_path(self.scp.store_dir, ids.get("patient_id"), ids.get("study_instance_uid"),
