@@ -10,7 +10,6 @@ import typer
 from .app import app
 from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
 from .netopts import (
-    EXIT_STATUS_EPILOG,
     MaxPduOpt,
     TimeoutOpt,
     TlsCaOpt,
@@ -75,7 +74,7 @@ def _human(record: dict[str, Any]) -> str | None:
     return None
 
 
-@app.command("listen", epilog=_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+@app.command("listen", epilog=_EPILOG)
 def listen_command(
     port: Annotated[int, typer.Option("--port", "-p", metavar="PORT", help="TCP port to listen on.", min=0, max=65535)] = 11112,
     aet: Annotated[Optional[str], typer.Option("--aet", metavar="AET", help="Our AE title [env DCMTOOLS_AET; default DCMTOOLS].", show_default=False)] = None,
