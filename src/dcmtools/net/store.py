@@ -150,18 +150,25 @@ class Sender:
             raise
         self.associations += 1
         self.assoc.dul.own()
+        # pynetdicom's association thread polls for incoming requests every 1 ms: none come
+        # while we send (replies are read by store_exchange), so pause it as its own send_* do.
+        self.assoc._reactor_checkpoint.clear()
         for cx in self.assoc.accepted_contexts:
             self.accepted[(cx.abstract_syntax, cx.transfer_syntax[0])] = cx.context_id
 
+    def _give_back(self) -> None:
+        self.assoc.dul.own(False)
+        self.assoc._reactor_checkpoint.set()
+
     def close(self) -> None:
         if self.assoc is not None:
-            self.assoc.dul.own(False)
+            self._give_back()
             close(self.assoc)
             self.assoc = None
 
     def abort(self) -> None:
         if self.assoc is not None:
-            self.assoc.dul.own(False)
+            self._give_back()
             close(self.assoc, abort=True)
             self.assoc = None
 
