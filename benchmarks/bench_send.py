@@ -138,7 +138,7 @@ def bench_send(name: str, folder: Path, count: int, megabytes: float, rounds: in
     for mode, extra in (("discards", ["--ignore"]), ("writes", None)):
         out = tmp / "storescp"
         args = extra or ["-od", str(out)]
-        receiver = Receiver(lambda port: ["storescp", "-aet", "RECV", *args, str(port)], out if extra is None else None)
+        receiver = Receiver(lambda port, args=args: ["storescp", "-aet", "RECV", *args, str(port)], out if extra is None else None)
         try:
             peer = f"RECV@127.0.0.1:{receiver.port}"
             best = {"dcmtk": float("inf"), "ours": float("inf")}

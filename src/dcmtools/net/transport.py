@@ -52,7 +52,7 @@ from typing import Any, Callable, Iterator
 
 from pynetdicom import AE, evt
 from pynetdicom._globals import MODE_ACCEPTOR
-from pynetdicom.dul import DULServiceProvider, _PDU_TYPES
+from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 from pynetdicom.transport import AssociationSocket, RequestHandler
 

@@ -216,7 +216,6 @@ def scan_dataset(data: bytes | bytearray | memoryview, ts: str, wanted: set[int]
     little = ts != EXPLICIT_BE
     implicit = ts == IMPLICIT_LE
     endian = "<" if little else ">"
-    tag_len = struct.Struct(endian + "HHL")
     hh = struct.Struct(endian + "HH")
     u16 = struct.Struct(endian + "H")
     u32 = struct.Struct(endian + "L")
