@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -1170,30 +1169,11 @@ def atomic_write(path: str, data: bytes, *, overwrite: bool = False) -> None:
 
     An existing ``path`` is an ``exists`` error unless ``overwrite``.
     """
-    folder = os.path.dirname(os.path.abspath(path))
+    from .outputs import write_atomic
+
     if os.path.isdir(path):
         raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"{path} is a folder", "give a file name")
-    if os.path.exists(path) and not overwrite:
-        raise DcmtoolsError(ErrorCode.EXISTS, f"{path} exists", "use --overwrite to replace it")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".dcmtools-", suffix=".tmp")
-    except OSError as exc:
-        raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"cannot write {path}: {exc.strerror or exc}")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-        if not overwrite and os.path.exists(path):
-            raise DcmtoolsError(ErrorCode.EXISTS, f"{path} exists", "use --overwrite to replace it")
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"cannot write {path}: {exc.strerror or exc}") from exc
-        raise
+    write_atomic(path, lambda stream: stream.write(data), overwrite)
 
 
 # ----------------------------------------------------------------------------

@@ -49,6 +49,7 @@ class ErrorCode:
     BAD_VALUE = "bad_value"  # one element's value could not be converted
     BAD_MEASUREMENTS = "bad_measurements"  # photometer readings that cannot be read or used
     NONCONFORMANT = "nonconformant"  # a display that fails the GSDF conformance criteria
+    BURNED_IN = "burned_in"  # anonymize: pixels may carry burned-in text (see --allow-burned-in)
     # network (dcmtools.net; the exit status of each is in the README's network section)
     BAD_PEER = "bad_peer"  # the PEER argument or the peers file is wrong
     BAD_TLS = "bad_tls"  # TLS certificate/key files missing or invalid
