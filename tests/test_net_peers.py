@@ -339,3 +339,20 @@ def _env() -> dict:
     from peers import REPO
 
     return {**PEER_ENV, "PYTHONPATH": str(REPO / "src")}
+
+
+def test_anonymize_piped_into_send(tmp_path):
+    """`dcmtools anonymize ... | dcmtools send PEER -` sends the anonymized outputs, never the originals."""
+    from peers import REPO
+
+    samples = REPO / "samples" / "vet-dog"
+    anonymized = dcmtools("anonymize", str(samples), "-o", str(tmp_path / "anon"), "--key", "k", "--json")
+    assert anonymized.returncode == 0, anonymized.stderr
+    with storescp(tmp_path / "out") as peer:
+        result = dcmtools("send", peer, "-", "--json", input=anonymized.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    got = [r for r in records(result.stdout) if r["type"] == "file"]
+    assert len(got) == 2 and all(r["path"].startswith(str(tmp_path / "anon")) for r in got)
+    originals = {pydicom.dcmread(p).SOPInstanceUID for p in samples.glob("*.dcm")}
+    received = {pydicom.dcmread(p).SOPInstanceUID for p in (tmp_path / "out").iterdir()}
+    assert len(received) == 2 and not received & originals
