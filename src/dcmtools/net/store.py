@@ -349,12 +349,23 @@ def _status_hint(code: int) -> str | None:
     return "check the peer's log"
 
 
+def _expanded(items: Iterable[Any]) -> Iterator[Any]:
+    """Plain paths as the command line takes them: a folder is walked, a glob expanded."""
+    from ..inputs import expand_path
+
+    for item in items:
+        if isinstance(item, (str, os.PathLike)):
+            yield from expand_path(os.fspath(item))
+        else:
+            yield item
+
+
 def _windows(items: Iterable[Any]) -> Iterator[list[_Entry]]:
     """Inputs in windows of up to WINDOW files needing at most MAX_CONTEXTS contexts."""
     window: list[_Entry] = []
     keys: set[tuple[str, str]] = set()
     classes: set[str] = set()
-    for item in items:
+    for item in _expanded(items):
         path = item if isinstance(item, str) else item.path
         error = None if isinstance(item, str) else getattr(item, "error", None)
         entry = _Entry(path, item, error=error)
@@ -392,7 +403,8 @@ def send(
     priority: int = 0,
     move_originator: tuple[str, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Send files (paths, or ``InputItem``s whose errors become records) to ``peer``.
+    """Send files to ``peer``: paths (a folder is walked, a glob expanded, as on the command
+    line) or ``dcmtools.inputs.InputItem``s (whose errors become records).
 
     Yields one record per file (in input order with ``jobs=1``; in completion
     order with ``jobs>1``, one association per job).  Raises ``DcmtoolsError``
