@@ -12,6 +12,9 @@ from .app import app
 from . import anonymize  # noqa: E402,F401
 from . import commit  # noqa: E402,F401
 from . import dump  # noqa: E402,F401
+from . import echo  # noqa: E402,F401
+from . import listen  # noqa: E402,F401
+from . import send  # noqa: E402,F401
 from . import verify_display  # noqa: E402,F401
 
 

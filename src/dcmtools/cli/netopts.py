@@ -60,17 +60,18 @@ TraceOpt = Annotated[
 ]
 
 EXIT_STATUS_EPILOG = """\b
-Exit status:
-  0  everything succeeded
-  1  one or more items failed (e.g. the peer refused a file); the run went on
-  2  usage error (bad option, unknown peer name, unreadable TLS files)
-  3  could not connect: host name not resolved, connection refused
-     ("nothing is listening on HOST:PORT"), no route, TLS handshake failed
-  4  the peer rejected the association (e.g. "called AE title not recognised")
-  5  the association was aborted (A-ABORT) or the connection dropped
-  6  timed out: connecting, waiting for the association answer, or a reply
-  7  the peer accepted none of the presentation contexts needed
-  130 interrupted (Ctrl-C)"""
+When the peer cannot be used, the message says why and what to try, and the
+exit status and the record's error code say which failure it was:
+  3 connection_refused  nothing is listening on 10.0.0.5:104 (connection refused)
+  3 name_not_resolved   cannot find the host 'pacs.example' (Name or service not known)
+  3 unreachable, connect_failed, tls_failed (no route, other socket errors, TLS handshake)
+  4 rejected            PACS@10.0.0.5:104 rejected the association: the called AE
+                        title 'PACS' is not recognised (rejected permanently)
+  5 aborted             ... aborted by the peer (A-ABORT), or the connection dropped
+  6 timeout             no answer from 10.0.0.5:104 within 30 s; or: ... accepted the
+                        connection but did not answer the association request within 30 s
+  7 no_context          ... accepted none of the presentation contexts we need: ...
+An item that fails alone (a file the peer refuses) gives exit status 1."""
 
 PEERS_EPILOG = """\b
 Peers file (TOML; --peers FILE, $DCMTOOLS_PEERS, or ~/.config/dcmtools/peers.toml):
