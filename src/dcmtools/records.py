@@ -67,6 +67,7 @@ class ErrorCode:
     NOT_COMMITTED = "not_committed"  # commit: the archive reported it will not keep the instance
     COMMIT_PENDING = "commit_pending"  # commit: no Storage Commitment report came within --wait
     BAD_REQUEST = "bad_request"  # listen: a peer's request we had to refuse (malformed, unsupported)
+    REPORT_NOT_SENT = "report_not_sent"  # listen: a Storage Commitment report could not be delivered
     INTERNAL = "internal"  # a bug: please report it
 
 

@@ -106,7 +106,7 @@ def commit_command(
         Optional[int],
         typer.Option("--port", "-p", metavar="PORT",
                      help="Also listen on PORT (as --aet) for reports the archive sends on a new association.",
-                     min=0, max=65535, show_default=False),
+                     min=1, max=65535, show_default=False),
     ] = None,
     bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="Address to listen on with --port ('' = all).")] = "",
     aet: AetOpt = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -11,6 +12,7 @@ from .app import app
 from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
 from .netopts import (
     MaxPduOpt,
+    PeersOpt,
     TimeoutOpt,
     TlsCaOpt,
     TlsCertOpt,
@@ -40,6 +42,23 @@ and instance, transfer_syntax, patient/study/series, path, status).
 Any called AE title is accepted (modalities are often set up with another).
 
 \b
+Storage Commitment (so a tech can test a modality's commitment against it):
+listen answers N-ACTION requests (Storage Commitment Push Model) for what is
+under --store-dir: an instance is committed when its file is there with the
+same SOP class; otherwise it fails with 0x0112 no such object instance (or
+0x0119 class/instance conflict; 0x0131 for a Transaction UID seen before).
+Without --store-dir nothing is kept, so nothing is committed. The report
+(N-EVENT-REPORT) goes out --commit-delay seconds after the answer:
+  auto  on the requester's association while it is still open, else on a new
+        association (the default)
+  same  only on the requester's association
+  new   always on a new association, proposing the SCP role
+A new association goes to --commit-report-to, or else to the peers-file entry
+whose aet is the requester's calling AE title. Records: "commitment_request"
+and "commitment_report" (committed and failed counts, the failures, "via",
+ok when the requester took it).
+
+\b
 Stopping: with --count or --idle-timeout (or SIGTERM) it stops accepting,
 gives open associations up to 10 s to be released, then exits; Ctrl-C
 stops at once (associations still open are aborted).
@@ -48,6 +67,14 @@ stops at once (associations still open are aborted).
 Exit status: 0 stopped by --count, --idle-timeout or SIGTERM with every
 instance stored, 1 an instance could not be stored, 2 usage error, 3 the
 port cannot be opened, 130 stopped with Ctrl-C."""
+
+
+class CommitReport(str, Enum):
+    """How Storage Commitment reports go back (see --commit-report)."""
+
+    auto = "auto"
+    same = "same"
+    new = "new"
 
 
 def _human(record: dict[str, Any]) -> str | None:
@@ -67,6 +94,18 @@ def _human(record: dict[str, Any]) -> str | None:
             return f"FAILED {record.get('sop_instance_uid')} from {record.get('calling_aet')}: {record['error']['message']}"
         where = record.get("path") or "(not stored)"
         return f"stored {record.get('modality') or ''} {record.get('sop_instance_uid')} from {record.get('calling_aet')} -> {where}"
+    if kind == "commitment_request":
+        if record.get("ok") is False:
+            return f"REFUSED commitment request from {record.get('calling_aet')}: {record['error']['message']}"
+        return (f"commitment request from {record.get('calling_aet')}@{record.get('peer')}: "
+                f"{record.get('instances')} instance(s), transaction {record.get('transaction_uid')}")
+    if kind == "commitment_report":
+        failures = record.get("failures") or []
+        shown = "; ".join(f"{f['sop_instance_uid']}: {f['failure_meaning']}" for f in failures[:3])
+        counts = f"{record.get('committed')} committed, {record.get('failed')} failed" + (f" ({shown})" if shown else "")
+        if record.get("ok") is False:
+            return f"FAILED commitment report to {record.get('calling_aet')} ({counts}): {record['error']['message']}"
+        return f"commitment report to {record.get('calling_aet')} on the {record.get('via')}: {counts}"
     if kind == "listening":
         return f"listening on port {record['port']} as {record['aet']}" + (
             f", storing under {record['store_dir']}" if record.get("store_dir") else ", not storing (no --store-dir)"
@@ -88,6 +127,22 @@ def listen_command(
     ] = None,
     bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="Address to listen on ('' = all).")] = "",
     overwrite: OverwriteOpt = False,
+    commit_report: Annotated[
+        CommitReport,
+        typer.Option("--commit-report",
+                     help="How Storage Commitment reports go back: on the requester's association while it is open "
+                          "(auto, else a new one), only on it (same), or always on a new association (new)."),
+    ] = CommitReport.auto,
+    commit_delay: Annotated[
+        float, typer.Option("--commit-delay", metavar="SECONDS", help="Wait this long before sending a commitment report.", min=0)
+    ] = 0.0,
+    commit_report_to: Annotated[
+        Optional[str],
+        typer.Option("--commit-report-to", metavar="PEER",
+                     help="Where reports on a new association go (AET@HOST:PORT or a peers-file name) "
+                          "[default: the peers-file entry with the requester's AE title].", show_default=False),
+    ] = None,
+    peers: PeersOpt = None,
     timeout: TimeoutOpt = None,
     max_pdu: MaxPduOpt = None,
     tls: TlsOpt = False,
@@ -109,6 +164,7 @@ def listen_command(
       dcmtools listen --port 11112 --store-dir incoming/
       dcmtools listen -p 104 --aet MYSCP --count 1 --trace
       dcmtools listen -d in/ --idle-timeout 60 | jq -r 'select(.type=="instance").path'
+      dcmtools listen -d in/ --commit-report new --commit-report-to MODALITY@10.0.0.7:104
     """
     with CommandRun("listen", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         import os
@@ -116,13 +172,27 @@ def listen_command(
         import threading
 
         from ..net import StorageSCP
+        from ..net.commitment import CommitmentSCP
+        from ..net.scp import storage_contexts
+        from .netopts import resolve_peer
 
         options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
+        report_to = resolve_peer(commit_report_to, peers, options) if commit_report_to else None
         lock = threading.Lock()
 
         def on_record(record: dict[str, Any]) -> None:
             with lock:
                 run.write(record)
+
+        commitment = CommitmentSCP(
+            os.fspath(store_dir) if store_dir is not None else None,
+            options,
+            report=commit_report.value,
+            delay=commit_delay,
+            report_to=report_to,
+            peers_file=peers,
+            on_record=on_record,
+        )
 
         scp = StorageSCP(
             os.fspath(store_dir) if store_dir is not None else None,
@@ -133,6 +203,8 @@ def listen_command(
             on_record=on_record,
             overwrite=overwrite,
             tls=options.tls,
+            contexts=storage_contexts() + commitment.contexts(),
+            evt_handlers=commitment.handlers(),
         )
         stop = threading.Event()
         grace = 0.0
@@ -154,6 +226,7 @@ def listen_command(
                     break
             grace = 10.0  # let the sender release the association it is on (not on Ctrl-C)
         finally:
+            commitment.close(timeout=commit_delay + grace if grace else 0.5)  # reports still going out
             scp.stop(grace)
             signal.signal(signal.SIGTERM, previous)
         run.summary_extra.update({"instances": scp.instances, "port": scp.port})

@@ -269,6 +269,9 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
     where = f"{peer.host}:{peer.port}"
     if connect_error is not None:
         return connect_failure(connect_error, peer, timeout)
+    if not assoc.is_rejected and assoc.rejected_contexts and not assoc.accepted_contexts:
+        # A-ASSOCIATE-AC with every context refused: pynetdicom aborts it itself
+        return no_context_error(peer, assoc.rejected_contexts)
     if assoc.is_rejected:
         rj = getattr(dul, "last_reject", None)
         if rj is None:

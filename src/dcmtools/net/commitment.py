@@ -309,11 +309,7 @@ class CommitmentSCU:
     def _stop_listener(self) -> None:
         listener, self.listener = self.listener, None
         if listener is not None:
-            # let the archive release the associations it opened to report, then close the port
-            deadline = time.monotonic() + 2.0
-            while listener._busy() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            listener.stop()
+            listener.stop(grace=2.0)  # let the archive release the associations it opened to report
 
     # ------------------------------------------------------------------ association
     def _open(self) -> None:
@@ -762,7 +758,10 @@ class CommitmentSCP:
             refs = [(str(i.ReferencedSOPClassUID).strip(), str(i.ReferencedSOPInstanceUID).strip())
                     for i in info.ReferencedSOPSequence]
         except Exception as exc:
-            missing = "TransactionUID" if "TransactionUID" in str(exc) else "ReferencedSOPSequence" if "Referenced" in str(exc) else None
+            text = str(exc)
+            missing = ("Transaction UID" if "TransactionUID" in text
+                       else "Referenced SOP Sequence" if "ReferencedSOPSequence" in text
+                       else "Referenced SOP Class/Instance UID" if "Referenced" in text else None)
             return refuse(0x0115, f"no {missing}" if missing else f"unreadable action information ({type(exc).__name__})")
         if not tx_uid:
             return refuse(0x0115, "no Transaction UID")
@@ -881,7 +880,7 @@ class CommitmentSCP:
                                     "the requester must keep its association open until the report comes")
         elif self.report == "same":
             raise DcmtoolsError(
-                NetErrorCode.NOT_SENT,
+                ErrorCode.REPORT_NOT_SENT,
                 f"{job.calling_aet} closed its association before the report; with --commit-report same it cannot be sent",
                 "use --commit-report auto (or new) with --commit-report-to, or have the requester wait for the report")
         target = self._target(job.calling_aet)
@@ -918,7 +917,7 @@ class CommitmentSCP:
                 return peer
         where = f"the peers file {source}" if source else "no peers file"
         raise DcmtoolsError(
-            NetErrorCode.NOT_SENT,
+            ErrorCode.REPORT_NOT_SENT,
             f"cannot report to {calling_aet} on a new association: no address known for it ({where})",
             f"give --commit-report-to {calling_aet}@HOST:PORT, or add an entry with aet = \"{calling_aet}\" to the peers file",
         )
