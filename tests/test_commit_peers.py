@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from commitpeers import instances, listen, me, orthanc, orthanc_instances, read_records, storescu
 from peers import dcmtools, free_port
 
@@ -50,7 +48,7 @@ def test_orthanc_commits_what_it_received_and_fails_what_it_never_did(tmp_path):
 def test_orthanc_all_committed_exit_0_with_batches(tmp_path):
     """`send | commit`, --batch 2 over 5 instances: three transactions, each tracked to its own report; exit 0."""
     port = free_port()
-    sent = instances(tmp_path / "sent", 5)
+    instances(tmp_path / "sent", 5)
     with orthanc(tmp_path, me(port)) as (peer, _http):
         send = dcmtools("send", peer, str(tmp_path / "sent"))
         assert send.returncode == 0, send.stderr

@@ -15,7 +15,9 @@ Associations
 Services
     ``echo(peer, options, count)`` yields C-ECHO records;
     ``send(peer, items, options, retries, jobs, decompress)`` yields one record per file;
-    ``StorageSCP(...)`` receives instances (``listen``, and C-MOVE destinations).
+    ``StorageSCP(...)`` receives instances (``listen``, and C-MOVE destinations);
+    ``commit(peer, items, options, batch, wait, port)`` yields Storage Commitment records,
+    ``CommitmentSCP(...)`` answers Storage Commitment requests (``commitment.py``).
 Words
     ``status.describe(code, service)``, ``status.status_fields(...)``,
     ``NetErrorCode`` (stable error codes), ``trace.Tracer`` (``--trace``).
@@ -28,11 +30,14 @@ command function).
 from __future__ import annotations
 
 from .assoc import NetOptions, associate, close, echo, failure_after, make_ae, quiet_pynetdicom
+from .commitment import CommitmentSCP, CommitmentSCU, commit
 from .peer import NetErrorCode, Peer, TLSSettings, load_peers, parse_peer, tls_settings
 from .scp import StorageSCP, stored_path
 from .store import send
 
 __all__ = [
+    "CommitmentSCP",
+    "CommitmentSCU",
     "NetErrorCode",
     "NetOptions",
     "Peer",
@@ -40,6 +45,7 @@ __all__ = [
     "TLSSettings",
     "associate",
     "close",
+    "commit",
     "echo",
     "failure_after",
     "load_peers",

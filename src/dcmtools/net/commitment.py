@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-from ..records import DcmtoolsError, ErrorCode, ExitStatus, error_record
+from ..records import DcmtoolsError, ErrorCode, error_record
 from .assoc import NetOptions, associate, close, failure_after
 from .peer import NetErrorCode, Peer
 from .status import describe, status_fields
