@@ -186,8 +186,6 @@ class Transaction:
 
     uid: str
     entries: list[_Entry]
-    requested: bool = False
-    request_status: int | None = None
     answer_lost: DcmtoolsError | None = None
     reports: int = 0
     via: str | None = None
@@ -382,7 +380,6 @@ class CommitmentSCU:
             self._close(abort=True)
             if timed_out:
                 with self._cond:  # it went out: the archive may still report (on our port)
-                    tx.requested = True
                     tx.answer_lost = error
                 return
             # an abort instead of an answer: the archive refused the request
@@ -399,8 +396,6 @@ class CommitmentSCU:
         comment = status.get("ErrorComment")
         category, meaning = describe(code, "commitment")
         with self._cond:
-            tx.requested = True
-            tx.request_status = code
             if category in ("success", "warning"):
                 return
             del self._transactions[tx.uid]
@@ -488,6 +483,8 @@ class CommitmentSCU:
 
     def _record(self, tx: Transaction, entry: _Entry) -> dict[str, Any]:
         base = {**entry.ref.fields(), "transaction_uid": tx.uid}
+        if entry.reported_class and entry.reported_class != entry.ref.sop_class_uid:
+            base["reported_sop_class_uid"] = entry.reported_class  # the archive named another class
         if entry.state == "committed":
             record = {**base, "state": "committed", "reported_via": tx.via}
             if entry.retrieve_aet:
