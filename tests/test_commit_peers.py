@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from commitpeers import instances, listen, me, orthanc, orthanc_instances, read_records, storescu
 from peers import dcmtools, free_port
 
@@ -243,3 +245,27 @@ def test_commit_nothing_listening(tmp_path):
     result = dcmtools("commit", f"PACS@127.0.0.1:{free_port()}", str(sent[0]))
     assert result.returncode == 3
     assert "nothing is listening" in result.stderr
+
+
+def test_commit_over_tls_with_the_report_on_a_new_association(tmp_path):
+    """TLS both ways: the request to listen, and listen's report to our --port."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    port = free_port()
+    sent = instances(tmp_path / "sent", 1)
+    with listen(tmp_path, *tls, "--commit-report", "new", "--commit-report-to", f"DCMTOOLS@127.0.0.1:{port}") as (peer, _s, log):
+        send = dcmtools("send", peer, str(sent[0]), "--tls-ca", str(cert))
+        assert send.returncode == 0, send.stderr
+        plain = dcmtools("commit", peer, str(sent[0]), "--wait", "2", "--timeout", "3")
+        result = dcmtools("commit", peer, str(sent[0]), "--tls-ca", str(cert), *tls, "--port", str(port), "--wait", "20")
+    assert plain.returncode in (5, 6)  # a TLS port does not speak plain DICOM
+    (record,) = by_uid(read_records(result.stdout)).values()
+    assert result.returncode == 0, result.stderr
+    assert record["state"] == "committed" and record["reported_via"].startswith("new association from LISTEN@")
