@@ -48,6 +48,9 @@ class ErrorCode:
     WRITE_FAILED = "write_failed"  # the output could not be written
     BAD_VALUE = "bad_value"  # one element's value could not be converted
     INTERNAL = "internal"  # a bug: please report it
+    CANNOT_DECODE = "cannot_decode"  # the pixel data cannot be decoded here (syntax, plugin, corrupt data)
+    CANNOT_ENCODE = "cannot_encode"  # the target transfer syntax cannot hold this image, or its encoder refused it
+    VERIFY_FAILED = "verify_failed"  # a lossless output did not decode back to the input's pixels
 
 
 class DcmtoolsError(Exception):
