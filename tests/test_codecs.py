@@ -1,0 +1,111 @@
+"""The transfer syntax table, the encoder choice and the mirroring of outputs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from dcmtools import codecs
+from dcmtools.codecs import ImageInfo
+from dcmtools.outputs import glob_root, stream_relative, write_atomic
+from dcmtools.records import DcmtoolsError
+
+
+@pytest.mark.parametrize(
+    "text,uid",
+    [
+        ("explicit", "1.2.840.10008.1.2.1"),
+        ("IMPLICIT", "1.2.840.10008.1.2"),
+        ("jls", "1.2.840.10008.1.2.4.80"),
+        ("jpeg2000", "1.2.840.10008.1.2.4.90"),
+        ("jpeg-lossless", "1.2.840.10008.1.2.4.70"),
+        ("1.2.840.10008.1.2.5", "1.2.840.10008.1.2.5"),
+        (" deflated ", "1.2.840.10008.1.2.1.99"),
+    ],
+)
+def test_names_aliases_and_uids_resolve(text, uid):
+    assert codecs.resolve(text).uid == uid
+
+
+def test_an_unknown_name_says_what_is_known():
+    with pytest.raises(DcmtoolsError) as caught:
+        codecs.resolve("jpeg-xl")
+    assert caught.value.code == "bad_value"
+    assert "jpeg-ls-near" in caught.value.hint
+
+
+def test_names_of_uids():
+    assert codecs.name_of("1.2.840.10008.1.2.2") == "big-endian"
+    assert codecs.name_of("1.2.840.10008.1.2.4.100") == "MPEG2 Main Profile / Main Level"
+    assert codecs.name_of("1.2.3.4") == "1.2.3.4"
+
+
+def test_every_writable_syntax_has_an_encoder_here():
+    for syntax in codecs.SYNTAXES:
+        choice = codecs.encoder_for(syntax)
+        assert (choice is not None) == syntax.writable, syntax.name
+    assert codecs.encoder_for(codecs.resolve("rle")).package == "pylibjpeg-rle"  # the fast one, not pydicom's
+
+
+def _info(**kw) -> ImageInfo:
+    base = dict(rows=64, columns=64, samples_per_pixel=1, bits_allocated=16, bits_stored=12,
+                pixel_representation=0, number_of_frames=1, photometric="MONOCHROME2")
+    base.update(kw)
+    return ImageInfo(**base)
+
+
+def test_colour_transforms_follow_the_codec():
+    rgb = _info(samples_per_pixel=3, bits_allocated=8, bits_stored=8, photometric="RGB")
+    assert codecs.check_encodable(codecs.resolve("j2k"), rgb) == "YBR_RCT"
+    assert codecs.check_encodable(codecs.resolve("j2k-lossy"), rgb) == "YBR_ICT"
+    assert codecs.check_encodable(codecs.resolve("jpeg-baseline"), rgb) == "YBR_FULL_422"
+    assert codecs.check_encodable(codecs.resolve("jpeg-ls"), rgb) == "RGB"
+    assert codecs.check_encodable(codecs.resolve("rle"), rgb) == "RGB"
+    assert codecs.uses_planar_configuration_1(codecs.resolve("rle"))
+
+
+@pytest.mark.parametrize(
+    "target,info,hint",
+    [
+        ("jpeg-baseline", _info(photometric="PALETTE COLOR", bits_allocated=8, bits_stored=8), "losslessly"),
+        ("j2k", _info(bits_allocated=1, bits_stored=1), "1-bit"),
+        ("jpeg-ls", _info(bits_allocated=32, bits_stored=32), "j2k"),
+        ("jpeg-baseline", _info(), "j2k"),  # 12-bit
+        ("jpeg-extended", _info(pixel_representation=1), "j2k"),
+        ("jpeg-lossless", _info(samples_per_pixel=3, bits_allocated=8, bits_stored=8, photometric="YBR_FULL"), "rle"),
+    ],
+)
+def test_images_a_syntax_cannot_hold_are_refused_with_a_hint(target, info, hint):
+    with pytest.raises(DcmtoolsError) as caught:
+        codecs.check_encodable(codecs.resolve(target), info)
+    assert caught.value.code == "cannot_encode"
+    assert hint in caught.value.hint
+
+
+def test_capabilities_cover_every_syntax():
+    rows = codecs.capabilities()
+    assert [r["name"] for r in rows] == [s.name for s in codecs.SYNTAXES]
+    assert all(r["type"] == "syntax" for r in rows)
+
+
+def test_mirroring_rules(tmp_path, monkeypatch):
+    assert glob_root("a/b/**/*.dcm") == "a/b"
+    assert glob_root("*.dcm") == "."
+    assert stream_relative("./x/y.dcm") == "x/y.dcm"
+    assert stream_relative("../x/y.dcm") == "x/y.dcm"
+    monkeypatch.chdir(tmp_path)
+    assert stream_relative(str(tmp_path / "p" / "q.dcm")) == "p/q.dcm"
+    assert stream_relative("/elsewhere/q.dcm") == "elsewhere/q.dcm"
+
+
+def test_atomic_write_never_clobbers(tmp_path):
+    path = str(tmp_path / "sub" / "f.dcm")
+    write_atomic(path, b"one")
+    with pytest.raises(DcmtoolsError) as caught:
+        write_atomic(path, b"two")
+    assert caught.value.code == "exists"
+    assert open(path, "rb").read() == b"one"
+    write_atomic(path, b"three", overwrite=True)
+    assert open(path, "rb").read() == b"three"
+    assert os.listdir(tmp_path / "sub") == ["f.dcm"]
