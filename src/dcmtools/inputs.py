@@ -103,12 +103,27 @@ def expand_path(arg: str, source: str = "argument") -> Iterator[InputItem]:
 
 
 def walk(folder: str) -> Iterator[InputItem]:
-    """Every file under ``folder``, sorted, skipping hidden entries."""
-    for root, dirs, files in os.walk(folder, onerror=None, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield InputItem(os.path.join(root, name), source="walk")
+    """Every file under ``folder`` in path order (files and folders sorted
+    together, as ``find | sort`` lists them), skipping hidden entries and not
+    following symlinked folders.  An unreadable folder is an error item."""
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted((entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries)
+    except OSError as exc:
+        yield InputItem(
+            folder,
+            error=DcmtoolsError(ErrorCode.UNREADABLE, f"cannot list folder {folder}: {exc.strerror or exc}"),
+            source="walk",
+        )
+        return
+    for name, is_dir in names:
+        if name.startswith("."):
+            continue
+        path = os.path.join(folder, name)
+        if is_dir:
+            yield from walk(path)
+        else:
+            yield InputItem(path, source="walk")
 
 
 def iter_stream(stream: TextIO, *, null: bool = False, source: str = "stdin") -> Iterator[InputItem]:

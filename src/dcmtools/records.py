@@ -145,6 +145,7 @@ class RecordWriter:
         json_mode: bool | None = None,
         human: HumanFormatter | None = None,
         err: TextIO | None = None,
+        quiet: bool = False,
     ) -> None:
         self.command = command
         self.stream = stream if stream is not None else sys.stdout
@@ -153,6 +154,7 @@ class RecordWriter:
             json_mode = not _isatty(self.stream)
         self.json_mode = json_mode
         self.human = human or default_human
+        self.quiet = quiet  # no summary line on stderr in the readable form
         self.total = 0
         self.ok = 0
         self.failed = 0
@@ -216,7 +218,7 @@ class RecordWriter:
         if self.json_mode:
             self.stream.write(dumps(record) + "\n")
             self.stream.flush()
-        else:
+        elif not self.quiet:
             self.err.write(human_summary(record) + "\n")
             self.err.flush()
         return int(self.status)

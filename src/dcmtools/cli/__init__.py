@@ -9,6 +9,7 @@ from __future__ import annotations
 from .app import app
 
 # Each import registers one command on ``app`` (one line per command, kept sorted).
+from . import dump  # noqa: E402,F401
 from . import transcode  # noqa: E402,F401
 
 

@@ -93,7 +93,7 @@ class CommandRun:
         self.command = command
         self.debug = debug or bool(os.environ.get("DCMTOOLS_DEBUG"))
         self.quiet = quiet
-        self.writer = RecordWriter(command, json_mode=json_mode, human=human)
+        self.writer = RecordWriter(command, json_mode=json_mode, human=human, quiet=quiet)
         self.summary_extra: dict[str, Any] = {}
         setup_logging(self.debug, quiet)
 
@@ -119,8 +119,17 @@ class CommandRun:
         self.write(error_record(type_, item.error, path=item.path))
 
     def show_progress(self) -> bool:
-        """Progress bars only on a terminal, and not with --quiet."""
-        return not self.quiet and sys.stderr.isatty()
+        """Progress bars only when stderr is a terminal that stdout is not
+        writing over, and not with --quiet."""
+        return not self.quiet and sys.stderr.isatty() and not sys.stdout.isatty()
+
+    def progress(self, iterable, total: int | None = None, unit: str = "file"):
+        """``iterable`` with a tqdm progress bar on stderr when one should show."""
+        if not self.show_progress():
+            return iterable
+        from tqdm import tqdm  # only on a terminal: it costs 50 ms to import
+
+        return tqdm(iterable, total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
 
     def warn(self, message: str) -> None:
         if not self.quiet:

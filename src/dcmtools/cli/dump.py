@@ -1,0 +1,101 @@
+"""dcmtools dump: read DICOM files as a text tree or as JSON Lines."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from .app import app
+from .common import (
+    CommandRun,
+    DebugOpt,
+    FilesFromOpt,
+    FlatOpt,
+    InputsArg,
+    JobsOpt,
+    JsonOpt,
+    NullOpt,
+    QuietOpt,
+)
+
+
+@app.command("dump")
+def dump_command(
+    inputs: InputsArg = None,
+    tag: Annotated[
+        Optional[List[str]],
+        typer.Option(
+            "--tag",
+            "-t",
+            metavar="PATH",
+            help="Only this element: a keyword, gggg,eeee, or a path like "
+            "ReferencedImageSequence[0].ReferencedSOPInstanceUID (repeatable).",
+        ),
+    ] = None,
+    meta: Annotated[bool, typer.Option("--meta", help="Include the file meta group (0002,xxxx).")] = False,
+    no_pixels: Annotated[
+        bool,
+        typer.Option("--no-pixels", help="Leave out bulk data that is not shown (pixel data ...) instead of noting it."),
+    ] = False,
+    bulk_threshold: Annotated[
+        int,
+        typer.Option(
+            "--bulk-threshold",
+            metavar="BYTES",
+            help="Binary values up to this size are written (InlineBinary); larger ones are not read.",
+        ),
+    ] = 1024,
+    full: Annotated[bool, typer.Option("--full", help="Text: never cut long values.")] = False,
+    json: JsonOpt = None,
+    flat: FlatOpt = False,
+    jobs: JobsOpt = 1,
+    files_from: FilesFromOpt = None,
+    null: NullOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Read DICOM files: a readable tree on a terminal, one JSON record per file when piped.
+
+    Records are {"type": "file", "path", "ok", "transfer_syntax", "sop_class_uid",
+    "sop_instance_uid", "dataset": {DICOM JSON model}}; with --flat the dataset is
+    {"PatientName": "DOE^JOHN", ...}. Pixel data is never read: it is noted as a
+    BulkDataURI (file://PATH?offset=N&length=M), or left out with --no-pixels.
+    Files that cannot be read (not DICOM, empty, truncated, unreadable) give an
+    error record and exit status 1; the other files are still dumped.
+
+    \b
+    Examples:
+      dcmtools dump image.dcm                      # a tree, like dcmdump
+      dcmtools dump --json study/ > study.jsonl    # one DICOM JSON record per file
+      dcmtools dump --flat -t PatientName -t Modality '**/*.dcm' | jq -c .dataset
+      dcmtools dump -t 'ReferencedImageSequence[0].ReferencedSOPInstanceUID' a.dcm
+      find /archive -name '*.dcm' -print0 | dcmtools dump -0 -j 0 - > all.jsonl
+    """
+    from .. import dump as library
+    from ..parallel import map_ordered, resolve_jobs
+    from ..tagpath import PathError
+
+    with CommandRun("dump", json_mode=json, quiet=quiet, debug=debug) as run:
+        try:
+            tags = library.parse_tags(tag or [])
+        except PathError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--tag") from None
+        options = library.DumpOptions(
+            flat=flat,
+            meta=meta,
+            tags=tags,
+            bulk_threshold=bulk_threshold,
+            bulk=not no_pixels,
+            width=None if full else 64,
+        )
+        worker = library.json_line if run.json_mode else library.text_block
+        jobs_ = library.jobs_for(run.inputs(inputs, files_from, null), options)
+        results = map_ordered(library.RecordsPassThrough(worker, encode=True), jobs_, resolve_jobs(jobs))
+        first = True
+        for ok, code, text in run.progress(results):
+            if not run.json_mode:
+                if not first:
+                    text = "\n" + text
+                first = False
+            run.writer.write_line(text, ok, code or None)
