@@ -5,13 +5,17 @@ _dcmtools() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "dump --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "dump transcode --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
         dump)
             opts="--tag -t --meta --no-pixels --bulk-threshold --full --json --no-json --flat --jobs -j --files-from --null -0 --quiet -q --debug"
             case "$prev" in --tag|-t|--bulk-threshold|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        transcode)
+            opts="--to -t --output -o --error --ratio --quality --verify --no-verify --keep-uid --list --overwrite --jobs -j --files-from --null -0 --json --no-json --quiet -q --debug"
+            case "$prev" in --to|-t|--output|-o|--error|--ratio|--quality|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         *) opts="" ;;
     esac

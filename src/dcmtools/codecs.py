@@ -325,6 +325,14 @@ def check_encodable(syntax: Syntax, info: ImageInfo) -> str:
     out_pi = output_photometric(syntax, info.photometric, info.samples_per_pixel)
     if not syntax.encapsulated:
         return out_pi
+    if syntax.name == "jpeg-lossless" and out_pi == "YBR_FULL":
+        # libjpeg-turbo's lossless YCbCr streams do not decode (not even by
+        # itself), and marked as RGB samples pydicom would show them unconverted.
+        raise DcmtoolsError(
+            ErrorCode.CANNOT_ENCODE,
+            f"{syntax.title} is written here for RGB and monochrome images only; this one is YBR_FULL",
+            hint="rle, jpeg-ls and j2k keep YBR_FULL samples exactly",
+        )
     from pydicom.pixels.encoders.base import ENCODING_PROFILES
 
     profiles = ENCODING_PROFILES.get(syntax.uid)  # type: ignore[call-overload]

@@ -153,26 +153,24 @@ def _read(path: str):
 
 
 def _read_bare(path: str):
-    """A dataset without preamble and file meta (an older way to store DICOM)."""
+    """A dataset without preamble and file meta (an older way to store DICOM).
+
+    ``dicomfile`` (the reader of ``dump``) decides whether the file holds DICOM
+    data at all, so both commands call the same files DICOM.
+    """
     import pydicom
 
-    not_dicom = DcmtoolsError(
-        ErrorCode.NOT_DICOM,
-        f"{path} is not a DICOM file (no 'DICM' prefix, and not a bare dataset)",
-        hint="check the file; only DICOM files are transcoded",
-    )
-    with open(path, "rb") as stream:
-        head = stream.read(8)
-    # A bare dataset starts with a group 0008 (or 0002) element, either endianness.
-    if len(head) < 8 or head[:2] not in (b"\x08\x00", b"\x00\x08", b"\x02\x00", b"\x00\x02"):
-        raise not_dicom
+    from . import dicomfile
+
     try:
-        ds = pydicom.dcmread(path, force=True)
-    except Exception:
-        raise not_dicom from None
-    if "SOPClassUID" not in ds and "Rows" not in ds:
-        raise not_dicom
-    return ds
+        dicomfile.read(path, stop_at=0x00100000)
+    except dicomfile.ReadError as exc:
+        raise DcmtoolsError(
+            exc.code,
+            f"{path}: {exc.message}",
+            hint=exc.hint or ("only DICOM files are transcoded" if exc.code == ErrorCode.NOT_DICOM else None),
+        ) from None
+    return pydicom.dcmread(path, force=True)
 
 
 def source_syntax(ds) -> str:
