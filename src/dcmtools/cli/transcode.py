@@ -131,22 +131,11 @@ def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null) 
         raise typer.BadParameter("no INPUTS given (files, folders, globs, or '-' for stdin)", param_hint="INPUTS")
     plan = MirroredInputs(inputs, output, files_from=files_from, null=null)
     size_in = size_out = 0
-    progress = None
-    if run.show_progress():
-        from tqdm import tqdm
-
-        progress = tqdm(unit="file", file=sys.stderr, desc="transcode")
-    try:
-        for record in run_plan(plan, options, resolve_jobs(jobs)):
-            if record.get("ok"):
-                size_in += record.get("size_in", 0)
-                size_out += record.get("size_out", 0)
-            run.write(record)
-            if progress is not None:
-                progress.update(1)
-    finally:
-        if progress is not None:
-            progress.close()
+    for record in run.progress(run_plan(plan, options, resolve_jobs(jobs))):
+        if record.get("ok"):
+            size_in += record.get("size_in", 0)
+            size_out += record.get("size_out", 0)
+        run.write(record)
     run.summary_extra.update(size_in=size_in, size_out=size_out)
     if size_out:
         run.summary_extra["ratio"] = round(size_in / size_out, 3)
