@@ -243,3 +243,19 @@ def test_python_api(tree, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert pydicom.dcmread(out / "mr_be.dcm").file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70"
+
+
+def test_a_lossy_input_stays_marked_lossy(tmp_path):
+    source = data_file("SC_rgb_jls_lossy_sample.dcm")  # JPEG-LS near-lossless without Lossy Image Compression
+    original = pydicom.dcmread(source)
+    assert "LossyImageCompression" not in original
+    run = dcmtools("transcode", source, "--to", "explicit", "-o", str(tmp_path / "a"))
+    record = records(run.stdout)[0]
+    assert record["ok"] and "Lossy Image Compression set to 01" in record["note"]
+    ds = pydicom.dcmread(record["out"])
+    assert ds.LossyImageCompression == "01"
+    assert ds.SOPInstanceUID == original.SOPInstanceUID
+    jpeg = dcmtools("transcode", data_file("SC_rgb_jpeg_dcmtk.dcm"), "--to", "rle", "-o", str(tmp_path / "b"))
+    ds = pydicom.dcmread(records(jpeg.stdout)[0]["out"])
+    assert ds.PhotometricInterpretation == "RGB"  # lossy JPEG colour is decoded to RGB
+    assert ds.LossyImageCompression == "01"

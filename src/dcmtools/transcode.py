@@ -46,6 +46,9 @@ from .outputs import MirroredInputs, copy_atomic, exists_error, same_file, write
 from .records import DcmtoolsError, ErrorCode, error_record
 
 IMPLEMENTATION_VERSION_NAME = "DCMTOOLS"
+# Syntaxes whose pixel data are always lossy (JPEG 2000 and HTJ2K may hold
+# reversible codestreams, so they are not listed).
+LOSSY_ONLY = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81")
 
 
 @dataclass
@@ -288,6 +291,10 @@ def _transcode_image(ds, path: str, out: str, opts: TranscodeOptions, src_uid: s
     elif not keep_native_bytes:
         # Compressed or big endian in, native little endian out.
         _set_native(ds, _native_order(src), meta)
+    if src_uid in LOSSY_ONLY and str(ds.get("LossyImageCompression", "")) != "01" and not target.lossy:
+        # Once lossy, always lossy (PS3.3 C.7.6.1.1.5), whatever it is stored in now.
+        ds.LossyImageCompression = "01"
+        info["note"] = "the input was lossy compressed: Lossy Image Compression set to 01"
     _prepare_meta(ds, target.uid)
     data = _serialize(ds, path, src_uid)
 
