@@ -149,7 +149,6 @@ def main() -> None:
     source = files[0].parent
     n = len(files)
     pixel_mb = n * 512 * 512 * 2 / 1e6
-    source_bytes = folder_bytes(source)
     work = OUT / "transcode"
     load = os.getloadavg()[0]
     print(

@@ -259,3 +259,11 @@ def test_a_lossy_input_stays_marked_lossy(tmp_path):
     ds = pydicom.dcmread(records(jpeg.stdout)[0]["out"])
     assert ds.PhotometricInterpretation == "RGB"  # lossy JPEG colour is decoded to RGB
     assert ds.LossyImageCompression == "01"
+
+
+def test_reading_warnings_belong_to_their_record(tmp_path):
+    run = dcmtools("transcode", data_file("MR_small_padded.dcm"), "--to", "rle", "-o", str(tmp_path))
+    assert run.returncode == 0
+    record = records(run.stdout)[0]
+    assert any("padding" in w for w in record["warnings"])
+    assert "padding" not in run.stderr

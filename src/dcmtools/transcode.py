@@ -37,7 +37,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from . import codecs
@@ -62,7 +62,6 @@ class TranscodeOptions:
     verify: bool | None = None  # None: verify lossless targets only
     keep_uid: bool = False  # lossy targets keep the SOP Instance UID
     overwrite: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verifying(self) -> bool:
@@ -192,21 +191,42 @@ def source_syntax(ds) -> str:
 
 
 def transcode_file(path: str, out: str, options: TranscodeOptions) -> dict[str, Any]:
-    """Transcode one file; return its record (a failure is a record, never an exception)."""
+    """Transcode one file; return its record (a failure is a record, never an exception).
+
+    What pydicom warns about while reading the file (implicit VR data in an
+    explicit file, excess padding ...) becomes the record's ``warnings`` list
+    instead of lines on stderr without the file's name.
+    """
+    import logging
+    import warnings
+
     record: dict[str, Any] = {"type": "file", "path": path, "out": out}
-    try:
-        record.update(_transcode(path, out, options))
-        record["ok"] = True
-        return record
-    except DcmtoolsError as exc:
-        return error_record("file", exc, path=path, out=out)
-    except MemoryError:
-        return error_record(
-            "file",
-            DcmtoolsError(ErrorCode.UNREADABLE, f"{path} is too large to transcode in memory", hint="use fewer --jobs"),
-            path=path,
-            out=out,
-        )
+    pydicom_log = logging.getLogger("pydicom")
+    level = pydicom_log.level
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        pydicom_log.setLevel(logging.ERROR)  # its warnings come as warnings too
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            record.update(_transcode(path, out, options))
+            record["ok"] = True
+        except DcmtoolsError as exc:
+            record = error_record("file", exc, path=path, out=out)
+        except MemoryError:
+            record = error_record(
+                "file",
+                DcmtoolsError(
+                    ErrorCode.UNREADABLE, f"{path} is too large to transcode in memory", hint="use fewer --jobs"
+                ),
+                path=path,
+                out=out,
+            )
+        finally:
+            pydicom_log.setLevel(level)
+    messages = list(dict.fromkeys(str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)))
+    if messages:
+        record["warnings"] = messages
+    return record
 
 
 def _transcode(path: str, out: str, opts: TranscodeOptions) -> dict[str, Any]:
@@ -257,10 +277,7 @@ def _transcode(path: str, out: str, opts: TranscodeOptions) -> dict[str, Any]:
 
 
 def _transcode_image(ds, path: str, out: str, opts: TranscodeOptions, src_uid: str, info: dict[str, Any]):
-    import numpy as np
-
     target = opts.target
-    src_encapsulated = src_uid not in codecs.NATIVE_LE and src_uid != codecs.BIG_ENDIAN
     keep_native_bytes = src_uid in codecs.NATIVE_LE and not target.encapsulated
     verifying = opts.verifying
 
@@ -299,7 +316,7 @@ def _transcode_image(ds, path: str, out: str, opts: TranscodeOptions, src_uid: s
     data = _serialize(ds, path, src_uid)
 
     if verifying:
-        info.update(_verify(data, src, meta, target, opts, path, src_encapsulated))
+        info.update(_verify(data, src, meta, target, opts, path))
     else:
         info["verified"] = False
     write_atomic(out, data, opts.overwrite)
@@ -619,7 +636,7 @@ def _explicit_le_bytes(ds) -> bytes | None:
     return fp.getvalue()
 
 
-def _verify(data: bytes, src, meta, target: Syntax, opts: TranscodeOptions, path: str, src_encapsulated: bool):
+def _verify(data: bytes, src, meta, target: Syntax, opts: TranscodeOptions, path: str):
     """Decode the bytes about to be written and compare them with the input's pixels."""
     import numpy as np
     import pydicom
@@ -711,7 +728,7 @@ def transcode(
     ``ratio``, ``quality``, ``verify``, ``keep_uid``, ``overwrite``).
     ``jobs`` worker processes (0 = all cores); records come in input order.
     """
-    from .parallel import map_ordered, resolve_jobs
+    from .parallel import resolve_jobs
 
     options = options_for(to, **option_values)
     plan = MirroredInputs(inputs, out_dir, files_from=files_from, null=null, read_stdin_when_piped=False)

@@ -117,11 +117,10 @@ def transcode_command(
 def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null) -> None:
     import sys
 
-    # Import the codecs now, so forked workers start warm.
+    # Import pydicom, numpy and the codec now, so forked workers start warm.
     import numpy  # noqa: F401
     import pydicom  # noqa: F401
 
-    from ..inputs import iter_inputs  # noqa: F401
     from ..outputs import MirroredInputs
     from ..parallel import resolve_jobs
     from ..transcode import run_plan
@@ -177,7 +176,10 @@ def _human(record: dict[str, Any]) -> str | None:
             detail += f", PSNR {record['psnr']} dB)" if record.get("psnr") is not None else ")"
     if record.get("note"):
         detail += f"; {record['note']}"
-    return f"{head}  {detail}"
+    text = f"{head}  {detail}"
+    for warning in record.get("warnings", ()):
+        text += f"\n       warning: {warning}"
+    return text
 
 
 def _list(json_mode: bool | None) -> None:
