@@ -5,10 +5,14 @@ _dcmtools() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "dump transcode --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "anonymize dump transcode verify-display --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
+        anonymize)
+            opts="--output -o --key --key-file --retain-safe-private --retain-uids --retain-device-identity --retain-institution-identity --retain-patient-characteristics --retain-longitudinal-full-dates --retain-longitudinal-modified-dates --clean-descriptors --clean-structured-content --clean-graphics --allow-burned-in --map --overwrite --json --no-json --jobs -j --files-from --null -0 --quiet -q --debug"
+            case "$prev" in --output|-o|--key|--key-file|--map|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
         dump)
             opts="--tag -t --meta --no-pixels --bulk-threshold --full --json --no-json --flat --jobs -j --files-from --null -0 --quiet -q --debug"
             case "$prev" in --tag|-t|--bulk-threshold|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
@@ -16,6 +20,10 @@ _dcmtools() {
         transcode)
             opts="--to -t --output -o --error --ratio --quality --verify --no-verify --keep-uid --list --overwrite --jobs -j --files-from --null -0 --json --no-json --quiet -q --debug"
             case "$prev" in --to|-t|--output|-o|--error|--ratio|--quality|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        verify-display)
+            opts="--ambient --class --format --levels --tolerance --min-lmax --min-ratio --max-ambient-ratio --lut --lut-entries --plot --patterns --pattern-bits --pattern-size --overwrite --json --no-json --quiet -q --debug"
+            case "$prev" in --ambient|--class|--format|--levels|--tolerance|--min-lmax|--min-ratio|--max-ambient-ratio|--lut|--lut-entries|--plot|--patterns|--pattern-bits|--pattern-size) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         *) opts="" ;;
     esac

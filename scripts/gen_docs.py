@@ -131,6 +131,8 @@ def man_page(name: str, command, root) -> str:
         if option.hidden:
             continue
         lines += [".TP", option_line(option), roff((option.help or "") + default_text(option))]
+    if getattr(command, "epilog", None):  # what --help prints after the options
+        lines += [".SH NOTES", *render_paragraphs(command.epilog)]
     lines += exit_status_section() + [".SH SEE ALSO", "\\fBdcmtools\\fR(1)"]
     return "\n".join(lines) + "\n"
 

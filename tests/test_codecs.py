@@ -8,7 +8,6 @@ import pytest
 
 from dcmtools import codecs
 from dcmtools.codecs import ImageInfo
-from dcmtools.outputs import glob_root, stream_relative, write_atomic
 from dcmtools.records import DcmtoolsError
 
 
@@ -89,23 +88,22 @@ def test_capabilities_cover_every_syntax():
     assert all(r["type"] == "syntax" for r in rows)
 
 
-def test_mirroring_rules(tmp_path, monkeypatch):
-    assert glob_root("a/b/**/*.dcm") == "a/b"
-    assert glob_root("*.dcm") == "."
-    assert stream_relative("./x/y.dcm") == "x/y.dcm"
-    assert stream_relative("../x/y.dcm") == "x/y.dcm"
-    monkeypatch.chdir(tmp_path)
-    assert stream_relative(str(tmp_path / "p" / "q.dcm")) == "p/q.dcm"
-    assert stream_relative("/elsewhere/q.dcm") == "elsewhere/q.dcm"
+def test_the_plan_mirrors_skips_its_own_outputs_and_refuses_collisions(tmp_path):
+    from dcmtools.inputs import iter_inputs
+    from dcmtools.transcode import Plan
 
-
-def test_atomic_write_never_clobbers(tmp_path):
-    path = str(tmp_path / "sub" / "f.dcm")
-    write_atomic(path, b"one")
-    with pytest.raises(DcmtoolsError) as caught:
-        write_atomic(path, b"two")
-    assert caught.value.code == "exists"
-    assert open(path, "rb").read() == b"one"
-    write_atomic(path, b"three", overwrite=True)
-    assert open(path, "rb").read() == b"three"
-    assert os.listdir(tmp_path / "sub") == ["f.dcm"]
+    (tmp_path / "in" / "a").mkdir(parents=True)
+    (tmp_path / "in" / "out").mkdir()
+    (tmp_path / "other").mkdir()
+    for name in ("in/a/x.dcm", "in/out/old.dcm", "other/x.dcm"):
+        (tmp_path / name).write_bytes(b"x")
+    args = [str(tmp_path / "in"), str(tmp_path / "in" / "a" / "x.dcm"), str(tmp_path / "other" / "x.dcm")]
+    plan = Plan(iter_inputs(args), tmp_path / "in" / "out", args)
+    entries = list(plan)
+    assert plan.skipped_inside_output == 1
+    assert [(os.path.relpath(p, tmp_path), out and os.path.relpath(out, tmp_path)) for p, out, _ in entries] == [
+        ("in/a/x.dcm", "in/out/a/x.dcm"),
+        ("in/a/x.dcm", None),  # named twice: the same output as the one before
+        ("other/x.dcm", "in/out/x.dcm"),  # a file argument: its name
+    ]
+    assert entries[1][2]["error"]["code"] == "exists"

@@ -1,225 +1,158 @@
-"""Where a command's output files go, and how they are written.
+"""Where a command that writes files puts each output: ``-o DIR`` mirrors the inputs.
 
-``MirroredInputs`` pairs every input of a command line with its output path
-under ``-o DIR``, mirroring the input tree:
+``mirror_path(path, out_dir, roots)`` keeps the tree below each INPUTS
+argument: a file found under the folder argument ``in/`` goes to
+``DIR/<path below in/>``; a file argument to ``DIR/<its name>``; a match of
+a glob to ``DIR/<path below the glob's fixed folder>``.  A path that came
+from stdin or ``--files-from`` keeps its relative path (``..`` parts
+dropped), or its absolute path without the leading ``/``.
 
-* a folder argument: its contents go straight under DIR
-  (``transcode /archive/old -o /archive/new`` gives ``/archive/new/<tree>``);
-* a glob: the part after its fixed leading folder
-  (``'old/**/*.dcm'`` gives ``DIR/<path under old>``);
-* a file argument: its name (``a/b/c.dcm`` gives ``DIR/c.dcm``, like ``cp``);
-* a path read from stdin or ``--files-from`` (or a record's ``out``/``path``):
-  the path as written, relative (an absolute path under the current folder
-  is taken relative to it; any other absolute path keeps its full path under
-  DIR), so ``find . -name '*.dcm' | dcmtools transcode ...`` mirrors the tree.
+``write_atomic(path, write, overwrite)`` writes through a temporary file in
+the output's folder and renames it into place; without ``overwrite`` an
+existing output is never replaced, even by a concurrent writer.
 
-Inputs inside DIR itself are skipped (so ``-o`` may sit inside the input
-folder, and a second run does not take its own outputs as inputs).
-
-``write_atomic`` and ``copy_atomic`` write through a temporary file in the
-destination folder and a rename; without ``overwrite`` an existing output is
-never replaced (the final link fails instead of clobbering).
-
-Importable without typer, pydicom or numpy.
+Importable without typer or pydicom.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-import shutil
-import tempfile
-from typing import Iterable, Iterator, TextIO
+import sys
+from typing import BinaryIO, Callable, Iterable
 
-from .inputs import GLOB_CHARS, InputItem, iter_inputs
+from .inputs import GLOB_CHARS
 from .records import DcmtoolsError, ErrorCode
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+_COUNTER = itertools.count()
+_FOLDERS: set[str] = set()  # output folders known to exist (per process)
 
 
-class MirroredInputs:
-    """Iterate ``(item, out_path)``; ``out_path`` is None for an input error."""
+def _rename_noreplace() -> Callable[[str, str], bool] | None:
+    """renameat2(RENAME_NOREPLACE) through libc, where there is one: one atomic step."""
+    try:
+        import ctypes
+        import ctypes.util
 
-    def __init__(
-        self,
-        args: Iterable[str] | None,
-        out_dir: str | os.PathLike,
-        *,
-        files_from: str | None = None,
-        null: bool = False,
-        stdin: TextIO | None = None,
-        read_stdin_when_piped: bool = True,
-    ) -> None:
-        self.args = list(args or [])
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, noreplace = -100, 1
+
+    def rename(src: str, dst: str) -> bool:
+        """True when renamed; FileExistsError when ``dst`` exists; False when unsupported here."""
+        if renameat2(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), noreplace) == 0:
+            return True
+        errno = ctypes.get_errno()
+        if errno == 17:  # EEXIST
+            raise FileExistsError(errno, os.strerror(errno), dst)
+        if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: not on this file system
+            return False
+        raise OSError(errno, os.strerror(errno), dst)
+
+    return rename
+
+
+_RENAME_NOREPLACE = _rename_noreplace() if sys.platform.startswith("linux") else None
+
+
+class Mirror:
+    """Maps input paths to output paths under ``out_dir``, by the INPUTS arguments."""
+
+    def __init__(self, out_dir: str | os.PathLike, args: Iterable[str] | None = None) -> None:
         self.out_dir = os.fspath(out_dir)
-        self.files_from = files_from
-        self.null = null
-        self.stdin = stdin
-        self.read_stdin_when_piped = read_stdin_when_piped
-        self.skipped_inside_output = 0
-        self._out_real = os.path.realpath(self.out_dir)
-
-    def __iter__(self) -> Iterator[tuple[InputItem, str | None]]:
-        args = self.args
-        if not args and self.files_from is None and self.read_stdin_when_piped:
-            # iter_inputs reads a piped stdin when given no arguments.
-            yield from self._filtered(iter_inputs([], stdin=self.stdin), self._stream_out)
-            return
-        for arg in args:
+        self.folders: list[str] = []
+        self.files: set[str] = set()
+        for arg in args or ():
             if arg == "-":
-                items = iter_inputs([arg], null=self.null, stdin=self.stdin)
-                yield from self._filtered(items, self._stream_out)
-            elif os.path.isdir(arg):
-                root = arg
-                yield from self._filtered(iter_inputs([arg]), lambda p, root=root: self._under(p, root))
-            elif not os.path.lexists(arg) and GLOB_CHARS & set(arg):
-                root = glob_root(arg)
-                yield from self._filtered(iter_inputs([arg]), lambda p, root=root: self._under(p, root))
-            else:
-                yield from self._filtered(
-                    iter_inputs([arg]), lambda p: os.path.join(self.out_dir, os.path.basename(p))
-                )
-        if self.files_from is not None:
-            items = iter_inputs(
-                None, files_from=self.files_from, null=self.null, stdin=self.stdin, read_stdin_when_piped=False
-            )
-            yield from self._filtered(items, self._stream_out)
-
-    def _filtered(self, items: Iterable[InputItem], out_for) -> Iterator[tuple[InputItem, str | None]]:
-        for item in items:
-            if item.error is not None:
-                yield item, None
                 continue
-            if self._inside_output(item.path):
-                self.skipped_inside_output += 1
+            if os.path.isdir(arg):
+                self.folders.append(os.path.normpath(arg))
+            elif os.path.lexists(arg):
+                self.files.add(os.path.normpath(arg))
+            elif GLOB_CHARS & set(arg):
+                self.folders.append(os.path.normpath(_glob_base(arg)))
+        self.folders.sort(key=len, reverse=True)  # the deepest folder argument wins
+
+    def __call__(self, path: str) -> str:
+        return os.path.join(self.out_dir, self.relative(path))
+
+    def relative(self, path: str) -> str:
+        norm = os.path.normpath(path)
+        for folder in self.folders:
+            if folder == ".":
+                if not os.path.isabs(norm) and not norm.startswith(".."):
+                    return norm
                 continue
-            yield item, out_for(item.path)
-
-    def _inside_output(self, path: str) -> bool:
-        real = os.path.realpath(path)
-        return real == self._out_real or real.startswith(self._out_real.rstrip(os.sep) + os.sep)
-
-    def _under(self, path: str, root: str) -> str:
-        rel = os.path.relpath(path, root)
-        if rel.startswith(os.pardir):
-            rel = os.path.basename(path)
-        return os.path.join(self.out_dir, rel)
-
-    def _stream_out(self, path: str) -> str:
-        return os.path.join(self.out_dir, stream_relative(path))
+            prefix = folder if folder.endswith(os.sep) else folder + os.sep
+            if norm.startswith(prefix):
+                return norm[len(prefix):]
+        if norm in self.files:
+            return os.path.basename(norm)
+        parts = [p for p in norm.split(os.sep) if p not in ("", ".", "..")]
+        return os.path.join(*parts) if parts else os.path.basename(norm) or "output"
 
 
-def stream_relative(path: str) -> str:
-    """The relative path under the output folder of a path read from a stream."""
-    norm = os.path.normpath(path)
-    if os.path.isabs(norm):
-        rel = os.path.relpath(norm, os.getcwd())
-        if rel.startswith(os.pardir):
-            drive, rest = os.path.splitdrive(norm)
-            rel = rest.lstrip(os.sep)
-    else:
-        rel = norm
-    parts = [p for p in rel.split(os.sep) if p not in (os.pardir, os.curdir, "")]
-    return os.path.join(*parts) if parts else os.path.basename(path)
-
-
-def glob_root(pattern: str) -> str:
-    """The fixed leading folder of a glob pattern (``a/b/**/*.dcm`` -> ``a/b``)."""
+def _glob_base(pattern: str) -> str:
+    """The folder part of a glob before its first wildcard."""
     parts = pattern.split(os.sep)
-    fixed: list[str] = []
+    fixed = []
     for part in parts[:-1]:
         if GLOB_CHARS & set(part):
             break
         fixed.append(part)
     if not fixed:
         return "."
-    root = os.sep.join(fixed)
-    return root or os.sep
+    base = os.sep.join(fixed)
+    return base or os.sep
 
 
-def same_file(a: str, b: str) -> bool:
-    """True when ``a`` and ``b`` name the same existing file."""
+def write_atomic(path: str, write: Callable[[BinaryIO], None], overwrite: bool = False) -> None:
+    """Write ``path`` through a temporary file and a rename.
+
+    Raises ``DcmtoolsError`` (``exists`` or ``write_failed``); the temporary
+    file never stays behind.  The file gets the usual permissions (umask).
+    """
+    folder = os.path.dirname(path) or "."
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{next(_COUNTER)}.part")
     try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _place(tmp: str, path: str, overwrite: bool) -> None:
-    if overwrite:
-        os.replace(tmp, path)
-        return
+        if folder not in _FOLDERS:
+            os.makedirs(folder, exist_ok=True)
+            _FOLDERS.add(folder)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as exc:
+        raise DcmtoolsError(
+            ErrorCode.WRITE_FAILED, f"cannot write in {folder}: {exc.strerror or exc}", "check the output folder"
+        ) from exc
     try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise exists_error(path) from None
-    except OSError:
-        # A file system without hard links: check, then rename (not race-free).
-        if os.path.lexists(path):
-            raise exists_error(path) from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                write(stream)
+        except OSError as exc:
+            raise DcmtoolsError(
+                ErrorCode.WRITE_FAILED, f"cannot write {path}: {exc.strerror or exc}", "check the free space"
+            ) from exc
+        if overwrite:
+            os.replace(tmp, path)
+            return
+        try:
+            if _RENAME_NOREPLACE is not None and _RENAME_NOREPLACE(tmp, path):
+                return
+            os.link(tmp, path)  # fails if the output exists: never replaces one
+        except FileExistsError as exc:
+            raise exists_error(path) from exc
+        except OSError:
+            # No hard links on this file system: check, then rename.
+            if os.path.lexists(path):
+                raise exists_error(path) from None
+            os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def exists_error(path: str) -> DcmtoolsError:
-    return DcmtoolsError(
-        ErrorCode.EXISTS,
-        f"the output {path} already exists",
-        hint="use --overwrite to replace it, or another -o folder",
-    )
-
-
-def _temp_in(path: str) -> tuple[int, str]:
-    folder = os.path.dirname(path) or "."
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=folder)
-    except OSError as exc:
-        raise DcmtoolsError(
-            ErrorCode.WRITE_FAILED,
-            f"cannot write in {folder}: {exc.strerror or exc}",
-            hint="check the -o folder exists and is writable, and that the disk is not full",
-        ) from exc
-    os.fchmod(fd, 0o666 & ~_UMASK)
-    return fd, tmp
-
-
-def write_atomic(path: str, data: bytes | bytearray | memoryview, overwrite: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    if not overwrite and os.path.lexists(path):
-        raise exists_error(path)
-    fd, tmp = _temp_in(path)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-        _place(tmp, path, overwrite)
-    except DcmtoolsError:
-        raise
-    except OSError as exc:
-        raise DcmtoolsError(
-            ErrorCode.WRITE_FAILED, f"cannot write {path}: {exc.strerror or exc}", hint="check free space and permissions"
-        ) from exc
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-
-
-def copy_atomic(src: str, path: str, overwrite: bool = False) -> None:
-    """Copy the file ``src`` to ``path`` through a temporary file and a rename."""
-    if not overwrite and os.path.lexists(path):
-        raise exists_error(path)
-    fd, tmp = _temp_in(path)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out, 1 << 20)
-        _place(tmp, path, overwrite)
-    except DcmtoolsError:
-        raise
-    except OSError as exc:
-        raise DcmtoolsError(
-            ErrorCode.WRITE_FAILED, f"cannot write {path}: {exc.strerror or exc}", hint="check free space and permissions"
-        ) from exc
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+    return DcmtoolsError(ErrorCode.EXISTS, f"{path} exists already", "use --overwrite to replace it")

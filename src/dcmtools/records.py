@@ -47,6 +47,9 @@ class ErrorCode:
     EXISTS = "exists"  # the output exists and --overwrite was not given
     WRITE_FAILED = "write_failed"  # the output could not be written
     BAD_VALUE = "bad_value"  # one element's value could not be converted
+    BAD_MEASUREMENTS = "bad_measurements"  # photometer readings that cannot be read or used
+    NONCONFORMANT = "nonconformant"  # a display that fails the GSDF conformance criteria
+    BURNED_IN = "burned_in"  # anonymize: pixels may carry burned-in text (see --allow-burned-in)
     INTERNAL = "internal"  # a bug: please report it
     CANNOT_DECODE = "cannot_decode"  # the pixel data cannot be decoded here (syntax, plugin, corrupt data)
     CANNOT_ENCODE = "cannot_encode"  # the target transfer syntax cannot hold this image, or its encoder refused it

@@ -42,7 +42,7 @@ from typing import Any, Iterable, Iterator
 
 from . import codecs
 from .codecs import ImageInfo, Syntax
-from .outputs import MirroredInputs, copy_atomic, exists_error, same_file, write_atomic
+from .outputs import Mirror, exists_error, write_atomic
 from .records import DcmtoolsError, ErrorCode, error_record
 
 IMPLEMENTATION_VERSION_NAME = "DCMTOOLS"
@@ -253,7 +253,7 @@ def _transcode(path: str, out: str, opts: TranscodeOptions) -> dict[str, Any]:
     out_uid = target.uid if (has_pixels or not target.encapsulated) else codecs.EXPLICIT_LE
 
     if src_uid == out_uid:
-        copy_atomic(path, out, opts.overwrite)
+        write_atomic(out, lambda stream: _copy_into(path, stream), opts.overwrite)
         size_out = os.path.getsize(out)
         note = (
             f"already {target.name}: copied as it is"
@@ -266,7 +266,7 @@ def _transcode(path: str, out: str, opts: TranscodeOptions) -> dict[str, Any]:
     if not has_pixels:
         _prepare_meta(ds, out_uid)
         data = _serialize(ds, path, src_uid)
-        write_atomic(out, data, opts.overwrite)
+        write_atomic(out, lambda stream: stream.write(data), opts.overwrite)
         info.update(action="rewritten", size_out=len(data), ratio=_ratio(size_in, len(data)))
         if out_uid != target.uid:
             info["note"] = "no pixel data: written as Explicit VR Little Endian (the rest is never compressed)"
@@ -319,9 +319,24 @@ def _transcode_image(ds, path: str, out: str, opts: TranscodeOptions, src_uid: s
         info.update(_verify(data, src, meta, target, opts, path))
     else:
         info["verified"] = False
-    write_atomic(out, data, opts.overwrite)
+    write_atomic(out, lambda stream: stream.write(data), opts.overwrite)
     info.update(action="transcoded", size_out=len(data), ratio=_ratio(info["size_in"], len(data)))
     return info
+
+
+def same_file(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` name the same existing file."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _copy_into(path: str, stream) -> None:
+    import shutil
+
+    with open(path, "rb") as source:
+        shutil.copyfileobj(source, stream, 1 << 20)
 
 
 def _decode(ds, path: str, uid: str):
@@ -728,23 +743,63 @@ def transcode(
     ``ratio``, ``quality``, ``verify``, ``keep_uid``, ``overwrite``).
     ``jobs`` worker processes (0 = all cores); records come in input order.
     """
+    from .inputs import iter_inputs
     from .parallel import resolve_jobs
 
     options = options_for(to, **option_values)
-    plan = MirroredInputs(inputs, out_dir, files_from=files_from, null=null, read_stdin_when_piped=False)
-    yield from run_plan(plan, options, resolve_jobs(jobs))
+    inputs = list(inputs)
+    items = iter_inputs(inputs, files_from=files_from, null=null, read_stdin_when_piped=False)
+    yield from run_plan(Plan(items, out_dir, inputs), options, resolve_jobs(jobs))
 
 
-def run_plan(plan: Iterable[tuple[Any, str | None]], options: TranscodeOptions, jobs: int) -> Iterator[dict[str, Any]]:
-    """Records for every ``(item, out)`` of a plan, input errors included, in order."""
+class Plan:
+    """``(path, out, error_record)`` for each input item, outputs mirrored under ``out_dir``.
+
+    The output path comes from ``outputs.Mirror`` (the tree below each INPUTS
+    argument).  Files inside the output folder are skipped and counted in
+    ``skipped_inside_output`` (a second run does not take its own outputs as
+    inputs); a second input mapped to an output of the same run is an
+    ``exists`` error (it would replace the first with --overwrite).
+    """
+
+    def __init__(self, items: Iterable[Any], out_dir: str | os.PathLike, args: Iterable[str] | None) -> None:
+        self.items = items
+        self.mirror = Mirror(out_dir, list(args or []))
+        self.out_real = os.path.realpath(os.fspath(out_dir))
+        self.skipped_inside_output = 0
+
+    def __iter__(self) -> Iterator[tuple[str, str | None, dict[str, Any] | None]]:
+        seen: set[str] = set()
+        prefix = self.out_real.rstrip(os.sep) + os.sep
+        for item in self.items:
+            if item.error is not None:
+                yield item.path, None, error_record("file", item.error, path=item.path)
+                continue
+            real = os.path.realpath(item.path)
+            if real == self.out_real or real.startswith(prefix):
+                self.skipped_inside_output += 1
+                continue
+            out = self.mirror(item.path)
+            key = os.path.normpath(os.path.abspath(out))
+            if key in seen:
+                error = DcmtoolsError(
+                    ErrorCode.EXISTS,
+                    f"another input of this run is written to {out} already",
+                    hint="give inputs whose paths below their folders differ, or transcode them into separate folders",
+                )
+                yield item.path, None, error_record("file", error, path=item.path, out=out)
+                continue
+            seen.add(key)
+            yield item.path, out, None
+
+
+def run_plan(plan: Iterable[tuple[str, str | None, dict[str, Any] | None]], options: TranscodeOptions, jobs: int):
+    """Records for every entry of a plan, input errors included, in input order."""
     from .parallel import map_ordered
 
     def jobs_of() -> Iterator[tuple[str, str, TranscodeOptions] | dict[str, Any]]:
-        for item, out in plan:
-            if item.error is not None or out is None:
-                yield error_record("file", item.error, path=item.path)
-            else:
-                yield (item.path, out, options)
+        for path, out, error in plan:
+            yield error if error is not None else (path, out, options)
 
     yield from map_ordered(_work_or_pass, jobs_of(), jobs)
 

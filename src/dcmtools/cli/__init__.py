@@ -9,8 +9,10 @@ from __future__ import annotations
 from .app import app
 
 # Each import registers one command on ``app`` (one line per command, kept sorted).
+from . import anonymize  # noqa: E402,F401
 from . import dump  # noqa: E402,F401
 from . import transcode  # noqa: E402,F401
+from . import verify_display  # noqa: E402,F401
 
 
 def main() -> None:

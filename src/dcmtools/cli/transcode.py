@@ -115,20 +115,15 @@ def transcode_command(
 
 
 def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null) -> None:
-    import sys
-
     # Import pydicom, numpy and the codec now, so forked workers start warm.
     import numpy  # noqa: F401
     import pydicom  # noqa: F401
 
-    from ..outputs import MirroredInputs
     from ..parallel import resolve_jobs
-    from ..transcode import run_plan
+    from ..transcode import Plan, run_plan
 
     codecs.encoder_for(options.target)
-    if not inputs and files_from is None and sys.stdin.isatty():
-        raise typer.BadParameter("no INPUTS given (files, folders, globs, or '-' for stdin)", param_hint="INPUTS")
-    plan = MirroredInputs(inputs, output, files_from=files_from, null=null)
+    plan = Plan(run.inputs(inputs, files_from, null), output, inputs)
     size_in = size_out = 0
     for record in run.progress(run_plan(plan, options, resolve_jobs(jobs))):
         if record.get("ok"):

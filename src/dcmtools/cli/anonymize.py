@@ -1,0 +1,192 @@
+"""dcmtools anonymize: de-identify DICOM files (PS3.15 Annex E), keyed and repeatable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..records import default_human
+from .app import app
+from .common import (
+    CommandRun,
+    DebugOpt,
+    FilesFromOpt,
+    InputsArg,
+    JobsOpt,
+    JsonOpt,
+    NullOpt,
+    OutDirOpt,
+    OverwriteOpt,
+    QuietOpt,
+)
+
+def _flag(name: str, help_: str) -> Any:
+    """A PS3.15 E.3 option, by its standard name."""
+    return typer.Option(name, help=help_)
+
+
+def _human(record: dict[str, Any]) -> str | None:
+    if record.get("type") != "file" or record.get("ok") is False:
+        return default_human(record)
+    text = f"ok     {record.get('path')} -> {record.get('out')}"
+    for warning in record.get("warnings") or ():
+        text += f"\n       warning: {warning}"
+    return text
+
+
+@app.command("anonymize")
+def anonymize_command(
+    inputs: InputsArg = None,
+    output: OutDirOpt = None,
+    key: Annotated[
+        Optional[str],
+        typer.Option(
+            "--key",
+            metavar="SECRET",
+            envvar="DCMTOOLS_ANON_KEY",
+            help="Secret key: the same key gives the same UIDs, pseudonyms and date shifts, "
+            "in every run and on every machine (env DCMTOOLS_ANON_KEY; --key-file keeps it out of ps).",
+        ),
+    ] = None,
+    key_file: Annotated[
+        Optional[Path], typer.Option("--key-file", metavar="FILE", help="Read the secret key from FILE.")
+    ] = None,
+    retain_safe_private: Annotated[
+        bool, _flag("--retain-safe-private", "Keep private attributes known to be safe (Table E.3.10-1).")
+    ] = False,
+    retain_uids: Annotated[bool, _flag("--retain-uids", "Keep the original UIDs.")] = False,
+    retain_device_identity: Annotated[
+        bool, _flag("--retain-device-identity", "Keep station names, serial numbers and other device identity.")
+    ] = False,
+    retain_institution_identity: Annotated[
+        bool, _flag("--retain-institution-identity", "Keep institution names, addresses and departments.")
+    ] = False,
+    retain_patient_characteristics: Annotated[
+        bool, _flag("--retain-patient-characteristics", "Keep age, sex, size, weight and the like.")
+    ] = False,
+    retain_longitudinal_full_dates: Annotated[
+        bool,
+        _flag("--retain-longitudinal-full-dates", "Retain Longitudinal Temporal Information with Full Dates."),
+    ] = False,
+    retain_longitudinal_modified_dates: Annotated[
+        bool,
+        _flag(
+            "--retain-longitudinal-modified-dates",
+            "Retain Longitudinal Temporal Information with Modified Dates: every date of a patient "
+            "moves back by the same 1 to 10 years (from the key and the patient).",
+        ),
+    ] = False,
+    clean_descriptors: Annotated[
+        bool, _flag("--clean-descriptors", "Keep descriptions and comments, the patient's identifiers removed from them.")
+    ] = False,
+    clean_structured_content: Annotated[
+        bool, _flag("--clean-structured-content", "Keep SR content and acquisition context, cleaned.")
+    ] = False,
+    clean_graphics: Annotated[
+        bool, _flag("--clean-graphics", "Keep overlays, curves and graphic annotations, their text cleaned.")
+    ] = False,
+    allow_burned_in: Annotated[
+        bool,
+        typer.Option(
+            "--allow-burned-in",
+            help="Also write images whose pixels may show identifying text (Burned In Annotation YES, "
+            "or US, SC, OT ... without it). Check those pixels yourself.",
+        ),
+    ] = False,
+    map_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--map",
+            metavar="FILE",
+            help="Write the original-to-new identifiers (patients, studies, UIDs) to FILE as JSON Lines, "
+            "for re-identification. Keep it as safe as the originals.",
+        ),
+    ] = None,
+    overwrite: OverwriteOpt = False,
+    json: JsonOpt = None,
+    jobs: JobsOpt = 1,
+    files_from: FilesFromOpt = None,
+    null: NullOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """De-identify DICOM files with the PS3.15 Basic Application Level Confidentiality Profile.
+
+    Every attribute of Table E.1-1 is removed, emptied, replaced by a dummy or
+    cleaned, at any depth (sequences, file meta, overlays, curves); private
+    attributes go. UIDs become 2.25 UIDs derived from the key, so the studies,
+    series and references (RT structure sets included) stay consistent across
+    files and runs. Patient ID and Patient's Name become one pseudonym per
+    patient. Outputs mirror the input tree under -o DIR; inputs are never
+    changed. Records carry "path" and "out", so the output pipes into the next
+    command. Images whose pixels may show identifying text and DICOMDIR files
+    are not written: their records say why (exit status 1).
+
+    \b
+    Examples:
+      dcmtools anonymize --key-file team.key -o anon/ study/
+      dcmtools anonymize --key-file team.key --retain-longitudinal-modified-dates \\
+          --map reid.jsonl -o anon/ -j 0 /archive/2019
+      dcmtools anonymize --key-file team.key -o anon/ study/ | dcmtools send PACS@10.0.0.5:104
+      find /import -name '*.dcm' -print0 | dcmtools anonymize -0 --key "$KEY" -o anon/ -
+    """
+    from ..deid import Anonymizer, Key, MapWriter, Options, anonymize_paths, plan_jobs
+    from ..outputs import Mirror
+    from ..parallel import resolve_jobs
+
+    with CommandRun("anonymize", json_mode=json, human=_human, quiet=quiet, debug=debug) as run:
+        if output is None:
+            raise typer.BadParameter("an output folder is required (inputs are never changed)", param_hint="-o/--output")
+        if key is not None and key_file is not None:
+            raise typer.BadParameter("give --key or --key-file, not both", param_hint="--key")
+        try:
+            options = Options(
+                retain_safe_private=retain_safe_private,
+                retain_uids=retain_uids,
+                retain_device_identity=retain_device_identity,
+                retain_institution_identity=retain_institution_identity,
+                retain_patient_characteristics=retain_patient_characteristics,
+                retain_longitudinal_full_dates=retain_longitudinal_full_dates,
+                retain_longitudinal_modified_dates=retain_longitudinal_modified_dates,
+                clean_descriptors=clean_descriptors,
+                clean_structured_content=clean_structured_content,
+                clean_graphics=clean_graphics,
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--retain-longitudinal-*") from None
+        try:
+            if key_file is not None:
+                secret = Key.from_file(str(key_file))
+            elif key is not None:
+                secret = Key(key)
+            else:
+                secret = Key.random()
+                # Said even with --quiet: the outputs of this run can never be matched again.
+                print(
+                    "dcmtools anonymize: no --key or --key-file: using a random key for this run; its UIDs, "
+                    "pseudonyms and dates will not match any other run (use --map to keep the way back)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot read {key_file}: {exc.strerror or exc}", param_hint="--key-file") from None
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--key/--key-file") from None
+        items = run.inputs(inputs, files_from, null)
+        mapping = MapWriter(str(map_file), overwrite) if map_file is not None else None
+        anonymizer = Anonymizer(secret, options, allow_burned_in=allow_burned_in, keep_map=mapping is not None)
+        run.summary_extra = {"key_id": None if secret.is_random else secret.fingerprint, "options": options.enabled()}
+        if mapping is not None:
+            run.summary_extra["map"] = str(map_file)
+        jobs_ = plan_jobs(items, Mirror(output, inputs))
+        try:
+            for record, entries in run.progress(anonymize_paths(anonymizer, jobs_, jobs=resolve_jobs(jobs), overwrite=overwrite)):
+                if mapping is not None and entries:
+                    mapping.add(entries)
+                run.write(record)
+        finally:
+            if mapping is not None:
+                mapping.close()

@@ -1,0 +1,52 @@
+"""The network core shared by every dcmtools network command.
+
+Public API (import from ``dcmtools.net``):
+
+Peers and options
+    ``parse_peer(text, peers_file=None) -> Peer``  ``AET@HOST:PORT`` or a peers-file name
+    ``Peer``, ``TLSSettings``, ``tls_settings(tls, ca, cert, key)``, ``load_peers()``
+    ``NetOptions(calling_aet, timeout, max_pdu, tls, trace)``
+Associations
+    ``associate(peer, contexts, options) -> Association`` (context manager;
+    raises ``DcmtoolsError`` with exit status CONNECT/REJECTED/ABORTED/TIMEOUT/
+    NO_CONTEXT and a message in plain words), ``close(assoc)``,
+    ``failure_after(assoc, peer, what, timeout)`` for failures after it was up,
+    ``make_ae(options)`` (a pynetdicom AE using the fast upper layer).
+Services
+    ``echo(peer, options, count)`` yields C-ECHO records;
+    ``send(peer, items, options, retries, jobs, decompress)`` yields one record per file;
+    ``StorageSCP(...)`` receives instances (``listen``, and C-MOVE destinations).
+Words
+    ``status.describe(code, service)``, ``status.status_fields(...)``,
+    ``NetErrorCode`` (stable error codes), ``trace.Tracer`` (``--trace``).
+
+``transport.py`` explains what was changed under pynetdicom and why.  Nothing
+here is imported by the CLI modules at import time (they import it inside the
+command function).
+"""
+
+from __future__ import annotations
+
+from .assoc import NetOptions, associate, close, echo, failure_after, make_ae, quiet_pynetdicom
+from .peer import NetErrorCode, Peer, TLSSettings, load_peers, parse_peer, tls_settings
+from .scp import StorageSCP, stored_path
+from .store import send
+
+__all__ = [
+    "NetErrorCode",
+    "NetOptions",
+    "Peer",
+    "StorageSCP",
+    "TLSSettings",
+    "associate",
+    "close",
+    "echo",
+    "failure_after",
+    "load_peers",
+    "make_ae",
+    "parse_peer",
+    "quiet_pynetdicom",
+    "send",
+    "stored_path",
+    "tls_settings",
+]

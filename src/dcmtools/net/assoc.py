@@ -1,0 +1,456 @@
+"""Opening associations, and saying in plain words why one could not be opened.
+
+    from dcmtools.net import NetOptions, associate, parse_peer
+    from pynetdicom.presentation import build_context
+
+    peer = parse_peer("ORTHANC@127.0.0.1:4242")
+    with associate(peer, [build_context("1.2.840.10008.1.1")], NetOptions()) as assoc:
+        status = assoc.send_c_echo()           # any pynetdicom Association method
+
+``associate`` returns an established pynetdicom ``Association`` (with the fast
+upper layer of ``transport.py``: TCP_NODELAY, event-driven, TLS) or raises
+``DcmtoolsError`` whose ``exit_status`` tells the kind of failure:
+
+=========== ===================== =============================================
+ExitStatus  code                  when
+=========== ===================== =============================================
+CONNECT (3) name_not_resolved,    the host name does not resolve; nothing
+            connection_refused,   listens on the port; no route; TLS handshake
+            unreachable,          failed
+            connect_failed,
+            tls_failed
+REJECTED(4) rejected              A-ASSOCIATE-RJ (result, source and reason
+                                  decoded, e.g. "called AE title not
+                                  recognised")
+ABORTED (5) aborted               A-ABORT (source and reason decoded), or the
+                                  peer closed the connection
+TIMEOUT (6) timeout               connect, A-ASSOCIATE-AC or a reply did not
+                                  come within --timeout
+NO_CONTEXT  no_context            the peer accepted none of the presentation
+(7)                               contexts (which SOP classes and syntaxes)
+=========== ===================== =============================================
+
+Using the context manager releases the association on exit (aborts it when
+the block raised).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from ..records import DcmtoolsError, ExitStatus
+from .peer import DEFAULT_AET, DEFAULT_MAX_PDU, DEFAULT_TIMEOUT, NetErrorCode, Peer, TLSSettings, check_aet
+
+LOGGER = logging.getLogger("dcmtools.net")
+
+
+@dataclass
+class NetOptions:
+    """The options every network command shares (``--aet``, ``--timeout``, ``--max-pdu``, TLS, ``--trace``).
+
+    ``timeout`` applies to the TCP connect, the association request/release
+    and each DIMSE reply; ``None`` takes the peer's own ``timeout`` from the
+    peers file, else 30 s.  ``max_pdu`` is the largest PDU we accept (0 = no
+    limit).  ``tls`` applies when the peer itself has none.  ``trace`` is a
+    text stream (stderr) for the negotiation and DIMSE trace.
+    """
+
+    calling_aet: str = DEFAULT_AET
+    timeout: float | None = None
+    max_pdu: int | None = None
+    tls: TLSSettings | None = None
+    trace: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def timeout_for(self, peer: Peer | None = None) -> float:
+        if self.timeout is not None:
+            return self.timeout
+        if peer is not None and peer.timeout is not None:
+            return peer.timeout
+        return DEFAULT_TIMEOUT
+
+    def max_pdu_for(self, peer: Peer | None = None) -> int:
+        if self.max_pdu is not None:
+            return self.max_pdu
+        if peer is not None and peer.max_pdu is not None:
+            return peer.max_pdu
+        return DEFAULT_MAX_PDU
+
+
+def quiet_pynetdicom(debug: bool = False) -> None:
+    """pynetdicom logs its own view of failures; dcmtools explains them instead."""
+    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if debug else logging.CRITICAL)
+
+
+def make_ae(options: NetOptions, peer: Peer | None = None):
+    """A ``DcmtoolsAE`` with the timeouts and maximum PDU of ``options``."""
+    from .transport import DcmtoolsAE
+
+    ae = DcmtoolsAE(ae_title=check_aet(options.calling_aet, "calling AE title (--aet)"))
+    timeout = options.timeout_for(peer)
+    ae.connection_timeout = timeout
+    ae.acse_timeout = timeout
+    ae.dimse_timeout = timeout
+    ae.network_timeout = None  # idle associations are ours to close
+    ae.maximum_pdu_size = options.max_pdu_for(peer)
+    ae.require_called_aet = False
+    return ae
+
+
+def associate(
+    peer: Peer,
+    contexts: Sequence[Any],
+    options: NetOptions | None = None,
+    *,
+    ext_neg: Iterable[Any] | None = None,
+    evt_handlers: list | None = None,
+    ae: Any = None,
+    need_all: bool = False,
+):
+    """Open an association with ``peer`` proposing ``contexts`` (pynetdicom PresentationContexts).
+
+    Returns the established ``Association`` (usable as a context manager that
+    releases it).  Raises ``DcmtoolsError`` (see the module docs); with
+    ``need_all`` a context the peer refused is an error too, else only "none
+    accepted" is.
+    """
+    options = options or NetOptions()
+    quiet_pynetdicom(bool(LOGGER.isEnabledFor(logging.DEBUG)))
+    if ae is None:
+        ae = make_ae(options, peer)
+    timeout = options.timeout_for(peer)
+    host = _resolve(peer, timeout)
+    tls = peer.tls or options.tls
+    tls_args = (tls.client_context(), peer.host) if tls else None
+    handlers = list(evt_handlers or [])
+    tracer = None
+    if options.trace is not None:
+        from .trace import Tracer
+
+        tracer = Tracer(options.trace)
+        handlers += tracer.handlers()
+    started = time.monotonic()
+    assoc = ae.associate(
+        host,
+        peer.port,
+        contexts=list(contexts),
+        ae_title=peer.aet,
+        max_pdu=options.max_pdu_for(peer),
+        ext_neg=list(ext_neg) if ext_neg else None,
+        evt_handlers=handlers,
+        tls_args=tls_args,
+    )
+    if tracer is not None:
+        assoc.dul.trace = tracer
+    if not assoc.is_established:
+        raise diagnose(assoc, peer, timeout, time.monotonic() - started)
+    refused = assoc.rejected_contexts
+    if not assoc.accepted_contexts or (need_all and refused):
+        error = no_context_error(peer, refused or list(contexts))
+        assoc.release()
+        raise error
+    return _Managed(assoc)
+
+
+class _Managed:
+    """An established Association that releases itself at the end of a ``with`` block."""
+
+    __slots__ = ("_assoc",)
+
+    def __init__(self, assoc: Any) -> None:
+        object.__setattr__(self, "_assoc", assoc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._assoc, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._assoc, name, value)
+
+    @property
+    def association(self) -> Any:
+        """The pynetdicom ``Association`` itself."""
+        return self._assoc
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        close(self._assoc, abort=exc is not None)
+
+
+def close(assoc: Any, abort: bool = False) -> None:
+    """Release (or abort) an association if it is still up; never raises."""
+    assoc = getattr(assoc, "association", assoc)
+    try:
+        if assoc.is_established:
+            if abort:
+                assoc.abort()
+            else:
+                assoc.release()
+    except Exception as exc:  # pragma: no cover - teardown must not mask the real error
+        LOGGER.debug("closing the association failed: %s", exc)
+
+
+def _resolve(peer: Peer, timeout: float) -> str:
+    try:
+        infos = socket.getaddrinfo(peer.host, peer.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise DcmtoolsError(
+            NetErrorCode.NAME_NOT_RESOLVED,
+            f"cannot find the host {peer.host!r} ({exc.strerror})",
+            "check the spelling of the host name, or use its IP address",
+            ExitStatus.CONNECT,
+            peer=str(peer),
+        ) from None
+    return infos[0][4][0]
+
+
+# ------------------------------------------------------------- diagnosis
+
+# PS3.8 Table 9-21: A-ASSOCIATE-RJ result, source, reason.
+_REJECT_REASONS = {
+    (1, 1): "no reason given",
+    (1, 2): "the application context name is not supported",
+    (1, 3): "our calling AE title '{calling}' is not recognised",
+    (1, 7): "the called AE title '{called}' is not recognised",
+    (2, 1): "no reason given (ACSE)",
+    (2, 2): "the protocol version is not supported",
+    (3, 1): "it is temporarily congested",
+    (3, 2): "it has reached its limit of associations",
+}
+_REJECT_HINTS = {
+    (1, 3): "ask the peer's administrator to add {calling} (with this host and port) to its known AEs, or use --aet",
+    (1, 7): "check the peer's AE title: the called AE title is the part before '@' in the PEER ({called}@host:port)",
+    (3, 1): "try again later",
+    (3, 2): "wait for its other associations to end, or use fewer --jobs",
+    (1, 1): "check the peer's log for why; it may not know our calling AE title '{calling}' or host",
+}
+
+# PS3.8 Table 9-26: A-ABORT source and reason.
+_ABORT_SOURCES = {0: "the peer (DICOM UL service user)", 1: "reserved", 2: "the peer's DICOM UL service provider"}
+_ABORT_REASONS = {
+    0: "reason not specified",
+    1: "unrecognised PDU",
+    2: "unexpected PDU",
+    4: "unrecognised PDU parameter",
+    5: "unexpected PDU parameter",
+    6: "invalid PDU parameter value",
+}
+
+
+def reject_reason(result: int, source: int, reason: int, calling: str = "", called: str = "") -> tuple[str, str | None]:
+    """The words for an A-ASSOCIATE-RJ: (what happened, what to try)."""
+    permanence = "permanently" if result == 1 else "for now"
+    text = _REJECT_REASONS.get((source, reason), f"reason {reason} from source {source}")
+    hint = _REJECT_HINTS.get((source, reason))
+    words = f"{text.format(calling=calling, called=called)} (rejected {permanence})"
+    return words, hint.format(calling=calling, called=called) if hint else None
+
+
+def abort_reason(source: int, reason: int) -> str:
+    who = _ABORT_SOURCES.get(source, f"source {source}")
+    if source == 0:
+        return f"aborted by {who}"
+    return f"aborted by {who}: {_ABORT_REASONS.get(reason, f'reason {reason}')}"
+
+
+def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> DcmtoolsError:
+    """Why ``assoc`` is not established, as a ``DcmtoolsError`` with the right exit status."""
+    dul = assoc.dul
+    sock = dul.socket
+    calling = assoc.requestor.ae_title
+    connect_error = getattr(sock, "connect_error", None)
+    where = f"{peer.host}:{peer.port}"
+    if connect_error is not None:
+        return connect_failure(connect_error, peer, timeout)
+    if assoc.is_rejected:
+        rj = getattr(dul, "last_reject", None)
+        if rj is None:
+            primitive = assoc.acceptor.primitive
+            rj = (primitive.result, primitive.result_source, primitive.diagnostic) if primitive else (1, 1, 1)
+        result, source, reason = rj
+        words, hint = reject_reason(result, source, reason, calling, peer.aet)
+        return DcmtoolsError(
+            NetErrorCode.REJECTED,
+            f"{peer.label} rejected the association: {words}",
+            hint,
+            ExitStatus.REJECTED,
+            peer=str(peer),
+            result=result,
+            source=source,
+            reason=reason,
+        )
+    abort = getattr(dul, "last_abort", None)
+    if abort is not None:
+        source, reason = abort
+        return DcmtoolsError(
+            NetErrorCode.ABORTED,
+            f"{peer.label} {abort_reason(source, reason)} while we asked for an association",
+            f"check the peer's log; it may not accept our calling AE title '{calling}' or this host",
+            ExitStatus.ABORTED,
+            peer=str(peer),
+            source=source,
+            reason=reason,
+        )
+    if elapsed >= timeout * 0.9:
+        return DcmtoolsError(
+            NetErrorCode.TIMEOUT,
+            f"{peer.label} accepted the connection on {where} but did not answer the association request within {timeout:g} s",
+            "check that this port is a DICOM port (not HTTP or another service), or raise --timeout",
+            ExitStatus.TIMEOUT,
+            peer=str(peer),
+        )
+    return DcmtoolsError(
+        NetErrorCode.ABORTED,
+        f"{peer.label} closed the connection without answering the association request",
+        f"check that {where} is a DICOM port and that the peer accepts our calling AE title '{calling}' (see its log); "
+        "if it expects TLS, use --tls",
+        ExitStatus.ABORTED,
+        peer=str(peer),
+    )
+
+
+def connect_failure(exc: BaseException, peer: Peer, timeout: float) -> DcmtoolsError:
+    """A TCP/TLS connect failure in words."""
+    import errno
+    import ssl
+
+    where = f"{peer.host}:{peer.port}"
+    if isinstance(exc, ssl.SSLError):
+        return DcmtoolsError(
+            NetErrorCode.TLS_FAILED,
+            f"the TLS handshake with {where} failed ({getattr(exc, 'reason', None) or exc})",
+            "check that the peer expects TLS on this port, and --tls-ca / --tls-cert / --tls-key",
+            ExitStatus.CONNECT,
+            peer=str(peer),
+        )
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return DcmtoolsError(
+            NetErrorCode.TIMEOUT,
+            f"no answer from {where} within {timeout:g} s",
+            "check the host and port, and that a firewall lets the connection through; or raise --timeout",
+            ExitStatus.TIMEOUT,
+            peer=str(peer),
+        )
+    if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
+        return DcmtoolsError(
+            NetErrorCode.CONNECTION_REFUSED,
+            f"nothing is listening on {where} (connection refused)",
+            "check the port number, and that the DICOM service on that host is running",
+            ExitStatus.CONNECT,
+            peer=str(peer),
+        )
+    if getattr(exc, "errno", None) in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EADDRNOTAVAIL):
+        return DcmtoolsError(
+            NetErrorCode.UNREACHABLE,
+            f"cannot reach {where} ({getattr(exc, 'strerror', None) or exc})",
+            "check the address and this machine's network connection",
+            ExitStatus.CONNECT,
+            peer=str(peer),
+        )
+    return DcmtoolsError(
+        NetErrorCode.CONNECT_FAILED,
+        f"cannot connect to {where} ({getattr(exc, 'strerror', None) or exc})",
+        "check the host and port",
+        ExitStatus.CONNECT,
+        peer=str(peer),
+    )
+
+
+def uid_name(uid: str) -> str:
+    """A UID's name from pydicom's dictionary, or the UID itself."""
+    from pydicom.uid import UID
+
+    name = UID(uid).name
+    return name if name and name != uid else uid
+
+
+def no_context_error(peer: Peer, contexts: Iterable[Any]) -> DcmtoolsError:
+    """No (or not all) presentation contexts accepted: which SOP classes and syntaxes were refused."""
+    refused = []
+    for cx in contexts:
+        syntaxes = ", ".join(uid_name(ts) for ts in cx.transfer_syntax)
+        refused.append(f"{uid_name(cx.abstract_syntax)} [{syntaxes}]")
+    listing = "; ".join(refused[:6]) + (f"; and {len(refused) - 6} more" if len(refused) > 6 else "")
+    return DcmtoolsError(
+        NetErrorCode.NO_CONTEXT,
+        f"{peer.label} accepted none of the presentation contexts we need: {listing}",
+        "the peer does not support this service or these transfer syntaxes; check its configuration (SOP classes, transfer syntaxes)",
+        ExitStatus.NO_CONTEXT,
+        peer=str(peer),
+    )
+
+
+def failure_after(assoc: Any, peer: Peer, what: str, timeout: float, timed_out: bool = False) -> DcmtoolsError:
+    """The error for an association that failed after it was established (during ``what``)."""
+    assoc = getattr(assoc, "association", assoc)
+    if timed_out:
+        return DcmtoolsError(
+            NetErrorCode.TIMEOUT,
+            f"{peer.label} did not answer the {what} within {timeout:g} s",
+            "the peer may be busy or stuck; raise --timeout, or check its log",
+            ExitStatus.TIMEOUT,
+            peer=str(peer),
+        )
+    abort = getattr(assoc.dul, "last_abort", None)
+    if abort is not None:
+        return DcmtoolsError(
+            NetErrorCode.ABORTED,
+            f"{peer.label} {abort_reason(*abort)} during the {what}",
+            "check the peer's log for why",
+            ExitStatus.ABORTED,
+            peer=str(peer),
+        )
+    return DcmtoolsError(
+        NetErrorCode.ABORTED,
+        f"the association with {peer.label} ended during the {what} (connection dropped)",
+        "check the peer's log; the network or the peer may have closed the connection",
+        ExitStatus.ABORTED,
+        peer=str(peer),
+    )
+
+
+def verification_context():
+    from pynetdicom.presentation import build_context
+
+    return build_context("1.2.840.10008.1.1")
+
+
+def echo(peer: Peer, options: NetOptions | None = None, count: int = 1, interval: float = 0.0):
+    """C-ECHO ``count`` times on one association; yields one record dict per echo.
+
+    Raises ``DcmtoolsError`` when the association cannot be opened or fails.
+    """
+    options = options or NetOptions()
+    timeout = options.timeout_for(peer)
+    started = time.monotonic()
+    with associate(peer, [verification_context()], options) as assoc:
+        assoc_seconds = time.monotonic() - started
+        for index in range(count):
+            if index and interval:
+                time.sleep(interval)
+            sent = time.monotonic()
+            status = assoc.send_c_echo()
+            rtt = time.monotonic() - sent
+            if not status or "Status" not in status:
+                raise failure_after(assoc, peer, "C-ECHO", timeout, timed_out=assoc.is_established or rtt >= timeout * 0.9)
+            from .status import status_fields
+
+            code = int(status.Status)
+            record = {
+                "type": "echo",
+                "peer": str(peer),
+                "seq": index + 1,
+                "rtt_ms": round(rtt * 1000, 3),
+                **status_fields(code, "verification"),
+                "ok": code == 0,
+            }
+            if index == 0:
+                record["association_ms"] = round(assoc_seconds * 1000, 3)
+                record["max_pdu"] = assoc.acceptor.maximum_length
+                record["implementation"] = (assoc.acceptor.implementation_version_name or "").strip() or None
+            yield record

@@ -1,0 +1,498 @@
+"""The storage SCP: receives instances and writes each one atomically (``listen``, C-MOVE targets).
+
+    from dcmtools.net import NetOptions, StorageSCP
+
+    scp = StorageSCP("incoming/", aet="DCMTOOLS", port=11112, on_record=print)
+    scp.start()                 # serves in the background
+    scp.wait(count=10, idle_timeout=60)
+    scp.stop()
+
+Verification and Storage SCP for every storage SOP class pynetdicom knows, in
+every transfer syntax pydicom knows (the first one the requestor proposes
+that we know is accepted: normally the file's own, so nothing is converted).
+
+Each instance is written as it arrives (fragments go straight from the socket
+into a temporary file in DIR, never held whole in memory) and moved into
+place when complete, at ``stored_path()``::
+
+    DIR/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
+
+(characters other than letters, digits and ``.-_^`` become ``_``; a missing
+value becomes ``UNKNOWN``).  The dataset bytes are the received bytes, behind
+a File Meta Information group naming the accepted transfer syntax and the
+sender's AE title.  An instance that exists already is kept and the new one
+is written as ``<SOPInstanceUID>-1.dcm`` (``-2`` ...), unless ``overwrite``.
+The C-STORE-RSP (0x0000) goes out only after the file is in place; a write
+failure answers 0xA700 (out of resources) and the record says why.
+
+``on_record(record)`` is called (from the association threads) with one
+record per association event (``type: association``) and per instance
+(``type: instance``).  ``store_dir=None`` receives and answers without
+writing (to see what a modality sends).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from typing import Any, Callable
+
+from ..records import DcmtoolsError, ErrorCode, ExitStatus
+from . import wire
+from .assoc import NetOptions, make_ae, quiet_pynetdicom
+from .peer import NetErrorCode, TLSSettings, check_aet
+
+LOGGER = logging.getLogger("dcmtools.net")
+_UNSAFE = re.compile(r"[^A-Za-z0-9.\-_^]")
+_IDS = {
+    0x00080018: "sop_instance_uid",
+    0x00080060: "modality",
+    0x00100020: "patient_id",
+    0x0020000D: "study_instance_uid",
+    0x0020000E: "series_instance_uid",
+}
+HEAD_BYTES = 65536
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _component(value: str | None) -> str:
+    value = (value or "").strip()
+    if not value:
+        return "UNKNOWN"
+    cleaned = _UNSAFE.sub("_", value)
+    if cleaned in (".", ".."):
+        cleaned = cleaned.replace(".", "_")
+    return cleaned[:128]
+
+
+def stored_path(store_dir: str, patient_id: str | None, study: str | None, series: str | None, sop_instance: str) -> str:
+    """Where an instance is written (the layout documented above)."""
+    return os.path.join(store_dir, _component(patient_id), _component(study), _component(series),
+                        _component(sop_instance) + ".dcm")
+
+
+def storage_contexts() -> list[Any]:
+    """Verification plus every storage SOP class, each with every known transfer syntax."""
+    from pydicom.uid import AllTransferSyntaxes
+    from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
+    from pynetdicom.presentation import AllStoragePresentationContexts, build_context
+
+    syntaxes = list(dict.fromkeys([*ALL_TRANSFER_SYNTAXES, *[str(ts) for ts in AllTransferSyntaxes]]))
+    contexts = [build_context("1.2.840.10008.1.1", syntaxes)]
+    for cx in AllStoragePresentationContexts:
+        contexts.append(build_context(cx.abstract_syntax, syntaxes))
+    return contexts
+
+
+class StorageSCP:
+    """A storage SCP (see the module docs).  ``port=0`` picks a free port (see ``.port``)."""
+
+    def __init__(
+        self,
+        store_dir: str | os.PathLike | None,
+        *,
+        aet: str = "DCMTOOLS",
+        port: int = 11112,
+        host: str = "",
+        options: NetOptions | None = None,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+        overwrite: bool = False,
+        tls: TLSSettings | None = None,
+        contexts: list[Any] | None = None,
+        evt_handlers: list | None = None,
+    ) -> None:
+        self.store_dir = os.fspath(store_dir) if store_dir is not None else None
+        self.aet = check_aet(aet, "AE title (--aet)")
+        self.host = host
+        self.requested_port = port
+        self.options = options or NetOptions(calling_aet=self.aet)
+        self.on_record = on_record or (lambda record: None)
+        self.overwrite = overwrite
+        self.tls = tls
+        self.contexts = contexts
+        self.evt_handlers = list(evt_handlers or [])
+        self.instances = 0
+        self.failures = 0
+        self.last_activity = time.monotonic()
+        self._cond = threading.Condition()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._tracer = None
+        if options is not None and options.trace is not None:
+            from .trace import Tracer
+
+            self._tracer = Tracer(options.trace)
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1] if self._server else self.requested_port
+
+    def start(self) -> "StorageSCP":
+        from pynetdicom import evt
+        from pynetdicom.transport import ThreadedAssociationServer
+
+        if self.store_dir is not None:
+            try:
+                os.makedirs(self.store_dir, exist_ok=True)
+            except OSError as exc:
+                raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
+                                    "choose a folder you can write to with --store-dir", ExitStatus.USAGE) from None
+        quiet_pynetdicom(LOGGER.isEnabledFor(logging.DEBUG))
+        ae = make_ae(self.options)
+        ae.ae_title = self.aet
+        ae.network_timeout = None
+        for cx in self.contexts or storage_contexts():
+            ae.add_supported_context(cx.abstract_syntax, cx.transfer_syntax)
+        handlers = [
+            (evt.EVT_ACCEPTED, self._accepted),
+            (evt.EVT_REJECTED, self._rejected),
+            (evt.EVT_RELEASED, self._ended, ["released"]),
+            (evt.EVT_ABORTED, self._ended, ["aborted"]),
+            *self.evt_handlers,
+        ]
+        if self._tracer is not None:
+            handlers += self._tracer.handlers()
+        ssl_context = self.tls.server_context() if self.tls else None
+        try:
+            server = ae.make_server((self.host, self.requested_port), ae_title=self.aet, ssl_context=ssl_context,
+                                    evt_handlers=handlers, server_class=ThreadedAssociationServer)
+        except OSError as exc:
+            raise DcmtoolsError(
+                NetErrorCode.CONNECT_FAILED,
+                f"cannot listen on port {self.requested_port}: {exc.strerror or exc}",
+                "another program may use this port (choose another with --port); ports below 1024 need root",
+                ExitStatus.CONNECT,
+            ) from None
+        server.configure_association = self._configure
+        self._server = server
+        self._ae = ae
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="dcmtools-scp", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, abort associations still open, close the port."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        try:
+            for assoc in list(server.active_associations):
+                assoc.abort()
+            server.shutdown()
+        except Exception as exc:  # pragma: no cover
+            LOGGER.debug("stopping the server: %s", exc)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._port_closed = True
+
+    def __enter__(self) -> "StorageSCP":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def wait(self, count: int | None = None, idle_timeout: float | None = None, timeout: float | None = None) -> str:
+        """Block until ``count`` instances arrived, ``idle_timeout`` s passed without
+        traffic, or ``timeout`` s passed; returns "count", "idle" or "timeout"."""
+        started = time.monotonic()
+        with self._cond:
+            while True:
+                if count is not None and self.instances >= count:
+                    return "count"
+                now = time.monotonic()
+                waits = [1.0]
+                if idle_timeout is not None:
+                    idle_left = self.last_activity + idle_timeout - now
+                    if idle_left <= 0 and not self._busy():
+                        return "idle"
+                    waits.append(max(idle_left, 0.05))
+                if timeout is not None:
+                    left = started + timeout - now
+                    if left <= 0:
+                        return "timeout"
+                    waits.append(left)
+                self._cond.wait(min(waits))
+
+    def _busy(self) -> bool:
+        server = self._server
+        return bool(server and server.active_associations)
+
+    def _touch(self) -> None:
+        with self._cond:
+            self.last_activity = time.monotonic()
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------ events
+    def _configure(self, assoc: Any) -> None:
+        assoc.dul.pdata_hook = _Receiver(self, assoc).feed
+        assoc.dul.trace = self._tracer
+
+    def _peer_fields(self, assoc: Any) -> dict[str, Any]:
+        info = assoc.requestor.address_info
+        return {
+            "calling_aet": assoc.requestor.ae_title,
+            "called_aet": assoc.acceptor.ae_title,
+            "peer": f"{info.address}:{info.port}" if info else None,
+        }
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        try:
+            self.on_record(record)
+        except Exception as exc:  # a broken stdout must not kill the association thread
+            LOGGER.debug("record callback failed: %s", exc)
+
+    def _accepted(self, event: Any) -> None:
+        from .assoc import uid_name
+
+        assoc = event.assoc
+        accepted = [
+            {"context_id": cx.context_id, "sop_class_uid": cx.abstract_syntax, "sop_class": uid_name(cx.abstract_syntax),
+             "transfer_syntax": cx.transfer_syntax[0]}
+            for cx in assoc.accepted_contexts
+        ]
+        rejected = [
+            {"context_id": cx.context_id, "sop_class_uid": cx.abstract_syntax, "sop_class": uid_name(cx.abstract_syntax),
+             "transfer_syntaxes": list(cx.transfer_syntax), "result": _CX_RESULTS.get(cx.result, cx.result)}
+            for cx in assoc.rejected_contexts
+        ]
+        self._touch()
+        self._emit({
+            "type": "association",
+            "event": "accepted",
+            **self._peer_fields(assoc),
+            "max_pdu": assoc.requestor.maximum_length,
+            "implementation": (assoc.requestor.implementation_version_name or "").strip() or None,
+            "proposed": len(accepted) + len(rejected),
+            "accepted": accepted,
+            "rejected": rejected,
+        })
+
+    def _rejected(self, event: Any) -> None:
+        self._emit({"type": "association", "event": "rejected", **self._peer_fields(event.assoc)})
+
+    def _ended(self, event: Any, how: str) -> None:
+        receiver = getattr(event.assoc, "_dcmtools_receiver", None)
+        record = {"type": "association", "event": how, **self._peer_fields(event.assoc),
+                  "instances": receiver.count if receiver else 0}
+        self._touch()
+        self._emit(record)
+
+
+_CX_RESULTS = {1: "user rejection", 2: "no reason", 3: "abstract syntax not supported", 4: "transfer syntaxes not supported"}
+
+
+class _Receiver:
+    """Per association: turns P-DATA-TF bodies into stored files and C-STORE responses.
+
+    Runs in the association's reactor thread.  Messages other than C-STORE
+    (C-ECHO ...) are handed to pynetdicom as P-DATA primitives.
+    """
+
+    def __init__(self, scp: StorageSCP, assoc: Any) -> None:
+        self.scp = scp
+        self.assoc = assoc
+        self.mode: str | None = None  # None: reading a command; "store"; "pass"
+        self.command = bytearray()
+        self.command_pdvs: list[tuple[int, int, bytes]] = []
+        self.count = 0
+        self.instance: _Incoming | None = None
+        assoc._dcmtools_receiver = self
+
+    def feed(self, dul: Any, body: bytearray) -> bool:
+        for context_id, control, data in wire.iter_pdvs(body):
+            if self.mode == "store":
+                if control & 1:
+                    raise ValueError("a command fragment arrived in the middle of a dataset")
+                self.instance.write(data)
+                if control & 2:
+                    self.mode = None
+                    self._finish(dul)
+                continue
+            if self.mode == "pass":
+                self._pass(context_id, control, data)
+                if control & 2 and not control & 1:
+                    self.mode = None
+                continue
+            if not control & 1:
+                raise ValueError("a dataset fragment arrived before its command")
+            self.command += data
+            self.command_pdvs.append((context_id, control, bytes(data)))
+            if control & 2:
+                command = wire.parse_command(self.command)
+                has_dataset = wire.command_us(command, wire.TAG_DATASET_TYPE) != wire.NO_DATASET
+                if wire.command_us(command, wire.TAG_COMMAND_FIELD) == wire.C_STORE_RQ and has_dataset:
+                    self._begin(context_id, command)
+                    self.mode = "store"
+                else:
+                    for pdv in self.command_pdvs:
+                        self._pass(*pdv)
+                    self.mode = "pass" if has_dataset else None
+                self.command = bytearray()
+                self.command_pdvs = []
+        return True
+
+    def _pass(self, context_id: int, control: int, data: Any) -> None:
+        from pynetdicom.pdu_primitives import P_DATA
+
+        primitive = P_DATA()
+        primitive.presentation_data_value_list = [[context_id, bytes((control,)) + bytes(data)]]
+        self.assoc.dimse.receive_primitive(primitive)
+
+    def _begin(self, context_id: int, command: dict[int, bytes]) -> None:
+        cx = self.assoc._accepted_cx.get(context_id)
+        ts = cx.transfer_syntax[0] if cx is not None else None
+        self.instance = _Incoming(self.scp, self.assoc, context_id, command, ts)
+        if self.assoc.dul.trace is not None:
+            self.assoc.dul.trace.dimse_in("C-STORE-RQ", context_id, command)
+
+    def _finish(self, dul: Any) -> None:
+        instance, self.instance = self.instance, None
+        status, record = instance.finish()
+        response = wire.store_rsp(instance.message_id, instance.sop_class, instance.sop_instance, status,
+                                  record.get("error", {}).get("message") if status else None)
+        buffers: list = []
+        wire.pdata_iovecs(instance.context_id, response, True, True, wire.max_fragment(self.assoc.requestor.maximum_length), buffers)
+        from .transport import sendv
+
+        sendv(dul.socket.socket, buffers)
+        if dul.trace is not None:
+            dul.trace.dimse_out("C-STORE-RSP", instance.context_id, wire.parse_command(response))
+        self.count += 1
+        scp = self.scp
+        with scp._cond:
+            scp.instances += 1
+            if not record["ok"]:
+                scp.failures += 1
+            scp.last_activity = time.monotonic()
+            scp._cond.notify_all()
+        scp._emit(record)
+
+
+class _Incoming:
+    """One instance being received: a temporary file in the store folder, and its first bytes."""
+
+    def __init__(self, scp: StorageSCP, assoc: Any, context_id: int, command: dict[int, bytes], ts: str | None) -> None:
+        self.scp = scp
+        self.assoc = assoc
+        self.context_id = context_id
+        self.message_id = wire.command_us(command, wire.TAG_MESSAGE_ID, 0)
+        self.sop_class = wire.command_str(command, wire.TAG_AFFECTED_SOP_CLASS) or ""
+        self.sop_instance = wire.command_str(command, wire.TAG_AFFECTED_SOP_INSTANCE) or ""
+        self.ts = ts
+        self.head = bytearray()
+        self.size = 0
+        self.error: str | None = None
+        self.file = None
+        self.tmp: str | None = None
+        if ts is None:
+            self.error = f"presentation context {context_id} was not accepted"
+            return
+        if scp.store_dir is not None:
+            try:
+                fd, self.tmp = tempfile.mkstemp(prefix=".incoming-", suffix=".part", dir=scp.store_dir)
+                os.fchmod(fd, 0o666 & ~_UMASK)
+                self.file = os.fdopen(fd, "wb", buffering=1 << 20)
+                self.file.write(wire.file_meta_bytes(self.sop_class, self.sop_instance, ts,
+                                                     assoc.acceptor.implementation_class_uid,
+                                                     assoc.acceptor.implementation_version_name,
+                                                     assoc.requestor.ae_title))
+            except OSError as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self.error = f"cannot write in {self.scp.store_dir!r}: {exc.strerror or exc}"
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError:
+                pass
+            self.file = None
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except OSError:
+                pass
+            self.tmp = None
+
+    def write(self, data: memoryview) -> None:
+        self.size += len(data)
+        if len(self.head) < HEAD_BYTES:
+            self.head += data[: HEAD_BYTES - len(self.head)]
+        if self.file is not None:
+            try:
+                self.file.write(data)
+            except OSError as exc:
+                self._fail(exc)
+
+    def finish(self) -> tuple[int, dict[str, Any]]:
+        scp = self.scp
+        record: dict[str, Any] = {
+            "type": "instance",
+            **scp._peer_fields(self.assoc),
+            "sop_class_uid": self.sop_class,
+            "sop_instance_uid": self.sop_instance,
+            "transfer_syntax": self.ts,
+            "bytes": self.size,
+        }
+        found: dict[int, bytes] = {}
+        if self.ts is not None:
+            head = wire.inflate_head(bytes(self.head)) if self.ts == wire.DEFLATED_LE else self.head
+            try:
+                found = wire.scan_dataset(head, self.ts, set(_IDS))
+            except wire.NotDicom:
+                found = {}
+        ids = {name: found[tag].rstrip(b"\0 ").decode("latin-1") for tag, name in _IDS.items() if tag in found}
+        if ids.get("sop_instance_uid") and ids["sop_instance_uid"] != self.sop_instance:
+            record["dataset_sop_instance_uid"] = ids["sop_instance_uid"]
+        for name in ("patient_id", "study_instance_uid", "series_instance_uid", "modality"):
+            if name in ids:
+                record[name] = ids[name]
+        if self.file is not None and self.error is None:
+            try:
+                self.file.close()
+                self.file = None
+                record["path"] = self._place(ids)
+            except OSError as exc:
+                self._fail(exc)
+        if self.error is not None:
+            if self.ts is None:
+                status = 0x0122
+            else:
+                status = 0xA700
+            record.update({"status": f"0x{status:04X}", "ok": False,
+                           "error": {"code": ErrorCode.WRITE_FAILED if self.ts else NetErrorCode.NO_CONTEXT,
+                                     "message": self.error}})
+            return status, record
+        record.update({"status": "0x0000", "ok": True})
+        return 0x0000, record
+
+    def _place(self, ids: dict[str, str]) -> str:
+        dest = stored_path(self.scp.store_dir, ids.get("patient_id"), ids.get("study_instance_uid"),
+                           ids.get("series_instance_uid"), self.sop_instance)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        tmp, self.tmp = self.tmp, None
+        if self.scp.overwrite:
+            os.replace(tmp, dest)
+            return dest
+        stem = dest[:-4]
+        for n in range(0, 10000):
+            candidate = dest if n == 0 else f"{stem}-{n}.dcm"
+            try:
+                os.link(tmp, candidate)
+            except FileExistsError:
+                continue
+            except OSError:
+                if os.path.exists(candidate):
+                    continue
+                os.replace(tmp, candidate)  # no hard links here: rename (still atomic)
+                return candidate
+            os.unlink(tmp)
+            return candidate
+        raise OSError(f"too many copies of {dest}")

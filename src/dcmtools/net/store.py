@@ -1,0 +1,416 @@
+"""Sending instances (C-STORE SCU): ``send`` streams files to a peer, one record per file.
+
+    from dcmtools.net import NetOptions, parse_peer, send
+    for record in send(parse_peer("PACS@10.0.0.5:104"), ["study/"], NetOptions()):
+        print(record["path"], record["ok"], record.get("status"))
+
+How it works:
+
+* Files are read in windows of up to 256: for each, the File Meta header (or
+  a bare dataset's first elements) gives the SOP class, SOP instance,
+  transfer syntax and where the dataset starts; nothing else is parsed.
+* One association carries many files.  For each SOP class it proposes one
+  presentation context per transfer syntax the files have (so the peer can
+  accept each as it is) plus the uncompressed ones.  A window that needs a
+  context the open association did not propose gets a new association; so does
+  one that would need more than 128 contexts (split).
+* A file whose own transfer syntax was accepted goes out as it is: its
+  dataset bytes are streamed from the file (``transport.store_exchange``).
+  Otherwise, when the peer accepted an uncompressed syntax for its SOP class,
+  it is decoded with pydicom (+pylibjpeg for compressed pixel data) and
+  re-encoded; the record then says ``"decompressed": true`` (or
+  ``"converted": true``) with the ``original_transfer_syntax``.
+* If the association fails in the middle (timeout, abort, dropped
+  connection) the file in flight is not reported as sent: the association is
+  re-opened and the file sent again, up to ``retries`` times in a row; then
+  the run stops with the failure's exit status.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from ..records import DcmtoolsError, ErrorCode, ExitStatus, error_record
+from . import wire
+from .assoc import NetOptions, associate, close, failure_after, no_context_error
+from .peer import NetErrorCode, Peer
+from .status import describe, status_fields
+
+LOGGER = logging.getLogger("dcmtools.net")
+MAX_CONTEXTS = 128
+WINDOW = 256
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+MMAP_OVER = 16 * 1024 * 1024
+
+
+@dataclass
+class _Entry:
+    path: str
+    item: Any = None
+    head: wire.FileHead | None = None
+    error: DcmtoolsError | None = None
+
+
+def _contexts_for(heads: Iterable[wire.FileHead]) -> list[tuple[str, tuple[str, ...]]]:
+    """Presentation contexts (SOP class, transfer syntaxes) for these files, in a stable order."""
+    by_class: dict[str, list[str]] = {}
+    for head in heads:
+        syntaxes = by_class.setdefault(head.sop_class, [])
+        if head.transfer_syntax not in syntaxes:
+            syntaxes.append(head.transfer_syntax)
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for sop_class, syntaxes in by_class.items():
+        for ts in syntaxes:
+            out.append((sop_class, (ts,)))
+        fallback = tuple(ts for ts in wire.UNCOMPRESSED if ts not in syntaxes)
+        if fallback:
+            out.append((sop_class, fallback))
+    return out
+
+
+def read_head(path: str) -> wire.FileHead:
+    """The head of a file to send, or ``DcmtoolsError`` with a stable code."""
+    try:
+        if os.path.isdir(path):
+            raise DcmtoolsError(ErrorCode.UNREADABLE, f"{path} is a folder")
+        if os.path.getsize(path) == 0:
+            raise DcmtoolsError(ErrorCode.EMPTY, "the file is empty", "nothing to send")
+        head = wire.read_file_head(path)
+    except DcmtoolsError:
+        raise
+    except FileNotFoundError:
+        raise DcmtoolsError(ErrorCode.NOT_FOUND, f"no such file: {path}") from None
+    except OSError as exc:
+        raise DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read the file ({exc.strerror or exc})") from None
+    except wire.NotDicom as exc:
+        raise DcmtoolsError(ErrorCode.NOT_DICOM, str(exc), "only DICOM files can be sent") from None
+    if head.sop_class == MEDIA_STORAGE_DIRECTORY:
+        raise DcmtoolsError(ErrorCode.DICOMDIR, "this is a DICOMDIR (a media index), not an instance", "send the files it lists instead")
+    return head
+
+
+class Sender:
+    """One association's worth of state; ``run`` sends a stream of files and yields records."""
+
+    def __init__(self, peer: Peer, options: NetOptions, retries: int = 2, decompress: bool = True,
+                 priority: int = 0, move_originator: tuple[str, int] | None = None) -> None:
+        self.peer = peer
+        self.options = options
+        self.retries = retries
+        self.decompress = decompress
+        self.priority = priority
+        self.move_originator = move_originator
+        self.timeout = options.timeout_for(peer)
+        self.assoc: Any = None
+        self.proposed: list[tuple[str, tuple[str, ...]]] = []
+        self.accepted: dict[tuple[str, str], int] = {}
+        self.message_id = 0
+        self.associations = 0
+
+    # ------------------------------------------------------------ association
+    def _open(self, contexts: list[tuple[str, tuple[str, ...]]]) -> None:
+        from pynetdicom.presentation import build_context
+
+        self.close()
+        self.proposed = contexts
+        self.accepted = {}
+        self.message_id = 0
+        try:
+            self.assoc = associate(self.peer, [build_context(s, list(ts)) for s, ts in contexts], self.options)
+        except DcmtoolsError as exc:
+            if exc.exit_status == ExitStatus.NO_CONTEXT:
+                self.assoc = None  # nothing of this window can go: each file says so
+                return
+            raise
+        self.associations += 1
+        self.assoc.dul.own()
+        for cx in self.assoc.accepted_contexts:
+            self.accepted[(cx.abstract_syntax, cx.transfer_syntax[0])] = cx.context_id
+
+    def close(self) -> None:
+        if self.assoc is not None:
+            self.assoc.dul.own(False)
+            close(self.assoc)
+            self.assoc = None
+
+    def abort(self) -> None:
+        if self.assoc is not None:
+            self.assoc.dul.own(False)
+            close(self.assoc, abort=True)
+            self.assoc = None
+
+    # ------------------------------------------------------------ the stream
+    def run(self, items: Iterable[Any]) -> Iterator[dict[str, Any]]:
+        try:
+            for window in _windows(items):
+                heads = [e.head for e in window if e.head is not None]
+                if heads:
+                    needed = _contexts_for(heads)
+                    if self.assoc is None or not set(needed) <= set(self.proposed):
+                        self._open(needed)
+                for entry in window:
+                    if entry.error is not None:
+                        yield error_record("file", entry.error, path=entry.path)
+                    else:
+                        yield self.send_one(entry.path, entry.head)
+        except BaseException:
+            self.abort()
+            raise
+        self.close()
+
+    def send_one(self, path: str, head: wire.FileHead) -> dict[str, Any]:
+        """Send one file on the open association (re-opening it after a fault); its record."""
+        base = {"path": path, "sop_class_uid": head.sop_class, "sop_instance_uid": head.sop_instance}
+        failures = 0
+        while True:
+            context_id, target = self._context_for(head)
+            if context_id is None:
+                refused = [c for c in self._proposed_contexts() if c.abstract_syntax == head.sop_class]
+                error = no_context_error(self.peer, refused)
+                error.exit_status = ExitStatus.FAILED
+                return error_record("file", error, **base, transfer_syntax=head.transfer_syntax)
+            try:
+                payload, extra = self._payload(path, head, target)
+            except DcmtoolsError as exc:
+                return error_record("file", exc, **base, transfer_syntax=head.transfer_syntax)
+            self.message_id = self.message_id % 65535 + 1
+            command = wire.store_rq(self.message_id, head.sop_class, head.sop_instance, self.priority, self.move_originator)
+            from .transport import ExchangeError, store_exchange
+
+            try:
+                try:
+                    response = store_exchange(self.assoc, context_id, command, payload.view, self.timeout, self.message_id)
+                finally:
+                    payload.close()
+            except ExchangeError as exc:
+                error = failure_after(self.assoc, self.peer, f"C-STORE of {os.path.basename(path)}", self.timeout,
+                                      timed_out=exc.kind == "timeout")
+                self.abort()
+                failures += 1
+                if failures > self.retries:
+                    raise error from None
+                LOGGER.warning("%s; re-opening the association (try %d of %d)", error.message, failures, self.retries)
+                self._open(self.proposed)
+                continue
+            code = wire.command_us(response, wire.TAG_STATUS, 0xC000)
+            comment = wire.command_str(response, wire.TAG_ERROR_COMMENT)
+            record = {"type": "file", **base, "transfer_syntax": target, **extra,
+                      **status_fields(code, "storage", comment)}
+            category, meaning = describe(code, "storage")
+            if category in ("success", "warning"):
+                record["ok"] = True
+                return record
+            record["ok"] = False
+            record["error"] = {
+                "code": NetErrorCode.DIMSE_FAILED,
+                "message": f"{self.peer.label} refused to store it: {meaning} (status 0x{code:04X})"
+                + (f": {comment}" if comment else ""),
+                "hint": _status_hint(code),
+            }
+            return record
+
+    def _proposed_contexts(self) -> list[Any]:
+        from pynetdicom.presentation import build_context
+
+        return [build_context(s, list(ts)) for s, ts in self.proposed]
+
+    def _context_for(self, head: wire.FileHead) -> tuple[int | None, str]:
+        ctx = self.accepted.get((head.sop_class, head.transfer_syntax))
+        if ctx is not None:
+            return ctx, head.transfer_syntax
+        for ts in wire.UNCOMPRESSED:
+            ctx = self.accepted.get((head.sop_class, ts))
+            if ctx is not None:
+                return ctx, ts
+        return None, head.transfer_syntax
+
+    def _payload(self, path: str, head: wire.FileHead, target: str) -> tuple["_Payload", dict[str, Any]]:
+        if target == head.transfer_syntax:
+            try:
+                return _Payload.from_file(path, head.offset), {}
+            except OSError as exc:
+                raise DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read the file ({exc.strerror or exc})") from None
+        compressed = head.transfer_syntax not in wire.NATIVE
+        if compressed and not self.decompress:
+            raise DcmtoolsError(
+                NetErrorCode.NO_CONTEXT,
+                f"{self.peer.label} accepts this SOP class only uncompressed, and --no-decompress was given",
+                "drop --no-decompress to decompress on the fly",
+            )
+        data = convert(path, target)
+        extra: dict[str, Any] = {"original_transfer_syntax": head.transfer_syntax}
+        extra["decompressed" if compressed else "converted"] = True
+        return _Payload(memoryview(data)), extra
+
+
+class _Payload:
+    """The dataset bytes to send: a memoryview into the file (read or mapped) or converted bytes."""
+
+    __slots__ = ("view", "_map")
+
+    def __init__(self, view: memoryview, mapped: mmap.mmap | None = None) -> None:
+        self.view = view
+        self._map = mapped
+
+    @classmethod
+    def from_file(cls, path: str, offset: int) -> "_Payload":
+        with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size > MMAP_OVER:
+                mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+                return cls(memoryview(mapped)[offset:], mapped)
+            stream.seek(offset)
+            return cls(memoryview(stream.read()))
+
+    def close(self) -> None:
+        self.view.release()
+        if self._map is not None:
+            self._map.close()
+
+
+def convert(path: str, target: str) -> bytes:
+    """The dataset of ``path`` decoded (decompressed if need be) and encoded in ``target``."""
+    import pydicom
+    from pydicom.uid import UID
+    from pynetdicom.dsutils import encode
+
+    try:
+        ds = pydicom.dcmread(path, force=True)
+        ts = UID(ds.file_meta.get("TransferSyntaxUID", wire.IMPLICIT_LE))
+        if ts.is_compressed and "PixelData" in ds:
+            ds.decompress(generate_instance_uid=False)
+        ds.file_meta.TransferSyntaxUID = UID(target)
+        data = encode(ds, UID(target).is_implicit_VR, True, False)
+    except Exception as exc:
+        raise DcmtoolsError(
+            NetErrorCode.CONVERT_FAILED,
+            f"the peer accepts only uncompressed data for it, and decoding it failed: {exc}",
+            "decompress it with another tool first, or send it to a peer that accepts its transfer syntax",
+        ) from None
+    if data is None:
+        raise DcmtoolsError(NetErrorCode.CONVERT_FAILED, "re-encoding the dataset failed", None)
+    return data
+
+
+def _status_hint(code: int) -> str | None:
+    if 0xA700 <= code <= 0xA7FF:
+        return "the peer is out of resources (disk full?); check it and send again"
+    if 0xA900 <= code <= 0xA9FF:
+        return "the peer found the dataset does not match its SOP class; check the file with dciodvfy"
+    if 0xC000 <= code <= 0xCFFF:
+        return "the peer could not process the dataset; check its log"
+    if code in (0x0122, 0x0124):
+        return "the peer does not store this kind of object, or refuses us; check its configuration"
+    return "check the peer's log"
+
+
+def _windows(items: Iterable[Any]) -> Iterator[list[_Entry]]:
+    """Inputs in windows of up to WINDOW files needing at most MAX_CONTEXTS contexts."""
+    window: list[_Entry] = []
+    keys: set[tuple[str, str]] = set()
+    classes: set[str] = set()
+    for item in items:
+        path = item if isinstance(item, str) else item.path
+        error = None if isinstance(item, str) else getattr(item, "error", None)
+        entry = _Entry(path, item, error=error)
+        if error is None:
+            try:
+                entry.head = read_head(path)
+            except DcmtoolsError as exc:
+                entry.error = exc
+        if entry.head is not None:
+            key = (entry.head.sop_class, entry.head.transfer_syntax)
+            if key not in keys:
+                new_keys = keys | {key}
+                new_classes = classes | {entry.head.sop_class}
+                # each key is one context, plus at most one fallback per class
+                if len(new_keys) + len(new_classes) > MAX_CONTEXTS and window:
+                    yield window
+                    window, new_keys, new_classes = [], {key}, {entry.head.sop_class}
+                keys, classes = new_keys, new_classes
+        window.append(entry)
+        if len(window) >= WINDOW:
+            yield window
+            window, keys, classes = [], set(), set()
+    if window:
+        yield window
+
+
+def send(
+    peer: Peer,
+    items: Iterable[Any],
+    options: NetOptions | None = None,
+    *,
+    retries: int = 2,
+    jobs: int = 1,
+    decompress: bool = True,
+    priority: int = 0,
+    move_originator: tuple[str, int] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Send files (paths, or ``InputItem``s whose errors become records) to ``peer``.
+
+    Yields one record per file (in input order with ``jobs=1``; in completion
+    order with ``jobs>1``, one association per job).  Raises ``DcmtoolsError``
+    when the peer cannot be reached, rejects or drops the association more than
+    ``retries`` times in a row (the records of files already sent were yielded).
+    """
+    options = options or NetOptions()
+    if jobs <= 1:
+        yield from Sender(peer, options, retries, decompress, priority, move_originator).run(items)
+        return
+    yield from _send_parallel(peer, items, options, retries, jobs, decompress, priority, move_originator)
+
+
+def _send_parallel(peer: Peer, items: Iterable[Any], options: NetOptions, retries: int, jobs: int,
+                   decompress: bool, priority: int, move_originator: tuple[str, int] | None) -> Iterator[dict[str, Any]]:
+    import queue
+
+    source = iter(items)
+    lock = threading.Lock()
+    results: "queue.Queue[tuple[str, Any]]" = queue.Queue(maxsize=jobs * 64)
+    stop = threading.Event()
+
+    def shared() -> Iterator[Any]:
+        while not stop.is_set():
+            with lock:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    return
+            yield item
+
+    def worker() -> None:
+        try:
+            for record in Sender(peer, options, retries, decompress, priority, move_originator).run(shared()):
+                results.put(("record", record))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            stop.set()
+            results.put(("error", exc))
+        finally:
+            results.put(("done", None))
+
+    threads = [threading.Thread(target=worker, name=f"send-{n}", daemon=True) for n in range(jobs)]
+    for thread in threads:
+        thread.start()
+    running = len(threads)
+    error: BaseException | None = None
+    try:
+        while running:
+            kind, value = results.get()
+            if kind == "record":
+                yield value
+            elif kind == "error":
+                error = error or value
+            else:
+                running -= 1
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=1)
+    if error is not None:
+        raise error

@@ -1,0 +1,516 @@
+"""pynetdicom's upper layer, made event-driven and given a direct data path.
+
+pynetdicom 3.0.4 moves every PDU through queues between threads that poll:
+its DUL reactor sleeps 1 ms whenever nothing is queued, the acceptor's
+association reactor sleeps 1 ms per loop and serves one message per loop, and
+each 16 kB fragment of a dataset becomes a P_DATA primitive, a queue item, a
+state-machine event and a PDU object before it reaches the socket (received
+data is read 4 kB at a time into growing bytearrays).  Measured here, that
+made sending 500 CT images 8x slower than DCMTK's storescu.
+
+This module keeps pynetdicom for everything it does well (A-ASSOCIATE
+negotiation, the state machine, release and abort, DIMSE encoding for all the
+services) and changes two things underneath it:
+
+* ``FastDUL`` replaces ``DULServiceProvider``: same state machine and queues,
+  but the reactor blocks in ``select()`` on the socket and a wake-up pipe (the
+  queues poke it on ``put``) instead of polling, reads PDUs whole with
+  ``recv_into``, and sets ``TCP_NODELAY``.  Its ``io_lock`` lets a caller own
+  the socket for a while (``exclusive()``) and ``pdata_hook`` lets a receiver
+  take P-DATA-TF bodies straight from the socket.
+* The hot paths use that: ``store_exchange`` (send) writes a C-STORE-RQ and
+  the file's dataset bytes as P-DATA-TF PDUs with one ``sendmsg`` per batch of
+  up to 512 buffers, straight from the file's bytes (memoryviews, no
+  decoding, no copy), and reads the C-STORE-RSP itself; the storage SCP
+  (``scp.py``) writes received fragments straight into the output file and
+  answers from the reactor thread.
+
+``DcmtoolsAE`` is a pynetdicom ``AE`` whose associations (both sides) use
+``FastDUL`` and ``FastSocket``.  Nothing is patched globally.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import select
+import socket
+import ssl
+import struct
+import threading
+import time
+from contextlib import contextmanager
+from copy import deepcopy
+from datetime import datetime
+from typing import Any, Callable, Iterator
+
+from pynetdicom import AE, evt
+from pynetdicom._globals import MODE_ACCEPTOR
+from pynetdicom.dul import DULServiceProvider, _PDU_TYPES
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
+from pynetdicom.transport import AssociationSocket, RequestHandler
+
+from . import wire
+
+LOGGER = logging.getLogger("dcmtools.net")
+_HEADER = struct.Struct(">BBL")
+SENDMSG_MAX_BUFFERS = 512
+
+
+def set_nodelay(sock: socket.socket | None) -> None:
+    """TCP_NODELAY on: without it loopback transfers stall on delayed ACKs."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
+
+
+def recv_exact(sock: socket.socket, size: int) -> bytearray:
+    """Exactly ``size`` bytes from ``sock``; raises ``ConnectionError`` if it closes first."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got)
+        if not n:
+            raise ConnectionResetError(f"connection closed after {got} of {size} bytes")
+        got += n
+    return buffer
+
+
+def sendv(sock: socket.socket, buffers: list) -> None:
+    """Send a list of buffers with as few system calls as possible (``sendmsg``)."""
+    if isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
+        # TLS sockets have no sendmsg: join into ~1 MB writes.
+        chunk: list = []
+        size = 0
+        for buf in buffers:
+            chunk.append(buf)
+            size += len(buf)
+            if size >= 1 << 20:
+                sock.sendall(b"".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            sock.sendall(b"".join(chunk))
+        return
+    index = 0
+    count = len(buffers)
+    while index < count:
+        batch = buffers[index : index + SENDMSG_MAX_BUFFERS]
+        sent = sock.sendmsg(batch)
+        total = sum(len(b) for b in batch)
+        if sent == total:
+            index += len(batch)
+            continue
+        # Partial send: drop what went out and go on from there.
+        for buf in batch:
+            size = len(buf)
+            if sent >= size:
+                sent -= size
+                index += 1
+                continue
+            buffers[index] = memoryview(buf)[sent:]
+            break
+
+
+class _WakeQueue(queue.Queue):
+    """A queue that wakes the reactor's select() when something is put on it."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        super().__init__()
+        self._wake = wake
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        self._wake()
+
+
+class FastSocket(AssociationSocket):
+    """``AssociationSocket`` with TCP_NODELAY, whole-PDU reads, and the connect error kept."""
+
+    def __init__(self, assoc: Any, client_socket: socket.socket | None = None, address: Any = None) -> None:
+        self.connect_error: BaseException | None = None
+        self.connect_seconds: float | None = None
+        super().__init__(assoc, client_socket=client_socket, address=address)
+        if client_socket is not None:
+            set_nodelay(client_socket)
+
+    def connect(self, primitive: Any) -> None:
+        started = time.monotonic()
+        # pynetdicom logs the failure and moves on; keep the exception for the diagnosis.
+        sock = self.socket
+        try:
+            set_nodelay(sock)
+            if self.tls_args:
+                context, server_hostname = self.tls_args
+                sock = context.wrap_socket(sock, server_side=False, server_hostname=server_hostname, do_handshake_on_connect=True)
+                self.socket = sock
+            sock.settimeout(self.assoc.connection_timeout)
+            sock.connect(primitive.address_info.as_tuple)
+            sock.settimeout(None)
+            from pynetdicom.transport import AddressInformation
+
+            self.assoc.requestor.address_info = AddressInformation.from_tuple(sock.getsockname())
+            self._is_connected = True
+            evt.trigger(self.assoc, evt.EVT_CONN_OPEN, {"address": primitive.address_info.as_tuple})
+            primitive.result = "Evt2"
+            self.provider_queue.put(primitive)
+        except OSError as exc:
+            self.connect_error = exc
+            if self.socket:
+                self._shutdown_socket()
+                self.socket = None
+            primitive.result = "Evt17"
+            self.provider_queue.put(primitive)
+        finally:
+            self.connect_seconds = time.monotonic() - started
+            self._ready.set()
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        try:
+            return recv_exact(self.socket, nr_bytes)
+        except ConnectionResetError:
+            return bytearray()
+
+    def send(self, bytestream: bytes) -> None:
+        try:
+            self.socket.sendall(bytestream)
+            evt.trigger(self.assoc, evt.EVT_DATA_SENT, {"data": bytestream})
+        except Exception:
+            self.event_queue.put("Evt17")
+
+
+class FastDUL(DULServiceProvider):
+    """The DICOM Upper Layer with an event-driven reactor (see the module docs).
+
+    Attributes used by the rest of ``dcmtools.net``:
+
+    ``io_lock``
+        Held by the reactor while it touches the socket or the state machine;
+        ``exclusive()`` holds it to own the socket.
+    ``pdata_hook``
+        ``hook(dul, body) -> bool`` called from the reactor thread with the body
+        of each P-DATA-TF PDU read; return True when it was handled.
+    ``last_abort`` / ``last_reject``
+        ``(source, reason)`` of an A-ABORT and ``(result, source, reason)`` of
+        an A-ASSOCIATE-RJ received, for the diagnosis.
+    """
+
+    def __init__(self, assoc: Any) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        super().__init__(assoc)
+        self.event_queue = _WakeQueue(self.wake)
+        self.to_provider_queue = _WakeQueue(self.wake)
+        self.io_lock = threading.RLock()
+        self.pdata_hook: Callable[["FastDUL", bytearray], bool] | None = None
+        self.last_abort: tuple[int, int] | None = None
+        self.last_reject: tuple[int, int, int] | None = None
+        self.trace: Any = None  # a trace.Tracer, when --trace is on
+        # True while a fast-path user owns the socket between its exchanges:
+        # the reactor then neither watches nor reads it (no wake-ups per reply).
+        self.owned = False
+        self._closed_pipe = False
+
+    def wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # a full pipe wakes the reactor anyway; a closed one means it is gone
+
+    def kill_dul(self) -> None:
+        self._kill_thread = True
+        self.wake()
+
+    def stop_dul(self) -> bool:
+        if self.state_machine.current_state == "Sta1":
+            self._kill_thread = True
+            self.wake()
+            if self.is_alive() and threading.current_thread() is not self:
+                self.join(5)
+            return True
+        return False
+
+    def _close_pipe(self) -> None:
+        if not self._closed_pipe:
+            self._closed_pipe = True
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def __del__(self) -> None:
+        self._close_pipe()
+
+    # ---------------------------------------------------------- the reactor
+    def run_reactor(self) -> None:
+        self._idle_timer.start()
+        try:
+            while True:
+                if not self.assoc._dul_ready.is_set():
+                    self.assoc._dul_ready.set()
+                if self._kill_thread:
+                    break
+                with self.io_lock:
+                    if self.artim_timer.expired:
+                        self.event_queue.put("Evt18")
+                    try:
+                        if self._process_recv_primitive():
+                            pass
+                        elif not self.owned and self._is_transport_event():
+                            self._idle_timer.restart()
+                    except Exception as exc:  # as pynetdicom: abort on any reactor error
+                        LOGGER.debug("exception in the DUL reactor, aborting the association", exc_info=exc)
+                        try:
+                            abort_pdu = A_ABORT_RQ()
+                            abort_pdu.source = 0x02
+                            abort_pdu.reason_diagnostic = 0x00
+                            if self.socket is not None and self.socket.socket is not None:
+                                self.socket.socket.sendall(abort_pdu.encode())
+                        except Exception:
+                            pass
+                        self.assoc.is_aborted = True
+                        self.assoc.is_established = False
+                        self.assoc._kill = True
+                        self._kill_thread = True
+                        return
+                    try:
+                        event = self.event_queue.get(block=False)
+                    except queue.Empty:
+                        event = None
+                    if event is not None:
+                        self.state_machine.do_action(event)
+                        continue
+                self._wait()
+        finally:
+            self._close_pipe()
+
+    def _wait(self) -> None:
+        """Block until the socket has data, something is queued, or 50 ms pass (timers)."""
+        rlist: list[Any] = [self._wake_r]
+        wrapped = self.socket
+        sock = wrapped.socket if wrapped is not None else None
+        if sock is not None and getattr(wrapped, "_is_connected", False) and not self.owned:
+            if isinstance(sock, ssl.SSLSocket) and sock.pending():
+                return
+            rlist.append(sock)
+        if self.to_provider_queue.qsize() or self.event_queue.qsize():
+            return
+        try:
+            ready, _, _ = select.select(rlist, [], [], 0.05)
+        except (OSError, ValueError):
+            time.sleep(0.001)
+            return
+        if self._wake_r in ready:
+            try:
+                while os.read(self._wake_r, 4096):
+                    pass
+            except (BlockingIOError, OSError):
+                pass
+
+    def _read_pdu_data(self) -> None:
+        wrapped = self.socket
+        sock = wrapped.socket if wrapped is not None else None
+        if sock is None:
+            self.event_queue.put("Evt17")
+            return
+        try:
+            header = recv_exact(sock, 6)
+            pdu_type, _, length = _HEADER.unpack(header)
+            if pdu_type not in (1, 2, 3, 4, 5, 6, 7):
+                LOGGER.debug("unknown PDU type 0x%02X received", pdu_type)
+                self.event_queue.put("Evt19")
+                return
+            body = recv_exact(sock, length)
+        except (OSError, ValueError) as exc:
+            LOGGER.debug("connection closed while reading a PDU: %s", exc)
+            self.event_queue.put("Evt17")
+            return
+        if pdu_type == 4 and self.pdata_hook is not None:
+            try:
+                if self.pdata_hook(self, body):
+                    return
+            except Exception as exc:
+                LOGGER.error("failed to handle received data: %s", exc)
+                LOGGER.debug("pdata hook", exc_info=exc)
+                self.event_queue.put("Evt19")
+                return
+        try:
+            pdu, event = self._decode_pdu(header + body)
+        except Exception as exc:
+            LOGGER.debug("unable to decode a received PDU", exc_info=exc)
+            self.event_queue.put("Evt19")
+            return
+        self._note_pdu(pdu)
+        self.event_queue.put(event)
+        self._recv_pdu.put(pdu)
+
+    def _note_pdu(self, pdu: Any) -> None:
+        if isinstance(pdu, A_ABORT_RQ):
+            self.last_abort = (pdu.source, pdu.reason_diagnostic)
+        elif isinstance(pdu, A_ASSOCIATE_RJ):
+            self.last_reject = (pdu.result, pdu.source, pdu.reason_diagnostic)
+
+    def hand_over(self, pdu_type: int, header: bytes, body: bytes) -> str:
+        """Give a non-P-DATA PDU read on the fast path to the state machine; return its name."""
+        pdu, event = self._decode_pdu(bytearray(header) + body)
+        self._note_pdu(pdu)
+        self.event_queue.put(event)
+        self._recv_pdu.put(pdu)
+        return type(pdu).__name__
+
+    def own(self, owned: bool = True) -> None:
+        """Keep the reactor off the socket between fast-path exchanges (``own(False)`` gives it back)."""
+        self.owned = owned
+        self.wake()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[socket.socket]:
+        """Own the socket: the reactor neither reads nor writes until the block ends.
+
+        Raises ``ConnectionError`` when the association is not in the
+        data-transfer state (released, aborted, or a PDU is still queued).
+        """
+        with self.io_lock:
+            state = self.state_machine.current_state
+            wrapped = self.socket
+            sock = wrapped.socket if wrapped is not None else None
+            if state != "Sta6" or sock is None or self.to_provider_queue.qsize() or self.event_queue.qsize():
+                raise ConnectionAbortedError(f"association not ready for data (state {state})")
+            yield sock
+
+
+class FastRequestHandler(RequestHandler):
+    """Accepted connections get ``FastDUL`` and ``FastSocket``."""
+
+    def _create_association(self) -> Any:
+        from pynetdicom.association import Association
+
+        assoc = Association(self.ae, MODE_ACCEPTOR)
+        assoc.dul = FastDUL(assoc)
+        assoc.acse_timeout = self.ae.acse_timeout
+        assoc._server = self.server
+        assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
+        sock = FastSocket(assoc, client_socket=self.request)
+        assoc.set_socket(sock)
+        assoc.acceptor.maximum_length = self.ae.maximum_pdu_size
+        assoc.acceptor.ae_title = self.server.ae_title
+        assoc.acceptor.address_info = self.local
+        assoc.acceptor.implementation_class_uid = self.ae.implementation_class_uid
+        assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
+        assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)
+        assoc.requestor.address_info = self.remote
+        for event in self.server._handlers:
+            if event.is_intervention and self.server._handlers[event]:
+                assoc.bind(event, *self.server._handlers[event])
+            elif isinstance(event, evt.NotificationEvent):
+                for handler in self.server._handlers[event]:
+                    assoc.bind(event, handler[0], handler[1])
+        configure = getattr(self.server, "configure_association", None)
+        if configure is not None:
+            configure(assoc)
+        return assoc
+
+
+class DcmtoolsAE(AE):
+    """A pynetdicom ``AE`` whose associations use the fast upper layer (both sides)."""
+
+    def _create_socket(self, assoc: Any, address: Any, tls_args: Any) -> AssociationSocket:
+        assoc.dul = FastDUL(assoc)
+        sock = FastSocket(assoc, address=address)
+        sock.tls_args = tls_args
+        return sock
+
+    def make_server(self, address: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("request_handler", FastRequestHandler)
+        return super().make_server(address, *args, **kwargs)
+
+
+# ---------------------------------------------------------------- fast C-STORE
+
+class ExchangeError(Exception):
+    """The association failed during a fast-path exchange; ``kind`` is timeout, aborted or released."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def store_exchange(
+    assoc: Any,
+    context_id: int,
+    command: bytes,
+    dataset: Any,
+    timeout: float | None,
+    message_id: int,
+) -> dict[int, bytes]:
+    """Send one C-STORE-RQ and its dataset, return the C-STORE-RSP command set.
+
+    ``dataset`` is a bytes-like object (a memoryview into the file's bytes) or
+    an iterable of them.  The caller's association must use ``FastDUL``.
+    Raises ``ExchangeError`` when the association times out or fails; the
+    caller then aborts it.
+    """
+    dul: FastDUL = assoc.dul
+    max_pdu = assoc.acceptor.maximum_length
+    fragment = wire.max_fragment(max_pdu)
+    parts = [dataset] if isinstance(dataset, (bytes, bytearray, memoryview)) else list(dataset)
+    buffers: list = []
+    wire.pdata_iovecs(context_id, command, True, True, fragment, buffers)
+    pdus = 0
+    for index, part in enumerate(parts):
+        pdus += wire.pdata_iovecs(context_id, part, False, index == len(parts) - 1, fragment, buffers)
+    tracer = dul.trace
+    try:
+        with dul.exclusive() as sock:
+            if tracer is not None:
+                tracer.dimse_out("C-STORE-RQ", context_id, wire.parse_command(command), pdus=pdus,
+                                 size=sum(len(p) for p in parts))
+            sock.settimeout(timeout)
+            try:
+                sendv(sock, buffers)
+                response = _read_response(dul, sock, message_id)
+            finally:
+                try:
+                    sock.settimeout(None)
+                except OSError:
+                    pass
+    except socket.timeout as exc:
+        raise ExchangeError("timeout", f"no answer within {timeout:g} s") from exc
+    except ConnectionAbortedError as exc:
+        raise ExchangeError("aborted", str(exc)) from exc
+    except OSError as exc:
+        raise ExchangeError("aborted", f"the connection dropped ({exc.strerror or exc})") from exc
+    dul._idle_timer.restart()
+    if tracer is not None:
+        tracer.dimse_in("C-STORE-RSP", context_id, response)
+    return response
+
+
+def _read_response(dul: FastDUL, sock: socket.socket, message_id: int) -> dict[int, bytes]:
+    command = bytearray()
+    while True:
+        header = recv_exact(sock, 6)
+        pdu_type, _, length = _HEADER.unpack(header)
+        body = recv_exact(sock, length)
+        if pdu_type != 4:
+            name = dul.hand_over(pdu_type, header, body)
+            if pdu_type == 7:
+                raise ConnectionAbortedError("the peer aborted the association (A-ABORT)")
+            if pdu_type == 5:
+                raise ConnectionAbortedError("the peer asked to release the association in the middle of a transfer")
+            raise ConnectionAbortedError(f"unexpected {name} from the peer")
+        for _context, control, data in wire.iter_pdvs(body):
+            if not control & 1:
+                continue  # a dataset fragment: C-STORE-RSP has none; ignore
+            command += data
+            if control & 2:
+                parsed = wire.parse_command(command)
+                command = bytearray()
+                if wire.command_us(parsed, wire.TAG_MESSAGE_ID_RESPONDED) == message_id:
+                    return parsed
