@@ -267,7 +267,7 @@ def capabilities() -> list[dict[str, Any]]:
             version = _version(choice.package)
             row["encoder"] = f"{choice.package} {version}".strip()
         else:
-            row["encode_hint"] = missing_encoder_hint(syntax)
+            row["encode_hint"] = "decoded only" if not syntax.writable else missing_encoder_hint(syntax)
         if syntax.aliases:
             row["aliases"] = list(syntax.aliases)
         rows.append(row)
