@@ -5,13 +5,17 @@ _dcmtools() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "anonymize dump echo listen send verify-display --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "anonymize commit dump echo listen send transcode verify-display --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
         anonymize)
             opts="--output -o --key --key-file --retain-safe-private --retain-uids --retain-device-identity --retain-institution-identity --retain-patient-characteristics --retain-longitudinal-full-dates --retain-longitudinal-modified-dates --clean-descriptors --clean-structured-content --clean-graphics --allow-burned-in --map --overwrite --json --no-json --jobs -j --files-from --null -0 --quiet -q --debug"
             case "$prev" in --output|-o|--key|--key-file|--map|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        commit)
+            opts="--batch --wait --port -p --bind --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --files-from --null -0 --json --no-json --quiet -q --debug"
+            case "$prev" in --batch|--wait|--port|-p|--bind|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         dump)
             opts="--tag -t --meta --no-pixels --bulk-threshold --full --json --no-json --flat --jobs -j --files-from --null -0 --quiet -q --debug"
@@ -22,12 +26,16 @@ _dcmtools() {
             case "$prev" in --count|-c|--interval|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         listen)
-            opts="--port -p --aet --store-dir -d --count -c --idle-timeout --bind --overwrite --timeout --max-pdu --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
-            case "$prev" in --port|-p|--aet|--store-dir|-d|--count|-c|--idle-timeout|--bind|--timeout|--max-pdu|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--port -p --aet --store-dir -d --count -c --idle-timeout --bind --overwrite --commit-report --commit-delay --commit-report-to --peers --timeout --max-pdu --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
+            case "$prev" in --port|-p|--aet|--store-dir|-d|--count|-c|--idle-timeout|--bind|--commit-report|--commit-delay|--commit-report-to|--peers|--timeout|--max-pdu|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         send)
             opts="--retries --jobs -j --decompress --no-decompress --priority --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --files-from --null -0 --json --no-json --quiet -q --debug"
             case "$prev" in --retries|--jobs|-j|--priority|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        transcode)
+            opts="--to -t --output -o --error --ratio --quality --verify --no-verify --keep-uid --list --overwrite --jobs -j --files-from --null -0 --json --no-json --quiet -q --debug"
+            case "$prev" in --to|-t|--output|-o|--error|--ratio|--quality|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         verify-display)
             opts="--ambient --class --format --levels --tolerance --min-lmax --min-ratio --max-ambient-ratio --lut --lut-entries --plot --patterns --pattern-bits --pattern-size --overwrite --json --no-json --quiet -q --debug"

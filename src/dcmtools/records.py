@@ -69,6 +69,9 @@ class ErrorCode:
     BAD_REQUEST = "bad_request"  # listen: a peer's request we had to refuse (malformed, unsupported)
     REPORT_NOT_SENT = "report_not_sent"  # listen: a Storage Commitment report could not be delivered
     INTERNAL = "internal"  # a bug: please report it
+    CANNOT_DECODE = "cannot_decode"  # the pixel data cannot be decoded here (syntax, plugin, corrupt data)
+    CANNOT_ENCODE = "cannot_encode"  # the target transfer syntax cannot hold this image, or its encoder refused it
+    VERIFY_FAILED = "verify_failed"  # a lossless output did not decode back to the input's pixels
 
 
 class DcmtoolsError(Exception):
