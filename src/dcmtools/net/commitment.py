@@ -812,6 +812,17 @@ class CommitmentSCP:
         return committed, failed
 
     def _report(self, job: _Job) -> None:
+        try:
+            self._report_one(job)
+        except Exception as exc:  # a bug must not pass silently in a background thread
+            LOGGER.debug("reporting failed", exc_info=exc)
+            self._emit(error_record(
+                "commitment_report",
+                DcmtoolsError(ErrorCode.INTERNAL, f"internal error while reporting: {type(exc).__name__}: {exc}",
+                              "this is a bug in dcmtools; run with --debug and please report it"),
+                calling_aet=job.calling_aet, transaction_uid=job.transaction_uid))
+
+    def _report_one(self, job: _Job) -> None:
         from pydicom.dataset import Dataset
 
         job.answered.wait(self.options.timeout_for(None))
