@@ -269,3 +269,28 @@ def test_commit_over_tls_with_the_report_on_a_new_association(tmp_path):
     (record,) = by_uid(read_records(result.stdout)).values()
     assert result.returncode == 0, result.stderr
     assert record["state"] == "committed" and record["reported_via"].startswith("new association from LISTEN@")
+
+
+def test_same_instance_twice_is_asked_once_and_answered_twice(tmp_path):
+    sent = instances(tmp_path / "sent", 1)
+    with listen(tmp_path) as (peer, _store, log):
+        storescu(peer, *sent)
+        result = dcmtools("commit", peer, str(sent[0]), str(sent[0]), "--wait", "20")
+    records = [r for r in read_records(result.stdout) if r.get("type") == "commitment"]
+    assert result.returncode == 0, result.stderr
+    assert [r["state"] for r in records] == ["committed", "committed"]
+    (request,) = [r for r in listen_records(log) if r["type"] == "commitment_request"]
+    assert request["instances"] == 1
+
+
+def test_pending_and_failed_together_exit_1(tmp_path):
+    """Exit 6 is only for 'nothing failed, some pending': a failure among them makes it 1."""
+    sent = instances(tmp_path / "sent", 1)
+    (tmp_path / "junk.dcm").write_text("not DICOM" * 20)
+    nobody = free_port()
+    with listen(tmp_path, "--commit-report", "new", "--commit-report-to", f"X@127.0.0.1:{nobody}") as (peer, _store, _log):
+        storescu(peer, *sent)
+        result = dcmtools("commit", peer, str(sent[0]), str(tmp_path / "junk.dcm"), "--wait", "1")
+    records = [r for r in read_records(result.stdout) if r.get("type") == "commitment"]
+    assert result.returncode == 1
+    assert sorted(r["error"]["code"] for r in records) == ["commit_pending", "not_dicom"]
