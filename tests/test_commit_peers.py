@@ -294,3 +294,16 @@ def test_pending_and_failed_together_exit_1(tmp_path):
     records = [r for r in read_records(result.stdout) if r.get("type") == "commitment"]
     assert result.returncode == 1
     assert sorted(r["error"]["code"] for r in records) == ["commit_pending", "not_dicom"]
+
+
+def test_port_in_use(tmp_path):
+    import socket
+
+    sent = instances(tmp_path / "sent", 1)
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = dcmtools("commit", f"PACS@127.0.0.1:{free_port()}", str(sent[0]), "--port", str(port))
+    assert result.returncode == 3
+    assert f"cannot listen on port {port}" in result.stderr
