@@ -356,3 +356,27 @@ def test_anonymize_piped_into_send(tmp_path):
     originals = {pydicom.dcmread(p).SOPInstanceUID for p in samples.glob("*.dcm")}
     received = {pydicom.dcmread(p).SOPInstanceUID for p in (tmp_path / "out").iterdir()}
     assert len(received) == 2 and not received & originals
+
+
+def test_listen_answers_a700_when_it_cannot_store(tmp_path, test_files_dir):
+    """A file where the patient's folder should be: the instance cannot be stored, and both sides say so."""
+    from dcmtools.net import StorageSCP
+
+    store = tmp_path / "in"
+    store.mkdir()
+    (store / "1CT1").write_text("not a folder")  # CT_small's PatientID is 1CT1
+    seen: list[dict] = []
+    with StorageSCP(store, port=0, host="127.0.0.1", on_record=seen.append) as scp:
+        result = dcmtools("send", f"DCMTOOLS@127.0.0.1:{scp.port}", str(test_files_dir / "CT_small.dcm"),
+                          str(test_files_dir / "MR_small.dcm"), "--json")
+        scp.wait(count=2, timeout=10)
+    assert result.returncode == 1, result.stdout + result.stderr
+    sent = [r for r in records(result.stdout) if r["type"] == "file"]
+    assert [r["ok"] for r in sent] == [False, True]
+    assert sent[0]["status"] == "0xA700" and sent[0]["error"]["code"] == "dimse_failed"
+    assert "Out of Resources" in sent[0]["error"]["message"]
+    received = [r for r in seen if r["type"] == "instance"]
+    assert [r["ok"] for r in received] == [False, True]
+    assert received[0]["error"]["code"] == "write_failed" and "cannot write" in received[0]["error"]["message"]
+    assert not list(store.glob(".incoming-*"))
+    assert (store / "1CT1").read_text() == "not a folder"
