@@ -380,3 +380,37 @@ def test_listen_answers_a700_when_it_cannot_store(tmp_path, test_files_dir):
     assert received[0]["error"]["code"] == "write_failed" and "cannot write" in received[0]["error"]["message"]
     assert not list(store.glob(".incoming-*"))
     assert (store / "1CT1").read_text() == "not a folder"
+
+
+def test_listen_keeps_nothing_of_an_instance_cut_off(tmp_path):
+    """The sender's connection drops in the middle of a dataset: no file, no temporary file left."""
+    import time
+
+    from pynetdicom.presentation import build_context
+
+    from dcmtools.net import NetOptions, StorageSCP, parse_peer, wire
+    from dcmtools.net.assoc import associate
+
+    store = tmp_path / "in"
+    seen: list[dict] = []
+    with StorageSCP(store, port=0, host="127.0.0.1", on_record=seen.append) as scp:
+        assoc = associate(parse_peer(f"X@127.0.0.1:{scp.port}"),
+                          [build_context("1.2.840.10008.5.1.4.1.1.2", ["1.2.840.10008.1.2.1"])], NetOptions())
+        context_id = assoc.accepted_contexts[0].context_id
+        buffers: list = []
+        wire.pdata_iovecs(context_id, wire.store_rq(1, "1.2.840.10008.5.1.4.1.1.2", "1.2.3"), True, True, 16000, buffers)
+        wire.pdata_iovecs(context_id, b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100" * 100, False, False, 16000, buffers)
+        sock = assoc.dul.socket.socket
+        sock.sendall(b"".join(bytes(b) for b in buffers))
+        deadline = time.monotonic() + 5
+        while not list(store.glob(".incoming-*")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert list(store.glob(".incoming-*"))  # being written as it arrives
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        deadline = time.monotonic() + 5
+        while list(store.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert list(store.iterdir()) == []
+    assert [r["event"] for r in seen if r["type"] == "association"] == ["accepted", "aborted"]
+    assert not [r for r in seen if r["type"] == "instance"]

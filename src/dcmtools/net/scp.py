@@ -168,6 +168,7 @@ class StorageSCP:
             (evt.EVT_REJECTED, self._rejected),
             (evt.EVT_RELEASED, self._ended, ["released"]),
             (evt.EVT_ABORTED, self._ended, ["aborted"]),
+            (evt.EVT_CONN_CLOSE, self._discard_partial),
             *self.evt_handlers,
         ]
         if self._tracer is not None:
@@ -297,7 +298,14 @@ class StorageSCP:
     def _rejected(self, event: Any) -> None:
         self._emit({"type": "association", "event": "rejected", **self._peer_fields(event.assoc)})
 
+    def _discard_partial(self, event: Any) -> None:
+        receiver = getattr(event.assoc, "_dcmtools_receiver", None)
+        if receiver is not None and receiver.instance is not None:
+            receiver.instance.discard()  # cut off in the middle: never acknowledged, not kept
+            receiver.instance = None
+
     def _ended(self, event: Any, how: str) -> None:
+        self._discard_partial(event)
         receiver = getattr(event.assoc, "_dcmtools_receiver", None)
         if receiver is None or not receiver.accepted:
             return  # a connection that never became an association (a port probe): nothing to say
@@ -461,6 +469,11 @@ class _Incoming:
                     _write_all(self.fd, [data])
             except OSError as exc:
                 self._fail(exc)
+
+    def discard(self) -> None:
+        """Drop an instance that will not be completed (the association ended)."""
+        if self.fd is not None or self.tmp is not None:
+            self._fail(OSError("the association ended before the instance was complete"))
 
     def _close(self) -> None:
         fd, self.fd = self.fd, None
