@@ -307,8 +307,9 @@ class StorageSCP:
     def _ended(self, event: Any, how: str) -> None:
         self._discard_partial(event)
         receiver = getattr(event.assoc, "_dcmtools_receiver", None)
-        if receiver is None or not receiver.accepted:
-            return  # a connection that never became an association (a port probe): nothing to say
+        if receiver is None or not receiver.accepted or receiver.ended:
+            return  # a connection that never became an association (a port probe), or said already
+        receiver.ended = True
         record = {"type": "association", "event": how, **self._peer_fields(event.assoc),
                   "instances": receiver.count if receiver else 0}
         self._touch()
@@ -333,6 +334,7 @@ class _Receiver:
         self.command_pdvs: list[tuple[int, int, bytes]] = []
         self.count = 0
         self.accepted = False
+        self.ended = False
         self.instance: _Incoming | None = None
         assoc._dcmtools_receiver = self
 
