@@ -414,3 +414,38 @@ def test_listen_keeps_nothing_of_an_instance_cut_off(tmp_path):
     assert list(store.iterdir()) == []
     assert [r["event"] for r in seen if r["type"] == "association"] == ["accepted", "aborted"]
     assert not [r for r in seen if r["type"] == "instance"]
+
+
+def test_send_opens_a_new_association_past_128_contexts(tmp_path, test_files_dir):
+    """70 SOP classes need 140 presentation contexts (own syntax + fallback each): two associations."""
+    from pynetdicom.presentation import AllStoragePresentationContexts
+
+    from dcmtools.net import StorageSCP
+
+    classes = [cx.abstract_syntax for cx in AllStoragePresentationContexts][:70]
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for n, sop_class in enumerate(classes):
+        ds = pydicom.dcmread(test_files_dir / "CT_small.dcm")
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(folder / f"f{n:03d}.dcm", enforce_file_format=True)
+    seen: list[dict] = []
+    with StorageSCP(tmp_path / "in", port=0, host="127.0.0.1", on_record=seen.append) as scp:
+        result = dcmtools("send", f"DCMTOOLS@127.0.0.1:{scp.port}", str(folder), "--json")
+        scp.wait(count=len(classes), timeout=10)
+    assert result.returncode == 0, result.stdout + result.stderr
+    got = [r for r in records(result.stdout) if r["type"] == "file"]
+    assert len(got) == 70 and all(r["ok"] for r in got)
+    accepted = [r for r in seen if r["type"] == "association" and r["event"] == "accepted"]
+    assert len(accepted) == 2 and all(a["proposed"] <= 128 for a in accepted)
+    assert sum(a["proposed"] for a in accepted) == 140
+
+
+def test_listen_stops_after_idle_timeout(tmp_path):
+    port = free_port()
+    result = dcmtools("listen", "--port", str(port), "-d", str(tmp_path / "in"), "--idle-timeout", "0.5", "--json", timeout=30)
+    assert result.returncode == 0, result.stderr
+    got = records(result.stdout)
+    assert [r["type"] for r in got] == ["listening", "summary"]
+    assert got[0]["port"] == port and got[1]["instances"] == 0
