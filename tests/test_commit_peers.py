@@ -310,3 +310,17 @@ def test_port_in_use(tmp_path):
         result = dcmtools("commit", f"PACS@127.0.0.1:{free_port()}", str(sent[0]), "--port", str(port))
     assert result.returncode == 3
     assert f"cannot listen on port {port}" in result.stderr
+
+
+def test_many_transactions_on_one_association(tmp_path):
+    """--batch 1: each report crosses the next request on the same association; all must get through."""
+    sent = instances(tmp_path / "sent", 20)
+    with listen(tmp_path) as (peer, _store, log):
+        storescu(peer, *sent)
+        result = dcmtools("commit", peer, str(tmp_path / "sent"), "--batch", "1", "--wait", "30")
+    got = by_uid(read_records(result.stdout))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    assert len(got) == 20 and len({r["transaction_uid"] for r in got.values()}) == 20
+    assert all(r["state"] == "committed" and r["reported_via"] == "same association" for r in got.values())
+    reports = [r for r in listen_records(log) if r["type"] == "commitment_report"]
+    assert len(reports) == 20 and all(r["ok"] for r in reports)

@@ -169,6 +169,114 @@ def reference_for(item: Any) -> Reference:
     return read_reference(item.path)
 
 
+# ====================================================================== one exchange on a busy association
+
+class Exchanges:
+    """Requests sent whole on a busy association, and their answers picked out as they arrive.
+
+    pynetdicom's ``send_n_action``/``send_n_event_report`` pause the
+    association's reactor and take the next message that arrives as their
+    answer.  Storage Commitment breaks both assumptions: the other side may
+    send a request of its own (its report, its next N-ACTION) before it
+    answers ours, as the default asynchronous operations window allows, and
+    pynetdicom serves an incoming N-EVENT-REPORT from a thread of its own that
+    upsets the pause handshake (seen here as a requester stuck for good).  So
+    ``send`` writes the request's P-DATA-TF PDUs straight on the socket while
+    the association's reactor is held off (``FastDUL.exclusive``: no other
+    message can interleave with its fragments), and the answer is picked out
+    by its Message ID Being Responded To as it is received (``EVT_DIMSE_RECV``,
+    see ``handlers``); everything else that arrives meanwhile is served as
+    usual.  The reactor then drops the answer it was not waiting for.
+    """
+
+    RESPONSES = ("N_ACTION_RSP", "N_EVENT_REPORT_RSP")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: dict[tuple[int, int], list] = {}  # (association, message id) -> [Event, command set]
+        self._ids = itertools.count(1)
+
+    def handlers(self) -> list:
+        from pynetdicom import evt
+
+        return [(evt.EVT_DIMSE_RECV, self._on_received)]
+
+    def message_id(self) -> int:
+        return (next(self._ids) - 1) % 65535 + 1
+
+    def _on_received(self, event: Any) -> None:
+        message = event.message
+        if type(message).__name__ not in self.RESPONSES:
+            return
+        try:
+            responded = int(message.command_set.MessageIDBeingRespondedTo)
+        except Exception:
+            return
+        with self._lock:
+            waiter = self._waiting.get((id(event.assoc), responded))
+        if waiter is not None:
+            waiter[1] = message.command_set
+            waiter[0].set()
+
+    def send(self, assoc: Any, name: str, elements: list[tuple[int, object]], dataset: Any, message_id: int,
+             timeout: float) -> Any:
+        """Send one request (command ``elements`` and ``dataset``) on the Storage Commitment context.
+
+        Returns the answer's command set (a pydicom Dataset with ``Status``), or
+        None when no answer came within ``timeout`` or the association ended.
+        """
+        from pynetdicom.dsutils import encode
+
+        from . import wire
+        from .transport import sendv
+
+        contexts = [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == STORAGE_COMMITMENT]
+        if not contexts or not assoc.is_established:
+            return None
+        cx = contexts[0]
+        ts = cx.transfer_syntax[0]
+        data = encode(dataset, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+        command = wire.encode_command([*elements, (wire.TAG_MESSAGE_ID, message_id), (wire.TAG_DATASET_TYPE, 0x0000)])
+        peer_max = assoc.acceptor.maximum_length if assoc.is_requestor else assoc.requestor.maximum_length
+        fragment = wire.max_fragment(peer_max)
+        buffers: list = []
+        wire.pdata_iovecs(cx.context_id, command, True, True, fragment, buffers)
+        pdus = wire.pdata_iovecs(cx.context_id, data, False, True, fragment, buffers)
+        waiter: list = [threading.Event(), None]
+        key = (id(assoc), message_id)
+        deadline = time.monotonic() + timeout
+        dul = assoc.dul
+        with self._lock:
+            self._waiting[key] = waiter
+        try:
+            while True:
+                try:
+                    with dul.exclusive() as sock:
+                        if dul.trace is not None:
+                            dul.trace.dimse_out(name, cx.context_id, wire.parse_command(command), pdus=pdus, size=len(data))
+                        sock.settimeout(timeout)
+                        try:
+                            sendv(sock, buffers)
+                        finally:
+                            sock.settimeout(None)
+                    break
+                except ConnectionAbortedError:  # a message of the reactor's is still going out: wait for it
+                    if not assoc.is_established or time.monotonic() > deadline:
+                        return None
+                    time.sleep(0.005)
+                except OSError as exc:
+                    LOGGER.debug("sending the %s failed: %s", name, exc)
+                    return None
+            dul._idle_timer.restart()
+            while not waiter[0].wait(0.05):
+                if not assoc.is_established or time.monotonic() > deadline:
+                    return None
+            return waiter[1]
+        finally:
+            with self._lock:
+                self._waiting.pop(key, None)
+
+
 # ====================================================================== the requester (SCU)
 
 @dataclass
@@ -236,7 +344,7 @@ class CommitmentSCU:
         self._transactions: dict[str, Transaction] = {}
         self._order: list[Transaction] = []
         self._cond = threading.Condition()
-        self._message_ids = itertools.count(1)
+        self._exchanges = Exchanges()
         self._requested = 0
         self._last_request = time.monotonic()
         self._closed_by_peer = False
@@ -244,6 +352,7 @@ class CommitmentSCU:
         self._unknown_reports: list[str] = []
         self._unreadable_reports = 0
         self._answering = 0  # reports received whose answer (N-EVENT-REPORT-RSP) is not out yet
+        self._report_threads: list[threading.Thread] = []  # pynetdicom serves each report in a thread
 
     # ------------------------------------------------------------------ run
     def run(self, items: Iterable[Any]) -> Iterator[dict[str, Any]]:
@@ -320,7 +429,8 @@ class CommitmentSCU:
             [build_context(STORAGE_COMMITMENT, list(SYNTAXES))],
             self.options,
             evt_handlers=[(evt.EVT_N_EVENT_REPORT, self._on_report), (evt.EVT_DIMSE_SENT, self._on_sent),
-                          (evt.EVT_RELEASED, self._on_closed), (evt.EVT_ABORTED, self._on_closed)],
+                          (evt.EVT_RELEASED, self._on_closed), (evt.EVT_ABORTED, self._on_closed),
+                          *self._exchanges.handlers()],
         )
         self._assoc = assoc
         self._raw_assoc = assoc.association
@@ -346,6 +456,8 @@ class CommitmentSCU:
         from pydicom.dataset import Dataset
         from pydicom.uid import generate_uid
 
+        from . import wire
+
         tx = Transaction(generate_uid(), [_Entry(ref) for ref in refs])
         try:
             if not self._established():
@@ -368,8 +480,12 @@ class CommitmentSCU:
             self._transactions[tx.uid] = tx
             self._order.append(tx)
         started = time.monotonic()
-        status, _reply = self._assoc.send_n_action(info, REQUEST_ACTION, STORAGE_COMMITMENT, WELL_KNOWN_INSTANCE,
-                                                   msg_id=(next(self._message_ids) - 1) % 65535 + 1)
+        status = self._exchanges.send(self._raw_assoc, "N-ACTION-RQ", [
+            (0x00000003, STORAGE_COMMITMENT),  # Requested SOP Class UID (even length: needs no padding)
+            (wire.TAG_COMMAND_FIELD, 0x0130),  # N-ACTION-RQ
+            (0x00001001, WELL_KNOWN_INSTANCE),  # Requested SOP Instance UID
+            (0x00001008, REQUEST_ACTION),  # Action Type ID
+        ], info, self._exchanges.message_id(), self.timeout)
         self._last_request = time.monotonic()
         self._requested += 1
         if not status or "Status" not in status:
@@ -421,6 +537,7 @@ class CommitmentSCU:
         via = "same association" if event.assoc is self._raw_assoc else _inbound_name(event.assoc)
         with self._cond:
             self._answering += 1
+            self._report_threads.append(threading.current_thread())
         try:
             info = event.event_information
             tx_uid = str(info.TransactionUID).strip()
@@ -465,11 +582,19 @@ class CommitmentSCU:
                 self._cond.notify_all()
 
     def _settle(self, timeout: float = 5.0) -> None:
-        """Let the answers to the reports go out before the associations are closed."""
+        """Let the answers to the reports go out, and pynetdicom's report threads end, before closing.
+
+        (A report thread that ends while ``release()`` waits for the reactor to
+        pause would leave that wait spinning: pynetdicom shares one "paused"
+        flag between them.)
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._answering and time.monotonic() < deadline:
                 self._cond.wait(0.05)
+            threads = [t for t in self._report_threads if t is not threading.current_thread()]
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _resolved(self) -> Iterator[dict[str, Any]]:
         """Records of the transactions whose report came (in request order)."""
@@ -702,6 +827,7 @@ class CommitmentSCP:
         self._jobs: dict[tuple[int, int], _Job] = {}
         self._threads: list[threading.Thread] = []
         self._message_ids = itertools.count(1)
+        self._exchanges = Exchanges()
 
     def contexts(self) -> list[Any]:
         """The presentation context to support: Storage Commitment Push Model, explicit and implicit LE."""
@@ -712,7 +838,8 @@ class CommitmentSCP:
     def handlers(self) -> list:
         from pynetdicom import evt
 
-        return [(evt.EVT_N_ACTION, self._on_action), (evt.EVT_DIMSE_SENT, self._on_sent)]
+        return [(evt.EVT_N_ACTION, self._on_action), (evt.EVT_DIMSE_SENT, self._on_sent),
+                *self._exchanges.handlers()]
 
     def close(self, timeout: float = 10.0) -> None:
         """Wait (up to ``timeout`` s) for the reports still being sent."""
@@ -879,7 +1006,7 @@ class CommitmentSCP:
     def _deliver(self, job: _Job, info: Any, event_type: int) -> tuple[str, int]:
         """Send the N-EVENT-REPORT the way the requester asks; (how it went, status)."""
         if self.report in ("auto", "same") and job.assoc.is_established:
-            status = self._send(job.assoc, info, event_type)
+            status = self._send_same(job.assoc, info, event_type)
             if status is not None:
                 return "same association", status
             if self.report == "same":
@@ -902,6 +1029,20 @@ class CommitmentSCP:
                 raise failure_after(assoc, target, "Storage Commitment report (N-EVENT-REPORT)",
                                     self.options.timeout_for(target))
         return f"new association to {target}", status
+
+    def _send_same(self, assoc: Any, info: Any, event_type: int) -> int | None:
+        """The report on the requester's own association (see ``Exchanges``); its status, or None."""
+        from . import wire
+
+        answer = self._exchanges.send(assoc, "N-EVENT-REPORT-RQ", [
+            (wire.TAG_AFFECTED_SOP_CLASS, STORAGE_COMMITMENT),
+            (wire.TAG_COMMAND_FIELD, 0x0100),  # N-EVENT-REPORT-RQ
+            (wire.TAG_AFFECTED_SOP_INSTANCE, WELL_KNOWN_INSTANCE),
+            (0x00001002, event_type),  # Event Type ID
+        ], info, self._exchanges.message_id(), self.options.timeout_for(None))
+        if answer is None or "Status" not in answer:
+            return None
+        return int(answer.Status)
 
     def _send(self, assoc: Any, info: Any, event_type: int) -> int | None:
         try:
