@@ -460,10 +460,7 @@ def to_pydicom(identifier: dict[str, Any]):
     charset_key = f"{T['SpecificCharacterSet']:08X}"
     if needs_unicode(data):
         data[charset_key] = {"vr": "CS", "Value": ["ISO_IR 192"]}
-    ds = Dataset.from_json(data)
-    if charset_key in data and "SpecificCharacterSet" in ds:
-        ds._character_set = ds.SpecificCharacterSet  # noqa: SLF001 - encode text with it
-    return ds
+    return Dataset.from_json(data)
 
 
 _META_HEAD = b"DICM"
