@@ -11,7 +11,10 @@ from .app import app
 # Each import registers one command on ``app`` (one line per command, kept sorted).
 from . import anonymize  # noqa: E402,F401
 from . import dump  # noqa: E402,F401
+from . import find  # noqa: E402,F401
+from . import move  # noqa: E402,F401
 from . import verify_display  # noqa: E402,F401
+from . import worklist  # noqa: E402,F401
 
 
 def main() -> None:

@@ -55,12 +55,8 @@ def worklist_identifier(key_texts: Iterable[str] = (), *, date: str | None = "to
     if patient:
         filters.append(f"PatientName={K.name_key(patient)}")
     base = list(K.WORKLIST_KEYS if defaults else []) + filters
-    identifier = K.identifier_from(K.parse_keys(key_texts), base)
-    # The default (empty) Specific Character Set asks for none; keep it only when given.
-    charset = f"{K.T['SpecificCharacterSet']:08X}"
-    if charset in identifier and not identifier[charset].get("Value"):
-        del identifier[charset]
-    return identifier
+    # The empty Specific Character Set is a return key: the server says which one its answers use.
+    return K.identifier_from(K.parse_keys(key_texts), base)
 
 
 def worklist(peer: Peer, identifier: dict[str, Any], options: NetOptions | None = None, *,
