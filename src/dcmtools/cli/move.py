@@ -156,7 +156,7 @@ def move_command(
         stream = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
         retriever = Retriever(remote, options, dest=dest, store_dir=os.fspath(store_dir), port=port, bind=bind,
                               get=get, model=model, overwrite=overwrite)
-        totals = {"completed": 0, "failed": 0, "warning": 0}
+        totals = {"completed": 0, "failed": 0, "warning": 0}  # sub-operations
 
         seen = [0]
 
@@ -175,7 +175,8 @@ def move_command(
                 raise
             report_fatal(run, exc, "get" if get else "move", peer=str(remote))
         finally:
-            run.summary_extra.update(totals)
+            run.summary_extra.update({"completed": totals["completed"], "failed_suboperations": totals["failed"],
+                                      "warning_suboperations": totals["warning"]})
             if dest is None or get:
                 run.summary_extra["received"] = retriever.received
         if not seen[0]:

@@ -162,7 +162,7 @@ class Exchange:
             try:
                 context_id, message = assoc.dimse.msg_queue.get(timeout=0.2)
             except queue.Empty:
-                if not assoc.is_established:
+                if not assoc.is_established or _ended(assoc):
                     raise failure_after(assoc, self.peer, self.what, self.timeout) from None
                 if time.monotonic() >= deadline:
                     if timeout is None:
@@ -182,6 +182,16 @@ class Exchange:
             data = message.Identifier.getvalue() if message.Identifier is not None else None
             comment = getattr(message, "ErrorComment", None)
             return Response(status, category, data, message, str(comment) if comment else None)
+
+
+def _ended(assoc: Any) -> bool:
+    """The association was aborted or its connection closed (the paused reactor has not noticed yet)."""
+    try:
+        if assoc.acse.is_aborted():
+            return True
+        return assoc.dul.state_machine.current_state == "Sta1" or not assoc.dul.is_alive()
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def transfer_syntax_of(context: Any) -> str:

@@ -23,12 +23,12 @@ Where to:
 * ``dest="AET"``: a C-MOVE to a third node the peer knows.
 * ``get=True``: C-GET, the instances come back on the same association (no
   port to open).  We propose the storage SOP classes with the SCP role (SCP/SCU
-  role selection): the ones an IMAGE-level C-FIND says are there (each with
-  its own context for uncompressed and one for compressed transfer
-  syntaxes, so files can come as they are stored), else the 120 most common
-  ones, uncompressed.  More SOP classes than one association can hold (128
-  contexts) are split: each association retrieves the instances of its SOP
-  classes, series by series, with a list of SOP Instance UIDs.
+  role selection): the ones an IMAGE-level C-FIND says are there, each with
+  a context for the uncompressed syntaxes and one per compressed syntax (so
+  that files come as they are stored), else the 120 most common ones,
+  uncompressed.  More SOP classes than one association can hold (128
+  contexts: 11 classes) are split: each association retrieves the instances
+  of its SOP classes, series by series, with a list of SOP Instance UIDs.
 
 One record per request (``type`` ``move`` or ``get``) with the sub-operation
 counts (``completed``, ``failed``, ``warning``), the instances ``received``
@@ -62,6 +62,7 @@ COMPRESSED = [
     "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
     "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99",
 ]
+CONTEXTS_PER_CLASS = 1 + len(COMPRESSED)  # uncompressed, then each compressed syntax
 
 
 # ------------------------------------------------------------- what to retrieve
@@ -407,6 +408,14 @@ class Retriever:
         except KeyboardInterrupt:
             outcome.cancelled = True
             raise
+        except DcmtoolsError as exc:
+            # A peer that drops the association at once instead of answering a C-MOVE
+            # is refusing it (Orthanc does so for an AE title it does not know): that
+            # request fails, the next one gets a new association.
+            if service == "move" and not outcome.responses and exc.exit_status == ExitStatus.ABORTED:
+                outcome.refused = exc
+                return outcome
+            raise
         return outcome
 
     # -- C-GET
@@ -442,7 +451,7 @@ class Retriever:
         classes = sorted({sop_class for sop_class, *_ in found})
         if not found or not all(classes):
             return [(None, None)]
-        per_association = (MAX_CONTEXTS - 1) // 2  # two contexts per SOP class, one for the GET itself
+        per_association = (MAX_CONTEXTS - 1) // CONTEXTS_PER_CLASS  # and one context for the C-GET itself
         if len(classes) <= per_association:
             return [(classes, None)]
         plan = []
@@ -539,6 +548,17 @@ class Retriever:
         peer = self.peer.label
         dest = record.get("destination")
         code = outcome.status
+        if outcome.refused is not None:
+            return {
+                "code": K.QueryErrorCode.MOVE_DESTINATION_UNKNOWN,
+                "message": (f"{peer} dropped the association instead of answering the C-MOVE to {dest!r}: it "
+                            f"probably does not know the AE title {self.options.calling_aet!r} (we asked) "
+                            + (f"or {dest!r} (the destination)" if dest != self.options.calling_aet else "")
+                            ).rstrip() + f" ({outcome.refused.message})",
+                "hint": (f"register AE title {self.options.calling_aet} on the PACS"
+                         + (f" with this host and port ({self._our_address()})" if self.dest is None and self._our_address() else "")
+                         + " (Orthanc: DicomModalities, or DicomAlwaysAllowMove); check the PACS log"),
+            }
         if code is None:
             return {"code": K.QueryErrorCode.MOVE_FAILED, "message": f"{peer} gave no final answer"}
         category, meaning = describe(code, self.kind)
@@ -637,6 +657,7 @@ class _Outcome:
     failed_uids: list[str] = field(default_factory=list)
     cancelled: bool = False
     responses: int = 0
+    refused: DcmtoolsError | None = None  # the association was dropped instead of an answer
 
     def update(self, response: Response, transfer_syntax: str) -> None:
         self.responses += 1
@@ -693,6 +714,7 @@ def _get_contexts(classes: list[str] | None) -> tuple[list[Any], list[Any]]:
     for sop_class in classes:
         contexts.append(build_context(sop_class, UNCOMPRESSED))
         if compressed:
-            contexts.append(build_context(sop_class, COMPRESSED))
+            # One context per compressed syntax: the peer can then send a file as it is stored.
+            contexts.extend(build_context(sop_class, [ts]) for ts in COMPRESSED)
         roles.append(build_role(sop_class, scp_role=True))
     return contexts, roles
