@@ -241,6 +241,11 @@ def test_index_add_and_remove(store, tmp_path):
         index.remove(sop)
         assert index.count() == 0 and _answers(index, "PATIENT", "PatientID") == []
         assert index.add(str(copy / "a")) is None  # not a file
+        for n, path in enumerate(archive.files):  # as listen does: in the background, queries wait for it
+            shutil.copy(path, copy / "a" / f"{n}.dcm")
+            index.add_later(str(copy / "a" / f"{n}.dcm"))
+        assert index.count() == 9
+        assert len(index.retrieve("PATIENT", ident("PATIENT", "PatientID=VET042"))) == 3
 
 
 # ------------------------------------------------------------- retrieve requests

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import sqlite3
 import threading
 import time
@@ -139,6 +140,10 @@ class StoreIndex:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA)
         version = self.conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+        self._queue: "queue.Queue[str | None]" = queue.Queue()
+        self._pending = 0
+        self._pending_cond = threading.Condition()
+        self._worker: threading.Thread | None = None
         if rebuild or not existed or version is None or version[0] != SCHEMA_VERSION:
             started = time.monotonic()
             self.rebuilt = self.rebuild()
@@ -146,6 +151,11 @@ class StoreIndex:
 
     # -- lifecycle
     def close(self) -> None:
+        self.flush()
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join(timeout=10)
+            self._worker = None
         with self._lock:
             try:
                 self.conn.close()
@@ -226,6 +236,62 @@ class StoreIndex:
                       _dumps(levels["IMAGE"])))
         return StoredInstance(sop, sop_class, ts, os.path.abspath(path), pkey, study, series)
 
+    def add_later(self, path: str) -> None:
+        """Index a stored file in the background (``listen`` calls this as each instance arrives,
+        so that receiving is not slowed down); queries wait for what is queued (``flush``)."""
+        with self._pending_cond:
+            self._pending += 1
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="dcmtools-index", daemon=True)
+                self._worker.start()
+        self._queue.put(path)
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until the files queued by ``add_later`` are indexed."""
+        deadline = time.monotonic() + timeout
+        with self._pending_cond:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    LOGGER.warning("the store index is %d file(s) behind", self._pending)
+                    return
+                self._pending_cond.wait(left)
+
+    def _work(self) -> None:
+        while True:
+            path = self._queue.get()
+            if path is None:
+                return
+            batch = [path]
+            while len(batch) < 200:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            try:
+                with self._lock:
+                    self.conn.execute("BEGIN")
+                    try:
+                        for item in batch:
+                            try:
+                                self._add(item)
+                            except (OSError, ValueError) as exc:
+                                LOGGER.warning("could not index %s: %s", item, exc)
+                        self.conn.execute("COMMIT")
+                    except BaseException:
+                        self.conn.execute("ROLLBACK")
+                        raise
+            except Exception as exc:  # noqa: BLE001 - the files stay stored; say why they are not findable
+                LOGGER.warning("could not index %d file(s): %s", len(batch), exc)
+            finally:
+                with self._pending_cond:
+                    self._pending -= len(batch)
+                    self._pending_cond.notify_all()
+
     def remove(self, sop_instance_uid: str) -> None:
         """Forget an instance (its file is gone); empty series, studies and patients go too."""
         with self._lock:
@@ -242,11 +308,13 @@ class StoreIndex:
 
     # -- reading
     def count(self) -> int:
+        self.flush()
         with self._lock:
             return self.conn.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
 
     def instance(self, sop_instance_uid: str) -> StoredInstance | None:
         """The stored instance with this SOP Instance UID, or None (also when its file is gone)."""
+        self.flush()
         with self._lock:
             row = self.conn.execute(
                 "SELECT sop_uid, sop_class, ts, path, pkey, study_uid, series_uid FROM instances WHERE sop_uid = ?",
@@ -259,6 +327,7 @@ class StoreIndex:
     def query(self, level: str, identifier: dict[str, Any], retrieve_aet: str | None = None) -> Iterator[dict[str, Any]]:
         """The C-FIND answers (JSON model) of ``identifier`` at ``level``."""
         level = K.normalize_level(level)
+        self.flush()
         wanted = {k: v for k, v in identifier.items() if int(k, 16) not in K.CONTROL_TAGS}
         for chain, below in self._matches(level, wanted):
             yield self._answer(level, identifier, wanted, chain, below, retrieve_aet)
@@ -266,6 +335,7 @@ class StoreIndex:
     def retrieve(self, level: str, identifier: dict[str, Any]) -> list[StoredInstance]:
         """The instances a C-MOVE/C-GET of ``identifier`` at ``level`` covers."""
         level = K.normalize_level(level)
+        self.flush()
         wanted = {k: v for k, v in identifier.items() if int(k, 16) not in K.CONTROL_TAGS}
         uids: list[str] = []
         for chain, below in self._matches(level, wanted, need_below=True):

@@ -109,14 +109,11 @@ class QueryRetrieveSCP:
         return [(evt.EVT_C_FIND, self._find), (evt.EVT_ACCEPTED, self._accepted)]
 
     def stored(self, emit: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
-        """Wrap listen's record callback: each stored instance is also indexed."""
+        """Wrap listen's record callback: each stored instance is also indexed (in the background)."""
 
         def on_record(record: dict[str, Any]) -> None:
             if record.get("type") == "instance" and record.get("ok") and record.get("path") and self.index is not None:
-                try:
-                    self.index.add(record["path"])
-                except Exception as exc:  # noqa: BLE001 - a stored file stays stored; say why it is not findable
-                    LOGGER.warning("could not index %s: %s", record["path"], exc)
+                self.index.add_later(record["path"])
             emit(record)
 
         return on_record
