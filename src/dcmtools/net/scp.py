@@ -8,8 +8,9 @@
     scp.stop()
 
 Verification and Storage SCP for every storage SOP class pynetdicom knows, in
-every transfer syntax pydicom knows (the first one the requestor proposes
-that we know is accepted: normally the file's own, so nothing is converted).
+every transfer syntax pydicom knows.  Of the syntaxes a requestor proposes in
+one presentation context, the first it lists that we know is accepted
+(requestors list a file's own syntax first: it then arrives unconverted).
 
 Each instance is written as it arrives (fragments go straight from the socket
 into a temporary file in DIR, never held whole in memory) and moved into
@@ -82,6 +83,8 @@ def storage_contexts() -> list[Any]:
     from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
     from pynetdicom.presentation import AllStoragePresentationContexts, build_context
 
+    # Which one is accepted in a proposed context is the requestor's first choice
+    # (transport.negotiate_requestor_order), not this list's order.
     syntaxes = list(dict.fromkeys([*ALL_TRANSFER_SYNTAXES, *[str(ts) for ts in AllTransferSyntaxes]]))
     contexts = [build_context("1.2.840.10008.1.1", syntaxes)]
     for cx in AllStoragePresentationContexts:
@@ -178,11 +181,14 @@ class StorageSCP:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stop accepting, abort associations still open, close the port."""
+    def stop(self, grace: float = 0.0) -> None:
+        """Stop accepting; give open associations ``grace`` seconds to end, then abort them."""
         server, self._server = self._server, None
         if server is None:
             return
+        deadline = time.monotonic() + grace
+        while grace and any(a.is_established for a in server.active_associations) and time.monotonic() < deadline:
+            time.sleep(0.02)
         try:
             for assoc in list(server.active_associations):
                 assoc.abort()
@@ -253,6 +259,9 @@ class StorageSCP:
         from .assoc import uid_name
 
         assoc = event.assoc
+        receiver = getattr(assoc, "_dcmtools_receiver", None)
+        if receiver is not None:
+            receiver.accepted = True
         accepted = [
             {"context_id": cx.context_id, "sop_class_uid": cx.abstract_syntax, "sop_class": uid_name(cx.abstract_syntax),
              "transfer_syntax": cx.transfer_syntax[0]}
@@ -280,6 +289,8 @@ class StorageSCP:
 
     def _ended(self, event: Any, how: str) -> None:
         receiver = getattr(event.assoc, "_dcmtools_receiver", None)
+        if receiver is None or not receiver.accepted:
+            return  # a connection that never became an association (a port probe): nothing to say
         record = {"type": "association", "event": how, **self._peer_fields(event.assoc),
                   "instances": receiver.count if receiver else 0}
         self._touch()
@@ -303,6 +314,7 @@ class _Receiver:
         self.command = bytearray()
         self.command_pdvs: list[tuple[int, int, bytes]] = []
         self.count = 0
+        self.accepted = False
         self.instance: _Incoming | None = None
         assoc._dcmtools_receiver = self
 
@@ -442,14 +454,7 @@ class _Incoming:
             "transfer_syntax": self.ts,
             "bytes": self.size,
         }
-        found: dict[int, bytes] = {}
-        if self.ts is not None:
-            head = wire.inflate_head(bytes(self.head)) if self.ts == wire.DEFLATED_LE else self.head
-            try:
-                found = wire.scan_dataset(head, self.ts, set(_IDS))
-            except wire.NotDicom:
-                found = {}
-        ids = {name: found[tag].rstrip(b"\0 ").decode("latin-1") for tag, name in _IDS.items() if tag in found}
+        ids = self._identifiers() if self.ts is not None else {}
         if ids.get("sop_instance_uid") and ids["sop_instance_uid"] != self.sop_instance:
             record["dataset_sop_instance_uid"] = ids["sop_instance_uid"]
         for name in ("patient_id", "study_instance_uid", "series_instance_uid", "modality"):
@@ -473,6 +478,23 @@ class _Incoming:
             return status, record
         record.update({"status": "0x0000", "ok": True})
         return 0x0000, record
+
+    def _identifiers(self) -> dict[str, str]:
+        """Patient, study, series ... from the first bytes received (``wire.scan_dataset``)."""
+        ts, head = self.ts, bytes(self.head)
+        if ts == wire.DEFLATED_LE:
+            ts, head = wire.EXPLICIT_LE, wire.inflate_head(head)
+        try:
+            found = wire.scan_dataset(head, ts, set(_IDS))
+        except wire.NotDicom:
+            return {}
+        ids = {}
+        for tag, name in _IDS.items():
+            if tag in found:
+                text = found[tag].decode("latin-1").strip(" \0")
+                if text:
+                    ids[name] = text
+        return ids
 
     def _place(self, ids: dict[str, str]) -> str:
         dest = stored_path(self.scp.store_dir, ids.get("patient_id"), ids.get("study_instance_uid"),
