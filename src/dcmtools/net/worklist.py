@@ -31,7 +31,7 @@ import os
 import threading
 from typing import Any, Iterable, Iterator
 
-from ..records import DcmtoolsError, ErrorCode
+from ..records import DcmtoolsError, ErrorCode, ExitStatus
 from . import keys as K
 from .assoc import NetOptions
 from .peer import Peer
@@ -79,7 +79,7 @@ class WorklistItems:
         self._lock = threading.Lock()
         if not os.path.isdir(self.folder):
             raise DcmtoolsError(ErrorCode.NOT_FOUND, f"the worklist folder {self.folder!r} does not exist",
-                                "give --worklist-dir a folder of .wl or .json items")
+                                "give --worklist-dir a folder of .wl or .json items", ExitStatus.USAGE)
 
     def items(self) -> list[tuple[str, dict[str, Any]]]:
         """(path, JSON-model dataset) of every item, in name order."""
