@@ -105,6 +105,27 @@ def test_identifier_bytes_round_trip():
         assert back["00080020"]["Value"] == ["20240101-"]
 
 
+def test_jsonwire_encodes_what_dicomfile_reads():
+    from dcmtools.net.jsonwire import encode_dataset
+
+    answer = {
+        "00080052": {"vr": "CS", "Value": ["STUDY"]},
+        "00080061": {"vr": "CS", "Value": ["CT", "MR"]},
+        "00100010": {"vr": "PN", "Value": [{"Alphabetic": "MÜLLER^JÖRG"}]},
+        "00100020": {"vr": "LO", "Value": ["P1"]},
+        "00101030": {"vr": "DS", "Value": [72.5]},
+        "00201208": {"vr": "IS", "Value": [12]},
+        "00280010": {"vr": "US", "Value": [512]},
+        "0020000D": {"vr": "UI", "Value": ["1.2.3"]},
+        "00081030": {"vr": "LO"},
+        "00400100": {"vr": "SQ", "Value": [{"00080060": {"vr": "CS", "Value": ["CR"]}}, {}]},
+    }
+    for ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"):
+        back = K.from_bytes(encode_dataset(answer, ts), ts)
+        assert back.pop("00080005") == {"vr": "CS", "Value": ["ISO_IR 192"]}
+        assert back == answer
+
+
 # ------------------------------------------------------------- matching
 def el(vr, *values):
     if vr == "PN":

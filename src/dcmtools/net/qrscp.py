@@ -47,6 +47,7 @@ from . import keys as K
 from . import wire
 from .assoc import NetOptions
 from .index import StoreIndex, StoredInstance
+from .jsonwire import encode_dataset
 from .matching import dataset_matches, returned
 from .peer import Peer, load_peers
 from .status import describe
@@ -89,7 +90,7 @@ class QueryRetrieveSCP:
 
         from .scp import storage_contexts
 
-        syntaxes = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"]
+        syntaxes = [wire.EXPLICIT_LE, wire.IMPLICIT_LE]  # what the answers are encoded in (jsonwire)
         contexts = []
         for cx in storage_contexts():
             if cx.abstract_syntax != "1.2.840.10008.1.1":
@@ -106,7 +107,7 @@ class QueryRetrieveSCP:
     def handlers(self) -> list[Any]:
         from pynetdicom import evt
 
-        return [(evt.EVT_C_FIND, self._find), (evt.EVT_ACCEPTED, self._accepted)]
+        return [(evt.EVT_ACCEPTED, self._accepted)]
 
     def stored(self, emit: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
         """Wrap listen's record callback: each stored instance is also indexed (in the background)."""
@@ -140,28 +141,33 @@ class QueryRetrieveSCP:
         def serve(msg: Any, context_id: int) -> None:
             name = type(msg).__name__
             sop_class = str(getattr(msg, "AffectedSOPClassUID", "") or "")
-            if name == "C_MOVE" and sop_class in MOVE_CLASSES and self.index is not None:
-                self._move(assoc, msg, context_id)
-            elif name == "C_GET" and sop_class in GET_CLASSES and self.index is not None:
-                self._get(assoc, msg, context_id)
-            else:
+            ours = name == "C_FIND" and (sop_class in FIND_CLASSES and self.index is not None
+                                         or sop_class == K.WORKLIST_FIND and self.worklist is not None)
+            ours = ours or (name == "C_MOVE" and sop_class in MOVE_CLASSES and self.index is not None)
+            ours = ours or (name == "C_GET" and sop_class in GET_CLASSES and self.index is not None)
+            if not ours or context_id not in assoc._accepted_cx:
                 original(msg, context_id)
+                return
+            assoc.dimse.cancel_req = {}  # C-CANCELs of earlier requests
+            try:
+                {"C_FIND": self._find, "C_MOVE": self._move, "C_GET": self._get}[name](assoc, msg, context_id)
+            except _Gone as exc:
+                LOGGER.debug("the requestor went away: %s", exc)
 
         assoc._serve_request = serve
 
     # -- C-FIND and worklist C-FIND
-    def _find(self, event: Any):
-        assoc = event.assoc
-        request = event.request
-        sop_class = str(request.AffectedSOPClassUID)
-        ts = str(event.context.transfer_syntax)
+    def _find(self, assoc: Any, msg: Any, context_id: int) -> None:
+        sop_class = str(msg.AffectedSOPClassUID)
+        ts = str(assoc._accepted_cx[context_id].transfer_syntax[0])
         worklist = sop_class == K.WORKLIST_FIND
         record: dict[str, Any] = {"type": "worklist" if worklist else "find", **self._who(assoc)}
+        reply = _Replier(assoc, context_id, int(msg.MessageID), sop_class, C_FIND_RSP, self.options.timeout_for(None))
         try:
-            identifier = K.from_bytes(request.Identifier.getvalue(), ts)
+            identifier = K.from_bytes(msg.Identifier.getvalue(), ts)
         except Exception as exc:  # noqa: BLE001 - the requestor's identifier cannot be read
+            reply.send(0xA900, comment="cannot read the identifier")
             self._finish(record, 0xA900, 0, f"cannot read the identifier: {exc}")
-            yield 0xA900, None
             return
         record["keys"] = _keys_text(identifier)
         if worklist:
@@ -172,26 +178,28 @@ class QueryRetrieveSCP:
             record["model"] = K.MODEL_OF.get(sop_class)
             problem = _level_problem(level, sop_class)
             if problem:
+                reply.send(0xA900, comment=problem)
                 self._finish(record, 0xA900, 0, problem)
-                yield 0xA900, None
                 return
-            source = (answer for answer in self.index.query(level, identifier, self.aet))
+            source = self.index.query(level, identifier, self.aet)
         count = 0
         try:
             for answer in source:
-                if event.is_cancelled:
+                if reply.cancelled():
+                    reply.send(0xFE00)
                     self._finish(record, 0xFE00, count, None)
-                    yield 0xFE00, None
                     return
                 count += 1
-                yield 0xFF00, K.to_pydicom(answer)
+                reply.send(0xFF00, encode_dataset(answer, ts))
+        except _Gone:
+            raise
         except Exception as exc:  # noqa: BLE001 - answer with a failure, say why in the record
             LOGGER.debug("query failed", exc_info=exc)
+            reply.send(0xC000, comment="the query failed")
             self._finish(record, 0xC000, count, f"the query failed: {exc}")
-            yield 0xC000, None
             return
+        reply.send(0x0000)
         self._finish(record, 0x0000, count, None)
-        yield 0x0000, None
 
     def _worklist_answers(self, identifier: dict[str, Any]):
         keys = {k: v for k, v in identifier.items() if int(k, 16) not in K.CONTROL_TAGS}
@@ -423,6 +431,7 @@ class _GetSession:
         self._next_id = self.message_id
         self.last_problem: str | None = None
         self._contexts = None
+        self.reply = _Replier(assoc, context_id, self.message_id, self.sop_class, C_GET_RSP, timeout)
 
     def __enter__(self) -> "_GetSession":
         self._wait_for_idle()
@@ -504,35 +513,7 @@ class _GetSession:
 
     def respond(self, status: int, counts: _Counts, comment: str | None = None, failed: list[str] | None = None) -> None:
         """A C-GET-RSP (pending with the counts, or the final one)."""
-        elements: list[tuple[int, object]] = [
-            (wire.TAG_AFFECTED_SOP_CLASS, self.sop_class),
-            (wire.TAG_COMMAND_FIELD, C_GET_RSP),
-            (wire.TAG_MESSAGE_ID_RESPONDED, self.message_id),
-            (wire.TAG_DATASET_TYPE, 0x0000 if failed else wire.NO_DATASET),
-            (wire.TAG_STATUS, status),
-        ]
-        category = describe(status, "get")[0]
-        if category == "pending" or status == 0xFE00:
-            elements.append((TAG_REMAINING, counts.remaining))
-        if status not in (0xA900,):
-            elements += [(TAG_COMPLETED, counts.completed), (TAG_FAILED, counts.failed), (TAG_WARNING, counts.warning)]
-        if comment:
-            elements.append((wire.TAG_ERROR_COMMENT, comment[:64]))
-        command = wire.encode_command(elements)
-        buffers: list = []
-        fragment = wire.max_fragment(self.assoc.requestor.maximum_length)
-        wire.pdata_iovecs(self.context_id, command, True, True, fragment, buffers)
-        if failed:
-            wire.pdata_iovecs(self.context_id, memoryview(_failed_list(failed, self.ts)), False, True, fragment, buffers)
-        if self.dul.trace is not None:
-            self.dul.trace.dimse_out("C-GET-RSP", self.context_id, wire.parse_command(command))
-        try:
-            with self.dul.exclusive() as sock:
-                from .transport import sendv
-
-                sendv(sock, buffers)
-        except OSError as exc:
-            raise _Gone(str(exc)) from None
+        self.reply.send(status, _failed_list(failed, self.ts) if failed else None, counts=counts, comment=comment)
 
     def _exchange(self, buffers: list, message_id: int) -> dict[int, bytes]:
         from .transport import recv_exact, sendv
@@ -574,6 +555,79 @@ class _GetSession:
             raise _Gone(f"no C-STORE-RSP within {self.timeout:g} s") from None
         except (OSError, ConnectionError) as exc:
             raise _Gone(str(exc)) from None
+
+
+class _Replier:
+    """Responses to one request, written straight to the socket (``FastDUL.exclusive``).
+
+    The requestor's C-CANCEL is read by the association's reactor between two
+    responses (or by ``_GetSession`` while it owns the socket)."""
+
+    def __init__(self, assoc: Any, context_id: int, message_id: int, sop_class: str, field: int, timeout: float) -> None:
+        self.assoc = assoc
+        self.dul = assoc.dul
+        self.context_id = context_id
+        self.message_id = message_id
+        self.sop_class = sop_class
+        self.field = field
+        self.timeout = timeout
+        self.fragment = wire.max_fragment(assoc.requestor.maximum_length)
+        self.name = _RSP_NAMES[field]
+
+    def cancelled(self) -> bool:
+        return self.message_id in self.assoc.dimse.cancel_req
+
+    def send(self, status: int, dataset: bytes | None = None, *, counts: "_Counts | None" = None,
+             comment: str | None = None) -> None:
+        elements: list[tuple[int, object]] = [
+            (wire.TAG_AFFECTED_SOP_CLASS, self.sop_class),
+            (wire.TAG_COMMAND_FIELD, self.field),
+            (wire.TAG_MESSAGE_ID_RESPONDED, self.message_id),
+            (wire.TAG_DATASET_TYPE, 0x0000 if dataset else wire.NO_DATASET),
+            (wire.TAG_STATUS, status),
+        ]
+        if counts is not None:
+            category = describe(status, "get")[0]
+            if category == "pending" or status == 0xFE00:
+                elements.append((TAG_REMAINING, counts.remaining))
+            if status != 0xA900:
+                elements += [(TAG_COMPLETED, counts.completed), (TAG_FAILED, counts.failed),
+                             (TAG_WARNING, counts.warning)]
+        if comment:
+            elements.append((wire.TAG_ERROR_COMMENT, comment[:64]))
+        command = wire.encode_command(elements)
+        buffers: list = []
+        wire.pdata_iovecs(self.context_id, command, True, True, self.fragment, buffers)
+        if dataset:
+            wire.pdata_iovecs(self.context_id, memoryview(dataset), False, True, self.fragment, buffers)
+        if self.dul.trace is not None:
+            self.dul.trace.dimse_out(self.name, self.context_id, wire.parse_command(command), size=len(dataset or b""))
+        from .transport import sendv
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                with self.dul.exclusive() as sock:
+                    sock.settimeout(self.timeout)
+                    try:
+                        sendv(sock, buffers)
+                    finally:
+                        try:
+                            sock.settimeout(None)
+                        except OSError:
+                            pass
+                return
+            except ConnectionAbortedError as exc:
+                # The reactor has a PDU or an event in hand: let it finish, unless the association is gone.
+                if self.dul.state_machine.current_state != "Sta6" or time.monotonic() > deadline:
+                    raise _Gone(str(exc)) from None
+                time.sleep(0.001)
+            except OSError as exc:
+                raise _Gone(str(exc)) from None
+
+
+C_FIND_RSP = 0x8020
+_RSP_NAMES = {0x8020: "C-FIND-RSP", 0x8010: "C-GET-RSP", 0x8021: "C-MOVE-RSP"}
 
 
 def _failed_list(uids: list[str], ts: str) -> bytes:

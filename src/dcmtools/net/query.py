@@ -172,7 +172,7 @@ class Exchange:
                 continue
             if message is None:
                 raise failure_after(assoc, self.peer, self.what, self.timeout)
-            if type(message).__name__ != type(self.primitive).__name__:
+            if getattr(message, "kind", type(message).__name__) != type(self.primitive).__name__:
                 LOGGER.debug("ignoring an unexpected %s during the %s", type(message).__name__, self.what)
                 continue
             if getattr(message, "MessageIDBeingRespondedTo", None) != self.primitive.MessageID:
@@ -291,6 +291,9 @@ class Finder:
             yield from self._run(self.assoc)
             return
         with associate(self.peer, query_contexts([self.sop_class]), self.options) as assoc:
+            from .responses import install
+
+            install(assoc)
             yield from self._run(assoc)
 
     # -- the query and its fallbacks

@@ -352,6 +352,9 @@ class Retriever:
             self._find_assoc = None
         if self._find_assoc is None:
             self._find_assoc = associate(self.peer, query_contexts([K.FIND["study"], K.FIND["patient"]]), self.options)
+            from .responses import install
+
+            install(self._find_assoc)
         return self._find_assoc
 
     # -- one retrieve
@@ -508,12 +511,15 @@ class Retriever:
             contexts = query_contexts(sop_classes) + list(storage)
             self._assoc = associate(self.peer, contexts, self.options, ext_neg=roles or None)
             self._proposed = wanted
+            from .responses import install
+
             if self.get:
                 from .scp import _Receiver
 
-                scp = self._storage()
-                receiver = _Receiver(scp, self._assoc.association)
-                self._assoc.dul.pdata_hook = receiver.feed
+                receiver = _Receiver(self._storage(), self._assoc.association)
+                install(self._assoc, then=receiver.feed)
+            else:
+                install(self._assoc)
         return self._assoc
 
     def _record(self, base: dict[str, Any], outcome: "_Outcome", received: list[dict[str, Any]] | None) -> dict[str, Any]:
