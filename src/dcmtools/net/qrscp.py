@@ -601,7 +601,8 @@ class _Replier:
         if dataset:
             wire.pdata_iovecs(self.context_id, memoryview(dataset), False, True, self.fragment, buffers)
         if self.dul.trace is not None:
-            self.dul.trace.dimse_out(self.name, self.context_id, wire.parse_command(command), size=len(dataset or b""))
+            self.dul.trace.dimse_out(self.name, self.context_id, wire.parse_command(command),
+                                     pdus=-(-len(dataset) // self.fragment) if dataset else 0, size=len(dataset or b""))
         from .transport import sendv
 
         deadline = time.monotonic() + self.timeout

@@ -105,14 +105,25 @@ class Exchange:
         """Send a C-CANCEL for this request (once)."""
         if self.cancelled or self.finished or not self.assoc.is_established:
             return
+        self.cancelled = True
+        if self._final_queued():
+            return  # the peer has finished already: nothing to cancel
         from pynetdicom.dimse_primitives import C_CANCEL
 
         primitive = C_CANCEL()
         primitive.MessageIDBeingRespondedTo = self.primitive.MessageID
         self.assoc.dimse.send_msg(primitive, self.context.context_id)
-        self.cancelled = True
-        if self.assoc.dul.trace is not None:
-            self.assoc.dul.trace.line(f"-> C-CANCEL-RQ  id {self.primitive.MessageID}")
+
+    def _final_queued(self) -> bool:
+        queue_ = self.assoc.dimse.msg_queue
+        with queue_.mutex:
+            waiting = list(queue_.queue)
+        for _, message in waiting:
+            if getattr(message, "MessageIDBeingRespondedTo", None) == self.primitive.MessageID:
+                status = getattr(message, "Status", None)
+                if status is not None and describe(int(status), self.service)[0] != "pending":
+                    return True
+        return False
 
     def responses(self, timeout: float | None = None) -> Iterator[Response]:
         """Send the request, then yield each response until the final one.

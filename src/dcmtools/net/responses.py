@@ -60,6 +60,7 @@ class ResponseReader:
         self.route: str | None = None  # None, "mine" (our response's dataset), "other" (someone else's dataset)
         self.current: tuple[int, dict[int, bytes], int] | None = None
         self.dataset = bytearray()
+        self.fragments = 0  # dataset fragments of the response being read (for --trace)
 
     def feed(self, dul: Any, body: Any) -> bool:
         other: list[tuple[int, int, Any]] = []
@@ -92,6 +93,7 @@ class ResponseReader:
             if self.route == "mine":
                 whole = False
                 self.dataset += data
+                self.fragments += 1
                 if control & 2:
                     context, command, field = self.current
                     self.route, self.current = None, None
@@ -110,7 +112,8 @@ class ResponseReader:
     def _deliver(self, context_id: int, command: dict[int, bytes], field: int, dataset: bytes | None) -> None:
         trace = getattr(self.assoc.dul, "trace", None)
         if trace is not None:
-            trace.dimse_in(_TRACE_NAMES[field], context_id, command, size=len(dataset or b""))
+            trace.dimse_in(_TRACE_NAMES[field], context_id, command, pdus=self.fragments, size=len(dataset or b""))
+        self.fragments = 0
         self.assoc.dimse.msg_queue.put((context_id, Response(RESPONSES[field], command, dataset)))
 
     def _hand_on(self, dul: Any, body: Any, pdvs: list[tuple[int, int, Any]]) -> None:
