@@ -240,14 +240,19 @@ def find_command(
             raise typer.BadParameter(str(exc)) from None
         remote = resolve_peer(peer, peers, options)
         finder = Finder(remote, identifier, options, query_level, query_model, limit, walk, check, flat)
+        stream = finder.run()
         try:
-            for record in finder.run():
+            for record in stream:
                 run.write(record)
+        except KeyboardInterrupt:
+            finder.interrupt()  # C-CANCEL, then the interrupt goes on (exit 130)
+            raise
         except DcmtoolsError as exc:
             if exc.exit_status == 2:
                 raise
             report_fatal(run, exc, "query", peer=str(remote))
         finally:
+            stream.close()
             run.summary_extra.update(_summary(finder))
             if finder.dropped and not quiet:
                 keys = ", ".join(f"{k} ({n})" for k, n in finder.dropped_keys.items())

@@ -165,8 +165,9 @@ def move_command(
                 seen[0] += 1
                 yield request
 
+        stream = retriever.run(every())
         try:
-            for record in retriever.run(every()):
+            for record in stream:
                 for name in totals:
                     totals[name] += int(record.get(name) or 0)
                 run.write(record)
@@ -175,6 +176,7 @@ def move_command(
                 raise
             report_fatal(run, exc, "get" if get else "move", peer=str(remote))
         finally:
+            stream.close()  # after Ctrl-C: associations aborted, our storage SCP stopped
             run.summary_extra.update({"completed": totals["completed"], "failed_suboperations": totals["failed"],
                                       "warning_suboperations": totals["warning"]})
             if dest is None or get:

@@ -137,14 +137,19 @@ def worklist_command(
             raise typer.BadParameter(str(exc)) from None
         remote = resolve_peer(peer, peers, options)
         finder = Finder(remote, identifier, options, "WORKLIST", "worklist", limit, False, check, flat)
+        stream = finder.run()
         try:
-            for record in finder.run():
+            for record in stream:
                 run.write(record)
+        except KeyboardInterrupt:
+            finder.interrupt()  # C-CANCEL, then the interrupt goes on (exit 130)
+            raise
         except DcmtoolsError as exc:
             if exc.exit_status == 2:
                 raise
             report_fatal(run, exc, "worklist", peer=str(remote))
         finally:
+            stream.close()
             run.summary_extra["matches"] = finder.matches
             if finder.dropped:
                 run.summary_extra["dropped"] = finder.dropped

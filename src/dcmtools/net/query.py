@@ -301,11 +301,32 @@ class Finder:
         if self.assoc is not None:
             yield from self._run(self.assoc)
             return
-        with associate(self.peer, query_contexts([self.sop_class]), self.options) as assoc:
-            from .responses import install
+        from .assoc import close
+        from .responses import install
 
+        assoc = associate(self.peer, query_contexts([self.sop_class]), self.options)
+        try:
             install(assoc)
             yield from self._run(assoc)
+        except GeneratorExit:  # the caller stopped reading (after interrupt(), or --limit): release
+            close(assoc)
+            raise
+        except BaseException:
+            close(assoc, abort=True)
+            raise
+        close(assoc)
+
+    def interrupt(self) -> None:
+        """Ctrl-C while the caller handled a record: C-CANCEL the query in progress and wait
+        (up to ``CANCEL_WAIT`` s) for the peer's answer.  Then close the ``run()`` generator."""
+        exchange = getattr(self, "_exchange", None)
+        if exchange is not None and not exchange.finished and not exchange.cancelled:
+            try:
+                exchange.cancel()
+                exchange.drain()
+            except Exception as exc:  # noqa: BLE001 - the interrupt goes on regardless
+                LOGGER.debug("cancelling after an interrupt: %s", exc)
+        self.cancelled = True
 
     # -- the query and its fallbacks
     def _run(self, assoc: Any) -> Iterator[dict[str, Any]]:
@@ -361,6 +382,7 @@ class Finder:
         primitive = c_find_primitive(self.ids.next(), self.sop_class, encode_identifier(identifier, ts))
         exchange = Exchange(self._assoc, self.peer, self.options, primitive, self._context, self.service,
                             "C-FIND" if self.model != "worklist" else "worklist C-FIND")
+        self._exchange = exchange
         stream = exchange.responses()
         try:
             for response in stream:
