@@ -221,3 +221,64 @@ def test_index_rebuilt_from_the_files(work, archive):
     with listen(work, aet="AGAIN", store=store, extra=("--reindex",)) as peer:
         result = dcmtools("find", peer.peer, "--level", "patient", "--json")
         assert len(records(result.stdout)) == 4
+
+
+def _many_classes(folder: Path, count: int = 13) -> dict[str, Path]:
+    """``count`` instances of one series, each of another storage SOP class (CT_small's content)."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pynetdicom.presentation import StoragePresentationContexts
+
+    from qrpeers import uid
+
+    folder.mkdir(parents=True)
+    from dcmtools.net.scp import storage_contexts
+
+    served = {cx.abstract_syntax for cx in storage_contexts()}  # what listen can send back
+    classes = [cx.abstract_syntax for cx in StoragePresentationContexts
+               if "Image" in cx.abstract_syntax.name and cx.abstract_syntax in served][:count]
+    assert len(classes) == count
+    out = {}
+    for n, sop_class in enumerate(classes):
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        ds.PatientID = "MANY"
+        ds.StudyInstanceUID = uid("many/study")
+        ds.SeriesInstanceUID = uid("many/series")
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid(f"many/{n}")
+        ds.InstanceNumber = n + 1
+        path = folder / f"many{n:02d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        out[ds.SOPInstanceUID] = path
+    return out
+
+
+@pytest.mark.parametrize("server", ["listen", "orthanc"])
+def test_get_splits_over_associations(server, work):
+    """13 SOP classes need more than 128 presentation contexts (one uncompressed and ten compressed each):
+    the C-GET is split over two associations, and every instance arrives."""
+    from qrpeers import orthanc, uid
+
+    files = _many_classes(work / f"many-{server}")
+    store = work / f"many-store-{server}"
+    if server == "listen":
+        shutil.copytree(work / f"many-{server}", store)
+        context = listen(work, aet="MANY", store=store)
+    else:
+        context = orthanc(work, {"me": ("DCMTOOLS", free_port())}, list(files.values()))
+    out = work / f"many-got-{server}"
+    with context as peer:
+        got = dcmtools("move", peer.peer, "--get", "-k", f"StudyInstanceUID={uid('many/study')}", "-d", str(out), "--json")
+        log = peer.extra.get("log")
+        served = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")] if log else []
+    assert got.returncode == 0, got.stdout + got.stderr
+    record = records(got.stdout)[0]
+    assert record["completed"] == 13 and record["received"] == 13
+    received = _received(out)
+    assert set(received) == set(files)
+    for sop, path in received.items():
+        assert same_instance(path, files[sop])
+    if server == "listen":
+        gets = [r for r in served if r.get("type") == "get"]
+        associations = {r["peer"] for r in gets}
+        assert len(associations) == 2 and sum(r["completed"] for r in gets) == 13

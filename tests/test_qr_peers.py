@@ -144,6 +144,19 @@ def test_find_walks_a_hierarchical_peer(pacs, archive):
         assert all(r["walked"] and r["dataset"]["StudyInstanceUID"] for r in ours)
 
 
+def test_find_failure_is_decoded(pacs):
+    """--no-walk: the peer's refusal becomes a record with its status in words (Orthanc answers instead)."""
+    ours, summary, status = _find(pacs, "--level", "series", "--no-defaults", "--no-walk", "-k", "Modality=CT")
+    if pacs.extra["kind"] == "orthanc":
+        assert status == 0 and len(ours) == 2
+        return
+    assert status == 1 and len(ours) == 1
+    record = ours[0]
+    assert record["type"] == "query" and record["ok"] is False and record["error"]["code"] == "query_failed"
+    assert record["status"].startswith("0xC") and record["status_meaning"]
+    assert "refused the query" in record["error"]["message"] and "StudyInstanceUID" in record["error"]["hint"]
+
+
 def test_find_limit_cancels(pacs):
     ours, summary, status = _find(pacs, "--level", "patient", "--limit", "1")
     assert status == 0 and len(ours) == 1 and summary["matches"] == 1

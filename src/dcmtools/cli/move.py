@@ -153,7 +153,7 @@ def move_command(
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None
         remote = resolve_peer(peer, peers, options)
-        stream = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
+        piped = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
         retriever = Retriever(remote, options, dest=dest, store_dir=os.fspath(store_dir), port=port, bind=bind,
                               get=get, model=model, overwrite=overwrite)
         totals = {"completed": 0, "failed": 0, "warning": 0}  # sub-operations
@@ -161,13 +161,13 @@ def move_command(
         seen = [0]
 
         def every() -> Any:
-            for request in _chain(requests, stream):
+            for request in _chain(requests, piped):
                 seen[0] += 1
                 yield request
 
-        stream = retriever.run(every())
+        results = retriever.run(every())
         try:
-            for record in stream:
+            for record in results:
                 for name in totals:
                     totals[name] += int(record.get(name) or 0)
                 run.write(record)
@@ -176,7 +176,7 @@ def move_command(
                 raise
             report_fatal(run, exc, "get" if get else "move", peer=str(remote))
         finally:
-            stream.close()  # after Ctrl-C: associations aborted, our storage SCP stopped
+            results.close()  # after Ctrl-C: associations aborted, our storage SCP stopped
             run.summary_extra.update({"completed": totals["completed"], "failed_suboperations": totals["failed"],
                                       "warning_suboperations": totals["warning"]})
             if dest is None or get:
