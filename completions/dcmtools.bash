@@ -5,7 +5,7 @@ _dcmtools() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "anonymize dump echo listen send verify-display --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "anonymize dump echo listen send transcode verify-display --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -28,6 +28,10 @@ _dcmtools() {
         send)
             opts="--retries --jobs -j --decompress --no-decompress --priority --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --files-from --null -0 --json --no-json --quiet -q --debug"
             case "$prev" in --retries|--jobs|-j|--priority|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        transcode)
+            opts="--to -t --output -o --error --ratio --quality --verify --no-verify --keep-uid --list --overwrite --jobs -j --files-from --null -0 --json --no-json --quiet -q --debug"
+            case "$prev" in --to|-t|--output|-o|--error|--ratio|--quality|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         verify-display)
             opts="--ambient --class --format --levels --tolerance --min-lmax --min-ratio --max-ambient-ratio --lut --lut-entries --plot --patterns --pattern-bits --pattern-size --overwrite --json --no-json --quiet -q --debug"

@@ -356,3 +356,96 @@ def test_anonymize_piped_into_send(tmp_path):
     originals = {pydicom.dcmread(p).SOPInstanceUID for p in samples.glob("*.dcm")}
     received = {pydicom.dcmread(p).SOPInstanceUID for p in (tmp_path / "out").iterdir()}
     assert len(received) == 2 and not received & originals
+
+
+def test_listen_answers_a700_when_it_cannot_store(tmp_path, test_files_dir):
+    """A file where the patient's folder should be: the instance cannot be stored, and both sides say so."""
+    from dcmtools.net import StorageSCP
+
+    store = tmp_path / "in"
+    store.mkdir()
+    (store / "1CT1").write_text("not a folder")  # CT_small's PatientID is 1CT1
+    seen: list[dict] = []
+    with StorageSCP(store, port=0, host="127.0.0.1", on_record=seen.append) as scp:
+        result = dcmtools("send", f"DCMTOOLS@127.0.0.1:{scp.port}", str(test_files_dir / "CT_small.dcm"),
+                          str(test_files_dir / "MR_small.dcm"), "--json")
+        scp.wait(count=2, timeout=10)
+    assert result.returncode == 1, result.stdout + result.stderr
+    sent = [r for r in records(result.stdout) if r["type"] == "file"]
+    assert [r["ok"] for r in sent] == [False, True]
+    assert sent[0]["status"] == "0xA700" and sent[0]["error"]["code"] == "dimse_failed"
+    assert "Out of Resources" in sent[0]["error"]["message"]
+    received = [r for r in seen if r["type"] == "instance"]
+    assert [r["ok"] for r in received] == [False, True]
+    assert received[0]["error"]["code"] == "write_failed" and "cannot write" in received[0]["error"]["message"]
+    assert not list(store.glob(".incoming-*"))
+    assert (store / "1CT1").read_text() == "not a folder"
+
+
+def test_listen_keeps_nothing_of_an_instance_cut_off(tmp_path):
+    """The sender's connection drops in the middle of a dataset: no file, no temporary file left."""
+    import time
+
+    from pynetdicom.presentation import build_context
+
+    from dcmtools.net import NetOptions, StorageSCP, parse_peer, wire
+    from dcmtools.net.assoc import associate
+
+    store = tmp_path / "in"
+    seen: list[dict] = []
+    with StorageSCP(store, port=0, host="127.0.0.1", on_record=seen.append) as scp:
+        assoc = associate(parse_peer(f"X@127.0.0.1:{scp.port}"),
+                          [build_context("1.2.840.10008.5.1.4.1.1.2", ["1.2.840.10008.1.2.1"])], NetOptions())
+        context_id = assoc.accepted_contexts[0].context_id
+        buffers: list = []
+        wire.pdata_iovecs(context_id, wire.store_rq(1, "1.2.840.10008.5.1.4.1.1.2", "1.2.3"), True, True, 16000, buffers)
+        wire.pdata_iovecs(context_id, b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100" * 100, False, False, 16000, buffers)
+        sock = assoc.dul.socket.socket
+        sock.sendall(b"".join(bytes(b) for b in buffers))
+        deadline = time.monotonic() + 5
+        while not list(store.glob(".incoming-*")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert list(store.glob(".incoming-*"))  # being written as it arrives
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        deadline = time.monotonic() + 5
+        while list(store.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert list(store.iterdir()) == []
+    assert [r["event"] for r in seen if r["type"] == "association"] == ["accepted", "aborted"]
+    assert not [r for r in seen if r["type"] == "instance"]
+
+
+def test_send_opens_a_new_association_past_128_contexts(tmp_path, test_files_dir):
+    """70 SOP classes need 140 presentation contexts (own syntax + fallback each): two associations."""
+    from pynetdicom.presentation import AllStoragePresentationContexts
+
+    from dcmtools.net import StorageSCP
+
+    classes = [cx.abstract_syntax for cx in AllStoragePresentationContexts][:70]
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for n, sop_class in enumerate(classes):
+        ds = pydicom.dcmread(test_files_dir / "CT_small.dcm")
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(folder / f"f{n:03d}.dcm", enforce_file_format=True)
+    seen: list[dict] = []
+    with StorageSCP(tmp_path / "in", port=0, host="127.0.0.1", on_record=seen.append) as scp:
+        result = dcmtools("send", f"DCMTOOLS@127.0.0.1:{scp.port}", str(folder), "--json")
+        scp.wait(count=len(classes), timeout=10)
+    assert result.returncode == 0, result.stdout + result.stderr
+    got = [r for r in records(result.stdout) if r["type"] == "file"]
+    assert len(got) == 70 and all(r["ok"] for r in got)
+    accepted = [r for r in seen if r["type"] == "association" and r["event"] == "accepted"]
+    assert len(accepted) == 2 and all(a["proposed"] <= 128 for a in accepted)
+    assert sum(a["proposed"] for a in accepted) == 140
+
+
+def test_listen_stops_after_idle_timeout(tmp_path):
+    port = free_port()
+    result = dcmtools("listen", "--port", str(port), "-d", str(tmp_path / "in"), "--idle-timeout", "0.5", "--json", timeout=30)
+    assert result.returncode == 0, result.stderr
+    got = records(result.stdout)
+    assert [r["type"] for r in got] == ["listening", "summary"]
+    assert got[0]["port"] == port and got[1]["instances"] == 0

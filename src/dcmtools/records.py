@@ -65,6 +65,9 @@ class ErrorCode:
     DIMSE_FAILED = "dimse_failed"  # the peer answered with a failure status
     CONVERT_FAILED = "convert_failed"  # decompressing/re-encoding for the peer failed
     INTERNAL = "internal"  # a bug: please report it
+    CANNOT_DECODE = "cannot_decode"  # the pixel data cannot be decoded here (syntax, plugin, corrupt data)
+    CANNOT_ENCODE = "cannot_encode"  # the target transfer syntax cannot hold this image, or its encoder refused it
+    VERIFY_FAILED = "verify_failed"  # a lossless output did not decode back to the input's pixels
 
 
 class DcmtoolsError(Exception):

@@ -308,9 +308,12 @@ class _Payload:
             return cls(memoryview(stream.read()))
 
     def close(self) -> None:
-        self.view.release()
-        if self._map is not None:
-            self._map.close()
+        try:
+            self.view.release()
+            if self._map is not None:
+                self._map.close()
+        except BufferError:
+            pass  # slices still referenced (e.g. by a traceback): the mapping closes when they go
 
 
 def convert(path: str, target: str) -> bytes:
