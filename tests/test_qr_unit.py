@@ -200,6 +200,19 @@ def test_index_rebuilt_when_missing(store, tmp_path):
         assert index.rebuilt == 9
 
 
+def test_index_rebuilt_in_the_background(store, tmp_path):
+    folder, archive = store
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    reports = []
+    with StoreIndex(copy, background=True, on_rebuilt=lambda n, s: reports.append(n)) as index:
+        assert index.needs_rebuild
+        assert index.count() == 9  # waits for the rebuild
+        assert reports == [9]
+    with StoreIndex(copy, background=True, on_rebuilt=lambda n, s: reports.append(n)) as index:
+        assert not index.needs_rebuild and index.count() == 9 and reports == [9]
+
+
 def _answers(index, level, *texts, defaults=()):
     return [K.flat_of(a) for a in index.query(level, ident(level, *texts, defaults=defaults), "ME")]
 

@@ -49,8 +49,9 @@ C-MOVE to a destination from the peers file (the entry whose aet is the Move
 Destination; an unknown one gets 0xA801) and C-GET (on the storage contexts
 the requestor took the SCP role for), over an index of DIR kept in
 DIR/.dcmtools-index.sqlite. The index is rebuilt from the files when it is
-missing (or with --reindex, after files were put into DIR by other means);
-each instance received is added to it.
+missing (or with --reindex, after files were put into DIR by other means),
+in the background (queries wait for it); each instance received is added to
+it once the transfer pauses for half a second, or when a query comes.
 
 \b
 Modality Worklist (with --worklist-dir WL): it answers worklist C-FIND from
@@ -194,9 +195,17 @@ def listen_command(
             if store_dir is not None:
                 from ..net.index import StoreIndex, index_path
 
-                index = StoreIndex(os.fspath(store_dir), rebuild=reindex)
-                run.write({"type": "index", "path": index_path(os.fspath(store_dir)), "instances": index.count(),
-                           "rebuilt": index.rebuilt is not None, "seconds": round(index.rebuild_seconds or 0.0, 3)})
+                where = index_path(os.fspath(store_dir))
+
+                def on_rebuilt(count: int, seconds: float) -> None:
+                    on_record({"type": "index", "path": where, "instances": count, "rebuilt": True,
+                               "seconds": round(seconds, 3)})
+
+                # A rebuild runs in the background: instances are received meanwhile, queries wait for it.
+                index = StoreIndex(os.fspath(store_dir), rebuild=reindex, background=True, on_rebuilt=on_rebuilt)
+                if not index.needs_rebuild:
+                    run.write({"type": "index", "path": where, "instances": index.count(), "rebuilt": False,
+                               "seconds": 0.0})
             qr = QueryRetrieveSCP(index, aet=options.calling_aet, options=options,
                                   worklist_dir=os.fspath(worklist_dir) if worklist_dir is not None else None,
                                   peers_file=peers, on_record=on_record)

@@ -37,7 +37,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from . import keys as K
 from .matching import dataset_matches, element_matches, is_universal, returned
@@ -46,6 +46,8 @@ LOGGER = logging.getLogger("dcmtools.net")
 INDEX_NAME = ".dcmtools-index.sqlite"
 SCHEMA_VERSION = "1"
 ATTR_BULK = 256  # binary values longer than this are not kept in the index
+QUIET = 0.5  # seconds without a new file before received files are indexed (unless a query needs them)
+_REBUILD = object()  # the queue item that rebuilds the whole index
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -126,7 +128,11 @@ def read_instance(path: str) -> tuple[dict[str, Any], str, str] | None:
 class StoreIndex:
     """The SQLite index of a store folder (see the module docs).  Thread-safe."""
 
-    def __init__(self, store_dir: str | os.PathLike, *, rebuild: bool = False, create: bool = True) -> None:
+    def __init__(self, store_dir: str | os.PathLike, *, rebuild: bool = False, create: bool = True,
+                 background: bool = False, on_rebuilt: Callable[[int, float], None] | None = None) -> None:
+        """Open (or create) the index of ``store_dir``; rebuild it from the files when it is missing,
+        of another version, or with ``rebuild``.  With ``background`` the rebuild runs in the index's
+        own thread (queries wait for it) and ``on_rebuilt(count, seconds)`` is called when it is done."""
         self.store_dir = os.fspath(store_dir)
         self.path = index_path(self.store_dir)
         self._lock = threading.RLock()
@@ -140,14 +146,19 @@ class StoreIndex:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA)
         version = self.conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()
-        self._queue: "queue.Queue[str | None]" = queue.Queue()
+        self._queue: "queue.Queue[Any]" = queue.Queue()
         self._pending = 0
+        self._urgent = 0  # callers waiting in flush(): index now, do not wait for a quiet moment
+        self._last_add = 0.0
         self._pending_cond = threading.Condition()
         self._worker: threading.Thread | None = None
-        if rebuild or not existed or version is None or version[0] != SCHEMA_VERSION:
-            started = time.monotonic()
-            self.rebuilt = self.rebuild()
-            self.rebuild_seconds = time.monotonic() - started
+        self.on_rebuilt = on_rebuilt
+        self.needs_rebuild = bool(rebuild or not existed or version is None or version[0] != SCHEMA_VERSION)
+        if self.needs_rebuild:
+            if background:
+                self._enqueue(_REBUILD)
+            else:
+                self._rebuild_now()
 
     # -- lifecycle
     def close(self) -> None:
@@ -169,9 +180,21 @@ class StoreIndex:
         self.close()
 
     # -- writing
+    def _rebuild_now(self) -> None:
+        started = time.monotonic()
+        self.rebuilt = self.rebuild()
+        self.rebuild_seconds = time.monotonic() - started
+        if self.on_rebuilt is not None:
+            try:
+                self.on_rebuilt(self.rebuilt, self.rebuild_seconds)
+            except Exception as exc:  # noqa: BLE001 - a report callback does not stop the index
+                LOGGER.debug("on_rebuilt failed: %s", exc)
+
     def rebuild(self) -> int:
         """Forget everything and index every file under the store folder; returns how many were indexed."""
         with self._lock:
+            # Unversioned until complete: an interrupted rebuild is redone at the next opening.
+            self.conn.execute("DELETE FROM meta WHERE key = 'version'")
             self.conn.execute("BEGIN")
             try:
                 for table in ("patients", "studies", "series", "instances"):
@@ -237,50 +260,86 @@ class StoreIndex:
         return StoredInstance(sop, sop_class, ts, os.path.abspath(path), pkey, study, series)
 
     def add_later(self, path: str) -> None:
-        """Index a stored file in the background (``listen`` calls this as each instance arrives,
-        so that receiving is not slowed down); queries wait for what is queued (``flush``)."""
+        """Index a stored file in the background (``listen`` calls this as each instance arrives).
+
+        The files are indexed once nothing was added for ``QUIET`` seconds (so
+        that indexing does not slow down a transfer), or at once when a query
+        needs the index (``flush``)."""
+        self._enqueue(path)
+
+    def _enqueue(self, item: Any) -> None:
         with self._pending_cond:
             self._pending += 1
+            self._last_add = time.monotonic()
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name="dcmtools-index", daemon=True)
                 self._worker.start()
-        self._queue.put(path)
+            self._pending_cond.notify_all()
+        self._queue.put(item)
 
-    def flush(self, timeout: float = 60.0) -> None:
-        """Wait until the files queued by ``add_later`` are indexed."""
-        deadline = time.monotonic() + timeout
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything queued (files, a background rebuild) is in the index."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._pending_cond:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    LOGGER.warning("the store index is %d file(s) behind", self._pending)
+            if not self._pending:
+                return
+            self._urgent += 1
+            self._pending_cond.notify_all()
+            try:
+                while self._pending:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        LOGGER.warning("the store index is %d file(s) behind", self._pending)
+                        return
+                    self._pending_cond.wait(left if left is not None else 1.0)
+            finally:
+                self._urgent -= 1
+
+    def _quiet(self) -> None:
+        """Wait for a moment without new files (or for a caller in ``flush``)."""
+        with self._pending_cond:
+            while not self._urgent:
+                idle = time.monotonic() - self._last_add
+                if idle >= QUIET:
                     return
-                self._pending_cond.wait(left)
+                self._pending_cond.wait(QUIET - idle)
 
     def _work(self) -> None:
         while True:
-            path = self._queue.get()
-            if path is None:
+            item = self._queue.get()
+            if item is None:
                 return
-            batch = [path]
-            while len(batch) < 200:
+            if item is _REBUILD:
                 try:
-                    item = self._queue.get_nowait()
+                    self._rebuild_now()
+                except Exception as exc:  # noqa: BLE001 - say why queries find nothing
+                    LOGGER.warning("could not rebuild the store index: %s", exc)
+                finally:
+                    with self._pending_cond:
+                        self._pending -= 1
+                        self._pending_cond.notify_all()
+                continue
+            self._quiet()
+            batch = [item]
+            stop = False
+            while len(batch) < 1000:
+                try:
+                    more = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
-                    self._queue.put(None)
+                if more is None:
+                    stop = True
                     break
-                batch.append(item)
+                batch.append(more)
             try:
                 with self._lock:
                     self.conn.execute("BEGIN")
                     try:
-                        for item in batch:
+                        for path in batch:
                             try:
-                                self._add(item)
+                                self._add(path)
                             except (OSError, ValueError) as exc:
-                                LOGGER.warning("could not index %s: %s", item, exc)
+                                LOGGER.warning("could not index %s: %s", path, exc)
                         self.conn.execute("COMMIT")
                     except BaseException:
                         self.conn.execute("ROLLBACK")
@@ -291,6 +350,8 @@ class StoreIndex:
                 with self._pending_cond:
                     self._pending -= len(batch)
                     self._pending_cond.notify_all()
+            if stop:
+                return
 
     def remove(self, sop_instance_uid: str) -> None:
         """Forget an instance (its file is gone); empty series, studies and patients go too."""
