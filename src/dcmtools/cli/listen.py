@@ -198,12 +198,13 @@ def listen_command(
                 where = index_path(os.fspath(store_dir))
 
                 def on_rebuilt(count: int, seconds: float) -> None:
-                    on_record({"type": "index", "path": where, "instances": count, "rebuilt": True,
-                               "seconds": round(seconds, 3)})
+                    if count or reindex:  # nothing to say about a new, empty store
+                        on_record({"type": "index", "path": where, "instances": count, "rebuilt": True,
+                                   "seconds": round(seconds, 3)})
 
                 # A rebuild runs in the background: instances are received meanwhile, queries wait for it.
                 index = StoreIndex(os.fspath(store_dir), rebuild=reindex, background=True, on_rebuilt=on_rebuilt)
-                if not index.needs_rebuild:
+                if not index.needs_rebuild and index.count():
                     run.write({"type": "index", "path": where, "instances": index.count(), "rebuilt": False,
                                "seconds": 0.0})
             qr = QueryRetrieveSCP(index, aet=options.calling_aet, options=options,

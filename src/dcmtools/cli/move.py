@@ -87,7 +87,7 @@ def _human(record: dict[str, Any]) -> str | None:
 @app.command("move", epilog=MOVE_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
 def move_command(
     peer: PeerArg,
-    source: Annotated[Optional[str], typer.Argument(metavar="[-]", help="'-' reads the records of 'dcmtools find' from stdin "
+    records: Annotated[Optional[str], typer.Argument(metavar="[-]", help="'-' reads the records of 'dcmtools find' from stdin "
                                                     "(the default when stdin is piped and no -k is given).",
                                                     show_default=False)] = None,
     key: KeyOpt = None,
@@ -138,10 +138,10 @@ def move_command(
 
         if dest and get:
             raise typer.BadParameter("--dest moves to another node; --get retrieves to us: choose one", param_hint="--dest/--get")
-        if source not in (None, "-"):
-            raise typer.BadParameter(f"unexpected argument {source!r}: give '-' to read records from stdin, or -k keys",
+        if records not in (None, "-"):
+            raise typer.BadParameter(f"unexpected argument {records!r}: give '-' to read records from stdin, or -k keys",
                                      param_hint="[-]")
-        read_stdin = source == "-" or (not key and not sys.stdin.isatty())
+        read_stdin = records == "-" or (not key and not sys.stdin.isatty())
         if not key and not read_stdin:
             raise typer.BadParameter("nothing to retrieve: give -k keys, or pipe the records of 'dcmtools find' (with '-')",
                                      param_hint="-k")
