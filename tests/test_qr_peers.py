@@ -197,13 +197,15 @@ def test_move_get(pacs, archive, work):
 
 
 def test_move_to_a_third_node(pacs, archive, third):
-    """--dest THIRD: the PACS sends to DCMTK storescp."""
+    """find | move --dest THIRD: the PACS sends to DCMTK storescp."""
     for old in third.extra["out"].iterdir():  # the other PACS sent the same instance (same file name)
         old.unlink()
-    moved = dcmtools("move", pacs.peer, "--dest", "THIRD", "-k", f"StudyInstanceUID={archive.study_uid('abdomen')}",
-                     "--json")
+    found = dcmtools("find", pacs.peer, "--patient-id", "VET077", "--json")
+    assert len(records(found.stdout)) == 2, found.stdout
+    moved = dcmtools("move", pacs.peer, "--dest", "THIRD", "--json", "-", input=found.stdout)
     assert moved.returncode == 0, moved.stdout + moved.stderr
     record = records(moved.stdout)[0]
+    assert record["identifier"] == {"StudyInstanceUID": archive.study_uid("abdomen")}
     assert record["ok"] and record["completed"] == 1 and record["destination"] == "THIRD" and "received" not in record
     arrived = sorted(third.extra["out"].iterdir())
     assert len(arrived) == 1

@@ -37,7 +37,6 @@ import logging
 import os
 import socket
 import struct
-import threading
 import time
 from io import BytesIO
 from typing import Any, Callable
