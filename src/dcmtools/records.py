@@ -50,6 +50,8 @@ class ErrorCode:
     BAD_MEASUREMENTS = "bad_measurements"  # photometer readings that cannot be read or used
     NONCONFORMANT = "nonconformant"  # a display that fails the GSDF conformance criteria
     BURNED_IN = "burned_in"  # anonymize: pixels may carry burned-in text (see --allow-burned-in)
+    NO_IMAGE = "no_image"  # the file has no pixel data (or no frame was selected)
+    DECODE_FAILED = "decode_failed"  # the pixel data cannot be decoded
     INTERNAL = "internal"  # a bug: please report it
 
 

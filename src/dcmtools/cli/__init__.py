@@ -11,6 +11,7 @@ from .app import app
 # Each import registers one command on ``app`` (one line per command, kept sorted).
 from . import anonymize  # noqa: E402,F401
 from . import dump  # noqa: E402,F401
+from . import print_  # noqa: E402,F401
 from . import verify_display  # noqa: E402,F401
 
 

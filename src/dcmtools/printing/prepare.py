@@ -1,0 +1,444 @@
+"""Images made ready for a grayscale printer, as a viewer would show them.
+
+    from dcmtools.printing.prepare import read_images
+    for image in read_images("ct.dcm", window=(40, 400)):
+        pixels = image.pixels(12)          # uint16 P-values 0..4095 (or image.pixels(8): uint8)
+
+The grayscale pipeline of PS3.4 (N.2), per frame:
+
+1. stored values -> modality values: the Modality LUT Sequence, else Rescale
+   Slope/Intercept (per frame for enhanced multi-frame images: Pixel Value
+   Transformation in the functional groups);
+2. modality values -> 0..1 by the VOI: ``window=(center, width)`` from the
+   command line, else the file's first window (Window Center/Width, per frame
+   for enhanced images, with its VOI LUT Function LINEAR, LINEAR_EXACT or
+   SIGMOID), else the file's first VOI LUT (VOI LUT Sequence), else: an image
+   of at most 8 bits without rescale shows its whole stored range (as it was
+   made to be shown), any other image its minimum to maximum (pixel padding
+   left out) -- ``window="minmax"`` asks for that on any image;
+3. MONOCHROME1: inverted after the VOI (1 - v), so black stays what the
+   window makes black;
+4. 0..1 -> P-values of 8 bits (0..255) or 12 bits (0..4095, in 16), rounded.
+
+The printer receives P-values with an IDENTITY Presentation LUT, so a
+P-value means the same grey as on a GSDF-calibrated display.
+
+Colour images (RGB, YBR_*, PALETTE COLOR) become grayscale by their luma
+(Rec. 601: 0.299 R + 0.587 G + 0.114 B, over the full range of the colour
+samples), with a warning.  Overlays and presentation states are not applied.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..records import DcmtoolsError, ErrorCode
+from .options import select_frames
+
+COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_PARTIAL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
+LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass
+class PreparedImage:
+    """One frame, as the grey levels it should print with (``values``: float32 0..1, 0 = black)."""
+
+    values: np.ndarray
+    path: str
+    frame: int | None = None  # 1-based, for a multi-frame source
+    frames: int = 1
+    voi: str = ""  # window | option | lut | minmax | range | colour
+    window: tuple[float, float] | None = None
+    photometric: str = "MONOCHROME2"
+    aspect: tuple[int, int] | None = None  # Pixel Aspect Ratio (row, column) when not 1:1
+    patient_id: str = ""
+    patient_name: str = ""
+    sop_instance_uid: str = ""
+    study_instance_uid: str = ""
+    warnings: list[str] = field(default_factory=list)
+    _cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def rows(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def columns(self) -> int:
+        return int(self.values.shape[1])
+
+    def pixels(self, bits: int) -> np.ndarray:
+        """P-values: uint8 0..255 for ``bits=8``, uint16 0..4095 for ``bits=12``."""
+        cached = self._cache.get(bits)
+        if cached is None:
+            cached = to_pvalues(self.values, bits)
+            self._cache[bits] = cached
+        return cached
+
+    def describe(self) -> dict[str, Any]:
+        """The image's part of a film record."""
+        info: dict[str, Any] = {"path": self.path}
+        if self.frame is not None:
+            info["frame"] = self.frame
+        info.update(rows=self.rows, columns=self.columns, photometric=self.photometric, voi=self.voi)
+        if self.window is not None:
+            info["window"] = [_number(self.window[0]), _number(self.window[1])]
+        if self.aspect is not None:
+            info["pixel_aspect_ratio"] = list(self.aspect)
+        if self.sop_instance_uid:
+            info["sop_instance_uid"] = self.sop_instance_uid
+        if self.warnings:
+            info["warnings"] = list(self.warnings)
+        return info
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(float(value), 6)
+
+
+def to_pvalues(values: np.ndarray, bits: int) -> np.ndarray:
+    """0..1 grey levels as P-values of ``bits`` (8 -> uint8, 12 -> uint16), rounded to nearest."""
+    if bits not in (8, 12):
+        raise ValueError(f"bits must be 8 or 12, not {bits}")
+    top = (1 << bits) - 1
+    scaled = np.rint(np.clip(values, 0.0, 1.0, dtype=np.float64) * top)
+    return scaled.astype(np.uint8 if bits == 8 else np.uint16)
+
+
+# ------------------------------------------------------------------ VOI functions
+
+def window_linear(x: np.ndarray, center: float, width: float) -> np.ndarray:
+    """PS3.3 C.11.2.1.2.1 LINEAR, to 0..1."""
+    if width <= 1:
+        return (x > center - 0.5).astype(np.float32)
+    return np.clip((x - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def window_linear_exact(x: np.ndarray, center: float, width: float) -> np.ndarray:
+    """PS3.3 C.11.2.1.3.2 LINEAR_EXACT, to 0..1."""
+    return np.clip((x - center) / width + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def window_sigmoid(x: np.ndarray, center: float, width: float) -> np.ndarray:
+    """PS3.3 C.11.2.1.3.1 SIGMOID, to 0..1."""
+    with np.errstate(over="ignore"):
+        return (1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))).astype(np.float32)
+
+
+VOI_FUNCTIONS = {"LINEAR": window_linear, "LINEAR_EXACT": window_linear_exact, "SIGMOID": window_sigmoid}
+
+
+def min_max(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """The image's own range to 0..1 (pixels under ``mask`` -- padding -- left out of the range)."""
+    sample = x[~mask] if mask is not None and mask.any() and not mask.all() else x
+    low, high = float(np.min(sample)), float(np.max(sample))
+    if high <= low:
+        return np.zeros(x.shape, dtype=np.float32)
+    return np.clip((x - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+# ------------------------------------------------------------------ reading
+
+def _open(path: str):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path)
+    except FileNotFoundError:
+        raise DcmtoolsError(ErrorCode.NOT_FOUND, f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DcmtoolsError(ErrorCode.UNREADABLE, f"{path} is a folder") from None
+    except PermissionError:
+        raise DcmtoolsError(ErrorCode.UNREADABLE, f"{path}: permission denied") from None
+    except InvalidDicomError:
+        raise DcmtoolsError(ErrorCode.NOT_DICOM, f"{path} is not a DICOM file", "print DICOM images only") from None
+    except Exception as exc:  # truncated or malformed beyond pydicom's patience
+        raise DcmtoolsError(ErrorCode.INVALID, f"{path} cannot be read as DICOM: {exc}") from None
+
+
+def read_images(
+    path: str,
+    *,
+    window: tuple[float, float] | str | None = None,
+    frames: list[tuple[int, int | None]] | None = None,
+    dataset: Any = None,
+) -> Iterator[PreparedImage]:
+    """The frames of one file, prepared (see the module docs); one frame decoded at a time.
+
+    ``frames`` (from ``options.parse_frames``) picks frames of a multi-frame
+    image; a single-frame image always gives its one frame.  Raises
+    ``DcmtoolsError`` when the file is not an image or cannot be decoded.
+    """
+    ds = dataset if dataset is not None else _open(path)
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        what = _sop_name(ds)
+        raise DcmtoolsError(
+            ErrorCode.NO_IMAGE,
+            f"{path} has no image{f' (it is a {what})' if what else ''}",
+            "print image files only",
+        )
+    count = int(ds.get("NumberOfFrames") or 1) if _is_int(ds.get("NumberOfFrames") or 1) else 1
+    chosen = select_frames(frames, count) if count > 1 else [0]
+    if not chosen:
+        raise DcmtoolsError(
+            ErrorCode.NO_IMAGE,
+            f"{path} has {count} frames; --frames selects none of them",
+            f"choose frames between 1 and {count}",
+        )
+    for index in chosen:
+        yield prepare_frame(ds, index, count, path=path, window=window)
+
+
+def _is_int(value: Any) -> bool:
+    try:
+        int(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _sop_name(ds: Any) -> str:
+    uid = ds.get("SOPClassUID") or (ds.file_meta.get("MediaStorageSOPClassUID") if "file_meta" in ds else None)
+    if not uid:
+        return ""
+    from pydicom.uid import UID
+
+    name = UID(str(uid)).name
+    return name if name != str(uid) else f"SOP class {uid}"
+
+
+def _decode(ds: Any, index: int, count: int, path: str, **kwargs: Any) -> np.ndarray:
+    from pydicom.pixels import pixel_array
+
+    try:
+        return pixel_array(ds, index=index if count > 1 else None, **kwargs)
+    except Exception as exc:
+        ts = ds.file_meta.get("TransferSyntaxUID") if "file_meta" in ds else None
+        ts_name = getattr(ts, "name", None) or str(ts or "unknown transfer syntax")
+        raise DcmtoolsError(
+            ErrorCode.DECODE_FAILED,
+            f"{path}: cannot decode the image ({ts_name}): {exc}",
+            "the file may be damaged, or its compression is not supported here (pylibjpeg plugins)",
+        ) from None
+
+
+def prepare_frame(
+    ds: Any,
+    index: int = 0,
+    count: int | None = None,
+    *,
+    path: str = "",
+    window: tuple[float, float] | str | None = None,
+) -> PreparedImage:
+    """Frame ``index`` (0-based) of dataset ``ds`` as a ``PreparedImage``."""
+    count = count if count is not None else int(ds.get("NumberOfFrames") or 1)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    warnings: list[str] = []
+    frame_no = index + 1 if count > 1 else None
+    if photometric in COLOUR or int(ds.get("SamplesPerPixel", 1) or 1) > 1:
+        values = _colour_to_grey(ds, index, count, path, photometric)
+        voi, used = "colour", None
+        warnings.append(f"colour image ({photometric}) printed in grayscale (luma of its RGB values)")
+        if window is not None:
+            warnings.append("--window does not apply to a colour image")
+    else:
+        stored = _decode(ds, index, count, path)
+        if stored.ndim != 2:
+            raise DcmtoolsError(ErrorCode.INVALID, f"{path}: unexpected pixel array shape {stored.shape}")
+        modality, rescaled = _modality(ds, stored, index)
+        values, voi, used = _voi(ds, stored, modality, rescaled, index, window, warnings)
+        if photometric == "MONOCHROME1":
+            values = 1.0 - values
+        elif photometric != "MONOCHROME2":
+            warnings.append(f"photometric interpretation {photometric!r} printed as MONOCHROME2")
+    return PreparedImage(
+        values=np.ascontiguousarray(values, dtype=np.float32),
+        path=path,
+        frame=frame_no,
+        frames=count,
+        voi=voi,
+        window=used,
+        photometric=photometric,
+        aspect=_aspect(ds, index),
+        patient_id=str(ds.get("PatientID", "") or ""),
+        patient_name=str(ds.get("PatientName", "") or ""),
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        study_instance_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        warnings=warnings,
+    )
+
+
+def _colour_to_grey(ds: Any, index: int, count: int, path: str, photometric: str) -> np.ndarray:
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        stored = _decode(ds, index, count, path)
+        try:
+            rgb = apply_color_lut(stored, ds)
+        except Exception as exc:
+            raise DcmtoolsError(ErrorCode.INVALID, f"{path}: cannot apply its colour palette: {exc}") from None
+        bits = int(ds.RedPaletteColorLookupTableDescriptor[2]) or 16
+        top = float((1 << bits) - 1)
+        if float(np.max(rgb)) > top:  # descriptors claiming 8 bits with 16-bit entries exist
+            top = 65535.0
+    else:
+        rgb = _decode(ds, index, count, path)  # YBR_* converted to RGB by pydicom
+        top = float((1 << int(ds.get("BitsStored", 8) or 8)) - 1)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise DcmtoolsError(ErrorCode.INVALID, f"{path}: unexpected colour pixel array shape {rgb.shape}")
+    rgb = rgb.astype(np.float32)
+    luma = rgb[..., 0] * LUMA[0] + rgb[..., 1] * LUMA[1] + rgb[..., 2] * LUMA[2]
+    return np.clip(luma / top, 0.0, 1.0)
+
+
+def _frame_item(ds: Any, index: int, sequence: str) -> Any:
+    """The item of a functional group macro for frame ``index`` (per-frame first, then shared)."""
+    for groups, position in (("PerFrameFunctionalGroupsSequence", index), ("SharedFunctionalGroupsSequence", 0)):
+        seq = ds.get(groups)
+        if seq and len(seq) > position:
+            inner = seq[position].get(sequence)
+            if inner:
+                return inner[0]
+    return None
+
+
+def _first(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, (str, bytes)):
+            value = list(value)[0]
+        return float(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _modality(ds: Any, stored: np.ndarray, index: int) -> tuple[np.ndarray, bool]:
+    """Modality values (float64), and whether a rescale or Modality LUT applied."""
+    if "ModalityLUTSequence" in ds:
+        from pydicom.pixels import apply_modality_lut
+
+        return apply_modality_lut(stored, ds).astype(np.float64), True
+    item = _frame_item(ds, index, "PixelValueTransformationSequence")
+    source = item if item is not None and "RescaleSlope" in item else ds
+    slope = _first(source.get("RescaleSlope"))
+    intercept = _first(source.get("RescaleIntercept"))
+    values = stored.astype(np.float64)
+    rescaled = False
+    if slope is not None and slope != 1.0:
+        values = values * slope
+        rescaled = True
+    if intercept is not None and intercept != 0.0:
+        values = values + intercept
+        rescaled = True
+    return values, rescaled
+
+
+def _padding_mask(ds: Any, stored: np.ndarray) -> np.ndarray | None:
+    pad = ds.get("PixelPaddingValue")
+    if pad is None or isinstance(pad, bytes):
+        return None
+    limit = ds.get("PixelPaddingRangeLimit")
+    try:
+        if limit is not None and not isinstance(limit, bytes):
+            low, high = sorted((int(pad), int(limit)))
+            return (stored >= low) & (stored <= high)
+        return stored == int(pad)
+    except (TypeError, ValueError):
+        return None
+
+
+def _voi(
+    ds: Any,
+    stored: np.ndarray,
+    modality: np.ndarray,
+    rescaled: bool,
+    index: int,
+    window: tuple[float, float] | str | None,
+    warnings: list[str],
+) -> tuple[np.ndarray, str, tuple[float, float] | None]:
+    if isinstance(window, tuple):
+        center, width = window
+        return window_linear(modality, center, width), "option", (center, width)
+    if window == "minmax":
+        return min_max(modality, _padding_mask(ds, stored)), "minmax", None
+    item = _frame_item(ds, index, "FrameVOILUTSequence")
+    source = item if item is not None and "WindowCenter" in item else ds
+    center, width = _first(source.get("WindowCenter")), _first(source.get("WindowWidth"))
+    if center is not None and width is not None:
+        if width >= 1:
+            function = str(source.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
+            apply = VOI_FUNCTIONS.get(function)
+            if apply is None:
+                warnings.append(f"VOI LUT function {function!r} unknown; used LINEAR")
+                apply = window_linear
+            if function in ("LINEAR_EXACT", "SIGMOID") and width <= 0:
+                apply = window_linear
+            return apply(modality, center, width), "window", (center, width)
+        warnings.append(f"the file's window width {width:g} is not usable; showed the image's range instead")
+    elif "VOILUTSequence" in ds and ds.VOILUTSequence:
+        values = _voi_lut(ds, modality, warnings)
+        if values is not None:
+            return values, "lut", None
+    bits_stored = int(ds.get("BitsStored", 16) or 16)
+    if not rescaled and bits_stored <= 8 and int(ds.get("PixelRepresentation", 0) or 0) == 0:
+        top = float((1 << bits_stored) - 1)
+        return np.clip(modality / top, 0.0, 1.0).astype(np.float32), "range", None
+    return min_max(modality, _padding_mask(ds, stored)), "minmax", None
+
+
+def _voi_lut(ds: Any, modality: np.ndarray, warnings: list[str]) -> np.ndarray | None:
+    item = ds.VOILUTSequence[0]
+    try:
+        descriptor = [int(v) for v in item.LUTDescriptor]
+        entries, first, bits = descriptor
+        entries = entries or 65536
+        raw = item.LUTData
+        if isinstance(raw, bytes):
+            lut = np.frombuffer(raw, dtype="<u2" if bits > 8 else "u1")
+        else:
+            lut = np.asarray(raw if isinstance(raw, (list, tuple)) or hasattr(raw, "__len__") else [raw])
+        lut = lut[:entries].astype(np.float64)
+        top = float((1 << bits) - 1) if bits else float(lut.max() or 1)
+        if lut.max() > top:
+            top = float(lut.max())
+        positions = np.clip(np.rint(modality).astype(np.int64) - first, 0, len(lut) - 1)
+        return (lut[positions] / top).astype(np.float32)
+    except Exception as exc:
+        warnings.append(f"the file's VOI LUT cannot be used ({exc}); showed the image's range instead")
+        return None
+
+
+def _aspect(ds: Any, index: int) -> tuple[int, int] | None:
+    """Pixel Aspect Ratio (row, column) when the pixels are not square."""
+    ratio = ds.get("PixelAspectRatio")
+    if ratio is not None and not isinstance(ratio, (str, bytes)):
+        try:
+            row, column = (int(v) for v in ratio)
+            if row > 0 and column > 0 and row != column:
+                fraction = Fraction(row, column)
+                return fraction.numerator, fraction.denominator
+            return None
+        except (TypeError, ValueError):
+            pass
+    item = _frame_item(ds, index, "PixelMeasuresSequence")
+    spacing = (item.get("PixelSpacing") if item is not None else None) or ds.get("PixelSpacing") or ds.get(
+        "ImagerPixelSpacing"
+    )
+    try:
+        row, column = (float(v) for v in spacing)
+    except (TypeError, ValueError):
+        return None
+    if row <= 0 or column <= 0 or abs(row / column - 1.0) < 1e-3:
+        return None
+    fraction = Fraction(row / column).limit_denominator(100)
+    return fraction.numerator, fraction.denominator
+
+
+def display_name(path: str) -> str:
+    return os.path.basename(path) or path
