@@ -46,9 +46,15 @@ LUMA = (0.299, 0.587, 0.114)
 
 @dataclass
 class PreparedImage:
-    """One frame, as the grey levels it should print with (``values``: float32 0..1, 0 = black)."""
+    """One frame as P-values of 12 bits (``p12``) and 8 bits (``p8``), 0 = black.
 
-    values: np.ndarray
+    Both depths are rounded from the same double-precision grey levels, so
+    neither is derived from the other; ``values`` gives the 12-bit levels as
+    0..1 again (for previews).  Build one with ``PreparedImage.from_values``.
+    """
+
+    p12: np.ndarray
+    p8: np.ndarray
     path: str
     frame: int | None = None  # 1-based, for a multi-frame source
     frames: int = 1
@@ -61,23 +67,33 @@ class PreparedImage:
     sop_instance_uid: str = ""
     study_instance_uid: str = ""
     warnings: list[str] = field(default_factory=list)
-    _cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_values(cls, values: np.ndarray, path: str = "", **fields: Any) -> "PreparedImage":
+        """From grey levels 0..1 (any float array; outside values are clipped)."""
+        values = np.asarray(values, dtype=np.float64)
+        return cls(p12=to_pvalues(values, 12), p8=to_pvalues(values, 8), path=path, **fields)
 
     @property
     def rows(self) -> int:
-        return int(self.values.shape[0])
+        return int(self.p12.shape[0])
 
     @property
     def columns(self) -> int:
-        return int(self.values.shape[1])
+        return int(self.p12.shape[1])
+
+    @property
+    def values(self) -> np.ndarray:
+        """The 12-bit P-values as grey levels 0..1 (float32)."""
+        return self.p12.astype(np.float32) / np.float32(4095)
 
     def pixels(self, bits: int) -> np.ndarray:
         """P-values: uint8 0..255 for ``bits=8``, uint16 0..4095 for ``bits=12``."""
-        cached = self._cache.get(bits)
-        if cached is None:
-            cached = to_pvalues(self.values, bits)
-            self._cache[bits] = cached
-        return cached
+        if bits == 8:
+            return self.p8
+        if bits == 12:
+            return self.p12
+        raise ValueError(f"bits must be 8 or 12, not {bits}")
 
     def describe(self) -> dict[str, Any]:
         """The image's part of a film record."""
@@ -105,7 +121,7 @@ def to_pvalues(values: np.ndarray, bits: int) -> np.ndarray:
     if bits not in (8, 12):
         raise ValueError(f"bits must be 8 or 12, not {bits}")
     top = (1 << bits) - 1
-    scaled = np.rint(np.clip(values, 0.0, 1.0, dtype=np.float64) * top)
+    scaled = np.rint(np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0) * top)
     return scaled.astype(np.uint8 if bits == 8 else np.uint16)
 
 
@@ -114,19 +130,19 @@ def to_pvalues(values: np.ndarray, bits: int) -> np.ndarray:
 def window_linear(x: np.ndarray, center: float, width: float) -> np.ndarray:
     """PS3.3 C.11.2.1.2.1 LINEAR, to 0..1."""
     if width <= 1:
-        return (x > center - 0.5).astype(np.float32)
-    return np.clip((x - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0).astype(np.float32)
+        return (x > center - 0.5).astype(np.float64)
+    return np.clip((x - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
 
 
 def window_linear_exact(x: np.ndarray, center: float, width: float) -> np.ndarray:
     """PS3.3 C.11.2.1.3.2 LINEAR_EXACT, to 0..1."""
-    return np.clip((x - center) / width + 0.5, 0.0, 1.0).astype(np.float32)
+    return np.clip((x - center) / width + 0.5, 0.0, 1.0)
 
 
 def window_sigmoid(x: np.ndarray, center: float, width: float) -> np.ndarray:
     """PS3.3 C.11.2.1.3.1 SIGMOID, to 0..1."""
     with np.errstate(over="ignore"):
-        return (1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))).astype(np.float32)
+        return 1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))
 
 
 VOI_FUNCTIONS = {"LINEAR": window_linear, "LINEAR_EXACT": window_linear_exact, "SIGMOID": window_sigmoid}
@@ -137,8 +153,8 @@ def min_max(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     sample = x[~mask] if mask is not None and mask.any() and not mask.all() else x
     low, high = float(np.min(sample)), float(np.max(sample))
     if high <= low:
-        return np.zeros(x.shape, dtype=np.float32)
-    return np.clip((x - low) / (high - low), 0.0, 1.0).astype(np.float32)
+        return np.zeros(x.shape, dtype=np.float64)
+    return np.clip((x - low) / (high - low), 0.0, 1.0)
 
 
 # ------------------------------------------------------------------ reading
@@ -256,8 +272,8 @@ def prepare_frame(
             values = 1.0 - values
         elif photometric != "MONOCHROME2":
             warnings.append(f"photometric interpretation {photometric!r} printed as MONOCHROME2")
-    return PreparedImage(
-        values=np.ascontiguousarray(values, dtype=np.float32),
+    return PreparedImage.from_values(
+        values,
         path=path,
         frame=frame_no,
         frames=count,
@@ -291,7 +307,7 @@ def _colour_to_grey(ds: Any, index: int, count: int, path: str, photometric: str
         top = float((1 << int(ds.get("BitsStored", 8) or 8)) - 1)
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise DcmtoolsError(ErrorCode.INVALID, f"{path}: unexpected colour pixel array shape {rgb.shape}")
-    rgb = rgb.astype(np.float32)
+    rgb = rgb
     luma = rgb[..., 0] * LUMA[0] + rgb[..., 1] * LUMA[1] + rgb[..., 2] * LUMA[2]
     return np.clip(luma / top, 0.0, 1.0)
 
@@ -388,7 +404,7 @@ def _voi(
     bits_stored = int(ds.get("BitsStored", 16) or 16)
     if not rescaled and bits_stored <= 8 and int(ds.get("PixelRepresentation", 0) or 0) == 0:
         top = float((1 << bits_stored) - 1)
-        return np.clip(modality / top, 0.0, 1.0).astype(np.float32), "range", None
+        return np.clip(modality / top, 0.0, 1.0), "range", None
     return min_max(modality, _padding_mask(ds, stored)), "minmax", None
 
 
@@ -408,7 +424,7 @@ def _voi_lut(ds: Any, modality: np.ndarray, warnings: list[str]) -> np.ndarray |
         if lut.max() > top:
             top = float(lut.max())
         positions = np.clip(np.rint(modality).astype(np.int64) - first, 0, len(lut) - 1)
-        return (lut[positions] / top).astype(np.float32)
+        return lut[positions] / top
     except Exception as exc:
         warnings.append(f"the file's VOI LUT cannot be used ({exc}); showed the image's range instead")
         return None

@@ -143,6 +143,8 @@ def film_dataset(pixels: np.ndarray, bits: int, film: FilmOptions, number: int, 
     ds.SeriesInstanceUID = generate_uid()
     ds.StudyDate = ds.StudyTime = ds.AccessionNumber = ds.ReferringPhysicianName = ds.StudyID = ""
     ds.Modality = "OT"
+    ds.Laterality = ""  # unknown: a film may show any body part
+    ds.PatientOrientation = ""
     ds.SeriesNumber = 1
     ds.InstanceNumber = number
     ds.ConversionType = "WSD"
