@@ -86,6 +86,49 @@ def films(inputs: Iterable[Any], film: FilmOptions) -> Iterator[tuple[str, Any]]
         yield "film", batch
 
 
+def ahead(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+    """``items`` produced by a thread, up to ``depth`` ahead of the consumer.
+
+    Printing waits for the printer after each image box and each film; the
+    next film's images are read and prepared meanwhile.  Exceptions of the
+    producer come out here; closing this generator stops the producer.
+    """
+    import queue
+    import threading
+
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((True, done))
+        except BaseException as exc:  # handed to the consumer
+            slots.put((False, exc))
+
+    thread = threading.Thread(target=produce, name="dcmtools-print-prepare", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = slots.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
 def film_warnings(images: list[PreparedImage]) -> list[str]:
     """What a person should know about a film's content (mixed patients)."""
     patients = {(image.patient_id, image.patient_name) for image in images if image.patient_id or image.patient_name}
@@ -115,7 +158,8 @@ def print_files(peer: Any, inputs: Iterable[Any], film: FilmOptions, options: An
             raise printer_failure(record)
         printer = FilmPrinter(scu, film)
         number = 0
-        for kind, payload in films(inputs, film):
+        prepared = ahead(films(inputs, film))
+        for kind, payload in prepared:
             if kind == "error":
                 yield payload
                 continue
@@ -128,6 +172,7 @@ def print_files(peer: Any, inputs: Iterable[Any], film: FilmOptions, options: An
                 result["remaining_not_printed"] = True
             yield result
             if printer.stopped is not None:
+                prepared.close()  # stops the preparing thread
                 break
         for warning in printer.close():
             LOGGER.warning(warning)

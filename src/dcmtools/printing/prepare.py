@@ -148,10 +148,11 @@ def window_sigmoid(x: np.ndarray, center: float, width: float) -> np.ndarray:
 VOI_FUNCTIONS = {"LINEAR": window_linear, "LINEAR_EXACT": window_linear_exact, "SIGMOID": window_sigmoid}
 
 
-def min_max(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """The image's own range to 0..1 (pixels under ``mask`` -- padding -- left out of the range)."""
-    sample = x[~mask] if mask is not None and mask.any() and not mask.all() else x
-    low, high = float(np.min(sample)), float(np.max(sample))
+def min_max(x: np.ndarray, sample: np.ndarray | None = None) -> np.ndarray:
+    """``x`` scaled so that its own range is 0..1; ``sample`` (a boolean mask) says which
+    elements count for the range (e.g. not pixel padding, or the levels present in a frame)."""
+    chosen = x[sample] if sample is not None and sample.any() else x
+    low, high = float(np.min(chosen)), float(np.max(chosen))
     if high <= low:
         return np.zeros(x.shape, dtype=np.float64)
     return np.clip((x - low) / (high - low), 0.0, 1.0)
@@ -266,16 +267,26 @@ def prepare_frame(
         stored = _decode(ds, index, count, path)
         if stored.ndim != 2:
             raise DcmtoolsError(ErrorCode.INVALID, f"{path}: unexpected pixel array shape {stored.shape}")
+        table = _lookup_tables(ds, stored, index, window, warnings)
+        if table is not None:
+            (p12, p8), voi, used = table
+            return PreparedImage(p12=p12, p8=p8, **_fields(ds, path, frame_no, count, voi, used, photometric, index,
+                                                            warnings))
         modality, rescaled = _modality(ds, stored, index)
-        values, voi, used = _voi(ds, stored, modality, rescaled, index, window, warnings)
+        pad = _padding_mask(ds, stored)
+        values, voi, used = _voi(ds, modality, rescaled, index, window, warnings, None if pad is None else ~pad)
         if photometric == "MONOCHROME1":
             values = 1.0 - values
         elif photometric != "MONOCHROME2":
             warnings.append(f"photometric interpretation {photometric!r} printed as MONOCHROME2")
-    return PreparedImage.from_values(
-        values,
+    return PreparedImage.from_values(values, **_fields(ds, path, frame_no, count, voi, used, photometric, index, warnings))
+
+
+def _fields(ds: Any, path: str, frame: int | None, count: int, voi: str, used: Any, photometric: str, index: int,
+            warnings: list[str]) -> dict[str, Any]:
+    return dict(
         path=path,
-        frame=frame_no,
+        frame=frame,
         frames=count,
         voi=voi,
         window=used,
@@ -287,6 +298,44 @@ def prepare_frame(
         study_instance_uid=str(ds.get("StudyInstanceUID", "") or ""),
         warnings=warnings,
     )
+
+
+LOOKUP_MAX_LEVELS = 1 << 20  # a stored range wider than this is prepared pixel by pixel
+
+
+def _lookup_tables(
+    ds: Any, stored: np.ndarray, index: int, window: Any, warnings: list[str]
+) -> tuple[tuple[np.ndarray, np.ndarray], str, Any] | None:
+    """The grayscale pipeline through lookup tables: every step is a function of the stored
+    value, so it is computed once per stored level (in double precision, exactly as pixel by
+    pixel) and the P-values are looked up.  None for pixel data that is not integer, or whose
+    range is too wide for a table."""
+    if stored.dtype.kind not in "iu" or stored.size == 0:
+        return None
+    low, high = int(stored.min()), int(stored.max())
+    if high - low >= LOOKUP_MAX_LEVELS:
+        return None
+    offsets = np.subtract(stored, low, dtype=np.intp)
+    levels = np.arange(low, high + 1, dtype=np.int64)
+    pad = _padding_mask(ds, levels)
+    sample = None
+    if pad is not None or "ModalityLUTSequence" in ds:
+        # The range of the frame's own values: only the levels it holds (not padding) count.
+        # (Without padding and with a linear rescale, the lowest and highest levels -- both
+        # present -- give that range already.)
+        sample = np.bincount(offsets.ravel(), minlength=levels.size) > 0
+        if pad is not None:
+            sample &= ~pad
+    modality, rescaled = _modality(ds, levels, index)
+    values, voi, used = _voi(ds, modality, rescaled, index, window, warnings, sample)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if photometric == "MONOCHROME1":
+        values = 1.0 - values
+    elif photometric != "MONOCHROME2":
+        warnings.append(f"photometric interpretation {photometric!r} printed as MONOCHROME2")
+    p12 = np.take(to_pvalues(values, 12), offsets)
+    p8 = np.take(to_pvalues(values, 8), offsets)
+    return (p12, p8), voi, used
 
 
 def _colour_to_grey(ds: Any, index: int, count: int, path: str, photometric: str) -> np.ndarray:
@@ -371,18 +420,20 @@ def _padding_mask(ds: Any, stored: np.ndarray) -> np.ndarray | None:
 
 def _voi(
     ds: Any,
-    stored: np.ndarray,
     modality: np.ndarray,
     rescaled: bool,
     index: int,
     window: tuple[float, float] | str | None,
     warnings: list[str],
+    sample: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str, tuple[float, float] | None]:
+    """Modality values to grey levels 0..1; ``sample`` marks the values that count for a
+    minimum-to-maximum range (not padding; in a table: the levels present in the frame)."""
     if isinstance(window, tuple):
         center, width = window
         return window_linear(modality, center, width), "option", (center, width)
     if window == "minmax":
-        return min_max(modality, _padding_mask(ds, stored)), "minmax", None
+        return min_max(modality, sample), "minmax", None
     item = _frame_item(ds, index, "FrameVOILUTSequence")
     source = item if item is not None and "WindowCenter" in item else ds
     center, width = _first(source.get("WindowCenter")), _first(source.get("WindowWidth"))
@@ -405,7 +456,7 @@ def _voi(
     if not rescaled and bits_stored <= 8 and int(ds.get("PixelRepresentation", 0) or 0) == 0:
         top = float((1 << bits_stored) - 1)
         return np.clip(modality / top, 0.0, 1.0), "range", None
-    return min_max(modality, _padding_mask(ds, stored)), "minmax", None
+    return min_max(modality, sample), "minmax", None
 
 
 def _voi_lut(ds: Any, modality: np.ndarray, warnings: list[str]) -> np.ndarray | None:
