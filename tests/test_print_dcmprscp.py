@@ -301,3 +301,30 @@ def test_library_use(tmp_path):
     assert status["printer_status"] == "NORMAL"
     assert [r["type"] for r in out] == ["printer", "film"] and out[1]["ok"]
     assert sp.FilmBoxContentSequence[0].FilmSizeID == "24CMX30CM"
+
+
+def test_refused_film_session_is_named_and_ends_the_run(tmp_path):
+    ct = tmp_path / "ct.dcm"
+    make_ct(ct)
+    with printscp(tmp_path, MediumType="PAPER") as scp:
+        result = dcmtools("print", scp.peer, str(ct), "--medium", "CLEAR FILM", "--copies", "2", "--json")
+        assert stored_films(scp.db) == []
+    assert result.returncode == 1
+    (record,) = [r for r in records(result.stdout) if r["type"] == "film_session"]
+    assert record["error"]["message"] == (
+        "the printer refused the film session: medium CLEAR FILM is not supported by this printer")
+    assert record["error"]["attributes"] == ["MediumType"] and "--medium" in record["error"]["hint"]
+    assert "medium CLEAR FILM is not supported" in result.stderr
+
+
+def test_several_refused_settings_are_all_named(tmp_path):
+    ct = tmp_path / "ct.dcm"
+    make_ct(ct)
+    with printscp(tmp_path, MagnificationType="REPLICATE", FilmSizeID="8INX10IN") as scp:
+        result = dcmtools("print", scp.peer, str(ct), "--magnification", "CUBIC", "--film-size", "14x17",
+                          "--orientation", "LANDSCAPE", "--json")
+    (film,) = films_of(result)
+    assert result.returncode == 1
+    assert film["error"]["attributes"] == ["FilmSizeID", "MagnificationType"]  # LANDSCAPE is fine
+    assert "film size 14INX17IN is not supported" in film["error"]["message"]
+    assert "magnification CUBIC is not supported" in film["error"]["message"]
