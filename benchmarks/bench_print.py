@@ -82,15 +82,6 @@ def run(cmd: list[str]) -> None:
         raise RuntimeError(f"{' '.join(cmd[:4])} ... failed ({result.returncode}): {result.stderr.decode()[-400:]}")
 
 
-def best(func, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 class Printer:
     """A fresh dcmprscp (empty database) for each timed run: its index grows with every film,
     and a fuller database makes it slower, which would favour whichever side ran first."""

@@ -11,10 +11,9 @@ back what it stored: for each printed film box, its Stored Print object
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pydicom
@@ -55,6 +54,7 @@ class PrintSCP:
     port: int
     db: Path
     log: Path
+    process: Any = None  # the dcmprscp Popen
 
     @property
     def peer(self) -> str:
@@ -98,8 +98,8 @@ def printscp(tmp_path: Path, aet: str = "PRINTSCP", **settings: str) -> Iterator
     config = root / "printer.cfg"
     config.write_text("\n".join(lines) + "\n")
     log = root / "dcmprscp.log"
-    with running(["dcmprscp", "-c", str(config), "-p", "PRT", "-d"], port, log=log):
-        yield PrintSCP(aet, port, db, log)
+    with running(["dcmprscp", "-c", str(config), "-p", "PRT", "-d"], port, log=log) as process:
+        yield PrintSCP(aet, port, db, log, process)
 
 
 def stored_films(db: Path) -> list[tuple[Dataset, list[Dataset]]]:
@@ -218,7 +218,3 @@ def linear_window(x: np.ndarray, center: float, width: float) -> np.ndarray:
 
 def expected_pvalues(values01: np.ndarray, bits: int) -> np.ndarray:
     return np.rint(np.clip(values01, 0, 1) * ((1 << bits) - 1)).astype(np.int64)
-
-
-def set_env(**values: str) -> dict:
-    return {**os.environ, **values}

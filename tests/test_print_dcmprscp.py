@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import numpy as np
 import pydicom
@@ -328,3 +327,29 @@ def test_several_refused_settings_are_all_named(tmp_path):
     assert film["error"]["attributes"] == ["FilmSizeID", "MagnificationType"]  # LANDSCAPE is fine
     assert "film size 14INX17IN is not supported" in film["error"]["message"]
     assert "magnification CUBIC is not supported" in film["error"]["message"]
+
+
+def test_printer_gone_mid_run_ends_it_plainly(tmp_path):
+    import subprocess
+    import sys
+
+    from peers import REPO, stop
+
+    ct = tmp_path / "ct.dcm"
+    make_ct(ct, rows=512, columns=512)
+    with printscp(tmp_path) as scp:
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        proc = subprocess.Popen([sys.executable, "-m", "dcmtools", "print", scp.peer, *[str(ct)] * 60, "--json",
+                                 "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        lines = []
+        for line in proc.stdout:
+            lines.append(json.loads(line))
+            if lines[-1]["type"] == "film":
+                break
+        stop(scp.process)  # the printer goes away after the first film
+        rest, err = proc.communicate(timeout=60)
+    lines += records(rest)
+    films = [r for r in lines if r["type"] == "film"]
+    assert proc.returncode == 5, (proc.returncode, err)  # the connection dropped
+    assert 1 <= len(films) < 60 and all(f["ok"] for f in films)
+    assert "Traceback" not in err and lines[-1]["type"] == "summary"

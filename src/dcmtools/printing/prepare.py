@@ -30,7 +30,6 @@ samples), with a warning.  Overlays and presentation states are not applied.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Iterator
@@ -505,7 +504,3 @@ def _aspect(ds: Any, index: int) -> tuple[int, int] | None:
         return None
     fraction = Fraction(row / column).limit_denominator(100)
     return fraction.numerator, fraction.denominator
-
-
-def display_name(path: str) -> str:
-    return os.path.basename(path) or path

@@ -433,12 +433,21 @@ class FilmPrinter:
             if reply is not None and "ReferencedPrintJobSequence" in reply and reply.ReferencedPrintJobSequence:
                 record["print_job_uid"] = str(reply.ReferencedPrintJobSequence[0].ReferencedSOPInstanceUID)
             record["status"] = f"0x{answer.code:04X}"
+        except DcmtoolsError as exc:
+            if exc.exit_status != ExitStatus.FAILED:
+                raise  # the association is gone: nothing to delete
+            self._delete_film_box(box_uid, warnings)
+            raise
+        else:
+            self._delete_film_box(box_uid, warnings)
         finally:
-            deleted = scu.delete(FILM_BOX, box_uid, "Film Box")
-            if not deleted.ok:
-                warnings.append(f"the printer did not delete the film box (0x{deleted.code:04X})")
             if warnings:
                 record["warnings"] = warnings
+
+    def _delete_film_box(self, uid: str, warnings: list[str]) -> None:
+        deleted = self.scu.delete(FILM_BOX, uid, "Film Box")
+        if not deleted.ok:
+            warnings.append(f"the printer did not delete the film box (0x{deleted.code:04X})")
 
     def _set_image(self, sop_class: str, uid: str, position: int, image: PreparedImage) -> tuple[int, str | None]:
         extra = self.film.image_box_attributes()
