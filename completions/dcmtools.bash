@@ -5,7 +5,7 @@ _dcmtools() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "anonymize dump print verify-display --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "anonymize dump print transcode verify-display --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -20,6 +20,10 @@ _dcmtools() {
         print)
             opts="--layout -l --film-size --orientation --copies --priority --medium --destination --magnification --polarity --border-density --empty-density --label --window -w --frames --bits --no-presentation-lut --status --dry-run --output -o --overwrite --files-from --null -0 --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
             case "$prev" in --layout|-l|--film-size|--orientation|--copies|--priority|--medium|--destination|--magnification|--polarity|--border-density|--empty-density|--label|--window|-w|--frames|--bits|--output|-o|--files-from|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        transcode)
+            opts="--to -t --output -o --error --ratio --quality --verify --no-verify --keep-uid --list --overwrite --jobs -j --files-from --null -0 --json --no-json --quiet -q --debug"
+            case "$prev" in --to|-t|--output|-o|--error|--ratio|--quality|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         verify-display)
             opts="--ambient --class --format --levels --tolerance --min-lmax --min-ratio --max-ambient-ratio --lut --lut-entries --plot --patterns --pattern-bits --pattern-size --overwrite --json --no-json --quiet -q --debug"

@@ -53,6 +53,9 @@ class ErrorCode:
     NO_IMAGE = "no_image"  # the file has no pixel data (or no frame was selected)
     DECODE_FAILED = "decode_failed"  # the pixel data cannot be decoded
     INTERNAL = "internal"  # a bug: please report it
+    CANNOT_DECODE = "cannot_decode"  # the pixel data cannot be decoded here (syntax, plugin, corrupt data)
+    CANNOT_ENCODE = "cannot_encode"  # the target transfer syntax cannot hold this image, or its encoder refused it
+    VERIFY_FAILED = "verify_failed"  # a lossless output did not decode back to the input's pixels
 
 
 class DcmtoolsError(Exception):

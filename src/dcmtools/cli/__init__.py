@@ -12,6 +12,7 @@ from .app import app
 from . import anonymize  # noqa: E402,F401
 from . import dump  # noqa: E402,F401
 from . import print_  # noqa: E402,F401
+from . import transcode  # noqa: E402,F401
 from . import verify_display  # noqa: E402,F401
 
 

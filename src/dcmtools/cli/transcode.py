@@ -1,0 +1,196 @@
+"""``dcmtools transcode``: rewrite DICOM files in another transfer syntax."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .. import codecs
+from ..records import DcmtoolsError, RecordWriter
+from .app import app
+from .common import (
+    CommandRun,
+    DebugOpt,
+    FilesFromOpt,
+    InputsArg,
+    JsonOpt,
+    NullOpt,
+    OutDirOpt,
+    OverwriteOpt,
+    QuietOpt,
+)
+
+_TARGETS = ", ".join(codecs.target_names())
+
+
+@app.command("transcode")
+def transcode_command(
+    inputs: InputsArg = None,
+    to: Annotated[
+        Optional[str],
+        typer.Option("--to", "-t", metavar="SYNTAX", help=f"Target transfer syntax: {_TARGETS}, or a UID."),
+    ] = None,
+    output: OutDirOpt = None,
+    error: Annotated[
+        Optional[int],
+        typer.Option("--error", metavar="N", help="jpeg-ls-near: largest difference allowed per sample [default: 2]."),
+    ] = None,
+    ratio: Annotated[
+        Optional[float],
+        typer.Option("--ratio", metavar="R", help="j2k-lossy: compression ratio, e.g. 10 for 10:1 [default: 10]."),
+    ] = None,
+    quality: Annotated[
+        Optional[float],
+        typer.Option(
+            "--quality",
+            metavar="Q",
+            help="j2k-lossy: target PSNR in dB (instead of --ratio); jpeg-baseline/jpeg-extended: 1-100 [default: 90].",
+        ),
+    ] = None,
+    verify: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--verify/--no-verify",
+            help="Decode each output again and compare it with the input's pixels. On by default for lossless "
+            "targets (a difference fails the file); for lossy ones it reports max_error and psnr.",
+            show_default=False,
+        ),
+    ] = None,
+    keep_uid: Annotated[
+        bool, typer.Option("--keep-uid", help="Lossy targets keep the SOP Instance UID (a new one by default).")
+    ] = False,
+    list_syntaxes: Annotated[
+        bool, typer.Option("--list", help="Show the transfer syntaxes this installation can decode and encode.")
+    ] = False,
+    overwrite: OverwriteOpt = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", metavar="N", help="Worker processes (0 = all cores).", show_default=True)
+    ] = 0,
+    files_from: FilesFromOpt = None,
+    null: NullOpt = False,
+    json: JsonOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Rewrite DICOM files in another transfer syntax, lossless proven.
+
+    Every input is written under -o DIR (the input tree mirrored) in the
+    target syntax: images are decoded and encoded again, a file already in
+    the target syntax is copied as it is, objects without pixel data (SR, RT
+    plan) are written uncompressed. Lossless outputs are decoded again and
+    compared with the input's pixels before they are written. Lossy outputs
+    get Lossy Image Compression, Ratio and Method and a new SOP Instance UID.
+    Each record has path, out, size_in, size_out and ratio, so the output
+    pipes into 'dcmtools send'.
+
+    \b
+    Examples:
+      dcmtools transcode --list
+      dcmtools transcode legacy/ --to jpeg-ls -o compressed/
+      dcmtools transcode '**/*.dcm' --to explicit -o plain/ --jobs 4
+      dcmtools transcode ct/ --to j2k-lossy --ratio 20 -o lossy/
+      dcmtools transcode us/ --to jpeg-baseline --quality 85 -o web/
+      find /archive -name '*.dcm' | dcmtools transcode --to rle -o /rle
+      dcmtools transcode study/ --to explicit -o /tmp/x | dcmtools send PACS@10.0.0.5:104
+    """
+    if list_syntaxes:
+        _list(json)
+        return
+    if not to:
+        raise typer.BadParameter("--to SYNTAX is required (one of: " + _TARGETS + ")", param_hint="--to")
+    if output is None:
+        raise typer.BadParameter("-o DIR is required: inputs are never modified", param_hint="-o/--output")
+    from ..transcode import options_for
+
+    try:
+        options = options_for(
+            to, error=error, ratio=ratio, quality=quality, verify=verify, keep_uid=keep_uid, overwrite=overwrite
+        )
+    except DcmtoolsError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--to" if "--" not in exc.message else None) from None
+
+    with CommandRun("transcode", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+        _run(run, inputs, output, options, jobs, files_from, null)
+
+
+def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null) -> None:
+    # Import pydicom, numpy and the codec now, so forked workers start warm.
+    import numpy  # noqa: F401
+    import pydicom  # noqa: F401
+
+    from ..parallel import resolve_jobs
+    from ..transcode import Plan, run_plan
+
+    codecs.encoder_for(options.target)
+    plan = Plan(run.inputs(inputs, files_from, null), output, inputs)
+    size_in = size_out = 0
+    for record in run.progress(run_plan(plan, options, resolve_jobs(jobs))):
+        if record.get("ok"):
+            size_in += record.get("size_in", 0)
+            size_out += record.get("size_out", 0)
+        run.write(record)
+    run.summary_extra.update(size_in=size_in, size_out=size_out)
+    if size_out:
+        run.summary_extra["ratio"] = round(size_in / size_out, 3)
+    if plan.skipped_inside_output:
+        run.summary_extra["skipped_inside_output"] = plan.skipped_inside_output
+        run.warn(f"skipped {plan.skipped_inside_output} file(s) inside the output folder {output}")
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return str(n)
+
+
+def _human(record: dict[str, Any]) -> str | None:
+    kind = record.get("type")
+    if kind == "summary":
+        return None
+    if record.get("ok") is False:
+        error = record.get("error") or {}
+        text = f"FAILED {record.get('path', '')}: {error.get('message', 'failed')}"
+        if error.get("hint"):
+            text += f"\n       {error['hint']}"
+        return text
+    action = record.get("action", "")
+    sizes = f"{_size(record.get('size_in'))} -> {_size(record.get('size_out'))}"
+    if record.get("ratio"):
+        sizes += f" ({record['ratio']:.2f}x)"
+    head = f"{'copied' if action == 'copied' else 'ok':6s} {record.get('path')} -> {record.get('out')}"
+    detail = f"{record.get('from')} -> {record.get('to')}, {sizes}"
+    if record.get("verified"):
+        detail += ", verified"
+        if record.get("max_error") is not None:
+            detail += f" (max error {record['max_error']}"
+            detail += f", PSNR {record['psnr']} dB)" if record.get("psnr") is not None else ")"
+    if record.get("note"):
+        detail += f"; {record['note']}"
+    text = f"{head}  {detail}"
+    for warning in record.get("warnings", ()):
+        text += f"\n       warning: {warning}"
+    return text
+
+
+def _list(json_mode: bool | None) -> None:
+    writer = RecordWriter("transcode", json_mode=json_mode)
+    rows = codecs.capabilities()
+    if writer.json_mode:
+        for row in rows:
+            writer.write(row)
+        return
+    lines = [f"{'NAME':18s} {'UID':24s} {'DECODE':7s} {'ENCODE':7s} {'LOSSY':6s} ENCODER / DECODERS"]
+    for row in rows:
+        encoder = row.get("encoder") or row.get("encode_hint", "")
+        decoders = ", ".join(row["decoders"]) if row["decoders"] else "-"
+        lines.append(
+            f"{row['name']:18s} {row['uid']:24s} {'yes' if row['decode'] else 'no':7s} "
+            f"{'yes' if row['encode'] else 'no':7s} {'yes' if row['lossy'] else 'no':6s} "
+            f"{encoder} / {decoders}"
+        )
+    typer.echo("\n".join(lines))
