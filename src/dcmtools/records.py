@@ -51,7 +51,6 @@ class ErrorCode:
     NONCONFORMANT = "nonconformant"  # a display that fails the GSDF conformance criteria
     BURNED_IN = "burned_in"  # anonymize: pixels may carry burned-in text (see --allow-burned-in)
     NO_IMAGE = "no_image"  # the file has no pixel data (or no frame was selected)
-    DECODE_FAILED = "decode_failed"  # the pixel data cannot be decoded
     INTERNAL = "internal"  # a bug: please report it
     CANNOT_DECODE = "cannot_decode"  # the pixel data cannot be decoded here (syntax, plugin, corrupt data)
     CANNOT_ENCODE = "cannot_encode"  # the target transfer syntax cannot hold this image, or its encoder refused it

@@ -219,7 +219,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _sop_name(ds: Any) -> str:
-    uid = ds.get("SOPClassUID") or (ds.file_meta.get("MediaStorageSOPClassUID") if "file_meta" in ds else None)
+    meta = getattr(ds, "file_meta", None)
+    uid = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta is not None else None)
     if not uid:
         return ""
     from pydicom.uid import UID
@@ -229,15 +230,23 @@ def _sop_name(ds: Any) -> str:
 
 
 def _decode(ds: Any, index: int, count: int, path: str, **kwargs: Any) -> np.ndarray:
-    from pydicom.pixels import pixel_array
+    """One frame's pixels, decoded by the fastest plugin installed (as ``dcmtools.codecs`` chooses)."""
+    from pydicom.pixels import get_decoder, pixel_array
 
+    from .. import codecs
+
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
     try:
-        return pixel_array(ds, index=index if count > 1 else None, **kwargs)
+        plugin = codecs.decoding_plugin(str(ts), get_decoder(ts).available_plugins) if ts else ""
+    except Exception:  # no decoder for this syntax: pixel_array says so below
+        plugin = ""
+    try:
+        return pixel_array(ds, index=index if count > 1 else None, decoding_plugin=plugin, **kwargs)
     except Exception as exc:
-        ts = ds.file_meta.get("TransferSyntaxUID") if "file_meta" in ds else None
         ts_name = getattr(ts, "name", None) or str(ts or "unknown transfer syntax")
         raise DcmtoolsError(
-            ErrorCode.DECODE_FAILED,
+            ErrorCode.CANNOT_DECODE,
             f"{path}: cannot decode the image ({ts_name}): {exc}",
             "the file may be damaged, or its compression is not supported here (pylibjpeg plugins)",
         ) from None
