@@ -5,7 +5,7 @@ _dcmtools() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "anonymize dump print transcode verify-display --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "anonymize dump echo listen print send transcode verify-display --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -17,9 +17,21 @@ _dcmtools() {
             opts="--tag -t --meta --no-pixels --bulk-threshold --full --json --no-json --flat --jobs -j --files-from --null -0 --quiet -q --debug"
             case "$prev" in --tag|-t|--bulk-threshold|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
+        echo)
+            opts="--count -c --interval --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
+            case "$prev" in --count|-c|--interval|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        listen)
+            opts="--port -p --aet --store-dir -d --count -c --idle-timeout --bind --overwrite --timeout --max-pdu --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
+            case "$prev" in --port|-p|--aet|--store-dir|-d|--count|-c|--idle-timeout|--bind|--timeout|--max-pdu|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
         print)
             opts="--layout -l --film-size --orientation --copies --priority --medium --destination --magnification --polarity --border-density --empty-density --label --window -w --frames --bits --no-presentation-lut --status --dry-run --output -o --overwrite --files-from --null -0 --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
             case "$prev" in --layout|-l|--film-size|--orientation|--copies|--priority|--medium|--destination|--magnification|--polarity|--border-density|--empty-density|--label|--window|-w|--frames|--bits|--output|-o|--files-from|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        send)
+            opts="--retries --jobs -j --decompress --no-decompress --priority --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --files-from --null -0 --json --no-json --quiet -q --debug"
+            case "$prev" in --retries|--jobs|-j|--priority|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         transcode)
             opts="--to -t --output -o --error --ratio --quality --verify --no-verify --keep-uid --list --overwrite --jobs -j --files-from --null -0 --json --no-json --quiet -q --debug"

@@ -50,7 +50,25 @@ class ErrorCode:
     BAD_MEASUREMENTS = "bad_measurements"  # photometer readings that cannot be read or used
     NONCONFORMANT = "nonconformant"  # a display that fails the GSDF conformance criteria
     BURNED_IN = "burned_in"  # anonymize: pixels may carry burned-in text (see --allow-burned-in)
+    # network (dcmtools.net; the exit status of each is in the README's network section)
+    BAD_PEER = "bad_peer"  # the PEER argument or the peers file is wrong
+    BAD_TLS = "bad_tls"  # TLS certificate/key files missing or invalid
+    NAME_NOT_RESOLVED = "name_not_resolved"  # the peer's host name does not resolve
+    CONNECTION_REFUSED = "connection_refused"  # nothing listens on the peer's port
+    UNREACHABLE = "unreachable"  # no route to the peer
+    CONNECT_FAILED = "connect_failed"  # any other error while connecting
+    TLS_FAILED = "tls_failed"  # the TLS handshake failed
+    TIMEOUT = "timeout"  # connect, association or reply timed out
+    REJECTED = "rejected"  # the peer rejected the association (A-ASSOCIATE-RJ)
+    ABORTED = "aborted"  # the association was aborted, or the connection dropped
+    NO_CONTEXT = "no_context"  # no presentation context accepted for what was needed
+    DIMSE_FAILED = "dimse_failed"  # the peer answered with a failure status
+    CONVERT_FAILED = "convert_failed"  # decompressing/re-encoding for the peer failed
+    # print (dcmtools.printing)
     NO_IMAGE = "no_image"  # the file has no pixel data (or no frame was selected)
+    PRINT_REFUSED = "print_refused"  # the printer answered a failure status
+    PRINTER_FAILURE = "printer_failure"  # the printer reports FAILURE: nothing was sent
+    BAD_RESPONSE = "bad_response"  # a response without the UIDs it must carry
     INTERNAL = "internal"  # a bug: please report it
     CANNOT_DECODE = "cannot_decode"  # the pixel data cannot be decoded here (syntax, plugin, corrupt data)
     CANNOT_ENCODE = "cannot_encode"  # the target transfer syntax cannot hold this image, or its encoder refused it

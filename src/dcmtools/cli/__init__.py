@@ -11,7 +11,10 @@ from .app import app
 # Each import registers one command on ``app`` (one line per command, kept sorted).
 from . import anonymize  # noqa: E402,F401
 from . import dump  # noqa: E402,F401
+from . import echo  # noqa: E402,F401
+from . import listen  # noqa: E402,F401
 from . import print_  # noqa: E402,F401
+from . import send  # noqa: E402,F401
 from . import transcode  # noqa: E402,F401
 from . import verify_display  # noqa: E402,F401
 

@@ -82,8 +82,10 @@ class NetOptions:
 
 
 def quiet_pynetdicom(debug: bool = False) -> None:
-    """pynetdicom logs its own view of failures; dcmtools explains them instead."""
-    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    """pynetdicom and pydicom log their own view of failures; dcmtools explains them instead."""
+    level = logging.DEBUG if debug else logging.CRITICAL
+    logging.getLogger("pynetdicom").setLevel(level)
+    logging.getLogger("pydicom").setLevel(level)
 
 
 def make_ae(options: NetOptions, peer: Peer | None = None):
@@ -299,7 +301,7 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
     if elapsed >= timeout * 0.9:
         return DcmtoolsError(
             NetErrorCode.TIMEOUT,
-            f"{peer.label} accepted the connection on {where} but did not answer the association request within {timeout:g} s",
+            f"{peer.label} accepted the connection but did not answer the association request within {timeout:g} s",
             "check that this port is a DICOM port (not HTTP or another service), or raise --timeout",
             ExitStatus.TIMEOUT,
             peer=str(peer),
@@ -427,8 +429,11 @@ def echo(peer: Peer, options: NetOptions | None = None, count: int = 1, interval
     """
     options = options or NetOptions()
     timeout = options.timeout_for(peer)
+    context = verification_context()
+    from . import transport  # noqa: F401  (imported before the clock starts)
+
     started = time.monotonic()
-    with associate(peer, [verification_context()], options) as assoc:
+    with associate(peer, [context], options) as assoc:
         assoc_seconds = time.monotonic() - started
         for index in range(count):
             if index and interval:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..records import DcmtoolsError, ExitStatus
+from ..records import DcmtoolsError, ErrorCode, ExitStatus
 
 DEFAULT_AET = "DCMTOOLS"
 DEFAULT_TIMEOUT = 30.0
@@ -37,22 +37,21 @@ DEFAULT_MAX_PDU = 262144  # what we tell the peer it may send us; 0 = no limit
 
 
 class NetErrorCode:
-    """Stable error codes of network failures (records and messages)."""
+    """The network error codes (they live in ``dcmtools.records.ErrorCode``)."""
 
-    BAD_PEER = "bad_peer"  # the PEER argument or the peers file is wrong
-    BAD_TLS = "bad_tls"  # certificate/key files missing or invalid
-    NAME_NOT_RESOLVED = "name_not_resolved"
-    CONNECTION_REFUSED = "connection_refused"
-    UNREACHABLE = "unreachable"  # no route, network down
-    CONNECT_FAILED = "connect_failed"  # any other socket error while connecting
-    TLS_FAILED = "tls_failed"  # TLS handshake failed
-    TIMEOUT = "timeout"  # connect, association or reply timed out
-    REJECTED = "rejected"  # A-ASSOCIATE-RJ
-    ABORTED = "aborted"  # A-ABORT, or the connection dropped
-    NO_CONTEXT = "no_context"  # no presentation context accepted for what we need
-    DIMSE_FAILED = "dimse_failed"  # the peer answered with a failure status
-    NOT_SENT = "not_sent"  # the association failed before this item could go out
-    CONVERT_FAILED = "convert_failed"  # decompressing / re-encoding for the peer failed
+    BAD_PEER = ErrorCode.BAD_PEER
+    BAD_TLS = ErrorCode.BAD_TLS
+    NAME_NOT_RESOLVED = ErrorCode.NAME_NOT_RESOLVED
+    CONNECTION_REFUSED = ErrorCode.CONNECTION_REFUSED
+    UNREACHABLE = ErrorCode.UNREACHABLE
+    CONNECT_FAILED = ErrorCode.CONNECT_FAILED
+    TLS_FAILED = ErrorCode.TLS_FAILED
+    TIMEOUT = ErrorCode.TIMEOUT
+    REJECTED = ErrorCode.REJECTED
+    ABORTED = ErrorCode.ABORTED
+    NO_CONTEXT = ErrorCode.NO_CONTEXT
+    DIMSE_FAILED = ErrorCode.DIMSE_FAILED
+    CONVERT_FAILED = ErrorCode.CONVERT_FAILED
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@
     scp.stop()
 
 Verification and Storage SCP for every storage SOP class pynetdicom knows, in
-every transfer syntax pydicom knows (the first one the requestor proposes
-that we know is accepted: normally the file's own, so nothing is converted).
+every transfer syntax pydicom knows.  Of the syntaxes a requestor proposes in
+one presentation context, the first it lists that we know is accepted
+(requestors list a file's own syntax first: it then arrives unconverted).
 
 Each instance is written as it arrives (fragments go straight from the socket
 into a temporary file in DIR, never held whole in memory) and moved into
@@ -36,7 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
+import itertools
 import threading
 import time
 from typing import Any, Callable
@@ -56,8 +57,18 @@ _IDS = {
     0x0020000E: "series_instance_uid",
 }
 HEAD_BYTES = 65536
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+_SERIAL = itertools.count(1)
+
+
+def _write_all(fd: int, buffers: list) -> None:
+    """Write every buffer (``writev``, continuing after short writes)."""
+    total = sum(len(b) for b in buffers)
+    written = os.writev(fd, buffers)
+    if written < total:
+        rest = b"".join(bytes(b) for b in buffers)[written:]
+        while rest:
+            n = os.write(fd, rest)
+            rest = rest[n:]
 
 
 def _component(value: str | None) -> str:
@@ -82,6 +93,8 @@ def storage_contexts() -> list[Any]:
     from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
     from pynetdicom.presentation import AllStoragePresentationContexts, build_context
 
+    # Which one is accepted in a proposed context is the requestor's first choice
+    # (transport.negotiate_requestor_order), not this list's order.
     syntaxes = list(dict.fromkeys([*ALL_TRANSFER_SYNTAXES, *[str(ts) for ts in AllTransferSyntaxes]]))
     contexts = [build_context("1.2.840.10008.1.1", syntaxes)]
     for cx in AllStoragePresentationContexts:
@@ -118,6 +131,7 @@ class StorageSCP:
         self.evt_handlers = list(evt_handlers or [])
         self.instances = 0
         self.failures = 0
+        self._made: set[str] = set()  # folders created under store_dir (no makedirs per instance)
         self.last_activity = time.monotonic()
         self._cond = threading.Condition()
         self._server: Any = None
@@ -154,6 +168,7 @@ class StorageSCP:
             (evt.EVT_REJECTED, self._rejected),
             (evt.EVT_RELEASED, self._ended, ["released"]),
             (evt.EVT_ABORTED, self._ended, ["aborted"]),
+            (evt.EVT_CONN_CLOSE, self._discard_partial),
             *self.evt_handlers,
         ]
         if self._tracer is not None:
@@ -177,11 +192,14 @@ class StorageSCP:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stop accepting, abort associations still open, close the port."""
+    def stop(self, grace: float = 0.0) -> None:
+        """Stop accepting; give open associations ``grace`` seconds to end, then abort them."""
         server, self._server = self._server, None
         if server is None:
             return
+        deadline = time.monotonic() + grace
+        while grace and any(a.is_established for a in server.active_associations) and time.monotonic() < deadline:
+            time.sleep(0.02)
         try:
             for assoc in list(server.active_associations):
                 assoc.abort()
@@ -252,6 +270,9 @@ class StorageSCP:
         from .assoc import uid_name
 
         assoc = event.assoc
+        receiver = getattr(assoc, "_dcmtools_receiver", None)
+        if receiver is not None:
+            receiver.accepted = True
         accepted = [
             {"context_id": cx.context_id, "sop_class_uid": cx.abstract_syntax, "sop_class": uid_name(cx.abstract_syntax),
              "transfer_syntax": cx.transfer_syntax[0]}
@@ -277,8 +298,18 @@ class StorageSCP:
     def _rejected(self, event: Any) -> None:
         self._emit({"type": "association", "event": "rejected", **self._peer_fields(event.assoc)})
 
-    def _ended(self, event: Any, how: str) -> None:
+    def _discard_partial(self, event: Any) -> None:
         receiver = getattr(event.assoc, "_dcmtools_receiver", None)
+        if receiver is not None and receiver.instance is not None:
+            receiver.instance.discard()  # cut off in the middle: never acknowledged, not kept
+            receiver.instance = None
+
+    def _ended(self, event: Any, how: str) -> None:
+        self._discard_partial(event)
+        receiver = getattr(event.assoc, "_dcmtools_receiver", None)
+        if receiver is None or not receiver.accepted or receiver.ended:
+            return  # a connection that never became an association (a port probe), or said already
+        receiver.ended = True
         record = {"type": "association", "event": how, **self._peer_fields(event.assoc),
                   "instances": receiver.count if receiver else 0}
         self._touch()
@@ -302,6 +333,8 @@ class _Receiver:
         self.command = bytearray()
         self.command_pdvs: list[tuple[int, int, bytes]] = []
         self.count = 0
+        self.accepted = False
+        self.ended = False
         self.instance: _Incoming | None = None
         assoc._dcmtools_receiver = self
 
@@ -389,31 +422,34 @@ class _Incoming:
         self.head = bytearray()
         self.size = 0
         self.error: str | None = None
-        self.file = None
+        self.fd: int | None = None
+        self.pending: list = []  # the file meta, kept to go out with the first fragment (one write)
         self.tmp: str | None = None
         if ts is None:
             self.error = f"presentation context {context_id} was not accepted"
             return
         if scp.store_dir is not None:
-            try:
-                fd, self.tmp = tempfile.mkstemp(prefix=".incoming-", suffix=".part", dir=scp.store_dir)
-                os.fchmod(fd, 0o666 & ~_UMASK)
-                self.file = os.fdopen(fd, "wb", buffering=1 << 20)
-                self.file.write(wire.file_meta_bytes(self.sop_class, self.sop_instance, ts,
+            self.pending.append(wire.file_meta_bytes(self.sop_class, self.sop_instance, ts,
                                                      assoc.acceptor.implementation_class_uid,
                                                      assoc.acceptor.implementation_version_name,
                                                      assoc.requestor.ae_title))
+            try:
+                # Plain descriptor writes: fragments are large (up to our max PDU), and a
+                # buffered file object per instance costs more than it saves.
+                self.tmp = os.path.join(scp.store_dir, f".incoming-{os.getpid()}-{next(_SERIAL)}.part")
+                self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
             except OSError as exc:
+                self.tmp = None
                 self._fail(exc)
 
     def _fail(self, exc: OSError) -> None:
         self.error = f"cannot write in {self.scp.store_dir!r}: {exc.strerror or exc}"
-        if self.file is not None:
+        if self.fd is not None:
             try:
-                self.file.close()
+                os.close(self.fd)
             except OSError:
                 pass
-            self.file = None
+            self.fd = None
         if self.tmp is not None:
             try:
                 os.unlink(self.tmp)
@@ -425,11 +461,28 @@ class _Incoming:
         self.size += len(data)
         if len(self.head) < HEAD_BYTES:
             self.head += data[: HEAD_BYTES - len(self.head)]
-        if self.file is not None:
+        if self.fd is not None:
             try:
-                self.file.write(data)
+                if self.pending:
+                    self.pending.append(data)
+                    _write_all(self.fd, self.pending)
+                    self.pending = []
+                else:
+                    _write_all(self.fd, [data])
             except OSError as exc:
                 self._fail(exc)
+
+    def discard(self) -> None:
+        """Drop an instance that will not be completed (the association ended)."""
+        if self.fd is not None or self.tmp is not None:
+            self._fail(OSError("the association ended before the instance was complete"))
+
+    def _close(self) -> None:
+        fd, self.fd = self.fd, None
+        if self.pending:  # an empty dataset: the meta alone
+            _write_all(fd, self.pending)
+            self.pending = []
+        os.close(fd)
 
     def finish(self) -> tuple[int, dict[str, Any]]:
         scp = self.scp
@@ -441,23 +494,15 @@ class _Incoming:
             "transfer_syntax": self.ts,
             "bytes": self.size,
         }
-        found: dict[int, bytes] = {}
-        if self.ts is not None:
-            head = wire.inflate_head(bytes(self.head)) if self.ts == wire.DEFLATED_LE else self.head
-            try:
-                found = wire.scan_dataset(head, self.ts, set(_IDS))
-            except wire.NotDicom:
-                found = {}
-        ids = {name: found[tag].rstrip(b"\0 ").decode("latin-1") for tag, name in _IDS.items() if tag in found}
+        ids = self._identifiers() if self.ts is not None else {}
         if ids.get("sop_instance_uid") and ids["sop_instance_uid"] != self.sop_instance:
             record["dataset_sop_instance_uid"] = ids["sop_instance_uid"]
         for name in ("patient_id", "study_instance_uid", "series_instance_uid", "modality"):
             if name in ids:
                 record[name] = ids[name]
-        if self.file is not None and self.error is None:
+        if self.fd is not None and self.error is None:
             try:
-                self.file.close()
-                self.file = None
+                self._close()
                 record["path"] = self._place(ids)
             except OSError as exc:
                 self._fail(exc)
@@ -473,10 +518,30 @@ class _Incoming:
         record.update({"status": "0x0000", "ok": True})
         return 0x0000, record
 
+    def _identifiers(self) -> dict[str, str]:
+        """Patient, study, series ... from the first bytes received (``wire.scan_dataset``)."""
+        ts, head = self.ts, bytes(self.head)
+        if ts == wire.DEFLATED_LE:
+            ts, head = wire.EXPLICIT_LE, wire.inflate_head(head)
+        try:
+            found = wire.scan_dataset(head, ts, set(_IDS))
+        except wire.NotDicom:
+            return {}
+        ids = {}
+        for tag, name in _IDS.items():
+            if tag in found:
+                text = found[tag].decode("latin-1").strip(" \0")
+                if text:
+                    ids[name] = text
+        return ids
+
     def _place(self, ids: dict[str, str]) -> str:
         dest = stored_path(self.scp.store_dir, ids.get("patient_id"), ids.get("study_instance_uid"),
                            ids.get("series_instance_uid"), self.sop_instance)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        folder = os.path.dirname(dest)
+        if folder not in self.scp._made:
+            os.makedirs(folder, exist_ok=True)
+            self.scp._made.add(folder)
         tmp, self.tmp = self.tmp, None
         if self.scp.overwrite:
             os.replace(tmp, dest)

@@ -22,8 +22,12 @@ How it works:
   ``"converted": true``) with the ``original_transfer_syntax``.
 * If the association fails in the middle (timeout, abort, dropped
   connection) the file in flight is not reported as sent: the association is
-  re-opened and the file sent again, up to ``retries`` times in a row; then
-  the run stops with the failure's exit status.
+  re-opened and the file sent again, up to ``retries`` times.  A file the
+  peer keeps dropping the association on is reported failed (code
+  ``aborted`` or ``timeout``; ``truncated`` when the file is cut short) and
+  the batch goes on; when that happens on 3 files in a row, or the
+  association cannot be re-opened, the run stops with that failure's exit
+  status.
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ from .status import describe, status_fields
 LOGGER = logging.getLogger("dcmtools.net")
 MAX_CONTEXTS = 128
 WINDOW = 256
-MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 MMAP_OVER = 16 * 1024 * 1024
+MAX_FAULTY_FILES = 3  # files in a row on which the association failed -retries+1- times: stop
 
 
 @dataclass
@@ -74,24 +78,40 @@ def _contexts_for(heads: Iterable[wire.FileHead]) -> list[tuple[str, tuple[str, 
 
 
 def read_head(path: str) -> wire.FileHead:
-    """The head of a file to send, or ``DcmtoolsError`` with a stable code."""
-    try:
-        if os.path.isdir(path):
-            raise DcmtoolsError(ErrorCode.UNREADABLE, f"{path} is a folder")
-        if os.path.getsize(path) == 0:
-            raise DcmtoolsError(ErrorCode.EMPTY, "the file is empty", "nothing to send")
-        head = wire.read_file_head(path)
-    except DcmtoolsError:
-        raise
-    except FileNotFoundError:
-        raise DcmtoolsError(ErrorCode.NOT_FOUND, f"no such file: {path}") from None
-    except OSError as exc:
-        raise DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read the file ({exc.strerror or exc})") from None
-    except wire.NotDicom as exc:
-        raise DcmtoolsError(ErrorCode.NOT_DICOM, str(exc), "only DICOM files can be sent") from None
-    if head.sop_class == MEDIA_STORAGE_DIRECTORY:
+    """The head of a file to send (via ``dcmtools.dicomfile``), or ``DcmtoolsError`` with a stable code."""
+    from .. import dicomfile
+
+    info = dicomfile.read(path, stop_at=0x00080019, bulk_threshold=0)
+    if info.is_dicomdir:
         raise DcmtoolsError(ErrorCode.DICOMDIR, "this is a DICOMDIR (a media index), not an instance", "send the files it lists instead")
-    return head
+    sop_class, sop_instance = info.sop_class_uid, info.sop_instance_uid
+    if not sop_class or not sop_instance:
+        raise DcmtoolsError(ErrorCode.INVALID, "the file has no SOP Class UID or SOP Instance UID", "a peer cannot store it without them")
+    ts = info.transfer_syntax or wire.IMPLICIT_LE
+    if ts in (wire.EXPLICIT_LE, wire.IMPLICIT_LE) and info.dataset.implicit != (ts == wire.IMPLICIT_LE):
+        ts = wire.IMPLICIT_LE if info.dataset.implicit else wire.EXPLICIT_LE  # label the bytes as they are
+    if info.meta:
+        offset = max(e.offset + e.length for e in info.meta.values())
+    elif info.has_preamble:
+        offset = 132
+    else:
+        with open(path, "rb") as stream:
+            offset = 4 if stream.read(4) == b"DICM" else 0
+    return wire.FileHead(sop_class, sop_instance, ts, offset, info.size)
+
+
+def truncation(path: str) -> DcmtoolsError | None:
+    """The error of a file cut short (read whole: only after a peer dropped us on it)."""
+    from .. import dicomfile
+
+    try:
+        dicomfile.read(path, bulk_threshold=0)
+    except dicomfile.ReadError as exc:
+        if exc.code == ErrorCode.TRUNCATED:
+            return exc
+    except Exception:
+        return None
+    return None
 
 
 class Sender:
@@ -111,6 +131,7 @@ class Sender:
         self.accepted: dict[tuple[str, str], int] = {}
         self.message_id = 0
         self.associations = 0
+        self.faults = 0  # files in a row that failed because the association did
 
     # ------------------------------------------------------------ association
     def _open(self, contexts: list[tuple[str, tuple[str, ...]]]) -> None:
@@ -129,18 +150,25 @@ class Sender:
             raise
         self.associations += 1
         self.assoc.dul.own()
+        # pynetdicom's association thread polls for incoming requests every 1 ms: none come
+        # while we send (replies are read by store_exchange), so pause it as its own send_* do.
+        self.assoc._reactor_checkpoint.clear()
         for cx in self.assoc.accepted_contexts:
             self.accepted[(cx.abstract_syntax, cx.transfer_syntax[0])] = cx.context_id
 
+    def _give_back(self) -> None:
+        self.assoc.dul.own(False)
+        self.assoc._reactor_checkpoint.set()
+
     def close(self) -> None:
         if self.assoc is not None:
-            self.assoc.dul.own(False)
+            self._give_back()
             close(self.assoc)
             self.assoc = None
 
     def abort(self) -> None:
         if self.assoc is not None:
-            self.assoc.dul.own(False)
+            self._give_back()
             close(self.assoc, abort=True)
             self.assoc = None
 
@@ -191,12 +219,24 @@ class Sender:
                 error = failure_after(self.assoc, self.peer, f"C-STORE of {os.path.basename(path)}", self.timeout,
                                       timed_out=exc.kind == "timeout")
                 self.abort()
+                cut = truncation(path)
+                if cut is not None:  # the file, not the link: fail it alone and go on
+                    self.faults = 0
+                    self._open(self.proposed)
+                    return error_record("file", cut, **base, transfer_syntax=head.transfer_syntax)
                 failures += 1
                 if failures > self.retries:
-                    raise error from None
+                    # This file keeps failing: report it (not sent) and go on, unless the
+                    # association failed on several files in a row: then the peer is the problem.
+                    self.faults += 1
+                    if self.faults >= MAX_FAULTY_FILES:
+                        raise error from None
+                    self._open(self.proposed)
+                    return error_record("file", error, **base, transfer_syntax=head.transfer_syntax)
                 LOGGER.warning("%s; re-opening the association (try %d of %d)", error.message, failures, self.retries)
                 self._open(self.proposed)
                 continue
+            self.faults = 0
             code = wire.command_us(response, wire.TAG_STATUS, 0xC000)
             comment = wire.command_str(response, wire.TAG_ERROR_COMMENT)
             record = {"type": "file", **base, "transfer_syntax": target, **extra,
@@ -268,9 +308,12 @@ class _Payload:
             return cls(memoryview(stream.read()))
 
     def close(self) -> None:
-        self.view.release()
-        if self._map is not None:
-            self._map.close()
+        try:
+            self.view.release()
+            if self._map is not None:
+                self._map.close()
+        except BufferError:
+            pass  # slices still referenced (e.g. by a traceback): the mapping closes when they go
 
 
 def convert(path: str, target: str) -> bytes:
@@ -309,12 +352,23 @@ def _status_hint(code: int) -> str | None:
     return "check the peer's log"
 
 
+def _expanded(items: Iterable[Any]) -> Iterator[Any]:
+    """Plain paths as the command line takes them: a folder is walked, a glob expanded."""
+    from ..inputs import expand_path
+
+    for item in items:
+        if isinstance(item, (str, os.PathLike)):
+            yield from expand_path(os.fspath(item))
+        else:
+            yield item
+
+
 def _windows(items: Iterable[Any]) -> Iterator[list[_Entry]]:
     """Inputs in windows of up to WINDOW files needing at most MAX_CONTEXTS contexts."""
     window: list[_Entry] = []
     keys: set[tuple[str, str]] = set()
     classes: set[str] = set()
-    for item in items:
+    for item in _expanded(items):
         path = item if isinstance(item, str) else item.path
         error = None if isinstance(item, str) else getattr(item, "error", None)
         entry = _Entry(path, item, error=error)
@@ -352,7 +406,8 @@ def send(
     priority: int = 0,
     move_originator: tuple[str, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Send files (paths, or ``InputItem``s whose errors become records) to ``peer``.
+    """Send files to ``peer``: paths (a folder is walked, a glob expanded, as on the command
+    line) or ``dcmtools.inputs.InputItem``s (whose errors become records).
 
     Yields one record per file (in input order with ``jobs=1``; in completion
     order with ``jobs>1``, one association per job).  Raises ``DcmtoolsError``

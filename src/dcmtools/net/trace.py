@@ -92,8 +92,12 @@ class Tracer:
         for item in pdu.presentation_context:
             syntaxes = ", ".join(_name(ts) for ts in item.transfer_syntax)
             self.line(f"     context {item.context_id}  {_name(item.abstract_syntax)}  [{syntaxes}]")
-        for item in getattr(ui, "role_selection", {}).values() if isinstance(getattr(ui, "role_selection", None), dict) else []:
-            self.line(f"     role {_name(item.sop_class_uid)}  SCU {item.scu_role}  SCP {item.scp_role}")
+        self._roles(ui)
+
+    def _roles(self, ui: Any) -> None:
+        roles = getattr(ui, "role_selection", None)
+        for item in roles.values() if isinstance(roles, dict) else []:
+            self.line(f"     role  {_name(item.sop_class_uid)}  SCU {item.scu_role}  SCP {item.scp_role}")
 
     def _associate_ac(self, pdu: Any, direction: str, assoc: Any) -> None:
         ui = pdu.user_information
@@ -110,6 +114,7 @@ class Tracer:
             ts = _name(item.transfer_syntax) if item.result == 0 and item.transfer_syntax else ""
             what = f"  ({_name(proposed[item.context_id])})" if item.context_id in proposed else ""
             self.line(f"     context {item.context_id}  {result}  {ts}{what}")
+        self._roles(ui)
 
     def _dimse(self, event: Any, direction: str) -> None:
         message = event.message

@@ -26,7 +26,12 @@ services) and changes two things underneath it:
   answers from the reactor thread.
 
 ``DcmtoolsAE`` is a pynetdicom ``AE`` whose associations (both sides) use
-``FastDUL`` and ``FastSocket``.  Nothing is patched globally.
+``FastDUL`` and ``FastSocket``; as acceptor, each proposed presentation
+context gets the first transfer syntax the requestor lists that we support
+(``negotiate_requestor_order``; pynetdicom would take the first of ours), so
+files arrive as the sender has them.  Nothing else of pynetdicom is changed,
+and nothing is patched globally (the negotiation function is swapped in only
+for the duration of one of our negotiations, under a lock).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from typing import Any, Callable, Iterator
 
 from pynetdicom import AE, evt
 from pynetdicom._globals import MODE_ACCEPTOR
-from pynetdicom.dul import DULServiceProvider, _PDU_TYPES
+from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 from pynetdicom.transport import AssociationSocket, RequestHandler
 
@@ -385,6 +390,59 @@ class FastDUL(DULServiceProvider):
             yield sock
 
 
+def negotiate_requestor_order(rq_contexts: list, ac_contexts: list, roles: Any) -> tuple[list, list]:
+    """pynetdicom's acceptor negotiation, but choosing in each proposed context the first
+    transfer syntax *the requestor* lists that we support (pynetdicom takes the first of
+    ours).  A requestor lists a file's own syntax first: it then arrives unconverted."""
+    from copy import copy
+
+    from pynetdicom import acse as acse_module
+
+    original = acse_module._dcmtools_original_negotiate
+    by_abstract = {cx.abstract_syntax: cx for cx in ac_contexts}
+    results: list = []
+    reply_roles: dict = {}
+    for rq in rq_contexts:
+        ac = by_abstract.get(rq.abstract_syntax)
+        if ac is None:
+            result, _ = original([rq], [], roles)
+        else:
+            supported = list(ac.transfer_syntax)
+            first = [ts for ts in rq.transfer_syntax if ts in supported]
+            ordered = copy(ac)
+            ordered._transfer_syntax = first + [ts for ts in supported if ts not in first]
+            result, rq_roles = original([rq], [ordered], roles)
+            for item in rq_roles:
+                reply_roles[item.sop_class_uid] = item
+        results.extend(result)
+    return results, list(reply_roles.values())
+
+
+_NEGOTIATE_LOCK = threading.Lock()
+
+
+def _acse_class() -> type:
+    from pynetdicom import acse as acse_module
+    from pynetdicom.acse import ACSE
+
+    if not hasattr(acse_module, "_dcmtools_original_negotiate"):
+        acse_module._dcmtools_original_negotiate = acse_module.negotiate_as_acceptor
+
+    class RequestorOrderACSE(ACSE):
+        """ACSE whose acceptor negotiation honours the requestor's transfer syntax order."""
+
+        def _negotiate_as_acceptor(self) -> None:
+            # pynetdicom looks the function up in its module: swap it in for this call only.
+            with _NEGOTIATE_LOCK:
+                acse_module.negotiate_as_acceptor = negotiate_requestor_order
+                try:
+                    super()._negotiate_as_acceptor()
+                finally:
+                    acse_module.negotiate_as_acceptor = acse_module._dcmtools_original_negotiate
+
+    return RequestorOrderACSE
+
+
 class FastRequestHandler(RequestHandler):
     """Accepted connections get ``FastDUL`` and ``FastSocket``."""
 
@@ -393,7 +451,7 @@ class FastRequestHandler(RequestHandler):
 
         assoc = Association(self.ae, MODE_ACCEPTOR)
         assoc.dul = FastDUL(assoc)
-        assoc.acse_timeout = self.ae.acse_timeout
+        assoc.acse = _acse_class()(assoc)
         assoc._server = self.server
         assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
         sock = FastSocket(assoc, client_socket=self.request)

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..records import DcmtoolsError, ExitStatus
+from ..records import DcmtoolsError, ErrorCode, ExitStatus
 from . import words
 from .options import FilmOptions
 from .prepare import PreparedImage
@@ -52,11 +52,11 @@ PROBED = (0x0105, 0x0106, 0x0107, 0x0116, 0x0120, 0x0121)  # statuses about one 
 
 
 class PrintErrorCode:
-    """Stable error codes of print records."""
+    """Stable error codes of print records (defined in ``records.ErrorCode``)."""
 
-    REFUSED = "print_refused"  # the printer answered a failure status
-    PRINTER_FAILURE = "printer_failure"  # the printer reports FAILURE: nothing was sent
-    BAD_RESPONSE = "bad_response"  # a response without the UIDs it must carry
+    REFUSED = ErrorCode.PRINT_REFUSED  # the printer answered a failure status
+    PRINTER_FAILURE = ErrorCode.PRINTER_FAILURE  # the printer reports FAILURE: nothing was sent
+    BAD_RESPONSE = ErrorCode.BAD_RESPONSE  # a response without the UIDs it must carry
 
 
 PRINTER_ATTRIBUTES = {  # N-GET of the Printer SOP Instance: tag -> record field

@@ -1,0 +1,88 @@
+"""``dcmtools echo``: C-ECHO a peer, with round-trip times, and say why it fails when it does."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from .app import app
+from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
+from .netopts import (
+    EXIT_STATUS_EPILOG,
+    PEERS_EPILOG,
+    AetOpt,
+    MaxPduOpt,
+    PeerArg,
+    PeersOpt,
+    TimeoutOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
+    TlsOpt,
+    TraceOpt,
+    net_options,
+    report_fatal,
+)
+
+
+def _human(record: dict[str, Any]) -> str | None:
+    if record.get("type") == "summary":
+        return None
+    if record.get("ok") is False:
+        error = record.get("error") or {}
+        text = f"FAILED {record.get('peer', '')}: {error.get('message', record.get('status_meaning', 'failed'))}"
+        if error.get("hint"):
+            text += f"\n       {error['hint']}"
+        return text
+    text = f"echo {record['seq']}  {record['peer']}  {record['rtt_ms']:.2f} ms  {record['status_meaning']}"
+    if "association_ms" in record:
+        text += f"  (association {record['association_ms']:.1f} ms, {record.get('implementation') or '?'})"
+    return text
+
+
+@app.command("echo", epilog=PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+def echo_command(
+    peer: PeerArg,
+    count: Annotated[int, typer.Option("--count", "-c", metavar="N", help="Number of C-ECHOs (one association).", min=1)] = 1,
+    interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", help="Pause between C-ECHOs.", min=0)] = 0.0,
+    aet: AetOpt = None,
+    timeout: TimeoutOpt = None,
+    max_pdu: MaxPduOpt = None,
+    peers: PeersOpt = None,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    trace: TraceOpt = False,
+    json: JsonOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Check that a peer answers: C-ECHO with round-trip times.
+
+    One record per C-ECHO (seq, rtt_ms, status); the first also gives the
+    time to open the association, the peer's max PDU and implementation.
+    When it fails, the message says what happened and what to try, and the
+    exit status says which kind of failure it was (see below).
+
+    \b
+    Examples:
+      dcmtools echo ORTHANC@127.0.0.1:4242
+      dcmtools echo pacs --count 5 --interval 1
+      dcmtools echo STORESCP@10.0.0.5:104 --aet MYWS --timeout 5 --trace
+    """
+    with CommandRun("echo", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+        from ..net import echo
+        from ..records import DcmtoolsError
+        from .netopts import resolve_peer
+
+        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
+        remote = resolve_peer(peer, peers, options)
+        try:
+            for record in echo(remote, options, count=count, interval=interval):
+                run.write(record)
+        except DcmtoolsError as exc:
+            if exc.exit_status == 2:
+                raise
+            report_fatal(run, exc, "echo", peer=str(remote))
