@@ -180,27 +180,39 @@ def _reference(sop_class: str, uid: str) -> list:
 
 
 def keep_responses(assoc: Any) -> None:
-    """Make pynetdicom's association reactor give back the responses it takes.
+    """Keep pynetdicom's association reactor from taking what a ``send_n_*`` waits for.
 
     pynetdicom's ``send_n_*`` pause the association's reactor thread while
-    they wait for their response, but the pause can come a moment too late:
-    the reactor, already past its checkpoint, takes the response off the
-    queue, logs "Received unexpected N-ACTION service message" and drops it,
-    and ``send_n_*`` waits until the timeout.  With the fast upper layer a
-    response is back within microseconds, so this happened to about one
-    film run in twenty on a loaded machine.  Here a response the reactor
-    takes is put back on the queue, where ``send_n_*`` finds it.
+    they wait on the DIMSE queue, but the pause can come a moment too late:
+    the reactor, already past its checkpoint, polls the queue, takes the
+    response, logs "Received unexpected N-ACTION service message" and drops
+    it -- or takes the end-of-connection marker that a dropped connection
+    puts there -- and ``send_n_*`` waits until its timeout.  With the fast
+    upper layer a response is back within microseconds, so this happened to
+    about one film run in twenty on a loaded machine, and a printer that went
+    away looked like one that did not answer.  Here the reactor's poll (the
+    only non-blocking ``get_msg``) takes requests only, atomically; responses
+    and the marker stay for the waiting ``send_n_*``.
     """
     raw = getattr(assoc, "association", assoc)
-    serve = raw._serve_request
+    dimse = raw.dimse
+    blocking_get = dimse.get_msg
+    slots = dimse.msg_queue
 
-    def serve_requests_only(msg: Any, context_id: int) -> None:
-        if getattr(msg, "is_valid_response", False):
-            raw.dimse.msg_queue.put((context_id, msg))
-            return
-        serve(msg, context_id)
+    def get_msg(block: bool = False) -> tuple:
+        if block:
+            return blocking_get(block=True)
+        with slots.mutex:
+            if not slots.queue:
+                return None, None
+            _, msg = slots.queue[0]
+            if msg is None or getattr(msg, "is_valid_response", False):
+                return None, None
+            item = slots.queue.popleft()
+            slots.not_full.notify()
+            return item
 
-    raw._serve_request = serve_requests_only
+    dimse.get_msg = get_msg
 
 
 class PrintSCU:
@@ -224,7 +236,14 @@ class PrintSCU:
         self.log.take()
         self.message_id = self.message_id % 0xFFFF + 1
         started = time.monotonic()
-        result = send(*args, msg_id=self.message_id, **kwargs)
+        if not self.assoc.is_established:
+            raise failure_after(self.assoc, self.peer, what, self.timeout)
+        try:
+            result = send(*args, msg_id=self.message_id, **kwargs)
+        except RuntimeError:  # the association ended between the check and the send
+            if self.assoc.is_established:
+                raise
+            raise failure_after(self.assoc, self.peer, what, self.timeout) from None
         status, attributes = result if isinstance(result, tuple) else (result, None)
         if not status or "Status" not in status:
             elapsed = time.monotonic() - started
