@@ -64,6 +64,11 @@ class ErrorCode:
     NO_CONTEXT = "no_context"  # no presentation context accepted for what was needed
     DIMSE_FAILED = "dimse_failed"  # the peer answered with a failure status
     CONVERT_FAILED = "convert_failed"  # decompressing/re-encoding for the peer failed
+    # print (dcmtools.printing)
+    NO_IMAGE = "no_image"  # the file has no pixel data (or no frame was selected)
+    PRINT_REFUSED = "print_refused"  # the printer answered a failure status
+    PRINTER_FAILURE = "printer_failure"  # the printer reports FAILURE: nothing was sent
+    BAD_RESPONSE = "bad_response"  # a response without the UIDs it must carry
     INTERNAL = "internal"  # a bug: please report it
     CANNOT_DECODE = "cannot_decode"  # the pixel data cannot be decoded here (syntax, plugin, corrupt data)
     CANNOT_ENCODE = "cannot_encode"  # the target transfer syntax cannot hold this image, or its encoder refused it

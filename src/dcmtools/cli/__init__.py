@@ -15,6 +15,7 @@ from . import echo  # noqa: E402,F401
 from . import find  # noqa: E402,F401
 from . import listen  # noqa: E402,F401
 from . import move  # noqa: E402,F401
+from . import print_  # noqa: E402,F401
 from . import send  # noqa: E402,F401
 from . import transcode  # noqa: E402,F401
 from . import verify_display  # noqa: E402,F401
