@@ -5,7 +5,7 @@ _dcmtools() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "anonymize commit dump echo listen send transcode verify-display --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "anonymize commit dump echo find listen move print send transcode verify-display worklist --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -25,9 +25,21 @@ _dcmtools() {
             opts="--count -c --interval --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
             case "$prev" in --count|-c|--interval|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
+        find)
+            opts="--key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --no-defaults --walk --no-walk --check --no-check --flat --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
+            case "$prev" in --key|-k|--level|-L|--model|-m|--patient|--patient-id|--date|--modality|--accession|--limit|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
         listen)
-            opts="--port -p --aet --store-dir -d --count -c --idle-timeout --bind --overwrite --commit-report --commit-delay --commit-report-to --peers --timeout --max-pdu --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
-            case "$prev" in --port|-p|--aet|--store-dir|-d|--count|-c|--idle-timeout|--bind|--commit-report|--commit-delay|--commit-report-to|--peers|--timeout|--max-pdu|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--port -p --aet --store-dir -d --count -c --idle-timeout --bind --worklist-dir -w --reindex --peers --overwrite --commit-report --commit-delay --commit-report-to --timeout --max-pdu --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
+            case "$prev" in --port|-p|--aet|--store-dir|-d|--count|-c|--idle-timeout|--bind|--worklist-dir|-w|--peers|--commit-report|--commit-delay|--commit-report-to|--timeout|--max-pdu|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        move)
+            opts="--key -k --level -L --model -m --dest --get --port -p --store-dir -d --bind --overwrite --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
+            case "$prev" in --key|-k|--level|-L|--model|-m|--dest|--port|-p|--store-dir|-d|--bind|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        print)
+            opts="--layout -l --film-size --orientation --copies --priority --medium --destination --magnification --polarity --border-density --empty-density --label --window -w --frames --bits --no-presentation-lut --status --dry-run --output -o --overwrite --files-from --null -0 --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
+            case "$prev" in --layout|-l|--film-size|--orientation|--copies|--priority|--medium|--destination|--magnification|--polarity|--border-density|--empty-density|--label|--window|-w|--frames|--bits|--output|-o|--files-from|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         send)
             opts="--retries --jobs -j --decompress --no-decompress --priority --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --files-from --null -0 --json --no-json --quiet -q --debug"
@@ -40,6 +52,10 @@ _dcmtools() {
         verify-display)
             opts="--ambient --class --format --levels --tolerance --min-lmax --min-ratio --max-ambient-ratio --lut --lut-entries --plot --patterns --pattern-bits --pattern-size --overwrite --json --no-json --quiet -q --debug"
             case "$prev" in --ambient|--class|--format|--levels|--tolerance|--min-lmax|--min-ratio|--max-ambient-ratio|--lut|--lut-entries|--plot|--patterns|--pattern-bits|--pattern-size) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        worklist)
+            opts="--date --modality --station-aet --patient --key -k --limit --no-defaults --check --no-check --flat --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
+            case "$prev" in --date|--modality|--station-aet|--patient|--key|-k|--limit|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         *) opts="" ;;
     esac

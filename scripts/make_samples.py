@@ -22,6 +22,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 OUT = Path(__file__).resolve().parent.parent / "samples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PREFIX = "1.2.826.0.1.3680043.10.1420."  # a UID root for examples
 
 
@@ -80,6 +81,22 @@ def save(ds: Dataset, path: Path) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
+def display_readings(path: Path) -> None:
+    """Photometer readings of a display calibrated to the GSDF (0.8 to 420 cd/m2)
+    at the 18 TG18-LN driving levels, with 0.3% meter noise: for verify-display."""
+    from dcmtools.gsdf import gsdf_luminance, jnd_index
+
+    low, high = jnd_index(0.8), jnd_index(420.0)
+    rng = np.random.default_rng(18)
+    lines = ["ddl,luminance"]
+    for step in range(18):
+        ddl = round(step * 255 / 17)
+        luminance = gsdf_luminance(low + (high - low) * ddl / 255) * (1 + rng.normal(0, 0.003))
+        lines.append(f"{ddl},{luminance:.3f}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\nambient,0.15\n")
+
+
 def main() -> int:
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -133,7 +150,8 @@ def main() -> int:
         target = OUT / "compressed" / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(get_testdata_file(name), target)
-    print(f"wrote {sum(1 for _ in OUT.rglob('*.dcm'))} files under {OUT}")
+    display_readings(EXAMPLES / "display-readings.csv")
+    print(f"wrote {sum(1 for _ in OUT.rglob('*.dcm'))} files under {OUT}, and {EXAMPLES}/")
     return 0
 
 

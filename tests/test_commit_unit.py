@@ -13,7 +13,6 @@ from commitpeers import instances
 from dcmtools.inputs import iter_stream
 from dcmtools.net.commitment import CommitmentSCP, failure_words, reference_for
 from dcmtools.net.scp import stored_path
-from dcmtools.net.stored import StoreLookup
 from dcmtools.records import DcmtoolsError
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -113,25 +112,27 @@ def store_file(store, path, patient="P1", study="1.2.9", series="1.2.9.1", copy=
     return ds.SOPInstanceUID, dest
 
 
-def test_store_lookup_finds_instances_in_the_listen_layout(tmp_path):
-    files = instances(tmp_path / "src", 4)
+def test_scp_looks_instances_up_in_the_store_index(tmp_path):
+    """Files in the listen layout (a later copy too) are found through the store's index; a file
+    still being received (hidden) and a file gone since it was indexed are not committed."""
+    files = instances(tmp_path / "src", 5)
     store = tmp_path / "store"
-    a, path_a = store_file(store, files[0])
-    b, path_b = store_file(store, files[1], patient="P2", study="1.3", series="1.3.1")
-    c, path_c = store_file(store, files[2], copy=1)  # only a later copy of it is there
+    a, _ = store_file(store, files[0])
+    b, _ = store_file(store, files[1], patient="P2", study="1.3", series="1.3.1")
+    c, _ = store_file(store, files[2], copy=1)  # only a later copy of it is there
     d = pydicom.dcmread(files[3]).SOPInstanceUID
-    # a file still being received, named like the instance, is not an instance yet
-    part = os.path.join(os.path.dirname(path_a), f".incoming-{d}.dcm")
+    gone, gone_path = store_file(store, files[4])
+    part = os.path.join(str(store), f".incoming-{d}.part")
     with open(part, "wb") as out:
         out.write(open(files[3], "rb").read())
-    found = StoreLookup(store).find([a, b, c, d, "1.2.3.999"])
-    assert set(found) == {a, b, c}
-    assert found[a].path == path_a and found[b].path == path_b and found[c].path == path_c
-    assert found[a].sop_class_uid == CT
-
-
-def test_store_lookup_of_a_missing_folder_finds_nothing(tmp_path):
-    assert StoreLookup(tmp_path / "nope").find(["1.2.3"]) == {}
+    scp = CommitmentSCP(store)  # opens (here: builds) the index of the folder
+    try:
+        os.unlink(gone_path)
+        committed, failed = scp.evaluate([(CT, a), (CT, b), (CT, c), (CT, d), (CT, gone), (CT, "1.2.3.999")])
+    finally:
+        scp.close()
+    assert committed == [(CT, a), (CT, b), (CT, c)]
+    assert failed == [(CT, d, 0x0112), (CT, gone, 0x0112), (CT, "1.2.3.999", 0x0112)]
 
 
 def test_scp_commits_only_what_it_keeps_with_the_right_class(tmp_path):
@@ -141,11 +142,14 @@ def test_scp_commits_only_what_it_keeps_with_the_right_class(tmp_path):
     other_class, _ = store_file(store, files[1], sop_class=MR)
     never = pydicom.dcmread(files[2]).SOPInstanceUID
     scp = CommitmentSCP(store)
-    committed, failed = scp.evaluate([(CT, kept), (CT, other_class), (CT, never)])
-    assert committed == [(CT, kept)]
-    assert failed == [(CT, other_class, 0x0119), (CT, never, 0x0112)]
-    # the same Transaction UID twice: every instance fails with 0x0131
-    committed, failed = scp.evaluate([(CT, kept)], duplicate=True)
+    try:
+        committed, failed = scp.evaluate([(CT, kept), (CT, other_class), (CT, never)])
+        assert committed == [(CT, kept)]
+        assert failed == [(CT, other_class, 0x0119), (CT, never, 0x0112)]
+        # the same Transaction UID twice: every instance fails with 0x0131
+        committed, failed = scp.evaluate([(CT, kept)], duplicate=True)
+    finally:
+        scp.close()
     assert committed == [] and failed == [(CT, kept, 0x0131)]
 
 

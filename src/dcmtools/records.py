@@ -64,6 +64,12 @@ class ErrorCode:
     NO_CONTEXT = "no_context"  # no presentation context accepted for what was needed
     DIMSE_FAILED = "dimse_failed"  # the peer answered with a failure status
     CONVERT_FAILED = "convert_failed"  # decompressing/re-encoding for the peer failed
+    # print (dcmtools.printing)
+    NO_IMAGE = "no_image"  # the file has no pixel data (or no frame was selected)
+    PRINT_REFUSED = "print_refused"  # the printer answered a failure status
+    PRINTER_FAILURE = "printer_failure"  # the printer reports FAILURE: nothing was sent
+    BAD_RESPONSE = "bad_response"  # a response without the UIDs it must carry
+    # commit, listen (dcmtools.net.commitment)
     NOT_COMMITTED = "not_committed"  # commit: the archive reported it will not keep the instance
     COMMIT_PENDING = "commit_pending"  # commit: no Storage Commitment report came within --wait
     BAD_REQUEST = "bad_request"  # listen: a peer's request we had to refuse (malformed, unsupported)

@@ -13,10 +13,14 @@ from . import anonymize  # noqa: E402,F401
 from . import commit  # noqa: E402,F401
 from . import dump  # noqa: E402,F401
 from . import echo  # noqa: E402,F401
+from . import find  # noqa: E402,F401
 from . import listen  # noqa: E402,F401
+from . import move  # noqa: E402,F401
+from . import print_  # noqa: E402,F401
 from . import send  # noqa: E402,F401
 from . import transcode  # noqa: E402,F401
 from . import verify_display  # noqa: E402,F401
+from . import worklist  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""``dcmtools listen``: the built-in storage SCP: receive, store atomically, print what arrives."""
+"""``dcmtools listen``: the built-in storage SCP: receive, store atomically, print what arrives;
+and answer queries, retrieves, worklist queries and Storage Commitment requests over what it stored."""
 
 from __future__ import annotations
 
@@ -42,13 +43,37 @@ and instance, transfer_syntax, patient/study/series, path, status).
 Any called AE title is accepted (modalities are often set up with another).
 
 \b
+Query/retrieve (with --store-dir): it answers C-FIND (patient and study root,
+all levels: wildcards, ranges, UID lists, sequence keys, and keys of lower
+levels, e.g. Modality in a study query; the counts and ModalitiesInStudy),
+C-MOVE to a destination from the peers file (the entry whose aet is the Move
+Destination; an unknown one gets 0xA801) and C-GET (on the storage contexts
+the requestor took the SCP role for), over an index of DIR kept in
+DIR/.dcmtools-index.sqlite. The index is rebuilt from the files when it is
+missing (or with --reindex, after files were put into DIR by other means),
+in the background (queries wait for it); each instance received is added to
+it once the transfer pauses for half a second, or when a query comes.
+
+\b
+Modality Worklist (with --worklist-dir WL): it answers worklist C-FIND from
+the items in WL: *.wl (or *.dcm) DICOM files and *.json files in the DICOM
+JSON model (one dataset or a list), read again when they change.
+
+\b
+Records of these: type "index" (instances, rebuilt), "find" and "worklist"
+(calling_aet, level, model, keys, matches, status), "move" and "get"
+(identifier, destination, completed, failed, warning, status), and
+"worklist_item" for an item file that cannot be read.
+
+\b
 Storage Commitment (so a tech can test a modality's commitment against it):
 listen answers N-ACTION requests (Storage Commitment Push Model) for what is
-under --store-dir: an instance is committed when its file is there with the
-same SOP class; otherwise it fails with 0x0112 no such object instance (or
-0x0119 class/instance conflict; 0x0131 for a Transaction UID seen before).
-Without --store-dir nothing is kept, so nothing is committed. The report
-(N-EVENT-REPORT) goes out --commit-delay seconds after the answer:
+under --store-dir: an instance is committed when the store's index has it and
+its file is there with the same SOP class; otherwise it fails with 0x0112 no
+such object instance (or 0x0119 class/instance conflict; 0x0131 for a
+Transaction UID seen before). Without --store-dir nothing is kept, so nothing
+is committed. The report (N-EVENT-REPORT) goes out --commit-delay seconds
+after the answer:
   auto  on the requester's association while it is still open, else on a new
         association (the default)
   same  only on the requester's association
@@ -65,8 +90,9 @@ stops at once (associations still open are aborted).
 
 \b
 Exit status: 0 stopped by --count, --idle-timeout or SIGTERM with every
-instance stored, 1 an instance could not be stored, 2 usage error, 3 the
-port cannot be opened, 130 stopped with Ctrl-C."""
+instance stored, 1 an instance could not be stored (or a retrieve it served
+had failed sub-operations), 2 usage error, 3 the port cannot be opened, 130
+stopped with Ctrl-C."""
 
 
 class CommitReport(str, Enum):
@@ -94,6 +120,13 @@ def _human(record: dict[str, Any]) -> str | None:
             return f"FAILED {record.get('sop_instance_uid')} from {record.get('calling_aet')}: {record['error']['message']}"
         where = record.get("path") or "(not stored)"
         return f"stored {record.get('modality') or ''} {record.get('sop_instance_uid')} from {record.get('calling_aet')} -> {where}"
+    if kind in ("find", "worklist", "move", "get"):
+        return _human_service(record)
+    if kind == "index":
+        how = f"rebuilt from the files in {record['seconds']:.2f} s" if record.get("rebuilt") else "kept"
+        return f"store index: {record.get('instances')} instance(s), {how} ({record.get('path')})"
+    if kind == "worklist_item":
+        return f"FAILED worklist item {record.get('path')}: {record['error']['message']}"
     if kind == "commitment_request":
         if record.get("ok") is False:
             return f"REFUSED commitment request from {record.get('calling_aet')}: {record['error']['message']}"
@@ -113,6 +146,26 @@ def _human(record: dict[str, Any]) -> str | None:
     return None
 
 
+def _human_service(record: dict[str, Any]) -> str:
+    kind = record["type"]
+    who = f"{record.get('calling_aet')}@{record.get('peer')}"
+    keys = record.get("keys") if kind in ("find", "worklist") else record.get("identifier")
+    shown = " ".join(f"{k}={v}" for k, v in (keys or {}).items())
+    what = f"{kind.upper()} from {who}: {record.get('level') or ''} {shown}".replace("  ", " ").rstrip()
+    if kind in ("find", "worklist"):
+        text = f"{what} -> {record.get('matches', 0)} match(es)"
+    else:
+        dest = f" to {record['destination']}" if record.get("destination") else ""
+        text = (f"{what}{dest}: {record.get('completed', 0)} completed, {record.get('failed', 0)} failed, "
+                f"{record.get('warning', 0)} warning")
+    if record.get("ok") is False:
+        error = record.get("error") or {}
+        text = f"FAILED {text} ({record.get('status')}: {error.get('message', record.get('status_meaning'))})"
+        if error.get("hint"):
+            text += f"\n       {error['hint']}"
+    return text
+
+
 @app.command("listen", epilog=_EPILOG)
 def listen_command(
     port: Annotated[int, typer.Option("--port", "-p", metavar="PORT", help="TCP port to listen on.", min=0, max=65535)] = 11112,
@@ -126,6 +179,12 @@ def listen_command(
         Optional[float], typer.Option("--idle-timeout", metavar="SECONDS", help="Stop after SECONDS without any association.", min=0.001)
     ] = None,
     bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="Address to listen on ('' = all).")] = "",
+    worklist_dir: Annotated[
+        Optional[Path],
+        typer.Option("--worklist-dir", "-w", metavar="DIR", help="Answer Modality Worklist queries from the items in DIR (.wl, .json)."),
+    ] = None,
+    reindex: Annotated[bool, typer.Option("--reindex", help="Rebuild the index of --store-dir from its files before starting.")] = False,
+    peers: PeersOpt = None,
     overwrite: OverwriteOpt = False,
     commit_report: Annotated[
         CommitReport,
@@ -142,7 +201,6 @@ def listen_command(
                      help="Where reports on a new association go (AET@HOST:PORT or a peers-file name) "
                           "[default: the peers-file entry with the requester's AE title].", show_default=False),
     ] = None,
-    peers: PeersOpt = None,
     timeout: TimeoutOpt = None,
     max_pdu: MaxPduOpt = None,
     tls: TlsOpt = False,
@@ -157,13 +215,17 @@ def listen_command(
     """Receive instances: a Verification and Storage SCP for every storage SOP class and transfer syntax.
 
     Point a modality (or storescu, or 'dcmtools send') at it to see what it
-    sends. Runs until Ctrl-C, --count N instances, or --idle-timeout.
+    sends. With --store-dir it also answers C-FIND, C-MOVE and C-GET over what
+    it stored, and with --worklist-dir Modality Worklist queries: a known-good
+    node to test a modality's query/retrieve and worklist against. Runs until
+    Ctrl-C, --count N instances, or --idle-timeout.
 
     \b
     Examples:
       dcmtools listen --port 11112 --store-dir incoming/
       dcmtools listen -p 104 --aet MYSCP --count 1 --trace
       dcmtools listen -d in/ --idle-timeout 60 | jq -r 'select(.type=="instance").path'
+      dcmtools listen -p 11112 --aet PACS -d archive/ --worklist-dir worklist/ --peers peers.toml
       dcmtools listen -d in/ --commit-report new --commit-report-to MODALITY@10.0.0.7:104
     """
     with CommandRun("listen", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
@@ -184,8 +246,31 @@ def listen_command(
             with lock:
                 run.write(record)
 
+        qr = None
+        if store_dir is not None or worklist_dir is not None:
+            from ..net.qrscp import QueryRetrieveSCP
+
+            index = None
+            if store_dir is not None:
+                from ..net.index import StoreIndex, index_path
+
+                where = index_path(os.fspath(store_dir))
+
+                def on_rebuilt(count: int, seconds: float) -> None:
+                    if count or reindex:  # nothing to say about a new, empty store
+                        on_record({"type": "index", "path": where, "instances": count, "rebuilt": True,
+                                   "seconds": round(seconds, 3)})
+
+                # A rebuild runs in the background: instances are received meanwhile, queries wait for it.
+                index = StoreIndex(os.fspath(store_dir), rebuild=reindex, background=True, on_rebuilt=on_rebuilt)
+                if not index.needs_rebuild and index.count():
+                    run.write({"type": "index", "path": where, "instances": index.count(), "rebuilt": False,
+                               "seconds": 0.0})
+            qr = QueryRetrieveSCP(index, aet=options.calling_aet, options=options,
+                                  worklist_dir=os.fspath(worklist_dir) if worklist_dir is not None else None,
+                                  peers_file=peers, on_record=on_record)
         commitment = CommitmentSCP(
-            os.fspath(store_dir) if store_dir is not None else None,
+            qr.index if qr is not None else None,
             options,
             report=commit_report.value,
             delay=commit_delay,
@@ -193,18 +278,17 @@ def listen_command(
             peers_file=peers,
             on_record=on_record,
         )
-
         scp = StorageSCP(
             os.fspath(store_dir) if store_dir is not None else None,
             aet=options.calling_aet,
             port=port,
             host=bind,
             options=options,
-            on_record=on_record,
+            on_record=qr.stored(on_record) if qr is not None else on_record,
             overwrite=overwrite,
             tls=options.tls,
-            contexts=storage_contexts() + commitment.contexts(),
-            evt_handlers=commitment.handlers(),
+            contexts=(qr.contexts() if qr is not None else storage_contexts()) + commitment.contexts(),
+            evt_handlers=(qr.handlers() if qr is not None else []) + commitment.handlers(),
         )
         stop = threading.Event()
         grace = 0.0
@@ -229,4 +313,6 @@ def listen_command(
             commitment.close(timeout=commit_delay + grace if grace else 0.5)  # reports still going out
             scp.stop(grace)
             signal.signal(signal.SIGTERM, previous)
+            if qr is not None and qr.index is not None:
+                qr.index.close()
         run.summary_extra.update({"instances": scp.instances, "port": scp.port})

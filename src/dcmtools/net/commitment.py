@@ -26,7 +26,7 @@ The requester (SCU, ``dcmtools commit``)::
   not_requested (the association failed before its request went out).
 
 The archive side (``dcmtools listen``): ``CommitmentSCP`` answers N-ACTION
-requests for what a ``StorageSCP`` has stored (``stored.StoreLookup``) and
+requests for what a ``StorageSCP`` has stored (the store's index, ``index.py``) and
 sends the report the way the requester asks: on its association while it is
 still open, or on a new association to a configured address (``report``:
 auto, same, new).
@@ -172,7 +172,7 @@ def reference_for(item: Any) -> Reference:
 # ====================================================================== one exchange on a busy association
 
 class Exchanges:
-    """Requests sent whole on a busy association, and their answers picked out as they arrive.
+    """Requests sent whole on a busy association, and their answers picked out by message ID.
 
     pynetdicom's ``send_n_action``/``send_n_event_report`` pause the
     association's reactor and take the next message that arrives as their
@@ -183,47 +183,26 @@ class Exchanges:
     upsets the pause handshake (seen here as a requester stuck for good).  So
     ``send`` writes the request's P-DATA-TF PDUs straight on the socket while
     the association's reactor is held off (``FastDUL.exclusive``: no other
-    message can interleave with its fragments), and the answer is picked out
-    by its Message ID Being Responded To as it is received (``EVT_DIMSE_RECV``,
-    see ``handlers``); everything else that arrives meanwhile is served as
-    usual.  The reactor then drops the answer it was not waiting for.
+    message can interleave with its fragments), without pausing the reactor,
+    and takes its answer out of the DIMSE message queue by its Message ID
+    Being Responded To (the net core's reactor never takes responses off that
+    queue, see ``transport.ResponseSafeDIMSE``); requests that arrive
+    meanwhile are served as usual.
     """
 
-    RESPONSES = ("N_ACTION_RSP", "N_EVENT_REPORT_RSP")
-
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._waiting: dict[tuple[int, int], list] = {}  # (association, message id) -> [Event, command set]
         self._ids = itertools.count(1)
-
-    def handlers(self) -> list:
-        from pynetdicom import evt
-
-        return [(evt.EVT_DIMSE_RECV, self._on_received)]
 
     def message_id(self) -> int:
         return (next(self._ids) - 1) % 65535 + 1
-
-    def _on_received(self, event: Any) -> None:
-        message = event.message
-        if type(message).__name__ not in self.RESPONSES:
-            return
-        try:
-            responded = int(message.command_set.MessageIDBeingRespondedTo)
-        except Exception:
-            return
-        with self._lock:
-            waiter = self._waiting.get((id(event.assoc), responded))
-        if waiter is not None:
-            waiter[1] = message.command_set
-            waiter[0].set()
 
     def send(self, assoc: Any, name: str, elements: list[tuple[int, object]], dataset: Any, message_id: int,
              timeout: float) -> Any:
         """Send one request (command ``elements`` and ``dataset``) on the Storage Commitment context.
 
-        Returns the answer's command set (a pydicom Dataset with ``Status``), or
-        None when no answer came within ``timeout`` or the association ended.
+        Returns the answer (a pynetdicom DIMSE primitive with ``Status`` and
+        ``ErrorComment``), or None when no answer came within ``timeout`` or
+        the association ended.
         """
         from pynetdicom.dsutils import encode
 
@@ -242,39 +221,39 @@ class Exchanges:
         buffers: list = []
         wire.pdata_iovecs(cx.context_id, command, True, True, fragment, buffers)
         pdus = wire.pdata_iovecs(cx.context_id, data, False, True, fragment, buffers)
-        waiter: list = [threading.Event(), None]
-        key = (id(assoc), message_id)
         deadline = time.monotonic() + timeout
         dul = assoc.dul
-        with self._lock:
-            self._waiting[key] = waiter
-        try:
-            while True:
-                try:
-                    with dul.exclusive() as sock:
-                        if dul.trace is not None:
-                            dul.trace.dimse_out(name, cx.context_id, wire.parse_command(command), pdus=pdus, size=len(data))
-                        sock.settimeout(timeout)
-                        try:
-                            sendv(sock, buffers)
-                        finally:
-                            sock.settimeout(None)
-                    break
-                except ConnectionAbortedError:  # a message of the reactor's is still going out: wait for it
-                    if not assoc.is_established or time.monotonic() > deadline:
-                        return None
-                    time.sleep(0.005)
-                except OSError as exc:
-                    LOGGER.debug("sending the %s failed: %s", name, exc)
-                    return None
-            dul._idle_timer.restart()
-            while not waiter[0].wait(0.05):
+        while True:
+            try:
+                with dul.exclusive() as sock:
+                    if dul.trace is not None:
+                        dul.trace.dimse_out(name, cx.context_id, wire.parse_command(command), pdus=pdus, size=len(data))
+                    sock.settimeout(timeout)
+                    try:
+                        sendv(sock, buffers)
+                    finally:
+                        sock.settimeout(None)
+                break
+            except ConnectionAbortedError:  # a message of the reactor's is still going out: wait for it
                 if not assoc.is_established or time.monotonic() > deadline:
                     return None
-            return waiter[1]
-        finally:
-            with self._lock:
-                self._waiting.pop(key, None)
+                time.sleep(0.005)
+            except OSError as exc:
+                LOGGER.debug("sending the %s failed: %s", name, exc)
+                return None
+        dul._idle_timer.restart()
+        pending = assoc.dimse.msg_queue
+        while True:
+            with pending.mutex:
+                for index, (_context, primitive) in enumerate(pending.queue):
+                    if (primitive is not None and getattr(primitive, "is_valid_response", False)
+                            and getattr(primitive, "MessageIDBeingRespondedTo", None) == message_id):
+                        del pending.queue[index]
+                        pending.not_full.notify()
+                        return primitive
+                if not assoc.is_established or time.monotonic() > deadline:
+                    return None
+                pending.not_empty.wait(0.05)
 
 
 # ====================================================================== the requester (SCU)
@@ -429,8 +408,7 @@ class CommitmentSCU:
             [build_context(STORAGE_COMMITMENT, list(SYNTAXES))],
             self.options,
             evt_handlers=[(evt.EVT_N_EVENT_REPORT, self._on_report), (evt.EVT_DIMSE_SENT, self._on_sent),
-                          (evt.EVT_RELEASED, self._on_closed), (evt.EVT_ABORTED, self._on_closed),
-                          *self._exchanges.handlers()],
+                          (evt.EVT_RELEASED, self._on_closed), (evt.EVT_ABORTED, self._on_closed)],
         )
         self._assoc = assoc
         self._raw_assoc = assoc.association
@@ -488,7 +466,7 @@ class CommitmentSCU:
         ], info, self._exchanges.message_id(), self.timeout)
         self._last_request = time.monotonic()
         self._requested += 1
-        if not status or "Status" not in status:
+        if status is None or getattr(status, "Status", None) is None:
             timed_out = time.monotonic() - started >= self.timeout * 0.9
             error = failure_after(self._raw_assoc, self.peer, "Storage Commitment request (N-ACTION)", self.timeout,
                                   timed_out=timed_out)
@@ -509,7 +487,7 @@ class CommitmentSCU:
                 yield error_record("commitment", error, **entry.ref.fields(), transaction_uid=tx.uid, state="failed")
             return
         code = int(status.Status)
-        comment = status.get("ErrorComment")
+        comment = getattr(status, "ErrorComment", None)
         category, meaning = describe(code, "commitment")
         with self._cond:
             if category in ("success", "warning"):
@@ -775,16 +753,19 @@ class _Job:
 
 
 class CommitmentSCP:
-    """Answers Storage Commitment requests for what is stored under ``store_dir``.
+    """Answers Storage Commitment requests for what a store holds.
 
     Plug it into a ``StorageSCP``::
 
-        scp_commit = CommitmentSCP("incoming/", options, report="auto", on_record=print)
+        scp_commit = CommitmentSCP(StoreIndex("incoming/"), options, report="auto", on_record=print)
         scp = StorageSCP("incoming/", contexts=storage_contexts() + scp_commit.contexts(),
                          evt_handlers=scp_commit.handlers(), ...)
 
-    An instance is committed when a file with its SOP Instance UID is in the
-    store (``stored.StoreLookup``) with the same SOP class; otherwise it fails
+    ``store`` is the store's ``index.StoreIndex`` (what ``listen`` keeps up
+    to date), a store folder (its index is then opened here, built from the
+    files if missing, and closed by ``close``), or None (nothing is kept).
+    An instance is committed when the index has its SOP Instance UID, its file
+    is there, and it has the same SOP class; otherwise it fails
     with 0x0112 (no such object instance) or 0x0119 (class / instance
     conflict).  A Transaction UID seen before fails with 0x0131.  Without a
     store folder nothing is kept, so nothing is committed.
@@ -800,7 +781,7 @@ class CommitmentSCP:
 
     def __init__(
         self,
-        store_dir: str | os.PathLike | None,
+        store: Any,
         options: NetOptions | None = None,
         *,
         report: str = "auto",
@@ -808,20 +789,21 @@ class CommitmentSCP:
         report_to: Peer | None = None,
         peers_file: str | os.PathLike | None = None,
         on_record: Callable[[dict[str, Any]], None] | None = None,
-        lookup: Any = None,
     ) -> None:
         if report not in REPORT_MODES:
             raise ValueError(f"report must be one of {REPORT_MODES}")
-        from .stored import StoreLookup
+        self._own_index = isinstance(store, (str, os.PathLike))
+        if self._own_index:
+            from .index import StoreIndex
 
-        self.store_dir = os.fspath(store_dir) if store_dir is not None else None
+            store = StoreIndex(store)
+        self.index = store
         self.options = options or NetOptions()
         self.report = report
         self.delay = max(0.0, delay)
         self.report_to = report_to
         self.peers_file = peers_file
         self.on_record = on_record or (lambda record: None)
-        self.lookup = lookup if lookup is not None else (StoreLookup(self.store_dir) if self.store_dir else None)
         self._lock = threading.Lock()
         self._seen: set[str] = set()
         self._jobs: dict[tuple[int, int], _Job] = {}
@@ -838,14 +820,16 @@ class CommitmentSCP:
     def handlers(self) -> list:
         from pynetdicom import evt
 
-        return [(evt.EVT_N_ACTION, self._on_action), (evt.EVT_DIMSE_SENT, self._on_sent),
-                *self._exchanges.handlers()]
+        return [(evt.EVT_N_ACTION, self._on_action), (evt.EVT_DIMSE_SENT, self._on_sent)]
 
     def close(self, timeout: float = 10.0) -> None:
-        """Wait (up to ``timeout`` s) for the reports still being sent."""
+        """Wait (up to ``timeout`` s) for the reports still being sent; close an index opened here."""
         deadline = time.monotonic() + timeout
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self._own_index and self.index is not None:
+            self.index.close()
+            self.index = None
 
     def _emit(self, record: dict[str, Any]) -> None:
         try:
@@ -926,10 +910,9 @@ class CommitmentSCP:
         """(committed, failed) for the referenced (class, instance) pairs: what the store holds."""
         if duplicate:
             return [], [(c, i, 0x0131) for c, i in refs]
-        found = self.lookup.find(i for _c, i in refs) if self.lookup is not None else {}
         committed, failed = [], []
         for sop_class, uid in refs:
-            stored = found.get(uid)
+            stored = self.index.instance(uid) if self.index is not None else None
             if stored is None:
                 failed.append((sop_class, uid, 0x0112))
             elif stored.sop_class_uid and stored.sop_class_uid != sop_class:
@@ -1040,7 +1023,7 @@ class CommitmentSCP:
             (wire.TAG_AFFECTED_SOP_INSTANCE, WELL_KNOWN_INSTANCE),
             (0x00001002, event_type),  # Event Type ID
         ], info, self._exchanges.message_id(), self.options.timeout_for(None))
-        if answer is None or "Status" not in answer:
+        if answer is None or getattr(answer, "Status", None) is None:
             return None
         return int(answer.Status)
 

@@ -162,7 +162,7 @@ class StorageSCP:
         ae.ae_title = self.aet
         ae.network_timeout = None
         for cx in self.contexts or storage_contexts():
-            # roles: a context may accept SCP/SCU role selection (e.g. Storage Commitment reports)
+            # Roles as the context says (None: default roles; True/True lets a C-GET requestor take the SCP role).
             ae.add_supported_context(cx.abstract_syntax, cx.transfer_syntax, scu_role=cx.scu_role, scp_role=cx.scp_role)
         handlers = [
             (evt.EVT_ACCEPTED, self._accepted),

@@ -52,6 +52,7 @@ from typing import Any, Callable, Iterator
 
 from pynetdicom import AE, evt
 from pynetdicom._globals import MODE_ACCEPTOR
+from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 from pynetdicom.transport import AssociationSocket, RequestHandler
@@ -188,6 +189,41 @@ class FastSocket(AssociationSocket):
             self.event_queue.put("Evt17")
 
 
+class ResponseSafeDIMSE(DIMSEServiceProvider):
+    """pynetdicom's DIMSE provider, except that the association's own reactor
+    never takes a *response* off the message queue.
+
+    pynetdicom's association reactor polls ``get_msg(block=False)`` for
+    requests to serve, and every ``send_*()`` pauses it, then waits with
+    ``get_msg(block=True)`` for its response.  The pause has a window (the
+    reactor sets ``_is_paused`` just before waiting on its checkpoint), and
+    with this fast upper layer a reply can arrive inside it: the reactor then
+    takes the response, drops it as a request it cannot serve, and the
+    ``send_*()`` waits until its timeout (seen with C-ECHO to Orthanc under
+    load).  Non-blocking gets here take requests only; responses, and the
+    end-of-connection marker, stay queued for the blocking get of the
+    ``send_*()`` that waits for them (else a dropped peer looks like a timeout).
+    """
+
+    def get_msg(self, block: bool = False) -> Any:
+        if block:
+            return super().get_msg(block)
+        pending = self.msg_queue
+        with pending.mutex:
+            if pending.queue and _is_request(pending.queue[0][1]):
+                item = pending.queue.popleft()
+                pending.not_full.notify()
+                return item
+        return None, None
+
+
+def _is_request(primitive: Any) -> bool:
+    # The queue holds DIMSE primitives (C_ECHO, N_EVENT_REPORT ...), the same
+    # class for request and response, and None: the marker a dropped
+    # connection leaves for whoever waits for a response.
+    return primitive is not None and not getattr(primitive, "is_valid_response", False)
+
+
 class FastDUL(DULServiceProvider):
     """The DICOM Upper Layer with an event-driven reactor (see the module docs).
 
@@ -205,6 +241,7 @@ class FastDUL(DULServiceProvider):
     """
 
     def __init__(self, assoc: Any) -> None:
+        assoc.dimse = ResponseSafeDIMSE(assoc)  # see ResponseSafeDIMSE: a race, made wider by this layer
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)

@@ -1,0 +1,270 @@
+"""``dcmtools find``: C-FIND a PACS; one record per match, a table on a terminal."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, List, Optional
+
+import typer
+
+from .app import app
+from .common import CommandRun, DebugOpt, FlatOpt, JsonOpt, QuietOpt
+from .netopts import (
+    EXIT_STATUS_EPILOG,
+    PEERS_EPILOG,
+    AetOpt,
+    MaxPduOpt,
+    PeerArg,
+    PeersOpt,
+    TimeoutOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
+    TlsOpt,
+    TraceOpt,
+    net_options,
+    report_fatal,
+    resolve_peer,
+)
+
+KeyOpt = Annotated[
+    Optional[List[str]],
+    typer.Option("--key", "-k", metavar="KEY[=VALUE]",
+                 help="A query key: Keyword or gggg,eeee, =VALUE to match (wildcards * ?, ranges A-B, "
+                      "UID lists a\\b), no value to have it returned; Seq[0].Keyword=VALUE inside a sequence. "
+                      "Repeatable.", show_default=False),
+]
+LimitOpt = Annotated[
+    Optional[int],
+    typer.Option("--limit", metavar="N", min=1, help="Stop after N matches (the query is cancelled with C-CANCEL)."),
+]
+NoDefaultsOpt = Annotated[
+    bool, typer.Option("--no-defaults", help="Send only the -k keys (and the shortcuts), not the default return keys.")
+]
+
+FIND_EPILOG = """\b
+Default return keys (with --no-defaults only -k keys are sent):
+  patient  PatientName PatientID PatientBirthDate PatientSex PatientSpeciesDescription
+           ResponsiblePerson NumberOfPatientRelatedStudies
+  study    PatientName PatientID PatientBirthDate PatientSex StudyDate StudyTime
+           AccessionNumber StudyID StudyDescription ModalitiesInStudy ReferringPhysicianName
+           NumberOfStudyRelatedSeries NumberOfStudyRelatedInstances StudyInstanceUID
+  series   PatientID StudyInstanceUID SeriesInstanceUID Modality SeriesNumber
+           SeriesDescription SeriesDate BodyPartExamined NumberOfSeriesRelatedInstances
+  image    PatientID StudyInstanceUID SeriesInstanceUID SOPInstanceUID SOPClassUID InstanceNumber
+
+\b
+Shortcuts: --patient DOE matches PatientName DOE* (a name without * or ? is a
+prefix); --date takes today, yesterday, YYYYMMDD, YYYY-MM-DD, 'N days ago',
+or a range A-B, A.., ..B of those (StudyDate); --modality is ModalitiesInStudy
+at the patient and study levels, Modality below.
+
+\b
+Records: {"type":"match","peer":..,"level":"STUDY","model":"study","n":1,
+"dataset":{DICOM JSON model, or --flat},"ok":true}; when the peer ends the
+query with a failure, a {"type":"query","ok":false,"status":..,"error":..}
+record. The summary gives matches, dropped, walked and cancelled.
+
+\b
+Hierarchical peers (DCMTK dcmqrscp) refuse a series or image query that
+does not name its study: find then walks down (studies, then their series,
+then their images) and marks the records "walked": true. A match whose
+returned value contradicts a key (a peer that ignored the key) is left out
+and counted as dropped (--no-check keeps them); a study query on
+ModalitiesInStudy the peer does not fill is checked against its series.
+Pipe the records into 'dcmtools move PEER -' to retrieve each match at its
+level."""
+
+_COLUMNS: dict[str, list[tuple[str, str, int]]] = {
+    "PATIENT": [("PatientID", "patient id", 14), ("PatientName", "name", 24), ("PatientBirthDate", "born", 8),
+                ("PatientSex", "sex", 3), ("PatientSpeciesDescription", "species", 10),
+                ("NumberOfPatientRelatedStudies", "studies", 7)],
+    "STUDY": [("StudyDate", "date", 8), ("PatientName", "name", 22), ("PatientID", "patient id", 12),
+              ("AccessionNumber", "accession", 10), ("ModalitiesInStudy", "mod", 7), ("StudyDescription", "description", 24),
+              ("NumberOfStudyRelatedSeries", "ser", 3), ("NumberOfStudyRelatedInstances", "img", 4),
+              ("StudyInstanceUID", "study uid", 0)],
+    "SERIES": [("PatientID", "patient id", 12), ("Modality", "mod", 4), ("SeriesNumber", "no", 4),
+               ("SeriesDescription", "description", 24), ("NumberOfSeriesRelatedInstances", "img", 4),
+               ("SeriesInstanceUID", "series uid", 0)],
+    "IMAGE": [("PatientID", "patient id", 12), ("InstanceNumber", "no", 5), ("SOPClassUID", "sop class", 28),
+              ("SOPInstanceUID", "sop instance uid", 0)],
+}
+
+
+# Shown as columns or left out of the table (the records have them all).
+_DEFAULTS = {
+    "PATIENT": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientSpeciesDescription",
+                "ResponsiblePerson", "NumberOfPatientRelatedStudies"),
+    "STUDY": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "AccessionNumber",
+              "StudyID", "StudyDescription", "ModalitiesInStudy", "ReferringPhysicianName", "NumberOfStudyRelatedSeries",
+              "NumberOfStudyRelatedInstances", "StudyInstanceUID"),
+    "SERIES": ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription",
+               "SeriesDate", "BodyPartExamined", "NumberOfSeriesRelatedInstances"),
+    "IMAGE": ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "InstanceNumber"),
+}
+_CONTROL = {"QueryRetrieveLevel", "RetrieveAETitle", "SpecificCharacterSet", "InstanceAvailability"}
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "\\".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return str(value.get("Alphabetic") or "")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _cell(text: str, width: int) -> str:
+    if not width:
+        return text
+    if len(text) > width:
+        text = text[: width - 1] + "~"
+    return text.ljust(width)
+
+
+def table_human(columns: dict[str, list[tuple[str, str, int]]], key: str = "level"):
+    """A human formatter printing matches as table rows (a header before the first)."""
+    shown: set[str] = set()
+
+    def human(record: dict[str, Any]) -> str | None:
+        kind = record.get("type")
+        if kind == "summary":
+            return None
+        if record.get("ok") is False:
+            error = record.get("error") or {}
+            text = f"FAILED {record.get('peer', '')}: {error.get('message', 'failed')}"
+            if error.get("hint"):
+                text += f"\n       {error['hint']}"
+            return text
+        if kind != "match":
+            return None
+        group = record.get(key) or record.get("model") or ""
+        cols = columns.get(group) or columns.get(str(group).upper()) or []
+        from ..net.keys import flat_of
+
+        data = record.get("dataset") or {}
+        if data and all(len(k) == 8 for k in data):
+            data = flat_of(data)
+        if cols and _has_sop_class(cols):
+            data = {**data, "SOPClassUID": _sop_class_name(data.get("SOPClassUID"))}
+        row = "  ".join(_cell(_text(data.get(name)), width) for name, _, width in cols) if cols else ""
+        hidden = {c[0] for c in cols} | set(_DEFAULTS.get(str(group).upper(), ())) | _CONTROL
+        extra = [f"{k}={_text(v)}" for k, v in data.items() if k not in hidden and v not in (None, "", [])]
+        line = (row + ("  " + " ".join(extra) if extra else "")).rstrip()
+        if group not in shown:
+            shown.add(group)
+            header = "  ".join(_cell(title, width) for _, title, width in cols)
+            return header.rstrip() + "\n" + line
+        return line
+
+    return human
+
+
+def _has_sop_class(cols: list[tuple[str, str, int]]) -> bool:
+    return any(name == "SOPClassUID" for name, _, _ in cols)
+
+
+def _sop_class_name(uid: Any) -> str:
+    if not uid:
+        return ""
+    try:
+        from pydicom.uid import UID
+
+        name = UID(str(uid)).name
+        return name.replace(" Storage", "") if name else str(uid)
+    except Exception:  # noqa: BLE001
+        return str(uid)
+
+
+@app.command("find", epilog=FIND_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+def find_command(
+    peer: PeerArg,
+    key: KeyOpt = None,
+    level: Annotated[str, typer.Option("--level", "-L", metavar="LEVEL",
+                                       help="patient, study, series or image.")] = "study",
+    model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="MODEL",
+                                                 help="Information model: patient or study root [default: study; "
+                                                      "patient at the patient level].", show_default=False)] = None,
+    patient: Annotated[Optional[str], typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")] = None,
+    patient_id: Annotated[Optional[str], typer.Option("--patient-id", metavar="ID", help="Patient ID.")] = None,
+    date: Annotated[Optional[str], typer.Option("--date", metavar="DATE", help="Study date or range (today, 20240101-20240131 ...).")] = None,
+    modality: Annotated[Optional[str], typer.Option("--modality", metavar="MOD", help="Modality (CT, MR, CR ...).")] = None,
+    accession: Annotated[Optional[str], typer.Option("--accession", metavar="NUMBER", help="Accession number.")] = None,
+    limit: LimitOpt = None,
+    no_defaults: NoDefaultsOpt = False,
+    walk: Annotated[bool, typer.Option("--walk/--no-walk", help="Walk down when a hierarchical peer refuses a series or image query.")] = True,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Leave out matches that contradict a key.")] = True,
+    flat: FlatOpt = False,
+    aet: AetOpt = None,
+    timeout: TimeoutOpt = None,
+    max_pdu: MaxPduOpt = None,
+    peers: PeersOpt = None,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    trace: TraceOpt = False,
+    json: JsonOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Query a PACS (C-FIND): one record per match, a table on a terminal.
+
+    Keys as DCMTK's findscu -k takes them, friendly shortcuts, and a useful
+    set of return keys for each level, so that a bare query gives a table.
+
+    \b
+    Examples:
+      dcmtools find PACS@10.0.0.5:104 --date today
+      dcmtools find pacs --patient doe --modality CT --date 20240101-20240131
+      dcmtools find pacs --level series -k StudyInstanceUID=1.2.3.4 -k SeriesDescription
+      dcmtools find pacs -k 'PatientName=SMITH^*' -k PatientSpeciesDescription --flat | jq .dataset
+      dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --store-dir out/ -
+    """
+    with CommandRun("find", json_mode=json, human=table_human(_COLUMNS), debug=debug, quiet=quiet) as run:
+        from ..net import keys as K
+        from ..net.query import Finder
+        from ..records import DcmtoolsError
+
+        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
+        try:
+            query_level = K.normalize_level(level)
+            query_model = K.choose_model(query_level, model)
+            texts = K.shortcut_keys(query_level, patient=patient, patient_id=patient_id, date=date,
+                                    modality=modality, accession=accession) + list(key or [])
+            identifier = K.identifier_from(K.parse_keys(texts), () if no_defaults else K.DEFAULT_KEYS[query_level],
+                                           query_level)
+        except DcmtoolsError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        remote = resolve_peer(peer, peers, options)
+        finder = Finder(remote, identifier, options, query_level, query_model, limit, walk, check, flat)
+        stream = finder.run()
+        try:
+            for record in stream:
+                run.write(record)
+        except KeyboardInterrupt:
+            finder.interrupt()  # C-CANCEL, then the interrupt goes on (exit 130)
+            raise
+        except DcmtoolsError as exc:
+            if exc.exit_status == 2:
+                raise
+            report_fatal(run, exc, "query", peer=str(remote))
+        finally:
+            stream.close()
+            run.summary_extra.update(_summary(finder))
+            if finder.dropped and not quiet:
+                keys = ", ".join(f"{k} ({n})" for k, n in finder.dropped_keys.items())
+                run.warn(f"left out {finder.dropped} match(es) the peer returned although they do not match: {keys}")
+
+
+def _summary(finder: Any) -> dict[str, Any]:
+    extra: dict[str, Any] = {"matches": finder.matches}
+    if finder.dropped:
+        extra["dropped"] = finder.dropped
+    if finder.walked:
+        extra["walked"] = True
+    if finder.cancelled:
+        extra["cancelled"] = True
+    return extra

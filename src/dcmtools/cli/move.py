@@ -1,0 +1,191 @@
+"""``dcmtools move``: retrieve studies, series or images (C-MOVE, or C-GET with --get)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .app import app
+from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
+from .find import KeyOpt
+from .netopts import (
+    EXIT_STATUS_EPILOG,
+    PEERS_EPILOG,
+    AetOpt,
+    MaxPduOpt,
+    PeerArg,
+    PeersOpt,
+    TimeoutOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
+    TlsOpt,
+    TraceOpt,
+    net_options,
+    report_fatal,
+    resolve_peer,
+)
+
+MOVE_EPILOG = """\b
+What to retrieve: the records of 'dcmtools find' on stdin (each at its own
+level, by its unique keys: PatientID with --model patient, StudyInstanceUID,
+SeriesInstanceUID, SOPInstanceUID), or -k keys at --level. Keys that are not
+unique keys (-k PatientName=DOE*) are resolved with a C-FIND first, and each
+match is retrieved.
+
+\b
+Where to:
+  (default)   to ourselves: a storage SCP on --port with our AE title (--aet)
+              stores under --store-dir (PatientID/StudyUID/SeriesUID/SOPUID.dcm,
+              as 'dcmtools listen'). The PACS must know our AE title with this
+              host and port.
+  --dest AET  a C-MOVE to another node the PACS knows (nothing is received here).
+  --get       C-GET: the instances come back on our association; no port to
+              open, nothing to register on the PACS.
+
+\b
+Records: one per identifier: {"type":"move" (or "get"),"level","identifier",
+"destination","status","completed","failed","warning","received","out","files",
+"ok"}; "out" is the folder holding what arrived (so the records can be piped
+into dump or send), "files" the files. ok is false, and the exit status 1,
+when a sub-operation failed, nothing arrived, or the PACS refused:
+move_destination_unknown (0xA801, and Orthanc's 0xC000 when nothing was
+sent) says which AE title to register where.
+
+\b
+Exit status 130 on Ctrl-C, after a C-CANCEL."""
+
+
+def _human(record: dict[str, Any]) -> str | None:
+    kind = record.get("type")
+    if kind == "summary":
+        return None
+    ident = record.get("identifier") or {}
+    uid = ident.get("SOPInstanceUID") or ident.get("SeriesInstanceUID") or ident.get("StudyInstanceUID") or ident.get("PatientID") or ""
+    what = f"{(record.get('level') or '').lower()} {uid}".strip()
+    if record.get("ok") is False:
+        error = record.get("error") or {}
+        text = f"FAILED {what or record.get('peer', '')}: {error.get('message', 'failed')}"
+        if error.get("hint"):
+            text += f"\n       {error['hint']}"
+        return text
+    counts = f"{record.get('completed', 0)} completed"
+    if record.get("warning"):
+        counts += f", {record['warning']} warning"
+    if "received" in record:
+        counts += f", {record['received']} received"
+        if record.get("out"):
+            counts += f" -> {record['out']}"
+    elif record.get("destination"):
+        counts += f" -> {record['destination']}"
+    return f"{kind:<4} {what}: {counts}"
+
+
+@app.command("move", epilog=MOVE_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+def move_command(
+    peer: PeerArg,
+    records: Annotated[Optional[str], typer.Argument(metavar="[-]", help="'-' reads the records of 'dcmtools find' from stdin "
+                                                    "(the default when stdin is piped and no -k is given).",
+                                                    show_default=False)] = None,
+    key: KeyOpt = None,
+    level: Annotated[Optional[str], typer.Option("--level", "-L", metavar="LEVEL",
+                                                 help="patient, study, series or image (for -k keys; piped records "
+                                                      "keep their own unless given) [default: study].",
+                                                 show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="MODEL",
+                                                 help="patient or study root [default: the record's, else study; "
+                                                      "patient at the patient level].", show_default=False)] = None,
+    dest: Annotated[Optional[str], typer.Option("--dest", metavar="AET", help="Move to this AE title (a third node) instead of to ourselves.")] = None,
+    get: Annotated[bool, typer.Option("--get", help="Use C-GET: receive on our own association (no port, no registration).")] = False,
+    port: Annotated[int, typer.Option("--port", "-p", metavar="PORT", min=0, max=65535,
+                                      help="Port of our storage SCP for C-MOVE to ourselves.")] = 11112,
+    store_dir: Annotated[Path, typer.Option("--store-dir", "-d", metavar="DIR", help="Where received instances are stored.")] = Path("."),
+    bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="Address our storage SCP listens on ('' = all).")] = "",
+    overwrite: OverwriteOpt = False,
+    aet: AetOpt = None,
+    timeout: TimeoutOpt = None,
+    max_pdu: MaxPduOpt = None,
+    peers: PeersOpt = None,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    trace: TraceOpt = False,
+    json: JsonOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Retrieve from a PACS (C-MOVE, or C-GET with --get): studies, series, images.
+
+    One record per identifier with the sub-operation counts and the
+    instances received.
+
+    \b
+    Examples:
+      dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --store-dir out/ -
+      dcmtools move pacs -k StudyInstanceUID=1.2.840.113619.2.55.3 --store-dir out/
+      dcmtools move pacs -k PatientID=VET042 --level patient --get -d out/
+      dcmtools find pacs --date yesterday | dcmtools move pacs --dest WORKSTATION1
+    """
+    with CommandRun("move", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+        import os
+
+        from ..net.retrieve import Retriever, request_from_keys, requests_from_lines
+        from ..records import DcmtoolsError
+
+        if dest and get:
+            raise typer.BadParameter("--dest moves to another node; --get retrieves to us: choose one", param_hint="--dest/--get")
+        if records not in (None, "-"):
+            raise typer.BadParameter(f"unexpected argument {records!r}: give '-' to read records from stdin, or -k keys",
+                                     param_hint="[-]")
+        read_stdin = records == "-" or (not key and not sys.stdin.isatty())
+        if not key and not read_stdin:
+            raise typer.BadParameter("nothing to retrieve: give -k keys, or pipe the records of 'dcmtools find' (with '-')",
+                                     param_hint="-k")
+        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
+        try:
+            requests: list[Any] = []
+            if key:
+                requests.append(request_from_keys(level or "study", key, model))
+        except DcmtoolsError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        remote = resolve_peer(peer, peers, options)
+        piped = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
+        retriever = Retriever(remote, options, dest=dest, store_dir=os.fspath(store_dir), port=port, bind=bind,
+                              get=get, model=model, overwrite=overwrite)
+        totals = {"completed": 0, "failed": 0, "warning": 0}  # sub-operations
+
+        seen = [0]
+
+        def every() -> Any:
+            for request in _chain(requests, piped):
+                seen[0] += 1
+                yield request
+
+        results = retriever.run(every())
+        try:
+            for record in results:
+                for name in totals:
+                    totals[name] += int(record.get(name) or 0)
+                run.write(record)
+        except DcmtoolsError as exc:
+            if exc.exit_status == 2:
+                raise
+            report_fatal(run, exc, "get" if get else "move", peer=str(remote))
+        finally:
+            results.close()  # after Ctrl-C: associations aborted, our storage SCP stopped
+            run.summary_extra.update({"completed": totals["completed"], "failed_suboperations": totals["failed"],
+                                      "warning_suboperations": totals["warning"]})
+            if dest is None or get:
+                run.summary_extra["received"] = retriever.received
+        if not seen[0]:
+            raise typer.BadParameter("nothing to retrieve: stdin held no records (pipe the output of 'dcmtools find')",
+                                     param_hint="[-]")
+
+
+def _chain(first: list[Any], rest: Any) -> Any:
+    yield from first
+    yield from rest

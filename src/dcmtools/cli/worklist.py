@@ -1,0 +1,158 @@
+"""``dcmtools worklist``: what a modality's worklist shows (Modality Worklist C-FIND)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .app import app
+from .common import CommandRun, DebugOpt, FlatOpt, JsonOpt, QuietOpt
+from .find import KeyOpt, LimitOpt, NoDefaultsOpt, table_human
+from .netopts import (
+    EXIT_STATUS_EPILOG,
+    PEERS_EPILOG,
+    AetOpt,
+    MaxPduOpt,
+    PeerArg,
+    PeersOpt,
+    TimeoutOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
+    TlsOpt,
+    TraceOpt,
+    net_options,
+    report_fatal,
+    resolve_peer,
+)
+
+WORKLIST_EPILOG = """\b
+Default return keys (--no-defaults: only the filters and -k keys):
+  PatientName PatientID PatientBirthDate PatientSex, the veterinary ones:
+  PatientSpeciesDescription PatientSpeciesCodeSequence PatientBreedDescription
+  PatientBreedCodeSequence BreedRegistrationSequence ResponsiblePerson
+  ResponsiblePersonRole ResponsibleOrganization PatientSexNeutered, then
+  AccessionNumber ReferringPhysicianName RequestedProcedureID
+  RequestedProcedureDescription StudyInstanceUID, and in the scheduled
+  procedure step: ScheduledStationAETitle ScheduledProcedureStepStartDate
+  ScheduledProcedureStepStartTime Modality ScheduledPerformingPhysicianName
+  ScheduledProcedureStepDescription ScheduledStationName ScheduledProcedureStepID.
+
+\b
+Filters (in ScheduledProcedureStepSequence): --date (start date; default
+today; 'any' for all dates; today, yesterday, tomorrow, YYYYMMDD, ranges A-B),
+--modality, --station-aet; --patient matches PatientName (DOE -> DOE*).
+Other keys with -k, e.g. -k 'ScheduledProcedureStepSequence[0].ScheduledStationName=CR1'.
+
+\b
+Records: {"type":"match","model":"worklist","n":1,"dataset":{..},"ok":true},
+as 'dcmtools find'. An item whose returned values contradict a filter (a
+worklist server that ignored it) is left out and counted as dropped."""
+
+_COLUMNS = {
+    "worklist": [
+        ("_date", "date", 8), ("_time", "time", 6), ("_modality", "mod", 4), ("_station", "station", 10),
+        ("PatientName", "name", 20), ("PatientID", "patient id", 10), ("_animal", "species/breed", 18),
+        ("ResponsiblePerson", "owner", 14), ("AccessionNumber", "accession", 10), ("_description", "procedure", 0),
+    ]
+}
+
+
+def _human_record(record: dict[str, Any]) -> dict[str, Any]:
+    """Lift the scheduled step and the animal into columns of the table."""
+    from ..net.keys import flat_of
+
+    data = record.get("dataset") or {}
+    if data and all(len(k) == 8 for k in data):
+        data = flat_of(data)
+    step = (data.get("ScheduledProcedureStepSequence") or [{}])
+    step = step[0] if step else {}
+    animal = " / ".join(str(v) for v in (data.get("PatientSpeciesDescription"), data.get("PatientBreedDescription")) if v)
+    shown = {
+        "_date": step.get("ScheduledProcedureStepStartDate"),
+        "_time": step.get("ScheduledProcedureStepStartTime"),
+        "_modality": step.get("Modality"),
+        "_station": step.get("ScheduledStationAETitle"),
+        "_animal": animal or None,
+        "_description": step.get("ScheduledProcedureStepDescription") or data.get("RequestedProcedureDescription"),
+    }
+    keep = ("PatientName", "PatientID", "ResponsiblePerson", "AccessionNumber")
+    return {**record, "dataset": {**shown, **{k: data.get(k) for k in keep}}}
+
+
+_table = table_human(_COLUMNS, key="model")
+
+
+def _human(record: dict[str, Any]) -> str | None:
+    if record.get("type") == "match":
+        record = _human_record(record)
+    return _table(record)
+
+
+@app.command("worklist", epilog=WORKLIST_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+def worklist_command(
+    peer: PeerArg,
+    date: Annotated[str, typer.Option("--date", metavar="DATE", help="Scheduled start date or range ('any' for all).")] = "today",
+    modality: Annotated[Optional[str], typer.Option("--modality", metavar="MOD", help="Scheduled modality (CT, CR, US ...).")] = None,
+    station_aet: Annotated[Optional[str], typer.Option("--station-aet", metavar="AET", help="Scheduled station AE title.")] = None,
+    patient: Annotated[Optional[str], typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")] = None,
+    key: KeyOpt = None,
+    limit: LimitOpt = None,
+    no_defaults: NoDefaultsOpt = False,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Leave out items that contradict a filter.")] = True,
+    flat: FlatOpt = False,
+    aet: AetOpt = None,
+    timeout: TimeoutOpt = None,
+    max_pdu: MaxPduOpt = None,
+    peers: PeersOpt = None,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    trace: TraceOpt = False,
+    json: JsonOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show a modality worklist (Modality Worklist C-FIND), as the modality would see it.
+
+    \b
+    Examples:
+      dcmtools worklist RIS@10.0.0.7:104
+      dcmtools worklist ris --modality CR --station-aet CR1 --aet CR1
+      dcmtools worklist ris --date 20240115-20240119 --patient 'SMITH^*'
+      dcmtools worklist ris --date any --flat | jq -r '.dataset.PatientName'
+    """
+    with CommandRun("worklist", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+        from ..net.query import Finder
+        from ..net.worklist import worklist_identifier
+        from ..records import DcmtoolsError
+
+        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
+        try:
+            identifier = worklist_identifier(key or [], date=date, modality=modality, station_aet=station_aet,
+                                             patient=patient, defaults=not no_defaults)
+        except DcmtoolsError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        remote = resolve_peer(peer, peers, options)
+        finder = Finder(remote, identifier, options, "WORKLIST", "worklist", limit, False, check, flat)
+        stream = finder.run()
+        try:
+            for record in stream:
+                run.write(record)
+        except KeyboardInterrupt:
+            finder.interrupt()  # C-CANCEL, then the interrupt goes on (exit 130)
+            raise
+        except DcmtoolsError as exc:
+            if exc.exit_status == 2:
+                raise
+            report_fatal(run, exc, "worklist", peer=str(remote))
+        finally:
+            stream.close()
+            run.summary_extra["matches"] = finder.matches
+            if finder.dropped:
+                run.summary_extra["dropped"] = finder.dropped
+                if not quiet:
+                    keys = ", ".join(f"{k} ({n})" for k, n in finder.dropped_keys.items())
+                    run.warn(f"left out {finder.dropped} item(s) the peer returned although they do not match: {keys}")

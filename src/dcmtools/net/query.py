@@ -1,0 +1,583 @@
+"""Query (C-FIND SCU): ``find`` and the DIMSE exchange that ``move`` and ``worklist`` share.
+
+    from dcmtools.net import NetOptions, parse_peer
+    from dcmtools.net.query import find, find_identifier
+
+    identifier = find_identifier("STUDY", ["PatientName=DOE*", "StudyDate=20240101-20240131"])
+    for record in find(parse_peer("PACS@10.0.0.5:104"), identifier, NetOptions(), level="STUDY"):
+        print(record["dataset"])
+
+``find`` yields one record per match::
+
+    {"type": "match", "peer": "PACS@10.0.0.5:104", "level": "STUDY", "model": "study",
+     "n": 1, "dataset": {...DICOM JSON model...}, "ok": true}
+
+and, when the peer ends the query with a failure status, a last record
+``{"type": "query", "ok": false, "status": "0xA900", "error": {...}}``.
+Association failures raise ``DcmtoolsError`` (exit statuses of ``assoc.py``).
+
+What it does beyond sending the identifier:
+
+* ``limit``: after that many matches it sends a C-CANCEL and stops; on
+  Ctrl-C (``KeyboardInterrupt``) it sends a C-CANCEL, waits a moment for the
+  peer's answer, then lets the interrupt go on.
+* Hierarchical peers (e.g. DCMTK dcmqrscp) refuse a SERIES or IMAGE query
+  that does not name its study (and, in the patient root, its patient).
+  When the peer refuses such a query, ``find`` walks down instead: it asks
+  for the studies matching the study and patient keys, then for the series
+  of each (and the images of each series), and fills the return keys of the
+  upper levels into each match.  The records then say ``"walked": true``.
+* Peers ignore keys they do not support and return matches that do not
+  match them.  A match whose returned value contradicts a key is left out
+  (counted in ``Finder.dropped``); a STUDY query on ``ModalitiesInStudy``
+  that the peer does not fill is checked by asking for the study's series.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from ..records import DcmtoolsError, ExitStatus
+from . import keys as K
+from .assoc import NetOptions, associate, failure_after
+from .matching import element_matches, is_universal
+from .peer import NetErrorCode, Peer
+from .status import describe, status_fields
+
+LOGGER = logging.getLogger("dcmtools.net")
+UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
+CANCEL_WAIT = 3.0  # seconds to wait for the peer's answer to a C-CANCEL
+
+
+# ------------------------------------------------------------- the DIMSE exchange
+@dataclass
+class Response:
+    """One response of a C-FIND/C-MOVE/C-GET: status, its category, counts, identifier bytes."""
+
+    status: int
+    category: str
+    identifier: bytes | None
+    primitive: Any
+    error_comment: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.category == "pending"
+
+    def count(self, name: str) -> int | None:
+        value = getattr(self.primitive, f"NumberOf{name}Suboperations", None)
+        return int(value) if value is not None else None
+
+
+class Exchange:
+    """One request on an established association and its responses (see ``responses``).
+
+    ``service`` names the status table (find, move, get, worklist).  The
+    association's own reactor is paused while we read its messages, as
+    pynetdicom's ``send_c_*`` do.
+    """
+
+    def __init__(self, assoc: Any, peer: Peer, options: NetOptions, primitive: Any, context: Any,
+                 service: str, what: str) -> None:
+        self.assoc = getattr(assoc, "association", assoc)
+        self.peer = peer
+        self.timeout = options.timeout_for(peer)
+        self.primitive = primitive
+        self.context = context
+        self.service = service
+        self.what = what
+        self.cancelled = False
+        self.finished = False
+
+    def _send(self) -> None:
+        assoc = self.assoc
+        assoc._reactor_checkpoint.clear()
+        deadline = time.monotonic() + 5
+        while not assoc._is_paused and time.monotonic() < deadline and assoc.is_established:
+            time.sleep(0.0001)
+        assoc.dimse.send_msg(self.primitive, self.context.context_id)
+
+    def cancel(self) -> None:
+        """Send a C-CANCEL for this request (once)."""
+        if self.cancelled or self.finished or not self.assoc.is_established:
+            return
+        self.cancelled = True
+        if self._final_queued():
+            return  # the peer has finished already: nothing to cancel
+        from pynetdicom.dimse_primitives import C_CANCEL
+
+        primitive = C_CANCEL()
+        primitive.MessageIDBeingRespondedTo = self.primitive.MessageID
+        self.assoc.dimse.send_msg(primitive, self.context.context_id)
+
+    def _final_queued(self) -> bool:
+        queue_ = self.assoc.dimse.msg_queue
+        with queue_.mutex:
+            waiting = list(queue_.queue)
+        for _, message in waiting:
+            if getattr(message, "MessageIDBeingRespondedTo", None) == self.primitive.MessageID:
+                status = getattr(message, "Status", None)
+                if status is not None and describe(int(status), self.service)[0] != "pending":
+                    return True
+        return False
+
+    def responses(self, timeout: float | None = None) -> Iterator[Response]:
+        """Send the request, then yield each response until the final one.
+
+        Raises ``DcmtoolsError`` when no response comes within the timeout
+        or the association ends.  On ``KeyboardInterrupt`` it sends a
+        C-CANCEL, waits up to ``CANCEL_WAIT`` seconds for the final response,
+        and re-raises.
+        """
+        self._send()
+        try:
+            while True:
+                try:
+                    response = self._next(timeout)
+                except KeyboardInterrupt:
+                    self.cancel()
+                    self._drain(CANCEL_WAIT)
+                    raise
+                yield response
+                if not response.pending:
+                    self.finished = True
+                    return
+        finally:
+            self.assoc._reactor_checkpoint.set()
+
+    def drain(self, seconds: float = CANCEL_WAIT) -> Response | None:
+        """After a C-CANCEL: read responses until the final one (or ``seconds``); returns it."""
+        return self._drain(seconds)
+
+    def _drain(self, seconds: float) -> Response | None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                response = self._next(max(deadline - time.monotonic(), 0.01))
+            except (DcmtoolsError, KeyboardInterrupt):
+                return None
+            if not response.pending:
+                self.finished = True
+                return response
+        return None
+
+    def _next(self, timeout: float | None) -> Response:
+        assoc = self.assoc
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            try:
+                context_id, message = assoc.dimse.msg_queue.get(timeout=0.2)
+            except queue.Empty:
+                if not assoc.is_established or _ended(assoc):
+                    raise failure_after(assoc, self.peer, self.what, self.timeout) from None
+                if time.monotonic() >= deadline:
+                    if timeout is None:
+                        assoc.abort()
+                        raise failure_after(assoc, self.peer, self.what, self.timeout, timed_out=True) from None
+                    raise DcmtoolsError(NetErrorCode.TIMEOUT, "no answer yet", None, ExitStatus.TIMEOUT) from None
+                continue
+            if message is None:
+                raise failure_after(assoc, self.peer, self.what, self.timeout)
+            if getattr(message, "kind", type(message).__name__) != type(self.primitive).__name__:
+                LOGGER.debug("ignoring an unexpected %s during the %s", type(message).__name__, self.what)
+                continue
+            if getattr(message, "MessageIDBeingRespondedTo", None) != self.primitive.MessageID:
+                continue
+            status = int(message.Status) if message.Status is not None else 0xC000
+            category, _ = describe(status, self.service)
+            data = message.Identifier.getvalue() if message.Identifier is not None else None
+            comment = getattr(message, "ErrorComment", None)
+            return Response(status, category, data, message, str(comment) if comment else None)
+
+
+def _ended(assoc: Any) -> bool:
+    """The association was aborted or its connection closed (the paused reactor has not noticed yet)."""
+    try:
+        if assoc.acse.is_aborted():
+            return True
+        return assoc.dul.state_machine.current_state == "Sta1" or not assoc.dul.is_alive()
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def transfer_syntax_of(context: Any) -> str:
+    return str(context.transfer_syntax[0])
+
+
+def context_for(assoc: Any, sop_class: str) -> Any:
+    for cx in assoc.accepted_contexts:
+        if cx.abstract_syntax == sop_class:
+            return cx
+    return None
+
+
+class MessageIDs:
+    """Message IDs for one association (1, 2, ... wrapping at 65535)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def next(self) -> int:
+        self.value = self.value % 65535 + 1
+        return self.value
+
+
+def c_find_primitive(message_id: int, sop_class: str, identifier: bytes, priority: int = 0):
+    from io import BytesIO
+
+    from pynetdicom.dimse_primitives import C_FIND
+
+    primitive = C_FIND()
+    primitive.MessageID = message_id
+    primitive.AffectedSOPClassUID = sop_class
+    primitive.Priority = priority
+    primitive.Identifier = BytesIO(identifier)
+    return primitive
+
+
+def encode_identifier(identifier: dict[str, Any], transfer_syntax: str) -> bytes:
+    """A JSON-model identifier as dataset bytes in the context's transfer syntax."""
+    from pydicom.uid import UID
+    from pynetdicom.dsutils import encode
+
+    ts = UID(transfer_syntax)
+    data = encode(K.to_pydicom(identifier), ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+    if data is None:
+        raise DcmtoolsError(K.QueryErrorCode.BAD_KEY, "the query keys cannot be encoded", "check the -k values",
+                            ExitStatus.USAGE)
+    return data
+
+
+# ------------------------------------------------------------- find
+def find_identifier(level: str, key_texts: Iterable[str] = (), *, defaults: bool = True) -> dict[str, Any]:
+    """The identifier of a query at ``level``: the default return keys (unless
+    ``defaults`` is False) plus the ``-k`` keys."""
+    level = K.normalize_level(level)
+    return K.identifier_from(K.parse_keys(key_texts), K.DEFAULT_KEYS[level] if defaults else (), level)
+
+
+def query_contexts(models: Iterable[str]) -> list[Any]:
+    from pynetdicom.presentation import build_context
+
+    return [build_context(uid, UNCOMPRESSED) for uid in models]
+
+
+@dataclass
+class Finder:
+    """A C-FIND query and its results (``run`` yields the records; see the module docs)."""
+
+    peer: Peer
+    identifier: dict[str, Any]
+    options: NetOptions
+    level: str = "STUDY"
+    model: str = "study"
+    limit: int | None = None
+    walk: bool = True
+    check: bool = True
+    flat: bool = False
+    assoc: Any = None  # an open association to use (else one is opened)
+    matches: int = 0
+    dropped: int = 0
+    dropped_keys: dict[str, int] = field(default_factory=dict)
+    walked: bool = False
+    cancelled: bool = False
+    final_status: int | None = None
+    ids: MessageIDs = field(default_factory=MessageIDs)
+
+    @property
+    def sop_class(self) -> str:
+        return K.WORKLIST_FIND if self.model == "worklist" else K.FIND[self.model]
+
+    @property
+    def service(self) -> str:
+        return "worklist" if self.model == "worklist" else "find"
+
+    def run(self) -> Iterator[dict[str, Any]]:
+        if self.assoc is not None:
+            yield from self._run(self.assoc)
+            return
+        from .assoc import close
+        from .responses import install
+
+        assoc = associate(self.peer, query_contexts([self.sop_class]), self.options)
+        try:
+            install(assoc)
+            yield from self._run(assoc)
+        except GeneratorExit:  # the caller stopped reading (after interrupt(), or --limit): release
+            close(assoc)
+            raise
+        except BaseException:
+            close(assoc, abort=True)
+            raise
+        close(assoc)
+
+    def interrupt(self) -> None:
+        """Ctrl-C while the caller handled a record: C-CANCEL the query in progress and wait
+        (up to ``CANCEL_WAIT`` s) for the peer's answer.  Then close the ``run()`` generator."""
+        exchange = getattr(self, "_exchange", None)
+        if exchange is not None and not exchange.finished and not exchange.cancelled:
+            try:
+                exchange.cancel()
+                exchange.drain()
+            except Exception as exc:  # noqa: BLE001 - the interrupt goes on regardless
+                LOGGER.debug("cancelling after an interrupt: %s", exc)
+        self.cancelled = True
+
+    # -- the query and its fallbacks
+    def _run(self, assoc: Any) -> Iterator[dict[str, Any]]:
+        context = context_for(assoc, self.sop_class)
+        if context is None:
+            from .assoc import no_context_error
+
+            raise no_context_error(self.peer, query_contexts([self.sop_class]))
+        self._context = context
+        self._assoc = assoc
+        got_any = False
+        failure: Response | None = None
+        # Checking ModalitiesInStudy may need queries of its own: they wait for this one to end.
+        deferred: list[dict[str, Any]] | None = [] if self._checks_modalities() else None
+        for item in self._query(self.identifier, cancel_at_limit=deferred is None):
+            if isinstance(item, Response):
+                failure = item
+                break
+            got_any = True
+            if deferred is not None:
+                deferred.append(item)
+                continue
+            match = self._checked(item)
+            if match is not None:
+                yield self._record(match)
+        for item in deferred or []:
+            if self._done():
+                break
+            match = self._checked(item)
+            if match is not None:
+                yield self._record(match)
+        if failure is None:
+            return
+        if not got_any and self.walk and self._can_walk():
+            self.walked = True
+            yield from self._walk()
+            return
+        yield self._failure_record(failure)
+
+    def _checks_modalities(self) -> bool:
+        key = self.identifier.get(f"{K.T['ModalitiesInStudy']:08X}")
+        return self.check and self.level == "STUDY" and not is_universal(key)
+
+    def _done(self) -> bool:
+        return self.limit is not None and self.matches >= self.limit
+
+    def _query(self, identifier: dict[str, Any], cancel_at_limit: bool = True) -> Iterator[Any]:
+        """Matches (JSON model) of one C-FIND; a final failure ``Response`` when it fails.
+
+        With ``cancel_at_limit``, once ``limit`` records were written (the caller
+        writes them between two matches) the query is cancelled (C-CANCEL)."""
+        ts = transfer_syntax_of(self._context)
+        primitive = c_find_primitive(self.ids.next(), self.sop_class, encode_identifier(identifier, ts))
+        exchange = Exchange(self._assoc, self.peer, self.options, primitive, self._context, self.service,
+                            "C-FIND" if self.model != "worklist" else "worklist C-FIND")
+        self._exchange = exchange
+        stream = exchange.responses()
+        try:
+            for response in stream:
+                if response.pending:
+                    if response.identifier is None:
+                        continue
+                    try:
+                        found = K.from_bytes(response.identifier, ts)
+                    except Exception as exc:  # noqa: BLE001 - a bad identifier from the peer: say so, go on
+                        LOGGER.warning("%s sent a match that cannot be read (%s); skipped", self.peer.label, exc)
+                        continue
+                    yield found
+                    if cancel_at_limit and self._done():
+                        exchange.cancel()
+                        self.cancelled = True
+                        final = exchange.drain()
+                        self.final_status = final.status if final else None
+                        return
+                    continue
+                self.final_status = response.status
+                if response.category in ("failure",):
+                    yield response
+                return
+        finally:
+            stream.close()
+
+    def _record(self, dataset: dict[str, Any]) -> dict[str, Any]:
+        self.matches += 1
+        record: dict[str, Any] = {"type": "match", "peer": str(self.peer)}
+        if self.model == "worklist":
+            record["model"] = "worklist"
+        else:
+            record["level"] = self.level
+            record["model"] = self.model
+        record["n"] = self.matches
+        if self.walked:
+            record["walked"] = True
+        record["dataset"] = K.flat_of(dataset) if self.flat else dataset
+        record["ok"] = True
+        return record
+
+    def _failure_record(self, response: Response) -> dict[str, Any]:
+        _, meaning = describe(response.status, self.service)
+        message = f"{self.peer.label} refused the query: {meaning} (status 0x{response.status:04X})"
+        if response.error_comment:
+            message += f": {response.error_comment}"
+        hint = _query_hint(response.status, self.level, self.model)
+        record: dict[str, Any] = {"type": "query", "peer": str(self.peer)}
+        if self.model != "worklist":
+            record["level"] = self.level
+        record.update(status_fields(response.status, self.service, response.error_comment))
+        record["ok"] = False
+        record["error"] = {"code": K.QueryErrorCode.QUERY_FAILED, "message": message}
+        if hint:
+            record["error"]["hint"] = hint
+        return record
+
+    # -- checking the peer's answers
+    def _checked(self, match: dict[str, Any]) -> dict[str, Any] | None:
+        if not self.check:
+            return match
+        for tag_key, key in self.identifier.items():
+            tag = int(tag_key, 16)
+            if tag in K.CONTROL_TAGS or is_universal(key):
+                continue
+            got = match.get(tag_key)
+            if tag == K.T["ModalitiesInStudy"] and self.level == "STUDY" and not K.texts(got):
+                got = self._modalities(match)
+                if got is not None:
+                    match[tag_key] = got
+            if not got or (not got.get("Value") and got.get("vr") != "SQ"):
+                continue  # not returned: the peer's word stands
+            if got.get("vr") == "SQ" and not got.get("Value"):
+                continue
+            if not element_matches(key, got, lenient=True):
+                name = _name(tag)
+                self.dropped += 1
+                self.dropped_keys[name] = self.dropped_keys.get(name, 0) + 1
+                return None
+        return match
+
+    def _modalities(self, study: dict[str, Any]) -> dict[str, Any] | None:
+        """ModalitiesInStudy of a study the peer did not fill: from its series."""
+        uid = K.first_text(study.get(f"{K.T['StudyInstanceUID']:08X}"))
+        if not uid:
+            return None
+        keys = [f"StudyInstanceUID={uid}", "Modality"]
+        if self.model == "patient":
+            patient = K.first_text(study.get(f"{K.T['PatientID']:08X}"))
+            if not patient:
+                return None
+            keys.append(f"PatientID={patient}")
+        identifier = K.identifier_from(K.parse_keys(keys), (), "SERIES")
+        modalities: list[str] = []
+        for item in self._query(identifier):
+            if isinstance(item, Response):
+                return None
+            for value in K.texts(item.get(f"{K.T['Modality']:08X}")):
+                if value not in modalities:
+                    modalities.append(value)
+        return {"vr": "CS", "Value": modalities} if modalities else {"vr": "CS"}
+
+    # -- walking down a hierarchical peer
+    def _can_walk(self) -> bool:
+        if self.model == "worklist":
+            return False
+        top = "PATIENT" if self.model == "patient" else "STUDY"
+        return K.level_index(self.level) > K.level_index(top)
+
+    def _walk(self) -> Iterator[dict[str, Any]]:
+        top = "PATIENT" if self.model == "patient" else "STUDY"
+        levels = K.LEVELS[K.level_index(top): K.level_index(self.level) + 1]
+        by_level: dict[str, dict[str, Any]] = {level: {} for level in levels}
+        for tag_key, element in self.identifier.items():
+            tag = int(tag_key, 16)
+            if tag in K.CONTROL_TAGS:
+                continue
+            level = K.level_of(tag)
+            if K.level_index(level) < K.level_index(top):
+                level = top  # patient keys go with the study in the study root
+            if K.level_index(level) > K.level_index(self.level):
+                level = self.level
+            by_level[level][tag_key] = element
+        yield from self._walk_level(levels, 0, by_level, {}, {})
+
+    def _walk_level(self, levels: tuple[str, ...], depth: int, by_level: dict[str, dict[str, Any]],
+                    fixed: dict[str, Any], inherited: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        level = levels[depth]
+        last = depth == len(levels) - 1
+        identifier: dict[str, Any] = {f"{K.T['QueryRetrieveLevel']:08X}": {"vr": "CS", "Value": [level]}}
+        identifier.update(fixed)
+        if last:
+            # Return keys of the upper levels are asked again (the peer may fill them);
+            # their matching values were applied above.
+            for upper in levels[:-1]:
+                for tag_key, element in by_level[upper].items():
+                    if tag_key not in identifier and is_universal(element):
+                        identifier[tag_key] = element
+        identifier.update(by_level[level])
+        unique = f"{K.T[K.UNIQUE_KEY[level]]:08X}"
+        identifier.setdefault(unique, {"vr": "UI" if level != "PATIENT" else "LO"})
+        identifier = K.sort_identifier(identifier)
+        results = []
+        for item in self._query(identifier):
+            if isinstance(item, Response):
+                if depth == 0 or last:
+                    yield self._failure_record(item)
+                return
+            results.append(item)
+        for item in results:
+            merged = {**inherited, **{k: v for k, v in item.items() if v.get("Value") or k not in inherited}}
+            if last:
+                match = self._checked(merged)
+                if match is None:
+                    continue
+                wanted = {k: v for k, v in match.items() if k in self.identifier or k in identifier}
+                yield self._record(K.sort_identifier(wanted))
+                if self._done():
+                    return
+                continue
+            value = K.first_text(item.get(unique))
+            if not value:
+                continue
+            vr = "LO" if level == "PATIENT" else "UI"
+            below = {**fixed, unique: {"vr": vr, "Value": [value]}}
+            for child in self._walk_level(levels, depth + 1, by_level, below, merged):
+                yield child
+                if self._done():
+                    return
+
+
+def _name(tag: int) -> str:
+    from .. import datadict
+
+    return datadict.keyword_of(tag) or f"{tag >> 16:04X},{tag & 0xFFFF:04X}"
+
+
+def _query_hint(status: int, level: str, model: str) -> str | None:
+    if status == 0xA700 or 0xA700 <= status <= 0xA7FF:
+        return "the peer is out of resources; try a narrower query (more keys, a date range)"
+    if status == 0xA900:
+        return "the peer found the keys do not fit this query level; check -k and --level"
+    if 0xC000 <= status <= 0xCFFF:
+        if level in ("SERIES", "IMAGE"):
+            return ("a hierarchical peer needs the study (and, with --model patient, the patient) of a "
+                    f"{level.lower()} query: give -k StudyInstanceUID=... or query studies first; see the peer's log")
+        return "the peer could not process the query; check its log"
+    if status == 0x0122:
+        return f"the peer does not support the {model} root query model; try --model {'study' if model == 'patient' else 'patient'}"
+    return None
+
+
+def find(peer: Peer, identifier: dict[str, Any], options: NetOptions | None = None, *, level: str = "STUDY",
+         model: str = "study", limit: int | None = None, walk: bool = True, check: bool = True,
+         flat: bool = False) -> Iterator[dict[str, Any]]:
+    """C-FIND ``identifier`` (JSON model, see ``find_identifier``) at ``level``; yields records."""
+    finder = Finder(peer, identifier, options or NetOptions(), K.normalize_level(level), model, limit, walk, check, flat)
+    yield from finder.run()

@@ -1,0 +1,726 @@
+"""Retrieve (C-MOVE and C-GET SCU): ``move`` brings studies, series or images back.
+
+    from dcmtools.net import NetOptions, parse_peer
+    from dcmtools.net.retrieve import Retriever, request_from_keys
+
+    retriever = Retriever(parse_peer("PACS@10.0.0.5:104"), NetOptions(), store_dir="in/", port=11112)
+    for record in retriever.run([request_from_keys("STUDY", ["StudyInstanceUID=1.2.3"])]):
+        print(record["completed"], record["received"], record["ok"])
+
+What to retrieve is a stream of ``RetrieveRequest`` (a level and an
+identifier of unique keys): built from ``-k`` keys (``request_from_keys``) or
+from the records of ``find`` (``requests_from_lines``), each at its own level.
+Keys that are not unique keys (``PatientName=DOE*``) are first resolved with a
+C-FIND at that level, and each match is retrieved.
+
+Where to:
+
+* ``dest=None`` (default): to ourselves.  A storage SCP (``StorageSCP``, the
+  ``listen`` machinery) runs on ``port`` with our AE title and stores under
+  ``store_dir`` (``PatientID/StudyUID/SeriesUID/SOPInstanceUID.dcm``); the
+  C-MOVE names our AE title as destination, so the peer must know that AE
+  title with this host and port.
+* ``dest="AET"``: a C-MOVE to a third node the peer knows.
+* ``get=True``: C-GET, the instances come back on the same association (no
+  port to open).  We propose the storage SOP classes with the SCP role (SCP/SCU
+  role selection): the ones an IMAGE-level C-FIND says are there, each with
+  a context for the uncompressed syntaxes and one per compressed syntax (so
+  that files come as they are stored), else the 120 most common ones,
+  uncompressed.  More SOP classes than one association can hold (128
+  contexts: 11 classes) are split: each association retrieves the instances
+  of its SOP classes, series by series, with a list of SOP Instance UIDs.
+
+One record per request (``type`` ``move`` or ``get``) with the sub-operation
+counts (``completed``, ``failed``, ``warning``), the instances ``received``
+and their ``files`` (and ``out``, the folder that holds them all, so that the
+record can be piped into ``dump`` or ``send``).  ``ok`` is false when a
+sub-operation failed, when nothing arrived, or when the peer refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, TextIO
+
+from ..records import DcmtoolsError, ErrorCode, ExitStatus
+from . import keys as K
+from .assoc import NetOptions, associate, close, no_context_error
+from .peer import Peer, check_aet
+from .query import UNCOMPRESSED, Exchange, Finder, MessageIDs, Response, context_for, encode_identifier, query_contexts
+from .status import describe, status_fields
+
+LOGGER = logging.getLogger("dcmtools.net")
+MAX_CONTEXTS = 128
+ARRIVAL_WAIT = 5.0  # seconds to wait for the last instances after the final C-MOVE response
+COMPRESSED = [
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99",
+]
+CONTEXTS_PER_CLASS = 1 + len(COMPRESSED)  # uncompressed, then each compressed syntax
+
+
+# ------------------------------------------------------------- what to retrieve
+@dataclass
+class RetrieveRequest:
+    """One thing to retrieve: a level, its unique keys (JSON model), where it came from."""
+
+    level: str
+    identifier: dict[str, Any]
+    model: str | None = None
+    source: dict[str, Any] = field(default_factory=dict)  # e.g. {"n": 3} of the find record
+    error: DcmtoolsError | None = None
+    keys_only: bool = True  # False: keys that need a C-FIND first
+
+    def label(self) -> dict[str, Any]:
+        """The identifier as ``{"StudyInstanceUID": "1.2..."}`` for records."""
+        flat = K.flat_of(self.identifier)
+        flat.pop("QueryRetrieveLevel", None)
+        return flat
+
+
+def unique_identifier(level: str, dataset: dict[str, Any], model: str) -> dict[str, Any]:
+    """The identifier of a match for retrieving it at ``level``: QueryRetrieveLevel and the unique keys.
+
+    Raises ``DcmtoolsError`` (``not_retrievable``) when one is missing.
+    """
+    needed = []
+    if model == "patient":
+        needed.append("PatientID")
+    needed += [K.UNIQUE_KEY[lvl] for lvl in K.LEVELS[1: K.level_index(level) + 1]]
+    if level == "PATIENT" and "PatientID" not in needed:
+        needed.append("PatientID")
+    identifier: dict[str, Any] = {f"{K.T['QueryRetrieveLevel']:08X}": {"vr": "CS", "Value": [level]}}
+    for name in needed:
+        tag_key = f"{K.T[name]:08X}"
+        value = K.first_text(dataset.get(tag_key))
+        if not value:
+            raise DcmtoolsError(
+                K.QueryErrorCode.NOT_RETRIEVABLE,
+                f"the record has no {name}, which a {level.lower()}-level retrieve needs",
+                f"let find return it (-k {name}), or retrieve at another --level",
+            )
+        identifier[tag_key] = {"vr": "LO" if name == "PatientID" else "UI", "Value": [value]}
+    return K.sort_identifier(identifier)
+
+
+def _only_unique(identifier: dict[str, Any], level: str, model: str) -> bool:
+    allowed = {K.T["QueryRetrieveLevel"], K.T["SpecificCharacterSet"]}
+    allowed |= {K.T[K.UNIQUE_KEY[lvl]] for lvl in K.LEVELS[: K.level_index(level) + 1]}
+    for tag_key, element in identifier.items():
+        tag = int(tag_key, 16)
+        if tag not in allowed:
+            return False
+        if tag != K.T["QueryRetrieveLevel"] and not K.first_text(element) and tag == K.T[K.UNIQUE_KEY[level]]:
+            return False
+    return bool(K.first_text(identifier.get(f"{K.T[K.UNIQUE_KEY[level]]:08X}")))
+
+
+def request_from_keys(level: str, key_texts: Iterable[str], model: str | None = None) -> RetrieveRequest:
+    """A request from ``-k`` keys at ``level``; non-unique keys are resolved by a C-FIND first."""
+    level = K.normalize_level(level)
+    model = K.choose_model(level, model)
+    identifier = K.identifier_from(K.parse_keys(key_texts), (), level)
+    return RetrieveRequest(level, identifier, model, keys_only=_only_unique(identifier, level, model))
+
+
+def request_from_record(record: dict[str, Any], model: str | None = None, level: str | None = None) -> RetrieveRequest:
+    """A request from a record of ``find`` (or ``dump``: a file record is retrieved as an image)."""
+    source = {k: record[k] for k in ("n", "path") if k in record}
+    if record.get("ok") is False:
+        upstream = (record.get("error") or {}).get("message", "failed")
+        return RetrieveRequest("", {}, source=source, error=DcmtoolsError(
+            ErrorCode.UPSTREAM_FAILED, f"skipped: the previous command failed on it ({upstream})"))
+    if record.get("model") == "worklist":
+        return RetrieveRequest("", {}, source=source, error=DcmtoolsError(
+            K.QueryErrorCode.NOT_RETRIEVABLE, "a worklist item is scheduled work, not stored images",
+            "query the images with 'dcmtools find' and move those"))
+    dataset = record.get("dataset")
+    if not isinstance(dataset, dict):
+        return RetrieveRequest("", {}, source=source, error=DcmtoolsError(
+            ErrorCode.BAD_RECORD, "the record has no dataset to take the identifiers from",
+            "pipe the records of 'dcmtools find' (JSON Lines)"))
+    if dataset and not all(len(k) == 8 and all(c in "0123456789ABCDEFabcdef" for c in k) for k in dataset):
+        dataset = K.json_from_flat(dataset)  # the --flat form
+    rec_level = level or record.get("level")
+    if not rec_level:
+        rec_level = "IMAGE" if K.first_text(dataset.get(f"{K.T['SOPInstanceUID']:08X}")) else "STUDY"
+    try:
+        rec_level = K.normalize_level(rec_level)
+        rec_model = K.choose_model(rec_level, model or (record.get("model") if record.get("model") in ("patient", "study") else None))
+        identifier = unique_identifier(rec_level, dataset, rec_model)
+    except DcmtoolsError as exc:
+        exc.exit_status = ExitStatus.FAILED
+        return RetrieveRequest(rec_level, {}, source=source, error=exc)
+    return RetrieveRequest(rec_level, identifier, rec_model, source=source)
+
+
+def requests_from_lines(stream: TextIO | Iterable[str], model: str | None = None,
+                        level: str | None = None) -> Iterator[RetrieveRequest]:
+    """Requests from JSON Lines records (a summary line is skipped; a bad line is an error request)."""
+    for number, line in enumerate(stream, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            yield RetrieveRequest("", {}, source={"line": number}, error=DcmtoolsError(
+                ErrorCode.BAD_RECORD, f"input line {number} is not a JSON record ({exc.msg})",
+                "pipe the records of 'dcmtools find'"))
+            continue
+        if not isinstance(record, dict):
+            yield RetrieveRequest("", {}, source={"line": number}, error=DcmtoolsError(
+                ErrorCode.BAD_RECORD, f"input line {number} is not a JSON object"))
+            continue
+        if record.get("type") in ("summary", "query") and "dataset" not in record:
+            if record.get("type") == "query" and record.get("ok") is False:
+                yield request_from_record(record, model, level)
+            continue
+        yield request_from_record(record, model, level)
+
+
+# ------------------------------------------------------------- the retriever
+class _Bucket:
+    """Instances that arrive during one retrieve."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.cond = threading.Condition()
+
+    def add(self, record: dict[str, Any]) -> None:
+        with self.cond:
+            self.records.append(record)
+            self.cond.notify_all()
+
+    def wait_for(self, count: int, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        with self.cond:
+            while len(self.records) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self.cond.wait(left)
+
+
+class Retriever:
+    """Runs retrieve requests against one peer (see the module docs)."""
+
+    def __init__(self, peer: Peer, options: NetOptions, *, dest: str | None = None, store_dir: str | None = ".",
+                 port: int = 11112, bind: str = "", get: bool = False, model: str | None = None,
+                 overwrite: bool = False, priority: int = 0, on_instance: Any = None) -> None:
+        self.peer = peer
+        self.options = options
+        self.dest = check_aet(dest, "move destination (--dest)") if dest else None
+        if self.dest == options.calling_aet:
+            self.dest = None  # that is us: receive
+        self.store_dir = os.fspath(store_dir) if store_dir is not None else None
+        self.port = port
+        self.bind = bind
+        self.get = get
+        self.model = model
+        self.overwrite = overwrite
+        self.priority = priority
+        self.on_instance = on_instance
+        self.scp: Any = None
+        self._bucket: _Bucket | None = None
+        self._lock = threading.Lock()
+        self._assoc: Any = None
+        self._proposed: set[str] = set()
+        self._find_assoc: Any = None
+        self._ids = MessageIDs()
+        self.received = 0
+
+    # -- lifecycle
+    def close(self) -> None:
+        for name in ("_assoc", "_find_assoc"):
+            assoc = getattr(self, name)
+            if assoc is not None:
+                close(assoc)
+                setattr(self, name, None)
+        if self.scp is not None:
+            self.scp.stop(*((2.0,) if _stop_takes_grace(self.scp) else ()))
+            self.scp = None
+
+    def abort(self) -> None:
+        for name in ("_assoc", "_find_assoc"):
+            assoc = getattr(self, name)
+            if assoc is not None:
+                close(assoc, abort=True)
+                setattr(self, name, None)
+        if self.scp is not None:
+            self.scp.stop()
+            self.scp = None
+
+    def _instance(self, record: dict[str, Any]) -> None:
+        if record.get("type") != "instance":
+            return
+        with self._lock:
+            bucket = self._bucket
+        if bucket is not None:
+            bucket.add(record)
+        if self.on_instance is not None:
+            try:
+                self.on_instance(record)
+            except Exception as exc:  # noqa: BLE001 - a progress callback must not break a transfer
+                LOGGER.debug("instance callback failed: %s", exc)
+
+    def _storage(self) -> Any:
+        """Our storage SCP (started on first use), for C-MOVE to ourselves and C-GET."""
+        if self.scp is None:
+            from .scp import StorageSCP
+
+            tls = self.options.tls if self.options.tls is not None and self.options.tls.cert else None
+            self.scp = StorageSCP(self.store_dir, aet=self.options.calling_aet, port=self.port, host=self.bind,
+                                  options=self.options, on_record=self._instance, overwrite=self.overwrite, tls=tls)
+            if not self.get:
+                self.scp.start()
+            elif self.store_dir is not None:
+                try:
+                    os.makedirs(self.store_dir, exist_ok=True)
+                except OSError as exc:
+                    raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
+                                        "choose a folder you can write to with --store-dir", ExitStatus.USAGE) from None
+        return self.scp
+
+    # -- the stream
+    def run(self, requests: Iterable[RetrieveRequest]) -> Iterator[dict[str, Any]]:
+        try:
+            for request in requests:
+                if request.error is not None:
+                    from ..records import error_record
+
+                    yield error_record(self.kind, request.error, peer=str(self.peer), **request.source)
+                    continue
+                if request.keys_only:
+                    yield self._retrieve(request)
+                    continue
+                yield from self._resolve_and_retrieve(request)
+        except BaseException:
+            self.abort()
+            raise
+        self.close()
+
+    @property
+    def kind(self) -> str:
+        return "get" if self.get else "move"
+
+    def _resolve_and_retrieve(self, request: RetrieveRequest) -> Iterator[dict[str, Any]]:
+        """Keys that are not unique: find the matches at the request's level, retrieve each."""
+        model = request.model or K.choose_model(request.level, self.model)
+        identifier = dict(request.identifier)
+        for name in ([("PatientID")] if model == "patient" else []) + [K.UNIQUE_KEY[lvl] for lvl in K.LEVELS[1: K.level_index(request.level) + 1]]:
+            identifier.setdefault(f"{K.T[name]:08X}", {"vr": "LO" if name == "PatientID" else "UI"})
+        if request.level == "PATIENT":
+            identifier.setdefault(f"{K.T['PatientID']:08X}", {"vr": "LO"})
+        finder = Finder(self.peer, K.sort_identifier(identifier), self.options, request.level, model,
+                        assoc=self._find_association(model))
+        # The whole answer first: the find association is used again while retrieving.
+        matches = list(finder.run())
+        found = 0
+        for record in matches:
+            if not record.get("ok"):
+                from ..records import error_record
+
+                yield error_record(self.kind, record["error"], peer=str(self.peer), level=request.level,
+                                   identifier=request.label())
+                return
+            found += 1
+            try:
+                identifier = unique_identifier(request.level, record["dataset"], model)
+            except DcmtoolsError as exc:
+                from ..records import error_record
+
+                yield error_record(self.kind, exc, peer=str(self.peer), n=found, level=request.level)
+                continue
+            yield self._retrieve(RetrieveRequest(request.level, identifier, model, source={"n": found}))
+        if not found:
+            from ..records import error_record
+
+            yield error_record(self.kind, DcmtoolsError(
+                K.QueryErrorCode.MOVE_FAILED, f"nothing on {self.peer.label} matches these keys at the {request.level.lower()} level",
+                "check the keys with 'dcmtools find' first"), peer=str(self.peer), level=request.level,
+                identifier=request.label())
+
+    def _find_association(self, model: str) -> Any:
+        if self._find_assoc is not None and not self._find_assoc.is_established:
+            self._find_assoc = None
+        if self._find_assoc is None:
+            self._find_assoc = associate(self.peer, query_contexts([K.FIND["study"], K.FIND["patient"]]), self.options)
+            from .responses import install
+
+            install(self._find_assoc)
+        return self._find_assoc
+
+    # -- one retrieve
+    def _retrieve(self, request: RetrieveRequest) -> dict[str, Any]:
+        model = request.model or K.choose_model(request.level, self.model)
+        base: dict[str, Any] = {"type": self.kind, "peer": str(self.peer), **request.source, "level": request.level,
+                                "model": model, "identifier": request.label()}
+        to_us = self.get or self.dest is None
+        if to_us:
+            self._storage()
+        if not self.get:
+            base["destination"] = self.dest or self.options.calling_aet
+        bucket = _Bucket()
+        with self._lock:
+            self._bucket = bucket
+        try:
+            if self.get:
+                outcome = self._get(request, model)
+            else:
+                outcome = self._move(request, model)
+            if to_us:
+                expected = outcome.completed + outcome.warning
+                bucket.wait_for(expected, ARRIVAL_WAIT if expected else 0.2)
+        finally:
+            with self._lock:
+                self._bucket = None
+        return self._record(base, outcome, bucket.records if to_us else None)
+
+    def _move(self, request: RetrieveRequest, model: str) -> "_Outcome":
+        from io import BytesIO
+
+        from pynetdicom.dimse_primitives import C_MOVE
+
+        sop_class = K.MOVE[model]
+        assoc = self._association([sop_class], [])
+        context = context_for(assoc, sop_class)
+        if context is None:
+            raise no_context_error(self.peer, query_contexts([sop_class]))
+        primitive = C_MOVE()
+        primitive.MessageID = self._ids.next()
+        primitive.AffectedSOPClassUID = sop_class
+        primitive.Priority = self.priority
+        primitive.MoveDestination = self.dest or self.options.calling_aet
+        primitive.Identifier = BytesIO(encode_identifier(request.identifier, str(context.transfer_syntax[0])))
+        return self._exchange(assoc, primitive, context, "move", "C-MOVE")
+
+    def _exchange(self, assoc: Any, primitive: Any, context: Any, service: str, what: str) -> "_Outcome":
+        outcome = _Outcome()
+        exchange = Exchange(assoc, self.peer, self.options, primitive, context, service, what)
+        try:
+            ts = str(context.transfer_syntax[0])
+            for response in exchange.responses():
+                outcome.update(response, ts)
+        except KeyboardInterrupt:
+            outcome.cancelled = True
+            raise
+        except DcmtoolsError as exc:
+            # A peer that drops the association at once instead of answering a C-MOVE
+            # is refusing it (Orthanc does so for an AE title it does not know): that
+            # request fails, the next one gets a new association.
+            if service == "move" and not outcome.responses and exc.exit_status == ExitStatus.ABORTED:
+                outcome.refused = exc
+                return outcome
+            raise
+        return outcome
+
+    # -- C-GET
+    def _get(self, request: RetrieveRequest, model: str) -> "_Outcome":
+        sop_class = K.GET[model]
+        plan = self._get_plan(request, model)
+        total = _Outcome()
+        for classes, identifiers in plan:
+            contexts, roles = _get_contexts(classes)
+            assoc = self._association([sop_class], contexts, roles)
+            context = context_for(assoc, sop_class)
+            if context is None:
+                raise no_context_error(self.peer, query_contexts([sop_class]))
+            for identifier in identifiers or [request.identifier]:
+                from io import BytesIO
+
+                from pynetdicom.dimse_primitives import C_GET
+
+                primitive = C_GET()
+                primitive.MessageID = self._ids.next()
+                primitive.AffectedSOPClassUID = sop_class
+                primitive.Priority = self.priority
+                primitive.Identifier = BytesIO(encode_identifier(identifier, str(context.transfer_syntax[0])))
+                total.add(self._exchange(assoc, primitive, context, "get", "C-GET"))
+        return total
+
+    def _get_plan(self, request: RetrieveRequest, model: str) -> list[tuple[list[str] | None, list[dict[str, Any]] | None]]:
+        """[(storage SOP classes to propose, identifiers to C-GET with them)].
+
+        ``(None, None)``: the common SOP classes, the request's own identifier.
+        """
+        found = self._instances_of(request, model)
+        classes = sorted({sop_class for sop_class, *_ in found})
+        if not found or not all(classes):
+            return [(None, None)]
+        per_association = (MAX_CONTEXTS - 1) // CONTEXTS_PER_CLASS  # and one context for the C-GET itself
+        if len(classes) <= per_association:
+            return [(classes, None)]
+        plan = []
+        for start in range(0, len(classes), per_association):
+            group = set(classes[start: start + per_association])
+            series: dict[tuple[str, str, str], list[str]] = {}
+            for sop_class, sop_instance, study, series_uid, patient in found:
+                if sop_class in group:
+                    series.setdefault((patient, study, series_uid), []).append(sop_instance)
+            identifiers = []
+            for (patient, study, series_uid), instances in series.items():
+                keys = [f"StudyInstanceUID={study}", f"SeriesInstanceUID={series_uid}",
+                        "SOPInstanceUID=" + "\\".join(instances)]
+                if model == "patient":
+                    keys.insert(0, f"PatientID={patient}")
+                identifiers.append(K.identifier_from(K.parse_keys(keys), (), "IMAGE"))
+            plan.append((sorted(group), identifiers))
+        return plan
+
+    def _instances_of(self, request: RetrieveRequest, model: str) -> list[tuple[str, str, str, str, str]]:
+        """(SOP class, SOP instance, study, series, patient) of what the request covers, by an IMAGE-level C-FIND."""
+        identifier = dict(request.identifier)
+        identifier[f"{K.T['QueryRetrieveLevel']:08X}"] = {"vr": "CS", "Value": ["IMAGE"]}
+        for name in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
+            identifier.setdefault(f"{K.T[name]:08X}", {"vr": "LO" if name == "PatientID" else "UI"})
+        if model == "study":
+            # PatientID is a return key here; a study-root peer may refuse it as a matching key.
+            patient = identifier.get(f"{K.T['PatientID']:08X}")
+            if patient is not None and K.first_text(patient):
+                identifier[f"{K.T['PatientID']:08X}"] = {"vr": "LO"}
+        try:
+            finder = Finder(self.peer, K.sort_identifier(identifier), self.options, "IMAGE", model,
+                            assoc=self._find_association(model), check=False)
+            out = []
+            for record in finder.run():
+                if not record.get("ok"):
+                    return []
+                ds = record["dataset"]
+                out.append(tuple(K.first_text(ds.get(f"{K.T[name]:08X}")) or "" for name in
+                                 ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID")))
+            return out
+        except DcmtoolsError as exc:
+            if exc.exit_status in (ExitStatus.NO_CONTEXT,):
+                return []
+            raise
+
+    # -- associations
+    def _association(self, sop_classes: list[str], storage: list[Any], roles: list[Any] | None = None) -> Any:
+        wanted = set(sop_classes) | {f"{cx.abstract_syntax}|{','.join(cx.transfer_syntax)}" for cx in storage}
+        if self._assoc is not None and (not self._assoc.is_established or not wanted <= self._proposed):
+            close(self._assoc)
+            self._assoc = None
+        if self._assoc is None:
+            contexts = query_contexts(sop_classes) + list(storage)
+            self._assoc = associate(self.peer, contexts, self.options, ext_neg=roles or None)
+            self._proposed = wanted
+            from .responses import install
+
+            if self.get:
+                from .scp import _Receiver
+
+                receiver = _Receiver(self._storage(), self._assoc.association)
+                install(self._assoc, then=receiver.feed)
+            else:
+                install(self._assoc)
+        return self._assoc
+
+    def _record(self, base: dict[str, Any], outcome: "_Outcome", received: list[dict[str, Any]] | None) -> dict[str, Any]:
+        record = dict(base)
+        record.update(status_fields(outcome.status, self.kind, outcome.error_comment) if outcome.status is not None else {})
+        record.update({"completed": outcome.completed, "failed": outcome.failed, "warning": outcome.warning})
+        if outcome.remaining:
+            record["remaining"] = outcome.remaining
+        files: list[str] = []
+        stored_failed = 0
+        if received is not None:
+            stored = [r for r in received if r.get("ok")]
+            stored_failed = len(received) - len(stored)
+            files = [r["path"] for r in stored if r.get("path")]
+            record["received"] = len(stored)
+            self.received += len(stored)
+            if files:
+                record["out"] = _common_folder(files) if len(files) > 1 else files[0]
+                record["files"] = files
+        if outcome.failed_uids:
+            record["failed_sop_instance_uids"] = outcome.failed_uids
+        error = self._judge(record, outcome, received is not None, stored_failed)
+        if outcome.cancelled:
+            record["cancelled"] = True
+        record["ok"] = error is None
+        if error is not None:
+            record["error"] = error
+        return record
+
+    def _judge(self, record: dict[str, Any], outcome: "_Outcome", to_us: bool, stored_failed: int) -> dict[str, Any] | None:
+        """None when the retrieve went well, else the error of its record."""
+        peer = self.peer.label
+        dest = record.get("destination")
+        code = outcome.status
+        if outcome.refused is not None:
+            return {
+                "code": K.QueryErrorCode.MOVE_DESTINATION_UNKNOWN,
+                "message": (f"{peer} dropped the association instead of answering the C-MOVE to {dest!r}: it "
+                            f"probably does not know the AE title {self.options.calling_aet!r} (we asked) "
+                            + (f"or {dest!r} (the destination)" if dest != self.options.calling_aet else "")
+                            ).rstrip() + f" ({outcome.refused.message})",
+                "hint": (f"register AE title {self.options.calling_aet} on the PACS"
+                         + (f" with this host and port ({self._our_address()})" if self.dest is None and self._our_address() else "")
+                         + " (Orthanc: DicomModalities, or DicomAlwaysAllowMove); check the PACS log"),
+            }
+        if code is None:
+            return {"code": K.QueryErrorCode.MOVE_FAILED, "message": f"{peer} gave no final answer"}
+        category, meaning = describe(code, self.kind)
+        suboperations = outcome.completed + outcome.failed + outcome.warning
+        if code == 0xA801 or (code == 0xC000 and not self.get and suboperations == 0):
+            where = self._our_address()
+            probably = "" if code == 0xA801 else "probably "
+            return {
+                "code": K.QueryErrorCode.MOVE_DESTINATION_UNKNOWN,
+                "message": (f"{peer} refused the C-MOVE: the move destination {dest!r} is {probably}unknown to it "
+                            f"({meaning}, status 0x{code:04X}"
+                            + (f": {outcome.error_comment}" if outcome.error_comment else "")
+                            + (", which is what Orthanc answers for an unknown destination" if code == 0xC000 else "") + ")"),
+                "hint": (f"AE title {dest} must be registered on the PACS with "
+                         + (f"this host and port ({where})" if where and self.dest is None else "its host and port")
+                         + " (Orthanc: DicomModalities; DCMTK dcmqrscp: HostTable)"
+                         + ("; or use --get, which needs no registration" if self.dest is None else "")),
+            }
+        if category == "cancel":
+            return {"code": K.QueryErrorCode.CANCELLED, "message": f"the retrieve was cancelled ({outcome.remaining or 0} not retrieved)"}
+        if category == "failure" and suboperations == 0 and not (to_us and record.get("received")):
+            hint = "check the identifier and the peer's log"
+            if code in (0xA701, 0xA702) and not self.get and self.dest is None:
+                hint = (f"the peer could not send to {dest}: check that it can reach {self._our_address() or 'this host'} "
+                        f"and that {dest} is registered there with the right port")
+            return {"code": K.QueryErrorCode.MOVE_FAILED,
+                    "message": f"{peer} refused the {'C-GET' if self.get else 'C-MOVE'}: {meaning} (status 0x{code:04X})"
+                    + (f": {outcome.error_comment}" if outcome.error_comment else ""), "hint": hint}
+        if outcome.failed or category == "failure":
+            return {"code": K.QueryErrorCode.MOVE_FAILED,
+                    "message": f"{outcome.failed} of {suboperations} sub-operations failed ({meaning}, status 0x{code:04X})"
+                    + (f": {outcome.error_comment}" if outcome.error_comment else ""),
+                    "hint": "see failed_sop_instance_uids, and the log of the peer"
+                    + ("" if not to_us else " (and the records of the instances it sent)")}
+        if to_us:
+            received = record.get("received", 0)
+            if stored_failed:
+                return {"code": K.QueryErrorCode.MOVE_FAILED,
+                        "message": f"{stored_failed} instance(s) arrived but could not be stored under {self.store_dir}",
+                        "hint": "check the space and permissions of --store-dir"}
+            if received == 0 and suboperations == 0:
+                return {"code": K.QueryErrorCode.MOVE_FAILED,
+                        "message": f"nothing arrived: {peer} found no instances for this identifier",
+                        "hint": "check the identifier with 'dcmtools find'"}
+            if received == 0 and not self.get:
+                return {"code": K.QueryErrorCode.MOVE_FAILED,
+                        "message": (f"{peer} says it sent {outcome.completed} instance(s) to {dest}, but none arrived "
+                                    f"here (port {self.port})"),
+                        "hint": (f"the PACS has AE title {dest} registered with another host or port; "
+                                 f"register it with {self._our_address() or 'this host'}")}
+            if received < outcome.completed + outcome.warning:
+                return {"code": K.QueryErrorCode.MOVE_FAILED,
+                        "message": f"{peer} says it sent {outcome.completed + outcome.warning} instance(s), {received} arrived",
+                        "hint": "some went elsewhere or are still on the way; check the peer's log"}
+        elif suboperations == 0:
+            return {"code": K.QueryErrorCode.MOVE_FAILED,
+                    "message": f"nothing was sent: {peer} found no instances for this identifier",
+                    "hint": "check the identifier with 'dcmtools find'"}
+        return None
+
+    def _our_address(self) -> str | None:
+        assoc = self._assoc.association if self._assoc is not None else None
+        try:
+            host = assoc.requestor.address_info.address if assoc is not None else None
+        except AttributeError:
+            host = None
+        if host is None:
+            return None
+        return f"{host}:{self.scp.port if self.scp is not None and not self.get else self.port}"
+
+
+def _stop_takes_grace(scp: Any) -> bool:
+    import inspect
+
+    try:
+        return "grace" in inspect.signature(scp.stop).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _common_folder(paths: list[str]) -> str:
+    try:
+        return os.path.commonpath([os.path.dirname(p) for p in paths])
+    except ValueError:
+        return os.path.dirname(paths[0])
+
+
+@dataclass
+class _Outcome:
+    status: int | None = None
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    remaining: int = 0
+    error_comment: str | None = None
+    failed_uids: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    responses: int = 0
+    refused: DcmtoolsError | None = None  # the association was dropped instead of an answer
+
+    def update(self, response: Response, transfer_syntax: str) -> None:
+        self.responses += 1
+        for name in ("Completed", "Failed", "Warning", "Remaining"):
+            value = response.count(name)
+            if value is not None:
+                setattr(self, name.lower(), value)
+        if response.pending:
+            return
+        self.status = response.status
+        self.error_comment = response.error_comment
+        if response.category == "cancel":
+            self.cancelled = True
+        else:
+            self.remaining = 0
+        if response.identifier:
+            try:
+                ds = K.from_bytes(response.identifier, transfer_syntax)
+            except Exception:  # noqa: BLE001 - a malformed list of failures does not hide the counts
+                ds = {}
+            self.failed_uids = K.texts(ds.get(f"{K.T['FailedSOPInstanceUIDList']:08X}"))
+
+    def add(self, other: "_Outcome") -> None:
+        """Merge the outcome of another C-GET of the same request (split over associations)."""
+        self.completed += other.completed
+        self.failed += other.failed
+        self.warning += other.warning
+        self.remaining += other.remaining
+        self.failed_uids += other.failed_uids
+        self.cancelled = self.cancelled or other.cancelled
+        self.error_comment = self.error_comment or other.error_comment
+        self.responses += other.responses
+        statuses = [c for c in (self.status, other.status) if c is not None]
+        bad = [c for c in statuses if describe(c, "get")[0] in ("failure", "cancel")]
+        if bad and not (self.completed or self.warning):
+            self.status = bad[0]
+        elif self.failed or bad:
+            self.status = 0xB000
+        elif statuses:
+            self.status = max(statuses)
+
+
+def _get_contexts(classes: list[str] | None) -> tuple[list[Any], list[Any]]:
+    """Storage contexts (SCP role) for a C-GET association: for each SOP class one
+    context for the uncompressed syntaxes and one for the compressed ones; without
+    known classes, the common ones, uncompressed."""
+    from pynetdicom.presentation import StoragePresentationContexts, build_context, build_role
+
+    compressed = classes is not None
+    if classes is None:
+        classes = [cx.abstract_syntax for cx in StoragePresentationContexts][: MAX_CONTEXTS - 1]
+    contexts = []
+    roles = []
+    for sop_class in classes:
+        contexts.append(build_context(sop_class, UNCOMPRESSED))
+        if compressed:
+            # One context per compressed syntax: the peer can then send a file as it is stored.
+            contexts.extend(build_context(sop_class, [ts]) for ts in COMPRESSED)
+        roles.append(build_role(sop_class, scp_role=True))
+    return contexts, roles

@@ -1,0 +1,587 @@
+"""The Basic Grayscale Print Management SCU: the DIMSE-N sequence on one association.
+
+    Printer N-GET (status)                      -> a "printer" record
+    Presentation LUT N-CREATE (IDENTITY)         when the printer accepts the SOP class
+    Film Session N-CREATE                        copies, priority, medium, destination, label
+    for each film:
+        Film Box N-CREATE                        layout, film size, orientation, magnification, densities
+        Grayscale Image Box N-SET  x images      P-values, polarity
+        Film Box N-ACTION (print)
+        Film Box N-DELETE
+    Film Session N-DELETE, Presentation LUT N-DELETE, release
+
+The SOP Instance UIDs of the film session, film box and image boxes are the
+ones the printer assigns, read from its responses (pynetdicom keeps the
+Affected SOP Instance UID of an N-CREATE response to itself: an
+``EVT_DIMSE_RECV`` handler keeps each response's command set).
+
+When the printer refuses a film box, a film session or an image box with
+"invalid attribute value" (0x0106), "no such attribute" (0x0105) or a
+similar status and does not say which attribute (its Attribute Identifier
+List), the SCU finds out by trying the values one at a time on throw-away
+instances that it deletes again, so the message can say "film size A3 is not
+supported by this printer" rather than "invalid attribute value".
+
+``--bits auto``: the first image box is sent with 12-bit P-values; a printer
+that cannot take 12 bits refuses it (as DCMTK's dcmprscp does with 0x0106),
+and the SCU then sends 8-bit P-values for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from ..records import DcmtoolsError, ErrorCode, ExitStatus
+from . import words
+from .options import FilmOptions
+from .prepare import PreparedImage
+
+META_GRAYSCALE = "1.2.840.10008.5.1.1.9"
+META_COLOR = "1.2.840.10008.5.1.1.18"
+FILM_SESSION = "1.2.840.10008.5.1.1.1"
+FILM_BOX = "1.2.840.10008.5.1.1.2"
+GRAYSCALE_IMAGE_BOX = "1.2.840.10008.5.1.1.4"
+PRINTER = "1.2.840.10008.5.1.1.16"
+PRINTER_INSTANCE = "1.2.840.10008.5.1.1.17"
+PRESENTATION_LUT = "1.2.840.10008.5.1.1.23"
+TRANSFER_SYNTAXES = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]  # explicit, implicit VR little endian
+
+PROBED = (0x0105, 0x0106, 0x0107, 0x0116, 0x0120, 0x0121)  # statuses about one attribute
+
+
+class PrintErrorCode:
+    """Stable error codes of print records (defined in ``records.ErrorCode``)."""
+
+    REFUSED = ErrorCode.PRINT_REFUSED  # the printer answered a failure status
+    PRINTER_FAILURE = ErrorCode.PRINTER_FAILURE  # the printer reports FAILURE: nothing was sent
+    BAD_RESPONSE = ErrorCode.BAD_RESPONSE  # a response without the UIDs it must carry
+
+
+PRINTER_ATTRIBUTES = {  # N-GET of the Printer SOP Instance: tag -> record field
+    0x21100010: "printer_status",
+    0x21100020: "printer_status_info",
+    0x21100030: "printer_name",
+    0x00080070: "manufacturer",
+    0x00081090: "model",
+    0x00181000: "serial_number",
+    0x00181020: "software_versions",
+    0x00181200: "calibration_date",
+    0x00181201: "calibration_time",
+}
+
+
+def print_contexts(presentation_lut: bool = True) -> list:
+    from pynetdicom.presentation import build_context
+
+    contexts = [build_context(META_GRAYSCALE, TRANSFER_SYNTAXES)]
+    if presentation_lut:
+        contexts.append(build_context(PRESENTATION_LUT, TRANSFER_SYNTAXES))
+    return contexts
+
+
+def status_contexts() -> list:
+    """For a status check: the Printer SOP Class on its own, or within either Meta SOP Class."""
+    from pynetdicom.presentation import build_context
+
+    return [build_context(uid, TRANSFER_SYNTAXES) for uid in (PRINTER, META_GRAYSCALE, META_COLOR)]
+
+
+class ResponseLog:
+    """Keeps the command set of the last DIMSE message received (an ``EVT_DIMSE_RECV`` handler)."""
+
+    def __init__(self) -> None:
+        self.last: Any = None
+
+    def handler(self) -> tuple:
+        from pynetdicom import evt
+
+        return (evt.EVT_DIMSE_RECV, self._received)
+
+    def _received(self, event: Any) -> None:
+        self.last = event.message.command_set
+
+    def take(self) -> Any:
+        last, self.last = self.last, None
+        return last
+
+
+@dataclass
+class Answer:
+    """A printer's response: status code, its attribute list, and its command set."""
+
+    code: int
+    attributes: Any = None
+    command: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return words.is_ok(self.code)
+
+    @property
+    def warning(self) -> bool:
+        return self.code != 0 and self.ok
+
+    @property
+    def instance_uid(self) -> str | None:
+        uid = self.command.get("AffectedSOPInstanceUID") if self.command is not None else None
+        return str(uid) if uid else None
+
+    @property
+    def error_comment(self) -> str | None:
+        comment = self.command.get("ErrorComment") if self.command is not None else None
+        return str(comment).strip() or None if comment else None
+
+    @property
+    def attribute_keywords(self) -> list[str]:
+        """The attributes the printer named (Attribute Identifier List), as keywords."""
+        if self.command is None or "AttributeIdentifierList" not in self.command:
+            return []
+        value = self.command.AttributeIdentifierList
+        tags = value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, (str, bytes)) else [value]
+        from pydicom.datadict import keyword_for_tag
+
+        return [words.TAG_KEYWORDS.get(int(tag)) or keyword_for_tag(int(tag)) or f"({int(tag) >> 16:04X},{int(tag) & 0xFFFF:04X})"
+                for tag in tags]
+
+
+class PrintRefused(DcmtoolsError):
+    """The printer answered a failure status to one operation."""
+
+    def __init__(self, message: str, hint: str | None, answer: Answer, operation: str,
+                 attributes: list[str] | None = None):
+        details: dict[str, Any] = {"status": f"0x{answer.code:04X}", "operation": operation}
+        if attributes:
+            details["attributes"] = attributes
+        if answer.error_comment:
+            details["error_comment"] = answer.error_comment
+        super().__init__(PrintErrorCode.REFUSED, message, hint, ExitStatus.FAILED, **details)
+        self.answer = answer
+        self.attributes = attributes or []
+
+
+def _dataset(attributes: dict[str, Any]) -> Any:
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _reference(sop_class: str, uid: str) -> list:
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.ReferencedSOPClassUID = sop_class
+    item.ReferencedSOPInstanceUID = uid
+    return [item]
+
+
+class PrintSCU:
+    """The DIMSE-N operations of print management on an established association."""
+
+    def __init__(self, assoc: Any, peer: Any, timeout: float, log: ResponseLog) -> None:
+        self.assoc = assoc
+        self.peer = peer
+        self.timeout = timeout
+        self.log = log
+        accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
+        self.meta = META_GRAYSCALE if META_GRAYSCALE in accepted else (META_COLOR if META_COLOR in accepted else None)
+        self.printer_direct = PRINTER in accepted
+        self.presentation_lut = PRESENTATION_LUT in accepted
+        self.message_id = 0
+
+    def _call(self, what: str, send: Any, *args: Any, **kwargs: Any) -> Answer:
+        from ..net import failure_after
+
+        self.log.take()
+        self.message_id = self.message_id % 0xFFFF + 1
+        started = time.monotonic()
+        if not self.assoc.is_established:
+            raise failure_after(self.assoc, self.peer, what, self.timeout)
+        try:
+            result = send(*args, msg_id=self.message_id, **kwargs)
+        except RuntimeError:  # the association ended between the check and the send
+            if self.assoc.is_established:
+                raise
+            raise failure_after(self.assoc, self.peer, what, self.timeout) from None
+        status, attributes = result if isinstance(result, tuple) else (result, None)
+        if not status or "Status" not in status:
+            elapsed = time.monotonic() - started
+            raise failure_after(self.assoc, self.peer, what, self.timeout, timed_out=elapsed >= self.timeout * 0.9)
+        return Answer(int(status.Status), attributes, self.log.take())
+
+    def get_printer(self, tags: Iterable[int] = ()) -> Answer:
+        meta = None if self.printer_direct else self.meta
+        return self._call("Printer N-GET", self.assoc.send_n_get, list(tags), PRINTER, PRINTER_INSTANCE, meta_uid=meta)
+
+    def create(self, sop_class: str, attributes: dict[str, Any] | None, what: str) -> Answer:
+        meta = None if sop_class == PRESENTATION_LUT else self.meta
+        ds = _dataset(attributes) if attributes else None  # an empty attribute list is left out
+        return self._call(f"{what} N-CREATE", self.assoc.send_n_create, ds, sop_class, None, meta_uid=meta)
+
+    def set(self, sop_class: str, uid: str, ds: Any, what: str) -> Answer:
+        return self._call(f"{what} N-SET", self.assoc.send_n_set, ds, sop_class, uid, meta_uid=self.meta)
+
+    def action(self, sop_class: str, uid: str, what: str, action_type: int = 1) -> Answer:
+        return self._call(f"{what} N-ACTION", self.assoc.send_n_action, None, action_type, sop_class, uid,
+                          meta_uid=self.meta)
+
+    def delete(self, sop_class: str, uid: str, what: str) -> Answer:
+        meta = None if sop_class == PRESENTATION_LUT else self.meta
+        return self._call(f"{what} N-DELETE", self.assoc.send_n_delete, sop_class, uid, meta_uid=meta)
+
+
+# ------------------------------------------------------------------ printer status
+
+def printer_record(scu: PrintSCU, peer: Any) -> tuple[dict[str, Any], Answer]:
+    """N-GET of the printer's status (all attributes; the two status attributes if that is refused)."""
+    answer = scu.get_printer()
+    if not answer.ok:
+        answer = scu.get_printer([0x21100010, 0x21100020])
+    record: dict[str, Any] = {"type": "printer", "peer": str(peer)}
+    if not answer.ok:
+        category, message, _ = words.explain(answer.code, "printer")
+        record.update(status=f"0x{answer.code:04X}", status_meaning=message)
+        return record, answer
+    attrs = answer.attributes
+    for tag, field_name in PRINTER_ATTRIBUTES.items():
+        if attrs is not None and tag in attrs and attrs[tag].value not in (None, ""):
+            value = attrs[tag].value
+            record[field_name] = str(value).strip() if not isinstance(value, (list, tuple)) else "\\".join(map(str, value))
+    status = str(record.get("printer_status", "")).upper()
+    if status:
+        record["printer_status"] = status
+        record["meaning"] = words.PRINTER_STATUS.get(status, "unknown printer status")
+    info = record.get("printer_status_info")
+    if info:
+        record["printer_status_info_meaning"] = words.status_info_words(info)
+    return record, answer
+
+
+def printer_failure(record: dict[str, Any]) -> DcmtoolsError:
+    info = record.get("printer_status_info")
+    detail = f": {info} ({record.get('printer_status_info_meaning')})" if info else ""
+    return DcmtoolsError(
+        PrintErrorCode.PRINTER_FAILURE,
+        f"the printer reports FAILURE{detail}; nothing was sent",
+        "fix the printer (see its display or log), then print again; 'dcmtools print PEER --status' shows its state",
+        ExitStatus.FAILED,
+    )
+
+
+# ------------------------------------------------------------------ films
+
+_SESSION_FIELDS = {"NumberOfCopies": "copies", "PrintPriority": "priority", "MediumType": "medium",
+                   "FilmDestination": "destination", "FilmSessionLabel": "label"}
+_FILM_FIELDS = {"ImageDisplayFormat": "layout", "FilmSizeID": "film_size", "FilmOrientation": "orientation",
+                "MagnificationType": "magnification", "BorderDensity": "border_density",
+                "EmptyImageDensity": "empty_density"}
+
+
+class FilmPrinter:
+    """Prints films on one association; the film session is created with the first film."""
+
+    def __init__(self, scu: PrintSCU, film: FilmOptions) -> None:
+        self.scu = scu
+        self.film = film
+        self.session_uid: str | None = None
+        self.session_values: dict[str, Any] = {}
+        self.plut_uid: str | None = None
+        self.bits = 8 if film.bits == "8" else 12
+        self.bits_known = film.bits != "auto"
+        self.stopped: DcmtoolsError | None = None  # set when no further film can succeed
+        self.notes: list[str] = []
+
+    # -- session
+    def _open_session(self) -> None:
+        scu = self.scu
+        if self.film.presentation_lut and scu.presentation_lut:
+            answer = scu.create(PRESENTATION_LUT, {"PresentationLUTShape": "IDENTITY"}, "Presentation LUT")
+            if answer.ok and answer.instance_uid:
+                self.plut_uid = answer.instance_uid
+            else:
+                self.notes.append(
+                    f"the printer did not create an IDENTITY Presentation LUT (0x{answer.code:04X}); printed without one"
+                )
+        attributes = self.film.session_attributes()
+        answer = scu.create(FILM_SESSION, attributes, "Film Session")
+        if not answer.ok:
+            raise self._refused(answer, "film session", "Film Session N-CREATE", attributes, self._probe_session)
+        if not answer.instance_uid:
+            raise DcmtoolsError(PrintErrorCode.BAD_RESPONSE, "the printer created the film session but did not say its UID",
+                                "the printer does not follow DICOM here; report it to its vendor", ExitStatus.FAILED)
+        self.session_uid = answer.instance_uid
+        self.session_values = self._values(answer.attributes, _SESSION_FIELDS, attributes)
+        if answer.warning:
+            self.notes.append("film session: " + words.explain(answer.code, "film session")[1])
+
+    def close(self) -> list[str]:
+        """Delete the film session and the Presentation LUT; returns warnings."""
+        warnings = []
+        if self.session_uid:
+            answer = self.scu.delete(FILM_SESSION, self.session_uid, "Film Session")
+            if not answer.ok:
+                warnings.append(f"the printer did not delete the film session (0x{answer.code:04X}); the release ends it")
+            self.session_uid = None
+        if self.plut_uid:
+            self.scu.delete(PRESENTATION_LUT, self.plut_uid, "Presentation LUT")
+            self.plut_uid = None
+        return warnings
+
+    # -- one film
+    def print_film(self, number: int, images: list[PreparedImage]) -> dict[str, Any]:
+        """Print one film with ``images`` (at most the layout's box count); returns its record.
+
+        Raises ``DcmtoolsError`` for what ends the run (the film session was
+        refused, the association failed); a refused film gives ``ok: false``.
+        """
+        if self.session_uid is None:
+            self._open_session()
+        record = self._record(number, images)
+        try:
+            self._film(record, images)
+        except DcmtoolsError as exc:
+            if exc.exit_status != ExitStatus.FAILED:
+                raise  # the association failed: the run ends
+            record["ok"] = False
+            record["error"] = exc.as_error()
+        for key in [k for k, v in record.items() if v is None]:
+            del record[key]
+        return record
+
+    def _record(self, number: int, images: list[PreparedImage]) -> dict[str, Any]:
+        record: dict[str, Any] = {"type": "film", "peer": str(self.scu.peer), "film": number, "ok": True}
+        record.update(self.film.describe())
+        for key in _FILM_FIELDS.values():  # the printer's values, in this order, come with its film box
+            record.setdefault(key, None)
+        record.update(self.session_values)
+        record["images"] = [dict(image.describe(), position=i + 1) for i, image in enumerate(images)]
+        record["empty_boxes"] = self.film.layout.boxes - len(images)
+        return record
+
+    def _film(self, record: dict[str, Any], images: list[PreparedImage]) -> None:
+        scu = self.scu
+        attributes = self.film.film_box_attributes()
+        attributes["ReferencedFilmSessionSequence"] = _reference(FILM_SESSION, self.session_uid)
+        if self.plut_uid:
+            attributes["ReferencedPresentationLUTSequence"] = _reference(PRESENTATION_LUT, self.plut_uid)
+        answer = scu.create(FILM_BOX, attributes, "Film Box")
+        if not answer.ok:
+            error = self._refused(answer, "film box", "Film Box N-CREATE", attributes, self._probe_film_box)
+            self.stopped = error  # every film asks the same: none can succeed
+            raise error
+        box_uid = answer.instance_uid
+        boxes = []
+        if answer.attributes is not None and "ReferencedImageBoxSequence" in answer.attributes:
+            boxes = [(str(item.ReferencedSOPClassUID), str(item.ReferencedSOPInstanceUID))
+                     for item in answer.attributes.ReferencedImageBoxSequence]
+        if not box_uid or len(boxes) < len(images):
+            if box_uid:
+                scu.delete(FILM_BOX, box_uid, "Film Box")
+            self.stopped = DcmtoolsError(
+                PrintErrorCode.BAD_RESPONSE,
+                f"the printer created a film box with {len(boxes)} image boxes for layout {self.film.layout.value}"
+                + ("" if box_uid else " and did not say its UID"),
+                "the printer does not follow DICOM here; try another --layout, or report it to its vendor",
+                operation="Film Box N-CREATE",
+            )
+            raise self.stopped
+        record.update(self._values(answer.attributes, _FILM_FIELDS, attributes))
+        record["film_session_uid"] = self.session_uid
+        record["film_box_uid"] = box_uid
+        if self.plut_uid:
+            record["presentation_lut"] = "IDENTITY"
+        warnings = list(self.notes)
+        self.notes.clear()
+        if answer.warning:
+            warnings.append("film box: " + words.explain(answer.code, "film box")[1])
+        try:
+            for position, ((sop_class, uid), image) in enumerate(zip(boxes, images), start=1):
+                bits, warning = self._set_image(sop_class, uid, position, image)
+                record["images"][position - 1]["bits"] = bits
+                if warning:
+                    warnings.append(f"image box {position}: {warning}")
+            record["bits"] = self.bits
+            answer = scu.action(FILM_BOX, box_uid, "Film Box")
+            if not answer.ok:
+                category, message, hint = words.explain(answer.code, "film box")
+                raise PrintRefused(f"the printer did not print the film: {message}", hint, answer, "Film Box N-ACTION")
+            if answer.warning:
+                warnings.append("print: " + words.explain(answer.code, "film box")[1])
+            reply = answer.attributes
+            if reply is not None and "ReferencedPrintJobSequence" in reply and reply.ReferencedPrintJobSequence:
+                record["print_job_uid"] = str(reply.ReferencedPrintJobSequence[0].ReferencedSOPInstanceUID)
+            record["status"] = f"0x{answer.code:04X}"
+        except DcmtoolsError as exc:
+            if exc.exit_status != ExitStatus.FAILED:
+                raise  # the association is gone: nothing to delete
+            self._delete_film_box(box_uid, warnings)
+            raise
+        else:
+            self._delete_film_box(box_uid, warnings)
+        finally:
+            if warnings:
+                record["warnings"] = warnings
+
+    def _delete_film_box(self, uid: str, warnings: list[str]) -> None:
+        deleted = self.scu.delete(FILM_BOX, uid, "Film Box")
+        if not deleted.ok:
+            warnings.append(f"the printer did not delete the film box (0x{deleted.code:04X})")
+
+    def _set_image(self, sop_class: str, uid: str, position: int, image: PreparedImage) -> tuple[int, str | None]:
+        extra = self.film.image_box_attributes()
+        answer = self.scu.set(sop_class, uid, image_box(position, image, self.bits, extra), "Image Box")
+        note = None
+        if not answer.ok and not self.bits_known and self.bits == 12:
+            retry = self.scu.set(sop_class, uid, image_box(position, image, 8, extra), "Image Box")
+            if retry.ok:
+                self.bits, self.bits_known = 8, True
+                note = f"the printer refused 12-bit images (0x{answer.code:04X}); printed with 8 bits"
+                answer = retry
+        if answer.ok:
+            self.bits_known = True
+            if answer.warning:
+                warning = words.explain(answer.code, "image box")[1]
+                note = f"{note}; {warning}" if note else warning
+            return self.bits, note
+        # Refused: which attribute?  Try the image alone, then each option with it.
+        refused = self._named(answer)
+        if not refused and answer.code in PROBED:
+            refused = self._probe_image_box(sop_class, uid, position, image, extra)
+        options = [(k, code) for k, code in refused if k != "BasicGrayscaleImageSequence"]
+        if options:
+            message, hint = _words("image box", options, extra)
+            message = f"the printer refused image box {position}: {message}"
+            self.stopped = DcmtoolsError(PrintErrorCode.REFUSED, message, hint)  # every image box asks the same
+        else:
+            message, hint = _words("image box", [(None, answer.code)], extra)
+            message = f"the printer refused image {position} ({image.columns}x{image.rows}, {self.bits} bits): {message}"
+            hint = hint or "try --bits 8, or smaller images"
+        raise PrintRefused(message, hint, answer, "Image Box N-SET", [k for k, _ in options])
+
+    # -- diagnosis
+    @staticmethod
+    def _named(answer: Answer) -> list[tuple[str, int]]:
+        return [(keyword, answer.code) for keyword in answer.attribute_keywords]
+
+    def _refused(self, answer: Answer, what: str, operation: str, attributes: dict[str, Any], probe: Any) -> PrintRefused:
+        refused = self._named(answer)
+        if not refused and answer.code in PROBED:
+            refused = probe(attributes)
+        message, hint = _words(what, refused or [(None, answer.code)], attributes)
+        if not refused and answer.code in PROBED and len(attributes) > 1:
+            tried = ", ".join(f"{words.ATTRIBUTES.get(k, (k,))[0]} {v}" for k, v in attributes.items()
+                              if not k.endswith("Sequence"))
+            message += f" (we asked for: {tried})"
+        return PrintRefused(f"the printer refused the {what}: {message}", hint, answer, operation,
+                            [k for k, _ in refused])
+
+    def _probe_session(self, attributes: dict[str, Any]) -> list[tuple[str, int]]:
+        scu = self.scu
+
+        def code(trial: dict[str, Any]) -> int:
+            answer = scu.create(FILM_SESSION, trial, "Film Session (diagnosis)")
+            if answer.ok and answer.instance_uid:
+                scu.delete(FILM_SESSION, answer.instance_uid, "Film Session (diagnosis)")
+            return answer.code
+
+        if not words.is_ok(code({})):
+            return []
+        return [(k, c) for k, v in attributes.items() if not words.is_ok(c := code({k: v}))]
+
+    def _probe_film_box(self, attributes: dict[str, Any]) -> list[tuple[str, int]]:
+        scu = self.scu
+        base = {"ImageDisplayFormat": "STANDARD\\1,1",
+                "ReferencedFilmSessionSequence": attributes["ReferencedFilmSessionSequence"]}
+
+        def code(trial: dict[str, Any]) -> int:
+            answer = scu.create(FILM_BOX, trial, "Film Box (diagnosis)")
+            if answer.ok and answer.instance_uid:
+                scu.delete(FILM_BOX, answer.instance_uid, "Film Box (diagnosis)")
+            return answer.code
+
+        if not words.is_ok(code(base)):
+            return []
+        refused = []
+        for keyword, value in attributes.items():
+            if keyword == "ReferencedFilmSessionSequence" or (keyword == "ImageDisplayFormat" and value == base[keyword]):
+                continue
+            result = code({**base, keyword: value})
+            if not words.is_ok(result):
+                refused.append((keyword, result))
+        return refused
+
+    def _probe_image_box(self, sop_class: str, uid: str, position: int, image: PreparedImage,
+                         extra: dict[str, Any]) -> list[tuple[str, int]]:
+        scu = self.scu
+        alone = scu.set(sop_class, uid, image_box(position, image, self.bits, {}), "Image Box (diagnosis)")
+        if not alone.ok:
+            return [("BasicGrayscaleImageSequence", alone.code)]
+        refused = []
+        for keyword, value in extra.items():
+            answer = scu.set(sop_class, uid, image_box(position, image, self.bits, {keyword: value}), "Image Box (diagnosis)")
+            if not answer.ok:
+                refused.append((keyword, answer.code))
+        return refused
+
+    @staticmethod
+    def _values(ds: Any, fields: dict[str, str], asked: dict[str, Any]) -> dict[str, Any]:
+        """The values the printer says it uses (its N-CREATE response), else what we asked for."""
+        values: dict[str, Any] = {}
+        for keyword, name in fields.items():
+            value = ds.get(keyword) if ds is not None else None
+            if value in (None, ""):
+                value = asked.get(keyword)
+            if value in (None, ""):
+                continue
+            if keyword == "NumberOfCopies":
+                try:
+                    value = int(value)
+                except (TypeError, ValueError):
+                    value = str(value)
+            else:
+                value = "\\".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value).strip()
+            values[name] = value
+        return values
+
+
+def _words(what: str, refused: list[tuple[str | None, int]], attributes: dict[str, Any]) -> tuple[str, str | None]:
+    """One message (and hint) for the attributes a printer refused."""
+    messages, hints = [], []
+    for keyword, code in refused:
+        _, message, hint = words.explain(code, what, attribute=keyword, value=attributes.get(keyword) if keyword else None)
+        messages.append(message)
+        if hint and hint not in hints:
+            hints.append(hint)
+    return "; ".join(messages), "; ".join(hints) or None
+
+
+def image_box(position: int, image: PreparedImage, bits: int, extra: dict[str, Any]) -> Any:
+    """The N-SET attribute list of a Basic Grayscale Image Box holding ``image`` as P-values."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.ImageBoxPosition = position
+    for keyword, value in extra.items():
+        setattr(ds, keyword, value)
+    item = Dataset()
+    item.SamplesPerPixel = 1
+    item.PhotometricInterpretation = "MONOCHROME2"
+    item.Rows = image.rows
+    item.Columns = image.columns
+    if image.aspect is not None:
+        item.PixelAspectRatio = [str(image.aspect[0]), str(image.aspect[1])]
+    item.BitsAllocated = 8 if bits == 8 else 16
+    item.BitsStored = bits
+    item.HighBit = bits - 1
+    item.PixelRepresentation = 0
+    pixels = image.pixels(bits)
+    data = pixels.tobytes() if bits == 8 else pixels.astype("<u2", copy=False).tobytes()
+    if len(data) % 2:
+        data += b"\x00"
+    item.add_new(0x7FE00010, "OB" if bits == 8 else "OW", data)
+    ds.BasicGrayscaleImageSequence = [item]
+    return ds

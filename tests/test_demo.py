@@ -1,0 +1,27 @@
+"""The README's demo command runs as written, from this checkout."""
+
+import os
+import subprocess
+
+from peers import REPO
+
+
+def test_demo_runs_the_whole_pipeline():
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "demo")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+        env={k: v for k, v in os.environ.items() if k != "DCMTOOLS_PEERS"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "(0010,2201) LO PatientSpeciesDescription           Canine" in out  # dump tree
+    assert "SMITH^REX" in out and "Canine / Beagle" in out  # find, worklist
+    assert "3 completed, 3 received" in out  # find | move
+    assert "JPEG-LS lossless  0x0000" in out  # transcode | send
+    assert "film 2  written" in out  # print --dry-run
+    assert "PASS" in out  # verify-display
+    assert "Demo done" in result.stderr
