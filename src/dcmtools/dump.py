@@ -144,6 +144,15 @@ def text_block(job: tuple[str, DumpOptions]) -> tuple[bool, str, str]:
         return False, ErrorCode.INTERNAL, f"# {path}\n# FAILED (internal error): {exc!r}"
 
 
+def warm_up(text: bool) -> None:
+    """Load the dictionaries once in the parent, so forked workers start with them."""
+    from . import datadict
+
+    datadict.vr_of(0x00100010)
+    if text:
+        textdump.uid_name("1.2.840.10008.1.2")
+
+
 def jobs_for(items: Iterable[InputItem], options: DumpOptions) -> Iterator[tuple[str, DumpOptions] | dict[str, Any]]:
     """One job per input; inputs that could not be resolved are already records."""
     for item in items:

@@ -90,8 +90,11 @@ def dump_command(
             width=None if full else 64,
         )
         worker = library.json_line if run.json_mode else library.text_block
+        workers = resolve_jobs(jobs)
+        if workers > 1:
+            library.warm_up(text=not run.json_mode)
         jobs_ = library.jobs_for(run.inputs(inputs, files_from, null), options)
-        results = map_ordered(library.RecordsPassThrough(worker, encode=True), jobs_, resolve_jobs(jobs))
+        results = map_ordered(library.RecordsPassThrough(worker, encode=True), jobs_, workers, chunksize=16)
         first = True
         for ok, code, text in run.progress(results):
             if not run.json_mode:
