@@ -21,6 +21,7 @@ def test_demo_runs_the_whole_pipeline():
     assert "(0010,2201) LO PatientSpeciesDescription           Canine" in out  # dump tree
     assert "SMITH^REX" in out and "Canine / Beagle" in out  # find, worklist
     assert "3 completed, 3 received" in out  # find | move
+    assert "committed" in out  # anonymize | send | commit
     assert "JPEG-LS lossless  0x0000" in out  # transcode | send
     assert "film 2  written" in out  # print --dry-run
     assert "PASS" in out  # verify-display
