@@ -29,3 +29,14 @@ def test_bash_completion_completes_commands_and_options():
     )
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert result.stdout.splitlines() == ["dump", "--flat"], result.stdout + result.stderr
+
+
+def test_each_command_runs_on_its_own():
+    """main() registers only the command named on the command line: each must stand alone."""
+    from dcmtools.cli import COMMANDS
+
+    from peers import dcmtools
+
+    for name in COMMANDS:
+        result = dcmtools(name, "--help")
+        assert result.returncode == 0 and f"dcmtools {name} [OPTIONS]" in result.stdout, (name, result.stderr)

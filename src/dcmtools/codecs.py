@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.metadata
 import logging
 import math
 from dataclasses import dataclass
@@ -230,6 +229,8 @@ def missing_encoder_hint(syntax: Syntax) -> str:
 
 
 def _version(package: str) -> str:
+    import importlib.metadata  # 15 ms: only for --list, not at every start
+
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:

@@ -2,28 +2,67 @@
 
 Command modules parse options and print records; the DICOM work is in the
 library.  Nothing here imports pydicom, pynetdicom or numpy at import time.
+
+Only the command being run is imported and registered (``dcmtools dump x``
+does not build the other twelve): Python start-up is the cost of every shell
+loop.  ``--help``, no command or an unknown one register them all, and so does
+``from dcmtools.cli import app``.
 """
 
-from __future__ import annotations
+import sys
 
-from .app import app
+# Command name -> its module (one line per command, kept sorted).
+COMMANDS = {
+    "anonymize": "anonymize",
+    "commit": "commit",
+    "dump": "dump",
+    "echo": "echo",
+    "find": "find",
+    "listen": "listen",
+    "move": "move",
+    "print": "print_",
+    "send": "send",
+    "transcode": "transcode",
+    "verify-display": "verify_display",
+    "worklist": "worklist",
+}
 
-# Each import registers one command on ``app`` (one line per command, kept sorted).
-from . import anonymize  # noqa: E402,F401
-from . import commit  # noqa: E402,F401
-from . import dump  # noqa: E402,F401
-from . import echo  # noqa: E402,F401
-from . import find  # noqa: E402,F401
-from . import listen  # noqa: E402,F401
-from . import move  # noqa: E402,F401
-from . import print_  # noqa: E402,F401
-from . import send  # noqa: E402,F401
-from . import transcode  # noqa: E402,F401
-from . import verify_display  # noqa: E402,F401
-from . import worklist  # noqa: E402,F401
+
+def load_commands(argv: list[str] | None = None):
+    """Register the command named in ``argv`` (all of them when none is) and return the app."""
+    from importlib import import_module
+
+    name = command_name(argv or [])
+    for module in [COMMANDS[name]] if name in COMMANDS else COMMANDS.values():
+        import_module(f"{__name__}.{module}")
+    from .app import app
+
+    # Importing the submodule ``app`` bound the package attribute ``app`` to
+    # the module: bind it to the Typer app when every command is on it, else
+    # drop it so that ``__getattr__`` registers them all when it is asked for.
+    if name in COMMANDS:
+        globals().pop("app", None)
+    else:
+        globals()["app"] = app
+    return app
+
+
+def command_name(argv: list[str]) -> str | None:
+    """The command in a command line: the first word that is not an option
+    (the root's options, --version and --help, take no value)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def __getattr__(name: str):
+    if name == "app":
+        return load_commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     from .common import run_app
 
-    run_app(app)
+    run_app(load_commands(sys.argv[1:]))

@@ -1,6 +1,5 @@
 """dcmtools anonymize: de-identify DICOM files (PS3.15 Annex E), keyed and repeatable."""
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path

@@ -1,6 +1,5 @@
 """The typer application that every command module registers itself on."""
 
-from __future__ import annotations
 
 from typing import Annotated, Optional
 

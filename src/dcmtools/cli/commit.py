@@ -1,6 +1,5 @@
 """``dcmtools commit``: Storage Commitment (Push Model SCU): does the archive keep these instances?"""
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 

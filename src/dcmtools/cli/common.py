@@ -11,7 +11,6 @@ summary:
 Exit statuses are those of ``dcmtools.records.ExitStatus``.
 """
 
-from __future__ import annotations
 
 import logging
 import os

@@ -1,6 +1,5 @@
 """dcmtools dump: read DICOM files as a text tree or as JSON Lines."""
 
-from __future__ import annotations
 
 from typing import Annotated, List, Optional
 

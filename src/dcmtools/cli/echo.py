@@ -1,6 +1,5 @@
 """``dcmtools echo``: C-ECHO a peer, with round-trip times, and say why it fails when it does."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 

@@ -1,6 +1,5 @@
 """``dcmtools find``: C-FIND a PACS; one record per match, a table on a terminal."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any, List, Optional
 

@@ -1,7 +1,6 @@
 """``dcmtools listen``: the built-in storage SCP: receive, store atomically, print what arrives;
 and answer queries, retrieves, worklist queries and Storage Commitment requests over what it stored."""
 
-from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path

@@ -1,6 +1,5 @@
 """``dcmtools move``: retrieve studies, series or images (C-MOVE, or C-GET with --get)."""
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path

@@ -12,7 +12,6 @@ A network command declares them and builds its ``NetOptions`` and ``Peer``:
 Importing this module does not import pydicom or pynetdicom.
 """
 
-from __future__ import annotations
 
 import os
 import sys

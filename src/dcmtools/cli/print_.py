@@ -1,6 +1,5 @@
 """``dcmtools print``: lay images out on films and print them on a DICOM grayscale printer."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 

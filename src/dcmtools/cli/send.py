@@ -1,6 +1,5 @@
 """``dcmtools send``: C-STORE files to a peer, streaming their bytes, one record per file."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 

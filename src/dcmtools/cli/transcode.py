@@ -1,6 +1,5 @@
 """``dcmtools transcode``: rewrite DICOM files in another transfer syntax."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 

@@ -1,6 +1,5 @@
 """``dcmtools verify-display``: GSDF conformance of a display from photometer readings."""
 
-from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Annotated, Any, List, Optional

@@ -1,6 +1,5 @@
 """``dcmtools worklist``: what a modality's worklist shows (Modality Worklist C-FIND)."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 
