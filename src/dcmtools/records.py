@@ -140,17 +140,24 @@ def _json_default(value: Any) -> Any:
 HumanFormatter = Callable[[dict[str, Any]], "str | None"]
 
 
+def human_failure(record: dict[str, Any], subject: str | None = None, default_message: str = "failed") -> str:
+    """The readable form of a failed record: 'FAILED subject: message', the hint below."""
+    error = record.get("error") or {}
+    if subject is None:
+        subject = record.get("path") or record.get("peer") or record.get("type", "")
+    text = f"FAILED {subject}: {error.get('message', default_message)}"
+    if error.get("hint"):
+        text += f"\n       {error['hint']}"
+    return text
+
+
 def default_human(record: dict[str, Any]) -> str | None:
     """A plain one-line rendering for terminals, used when a command has none."""
     if record.get("type") == "summary":
         return None
     subject = record.get("path") or record.get("peer") or record.get("type", "")
     if record.get("ok") is False:
-        error = record.get("error") or {}
-        text = f"FAILED {subject}: {error.get('message', 'failed')}"
-        if error.get("hint"):
-            text += f"\n       {error['hint']}"
-        return text
+        return human_failure(record, subject)
     fields = " ".join(
         f"{k}={v}" for k, v in record.items() if k not in ("type", "path", "ok") and not isinstance(v, (dict, list))
     )

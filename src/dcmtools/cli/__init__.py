@@ -35,7 +35,7 @@ def load_commands(argv: list[str] | None = None):
     name = command_name(argv or [])
     for module in [COMMANDS[name]] if name in COMMANDS else COMMANDS.values():
         import_module(f"{__name__}.{module}")
-    from .app import app
+    from .application import app
 
     # Importing the submodule ``app`` bound the package attribute ``app`` to
     # the module: bind it to the Typer app when every command is on it, else

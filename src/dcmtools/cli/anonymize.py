@@ -1,6 +1,5 @@
 """dcmtools anonymize: de-identify DICOM files (PS3.15 Annex E), keyed and repeatable."""
 
-
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -8,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..records import default_human
-from .app import app
+from .application import app
 from .common import (
     CommandRun,
     DebugOpt,

@@ -1,11 +1,10 @@
 """``dcmtools commit``: Storage Commitment (Push Model SCU): does the archive keep these instances?"""
 
-
 from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import app
+from .application import app
 from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, QuietOpt
 from .netopts import (
     PEERS_EPILOG,

@@ -11,7 +11,6 @@ summary:
 Exit statuses are those of ``dcmtools.records.ExitStatus``.
 """
 
-
 import logging
 import os
 import sys

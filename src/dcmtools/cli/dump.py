@@ -1,11 +1,10 @@
 """dcmtools dump: read DICOM files as a text tree or as JSON Lines."""
 
-
 from typing import Annotated, List, Optional
 
 import typer
 
-from .app import app
+from .application import app
 from .common import (
     CommandRun,
     DebugOpt,

@@ -1,11 +1,11 @@
 """``dcmtools echo``: C-ECHO a peer, with round-trip times, and say why it fails when it does."""
 
-
 from typing import Annotated, Any
 
 import typer
 
-from .app import app
+from ..records import human_failure
+from .application import app
 from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
 from .netopts import (
     EXIT_STATUS_EPILOG,
@@ -29,11 +29,7 @@ def _human(record: dict[str, Any]) -> str | None:
     if record.get("type") == "summary":
         return None
     if record.get("ok") is False:
-        error = record.get("error") or {}
-        text = f"FAILED {record.get('peer', '')}: {error.get('message', record.get('status_meaning', 'failed'))}"
-        if error.get("hint"):
-            text += f"\n       {error['hint']}"
-        return text
+        return human_failure(record, record.get("peer", ""), record.get("status_meaning", "failed"))
     text = f"echo {record['seq']}  {record['peer']}  {record['rtt_ms']:.2f} ms  {record['status_meaning']}"
     if "association_ms" in record:
         text += f"  (association {record['association_ms']:.1f} ms, {record.get('implementation') or '?'})"

@@ -1,11 +1,11 @@
 """``dcmtools find``: C-FIND a PACS; one record per match, a table on a terminal."""
 
-
 from typing import Annotated, Any, List, Optional
 
 import typer
 
-from .app import app
+from ..records import human_failure
+from .application import app
 from .common import CommandRun, DebugOpt, FlatOpt, JsonOpt, QuietOpt
 from .netopts import (
     EXIT_STATUS_EPILOG,
@@ -132,11 +132,7 @@ def table_human(columns: dict[str, list[tuple[str, str, int]]], key: str = "leve
         if kind == "summary":
             return None
         if record.get("ok") is False:
-            error = record.get("error") or {}
-            text = f"FAILED {record.get('peer', '')}: {error.get('message', 'failed')}"
-            if error.get("hint"):
-                text += f"\n       {error['hint']}"
-            return text
+            return human_failure(record, record.get("peer", ""))
         if kind != "match":
             return None
         group = record.get(key) or record.get("model") or ""

@@ -1,14 +1,13 @@
 """``dcmtools listen``: the built-in storage SCP: receive, store atomically, print what arrives;
 and answer queries, retrieves, worklist queries and Storage Commitment requests over what it stored."""
 
-
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import app
+from .application import app
 from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
 from .netopts import (
     MaxPduOpt,

@@ -1,13 +1,13 @@
 """``dcmtools move``: retrieve studies, series or images (C-MOVE, or C-GET with --get)."""
 
-
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import app
+from ..records import human_failure
+from .application import app
 from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
 from .find import KeyOpt
 from .netopts import (
@@ -66,11 +66,7 @@ def _human(record: dict[str, Any]) -> str | None:
     uid = ident.get("SOPInstanceUID") or ident.get("SeriesInstanceUID") or ident.get("StudyInstanceUID") or ident.get("PatientID") or ""
     what = f"{(record.get('level') or '').lower()} {uid}".strip()
     if record.get("ok") is False:
-        error = record.get("error") or {}
-        text = f"FAILED {what or record.get('peer', '')}: {error.get('message', 'failed')}"
-        if error.get("hint"):
-            text += f"\n       {error['hint']}"
-        return text
+        return human_failure(record, what or record.get("peer", ""))
     counts = f"{record.get('completed', 0)} completed"
     if record.get("warning"):
         counts += f", {record['warning']} warning"

@@ -12,7 +12,6 @@ A network command declares them and builds its ``NetOptions`` and ``Peer``:
 Importing this module does not import pydicom or pynetdicom.
 """
 
-
 import os
 import sys
 from typing import Annotated, Any, Optional

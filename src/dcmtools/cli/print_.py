@@ -1,11 +1,11 @@
 """``dcmtools print``: lay images out on films and print them on a DICOM grayscale printer."""
 
-
 from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import app
+from ..records import human_failure
+from .application import app
 from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, OverwriteOpt, QuietOpt
 from .netopts import (
     EXIT_STATUS_EPILOG,
@@ -55,11 +55,8 @@ def _human(record: dict[str, Any]) -> str | None:
     if kind == "summary":
         return None
     if record.get("ok") is False:
-        error = record.get("error") or {}
         subject = f"film {record['film']}" if kind == "film" else (record.get("path") or record.get("peer") or kind)
-        text = f"FAILED {subject}: {error.get('message', 'failed')}"
-        if error.get("hint"):
-            text += f"\n       {error['hint']}"
+        text = human_failure(record, subject)
         if record.get("remaining_not_printed"):
             text += "\n       no further film was tried"
         return text

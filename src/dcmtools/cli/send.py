@@ -1,11 +1,11 @@
 """``dcmtools send``: C-STORE files to a peer, streaming their bytes, one record per file."""
 
-
 from typing import Annotated, Any
 
 import typer
 
-from .app import app
+from ..records import human_failure
+from .application import app
 from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, QuietOpt
 from .netopts import (
     EXIT_STATUS_EPILOG,
@@ -53,11 +53,7 @@ def _human(record: dict[str, Any]) -> str | None:
         return None
     subject = record.get("path") or record.get("peer") or ""
     if record.get("ok") is False:
-        error = record.get("error") or {}
-        text = f"FAILED {subject}: {error.get('message', 'failed')}"
-        if error.get("hint"):
-            text += f"\n       {error['hint']}"
-        return text
+        return human_failure(record, subject)
     text = f"sent   {subject}  {_ts(record.get('transfer_syntax'))}  {record.get('status')}"
     if record.get("decompressed"):
         text += f"  (decompressed from {_ts(record.get('original_transfer_syntax'))}: the peer takes only uncompressed)"

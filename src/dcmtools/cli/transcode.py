@@ -1,13 +1,12 @@
 """``dcmtools transcode``: rewrite DICOM files in another transfer syntax."""
 
-
 from typing import Annotated, Any, Optional
 
 import typer
 
 from .. import codecs
-from ..records import DcmtoolsError, RecordWriter
-from .app import app
+from ..records import DcmtoolsError, RecordWriter, human_failure
+from .application import app
 from .common import (
     CommandRun,
     DebugOpt,
@@ -152,11 +151,7 @@ def _human(record: dict[str, Any]) -> str | None:
     if kind == "summary":
         return None
     if record.get("ok") is False:
-        error = record.get("error") or {}
-        text = f"FAILED {record.get('path', '')}: {error.get('message', 'failed')}"
-        if error.get("hint"):
-            text += f"\n       {error['hint']}"
-        return text
+        return human_failure(record, record.get("path", ""))
     action = record.get("action", "")
     sizes = f"{_size(record.get('size_in'))} -> {_size(record.get('size_out'))}"
     if record.get("ratio"):

@@ -1,13 +1,12 @@
 """``dcmtools verify-display``: GSDF conformance of a display from photometer readings."""
 
-
 import os
 from typing import TYPE_CHECKING, Annotated, Any, List, Optional
 
 import typer
 
 from ..records import DcmtoolsError, ErrorCode, error_record
-from .app import app
+from .application import app
 from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
 
 if TYPE_CHECKING:  # imported in the command: every other command starts without it

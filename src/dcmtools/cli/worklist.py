@@ -1,11 +1,10 @@
 """``dcmtools worklist``: what a modality's worklist shows (Modality Worklist C-FIND)."""
 
-
 from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import app
+from .application import app
 from .common import CommandRun, DebugOpt, FlatOpt, JsonOpt, QuietOpt
 from .find import KeyOpt, LimitOpt, NoDefaultsOpt, table_human
 from .netopts import (

@@ -1,6 +1,5 @@
 """The typer application that every command module registers itself on."""
 
-
 from typing import Annotated, Optional
 
 import typer
