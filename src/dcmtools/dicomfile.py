@@ -47,6 +47,8 @@ VR_NAMES = {vr.encode(): vr for vr in KNOWN_VRS}
 # Tag, VR bytes and 2-byte length at once; 4-byte lengths: by byte order (little endian: True).
 _HEAD = {True: struct.Struct("<HH2sH").unpack_from, False: struct.Struct(">HH2sH").unpack_from}
 _U32 = {True: struct.Struct("<I").unpack_from, False: struct.Struct(">I").unpack_from}
+# An item or delimiter header: group, element, 4-byte length.
+_ITEM_HEAD = {True: struct.Struct("<HHI").unpack_from, False: struct.Struct(">HHI").unpack_from}
 
 PIXEL_DATA = 0x7FE00010
 ITEM = 0xFFFEE000
@@ -256,14 +258,9 @@ class _Reader:
     def _items(self, pos: int, end: int | None, little: bool, implicit: bool, depth: int):
         """The items of a sequence from ``pos`` to ``end`` (None: to the sequence delimiter)."""
         items: list[Dataset] = []
-        unpack = struct.Struct(("<" if little else ">") + "HHI").unpack_from
         limit = self.size if end is None else end
         while pos < limit:
-            if pos + 8 > self.size:
-                raise _Truncated
-            group, elem, length = unpack(self.buf, pos)
-            tag = group << 16 | elem
-            pos += 8
+            tag, length, pos = self._item_header(pos, little)
             if tag == SEQUENCE_DELIMITER:
                 return items, pos
             if tag != ITEM:
@@ -289,15 +286,17 @@ class _Reader:
             self.warnings.append("a sequence of undefined length ends at the end of the data without its delimiter")
         return items, pos
 
+    def _item_header(self, pos: int, little: bool) -> tuple[int, int, int]:
+        """(tag, length, position after it) of the item or delimiter header at ``pos``."""
+        if pos + 8 > self.size:
+            raise _Truncated
+        group, elem, length = _ITEM_HEAD[little](self.buf, pos)
+        return group << 16 | elem, length, pos + 8
+
     def _skip_fragments(self, pos: int, little: bool) -> int:
         """Skip encapsulated pixel data fragments; returns the position after the delimiter."""
-        unpack = struct.Struct(("<" if little else ">") + "HHI").unpack_from
         while True:
-            if pos + 8 > self.size:
-                raise _Truncated
-            group, elem, length = unpack(self.buf, pos)
-            tag = group << 16 | elem
-            pos += 8
+            tag, length, pos = self._item_header(pos, little)
             if tag == SEQUENCE_DELIMITER:
                 return pos
             if tag != ITEM or length == UNDEFINED:
