@@ -584,8 +584,9 @@ def _same(old: bytes, new: bytes, vr: str) -> bool:
 
 
 def _drop_group_lengths(ds: Dataset) -> None:
-    """Group lengths (gggg,0000; retired) would be wrong after an edit: they go."""
-    for tag in [t for t in ds if t & 0xFFFF == 0]:
+    """Group lengths (gggg,0000; retired) would be wrong after an edit: they go, and so does
+    Data Set Trailing Padding (FFFC,FFFC), which has no meaning (DCMTK drops it too)."""
+    for tag in [t for t in ds if t & 0xFFFF == 0 or t == 0xFFFCFFFC]:
         del ds[tag]
     for element in ds.values():
         for item in element.items or ():
