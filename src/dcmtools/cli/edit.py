@@ -112,9 +112,9 @@ def edit_command(
     \b
     Examples:
       dcmtools edit --set InstitutionName="North Clinic" --erase OtherPatientIDs -o fixed/ study/
-      dcmtools edit --set 'ReferencedImageSequence[*].ReferencedSOPClassUID=1.2.840.10008.5.1.4.1.1.2' --in-place study/
-      dcmtools edit --map patients.csv --match PatientID=old_id --require-match -o fixed/ /archive
-      dcmtools edit --new-uids all --key-file team.key --charset utf8 -o fixed/ study/
+      dcmtools edit --set 'OtherPatientIDsSequence[*].IssuerOfPatientID=NORTH' --in-place study/
+      dcmtools edit --map patients.csv --match PatientID=old_id --require-match -o mapped/ study/
+      dcmtools edit --new-uids all --key-file team.key --charset utf8 -o renumbered/ study/
       dcmtools edit --erase-private --dry-run study/ | jq -r 'select(.type=="change") | .element'
     """
     from ..deid import plan_jobs
