@@ -54,7 +54,7 @@ UNMATCHED = ErrorCode.UNMATCHED
 UID_LEVELS: dict[str, frozenset[int]] = {
     "study": frozenset({0x0020000D}),
     "series": frozenset({0x0020000E}),
-    "instance": frozenset({SOP_INSTANCE_UID, REFERENCED_SOP_INSTANCE_UID, 0x00041511, 0x0008114B}),
+    "instance": frozenset({SOP_INSTANCE_UID, REFERENCED_SOP_INSTANCE_UID, 0x00041511}),
     # 'all' adds frames of reference: Frame of Reference UID, Referenced and
     # Related Frame of Reference UID (RT), Synchronization Frame of Reference UID.
     "frame": frozenset({0x00200052, 0x30060024, 0x300600C2, 0x00200200}),
