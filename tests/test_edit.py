@@ -329,3 +329,71 @@ def test_help_examples_run(tmp_path):
     assert pydicom.dcmread(tmp_path / "study" / "ct3.dcm").OtherPatientIDsSequence[0].IssuerOfPatientID == "NORTH"
     assert pydicom.dcmread(tmp_path / "renumbered" / "ct1.dcm").SpecificCharacterSet == "ISO_IR 192"
     assert re.search(r"^\(0011,0010\)$", result.stdout, re.M), result.stdout  # the private creator goes
+
+
+CHARSET_FILES = ["chrArab.dcm", "chrFren.dcm", "chrFrenMulti.dcm", "chrGerm.dcm", "chrGreek.dcm", "chrHbrw.dcm",
+                 "chrI2.dcm", "chrKoreanMulti.dcm", "chrRuss.dcm", "chrX1.dcm", "chrX2.dcm"]  # fmt: skip
+# DCMTK's iconv cannot convert these (ISO 2022 IR 87; a sequence item with its own set): pydicom decodes them.
+CHARSET_FILES_NOT_DCMTK = ["chrH31.dcm", "chrH32.dcm", "chrJapMulti.dcm", "chrJapMultiExplicitIR6.dcm",
+                           "chrSQEncoding.dcm", "chrSQEncoding1.dcm"]  # fmt: skip
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("name", CHARSET_FILES)
+def test_charset_utf8_same_as_dcmconv(name, tmp_path):
+    """--charset utf8 gives the values of DCMTK `dcmconv +U8` (pydicom's character set files, ISO 2022 included)."""
+    require("/usr/bin/dcmconv")
+    from pydicom.data import get_charset_files
+
+    source = tmp_path / "in" / name
+    source.parent.mkdir()
+    shutil.copy(get_charset_files(name)[0], source)
+    theirs = tmp_path / "theirs.dcm"
+    result = subprocess.run(["/usr/bin/dcmconv", "+U8", str(source), str(theirs)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    run = dcmtools("edit", "--charset", "utf8", "-o", str(tmp_path / "out"), str(source))
+    assert run.returncode == 0, run.stdout + run.stderr
+    ours, expected = pydicom.dcmread(tmp_path / "out" / name), pydicom.dcmread(theirs)
+    assert elements(ours) == elements(expected)
+
+
+def decoded(ds: Dataset) -> dict:
+    """Text values as pydicom decodes them (with each dataset's own character set)."""
+    ds.decode()
+    out = {}
+    for element in ds:
+        if element.VR == "SQ":
+            out[element.tag] = [decoded(item) for item in element.value]
+        elif element.VR in ("PN", "LO", "SH", "ST", "LT", "UC", "UT"):
+            out[element.tag] = str(element.value)
+    return out
+
+
+@pytest.mark.parametrize("name", CHARSET_FILES_NOT_DCMTK)
+def test_charset_utf8_iso2022_same_text_as_pydicom(name, tmp_path):
+    from pydicom.data import get_charset_files
+
+    source = tmp_path / "in" / name
+    source.parent.mkdir()
+    shutil.copy(get_charset_files(name)[0], source)
+    run = dcmtools("edit", "--charset", "utf8", "-o", str(tmp_path / "out"), str(source))
+    assert run.returncode == 0, run.stdout + run.stderr
+    ours = pydicom.dcmread(tmp_path / "out" / name)
+    assert ours.SpecificCharacterSet == "ISO_IR 192"
+    assert decoded(ours) == decoded(pydicom.dcmread(source))
+
+
+def test_in_place_keeps_mode_and_follows_links(tmp_path):
+    import os
+
+    real = save(ct("1", 1, 1), tmp_path / "real" / "a.dcm")
+    os.chmod(real, 0o640)
+    link = tmp_path / "link.dcm"
+    link.symlink_to(real)
+    run = dcmtools("edit", "--set", "StationName=S9", "--in-place", str(link))
+    assert run.returncode == 0, run.stderr
+    assert link.is_symlink() and pydicom.dcmread(real).StationName == "S9"
+    assert os.stat(real).st_mode & 0o777 == 0o640
+    assert (tmp_path / "real" / "a.dcm.bak").exists()
+    sequence = dcmtools("edit", "--set", "ReferencedImageSequence=x", "--in-place", str(link))
+    assert sequence.returncode == 2 and "is a sequence" in sequence.stderr

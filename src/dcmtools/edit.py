@@ -276,6 +276,8 @@ def parse_assignment(text: str, *, erase: bool = False) -> Assignment:
             raise EditError(f"{path!r}: {step} is not a sequence")
     vr = _dictionary_vr(steps[-1].tag)
     if not erase:
+        if vr == "SQ":
+            raise EditError(f"{path!r} is a sequence: set an element inside its items (e.g. {path}[0].Keyword=...)")
         if steps[-1].index is not None:
             raise EditError(f"{path!r}: a value cannot be set on a sequence item (name an element inside it)")
         if vr is not None:
@@ -757,18 +759,19 @@ class Editor:
             if dry_run:
                 records = [change.record(path) for change in outcome.changes]
             else:
-                target = path if in_place else out
+                # In place through a symbolic link: the file it points to is edited, the link stays.
+                target = os.path.realpath(path) if in_place else out
                 assert target is not None
+                mode = os.stat(path).st_mode & 0o7777 if in_place else None
                 with Bulk(path) as bulk:
                     def body(stream: Any) -> None:
+                        if mode is not None:
+                            os.fchmod(stream.fileno(), mode)  # the edited file keeps its permissions
                         write(stream, dicom.meta or None, dicom.dataset, bulk, deflated=dicom.deflated)
 
-                    if in_place:
-                        if backup:
-                            _backup(path)
-                        write_atomic(path, body, overwrite=True)
-                    else:
-                        write_atomic(target, body, overwrite)
+                    if in_place and backup:
+                        _backup(target)
+                    write_atomic(target, body, overwrite=in_place or overwrite)
         except DcmtoolsError as exc:
             return [error_record("file", exc, path=path)]
         except (ValueError, OSError) as exc:
