@@ -191,12 +191,10 @@ def test_map_of_three_patients_on_300_files(tmp_path):
     ds = pydicom.dcmread(tmp_path / "again" / "ct007.dcm")
     assert ds.SOPInstanceUID == outputs[("2", 7)].SOPInstanceUID
     assert ds.StudyInstanceUID == outputs[("2", 7)].StudyInstanceUID
-    # dciodvfy finds no new errors (a sample: 3 files of each study).
+    # dciodvfy finds no new errors in any of the 300 files.
     from test_anonymize_dciodvfy import compare
 
-    sample = [{"path": str(source / f"p{p}" / f"ct{n:03d}.dcm"), "out": str(tmp_path / "out" / f"p{p}" / f"ct{n:03d}.dcm")}
-              for p in "123" for n in (1, 50, 100)]  # fmt: skip
-    assert compare(sample) == []
+    assert compare(files) == []
 
 
 def test_unmatched_file_is_a_record(tmp_path):
