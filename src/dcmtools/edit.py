@@ -665,9 +665,10 @@ class Editor:
         top = Charset.of(ds)
         assignments: list[Assignment] = []
         if self.mapping is not None:
-            key = ds.text(self.mapping.match) if self.mapping.match in ds else None
-            if key is not None:
-                key = Charset.of(ds).decode(ds[self.mapping.match].value or b"", ds[self.mapping.match].vr).strip(" \0")
+            element = ds.get(self.mapping.match)
+            key = None
+            if element is not None and element.value is not None:
+                key = top.decode(element.value, element.vr).strip(" \0")
             found = self.mapping.assignments(key) if key is not None else None
             if found is None:
                 name = datadict.keyword_of(self.mapping.match) or datadict.format_tag(self.mapping.match)
