@@ -5,7 +5,7 @@ _dcmtools() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "anonymize commit dump echo find listen move print send transcode verify-display worklist --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "anonymize commit dump echo edit find listen move print send transcode verify-display worklist --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -24,6 +24,10 @@ _dcmtools() {
         echo)
             opts="--count -c --interval --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
             case "$prev" in --count|-c|--interval|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        edit)
+            opts="--output -o --in-place --no-backup --set --set-existing --erase --erase-private --map --match --require-match --new-uids --key --key-file --charset --dry-run --overwrite --json --no-json --jobs -j --files-from --null -0 --quiet -q --debug"
+            case "$prev" in --output|-o|--set|--set-existing|--erase|--map|--match|--new-uids|--key|--key-file|--charset|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         find)
             opts="--key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --no-defaults --walk --no-walk --check --no-check --flat --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"

@@ -22,6 +22,8 @@ def test_demo_runs_the_whole_pipeline():
     assert "SMITH^REX" in out and "Canine / Beagle" in out  # find, worklist
     assert "3 completed, 3 received" in out  # find | move
     assert "committed" in out  # anonymize | send | commit
+    assert "change samples/vet-dog/cr1.dcm: PatientID 'VET042' -> 'CLINIC-0042'" in out  # edit --dry-run
+    assert '"IssuerOfPatientID":"NORTH-VET"' in out  # edit | dump
     assert "JPEG-LS lossless  0x0000" in out  # transcode | send
     assert "film 2  written" in out  # print --dry-run
     assert "PASS" in out  # verify-display

@@ -74,6 +74,7 @@ class ErrorCode:
     COMMIT_PENDING = "commit_pending"  # commit: no Storage Commitment report came within --wait
     BAD_REQUEST = "bad_request"  # listen: a peer's request we had to refuse (malformed, unsupported)
     REPORT_NOT_SENT = "report_not_sent"  # listen: a Storage Commitment report could not be delivered
+    UNMATCHED = "unmatched"  # edit --require-match: no row of the --map table matches the file
     INTERNAL = "internal"  # a bug: please report it
     CANNOT_DECODE = "cannot_decode"  # the pixel data cannot be decoded here (syntax, plugin, corrupt data)
     CANNOT_ENCODE = "cannot_encode"  # the target transfer syntax cannot hold this image, or its encoder refused it

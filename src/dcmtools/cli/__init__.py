@@ -17,6 +17,7 @@ COMMANDS = {
     "commit": "commit",
     "dump": "dump",
     "echo": "echo",
+    "edit": "edit",
     "find": "find",
     "listen": "listen",
     "move": "move",
