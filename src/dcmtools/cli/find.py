@@ -17,7 +17,9 @@ from .netopts import (
     TimeoutOpt,
     TlsCaOpt,
     TlsCertOpt,
+    TlsInsecureOpt,
     TlsKeyOpt,
+    TlsServerNameOpt,
     TlsOpt,
     TraceOpt,
     net_options,
@@ -200,6 +202,8 @@ def find_command(
     tls_ca: TlsCaOpt = None,
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
+    tls_insecure: TlsInsecureOpt = False,
+    tls_server_name: TlsServerNameOpt = None,
     trace: TraceOpt = False,
     json: JsonOpt = None,
     quiet: QuietOpt = False,
@@ -223,7 +227,8 @@ def find_command(
         from ..net.query import Finder
         from ..records import DcmtoolsError
 
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
+        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
+                              tls_insecure, tls_server_name)
         try:
             query_level = K.normalize_level(level)
             query_model = K.choose_model(query_level, model)
