@@ -272,9 +272,12 @@ class Sender:
     def _payload(self, path: str, head: wire.FileHead, target: str) -> tuple["_Payload", dict[str, Any]]:
         if target == head.transfer_syntax:
             try:
-                return _Payload.from_file(path, head.offset), {}
+                payload = _Payload.from_file(path, head.offset)
             except OSError as exc:
                 raise DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read the file ({exc.strerror or exc})") from None
+            if target == wire.DEFLATED_LE and len(payload.view) % 2:
+                return _Payload.even_deflated(payload), {}
+            return payload, {}
         compressed = head.transfer_syntax not in wire.NATIVE
         if compressed and not self.decompress:
             raise DcmtoolsError(
@@ -306,6 +309,15 @@ class _Payload:
                 return cls(memoryview(mapped)[offset:], mapped)
             stream.seek(offset)
             return cls(memoryview(stream.read()))
+
+    @classmethod
+    def even_deflated(cls, payload: "_Payload") -> "_Payload":
+        """A deflated dataset of odd length with one zero byte after the deflate stream (which
+        inflaters ignore, as DCMTK writes it): a PDV must have an even length (PS3.5 8.1), and some
+        peers (Orthanc: "Odd Fragment Length") drop the association on an odd one."""
+        data = bytes(payload.view) + b"\0"
+        payload.close()
+        return cls(memoryview(data))
 
     def close(self) -> None:
         try:
