@@ -78,3 +78,113 @@ def test_odd_length_deflated_files_stored_by_orthanc_and_equal(tmp_path: Path, t
 def _dataset_offset(path: Path) -> int:
     data = path.read_bytes()
     return 144 + int.from_bytes(data[140:144], "little")
+
+
+# ------------------------------------------------------------- queries
+NAME = "Wang^XiaoDong=王^小東="
+ME = {"me": ("DCMTOOLS", 4000)}  # Orthanc answers C-FIND only to the AE titles it knows
+
+
+def three_studies(folder: Path) -> list[Path]:
+    """Three studies of three patients, one named in Latin and Chinese characters (UTF-8)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for n, (name, charset) in enumerate([(NAME, "ISO_IR 192"), ("DOE^JOHN", None), ("MÜLLER^HANS", "ISO_IR 100")]):
+        ds = pydicom.dcmread(pydicom.data.get_testdata_file("CT_small.dcm"))
+        for keyword in ("OtherPatientIDs", "OtherPatientIDsSequence"):
+            if keyword in ds:
+                delattr(ds, keyword)
+        if charset:
+            ds.SpecificCharacterSet = charset
+        elif "SpecificCharacterSet" in ds:
+            del ds.SpecificCharacterSet
+        # bytes: pydicom would drop the trailing "=" of a str (PS3.5 H.3 writes it)
+        ds.PatientName = name.encode("utf-8" if charset == "ISO_IR 192" else "latin-1")
+        ds.PatientID = f"PID{n}"
+        ds.StudyInstanceUID = generate_uid()
+        ds.SeriesInstanceUID = generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.AccessionNumber = f"ACC{n}"
+        path = folder / f"study{n}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        files.append(path)
+    return files
+
+
+def find_records(peer: str, *args: str):
+    result = dcmtools("find", peer, "--json", "--timeout", "10", *args)
+    return result, records(result.stdout)
+
+
+def test_exact_name_with_trailing_equals_found_as_findscu_finds_it(tmp_path: Path) -> None:
+    from qrpeers import dcmqrscp, findscu, orthanc as qr_orthanc
+
+    files = three_studies(tmp_path / "in")
+    keys = ["SpecificCharacterSet=ISO_IR 192", f"PatientName={NAME}", "PatientID", "StudyInstanceUID"]
+    with dcmqrscp(tmp_path, {"me": ("DCMTOOLS", 4000)}, files) as qr, \
+            qr_orthanc(tmp_path, {"me": ("DCMTOOLS", 4000)}, files) as pacs:
+        for peer in (qr, pacs):
+            theirs = findscu(peer, ["QueryRetrieveLevel=STUDY", *keys], "study", tmp_path / f"findscu-{peer.port}")
+            assert [t["00100020"]["Value"] for t in theirs] == [["PID0"]], peer.peer  # findscu finds it
+            result, got = find_records(peer.peer, "-k", f"PatientName={NAME}", "--no-defaults", "-k", "PatientID")
+            assert result.returncode == 0, result.stdout + result.stderr
+            matches = [r for r in got if r["type"] == "match"]
+            assert [m["dataset"]["00100020"]["Value"] for m in matches] == [["PID0"]], (peer.peer, result.stderr)
+            summary = got[-1]
+            assert not summary.get("dropped") and summary["matches"] == 1
+
+
+def test_orthanc_capped_answer_is_incomplete_exit_1(tmp_path: Path) -> None:
+    from qrpeers import orthanc as qr_orthanc
+
+    files = three_studies(tmp_path / "in")
+    with qr_orthanc(tmp_path, ME, files, config_extra={"LimitFindResults": 2}) as pacs:
+        result, got = find_records(pacs.peer)
+    assert result.returncode == 1, result.stdout + result.stderr
+    matches = [r for r in got if r["type"] == "match"]
+    assert len(matches) == 2
+    (last,) = [r for r in got if r["type"] == "query"]
+    assert last["incomplete"] is True and last["ok"] is False and last["error"]["code"] == "incomplete"
+    assert last["status"] == "0xFE00" and "incomplete" in last["error"]["message"]
+    assert got[-1]["type"] == "summary" and got[-1]["incomplete"] is True and got[-1]["exit_status"] == 1
+    with qr_orthanc(tmp_path, ME, files) as pacs:
+        result, got = find_records(pacs.peer)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len([r for r in got if r["type"] == "match"]) == 3
+    assert not [r for r in got if r["type"] == "query"]
+
+
+def test_a_cap_from_the_peers_file_makes_a_full_answer_incomplete(tmp_path: Path) -> None:
+    from qrpeers import orthanc as qr_orthanc
+
+    files = three_studies(tmp_path / "in")
+    with qr_orthanc(tmp_path, ME, files) as pacs:
+        peers = tmp_path / "peers.toml"
+        for cap, code in ((3, 1), (4, 0)):
+            peers.write_text(f'[pacs]\naet = "ORTHANC"\nhost = "127.0.0.1"\nport = {pacs.port}\nmax_results = {cap}\n')
+            result, got = find_records("pacs", "--peers", str(peers))
+            assert result.returncode == code, result.stdout + result.stderr
+            assert len([r for r in got if r["type"] == "match"]) == 3
+            assert bool([r for r in got if r.get("incomplete")]) == (code == 1)
+
+
+def test_non_latin_name_query_against_orthanc_not_dropped_silently(tmp_path: Path) -> None:
+    from qrpeers import orthanc as qr_orthanc
+
+    files = three_studies(tmp_path / "in")
+    with qr_orthanc(tmp_path, ME, files) as pacs:
+        for key in (f"PatientName={NAME}", "PatientName=*小東*", "PatientName=MÜLLER*"):
+            result, got = find_records(pacs.peer, "-k", key)
+            assert result.returncode == 0, result.stdout + result.stderr
+            matches = [r for r in got if r["type"] == "match"]
+            assert len(matches) == 1, (key, got, result.stderr)
+            assert not got[-1].get("dropped"), (key, result.stderr)
+            record = matches[0]
+            assert record["dataset"]["00100020"]["Value"] == ["PID0" if "MÜLLER" not in key else "PID2"]
+            if "MÜLLER" in key:  # Latin-1 holds it: checked as usual
+                assert "unchecked_keys" not in record and "could not be checked" not in result.stderr
+                continue
+            # Orthanc answers in Latin-1, which cannot hold the Chinese characters: kept, and said so
+            assert record["dataset"]["00080005"]["Value"] == ["ISO_IR 100"]
+            assert record["unchecked_keys"] == ["PatientName"] and "ISO_IR 100" in record["note"]
+            assert "cannot represent" in record["note"] and "could not be checked" in result.stderr
