@@ -188,3 +188,17 @@ def test_non_latin_name_query_against_orthanc_not_dropped_silently(tmp_path: Pat
             assert record["dataset"]["00080005"]["Value"] == ["ISO_IR 100"]
             assert record["unchecked_keys"] == ["PatientName"] and "ISO_IR 100" in record["note"]
             assert "cannot represent" in record["note"] and "could not be checked" in result.stderr
+
+
+def test_orthanc_refusal_of_a_dataset_without_a_uid_is_not_hinted_as_disk_full(tmp_path: Path, test_files_dir: Path) -> None:
+    ds = pydicom.dcmread(test_files_dir / "CT_small.dcm")
+    del ds.SeriesInstanceUID
+    path = tmp_path / "no_series_uid.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with orthanc(tmp_path) as (peer, _http):
+        result = dcmtools("send", peer, str(path), "--json", "--timeout", "10")
+    assert result.returncode == 1, result.stdout + result.stderr
+    (record,) = [r for r in records(result.stdout) if r["type"] == "file"]
+    assert record["status"] == "0xA700" and not record["ok"]
+    hint = record["error"]["hint"]
+    assert "disk full" not in hint and "without saying why" in hint and "log" in hint

@@ -52,7 +52,7 @@ from . import keys as K
 from .assoc import NetOptions, associate, failure_after
 from .matching import element_matches, is_universal
 from .peer import NetErrorCode, Peer
-from .status import describe, status_fields
+from .status import comment_hint, describe, status_fields
 
 LOGGER = logging.getLogger("dcmtools.net")
 UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
@@ -487,7 +487,7 @@ class Finder:
         message = f"{self.peer.label} refused the query: {meaning} (status 0x{response.status:04X})"
         if response.error_comment:
             message += f": {response.error_comment}"
-        hint = _query_hint(response.status, self.level, self.model)
+        hint = comment_hint(response.error_comment) or _query_hint(response.status, self.level, self.model)
         record: dict[str, Any] = {"type": "query", "peer": str(self.peer)}
         if self.model != "worklist":
             record["level"] = self.level
@@ -666,7 +666,8 @@ def _name(tag: int) -> str:
 
 def _query_hint(status: int, level: str, model: str) -> str | None:
     if status == 0xA700 or 0xA700 <= status <= 0xA7FF:
-        return "the peer is out of resources; try a narrower query (more keys, a date range)"
+        return ("the peer answered 'out of resources' without saying why (often: too many matches); "
+                "try a narrower query (more keys, a date range), or see its log")
     if status == 0xA900:
         return "the peer found the keys do not fit this query level; check -k and --level"
     if 0xC000 <= status <= 0xCFFF:
