@@ -140,6 +140,13 @@ def test_orthanc_capped_answer_is_incomplete_exit_1(tmp_path: Path) -> None:
     files = three_studies(tmp_path / "in")
     with qr_orthanc(tmp_path, ME, files, config_extra={"LimitFindResults": 2}) as pacs:
         result, got = find_records(pacs.peer)
+        # the library says it too (the README's Python example)
+        from dcmtools.net import NetOptions, parse_peer
+        from dcmtools.net.query import Finder, find_identifier
+
+        finder = Finder(parse_peer(pacs.peer), find_identifier("STUDY", ["PatientName=*"]), NetOptions())
+        found = [r for r in finder.run() if r["type"] == "match"]
+        assert len(found) == 2 and finder.incomplete and "Cancel" in finder.incomplete_reason
     assert result.returncode == 1, result.stdout + result.stderr
     matches = [r for r in got if r["type"] == "match"]
     assert len(matches) == 2
