@@ -38,7 +38,7 @@ def error_code(records: list[dict]) -> str | None:
     return next((r["error"]["code"] for r in records if not r.get("ok", True) and "error" in r), None)
 
 
-def test_unknown_ca_refused_by_default_accepted_with_insecure_or_ca(tmp_path: Path, pki: dict) -> None:
+def test_unknown_ca_refused_by_default_accepted_with_insecure_or_ca(tmp_path: Path, pki: dict, test_files_dir: Path) -> None:
     with tls_storescp(tmp_path, pki["server"]) as port:
         peer = f"TLSSCP@127.0.0.1:{port}"
         result, records = echo(peer, "--tls", env=env_without_config(tmp_path))
@@ -59,6 +59,14 @@ def test_unknown_ca_refused_by_default_accepted_with_insecure_or_ca(tmp_path: Pa
         result, records = echo(peer, "--tls-ca", str(pki["ca"][0]))
         assert result.returncode == 0, result.stderr
         assert records[0]["ok"] and "warning" not in result.stderr
+
+        # send the same way: refused unverified, stored with the CA
+        ct = str(test_files_dir / "CT_small.dcm")
+        refused = dcmtools("send", peer, ct, "--tls", "--json", "--timeout", "10")
+        assert refused.returncode == 3 and "not trusted" in refused.stderr, refused.stderr
+        sent = dcmtools("send", peer, ct, "--tls-ca", str(pki["ca"][0]), "--json", "--timeout", "10")
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert len(list((tmp_path / f"tls-out-{port}").iterdir())) == 1
 
 
 def test_host_name_checked_and_ae_title_name(tmp_path: Path, pki: dict) -> None:
@@ -96,12 +104,18 @@ def test_client_certificate_required(tmp_path: Path, pki: dict) -> None:
         assert result.returncode == 0, result.stderr
 
 
-def test_protocol_mismatch_tls_to_a_plain_port(tmp_path: Path) -> None:
+def test_protocol_mismatch_tls_to_a_plain_port_or_a_retired_profile(tmp_path: Path, pki: dict) -> None:
     with storescp(tmp_path / "out") as peer:
         result, records = echo(peer, "--tls-insecure")
         assert result.returncode == 3, result.stderr
         assert error_code(records) == "tls_protocol_mismatch"
         assert "does not expect TLS on this port" in result.stderr
+    # the retired AES profile (TLS 1.0 ciphers): no version or cipher in common with ours
+    with tls_storescp(tmp_path, pki["server"], "+pa") as port:
+        result, records = echo(f"TLSSCP@127.0.0.1:{port}", "--tls-ca", str(pki["ca"][0]))
+        assert result.returncode == 3, result.stderr
+        assert error_code(records) == "tls_protocol_mismatch"
+        assert "does not speak a TLS version or cipher we offer" in result.stderr
 
 
 def test_peers_file_tls_settings(tmp_path: Path, pki: dict) -> None:

@@ -35,14 +35,16 @@ def make_cert(folder: Path, name: str, ca: tuple[Path, Path], san: str) -> tuple
 
 
 @contextlib.contextmanager
-def tls_storescp(tmp: Path, cert: tuple[Path, Path], *, client_ca: Path | None = None, aet: str = "TLSSCP") -> Iterator[int]:
+def tls_storescp(tmp: Path, cert: tuple[Path, Path], *extra: str, client_ca: Path | None = None,
+                 aet: str = "TLSSCP") -> Iterator[int]:
     """DCMTK storescp speaking DICOM over TLS with ``cert``; asks for a client certificate signed by
-    ``client_ca`` when given, else ignores client certificates.  Yields the port."""
+    ``client_ca`` when given, else ignores client certificates; ``extra`` options (e.g. a TLS
+    profile).  Yields the port."""
     require("storescp")
     port = free_port()
     out = tmp / f"tls-out-{port}"
     out.mkdir(parents=True)
     auth = ["+cf", str(client_ca), "-rc"] if client_ca else ["-ic"]
-    with running(["/usr/bin/storescp", "-aet", aet, "-od", str(out), "+tls", str(cert[1]), str(cert[0]), "-pem", *auth, str(port)],
+    with running(["/usr/bin/storescp", "-aet", aet, "-od", str(out), "+tls", str(cert[1]), str(cert[0]), "-pem", *auth, *extra, str(port)],
                  port, log=tmp / f"tls-storescp-{port}.log"):
         yield port
