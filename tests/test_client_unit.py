@@ -69,3 +69,11 @@ def test_peers_file_tls_keys(tmp_path) -> None:
     peers, _ = load_peers(path)
     assert peers["a"].tls == TLSSettings(insecure=True)
     assert peers["b"].tls == TLSSettings(server_name="B") and peers["b"].extra == {"max_results": 500}
+
+
+def test_pdv_fragments_are_even_for_any_peer_limit() -> None:
+    from dcmtools.net import wire
+
+    assert wire.max_fragment(16384) == 16378
+    assert wire.max_fragment(16383) == 16376  # an odd limit: one byte less, still even
+    assert wire.max_fragment(0) % 2 == 0
