@@ -263,8 +263,11 @@ def test_commit_over_tls_with_the_report_on_a_new_association(tmp_path):
     tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
     port = free_port()
     sent = instances(tmp_path / "sent", 1)
-    with listen(tmp_path, *tls, "--commit-report", "new", "--commit-report-to", f"DCMTOOLS@127.0.0.1:{port}") as (peer, _s, log):
-        send = dcmtools("send", peer, str(sent[0]), "--tls-ca", str(cert))
+    # listen verifies our certificate on its report too (TLS is verified by default), so it gets the CA,
+    # and then asks every client for a certificate
+    with listen(tmp_path, *tls, "--tls-ca", str(cert), "--commit-report", "new",
+                "--commit-report-to", f"DCMTOOLS@127.0.0.1:{port}") as (peer, _s, log):
+        send = dcmtools("send", peer, str(sent[0]), "--tls-ca", str(cert), *tls)
         assert send.returncode == 0, send.stderr
         plain = dcmtools("commit", peer, str(sent[0]), "--wait", "2", "--timeout", "3")
         result = dcmtools("commit", peer, str(sent[0]), "--tls-ca", str(cert), *tls, "--port", str(port), "--wait", "20")

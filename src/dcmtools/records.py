@@ -57,7 +57,11 @@ class ErrorCode:
     CONNECTION_REFUSED = "connection_refused"  # nothing listens on the peer's port
     UNREACHABLE = "unreachable"  # no route to the peer
     CONNECT_FAILED = "connect_failed"  # any other error while connecting
-    TLS_FAILED = "tls_failed"  # the TLS handshake failed
+    TLS_FAILED = "tls_failed"  # the TLS handshake failed (none of the cases below)
+    TLS_UNTRUSTED = "tls_untrusted"  # the peer's certificate does not chain to --tls-ca / the system store
+    TLS_NAME_MISMATCH = "tls_name_mismatch"  # the peer's certificate is issued to another name
+    TLS_CLIENT_CERT_REQUIRED = "tls_client_cert_required"  # the peer wants (another) client certificate
+    TLS_PROTOCOL_MISMATCH = "tls_protocol_mismatch"  # no common TLS version/cipher, or no TLS on the port
     TIMEOUT = "timeout"  # connect, association or reply timed out
     REJECTED = "rejected"  # the peer rejected the association (A-ASSOCIATE-RJ)
     ABORTED = "aborted"  # the association was aborted, or the connection dropped
@@ -69,6 +73,7 @@ class ErrorCode:
     PRINT_REFUSED = "print_refused"  # the printer answered a failure status
     PRINTER_FAILURE = "printer_failure"  # the printer reports FAILURE: nothing was sent
     BAD_RESPONSE = "bad_response"  # a response without the UIDs it must carry
+    INCOMPLETE = "incomplete"  # find/move: the peer cut its answer (Cancel status, or a result cap)
     # commit, listen (dcmtools.net.commitment)
     NOT_COMMITTED = "not_committed"  # commit: the archive reported it will not keep the instance
     COMMIT_PENDING = "commit_pending"  # commit: no Storage Commitment report came within --wait

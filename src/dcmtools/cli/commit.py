@@ -15,7 +15,9 @@ from .netopts import (
     TimeoutOpt,
     TlsCaOpt,
     TlsCertOpt,
+    TlsInsecureOpt,
     TlsKeyOpt,
+    TlsServerNameOpt,
     TlsOpt,
     TraceOpt,
     net_options,
@@ -115,6 +117,8 @@ def commit_command(
     tls_ca: TlsCaOpt = None,
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
+    tls_insecure: TlsInsecureOpt = False,
+    tls_server_name: TlsServerNameOpt = None,
     trace: TraceOpt = False,
     files_from: FilesFromOpt = None,
     null: NullOpt = False,
@@ -145,7 +149,8 @@ def commit_command(
         from ..records import DcmtoolsError, ErrorCode, ExitStatus
         from .netopts import resolve_peer
 
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
+        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
+                              tls_insecure, tls_server_name)
         remote = resolve_peer(peer, peers, options)
         items = run.inputs(inputs, files_from, null)
         scu = CommitmentSCU(remote, options, batch=batch, wait=wait, port=port, bind=bind)

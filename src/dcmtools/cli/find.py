@@ -17,7 +17,9 @@ from .netopts import (
     TimeoutOpt,
     TlsCaOpt,
     TlsCertOpt,
+    TlsInsecureOpt,
     TlsKeyOpt,
+    TlsServerNameOpt,
     TlsOpt,
     TraceOpt,
     net_options,
@@ -61,14 +63,26 @@ at the patient and study levels, Modality below.
 Records: {"type":"match","peer":..,"level":"STUDY","model":"study","n":1,
 "dataset":{DICOM JSON model, or --flat},"ok":true}; when the peer ends the
 query with a failure, a {"type":"query","ok":false,"status":..,"error":..}
-record. The summary gives matches, dropped, walked and cancelled.
+record. The summary gives matches, dropped, walked, cancelled, unchecked
+and incomplete.
+
+\b
+An incomplete list exits 1: when the peer cuts its answer (it ends it with a
+Cancel status we did not send, as Orthanc's LimitFindResults does, or it
+returns as many matches as the max_results of its peers-file entry), a last
+{"type":"query","incomplete":true,"ok":false,"error":{"code":"incomplete"}}
+record says so. Narrow the query (a shorter date range) to get all.
 
 \b
 Hierarchical peers (DCMTK dcmqrscp) refuse a series or image query that
 does not name its study: find then walks down (studies, then their series,
 then their images) and marks the records "walked": true. A match whose
 returned value contradicts a key (a peer that ignored the key) is left out
-and counted as dropped (--no-check keeps them); a study query on
+and counted as dropped (--no-check keeps them). Each answer is read in its
+own character set; when that set cannot represent a key (Orthanc answering
+Latin-1 to a Chinese name), the match is kept and its record says so in
+"unchecked_keys" and "note". A name key with "=" (Wang^XiaoDong=王^小東=)
+goes to the peer as typed and is checked group by group. A study query on
 ModalitiesInStudy the peer does not fill is checked against its series.
 Pipe the records into 'dcmtools move PEER -' to retrieve each match at its
 level."""
@@ -200,6 +214,8 @@ def find_command(
     tls_ca: TlsCaOpt = None,
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
+    tls_insecure: TlsInsecureOpt = False,
+    tls_server_name: TlsServerNameOpt = None,
     trace: TraceOpt = False,
     json: JsonOpt = None,
     quiet: QuietOpt = False,
@@ -223,7 +239,8 @@ def find_command(
         from ..net.query import Finder
         from ..records import DcmtoolsError
 
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
+        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
+                              tls_insecure, tls_server_name)
         try:
             query_level = K.normalize_level(level)
             query_model = K.choose_model(query_level, model)
@@ -252,6 +269,10 @@ def find_command(
             if finder.dropped and not quiet:
                 keys = ", ".join(f"{k} ({n})" for k, n in finder.dropped_keys.items())
                 run.warn(f"left out {finder.dropped} match(es) the peer returned although they do not match: {keys}")
+            if finder.unchecked and not quiet:
+                keys = ", ".join(finder.unchecked_keys)
+                run.warn(f"kept {finder.unchecked} match(es) whose {keys} could not be checked: the peer answered in a "
+                         "character set that cannot represent the query (see the records' \"note\")")
 
 
 def _summary(finder: Any) -> dict[str, Any]:
@@ -262,4 +283,8 @@ def _summary(finder: Any) -> dict[str, Any]:
         extra["walked"] = True
     if finder.cancelled:
         extra["cancelled"] = True
+    if finder.unchecked:
+        extra["unchecked"] = finder.unchecked
+    if finder.incomplete:
+        extra["incomplete"] = True
     return extra

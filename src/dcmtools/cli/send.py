@@ -17,7 +17,9 @@ from .netopts import (
     TimeoutOpt,
     TlsCaOpt,
     TlsCertOpt,
+    TlsInsecureOpt,
     TlsKeyOpt,
+    TlsServerNameOpt,
     TlsOpt,
     TraceOpt,
     net_options,
@@ -86,6 +88,8 @@ def send_command(
     tls_ca: TlsCaOpt = None,
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
+    tls_insecure: TlsInsecureOpt = False,
+    tls_server_name: TlsServerNameOpt = None,
     trace: TraceOpt = False,
     files_from: FilesFromOpt = None,
     null: NullOpt = False,
@@ -117,7 +121,8 @@ def send_command(
         from ..records import DcmtoolsError
         from .netopts import resolve_peer
 
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
+        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
+                              tls_insecure, tls_server_name)
         remote = resolve_peer(peer, peers, options)
         items = run.inputs(inputs, files_from, null)
         records = send(remote, items, options, retries=retries, jobs=jobs, decompress=decompress, priority=priority)

@@ -17,7 +17,9 @@ from .netopts import (
     TimeoutOpt,
     TlsCaOpt,
     TlsCertOpt,
+    TlsInsecureOpt,
     TlsKeyOpt,
+    TlsServerNameOpt,
     TlsOpt,
     TraceOpt,
     net_options,
@@ -108,6 +110,8 @@ def worklist_command(
     tls_ca: TlsCaOpt = None,
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
+    tls_insecure: TlsInsecureOpt = False,
+    tls_server_name: TlsServerNameOpt = None,
     trace: TraceOpt = False,
     json: JsonOpt = None,
     quiet: QuietOpt = False,
@@ -127,7 +131,8 @@ def worklist_command(
         from ..net.worklist import worklist_identifier
         from ..records import DcmtoolsError
 
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
+        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
+                              tls_insecure, tls_server_name)
         try:
             identifier = worklist_identifier(key or [], date=date, modality=modality, station_aet=station_aet,
                                              patient=patient, defaults=not no_defaults)

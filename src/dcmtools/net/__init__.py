@@ -4,7 +4,7 @@ Public API (import from ``dcmtools.net``):
 
 Peers and options
     ``parse_peer(text, peers_file=None) -> Peer``  ``AET@HOST:PORT`` or a peers-file name
-    ``Peer``, ``TLSSettings``, ``tls_settings(tls, ca, cert, key)``, ``load_peers()``
+    ``Peer``, ``TLSSettings``, ``tls_settings(tls, ca, cert, key, insecure, server_name)``, ``load_peers()``
     ``NetOptions(calling_aet, timeout, max_pdu, tls, trace)``
 Associations
     ``associate(peer, contexts, options) -> Association`` (context manager;

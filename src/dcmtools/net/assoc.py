@@ -127,7 +127,7 @@ def associate(
     timeout = options.timeout_for(peer)
     host = _resolve(peer, timeout)
     tls = peer.tls or options.tls
-    tls_args = (tls.client_context(), peer.host) if tls else None
+    tls_args = tls.client_args(peer.host) if tls else None
     handlers = list(evt_handlers or [])
     tracer = None
     if options.trace is not None:
@@ -269,6 +269,10 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
     where = f"{peer.host}:{peer.port}"
     if connect_error is not None:
         return connect_failure(connect_error, peer, timeout)
+    read_error = getattr(sock, "read_error", None)
+    if read_error is not None:
+        # TLS 1.3: a server refuses our (missing) client certificate after the handshake, on the first read
+        return tls_failure(read_error, peer)
     if not assoc.is_rejected and assoc.rejected_contexts and not assoc.accepted_contexts:
         # A-ASSOCIATE-AC with every context refused: pynetdicom aborts it itself
         return no_context_error(peer, assoc.rejected_contexts)
@@ -319,6 +323,84 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
     )
 
 
+# OpenSSL verify codes (X509_V_ERR_*) that mean "issued to another name"
+_NAME_MISMATCH_CODES = {62, 63, 64}  # hostname, email, IP address mismatch
+_EXPIRED_CODES = {9: "is not valid yet", 10: "has expired"}
+# OpenSSL reasons of a handshake failure, by what they mean to the user
+_CLIENT_CERT_REASONS = {"TLSV13_ALERT_CERTIFICATE_REQUIRED", "PEER_DID_NOT_RETURN_A_CERTIFICATE"}
+_CLIENT_CERT_REFUSED_REASONS = {"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+                                "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+                                "TLSV1_ALERT_ACCESS_DENIED"}
+_PROTOCOL_REASONS = {"WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE",
+                     "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE", "SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV1_ALERT_INSUFFICIENT_SECURITY",
+                     "UNEXPECTED_EOF_WHILE_READING", "HTTP_REQUEST", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                     "WRONG_SSL_VERSION", "UNKNOWN_PROTOCOL"}
+
+
+def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
+    """A TLS handshake failure in words: not trusted, wrong name, client certificate, protocol."""
+    import ssl
+
+    where = f"{peer.host}:{peer.port}"
+    tls = peer.tls
+    reason = str(getattr(exc, "reason", None) or "")
+    fields = {"peer": str(peer), "tls_reason": reason or str(exc)}
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        code = getattr(exc, "verify_code", None)
+        detail = getattr(exc, "verify_message", None) or str(exc)
+        fields["verify_code"] = code
+        if code in _NAME_MISMATCH_CODES:
+            expected = tls.check_name(peer.host) if tls else peer.host
+            return DcmtoolsError(
+                NetErrorCode.TLS_NAME_MISMATCH,
+                f"the TLS certificate of {where} is not issued to {expected!r} ({detail})",
+                "if the certificate names the AE title or another host, give that name with --tls-server-name NAME "
+                "(tls_server_name in the peers file)",
+                ExitStatus.CONNECT,
+                **fields,
+            )
+        if code in _EXPIRED_CODES:
+            words = f"the TLS certificate of {where} {_EXPIRED_CODES[code]}"
+        else:
+            source = f"the CA in {tls.ca!r}" if tls and tls.ca else "the system's trust store"
+            words = f"the TLS certificate of {where} is not trusted: it is not signed by {source} ({detail})"
+        return DcmtoolsError(
+            NetErrorCode.TLS_UNTRUSTED,
+            words,
+            "give the CA that issued the peer's certificate with --tls-ca FILE (tls_ca in the peers file); "
+            "--tls-insecure skips the check (for tests only)",
+            ExitStatus.CONNECT,
+            **fields,
+        )
+    if reason in _CLIENT_CERT_REASONS or (reason in _CLIENT_CERT_REFUSED_REASONS and tls is not None and tls.cert):
+        sent = tls is not None and tls.cert
+        return DcmtoolsError(
+            NetErrorCode.TLS_CLIENT_CERT_REQUIRED,
+            f"{where} requires a TLS client certificate " + ("and refused ours" if sent else "and we sent none") + f" ({reason})",
+            "ask the PACS admin which CA it trusts, then give our certificate with --tls-cert FILE --tls-key FILE"
+            + (" (the peer does not trust the one given)" if sent else ""),
+            ExitStatus.CONNECT,
+            **fields,
+        )
+    if reason in _PROTOCOL_REASONS or isinstance(exc, ssl.SSLEOFError):
+        return DcmtoolsError(
+            NetErrorCode.TLS_PROTOCOL_MISMATCH,
+            f"no TLS session with {where}: the peer does not speak a TLS version or cipher we offer, "
+            f"or does not expect TLS on this port ({reason or exc})",
+            "check that this port is the peer's TLS port (without TLS, leave out --tls); "
+            "we offer TLS 1.2 and 1.3 with the system's ciphers",
+            ExitStatus.CONNECT,
+            **fields,
+        )
+    return DcmtoolsError(
+        NetErrorCode.TLS_FAILED,
+        f"the TLS handshake with {where} failed ({reason or exc})",
+        "check that the peer expects TLS on this port, and --tls-ca / --tls-cert / --tls-key",
+        ExitStatus.CONNECT,
+        **fields,
+    )
+
+
 def connect_failure(exc: BaseException, peer: Peer, timeout: float) -> DcmtoolsError:
     """A TCP/TLS connect failure in words."""
     import errno
@@ -326,13 +408,7 @@ def connect_failure(exc: BaseException, peer: Peer, timeout: float) -> DcmtoolsE
 
     where = f"{peer.host}:{peer.port}"
     if isinstance(exc, ssl.SSLError):
-        return DcmtoolsError(
-            NetErrorCode.TLS_FAILED,
-            f"the TLS handshake with {where} failed ({getattr(exc, 'reason', None) or exc})",
-            "check that the peer expects TLS on this port, and --tls-ca / --tls-cert / --tls-key",
-            ExitStatus.CONNECT,
-            peer=str(peer),
-        )
+        return tls_failure(exc, peer)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return DcmtoolsError(
             NetErrorCode.TIMEOUT,
@@ -357,6 +433,10 @@ def connect_failure(exc: BaseException, peer: Peer, timeout: float) -> DcmtoolsE
             ExitStatus.CONNECT,
             peer=str(peer),
         )
+    if (peer.tls is not None or isinstance(exc, ssl.SSLError)) and isinstance(
+            exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        # the TCP connection was made, then dropped during the TLS handshake
+        return tls_failure(ssl.SSLEOFError(str(exc)), peer)
     return DcmtoolsError(
         NetErrorCode.CONNECT_FAILED,
         f"cannot connect to {where} ({getattr(exc, 'strerror', None) or exc})",

@@ -460,7 +460,45 @@ def to_pydicom(identifier: dict[str, Any]):
     charset_key = f"{T['SpecificCharacterSet']:08X}"
     if needs_unicode(data):
         data[charset_key] = {"vr": "CS", "Value": ["ISO_IR 192"]}
-    return Dataset.from_json(data)
+    ds = Dataset.from_json(data)
+    _exact_names(ds, data, _encodings(ds))
+    return ds
+
+
+def _encodings(ds: Any) -> list[str]:
+    from pydicom.charset import convert_encodings
+
+    return convert_encodings(ds.get("SpecificCharacterSet") or "ISO_IR 6")
+
+
+def pn_text(value: Any) -> str:
+    """A PN value of the JSON model as the text it stands for (``DOE^J=ドウ^J=``): a query value from
+    -k is kept whole in "Alphabetic", separators included."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if set(value) <= {"Alphabetic"}:
+        return str(value.get("Alphabetic") or "")
+    return "=".join(str(value.get(k) or "") for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
+
+
+def _exact_names(ds: Any, data: dict[str, Any], encodings: list[str]) -> None:
+    """Person names as given, byte for byte: pydicom drops trailing component separators
+    ("Wang^XiaoDong=王^小東=" would lose its "=", and an exact match with it)."""
+    from pydicom.charset import encode_string
+
+    for key, element in data.items():
+        values = element.get("Value")
+        if not values:
+            continue
+        tag = int(key, 16)
+        if element.get("vr") == "SQ":
+            for item_ds, item in zip(ds[tag].value, values):
+                if isinstance(item, dict):
+                    _exact_names(item_ds, item, encodings)
+        elif element.get("vr") == "PN":
+            ds[tag].value = encode_string("\\".join(pn_text(v) for v in values), encodings)
 
 
 _META_HEAD = b"DICM"

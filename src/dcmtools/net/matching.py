@@ -11,7 +11,10 @@ and by ``find`` to check the answers of a peer that ignored a key.
   all; an empty item (or no item) matches anything.
 * Person names match without regard to case (PS3.4 allows it and users
   type names in any case); everything else is case-sensitive, trailing
-  spaces ignored.
+  spaces ignored.  A name key without "=" matches any one group of a
+  name (or the whole value); a
+  key with component groups (``Wang^XiaoDong=王^小東=``) matches each of its
+  non-empty groups against the same group of the stored name.
 * A stored element that is missing or empty matches only a universal key.
 
 Importable without pydicom.
@@ -32,7 +35,8 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, dict):
-        return value.get("Alphabetic") or "=".join(value.get(k, "") for k in ("Alphabetic", "Ideographic", "Phonetic")).strip("=") or None
+        # all component groups: "Wang^XiaoDong=王^小東" (see _pn_one)
+        return "=".join(value.get(k) or "" for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=") or None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
@@ -94,7 +98,24 @@ def _in_range(vr: str, key: str, stored: str) -> bool:
     return (not low or value >= low) and (not high or value <= high)
 
 
+def _pn_one(key: str, stored: str, fold: bool) -> bool:
+    """A person name, group by group: a key without "=" matches any one group (or all); a key with
+    groups ("Wang^XiaoDong=王^小東=") matches each of its non-empty groups against the same group."""
+    stored_groups = stored.split("=")
+    key_groups = key.split("=")
+    if len(key_groups) == 1:  # any one group, or the whole value ("*小東*", as peers match it)
+        return any(_one("LO", key, text, fold) for text in (*stored_groups, stored) if text)
+    for n, group in enumerate(key_groups):
+        if group in ("", "*"):
+            continue
+        if not _one("LO", group, stored_groups[n] if n < len(stored_groups) else "", fold):
+            return False
+    return True
+
+
 def _one(vr: str, key: str, stored: str, fold: bool) -> bool:
+    if vr == "PN":
+        return _pn_one(key, stored, fold)
     if vr in RANGE_VRS and "-" in key:
         return _in_range(vr, key, stored)
     if vr not in NO_WILDCARD_VRS and ("*" in key or "?" in key):

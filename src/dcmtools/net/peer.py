@@ -10,10 +10,12 @@ file found, in this order, at ``--peers FILE``, ``$DCMTOOLS_PEERS``, or
     host = "pacs.example.org"
     port = 104
     # optional:
-    tls = true                 # or give tls_ca / tls_cert / tls_key
+    tls = true                 # verified against tls_ca, else the system's trust store
     tls_ca = "/etc/dcmtools/ca.pem"
     tls_cert = "/etc/dcmtools/me.pem"
     tls_key = "/etc/dcmtools/me.key"
+    tls_server_name = "PACS"   # the name in its certificate, when not its host name
+    tls_insecure = true        # do not verify the peer's certificate (warned on every run)
     timeout = 30               # seconds, used when --timeout is not given
     max_pdu = 16384
 
@@ -46,6 +48,10 @@ class NetErrorCode:
     UNREACHABLE = ErrorCode.UNREACHABLE
     CONNECT_FAILED = ErrorCode.CONNECT_FAILED
     TLS_FAILED = ErrorCode.TLS_FAILED
+    TLS_UNTRUSTED = ErrorCode.TLS_UNTRUSTED
+    TLS_NAME_MISMATCH = ErrorCode.TLS_NAME_MISMATCH
+    TLS_CLIENT_CERT_REQUIRED = ErrorCode.TLS_CLIENT_CERT_REQUIRED
+    TLS_PROTOCOL_MISMATCH = ErrorCode.TLS_PROTOCOL_MISMATCH
     TIMEOUT = ErrorCode.TIMEOUT
     REJECTED = ErrorCode.REJECTED
     ABORTED = ErrorCode.ABORTED
@@ -56,27 +62,51 @@ class NetErrorCode:
 
 @dataclass(frozen=True)
 class TLSSettings:
-    """TLS for one side of an association: CA bundle to verify the peer, our cert and key."""
+    """TLS for one side of an association: CA bundle to verify the peer, our cert and key.
+
+    As a client the peer's certificate is verified against ``ca`` or, without
+    it, the system's trust store.  Its name is checked when the peer is named
+    by host name (``pacs.example.org``), or against ``server_name`` when given
+    (a certificate issued to the AE title, not the host); a peer named by IP
+    address has its chain checked, not its name, unless ``server_name`` is
+    given.  ``insecure`` skips all of it (the commands warn on every run).
+    """
 
     ca: str | None = None
     cert: str | None = None
     key: str | None = None
+    insecure: bool = False
+    server_name: str | None = None
 
     def client_context(self, server_hostname: str | None = None) -> ssl.SSLContext:
-        """An SSL context for connecting to a peer (verifies it against ``ca``)."""
+        """An SSL context for connecting to a peer named ``server_hostname`` (see the class docs)."""
         try:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca)
-            if self.ca:
-                # A DICOM peer is usually addressed by IP: check the chain, not the name.
-                context.check_hostname = False
-            else:
+            if self.insecure:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
+            else:
+                context.check_hostname = self.check_name(server_hostname) is not None
             if self.cert:
                 context.load_cert_chain(self.cert, self.key)
         except (OSError, ssl.SSLError) as exc:
             raise _tls_error(exc) from exc
         return context
+
+    def check_name(self, host: str | None) -> str | None:
+        """The name the peer's certificate must carry (None: the chain alone is checked)."""
+        if self.insecure:
+            return None
+        if self.server_name:
+            return self.server_name
+        if not host or _is_ip(host):
+            return None
+        return host
+
+    def client_args(self, host: str) -> tuple[ssl.SSLContext, str | None]:
+        """``(context, server_hostname)`` for pynetdicom's ``tls_args`` when connecting to ``host``."""
+        name = self.check_name(host)
+        return self.client_context(host), name or (None if _is_ip(host) else host)
 
     def server_context(self) -> ssl.SSLContext:
         """An SSL context for accepting associations (asks for client certs when ``ca`` is set)."""
@@ -94,6 +124,16 @@ class TLSSettings:
         except (OSError, ssl.SSLError) as exc:
             raise _tls_error(exc) from exc
         return context
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    return True
 
 
 def _tls_error(exc: Exception) -> DcmtoolsError:
@@ -233,11 +273,14 @@ def _peer_from_entry(name: str, entry: dict[str, Any], path: Path, base: Path) -
         return str((base / os.path.expanduser(str(value))).resolve())
 
     tls = None
-    if entry.get("tls") or any(entry.get(k) for k in ("tls_ca", "tls_cert", "tls_key")):
-        tls = TLSSettings(file("tls_ca"), file("tls_cert"), file("tls_key"))
+    if entry.get("tls") or any(entry.get(k) for k in ("tls_ca", "tls_cert", "tls_key", "tls_insecure", "tls_server_name")):
+        server_name = entry.get("tls_server_name")
+        if server_name is not None and not isinstance(server_name, str):
+            raise bad("tls_server_name must be a string")
+        tls = TLSSettings(file("tls_ca"), file("tls_cert"), file("tls_key"), bool(entry.get("tls_insecure")), server_name)
     timeout = entry.get("timeout")
     max_pdu = entry.get("max_pdu")
-    known = {"aet", "host", "port", "tls", "tls_ca", "tls_cert", "tls_key", "timeout", "max_pdu"}
+    known = {"aet", "host", "port", "tls", "tls_ca", "tls_cert", "tls_key", "tls_insecure", "tls_server_name", "timeout", "max_pdu"}
     return Peer(
         check_aet(aet, f"AE title of [{name}]"),
         host,
@@ -250,11 +293,12 @@ def _peer_from_entry(name: str, entry: dict[str, Any], path: Path, base: Path) -
     )
 
 
-def tls_settings(tls: bool, ca: str | None, cert: str | None, key: str | None) -> TLSSettings | None:
-    """TLS settings from ``--tls/--tls-ca/--tls-cert/--tls-key`` (None when none was given)."""
-    if not (tls or ca or cert or key):
+def tls_settings(tls: bool, ca: str | None, cert: str | None, key: str | None, insecure: bool = False,
+                 server_name: str | None = None) -> TLSSettings | None:
+    """TLS settings from ``--tls/--tls-ca/--tls-cert/--tls-key/--tls-insecure/--tls-server-name`` (None when none was given)."""
+    if not (tls or ca or cert or key or insecure or server_name):
         return None
     for value, option in ((ca, "--tls-ca"), (cert, "--tls-cert"), (key, "--tls-key")):
         if value and not os.path.exists(value):
             raise DcmtoolsError(NetErrorCode.BAD_TLS, f"{option} {value!r}: no such file", None, ExitStatus.USAGE)
-    return TLSSettings(ca, cert, key)
+    return TLSSettings(ca, cert, key, insecure, server_name or None)

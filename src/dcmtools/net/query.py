@@ -18,6 +18,12 @@ Association failures raise ``DcmtoolsError`` (exit statuses of ``assoc.py``).
 
 What it does beyond sending the identifier:
 
+* A peer that cuts its answer (Orthanc's ``LimitFindResults`` ends it with a
+  Cancel status we did not ask for; a peer whose peers-file entry has
+  ``max_results = N`` returned N matches) leaves the list incomplete: a last
+  record ``{"type": "query", "incomplete": true, "ok": false, "error":
+  {"code": "incomplete", ...}}`` says so, and ``Finder.incomplete`` is True
+  (``migrate`` splits its window on it).
 * ``limit``: after that many matches it sends a C-CANCEL and stops; on
   Ctrl-C (``KeyboardInterrupt``) it sends a C-CANCEL, waits a moment for the
   peer's answer, then lets the interrupt go on.
@@ -41,12 +47,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from ..records import DcmtoolsError, ExitStatus
+from ..records import DcmtoolsError, ErrorCode, ExitStatus
 from . import keys as K
 from .assoc import NetOptions, associate, failure_after
 from .matching import element_matches, is_universal
 from .peer import NetErrorCode, Peer
-from .status import describe, status_fields
+from .status import comment_hint, describe, status_fields
 
 LOGGER = logging.getLogger("dcmtools.net")
 UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
@@ -288,6 +294,19 @@ class Finder:
     cancelled: bool = False
     final_status: int | None = None
     ids: MessageIDs = field(default_factory=MessageIDs)
+    result_cap: int | None = None  # the peer's known cap on matches per answer (peers file: max_results)
+    incomplete: bool = False  # the peer cut an answer: the matches are not the whole list
+    incomplete_reason: str | None = None
+    incomplete_status: int | None = None
+    unchecked: int = 0  # matches kept although a key could not be checked (the peer's character set)
+    unchecked_keys: dict[str, int] = field(default_factory=dict)
+    _last_unchecked: list[str] = field(default_factory=list, repr=False)
+    _last_unchecked_note: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.result_cap is None:
+            cap = self.peer.extra.get("max_results") if self.peer.extra else None
+            self.result_cap = int(cap) if isinstance(cap, int) and cap > 0 else None
 
     @property
     def sop_class(self) -> str:
@@ -300,6 +319,8 @@ class Finder:
     def run(self) -> Iterator[dict[str, Any]]:
         if self.assoc is not None:
             yield from self._run(self.assoc)
+            if self.incomplete:
+                yield self._incomplete_record()
             return
         from .assoc import close
         from .responses import install
@@ -308,6 +329,8 @@ class Finder:
         try:
             install(assoc)
             yield from self._run(assoc)
+            if self.incomplete:
+                yield self._incomplete_record()
         except GeneratorExit:  # the caller stopped reading (after interrupt(), or --limit): release
             close(assoc)
             raise
@@ -384,11 +407,13 @@ class Finder:
                             "C-FIND" if self.model != "worklist" else "worklist C-FIND")
         self._exchange = exchange
         stream = exchange.responses()
+        answered = 0
         try:
             for response in stream:
                 if response.pending:
                     if response.identifier is None:
                         continue
+                    answered += 1
                     try:
                         found = K.from_bytes(response.identifier, ts)
                     except Exception as exc:  # noqa: BLE001 - a bad identifier from the peer: say so, go on
@@ -405,6 +430,12 @@ class Finder:
                 self.final_status = response.status
                 if response.category in ("failure",):
                     yield response
+                elif response.category == "cancel" and not exchange.cancelled:
+                    # we did not cancel: the peer cut its answer (Orthanc's LimitFindResults)
+                    self._cut(f"ended its answer with a Cancel status after {answered} match(es)", response.status)
+                elif self.result_cap and answered >= self.result_cap:
+                    self._cut(f"returned {answered} match(es), its cap (max_results = {self.result_cap})",
+                              response.status)
                 return
         finally:
             stream.close()
@@ -421,7 +452,34 @@ class Finder:
         if self.walked:
             record["walked"] = True
         record["dataset"] = K.flat_of(dataset) if self.flat else dataset
+        if self._last_unchecked:
+            record["unchecked_keys"] = list(self._last_unchecked)
+            record["note"] = self._last_unchecked_note
+            self._last_unchecked = []
         record["ok"] = True
+        return record
+
+    def _cut(self, why: str, status: int) -> None:
+        self.incomplete = True
+        self.incomplete_status = status
+        if self.incomplete_reason is None:
+            self.incomplete_reason = why
+
+    def _incomplete_record(self) -> dict[str, Any]:
+        """The record that says the list is not whole (the command then exits 1)."""
+        record: dict[str, Any] = {"type": "query", "peer": str(self.peer)}
+        if self.model != "worklist":
+            record["level"] = self.level
+        record["incomplete"] = True
+        record["matches"] = self.matches
+        if self.incomplete_status is not None:
+            record.update(status_fields(self.incomplete_status, self.service))
+        record["ok"] = False
+        record["error"] = {
+            "code": ErrorCode.INCOMPLETE,
+            "message": f"the list is incomplete: {self.peer.label} {self.incomplete_reason} (it caps its answers)",
+            "hint": "narrow the query (a shorter date range, more keys) until each answer is under the peer's cap",
+        }
         return record
 
     def _failure_record(self, response: Response) -> dict[str, Any]:
@@ -429,7 +487,7 @@ class Finder:
         message = f"{self.peer.label} refused the query: {meaning} (status 0x{response.status:04X})"
         if response.error_comment:
             message += f": {response.error_comment}"
-        hint = _query_hint(response.status, self.level, self.model)
+        hint = comment_hint(response.error_comment) or _query_hint(response.status, self.level, self.model)
         record: dict[str, Any] = {"type": "query", "peer": str(self.peer)}
         if self.model != "worklist":
             record["level"] = self.level
@@ -442,8 +500,13 @@ class Finder:
 
     # -- checking the peer's answers
     def _checked(self, match: dict[str, Any]) -> dict[str, Any] | None:
+        """The match, or None when a value the peer returned contradicts a key.  Each answer is
+        read in its own Specific Character Set; a key that set cannot represent is not held
+        against the match (``self.unchecked``, and the record's ``unchecked_keys``)."""
+        self._last_unchecked = []
         if not self.check:
             return match
+        unchecked: list[str] = self._last_unchecked
         for tag_key, key in self.identifier.items():
             tag = int(tag_key, 16)
             if tag in K.CONTROL_TAGS or is_universal(key):
@@ -459,9 +522,21 @@ class Finder:
                 continue
             if not element_matches(key, got, lenient=True):
                 name = _name(tag)
+                charsets = K.texts(match.get(f"{K.T['SpecificCharacterSet']:08X}"))
+                if not representable(key, charsets):
+                    # the peer's answer cannot hold what we asked: its word stands, and we say so
+                    unchecked.append(name)
+                    continue
                 self.dropped += 1
                 self.dropped_keys[name] = self.dropped_keys.get(name, 0) + 1
                 return None
+        if unchecked:
+            self.unchecked += 1
+            charset = "\\".join(K.texts(match.get(f"{K.T['SpecificCharacterSet']:08X}"))) or "ISO_IR 6"
+            self._last_unchecked_note = (f"kept unchecked: the peer answered in {charset}, which cannot represent "
+                                         f"the query's {', '.join(unchecked)}")
+            for name in unchecked:
+                self.unchecked_keys[name] = self.unchecked_keys.get(name, 0) + 1
         return match
 
     def _modalities(self, study: dict[str, Any]) -> dict[str, Any] | None:
@@ -554,6 +629,35 @@ class Finder:
                     return
 
 
+def representable(key: dict[str, Any], charsets: list[str]) -> bool:
+    """Whether every character of a key's text can be written in an answer's Specific Character
+    Set (``[]``: the default repertoire, ASCII)."""
+    from .matching import _values
+
+    texts = [t for t in _values(key) if not t.isascii()]
+    if not texts:
+        return True
+    try:
+        from pydicom.charset import convert_encodings
+
+        encodings = convert_encodings(list(charsets) or ["ISO_IR 6"])
+    except Exception:  # noqa: BLE001 - an unknown character set: we cannot tell, so we do not judge
+        return False
+    for text in texts:
+        for char in set(text):
+            if char.isascii():
+                continue
+            for encoding in encodings:
+                try:
+                    char.encode(encoding)
+                    break
+                except (UnicodeError, LookupError):
+                    continue
+            else:
+                return False
+    return True
+
+
 def _name(tag: int) -> str:
     from .. import datadict
 
@@ -562,7 +666,8 @@ def _name(tag: int) -> str:
 
 def _query_hint(status: int, level: str, model: str) -> str | None:
     if status == 0xA700 or 0xA700 <= status <= 0xA7FF:
-        return "the peer is out of resources; try a narrower query (more keys, a date range)"
+        return ("the peer answered 'out of resources' without saying why (often: too many matches); "
+                "try a narrower query (more keys, a date range), or see its log")
     if status == 0xA900:
         return "the peer found the keys do not fit this query level; check -k and --level"
     if 0xC000 <= status <= 0xCFFF:

@@ -74,3 +74,49 @@ def is_success(code: int) -> bool:
 def is_ok(code: int, service: str = "general") -> bool:
     """Success or warning: the operation was carried out."""
     return describe(code, service)[0] in ("success", "warning")
+
+
+# What an Error Comment says, in the words archives use (checked in this order).
+_COMMENT_CAUSES = (
+    (("missing", "required", "absent", "mandatory", "no such tag", "not present", "invalid tag", "bad tag",
+      "attribute", "cannot index"),
+     "the peer says the dataset lacks or has a bad attribute it needs ({comment}): fix the file "
+     "(dcmtools dump shows it; dciodvfy checks it) and send again"),
+    (("disk", "space", "full", "quota", "storage area"),
+     "the peer says its storage is full ({comment}): ask its admin to make room, then send again"),
+    (("memory",), "the peer says it ran out of memory ({comment}): send again later, or fewer at once"),
+    (("duplicate", "already exist", "conflict"),
+     "the peer says it already has this instance ({comment})"),
+    (("permission", "not allowed", "denied", "refused", "unauthori"),
+     "the peer says we may not do this ({comment}): ask its admin to allow our AE title"),
+)
+
+
+def comment_hint(comment: str | None) -> str | None:
+    """A hint from the peer's own Error Comment (0000,0902), when it names a cause we know."""
+    if not comment:
+        return None
+    text = comment.casefold()
+    for words, hint in _COMMENT_CAUSES:
+        if any(word in text for word in words):
+            return hint.format(comment=comment.strip())
+    return f"the peer says: {comment.strip()}"
+
+
+def storage_hint(code: int, comment: str | None = None) -> str | None:
+    """What to do about a failed C-STORE, from the status code and the peer's Error Comment only:
+    0xA7xx is what many archives answer for any refusal (Orthanc: a dataset it cannot index), so
+    without a comment it is not read as "disk full"."""
+    said = comment_hint(comment)
+    if said:
+        return said
+    if 0xA700 <= code <= 0xA7FF:
+        return ("the peer answered 'out of resources' without saying why (some archives, e.g. Orthanc, answer it "
+                "for any dataset they cannot store, such as one missing a UID): its log says why")
+    if 0xA900 <= code <= 0xA9FF:
+        return "the peer found the dataset does not match its SOP class; check the file with dciodvfy"
+    if 0xC000 <= code <= 0xCFFF:
+        return "the peer could not process the dataset; check its log"
+    if code in (0x0122, 0x0124):
+        return "the peer does not store this kind of object, or refuses us; check its configuration"
+    return "check the peer's log"

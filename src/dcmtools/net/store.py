@@ -43,7 +43,7 @@ from ..records import DcmtoolsError, ErrorCode, ExitStatus, error_record
 from . import wire
 from .assoc import NetOptions, associate, close, failure_after, no_context_error
 from .peer import NetErrorCode, Peer
-from .status import describe, status_fields
+from .status import describe, status_fields, storage_hint
 
 LOGGER = logging.getLogger("dcmtools.net")
 MAX_CONTEXTS = 128
@@ -250,7 +250,7 @@ class Sender:
                 "code": NetErrorCode.DIMSE_FAILED,
                 "message": f"{self.peer.label} refused to store it: {meaning} (status 0x{code:04X})"
                 + (f": {comment}" if comment else ""),
-                "hint": _status_hint(code),
+                "hint": storage_hint(code, comment),
             }
             return record
 
@@ -272,9 +272,12 @@ class Sender:
     def _payload(self, path: str, head: wire.FileHead, target: str) -> tuple["_Payload", dict[str, Any]]:
         if target == head.transfer_syntax:
             try:
-                return _Payload.from_file(path, head.offset), {}
+                payload = _Payload.from_file(path, head.offset)
             except OSError as exc:
                 raise DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read the file ({exc.strerror or exc})") from None
+            if target == wire.DEFLATED_LE and len(payload.view) % 2:
+                return _Payload.even_deflated(payload), {}
+            return payload, {}
         compressed = head.transfer_syntax not in wire.NATIVE
         if compressed and not self.decompress:
             raise DcmtoolsError(
@@ -307,6 +310,15 @@ class _Payload:
             stream.seek(offset)
             return cls(memoryview(stream.read()))
 
+    @classmethod
+    def even_deflated(cls, payload: "_Payload") -> "_Payload":
+        """A deflated dataset of odd length with one zero byte after the deflate stream (which
+        inflaters ignore, as DCMTK writes it): a PDV must have an even length (PS3.5 8.1), and some
+        peers (Orthanc: "Odd Fragment Length") drop the association on an odd one."""
+        data = bytes(payload.view) + b"\0"
+        payload.close()
+        return cls(memoryview(data))
+
     def close(self) -> None:
         try:
             self.view.release()
@@ -338,18 +350,6 @@ def convert(path: str, target: str) -> bytes:
     if data is None:
         raise DcmtoolsError(NetErrorCode.CONVERT_FAILED, "re-encoding the dataset failed", None)
     return data
-
-
-def _status_hint(code: int) -> str | None:
-    if 0xA700 <= code <= 0xA7FF:
-        return "the peer is out of resources (disk full?); check it and send again"
-    if 0xA900 <= code <= 0xA9FF:
-        return "the peer found the dataset does not match its SOP class; check the file with dciodvfy"
-    if 0xC000 <= code <= 0xCFFF:
-        return "the peer could not process the dataset; check its log"
-    if code in (0x0122, 0x0124):
-        return "the peer does not store this kind of object, or refuses us; check its configuration"
-    return "check the peer's log"
 
 
 def _expanded(items: Iterable[Any]) -> Iterator[Any]:

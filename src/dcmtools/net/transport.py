@@ -139,6 +139,7 @@ class FastSocket(AssociationSocket):
 
     def __init__(self, assoc: Any, client_socket: socket.socket | None = None, address: Any = None) -> None:
         self.connect_error: BaseException | None = None
+        self.read_error: BaseException | None = None  # a TLS alert on read (see assoc.diagnose)
         self.connect_seconds: float | None = None
         super().__init__(assoc, client_socket=client_socket, address=address)
         if client_socket is not None:
@@ -371,6 +372,8 @@ class FastDUL(DULServiceProvider):
             body = recv_exact(sock, length)
         except (OSError, ValueError) as exc:
             LOGGER.debug("connection closed while reading a PDU: %s", exc)
+            if isinstance(exc, ssl.SSLError):
+                wrapped.read_error = exc  # e.g. a TLS 1.3 alert: client certificate required
             self.event_queue.put("Evt17")
             return
         if pdu_type == 4 and self.pdata_hook is not None:

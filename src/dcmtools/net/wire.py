@@ -131,7 +131,9 @@ def max_fragment(max_pdu: int | None) -> int:
     """Largest PDV data per P-DATA-TF for the peer's maximum PDU length (0/None: no limit)."""
     if not max_pdu:
         return 4 * 1024 * 1024  # unlimited: keep PDUs at a size every peer buffers well
-    return max(1, max_pdu - 6)
+    # even, so that every PDV but an odd dataset's last is even (PS3.5 8.1) whatever the peer's limit
+    room = max_pdu - 6
+    return room & ~1 if room >= 2 else max(1, room)
 
 
 def pdata_iovecs(context_id: int, data: bytes | bytearray | memoryview, command: bool, last: bool,
