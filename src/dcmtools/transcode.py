@@ -362,7 +362,8 @@ def _decode(ds, path: str, uid: str):
         plugin = codecs.decoding_plugin(uid, decoder.available_plugins)
         with codecs._quiet_plugins():
             arr, meta = decoder.as_array(ds, raw=not codecs.decode_as_rgb(uid), decoding_plugin=plugin)
-    except Exception as exc:
+    except BaseException as exc:  # a codec panic (pyo3 PanicException) is no Exception
+        codecs.reraise_interrupt(exc)
         text = codecs._first_line(exc)
         if "less than expected" in text or "truncated" in text.lower():
             raise DcmtoolsError(
@@ -713,7 +714,11 @@ def _work(job: tuple[str, str, TranscodeOptions]) -> dict[str, Any]:
     path, out, options = job
     try:
         return transcode_file(path, out, options)
-    except Exception as exc:  # a bug: never lose the batch over it
+    except BaseException as exc:  # a bug: never lose the batch over it
+        codecs.reraise_interrupt(exc)
+        if not isinstance(exc, Exception):  # a panic in a codec (pyo3 PanicException)
+            error = DcmtoolsError(ErrorCode.CANNOT_DECODE, f"a codec failed on {path}: {type(exc).__name__}: {exc}")
+            return error_record("file", error, path=path, out=out)
         return error_record(
             "file",
             DcmtoolsError(
@@ -801,7 +806,13 @@ def run_plan(plan: Iterable[tuple[str, str | None, dict[str, Any] | None]], opti
         for path, out, error in plan:
             yield error if error is not None else (path, out, options)
 
-    yield from map_ordered(_work_or_pass, jobs_of(), jobs)
+    yield from map_ordered(_work_or_pass, jobs_of(), jobs, lost=_lost)
+
+
+def _lost(job, reason: str) -> dict[str, Any]:
+    path, out, _ = job
+    error = DcmtoolsError(ErrorCode.WORKER_DIED, reason, hint="try it alone with --jobs 1")
+    return error_record("file", error, path=path, out=out)
 
 
 def _work_or_pass(job):

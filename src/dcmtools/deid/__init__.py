@@ -77,6 +77,8 @@ class Anonymizer:
         *,
         allow_burned_in: bool = False,
         keep_map: bool = False,
+        keep_unknown: bool = False,
+        keep_names: bool = False,
     ) -> None:
         if key is None:
             key = Key.random()
@@ -84,6 +86,10 @@ class Anonymizer:
             key = Key(key)
         self.key = key
         self.plan = Plan(options)
+        self.plan.keep_unknown = keep_unknown
+        # Output names: from the new UIDs (STUDY/SERIES/INSTANCE.dcm under the output
+        # folder), or the input's (which often carry the patient's name) with keep_names.
+        self.keep_names = keep_names
         self.options = self.plan.options
         self.allow_burned_in = allow_burned_in
         self.keep_map = keep_map
@@ -213,6 +219,12 @@ class Anonymizer:
         from ..outputs import exists_error, write_atomic
 
         try:
+            dicom = read(path)
+            if dicom.deflated:  # inflated values have no file offsets: read them all
+                dicom = read(path, bulk_threshold=1 << 62)
+            result = self.anonymize(dicom)
+            if not self.keep_names:
+                out = os.path.join(out, *uid_names(dicom.dataset))
             exists = os.path.lexists(out)
             if exists and not overwrite:
                 raise exists_error(out)
@@ -220,10 +232,6 @@ class Anonymizer:
                 raise DcmtoolsError(
                     ErrorCode.EXISTS, "the output would replace the input", "choose an output folder outside the inputs"
                 )
-            dicom = read(path)
-            if dicom.deflated:  # inflated values have no file offsets: read them all
-                dicom = read(path, bulk_threshold=1 << 62)
-            result = self.anonymize(dicom)
             with Bulk(path) as bulk:
                 write_atomic(
                     out, lambda stream: write(stream, dicom.meta or None, dicom.dataset, bulk, deflated=dicom.deflated), overwrite
@@ -242,6 +250,17 @@ class Anonymizer:
 
 
 # ---------------------------------------------------------------- helpers
+def uid_names(ds: Any) -> list[str]:
+    """STUDY/SERIES/INSTANCE.dcm from the (new) UIDs; 'unknown' for a missing or unusable one."""
+    parts = []
+    for tag in (0x0020000D, 0x0020000E, 0x00080018):
+        text = (ds.text(tag) or "").strip()
+        ok = text and len(text) <= 64 and all(c.isdigit() or c == "." for c in text) and text.strip(".")
+        parts.append(text if ok else "unknown")
+    parts[-1] += ".dcm"
+    return parts
+
+
 def _same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -324,11 +343,13 @@ def _map_entries(original: dict[str, str], ds: Any, state: Any) -> list[dict[str
 Job = tuple  # (path, out or None, error record or None)
 
 
-def plan_jobs(items: Iterable[Any], mirror: Any) -> Iterator[Job]:
+def plan_jobs(items: Iterable[Any], mirror: Any, keep_names: bool = False) -> Iterator[Job]:
     """``(path, out, error)`` for each input item (``dcmtools.inputs.InputItem``).
 
     ``mirror`` maps an input path to its output path; two inputs that would
-    write the same output make the second an ``exists`` error.
+    write the same output make the second an ``exists`` error.  Without
+    ``keep_names`` ``out`` is the output folder (the anonymizer names the file
+    from its new UIDs).
     """
     seen: set[str] = set()
     out_root = os.path.abspath(getattr(mirror, "out_dir", "") or os.sep) + os.sep
@@ -343,6 +364,9 @@ def plan_jobs(items: Iterable[Any], mirror: Any) -> Iterator[Job]:
                 "choose an output folder outside the inputs",
             )
             yield item.path, None, error_record("file", error, path=item.path)
+            continue
+        if not keep_names:
+            yield item.path, mirror.out_dir, None
             continue
         out = mirror(item.path)
         key = os.path.normpath(out)
@@ -423,6 +447,12 @@ def _batch_job(job: Job) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return error_record("file", DcmtoolsError(ErrorCode.INTERNAL, message), path=path), []
 
 
+def _lost_job(job: Job, reason: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    path, out, _ = job
+    error = DcmtoolsError(ErrorCode.WORKER_DIED, reason, "try it alone with --jobs 1")
+    return error_record("file", error, path=path), []
+
+
 def anonymize_paths(
     anonymizer: Anonymizer,
     jobs_in: Iterable[Job],
@@ -441,6 +471,6 @@ def anonymize_paths(
     global _BATCH
     _BATCH = (anonymizer, overwrite)
     try:
-        yield from map_ordered(_batch_job, jobs_in, jobs)
+        yield from map_ordered(_batch_job, jobs_in, jobs, lost=_lost_job)
     finally:
         _BATCH = None
