@@ -192,7 +192,7 @@ def anonymize_command(
         items = run.inputs(inputs, files_from, null)
         mapping = MapWriter(str(map_file), overwrite) if map_file is not None else None
         anonymizer = Anonymizer(secret, options, allow_burned_in=allow_burned_in, keep_map=mapping is not None,
-                                keep_unknown=keep_unknown, keep_names=keep_names)
+                                keep_unknown=keep_unknown)
         run.summary_extra = {"key_id": None if secret.is_random else secret.fingerprint, "options": options.enabled()}
         if mapping is not None:
             run.summary_extra["map"] = str(map_file)

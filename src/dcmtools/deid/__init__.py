@@ -78,7 +78,6 @@ class Anonymizer:
         allow_burned_in: bool = False,
         keep_map: bool = False,
         keep_unknown: bool = False,
-        keep_names: bool = False,
     ) -> None:
         if key is None:
             key = Key.random()
@@ -87,9 +86,6 @@ class Anonymizer:
         self.key = key
         self.plan = Plan(options)
         self.plan.keep_unknown = keep_unknown
-        # Output names: from the new UIDs (STUDY/SERIES/INSTANCE.dcm under the output
-        # folder), or the input's (which often carry the patient's name) with keep_names.
-        self.keep_names = keep_names
         self.options = self.plan.options
         self.allow_burned_in = allow_burned_in
         self.keep_map = keep_map
@@ -213,7 +209,9 @@ class Anonymizer:
         data, result = self.anonymize_bytes(buffer.getvalue())
         return dcmread(io.BytesIO(data), force=True), result
 
-    def _file(self, path: str, out: str, overwrite: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def _file(self, path: str, out: str, overwrite: bool, in_folder: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Anonymize ``path`` into ``out``; with ``in_folder`` ``out`` is a folder and the
+        file goes to STUDY/SERIES/INSTANCE.dcm (its new UIDs) under it."""
         from ..dicomfile import read
         from ..dicomwriter import Bulk, write
         from ..outputs import exists_error, write_atomic
@@ -223,7 +221,7 @@ class Anonymizer:
             if dicom.deflated:  # inflated values have no file offsets: read them all
                 dicom = read(path, bulk_threshold=1 << 62)
             result = self.anonymize(dicom)
-            if not self.keep_names:
+            if in_folder:
                 out = os.path.join(out, *uid_names(dicom.dataset))
             exists = os.path.lexists(out)
             if exists and not overwrite:
@@ -348,8 +346,8 @@ def plan_jobs(items: Iterable[Any], mirror: Any, keep_names: bool = False) -> It
 
     ``mirror`` maps an input path to its output path; two inputs that would
     write the same output make the second an ``exists`` error.  Without
-    ``keep_names`` ``out`` is the output folder (the anonymizer names the file
-    from its new UIDs).
+    ``keep_names`` ``out`` is the output folder ending in ``/``: the file is
+    named from its new UIDs (STUDY/SERIES/INSTANCE.dcm).
     """
     seen: set[str] = set()
     out_root = os.path.abspath(getattr(mirror, "out_dir", "") or os.sep) + os.sep
@@ -366,7 +364,7 @@ def plan_jobs(items: Iterable[Any], mirror: Any, keep_names: bool = False) -> It
             yield item.path, None, error_record("file", error, path=item.path)
             continue
         if not keep_names:
-            yield item.path, mirror.out_dir, None
+            yield item.path, os.path.join(mirror.out_dir, ""), None  # a folder: named from the new UIDs
             continue
         out = mirror(item.path)
         key = os.path.normpath(out)
@@ -441,7 +439,7 @@ def _batch_job(job: Job) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     assert _BATCH is not None and out is not None
     anonymizer, overwrite = _BATCH
     try:
-        return anonymizer._file(path, out, overwrite)
+        return anonymizer._file(path, out, overwrite, in_folder=out.endswith(os.sep))
     except Exception as exc:  # a bug must not stop the batch
         message = f"internal error: {type(exc).__name__}: {exc} (this is a bug in dcmtools; please report it)"
         return error_record("file", DcmtoolsError(ErrorCode.INTERNAL, message), path=path), []
