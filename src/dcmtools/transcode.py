@@ -148,6 +148,9 @@ def _read(path: str):
     except PermissionError as exc:
         raise DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read {path}: {exc.strerror}") from None
     except OSError as exc:
+        if exc.errno is None:  # pydicom's own OSError: the data, not the system ("No tag to read at ...")
+            code = ErrorCode.TRUNCATED if "No tag to read" in str(exc) else ErrorCode.INVALID
+            raise DcmtoolsError(code, f"{path} is not readable DICOM: {exc}") from None
         raise DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read {path}: {exc.strerror or exc}") from None
     except Exception as exc:
         raise DcmtoolsError(ErrorCode.INVALID, f"{path} is not readable DICOM: {exc}") from None
@@ -719,6 +722,15 @@ def _work(job: tuple[str, str, TranscodeOptions]) -> dict[str, Any]:
         if not isinstance(exc, Exception):  # a panic in a codec (pyo3 PanicException)
             error = DcmtoolsError(ErrorCode.CANNOT_DECODE, f"a codec failed on {path}: {type(exc).__name__}: {exc}")
             return error_record("file", error, path=path, out=out)
+        if raised_in_pydicom(exc):
+            # pydicom converts values lazily: an unknown VR or a value of the wrong size in the
+            # input surfaces when an element is first used.  The data's fault, not ours.
+            error = DcmtoolsError(
+                ErrorCode.INVALID,
+                f"{path} holds an element pydicom cannot read: {codecs._first_line(exc)}",
+                hint="'dcmtools dump' shows the file as it is",
+            )
+            return error_record("file", error, path=path, out=out)
         return error_record(
             "file",
             DcmtoolsError(
@@ -729,6 +741,16 @@ def _work(job: tuple[str, str, TranscodeOptions]) -> dict[str, Any]:
             path=path,
             out=out,
         )
+
+
+def raised_in_pydicom(exc: BaseException) -> bool:
+    """True when the innermost frame of ``exc`` is pydicom's (reading the input's values)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{os.sep}pydicom{os.sep}" in tb.tb_frame.f_code.co_filename
 
 
 def transcode(
