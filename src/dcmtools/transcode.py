@@ -372,6 +372,9 @@ def _decode(ds, path: str, uid: str):
             raise DcmtoolsError(
                 ErrorCode.TRUNCATED, f"the pixel data of {path} is incomplete: {text}", hint="the file is truncated"
             ) from None
+        if "Unknown Value Representation" in text or type(exc).__name__ == "BytesLengthException":
+            # an attribute the decoder reads (Rows, Bits Allocated ...) is malformed: the data's fault
+            raise DcmtoolsError(ErrorCode.INVALID, f"{path} has a malformed Image Pixel attribute: {text}") from None
         if "Missing required element" in text or "required" in text and "element" in text:
             raise DcmtoolsError(
                 ErrorCode.INVALID, f"{path} has pixel data but lacks Image Pixel attributes: {text}"

@@ -353,8 +353,9 @@ def convert(path: str, target: str) -> bytes:
     records: ``cannot_decode``, ``truncated``, ``invalid`` with the reason),
     so a file that ``dcmtools transcode`` decodes is sent decompressed.
     """
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
     from pydicom.uid import UID
-    from pynetdicom.dsutils import encode
 
     from .. import transcode as tc
 
@@ -363,19 +364,33 @@ def convert(path: str, target: str) -> bytes:
     if "PixelData" in ds and source not in wire.NATIVE:
         pixels, meta = tc._decode(ds, path, source)
         tc._set_native(ds, tc._native_order(pixels), meta)
+
+    def encode() -> bytes:
+        stream = DicomBytesIO()
+        stream.is_little_endian, stream.is_implicit_VR = True, UID(target).is_implicit_VR
+        write_dataset(stream, ds)
+        return stream.getvalue()
+
     try:
-        ds.file_meta.TransferSyntaxUID = UID(target)
-        data = encode(ds, UID(target).is_implicit_VR, True, False)
+        try:
+            return encode()
+        except (TypeError, ValueError, AttributeError):
+            # Elements still raw as read (implicit VR data in an explicit file ...): parse them
+            # all so that each is written with its VR, as transcode does.
+            tc._to_little_endian(ds, source)
+            return encode()
     except Exception as exc:  # pydicom cannot write some value as it is
         raise DcmtoolsError(
             ErrorCode.INVALID,
-            f"the peer accepts only {target} for it, and its dataset cannot be encoded so: {exc}",
+            f"the peer accepts only {target} for it, and its dataset cannot be encoded so: {codecs_first_line(exc)}",
             "check the file with 'dcmtools dump'; fix the values it cannot hold",
         ) from None
-    if data is None:
-        raise DcmtoolsError(ErrorCode.INVALID, "the dataset cannot be re-encoded for the peer (a value pydicom cannot write)",
-                            "check the file with 'dcmtools dump'")
-    return data
+
+
+def codecs_first_line(exc: BaseException) -> str:
+    from ..codecs import _first_line
+
+    return _first_line(exc)
 
 
 def _not_sent(entries: list[_Entry], rest: Iterator[Any], cause: DcmtoolsError) -> Iterator[dict[str, Any]]:
