@@ -134,8 +134,11 @@ def anonymize_command(
     attributes go. UIDs become 2.25 UIDs derived from the key, so the studies,
     series and references (RT structure sets included) stay consistent across
     files and runs. Patient ID and Patient's Name become one pseudonym per
-    patient. Outputs mirror the input tree under -o DIR; inputs are never
-    changed. Records carry "path" and "out", so the output pipes into the next
+    patient. Outputs are named from their new UIDs, DIR/STUDY/SERIES/INSTANCE.dcm
+    (input names often carry the patient's name; --keep-names mirrors the
+    input tree instead: check those names yourself); inputs are never
+    changed. Public attributes the data dictionary does not know are removed
+    unless --keep-unknown. Records carry "path" and "out", so the output pipes into the next
     command. Images whose pixels may show identifying text and DICOMDIR files
     are not written: their records say why (exit status 1).
 
