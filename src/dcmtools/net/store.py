@@ -234,6 +234,11 @@ class Sender:
                 payload, extra = self._payload(path, head, target)
             except DcmtoolsError as exc:
                 return error_record("file", exc, **base, transfer_syntax=head.transfer_syntax)
+            except Exception as exc:  # a bug of ours in converting one file must not end the run
+                LOGGER.debug("converting %s", path, exc_info=True)
+                error = DcmtoolsError(ErrorCode.INTERNAL, f"internal error converting it: {type(exc).__name__}: {exc}",
+                                      "this is a bug in dcmtools; please report it with --debug output")
+                return error_record("file", error, **base, transfer_syntax=head.transfer_syntax)
             self.message_id = self.message_id % 65535 + 1
             command = wire.store_rq(self.message_id, head.sop_class, head.sop_instance, self.priority, self.move_originator)
             from .transport import ExchangeError, store_exchange
