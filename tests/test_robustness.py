@@ -139,7 +139,7 @@ def test_send_decompresses_what_transcode_decodes(tmp_path, all_test_files):
     assert len(decodable) > 20
     uids: set[str] = set()
     batch = []
-    for path in sorted(p for p in decodable if dcmtk_reads(Path(p))):  # storescp names files by SOP Instance UID: one of each
+    for path in sorted(decodable):  # storescp names files by SOP Instance UID: one of each
         uid = str(pydicom.dcmread(path, stop_before_pixels=True).get("SOPInstanceUID", path))
         if uid not in uids:
             uids.add(uid)
@@ -147,9 +147,16 @@ def test_send_decompresses_what_transcode_decodes(tmp_path, all_test_files):
     with storescp(tmp_path / "out") as peer:
         result = dcmtools("send", peer, *batch, "--json")
     got = files_of(result)
-    failed = [(r["path"], r["error"]) for r in got if not r["ok"]]
+    assert len(got) == len(batch)
+    # Our side never fails on them; storescp may refuse what DCMTK itself cannot read (rtdose_rle.dcm
+    # holds its SOP Instance UID as UN).
+    failed = [(r["path"], r["error"]) for r in got if not r["ok"]
+              and not (r["error"]["code"] == "dimse_failed" and not dcmtk_reads(Path(r["path"])))]
     assert not failed
     assert all(r["decompressed"] for r in got)
+    # The case: a JPEG baseline file that transcode decodes once gave convert_failed, no reason.
+    (jpeg,) = [r for r in got if r["path"].endswith("/SC_rgb_jpeg.dcm")]
+    assert jpeg["ok"]
 
 
 # ------------------------------------------------------------------ transcode: panics, dead workers, malformed
