@@ -10,7 +10,7 @@ _dcmtools() {
     fi
     case "$cmd" in
         anonymize)
-            opts="--output -o --key --key-file --retain-safe-private --retain-uids --retain-device-identity --retain-institution-identity --retain-patient-characteristics --retain-longitudinal-full-dates --retain-longitudinal-modified-dates --clean-descriptors --clean-structured-content --clean-graphics --allow-burned-in --map --overwrite --json --no-json --jobs -j --files-from --null -0 --quiet -q --debug"
+            opts="--output -o --key --key-file --retain-safe-private --retain-uids --retain-device-identity --retain-institution-identity --retain-patient-characteristics --retain-longitudinal-full-dates --retain-longitudinal-modified-dates --clean-descriptors --clean-structured-content --clean-graphics --allow-burned-in --keep-unknown --keep-names --map --overwrite --json --no-json --jobs -j --files-from --null -0 --quiet -q --debug"
             case "$prev" in --output|-o|--key|--key-file|--map|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         commit)

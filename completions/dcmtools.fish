@@ -27,6 +27,8 @@ complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l clean-descrip
 complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l clean-structured-content -d 'Keep SR content and acquisition context, cleaned'
 complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l clean-graphics -d 'Keep overlays, curves and graphic annotations, their text cleaned'
 complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l allow-burned-in -d 'Also write images whose pixels may show identifying text (Burned In Annotation Y'
+complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l keep-unknown -d 'Keep public attributes the data dictionary does not know (removed by default: no'
+complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l keep-names -d 'Name outputs as the inputs (mirrored under -o)'
 complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l map -r -d 'Write the original-to-new identifiers (patients, studies, UIDs) to FILE as JSON '
 complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l overwrite -d 'Replace outputs that already exist'
 complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l json -l no-json -d 'JSON Lines on stdout (the default when stdout is not a terminal); --no-json forc'

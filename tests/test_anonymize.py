@@ -117,7 +117,7 @@ def test_date_shifts_keep_formats():
 # ------------------------------------------------------------------ PHI
 def test_no_phi_survives_anywhere(study, tmp_path):
     out = tmp_path / "out"
-    result = dcmtools("anonymize", "--key", "k1", "-o", str(out), str(study), "--json")
+    result = dcmtools("anonymize", "--keep-names", "--key", "k1", "-o", str(out), str(study), "--json")
     assert result.returncode == 0, result.stderr
     files = files_of(result)
     assert len(files) == 8 and all(r["ok"] for r in files)
@@ -145,7 +145,7 @@ def test_no_phi_survives_anywhere(study, tmp_path):
 
 def test_references_stay_consistent_across_the_study(study, tmp_path):
     out = tmp_path / "out"
-    result = dcmtools("anonymize", "--key", "k1", "-o", str(out), str(study), "--jobs", "2")
+    result = dcmtools("anonymize", "--keep-names", "--key", "k1", "-o", str(out), str(study), "--jobs", "2")
     assert result.returncode == 0, result.stderr
     images = {p.name: pydicom.dcmread(p) for p in sorted((out / "series1").glob("*.dcm"))}
     series2 = [pydicom.dcmread(p) for p in sorted((out / "series2").glob("*.dcm"))]
@@ -182,7 +182,7 @@ def test_references_stay_consistent_across_the_study(study, tmp_path):
 def test_same_key_gives_identical_output_and_another_key_does_not(study, tmp_path):
     first, second, third = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for out, key in ((first, "k1"), (second, "k1"), (third, "k2")):
-        result = dcmtools("anonymize", "--key", key, "-o", str(out), str(study), "--jobs", "2" if out == second else "1")
+        result = dcmtools("anonymize", "--keep-names", "--key", key, "-o", str(out), str(study), "--jobs", "2" if out == second else "1")
         assert result.returncode == 0, result.stderr
     assert digest(first) == digest(second)
     a, c = pydicom.dcmread(first / "series1" / "im1.dcm"), pydicom.dcmread(third / "series1" / "im1.dcm")
@@ -192,16 +192,16 @@ def test_same_key_gives_identical_output_and_another_key_does_not(study, tmp_pat
 def test_key_file_and_random_key(study, tmp_path):
     key_file = tmp_path / "team.key"
     key_file.write_text("k1\n")
-    by_file = dcmtools("anonymize", "--key-file", str(key_file), "-o", str(tmp_path / "f"), str(study))
-    by_text = dcmtools("anonymize", "--key", "k1", "-o", str(tmp_path / "t"), str(study))
+    by_file = dcmtools("anonymize", "--keep-names", "--key-file", str(key_file), "-o", str(tmp_path / "f"), str(study))
+    by_text = dcmtools("anonymize", "--keep-names", "--key", "k1", "-o", str(tmp_path / "t"), str(study))
     assert by_file.returncode == by_text.returncode == 0
     assert digest(tmp_path / "f") == digest(tmp_path / "t")
     assert records(by_file.stdout)[-1]["key_id"] == records(by_text.stdout)[-1]["key_id"]
-    random = dcmtools("anonymize", "-o", str(tmp_path / "r"), str(study))
+    random = dcmtools("anonymize", "--keep-names", "-o", str(tmp_path / "r"), str(study))
     assert random.returncode == 0 and "random key" in random.stderr
     assert records(random.stdout)[-1]["key_id"] is None
     assert digest(tmp_path / "r") != digest(tmp_path / "t")
-    both = dcmtools("anonymize", "--key", "a", "--key-file", str(key_file), "-o", str(tmp_path / "x"), str(study))
+    both = dcmtools("anonymize", "--keep-names", "--key", "a", "--key-file", str(key_file), "-o", str(tmp_path / "x"), str(study))
     assert both.returncode == 2
 
 
@@ -216,7 +216,7 @@ def test_modified_dates_shift_per_patient(tmp_path):
     odd.AcquisitionDateTime = "2023"
     save(odd, folder / "odd.dcm")
     out = tmp_path / "out"
-    result = dcmtools("anonymize", "--key", "k", "--retain-longitudinal-modified-dates", "-o", str(out), str(folder))
+    result = dcmtools("anonymize", "--keep-names", "--key", "k", "--retain-longitudinal-modified-dates", "-o", str(out), str(folder))
     assert result.returncode == 0, result.stderr
     a, b, c = (pydicom.dcmread(out / n) for n in ("p1a.dcm", "p1b.dcm", "p2.dcm"))
     assert a.StudyDate == b.StudyDate != c.StudyDate
@@ -230,7 +230,9 @@ def test_modified_dates_shift_per_patient(tmp_path):
     assert odd_out.StudyDate == "" and odd_out.ContentDate == ""
     assert len(odd_out.AcquisitionDateTime) == 4 and odd_out.AcquisitionDateTime < "2023"
     odd_record = next(r for r in files_of(result) if r["path"].endswith("odd.dcm"))
-    assert any("garbage" in w for w in odd_record["warnings"])
+    # never the value itself (issue 13: warnings go to logs and terminals)
+    assert any("not a valid DA" in w for w in odd_record["warnings"])
+    assert not any("garbage" in w for w in odd_record["warnings"])
     assert "PatientBirthDate" in a and a.PatientBirthDate == ""  # no option keeps the birth date
 
 
@@ -241,7 +243,7 @@ def test_retain_and_clean_options(study, tmp_path):
         "--retain-patient-characteristics", "--retain-longitudinal-full-dates", "--clean-descriptors",
         "--clean-graphics", "--clean-structured-content",
     ]  # fmt: skip
-    result = dcmtools("anonymize", "--key", "k", "-o", str(out), str(study), *flags)
+    result = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(out), str(study), *flags)
     assert result.returncode == 0, result.stderr
     ds = pydicom.dcmread(out / "series1" / "im1.dcm")
     assert ds.SOPInstanceUID.startswith(UID_ROOT) and ds.StudyInstanceUID.startswith(UID_ROOT)
@@ -263,7 +265,7 @@ def test_retain_and_clean_options(study, tmp_path):
 
 def test_structured_content_without_the_option_is_dummied(study, tmp_path):
     out = tmp_path / "out"
-    assert dcmtools("anonymize", "--key", "k", "-o", str(out), str(study)).returncode == 0
+    assert dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(out), str(study)).returncode == 0
     report = pydicom.dcmread(out / "sr" / "report.dcm")
     name, text = report.ContentSequence
     assert text.TextValue == "ANONYMIZED" and str(name.PersonName).startswith("ANON^")
@@ -286,7 +288,7 @@ def test_retain_safe_private(tmp_path):
     ds.PrivateDataElementCharacteristicsSequence = pydicom.Sequence([item])
     save(ds, tmp_path / "in" / "a.dcm")
     out = tmp_path / "out"
-    result = dcmtools("anonymize", "--key", "k", "--retain-safe-private", "-o", str(out), str(tmp_path / "in"))
+    result = dcmtools("anonymize", "--keep-names", "--key", "k", "--retain-safe-private", "-o", str(out), str(tmp_path / "in"))
     assert result.returncode == 0, result.stderr
     got = pydicom.dcmread(out / "a.dcm")
     assert got.private_block(0x0043, "GEMS_PARM_01")[0x27].value == "1.375:1"
@@ -299,7 +301,7 @@ def test_retain_safe_private(tmp_path):
 def test_veterinary_patient(tmp_path):
     save(animal(), tmp_path / "in" / "rex.dcm")
     out = tmp_path / "out"
-    result = dcmtools("anonymize", "--key", "k", "-o", str(out), str(tmp_path / "in"))
+    result = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(out), str(tmp_path / "in"))
     assert result.returncode == 0, result.stderr
     assert_no_phi(out / "rex.dcm")
     ds = pydicom.dcmread(out / "rex.dcm")
@@ -328,7 +330,7 @@ def test_burned_in_and_dicomdir_are_refused_and_the_batch_goes_on(tmp_path, test
     (folder / "DICOMDIR").write_bytes((test_files_dir / "dicomdirtests" / "DICOMDIR").read_bytes())
     (folder / "notes.txt").write_text("not dicom")
     out = tmp_path / "out"
-    result = dcmtools("anonymize", "--key", "k", "-o", str(out), str(folder))
+    result = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(out), str(folder))
     assert result.returncode == 1
     by_name = {Path(r["path"]).name: r for r in files_of(result)}
     assert by_name["us.dcm"]["error"]["code"] == "burned_in" and "US" in by_name["us.dcm"]["error"]["message"]
@@ -338,13 +340,13 @@ def test_burned_in_and_dicomdir_are_refused_and_the_batch_goes_on(tmp_path, test
     assert by_name["us_no.dcm"]["ok"] is True
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["us_no.dcm"]
     assert "Traceback" not in result.stderr
-    allowed = dcmtools("anonymize", "--key", "k", "--allow-burned-in", "-o", str(tmp_path / "o2"), str(folder / "us.dcm"))
+    allowed = dcmtools("anonymize", "--keep-names", "--key", "k", "--allow-burned-in", "-o", str(tmp_path / "o2"), str(folder / "us.dcm"))
     assert allowed.returncode == 0 and (tmp_path / "o2" / "us.dcm").exists()
 
 
 def test_map_file(study, tmp_path):
     out, mapping = tmp_path / "out", tmp_path / "reid.jsonl"
-    result = dcmtools("anonymize", "--key", "k", "-o", str(out), "--map", str(mapping), str(study))
+    result = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(out), "--map", str(mapping), str(study))
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(mapping.stat().st_mode) == 0o600
     entries = records(mapping.read_text())
@@ -359,7 +361,7 @@ def test_map_file(study, tmp_path):
     im1 = pydicom.dcmread(study / "series1" / "im1.dcm")
     assert uids[im1.SOPInstanceUID] == pydicom.dcmread(out / "series1" / "im1.dcm").SOPInstanceUID
     # no map without --map; an existing map is not replaced without --overwrite
-    again = dcmtools("anonymize", "--key", "k", "-o", str(tmp_path / "o2"), "--map", str(mapping), str(study))
+    again = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(tmp_path / "o2"), "--map", str(mapping), str(study))
     assert again.returncode == 1 or again.returncode == 2
     assert not list((tmp_path / "o2").glob("**/*.dcm"))
 
@@ -367,20 +369,20 @@ def test_map_file(study, tmp_path):
 def test_outputs_are_atomic_and_never_overwritten(study, tmp_path):
     before = digest(study)
     out = tmp_path / "out"
-    assert dcmtools("anonymize", "--key", "k", "-o", str(out), str(study)).returncode == 0
-    again = dcmtools("anonymize", "--key", "k", "-o", str(out), str(study))
+    assert dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(out), str(study)).returncode == 0
+    again = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(out), str(study))
     assert again.returncode == 1
     assert {r["error"]["code"] for r in files_of(again)} == {"exists"}
-    assert dcmtools("anonymize", "--key", "k", "--overwrite", "-o", str(out), str(study)).returncode == 0
+    assert dcmtools("anonymize", "--keep-names", "--key", "k", "--overwrite", "-o", str(out), str(study)).returncode == 0
     assert digest(study) == before  # inputs untouched
     assert not [p for p in out.rglob(".*")]  # no temporary file left
-    usage = dcmtools("anonymize", "--key", "k", str(study))
+    usage = dcmtools("anonymize", "--keep-names", "--key", "k", str(study))
     assert usage.returncode == 2 and "output" in usage.stderr
 
 
 def test_records_pipe_into_the_next_command(study, tmp_path):
     out = tmp_path / "out"
-    first = dcmtools("anonymize", "--key", "k", "-o", str(out), str(study / "series1"))
+    first = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(out), str(study / "series1"))
     assert first.returncode == 0
     dumped = dcmtools("dump", "--flat", "-t", "PatientID", "-t", "SOPInstanceUID", "-", input=first.stdout)
     assert dumped.returncode == 0, dumped.stderr
@@ -389,7 +391,7 @@ def test_records_pipe_into_the_next_command(study, tmp_path):
     assert all(d["dataset"]["PatientID"].startswith("ANON") for d in dumps)
     # a failed upstream record is never anonymized (nor its original passed on)
     failed = json.dumps({"type": "file", "path": str(study / "series1" / "im1.dcm"), "ok": False, "error": {"code": "x"}})
-    piped = dcmtools("anonymize", "--key", "k", "-o", str(tmp_path / "o3"), "-", input=failed + "\n")
+    piped = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(tmp_path / "o3"), "-", input=failed + "\n")
     assert piped.returncode == 1 and files_of(piped)[0]["error"]["code"] == "upstream_failed"
 
 
@@ -423,7 +425,7 @@ def test_help_and_run_do_not_import_pydicom(study, tmp_path):
 def test_pydicom_bundled_files_never_crash(all_test_files, tmp_path):
     out = tmp_path / "out"
     folder = all_test_files[0].parent
-    result = dcmtools("anonymize", "--key", "k", "--allow-burned-in", "-o", str(out), str(folder), "--jobs", "2")
+    result = dcmtools("anonymize", "--keep-names", "--key", "k", "--allow-burned-in", "-o", str(out), str(folder), "--jobs", "2")
     assert result.returncode in (0, 1), result.stderr
     assert "Traceback" not in result.stderr
     files = files_of(result)
@@ -479,7 +481,7 @@ def test_sequences_and_names_stored_as_un_are_still_anonymized(tmp_path):
     path.write_bytes(data)
     assert b"\x08\x00\x40\x11UN" in data and b"\x10\x00\x10\x00UN" in data
     out = tmp_path / "out"
-    result = dcmtools("anonymize", "--key", "k", "-o", str(out), str(tmp_path / "in"))
+    result = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(out), str(tmp_path / "in"))
     assert result.returncode == 0, result.stderr
     assert_no_phi(out / "un.dcm")
     got = pydicom.dcmread(out / "un.dcm")
@@ -490,9 +492,9 @@ def test_sequences_and_names_stored_as_un_are_still_anonymized(tmp_path):
 
 def test_outputs_inside_the_inputs_are_not_anonymized_again(study, tmp_path):
     out = study / "anon"
-    first = dcmtools("anonymize", "--key", "k", "-o", str(out), str(study))
+    first = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(out), str(study))
     assert first.returncode == 0
-    second = dcmtools("anonymize", "--key", "k", "--overwrite", "-o", str(out), str(study))
+    second = dcmtools("anonymize", "--keep-names", "--key", "k", "--overwrite", "-o", str(out), str(study))
     assert second.returncode == 1
     refused = [r for r in files_of(second) if not r["ok"]]
     assert len(refused) == 8 and all("inside the output folder" in r["error"]["message"] for r in refused)

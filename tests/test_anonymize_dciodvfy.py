@@ -47,7 +47,7 @@ def anonymized(result) -> list[dict]:
 def test_pydicom_files_are_no_less_valid(test_files_dir, tmp_path):
     require("dciodvfy")
     out = tmp_path / "out"
-    result = dcmtools("anonymize", "--key", "k", "--allow-burned-in", "-o", str(out), str(test_files_dir), "--jobs", "2")
+    result = dcmtools("anonymize", "--keep-names", "--key", "k", "--allow-burned-in", "-o", str(out), str(test_files_dir), "--jobs", "2")
     records = anonymized(result)
     assert len(records) >= 70
     assert compare(records) == []
@@ -66,7 +66,7 @@ def test_built_files_are_no_less_valid(tmp_path, flags):
     save(rtstruct(images), folder / "rs.dcm")
     save(sr(), folder / "sr.dcm")
     save(animal(), folder / "animal.dcm")
-    result = dcmtools("anonymize", "--key", "k", "-o", str(tmp_path / "out"), str(folder), *flags)
+    result = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(tmp_path / "out"), str(folder), *flags)
     records = anonymized(result)
     assert len(records) == 5
     assert compare(records) == []

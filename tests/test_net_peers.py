@@ -252,9 +252,11 @@ def test_send_stops_when_every_association_aborts(tmp_path, test_files_dir):
     assert result.returncode == 5, result.stdout + result.stderr
     got = records(result.stdout)
     assert not any(r.get("ok") for r in got)
-    assert [r["type"] for r in got] == ["file", "file", "association", "summary"]
-    assert all(r["error"]["code"] == "aborted" for r in got[:3])
-    assert "aborted" in got[2]["error"]["message"]
+    # Every input gets its record (issue 13): 3 files lost to aborts, the 2 not tried 'not_sent'.
+    assert [r["type"] for r in got] == ["file"] * 5 + ["association", "summary"]
+    assert [r["path"] for r in got[:5]] == list(map(str, files))
+    assert [r["error"]["code"] for r in got[:6]] == ["aborted"] * 3 + ["not_sent"] * 2 + ["aborted"]
+    assert "aborted" in got[3]["error"]["message"] and "aborted" in got[5]["error"]["message"]
 
 
 def test_send_jobs_and_compressed_as_is_to_listen(tmp_path, test_files_dir):

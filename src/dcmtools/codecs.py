@@ -490,7 +490,8 @@ def _encode_jpeg(arr: Any, info: ImageInfo, syntax: Syntax, out_pi: str, quality
                 bits = 12 if info.bits_stored > 8 else 8
                 data = frame.astype(np.uint16 if bits == 12 else np.uint8)
                 out.append(bytes(imagecodecs.jpeg8_encode(data, level=level, bitspersample=bits)))
-    except Exception as exc:  # imagecodecs raises its own JpegError and ValueError
+    except BaseException as exc:  # a codec panic (pyo3 PanicException) is no Exception
+        reraise_interrupt(exc)
         raise DcmtoolsError(
             ErrorCode.CANNOT_ENCODE,
             f"{syntax.title} encoder (imagecodecs) refused this image: {_first_line(exc)}",
@@ -530,7 +531,8 @@ def _encode_j2k_imagecodecs(
                     )
                 )
             )
-    except Exception:
+    except BaseException as exc:  # a codec panic (pyo3 PanicException) is no Exception
+        reraise_interrupt(exc)
         return None
     return out
 
@@ -550,9 +552,16 @@ def _encode_jls_imagecodecs(arr: Any, info: ImageInfo, near: int) -> list[bytes]
                 frame = unsigned & np.array((1 << info.bits_stored) - 1, dtype=unsigned.dtype)
             frame = frame.astype(np.uint8 if info.bits_stored <= 8 else np.uint16)
             out.append(bytes(imagecodecs.jpegls_encode(frame, level=near or None)))
-    except Exception:
+    except BaseException as exc:  # a codec panic (pyo3 PanicException) is no Exception
+        reraise_interrupt(exc)
         return None
     return out
+
+
+def reraise_interrupt(exc: BaseException) -> None:
+    """Re-raise Ctrl-C and exits; any other failure of a codec is the item's."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+        raise exc
 
 
 @contextlib.contextmanager

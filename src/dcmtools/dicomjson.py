@@ -105,7 +105,8 @@ def _bulk_note(element: Element, options: JsonOptions, key: str):
 
 def bulk_data_uri(path: str, offset: int, length: int) -> str:
     """``file:///abs/path?offset=N&length=M`` for a value that was not read."""
-    return f"file://{quote(os.path.abspath(path))}?offset={offset}&length={length}"
+    # quote the bytes: a file name that is not UTF-8 is percent-encoded as it is on disk
+    return f"file://{quote(os.fsencode(os.path.abspath(path)))}?offset={offset}&length={length}"
 
 
 # ---------------------------------------------------------------- flat form

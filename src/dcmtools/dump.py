@@ -192,4 +192,21 @@ def dump(
     """Records of the DICOM files named by ``inputs`` (files, folders, globs), in order."""
     options = DumpOptions(flat=flat, meta=meta, tags=parse_tags(tags), bulk_threshold=bulk_threshold, bulk=bulk)
     items = iter_inputs(list(inputs), read_stdin_when_piped=False)
-    yield from map_ordered(RecordsPassThrough(file_record_job), jobs_for(items, options), jobs)
+    yield from map_ordered(RecordsPassThrough(file_record_job), jobs_for(items, options), jobs, lost=lost_record)
+
+
+def _job_path(job) -> str:
+    return job["path"] if isinstance(job, dict) else job[0]
+
+
+def lost_record(job, reason: str) -> dict[str, Any]:
+    """The record of a job whose worker process died (``parallel.map_ordered``)."""
+    return error_record("file", DcmtoolsError(ErrorCode.WORKER_DIED, reason, "try it alone with --jobs 1"), path=_job_path(job))
+
+
+def lost_line(job, reason: str) -> tuple[bool, str, str]:
+    return False, ErrorCode.WORKER_DIED, dumps(lost_record(job, reason))
+
+
+def lost_text(job, reason: str) -> tuple[bool, str, str]:
+    return False, ErrorCode.WORKER_DIED, f"# {_job_path(job)}\n# FAILED: {reason}"

@@ -14,15 +14,25 @@
 * with no INPUTS and a piped stdin, stdin is read as if ``-`` were given.
 
 Problems are items too (``item.error`` set): a missing path, a glob that
-matched nothing, an unparsable line, a record that was itself a failure.
-The batch goes on.  Importable without typer or pydicom.
+matched nothing, an unparsable line, a record that was itself a failure, a
+folder with no files in it, and anything that is not a regular file (a FIFO,
+socket or device is never opened: reading one could block forever).
+The batch goes on.
+
+File names that are not valid UTF-8 stay ``str`` with the undecodable bytes
+as surrogates (``os.fsdecode``); ``records.dumps`` writes them losslessly
+(``path_bytes``), and a record read back here uses ``path_bytes``/``out_bytes``
+when it has them.  Importable without typer or pydicom.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import glob
 import json
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, TextIO
@@ -82,9 +92,9 @@ def iter_inputs(
 def expand_path(arg: str, source: str = "argument") -> Iterator[InputItem]:
     """A file, a folder walked recursively, or a glob expanded here."""
     if os.path.isdir(arg):
-        yield from walk(arg)
+        yield from walk_folder(arg, source)
     elif os.path.lexists(arg):
-        yield InputItem(arg, source=source)
+        yield file_item(arg, source)
     elif GLOB_CHARS & set(arg):
         matches = sorted(glob.glob(arg, recursive=True))
         if not matches:
@@ -97,9 +107,48 @@ def expand_path(arg: str, source: str = "argument") -> Iterator[InputItem]:
                     continue
                 yield from walk(match)
             else:
-                yield InputItem(match, source="glob")
+                yield file_item(match, "glob")
     else:
         yield InputItem(arg, error=DcmtoolsError(ErrorCode.NOT_FOUND, f"no such file or folder: {arg}"), source=source)
+
+
+def file_item(path: str, source: str = "argument") -> InputItem:
+    """An item for a path that exists: an error item unless it is a regular file
+    (or a symlink to one).  FIFOs, sockets and devices are never opened."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return InputItem(path, error=DcmtoolsError(ErrorCode.NOT_FOUND, f"{path} is a broken symbolic link"), source=source)
+    except OSError as exc:
+        return InputItem(path, error=DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read {path}: {exc.strerror or exc}"), source=source)
+    if stat.S_ISREG(mode):
+        return InputItem(path, source=source)
+    if stat.S_ISDIR(mode):
+        kind = "a symbolic link to a folder (not followed)"
+    elif stat.S_ISFIFO(mode):
+        kind = "a FIFO (named pipe)"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "a device"
+    else:
+        kind = "not a regular file"
+    error = DcmtoolsError(ErrorCode.SPECIAL_FILE, f"{path} is {kind}: only regular files are read", "give DICOM files or folders")
+    return InputItem(path, error=error, source=source)
+
+
+def walk_folder(folder: str, source: str = "argument") -> Iterator[InputItem]:
+    """``walk``, with an error item when the folder holds no file at all."""
+    empty = True
+    for item in walk(folder):
+        empty = False
+        yield item
+    if empty:
+        yield InputItem(
+            folder,
+            error=DcmtoolsError(ErrorCode.NO_FILES, f"no files in folder {folder}", "hidden files (.name) are skipped"),
+            source=source,
+        )
 
 
 def walk(folder: str) -> Iterator[InputItem]:
@@ -123,7 +172,7 @@ def walk(folder: str) -> Iterator[InputItem]:
         if is_dir:
             yield from walk(path)
         else:
-            yield InputItem(path, source="walk")
+            yield file_item(path, "walk")
 
 
 def iter_stream(stream: TextIO, *, null: bool = False, source: str = "stdin") -> Iterator[InputItem]:
@@ -160,7 +209,7 @@ def items_from_record(line: str, source: str = "stdin") -> Iterator[InputItem]:
         return
     if record.get("type") == "summary":
         return  # the upstream command's summary: nothing to process
-    path = record.get("out") or record.get("path")
+    path = _record_path(record, "out") or _record_path(record, "path")
     if record.get("ok") is False:
         # Never fall back to the upstream input: for `anonymize | send` that
         # would send the un-anonymized original.
@@ -181,11 +230,26 @@ def items_from_record(line: str, source: str = "stdin") -> Iterator[InputItem]:
         )
         return
     if os.path.isdir(path):
-        for item in walk(path):
+        for item in walk_folder(path, source):
             item.record = record
             yield item
+    elif os.path.lexists(path):
+        item = file_item(path, source)
+        item.record = record
+        yield item
     else:
-        yield InputItem(path, record=record, source=source)
+        yield InputItem(path, record=record, source=source)  # the command says it is missing
+
+
+def _record_path(record: dict[str, Any], key: str) -> Any:
+    """``record[key]``, or the exact bytes of ``key_bytes`` for a name that is not UTF-8."""
+    raw = record.get(f"{key}_bytes")
+    if isinstance(raw, str):
+        try:
+            return os.fsdecode(base64.b64decode(raw, validate=True))
+        except (binascii.Error, ValueError):
+            pass
+    return record.get(key)
 
 
 def _is_piped(stream: TextIO) -> bool:

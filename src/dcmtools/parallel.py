@@ -7,6 +7,7 @@ inputs, lazily, so a million inputs stream with bounded memory.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import signal
@@ -43,24 +44,122 @@ def map_ordered(
     items: Iterable[T],
     jobs: int = 1,
     chunksize: int = 8,
+    lost: Callable[[T, str], R] | None = None,
 ) -> Iterator[R]:
     """``map(func, items)`` over ``jobs`` processes, yielding results in order.
 
     ``func`` must be a module-level function and items and results picklable.
     With ``jobs <= 1`` it runs in this process (no pickling at all).
+
+    A worker process that dies (a crash in a C extension, the OOM killer, an
+    exception that is not an ``Exception``) never hangs the run nor loses an
+    item: the pool is replaced, the items that were in flight are run again
+    one by one in a fresh pool to find the one that kills its worker, and
+    that item's result is ``lost(item, reason)`` (``WorkerLost`` is raised
+    when no ``lost`` is given).  The others get their normal results.
     """
     if jobs <= 1:
         for item in items:
             yield func(item)
         return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    pool = context.Pool(jobs, initializer=_ignore_sigint)
-    try:
-        yield from pool.imap(func, items, chunksize)
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
+    yield from _Pool(func, jobs, chunksize, lost).map(items)
+
+
+class WorkerLost(RuntimeError):
+    """A worker process died while working on this item."""
+
+
+def _run_chunk(func: Callable[[T], R], chunk: list[T]) -> list[R]:
+    return [func(item) for item in chunk]
+
+
+class _Pool:
+    def __init__(self, func, jobs: int, chunksize: int, lost) -> None:
+        self.func = func
+        self.jobs = jobs
+        self.chunksize = max(1, chunksize)
+        self.lost = lost
+        self.executor = None
+        self.replaced = 0
+
+    def _new(self, workers: int):
+        from concurrent.futures import ProcessPoolExecutor
+
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint)
+
+    def map(self, items: Iterable[T]) -> Iterator[R]:
+        from collections import deque
+        from concurrent.futures.process import BrokenProcessPool
+
+        self.executor = self._new(self.jobs)
+        pending: deque = deque()  # (chunk, future) in input order
+        source = iter(items)
+        window = self.jobs * 4  # chunks in flight: bounded memory
+        try:
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < window:
+                    chunk = list(itertools.islice(source, self.chunksize))
+                    if not chunk:
+                        exhausted = True
+                        break
+                    pending.append((chunk, self._submit(chunk)))
+                if not pending:
+                    break
+                chunk, future = pending.popleft()
+                try:
+                    results = future.result()
+                except BrokenProcessPool:
+                    # Every chunk in flight failed with the pool: run them again alone.
+                    chunks = [chunk] + [c for c, _ in pending]
+                    pending.clear()
+                    self._replace()
+                    for again in chunks:
+                        yield from self._one_by_one(again)
+                    continue
+                yield from results
+            self.executor.shutdown(wait=True)
+        except BaseException:
+            self._kill()
+            raise
+
+    def _submit(self, chunk: list[T]):
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self.executor.submit(_run_chunk, self.func, chunk)
+        except BrokenProcessPool:
+            self._replace()
+            return self.executor.submit(_run_chunk, self.func, chunk)
+
+    def _one_by_one(self, chunk: list[T]) -> Iterator[R]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        for item in chunk:
+            try:
+                yield self._submit([item]).result()[0]
+            except BrokenProcessPool:
+                self._replace()
+                reason = "the worker process died while working on it (a crash in a codec or the system killed it)"
+                if self.lost is None:
+                    raise WorkerLost(reason) from None
+                yield self.lost(item, reason)
+
+    def _replace(self) -> None:
+        self._kill()
+        self.replaced += 1
+        self.executor = self._new(self.jobs)
+
+    def _kill(self) -> None:
+        executor, self.executor = self.executor, None
+        if executor is None:
+            return
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:  # a worker stuck in a C call would keep the run alive
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=5)

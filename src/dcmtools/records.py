@@ -81,6 +81,10 @@ class ErrorCode:
     REPORT_NOT_SENT = "report_not_sent"  # listen: a Storage Commitment report could not be delivered
     UNMATCHED = "unmatched"  # edit --require-match: no row of the --map table matches the file
     INTERNAL = "internal"  # a bug: please report it
+    WORKER_DIED = "worker_died"  # --jobs: the worker process died on this item (a crash in a codec, the OOM killer)
+    SPECIAL_FILE = "special_file"  # a FIFO, socket or device: never opened
+    NO_FILES = "no_files"  # an input folder with no files in it
+    NOT_SENT = "not_sent"  # send: the run stopped (peer gone, silent or aborting) before this file was tried
     CANNOT_DECODE = "cannot_decode"  # the pixel data cannot be decoded here (syntax, plugin, corrupt data)
     CANNOT_ENCODE = "cannot_encode"  # the target transfer syntax cannot hold this image, or its encoder refused it
     VERIFY_FAILED = "verify_failed"  # a lossless output did not decode back to the input's pixels
@@ -130,8 +134,46 @@ def error_record(type_: str, error: DcmtoolsError | dict[str, Any], **fields: An
 
 
 def dumps(record: dict[str, Any]) -> str:
-    """One record as one compact JSON line (no newline); UTF-8 text, not escaped."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    """One record as one compact JSON line (no newline); UTF-8 text, not escaped.
+
+    A string holding bytes that are not UTF-8 (a file name read with
+    ``surrogateescape``) is written with each such byte as ``\\xNN`` text, and
+    its exact bytes, base64-encoded, go in a sibling ``<key>_bytes`` field
+    (``path_bytes``, ``out_bytes``): valid JSON, and nothing lost.
+    """
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(_lossless(record), ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    return text
+
+
+def printable_name(name: str) -> str:
+    """A name as valid text: bytes that are not UTF-8 written as ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _lossless(value: Any) -> Any:
+    import base64
+
+    if isinstance(value, str):
+        return printable_name(value)
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out[printable_name(str(key))] = _lossless(item)
+            if isinstance(item, str) and printable_name(item) is not item:
+                raw = item.encode("utf-8", "surrogateescape")
+                out[f"{key}_bytes"] = base64.b64encode(raw).decode("ascii")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_lossless(item) for item in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -211,14 +253,14 @@ class RecordWriter:
             text = self.human(record)
             if text is None:
                 return
-            self.stream.write(text + "\n")
+            self.stream.write(printable_name(text) + "\n")
         self.stream.flush()
 
     def write_line(self, line: str, ok: bool | None, code: str | None = None) -> None:
         """Write a record already encoded by ``dumps`` (as workers return them)."""
         if ok is not None:
             self._count({"ok": ok, "error": {"code": code}} if not ok else {"ok": True})
-        self.stream.write(line + "\n")
+        self.stream.write(printable_name(line) + "\n")
         self.stream.flush()
 
     def _count(self, record: dict[str, Any]) -> None:
@@ -259,7 +301,7 @@ class RecordWriter:
             self.stream.write(dumps(record) + "\n")
             self.stream.flush()
         elif not self.quiet:
-            self.err.write(human_summary(record) + "\n")
+            self.err.write(printable_name(human_summary(record)) + "\n")
             self.err.flush()
         return int(self.status)
 

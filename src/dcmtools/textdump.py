@@ -44,10 +44,10 @@ def render_file(
     """The lines of the tree of a whole file: a header, the meta group, the dataset."""
     ts = dicom.transfer_syntax or "unknown"
     name = uid_name(ts)
-    yield f"# {dicom.path}"
+    yield f"# {escape(dicom.path)}"
     yield f"# transfer syntax {ts}" + (f" ({name})" if name else "") + (", deflated" if dicom.deflated else "")
     for warning in dicom.warnings:
-        yield f"# warning: {warning}"
+        yield f"# warning: {escape(str(warning))}"
     if meta and dicom.meta:
         yield "# file meta information"
         yield from render(dicom.meta, width=width)
@@ -87,7 +87,7 @@ def _render_into(lines: list[str], ds: Dataset, width: int | None, depth: int, c
                 _render_into(lines, item, width, depth + 2, Charset.of(item, charset))
             continue
         value = element.value
-        if value and vr in PLAIN_TEXT_VRS and value.isascii():
+        if value and vr in PLAIN_TEXT_VRS and value.isascii() and not value.translate(None, _PRINTABLE_ASCII):
             # The common case, inlined: ASCII text shown as stored.
             text = value.decode("ascii").strip(" \0")
             if len(text) > (width or len(text)) or "\n" in text:
@@ -95,6 +95,23 @@ def _render_into(lines: list[str], ds: Dataset, width: int | None, depth: int, c
             append(head + (text or "(empty)"))
         else:
             append(head + format_value(element, ds, charset, width))
+
+
+# Bytes a value may hold and be written as it is; anything else (ESC, CR, BEL ...)
+# would act on the terminal: ``escape`` writes it as \\xNN.
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+def escape(text: str) -> str:
+    """``text`` safe for a terminal: control characters (and other unprintable
+    ones) written as ``\\xNN`` / ``\\uNNNN``; bytes of a name that is not UTF-8 too."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else f"\\x{ord(c) & 0xFF:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+        else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+        for c in text
+    )
 
 
 # String VRs shown as stored, with no UID name to add.
@@ -125,7 +142,7 @@ def _private_label(creator: str, tag: int) -> str:
     if not creator:
         return "[no private creator]"
     entry = datadict.private_entry(creator, tag)
-    return f"[{creator}] {entry[2]}" if entry else f"[{creator}]"
+    return f"[{escape(creator)}] {entry[2]}" if entry else f"[{escape(creator)}]"
 
 
 def format_value(element: Element, ds: Dataset, charset: Charset, width: int | None = 64) -> str:
@@ -155,7 +172,7 @@ def format_value(element: Element, ds: Dataset, charset: Charset, width: int | N
         return f"!! {exc}: {(element.value or b'').decode('latin-1')!r}"
     if not text:
         return "(empty)"
-    return _cut(text.replace("\r\n", "\u21b5").replace("\n", "\u21b5"), width, f"{element.length} bytes")
+    return _cut(escape(text.replace("\r\n", "\u21b5").replace("\n", "\u21b5")), width, f"{element.length} bytes")
 
 
 def _cut(text: str, width: int | None, total: str) -> str:

@@ -148,6 +148,9 @@ def _read(path: str):
     except PermissionError as exc:
         raise DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read {path}: {exc.strerror}") from None
     except OSError as exc:
+        if exc.errno is None:  # pydicom's own OSError: the data, not the system ("No tag to read at ...")
+            code = ErrorCode.TRUNCATED if "No tag to read" in str(exc) else ErrorCode.INVALID
+            raise DcmtoolsError(code, f"{path} is not readable DICOM: {exc}") from None
         raise DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read {path}: {exc.strerror or exc}") from None
     except Exception as exc:
         raise DcmtoolsError(ErrorCode.INVALID, f"{path} is not readable DICOM: {exc}") from None
@@ -362,12 +365,16 @@ def _decode(ds, path: str, uid: str):
         plugin = codecs.decoding_plugin(uid, decoder.available_plugins)
         with codecs._quiet_plugins():
             arr, meta = decoder.as_array(ds, raw=not codecs.decode_as_rgb(uid), decoding_plugin=plugin)
-    except Exception as exc:
+    except BaseException as exc:  # a codec panic (pyo3 PanicException) is no Exception
+        codecs.reraise_interrupt(exc)
         text = codecs._first_line(exc)
         if "less than expected" in text or "truncated" in text.lower():
             raise DcmtoolsError(
                 ErrorCode.TRUNCATED, f"the pixel data of {path} is incomplete: {text}", hint="the file is truncated"
             ) from None
+        if "Unknown Value Representation" in text or type(exc).__name__ == "BytesLengthException":
+            # an attribute the decoder reads (Rows, Bits Allocated ...) is malformed: the data's fault
+            raise DcmtoolsError(ErrorCode.INVALID, f"{path} has a malformed Image Pixel attribute: {text}") from None
         if "Missing required element" in text or "required" in text and "element" in text:
             raise DcmtoolsError(
                 ErrorCode.INVALID, f"{path} has pixel data but lacks Image Pixel attributes: {text}"
@@ -713,7 +720,20 @@ def _work(job: tuple[str, str, TranscodeOptions]) -> dict[str, Any]:
     path, out, options = job
     try:
         return transcode_file(path, out, options)
-    except Exception as exc:  # a bug: never lose the batch over it
+    except BaseException as exc:  # a bug: never lose the batch over it
+        codecs.reraise_interrupt(exc)
+        if not isinstance(exc, Exception):  # a panic in a codec (pyo3 PanicException)
+            error = DcmtoolsError(ErrorCode.CANNOT_DECODE, f"a codec failed on {path}: {type(exc).__name__}: {exc}")
+            return error_record("file", error, path=path, out=out)
+        if raised_in_pydicom(exc):
+            # pydicom converts values lazily: an unknown VR or a value of the wrong size in the
+            # input surfaces when an element is first used.  The data's fault, not ours.
+            error = DcmtoolsError(
+                ErrorCode.INVALID,
+                f"{path} holds an element pydicom cannot read: {codecs._first_line(exc)}",
+                hint="'dcmtools dump' shows the file as it is",
+            )
+            return error_record("file", error, path=path, out=out)
         return error_record(
             "file",
             DcmtoolsError(
@@ -724,6 +744,16 @@ def _work(job: tuple[str, str, TranscodeOptions]) -> dict[str, Any]:
             path=path,
             out=out,
         )
+
+
+def raised_in_pydicom(exc: BaseException) -> bool:
+    """True when the innermost frame of ``exc`` is pydicom's (reading the input's values)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{os.sep}pydicom{os.sep}" in tb.tb_frame.f_code.co_filename
 
 
 def transcode(
@@ -801,7 +831,13 @@ def run_plan(plan: Iterable[tuple[str, str | None, dict[str, Any] | None]], opti
         for path, out, error in plan:
             yield error if error is not None else (path, out, options)
 
-    yield from map_ordered(_work_or_pass, jobs_of(), jobs)
+    yield from map_ordered(_work_or_pass, jobs_of(), jobs, lost=_lost)
+
+
+def _lost(job, reason: str) -> dict[str, Any]:
+    path, out, _ = job
+    error = DcmtoolsError(ErrorCode.WORKER_DIED, reason, hint="try it alone with --jobs 1")
+    return error_record("file", error, path=path, out=out)
 
 
 def _work_or_pass(job):

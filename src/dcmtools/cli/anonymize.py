@@ -94,6 +94,22 @@ def anonymize_command(
             "or US, SC, OT ... without it). Check those pixels yourself.",
         ),
     ] = False,
+    keep_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--keep-unknown",
+            help="Keep public attributes the data dictionary does not know (removed by default: "
+            "nothing says they carry no identity).",
+        ),
+    ] = False,
+    keep_names: Annotated[
+        bool,
+        typer.Option(
+            "--keep-names",
+            help="Name outputs as the inputs (mirrored under -o). By default they are named from the new UIDs "
+            "(STUDY/SERIES/INSTANCE.dcm): input names often carry the patient's name.",
+        ),
+    ] = False,
     map_file: Annotated[
         Optional[Path],
         typer.Option(
@@ -118,8 +134,11 @@ def anonymize_command(
     attributes go. UIDs become 2.25 UIDs derived from the key, so the studies,
     series and references (RT structure sets included) stay consistent across
     files and runs. Patient ID and Patient's Name become one pseudonym per
-    patient. Outputs mirror the input tree under -o DIR; inputs are never
-    changed. Records carry "path" and "out", so the output pipes into the next
+    patient. Outputs are named from their new UIDs, DIR/STUDY/SERIES/INSTANCE.dcm
+    (input names often carry the patient's name; --keep-names mirrors the
+    input tree instead: check those names yourself); inputs are never
+    changed. Public attributes the data dictionary does not know are removed
+    unless --keep-unknown. Records carry "path" and "out", so the output pipes into the next
     command. Images whose pixels may show identifying text and DICOMDIR files
     are not written: their records say why (exit status 1).
 
@@ -175,11 +194,12 @@ def anonymize_command(
             raise typer.BadParameter(str(exc), param_hint="--key/--key-file") from None
         items = run.inputs(inputs, files_from, null)
         mapping = MapWriter(str(map_file), overwrite) if map_file is not None else None
-        anonymizer = Anonymizer(secret, options, allow_burned_in=allow_burned_in, keep_map=mapping is not None)
+        anonymizer = Anonymizer(secret, options, allow_burned_in=allow_burned_in, keep_map=mapping is not None,
+                                keep_unknown=keep_unknown)
         run.summary_extra = {"key_id": None if secret.is_random else secret.fingerprint, "options": options.enabled()}
         if mapping is not None:
             run.summary_extra["map"] = str(map_file)
-        jobs_ = plan_jobs(items, Mirror(output, inputs))
+        jobs_ = plan_jobs(items, Mirror(output, inputs), keep_names=keep_names)
         try:
             for record, entries in run.progress(anonymize_paths(anonymizer, jobs_, jobs=resolve_jobs(jobs), overwrite=overwrite)):
                 if mapping is not None and entries:

@@ -92,7 +92,8 @@ def dump_command(
         if workers > 1:
             library.warm_up(text=not run.json_mode)
         jobs_ = library.jobs_for(run.inputs(inputs, files_from, null), options)
-        results = map_ordered(library.RecordsPassThrough(worker, encode=True), jobs_, workers, chunksize=16)
+        lost = library.lost_line if run.json_mode else library.lost_text
+        results = map_ordered(library.RecordsPassThrough(worker, encode=True), jobs_, workers, chunksize=16, lost=lost)
         first = True
         for ok, code, text in run.progress(results):
             if not run.json_mode:

@@ -106,8 +106,12 @@ def send_command(
     Instance UID, transfer_syntax sent, status (hex) and its meaning, ok.
     A file the peer refuses fails alone (exit status 1) and the batch goes
     on; if the association drops mid-batch it is re-opened (--retries) and
-    no file is reported sent unless the peer acknowledged it. With --jobs N,
-    N associations run in parallel and records come in completion order.
+    no file is reported sent unless the peer acknowledged it. A peer that
+    stops answering ends the run after one file timed out --retries + 1
+    times (about --timeout x (retries + 1) in all, exit status 6); every
+    file not tried then gets a "not_sent" record. A file whose UIDs cannot go
+    on the wire fails alone ("invalid"). With --jobs N, N associations run in
+    parallel and records come in completion order.
 
     \b
     Examples:

@@ -77,6 +77,7 @@ class Anonymizer:
         *,
         allow_burned_in: bool = False,
         keep_map: bool = False,
+        keep_unknown: bool = False,
     ) -> None:
         if key is None:
             key = Key.random()
@@ -84,6 +85,7 @@ class Anonymizer:
             key = Key(key)
         self.key = key
         self.plan = Plan(options)
+        self.plan.keep_unknown = keep_unknown
         self.options = self.plan.options
         self.allow_burned_in = allow_burned_in
         self.keep_map = keep_map
@@ -207,12 +209,20 @@ class Anonymizer:
         data, result = self.anonymize_bytes(buffer.getvalue())
         return dcmread(io.BytesIO(data), force=True), result
 
-    def _file(self, path: str, out: str, overwrite: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def _file(self, path: str, out: str, overwrite: bool, in_folder: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Anonymize ``path`` into ``out``; with ``in_folder`` ``out`` is a folder and the
+        file goes to STUDY/SERIES/INSTANCE.dcm (its new UIDs) under it."""
         from ..dicomfile import read
         from ..dicomwriter import Bulk, write
         from ..outputs import exists_error, write_atomic
 
         try:
+            dicom = read(path)
+            if dicom.deflated:  # inflated values have no file offsets: read them all
+                dicom = read(path, bulk_threshold=1 << 62)
+            result = self.anonymize(dicom)
+            if in_folder:
+                out = os.path.join(out, *uid_names(dicom.dataset))
             exists = os.path.lexists(out)
             if exists and not overwrite:
                 raise exists_error(out)
@@ -220,10 +230,6 @@ class Anonymizer:
                 raise DcmtoolsError(
                     ErrorCode.EXISTS, "the output would replace the input", "choose an output folder outside the inputs"
                 )
-            dicom = read(path)
-            if dicom.deflated:  # inflated values have no file offsets: read them all
-                dicom = read(path, bulk_threshold=1 << 62)
-            result = self.anonymize(dicom)
             with Bulk(path) as bulk:
                 write_atomic(
                     out, lambda stream: write(stream, dicom.meta or None, dicom.dataset, bulk, deflated=dicom.deflated), overwrite
@@ -242,6 +248,17 @@ class Anonymizer:
 
 
 # ---------------------------------------------------------------- helpers
+def uid_names(ds: Any) -> list[str]:
+    """STUDY/SERIES/INSTANCE.dcm from the (new) UIDs; 'unknown' for a missing or unusable one."""
+    parts = []
+    for tag in (0x0020000D, 0x0020000E, 0x00080018):
+        text = (ds.text(tag) or "").strip()
+        ok = text and len(text) <= 64 and all(c.isdigit() or c == "." for c in text) and text.strip(".")
+        parts.append(text if ok else "unknown")
+    parts[-1] += ".dcm"
+    return parts
+
+
 def _same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -324,11 +341,13 @@ def _map_entries(original: dict[str, str], ds: Any, state: Any) -> list[dict[str
 Job = tuple  # (path, out or None, error record or None)
 
 
-def plan_jobs(items: Iterable[Any], mirror: Any) -> Iterator[Job]:
+def plan_jobs(items: Iterable[Any], mirror: Any, keep_names: bool = False) -> Iterator[Job]:
     """``(path, out, error)`` for each input item (``dcmtools.inputs.InputItem``).
 
     ``mirror`` maps an input path to its output path; two inputs that would
-    write the same output make the second an ``exists`` error.
+    write the same output make the second an ``exists`` error.  Without
+    ``keep_names`` ``out`` is the output folder ending in ``/``: the file is
+    named from its new UIDs (STUDY/SERIES/INSTANCE.dcm).
     """
     seen: set[str] = set()
     out_root = os.path.abspath(getattr(mirror, "out_dir", "") or os.sep) + os.sep
@@ -343,6 +362,9 @@ def plan_jobs(items: Iterable[Any], mirror: Any) -> Iterator[Job]:
                 "choose an output folder outside the inputs",
             )
             yield item.path, None, error_record("file", error, path=item.path)
+            continue
+        if not keep_names:
+            yield item.path, os.path.join(mirror.out_dir, ""), None  # a folder: named from the new UIDs
             continue
         out = mirror(item.path)
         key = os.path.normpath(out)
@@ -417,10 +439,16 @@ def _batch_job(job: Job) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     assert _BATCH is not None and out is not None
     anonymizer, overwrite = _BATCH
     try:
-        return anonymizer._file(path, out, overwrite)
+        return anonymizer._file(path, out, overwrite, in_folder=out.endswith(os.sep))
     except Exception as exc:  # a bug must not stop the batch
         message = f"internal error: {type(exc).__name__}: {exc} (this is a bug in dcmtools; please report it)"
         return error_record("file", DcmtoolsError(ErrorCode.INTERNAL, message), path=path), []
+
+
+def _lost_job(job: Job, reason: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    path, out, _ = job
+    error = DcmtoolsError(ErrorCode.WORKER_DIED, reason, "try it alone with --jobs 1")
+    return error_record("file", error, path=path), []
 
 
 def anonymize_paths(
@@ -441,6 +469,6 @@ def anonymize_paths(
     global _BATCH
     _BATCH = (anonymizer, overwrite)
     try:
-        yield from map_ordered(_batch_job, jobs_in, jobs)
+        yield from map_ordered(_batch_job, jobs_in, jobs, lost=_lost_job)
     finally:
         _BATCH = None

@@ -209,6 +209,10 @@ class Walker:
                 if high == 0x6000 or high == 0x5000:
                     self.repeating(ds, tag, group, high, charset)
                     continue
+                if not self.plan.keep_unknown and datadict.lookup(tag) is None:
+                    del ds[tag]
+                    self.state.warn(tag, "is not in the DICOM data dictionary: removed (--keep-unknown keeps it)")
+                    continue
                 element = ds[tag]  # known_vr may have parsed it
                 if element.items is not None:
                     self.sequence(element, mode, charset)
@@ -248,7 +252,7 @@ class Walker:
         try:
             items, _ = dicomfile._Reader(value, 1 << 62, None, None)._items(0, len(value), True, True, self.depth)
         except (dicomfile.ReadError, dicomfile._Truncated, ValueError) as exc:
-            self.state.warn(tag, f"a sequence stored as UN could not be read ({exc}); removed")
+            self.state.warn(tag, "a sequence stored as UN could not be read; removed")
             del ds[tag]
             return False
         ds[tag] = Element(tag, "SQ", 0, None, None, items, True)
@@ -356,7 +360,7 @@ class Walker:
             try:
                 new = [shift(v, state.date_offset) for v in text_of(element, charset)]
             except ValueError as exc:
-                state.warn(tag, f"{exc}: emptied")
+                state.warn(tag, f"a value is not a valid {vr}: emptied")  # never the value: it may identify
                 ds[tag] = new_element(tag, vr, b"")
                 return
             ds[tag] = new_element(tag, vr, encode("\\".join(new), charset, vr))

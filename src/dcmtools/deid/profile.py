@@ -46,6 +46,17 @@ SUPPLEMENT: dict[int, str] = {
     0x00100212: "X",  # Strain Description (free text)
     0x00100218: "X",  # Strain Additional Information (free text)
     0x00100222: "X",  # Genetic Modifications Description (free text)
+    # Research animals (issue 13): strain source, stock numbers and registries name the breeder
+    # or supplier, like the owner attributes; all Type 3 in the Patient module, so removed.
+    0x00100213: "X",  # Strain Nomenclature
+    0x00100214: "X",  # Strain Stock Number
+    0x00100215: "X",  # Strain Source Registry Code Sequence
+    0x00100216: "X",  # Strain Stock Sequence
+    0x00100217: "X",  # Strain Source
+    0x00100219: "X",  # Strain Code Sequence
+    0x00100221: "X",  # Genetic Modifications Sequence
+    0x00100223: "X",  # Genetic Modifications Nomenclature
+    0x00100229: "X",  # Genetic Modifications Code Sequence
 }
 # Type 2C for animal patients: emptied, not removed, when the patient is an animal.
 ANIMAL_TYPE_2C = frozenset({0x00102297, 0x00102299, 0x00102294})
@@ -143,6 +154,9 @@ class Plan:
                 for r in safe_private_table()
             )
         self.shift_dates = self.options.retain_longitudinal_modified_dates
+        # Public attributes the data dictionary does not know (a bit flip can turn Patient ID
+        # into one) are removed: nothing says they carry no identity.  --keep-unknown keeps them.
+        self.keep_unknown = False
         # Cleaning text needs the file's identifying strings, gathered only when some action is C.
         self.has_clean = "C" in self.rules.values() or "C" in (self.curve, self.overlay, self.overlay_comments)
 

@@ -24,10 +24,16 @@ How it works:
   connection) the file in flight is not reported as sent: the association is
   re-opened and the file sent again, up to ``retries`` times.  A file the
   peer keeps dropping the association on is reported failed (code
-  ``aborted`` or ``timeout``; ``truncated`` when the file is cut short) and
-  the batch goes on; when that happens on 3 files in a row, or the
-  association cannot be re-opened, the run stops with that failure's exit
-  status.
+  ``aborted``; ``truncated`` when the file is cut short) and the batch goes
+  on; when that happens on 3 files in a row, or the association cannot be
+  re-opened, the run stops with that failure's exit status.
+* A peer that stops answering (``timeout``) stops the run once one file has
+  timed out ``retries + 1`` times: a silent peer costs about
+  ``timeout x (retries + 1)`` for the whole run, not for each file.
+* When the run stops, every input not yet tried still gets its record:
+  ``not_sent``, with the reason.
+* A file whose UIDs cannot go on the wire (not ASCII, over 64 characters)
+  fails alone with ``invalid`` before any association is opened for it.
 """
 
 from __future__ import annotations
@@ -88,6 +94,10 @@ def read_head(path: str) -> wire.FileHead:
     if not sop_class or not sop_instance:
         raise DcmtoolsError(ErrorCode.INVALID, "the file has no SOP Class UID or SOP Instance UID", "a peer cannot store it without them")
     ts = info.transfer_syntax or wire.IMPLICIT_LE
+    for name, uid in (("SOP Class UID", sop_class), ("SOP Instance UID", sop_instance), ("Transfer Syntax UID", ts)):
+        problem = uid_problem(uid)
+        if problem:
+            raise DcmtoolsError(ErrorCode.INVALID, f"its {name} {problem}", "a peer cannot take it as it is; fix the file")
     if ts in (wire.EXPLICIT_LE, wire.IMPLICIT_LE) and info.dataset.implicit != (ts == wire.IMPLICIT_LE):
         ts = wire.IMPLICIT_LE if info.dataset.implicit else wire.EXPLICIT_LE  # label the bytes as they are
     if info.meta:
@@ -98,6 +108,15 @@ def read_head(path: str) -> wire.FileHead:
         with open(path, "rb") as stream:
             offset = 4 if stream.read(4) == b"DICM" else 0
     return wire.FileHead(sop_class, sop_instance, ts, offset, info.size)
+
+
+def uid_problem(uid: str) -> str | None:
+    """Why ``uid`` cannot go in an association or a C-STORE request, or None."""
+    if not uid.isascii() or not uid.isprintable():
+        return "holds characters that are not printable ASCII"
+    if len(uid) > 64:
+        return f"is {len(uid)} characters long (64 at most)"
+    return None
 
 
 def truncation(path: str) -> DcmtoolsError | None:
@@ -174,18 +193,27 @@ class Sender:
 
     # ------------------------------------------------------------ the stream
     def run(self, items: Iterable[Any]) -> Iterator[dict[str, Any]]:
+        source = _expanded(items)
         try:
-            for window in _windows(items):
-                heads = [e.head for e in window if e.head is not None]
-                if heads:
-                    needed = _contexts_for(heads)
-                    if self.assoc is None or not set(needed) <= set(self.proposed):
-                        self._open(needed)
-                for entry in window:
-                    if entry.error is not None:
-                        yield error_record("file", entry.error, path=entry.path)
-                    else:
-                        yield self.send_one(entry.path, entry.head)
+            for window in _windows(source):
+                index = 0
+                try:
+                    heads = [e.head for e in window if e.head is not None]
+                    if heads:
+                        needed = _contexts_for(heads)
+                        if self.assoc is None or not set(needed) <= set(self.proposed):
+                            self._open(needed)
+                    for index, entry in enumerate(window):
+                        if entry.error is not None:
+                            yield error_record("file", entry.error, path=entry.path)
+                        else:
+                            yield self.send_one(entry.path, entry.head)
+                except DcmtoolsError as exc:
+                    # The run stops here: the file in flight and every input not yet
+                    # tried still get their record, then the caller gets the failure.
+                    self.abort()
+                    yield from _not_sent(window[index:], source, exc)
+                    raise
         except BaseException:
             self.abort()
             raise
@@ -206,6 +234,11 @@ class Sender:
                 payload, extra = self._payload(path, head, target)
             except DcmtoolsError as exc:
                 return error_record("file", exc, **base, transfer_syntax=head.transfer_syntax)
+            except Exception as exc:  # a bug of ours in converting one file must not end the run
+                LOGGER.debug("converting %s", path, exc_info=True)
+                error = DcmtoolsError(ErrorCode.INTERNAL, f"internal error converting it: {type(exc).__name__}: {exc}",
+                                      "this is a bug in dcmtools; please report it with --debug output")
+                return error_record("file", error, **base, transfer_syntax=head.transfer_syntax)
             self.message_id = self.message_id % 65535 + 1
             command = wire.store_rq(self.message_id, head.sop_class, head.sop_instance, self.priority, self.move_originator)
             from .transport import ExchangeError, store_exchange
@@ -225,6 +258,8 @@ class Sender:
                     self._open(self.proposed)
                     return error_record("file", cut, **base, transfer_syntax=head.transfer_syntax)
                 failures += 1
+                if failures > self.retries and exc.kind == "timeout":
+                    raise error from None  # a silent peer: waiting on each file would cost timeout x files
                 if failures > self.retries:
                     # This file keeps failing: report it (not sent) and go on, unless the
                     # association failed on several files in a row: then the peer is the problem.
@@ -329,27 +364,68 @@ class _Payload:
 
 
 def convert(path: str, target: str) -> bytes:
-    """The dataset of ``path`` decoded (decompressed if need be) and encoded in ``target``."""
-    import pydicom
+    """The dataset of ``path`` decoded (decompressed if need be) and encoded in ``target``.
+
+    Reading and decoding are ``transcode``'s (the same plugins, the same
+    records: ``cannot_decode``, ``truncated``, ``invalid`` with the reason),
+    so a file that ``dcmtools transcode`` decodes is sent decompressed.
+    """
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
     from pydicom.uid import UID
-    from pynetdicom.dsutils import encode
+
+    from .. import transcode as tc
+
+    ds, _ = tc._read(path)
+    source = tc.source_syntax(ds)
+    if "PixelData" in ds and source not in wire.NATIVE:
+        pixels, meta = tc._decode(ds, path, source)
+        tc._set_native(ds, tc._native_order(pixels), meta)
+
+    def encode() -> bytes:
+        stream = DicomBytesIO()
+        stream.is_little_endian, stream.is_implicit_VR = True, UID(target).is_implicit_VR
+        write_dataset(stream, ds)
+        return stream.getvalue()
 
     try:
-        ds = pydicom.dcmread(path, force=True)
-        ts = UID(ds.file_meta.get("TransferSyntaxUID", wire.IMPLICIT_LE))
-        if ts.is_compressed and "PixelData" in ds:
-            ds.decompress(generate_instance_uid=False)
-        ds.file_meta.TransferSyntaxUID = UID(target)
-        data = encode(ds, UID(target).is_implicit_VR, True, False)
-    except Exception as exc:
+        try:
+            return encode()
+        except (TypeError, ValueError, AttributeError):
+            # Elements still raw as read (implicit VR data in an explicit file ...): parse them
+            # all so that each is written with its VR, as transcode does.
+            tc._to_little_endian(ds, source)
+            return encode()
+    except Exception as exc:  # pydicom cannot write some value as it is
         raise DcmtoolsError(
-            NetErrorCode.CONVERT_FAILED,
-            f"the peer accepts only uncompressed data for it, and decoding it failed: {exc}",
-            "decompress it with another tool first, or send it to a peer that accepts its transfer syntax",
+            ErrorCode.INVALID,
+            f"the peer accepts only {target} for it, and its dataset cannot be encoded so: {codecs_first_line(exc)}",
+            "check the file with 'dcmtools dump'; fix the values it cannot hold",
         ) from None
-    if data is None:
-        raise DcmtoolsError(NetErrorCode.CONVERT_FAILED, "re-encoding the dataset failed", None)
-    return data
+
+
+def codecs_first_line(exc: BaseException) -> str:
+    from ..codecs import _first_line
+
+    return _first_line(exc)
+
+
+def _not_sent(entries: list[_Entry], rest: Iterator[Any], cause: DcmtoolsError) -> Iterator[dict[str, Any]]:
+    """The records of the file in flight (``entries[0]``, failed with ``cause``) and of every input after it."""
+    def record(item_path: str, error: DcmtoolsError | None, first: bool) -> dict[str, Any]:
+        if error is not None:
+            return error_record("file", error, path=item_path)
+        if first:
+            return error_record("file", cause, path=item_path)
+        reason = DcmtoolsError(ErrorCode.NOT_SENT, f"not sent: the run stopped before this file ({cause.message})",
+                               "send it again once the peer works")
+        return error_record("file", reason, path=item_path)
+
+    for n, entry in enumerate(entries):
+        yield record(entry.path, entry.error, n == 0)
+    for item in rest:
+        path = item if isinstance(item, str) else item.path
+        yield record(path, None if isinstance(item, str) else getattr(item, "error", None), False)
 
 
 def _expanded(items: Iterable[Any]) -> Iterator[Any]:
