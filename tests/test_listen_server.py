@@ -144,17 +144,26 @@ def test_default_access_stranger_refused_query_and_retrieve_peers_file_caller_se
         assert echo.returncode == 0, echo.stderr
         assert _storescu(port, files, "STRANGER").returncode == 0
         find = _findscu_images(port, "STRANGER", study, series, tmp_path / "stranger")
+        (tmp_path / "got").mkdir()
         get = subprocess.run(["/usr/bin/getscu", "-S", "-aet", "STRANGER", "-aec", "LISTEN", "-od", str(tmp_path / "got"),
                               "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}", "127.0.0.1", str(port)],
                              capture_output=True, text=True, env=PEER_ENV, timeout=60)
         friend = _findscu_images(port, "FRIEND", study, series, tmp_path / "friend")
-        refusals = _wait_records(log, lambda r: r.get("type") == "association" and r.get("event") == "rejected", 2)
+        refusals = _wait_records(log, lambda r: r.get("type") == "association" and r.get("event") == "rejected", 1)
     assert find.returncode != 0 and not list((tmp_path / "stranger").glob("rsp*.dcm"))
     assert "Calling AE Title Not Recognized" in find.stderr + find.stdout or "rejected" in (find.stderr + find.stdout).lower()
-    assert get.returncode != 0 and not (tmp_path / "got").exists() or not list((tmp_path / "got").glob("*"))
+    # getscu also proposes storage contexts (for its SCP role): associated, but its C-GET contexts refused.
+    assert not list((tmp_path / "got").glob("*"))
+    assert get.returncode != 0, get.stderr
+    get_assoc = [r for r in _records(log) if r.get("type") == "association" and r.get("event") == "accepted"
+                 and any(cx["sop_class_uid"] == "1.2.840.10008.5.1.4.1.2.2.3" for cx in r["rejected"])]
+    assert get_assoc and get_assoc[0]["calling_aet"] == "STRANGER"
+    assert {cx["result"] for cx in get_assoc[0]["rejected"]
+            if cx["sop_class_uid"] == "1.2.840.10008.5.1.4.1.2.2.3"} == {"user rejection"}
+    assert not [r for r in _records(log) if r.get("type") == "get"]  # nothing was served
     assert friend.returncode == 0, friend.stderr
     assert _found_uids(tmp_path / "friend") == {_ids(f)[2] for f in files}
-    assert len(refusals) == 2 and all(r["calling_aet"] == "STRANGER" and r["error"]["code"] == "caller_refused"
+    assert len(refusals) == 1 and all(r["calling_aet"] == "STRANGER" and r["error"]["code"] == "caller_refused"
                                       for r in refusals)
     listening = next(r for r in _records(log) if r.get("type") == "listening")
     assert "peers file" in listening["access"]
