@@ -354,7 +354,8 @@ class StorageSCP:
 
     def _connection_event(self, fields: dict[str, Any]) -> None:
         code, message = fields.pop("code"), fields.pop("message")
-        self._emit({"type": "connection", **fields, "ok": False, "error": {"code": code, "message": message}})
+        # No "ok": a refused or dropped connection is the server doing its job, not a failure of listen.
+        self._emit({"type": "connection", **fields, "error": {"code": code, "message": message}})
 
     def _dropped(self, dul: Any, code: str, message: str) -> None:
         assoc = dul.assoc
@@ -363,7 +364,7 @@ class StorageSCP:
                   "peer": f"{info.address}:{info.port}" if info else None}
         if assoc.requestor.ae_title and getattr(assoc, "_dcmtools_slot", False):
             record["calling_aet"] = assoc.requestor.ae_title
-        record.update({"ok": False, "error": {"code": code, "message": message}})
+        record["error"] = {"code": code, "message": message}
         self._emit(record)
 
     def _peer_fields(self, assoc: Any) -> dict[str, Any]:
@@ -413,7 +414,7 @@ class StorageSCP:
         record = {"type": "association", "event": "rejected", **self._peer_fields(event.assoc)}
         why = getattr(event.assoc, "_dcmtools_rejection", None)
         if why is not None:
-            record.update({"ok": False, "error": {"code": why.code, "message": why.message}})
+            record["error"] = {"code": why.code, "message": why.message}
         self._emit(record)
 
     def _discard_partial(self, event: Any) -> None:

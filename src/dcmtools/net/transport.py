@@ -322,6 +322,7 @@ class FastDUL(DULServiceProvider):
         self.pdu_deadline: float | None = None
         self.on_drop: Callable[["FastDUL", str, str], None] | None = None
         self.dropped: str | None = None
+        self.got_pdu = False
 
     def serve_limits(self, max_pdu: int, first: float | None, later: float | None,
                      on_drop: Callable[["FastDUL", str, str], None] | None) -> None:
@@ -413,7 +414,7 @@ class FastDUL(DULServiceProvider):
                     break
                 deadline = self.pdu_deadline
                 if deadline is not None and not self.owned and time.monotonic() > deadline:
-                    first = self.state_machine.current_state == "Sta2"
+                    first = not self.got_pdu
                     seconds = self.pdu_timeouts[0 if first else 1]
                     what = "a complete A-ASSOCIATE-RQ" if first else "a complete PDU"
                     self._drop("assoc_timeout" if first else "pdu_timeout",
@@ -429,7 +430,7 @@ class FastDUL(DULServiceProvider):
                             self._idle_timer.restart()
                     except (PduTooLong, PduTimeout) as exc:
                         self._drop("pdu_too_long" if isinstance(exc, PduTooLong) else
-                                   ("assoc_timeout" if self.state_machine.current_state == "Sta2" else "pdu_timeout"),
+                                   ("pdu_timeout" if self.got_pdu else "assoc_timeout"),
                                    str(exc))
                         return
                     except Exception as exc:  # as pynetdicom: abort on any reactor error
@@ -509,8 +510,9 @@ class FastDUL(DULServiceProvider):
                 body = recv_until(sock, length, deadline)
                 later = self.pdu_timeouts[1]
                 self.pdu_deadline = time.monotonic() + later if later else None
+                self.got_pdu = True
         except socket.timeout as exc:
-            first = self.state_machine.current_state == "Sta2"
+            first = not self.got_pdu
             seconds = self.pdu_timeouts[0 if first else 1]
             raise PduTimeout(f"no complete {'A-ASSOCIATE-RQ' if first else 'PDU'} within {seconds:g} s "
                              f"(the peer sends too slowly): connection closed") from exc
