@@ -176,7 +176,9 @@ def test_allow_and_allow_any(tmp_path):
     # --allow: only that caller may associate at all (even C-ECHO and C-STORE), to every service.
     port = free_port()
     log = tmp_path / "allow.jsonl"
-    with running(_listen_cmd(port, tmp_path / "a", "--allow", "WORKSTATION@127.0.0.1"), port, log=log, env=ENV):
+    # The --help example: --bind 127.0.0.1 --allow WORKSTATION@127.0.0.1
+    with running(_listen_cmd(port, tmp_path / "a", "--bind", "127.0.0.1", "--allow", "WORKSTATION@127.0.0.1"), port,
+                 log=log, env=ENV):
         stranger_store = _storescu(port, files, "STRANGER")
         stranger_echo = subprocess.run(["/usr/bin/echoscu", "-aet", "STRANGER", "-aec", "LISTEN", "127.0.0.1", str(port)],
                                        capture_output=True, text=True, env=PEER_ENV, timeout=60)

@@ -280,7 +280,7 @@ def listen_command(
       dcmtools listen -d in/ --idle-timeout 60 | jq -r 'select(.type=="instance").path'
       dcmtools listen -p 11112 --aet PACS -d archive/ --worklist-dir worklist/ --peers peers.toml
       dcmtools listen -d in/ --commit-report new --commit-report-to MODALITY@10.0.0.7:104
-      dcmtools listen -d archive/ --bind 127.0.0.1 --allow WORKSTATION@127.0.0.1 --allow ct1
+      dcmtools listen -d archive/ --bind 127.0.0.1 --allow WORKSTATION@127.0.0.1
     """
     with CommandRun("listen", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         import os
