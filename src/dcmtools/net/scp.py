@@ -360,9 +360,10 @@ class StorageSCP:
     def _dropped(self, dul: Any, code: str, message: str) -> None:
         assoc = dul.assoc
         info = assoc.requestor.address_info
-        record = {"type": "connection", "event": "dropped" if code != "pdu_too_long" else "aborted",
+        associated = getattr(assoc, "_dcmtools_slot", False)
+        record = {"type": "connection", "event": "aborted" if associated else "dropped",
                   "peer": f"{info.address}:{info.port}" if info else None}
-        if assoc.requestor.ae_title and getattr(assoc, "_dcmtools_slot", False):
+        if assoc.requestor.ae_title and associated:
             record["calling_aet"] = assoc.requestor.ae_title
         record["error"] = {"code": code, "message": message}
         self._emit(record)

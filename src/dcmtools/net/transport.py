@@ -368,9 +368,9 @@ class FastDUL(DULServiceProvider):
         self.assoc.is_established = False
         self.assoc._kill = True
         self._kill_thread = True
-        self.to_user_queue.put(None)
+        self.to_user_queue.put(None)  # an acceptor still waiting for its A-ASSOCIATE-RQ stops waiting
         if was_established:
-            evt.trigger(self.assoc, evt.EVT_ABORTED, {})  # the SCP's records, the partial file discarded  # an acceptor still waiting for its A-ASSOCIATE-RQ stops waiting
+            evt.trigger(self.assoc, evt.EVT_ABORTED, {})  # the SCP's records, the partial file discarded
 
     def wake(self) -> None:
         try:
