@@ -267,6 +267,37 @@ def test_pdu_timeout_drops_an_association_that_trickles(tmp_path):
     assert any(r.get("type") == "association" and r.get("event") == "aborted" for r in _records(log))
 
 
+def test_max_associations_and_waiting_connections_are_bounded(tmp_path):
+    require("echoscu")
+    port = free_port()
+    log = tmp_path / "listen.jsonl"
+
+    def echoscu() -> subprocess.CompletedProcess:
+        return subprocess.run(["/usr/bin/echoscu", "-aet", "TECH", "-aec", "LISTEN", "127.0.0.1", str(port)],
+                              capture_output=True, text=True, env=PEER_ENV, timeout=60)
+
+    with running(_listen_cmd(port, tmp_path / "store", "--max-associations", "2", "--assoc-timeout", "20"), port,
+                 log=log, env=ENV):
+        held = [_associate_raw(port, f"HOLDER{n}")[0] for n in range(2)]
+        busy = echoscu()  # a third association: rejected, local limit exceeded
+        held.pop().release()
+        time.sleep(0.5)
+        served = echoscu()
+        # Connections that never associate: at most max(64, 4 x 2) may wait; the others are refused at once.
+        waiting = [socket.create_connection(("127.0.0.1", port)) for _ in range(70)]
+        refused = _wait_records(log, lambda r: r.get("type") == "connection" and r.get("event") == "refused", 6,
+                                timeout=20)
+        for sock in waiting:
+            sock.close()
+        for assoc in held:
+            assoc.release()
+    assert busy.returncode != 0
+    assert served.returncode == 0, served.stderr
+    rejected = [r for r in _records(log) if r.get("type") == "association" and r.get("event") == "rejected"]
+    assert [r["error"]["code"] for r in rejected] == ["too_many_associations"]
+    assert len(refused) >= 6 and all(r["error"]["code"] == "too_many_connections" for r in refused)
+
+
 def test_twenty_concurrent_storescu_all_stored_acknowledged_queryable(tmp_path):
     port = free_port()
     store, log = tmp_path / "store", tmp_path / "listen.jsonl"

@@ -686,18 +686,28 @@ class GatedServer:
                                                          do_handshake_on_connect=False)
         return client_socket, address
 
+    _handoff = 0  # connections admitted whose association thread has not started yet
+    _handoff_lock = threading.Lock()
+
     def pending_connections(self) -> int:
         from pynetdicom.association import Association
 
-        return sum(1 for t in threading.enumerate()
-                   if isinstance(t, Association) and t.is_acceptor and not getattr(t, "_dcmtools_slot", False))
+        return self._handoff + sum(1 for t in threading.enumerate()
+                                   if isinstance(t, Association) and t.is_acceptor
+                                   and not getattr(t, "_dcmtools_slot", False))
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         if self.max_pending is not None and self.pending_connections() >= self.max_pending:
             self.tell_connection(client_address, "refused", "too_many_connections",
                                  f"{self.max_pending} connections are already waiting to associate: connection closed")
             return False
+        with self._handoff_lock:
+            self._handoff += 1
         return True
+
+    def handed_off(self) -> None:
+        with self._handoff_lock:
+            self._handoff -= 1
 
     def tell_connection(self, address: Any, event: str, code: str, message: str) -> None:
         if self.on_connection is None:
@@ -713,6 +723,14 @@ class FastRequestHandler(RequestHandler):
     """Accepted connections get ``FastDUL`` and ``FastSocket``."""
 
     def handle(self) -> None:
+        try:
+            self._handle()
+        finally:
+            handed_off = getattr(self.server, "handed_off", None)
+            if handed_off is not None:
+                handed_off()  # its association thread runs now (and is counted as such), or it is closed
+
+    def _handle(self) -> None:
         sock = self.request
         if isinstance(sock, ssl.SSLSocket):
             timeout = getattr(self.server, "tls_timeout", None)
