@@ -34,8 +34,8 @@ _dcmtools() {
             case "$prev" in --key|-k|--level|-L|--model|-m|--patient|--patient-id|--date|--modality|--accession|--limit|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         listen)
-            opts="--port -p --aet --store-dir -d --count -c --idle-timeout --bind --worklist-dir -w --reindex --peers --overwrite --commit-report --commit-delay --commit-report-to --timeout --max-pdu --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
-            case "$prev" in --port|-p|--aet|--store-dir|-d|--count|-c|--idle-timeout|--bind|--worklist-dir|-w|--peers|--commit-report|--commit-delay|--commit-report-to|--timeout|--max-pdu|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--port -p --aet --store-dir -d --count -c --idle-timeout --bind --allow --allow-any --max-associations --assoc-timeout --pdu-timeout --worklist-dir -w --reindex --peers --overwrite --commit-report --commit-delay --commit-report-to --timeout --max-pdu --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
+            case "$prev" in --port|-p|--aet|--store-dir|-d|--count|-c|--idle-timeout|--bind|--allow|--max-associations|--assoc-timeout|--pdu-timeout|--worklist-dir|-w|--peers|--commit-report|--commit-delay|--commit-report-to|--timeout|--max-pdu|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         move)
             opts="--key -k --level -L --model -m --dest --get --port -p --store-dir -d --bind --overwrite --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --debug"

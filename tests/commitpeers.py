@@ -71,6 +71,8 @@ def listen(tmp: Path, *args: str, aet: str = "LISTEN") -> Iterator[tuple[str, Pa
     log = tmp / f"listen-{port}.jsonl"
     cmd = [sys.executable, "-m", "dcmtools", "listen", "--port", str(port), "--aet", aet, "--store-dir", str(store),
            "--json", *args]
+    if not any(arg.startswith("--allow") for arg in args):
+        cmd.append("--allow-any")  # commitment requesters of several AE titles (the default is tested in test_listen_server)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     with running(cmd, port, log=log, env=env):
         yield f"{aet}@127.0.0.1:{port}", store, log

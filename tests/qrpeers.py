@@ -324,6 +324,8 @@ def listen(tmp: Path, *, aet: str = "LISTEN", files: list[Path] = (), worklist: 
     store = store or tmp / f"listen-{port}"
     command = [sys.executable, "-m", "dcmtools", "listen", "--port", str(port), "--aet", aet,
                "--store-dir", str(store), "--json", *extra]
+    if not any(arg.startswith("--allow") for arg in extra):
+        command.append("--allow-any")  # these tests query from several AE titles (listen's own tests cover the default)
     if worklist is not None:
         command += ["--worklist-dir", str(worklist)]
     if peers_file is not None:

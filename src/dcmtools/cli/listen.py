@@ -41,6 +41,41 @@ and instance, transfer_syntax, patient/study/series, path, status).
 Any called AE title is accepted (modalities are often set up with another).
 
 \b
+Who may use what: by default anyone may send C-ECHO and C-STORE (the
+troubleshooting use), but query, retrieve, worklist and Storage Commitment
+only callers in the peers file (an entry with the caller's AE title and host).
+--allow SPEC (repeatable: a peers-file name, AET@HOST, or AET from any host)
+admits only those callers, to every service; --allow-any opens everything to
+everyone (with a warning). A refused caller gets A-ASSOCIATE-RJ "calling AE
+title not recognised" (a stranger proposing only query/retrieve/commitment
+contexts; with the default policy its other query contexts are rejected) and
+a record. The start-up record ("listening", field "access") says which
+policy is in force. listen binds every interface unless --bind ADDRESS
+(e.g. --bind 127.0.0.1 for this machine only, or the clinic-side address).
+
+\b
+Limits (a server on a shared network): at most --max-associations
+associations at once (default 32; one more is rejected, "local limit
+exceeded"); a connection must send its whole A-ASSOCIATE-RQ within
+--assoc-timeout seconds (default 10) and every later PDU whole within
+--pdu-timeout seconds of the previous PDU received or sent (default 60;
+measured on whole PDUs, so a byte now and then does not keep a connection);
+at most max(64, 4 x --max-associations) connections may be waiting to
+associate. A PDU longer than the max PDU length we announced (--max-pdu,
+default 262144; an A-ASSOCIATE-RQ may have 1 MiB) is never read: the
+association is aborted. Refused and dropped connections are records of type
+"connection" (event refused, dropped, aborted or tls_refused, with the error).
+
+\b
+Crash safety: each instance is in the store's journal
+(DIR/.dcmtools-index.pending) before its C-STORE answer leaves, and in the
+index soon after; after a crash (kill -9, power cut of the process) the next
+start indexes what the journal names, then empties it. Unfinished
+.incoming-*.part files of a listen that is gone are deleted at start. Names
+inside the store never start with a dot (a leading dot becomes _), so they
+never hide and never collide with listen's own files.
+
+\b
 Query/retrieve (with --store-dir): it answers C-FIND (patient and study root,
 all levels: wildcards, ranges, UID lists, sequence keys, and keys of lower
 levels, e.g. Modality in a study query; the counts and ModalitiesInStudy),
@@ -112,6 +147,9 @@ def _human(record: dict[str, Any]) -> str | None:
             shown = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
             return (f"association from {who}: {len(accepted)} of {record.get('proposed')} contexts accepted"
                     f" ({shown}), max PDU {record.get('max_pdu')}, {record.get('implementation') or '?'}")
+        if event == "rejected":
+            why = (record.get("error") or {}).get("message")
+            return f"association from {who} rejected" + (f": {why}" if why else "")
         return f"association from {who} {event} after {record.get('instances', 0)} instance(s)"
     if kind == "instance":
         if record.get("ok") is False:
@@ -137,10 +175,12 @@ def _human(record: dict[str, Any]) -> str | None:
         if record.get("ok") is False:
             return f"FAILED commitment report to {record.get('calling_aet')} ({counts}): {record['error']['message']}"
         return f"commitment report to {record.get('calling_aet')} on the {record.get('via')}: {counts}"
+    if kind == "connection":
+        return f"{record.get('event', '').upper()} connection from {record.get('peer')}: {record['error']['message']}"
     if kind == "listening":
         return f"listening on port {record['port']} as {record['aet']}" + (
             f", storing under {record['store_dir']}" if record.get("store_dir") else ", not storing (no --store-dir)"
-        )
+        ) + f"; {record.get('access')}"
     return None
 
 
@@ -176,7 +216,22 @@ def listen_command(
     idle_timeout: Annotated[
         Optional[float], typer.Option("--idle-timeout", metavar="SECONDS", help="Stop after SECONDS without any association.", min=0.001)
     ] = None,
-    bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="Address to listen on ('' = all).")] = "",
+    bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="Address to listen on (default: every interface; 127.0.0.1 for this machine only).")] = "",
+    allow: Annotated[
+        Optional[list[str]],
+        typer.Option("--allow", metavar="SPEC",
+                     help="Admit only this caller (repeatable): a peers-file name, AET@HOST, or AET; it may use every service."),
+    ] = None,
+    allow_any: Annotated[bool, typer.Option("--allow-any", help="Every caller may use every service, query and retrieve included.")] = False,
+    max_associations: Annotated[
+        int, typer.Option("--max-associations", metavar="N", help="Associations served at once; one more is rejected.", min=1)
+    ] = 32,
+    assoc_timeout: Annotated[
+        float, typer.Option("--assoc-timeout", metavar="SECONDS", help="A connection must send its whole A-ASSOCIATE-RQ within SECONDS.", min=0.001)
+    ] = 10.0,
+    pdu_timeout: Annotated[
+        float, typer.Option("--pdu-timeout", metavar="SECONDS", help="Drop an association whose next PDU has not arrived whole within SECONDS.", min=0.001)
+    ] = 60.0,
     worklist_dir: Annotated[
         Optional[Path],
         typer.Option("--worklist-dir", "-w", metavar="DIR", help="Answer Modality Worklist queries from the items in DIR (.wl, .json)."),
@@ -225,6 +280,7 @@ def listen_command(
       dcmtools listen -d in/ --idle-timeout 60 | jq -r 'select(.type=="instance").path'
       dcmtools listen -p 11112 --aet PACS -d archive/ --worklist-dir worklist/ --peers peers.toml
       dcmtools listen -d in/ --commit-report new --commit-report-to MODALITY@10.0.0.7:104
+      dcmtools listen -d archive/ --bind 127.0.0.1 --allow WORKSTATION@127.0.0.1
     """
     with CommandRun("listen", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         import os
@@ -237,6 +293,13 @@ def listen_command(
         from .netopts import resolve_peer
 
         options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
+        from ..net.access import Access
+
+        if allow_any and allow:
+            raise typer.BadParameter("give either --allow or --allow-any", param_hint="--allow-any")
+        access = Access(allow, allow_any=allow_any, peers_file=peers)
+        if allow_any:
+            run.warn("--allow-any: every caller on the network may query and retrieve what is stored here")
         report_to = resolve_peer(commit_report_to, peers, options) if commit_report_to else None
         lock = threading.Lock()
 
@@ -263,6 +326,7 @@ def listen_command(
                 index = StoreIndex(os.fspath(store_dir), rebuild=reindex, background=True, on_rebuilt=on_rebuilt)
                 if not index.needs_rebuild and index.count():
                     run.write({"type": "index", "path": where, "instances": index.count(), "rebuilt": False,
+                               "journaled": index.replayed,
                                "seconds": 0.0})
             qr = QueryRetrieveSCP(index, aet=options.calling_aet, options=options,
                                   worklist_dir=os.fspath(worklist_dir) if worklist_dir is not None else None,
@@ -282,7 +346,12 @@ def listen_command(
             port=port,
             host=bind,
             options=options,
-            on_record=qr.stored(on_record) if qr is not None else on_record,
+            on_record=on_record,
+            on_stored=qr.stored if qr is not None and qr.index is not None else None,
+            access=access,
+            max_associations=max_associations,
+            assoc_timeout=assoc_timeout,
+            pdu_timeout=pdu_timeout,
             overwrite=overwrite,
             tls=options.tls,
             contexts=(qr.contexts() if qr is not None else storage_contexts()) + commitment.contexts(),
@@ -301,7 +370,9 @@ def listen_command(
         try:
             with lock:
                 run.write({"type": "listening", "port": scp.port, "aet": scp.aet,
-                           "store_dir": os.fspath(store_dir) if store_dir is not None else None})
+                           "store_dir": os.fspath(store_dir) if store_dir is not None else None,
+                           "access": access.describe(), "max_associations": max_associations,
+                           "removed_part_files": getattr(scp, "removed_parts", 0)})
             while not stop.is_set():
                 why = scp.wait(count=count, idle_timeout=idle_timeout, timeout=0.5)
                 if why in ("count", "idle"):

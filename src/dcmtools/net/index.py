@@ -23,6 +23,13 @@ STUDY query may carry series or image keys (``Modality=CT``): a study matches
 when one of its instances does.  The counts and lists a query may ask for
 (``NumberOfStudyRelatedInstances``, ``ModalitiesInStudy`` ...) are computed.
 
+Crash consistency: ``listen`` calls ``note_stored(path)`` before each C-STORE
+answer leaves; it appends the path to ``DIR/.dcmtools-index.pending`` (one
+small append, no SQLite transaction per instance) and queues it.  The journal
+is emptied whenever the index has caught up with it; when the index is opened
+(after a kill -9, say) the paths still in it are indexed first, so the work
+at start is proportional to what changed, not to the store.
+
 ``lookup_instance`` / ``StoreIndex.instance`` answer "is this SOP instance
 stored here, and where" (Storage Commitment uses it).
 """
@@ -44,6 +51,7 @@ from .matching import dataset_matches, element_matches, is_universal, returned
 
 LOGGER = logging.getLogger("dcmtools.net")
 INDEX_NAME = ".dcmtools-index.sqlite"
+JOURNAL_NAME = ".dcmtools-index.pending"  # files acknowledged but maybe not yet in the index
 SCHEMA_VERSION = "1"
 ATTR_BULK = 256  # binary values longer than this are not kept in the index
 QUIET = 0.5  # seconds without a new file before received files are indexed (unless a query needs them)
@@ -154,11 +162,58 @@ class StoreIndex:
         self._worker: threading.Thread | None = None
         self.on_rebuilt = on_rebuilt
         self.needs_rebuild = bool(rebuild or not existed or version is None or version[0] != SCHEMA_VERSION)
+        self._journal_lock = threading.Lock()
+        self._journal_fd: int | None = None
+        self.replayed = 0  # journal entries indexed at opening
         if self.needs_rebuild:
             if background:
                 self._enqueue(_REBUILD)
             else:
                 self._rebuild_now()
+                self._journal_caught_up(0)
+        else:
+            self._replay_journal(background)
+
+    # -- the journal of acknowledged files
+    def _journal_path(self) -> str:
+        return os.path.join(self.store_dir, JOURNAL_NAME)
+
+    def _replay_journal(self, background: bool) -> None:
+        try:
+            with open(self._journal_path(), "rb") as stream:
+                paths = list(dict.fromkeys(line.rstrip(b"\n").decode("utf-8", "surrogateescape")
+                                           for line in stream if line.strip()))
+        except FileNotFoundError:
+            return
+        self.replayed = len(paths)
+        if not paths:
+            return
+        for path in paths:
+            self._enqueue(path)
+        if not background:
+            self.flush()
+
+    def note_stored(self, path: str) -> None:
+        """Index a file ``listen`` is about to acknowledge: journaled at once, indexed soon (see the module docs)."""
+        line = os.path.abspath(path).encode("utf-8", "surrogateescape") + b"\n"
+        with self._journal_lock:
+            if self._journal_fd is None:
+                self._journal_fd = os.open(self._journal_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                                           | getattr(os, "O_CLOEXEC", 0), 0o666)
+            os.write(self._journal_fd, line)
+            self._enqueue(path)
+
+    def _journal_caught_up(self, done: int) -> None:
+        """After a commit of ``done`` items: empty the journal when nothing else is queued."""
+        with self._journal_lock:
+            with self._pending_cond:
+                if self._pending != done:
+                    return
+            if self._journal_fd is not None:
+                os.ftruncate(self._journal_fd, 0)
+            elif os.path.exists(self._journal_path()):
+                with open(self._journal_path(), "wb"):
+                    pass
 
     # -- lifecycle
     def close(self) -> None:
@@ -172,6 +227,10 @@ class StoreIndex:
                 self.conn.close()
             except sqlite3.Error:  # pragma: no cover
                 pass
+        with self._journal_lock:
+            if self._journal_fd is not None:
+                os.close(self._journal_fd)
+                self._journal_fd = None
 
     def __enter__(self) -> "StoreIndex":
         return self
@@ -312,6 +371,7 @@ class StoreIndex:
             if item is _REBUILD:
                 try:
                     self._rebuild_now()
+                    self._journal_caught_up(1)  # the files the journal names were indexed by the rebuild
                 except Exception as exc:  # noqa: BLE001 - say why queries find nothing
                     LOGGER.warning("could not rebuild the store index: %s", exc)
                 finally:
@@ -344,6 +404,7 @@ class StoreIndex:
                     except BaseException:
                         self.conn.execute("ROLLBACK")
                         raise
+                self._journal_caught_up(len(batch))
             except Exception as exc:  # noqa: BLE001 - the files stay stored; say why they are not findable
                 LOGGER.warning("could not index %d file(s): %s", len(batch), exc)
             finally:

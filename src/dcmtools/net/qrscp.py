@@ -6,7 +6,7 @@
 
     index = StoreIndex("store/")
     qr = QueryRetrieveSCP(index, aet="DCMTOOLS", worklist_dir="worklist/", on_record=print)
-    scp = StorageSCP("store/", aet="DCMTOOLS", port=11112, on_record=qr.stored(print),
+    scp = StorageSCP("store/", aet="DCMTOOLS", port=11112, on_record=print, on_stored=qr.stored,
                      contexts=qr.contexts(), evt_handlers=qr.handlers())
     scp.start()
 
@@ -108,15 +108,11 @@ class QueryRetrieveSCP:
 
         return [(evt.EVT_ACCEPTED, self._accepted)]
 
-    def stored(self, emit: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
-        """Wrap listen's record callback: each stored instance is also indexed (in the background)."""
-
-        def on_record(record: dict[str, Any]) -> None:
-            if record.get("type") == "instance" and record.get("ok") and record.get("path") and self.index is not None:
-                self.index.add_later(record["path"])
-            emit(record)
-
-        return on_record
+    def stored(self, path: str) -> None:
+        """``StorageSCP(on_stored=...)``: each stored file goes into the index's journal before it is
+        acknowledged, and into the index in the background (``StoreIndex.note_stored``)."""
+        if self.index is not None:
+            self.index.note_stored(path)
 
     def _emit(self, record: dict[str, Any]) -> None:
         try:

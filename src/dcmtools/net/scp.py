@@ -58,6 +58,12 @@ _IDS = {
 }
 HEAD_BYTES = 65536
 _SERIAL = itertools.count(1)
+PART_PREFIX = ".incoming-"
+DEFAULT_MAX_ASSOCIATIONS = 32  # a busy department: several modalities, workstations and a router at once
+DEFAULT_ASSOC_TIMEOUT = 10.0  # seconds for a connection to send its whole A-ASSOCIATE-RQ
+DEFAULT_PDU_TIMEOUT = 60.0  # seconds for every later PDU to arrive whole (or one to be sent)
+MAX_COMMAND_BYTES = 65536  # a DIMSE command set is a few hundred bytes
+MAX_PASSED_DATASET = 16 << 20  # a C-FIND / N-ACTION ... dataset that pynetdicom decodes in memory
 
 
 def _write_all(fd: int, buffers: list) -> None:
@@ -76,8 +82,9 @@ def _component(value: str | None) -> str:
     if not value:
         return "UNKNOWN"
     cleaned = _UNSAFE.sub("_", value)
-    if cleaned in (".", ".."):
-        cleaned = cleaned.replace(".", "_")
+    if cleaned.startswith("."):
+        # Never hidden, never "." or "..", never one of listen's own (dot) files such as the index.
+        cleaned = "_" + cleaned[1:]
     return cleaned[:128]
 
 
@@ -85,6 +92,38 @@ def stored_path(store_dir: str, patient_id: str | None, study: str | None, serie
     """Where an instance is written (the layout documented above)."""
     return os.path.join(store_dir, _component(patient_id), _component(study), _component(series),
                         _component(sop_instance) + ".dcm")
+
+
+def remove_leftover_parts(store_dir: str) -> int:
+    """Delete the unfinished ``.incoming-PID-N.part`` files of listen processes that are gone
+    (killed in the middle of an instance: never acknowledged); returns how many."""
+    removed = 0
+    try:
+        names = os.listdir(store_dir)
+    except OSError:
+        return 0
+    for name in names:
+        if not (name.startswith(PART_PREFIX) and name.endswith(".part")):
+            continue
+        pid_text = name[len(PART_PREFIX):].split("-", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)):
+            continue  # another listen on the same folder is writing it
+        try:
+            os.unlink(os.path.join(store_dir, name))
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def storage_contexts() -> list[Any]:
@@ -118,6 +157,11 @@ class StorageSCP:
         tls: TLSSettings | None = None,
         contexts: list[Any] | None = None,
         evt_handlers: list | None = None,
+        access: Any = None,
+        max_associations: int = DEFAULT_MAX_ASSOCIATIONS,
+        assoc_timeout: float | None = DEFAULT_ASSOC_TIMEOUT,
+        pdu_timeout: float | None = DEFAULT_PDU_TIMEOUT,
+        on_stored: Callable[[str], None] | None = None,
     ) -> None:
         self.store_dir = os.fspath(store_dir) if store_dir is not None else None
         self.aet = check_aet(aet, "AE title (--aet)")
@@ -129,6 +173,12 @@ class StorageSCP:
         self.tls = tls
         self.contexts = contexts
         self.evt_handlers = list(evt_handlers or [])
+        self.access = access
+        self.max_associations = max_associations
+        self.assoc_timeout = assoc_timeout
+        self.pdu_timeout = pdu_timeout
+        self.on_stored = on_stored
+        self._slots = threading.Lock()
         self.instances = 0
         self.failures = 0
         self._made: set[str] = set()  # folders created under store_dir (no makedirs per instance)
@@ -157,10 +207,12 @@ class StorageSCP:
             except OSError as exc:
                 raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
                                     "choose a folder you can write to with --store-dir", ExitStatus.USAGE) from None
+            self.removed_parts = remove_leftover_parts(self.store_dir)
         quiet_pynetdicom(LOGGER.isEnabledFor(logging.DEBUG))
         ae = make_ae(self.options)
         ae.ae_title = self.aet
         ae.network_timeout = None
+        ae.maximum_associations = 1 << 30  # our gate counts the slots (pynetdicom would count idle connections)
         for cx in self.contexts or storage_contexts():
             # Roles as the context says (None: default roles; True/True lets a C-GET requestor take the SCP role).
             ae.add_supported_context(cx.abstract_syntax, cx.transfer_syntax, scu_role=cx.scu_role, scp_role=cx.scp_role)
@@ -186,6 +238,11 @@ class StorageSCP:
                 ExitStatus.CONNECT,
             ) from None
         server.configure_association = self._configure
+        server.gate = self._gate
+        server.on_connection = self._connection_event
+        # Connections that have not associated yet (each lives at most assoc_timeout).
+        server.max_pending = max(64, 4 * self.max_associations)
+        server.tls_timeout = self.assoc_timeout
         self._server = server
         self._ae = ae
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -252,6 +309,64 @@ class StorageSCP:
     def _configure(self, assoc: Any) -> None:
         assoc.dul.pdata_hook = _Receiver(self, assoc).feed
         assoc.dul.trace = self._tracer
+        assoc.dul.serve_limits(self._ae.maximum_pdu_size, self.assoc_timeout, self.pdu_timeout, self._dropped)
+
+    def _gate(self, assoc: Any) -> Any:
+        """Access control and association slots, at the A-ASSOCIATE-RQ (see ``transport.GatedServer``)."""
+        from .transport import Rejection
+
+        rq = assoc.requestor.primitive
+        calling = (rq.calling_ae_title or "").strip()
+        info = assoc.requestor.address_info
+        address = info.address if info else None
+        refused: frozenset[str] = frozenset()
+        if self.access is not None:
+            allowed = self.access.services(calling, address)
+            if allowed is None:
+                return Rejection(Rejection.CALLING_AET, "caller_refused",
+                                 f"calling AE title {calling!r} from {address} is not allowed here (see --allow)")
+            if allowed != "all":
+                refused = self._restricted()
+                proposed = {cx.abstract_syntax for cx in rq.presentation_context_definition_list}
+                if proposed and proposed <= refused:
+                    return Rejection(Rejection.CALLING_AET, "caller_refused",
+                                     f"calling AE title {calling!r} from {address} may not use query, retrieve, "
+                                     "worklist or Storage Commitment here (only peers-file callers, or --allow)")
+        from pynetdicom.association import Association
+
+        with self._slots:
+            busy = sum(1 for t in threading.enumerate()
+                       if isinstance(t, Association) and getattr(t, "_dcmtools_slot", False) and t.is_alive())
+            if busy >= self.max_associations:
+                return Rejection(Rejection.BUSY, "too_many_associations",
+                                 f"{busy} associations are open, the most --max-associations allows: try again later")
+            assoc._dcmtools_slot = True
+        return refused
+
+    def _restricted(self) -> frozenset[str]:
+        """The abstract syntaxes we serve that are not Verification or Storage."""
+        cached = getattr(self, "_restricted_cache", None)
+        if cached is None:
+            open_ = {cx.abstract_syntax for cx in storage_contexts()}
+            cached = frozenset(cx.abstract_syntax for cx in (self.contexts or []) if cx.abstract_syntax not in open_)
+            self._restricted_cache = cached
+        return cached
+
+    def _connection_event(self, fields: dict[str, Any]) -> None:
+        code, message = fields.pop("code"), fields.pop("message")
+        # No "ok": a refused or dropped connection is the server doing its job, not a failure of listen.
+        self._emit({"type": "connection", **fields, "error": {"code": code, "message": message}})
+
+    def _dropped(self, dul: Any, code: str, message: str) -> None:
+        assoc = dul.assoc
+        info = assoc.requestor.address_info
+        associated = getattr(assoc, "_dcmtools_slot", False)
+        record = {"type": "connection", "event": "aborted" if associated else "dropped",
+                  "peer": f"{info.address}:{info.port}" if info else None}
+        if assoc.requestor.ae_title and associated:
+            record["calling_aet"] = assoc.requestor.ae_title
+        record["error"] = {"code": code, "message": message}
+        self._emit(record)
 
     def _peer_fields(self, assoc: Any) -> dict[str, Any]:
         info = assoc.requestor.address_info
@@ -297,7 +412,11 @@ class StorageSCP:
         })
 
     def _rejected(self, event: Any) -> None:
-        self._emit({"type": "association", "event": "rejected", **self._peer_fields(event.assoc)})
+        record = {"type": "association", "event": "rejected", **self._peer_fields(event.assoc)}
+        why = getattr(event.assoc, "_dcmtools_rejection", None)
+        if why is not None:
+            record["error"] = {"code": why.code, "message": why.message}
+        self._emit(record)
 
     def _discard_partial(self, event: Any) -> None:
         receiver = getattr(event.assoc, "_dcmtools_receiver", None)
@@ -333,6 +452,7 @@ class _Receiver:
         self.mode: str | None = None  # None: reading a command; "store"; "pass"
         self.command = bytearray()
         self.command_pdvs: list[tuple[int, int, bytes]] = []
+        self.passed = 0
         self.count = 0
         self.accepted = False
         self.ended = False
@@ -350,12 +470,17 @@ class _Receiver:
                     self._finish(dul)
                 continue
             if self.mode == "pass":
+                self.passed += len(data)
+                if self.passed > MAX_PASSED_DATASET:  # pynetdicom holds these whole: bound them
+                    raise ValueError(f"a {self.passed}-byte dataset in a request other than C-STORE")
                 self._pass(context_id, control, data)
                 if control & 2 and not control & 1:
                     self.mode = None
                 continue
             if not control & 1:
                 raise ValueError("a dataset fragment arrived before its command")
+            if len(self.command) + len(data) > MAX_COMMAND_BYTES:
+                raise ValueError(f"a command set longer than {MAX_COMMAND_BYTES} bytes")
             self.command += data
             self.command_pdvs.append((context_id, control, bytes(data)))
             if control & 2:
@@ -368,6 +493,7 @@ class _Receiver:
                     for pdv in self.command_pdvs:
                         self._pass(*pdv)
                     self.mode = "pass" if has_dataset else None
+                    self.passed = 0
                 self.command = bytearray()
                 self.command_pdvs = []
         return True
@@ -389,6 +515,12 @@ class _Receiver:
     def _finish(self, dul: Any) -> None:
         instance, self.instance = self.instance, None
         status, record = instance.finish()
+        if record.get("ok") and record.get("path") and self.scp.on_stored is not None:
+            # Before the C-STORE-RSP: an acknowledged instance is never missing from the index.
+            try:
+                self.scp.on_stored(record["path"])
+            except Exception as exc:  # noqa: BLE001 - the file is stored; say why it is not findable
+                LOGGER.warning("could not note %s for the index: %s", record["path"], exc)
         response = wire.store_rsp(instance.message_id, instance.sop_class, instance.sop_instance, status,
                                   record.get("error", {}).get("message") if status else None)
         buffers: list = []
@@ -437,7 +569,7 @@ class _Incoming:
             try:
                 # Plain descriptor writes: fragments are large (up to our max PDU), and a
                 # buffered file object per instance costs more than it saves.
-                self.tmp = os.path.join(scp.store_dir, f".incoming-{os.getpid()}-{next(_SERIAL)}.part")
+                self.tmp = os.path.join(scp.store_dir, f"{PART_PREFIX}{os.getpid()}-{next(_SERIAL)}.part")
                 self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
             except OSError as exc:
                 self.tmp = None

@@ -87,6 +87,59 @@ def recv_exact(sock: socket.socket, size: int) -> bytearray:
     return buffer
 
 
+def recv_until(sock: socket.socket, size: int, deadline: float) -> bytearray:
+    """``recv_exact`` that gives up (``socket.timeout``) when ``deadline`` (monotonic) passes:
+    a server bounds the time a whole PDU may take, not the time between bytes."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    try:
+        while got < size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout(f"{got} of {size} bytes after the deadline")
+            sock.settimeout(left)
+            n = sock.recv_into(view[got:], size - got)
+            if not n:
+                raise ConnectionResetError(f"connection closed after {got} of {size} bytes")
+            got += n
+    finally:
+        try:
+            sock.settimeout(None)
+        except OSError:
+            pass
+    return buffer
+
+
+class PduTooLong(Exception):
+    """A peer announced a PDU longer than we accept (``FastDUL.recv_limit``)."""
+
+
+class PduTimeout(TimeoutError):
+    """No complete PDU within the server's deadline (``FastDUL.pdu_deadline``)."""
+
+
+# A server reads an A-ASSOCIATE-RQ of up to this many bytes (the max PDU length is only
+# announced in our answer; a request proposing every storage class fits easily).
+MAX_ASSOCIATE_RQ = 1 << 20
+# Fixed-size PDUs: A-RELEASE-RQ/RP and A-ABORT are 4 bytes long.
+_SMALL_PDU = 64
+# Our max PDU length "0" (no limit) still needs a bound on what one PDU may allocate.
+UNLIMITED_PDU_CAP = 16 << 20
+
+
+def pdu_limit(pdu_type: int, max_pdu: int) -> int:
+    """The longest body a server accepts for a PDU of ``pdu_type`` when it announced ``max_pdu``."""
+    cap = max_pdu if max_pdu else UNLIMITED_PDU_CAP
+    if pdu_type == 1:
+        return max(cap, MAX_ASSOCIATE_RQ)
+    if pdu_type == 4:
+        return cap
+    if pdu_type in (5, 6, 7):
+        return _SMALL_PDU
+    return max(cap, MAX_ASSOCIATE_RQ)  # 2, 3: answers we do not expect as acceptor; bounded anyway
+
+
 def sendv(sock: socket.socket, buffers: list) -> None:
     """Send a list of buffers with as few system calls as possible (``sendmsg``)."""
     if isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
@@ -185,6 +238,7 @@ class FastSocket(AssociationSocket):
     def send(self, bytestream: bytes) -> None:
         try:
             self.socket.sendall(bytestream)
+            self.assoc.dul.pdu_sent()
             evt.trigger(self.assoc, evt.EVT_DATA_SENT, {"data": bytestream})
         except Exception:
             self.event_queue.put("Evt17")
@@ -239,6 +293,12 @@ class FastDUL(DULServiceProvider):
     ``last_abort`` / ``last_reject``
         ``(source, reason)`` of an A-ABORT and ``(result, source, reason)`` of
         an A-ASSOCIATE-RJ received, for the diagnosis.
+    ``recv_limit`` / ``pdu_timeouts`` / ``on_drop`` (a server sets them, see ``serve_limits``)
+        the announced max PDU length: a longer PDU is never read, the
+        association is aborted; ``(first, later)``: seconds within which the
+        A-ASSOCIATE-RQ, then every later PDU, must have arrived whole (a PDU
+        sent restarts the clock too); ``on_drop(dul, code, message)`` is told
+        why a connection was cut.
     """
 
     def __init__(self, assoc: Any) -> None:
@@ -258,6 +318,60 @@ class FastDUL(DULServiceProvider):
         # the reactor then neither watches nor reads it (no wake-ups per reply).
         self.owned = False
         self._closed_pipe = False
+        self.recv_limit: int | None = None
+        self.pdu_timeouts: tuple[float | None, float | None] = (None, None)
+        self.pdu_deadline: float | None = None
+        self.on_drop: Callable[["FastDUL", str, str], None] | None = None
+        self.dropped: str | None = None
+        self.got_pdu = False
+
+    def serve_limits(self, max_pdu: int, first: float | None, later: float | None,
+                     on_drop: Callable[["FastDUL", str, str], None] | None) -> None:
+        """Bound what a peer can make this (acceptor) side hold: PDU size and time per PDU."""
+        self.recv_limit = max_pdu
+        self.pdu_timeouts = (first, later)
+        self.pdu_deadline = time.monotonic() + first if first else None
+        self.on_drop = on_drop
+
+    def pdu_sent(self) -> None:
+        later = self.pdu_timeouts[1]
+        if later and self.pdu_deadline is not None:
+            self.pdu_deadline = time.monotonic() + later
+
+    def _drop(self, code: str, message: str) -> None:
+        """Cut a connection that broke our limits: say why, A-ABORT if associated, close."""
+        if self.dropped is not None:
+            return
+        self.dropped = code
+        if self.on_drop is not None:
+            try:
+                self.on_drop(self, code, message)
+            except Exception as exc:  # noqa: BLE001 - a record callback must not keep the connection
+                LOGGER.debug("on_drop failed: %s", exc)
+        wrapped = self.socket
+        sock = wrapped.socket if wrapped is not None else None
+        if sock is not None and self.state_machine.current_state not in ("Sta1", "Sta2"):
+            try:
+                abort_pdu = A_ABORT_RQ()
+                abort_pdu.source = 0x02
+                abort_pdu.reason_diagnostic = 0x00
+                sock.settimeout(1.0)
+                sock.sendall(abort_pdu.encode())
+            except Exception:  # noqa: BLE001
+                pass
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        was_established = self.assoc.is_established
+        self.assoc.is_aborted = True
+        self.assoc.is_established = False
+        self.assoc._kill = True
+        self._kill_thread = True
+        self.to_user_queue.put(None)  # an acceptor still waiting for its A-ASSOCIATE-RQ stops waiting
+        if was_established:
+            evt.trigger(self.assoc, evt.EVT_ABORTED, {})  # the SCP's records, the partial file discarded
 
     def wake(self) -> None:
         try:
@@ -299,6 +413,14 @@ class FastDUL(DULServiceProvider):
                     self.assoc._dul_ready.set()
                 if self._kill_thread:
                     break
+                deadline = self.pdu_deadline
+                if deadline is not None and not self.owned and time.monotonic() > deadline:
+                    first = not self.got_pdu
+                    seconds = self.pdu_timeouts[0 if first else 1]
+                    what = "a complete A-ASSOCIATE-RQ" if first else "a complete PDU"
+                    self._drop("assoc_timeout" if first else "pdu_timeout",
+                               f"no {what} within {seconds:g} s: connection closed")
+                    return
                 with self.io_lock:
                     if self.artim_timer.expired:
                         self.event_queue.put("Evt18")
@@ -307,6 +429,11 @@ class FastDUL(DULServiceProvider):
                             pass
                         elif not self.owned and self._is_transport_event():
                             self._idle_timer.restart()
+                    except (PduTooLong, PduTimeout) as exc:
+                        self._drop("pdu_too_long" if isinstance(exc, PduTooLong) else
+                                   ("pdu_timeout" if self.got_pdu else "assoc_timeout"),
+                                   str(exc))
+                        return
                     except Exception as exc:  # as pynetdicom: abort on any reactor error
                         LOGGER.debug("exception in the DUL reactor, aborting the association", exc_info=exc)
                         try:
@@ -362,14 +489,34 @@ class FastDUL(DULServiceProvider):
         if sock is None:
             self.event_queue.put("Evt17")
             return
+        deadline = self.pdu_deadline
         try:
-            header = recv_exact(sock, 6)
+            if deadline is None:
+                header = recv_exact(sock, 6)
+            else:
+                header = recv_until(sock, 6, deadline)
             pdu_type, _, length = _HEADER.unpack(header)
             if pdu_type not in (1, 2, 3, 4, 5, 6, 7):
                 LOGGER.debug("unknown PDU type 0x%02X received", pdu_type)
                 self.event_queue.put("Evt19")
                 return
-            body = recv_exact(sock, length)
+            if self.recv_limit is not None:
+                limit = pdu_limit(pdu_type, self.recv_limit)
+                if length > limit:  # checked before anything is allocated for it
+                    raise PduTooLong(f"the peer announced a PDU of {length} bytes (type 0x{pdu_type:02X}); "
+                                     f"we accept at most {limit}: association aborted")
+            if deadline is None:
+                body = recv_exact(sock, length)
+            else:
+                body = recv_until(sock, length, deadline)
+                later = self.pdu_timeouts[1]
+                self.pdu_deadline = time.monotonic() + later if later else None
+                self.got_pdu = True
+        except socket.timeout as exc:
+            first = not self.got_pdu
+            seconds = self.pdu_timeouts[0 if first else 1]
+            raise PduTimeout(f"no complete {'A-ASSOCIATE-RQ' if first else 'PDU'} within {seconds:g} s "
+                             f"(the peer sends too slowly): connection closed") from exc
         except (OSError, ValueError) as exc:
             LOGGER.debug("connection closed while reading a PDU: %s", exc)
             if isinstance(exc, ssl.SSLError):
@@ -430,10 +577,13 @@ class FastDUL(DULServiceProvider):
             yield sock
 
 
-def negotiate_requestor_order(rq_contexts: list, ac_contexts: list, roles: Any) -> tuple[list, list]:
+def negotiate_requestor_order(rq_contexts: list, ac_contexts: list, roles: Any,
+                              refused: frozenset[str] = frozenset()) -> tuple[list, list]:
     """pynetdicom's acceptor negotiation, but choosing in each proposed context the first
     transfer syntax *the requestor* lists that we support (pynetdicom takes the first of
-    ours).  A requestor lists a file's own syntax first: it then arrives unconverted."""
+    ours).  A requestor lists a file's own syntax first: it then arrives unconverted.
+    Contexts of the abstract syntaxes in ``refused`` (services this caller may not use)
+    are rejected (user rejection)."""
     from copy import copy
 
     from pynetdicom import acse as acse_module
@@ -444,7 +594,11 @@ def negotiate_requestor_order(rq_contexts: list, ac_contexts: list, roles: Any) 
     reply_roles: dict = {}
     for rq in rq_contexts:
         ac = by_abstract.get(rq.abstract_syntax)
-        if ac is None:
+        if rq.abstract_syntax in refused and ac is not None:
+            result, _ = original([rq], [], roles)
+            for cx in result:
+                cx.result = 0x01  # user rejection: not for this caller
+        elif ac is None:
             result, _ = original([rq], [], roles)
         else:
             supported = list(ac.transfer_syntax)
@@ -472,9 +626,24 @@ def _acse_class() -> type:
         """ACSE whose acceptor negotiation honours the requestor's transfer syntax order."""
 
         def _negotiate_as_acceptor(self) -> None:
+            # The server's gate (access control, association slots) comes first: see ``Gate``.
+            refused: frozenset[str] = frozenset()
+            gate = getattr(getattr(self.assoc, "_server", None), "gate", None)
+            if gate is not None:
+                verdict = gate(self.assoc)
+                if isinstance(verdict, Rejection):
+                    self.assoc._dcmtools_rejection = verdict
+                    self.requestor.ae_title = self.requestor.primitive.calling_ae_title
+                    self.send_reject(*verdict.rsd)
+                    evt.trigger(self.assoc, evt.EVT_REJECTED, {})
+                    self.assoc.kill()
+                    return
+                refused = verdict
             # pynetdicom looks the function up in its module: swap it in for this call only.
             with _NEGOTIATE_LOCK:
-                acse_module.negotiate_as_acceptor = negotiate_requestor_order
+                acse_module.negotiate_as_acceptor = (
+                    (lambda rq, ac, roles: negotiate_requestor_order(rq, ac, roles, refused)) if refused
+                    else negotiate_requestor_order)
                 try:
                     super()._negotiate_as_acceptor()
                 finally:
@@ -483,8 +652,108 @@ def _acse_class() -> type:
     return RequestorOrderACSE
 
 
+class Rejection:
+    """A gate's answer refusing an association: A-ASSOCIATE-RJ (result, source, reason) and why."""
+
+    CALLING_AET = (0x01, 0x01, 0x03)  # rejected-permanent, service-user, calling AE title not recognised
+    BUSY = (0x02, 0x03, 0x02)  # rejected-transient, service-provider (presentation), local limit exceeded
+
+    def __init__(self, rsd: tuple[int, int, int], code: str, message: str) -> None:
+        self.rsd = rsd
+        self.code = code
+        self.message = message
+
+
+class GatedServer:
+    """Server-side limits around pynetdicom's threaded server (mixed in by ``make_server``).
+
+    ``gate(assoc)`` (set by the owner) is called with each A-ASSOCIATE-RQ: it
+    returns a ``Rejection`` or the abstract syntaxes this caller may not use.
+    ``max_pending`` bounds the connections that have not yet sent their
+    A-ASSOCIATE-RQ (each lives at most the A-ASSOCIATE-RQ timeout);
+    ``tls_timeout`` bounds a TLS handshake, which runs in the connection's own
+    thread (pynetdicom does it in the accepting thread: one slow client would
+    stop every other one); ``on_connection(record_fields)`` hears of
+    connections refused or dropped before any association.
+    """
+
+    gate: Callable[[Any], Any] | None = None
+    on_connection: Callable[[dict[str, Any]], None] | None = None
+    max_pending: int | None = None
+    tls_timeout: float | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        client_socket, address = self.socket.accept()
+        if self.ssl_context:
+            client_socket = self.ssl_context.wrap_socket(client_socket, server_side=True,
+                                                         do_handshake_on_connect=False)
+        return client_socket, address
+
+    _handoff = 0  # connections admitted whose association thread has not started yet
+    _handoff_lock = threading.Lock()
+
+    def pending_connections(self) -> int:
+        from pynetdicom.association import Association
+
+        return self._handoff + sum(1 for t in threading.enumerate()
+                                   if isinstance(t, Association) and t.is_acceptor
+                                   and not getattr(t, "_dcmtools_slot", False))
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        if self.max_pending is not None and self.pending_connections() >= self.max_pending:
+            self.tell_connection(client_address, "refused", "too_many_connections",
+                                 f"{self.max_pending} connections are already waiting to associate: connection closed")
+            return False
+        with self._handoff_lock:
+            self._handoff += 1
+        return True
+
+    def handed_off(self) -> None:
+        with self._handoff_lock:
+            self._handoff -= 1
+
+    def tell_connection(self, address: Any, event: str, code: str, message: str) -> None:
+        if self.on_connection is None:
+            return
+        try:
+            peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+            self.on_connection({"event": event, "peer": peer, "code": code, "message": message})
+        except Exception as exc:  # noqa: BLE001
+            LOGGER.debug("on_connection failed: %s", exc)
+
+
 class FastRequestHandler(RequestHandler):
     """Accepted connections get ``FastDUL`` and ``FastSocket``."""
+
+    def handle(self) -> None:
+        try:
+            self._handle()
+        finally:
+            handed_off = getattr(self.server, "handed_off", None)
+            if handed_off is not None:
+                handed_off()  # its association thread runs now (and is counted as such), or it is closed
+
+    def _handle(self) -> None:
+        sock = self.request
+        if isinstance(sock, ssl.SSLSocket):
+            timeout = getattr(self.server, "tls_timeout", None)
+            try:
+                sock.settimeout(timeout)
+                sock.do_handshake()
+                sock.settimeout(None)
+            except (OSError, ValueError) as exc:
+                reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                if isinstance(exc, socket.timeout):
+                    reason = f"no TLS handshake within {timeout:g} s"
+                tell = getattr(self.server, "tell_connection", None)
+                if tell is not None:
+                    tell(self.client_address, "tls_refused", "tls_failed", f"TLS handshake failed: {reason}")
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+                return
+        super().handle()
 
     def _create_association(self) -> Any:
         from pynetdicom.association import Association
@@ -526,6 +795,9 @@ class DcmtoolsAE(AE):
 
     def make_server(self, address: Any, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("request_handler", FastRequestHandler)
+        base = kwargs.get("server_class")
+        if base is not None and not issubclass(base, GatedServer):
+            kwargs["server_class"] = type(f"Gated{base.__name__}", (GatedServer, base), {})
         return super().make_server(address, *args, **kwargs)
 
 
