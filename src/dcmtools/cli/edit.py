@@ -170,7 +170,7 @@ def edit_command(
             run.summary_extra["key_id"] = editor.key.fingerprint
         items = run.inputs(inputs, files_from, null)
         if output is not None:
-            jobs_ = plan_jobs(items, Mirror(output, inputs))
+            jobs_ = plan_jobs(items, Mirror(output, inputs), keep_names=True)  # edit mirrors the input names
         else:
             jobs_ = (
                 (item.path, None, None) if item.error is None else (item.path, None, _input_error(item))
