@@ -110,8 +110,8 @@ def test_voi_lut_is_applied(tmp_path):
     ds = pydicom.dcmread(data_file("CT_small.dcm"))
     item = pydicom.Dataset()
     # An inverted ramp over the stored values 0..4095 (CT_small's are 128..2191): high values dark.
-    item.LUTDescriptor = [4096, 0, 8]
-    item.add_new(0x00283006, "US", [255 - v // 16 for v in range(4096)])  # LUT Data
+    item.LUTDescriptor = [4096, 0, 16]
+    item.add_new(0x00283006, "US", [65535 - v * 16 for v in range(4096)])  # LUT Data
     ds.VOILUTSequence = [item]
     for keyword in ("RescaleSlope", "RescaleIntercept"):
         if keyword in ds:
@@ -121,7 +121,8 @@ def test_voi_lut_is_applied(tmp_path):
     record = list(render([str(path)], tmp_path / "o", RenderOptions(voi_lut=1)))[0]
     assert record["ok"] and record["voi_lut"] == 1
     shown = np.asarray(Image.open(record["out"])).astype(int)
-    assert np.abs(shown - (255 - ds.pixel_array.astype(int) // 16)).max() <= 1
+    expected = (65535 - ds.pixel_array.astype(int) * 16) * 255 / 65535
+    assert np.abs(shown - expected).max() <= 1
     default = list(render([str(path)], tmp_path / "d", RenderOptions()))[0]
     assert default["voi"] == "file_voi_lut"
 
