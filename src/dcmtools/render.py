@@ -170,8 +170,12 @@ def file_window(ds) -> tuple[float, float] | None:
     return center, width
 
 
-def choose_voi(ds, values, opts: RenderOptions) -> dict[str, Any]:
-    """Which VOI transformation applies: ``{"window": (c, w), "function": ...}`` or ``{"voi_lut": index}``."""
+def choose_voi(ds, values, opts: RenderOptions, counts=None) -> dict[str, Any]:
+    """Which VOI transformation applies: ``{"window": (c, w), "function": ...}`` or ``{"voi_lut": index}``.
+
+    ``values`` are the modality values; with ``counts`` they are a table of
+    distinct values and ``counts`` how many pixels hold each.
+    """
     import numpy as np
 
     function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
@@ -186,9 +190,18 @@ def choose_voi(ds, values, opts: RenderOptions) -> dict[str, Any]:
                 hint="leave out --voi-lut, or use --window or --minmax",
             )
         return {"voi_lut": opts.voi_lut - 1, "source": "voi_lut"}
+    if counts is not None:
+        present = counts > 0
+        values, counts = values[present], counts[present]
     if opts.histogram:
         # Ignore the 5% of the values that are most extreme (2.5% each side), like `dcmj2pnm +Wh 5`.
-        low, high = (float(v) for v in np.percentile(values, (2.5, 97.5)))
+        if counts is None:
+            low, high = (float(v) for v in np.percentile(values, (2.5, 97.5)))
+        else:
+            order = np.argsort(values, kind="stable")
+            cumulative = np.cumsum(counts[order]) / counts.sum()
+            low = float(values[order][np.searchsorted(cumulative, 0.025)])
+            high = float(values[order][min(len(order) - 1, np.searchsorted(cumulative, 0.975))])
         return {**_minmax_window(low, high), "source": "histogram"}
     if not opts.minmax:
         window = file_window(ds)
@@ -219,14 +232,36 @@ def apply_window(values, center: float, width: float, function: str, out_max: in
     return np.clip((x - (center - 0.5)) / (width - 1) + 0.5, 0, 1) * out_max
 
 
-def grey_pipeline(ds, frames, photometric: str, opts: RenderOptions, voi_values=None):
-    """Stored grey values of ``frames`` -> display values (uint8/uint16) and what was applied."""
+def grey_pipeline(ds, frames, photometric: str, opts: RenderOptions):
+    """Stored grey values of ``frames`` -> display values (uint8/uint16) and what was applied.
+
+    Integer pixels of up to 16 bits go through one table over the range of
+    stored values (modality, VOI and inversion computed once per value, as
+    DCMTK does), not through float arithmetic on every pixel.
+    """
     import numpy as np
-    from pydicom.pixels import apply_modality_lut, apply_voi
+    from pydicom.pixels import apply_modality_lut
+
+    counts = index = None
+    if frames.dtype.kind in "iu" and frames.dtype.itemsize <= 2 and frames.size:
+        lo, hi = int(frames.min()), int(frames.max())
+        index = frames if (lo == 0 and frames.dtype.kind == "u") else np.subtract(frames, lo, dtype=np.int32)
+        values = apply_modality_lut(np.arange(lo, hi + 1, dtype=np.int32), ds)
+        if opts.window is None and opts.voi_lut is None and (opts.minmax or opts.histogram or not file_window(ds)):
+            counts = np.bincount(index.ravel(), minlength=hi - lo + 1)
+    else:
+        values = apply_modality_lut(frames, ds)
+    table, applied = display_values(ds, values, photometric, opts, counts)
+    return (table[index] if index is not None else table), applied
+
+
+def display_values(ds, values, photometric: str, opts: RenderOptions, counts=None):
+    """Modality values -> display values: the VOI, then the presentation LUT shape."""
+    import numpy as np
+    from pydicom.pixels import apply_voi
 
     out_max = (1 << opts.bits) - 1
-    values = apply_modality_lut(frames, ds)
-    voi = choose_voi(ds, values if voi_values is None else voi_values, opts)
+    voi = choose_voi(ds, values, opts, counts)
     if "voi_lut" in voi:
         index = voi["voi_lut"]
         item = ds.VOILUTSequence[index]
@@ -344,7 +379,7 @@ def save(img, out: str, opts: RenderOptions) -> int:
         if opts.format == "jpeg":
             img.save(stream, format="JPEG", quality=opts.quality)
         else:
-            img.save(stream, format="PNG", compress_level=3)  # 3: twice as fast as 6, files 5% larger
+            img.save(stream, format="PNG", compress_level=1)  # 1: 3x faster than 6; files still ~3% of dcmj2pnm's size
 
     write_atomic(out, write, opts.overwrite)
     return os.path.getsize(out)
