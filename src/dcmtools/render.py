@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
 from .outputs import Mirror, exists_error, write_atomic
@@ -467,6 +467,8 @@ def _render(path: str, out_base: str, opts: RenderOptions) -> dict[str, Any]:
         save(img, out, opts)
         outs.append(out)
         info = dict(applied, width=img.size[0], height=img.size[1])
+        if opts.bits == 16 and image.ndim == 3:
+            info["note"] = "colour is written with 8 bits per channel (16-bit PNG is for greyscale)"
     info.update(out=outs[0], frames=count)
     if len(outs) > 1:
         info["outs"] = outs
@@ -589,9 +591,7 @@ def thumbnails(
             continue
         series.setdefault(header["uid"], _Series(header["uid"])).paths.append((header["number"], entry[0]))
     mirror = Mirror(out_dir, list(args or []))
-    if options.size is None:
-        options.size = (THUMBNAIL_SIZE, THUMBNAIL_SIZE)
-    options.middle_frame = True
+    options = replace(options, size=options.size or (THUMBNAIL_SIZE, THUMBNAIL_SIZE), middle_frame=True)
 
     def jobs_of():
         for s in series.values():
@@ -667,8 +667,7 @@ def contact_sheet(
         elif os.path.realpath(item.path) != os.path.realpath(sheet):
             paths.append(item.path)
     tile_w, tile_h = options.size or (TILE, TILE)
-    options.size = (tile_w, tile_h)
-    options.middle_frame = options.frame is None
+    options = replace(options, size=(tile_w, tile_h), middle_frame=options.frame is None)
     cols = columns or max(1, math.ceil(math.sqrt(len(paths))))
     label_h = LABEL_LINE * len(options.labels) + (4 if options.labels else 0)
     cell_w, cell_h = tile_w + 4, tile_h + label_h + 4
