@@ -5,7 +5,7 @@ _dcmtools() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "anonymize commit dump echo edit find listen move print send transcode verify-display worklist --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "anonymize commit dump echo edit find listen move print render send transcode verify-display worklist --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -44,6 +44,10 @@ _dcmtools() {
         print)
             opts="--layout -l --film-size --orientation --copies --priority --medium --destination --magnification --polarity --border-density --empty-density --label --window -w --frames --bits --no-presentation-lut --status --dry-run --output -o --overwrite --files-from --null -0 --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --debug"
             case "$prev" in --layout|-l|--film-size|--orientation|--copies|--priority|--medium|--destination|--magnification|--polarity|--border-density|--empty-density|--label|--window|-w|--frames|--bits|--output|-o|--files-from|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        render)
+            opts="--output -o --format -f --quality --bits --frame --window -w --minmax --voi-lut --histogram --size --overlays --thumbnails --sheet --label --columns --overwrite --jobs -j --files-from --null -0 --json --no-json --quiet -q --debug"
+            case "$prev" in --output|-o|--format|-f|--quality|--bits|--frame|--window|-w|--voi-lut|--size|--sheet|--label|--columns|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         send)
             opts="--retries --jobs -j --decompress --no-decompress --priority --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --files-from --null -0 --json --no-json --quiet -q --debug"

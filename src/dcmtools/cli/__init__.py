@@ -22,6 +22,7 @@ COMMANDS = {
     "listen": "listen",
     "move": "move",
     "print": "print_",
+    "render": "render",
     "send": "send",
     "transcode": "transcode",
     "verify-display": "verify_display",
