@@ -60,11 +60,11 @@ def small_series(count: int) -> list[Path]:
 def send_records(files: list[Path]) -> str:
     """What `dcmtools send` prints for these files (path and UIDs), to pipe into commit."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    from dcmtools import dicomfile
+    from dcmtools.dicom import reader
 
     lines = []
     for path in files:
-        info = dicomfile.read(path, stop_at=0x00080019, bulk_threshold=0)
+        info = reader.read(path, stop_at=0x00080019, bulk_threshold=0)
         lines.append(json.dumps({"type": "file", "path": str(path), "sop_class_uid": info.sop_class_uid,
                                  "sop_instance_uid": info.sop_instance_uid, "status": "0x0000", "ok": True}))
     return "\n".join(lines) + "\n"

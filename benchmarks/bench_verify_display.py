@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from dcmtools.gsdf import calibration_lut, read_measurements, write_lut  # noqa: E402
+from dcmtools.display.gsdf import calibration_lut, read_measurements, write_lut  # noqa: E402
 
 
 def build(folder: Path, kind: str, count: int) -> list[Path]:

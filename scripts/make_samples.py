@@ -84,7 +84,7 @@ def save(ds: Dataset, path: Path) -> None:
 def display_readings(path: Path) -> None:
     """Photometer readings of a display calibrated to the GSDF (0.8 to 420 cd/m2)
     at the 18 TG18-LN driving levels, with 0.3% meter noise: for verify-display."""
-    from dcmtools.gsdf import gsdf_luminance, jnd_index
+    from dcmtools.display.gsdf import gsdf_luminance, jnd_index
 
     low, high = jnd_index(0.8), jnd_index(420.0)
     rng = np.random.default_rng(18)

@@ -97,13 +97,13 @@ def elements(data: bytes) -> tuple[list, bool]:
     """(elements of the dataset with value offsets, explicit VR?) as dcmtools reads them, or ([], True)."""
     import tempfile
 
-    from dcmtools import dicomfile
+    from dcmtools.dicom import reader
 
     with tempfile.NamedTemporaryFile(suffix=".dcm") as tmp:
         tmp.write(data)
         tmp.flush()
         try:
-            info = dicomfile.read(tmp.name, bulk_threshold=1 << 30)
+            info = reader.read(tmp.name, bulk_threshold=1 << 30)
         except Exception:
             return [], True
     found = []
@@ -177,7 +177,7 @@ def mutate(rng: random.Random, data: bytes, kind: str) -> tuple[bytes, bool]:
         if at < 0:
             return mutate(rng, data, "flip")
         buf[at] ^= 1 << rng.randrange(8)
-        from dcmtools import datadict
+        from dcmtools.dicom import dictionary as datadict
 
         # the byte order in which the original tag is a dictionary tag (big endian files too)
         order = "<" if _tag(data, value - 8, "<") >> 16 in (0x0008, 0x0010, 0x0040) else ">"  # the seeded groups

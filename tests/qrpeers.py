@@ -365,9 +365,9 @@ def findscu(peer: Peer, keys: list[str], model: str, out: Path, worklist: bool =
 
 def read_json(path: Path) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "src"))
-    from dcmtools import dicomfile, dicomjson
+    from dcmtools.dicom import reader, jsonmodel
 
-    return dicomjson.to_json_model(dicomfile.read(path).dataset, dicomjson.JsonOptions(bulk_uri=False))
+    return jsonmodel.to_json_model(reader.read(path).dataset, jsonmodel.JsonOptions(bulk_uri=False))
 
 
 def canonical(dataset: dict[str, Any], drop: tuple[str, ...] = (), empty: bool = True) -> str:

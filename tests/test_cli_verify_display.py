@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dcmtools.gsdf import gsdf_luminance, jnd_index
+from dcmtools.display.gsdf import gsdf_luminance, jnd_index
 from peers import REPO, dcmtools, require
 
 TG18_DDL = [15 * k for k in range(18)]
@@ -281,7 +281,7 @@ def test_help_has_examples_and_the_criteria_without_importing_numpy_or_pydicom()
         "    app(['verify-display', '--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = [m for m in ('numpy', 'pydicom', 'matplotlib', 'dcmtools.gsdf') if m in sys.modules]\n"
+        "heavy = [m for m in ('numpy', 'pydicom', 'matplotlib', 'dcmtools.display.gsdf') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run(
@@ -295,14 +295,14 @@ def test_help_has_examples_and_the_criteria_without_importing_numpy_or_pydicom()
 
 
 def test_cli_names_agree_with_the_library():
-    from dcmtools import gsdf
+    from dcmtools.display import gsdf
     from dcmtools.cli import verify_display
 
     assert verify_display._CLASSES == tuple(gsdf.CLASSES) and verify_display._FORMATS == gsdf.FORMATS
 
 
 def test_python_api(good):
-    from dcmtools.gsdf import calibration_lut, verify_display
+    from dcmtools.display.gsdf import calibration_lut, verify_display
 
     result = verify_display(str(good), ambient=0.2)
     assert result.passed and result.as_record()["type"] == "display"

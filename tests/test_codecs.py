@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from dcmtools import codecs
-from dcmtools.codecs import ImageInfo
-from dcmtools.records import DcmtoolsError
+from dcmtools.dicom import codecs
+from dcmtools.dicom.codecs import ImageInfo
+from dcmtools.stream.records import DcmtoolsError
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_capabilities_cover_every_syntax():
 
 
 def test_the_plan_mirrors_skips_its_own_outputs_and_refuses_collisions(tmp_path):
-    from dcmtools.inputs import iter_inputs
+    from dcmtools.stream.inputs import iter_inputs
     from dcmtools.transcode import Plan
 
     (tmp_path / "in" / "a").mkdir(parents=True)

@@ -10,10 +10,10 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from commitpeers import instances
-from dcmtools.inputs import iter_stream
+from dcmtools.stream.inputs import iter_stream
 from dcmtools.net.commitment import CommitmentSCP, failure_words, reference_for
 from dcmtools.net.scp import stored_path
-from dcmtools.records import DcmtoolsError
+from dcmtools.stream.records import DcmtoolsError
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"

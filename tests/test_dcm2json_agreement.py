@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 
-from dcmtools import dicomfile, dicomjson
+from dcmtools.dicom import reader as dicomfile, jsonmodel
 from peers import require
 
 pytestmark = pytest.mark.peer
@@ -75,7 +75,7 @@ def test_agrees_with_dcm2json(all_test_files):
         except ValueError:
             continue  # dcm2json wrote invalid JSON (e.g. undecoded bytes)
         dicom = dicomfile.read(path, bulk_threshold=1 << 40)
-        ours = dicomjson.to_json_model(dicom.dataset, dicomjson.JsonOptions(bulk_threshold=1 << 40))
+        ours = jsonmodel.to_json_model(dicom.dataset, jsonmodel.JsonOptions(bulk_threshold=1 << 40))
         compared += 1
         found = compare(ours, theirs)
         if found:
@@ -99,7 +99,7 @@ def test_charset_files_agree_with_dcm2json():
         except ValueError:
             continue
         dicom = dicomfile.read(path, bulk_threshold=1 << 40)
-        ours = dicomjson.to_json_model(dicom.dataset, dicomjson.JsonOptions(bulk_threshold=1 << 40))
+        ours = jsonmodel.to_json_model(dicom.dataset, jsonmodel.JsonOptions(bulk_threshold=1 << 40))
         assert compare(ours, theirs) == [], path.name
         compared += 1
     assert compared >= 10  # 11 with pydicom 3.0.2

@@ -17,8 +17,8 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from dcmtools import dicomfile, dicomjson, tagpath
-from dcmtools.dicomfile import ReadError
+from dcmtools.dicom import reader as dicomfile, jsonmodel, tagpath
+from dcmtools.dicom.reader import ReadError
 
 
 def build(path: Path, syntax=ExplicitVRLittleEndian, **extra) -> Path:
@@ -64,7 +64,7 @@ def build(path: Path, syntax=ExplicitVRLittleEndian, **extra) -> Path:
 
 def model(path, **kw):
     dicom = dicomfile.read(path, **{k: v for k, v in kw.items() if k == "bulk_threshold"})
-    return dicomjson.to_json_model(dicom.dataset, dicomjson.JsonOptions(path=str(path), **kw))
+    return jsonmodel.to_json_model(dicom.dataset, jsonmodel.JsonOptions(path=str(path), **kw))
 
 
 @pytest.mark.parametrize(
@@ -111,8 +111,8 @@ def test_bulk_threshold_and_uri(tmp_path):
     offset = int(uri.split("offset=")[1].split("&")[0])
     assert path.read_bytes()[offset : offset + 4000] == bytes(4000)
     assert "InlineBinary" in out["00281201"]  # 16 bytes, under the threshold
-    options = dicomjson.JsonOptions(path=str(path), bulk_uri=False)
-    dicomjson.to_json_model(dicomfile.read(path).dataset, options)
+    options = jsonmodel.JsonOptions(path=str(path), bulk_uri=False)
+    jsonmodel.to_json_model(dicomfile.read(path).dataset, options)
     assert options.omitted == ["7FE00010"]
 
 
@@ -126,8 +126,8 @@ def test_bad_element_gets_a_marker_and_the_rest_is_written(tmp_path):
     path = build(tmp_path / "a.dcm")
     data = path.read_bytes().replace(b"IS\x02\x007 ", b"IS\x02\x00X ")
     path.write_bytes(data)
-    options = dicomjson.JsonOptions()
-    out = dicomjson.to_json_model(dicomfile.read(path).dataset, options)
+    options = jsonmodel.JsonOptions()
+    out = jsonmodel.to_json_model(dicomfile.read(path).dataset, options)
     assert out["00200013"]["error"]["code"] == "bad_value" and out["00200013"]["raw"] == "X "
     assert options.errors == ["00200013"]
     assert out["00100020"] == {"vr": "LO", "Value": ["ID1"]}
@@ -135,7 +135,7 @@ def test_bad_element_gets_a_marker_and_the_rest_is_written(tmp_path):
 
 def test_flat_form(tmp_path):
     dicom = dicomfile.read(build(tmp_path / "a.dcm"))
-    flat = dicomjson.to_flat(dicom.dataset)
+    flat = jsonmodel.to_flat(dicom.dataset)
     assert flat["PatientName"] == "Müller^Hans=ミュラー^ハンス"
     assert flat["Rows"] == 2 and flat["PixelSpacing"] == [0.5, 0.25]
     assert flat["AccessionNumber"] is None
@@ -183,7 +183,7 @@ def test_all_bundled_files_read_or_fail_cleanly(all_test_files):
     for path in all_test_files:
         try:
             dicom = dicomfile.read(path)
-            json.dumps(dicomjson.to_json_model(dicom.dataset, dicomjson.JsonOptions(path=str(path))))
+            json.dumps(jsonmodel.to_json_model(dicom.dataset, jsonmodel.JsonOptions(path=str(path))))
             outcomes[path.name] = "ok"
         except ReadError as exc:
             outcomes[path.name] = exc.code
@@ -199,8 +199,8 @@ def test_all_bundled_files_read_or_fail_cleanly(all_test_files):
 def test_big_endian_equals_little_endian(test_files_dir):
     little = dicomfile.read(test_files_dir / "MR_small.dcm", bulk_threshold=1 << 30)
     big = dicomfile.read(test_files_dir / "MR_small_bigendian.dcm", bulk_threshold=1 << 30)
-    a = dicomjson.to_json_model(little.dataset, dicomjson.JsonOptions(bulk_threshold=1 << 30))
-    b = dicomjson.to_json_model(big.dataset, dicomjson.JsonOptions(bulk_threshold=1 << 30))
+    a = jsonmodel.to_json_model(little.dataset, jsonmodel.JsonOptions(bulk_threshold=1 << 30))
+    b = jsonmodel.to_json_model(big.dataset, jsonmodel.JsonOptions(bulk_threshold=1 << 30))
     assert a["7FE00010"] == b["7FE00010"]  # pixel data swapped to little endian
     assert a["00280030"] == b["00280030"] and a["00280010"] == b["00280010"]
 
@@ -217,7 +217,7 @@ def test_tag_paths(tmp_path):
     chosen = tagpath.select(
         dicom.dataset, [tagpath.parse_path("ReferencedImageSequence[1].ReferencedSOPInstanceUID"), tagpath.parse_path("Rows")]
     )
-    out = dicomjson.to_json_model(chosen)
+    out = jsonmodel.to_json_model(chosen)
     assert out == {
         "00081140": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["1.2.3.10"]}}]},
         "00280010": {"vr": "US", "Value": [2]},

@@ -16,13 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dcmtools.gsdf import (
-    Measurements,
-    calibration_lut,
-    gsdf_luminance,
-    jnd_index,
-    read_measurements,
-)
+from dcmtools.display.gsdf import Measurements, calibration_lut, gsdf_luminance, jnd_index, read_measurements
 
 from peers import require
 

@@ -24,7 +24,7 @@ COMPRESSED_SAMPLES = ["JPEG2000.dcm", "SC_rgb_jpeg_dcmtk.dcm", "MR_small_RLE.dcm
 def readable_images(all_test_files) -> list[Path]:
     """pydicom's bundled image files that pydicom decodes and DCMTK reads (the send test's set)."""
     from dcmtools.net.store import read_head
-    from dcmtools.records import DcmtoolsError
+    from dcmtools.stream.records import DcmtoolsError
 
     chosen = []
     for path in all_test_files:

@@ -8,7 +8,7 @@ from dcmtools.net import wire
 from dcmtools.net.assoc import abort_reason, reject_reason
 from dcmtools.net.peer import Peer, load_peers, parse_peer
 from dcmtools.net.status import describe, status_fields
-from dcmtools.records import DcmtoolsError, ExitStatus
+from dcmtools.stream.records import DcmtoolsError, ExitStatus
 
 
 def test_parse_peer_forms():

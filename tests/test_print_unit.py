@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from dcmtools.printing import options as po
 from dcmtools.printing import preview, words
 from dcmtools.printing.prepare import prepare_frame, read_images, to_pvalues, window_linear
-from dcmtools.records import DcmtoolsError, ExitStatus
+from dcmtools.stream.records import DcmtoolsError, ExitStatus
 from peers import REPO, dcmtools
 from print_data import expected_pvalues, linear_window, make_ct, make_gray8, make_mono1
 

@@ -8,13 +8,13 @@ import shutil
 
 import pytest
 
-from dcmtools import datadict
+from dcmtools.dicom import dictionary
 from dcmtools.net import keys as K
 from dcmtools.net.index import INDEX_NAME, StoreIndex, lookup_instance, lookup_instances
 from dcmtools.net.matching import dataset_matches, element_matches, returned
 from dcmtools.net.retrieve import request_from_keys, request_from_record, requests_from_lines
 from dcmtools.net.worklist import WorklistItems, read_items, worklist_identifier
-from dcmtools.records import DcmtoolsError
+from dcmtools.stream.records import DcmtoolsError
 from qrpeers import build_archive, write_worklist
 
 
@@ -24,12 +24,12 @@ def ident(level, *texts, defaults=()):
 
 # ------------------------------------------------------------- keys
 def test_level_tables_name_real_keywords():
-    assert K.level_of(datadict.tag_of("PatientSpeciesDescription")) == "PATIENT"
-    assert K.level_of(datadict.tag_of("AccessionNumber")) == "STUDY"
-    assert K.level_of(datadict.tag_of("Modality")) == "SERIES"
-    assert K.level_of(datadict.tag_of("InstanceNumber")) == "IMAGE"
+    assert K.level_of(dictionary.tag_of("PatientSpeciesDescription")) == "PATIENT"
+    assert K.level_of(dictionary.tag_of("AccessionNumber")) == "STUDY"
+    assert K.level_of(dictionary.tag_of("Modality")) == "SERIES"
+    assert K.level_of(dictionary.tag_of("InstanceNumber")) == "IMAGE"
     for level, names in K.DEFAULT_KEYS.items():
-        assert all(datadict.tag_of(name) for name in names), level
+        assert all(dictionary.tag_of(name) for name in names), level
 
 
 def test_identifier_from_keys():

@@ -1,8 +1,8 @@
 import io
 import json
 
-from dcmtools.inputs import iter_inputs, iter_stream
-from dcmtools.records import DcmtoolsError, ExitStatus, RecordWriter, error_record
+from dcmtools.stream.inputs import iter_inputs, iter_stream
+from dcmtools.stream.records import DcmtoolsError, ExitStatus, RecordWriter, error_record
 
 
 def test_writer_json_lines_and_summary():

@@ -187,7 +187,7 @@ def test_transcode_codec_panic_is_cannot_decode_and_the_batch_goes_on(tmp_path, 
 def test_pool_replaces_a_dead_worker_and_loses_no_item():
     """A worker killed in the middle (os._exit, SIGKILL): that item's result says so, the pool is
     replaced, every other item gets its own result, in order, and the run ends."""
-    from dcmtools.parallel import map_ordered
+    from dcmtools.stream.parallel import map_ordered
 
     items = list(range(40))
     got = list(map_ordered(_dies_on_7_and_23, items, jobs=2, chunksize=4, lost=lambda item, why: ("lost", item, why)))

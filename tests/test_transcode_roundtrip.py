@@ -14,7 +14,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from dcmtools import codecs
+from dcmtools.dicom import codecs
 from dcmtools.transcode import options_for, transcode_file
 from transcode_data import UNDECODABLE, data_file, image_files, pixels
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from . import dicomfile, dicomjson, tagpath, textdump
-from .inputs import InputItem, iter_inputs
-from .parallel import map_ordered
-from .records import DcmtoolsError, ErrorCode, dumps, error_record
-from .values import Charset
+from .dicom import reader, jsonmodel, tagpath, textdump
+from .stream.inputs import InputItem, iter_inputs
+from .stream.parallel import map_ordered
+from .stream.records import DcmtoolsError, ErrorCode, dumps, error_record
+from .dicom.values import Charset
 
 PIXEL_DATA = 0x7FE00010
 
@@ -40,11 +40,11 @@ def parse_tags(specs: Iterable[str]) -> list[tuple[tagpath.Step, ...]]:
     return [tagpath.parse_path(spec) for spec in specs]
 
 
-def read(path: str, options: DumpOptions) -> dicomfile.DicomFile:
-    return dicomfile.read(path, bulk_threshold=options.bulk_threshold)
+def read(path: str, options: DumpOptions) -> reader.DicomFile:
+    return reader.read(path, bulk_threshold=options.bulk_threshold)
 
 
-def _selected(dataset: dicomfile.Dataset, options: DumpOptions) -> dicomfile.Dataset:
+def _selected(dataset: reader.Dataset, options: DumpOptions) -> reader.Dataset:
     if options.tags:
         dataset = tagpath.select(dataset, options.tags)
     if not options.bulk:
@@ -53,11 +53,11 @@ def _selected(dataset: dicomfile.Dataset, options: DumpOptions) -> dicomfile.Dat
     return dataset
 
 
-def _without_unread(ds: dicomfile.Dataset) -> dicomfile.Dataset:
-    out = dicomfile.Dataset(ds.little, ds.implicit)
+def _without_unread(ds: reader.Dataset) -> reader.Dataset:
+    out = reader.Dataset(ds.little, ds.implicit)
     for tag, element in ds.items():
         if element.items is not None:
-            element = dicomfile.Element(
+            element = reader.Element(
                 tag, element.vr, element.length, None, element.offset, [_without_unread(i) for i in element.items]
             )
         elif element.value is None and element.length:
@@ -70,7 +70,7 @@ def file_record(path: str, options: DumpOptions) -> dict[str, Any]:
     """The record of one file (never raises for a bad file: it becomes ok: false)."""
     try:
         dicom = read(path, options)
-    except dicomfile.ReadError as exc:
+    except reader.ReadError as exc:
         record = error_record("file", exc, path=path)
         if exc.partial is not None and exc.partial.dataset:
             record["dataset"] = _dataset_json(exc.partial, exc.partial.dataset, options, {})
@@ -86,7 +86,7 @@ def file_record(path: str, options: DumpOptions) -> dict[str, Any]:
     if dicom.is_dicomdir:
         record["dicomdir"] = True
     if options.meta:
-        record["meta"] = (dicomjson.to_flat if options.flat else dicomjson.to_json_model)(dicom.meta)
+        record["meta"] = (jsonmodel.to_flat if options.flat else jsonmodel.to_json_model)(dicom.meta)
     record["dataset"] = _dataset_json(dicom, dicom.dataset, options, record)
     if dicom.warnings:
         record["warnings"] = dicom.warnings
@@ -95,11 +95,11 @@ def file_record(path: str, options: DumpOptions) -> dict[str, Any]:
 
 def _dataset_json(dicom, dataset, options: DumpOptions, record: dict[str, Any]) -> dict[str, Any]:
     """The dataset (the chosen elements of it) as JSON; notes bad and omitted elements in ``record``."""
-    json_options = dicomjson.JsonOptions(
+    json_options = jsonmodel.JsonOptions(
         bulk_threshold=options.bulk_threshold, bulk_uri=options.bulk, path=dicom.path, deflated=dicom.deflated
     )
     charset = Charset.of(dataset)  # before selection, which may leave (0008,0005) out
-    serialize = dicomjson.to_flat if options.flat else dicomjson.to_json_model
+    serialize = jsonmodel.to_flat if options.flat else jsonmodel.to_json_model
     out = serialize(_selected(dataset, options), json_options, charset)
     if json_options.errors:
         record.setdefault("bad_elements", []).extend(json_options.errors)
@@ -112,7 +112,7 @@ def file_text(path: str, options: DumpOptions) -> tuple[bool, str, str]:
     """(ok, error code, the text tree) of one file."""
     try:
         dicom = read(path, options)
-    except dicomfile.ReadError as exc:
+    except reader.ReadError as exc:
         lines = [f"# {path}", f"# FAILED ({exc.code}): {exc}"]
         if exc.partial is not None and exc.partial.dataset:
             lines.append("# what was read before the error:")
@@ -146,9 +146,9 @@ def text_block(job: tuple[str, DumpOptions]) -> tuple[bool, str, str]:
 
 def warm_up(text: bool) -> None:
     """Load the dictionaries once in the parent, so forked workers start with them."""
-    from . import datadict
+    from .dicom import dictionary
 
-    datadict.vr_of(0x00100010)
+    dictionary.vr_of(0x00100010)
     if text:
         textdump.uid_name("1.2.840.10008.1.2")
 

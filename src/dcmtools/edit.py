@@ -15,8 +15,8 @@ the ``Editor`` is built, so a typo is one error before any file is written
 (``EditError``).  Per file, a value that its VR or character set cannot hold
 is a ``bad_value`` record and the file is left alone.
 
-Files are read with ``dcmtools.dicomfile`` and written with
-``dcmtools.dicomwriter``: elements that are not edited keep their bytes, pixel
+Files are read with ``dcmtools.dicom.reader`` and written with
+``dcmtools.dicom.writer``: elements that are not edited keep their bytes, pixel
 data is copied by offset and never decoded.
 
 New UIDs (``new_uids``) come from ``dcmtools.deid.keys.Key.uid`` (HMAC-SHA256
@@ -36,11 +36,11 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from . import datadict
-from .dicomfile import Dataset, DicomFile, Element
-from .records import DcmtoolsError, ErrorCode, error_record
-from .tagpath import PathError, Step, parse_path
-from .values import CHARSET_VRS, PYTHON_CODECS, SINGLE_VALUE_VRS, Charset
+from .dicom import dictionary as datadict
+from .dicom.reader import Dataset, DicomFile, Element
+from .stream.records import DcmtoolsError, ErrorCode, error_record
+from .dicom.tagpath import PathError, Step, parse_path
+from .dicom.values import CHARSET_VRS, PYTHON_CODECS, SINGLE_VALUE_VRS, Charset
 
 SPECIFIC_CHARACTER_SET = 0x00080005
 SOP_CLASS_UID, SOP_INSTANCE_UID = 0x00080016, 0x00080018
@@ -709,8 +709,8 @@ class Editor:
         """Edit a DICOM file (or bare dataset) held in memory; returns the new bytes."""
         import io
 
-        from .dicomfile import read_bytes
-        from .dicomwriter import Bulk, write
+        from .dicom.reader import read_bytes
+        from .dicom.writer import Bulk, write
 
         dicom = read_bytes(data)
         if dicom.deflated:
@@ -738,9 +738,9 @@ class Editor:
         by a rename (atomic), the old one kept as ``path.bak`` unless
         ``backup=False``.
         """
-        from .dicomfile import read
-        from .dicomwriter import Bulk, write
-        from .outputs import exists_error, write_atomic
+        from .dicom.reader import read
+        from .dicom.writer import Bulk, write
+        from .stream.outputs import exists_error, write_atomic
 
         try:
             if not in_place and not dry_run:
@@ -846,7 +846,7 @@ def edit_paths(
     ``dcmtools.deid.plan_jobs`` (with an output folder) or are
     ``(path, None, None)`` in place.
     """
-    from .parallel import map_ordered
+    from .stream.parallel import map_ordered
 
     global _BATCH
     _BATCH = (editor, {"in_place": in_place, "backup": backup, "overwrite": overwrite, "dry_run": dry_run})

@@ -38,8 +38,8 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
-from .outputs import Mirror, exists_error, write_atomic
-from .records import DcmtoolsError, ErrorCode, error_record
+from .stream.outputs import Mirror, exists_error, write_atomic
+from .stream.records import DcmtoolsError, ErrorCode, error_record
 
 FORMATS = ("png", "jpeg")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
@@ -542,7 +542,7 @@ def plan(items: Iterable[Any], out_dir: str | os.PathLike, args: Iterable[str] |
 
 def run_render(items: Iterable[Any], out_dir, args, options: RenderOptions, jobs: int) -> Iterator[dict[str, Any]]:
     """Records of every input item, in input order."""
-    from .parallel import map_ordered
+    from .stream.parallel import map_ordered
 
     def jobs_of():
         for entry in plan(items, out_dir, args):
@@ -559,8 +559,8 @@ def render(
     jobs: int = 1,
 ) -> Iterator[dict[str, Any]]:
     """Render ``inputs`` (files, folders, globs) into ``out_dir``; yield one record per input."""
-    from .inputs import iter_inputs
-    from .parallel import resolve_jobs
+    from .stream.inputs import iter_inputs
+    from .stream.parallel import resolve_jobs
 
     inputs = list(inputs)
     items = iter_inputs(inputs, read_stdin_when_piped=False)
@@ -603,7 +603,7 @@ def thumbnails(
     Only the series' paths are kept while the headers are read; the records
     are ``{"type": "series", "series_uid", "instances", "path", "out"}``.
     """
-    from .parallel import map_ordered
+    from .stream.parallel import map_ordered
 
     series: dict[str, _Series] = {}
     for entry in plan(items, out_dir, args):
@@ -683,7 +683,7 @@ def contact_sheet(
     """
     from PIL import Image, ImageDraw, ImageFont
 
-    from .parallel import map_ordered
+    from .stream.parallel import map_ordered
 
     paths: list[str] = []
     for item in items:

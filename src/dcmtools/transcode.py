@@ -40,10 +40,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from . import codecs
-from .codecs import ImageInfo, Syntax
-from .outputs import Mirror, exists_error, write_atomic
-from .records import DcmtoolsError, ErrorCode, error_record
+from .dicom import codecs
+from .dicom.codecs import ImageInfo, Syntax
+from .stream.outputs import Mirror, exists_error, write_atomic
+from .stream.records import DcmtoolsError, ErrorCode, error_record
 
 IMPLEMENTATION_VERSION_NAME = "DCMTOOLS"
 # Syntaxes whose pixel data are always lossy (JPEG 2000 and HTJ2K may hold
@@ -165,7 +165,7 @@ def _read_bare(path: str):
     """
     import pydicom
 
-    from . import dicomfile
+    from .dicom import reader as dicomfile
 
     try:
         dicomfile.read(path, stop_at=0x00100000)
@@ -773,8 +773,8 @@ def transcode(
     ``ratio``, ``quality``, ``verify``, ``keep_uid``, ``overwrite``).
     ``jobs`` worker processes (0 = all cores); records come in input order.
     """
-    from .inputs import iter_inputs
-    from .parallel import resolve_jobs
+    from .stream.inputs import iter_inputs
+    from .stream.parallel import resolve_jobs
 
     options = options_for(to, **option_values)
     inputs = list(inputs)
@@ -825,7 +825,7 @@ class Plan:
 
 def run_plan(plan: Iterable[tuple[str, str | None, dict[str, Any] | None]], options: TranscodeOptions, jobs: int):
     """Records for every entry of a plan, input errors included, in input order."""
-    from .parallel import map_ordered
+    from .stream.parallel import map_ordered
 
     def jobs_of() -> Iterator[tuple[str, str, TranscodeOptions] | dict[str, Any]]:
         for path, out, error in plan:

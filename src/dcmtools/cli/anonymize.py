@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..records import default_human
+from ..stream.records import default_human
 from .application import app
 from .common import (
     CommandRun,
@@ -151,8 +151,8 @@ def anonymize_command(
       find /import -name '*.dcm' -print0 | dcmtools anonymize -0 --key "$KEY" -o anon/ -
     """
     from ..deid import Anonymizer, Key, MapWriter, Options, anonymize_paths, plan_jobs
-    from ..outputs import Mirror
-    from ..parallel import resolve_jobs
+    from ..stream.outputs import Mirror
+    from ..stream.parallel import resolve_jobs
 
     with CommandRun("anonymize", json_mode=json, human=_human, quiet=quiet, debug=debug) as run:
         if output is None:

@@ -146,7 +146,7 @@ def commit_command(
     """
     with CommandRun("commit", json_mode=json, human=_human_formatter(), debug=debug, quiet=quiet) as run:
         from ..net.commitment import CommitmentSCU
-        from ..records import DcmtoolsError, ErrorCode, ExitStatus
+        from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
         from .netopts import resolve_peer
 
         options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,

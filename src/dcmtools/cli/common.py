@@ -8,7 +8,7 @@ summary:
         for item in run.inputs(inputs, files_from, null):
             run.write(record)
 
-Exit statuses are those of ``dcmtools.records.ExitStatus``.
+Exit statuses are those of ``dcmtools.stream.records.ExitStatus``.
 """
 
 import logging
@@ -20,8 +20,8 @@ from typing import Annotated, Any, Iterator, List, Optional
 
 import typer
 
-from ..inputs import InputItem, iter_inputs
-from ..records import DcmtoolsError, ExitStatus, HumanFormatter, RecordWriter, error_record
+from ..stream.inputs import InputItem, iter_inputs
+from ..stream.records import DcmtoolsError, ExitStatus, HumanFormatter, RecordWriter, error_record
 
 # ---------------------------------------------------------------- options
 # Reusable option types: a command declares ``json: JsonOpt = None``.

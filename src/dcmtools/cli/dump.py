@@ -71,8 +71,8 @@ def dump_command(
       find /archive -name '*.dcm' -print0 | dcmtools dump -0 -j 0 - > all.jsonl
     """
     from .. import dump as library
-    from ..parallel import map_ordered, resolve_jobs
-    from ..tagpath import PathError
+    from ..stream.parallel import map_ordered, resolve_jobs
+    from ..dicom.tagpath import PathError
 
     with CommandRun("dump", json_mode=json, quiet=quiet, debug=debug) as run:
         try:

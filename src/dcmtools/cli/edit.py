@@ -5,7 +5,7 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from ..records import default_human
+from ..stream.records import default_human
 from .application import app
 from .common import (
     CommandRun,
@@ -119,8 +119,8 @@ def edit_command(
     """
     from ..deid import plan_jobs
     from ..edit import EditError, Editor, edit_paths, load_map, parse_assignment
-    from ..outputs import Mirror
-    from ..parallel import resolve_jobs
+    from ..stream.outputs import Mirror
+    from ..stream.parallel import resolve_jobs
 
     with CommandRun("edit", json_mode=json, human=_human, quiet=quiet, debug=debug) as run:
         if dry_run:
@@ -187,6 +187,6 @@ def edit_command(
 
 
 def _input_error(item: Any) -> dict[str, Any]:
-    from ..records import error_record
+    from ..stream.records import error_record
 
     return error_record("file", item.error, path=item.path)

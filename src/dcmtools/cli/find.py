@@ -4,7 +4,7 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from ..records import human_failure
+from ..stream.records import human_failure
 from .application import app
 from .common import CommandRun, DebugOpt, FlatOpt, JsonOpt, QuietOpt
 from .netopts import (
@@ -237,7 +237,7 @@ def find_command(
     with CommandRun("find", json_mode=json, human=table_human(_COLUMNS), debug=debug, quiet=quiet) as run:
         from ..net import keys as K
         from ..net.query import Finder
-        from ..records import DcmtoolsError
+        from ..stream.records import DcmtoolsError
 
         options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
                               tls_insecure, tls_server_name)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..records import human_failure
+from ..stream.records import human_failure
 from .application import app
 from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
 from .find import KeyOpt
@@ -133,7 +133,7 @@ def move_command(
         import os
 
         from ..net.retrieve import Retriever, request_from_keys, requests_from_lines
-        from ..records import DcmtoolsError
+        from ..stream.records import DcmtoolsError
 
         if dest and get:
             raise typer.BadParameter("--dest moves to another node; --get retrieves to us: choose one", param_hint="--dest/--get")

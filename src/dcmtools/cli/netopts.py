@@ -143,7 +143,7 @@ def resolve_peer(text: str, peers_file: str | None, options: Any) -> Any:
 
 def report_fatal(run: Any, exc: Any, type_: str, **fields: Any) -> None:
     """A failure that ends the run: a record on stdout, the message on stderr, the exit status."""
-    from ..records import error_record
+    from ..stream.records import error_record
 
     run.write(error_record(type_, exc, **fields))
     run.writer.fail(exc.exit_status)

@@ -4,7 +4,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..records import human_failure
+from ..stream.records import human_failure
 from .application import app
 from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, OverwriteOpt, QuietOpt
 from .netopts import (
@@ -83,7 +83,7 @@ def _human(record: dict[str, Any]) -> str | None:
         settings = " ".join(str(record[k]) for k in ("layout", "film_size", "orientation") if record.get(k))
         verb = f"written {record['out']}" if record.get("dry_run") else "printed"
         return f"film {record['film']}  {verb}  {settings}  {len(images)} image(s), {record.get('bits', '?')} bits: {names}"
-    from ..records import default_human
+    from ..stream.records import default_human
 
     return default_human(record)
 
@@ -184,7 +184,7 @@ def print_command(
       find ct/ -name "*.dcm" | sort | dcmtools print drystar - --layout 3,4
     """
     with CommandRun("print", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
-        from ..records import DcmtoolsError, ExitStatus
+        from ..stream.records import DcmtoolsError, ExitStatus
         from .netopts import resolve_peer
 
         options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,

@@ -4,7 +4,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..records import DcmtoolsError, human_failure
+from ..stream.records import DcmtoolsError, human_failure
 from .application import app
 from .common import (
     CommandRun,
@@ -125,7 +125,7 @@ def render_command(
         import pydicom  # noqa: F401
 
         from .. import render as lib
-        from ..parallel import resolve_jobs
+        from ..stream.parallel import resolve_jobs
 
         items = run.inputs(inputs, files_from, null)
         n = resolve_jobs(jobs)

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..records import human_failure
+from ..stream.records import human_failure
 from .application import app
 from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, QuietOpt
 from .netopts import (
@@ -122,7 +122,7 @@ def send_command(
     """
     with CommandRun("send", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         from ..net import send
-        from ..records import DcmtoolsError
+        from ..stream.records import DcmtoolsError
         from .netopts import resolve_peer
 
         options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,

@@ -4,8 +4,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .. import codecs
-from ..records import DcmtoolsError, RecordWriter, human_failure
+from ..dicom import codecs
+from ..stream.records import DcmtoolsError, RecordWriter, human_failure
 from .application import app
 from .common import (
     CommandRun,
@@ -117,7 +117,7 @@ def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null) 
     import numpy  # noqa: F401
     import pydicom  # noqa: F401
 
-    from ..parallel import resolve_jobs
+    from ..stream.parallel import resolve_jobs
     from ..transcode import Plan, run_plan
 
     codecs.encoder_for(options.target)

@@ -5,15 +5,15 @@ from typing import TYPE_CHECKING, Annotated, Any, List, Optional
 
 import typer
 
-from ..records import DcmtoolsError, ErrorCode, error_record
+from ..stream.records import DcmtoolsError, ErrorCode, error_record
 from .application import app
 from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
 
 if TYPE_CHECKING:  # imported in the command: every other command starts without it
-    from .. import gsdf
+    from ..display import gsdf
 
-_CLASSES = ("primary", "secondary")  # dcmtools.gsdf.CLASSES (a test checks they agree)
-_FORMATS = ("csv", "dcmtk", "verilum")  # dcmtools.gsdf.FORMATS
+_CLASSES = ("primary", "secondary")  # dcmtools.display.gsdf.CLASSES (a test checks they agree)
+_FORMATS = ("csv", "dcmtk", "verilum")  # dcmtools.display.gsdf.FORMATS
 
 _EPILOG = """\b
 Criteria (all luminances with the ambient added, L' = L + Lamb):
@@ -291,7 +291,7 @@ def verify_display_command(
     if pattern_bits not in (8, 10, 12, 16):
         raise typer.BadParameter(f"{pattern_bits}: one of 8, 10, 12, 16", param_hint="--pattern-bits")
     if plot is not None:
-        from ..gsdfplot import INSTALL_HINT, PLOT_FORMATS, matplotlib_available
+        from ..display.plot import INSTALL_HINT, PLOT_FORMATS, matplotlib_available
 
         if os.path.splitext(plot)[1].lower() not in PLOT_FORMATS:
             raise typer.BadParameter(f"{plot!r}: name the picture .png, .svg or .pdf", param_hint="--plot")
@@ -302,7 +302,7 @@ def verify_display_command(
 
     with CommandRun("verify-display", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         if patterns is not None:
-            from ..tg18 import write_ln_patterns
+            from ..display.tg18 import write_ln_patterns
 
             for record in write_ln_patterns(patterns, bits=pattern_bits, size=pattern_size, overwrite=overwrite):
                 run.write(record)
@@ -359,7 +359,7 @@ def _check_one(
     overwrite: bool,
     **options: Any,
 ) -> None:
-    from .. import gsdf
+    from ..display import gsdf
 
     try:
         analysis = gsdf.verify_display(path, **options)
@@ -384,7 +384,7 @@ def _check_one(
         except DcmtoolsError as exc:
             run.write(error_record("lut", exc, path=path, out=lut))
     if plot is not None:
-        from ..gsdfplot import write_plot
+        from ..display.plot import write_plot
 
         try:
             write_plot(analysis, plot, overwrite=overwrite)

@@ -129,7 +129,7 @@ def worklist_command(
     with CommandRun("worklist", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         from ..net.query import Finder
         from ..net.worklist import worklist_identifier
-        from ..records import DcmtoolsError
+        from ..stream.records import DcmtoolsError
 
         options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
                               tls_insecure, tls_server_name)

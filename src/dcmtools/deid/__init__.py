@@ -10,12 +10,12 @@ Python use::
     data, result = anon.anonymize_bytes(open("a.dcm", "rb").read())
     new_ds, result = anon.anonymize_pydicom(ds)             # a pydicom Dataset in, a new one out
 
-Reading uses ``dcmtools.dicomfile`` and writing ``dcmtools.dicomwriter``:
+Reading uses ``dcmtools.dicom.reader`` and writing ``dcmtools.dicom.writer``:
 elements the profile leaves alone keep their bytes, and pixel data is copied
 by the kernel without being read into Python.
 
 ``Anonymizer.anonymize_file`` never raises for a bad input: it returns an
-error record (codes of ``dcmtools.records.ErrorCode``).  Files whose pixels may
+error record (codes of ``dcmtools.stream.records.ErrorCode``).  Files whose pixels may
 carry burned-in text are refused unless ``allow_burned_in``; DICOMDIR files
 are refused.  ``anonymize_paths`` runs a batch over worker processes.
 
@@ -42,7 +42,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from ..records import DcmtoolsError, ErrorCode, error_record
+from ..stream.records import DcmtoolsError, ErrorCode, error_record
 from .keys import Key
 from .profile import OPTIONS, Options, Plan
 
@@ -92,7 +92,7 @@ class Anonymizer:
 
     # ------------------------------------------------------------ datasets
     def anonymize(self, dicom: Any) -> Result:
-        """De-identify a ``dcmtools.dicomfile.DicomFile`` (meta and dataset) in place.
+        """De-identify a ``dcmtools.dicom.reader.DicomFile`` (meta and dataset) in place.
 
         Raises ``DcmtoolsError`` (``burned_in``, ``dicomdir``) when it must not
         be anonymized; nothing is changed then.
@@ -143,7 +143,7 @@ class Anonymizer:
 
     def _meta(self, dicom: Any, state: Any) -> None:
         """The file meta describes the de-identified instance and dcmtools (E.1.1 item 7)."""
-        from ..dicomfile import DEFLATED_LE, EXPLICIT_VR_BE, EXPLICIT_VR_LE, IMPLICIT_VR_LE
+        from ..dicom.reader import DEFLATED_LE, EXPLICIT_VR_BE, EXPLICIT_VR_LE, IMPLICIT_VR_LE
         from .engine import encode, new_element
 
         meta, ds = dicom.meta, dicom.dataset
@@ -187,8 +187,8 @@ class Anonymizer:
         """De-identify a DICOM file (or bare dataset) held in memory."""
         import io
 
-        from ..dicomfile import read_bytes
-        from ..dicomwriter import Bulk, write
+        from ..dicom.reader import read_bytes
+        from ..dicom.writer import Bulk, write
 
         dicom = read_bytes(data)
         if dicom.deflated:
@@ -212,9 +212,9 @@ class Anonymizer:
     def _file(self, path: str, out: str, overwrite: bool, in_folder: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Anonymize ``path`` into ``out``; with ``in_folder`` ``out`` is a folder and the
         file goes to STUDY/SERIES/INSTANCE.dcm (its new UIDs) under it."""
-        from ..dicomfile import read
-        from ..dicomwriter import Bulk, write
-        from ..outputs import exists_error, write_atomic
+        from ..dicom.reader import read
+        from ..dicom.writer import Bulk, write
+        from ..stream.outputs import exists_error, write_atomic
 
         try:
             dicom = read(path)
@@ -268,7 +268,7 @@ def _same_file(a: str, b: str) -> bool:
 
 def _mark(ds: Any, plan: Plan, charset: Any) -> None:
     """Patient Identity Removed, De-identification Method (+ codes), Longitudinal ..."""
-    from ..dicomfile import Dataset, Element
+    from ..dicom.reader import Dataset, Element
     from .engine import encode, new_element, text_of
 
     ds[0x00120062] = new_element(0x00120062, "CS", encode("YES", charset, "CS"))
@@ -342,7 +342,7 @@ Job = tuple  # (path, out or None, error record or None)
 
 
 def plan_jobs(items: Iterable[Any], mirror: Any, keep_names: bool = False) -> Iterator[Job]:
-    """``(path, out, error)`` for each input item (``dcmtools.inputs.InputItem``).
+    """``(path, out, error)`` for each input item (``dcmtools.stream.inputs.InputItem``).
 
     ``mirror`` maps an input path to its output path; two inputs that would
     write the same output make the second an ``exists`` error.  Without
@@ -390,7 +390,7 @@ class MapWriter:
     def __init__(self, path: str, overwrite: bool = False) -> None:
         import tempfile
 
-        from ..outputs import exists_error
+        from ..stream.outputs import exists_error
 
         self.path = path
         self.overwrite = overwrite
@@ -403,7 +403,7 @@ class MapWriter:
         self.seen: set[str] = set()
 
     def add(self, entries: Iterable[dict[str, Any]]) -> None:
-        from ..records import dumps
+        from ..stream.records import dumps
 
         for entry in entries:
             line = dumps(entry)
@@ -413,7 +413,7 @@ class MapWriter:
 
     def close(self) -> None:
         """Put the map in place (what was mapped so far, also after an interruption)."""
-        from ..outputs import exists_error
+        from ..stream.outputs import exists_error
 
         self.stream.close()
         try:
@@ -464,7 +464,7 @@ def anonymize_paths(
     record yields it unchanged.  Worker processes are forked with the
     anonymizer already built.
     """
-    from ..parallel import map_ordered
+    from ..stream.parallel import map_ordered
 
     global _BATCH
     _BATCH = (anonymizer, overwrite)

@@ -1,4 +1,4 @@
-"""Applying a ``Plan`` to one dataset of ``dcmtools.dicomfile``, in place, at any depth.
+"""Applying a ``Plan`` to one dataset of ``dcmtools.dicom.reader``, in place, at any depth.
 
 The walk looks at every element of every dataset (nested sequences, private
 groups, repeating groups) by its tag and VR only; values are decoded only for
@@ -18,9 +18,9 @@ import re
 import struct
 from typing import Callable
 
-from .. import datadict, dicomfile
-from ..dicomfile import Dataset, Element
-from ..values import Charset, string_values
+from ..dicom import dictionary as datadict, reader
+from ..dicom.reader import Dataset, Element
+from ..dicom.values import Charset, string_values
 from .dates import shift_da, shift_dt
 from .keys import Key
 from .profile import ANIMAL_TYPE_2C, Plan
@@ -250,8 +250,8 @@ class Walker:
             del ds[tag]
             return False
         try:
-            items, _ = dicomfile._Reader(value, 1 << 62, None, None)._items(0, len(value), True, True, self.depth)
-        except (dicomfile.ReadError, dicomfile._Truncated, ValueError) as exc:
+            items, _ = reader._Reader(value, 1 << 62, None, None)._items(0, len(value), True, True, self.depth)
+        except (reader.ReadError, reader._Truncated, ValueError) as exc:
             self.state.warn(tag, "a sequence stored as UN could not be read; removed")
             del ds[tag]
             return False

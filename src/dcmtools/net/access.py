@@ -27,7 +27,7 @@ import os
 import socket
 from typing import Iterable
 
-from ..records import DcmtoolsError, ExitStatus
+from ..stream.records import DcmtoolsError, ExitStatus
 from .peer import NetErrorCode, check_aet, load_peers
 
 ALL = "all"

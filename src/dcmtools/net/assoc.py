@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from ..records import DcmtoolsError, ExitStatus
+from ..stream.records import DcmtoolsError, ExitStatus
 from .peer import DEFAULT_AET, DEFAULT_MAX_PDU, DEFAULT_TIMEOUT, NetErrorCode, Peer, TLSSettings, check_aet
 
 LOGGER = logging.getLogger("dcmtools.net")

@@ -9,7 +9,7 @@ The requester (SCU, ``dcmtools commit``)::
         print(record["sop_instance_uid"], record["state"])      # committed, failed, pending ...
 
 * The SOP Class and Instance UIDs of each input come from the file (its first
-  elements, read with ``dcmtools.dicomfile``) or from an upstream record
+  elements, read with ``dcmtools.dicom.reader``) or from an upstream record
   (``send``, ``listen``, a query match: ``sop_class_uid``/``sop_instance_uid``
   or the dataset's (0008,0016)/(0008,0018)).
 * Every ``batch`` instances make one transaction: one N-ACTION (Request
@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-from ..records import DcmtoolsError, ErrorCode, error_record
+from ..stream.records import DcmtoolsError, ErrorCode, error_record
 from .assoc import NetOptions, associate, close, failure_after
 from .peer import NetErrorCode, Peer
 from .status import describe, status_fields
@@ -128,11 +128,11 @@ def uids_from_record(record: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def read_reference(path: str) -> Reference:
     """The UIDs of a DICOM file (its first elements only), or ``DcmtoolsError``."""
-    from .. import dicomfile
+    from ..dicom import reader
 
     try:
-        info = dicomfile.read(path, stop_at=0x00080019, bulk_threshold=0)
-    except dicomfile.ReadError as exc:
+        info = reader.read(path, stop_at=0x00080019, bulk_threshold=0)
+    except reader.ReadError as exc:
         if exc.code != ErrorCode.TRUNCATED or exc.partial is None:
             raise
         info = exc.partial  # UIDs come first; a file cut short later still names them

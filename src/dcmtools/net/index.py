@@ -119,17 +119,17 @@ def _level_attrs(dataset: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def read_instance(path: str) -> tuple[dict[str, Any], str, str] | None:
     """(JSON-model dataset without bulk data, SOP class, transfer syntax) of a file, or None if it is not one."""
-    from .. import dicomfile, dicomjson
+    from ..dicom import reader, jsonmodel
 
     try:
-        read = dicomfile.read(path, bulk_threshold=ATTR_BULK, stop_at=0x7FE00010)
-    except dicomfile.ReadError as exc:
+        read = reader.read(path, bulk_threshold=ATTR_BULK, stop_at=0x7FE00010)
+    except reader.ReadError as exc:
         if exc.partial is None or not exc.partial.dataset or exc.code != "truncated":
             return None
         read = exc.partial
     if read.is_dicomdir or not read.sop_instance_uid:
         return None
-    dataset = dicomjson.to_json_model(read.dataset, dicomjson.JsonOptions(bulk_threshold=ATTR_BULK, bulk_uri=False))
+    dataset = jsonmodel.to_json_model(read.dataset, jsonmodel.JsonOptions(bulk_threshold=ATTR_BULK, bulk_uri=False))
     return dataset, read.sop_class_uid or "", read.transfer_syntax or ""
 
 
@@ -693,9 +693,9 @@ def _computed(level: str, chain: dict[str, tuple[str, dict]], below: dict[str, l
 
 
 def _tag(name: str) -> int:
-    from .. import datadict
+    from ..dicom import dictionary
 
-    tag = datadict.tag_of(name)
+    tag = dictionary.tag_of(name)
     assert tag is not None, name
     return tag
 

@@ -14,7 +14,7 @@ import base64
 import struct
 from typing import Any
 
-from .. import datadict
+from ..dicom import dictionary
 
 TEXT_VRS = frozenset("AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT".split())
 LONG_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"))
@@ -100,7 +100,7 @@ def _encode(ds: dict[str, Any], implicit: bool, encoding: str, out: list[bytes])
         element = ds[key]
         tag = int(key, 16)
         group, elem = tag >> 16, tag & 0xFFFF
-        vr = element.get("vr") or datadict.vr_of(tag)
+        vr = element.get("vr") or dictionary.vr_of(tag)
         if vr == "SQ":
             if implicit:
                 out.append(struct.pack("<HHI", group, elem, UNDEFINED))

@@ -3,7 +3,7 @@
 Shared by the query/retrieve SCU (``query.py``, ``retrieve.py``, ``worklist.py``)
 and the SCP side of ``listen`` (``index.py``, ``qrscp.py``).
 
-Keys are written as DCMTK and pynetdicom write them (``dcmtools.tagpath``)::
+Keys are written as DCMTK and pynetdicom write them (``dcmtools.dicom.tagpath``)::
 
     PatientName=DOE*                          a keyword with a value (wildcards * and ?)
     0010,0020=PAT001                          a tag
@@ -24,8 +24,8 @@ import datetime as _dt
 import re
 from typing import Any, Iterable
 
-from .. import datadict
-from ..records import DcmtoolsError, ExitStatus
+from ..dicom import dictionary
+from ..stream.records import DcmtoolsError, ExitStatus
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 LEVEL_NAMES = {"patient": "PATIENT", "study": "STUDY", "series": "SERIES", "image": "IMAGE", "instance": "IMAGE"}
@@ -108,7 +108,7 @@ COMPUTED = {
 def _tags(names: Iterable[str]) -> frozenset[int]:
     out = set()
     for name in names:
-        tag = datadict.tag_of(name)
+        tag = dictionary.tag_of(name)
         if tag is None:  # pragma: no cover - the tables above are checked by a test
             raise KeyError(name)
         out.add(tag)
@@ -195,7 +195,7 @@ def choose_model(level: str, model: str | None) -> str:
 
 # ------------------------------------------------------------- building identifiers
 def _vr(tag: int) -> str:
-    vr = datadict.vr_of(tag)
+    vr = dictionary.vr_of(tag)
     if " or " in vr:
         vr = vr.split(" or ")[0]
     return vr
@@ -203,7 +203,7 @@ def _vr(tag: int) -> str:
 
 def parse_keys(texts: Iterable[str]) -> list[tuple[tuple[Any, ...], str | None]]:
     """``-k`` texts -> (steps, value); a bad one is a usage error naming it."""
-    from ..tagpath import PathError, parse_key
+    from ..dicom.tagpath import PathError, parse_key
 
     keys = []
     for text in texts:
@@ -221,7 +221,7 @@ def _value_json(tag: int, vr: str, value: str | None) -> dict[str, Any]:
     if value is None or value == "":
         return element
     if vr == "SQ":
-        raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"{datadict.keyword_of(tag) or hex(tag)} is a sequence: give keys inside it",
+        raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"{dictionary.keyword_of(tag) or hex(tag)} is a sequence: give keys inside it",
                             "e.g. -k 'ScheduledProcedureStepSequence[0].Modality=CT'", ExitStatus.USAGE)
     parts = value.split("\\")
     if vr == "PN":
@@ -230,13 +230,13 @@ def _value_json(tag: int, vr: str, value: str | None) -> dict[str, Any]:
         try:
             element["Value"] = [int(part) for part in parts]
         except ValueError:
-            raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"{datadict.keyword_of(tag)}={value!r}: a number is expected",
+            raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"{dictionary.keyword_of(tag)}={value!r}: a number is expected",
                                 None, ExitStatus.USAGE) from None
     elif vr in ("FL", "FD"):
         try:
             element["Value"] = [float(part) for part in parts]
         except ValueError:
-            raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"{datadict.keyword_of(tag)}={value!r}: a number is expected",
+            raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"{dictionary.keyword_of(tag)}={value!r}: a number is expected",
                                 None, ExitStatus.USAGE) from None
     elif vr in ("IS", "DS"):
         # Keep the text: a key may hold a wildcard or a range that is not a number.
@@ -254,7 +254,7 @@ def set_key(identifier: dict[str, Any], steps: tuple[Any, ...], value: str | Non
         vr = _vr(step.tag)
         if vr != "SQ":
             raise DcmtoolsError(QueryErrorCode.BAD_KEY,
-                                f"{datadict.keyword_of(step.tag) or key} is not a sequence, so nothing can be inside it",
+                                f"{dictionary.keyword_of(step.tag) or key} is not a sequence, so nothing can be inside it",
                                 None, ExitStatus.USAGE)
         element = node.get(key)
         if element is None or element.get("vr") != "SQ":
@@ -299,7 +299,7 @@ def sort_identifier(identifier: dict[str, Any]) -> dict[str, Any]:
 
 def key_text(identifier: dict[str, Any], name: str) -> str | None:
     """The first value of a top-level key as text (PN: its alphabetic form)."""
-    element = identifier.get(f"{T[name] if name in T else datadict.tag_of(name):08X}")
+    element = identifier.get(f"{T[name] if name in T else dictionary.tag_of(name):08X}")
     return first_text(element)
 
 
@@ -516,19 +516,19 @@ def _meta(ts: str) -> bytes:
 
 def from_bytes(data: bytes, transfer_syntax: str, bulk_threshold: int = 1024) -> dict[str, Any]:
     """A received identifier (dataset bytes in ``transfer_syntax``) as a JSON-model dict."""
-    from .. import dicomfile, dicomjson
+    from ..dicom import reader, jsonmodel
 
     if not data:
         return {}
-    read = dicomfile.read_bytes(_meta(transfer_syntax) + bytes(data), bulk_threshold=bulk_threshold)
-    return dicomjson.to_json_model(read.dataset, dicomjson.JsonOptions(bulk_threshold=bulk_threshold, bulk_uri=False))
+    read = reader.read_bytes(_meta(transfer_syntax) + bytes(data), bulk_threshold=bulk_threshold)
+    return jsonmodel.to_json_model(read.dataset, jsonmodel.JsonOptions(bulk_threshold=bulk_threshold, bulk_uri=False))
 
 
 def dataset_of(data: bytes, transfer_syntax: str):
-    """A received identifier as a ``dcmtools.dicomfile.Dataset`` (for ``--flat``)."""
-    from .. import dicomfile
+    """A received identifier as a ``dcmtools.dicom.reader.Dataset`` (for ``--flat``)."""
+    from ..dicom import reader
 
-    return dicomfile.read_bytes(_meta(transfer_syntax) + bytes(data)).dataset
+    return reader.read_bytes(_meta(transfer_syntax) + bytes(data)).dataset
 
 
 def flat_of(identifier: dict[str, Any]) -> dict[str, Any]:
@@ -536,7 +536,7 @@ def flat_of(identifier: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, element in identifier.items():
         tag = int(key, 16)
-        name = (datadict.keyword_of(tag) if not tag >> 16 & 1 else "") or key
+        name = (dictionary.keyword_of(tag) if not tag >> 16 & 1 else "") or key
         if element.get("vr") == "SQ":
             out[name] = [flat_of(item) for item in element.get("Value") or []]
             continue
@@ -559,7 +559,7 @@ def json_from_flat(flat: dict[str, Any]) -> dict[str, Any]:
     """Back from the ``--flat`` form (piped records) to a JSON-model dataset (enough for identifiers)."""
     out: dict[str, Any] = {}
     for name, value in flat.items():
-        tag = datadict.tag_of(name)
+        tag = dictionary.tag_of(name)
         if tag is None:
             try:
                 tag = int(name, 16)

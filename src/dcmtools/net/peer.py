@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..records import DcmtoolsError, ErrorCode, ExitStatus
+from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 
 DEFAULT_AET = "DCMTOOLS"
 DEFAULT_TIMEOUT = 30.0
@@ -39,7 +39,7 @@ DEFAULT_MAX_PDU = 262144  # what we tell the peer it may send us; 0 = no limit
 
 
 class NetErrorCode:
-    """The network error codes (they live in ``dcmtools.records.ErrorCode``)."""
+    """The network error codes (they live in ``dcmtools.stream.records.ErrorCode``)."""
 
     BAD_PEER = ErrorCode.BAD_PEER
     BAD_TLS = ErrorCode.BAD_TLS

@@ -41,7 +41,7 @@ import time
 from io import BytesIO
 from typing import Any, Callable
 
-from ..records import DcmtoolsError
+from ..stream.records import DcmtoolsError
 from . import keys as K
 from . import wire
 from .assoc import NetOptions
@@ -121,7 +121,7 @@ class QueryRetrieveSCP:
             LOGGER.debug("record callback failed: %s", exc)
 
     def _bad_item(self, path: str, error: DcmtoolsError) -> None:
-        from ..records import error_record
+        from ..stream.records import error_record
 
         self._emit(error_record("worklist_item", error, path=path))
 

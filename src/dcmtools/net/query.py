@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from ..records import DcmtoolsError, ErrorCode, ExitStatus
+from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from . import keys as K
 from .assoc import NetOptions, associate, failure_after
 from .matching import element_matches, is_universal
@@ -659,9 +659,9 @@ def representable(key: dict[str, Any], charsets: list[str]) -> bool:
 
 
 def _name(tag: int) -> str:
-    from .. import datadict
+    from ..dicom import dictionary
 
-    return datadict.keyword_of(tag) or f"{tag >> 16:04X},{tag & 0xFFFF:04X}"
+    return dictionary.keyword_of(tag) or f"{tag >> 16:04X},{tag & 0xFFFF:04X}"
 
 
 def _query_hint(status: int, level: str, model: str) -> str | None:

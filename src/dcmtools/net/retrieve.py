@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, TextIO
 
-from ..records import DcmtoolsError, ErrorCode, ExitStatus
+from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from . import keys as K
 from .assoc import NetOptions, associate, close, no_context_error
 from .peer import Peer, check_aet
@@ -293,7 +293,7 @@ class Retriever:
         try:
             for request in requests:
                 if request.error is not None:
-                    from ..records import error_record
+                    from ..stream.records import error_record
 
                     yield error_record(self.kind, request.error, peer=str(self.peer), **request.source)
                     continue
@@ -325,7 +325,7 @@ class Retriever:
         found = 0
         for record in matches:
             if not record.get("ok"):
-                from ..records import error_record
+                from ..stream.records import error_record
 
                 yield error_record(self.kind, record["error"], peer=str(self.peer), level=request.level,
                                    identifier=request.label())
@@ -334,13 +334,13 @@ class Retriever:
             try:
                 identifier = unique_identifier(request.level, record["dataset"], model)
             except DcmtoolsError as exc:
-                from ..records import error_record
+                from ..stream.records import error_record
 
                 yield error_record(self.kind, exc, peer=str(self.peer), n=found, level=request.level)
                 continue
             yield self._retrieve(RetrieveRequest(request.level, identifier, model, source={"n": found}))
         if not found:
-            from ..records import error_record
+            from ..stream.records import error_record
 
             yield error_record(self.kind, DcmtoolsError(
                 K.QueryErrorCode.MOVE_FAILED, f"nothing on {self.peer.label} matches these keys at the {request.level.lower()} level",

@@ -42,7 +42,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..records import DcmtoolsError, ErrorCode, ExitStatus
+from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from . import wire
 from .assoc import NetOptions, make_ae, quiet_pynetdicom
 from .peer import NetErrorCode, TLSSettings, check_aet

@@ -45,7 +45,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from ..records import DcmtoolsError, ErrorCode, ExitStatus, error_record
+from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus, error_record
 from . import wire
 from .assoc import NetOptions, associate, close, failure_after, no_context_error
 from .peer import NetErrorCode, Peer
@@ -84,10 +84,10 @@ def _contexts_for(heads: Iterable[wire.FileHead]) -> list[tuple[str, tuple[str, 
 
 
 def read_head(path: str) -> wire.FileHead:
-    """The head of a file to send (via ``dcmtools.dicomfile``), or ``DcmtoolsError`` with a stable code."""
-    from .. import dicomfile
+    """The head of a file to send (via ``dcmtools.dicom.reader``), or ``DcmtoolsError`` with a stable code."""
+    from ..dicom import reader
 
-    info = dicomfile.read(path, stop_at=0x00080019, bulk_threshold=0)
+    info = reader.read(path, stop_at=0x00080019, bulk_threshold=0)
     if info.is_dicomdir:
         raise DcmtoolsError(ErrorCode.DICOMDIR, "this is a DICOMDIR (a media index), not an instance", "send the files it lists instead")
     sop_class, sop_instance = info.sop_class_uid, info.sop_instance_uid
@@ -121,11 +121,11 @@ def uid_problem(uid: str) -> str | None:
 
 def truncation(path: str) -> DcmtoolsError | None:
     """The error of a file cut short (read whole: only after a peer dropped us on it)."""
-    from .. import dicomfile
+    from ..dicom import reader
 
     try:
-        dicomfile.read(path, bulk_threshold=0)
-    except dicomfile.ReadError as exc:
+        reader.read(path, bulk_threshold=0)
+    except reader.ReadError as exc:
         if exc.code == ErrorCode.TRUNCATED:
             return exc
     except Exception:
@@ -405,7 +405,7 @@ def convert(path: str, target: str) -> bytes:
 
 
 def codecs_first_line(exc: BaseException) -> str:
-    from ..codecs import _first_line
+    from ..dicom.codecs import _first_line
 
     return _first_line(exc)
 
@@ -430,7 +430,7 @@ def _not_sent(entries: list[_Entry], rest: Iterator[Any], cause: DcmtoolsError) 
 
 def _expanded(items: Iterable[Any]) -> Iterator[Any]:
     """Plain paths as the command line takes them: a folder is walked, a glob expanded."""
-    from ..inputs import expand_path
+    from ..stream.inputs import expand_path
 
     for item in items:
         if isinstance(item, (str, os.PathLike)):
@@ -483,7 +483,7 @@ def send(
     move_originator: tuple[str, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Send files to ``peer``: paths (a folder is walked, a glob expanded, as on the command
-    line) or ``dcmtools.inputs.InputItem``s (whose errors become records).
+    line) or ``dcmtools.stream.inputs.InputItem``s (whose errors become records).
 
     Yields one record per file (in input order with ``jobs=1``; in completion
     order with ``jobs>1``, one association per job).  Raises ``DcmtoolsError``

@@ -6,7 +6,7 @@
   PDV fragments that fit the peer's maximum PDU length, as a list of buffers
   for one ``sendmsg`` call (no copy of the data).
 * Part 10 files: ``file_meta_bytes`` writes a File Meta Information group
-  (reading is ``dcmtools.dicomfile``'s job).
+  (reading is ``dcmtools.dicom.reader``'s job).
 
 Importable without pydicom or pynetdicom.
 """
@@ -205,7 +205,7 @@ def scan_dataset(data: bytes | bytearray | memoryview, ts: str, wanted: set[int]
     """Raw values of a few wanted top-level elements at the start of a received dataset.
 
     Used by the storage SCP on the first 64 kB of each instance, to name its
-    folder (patient, study, series).  Unlike ``dcmtools.dicomfile`` (which
+    folder (patient, study, series).  Unlike ``dcmtools.dicom.reader`` (which
     builds every element and item, about 0.4 ms for a small CT head) it only
     walks top-level elements, skips sequences without building them, and stops
     after the last wanted tag (about 0.02 ms).  Raises ``NotDicom`` when the

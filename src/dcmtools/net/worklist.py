@@ -31,7 +31,7 @@ import os
 import threading
 from typing import Any, Iterable, Iterator
 
-from ..records import DcmtoolsError, ErrorCode, ExitStatus
+from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from . import keys as K
 from .assoc import NetOptions
 from .peer import Peer
@@ -134,13 +134,13 @@ def read_items(path: str) -> list[dict[str, Any]]:
             raise DcmtoolsError(ErrorCode.INVALID, "it is not a DICOM JSON dataset (an object of tags)",
                                 "write one dataset in the DICOM JSON model (or a list of them)")
         return [_normalized(item) for item in items]
-    from .. import dicomfile, dicomjson
+    from ..dicom import reader, jsonmodel
 
     try:
-        read = dicomfile.read(path, bulk_threshold=256)
-    except dicomfile.ReadError as exc:
+        read = reader.read(path, bulk_threshold=256)
+    except reader.ReadError as exc:
         raise DcmtoolsError(exc.code, exc.message, exc.hint) from None
-    return [dicomjson.to_json_model(read.dataset, dicomjson.JsonOptions(bulk_threshold=256, bulk_uri=False))]
+    return [jsonmodel.to_json_model(read.dataset, jsonmodel.JsonOptions(bulk_threshold=256, bulk_uri=False))]
 
 
 def _normalized(item: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ import logging
 import os
 from typing import Any, Iterable, Iterator
 
-from ..records import DcmtoolsError, error_record
+from ..stream.records import DcmtoolsError, error_record
 from .options import FilmOptions, Layout, parse_layout
 from .prepare import PreparedImage, read_images
 
@@ -62,7 +62,7 @@ __all__ = [
 def films(inputs: Iterable[Any], film: FilmOptions) -> Iterator[tuple[str, Any]]:
     """The inputs grouped into films: ``("film", [PreparedImage, ...])`` or ``("error", record)``.
 
-    ``inputs`` are paths or ``dcmtools.inputs.InputItem``; images are read
+    ``inputs`` are paths or ``dcmtools.stream.inputs.InputItem``; images are read
     one at a time, so at most one film's images are in memory.
     """
     batch: list[PreparedImage] = []

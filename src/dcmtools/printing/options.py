@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..records import DcmtoolsError, ExitStatus
+from ..stream.records import DcmtoolsError, ExitStatus
 
 # PS3.3 C.13.8 Film Size ID defined terms, with their size (width, height) in mm, portrait.
 FILM_SIZES: dict[str, tuple[float, float]] = {

@@ -36,7 +36,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..records import DcmtoolsError, ErrorCode
+from ..stream.records import DcmtoolsError, ErrorCode
 from .options import select_frames
 
 COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_PARTIAL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
@@ -230,10 +230,10 @@ def _sop_name(ds: Any) -> str:
 
 
 def _decode(ds: Any, index: int, count: int, path: str, **kwargs: Any) -> np.ndarray:
-    """One frame's pixels, decoded by the fastest plugin installed (as ``dcmtools.codecs`` chooses)."""
+    """One frame's pixels, decoded by the fastest plugin installed (as ``dcmtools.dicom.codecs`` chooses)."""
     from pydicom.pixels import get_decoder, pixel_array
 
-    from .. import codecs
+    from ..dicom import codecs
 
     meta = getattr(ds, "file_meta", None)
     ts = meta.get("TransferSyntaxUID") if meta is not None else None

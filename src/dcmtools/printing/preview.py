@@ -39,7 +39,7 @@ def density_level(density: str | None, default: float) -> float:
         return 0.0
     if density == "WHITE":
         return 1.0
-    from ..gsdf import jnd_index
+    from ..display.gsdf import jnd_index
 
     def jnd(od: float) -> float:
         return jnd_index(ILLUMINATION * 10 ** (-od / 100.0) + AMBIENT)
@@ -181,7 +181,7 @@ def pvalues_bytes(pixels: np.ndarray, bits: int) -> bytes:
 
 def write_film(path: str, ds: Any, overwrite: bool = False) -> None:
     """Write ``ds`` to ``path`` atomically (never replacing a file unless ``overwrite``)."""
-    from ..outputs import write_atomic
+    from ..stream.outputs import write_atomic
 
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..records import DcmtoolsError, ErrorCode, ExitStatus
+from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from . import words
 from .options import FilmOptions
 from .prepare import PreparedImage

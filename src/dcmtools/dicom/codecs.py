@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
-from .records import DcmtoolsError, ErrorCode
+from ..stream.records import DcmtoolsError, ErrorCode
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import functools
 from typing import Iterator
 
-from . import datadict
-from .dicomfile import Dataset, DicomFile, Element
+from . import dictionary as datadict
+from .reader import Dataset, DicomFile, Element
 from .values import BULK_VRS, STRING_VRS, BadValue, Charset, little_endian_bytes, python_values
 
 KEYWORD_WIDTH = 36

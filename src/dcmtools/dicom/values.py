@@ -1,6 +1,6 @@
 """Element values as Python values, per VR, with the dataset's character set.
 
-Works on the raw elements of ``dcmtools.dicomfile``.  Text VRs are decoded with
+Works on the raw elements of ``dcmtools.dicom.reader``.  Text VRs are decoded with
 the Specific Character Set; single-byte sets and UTF-8 are decoded here, code
 extensions (ISO 2022) through pydicom's charset module, imported only then.
 """
@@ -12,7 +12,7 @@ import math
 import struct
 from typing import Any
 
-from .dicomfile import Dataset, Element
+from .reader import Dataset, Element
 
 SPECIFIC_CHARACTER_SET = 0x00080005
 

@@ -25,17 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from . import datadict
-from .dicomfile import Dataset, Element
-from .records import ErrorCode
-from .values import (
-    BULK_VRS,
-    BadValue,
-    Charset,
-    inline_binary,
-    python_values,
-    person_name,
-)
+from . import dictionary
+from .reader import Dataset, Element
+from ..stream.records import ErrorCode
+from .values import BULK_VRS, BadValue, Charset, inline_binary, python_values, person_name
 
 
 @dataclass
@@ -51,7 +44,7 @@ class JsonOptions:
 
 
 def to_json_model(ds: Dataset, options: JsonOptions | None = None, charset: Charset | None = None) -> dict[str, Any]:
-    """The DICOM JSON Model object of a dataset (as read by ``dcmtools.dicomfile``)."""
+    """The DICOM JSON Model object of a dataset (as read by ``dcmtools.dicom.reader``)."""
     options = options or JsonOptions()
     charset = Charset.of(ds, charset)
     out: dict[str, Any] = {}
@@ -124,7 +117,7 @@ def to_flat(ds: Dataset, options: JsonOptions | None = None, charset: Charset | 
     for tag, element in ds.items():
         if tag & 0xFFFF == 0:
             continue
-        key = datadict.keyword_of(tag) if not tag >> 16 & 1 else ""
+        key = dictionary.keyword_of(tag) if not tag >> 16 & 1 else ""
         key = key or f"{tag:08X}"
         value = _flat_value(element, ds, charset, options, f"{tag:08X}")
         if value is not _OMIT:

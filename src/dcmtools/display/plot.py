@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 from .gsdf import atomic_write, gsdf_luminance
-from .records import DcmtoolsError, ErrorCode
+from ..stream.records import DcmtoolsError, ErrorCode
 
 if TYPE_CHECKING:  # pragma: no cover
     from .gsdf import Analysis

@@ -22,7 +22,7 @@ Everything a person needs to show that a reading screen follows the GSDF
 * ``verify_display(path, ...)``: the whole check of ``dcmtools verify-display``.
 
 Pure Python (``math`` only): importing it costs nothing.  The TG18-LN test
-patterns are in ``dcmtools.tg18``, the QA plot in ``dcmtools.gsdfplot``.
+patterns are in ``dcmtools.display.tg18``, the QA plot in ``dcmtools.display.plot``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from .records import DcmtoolsError, ErrorCode
+from ..stream.records import DcmtoolsError, ErrorCode
 
 __all__ = [
     "GSDF_JND_MIN",
@@ -1169,7 +1169,7 @@ def atomic_write(path: str, data: bytes, *, overwrite: bool = False) -> None:
 
     An existing ``path`` is an ``exists`` error unless ``overwrite``.
     """
-    from .outputs import write_atomic
+    from ..stream.outputs import write_atomic
 
     if os.path.isdir(path):
         raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"{path} is a folder", "give a file name")
@@ -1199,11 +1199,11 @@ def verify_display(
     meets every criterion of ``display_class``.  Bad files raise
     ``DcmtoolsError``.  Write the calibration table with
     ``write_lut(calibration_lut(analysis.measurements, ambient=...), out)``
-    and the QA plot with ``dcmtools.gsdfplot.write_plot(analysis, out)``.
+    and the QA plot with ``dcmtools.display.plot.write_plot(analysis, out)``.
 
     Example::
 
-        from dcmtools.gsdf import verify_display
+        from dcmtools.display.gsdf import verify_display
         result = verify_display("monitor.csv", ambient=0.4)
         print(result.passed, result.max_error, result.luminance_ratio)
     """

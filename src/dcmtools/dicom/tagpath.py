@@ -8,7 +8,7 @@
 
 ``parse_path`` gives the steps; ``parse_key`` splits off ``=VALUE``;
 ``select`` keeps only the chosen elements of a dataset read by
-``dcmtools.dicomfile`` (with their enclosing sequences and items).
+``dcmtools.dicom.reader`` (with their enclosing sequences and items).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import datadict
-from .dicomfile import Dataset, Element
+from . import dictionary
+from .reader import Dataset, Element
 
 _STEP = re.compile(
     r"""^\s*(?:
@@ -39,7 +39,7 @@ class Step:
     index: int | None = None  # item number (0-based) in a sequence; None = every item
 
     def __str__(self) -> str:
-        name = datadict.keyword_of(self.tag) or f"({self.tag >> 16:04X},{self.tag & 0xFFFF:04X})"
+        name = dictionary.keyword_of(self.tag) or f"({self.tag >> 16:04X},{self.tag & 0xFFFF:04X})"
         return name + ("" if self.index is None else f"[{self.index}]")
 
 
@@ -58,7 +58,7 @@ def parse_path(text: str) -> tuple[Step, ...]:
         if not match:
             raise PathError(f"{part!r} in {text!r} is neither a keyword nor a tag like 0010,0010")
         if match["keyword"]:
-            tag = datadict.tag_of(match["keyword"])
+            tag = dictionary.tag_of(match["keyword"])
             if tag is None:
                 raise PathError(f"unknown keyword {match['keyword']!r}{_suggest(match['keyword'])}")
         elif match["hex"]:
@@ -79,7 +79,7 @@ def parse_key(text: str) -> tuple[tuple[Step, ...], str | None]:
 def _suggest(keyword: str) -> str:
     import difflib
 
-    close = difflib.get_close_matches(keyword, list(datadict._keywords()), n=3, cutoff=0.75)
+    close = difflib.get_close_matches(keyword, list(dictionary._keywords()), n=3, cutoff=0.75)
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 

@@ -22,7 +22,7 @@ import os
 from typing import Any, Iterator
 
 from .gsdf import atomic_write
-from .records import DcmtoolsError, ErrorCode
+from ..stream.records import DcmtoolsError, ErrorCode
 
 __all__ = ["LEVELS", "ln_levels", "ln_pattern", "write_ln_patterns"]
 
@@ -124,7 +124,7 @@ def write_ln_patterns(
     (``exists`` without ``overwrite``, ``write_failed``).  Files are written
     atomically.
     """
-    from .records import error_record
+    from ..stream.records import error_record
 
     uids: dict[str, str] = {}
     levels = ln_levels(bits, count)

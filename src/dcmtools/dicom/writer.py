@@ -1,4 +1,4 @@
-"""Writing the datasets of ``dcmtools.dicomfile`` back to DICOM files, fast.
+"""Writing the datasets of ``dcmtools.dicom.reader`` back to DICOM files, fast.
 
 The counterpart of the reader for commands that change a few elements and
 keep the rest (anonymize): each element is written from the raw value bytes
@@ -22,18 +22,7 @@ import struct
 import zlib
 from typing import BinaryIO
 
-from .dicomfile import (
-    DEFLATED_LE,
-    EXPLICIT_VR_BE,
-    IMPLICIT_VR_LE,
-    ITEM,
-    ITEM_DELIMITER,
-    LONG_VRS,
-    SEQUENCE_DELIMITER,
-    UNDEFINED,
-    Dataset,
-    Element,
-)
+from .reader import DEFLATED_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE, ITEM, ITEM_DELIMITER, LONG_VRS, SEQUENCE_DELIMITER, UNDEFINED, Dataset, Element
 
 _ITEM_START = {True: struct.pack("<HHI", 0xFFFE, 0xE000, UNDEFINED), False: struct.pack(">HHI", 0xFFFE, 0xE000, UNDEFINED)}
 _ITEM_END = {True: struct.pack("<HHI", 0xFFFE, 0xE00D, 0), False: struct.pack(">HHI", 0xFFFE, 0xE00D, 0)}

@@ -24,8 +24,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from . import datadict
-from .records import DcmtoolsError, ErrorCode
+from . import dictionary
+from ..stream.records import DcmtoolsError, ErrorCode
 
 # Transfer syntaxes whose encoding the reader must know.
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
@@ -96,7 +96,7 @@ class Element:
         self.encapsulated: bool = encapsulated
 
     def __repr__(self) -> str:
-        return f"Element({datadict.format_tag(self.tag)} {self.vr} len={self.length})"
+        return f"Element({dictionary.format_tag(self.tag)} {self.vr} len={self.length})"
 
 
 class Dataset(dict):
@@ -186,7 +186,7 @@ class _Reader:
                 return ds, pos
             if implicit:
                 length = unpack_u32(buf, pos + 4)[0]
-                vr = datadict.vr_of(tag)
+                vr = dictionary.vr_of(tag)
                 if " or " in vr:
                     vr = self._resolve_ambiguous(tag, vr)
                 value_pos = pos + 8
@@ -196,7 +196,7 @@ class _Reader:
                     if group != 0xFFFE:
                         raise ReadError(
                             ErrorCode.INVALID,
-                            f"invalid VR {vr_bytes!r} at byte {self._where(pos)} in element {datadict.format_tag(tag)}",
+                            f"invalid VR {vr_bytes!r} at byte {self._where(pos)} in element {dictionary.format_tag(tag)}",
                         )
                     # Item tags have no VR even in explicit VR data.
                     length, vr, value_pos = unpack_u32(buf, pos + 4)[0], "", pos + 8
@@ -236,7 +236,7 @@ class _Reader:
                 ds[tag] = Element(tag, "SQ", end - value_pos, None, self._where(value_pos), items, True)
                 return end
             raise ReadError(
-                ErrorCode.INVALID, f"element {datadict.format_tag(tag)} ({vr}) has an undefined length"
+                ErrorCode.INVALID, f"element {dictionary.format_tag(tag)} ({vr}) has an undefined length"
             )
         end = value_pos + length
         if end > self.size:
@@ -266,7 +266,7 @@ class _Reader:
             if tag != ITEM:
                 raise ReadError(
                     ErrorCode.INVALID,
-                    f"expected a sequence item at byte {self._where(pos - 8)}, found {datadict.format_tag(tag)}",
+                    f"expected a sequence item at byte {self._where(pos - 8)}, found {dictionary.format_tag(tag)}",
                 )
             if length == UNDEFINED:
                 item, pos = self.dataset(pos, limit, little, implicit, depth + 1)
@@ -454,7 +454,7 @@ def _read_meta(reader: _Reader, meta: Dataset, pos: int, has_preamble: bool) -> 
         else:
             # Some writers put the meta in implicit VR: read it so.
             length, value_pos = struct.unpack_from("<I", buf, pos + 4)[0], pos + 8
-            vr = datadict.vr_of(group << 16 | elem)
+            vr = dictionary.vr_of(group << 16 | elem)
         if length == UNDEFINED or value_pos + length > size:
             raise _Truncated
         tag = group << 16 | elem
