@@ -23,6 +23,7 @@ from .netopts import (
     net_options,
     report_fatal,
 )
+from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
 
 
 def _human(record: dict[str, Any]) -> str | None:
@@ -36,7 +37,7 @@ def _human(record: dict[str, Any]) -> str | None:
     return text
 
 
-@app.command("echo", epilog=PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+@app.command("echo", epilog=PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG + "\n\n" + WEB_EPILOG)
 def echo_command(
     peer: PeerArg,
     count: Annotated[int, typer.Option("--count", "-c", metavar="N", help="Number of C-ECHOs (one association).", min=1)] = 1,
@@ -52,6 +53,10 @@ def echo_command(
     trace: TraceOpt = False,
     json: JsonOpt = None,
     quiet: QuietOpt = False,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    user: UserOpt = None,
+    password_file: PasswordFileOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Check that a peer answers: C-ECHO with round-trip times.
@@ -68,6 +73,11 @@ def echo_command(
       dcmtools echo STORESCP@10.0.0.5:104 --aet MYWS --timeout 5 --trace
     """
     with CommandRun("echo", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+        if is_web(peer, peers):  # DICOMweb: a QIDO-RS request (cli/webpeer.py)
+            from . import webpeer
+
+            return webpeer.echo(run, webpeer.session(peer, peers, token=token, token_file=token_file, user=user, password_file=password_file,
+                                       tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, timeout=timeout, debug=run.debug), count, interval)
         from ..net import echo
         from ..records import DcmtoolsError
         from .netopts import resolve_peer
