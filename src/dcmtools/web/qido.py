@@ -50,6 +50,14 @@ def query_parameters(identifier: dict[str, Any]) -> list[tuple[str, str]]:
     return params
 
 
+def encode_query(params: list[tuple[str, str]]) -> str:
+    """The query string, with the matching characters ``* ? , ^`` left as they are: Orthanc does
+    not decode ``%2A`` and would match a literal asterisk (0 answers)."""
+    from urllib.parse import quote, urlencode
+
+    return urlencode(params, safe="*?,^", quote_via=quote)
+
+
 def qido(session: WebSession, identifier: dict[str, Any], level: str = "STUDY", *, limit: int | None = None,
          flat: bool = False, page: int = PAGE, stats: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """Query at ``level`` (STUDY, SERIES, IMAGE); one record per match, all pages."""
@@ -64,8 +72,8 @@ def qido(session: WebSession, identifier: dict[str, Any], level: str = "STUDY", 
     offset = 0
     while True:
         size = page if limit is None else min(page, limit - n)
-        response = session.request("GET", RESOURCE[level], what=f"QIDO-RS query ({level.lower()} level)",
-                                   params=params + [("limit", str(size)), ("offset", str(offset))],
+        query = encode_query(params + [("limit", str(size)), ("offset", str(offset))])
+        response = session.request("GET", f"{RESOURCE[level]}?{query}", what=f"QIDO-RS query ({level.lower()} level)",
                                    headers={"Accept": "application/dicom+json"}, ok=(200, 204))
         answers = _answers(session, response)
         for answer in answers:
