@@ -269,3 +269,42 @@ def test_pipes_find_move_and_anonymize_send(web, work, archive):
     assert sent.returncode == 0, sent.stdout + sent.stderr
     files = [r for r in records(sent.stdout) if r["type"] == "file"]
     assert len(files) == 2 and all(r["ok"] and str(work / "anon") in r["path"] for r in files)
+
+
+def test_help_examples_run_against_orthanc(web, work):
+    """The DICOMweb examples of --help, run as they are written, with the URL of the test's Orthanc."""
+    import re
+    import subprocess
+
+    password = work / "pacs-password"
+    password.write_text(PASSWORD)
+    home = work / "home"
+    home.mkdir(exist_ok=True)
+    (home / ".pacs-password").write_text(PASSWORD)
+    study = work / "examples" / "study"
+    study.mkdir(parents=True, exist_ok=True)
+    (study / "ct.dcm").write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes())
+    bindir = work / "bin"
+    bindir.mkdir(exist_ok=True)
+    import sys
+
+    (bindir / "dcmtools").write_text(f"#!/bin/sh\nexec {sys.executable} -m dcmtools \"$@\"\n")
+    (bindir / "dcmtools").chmod(0o755)
+    env = _env(HOME=str(home), DCMTOOLS_USER=USER, DCMTOOLS_PASSWORD=PASSWORD,
+               PATH=f"{bindir}:{os.environ['PATH']}")
+    ran = 0
+    for command in ("echo", "send", "find", "move"):
+        text = dcmtools(command, "--help", env=env).stdout
+        for line in text.splitlines():
+            line = line.strip()
+            if "pacs.example.org/dicom-web" not in line or not line.startswith("dcmtools"):
+                continue
+            line = line.replace("https://pacs.example.org/dicom-web", web.extra["url"])
+            result = subprocess.run(["bash", "-c", f"set -o pipefail; {line} --json"], cwd=work / "examples",
+                                    capture_output=True, text=True, env=env, timeout=120)
+            assert result.returncode == 0, (line, result.stdout[-1000:], result.stderr)
+            last = records(result.stdout)[-1]
+            assert last["type"] == "summary" and last["exit_status"] == 0, line
+            ran += 1
+    assert ran == 4
+    assert list((work / "examples" / "out").rglob("*.dcm"))  # move --get wrote the dog's images

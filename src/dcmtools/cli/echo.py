@@ -71,6 +71,7 @@ def echo_command(
       dcmtools echo ORTHANC@127.0.0.1:4242
       dcmtools echo pacs --count 5 --interval 1
       dcmtools echo STORESCP@10.0.0.5:104 --aet MYWS --timeout 5 --trace
+      dcmtools echo https://pacs.example.org/dicom-web --user alice --password-file ~/.pacs-password
     """
     with CommandRun("echo", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         if is_web(peer, peers):  # DICOMweb: a QIDO-RS request (cli/webpeer.py)

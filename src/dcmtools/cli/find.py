@@ -222,6 +222,7 @@ def find_command(
       dcmtools find pacs --level series -k StudyInstanceUID=1.2.3.4 -k SeriesDescription
       dcmtools find pacs -k 'PatientName=SMITH^*' -k PatientSpeciesDescription --flat | jq .dataset
       dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --store-dir out/ -
+      dcmtools find https://pacs.example.org/dicom-web --level series -k Modality=CT --user alice --password-file ~/.pacs-password
     """
     with CommandRun("find", json_mode=json, human=table_human(_COLUMNS), debug=debug, quiet=quiet) as run:
         from ..net import keys as K

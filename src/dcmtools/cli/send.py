@@ -117,6 +117,7 @@ def send_command(
       dcmtools send pacs '**/*.dcm' --aet MYWS
       dcmtools anonymize in/ -o out/ | dcmtools send pacs -
       find /archive -name '*.dcm' -print0 | dcmtools send pacs --files-from - -0 --jobs 2
+      dcmtools send https://pacs.example.org/dicom-web study/ --batch 100 --user alice --password-file ~/.pacs-password
     """
     with CommandRun("send", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         if is_web(peer, peers):  # DICOMweb: STOW-RS (cli/webpeer.py)

@@ -22,7 +22,7 @@ TokenFileOpt = Annotated[
 UserOpt = Annotated[
     Optional[str],
     typer.Option("--user", metavar="USER", show_default=False,
-                 help="DICOMweb: basic auth user; the password from $DCMTOOLS_PASSWORD or --password-file."),
+                 help="DICOMweb: basic auth user [env DCMTOOLS_USER]; the password from $DCMTOOLS_PASSWORD or --password-file."),
 ]
 PasswordFileOpt = Annotated[
     Optional[str], typer.Option("--password-file", metavar="FILE", help="DICOMweb: read the basic auth password from FILE.")

@@ -143,7 +143,7 @@ def parse_web_peer(text: str, peers_file: str | os.PathLike | None = None, *, to
     """The peer named on the command line, with the options given overriding the peers file's.
 
     The token comes from ``token``, ``token_file``, ``$DCMTOOLS_TOKEN`` or the peers file; the
-    password from ``password``, ``password_file``, ``$DCMTOOLS_PASSWORD`` or the peers file.
+    user from ``user``, the peers file or ``$DCMTOOLS_USER``; the password from ``password``, ``password_file``, ``$DCMTOOLS_PASSWORD`` or the peers file.
     """
     entry = {} if is_url(text) else (web_peer_entry(text, peers_file) or {})
     base = Path(entry.get("_base", "."))
@@ -169,7 +169,7 @@ def parse_web_peer(text: str, peers_file: str | os.PathLike | None = None, *, to
         token = os.environ.get(str(entry["token_env"])) or None
     if not token and entry.get("token_file"):
         token = _read_secret(file("token_file") or "", "token")
-    user = user or entry.get("user")
+    user = user or entry.get("user") or os.environ.get("DCMTOOLS_USER") or None
     if user:
         if password_file:
             password = password or _read_secret(password_file, "password")
