@@ -36,8 +36,18 @@ def test_multipart_body_streams_the_files_as_they_are():
 def test_a_bare_dataset_is_given_a_file_meta_header():
     from dcmtools.web.stow import prepare
 
-    part = prepare(get_testdata_file("no_meta.dcm"))
+    import io
+
+    import pydicom
+
+    path = get_testdata_file("ExplVR_LitEndNoMeta.dcm")
+    part = prepare(path)
     assert part.data is not None and part.data[128:132] == b"DICM" and part.size == len(part.data)
+    sent = pydicom.dcmread(io.BytesIO(part.data))
+    original = pydicom.dcmread(path, force=True)
+    assert sent.file_meta.TransferSyntaxUID == part.transfer_syntax == "1.2.840.10008.1.2.1"
+    assert sent.SOPInstanceUID == original.SOPInstanceUID
+    assert all(sent[e.tag].value == e.value for e in original)
 
 
 def test_qido_parameters_from_find_keys():

@@ -139,16 +139,23 @@ def prepare(path: str) -> Part:
     with open(path, "rb") as stream:
         start = stream.read(132)
     if not (len(start) == 132 and start[128:132] == b"DICM" and head.offset > 132):
-        part.data = _as_part10(path)  # a bare dataset: STOW-RS carries Part 10 files
+        part.data = _as_part10(path, head)  # a bare dataset: STOW-RS carries Part 10 files
         part.size = len(part.data)
     return part
 
 
-def _as_part10(path: str) -> bytes:
+def _as_part10(path: str, head: Any) -> bytes:
     import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID
 
     try:
         ds = pydicom.dcmread(path, force=True)
+        meta = FileMetaDataset(ds.file_meta) if getattr(ds, "file_meta", None) else FileMetaDataset()
+        meta.TransferSyntaxUID = UID(head.transfer_syntax)  # as read_head found the bytes encoded
+        meta.MediaStorageSOPClassUID = head.sop_class
+        meta.MediaStorageSOPInstanceUID = head.sop_instance
+        ds.file_meta = meta
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
     except Exception as exc:
