@@ -6,8 +6,9 @@
 Data (built once under benchmarks/out/): 500 CT images 512x512 16-bit (265 MB),
 and 1000 small images (pydicom's CT_small, 39 kB each, own UIDs), where the cost
 per request weighs more than the server's cost of storing the bytes.
-Peer: Orthanc with its DICOMweb plugin on 127.0.0.1, a fresh one (empty storage)
-for every run, started by tests/qrpeers.py's launcher and stopped by PID.
+Peer: Orthanc with its DICOMweb plugin on 127.0.0.1, a fresh one (empty storage,
+in /dev/shm unless --storage DIR) for every run, started by tests/qrpeers.py's
+launcher and stopped by PID.
 
 Runs, each sending the same 500 files to the same kind of Orthanc:
   stow       `dcmtools send URL folder --batch N` (the whole process, start-up included)
@@ -109,6 +110,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--no-small", action="store_true", help="only the 500 CT 512x512")
+    parser.add_argument("--storage", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+                        help="where Orthanc stores (default /dev/shm: a disk's fsyncs would hide the client's cost)")
     args = parser.parse_args()
     measure("CT 512x512", ct_series(args.count), args)
     if not args.no_small:
@@ -123,7 +126,7 @@ def measure(name: str, files: list[Path], args) -> None:
     kinds = ["stow", "stow-lib", "per-file", "c-store", "storescu"]
     best = {k: float("inf") for k in kinds}
     print(f"\n{len(files)} {name} ({megabytes:.0f} MB) to Orthanc, load {os.getloadavg()[0]:.2f}")
-    with tempfile.TemporaryDirectory(prefix="bench-dicomweb-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-dicomweb-", dir=args.storage) as tmp:
         for round_ in range(args.rounds):
             for kind in kinds:
                 seconds = one(kind, folder, len(files), args.batch, Path(tmp) / f"{kind}-{round_}")

@@ -308,3 +308,4 @@ def test_help_examples_run_against_orthanc(web, work):
             ran += 1
     assert ran == 4
     assert list((work / "examples" / "out").rglob("*.dcm"))  # move --get wrote the dog's images
+

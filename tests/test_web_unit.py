@@ -26,6 +26,10 @@ def test_multipart_body_streams_the_files_as_they_are():
         chunks.append(chunk)
     data = b"".join(chunks)
     assert len(data) == len(body)
+    import requests
+
+    request = requests.Request("POST", "http://127.0.0.1:9/", data=MultipartBody(parts, "XyZ")).prepare()
+    assert request.headers["Content-Length"] == str(len(body))  # not chunked: some servers refuse that
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b'Content-Type: multipart/related; type="application/dicom"; boundary=XyZ\r\n\r\n' + data)
     payloads = [part.get_payload(decode=True) for part in message.iter_parts()]

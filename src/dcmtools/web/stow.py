@@ -90,9 +90,14 @@ class MultipartBody(io.RawIOBase):
         self._index = 0
         self._pending = b""
         self._stream: Any = None
+        self._position = 0
 
     def __len__(self) -> int:
         return self._length
+
+    def tell(self) -> int:
+        # requests takes len() - tell() as the Content-Length (without tell() it falls back to chunked)
+        return self._position
 
     def readable(self) -> bool:
         return True
@@ -121,6 +126,7 @@ class MultipartBody(io.RawIOBase):
             self._pending = head
             if part is not None:
                 self._stream = io.BytesIO(part.data) if part.data is not None else open(part.path, "rb")
+        self._position += len(out)
         return bytes(out)
 
     def close(self) -> None:
