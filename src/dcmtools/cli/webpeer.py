@@ -48,6 +48,9 @@ backoff. When it cannot be used:
   7 no_service          ... has no DICOMweb service at /path (404 Not Found)"""
 
 
+_FAULT_STATUS = {"aborted": 5, "timeout": 6}
+
+
 def is_web(peer: str, peers_file: Optional[str]) -> bool:
     """True when PEER is a DICOMweb service (a URL, or a peers-file entry with ``url``)."""
     if peer.startswith(("http://", "https://")):
@@ -107,6 +110,9 @@ def send(run: Any, web: Any, items: Any, batch: Optional[int] = None, decompress
         try:
             for record in run.progress(stow(web, items, batch=batch, decompress=decompress), unit="file"):
                 run.write(record)
+                code = (record.get("error") or {}).get("code")
+                if code in _FAULT_STATUS:  # a request lost to the connection: as send does for DIMSE
+                    run.writer.fail(_FAULT_STATUS[code])
         except DcmtoolsError as exc:
             _fatal(run, exc, "request", str(web.peer))
         run.summary_extra["peer"] = str(web.peer)

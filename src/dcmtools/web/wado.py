@@ -88,7 +88,7 @@ def wado(session: WebSession, requests: Iterable[Any], store_dir: str = ".", *, 
             for path in paths:
                 files += retrieve(session, path, store_dir, overwrite=overwrite)
         except DcmtoolsError as exc:
-            if exc.exit_status not in (ExitStatus.FAILED,) and exc.code != WebErrorCode.NO_SERVICE or not _is_item(exc):
+            if not _is_item(exc):  # the server or the connection, not this identifier: the run ends
                 raise
             yield error_record("get", exc, **{k: v for k, v in base.items() if k != "type"})
             continue
