@@ -101,3 +101,18 @@ def test_peer_url_and_secrets(tmp_path, monkeypatch):
     from dcmtools.net import parse_peer
 
     assert parse_peer("pacs", peers).aet == "PACS"  # the DIMSE side skips the url entry
+
+
+def test_batches_are_bounded_by_count_and_size(tmp_path):
+    from dcmtools.web.stow import _batches
+
+    ct, mr = get_testdata_file("CT_small.dcm"), get_testdata_file("MR_small.dcm")  # 39 kB, 10 kB
+    files = [ct, mr, mr, mr, mr, ct, mr]
+    by_count = [[Path(p.path).name for p in parts] for parts, _ in _batches(files, 3, 10**9)]
+    assert [len(b) for b in by_count] == [3, 3, 1]
+    sizes = [[p.size for p in parts] for parts, _ in _batches(files, 100, 45_000)]
+    assert all(sum(s) <= 45_000 or len(s) == 1 for s in sizes) and sum(len(s) for s in sizes) == len(files)
+    assert [len(s) for s in sizes] == [1, 4, 1, 1]  # ct (39 kB) + mr (10 kB) pass 45 kB: a new request
+    missing = tmp_path / "missing.dcm"
+    errors = [e for _, errs in _batches([str(missing), mr], 10, 10**9) for e in errs]
+    assert len(errors) == 1 and errors[0]["ok"] is False and errors[0]["path"] == str(missing)
