@@ -325,7 +325,7 @@ def orthanc(tmp: Path, modalities: dict[str, tuple[str, int]], files: list[Path]
         auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
     path = tmp / f"orthanc-{port}.json"
     path.write_text(json.dumps(config))
-    with running(["Orthanc", str(path)], port, log=tmp / f"orthanc-{port}.log"):
+    with running(["Orthanc", str(path)], port, log=tmp / f"orthanc-{port}.log") as process:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -338,7 +338,7 @@ def orthanc(tmp: Path, modalities: dict[str, tuple[str, int]], files: list[Path]
             request = urllib.request.Request(f"http://127.0.0.1:{http}/instances", data=Path(file).read_bytes(),
                                              method="POST", headers=auth)
             urllib.request.urlopen(request, timeout=30).read()
-        extra: dict[str, Any] = {"http": http}
+        extra: dict[str, Any] = {"http": http, "process": process, "config": path}
         if dicomweb:
             extra["url"] = f"http://127.0.0.1:{http}/dicom-web"
         yield Peer(f"ORTHANC@127.0.0.1:{port}", port, "ORTHANC", extra)

@@ -309,3 +309,51 @@ def test_help_examples_run_against_orthanc(web, work):
     assert ran == 4
     assert list((work / "examples" / "out").rglob("*.dcm"))  # move --get wrote the dog's images
 
+
+
+def test_dropped_connection_is_retried_and_nothing_unconfirmed(work):
+    """Orthanc killed in the middle of a STOW-RS request and started again: the request is sent again
+    after a pause, and every instance is reported stored only once the new Orthanc confirmed it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from peers import running
+
+    folder = work / "big"
+    folder.mkdir()
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.Rows = ds.Columns = 512
+    ds.PixelData = np.zeros((512, 512), np.int16).tobytes()
+    for n in range(120):  # 63 MB in one request
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.save_as(folder / f"{n:03d}.dcm", enforce_file_format=True)
+    with orthanc(work / "drop", {}, dicomweb=True) as peer:
+        client = subprocess.Popen([sys.executable, "-m", "dcmtools", "send", peer.extra["url"], str(folder),
+                                   "--batch", "200", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=_env())
+        # wait until the client is in the middle of the body (it has read 10 MB of the files), then kill Orthanc
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and client.poll() is None:
+            io = dict(line.split(": ") for line in Path(f"/proc/{client.pid}/io").read_text().splitlines())
+            if int(io["rchar"]) > 10_000_000:
+                break
+            time.sleep(0.005)
+        assert client.poll() is None, "the client ended before it could be interrupted"
+        os.kill(peer.extra["process"].pid, signal.SIGKILL)
+        peer.extra["process"].wait()
+        with running(["Orthanc", str(peer.extra["config"])], peer.port, log=work / "drop" / "restarted.log"):
+            stdout, stderr = client.communicate(timeout=120)
+            out = records(stdout)
+            assert client.returncode == 0, stdout[-2000:] + stderr
+            assert "dropped the connection" in stderr and "trying again" in stderr, stderr
+            files = [r for r in out if r["type"] == "file"]
+            assert len(files) == 120 and all(r["ok"] and r["status"] == "stored" for r in files)
+            stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{peer.extra['http']}/statistics",
+                                                      timeout=10).read())
+            assert stats["CountInstances"] == 120

@@ -254,7 +254,9 @@ class WebSession:
                 response = self.http.request(method, self.url(path), data=data, timeout=self.timeout, **kwargs)
             except requests.exceptions.RequestException as exc:
                 error = self._connection_error(exc, what)
-                if error.code in (ErrorCode.ABORTED,) and attempt < self.retries:
+                # A dropped connection is retried; so is a refused one after a drop (a server restarting).
+                retry = error.code == ErrorCode.ABORTED or (attempt and error.code == ErrorCode.CONNECTION_REFUSED)
+                if retry and attempt < self.retries:
                     attempt += 1
                     self._pause(attempt, None, f"{error.message}")
                     continue
