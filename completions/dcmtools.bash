@@ -22,24 +22,24 @@ _dcmtools() {
             case "$prev" in --tag|-t|--bulk-threshold|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         echo)
-            opts="--count -c --interval --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --debug"
-            case "$prev" in --count|-c|--interval|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--count -c --interval --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"
+            case "$prev" in --count|-c|--interval|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--token|--token-file|--user|--password-file) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         edit)
             opts="--output -o --in-place --no-backup --set --set-existing --erase --erase-private --map --match --require-match --new-uids --key --key-file --charset --dry-run --overwrite --json --no-json --jobs -j --files-from --null -0 --quiet -q --debug"
             case "$prev" in --output|-o|--set|--set-existing|--erase|--map|--match|--new-uids|--key|--key-file|--charset|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         find)
-            opts="--key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --no-defaults --walk --no-walk --check --no-check --flat --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --debug"
-            case "$prev" in --key|-k|--level|-L|--model|-m|--patient|--patient-id|--date|--modality|--accession|--limit|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --no-defaults --walk --no-walk --check --no-check --flat --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"
+            case "$prev" in --key|-k|--level|-L|--model|-m|--patient|--patient-id|--date|--modality|--accession|--limit|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--token|--token-file|--user|--password-file) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         listen)
             opts="--port -p --aet --store-dir -d --count -c --idle-timeout --bind --allow --allow-any --max-associations --assoc-timeout --pdu-timeout --worklist-dir -w --reindex --peers --overwrite --commit-report --commit-delay --commit-report-to --timeout --max-pdu --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
             case "$prev" in --port|-p|--aet|--store-dir|-d|--count|-c|--idle-timeout|--bind|--allow|--max-associations|--assoc-timeout|--pdu-timeout|--worklist-dir|-w|--peers|--commit-report|--commit-delay|--commit-report-to|--timeout|--max-pdu|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         move)
-            opts="--key -k --level -L --model -m --dest --get --port -p --store-dir -d --bind --overwrite --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --debug"
-            case "$prev" in --key|-k|--level|-L|--model|-m|--dest|--port|-p|--store-dir|-d|--bind|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--key -k --level -L --model -m --dest --get --port -p --store-dir -d --bind --overwrite --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"
+            case "$prev" in --key|-k|--level|-L|--model|-m|--dest|--port|-p|--store-dir|-d|--bind|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--token|--token-file|--user|--password-file) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         print)
             opts="--layout -l --film-size --orientation --copies --priority --medium --destination --magnification --polarity --border-density --empty-density --label --window -w --frames --bits --no-presentation-lut --status --dry-run --output -o --overwrite --files-from --null -0 --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --debug"
@@ -50,8 +50,8 @@ _dcmtools() {
             case "$prev" in --output|-o|--format|-f|--quality|--bits|--frame|--window|-w|--voi-lut|--size|--sheet|--label|--columns|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         send)
-            opts="--retries --jobs -j --decompress --no-decompress --priority --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --files-from --null -0 --json --no-json --quiet -q --debug"
-            case "$prev" in --retries|--jobs|-j|--priority|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--retries --jobs -j --decompress --no-decompress --priority --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --files-from --null -0 --json --no-json --quiet -q --token --token-file --user --password-file --batch --debug"
+            case "$prev" in --retries|--jobs|-j|--priority|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--files-from|--token|--token-file|--user|--password-file|--batch) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         transcode)
             opts="--to -t --output -o --error --ratio --quality --verify --no-verify --keep-uid --list --overwrite --jobs -j --files-from --null -0 --json --no-json --quiet -q --debug"

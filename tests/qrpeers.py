@@ -268,10 +268,15 @@ def storescp(tmp: Path, aet: str = "THIRD") -> Iterator[Peer]:
 
 @contextlib.contextmanager
 def orthanc(tmp: Path, modalities: dict[str, tuple[str, int]], files: list[Path] = (),
-            worklist: Path | None = None, config_extra: dict[str, Any] | None = None) -> Iterator[Peer]:
+            worklist: Path | None = None, config_extra: dict[str, Any] | None = None, *, dicomweb: bool = False,
+            users: dict[str, str] | None = None, lua: str | None = None) -> Iterator[Peer]:
     """Orthanc with its ModalityWorklists plugin; ``modalities`` ({name: (AET, port)}) may C-MOVE,
     and are C-MOVE destinations; filled with ``files`` through its REST API; ``config_extra``
-    is merged into its configuration (e.g. ``{"LimitFindResults": 2}``)."""
+    is merged into its configuration (e.g. ``{"LimitFindResults": 2}``).
+
+    ``dicomweb``: with its DICOMweb plugin, base URL in ``peer.extra["url"]``; ``users``
+    ({user: password}): HTTP basic auth required; ``lua``: a Lua script (e.g. a
+    ReceivedInstanceFilter that refuses some instances)."""
     require("Orthanc")
     port, http = free_port(), free_port()
     storage = tmp / f"orthanc-{port}"
@@ -296,24 +301,49 @@ def orthanc(tmp: Path, modalities: dict[str, tuple[str, int]], files: list[Path]
             import pytest
 
             pytest.skip(message)
-        config["Plugins"] = [plugin]
+        config["Plugins"].append(plugin)
         config["Worklists"] = {"Enable": True, "Database": str(worklist)}
     config.update(config_extra or {})
+    if dicomweb:
+        plugin = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+        if not os.path.exists(plugin):
+            import pytest
+
+            (pytest.fail if os.environ.get("CI") else pytest.skip)(f"Orthanc's DICOMweb plugin is missing ({plugin})")
+        config["Plugins"].append(plugin)
+        config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
+    if users:
+        config["AuthenticationEnabled"] = True
+        config["RegisteredUsers"] = users
+    if lua is not None:
+        script = tmp / f"orthanc-{port}.lua"
+        script.write_text(lua)
+        config["LuaScripts"] = [str(script)]
+    auth = {}
+    if users:
+        import base64
+
+        user, password = next(iter(users.items()))
+        auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
     path = tmp / f"orthanc-{port}.json"
     path.write_text(json.dumps(config))
-    with running(["Orthanc", str(path)], port, log=tmp / f"orthanc-{port}.log"):
+    with running(["Orthanc", str(path)], port, log=tmp / f"orthanc-{port}.log") as process:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{http}/system", timeout=1).read()
+                urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{http}/system", headers=auth),
+                                       timeout=1).read()
                 break
             except OSError:
                 time.sleep(0.1)
         for file in files:
             request = urllib.request.Request(f"http://127.0.0.1:{http}/instances", data=Path(file).read_bytes(),
-                                             method="POST")
+                                             method="POST", headers=auth)
             urllib.request.urlopen(request, timeout=30).read()
-        yield Peer(f"ORTHANC@127.0.0.1:{port}", port, "ORTHANC", {"http": http})
+        extra: dict[str, Any] = {"http": http, "process": process, "config": path}
+        if dicomweb:
+            extra["url"] = f"http://127.0.0.1:{http}/dicom-web"
+        yield Peer(f"ORTHANC@127.0.0.1:{port}", port, "ORTHANC", extra)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from .netopts import (
     net_options,
     report_fatal,
 )
+from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
 
 
 def _human(record: dict[str, Any]) -> str | None:
@@ -38,7 +39,7 @@ def _human(record: dict[str, Any]) -> str | None:
     return text
 
 
-@app.command("echo", epilog=PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+@app.command("echo", epilog=PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG + "\n\n" + WEB_EPILOG)
 def echo_command(
     peer: PeerArg,
     count: Annotated[int, typer.Option("--count", "-c", metavar="N", help="Number of C-ECHOs (one association).", min=1)] = 1,
@@ -56,6 +57,10 @@ def echo_command(
     trace: TraceOpt = False,
     json: JsonOpt = None,
     quiet: QuietOpt = False,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    user: UserOpt = None,
+    password_file: PasswordFileOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Check that a peer answers: C-ECHO with round-trip times.
@@ -70,8 +75,14 @@ def echo_command(
       dcmtools echo ORTHANC@127.0.0.1:4242
       dcmtools echo pacs --count 5 --interval 1
       dcmtools echo STORESCP@10.0.0.5:104 --aet MYWS --timeout 5 --trace
+      dcmtools echo https://pacs.example.org/dicom-web --user alice --password-file ~/.pacs-password
     """
     with CommandRun("echo", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+        if is_web(peer, peers):  # DICOMweb: a QIDO-RS request (cli/webpeer.py)
+            from . import webpeer
+
+            return webpeer.echo(run, webpeer.session(peer, peers, token=token, token_file=token_file, user=user, password_file=password_file,
+                                       tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, timeout=timeout, debug=run.debug, tls_insecure=tls_insecure), count, interval)
         from ..net import echo
         from ..stream.records import DcmtoolsError
         from .netopts import resolve_peer

@@ -26,6 +26,7 @@ from .netopts import (
     report_fatal,
     resolve_peer,
 )
+from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
 
 KeyOpt = Annotated[
     Optional[List[str]],
@@ -187,7 +188,7 @@ def _sop_class_name(uid: Any) -> str:
         return str(uid)
 
 
-@app.command("find", epilog=FIND_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+@app.command("find", epilog=FIND_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG + "\n\n" + WEB_EPILOG)
 def find_command(
     peer: PeerArg,
     key: KeyOpt = None,
@@ -219,6 +220,10 @@ def find_command(
     trace: TraceOpt = False,
     json: JsonOpt = None,
     quiet: QuietOpt = False,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    user: UserOpt = None,
+    password_file: PasswordFileOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Query a PACS (C-FIND): one record per match, a table on a terminal.
@@ -233,6 +238,7 @@ def find_command(
       dcmtools find pacs --level series -k StudyInstanceUID=1.2.3.4 -k SeriesDescription
       dcmtools find pacs -k 'PatientName=SMITH^*' -k PatientSpeciesDescription --flat | jq .dataset
       dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --store-dir out/ -
+      dcmtools find https://pacs.example.org/dicom-web --level series -k Modality=CT --user alice --password-file ~/.pacs-password
     """
     with CommandRun("find", json_mode=json, human=table_human(_COLUMNS), debug=debug, quiet=quiet) as run:
         from ..net import keys as K
@@ -250,6 +256,12 @@ def find_command(
                                            query_level)
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None
+        if is_web(peer, peers):  # DICOMweb: QIDO-RS (cli/webpeer.py)
+            from . import webpeer
+
+            return webpeer.find(run, webpeer.session(peer, peers, token=token, token_file=token_file, user=user, password_file=password_file,
+                                       tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, timeout=timeout, debug=run.debug, tls_insecure=tls_insecure),
+                                identifier, query_level, limit, flat)
         remote = resolve_peer(peer, peers, options)
         finder = Finder(remote, identifier, options, query_level, query_model, limit, walk, check, flat)
         stream = finder.run()

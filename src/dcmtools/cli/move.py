@@ -29,6 +29,7 @@ from .netopts import (
     report_fatal,
     resolve_peer,
 )
+from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
 
 MOVE_EPILOG = """\b
 What to retrieve: the records of 'dcmtools find' on stdin (each at its own
@@ -81,7 +82,7 @@ def _human(record: dict[str, Any]) -> str | None:
     return f"{kind:<4} {what}: {counts}"
 
 
-@app.command("move", epilog=MOVE_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+@app.command("move", epilog=MOVE_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG + "\n\n" + WEB_EPILOG)
 def move_command(
     peer: PeerArg,
     records: Annotated[Optional[str], typer.Argument(metavar="[-]", help="'-' reads the records of 'dcmtools find' from stdin "
@@ -115,6 +116,10 @@ def move_command(
     trace: TraceOpt = False,
     json: JsonOpt = None,
     quiet: QuietOpt = False,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    user: UserOpt = None,
+    password_file: PasswordFileOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Retrieve from a PACS (C-MOVE, or C-GET with --get): studies, series, images.
@@ -128,6 +133,7 @@ def move_command(
       dcmtools move pacs -k StudyInstanceUID=1.2.840.113619.2.55.3 --store-dir out/
       dcmtools move pacs -k PatientID=VET042 --level patient --get -d out/
       dcmtools find pacs --date yesterday | dcmtools move pacs --dest WORKSTATION1
+      dcmtools find https://pacs.example.org/dicom-web --patient-id VET042 | dcmtools move https://pacs.example.org/dicom-web --get -d out/ -
     """
     with CommandRun("move", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         import os
@@ -144,6 +150,23 @@ def move_command(
         if not key and not read_stdin:
             raise typer.BadParameter("nothing to retrieve: give -k keys, or pipe the records of 'dcmtools find' (with '-')",
                                      param_hint="-k")
+        if is_web(peer, peers):  # DICOMweb: WADO-RS, always to us (cli/webpeer.py)
+            from . import webpeer
+
+            if dest:
+                raise typer.BadParameter("a DICOMweb peer cannot move to a third node: use --get", param_hint="--dest")
+            try:
+                asked = [request_from_keys(level or "study", key, model)] if key else []
+            except DcmtoolsError as exc:
+                raise typer.BadParameter(str(exc)) from None
+            piped = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
+            if not webpeer.get(run, webpeer.session(peer, peers, token=token, token_file=token_file, user=user, password_file=password_file,
+                                       tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, timeout=timeout, debug=run.debug,
+                                       tls_insecure=tls_insecure),
+                               _chain(asked, piped), os.fspath(store_dir), overwrite):
+                raise typer.BadParameter("nothing to retrieve: stdin held no records (pipe the output of 'dcmtools find')",
+                                         param_hint="[-]")
+            return
         options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
                               tls_insecure, tls_server_name)
         try:

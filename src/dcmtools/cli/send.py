@@ -25,6 +25,7 @@ from .netopts import (
     net_options,
     report_fatal,
 )
+from .webpeer import WEB_EPILOG, BatchOpt, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
 
 _TS_NAMES = {
     "1.2.840.10008.1.2": "implicit LE",
@@ -66,7 +67,7 @@ def _human(record: dict[str, Any]) -> str | None:
     return text
 
 
-@app.command("send", epilog=PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+@app.command("send", epilog=PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG + "\n\n" + WEB_EPILOG)
 def send_command(
     peer: PeerArg,
     inputs: InputsArg = None,
@@ -95,6 +96,11 @@ def send_command(
     null: NullOpt = False,
     json: JsonOpt = None,
     quiet: QuietOpt = False,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    user: UserOpt = None,
+    password_file: PasswordFileOpt = None,
+    batch: BatchOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Send DICOM files to a peer (C-STORE), many files over one association.
@@ -119,8 +125,15 @@ def send_command(
       dcmtools send pacs '**/*.dcm' --aet MYWS
       dcmtools anonymize in/ -o out/ | dcmtools send pacs -
       find /archive -name '*.dcm' -print0 | dcmtools send pacs --files-from - -0 --jobs 2
+      dcmtools send https://pacs.example.org/dicom-web study/ --batch 100 --user alice --password-file ~/.pacs-password
     """
     with CommandRun("send", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+        if is_web(peer, peers):  # DICOMweb: STOW-RS (cli/webpeer.py)
+            from . import webpeer
+
+            return webpeer.send(run, webpeer.session(peer, peers, token=token, token_file=token_file, user=user, password_file=password_file,
+                                       tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, timeout=timeout, debug=run.debug, tls_insecure=tls_insecure),
+                                run.inputs(inputs, files_from, null), batch, decompress)
         from ..net import send
         from ..stream.records import DcmtoolsError
         from .netopts import resolve_peer

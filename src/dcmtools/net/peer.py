@@ -249,7 +249,7 @@ def load_peers(peers_file: str | os.PathLike | None = None) -> tuple[dict[str, P
     peers: dict[str, Peer] = {}
     base = path.parent
     for name, entry in data.items():
-        if not isinstance(entry, dict):
+        if not isinstance(entry, dict) or "url" in entry:  # a DICOMweb entry: dcmtools.web reads it
             continue
         peers[name] = _peer_from_entry(name, entry, path, base)
     return peers, path
