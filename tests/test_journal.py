@@ -152,3 +152,19 @@ def test_kill_9_of_a_writer_then_resume(tmp_path: Path) -> None:
         assert j.counts() == {"done": 5000}
         status = j.status()
         assert status["left"] == 0 and status["eta_seconds"] == 0
+
+
+def test_parts_grouped_and_paged(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as j:
+        j.add_parts((f"study{n % 3}", f"sop{n:04d}", f"series{n % 2}", {"path": f"/x/{n}"}) for n in range(2100))
+        j.add_parts([("study0", "sop0000", "series0", None)])  # known: kept
+        groups = list(j.part_groups(page=2))
+        assert groups == [("study0", 700, 2), ("study1", 700, 2), ("study2", 700, 2)]
+        parts = list(j.parts("study1", page=64))
+        assert len(parts) == 700 and parts[0][2]["path"] == "/x/1"
+        j.add(["study0"])
+        j.begin("study0")
+        j.undo_attempt("study0", {"message": "peer down"})
+        assert j.get("study0").attempts == 0 and j.get("study0").last_error == {"message": "peer down"}
+        j.plan_set("w", "incomplete", {"why": "capped"})
+        assert list(j.plan_units(["incomplete"])) == [("w", "incomplete", {"why": "capped"})]

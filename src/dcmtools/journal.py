@@ -20,6 +20,9 @@ What it keeps, in one file:
   inventory), each ``pending`` or ``done``; ``plan_done(key, items)`` adds a
   unit's items and marks it done in one transaction, so a plan interrupted
   anywhere resumes at the first unit not done and never half-adds one.
+* ``parts``: the parts of an item, when an item is made of several (the files
+  of a study, grouped by series): ``add_parts``, ``parts(item)``,
+  ``part_groups()`` (per item: parts and groups), read in pages as well.
 * ``meta``: what the run was started with (the command, its peers ...), so
   that the same command run again can check it is resuming the same run.
 * ``events``: a count of items per state and 10 s, for throughput and ETA
@@ -76,6 +79,13 @@ CREATE TABLE IF NOT EXISTS plan (
     data TEXT,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS parts (
+    item TEXT NOT NULL,
+    part TEXT NOT NULL,
+    grp TEXT,
+    data TEXT,
+    PRIMARY KEY (item, part)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     bucket INTEGER NOT NULL,
     state TEXT NOT NULL,
@@ -246,9 +256,11 @@ class Journal:
         with self.transaction():
             self._db.execute("UPDATE items SET last_error = NULL WHERE id = ?", (item_id,))
 
-    def reset_attempts(self, item_id: str) -> None:
+    def undo_attempt(self, item_id: str, error: dict[str, Any] | None = None) -> None:
+        """The attempt begun did not count (the peer, not the item, failed): attempts - 1."""
         with self.transaction():
-            self._db.execute("UPDATE items SET attempts = 0 WHERE id = ?", (item_id,))
+            self._db.execute("UPDATE items SET attempts = MAX(attempts - 1, 0), last_error = COALESCE(?, last_error) "
+                             "WHERE id = ?", (json.dumps(error) if error else None, item_id))
 
     def items(self, states: Sequence[str] | None = None, *, max_attempts: int | None = None,
               page: int = PAGE) -> Iterator[Item]:
@@ -343,6 +355,73 @@ class Journal:
                 "ON CONFLICT (key) DO UPDATE SET state = 'done', data = COALESCE(excluded.data, data), updated = excluded.updated",
                 (key, json.dumps(data) if data else None, self.clock()))
         return added
+
+    def plan_set(self, key: str, state: str, data: dict[str, Any] | None = None) -> None:
+        """Set a plan unit's state (e.g. ``incomplete``: it could not be done whole)."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO plan (key, state, data, updated) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "state = excluded.state, data = COALESCE(excluded.data, data), updated = excluded.updated",
+                (key, state, json.dumps(data) if data else None, self.clock()))
+
+    def plan_units(self, states: Sequence[str] | None = None) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(key, state, data) of the plan's units (in ``states``)."""
+        with self._lock:
+            if states is None:
+                rows = self._db.execute("SELECT key, state, data FROM plan ORDER BY key").fetchall()
+            else:
+                rows = self._db.execute(f"SELECT key, state, data FROM plan WHERE state IN ({','.join('?' * len(states))}) "
+                                        "ORDER BY key", tuple(states)).fetchall()
+        for key, state, data in rows:
+            yield key, state, json.loads(data) if data else {}
+
+    # -- parts of items
+    def add_parts(self, parts: Iterable[tuple[str, str, str | None, dict[str, Any] | None]]) -> int:
+        """Add ``(item, part, group, data)`` rows (known ones are kept), a transaction per ``PAGE``."""
+        added = 0
+        batch: list[tuple[str, str, str | None, str | None]] = []
+
+        def flush() -> int:
+            with self.transaction():
+                before = self._db.total_changes
+                self._db.executemany("INSERT OR IGNORE INTO parts (item, part, grp, data) VALUES (?, ?, ?, ?)", batch)
+                return self._db.total_changes - before
+
+        for item, part, group, data in parts:
+            batch.append((item, part, group, json.dumps(data, separators=(",", ":")) if data else None))
+            if len(batch) >= PAGE:
+                added += flush()
+                batch = []
+        if batch:
+            added += flush()
+        return added
+
+    def parts(self, item_id: str, page: int = PAGE) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+        """(part, group, data) of an item, in part order, a page at a time."""
+        last = ""
+        while True:
+            with self._lock:
+                rows = self._db.execute("SELECT part, grp, data FROM parts WHERE item = ? AND part > ? ORDER BY part LIMIT ?",
+                                        (item_id, last, page)).fetchall()
+            if not rows:
+                return
+            for part, group, data in rows:
+                yield part, group, json.loads(data) if data else {}
+            last = rows[-1][0]
+
+    def part_groups(self, page: int = PAGE) -> Iterator[tuple[str, int, int]]:
+        """(item, parts, distinct groups) for every item that has parts, a page of items at a time."""
+        last = ""
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT item, COUNT(*), COUNT(DISTINCT grp) FROM parts WHERE item IN "
+                    "(SELECT DISTINCT item FROM parts WHERE item > ? ORDER BY item LIMIT ?) GROUP BY item ORDER BY item",
+                    (last, page)).fetchall()
+            if not rows:
+                return
+            yield from ((r[0], int(r[1]), int(r[2])) for r in rows)
+            last = rows[-1][0]
 
     def plan_state(self, key: str) -> str | None:
         with self._lock:
