@@ -19,6 +19,7 @@ COMMANDS = {
     "echo": "echo",
     "find": "find",
     "listen": "listen",
+    "migrate": "migrate",
     "move": "move",
     "print": "print_",
     "send": "send",
