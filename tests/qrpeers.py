@@ -268,9 +268,10 @@ def storescp(tmp: Path, aet: str = "THIRD") -> Iterator[Peer]:
 
 @contextlib.contextmanager
 def orthanc(tmp: Path, modalities: dict[str, tuple[str, int]], files: list[Path] = (),
-            worklist: Path | None = None) -> Iterator[Peer]:
+            worklist: Path | None = None, extra_config: dict[str, Any] | None = None) -> Iterator[Peer]:
     """Orthanc with its ModalityWorklists plugin; ``modalities`` ({name: (AET, port)}) may C-MOVE,
-    and are C-MOVE destinations; filled with ``files`` through its REST API."""
+    and are C-MOVE destinations; filled with ``files`` through its REST API.  ``extra_config`` is
+    merged into its configuration (e.g. LimitFindResults, LuaScripts)."""
     require("Orthanc")
     port, http = free_port(), free_port()
     storage = tmp / f"orthanc-{port}"
@@ -297,6 +298,7 @@ def orthanc(tmp: Path, modalities: dict[str, tuple[str, int]], files: list[Path]
             pytest.skip(message)
         config["Plugins"] = [plugin]
         config["Worklists"] = {"Enable": True, "Database": str(worklist)}
+    config.update(extra_config or {})
     path = tmp / f"orthanc-{port}.json"
     path.write_text(json.dumps(config))
     with running(["Orthanc", str(path)], port, log=tmp / f"orthanc-{port}.log"):

@@ -43,3 +43,15 @@ def parse_endpoint(text: str, peers_file: str | None = None, options: Any = None
     if options is not None and peer.tls is None and getattr(options, "tls", None) is not None:
         peer = peer.with_tls(options.tls)
     return Endpoint(text, peer=peer)
+
+
+# Tags by keyword (net.keys.T does not hold every one we ask for).
+TAGS = {"StudyInstanceUID": 0x0020000D, "SeriesInstanceUID": 0x0020000E, "SOPInstanceUID": 0x00080018,
+        "PatientID": 0x00100020, "StudyDate": 0x00080020, "AccessionNumber": 0x00080050,
+        "ModalitiesInStudy": 0x00080061, "NumberOfStudyRelatedSeries": 0x00201206,
+        "NumberOfStudyRelatedInstances": 0x00201208}
+
+
+def tag_key(name: str) -> str:
+    """The JSON-model key of a tag (8 hex digits)."""
+    return f"{TAGS[name]:08X}"

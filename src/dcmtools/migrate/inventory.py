@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 
 from ..journal import Journal
 from ..records import DcmtoolsError, error_record
+from .endpoints import tag_key
 
 STUDY_KEYS = ["StudyInstanceUID", "PatientID", "StudyDate", "AccessionNumber", "ModalitiesInStudy",
               "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"]
@@ -93,9 +94,9 @@ class PacsInventory:
 
         identifier = K.identifier_from(K.parse_keys(STUDY_KEYS), (), "STUDY")
         if date is not None:
-            identifier[f"{K.T['StudyDate']:08X}"] = {"vr": "DA", "Value": [date]}
+            identifier[tag_key("StudyDate")] = {"vr": "DA", "Value": [date]}
         if modality:
-            identifier[f"{K.T['ModalitiesInStudy']:08X}"] = {"vr": "CS", "Value": [modality]}
+            identifier[tag_key("ModalitiesInStudy")] = {"vr": "CS", "Value": [modality]}
         finder = Finder(self.peer, K.sort_identifier(identifier), self.options, "STUDY", "study",
                         walk=False, check=False, assoc=self._association())
         studies = []
@@ -105,17 +106,17 @@ class PacsInventory:
                 failure = record
                 continue
             ds = record["dataset"]
-            uid = K.first_text(ds.get(f"{K.T['StudyInstanceUID']:08X}"))
+            uid = K.first_text(ds.get(tag_key("StudyInstanceUID")))
             if not uid:
                 continue
             data: dict[str, Any] = {
-                "patient": K.first_text(ds.get(f"{K.T['PatientID']:08X}")) or "",
-                "date": K.first_text(ds.get(f"{K.T['StudyDate']:08X}")) or "",
-                "accession": K.first_text(ds.get(f"{K.T['AccessionNumber']:08X}")) or "",
-                "modalities": K.texts(ds.get(f"{K.T['ModalitiesInStudy']:08X}")),
+                "patient": K.first_text(ds.get(tag_key("PatientID"))) or "",
+                "date": K.first_text(ds.get(tag_key("StudyDate"))) or "",
+                "accession": K.first_text(ds.get(tag_key("AccessionNumber"))) or "",
+                "modalities": K.texts(ds.get(tag_key("ModalitiesInStudy"))),
             }
             for key, name in (("series", "NumberOfStudyRelatedSeries"), ("instances", "NumberOfStudyRelatedInstances")):
-                value = K.first_text(ds.get(f"{K.T[name]:08X}"))
+                value = K.first_text(ds.get(tag_key(name)))
                 if value not in (None, ""):
                     try:
                         data[key] = int(float(value))

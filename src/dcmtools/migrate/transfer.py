@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..records import DcmtoolsError, ExitStatus
+from .endpoints import tag_key
 
 PEER_FAILURES = (ExitStatus.CONNECT, ExitStatus.REJECTED, ExitStatus.ABORTED, ExitStatus.TIMEOUT, ExitStatus.NO_CONTEXT)
 
@@ -114,7 +115,7 @@ class Transfer:
         out = []
         for record in find(self.m.source.peer, identifier, self.m.net, level="SERIES", check=False):
             if record.get("ok"):
-                uid = K.first_text(record["dataset"].get(f"{K.T['SeriesInstanceUID']:08X}"))
+                uid = K.first_text(record["dataset"].get(tag_key("SeriesInstanceUID")))
                 if uid:
                     out.append(uid)
         return out

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..journal import Journal
+from .endpoints import tag_key
 
 
 @dataclass
@@ -81,17 +82,17 @@ class PacsCounter:
 
         studies = self._find("STUDY", [f"StudyInstanceUID={study}", "NumberOfStudyRelatedSeries",
                                        "NumberOfStudyRelatedInstances"])
-        studies = [s for s in studies if K.first_text(s.get(f"{K.T['StudyInstanceUID']:08X}")) == study]
+        studies = [s for s in studies if K.first_text(s.get(tag_key("StudyInstanceUID"))) == study]
         if not studies:
             return Holding(False, 0, 0, set() if self.uids else None)
         ds = studies[0]
-        series = _int(K.first_text(ds.get(f"{K.T['NumberOfStudyRelatedSeries']:08X}")))
-        instances = _int(K.first_text(ds.get(f"{K.T['NumberOfStudyRelatedInstances']:08X}")))
+        series = _int(K.first_text(ds.get(tag_key("NumberOfStudyRelatedSeries"))))
+        instances = _int(K.first_text(ds.get(tag_key("NumberOfStudyRelatedInstances"))))
         if series is not None and instances is not None and not self.uids:
             return Holding(True, series, instances)
         images = self._find("IMAGE", [f"StudyInstanceUID={study}", "SeriesInstanceUID", "SOPInstanceUID"])
-        uids = {K.first_text(i.get(f"{K.T['SOPInstanceUID']:08X}")) or "" for i in images} - {""}
-        series_set = {K.first_text(i.get(f"{K.T['SeriesInstanceUID']:08X}")) for i in images} - {None, ""}
+        uids = {K.first_text(i.get(tag_key("SOPInstanceUID"))) or "" for i in images} - {""}
+        series_set = {K.first_text(i.get(tag_key("SeriesInstanceUID"))) for i in images} - {None, ""}
         return Holding(True, len(series_set), len(uids), uids if self.uids else None)
 
 
