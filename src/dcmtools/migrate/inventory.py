@@ -9,7 +9,11 @@ for the whole list.  Without ``--since``/``--until`` the first query asks for
 everything; when that is capped, the date windows run from 1900-01-01 to
 today, and studies without a date get a query of their own (Empty Value
 Matching, ``StudyDate=""``; the answers that do have a date are left to their
-windows).  Each unit of this plan is in the journal: an inventory
+windows).  A PACS that answers that query with nothing (Orthanc and DCMTK do
+not implement Empty Value Matching) is asked patient by patient: its
+PatientIDs by a patient-level query (split by prefix while capped), then each
+patient's studies without a date key (split by modality while capped),
+keeping those without a date.  Each unit of this plan is in the journal: an inventory
 interrupted anywhere resumes at the first window not done.
 
 From a folder: every file's patient, study, series and instance UIDs, read
@@ -34,6 +38,7 @@ MODALITIES = ("CT", "MR", "CR", "DX", "US", "MG", "NM", "PT", "XA", "RF", "OT", 
               "RTSTRUCT", "RTPLAN", "RTDOSE", "RTIMAGE", "ES", "XC", "IO", "PX", "OP", "ECG", "DOC", "AU", "DG",
               "SM", "OPT", "BI", "GM", "HD", "IVUS", "OCT", "REG", "RWV", "TG", "VL", "XRF", "LS", "BDUS")
 EARLIEST = _dt.date(1900, 1, 1)
+PATIENT_ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_. ^"
 CANCEL = 0xFE00
 
 
@@ -76,7 +81,7 @@ class PacsInventory:
             from ..net.query import query_contexts
             from ..net.responses import install
 
-            self._assoc = associate(self.peer, query_contexts([K.FIND["study"]]), self.options)
+            self._assoc = associate(self.peer, query_contexts([K.FIND["study"], K.FIND["patient"]]), self.options)
             install(self._assoc)
         return self._assoc
 
@@ -87,7 +92,8 @@ class PacsInventory:
             close(self._assoc)
             self._assoc = None
 
-    def query(self, date: str | None, modality: str | None = None) -> tuple[list[dict[str, Any]], bool, dict | None]:
+    def query(self, date: str | None, modality: str | None = None,
+              patient: str | None = None) -> tuple[list[dict[str, Any]], bool, dict | None]:
         """(studies as journal entries, capped?, failure record or None) of one window."""
         from ..net import keys as K
         from ..net.query import Finder
@@ -97,6 +103,8 @@ class PacsInventory:
             identifier[tag_key("StudyDate")] = {"vr": "DA", "Value": [date]}
         if modality:
             identifier[tag_key("ModalitiesInStudy")] = {"vr": "CS", "Value": [modality]}
+        if patient is not None:
+            identifier[tag_key("PatientID")] = {"vr": "LO", "Value": [patient]}
         finder = Finder(self.peer, K.sort_identifier(identifier), self.options, "STUDY", "study",
                         walk=False, check=False, assoc=self._association())
         studies = []
@@ -142,7 +150,57 @@ class PacsInventory:
 
     def _split_all(self) -> Iterator[dict[str, Any]]:
         yield from self._window(EARLIEST, self.today())
-        yield from self._unit("nodate", '""', None, dateless=True)
+        found = [0]
+        yield from self._unit("nodate", '""', None, dateless=True, found=found)
+        if not found[0]:
+            # No answer to Empty Value Matching (Orthanc, DCMTK do not implement it): ask patient by patient.
+            yield from self._dateless_by_patient()
+
+    def _dateless_by_patient(self) -> Iterator[dict[str, Any]]:
+        if self.journal.plan_state("nodate-by-patient") == "done":
+            return
+        complete = True
+        for patient in self._patients(""):
+            if patient is None:
+                complete = False
+                continue
+
+            def by_modality(patient: str = patient) -> Iterator[dict[str, Any]]:
+                for modality in self.modalities:
+                    yield from self._unit(f"nodate/patient/{patient}/{modality}", None, modality, patient=patient,
+                                          dateless=True)
+
+            yield from self._unit(f"nodate/patient/{patient}", None, None, patient=patient, dateless=True,
+                                  on_capped=by_modality)
+        if complete:
+            self.journal.plan_set("nodate-by-patient", "done")
+
+    def _patients(self, prefix: str) -> Iterator[str | None]:
+        """PatientIDs of the PACS (patient-root PATIENT-level C-FIND on ``prefix*``, split while capped);
+        None for a prefix that stays capped."""
+        from ..net import keys as K
+        from ..net.query import Finder
+
+        identifier = K.identifier_from(K.parse_keys([f"PatientID={prefix}*"]), (), "PATIENT")
+        finder = Finder(self.peer, K.sort_identifier(identifier), self.options, "PATIENT", "patient",
+                        walk=False, check=False, assoc=self._association())
+        found = []
+        for record in finder.run():
+            if record.get("ok"):
+                pid = K.first_text(record["dataset"].get(tag_key("PatientID")))
+                if pid is not None:
+                    found.append(pid)
+        capped = finder.final_status == CANCEL or (self.max_results is not None and len(found) >= self.max_results)
+        if not capped:
+            yield from found
+            return
+        if len(prefix) >= 16:
+            yield None
+            return
+        if prefix in found:
+            yield prefix
+        for char in PATIENT_ID_CHARS:
+            yield from self._patients(prefix + char)
 
     def _window(self, low: _dt.date, high: _dt.date, first: bool = False) -> Iterator[dict[str, Any]]:
         date = _text(low) if low == high else f"{_text(low)}-{_text(high)}"
@@ -159,7 +217,7 @@ class PacsInventory:
         yield from self._unit(date, date, None, on_capped=split)
 
     def _unit(self, key: str, date: str | None, modality: str | None, *, on_capped: Any = None,
-              dateless: bool = False) -> Iterator[dict[str, Any]]:
+              dateless: bool = False, patient: str | None = None, found: list[int] | None = None) -> Iterator[dict[str, Any]]:
         state = self.journal.plan_state(key)
         if state == "done":
             return
@@ -167,9 +225,11 @@ class PacsInventory:
             if on_capped is not None:
                 yield from on_capped()
             return
-        studies, capped, failure = self.query(date, modality)
+        studies, capped, failure = self.query(date, modality, patient)
         if dateless:
             studies = [s for s in studies if not s.get("date")]
+        if found is not None:
+            found[0] += len(studies)
         base: dict[str, Any] = {"type": "inventory", "peer": str(self.peer), "window": key}
         if failure is not None:
             self.failed += 1
