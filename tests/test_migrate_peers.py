@@ -171,32 +171,34 @@ def _pid_listening(port: int) -> int:
     return os.getpgid(pid)
 
 
-REFUSE_LUA = """
-function ReceivedInstanceFilter(dicom, origin, info)
-  if dicom.StudyDescription == 'REFUSE ME' then
-    return false
-  end
-  return true
-end
-"""
-
-
 def test_destination_refuses_a_study(tmp_path: Path) -> None:
-    archive = D.build(tmp_path / "archive", compressed=False, refuse=4)
+    """listen cannot store one study (a file stands where its folder must go): it answers the C-STOREs of
+    that study with a failure status; the study fails with that reason, the others go on."""
+    archive = D.build(tmp_path / "archive", compressed=True)
     refused = D.uid("mig/study/4")
-    lua = tmp_path / "refuse.lua"
-    lua.write_text(REFUSE_LUA)
-    with orthanc(tmp_path, ME, extra_config={"LuaScripts": [str(lua)]}) as dest, \
-            dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source:
+    port = free_port()
+    peers = peers_toml(tmp_path / "peers.toml", {"me": ("DCMTOOLS", port)})
+    store = tmp_path / "store"
+    (store / "VET042").mkdir(parents=True)
+    (store / "VET042" / refused).write_text("in the way")
+    with orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source, \
+            listen(tmp_path, peers_file=peers, store=store) as dest:
         journal = tmp_path / "run.journal"
-        result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--max-attempts", "1")
+        result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--get",
+                          "--max-attempts", "2")
         assert result.returncode == 1, result.stdout + result.stderr
         failed = [r for r in by_type(result.stdout, "study") if not r["ok"]]
-        assert [r["study"] for r in failed] == [refused]
-        assert "sub-operations failed" in failed[0]["error"]["message"]  # the source's word for the refusal
+        assert {r["study"] for r in failed} == {refused} and len(failed) == 2  # tried twice, then left failed
+        message = failed[0]["error"]["message"]
+        assert "not stored" in message and "0xA700" in message  # the destination's own status
         verify = {r["study"]: r for r in by_type(result.stdout, "verify")}
         assert verify[refused]["ok"] is False and verify[refused]["result"] == "missing"
-        assert verify[refused]["error"]["transfer_error"] == failed[0]["error"]["message"]
+        assert verify[refused]["error"]["transfer_error"] == failed[-1]["error"]["message"]
         assert sum(1 for r in verify.values() if r["ok"]) == 20
         assert D.journal_counts(journal) == {"verified": 20, "failed": 1}
-        D.assert_same(archive, D.orthanc_files(dest.extra["http"], tmp_path / "got"), skip_studies={refused})
+        assert D.journal_attempts(journal)[refused] == 2
+        D.assert_same(archive, D.folder_files(store), skip_studies={refused})
+        # The next run does not try it again (no attempts left) and still says it is not verified.
+        again = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--get", "--max-attempts", "2")
+        assert again.returncode == 1 and not by_type(again.stdout, "study")
+        assert [r["study"] for r in by_type(again.stdout, "verify") if not r["ok"]] == [refused]
