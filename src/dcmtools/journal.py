@@ -252,6 +252,28 @@ class Journal:
             if row[0] != state:
                 self._event(state, 1)
 
+    def update_data(self, updates: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Merge ``data`` into items' data (state unchanged), a transaction per ``PAGE`` items."""
+        batch: list[tuple[str, dict[str, Any]]] = []
+
+        def flush() -> None:
+            with self.transaction():
+                for item_id, data in batch:
+                    row = self._db.execute("SELECT data FROM items WHERE id = ?", (item_id,)).fetchone()
+                    if row is None:
+                        continue
+                    merged = {**(json.loads(row[0]) if row[0] else {}), **data}
+                    self._db.execute("UPDATE items SET data = ? WHERE id = ?",
+                                     (json.dumps(merged, separators=(",", ":")), item_id))
+
+        for entry in updates:
+            batch.append(entry)
+            if len(batch) >= PAGE:
+                flush()
+                batch = []
+        if batch:
+            flush()
+
     def clear_error(self, item_id: str) -> None:
         with self.transaction():
             self._db.execute("UPDATE items SET last_error = NULL WHERE id = ?", (item_id,))

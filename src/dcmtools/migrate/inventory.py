@@ -311,7 +311,10 @@ class FolderInventory:
                 studies, parts = {}, []
         self._flush(studies, parts)
         counts = self.journal.total()
-        self.journal.plan_done(key, data={"files": files})
+        with self.journal.transaction():
+            self.journal.update_data((study, {"series": groups, "instances": n})
+                                     for study, n, groups in self.journal.part_groups())
+            self.journal.plan_done(key, data={"files": files})
         yield {"type": "inventory", "folder": self.folder, "files": files, "studies": counts, "ok": True}
 
     def _flush(self, studies: dict[str, dict[str, Any]], parts: list) -> None:

@@ -150,7 +150,7 @@ class Migration:
                             yield future.result()
                     if self.fatal is not None:
                         break
-                    pending.add(pool.submit(self._one, transfer, item))
+                    pending.add(pool.submit(self._one, transfer, item, _iso(self.options.clock())))
                     started += 1
                 for future in cf.as_completed(pending):
                     yield future.result()
@@ -160,9 +160,10 @@ class Migration:
             yield error_record("migrate", self.fatal, step="transfer", peer=self.fatal.details.get("peer", ""),
                                hint_resume="run the same command again once the peer is back: it resumes")
 
-    def _one(self, transfer: Transfer, item: Any) -> dict[str, Any]:
+    def _one(self, transfer: Transfer, item: Any, started: str) -> dict[str, Any]:
         attempt = self.journal.begin(item.id)
-        base = {"type": "study", "study": item.id, "patient": item.data.get("patient", ""), "attempt": attempt}
+        base = {"type": "study", "study": item.id, "patient": item.data.get("patient", ""), "attempt": attempt,
+                "started": started}
 
         def mark(state: str, data: dict[str, Any]) -> None:
             self.journal.set_state(item.id, state, data=data)
@@ -263,6 +264,12 @@ class Migration:
                 "states": {state: counts.get(state, 0) for state in STATES if counts.get(state)},
                 "transferred": dict(self.transferred), "verification": dict(self.verify_counts),
                 "inventory_problems": self.inventory_problems, "paused_seconds": round(self.pacer.paused, 1)}
+
+
+def _iso(when: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(when).isoformat(timespec="seconds")
 
 
 def status(journal: str | os.PathLike) -> dict[str, Any]:
