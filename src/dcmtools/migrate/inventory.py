@@ -109,7 +109,11 @@ class PacsInventory:
                         walk=False, check=False, assoc=self._association())
         studies = []
         failure = None
+        cut = False
         for record in finder.run():
+            if record.get("incomplete"):
+                cut = True  # find's own word for a cut answer (where net.query gives it)
+                continue
             if not record.get("ok"):
                 failure = record
                 continue
@@ -131,7 +135,7 @@ class PacsInventory:
                     except ValueError:
                         pass
             studies.append({"id": uid, **data})
-        capped = finder.final_status == CANCEL or (self.max_results is not None and len(studies) >= self.max_results)
+        capped = cut or finder.final_status == CANCEL or (self.max_results is not None and len(studies) >= self.max_results)
         return studies, capped, failure
 
     # -- the plan
