@@ -96,6 +96,10 @@ class Exchange:
     def _send(self) -> None:
         assoc = self.assoc
         assoc._reactor_checkpoint.clear()
+        # The flag may be left over from before the last exchange released the reactor: it is
+        # only true again once the reactor has finished that round and stopped at the checkpoint
+        # (else it could take this request's first response off the queue as a request).
+        assoc._is_paused = False
         deadline = time.monotonic() + 5
         while not assoc._is_paused and time.monotonic() < deadline and assoc.is_established:
             time.sleep(0.0001)
