@@ -20,6 +20,7 @@ from .verify import FolderCounter, PacsCounter, compare
 STATES = ("planned", "retrieved", "sent", "verified", "failed")
 TO_TRANSFER = ("planned", "retrieved", "failed")
 RANK = ("planned", "failed", "retrieved", "sent", "verified")  # for journal.merge of shards
+RECHECK = (0.5, 1.0, 2.0)  # seconds before looking again at a study just sent that seems incomplete
 
 
 class MigrateErrorCode:
@@ -136,6 +137,15 @@ class Migration:
         Failed studies are tried again in further passes until none is left to try."""
         transfer = Transfer(self)
         workers = max(1, self.options.associations)
+        try:
+            yield from self._transfer(transfer, workers)
+        finally:
+            transfer.close()
+        if self.fatal is not None:
+            yield error_record("migrate", self.fatal, step="transfer", peer=self.fatal.details.get("peer", ""),
+                               hint_resume="run the same command again once the peer is back: it resumes")
+
+    def _transfer(self, transfer: Transfer, workers: int) -> Iterator[dict[str, Any]]:
         with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migrate") as pool:
             while self.fatal is None:
                 started = 0
@@ -156,9 +166,6 @@ class Migration:
                     yield future.result()
                 if not started:
                     break
-        if self.fatal is not None:
-            yield error_record("migrate", self.fatal, step="transfer", peer=self.fatal.details.get("peer", ""),
-                               hint_resume="run the same command again once the peer is back: it resumes")
 
     def _one(self, transfer: Transfer, item: Any, started: str) -> dict[str, Any]:
         attempt = self.journal.begin(item.id)
@@ -227,6 +234,17 @@ class Migration:
                     yield error_record("verify", exc, study=item.id)
                     continue
                 record = compare(item.id, source, dest)
+                # A destination may index what it has just received a moment after answering the
+                # C-STORE (dcmqrscp, Orthanc's jobs): a study just sent gets a few more looks.
+                for delay in (RECHECK if item.state == "sent" else ()):
+                    if record["ok"]:
+                        break
+                    self.options.sleep(delay)
+                    try:
+                        dest = dst.holding(item.id, item)
+                    except DcmtoolsError:
+                        break
+                    record = compare(item.id, source, dest)
                 self.verify_counts[record["result"]] += 1
                 record["state_before"] = item.state
                 if record["ok"]:

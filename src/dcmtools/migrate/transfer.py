@@ -58,6 +58,9 @@ class Transfer:
         self.m = migration
         self.mode = mode_of(migration.source, migration.dest, migration.options.through, migration.options.get)
         self._to_us = threading.Lock()
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._all_lock = threading.Lock()
 
     def study(self, item: Any, mark: Callable[[str, dict[str, Any]], None]) -> Outcome:
         return getattr(self, f"_mode_{self.mode}")(item, mark)
@@ -74,12 +77,40 @@ class Transfer:
 
         o = self.m.options
         get = o.get and dest_aet is None
-        retriever = Retriever(self.m.source.peer, self.m.net, dest=dest_aet, store_dir=store_dir, port=o.port,
-                              get=get, model="study", overwrite=True)
-        if dest_aet is None and not get:
-            with self._to_us:  # one storage SCP on our port at a time
-                return next(iter(retriever.run([request])))
-        return next(iter(retriever.run([request])))
+        if dest_aet is None:
+            # To us: our storage SCP (or C-GET's) stores into this study's folder for this one retrieve;
+            # a C-MOVE to us takes our one port, so those take turns.
+            retriever = Retriever(self.m.source.peer, self.m.net, store_dir=store_dir, port=o.port, get=get,
+                                  model="study", overwrite=True)
+            if get:
+                return list(retriever.run([request]))[0]
+            with self._to_us:
+                return list(retriever.run([request]))[0]
+        # A straight C-MOVE: each worker keeps its association to the source between studies.
+        key = dest_aet
+        retrievers = self._local.__dict__.setdefault("retrievers", {})
+        retriever = retrievers.get(key)
+        if retriever is None:
+            retriever = Retriever(self.m.source.peer, self.m.net, dest=dest_aet, store_dir=None, model="study")
+            retrievers[key] = retriever
+            with self._all_lock:
+                self._all.append(retriever)
+        try:
+            return retriever._retrieve(request)
+        except BaseException:
+            retriever.abort()
+            retrievers.pop(key, None)
+            raise
+
+    def close(self) -> None:
+        """Release the associations the workers kept."""
+        with self._all_lock:
+            for retriever in self._all:
+                try:
+                    retriever.close()
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    pass
+            self._all.clear()
 
     def _mode_move(self, item: Any, mark: Any) -> Outcome:
         dest_aet = self.m.options.dest_aet or self.m.dest.peer.aet
