@@ -37,7 +37,7 @@ also survives a power cut, at some cost in speed.
 
 Memory: ``items()`` reads in pages by rowid (keyset pagination), so iterating
 10^6 items holds one page, and the caller may change items while iterating.
-``counts()`` and ``status()`` use an index and the per-minute event table:
+``counts()`` and ``status()`` use an index and the 10-second event buckets:
 well under a second at 10^6 items.
 
 Threads: one ``Journal`` may be shared by threads (a lock around the
