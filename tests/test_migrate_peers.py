@@ -202,3 +202,21 @@ def test_destination_refuses_a_study(tmp_path: Path) -> None:
         again = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--get", "--max-attempts", "2")
         assert again.returncode == 1 and not by_type(again.stdout, "study")
         assert [r["study"] for r in by_type(again.stdout, "verify") if not r["ok"]] == [refused]
+
+
+def test_legacy_folder_to_orthanc(tmp_path: Path) -> None:
+    """A folder tree (a legacy archive on disk) into a PACS by C-STORE, verified by C-FIND."""
+    archive = D.build(tmp_path / "legacy" / "nested", studies=8, compressed=True)
+    (tmp_path / "legacy" / "README.txt").write_text("not an image")
+    with orthanc(tmp_path, ME) as dest:
+        journal = tmp_path / "run.journal"
+        result = dcmtools("migrate", str(tmp_path / "legacy"), dest.peer, "--journal", str(journal), "-n", "2")
+        assert result.returncode == 1  # README.txt is not DICOM: said, and the rest went on
+        assert [r["path"] for r in by_type(result.stdout, "file")] == [str(tmp_path / "legacy" / "README.txt")]
+        assert all(r["mode"] == "send" for r in by_type(result.stdout, "study"))
+        assert summary(result.stdout)["states"] == {"verified": 8}
+        D.assert_same(archive, D.orthanc_files(dest.extra["http"], tmp_path / "got"))
+        again = dcmtools("migrate", str(tmp_path / "legacy"), dest.peer, "--journal", str(journal), "--verify-only",
+                         "--uids")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert [r["result"] for r in by_type(again.stdout, "verify")] == ["matched"] * 8
