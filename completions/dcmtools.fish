@@ -136,7 +136,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from listen' -l debug -d 'Show t
 complete -c dcmtools -n '__fish_seen_subcommand_from listen' -F
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l journal -s J -r -d 'The journal (SQLite) of this migration: created, or resumed'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l status -d 'Print the journal\'s state (counts, rate, ETA) and exit'
-complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l verify-only -d 'Reconcile every study of the journal; move nothing'
+complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l verify-only -d 'Reconcile every study (after the inventory, on a new journal); move nothing'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l since -r -d 'Studies from this date'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l until -r -d 'Studies up to this date'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l max-results -r -d 'The source\'s cap on C-FIND answers (a window with N answers is split)'

@@ -136,3 +136,15 @@ def test_usage_errors(tmp_path: Path, folder_archive) -> None:
     not_journal.write_text("hello " * 1000)
     result = dcmtools("migrate", str(tmp_path / "src"), str(tmp_path / "dst") + "/", "--journal", str(not_journal))
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_verify_only_on_a_fresh_journal_inventories_first(tmp_path: Path, folder_archive) -> None:
+    """--verify-only with a new journal: the source is inventoried, nothing is moved, and the studies
+    missing at the destination make the exit status 1."""
+    journal = tmp_path / "j.db"
+    result = dcmtools("migrate", str(tmp_path / "src"), str(tmp_path / "dst") + "/", "--journal", str(journal),
+                      "--verify-only")
+    assert result.returncode == 1
+    out = records(result.stdout)
+    assert not [r for r in out if r.get("type") == "study"] and not (tmp_path / "dst").exists()
+    assert [r["result"] for r in out if r.get("type") == "verify"] == ["missing"] * 6

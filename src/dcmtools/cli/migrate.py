@@ -106,7 +106,7 @@ def migrate_command(
     journal: Annotated[str, typer.Option("--journal", "-J", metavar="FILE",
                                          help="The journal (SQLite) of this migration: created, or resumed.")] = ...,
     status: Annotated[bool, typer.Option("--status", help="Print the journal's state (counts, rate, ETA) and exit.")] = False,
-    verify_only: Annotated[bool, typer.Option("--verify-only", help="Reconcile every study of the journal; move nothing.")] = False,
+    verify_only: Annotated[bool, typer.Option("--verify-only", help="Reconcile every study (after the inventory, on a new journal); move nothing.")] = False,
     since: Annotated[Optional[str], typer.Option("--since", metavar="YYYYMMDD", help="Studies from this date.")] = None,
     until: Annotated[Optional[str], typer.Option("--until", metavar="YYYYMMDD", help="Studies up to this date.")] = None,
     max_results: Annotated[Optional[int], typer.Option("--max-results", metavar="N", min=1,
@@ -179,13 +179,51 @@ def migrate_command(
         migration = Migration(src, dst, journal, net, options)
         try:
             records = migration.verify_only() if verify_only else migration.run()
-            for record in run.progress(records, unit="record"):
-                run.write(record)
+            bar = _progress(run, migration)
+            try:
+                for record in records:
+                    run.write(record)
+                    if bar is not None:
+                        bar.step(record)
+            finally:
+                if bar is not None:
+                    bar.close()
             run.summary_extra.update(migration.summary())
             # The journal decides: a study that failed once and then went through is verified.
             run.writer.status = ExitStatus(migration.exit_status)
         finally:
             migration.close()
+
+
+class _Bar:
+    """Progress on a terminal (stderr): studies done of the journal's, instances, rate, ETA (tqdm's)."""
+
+    def __init__(self, run: Any, migration: Any) -> None:
+        from tqdm import tqdm
+
+        counts = migration.journal.counts()
+        self.bar = tqdm(total=sum(counts.values()) or None, initial=counts.get("verified", 0), unit="study",
+                        file=__import__("sys").stderr, dynamic_ncols=True, leave=False)
+        self.instances = 0
+        self.journal = migration.journal
+
+    def step(self, record: dict) -> None:
+        kind = record.get("type")
+        if kind == "inventory":
+            self.bar.total = self.journal.total()
+            self.bar.refresh()
+        if kind == "study" and record.get("ok"):
+            self.instances += int(record.get("instances") or 0)
+            self.bar.set_postfix(instances=self.instances, refresh=False)
+        if kind == "verify" and record.get("ok") and record.get("state_before") != "verified":
+            self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress(run: Any, migration: Any) -> Any:
+    return _Bar(run, migration) if run.show_progress() else None
 
 
 def _date(text: str | None, option: str) -> str | None:
