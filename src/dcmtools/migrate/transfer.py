@@ -17,6 +17,7 @@ stops and the next run resumes.  A study's own failure is returned.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -61,6 +62,7 @@ class Transfer:
         self._local = threading.local()
         self._all: list[Any] = []
         self._all_lock = threading.Lock()
+        self._shared: Any = None  # the retriever of C-MOVEs to us
 
     def study(self, item: Any, mark: Callable[[str, dict[str, Any]], None]) -> Outcome:
         return getattr(self, f"_mode_{self.mode}")(item, mark)
@@ -73,25 +75,30 @@ class Transfer:
         return RetrieveRequest(level, K.identifier_from(K.parse_keys(keys), (), level), "study")
 
     def _retrieve(self, request: Any, *, dest_aet: str | None = None, store_dir: str | None = None) -> dict[str, Any]:
+        """One retrieve on an association kept between studies: a C-MOVE to us shares one retriever
+        (its storage SCP stays up on our port; the moves take turns), straight C-MOVEs and C-GETs
+        have one per worker.  Files land in ``store_dir`` in the listen layout (by study)."""
         from ..net.retrieve import Retriever
 
         o = self.m.options
         get = o.get and dest_aet is None
-        if dest_aet is None:
-            # To us: our storage SCP (or C-GET's) stores into this study's folder for this one retrieve;
-            # a C-MOVE to us takes our one port, so those take turns.
-            retriever = Retriever(self.m.source.peer, self.m.net, store_dir=store_dir, port=o.port, get=get,
-                                  model="study", overwrite=True)
-            if get:
-                return list(retriever.run([request]))[0]
+        if dest_aet is None and not get:
             with self._to_us:
-                return list(retriever.run([request]))[0]
-        # A straight C-MOVE: each worker keeps its association to the source between studies.
-        key = dest_aet
+                if self._shared is None:
+                    self._shared = Retriever(self.m.source.peer, self.m.net, store_dir=store_dir, port=o.port,
+                                             model="study", overwrite=True)
+                try:
+                    return self._shared._retrieve(request)
+                except BaseException:
+                    self._shared.abort()
+                    self._shared = None
+                    raise
+        key = (dest_aet, get)
         retrievers = self._local.__dict__.setdefault("retrievers", {})
         retriever = retrievers.get(key)
         if retriever is None:
-            retriever = Retriever(self.m.source.peer, self.m.net, dest=dest_aet, store_dir=None, model="study")
+            retriever = Retriever(self.m.source.peer, self.m.net, dest=dest_aet, store_dir=store_dir, port=o.port,
+                                  get=get, model="study", overwrite=True)
             retrievers[key] = retriever
             with self._all_lock:
                 self._all.append(retriever)
@@ -103,7 +110,10 @@ class Transfer:
             raise
 
     def close(self) -> None:
-        """Release the associations the workers kept."""
+        """Release the associations the workers kept (and stop our storage SCP)."""
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
         with self._all_lock:
             for retriever in self._all:
                 try:
@@ -154,19 +164,23 @@ class Transfer:
     def _mode_through(self, item: Any, mark: Any) -> Outcome:
         staged = item.data.get("staged")
         files: list[str] = []
-        if staged and os.path.isdir(staged):
+        if staged and os.path.isdir(staged):  # retrieved by an earlier attempt: send only
             files = [os.path.join(d, f) for d, _, names in sorted(os.walk(staged)) for f in sorted(names)
                      if f.endswith(".dcm")]
         if not files:
-            staged = os.path.join(self.m.staging, _safe(item.id))
-            record = self._retrieve(self._request("STUDY", [f"StudyInstanceUID={item.id}"]), store_dir=staged)
+            record = self._retrieve(self._request("STUDY", [f"StudyInstanceUID={item.id}"]), store_dir=self.m.staging)
             if not record.get("ok"):
                 return Outcome(False, error=record.get("error"), detail=_counts(record))
             files = list(record.get("files") or [])
+            staged = _study_folder(self.m.staging, files)
             mark("retrieved", {"staged": staged, "retrieved": len(files)})
         outcome = self._send_files(files)
         if outcome.ok:
-            shutil.rmtree(staged, ignore_errors=True)
+            for path in files:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+            if staged and os.path.commonpath([staged, self.m.staging]) == self.m.staging and staged != self.m.staging:
+                shutil.rmtree(staged, ignore_errors=True)
         return outcome
 
     def _mode_retrieve(self, item: Any, mark: Any) -> Outcome:
@@ -236,7 +250,9 @@ def _size(path: str) -> int:
         return 0
 
 
-def _safe(uid: str) -> str:
-    from ..net.scp import _component
-
-    return _component(uid)
+def _study_folder(root: str, files: list[str]) -> str:
+    """The study's folder under the staging root (ROOT/PatientID/StudyUID in the listen layout)."""
+    if not files:
+        return root
+    parts = os.path.relpath(os.path.dirname(files[0]), root).split(os.sep)
+    return os.path.join(root, *parts[:2]) if len(parts) >= 2 and parts[0] != ".." else root
