@@ -5,7 +5,7 @@ _dcmtools() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "anonymize commit dump echo edit find listen move print render send transcode verify-display worklist --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "anonymize commit dump echo edit find listen migrate move print render send transcode verify-display worklist --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -30,12 +30,16 @@ _dcmtools() {
             case "$prev" in --output|-o|--set|--set-existing|--erase|--map|--match|--new-uids|--key|--key-file|--charset|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         find)
-            opts="--key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --no-defaults --walk --no-walk --check --no-check --flat --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"
-            case "$prev" in --key|-k|--level|-L|--model|-m|--patient|--patient-id|--date|--modality|--accession|--limit|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--token|--token-file|--user|--password-file) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --no-defaults --walk --no-walk --check --no-check --queries-from --flat --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"
+            case "$prev" in --key|-k|--level|-L|--model|-m|--patient|--patient-id|--date|--modality|--accession|--limit|--queries-from|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--token|--token-file|--user|--password-file) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         listen)
             opts="--port -p --aet --store-dir -d --count -c --idle-timeout --bind --allow --allow-any --max-associations --assoc-timeout --pdu-timeout --worklist-dir -w --reindex --peers --overwrite --commit-report --commit-delay --commit-report-to --timeout --max-pdu --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
             case "$prev" in --port|-p|--aet|--store-dir|-d|--count|-c|--idle-timeout|--bind|--allow|--max-associations|--assoc-timeout|--pdu-timeout|--worklist-dir|-w|--peers|--commit-report|--commit-delay|--commit-report-to|--timeout|--max-pdu|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            ;;
+        migrate)
+            opts="--journal -J --status --verify-only --since --until --max-results --get --through-us --dest-aet --port -p --associations -n --max-attempts --rate --window --uids --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
+            case "$prev" in --journal|-J|--since|--until|--max-results|--dest-aet|--port|-p|--associations|-n|--max-attempts|--rate|--window|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         move)
             opts="--key -k --level -L --model -m --dest --get --port -p --store-dir -d --bind --overwrite --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"

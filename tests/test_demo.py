@@ -26,5 +26,6 @@ def test_demo_runs_the_whole_pipeline():
     assert '"IssuerOfPatientID":"NORTH-VET"' in out  # edit | dump
     assert "JPEG-LS lossless  0x0000" in out  # transcode | send
     assert "film 2  written" in out  # print --dry-run
+    assert ": matched (" in out and " verified;" in out  # migrate, migrate --status
     assert "PASS" in out  # verify-display
     assert "Demo done" in result.stderr

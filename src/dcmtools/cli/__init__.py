@@ -20,6 +20,7 @@ COMMANDS = {
     "edit": "edit",
     "find": "find",
     "listen": "listen",
+    "migrate": "migrate",
     "move": "move",
     "print": "print_",
     "render": "render",

@@ -86,7 +86,15 @@ Latin-1 to a Chinese name), the match is kept and its record says so in
 goes to the peer as typed and is checked group by group. A study query on
 ModalitiesInStudy the peer does not fill is checked against its series.
 Pipe the records into 'dcmtools move PEER -' to retrieve each match at its
-level."""
+level.
+
+\b
+Many queries in one run (--queries-from FILE, '-' for stdin): a CSV whose
+header names the keys (AccessionNumber, or PatientID,StudyDate ...), or JSON
+Lines of keys ({"AccessionNumber":"A1"}), all over one association. Each
+row's keys go on top of -k and the shortcuts; every record gets "q" (the
+row's number) and "query" (its keys). A row that cannot be a query is an
+error record and the rest go on."""
 
 _COLUMNS: dict[str, list[tuple[str, str, int]]] = {
     "PATIENT": [("PatientID", "patient id", 14), ("PatientName", "name", 24), ("PatientBirthDate", "born", 8),
@@ -206,6 +214,10 @@ def find_command(
     no_defaults: NoDefaultsOpt = False,
     walk: Annotated[bool, typer.Option("--walk/--no-walk", help="Walk down when a hierarchical peer refuses a series or image query.")] = True,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Leave out matches that contradict a key.")] = True,
+    queries_from: Annotated[Optional[str], typer.Option(
+        "--queries-from", metavar="FILE",
+        help="Many queries, one association: a CSV whose header names the keys, or JSON Lines of keys "
+             "('-' reads stdin). Each match is tagged with its query.")] = None,
     flat: FlatOpt = False,
     aet: AetOpt = None,
     timeout: TimeoutOpt = None,
@@ -239,6 +251,7 @@ def find_command(
       dcmtools find pacs -k 'PatientName=SMITH^*' -k PatientSpeciesDescription --flat | jq .dataset
       dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --store-dir out/ -
       dcmtools find https://pacs.example.org/dicom-web --level series -k Modality=CT --user alice --password-file ~/.pacs-password
+      dcmtools find pacs --queries-from accessions.csv -k StudyDescription
     """
     with CommandRun("find", json_mode=json, human=table_human(_COLUMNS), debug=debug, quiet=quiet) as run:
         from ..net import keys as K
@@ -263,6 +276,11 @@ def find_command(
                                        tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, timeout=timeout, debug=run.debug, tls_insecure=tls_insecure),
                                 identifier, query_level, limit, flat)
         remote = resolve_peer(peer, peers, options)
+        if queries_from is not None:
+            if limit is not None:
+                raise typer.BadParameter("--limit applies to one query, not to --queries-from", param_hint="--limit")
+            _many(run, remote, identifier, options, query_level, query_model, walk, check, flat, queries_from)
+            return
         finder = Finder(remote, identifier, options, query_level, query_model, limit, walk, check, flat)
         stream = finder.run()
         try:
@@ -285,6 +303,33 @@ def find_command(
                 keys = ", ".join(finder.unchecked_keys)
                 run.warn(f"kept {finder.unchecked} match(es) whose {keys} could not be checked: the peer answered in a "
                          "character set that cannot represent the query (see the records' \"note\")")
+
+
+def _many(run: Any, remote: Any, identifier: dict[str, Any], options: Any, level: str, model: str, walk: bool,
+          check: bool, flat: bool, source: str) -> None:
+    """--queries-from: every query of the file over one association."""
+    import sys
+
+    from ..net.query import find_many, read_queries
+    from ..stream.records import DcmtoolsError
+
+    try:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {source}: {exc.strerror or exc}", param_hint="--queries-from") from None
+    stats: dict[str, int] = {}
+    try:
+        for record in find_many(remote, identifier, read_queries(stream), options, level=level, model=model,
+                                walk=walk, check=check, flat=flat, stats=stats):
+            run.write(record)
+    except DcmtoolsError as exc:
+        if exc.exit_status == 2:
+            raise
+        report_fatal(run, exc, "query", peer=str(remote))
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+        run.summary_extra.update(stats)
 
 
 def _summary(finder: Any) -> dict[str, Any]:

@@ -102,6 +102,10 @@ class Exchange:
     def _send(self) -> None:
         assoc = self.assoc
         assoc._reactor_checkpoint.clear()
+        # The flag may be left over from before the last exchange released the reactor: it is
+        # only true again once the reactor has finished that round and stopped at the checkpoint
+        # (else it could take this request's first response off the queue as a request).
+        assoc._is_paused = False
         deadline = time.monotonic() + 5
         while not assoc._is_paused and time.monotonic() < deadline and assoc.is_established:
             time.sleep(0.0001)
@@ -686,3 +690,122 @@ def find(peer: Peer, identifier: dict[str, Any], options: NetOptions | None = No
     """C-FIND ``identifier`` (JSON model, see ``find_identifier``) at ``level``; yields records."""
     finder = Finder(peer, identifier, options or NetOptions(), K.normalize_level(level), model, limit, walk, check, flat)
     yield from finder.run()
+
+
+# ------------------------------------------------------------- many queries
+def read_queries(stream: Iterable[str]) -> Iterator[tuple[int, list[str] | None, str | None]]:
+    """The queries of a file: ``(number, ["Keyword=value", ...], None)`` per query, or
+    ``(number, None, message)`` for a line that cannot be one.
+
+    JSON Lines (each line an object of keys: ``{"AccessionNumber": "A1"}``; a
+    list value is a multi-value key) when the first line starts with ``{``;
+    otherwise CSV whose header names the keys (keywords or ``gggg,eeee``; an
+    empty cell asks for the key to be returned).  Streams: one line at a time."""
+    import csv
+    import itertools
+    import json
+
+    lines = iter(stream)
+    first = None
+    for line in lines:
+        if line.strip():
+            first = line
+            break
+    if first is None:
+        return
+    rest = itertools.chain([first], lines)
+    if first.lstrip().startswith("{"):
+        number = 0
+        for line in rest:
+            if not line.strip():
+                continue
+            number += 1
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                yield number, None, f"query {number} is not a JSON object ({exc})"
+                continue
+            if not isinstance(row, dict) or not row:
+                yield number, None, f"query {number} is not a JSON object of keys"
+                continue
+            yield number, [_key_text(k, v) for k, v in row.items()], None
+        return
+    reader = csv.reader(rest)
+    header = [h.strip() for h in next(reader)]
+    if not any(header):
+        yield 0, None, "the CSV header names no keys"
+        return
+    for number, row in enumerate(reader, 1):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            yield number, None, f"query {number} has {len(row)} field(s), the header {len(header)}"
+            continue
+        yield number, [_key_text(k, v.strip()) for k, v in zip(header, row) if k], None
+
+
+def _key_text(name: str, value: Any) -> str:
+    if value is None or value == "":
+        return str(name)
+    if isinstance(value, list):
+        value = "\\".join(str(v) for v in value)
+    return f"{name}={value}"
+
+
+def find_many(peer: Peer, base: dict[str, Any], queries: Iterable[tuple[int, list[str] | None, str | None]],
+              options: NetOptions | None = None, *, level: str = "STUDY", model: str = "study",
+              walk: bool = True, check: bool = True, flat: bool = False, stats: dict[str, int] | None = None,
+              ) -> Iterator[dict[str, Any]]:
+    """Run many queries over ONE association: each query's keys (see ``read_queries``) on top of
+    ``base`` (the identifier of the shared keys and return keys).  Every record is tagged with
+    its query: ``"q": number`` and ``"query": {keyword: value}``.  A query that cannot be built
+    is an error record and the rest go on.  ``stats`` (if given) counts queries and matches."""
+    from .assoc import close
+    from .responses import install
+
+    options = options or NetOptions()
+    level = K.normalize_level(level)
+    sop_class = K.FIND[model]
+    stats = stats if stats is not None else {}
+    stats.setdefault("queries", 0)
+    stats.setdefault("matches", 0)
+    assoc = None
+    try:
+        for number, keys, problem in queries:
+            stats["queries"] += 1
+            tag: dict[str, Any] = {"q": number}
+            if problem is not None:
+                yield {"type": "query", "peer": str(peer), **tag, "ok": False,
+                       "error": {"code": K.QueryErrorCode.BAD_KEY, "message": problem}}
+                continue
+            try:
+                parsed = K.parse_keys(keys or [])
+                identifier = dict(base)
+                identifier.update(K.identifier_from(parsed, (), level))
+                identifier = K.sort_identifier(identifier)
+            except DcmtoolsError as exc:
+                yield {"type": "query", "peer": str(peer), **tag, "ok": False,
+                       "error": {"code": exc.code, "message": f"query {number}: {exc.message}"}}
+                continue
+            tag["query"] = dict(_query_label(keys or []))
+            if assoc is None or not assoc.is_established:
+                assoc = associate(peer, query_contexts([sop_class]), options)
+                install(assoc)
+            finder = Finder(peer, identifier, options, level, model, None, walk, check, flat, assoc=assoc)
+            for record in finder.run():
+                if record.get("type") == "match":
+                    stats["matches"] += 1
+                yield {**record, **tag}
+    except BaseException:
+        if assoc is not None:
+            close(assoc, abort=True)
+        raise
+    if assoc is not None:
+        close(assoc)
+
+
+def _query_label(keys: list[str]) -> Iterator[tuple[str, str]]:
+    for text in keys:
+        name, _, value = text.partition("=")
+        if value:
+            yield name, value

@@ -1,0 +1,322 @@
+"""One migration: inventory, transfer, verification, all kept in the journal."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from ..stream.journal import Journal, JournalError
+from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus, error_record
+from .endpoints import Endpoint
+from .inventory import MODALITIES, FolderInventory, PacsInventory
+from .pacing import Pacer, Rate, Window
+from .transfer import PEER_FAILURES, Outcome, Transfer, mode_of
+from .verify import FolderCounter, PacsCounter, compare
+
+STATES = ("planned", "retrieved", "sent", "verified", "failed")
+TO_TRANSFER = ("planned", "retrieved", "failed")
+RANK = ("planned", "failed", "retrieved", "sent", "verified")  # for journal.merge of shards
+RECHECK = (0.5, 1.0, 2.0)  # seconds before looking again at a study just sent that seems incomplete
+
+
+class MigrateErrorCode:
+    JOURNAL = "bad_journal"  # the journal cannot be used, or belongs to another migration
+    PEER_DOWN = "peer_unavailable"  # a peer failed as a whole: the run stopped, run it again
+
+
+@dataclass
+class MigrateOptions:
+    """What ``dcmtools migrate`` is told (the library's defaults are the CLI's)."""
+
+    since: str | None = None
+    until: str | None = None
+    max_results: int | None = None
+    modalities: tuple[str, ...] = MODALITIES
+    get: bool = False  # C-GET from the source (through us)
+    through: bool = False  # PACS -> PACS through us even though a straight C-MOVE is possible
+    dest_aet: str | None = None  # the destination's AE title as the source knows it
+    port: int = 11112  # our storage SCP for C-MOVE to us
+    associations: int = 1
+    max_attempts: int = 3
+    rate: Rate | None = None
+    window: Window | None = None
+    uids: bool = False
+    staging: str | None = None  # through us: where studies wait to be sent [JOURNAL.staging]
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    on_pause: Callable[[float], None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Migration:
+    """``run()`` (inventory, transfer, verification) and ``verify_only()`` yield records;
+    afterwards ``exit_status`` and ``summary`` say how it ended.
+
+        from dcmtools.migrate import Migration, MigrateOptions, parse_endpoint
+        from dcmtools.net import NetOptions
+
+        net = NetOptions(calling_aet="DCMTOOLS")
+        m = Migration(parse_endpoint("OLD@10.0.0.5:104"), parse_endpoint("NEW@10.0.0.6:104"),
+                      "old-to-new.journal", net, MigrateOptions(associations=2))
+        for record in m.run():
+            print(record)
+        assert m.exit_status == 0   # every study verified
+    """
+
+    def __init__(self, source: Endpoint, dest: Endpoint, journal: str | os.PathLike, net: Any,
+                 options: MigrateOptions | None = None) -> None:
+        self.source = source
+        self.dest = dest
+        self.net = net
+        self.options = options or MigrateOptions()
+        self.journal_path = os.fspath(journal)
+        try:
+            self.journal = Journal(self.journal_path, kind="migrate", clock=self.options.clock)
+        except JournalError as exc:
+            raise DcmtoolsError(MigrateErrorCode.JOURNAL, str(exc), "give another --journal file", ExitStatus.USAGE) from None
+        known = (self.journal.meta("source"), self.journal.meta("dest"))
+        if known == (None, None):
+            self.journal.set_meta(source=str(source), dest=str(dest))
+        elif known != (str(source), str(dest)):
+            self.journal.close()
+            raise DcmtoolsError(MigrateErrorCode.JOURNAL,
+                                f"{self.journal_path} is the journal of the migration {known[0]} -> {known[1]}, "
+                                f"not {source} -> {dest}", "give the same SOURCE and DEST, or another --journal",
+                                ExitStatus.USAGE)
+        self.staging = self.options.staging or self.journal_path + ".staging"
+        self.mode = mode_of(source, dest, self.options.through, self.options.get)
+        self.pacer = Pacer(self.options.window, self.options.rate, self.options.clock, self.options.sleep,
+                           self.options.on_pause)
+        self.fatal: DcmtoolsError | None = None
+        self.inventory_problems = 0
+        self.verify_counts = {"matched": 0, "missing": 0, "incomplete": 0, "extra": 0, "not_at_source": 0}
+        self.transferred = {"studies": 0, "instances": 0, "failed": 0}
+
+    def close(self) -> None:
+        self.journal.close()
+
+    # ------------------------------------------------------------ the whole run
+    def run(self) -> Iterator[dict[str, Any]]:
+        try:
+            yield from self.inventory()
+            if self.fatal is None:
+                yield from self.transfer()
+            if self.fatal is None:
+                yield from self.verify(states=("sent", "failed", "retrieved", "planned"))
+        finally:
+            self.journal.set_meta(last_run=self.options.clock())
+
+    def verify_only(self) -> Iterator[dict[str, Any]]:
+        """The inventory (where not done yet: a fresh journal verifies the whole source), then every
+        study of the journal reconciled again; nothing is transferred."""
+        yield from self.inventory()
+        if self.fatal is None:
+            yield from self.verify(states=None, again=True)
+
+    # ------------------------------------------------------------ inventory
+    def inventory(self) -> Iterator[dict[str, Any]]:
+        if self.source.is_folder:
+            inv: Any = FolderInventory(self.source.folder, self.journal)
+        else:
+            inv = PacsInventory(self.source.peer, self.net, self.journal, since=self.options.since,
+                                until=self.options.until, max_results=self.options.max_results,
+                                modalities=self.options.modalities,
+                                today=lambda: __import__("datetime").date.fromtimestamp(self.options.clock()))
+        try:
+            yield from inv.run()
+        except DcmtoolsError as exc:
+            if exc.exit_status not in PEER_FAILURES:
+                raise
+            self.fatal = exc
+            yield error_record("migrate", exc, step="inventory", peer=str(self.source))
+        self.inventory_problems += inv.failed + inv.incomplete
+
+    # ------------------------------------------------------------ transfer
+    def transfer(self) -> Iterator[dict[str, Any]]:
+        """Every study not sent yet (failed ones while attempts are left), ``associations`` at a time.
+        Failed studies are tried again in further passes until none is left to try."""
+        transfer = Transfer(self)
+        workers = max(1, self.options.associations)
+        try:
+            yield from self._transfer(transfer, workers)
+        finally:
+            transfer.close()
+        if self.fatal is not None:
+            yield error_record("migrate", self.fatal, step="transfer", peer=self.fatal.details.get("peer", ""),
+                               hint_resume="run the same command again once the peer is back: it resumes")
+
+    def _transfer(self, transfer: Transfer, workers: int) -> Iterator[dict[str, Any]]:
+        with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migrate") as pool:
+            while self.fatal is None:
+                started = 0
+                pending: set[cf.Future] = set()
+                for item in self.journal.items(states=TO_TRANSFER, max_attempts=self.options.max_attempts):
+                    if self.fatal is not None:
+                        break
+                    self.pacer.wait(int(item.data.get("instances") or 0))
+                    while len(pending) >= 2 * workers:
+                        done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                        for future in done:
+                            yield future.result()
+                    if self.fatal is not None:
+                        break
+                    pending.add(pool.submit(self._one, transfer, item, _iso(self.options.clock())))
+                    started += 1
+                for future in cf.as_completed(pending):
+                    yield future.result()
+                if not started:
+                    break
+
+    def _one(self, transfer: Transfer, item: Any, started: str) -> dict[str, Any]:
+        attempt = self.journal.begin(item.id)
+        base = {"type": "study", "study": item.id, "patient": item.data.get("patient", ""), "attempt": attempt,
+                "started": started}
+
+        def mark(state: str, data: dict[str, Any]) -> None:
+            self.journal.set_state(item.id, state, data=data)
+
+        try:
+            outcome = transfer.study(item, mark)
+        except DcmtoolsError as exc:
+            if exc.exit_status in PEER_FAILURES:
+                # The peer failed, not the study: the attempt does not count; the run stops.
+                self.journal.undo_attempt(item.id, exc.as_error())
+                if self.fatal is None:
+                    self.fatal = exc
+                return error_record("study", exc, **base, state=self.journal.get(item.id).state)
+            outcome = Outcome(False, error=exc.as_error())
+        except Exception as exc:  # noqa: BLE001 - one study's surprise must not end the migration
+            outcome = Outcome(False, error={"code": ErrorCode.INTERNAL, "message": f"{type(exc).__name__}: {exc}"})
+        self.pacer.account(outcome.instances, outcome.size)
+        if outcome.ok:
+            self.journal.set_state(item.id, "sent", data={"instances_sent": outcome.instances, **outcome.detail})
+            self.journal.clear_error(item.id)
+            self.transferred["studies"] += 1
+            self.transferred["instances"] += outcome.instances
+            return {**base, "state": "sent", "instances": outcome.instances, "mode": self.mode, "ok": True}
+        error = outcome.error or {"code": "transfer_failed", "message": "failed"}
+        self.journal.set_state(item.id, "failed", error=error, data=outcome.detail or None)
+        self.transferred["failed"] += 1
+        left = self.options.max_attempts - attempt
+        record = {**base, "state": "failed", "mode": self.mode, **outcome.detail, "ok": False, "error": error}
+        record["attempts_left"] = max(left, 0)
+        return record
+
+    # ------------------------------------------------------------ verification
+    def _counters(self) -> tuple[Any, Any]:
+        uids = self.options.uids
+        src = (FolderCounter(self.source.folder, self.journal, uids) if self.source.is_folder
+               else PacsCounter(self.source.peer, self.net, uids))
+        dst = (FolderCounter(self.dest.folder, None, uids) if self.dest.is_folder
+               else PacsCounter(self.dest.peer, self.net, uids))
+        return src, dst
+
+    def verify(self, states: tuple[str, ...] | None, again: bool = False) -> Iterator[dict[str, Any]]:
+        """Reconcile the studies in ``states`` (all with ``again``): verified when the destination
+        holds every instance of the source; otherwise the record says what is missing and why."""
+        from .verify import Holding
+
+        src, dst = self._counters()
+        try:
+            for item in self.journal.items(states=states):
+                try:
+                    if (not self.options.uids and item.data.get("instances") is not None
+                            and item.data.get("series") is not None):
+                        source = Holding(True, item.data["series"], item.data["instances"])
+                    else:
+                        source = src.holding(item.id, item)
+                    dest = dst.holding(item.id, item)
+                except DcmtoolsError as exc:
+                    if exc.exit_status in PEER_FAILURES:
+                        self.fatal = exc
+                        yield error_record("migrate", exc, step="verify")
+                        return
+                    yield error_record("verify", exc, study=item.id)
+                    continue
+                record = compare(item.id, source, dest)
+                # A destination may index what it has just received a moment after answering the
+                # C-STORE (dcmqrscp, Orthanc's jobs): a study just sent gets a few more looks.
+                for delay in (RECHECK if item.state == "sent" else ()):
+                    if record["ok"]:
+                        break
+                    self.options.sleep(delay)
+                    try:
+                        dest = dst.holding(item.id, item)
+                    except DcmtoolsError:
+                        break
+                    record = compare(item.id, source, dest)
+                self.verify_counts[record["result"]] += 1
+                record["state_before"] = item.state
+                if record["ok"]:
+                    if item.state != "verified":
+                        self.journal.set_state(item.id, "verified", data={"verified": record["destination"]})
+                    record["state"] = "verified"
+                else:
+                    if item.last_error and item.state == "failed":
+                        record["error"]["transfer_error"] = item.last_error.get("message")
+                    if item.state in ("verified", "sent"):
+                        # It was there, or was said to be sent: send it again on the next run.
+                        self.journal.set_state(item.id, "failed", error=record["error"])
+                        record["state"] = "failed"
+                    else:
+                        record["state"] = item.state
+                yield record
+        finally:
+            src.close()
+            dst.close()
+
+    # ------------------------------------------------------------ how it ended
+    @property
+    def exit_status(self) -> int:
+        if self.fatal is not None:
+            return int(self.fatal.exit_status)
+        counts = self.journal.counts()
+        if self.inventory_problems or any(n for state, n in counts.items() if state != "verified"):
+            return int(ExitStatus.FAILED)
+        return int(ExitStatus.OK)
+
+    def summary(self) -> dict[str, Any]:
+        counts = self.journal.counts()
+        return {"source": str(self.source), "destination": str(self.dest), "mode": self.mode,
+                "journal": self.journal_path, "studies": sum(counts.values()),
+                "states": {state: counts.get(state, 0) for state in STATES if counts.get(state)},
+                "transferred": dict(self.transferred), "verification": dict(self.verify_counts),
+                "inventory_problems": self.inventory_problems, "paused_seconds": round(self.pacer.paused, 1)}
+
+
+def _iso(when: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(when).isoformat(timespec="seconds")
+
+
+def status(journal: str | os.PathLike) -> dict[str, Any]:
+    """The state of a migration from its journal alone: counts per state, throughput (studies
+    verified per second over the last 10 minutes of activity), ETA, the plan's units."""
+    path = os.fspath(journal)
+    if not os.path.exists(path):
+        raise DcmtoolsError(MigrateErrorCode.JOURNAL, f"no journal at {path!r}", "give the --journal of a migration",
+                            ExitStatus.USAGE)
+    try:
+        with Journal(path, create=False) as j:
+            kind = j.meta("kind")
+            if kind not in (None, "migrate"):
+                raise JournalError(f"{path!r} is the journal of a {kind} run")
+            state = j.status(done=("verified",))
+            plan = j.plan_counts()
+            record = {"type": "status", "journal": path, "source": j.meta("source"), "destination": j.meta("dest"),
+                      "studies": state["total"],
+                      "states": {s: state["counts"].get(s, 0) for s in STATES},
+                      "left": state["left"], "rate_studies_per_s": state["rate"],
+                      "eta_seconds": state["eta_seconds"], "inventory": plan,
+                      "last_run": j.meta("last_run"), "ok": True}
+            for name, n in state["counts"].items():
+                if name not in STATES:
+                    record["states"][name] = n
+            return record
+    except JournalError as exc:
+        raise DcmtoolsError(MigrateErrorCode.JOURNAL, str(exc), None, ExitStatus.USAGE) from None
