@@ -84,13 +84,16 @@ def test_send_silent_peer_stops_the_run_every_input_gets_a_record(tmp_path):
         storescp_pid = _listener_pid(port)
         proc = subprocess.Popen([sys.executable, "-m", "dcmtools", "send", peer, *map(str, files), "--json",
                                  "--timeout", "2", "--retries", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=ENV)
-        first = proc.stdout.readline()
+                                bufsize=0, env=ENV)
+        # Unbuffered: a buffered readline could read ahead lines that communicate() (which reads the
+        # file descriptors directly) would then never see.
+        first = proc.stdout.readline().decode()
         os.kill(storescp_pid, signal.SIGSTOP)
         try:
-            rest, err = proc.communicate(timeout=60)
+            rest_bytes, err_bytes = proc.communicate(timeout=60)
         finally:
             os.kill(storescp_pid, signal.SIGCONT)
+        rest, err = rest_bytes.decode(), err_bytes.decode()
     assert "Traceback" not in err
     got = [json.loads(line) for line in (first + rest).splitlines()]
     items = [r for r in got if r["type"] == "file"]
