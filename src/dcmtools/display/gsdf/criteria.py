@@ -1,0 +1,102 @@
+"""The criteria of the display classes (AAPM TG18), with their sources, and one checked criterion."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+TG18 = "AAPM On-line Report No. 03 (TG18), Assessment of Display Performance for Medical Imaging Systems (2005)"
+ACR = "ACR-AAPM-SIIM Technical Standard for Electronic Practice of Medical Imaging"
+TG270 = "AAPM Report No. 270 (TG270), Display Quality Assurance (2019)"
+
+
+@dataclass(frozen=True)
+class ClassCriteria:
+    """The thresholds of one display class and where each comes from."""
+
+    name: str
+    description: str
+    tolerance: float  # largest |contrast response error|
+    min_lmax: float  # L'max, cd/m2
+    min_ratio: float  # L'max / L'min
+    max_ambient_ratio: float  # Lamb / Lmin, limit
+    recommended_ambient_ratio: float  # Lamb / Lmin, recommended (a warning above)
+    sources: dict[str, str]
+
+
+_COMMON_SOURCES = {
+    "ambient_ratio": f"{TG18}, sect. 4.2 (reflection) and {TG270}: Lamb/Lmin at most 2/3, below 1/4 recommended",
+}
+
+CLASSES: dict[str, ClassCriteria] = {
+    "primary": ClassCriteria(
+        name="primary",
+        description="displays used to interpret medical images (TG18 primary; diagnostic)",
+        tolerance=0.10,
+        min_lmax=170.0,
+        min_ratio=250.0,
+        max_ambient_ratio=2.0 / 3.0,
+        recommended_ambient_ratio=0.25,
+        sources={
+            "contrast_response": f"{TG18}, sect. 4.3 (luminance response): within 10% of the GSDF; also {ACR}",
+            "lmax": f"{TG18}, sect. 4.3: L'max at least 170 cd/m2",
+            "luminance_ratio": f"{TG18}, sect. 4.3: L'max/L'min at least 250",
+            **_COMMON_SOURCES,
+        },
+    ),
+    "secondary": ClassCriteria(
+        name="secondary",
+        description="displays for viewing medical images, not for interpretation (TG18 secondary)",
+        tolerance=0.20,
+        min_lmax=100.0,
+        min_ratio=100.0,
+        max_ambient_ratio=2.0 / 3.0,
+        recommended_ambient_ratio=0.25,
+        sources={
+            "contrast_response": f"{TG18}, sect. 4.3 (luminance response): within 20% of the GSDF; also {ACR}",
+            "lmax": f"{TG18}, sect. 4.3: L'max at least 100 cd/m2",
+            "luminance_ratio": f"{TG18}, sect. 4.3: L'max/L'min at least 100",
+            **_COMMON_SOURCES,
+        },
+    ),
+}
+
+
+@dataclass
+class Criterion:
+    """One pass/fail check: its value, its limit, the verdict and the source."""
+
+    name: str
+    label: str
+    value: float | None
+    limit: float
+    comparison: str  # "<=" or ">="
+    ok: bool
+    source: str
+    unit: str = ""
+    recommended: float | None = None
+    warning: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        rec: dict[str, Any] = {
+            "name": self.name,
+            "value": _clean(self.value),
+            "limit": self.limit,
+            "comparison": self.comparison,
+            "ok": self.ok,
+            "source": self.source,
+        }
+        if self.unit:
+            rec["unit"] = self.unit
+        if self.recommended is not None:
+            rec["recommended"] = self.recommended
+        if self.warning:
+            rec["warning"] = self.warning
+        return rec
+
+
+def _clean(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return value
