@@ -126,7 +126,7 @@ def output_base(mirrored: str) -> str:
 
 
 def _read(path: str):
-    from .transcode import _read as read_dataset
+    from .transcode.reading import read_dataset
 
     ds, _size = read_dataset(path)
     return ds
@@ -134,14 +134,15 @@ def _read(path: str):
 
 def decode(ds, path: str):
     """All frames as an array ``(frames, rows, columns[, samples])`` and the photometric interpretation."""
-    from .transcode import _decode, _native_order, source_syntax
+    from .transcode.pixels import decode_pixels, native_order
+    from .transcode.reading import source_syntax
 
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise DcmtoolsError(
             ErrorCode.NO_IMAGE, f"{path} has no pixel data (nothing to render)", hint="only images are rendered"
         )
-    arr, meta = _decode(ds, path, source_syntax(ds))
-    arr = _native_order(arr)
+    arr, meta = decode_pixels(ds, path, source_syntax(ds))
+    arr = native_order(arr)
     frames = int(meta.get("number_of_frames", ds.get("NumberOfFrames", 1) or 1) or 1)
     samples = int(meta.get("samples_per_pixel", ds.get("SamplesPerPixel", 1) or 1) or 1)
     if frames == 1 and arr.ndim == (3 if samples > 1 else 2):

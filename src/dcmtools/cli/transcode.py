@@ -118,10 +118,10 @@ def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null) 
     import pydicom  # noqa: F401
 
     from ..stream.parallel import resolve_jobs
-    from ..transcode import Plan, run_plan
+    from ..transcode import OutputPlan, run_plan
 
     codecs.encoder_for(options.target)
-    plan = Plan(run.inputs(inputs, files_from, null), output, inputs)
+    plan = OutputPlan(run.inputs(inputs, files_from, null), output, inputs)
     size_in = size_out = 0
     for record in run.progress(run_plan(plan, options, resolve_jobs(jobs))):
         if record.get("ok"):
