@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...stream.records import DcmtoolsError, ErrorCode
-from .criteria import CLASSES, ClassCriteria, Criterion, _clean
+from .criteria import (
+    CLASSES,
+    HINTS,
+    LABELS,
+    ClassCriteria,
+    Criterion,
+    _clean,
+    number,
+    percent,
+)
 from .curve import gsdf_luminance, gsdf_table, jnd_index
 from .readings import Measurements, _bad, read_measurements
 
@@ -82,6 +91,43 @@ class Analysis:
     @property
     def failed_criteria(self) -> list[Criterion]:
         return [c for c in self.criteria if not c.ok]
+
+    def failure_message(self) -> str:
+        """What fails, in words: each failed criterion with its value and limit."""
+        parts = []
+        for c in self.failed_criteria:
+            if c.name == "contrast_response":
+                iv = self.max_error_interval
+                parts.append(
+                    f"contrast response off by {percent(self.max_error)}% at DDL {iv.ddl_low}-{iv.ddl_high} "
+                    f"(within ±{c.limit * 100:g}% required)"
+                )
+            elif c.name == "lmax":
+                parts.append(f"L'max {number(c.value, '.1f')} cd/m2 (at least {c.limit:g} required)")
+            elif c.name == "luminance_ratio":
+                parts.append(f"luminance ratio {number(c.value, '.0f')} (at least {c.limit:g} required)")
+            else:
+                parts.append(f"ambient ratio {number(c.value, '.2f')} (at most {c.limit:.2f} allowed)")
+        return (
+            f"the display fails {len(parts)} of {len(self.criteria)} {self.display_class}-class criteria: "
+            + "; ".join(parts)
+        )
+
+    def verdict(self) -> DcmtoolsError | None:
+        """``None`` when the display passes; else the ``nonconformant`` error: what fails and what to do."""
+        if self.passed:
+            return None
+        hints = [HINTS[c.name] for c in self.failed_criteria]
+        return DcmtoolsError(ErrorCode.NONCONFORMANT, self.failure_message(), "; ".join(hints))
+
+    def record(self, *, intervals: bool = True) -> dict[str, Any]:
+        """The ``display`` record with its verdict: ``ok``, and the ``error`` when it fails."""
+        rec = self.as_record(intervals=intervals)
+        error = self.verdict()
+        rec["ok"] = error is None
+        if error is not None:
+            rec["error"] = error.as_error()
+        return rec
 
     def as_record(self, *, intervals: bool = True) -> dict[str, Any]:
         """The ``display`` record of the JSON stream (without ``ok``/``error``)."""
@@ -160,7 +206,7 @@ def analyze(
             path,
             f"the luminance at driving level {ddls[0]} is 0 and there is no ambient light: "
             "the GSDF is not defined at 0 cd/m2",
-            "give the reflected ambient luminance with --ambient (measured with the display off)",
+            "give the reflected ambient luminance with `ambient` (measured with the display off)",
         )
     if lum_p[-1] <= lum_p[0]:
         raise _bad(
@@ -220,7 +266,7 @@ def _ambient(measurements: Measurements, ambient: float | None, warnings: list[s
         return float(measurements.ambient), "file"
     warnings.append(
         "no ambient luminance given: 0 is used, so the readings are taken to include the room's reflected light "
-        "(give --ambient L, in cd/m2, measured with the display off)"
+        "(give `ambient` L, in cd/m2, measured with the display off)"
     )
     return 0.0, "none"
 
@@ -280,7 +326,7 @@ def _criteria(
     criteria = [
         Criterion(
             "contrast_response",
-            "largest contrast response error",
+            LABELS["contrast_response"],
             error,
             tol,
             "<=",
@@ -288,11 +334,11 @@ def _criteria(
             limits.source("contrast_response", "tolerance"),
         ),
         Criterion(
-            "lmax", "L'max", lmax, need_lmax, ">=", lmax >= need_lmax, limits.source("lmax", "min_lmax"), unit="cd/m2"
+            "lmax", LABELS["lmax"], lmax, need_lmax, ">=", lmax >= need_lmax, limits.source("lmax", "min_lmax"), unit="cd/m2"
         ),
         Criterion(
             "luminance_ratio",
-            "luminance ratio L'max/L'min",
+            LABELS["luminance_ratio"],
             ratio,
             need_ratio,
             ">=",
@@ -303,7 +349,7 @@ def _criteria(
     amb_ok = amb_ratio <= amb_limit
     amb_crit = Criterion(
         "ambient_ratio",
-        "ambient ratio Lamb/Lmin",
+        LABELS["ambient_ratio"],
         amb_ratio,
         amb_limit,
         "<=",
@@ -333,9 +379,9 @@ def _select_levels(meas: Measurements, levels: int | None) -> tuple[list[int], l
     if missing:
         raise _bad(
             meas.path,
-            f"--levels {levels} needs readings at driving levels {', '.join(map(str, wanted))}; "
+            f"`levels` {levels} needs readings at driving levels {', '.join(map(str, wanted))}; "
             f"missing: {', '.join(map(str, missing[:6]))}{' ...' if len(missing) > 6 else ''}",
-            "measure those levels (the TG18-LN patterns of --patterns show them) or leave out --levels",
+            "measure those levels (the TG18-LN patterns of `patterns` show them) or leave out `levels`",
         )
     return wanted, [table[d] for d in wanted]
 

@@ -63,6 +63,32 @@ CLASSES: dict[str, ClassCriteria] = {
 }
 
 
+# What each criterion is called in a report, and what to do when a display fails it.
+# Options are named by their keyword in backquotes (`lut`); a command spells them its way.
+LABELS = {
+    "contrast_response": "largest contrast response error",
+    "lmax": "L'max",
+    "luminance_ratio": "luminance ratio L'max/L'min",
+    "ambient_ratio": "ambient ratio Lamb/Lmin",
+}
+HINTS = {
+    "contrast_response": "calibrate the display to the GSDF (`lut` writes the table) and measure again",
+    "lmax": "raise the backlight/brightness, or replace an ageing display",
+    "luminance_ratio": "lower the black level or the room light, or raise the maximum luminance",
+    "ambient_ratio": "dim the room light or move the display away from lights and windows",
+}
+
+
+def percent(error: float) -> str:
+    """An error as a signed percentage, without a '-0.0'."""
+    return f"{round(error * 100, 1) + 0.0:+.1f}"
+
+
+def number(value: float | None, spec: str = ".3g") -> str:
+    """A value of a record; ``None`` (not finite) is infinite."""
+    return "inf" if value is None else format(value, spec)
+
+
 @dataclass
 class Criterion:
     """One pass/fail check: its value, its limit, the verdict and the source."""

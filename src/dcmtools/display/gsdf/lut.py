@@ -99,7 +99,7 @@ def calibration_lut(
         raise _bad(
             measurements.path,
             "the lowest reading is 0 cd/m2 and there is no ambient light: the JND range is not defined",
-            "give the reflected ambient luminance with --ambient",
+            "give the reflected ambient luminance with `ambient`",
         )
     jmin, jmax = jnd_index(lmin + amb), jnd_index(lmax + amb)
     if not jmin < jmax:
