@@ -6,7 +6,7 @@ import io
 import math
 from typing import Any
 
-from ..dicom import codecs
+from ..dicom import encoding
 from ..dicom.codecs import Syntax
 from ..stream.records import DcmtoolsError, ErrorCode
 from .options import TranscodeOptions
@@ -54,7 +54,7 @@ def _verify(data: bytes, src, meta, target: Syntax, opts: TranscodeOptions, path
     peak = float((1 << int(meta.get("bits_stored", 8) or 8)) - 1)
     result["psnr"] = round(10 * math.log10(peak * peak / mse), 2) if mse > 0 else None
     if target.name == "jpeg-ls-near":
-        bound = codecs.DEFAULT_NEAR_ERROR if opts.error is None else opts.error
+        bound = encoding.DEFAULT_NEAR_ERROR if opts.error is None else opts.error
         if max_error > bound:
             raise DcmtoolsError(
                 ErrorCode.VERIFY_FAILED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..dicom import codecs
+from ..dicom import codecs, encoding
 from ..stream.outputs import exists_error, write_atomic
 from ..stream.records import DcmtoolsError, ErrorCode, error_record
 from .options import LOSSY_ONLY, TranscodeOptions
@@ -129,7 +129,7 @@ def _transcode_image(ds, path: str, out: str, opts: TranscodeOptions, src_uid: s
 
             arr = convert_color_space(arr, "YBR_FULL", "RGB")
             image.photometric = "RGB"
-        encoded = codecs.encode_frames(
+        encoded = encoding.encode_frames(
             arr, image, target, out_photometric=out_pi, error=opts.error, ratio=opts.ratio, quality=opts.quality
         )
         _set_encapsulated(ds, encoded, target, out_pi, image.samples_per_pixel)
