@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..stream.outputs import Mirror, exists_error
-from ..stream.records import DcmtoolsError, ErrorCode, error_record
+from ..stream.records import DcmtoolsError, ErrorCode, error_record, internal_error
 from .options import RenderOptions, output_base
 from .output import burn_overlays, fit, save, to_pil
 from .pipeline import _read, colour_pipeline, decode, grey_pipeline
@@ -49,31 +49,9 @@ def render_file(path: str, out_base: str, options: RenderOptions) -> dict[str, A
 
     A failure is a record (``ok`` false), never an exception.
     """
-    import logging
-    import warnings
+    from ..transcode.work import file_record
 
-    record: dict[str, Any] = {"type": "file", "path": path}
-    pydicom_log = logging.getLogger("pydicom")
-    level = pydicom_log.level
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        pydicom_log.setLevel(logging.ERROR)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            record.update(_render(path, out_base, options))
-            record["ok"] = True
-        except DcmtoolsError as exc:
-            record = error_record("file", exc, path=path)
-        except MemoryError:
-            record = error_record(
-                "file", DcmtoolsError(ErrorCode.UNREADABLE, f"{path} is too large to render in memory"), path=path
-            )
-        finally:
-            pydicom_log.setLevel(level)
-    messages = list(dict.fromkeys(str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)))
-    if messages:
-        record["warnings"] = messages
-    return record
+    return file_record(path, lambda: _render(path, out_base, options), "render")
 
 
 def _render(path: str, out_base: str, opts: RenderOptions) -> dict[str, Any]:
@@ -112,15 +90,7 @@ def _work(job: tuple[str, str, RenderOptions]) -> dict[str, Any]:
 
 
 def _internal(path: str, exc: BaseException) -> dict[str, Any]:
-    return error_record(
-        "file",
-        DcmtoolsError(
-            ErrorCode.INTERNAL,
-            f"internal error on {path}: {type(exc).__name__}: {exc}",
-            hint="this is a bug in dcmtools; please report it with --debug output",
-        ),
-        path=path,
-    )
+    return error_record("file", internal_error(path, exc), path=path)
 
 
 def _work_or_pass(job):

@@ -9,7 +9,7 @@ from typing import Any
 from ..dicom import codecs
 from ..dicom.codecs import Syntax
 from ..stream.outputs import Mirror
-from ..stream.records import DcmtoolsError, ErrorCode, error_record
+from ..stream.records import DcmtoolsError, ErrorCode, error_record, internal_error
 from .options import TranscodeOptions, options_for
 from .work import transcode_file
 
@@ -32,16 +32,7 @@ def _work(job: tuple[str, str, TranscodeOptions]) -> dict[str, Any]:
                 hint="'dcmtools dump' shows the file as it is",
             )
             return error_record("file", error, path=path, out=out)
-        return error_record(
-            "file",
-            DcmtoolsError(
-                ErrorCode.INTERNAL,
-                f"internal error on {path}: {type(exc).__name__}: {exc}",
-                hint="this is a bug in dcmtools; please report it with --debug output",
-            ),
-            path=path,
-            out=out,
-        )
+        return error_record("file", internal_error(path, exc), path=path, out=out)
 
 
 def raised_in_pydicom(exc: BaseException) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ..dicom import codecs, encoding
@@ -30,10 +31,23 @@ def transcode_file(path: str, out: str, options: TranscodeOptions) -> dict[str, 
     explicit file, excess padding ...) becomes the record's ``warnings`` list
     instead of lines on stderr without the file's name.
     """
+    return file_record(
+        path, lambda: _transcode(path, out, options), "transcode", hint="use fewer --jobs", out=out
+    )
+
+
+def file_record(
+    path: str, work: Callable[[], dict[str, Any]], verb: str, hint: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """The ``file`` record of ``work()`` on ``path``: its fields and ``ok``, or the failure it raised.
+
+    pydicom's warnings while it runs become the record's ``warnings``; a file
+    too large for memory is an ``unreadable`` failure ("too large to ``verb``").
+    """
     import logging
     import warnings
 
-    record: dict[str, Any] = {"type": "file", "path": path, "out": out}
+    record: dict[str, Any] = {"type": "file", "path": path, **fields}
     pydicom_log = logging.getLogger("pydicom")
     level = pydicom_log.level
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
@@ -41,19 +55,13 @@ def transcode_file(path: str, out: str, options: TranscodeOptions) -> dict[str, 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            record.update(_transcode(path, out, options))
+            record.update(work())
             record["ok"] = True
         except DcmtoolsError as exc:
-            record = error_record("file", exc, path=path, out=out)
+            record = error_record("file", exc, path=path, **fields)
         except MemoryError:
-            record = error_record(
-                "file",
-                DcmtoolsError(
-                    ErrorCode.UNREADABLE, f"{path} is too large to transcode in memory", hint="use fewer --jobs"
-                ),
-                path=path,
-                out=out,
-            )
+            error = DcmtoolsError(ErrorCode.UNREADABLE, f"{path} is too large to {verb} in memory", hint=hint)
+            record = error_record("file", error, path=path, **fields)
         finally:
             pydicom_log.setLevel(level)
     messages = list(dict.fromkeys(str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)))

@@ -6,6 +6,7 @@ import io
 
 from ..dicom import codecs
 from ..dicom.reader import LONG_VRS
+from ..dicom.values import WORD_SIZE
 from ..stream.records import DcmtoolsError, ErrorCode
 from .options import IMPLEMENTATION_VERSION_NAME
 
@@ -29,9 +30,6 @@ def _prepare_meta(ds, uid: str) -> None:
     meta.ImplementationVersionName = f"{IMPLEMENTATION_VERSION_NAME}_{__version__}"[:16]
 
 
-_SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
-
-
 def to_little_endian(ds, src_uid: str) -> None:
     """Parse every element (in sequences too) and make raw binary values little endian.
 
@@ -52,8 +50,8 @@ def to_little_endian(ds, src_uid: str) -> None:
                     walk(item)
             elif not swap or element.tag == 0x7FE00010:
                 continue
-            elif element.VR in _SWAP_WIDTH and isinstance(element.value, (bytes, bytearray)):
-                width = _SWAP_WIDTH[element.VR]
+            elif element.VR in WORD_SIZE and isinstance(element.value, (bytes, bytearray)):
+                width = WORD_SIZE[element.VR]
                 value = bytes(element.value)
                 usable = len(value) - len(value) % width
                 swapped = np.frombuffer(value[:usable], dtype=f">u{width}").astype(f"<u{width}").tobytes()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ...stream.records import DcmtoolsError, ErrorCode
 from .criteria import (
@@ -386,21 +386,22 @@ def _select_levels(meas: Measurements, levels: int | None) -> tuple[list[int], l
     return wanted, [table[d] for d in wanted]
 
 
-def verify_display(
-    path: str,
-    *,
-    format: str | None = None,
-    ambient: float | None = None,
-    display_class: str = "primary",
-    levels: int | None = None,
-    tolerance: float | None = None,
-    min_lmax: float | None = None,
-    min_ratio: float | None = None,
-    max_ambient_ratio: float | None = None,
-) -> Analysis:
+class AnalysisOptions(TypedDict, total=False):
+    """The keywords of ``analyze`` (and ``verify_display``) after the readings."""
+
+    ambient: float | None
+    display_class: str
+    levels: int | None
+    tolerance: float | None
+    min_lmax: float | None
+    min_ratio: float | None
+    max_ambient_ratio: float | None
+
+
+def verify_display(path: str, *, format: str | None = None, **options: Unpack[AnalysisOptions]) -> Analysis:
     """Read the photometer readings in ``path`` and evaluate them (``dcmtools verify-display``).
 
-    Returns the ``Analysis``; ``analysis.passed`` tells whether the display
+    ``options`` are those of ``analyze``.  Returns the ``Analysis``; ``analysis.passed`` tells whether the display
     meets every criterion of ``display_class``.  Bad files raise
     ``DcmtoolsError``.  Write the calibration table with
     ``write_lut(calibration_lut(analysis.measurements, ambient=...), out)``
@@ -414,15 +415,6 @@ def verify_display(
     """
     meas = read_measurements(path, format=format)
     try:
-        return analyze(
-            meas,
-            ambient=ambient,
-            display_class=display_class,
-            levels=levels,
-            tolerance=tolerance,
-            min_lmax=min_lmax,
-            min_ratio=min_ratio,
-            max_ambient_ratio=max_ambient_ratio,
-        )
+        return analyze(meas, **options)
     except ValueError as exc:
         raise DcmtoolsError(ErrorCode.BAD_VALUE, f"{path}: {exc}") from exc

@@ -25,40 +25,32 @@ class ClassCriteria:
     sources: dict[str, str]
 
 
-_COMMON_SOURCES = {
-    "ambient_ratio": f"{TG18}, sect. 4.2 (reflection) and {TG270}: Lamb/Lmin at most 2/3, below 1/4 recommended",
-}
+def _tg18_class(name: str, description: str, tolerance: float, min_lmax: float, min_ratio: float) -> ClassCriteria:
+    """A TG18 display class: its thresholds, the ambient limits they share, and the sources of each."""
+    return ClassCriteria(
+        name=name,
+        description=description,
+        tolerance=tolerance,
+        min_lmax=min_lmax,
+        min_ratio=min_ratio,
+        max_ambient_ratio=2.0 / 3.0,
+        recommended_ambient_ratio=0.25,
+        sources={
+            "contrast_response": f"{TG18}, sect. 4.3 (luminance response): within {tolerance * 100:g}% of the GSDF; "
+            f"also {ACR}",
+            "lmax": f"{TG18}, sect. 4.3: L'max at least {min_lmax:g} cd/m2",
+            "luminance_ratio": f"{TG18}, sect. 4.3: L'max/L'min at least {min_ratio:g}",
+            "ambient_ratio": f"{TG18}, sect. 4.2 (reflection) and {TG270}: Lamb/Lmin at most 2/3, below 1/4 recommended",
+        },
+    )
+
 
 CLASSES: dict[str, ClassCriteria] = {
-    "primary": ClassCriteria(
-        name="primary",
-        description="displays used to interpret medical images (TG18 primary; diagnostic)",
-        tolerance=0.10,
-        min_lmax=170.0,
-        min_ratio=250.0,
-        max_ambient_ratio=2.0 / 3.0,
-        recommended_ambient_ratio=0.25,
-        sources={
-            "contrast_response": f"{TG18}, sect. 4.3 (luminance response): within 10% of the GSDF; also {ACR}",
-            "lmax": f"{TG18}, sect. 4.3: L'max at least 170 cd/m2",
-            "luminance_ratio": f"{TG18}, sect. 4.3: L'max/L'min at least 250",
-            **_COMMON_SOURCES,
-        },
+    "primary": _tg18_class(
+        "primary", "displays used to interpret medical images (TG18 primary; diagnostic)", 0.10, 170.0, 250.0
     ),
-    "secondary": ClassCriteria(
-        name="secondary",
-        description="displays for viewing medical images, not for interpretation (TG18 secondary)",
-        tolerance=0.20,
-        min_lmax=100.0,
-        min_ratio=100.0,
-        max_ambient_ratio=2.0 / 3.0,
-        recommended_ambient_ratio=0.25,
-        sources={
-            "contrast_response": f"{TG18}, sect. 4.3 (luminance response): within 20% of the GSDF; also {ACR}",
-            "lmax": f"{TG18}, sect. 4.3: L'max at least 100 cd/m2",
-            "luminance_ratio": f"{TG18}, sect. 4.3: L'max/L'min at least 100",
-            **_COMMON_SOURCES,
-        },
+    "secondary": _tg18_class(
+        "secondary", "displays for viewing medical images, not for interpretation (TG18 secondary)", 0.20, 100.0, 100.0
     ),
 }
 
