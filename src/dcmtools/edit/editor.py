@@ -355,18 +355,9 @@ class Editor:
 
     def edit_bytes(self, data: bytes) -> tuple[bytes, Outcome]:
         """Edit a DICOM file (or bare dataset) held in memory; returns the new bytes."""
-        import io
+        from ..dicom.writer import rewrite_bytes
 
-        from ..dicom.reader import read_bytes
-        from ..dicom.writer import Bulk, write
-
-        dicom = read_bytes(data)
-        if dicom.deflated:
-            dicom = read_bytes(data, bulk_threshold=1 << 62)
-        outcome = self.edit(dicom)
-        out = io.BytesIO()
-        write(out, dicom.meta or None, dicom.dataset, Bulk(buffer=data), deflated=dicom.deflated)
-        return out.getvalue(), outcome
+        return rewrite_bytes(data, self.edit)
 
     # ------------------------------------------------------------ files
     def edit_file(
