@@ -346,3 +346,16 @@ def test_dry_run_output_is_valid_secondary_capture(tmp_path):
     check = subprocess.run(["dciodvfy", str(tmp_path / "film-0001.dcm")], capture_output=True, text=True)
     errors = [line for line in (check.stdout + check.stderr).splitlines() if line.startswith("Error")]
     assert errors == [], errors
+
+
+def test_what_a_fatal_print_failure_is_about_is_decided_by_the_library():
+    from dcmtools.printing import fatal_record_type
+    from dcmtools.stream.records import ErrorCode
+
+    assert fatal_record_type(DcmtoolsError(ErrorCode.PRINTER_FAILURE, "the printer is in FAILURE")) == "printer"
+    refused = DcmtoolsError(ErrorCode.PRINT_REFUSED, "refused", operation="Film Session N-CREATE", status="0x0106")
+    assert fatal_record_type(refused) == "film_session"
+    assert fatal_record_type(DcmtoolsError(ErrorCode.REJECTED, "rejected")) == "association"
+    assert fatal_record_type(DcmtoolsError(ErrorCode.PRINT_REFUSED, "refused", operation="Film Box N-CREATE")) == (
+        "association"
+    )

@@ -203,7 +203,7 @@ def print_command(
                 report_fatal(run, exc, "printer", peer=str(remote))
             return
 
-        from ..printing import FilmOptions, preview_files, print_files
+        from ..printing import FilmOptions, fatal_record_type, preview_files, print_files
 
         film = FilmOptions.from_strings(
             layout=layout, film_size=film_size, orientation=orientation, copies=copies, priority=priority,
@@ -228,6 +228,4 @@ def print_command(
         except DcmtoolsError as exc:
             if exc.exit_status == ExitStatus.USAGE:
                 raise
-            kind = "printer" if exc.code == "printer_failure" else (
-                "film_session" if str(exc.details.get("operation", "")).startswith("Film Session") else "association")
-            report_fatal(run, exc, kind, peer=str(remote))
+            report_fatal(run, exc, fatal_record_type(exc), peer=str(remote))
