@@ -5,7 +5,9 @@ luminance with `ambient```), so that its messages read right from Python too;
 a command prints them with its own spelling of that option (``--ambient``).
 """
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 _OPTION = re.compile(r"`([a-z][a-z0-9_]*)`")
@@ -36,3 +38,24 @@ def _spell_text(value: Any, flags: dict[str, str] | None) -> Any:
     if isinstance(value, list):
         return [spell(v, flags) if isinstance(v, str) else spell_record(v, flags) for v in value]
     return spell_record(value, flags)
+
+
+@contextlib.contextmanager
+def spelled_errors(flags: dict[str, str] | None = None) -> Iterator[None]:
+    """Spell the message and hint of a ``DcmtoolsError`` raised inside, before the command reports it."""
+    from ..stream.records import DcmtoolsError
+
+    try:
+        yield
+    except DcmtoolsError as exc:
+        spell_error(exc, flags)
+        raise
+
+
+def spell_error(error: Any, flags: dict[str, str] | None = None) -> Any:
+    """A ``DcmtoolsError`` with its message and hint spelled (in place); returned for convenience."""
+    error.message = spell(error.message, flags)
+    error.args = (error.message,)
+    if error.hint:
+        error.hint = spell(error.hint, flags)
+    return error

@@ -203,7 +203,7 @@ def read_images(
     if not chosen:
         raise DcmtoolsError(
             ErrorCode.NO_IMAGE,
-            f"{path} has {count} frames; --frames selects none of them",
+            f"{path} has {count} frames; `frames` selects none of them",
             f"choose frames between 1 and {count}",
         )
     for index in chosen:
@@ -270,7 +270,7 @@ def prepare_frame(
         voi, used = "colour", None
         warnings.append(f"colour image ({photometric}) printed in grayscale (luma of its RGB values)")
         if window is not None:
-            warnings.append("--window does not apply to a colour image")
+            warnings.append("`window` does not apply to a colour image")
     else:
         stored = _decode(ds, index, count, path)
         if stored.ndim != 2:
