@@ -261,7 +261,7 @@ class FilmOptions:
         window: str | None = None,
         frames: str | None = None,
         presentation_lut: bool = True,
-    ) -> "FilmOptions":
+    ) -> FilmOptions:
         """Options as a command line gives them (strings), checked; raises a usage ``DcmtoolsError``."""
         warnings: list[str] = []
         size = None

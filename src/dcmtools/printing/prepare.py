@@ -30,9 +30,10 @@ samples), with a warning.  Overlays and presentation states are not applied.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class PreparedImage:
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_values(cls, values: np.ndarray, path: str = "", **fields: Any) -> "PreparedImage":
+    def from_values(cls, values: np.ndarray, path: str = "", **fields: Any) -> PreparedImage:
         """From grey levels 0..1 (any float array; outside values are clipped)."""
         values = np.asarray(values, dtype=np.float64)
         return cls(p12=to_pvalues(values, 12), p8=to_pvalues(values, 8), path=path, **fields)
