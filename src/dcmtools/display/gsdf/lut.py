@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from ...stream.records import DcmtoolsError, ErrorCode
 from .curve import GSDF_JND_MAX, GSDF_JND_MIN, gsdf_table, jnd_index
@@ -159,4 +159,7 @@ def atomic_write(path: str, data: bytes, *, overwrite: bool = False) -> None:
 
     if os.path.isdir(path):
         raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"{path} is a folder", "give a file name")
-    write_atomic(path, lambda stream: stream.write(data), overwrite)
+    def write(stream: BinaryIO) -> None:
+        stream.write(data)
+
+    write_atomic(path, write, overwrite)

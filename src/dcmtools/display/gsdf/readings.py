@@ -160,9 +160,9 @@ def _parse_csv(text: str, path: str | None) -> Measurements:
     else:
         delim = None  # whitespace
     decimal_comma = delim in (";", "\t", None) and bool(re.search(r"\d,\d", text))
-    for no, line in lines:
+    for line_no, line in lines:
         cells = [c.strip() for c in (line.split(delim) if delim else line.split())]
-        rows.append([str(no)] + cells)
+        rows.append([str(line_no)] + cells)
     ddl_col, lum_col = 1, 2
     header = rows[0]
     if not all(_is_number(c, decimal_comma) for c in header[1:3] if c != ""):
