@@ -36,22 +36,22 @@ class RenderOptions:
         if self.format not in FORMATS:
             raise DcmtoolsError(ErrorCode.BAD_VALUE, f"unknown format {self.format!r}", hint="use png or jpeg")
         if self.bits not in (8, 16):
-            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"--bits must be 8 or 16, not {self.bits}")
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"`bits` must be 8 or 16, not {self.bits}")
         if self.bits == 16 and self.format == "jpeg":
-            raise DcmtoolsError(ErrorCode.BAD_VALUE, "JPEG holds 8 bits only", hint="use --format png with --bits 16")
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, "JPEG holds 8 bits only", hint="use `format` png with `bits` 16")
         if not 1 <= self.quality <= 100:
-            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"--quality must be 1-100, not {self.quality}")
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"`quality` must be 1-100, not {self.quality}")
         chosen = [self.window is not None, self.minmax, self.voi_lut is not None, self.histogram]
         if sum(chosen) > 1:
             raise DcmtoolsError(
-                ErrorCode.BAD_VALUE, "choose one of --window, --minmax, --voi-lut and --histogram"
+                ErrorCode.BAD_VALUE, "choose one of `window`, `minmax`, `voi_lut` and `histogram`"
             )
         if self.window is not None and self.window[1] < 1:
             raise DcmtoolsError(ErrorCode.BAD_VALUE, f"the window width must be at least 1, not {self.window[1]}")
         if self.frame is not None and self.frame < 1:
-            raise DcmtoolsError(ErrorCode.BAD_VALUE, "--frame counts from 1")
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, "`frame` counts from 1")
         if self.size is not None and (self.size[0] < 1 or self.size[1] < 1):
-            raise DcmtoolsError(ErrorCode.BAD_VALUE, "--size needs a width and a height of at least 1")
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, "`size` needs a width and a height of at least 1")
 
     @property
     def suffix(self) -> str:
@@ -64,7 +64,7 @@ def parse_window(text: str) -> tuple[float, float]:
         center, width = (float(v) for v in text.replace(" ", "").split(","))
     except ValueError:
         raise DcmtoolsError(
-            ErrorCode.BAD_VALUE, f"--window takes CENTER,WIDTH (e.g. 40,400), not {text!r}"
+            ErrorCode.BAD_VALUE, f"`window` takes CENTER,WIDTH (e.g. 40,400), not {text!r}"
         ) from None
     return center, width
 
@@ -78,7 +78,7 @@ def parse_size(text: str) -> tuple[int, int]:
     if len(parts) == 1:
         parts *= 2
     if len(parts) != 2 or min(parts) < 1:
-        raise DcmtoolsError(ErrorCode.BAD_VALUE, f"--size takes WxH (e.g. 512x512) or N, not {text!r}")
+        raise DcmtoolsError(ErrorCode.BAD_VALUE, f"`size` takes WxH (e.g. 512x512) or N, not {text!r}")
     return parts[0], parts[1]
 
 

@@ -73,7 +73,7 @@ def choose_voi(ds, values, opts: RenderOptions, counts=None) -> dict[str, Any]:
             raise DcmtoolsError(
                 ErrorCode.BAD_VALUE,
                 f"the file has {len(luts) if luts else 0} VOI LUT(s), not {opts.voi_lut}",
-                hint="leave out --voi-lut, or use --window or --minmax",
+                hint="leave out `voi_lut`, or use `window` or `minmax`",
             )
         return {"voi_lut": opts.voi_lut - 1, "source": "voi_lut"}
     if counts is not None:

@@ -20,7 +20,7 @@ def display_frames(ds, path: str, opts: RenderOptions) -> Iterator[tuple[int, An
     if opts.frame is not None:
         if opts.frame > count:
             raise DcmtoolsError(
-                ErrorCode.NO_IMAGE, f"{path} has {count} frame(s), not {opts.frame}", hint="leave out --frame"
+                ErrorCode.NO_IMAGE, f"{path} has {count} frame(s), not {opts.frame}", hint="leave out `frame`"
             )
         numbers = [opts.frame]
     elif opts.middle_frame:

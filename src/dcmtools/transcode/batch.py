@@ -125,7 +125,7 @@ def run_plan(plan: Iterable[tuple[str, str | None, dict[str, Any] | None]], opti
 
 def _lost(job, reason: str) -> dict[str, Any]:
     path, out, _ = job
-    error = DcmtoolsError(ErrorCode.WORKER_DIED, reason, hint="try it alone with --jobs 1")
+    error = DcmtoolsError(ErrorCode.WORKER_DIED, reason, hint="try it alone with `jobs` 1")
     return error_record("file", error, path=path, out=out)
 
 

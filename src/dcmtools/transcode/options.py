@@ -54,25 +54,25 @@ def options_for(
             hint=codecs.missing_encoder_hint(target),
         )
     if error is not None and target.name != "jpeg-ls-near":
-        raise DcmtoolsError(ErrorCode.BAD_VALUE, "--error applies to --to jpeg-ls-near only")
+        raise DcmtoolsError(ErrorCode.BAD_VALUE, "`error` applies to `to` jpeg-ls-near only")
     if error is not None and not 1 <= error <= 255:
-        raise DcmtoolsError(ErrorCode.BAD_VALUE, f"--error {error} is out of range", hint="use 1 to 255")
+        raise DcmtoolsError(ErrorCode.BAD_VALUE, f"`error` {error} is out of range", hint="use 1 to 255")
     if ratio is not None and target.name != "j2k-lossy":
-        raise DcmtoolsError(ErrorCode.BAD_VALUE, "--ratio applies to --to j2k-lossy only")
+        raise DcmtoolsError(ErrorCode.BAD_VALUE, "`ratio` applies to `to` j2k-lossy only")
     if ratio is not None and not ratio > 1:
-        raise DcmtoolsError(ErrorCode.BAD_VALUE, f"--ratio {ratio} must be greater than 1 (e.g. 10 for 10:1)")
+        raise DcmtoolsError(ErrorCode.BAD_VALUE, f"`ratio` {ratio} must be greater than 1 (e.g. 10 for 10:1)")
     if quality is not None:
         if target.name == "j2k-lossy":
             if ratio is not None:
-                raise DcmtoolsError(ErrorCode.BAD_VALUE, "give --ratio or --quality for j2k-lossy, not both")
+                raise DcmtoolsError(ErrorCode.BAD_VALUE, "give `ratio` or `quality` for j2k-lossy, not both")
             if not quality > 0:
-                raise DcmtoolsError(ErrorCode.BAD_VALUE, "--quality for j2k-lossy is a PSNR in dB, e.g. 50")
+                raise DcmtoolsError(ErrorCode.BAD_VALUE, "`quality` for j2k-lossy is a PSNR in dB, e.g. 50")
         elif target.name in ("jpeg-baseline", "jpeg-extended"):
             if not 1 <= quality <= 100:
-                raise DcmtoolsError(ErrorCode.BAD_VALUE, f"--quality {quality} is out of range", hint="use 1 to 100")
+                raise DcmtoolsError(ErrorCode.BAD_VALUE, f"`quality` {quality} is out of range", hint="use 1 to 100")
         else:
             raise DcmtoolsError(
-                ErrorCode.BAD_VALUE, "--quality applies to --to j2k-lossy (PSNR, dB) or jpeg-baseline/jpeg-extended (1-100)"
+                ErrorCode.BAD_VALUE, "`quality` applies to `to` j2k-lossy (PSNR, dB) or jpeg-baseline/jpeg-extended (1-100)"
             )
     return TranscodeOptions(
         target=target, error=error, ratio=ratio, quality=quality, verify=verify, keep_uid=keep_uid, overwrite=overwrite

@@ -58,7 +58,7 @@ def _verify(data: bytes, src, meta, target: Syntax, opts: TranscodeOptions, path
         if max_error > bound:
             raise DcmtoolsError(
                 ErrorCode.VERIFY_FAILED,
-                f"the jpeg-ls-near output of {path} differs by up to {int(max_error)}, more than --error {bound}",
+                f"the jpeg-ls-near output of {path} differs by up to {int(max_error)}, more than `error` {bound}",
                 hint="nothing was written; please report this with the file",
             )
     return result

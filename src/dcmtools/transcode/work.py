@@ -32,7 +32,7 @@ def transcode_file(path: str, out: str, options: TranscodeOptions) -> dict[str, 
     instead of lines on stderr without the file's name.
     """
     return file_record(
-        path, lambda: _transcode(path, out, options), "transcode", hint="use fewer --jobs", out=out
+        path, lambda: _transcode(path, out, options), "transcode", hint="use fewer `jobs`", out=out
     )
 
 
