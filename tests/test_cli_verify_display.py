@@ -269,6 +269,38 @@ def test_measure_the_patterns_then_verify(tmp_path):
     assert proc.returncode == 0 and records(proc)[0]["readings"] == 18
 
 
+def test_library_hints_are_spelled_as_options(tmp_path):
+    # No light at DDL 0 and no ambient: the library's hint names `ambient`, the command says --ambient.
+    path = write_csv(tmp_path / "dark.csv", [(0, 0.0), (255, 300.0)])
+    proc = dcmtools("verify-display", str(path))
+    assert proc.returncode == 1
+    display = records(proc)[0]
+    assert display["error"]["code"] == "bad_measurements" and "--ambient" in display["error"]["hint"]
+    assert "`" not in display["error"]["hint"]
+    # The warning of a run without any ambient, and the hint of a failing display, are spelled too.
+    good = write_csv(tmp_path / "g.csv", gsdf_pairs(0.8, 400.0, 0.0))
+    display = records(dcmtools("verify-display", str(good)))[0]
+    assert any("give --ambient L" in w for w in display["warnings"])
+
+
+def test_the_verdict_is_decided_by_the_library(tmp_path):
+    from dcmtools.cli.spelling import spell, spell_record
+    from dcmtools.display.gsdf import analyze, Measurements
+
+    gamma = Measurements.from_pairs([(d, 0.5 + 350.0 * (d / 255) ** 2.2) for d in TG18_DDL])
+    result = analyze(gamma, ambient=0.2)
+    error = result.verdict()
+    assert error is not None and error.code == "nonconformant"
+    assert error.message == result.failure_message() and "`lut` writes the table" in error.hint
+    record = result.record()
+    assert record["ok"] is False and record["error"]["hint"] == error.hint
+    assert "--lut writes the table" in spell_record(record)["error"]["hint"]
+    assert spell("use `min_lmax` or `lut`", {"lut": "-L"}) == "use --min-lmax or -L"
+    assert spell_record({"path": "`a`", "warnings": ["`b`"]}) == {"path": "`a`", "warnings": ["--b"]}
+    passing = analyze(Measurements.from_pairs(gsdf_pairs(0.8, 400.0, 0.15)), ambient=0.15)
+    assert passing.verdict() is None and passing.record()["ok"] is True
+
+
 def test_help_has_examples_and_the_criteria_without_importing_numpy_or_pydicom():
     proc = dcmtools("verify-display", "--help")
     assert proc.returncode == 0

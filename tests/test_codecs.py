@@ -90,7 +90,7 @@ def test_capabilities_cover_every_syntax():
 
 def test_the_plan_mirrors_skips_its_own_outputs_and_refuses_collisions(tmp_path):
     from dcmtools.stream.inputs import iter_inputs
-    from dcmtools.transcode import Plan
+    from dcmtools.transcode import OutputPlan
 
     (tmp_path / "in" / "a").mkdir(parents=True)
     (tmp_path / "in" / "out").mkdir()
@@ -98,7 +98,7 @@ def test_the_plan_mirrors_skips_its_own_outputs_and_refuses_collisions(tmp_path)
     for name in ("in/a/x.dcm", "in/out/old.dcm", "other/x.dcm"):
         (tmp_path / name).write_bytes(b"x")
     args = [str(tmp_path / "in"), str(tmp_path / "in" / "a" / "x.dcm"), str(tmp_path / "other" / "x.dcm")]
-    plan = Plan(iter_inputs(args), tmp_path / "in" / "out", args)
+    plan = OutputPlan(iter_inputs(args), tmp_path / "in" / "out", args)
     entries = list(plan)
     assert plan.skipped_inside_output == 1
     assert [(os.path.relpath(p, tmp_path), out and os.path.relpath(out, tmp_path)) for p, out, _ in entries] == [

@@ -14,6 +14,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
+from dcmtools.cli.spelling import spell
 from dcmtools.printing import options as po
 from dcmtools.printing import preview, words
 from dcmtools.printing.prepare import prepare_frame, read_images, to_pvalues, window_linear
@@ -127,8 +128,11 @@ def test_status_words():
     assert words.explain(0x0106, "film box", attribute="FilmSizeID", value="A3")[1] == \
         "film size A3 is not supported by this printer"
     category, message, hint = words.explain(0x0105, "film box", attribute="BorderDensity", value="150")
-    assert category == "failure" and "does not support setting the border density" in message and "--border-density" in hint
-    assert words.explain(0xC603)[1] == "an image is larger than its image box" and "--layout" in words.explain(0xC603)[2]
+    # The library names the option by its keyword; the command spells it as its flag.
+    assert category == "failure" and "does not support setting the border density" in message and "`border_density`" in hint
+    assert "--border-density" in spell(hint)
+    assert words.explain(0xC603)[1] == "an image is larger than its image box" and "`layout`" in words.explain(0xC603)[2]
+    assert "--layout" in spell(words.explain(0xC603)[2]) and "--film-size" in spell(words.explain(0xC603)[2])
     assert words.explain(0xB604)[0] == "warning" and words.is_ok(0xB604) and not words.is_ok(0xC605)
     assert words.explain(0xC7FF)[0] == "failure"
 
@@ -346,3 +350,16 @@ def test_dry_run_output_is_valid_secondary_capture(tmp_path):
     check = subprocess.run(["dciodvfy", str(tmp_path / "film-0001.dcm")], capture_output=True, text=True)
     errors = [line for line in (check.stdout + check.stderr).splitlines() if line.startswith("Error")]
     assert errors == [], errors
+
+
+def test_what_a_fatal_print_failure_is_about_is_decided_by_the_library():
+    from dcmtools.printing import fatal_record_type
+    from dcmtools.stream.records import ErrorCode
+
+    assert fatal_record_type(DcmtoolsError(ErrorCode.PRINTER_FAILURE, "the printer is in FAILURE")) == "printer"
+    refused = DcmtoolsError(ErrorCode.PRINT_REFUSED, "refused", operation="Film Session N-CREATE", status="0x0106")
+    assert fatal_record_type(refused) == "film_session"
+    assert fatal_record_type(DcmtoolsError(ErrorCode.REJECTED, "rejected")) == "association"
+    assert fatal_record_type(DcmtoolsError(ErrorCode.PRINT_REFUSED, "refused", operation="Film Box N-CREATE")) == (
+        "association"
+    )

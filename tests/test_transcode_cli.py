@@ -267,3 +267,18 @@ def test_reading_warnings_belong_to_their_record(tmp_path):
     record = records(run.stdout)[0]
     assert any("padding" in w for w in record["warnings"])
     assert "padding" not in run.stderr
+
+
+def test_library_messages_name_options_by_keyword_and_the_command_spells_them():
+    from dcmtools.cli.spelling import spell
+    from dcmtools.render import RenderOptions
+    from dcmtools.stream.records import DcmtoolsError
+    from dcmtools.transcode import options_for
+
+    with pytest.raises(DcmtoolsError) as info:
+        options_for("jpeg-ls", error=2)
+    assert info.value.message == "`error` applies to `to` jpeg-ls-near only"
+    assert spell(info.value.message) == "--error applies to --to jpeg-ls-near only"
+    with pytest.raises(DcmtoolsError) as info:
+        RenderOptions(format="jpeg", bits=16)
+    assert spell(info.value.hint or "") == "use --format png with --bits 16"

@@ -163,7 +163,7 @@ def test_the_fast_writer_writes_what_pydicom_writes():
 
     from pydicom.data import get_testdata_files
 
-    from dcmtools.transcode import _explicit_le_bytes, _prepare_meta
+    from dcmtools.transcode.writing import _explicit_le_bytes, _prepare_meta
 
     compared = 0
     for path in sorted(get_testdata_files()):

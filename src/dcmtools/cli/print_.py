@@ -7,6 +7,7 @@ import typer
 from ..stream.records import human_failure
 from .application import app
 from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, OverwriteOpt, QuietOpt
+from .spelling import spell, spell_error, spell_record, spelled_errors
 from .netopts import (
     EXIT_STATUS_EPILOG,
     PEERS_EPILOG,
@@ -183,7 +184,7 @@ def print_command(
       dcmtools print drystar ct/ --layout 2,3 --dry-run -o preview/
       find ct/ -name "*.dcm" | sort | dcmtools print drystar - --layout 3,4
     """
-    with CommandRun("print", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+    with CommandRun("print", json_mode=json, human=_human, debug=debug, quiet=quiet) as run, spelled_errors():
         from ..stream.records import DcmtoolsError, ExitStatus
         from .netopts import resolve_peer
 
@@ -196,14 +197,14 @@ def print_command(
             from ..printing import printer_status
 
             try:
-                run.write(printer_status(remote, options))
+                run.write(spell_record(printer_status(remote, options)))
             except DcmtoolsError as exc:
                 if exc.exit_status == ExitStatus.USAGE:
                     raise
-                report_fatal(run, exc, "printer", peer=str(remote))
+                report_fatal(run, spell_error(exc), "printer", peer=str(remote))
             return
 
-        from ..printing import FilmOptions, preview_files, print_files
+        from ..printing import FilmOptions, fatal_record_type, preview_files, print_files
 
         film = FilmOptions.from_strings(
             layout=layout, film_size=film_size, orientation=orientation, copies=copies, priority=priority,
@@ -212,7 +213,7 @@ def print_command(
             frames=frames, presentation_lut=not no_presentation_lut,
         )
         for warning in film.warnings:
-            run.warn(warning)
+            run.warn(spell(warning))
         items = run.inputs(inputs, files_from, null)
         if dry_run:
             records = preview_files(items, film, output or ".", overwrite=overwrite)
@@ -222,12 +223,10 @@ def print_command(
             records = print_files(remote, items, film, options)
         seen: set = set()
         try:
-            for record in records:
+            for record in map(spell_record, records):
                 run.write(record)
                 _warn(run, record, seen)
         except DcmtoolsError as exc:
             if exc.exit_status == ExitStatus.USAGE:
                 raise
-            kind = "printer" if exc.code == "printer_failure" else (
-                "film_session" if str(exc.details.get("operation", "")).startswith("Film Session") else "association")
-            report_fatal(run, exc, kind, peer=str(remote))
+            report_fatal(run, spell_error(exc), fatal_record_type(exc), peer=str(remote))

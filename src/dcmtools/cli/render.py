@@ -18,6 +18,7 @@ from .common import (
     OverwriteOpt,
     QuietOpt,
 )
+from .spelling import spell, spell_record
 
 
 @app.command("render")
@@ -114,7 +115,7 @@ def render_command(
             labels=tuple(k.strip() for k in (label or "").split(",") if k.strip()),
         )
     except DcmtoolsError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise typer.BadParameter(spell(str(exc))) from None
     if sheet is not None and options.format != "png":
         raise typer.BadParameter("a contact sheet is a PNG", param_hint="--format")
 
@@ -139,7 +140,7 @@ def render_command(
             if record.get("type") == "sheet":
                 run.summary_extra.update(sheet=record["out"], tiles=record["tiles"])
                 continue
-            run.write(record)
+            run.write(spell_record(record))
 
 
 def _human(record: dict[str, Any]) -> Optional[str]:

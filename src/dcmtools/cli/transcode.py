@@ -18,6 +18,7 @@ from .common import (
     OverwriteOpt,
     QuietOpt,
 )
+from .spelling import spell, spell_record
 
 _TARGETS = ", ".join(codecs.target_names())
 
@@ -106,7 +107,8 @@ def transcode_command(
             to, error=error, ratio=ratio, quality=quality, verify=verify, keep_uid=keep_uid, overwrite=overwrite
         )
     except DcmtoolsError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--to" if "--" not in exc.message else None) from None
+        # A message that names its option (`error`, `ratio` ...) needs no --to hint.
+        raise typer.BadParameter(spell(str(exc)), param_hint="--to" if "`" not in exc.message else None) from None
 
     with CommandRun("transcode", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         _run(run, inputs, output, options, jobs, files_from, null)
@@ -118,16 +120,16 @@ def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null) 
     import pydicom  # noqa: F401
 
     from ..stream.parallel import resolve_jobs
-    from ..transcode import Plan, run_plan
+    from ..transcode import OutputPlan, run_plan
 
     codecs.encoder_for(options.target)
-    plan = Plan(run.inputs(inputs, files_from, null), output, inputs)
+    plan = OutputPlan(run.inputs(inputs, files_from, null), output, inputs)
     size_in = size_out = 0
     for record in run.progress(run_plan(plan, options, resolve_jobs(jobs))):
         if record.get("ok"):
             size_in += record.get("size_in", 0)
             size_out += record.get("size_out", 0)
-        run.write(record)
+        run.write(spell_record(record))
     run.summary_extra.update(size_in=size_in, size_out=size_out)
     if size_out:
         run.summary_extra["ratio"] = round(size_in / size_out, 3)

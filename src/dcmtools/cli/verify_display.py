@@ -1,19 +1,19 @@
 """``dcmtools verify-display``: GSDF conformance of a display from photometer readings."""
 
 import os
-from typing import TYPE_CHECKING, Annotated, Any, List, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..stream.records import DcmtoolsError, ErrorCode, error_record
 from .application import app
 from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
+from .spelling import spell_record
 
-if TYPE_CHECKING:  # imported in the command: every other command starts without it
-    from ..display import gsdf
-
-_CLASSES = ("primary", "secondary")  # dcmtools.display.gsdf.CLASSES (a test checks they agree)
-_FORMATS = ("csv", "dcmtk", "verilum")  # dcmtools.display.gsdf.FORMATS
+# dcmtools.display.gsdf.CLASSES and FORMATS, not imported here so that every other command starts
+# without the library (a test checks they agree).
+_CLASSES = ("primary", "secondary")
+_FORMATS = ("csv", "dcmtk", "verilum")
 
 _EPILOG = """\b
 Criteria (all luminances with the ambient added, L' = L + Lamb):
@@ -87,16 +87,9 @@ def _human(record: dict[str, Any]) -> str | None:
     return None
 
 
-def _pct(error: float) -> str:
-    """An error as a signed percentage, without a '-0.0'."""
-    return f"{round(error * 100, 1) + 0.0:+.1f}"
-
-
-def _fmt(value: float | None, spec: str = ".3g") -> str:
-    return "inf" if value is None else format(value, spec)
-
-
 def _human_display(r: dict[str, Any]) -> str:
+    from ..display.gsdf.criteria import LABELS, number, percent
+
     lines = []
     verdict = "PASS" if r["passed"] else "FAIL"
     lines.append(f"{r['path']}: {verdict}  ({r['class']} display, {r['readings']} readings, DDL "
@@ -110,16 +103,16 @@ def _human_display(r: dict[str, Any]) -> str:
     for c in r["criteria"]:
         mark = "ok  " if c["ok"] else "FAIL"
         if c["name"] == "contrast_response":
-            value = f"{_pct(r['max_error'])}% at DDL {r['max_error_ddl'][0]}-{r['max_error_ddl'][1]}"
+            value = f"{percent(r['max_error'])}% at DDL {r['max_error_ddl'][0]}-{r['max_error_ddl'][1]}"
             limit = f"within ±{c['limit'] * 100:g}%"
         elif c["name"] == "lmax":
             value, limit = f"{c['value']:.1f} cd/m2", f">= {c['limit']:g} cd/m2"
         elif c["name"] == "luminance_ratio":
-            value, limit = _fmt(c["value"], ".0f"), f">= {c['limit']:g}"
+            value, limit = number(c["value"], ".0f"), f">= {c['limit']:g}"
         else:
-            value = _fmt(c["value"], ".2f")
+            value = number(c["value"], ".2f")
             limit = f"<= {c['limit']:.2f}" + (f" ({c['recommended']:.2f} recommended)" if "recommended" in c else "")
-        lines.append(f"    {mark} {_LABELS.get(c['name'], c['name']):<32} {value:<24} {limit}")
+        lines.append(f"    {mark} {LABELS.get(c['name'], c['name']):<32} {value:<24} {limit}")
     if r.get("intervals"):
         lines.append("  contrast response per interval (dL/L per JND):")
         lines.append("       DDL       L' cd/m2     measured       GSDF     error")
@@ -128,7 +121,7 @@ def _human_display(r: dict[str, Any]) -> str:
             flag = "  <" if abs(iv["error"]) > limit else ""
             lines.append(
                 f"    {iv['ddl'][0]:>4}-{iv['ddl'][1]:<4} {iv['luminance'][1]:>11.4g}  {iv['contrast']:>11.5f}"
-                f" {iv['gsdf_contrast']:>10.5f}  {_pct(iv['error']):>7}%{flag}"
+                f" {iv['gsdf_contrast']:>10.5f}  {percent(iv['error']):>7}%{flag}"
             )
     for warning in r.get("warnings", []):
         lines.append(f"  warning: {warning}")
@@ -137,47 +130,10 @@ def _human_display(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_LABELS = {
-    "contrast_response": "largest contrast response error",
-    "lmax": "L'max",
-    "luminance_ratio": "luminance ratio L'max/L'min",
-    "ambient_ratio": "ambient ratio Lamb/Lmin",
-}
-
-
-def _failure_message(analysis: "gsdf.Analysis") -> str:
-    parts = []
-    for c in analysis.failed_criteria:
-        if c.name == "contrast_response":
-            iv = analysis.max_error_interval
-            parts.append(
-                f"contrast response off by {_pct(analysis.max_error)}% at DDL {iv.ddl_low}-{iv.ddl_high} "
-                f"(within ±{c.limit * 100:g}% required)"
-            )
-        elif c.name == "lmax":
-            parts.append(f"L'max {c.value:.1f} cd/m2 (at least {c.limit:g} required)")
-        elif c.name == "luminance_ratio":
-            parts.append(f"luminance ratio {c.value:.0f} (at least {c.limit:g} required)")
-        else:
-            parts.append(f"ambient ratio {_fmt(c.value, '.2f')} (at most {c.limit:.2f} allowed)")
-    return (
-        f"the display fails {len(parts)} of {len(analysis.criteria)} {analysis.display_class}-class criteria: "
-        + "; ".join(parts)
-    )
-
-
-_HINTS = {
-    "contrast_response": "calibrate the display to the GSDF (--lut writes the table) and measure again",
-    "lmax": "raise the backlight/brightness, or replace an ageing display",
-    "luminance_ratio": "lower the black level or the room light, or raise the maximum luminance",
-    "ambient_ratio": "dim the room light or move the display away from lights and windows",
-}
-
-
 @app.command("verify-display", epilog=_EPILOG)
 def verify_display_command(
     measurements: Annotated[
-        Optional[List[str]],
+        list[str] | None,
         typer.Argument(
             metavar="MEASUREMENTS",
             help="Photometer readings per driving level: CSV (ddl,luminance), DCMTK .lut or VeriLUM .dat.",
@@ -185,7 +141,7 @@ def verify_display_command(
         ),
     ] = None,
     ambient: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(
             "--ambient",
             metavar="L",
@@ -207,7 +163,7 @@ def verify_display_command(
         typer.Option("--format", metavar="FORMAT", help="auto (from the extension, else the content), csv, dcmtk or verilum."),
     ] = "auto",
     levels: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--levels",
             metavar="N",
@@ -216,38 +172,38 @@ def verify_display_command(
         ),
     ] = None,
     tolerance: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--tolerance", metavar="PCT", min=0.0, help="Contrast response tolerance in percent, "
                      "instead of the class's (10 or 20)."),
     ] = None,
     min_lmax: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--min-lmax", metavar="L", min=0.0, help="Smallest L'max in cd/m2, instead of the class's."),
     ] = None,
     min_ratio: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--min-ratio", metavar="R", min=0.0, help="Smallest L'max/L'min, instead of the class's."),
     ] = None,
     max_ambient_ratio: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--max-ambient-ratio", metavar="R", min=0.0, help="Largest Lamb/Lmin, instead of 2/3."),
     ] = None,
     lut: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--lut", metavar="FILE", help="Write the GSDF calibration table (CSV, P-value to DDL) as "
                      "DCMTK's dcmdspfn computes it."),
     ] = None,
     lut_entries: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--lut-entries", metavar="N", min=2, help="P-values in the table [default: one per DDL]."),
     ] = None,
     plot: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--plot", metavar="FILE", help="Draw the contrast response and luminance plots "
                      "(.png, .svg or .pdf; needs dcmtools[plot])."),
     ] = None,
     patterns: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--patterns", metavar="DIR", help="Write the 18 TG18-LN test patterns as DICOM files into DIR "
                      "(no MEASUREMENTS needed)."),
     ] = None,
@@ -364,25 +320,16 @@ def _check_one(
     try:
         analysis = gsdf.verify_display(path, **options)
     except DcmtoolsError as exc:
-        run.write(error_record("display", exc, path=path))
+        run.write(spell_record(error_record("display", exc, path=path)))
         return
-    record = analysis.as_record()
-    if analysis.passed:
-        record["ok"] = True
-    else:
-        record["ok"] = False
-        hints = [_HINTS[c.name] for c in analysis.failed_criteria]
-        record["error"] = DcmtoolsError(
-            ErrorCode.NONCONFORMANT, _failure_message(analysis), "; ".join(hints)
-        ).as_error()
-    run.write(record)
+    run.write(spell_record(analysis.record()))
     if lut is not None:
         try:
             table = gsdf.calibration_lut(analysis.measurements, ambient=analysis.ambient, entries=lut_entries)
             gsdf.write_lut(table, lut, overwrite=overwrite)
             run.write({"type": "lut", "path": path, "out": lut, "ok": True, **table.as_record()})
         except DcmtoolsError as exc:
-            run.write(error_record("lut", exc, path=path, out=lut))
+            run.write(spell_record(error_record("lut", exc, path=path, out=lut)))
     if plot is not None:
         from ..display.plot import write_plot
 
@@ -390,4 +337,4 @@ def _check_one(
             write_plot(analysis, plot, overwrite=overwrite)
             run.write({"type": "plot", "path": path, "out": plot, "ok": True})
         except DcmtoolsError as exc:
-            run.write(error_record("plot", exc, path=path, out=plot))
+            run.write(spell_record(error_record("plot", exc, path=path, out=plot)))

@@ -39,8 +39,9 @@ What is done (the table is data: ``profile.py``, ``data/profile_e11.json``):
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, error_record
 from .keys import Key
@@ -143,7 +144,12 @@ class Anonymizer:
 
     def _meta(self, dicom: Any, state: Any) -> None:
         """The file meta describes the de-identified instance and dcmtools (E.1.1 item 7)."""
-        from ..dicom.reader import DEFLATED_LE, EXPLICIT_VR_BE, EXPLICIT_VR_LE, IMPLICIT_VR_LE
+        from ..dicom.reader import (
+            DEFLATED_LE,
+            EXPLICIT_VR_BE,
+            EXPLICIT_VR_LE,
+            IMPLICIT_VR_LE,
+        )
         from .engine import encode, new_element
 
         meta, ds = dicom.meta, dicom.dataset
@@ -185,18 +191,9 @@ class Anonymizer:
 
     def anonymize_bytes(self, data: bytes) -> tuple[bytes, Result]:
         """De-identify a DICOM file (or bare dataset) held in memory."""
-        import io
+        from ..dicom.writer import rewrite_bytes
 
-        from ..dicom.reader import read_bytes
-        from ..dicom.writer import Bulk, write
-
-        dicom = read_bytes(data)
-        if dicom.deflated:
-            dicom = read_bytes(data, bulk_threshold=1 << 62)
-        result = self.anonymize(dicom)
-        out = io.BytesIO()
-        write(out, dicom.meta or None, dicom.dataset, Bulk(buffer=data), deflated=dicom.deflated)
-        return out.getvalue(), result
+        return rewrite_bytes(data, self.anonymize)
 
     def anonymize_pydicom(self, ds: Any) -> tuple[Any, Result]:
         """De-identify a pydicom ``Dataset``: returns a new one (the input is left as it was)."""

@@ -20,9 +20,21 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import BinaryIO, TypeVar
 
-from .reader import DEFLATED_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE, ITEM, ITEM_DELIMITER, LONG_VRS, SEQUENCE_DELIMITER, UNDEFINED, Dataset, Element
+from .reader import (
+    DEFLATED_LE,
+    EXPLICIT_VR_BE,
+    IMPLICIT_VR_LE,
+    LONG_VRS,
+    UNDEFINED,
+    Dataset,
+    DicomFile,
+    Element,
+)
+
+_T = TypeVar("_T")
 
 _ITEM_START = {True: struct.pack("<HHI", 0xFFFE, 0xE000, UNDEFINED), False: struct.pack(">HHI", 0xFFFE, 0xE000, UNDEFINED)}
 _ITEM_END = {True: struct.pack("<HHI", 0xFFFE, 0xE00D, 0), False: struct.pack(">HHI", 0xFFFE, 0xE00D, 0)}
@@ -37,7 +49,7 @@ class Bulk:
         self.buffer = buffer
         self.fd: int | None = None
 
-    def __enter__(self) -> "Bulk":
+    def __enter__(self) -> Bulk:
         if self.path is not None and self.buffer is None:
             self.fd = os.open(self.path, os.O_RDONLY)
         return self
@@ -179,3 +191,22 @@ def write(out: BinaryIO, meta: Dataset | None, dataset: Dataset, bulk: Bulk, *, 
             bulk.copy(out, piece[0], piece[1])
     if run:
         out.write(b"".join(run))
+
+
+def rewrite_bytes(data: bytes, change: Callable[[DicomFile], _T]) -> tuple[bytes, _T]:
+    """A DICOM file (or bare dataset) held in memory, read, changed in place by ``change`` and written again.
+
+    Returns the new bytes and what ``change`` returned.  Elements ``change``
+    leaves alone keep their bytes (bulk values are copied from ``data``).
+    """
+    import io
+
+    from .reader import read_bytes
+
+    dicom = read_bytes(data)
+    if dicom.deflated:  # the dataset is compressed as a whole: read it all
+        dicom = read_bytes(data, bulk_threshold=1 << 62)
+    result = change(dicom)
+    out = io.BytesIO()
+    write(out, dicom.meta or None, dicom.dataset, Bulk(buffer=data), deflated=dicom.deflated)
+    return out.getvalue(), result

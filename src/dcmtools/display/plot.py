@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import io
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .gsdf import atomic_write, gsdf_luminance
 from ..stream.records import DcmtoolsError, ErrorCode
+from .gsdf import atomic_write, gsdf_luminance
+from .gsdf.criteria import percent
 
 if TYPE_CHECKING:  # pragma: no cover
     from .gsdf import Analysis
@@ -37,7 +38,7 @@ def matplotlib_available() -> bool:
         return False
 
 
-def plot_figure(analysis: "Analysis"):
+def plot_figure(analysis: Analysis) -> Any:
     """The matplotlib ``Figure`` of the check (two panels)."""
     import matplotlib
 
@@ -45,11 +46,24 @@ def plot_figure(analysis: "Analysis"):
     from matplotlib.figure import Figure
 
     a = analysis
-    tol = next(c.limit for c in a.criteria if c.name == "contrast_response")
     fig = Figure(figsize=(12, 5), dpi=100, layout="constrained")
     left, right = fig.subplots(1, 2)
+    _contrast_panel(left, a)
+    _luminance_panel(right, a)
+    verdict = "PASS" if a.passed else "FAIL"
+    name = os.path.basename(a.measurements.path or "") or "display"
+    fig.suptitle(
+        f"{name}: {verdict} ({a.display_class})   L'max {a.lmax:.1f} cd/m²   L'min {a.lmin:.3g} cd/m²   "
+        f"LR {a.luminance_ratio:.0f}   Lamb {a.ambient:g} cd/m²   {a.jnd_range:.0f} JNDs",
+        fontsize=11,
+        color="tab:green" if a.passed else "tab:red",
+    )
+    return fig
 
-    # -- contrast response against the GSDF, with the tolerance band
+
+def _contrast_panel(ax: Any, a: Analysis) -> None:
+    """Contrast response against the GSDF's, with the tolerance band."""
+    tol = next(c.limit for c in a.criteria if c.name == "contrast_response")
     mids = [(iv.jnd_low + iv.jnd_high) / 2 for iv in a.intervals]
     steps = 200
     lo, hi = a.jnd_min, a.jnd_max
@@ -63,7 +77,7 @@ def plot_figure(analysis: "Analysis"):
     for j in grid:
         la, lb = gsdf_luminance(max(j - half, 1e-6)), gsdf_luminance(j + half)
         curve.append(2 * (lb - la) / (lb + la) / width)
-    left.fill_between(
+    ax.fill_between(
         grid,
         [c * (1 - tol) for c in curve],
         [c * (1 + tol) for c in curve],
@@ -72,67 +86,50 @@ def plot_figure(analysis: "Analysis"):
         linewidth=0,
         label=f"GSDF ±{tol * 100:g}% ({a.display_class})",
     )
-    left.plot(grid, curve, color="tab:green", linewidth=1.5, label="GSDF (DICOM PS3.14)")
+    ax.plot(grid, curve, color="tab:green", linewidth=1.5, label="GSDF (DICOM PS3.14)")
     inside = [abs(iv.error) <= tol for iv in a.intervals]
-    left.plot(mids, [iv.contrast for iv in a.intervals], color="tab:blue", linewidth=0.8, alpha=0.6)
-    left.scatter(
-        [m for m, ok in zip(mids, inside) if ok],
-        [iv.contrast for iv, ok in zip(a.intervals, inside) if ok],
-        color="tab:blue",
-        s=22,
-        zorder=3,
-        label="measured",
-    )
-    if not all(inside):
-        left.scatter(
-            [m for m, ok in zip(mids, inside) if not ok],
-            [iv.contrast for iv, ok in zip(a.intervals, inside) if not ok],
-            color="tab:red",
-            marker="x",
-            s=40,
-            zorder=4,
-            label="outside tolerance",
-        )
+    ax.plot(mids, [iv.contrast for iv in a.intervals], color="tab:blue", linewidth=0.8, alpha=0.6)
+    styles = {
+        True: {"color": "tab:blue", "s": 22, "zorder": 3, "label": "measured"},
+        False: {"color": "tab:red", "marker": "x", "s": 40, "zorder": 4, "label": "outside tolerance"},
+    }
+    for within, style in styles.items():
+        if within or not all(inside):
+            chosen = [(m, iv.contrast) for m, iv, ok in zip(mids, a.intervals, inside, strict=True) if ok == within]
+            ax.scatter([m for m, _ in chosen], [c for _, c in chosen], **style)
     worst = a.max_error_interval
-    left.annotate(
-        f"largest error {round(a.max_error * 100, 1) + 0.0:+.1f}%\nDDL {worst.ddl_low}–{worst.ddl_high}",
+    ax.annotate(
+        f"largest error {percent(a.max_error)}%\nDDL {worst.ddl_low}–{worst.ddl_high}",
         xy=((worst.jnd_low + worst.jnd_high) / 2, worst.contrast),
         xytext=(0.55, 0.8),
         textcoords="axes fraction",
         arrowprops={"arrowstyle": "->", "color": "0.3"},
         fontsize=9,
     )
-    left.set_yscale("log")
-    left.set_xlabel("JND index")
-    left.set_ylabel("contrast response dL/L per JND")
-    left.set_title("Contrast response")
-    left.grid(True, which="both", alpha=0.3)
-    left.legend(loc="lower left", fontsize=8)
+    _finish(ax, "JND index", "contrast response dL/L per JND", "Contrast response", "lower left")
 
-    # -- luminance against driving level
-    right.plot(a.ddl, a.target, color="tab:green", linewidth=4, alpha=0.45, label="GSDF target")
-    right.plot(a.ddl, a.luminance, "o-", color="tab:blue", markersize=4, linewidth=0.8, label="measured L' = L + Lamb")
+
+def _luminance_panel(ax: Any, a: Analysis) -> None:
+    """Luminance against driving level, measured and the GSDF's target."""
+    ax.plot(a.ddl, a.target, color="tab:green", linewidth=4, alpha=0.45, label="GSDF target")
+    ax.plot(a.ddl, a.luminance, "o-", color="tab:blue", markersize=4, linewidth=0.8, label="measured L' = L + Lamb")
     if a.ambient > 0:
-        right.axhline(a.ambient, color="0.5", linestyle=":", linewidth=1, label=f"ambient {a.ambient:g} cd/m²")
-    right.set_yscale("log")
-    right.set_xlabel("digital driving level (DDL)")
-    right.set_ylabel("luminance (cd/m²)")
-    right.set_title("Luminance response")
-    right.grid(True, which="both", alpha=0.3)
-    right.legend(loc="upper left", fontsize=8)
-
-    verdict = "PASS" if a.passed else "FAIL"
-    name = os.path.basename(a.measurements.path or "") or "display"
-    fig.suptitle(
-        f"{name}: {verdict} ({a.display_class})   L'max {a.lmax:.1f} cd/m²   L'min {a.lmin:.3g} cd/m²   "
-        f"LR {a.luminance_ratio:.0f}   Lamb {a.ambient:g} cd/m²   {a.jnd_range:.0f} JNDs",
-        fontsize=11,
-        color="tab:green" if a.passed else "tab:red",
-    )
-    return fig
+        ax.axhline(a.ambient, color="0.5", linestyle=":", linewidth=1, label=f"ambient {a.ambient:g} cd/m²")
+    _finish(ax, "digital driving level (DDL)", "luminance (cd/m²)", "Luminance response", "upper left")
 
 
-def write_plot(analysis: "Analysis", path: str, *, overwrite: bool = False) -> None:
+def _finish(ax: Any, xlabel: str, ylabel: str, title: str, legend: str) -> None:
+    """A log-scale panel's labels, grid and legend."""
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc=legend, fontsize=8)
+
+
+
+def write_plot(analysis: Analysis, path: str, *, overwrite: bool = False) -> None:
     """Draw the plot into ``path`` (.png, .svg or .pdf), written atomically."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in PLOT_FORMATS:
@@ -142,7 +139,7 @@ def write_plot(analysis: "Analysis", path: str, *, overwrite: bool = False) -> N
     if not matplotlib_available():
         raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"cannot draw {path}: matplotlib is not installed", INSTALL_HINT)
     if os.path.exists(path) and not overwrite:
-        raise DcmtoolsError(ErrorCode.EXISTS, f"{path} exists", "use --overwrite to replace it")
+        raise DcmtoolsError(ErrorCode.EXISTS, f"{path} exists", "use `overwrite` to replace it")
     fig = plot_figure(analysis)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=PLOT_FORMATS[ext], dpi=100)

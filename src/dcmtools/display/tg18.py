@@ -19,10 +19,11 @@ import datetime as _dt
 import io
 import math
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from .gsdf import atomic_write
 from ..stream.records import DcmtoolsError, ErrorCode
+from .gsdf import atomic_write
 
 __all__ = ["LEVELS", "ln_levels", "ln_pattern", "write_ln_patterns"]
 
@@ -40,7 +41,11 @@ def ln_pattern(index: int, *, bits: int = 8, size: int = 1024, count: int = LEVE
     """The pydicom ``FileDataset`` of TG18-LN pattern ``index`` (1..count)."""
     import numpy as np
     from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+    from pydicom.uid import (
+        PYDICOM_IMPLEMENTATION_UID,
+        ExplicitVRLittleEndian,
+        generate_uid,
+    )
 
     if bits not in (8, 10, 12, 16):
         raise ValueError("bits must be 8, 10, 12 or 16")

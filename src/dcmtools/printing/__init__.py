@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from ..stream.records import DcmtoolsError, error_record
+from ..stream.records import DcmtoolsError, ErrorCode, error_record
 from .options import FilmOptions, Layout, parse_layout
 from .prepare import PreparedImage, read_images
 
@@ -50,6 +51,7 @@ __all__ = [
     "FilmOptions",
     "Layout",
     "PreparedImage",
+    "fatal_record_type",
     "films",
     "parse_layout",
     "preview_files",
@@ -141,7 +143,14 @@ def print_files(peer: Any, inputs: Iterable[Any], film: FilmOptions, options: An
     """Print ``inputs`` on ``peer`` (see the module docs); yields records."""
     from ..net import NetOptions, associate
     from ..net.assoc import no_context_error
-    from .scu import FilmPrinter, PrintSCU, ResponseLog, print_contexts, printer_failure, printer_record
+    from .scu import (
+        FilmPrinter,
+        PrintSCU,
+        ResponseLog,
+        print_contexts,
+        printer_failure,
+        printer_record,
+    )
 
     options = options or NetOptions()
     log = ResponseLog()
@@ -176,6 +185,16 @@ def print_files(peer: Any, inputs: Iterable[Any], film: FilmOptions, options: An
                 break
         for warning in printer.close():
             LOGGER.warning(warning)
+
+
+def fatal_record_type(error: DcmtoolsError) -> str:
+    """What a failure that ends a print run is about: the ``printer`` (in FAILURE), the
+    ``film_session`` (refused), or else the ``association``; the type of the record that reports it."""
+    if error.code == ErrorCode.PRINTER_FAILURE:
+        return "printer"
+    if str(error.details.get("operation", "")).startswith("Film Session"):
+        return "film_session"
+    return "association"
 
 
 def preview_files(
@@ -217,8 +236,14 @@ def preview_files(
 def printer_status(peer: Any, options: Any = None) -> dict[str, Any]:
     """The printer's status as a record (``--status``): ``ok`` unless it reports FAILURE."""
     from ..net import NetOptions, associate
-    from .scu import PrintErrorCode, PrintSCU, ResponseLog, status_contexts, printer_record
     from . import words
+    from .scu import (
+        PrintErrorCode,
+        PrintSCU,
+        ResponseLog,
+        printer_record,
+        status_contexts,
+    )
 
     options = options or NetOptions()
     log = ResponseLog()

@@ -106,7 +106,7 @@ def parse_layout(text: str) -> Layout:
     if not numbers or any(n < 1 or n > 99 for n in numbers) or (kind == "STANDARD" and len(numbers) != 2):
         raise usage(
             f"layout {text!r} is not valid",
-            "write columns,rows (e.g. --layout 2,2 for four images on a film, 1,1 for one), each 1-99",
+            "write columns,rows (e.g. `layout` 2,2 for four images on a film, 1,1 for one), each 1-99",
         )
     return Layout(kind, numbers)
 
@@ -176,9 +176,9 @@ def parse_window(text: str | None) -> tuple[float, float] | str | None:
     try:
         center, width = (float(p) for p in parts)
     except ValueError:
-        raise usage(f"--window {text!r} is not valid", "write CENTER,WIDTH (e.g. --window 40,400), or minmax") from None
+        raise usage(f"`window` {text!r} is not valid", "write CENTER,WIDTH (e.g. `window` 40,400), or minmax") from None
     if width < 1:
-        raise usage(f"--window {text!r}: the width must be at least 1", "e.g. --window 40,400")
+        raise usage(f"`window` {text!r}: the width must be at least 1", "e.g. `window` 40,400")
     return (center, width)
 
 
@@ -190,7 +190,7 @@ def parse_frames(text: str | None) -> list[tuple[int, int | None]] | None:
     for part in text.replace(" ", "").split(","):
         match = re.fullmatch(r"(\d+)(?:-(\d*))?", part)
         if not match or int(match[1]) < 1:
-            raise usage(f"--frames {text!r} is not valid", "write frame numbers from 1: 1,3,5 or 2-10 or 5- (to the last), or all")
+            raise usage(f"`frames` {text!r} is not valid", "write frame numbers from 1: 1,3,5 or 2-10 or 5- (to the last), or all")
         first = int(match[1])
         if match[2] is None:
             last: int | None = first
@@ -199,7 +199,7 @@ def parse_frames(text: str | None) -> list[tuple[int, int | None]] | None:
         else:
             last = int(match[2])
             if last < first:
-                raise usage(f"--frames {text!r}: {part} is backwards", f"write {last}-{first}")
+                raise usage(f"`frames` {text!r}: {part} is backwards", f"write {last}-{first}")
         ranges.append((first, last))
     return ranges
 
@@ -261,7 +261,7 @@ class FilmOptions:
         window: str | None = None,
         frames: str | None = None,
         presentation_lut: bool = True,
-    ) -> "FilmOptions":
+    ) -> FilmOptions:
         """Options as a command line gives them (strings), checked; raises a usage ``DcmtoolsError``."""
         warnings: list[str] = []
         size = None
@@ -270,24 +270,24 @@ class FilmOptions:
             if warning:
                 warnings.append(warning)
         if copies is not None and not 1 <= int(copies) <= 99:
-            raise usage(f"--copies {copies} is out of range", "print 1 to 99 copies")
+            raise usage(f"`copies` {copies} is out of range", "print 1 to 99 copies")
         bits_text = "auto" if bits is None else str(bits).lower()
         if bits_text not in BITS_CHOICES:
-            raise usage(f"--bits {bits!r} is not valid", "use 8, 12 or auto")
+            raise usage(f"`bits` {bits!r} is not valid", "use 8, 12 or auto")
         if label is not None and (len(label) > 64 or "\\" in label):
-            raise usage(f"--label {label!r} is too long or has a backslash", "a film session label has up to 64 characters")
+            raise usage(f"`label` {label!r} is too long or has a backslash", "a film session label has up to 64 characters")
         return cls(
             layout=parse_layout(layout) if layout else Layout("STANDARD", (1, 1)),
             film_size=size,
-            orientation=_enumerated(orientation, ORIENTATIONS, "the film orientation", "--orientation"),
+            orientation=_enumerated(orientation, ORIENTATIONS, "the film orientation", "`orientation`"),
             copies=int(copies) if copies is not None else None,
-            priority=_enumerated(_priority_alias(priority), PRIORITIES, "the print priority", "--priority"),
-            medium=_defined_term(medium, MEDIUM_TYPES, "--medium", warnings),
-            destination=_defined_term(destination, DESTINATIONS, "--destination", warnings, r"BIN_\d+"),
-            magnification=_defined_term(magnification, MAGNIFICATION_TYPES, "--magnification", warnings),
-            polarity=_enumerated(polarity, POLARITIES, "the polarity", "--polarity"),
-            border_density=parse_density(border_density, "--border-density"),
-            empty_density=parse_density(empty_density, "--empty-density"),
+            priority=_enumerated(_priority_alias(priority), PRIORITIES, "the print priority", "`priority`"),
+            medium=_defined_term(medium, MEDIUM_TYPES, "`medium`", warnings),
+            destination=_defined_term(destination, DESTINATIONS, "`destination`", warnings, r"BIN_\d+"),
+            magnification=_defined_term(magnification, MAGNIFICATION_TYPES, "`magnification`", warnings),
+            polarity=_enumerated(polarity, POLARITIES, "the polarity", "`polarity`"),
+            border_density=parse_density(border_density, "`border_density`"),
+            empty_density=parse_density(empty_density, "`empty_density`"),
             label=label,
             bits=bits_text,
             window=parse_window(window),

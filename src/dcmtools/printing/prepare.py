@@ -30,9 +30,10 @@ samples), with a warning.  Overlays and presentation states are not applied.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class PreparedImage:
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_values(cls, values: np.ndarray, path: str = "", **fields: Any) -> "PreparedImage":
+    def from_values(cls, values: np.ndarray, path: str = "", **fields: Any) -> PreparedImage:
         """From grey levels 0..1 (any float array; outside values are clipped)."""
         values = np.asarray(values, dtype=np.float64)
         return cls(p12=to_pvalues(values, 12), p8=to_pvalues(values, 8), path=path, **fields)
@@ -203,7 +204,7 @@ def read_images(
     if not chosen:
         raise DcmtoolsError(
             ErrorCode.NO_IMAGE,
-            f"{path} has {count} frames; --frames selects none of them",
+            f"{path} has {count} frames; `frames` selects none of them",
             f"choose frames between 1 and {count}",
         )
     for index in chosen:
@@ -270,7 +271,7 @@ def prepare_frame(
         voi, used = "colour", None
         warnings.append(f"colour image ({photometric}) printed in grayscale (luma of its RGB values)")
         if window is not None:
-            warnings.append("--window does not apply to a colour image")
+            warnings.append("`window` does not apply to a colour image")
     else:
         stored = _decode(ds, index, count, path)
         if stored.ndim != 2:

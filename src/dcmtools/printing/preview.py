@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -123,7 +124,11 @@ def compose_film(images: Sequence[PreparedImage], film: FilmOptions) -> np.ndarr
 def film_dataset(pixels: np.ndarray, bits: int, film: FilmOptions, number: int, images: Sequence[PreparedImage]) -> Any:
     """A Secondary Capture dataset (with file meta) holding the film preview."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+    from pydicom.uid import (
+        ExplicitVRLittleEndian,
+        SecondaryCaptureImageStorage,
+        generate_uid,
+    )
 
     from .. import __version__
 

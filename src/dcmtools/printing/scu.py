@@ -267,7 +267,7 @@ def printer_failure(record: dict[str, Any]) -> DcmtoolsError:
     return DcmtoolsError(
         PrintErrorCode.PRINTER_FAILURE,
         f"the printer reports FAILURE{detail}; nothing was sent",
-        "fix the printer (see its display or log), then print again; 'dcmtools print PEER --status' shows its state",
+        "fix the printer (see its display or log), then print again; 'dcmtools print PEER `status`' shows its state",
         ExitStatus.FAILED,
     )
 
@@ -385,7 +385,7 @@ class FilmPrinter:
                 PrintErrorCode.BAD_RESPONSE,
                 f"the printer created a film box with {len(boxes)} image boxes for layout {self.film.layout.value}"
                 + ("" if box_uid else " and did not say its UID"),
-                "the printer does not follow DICOM here; try another --layout, or report it to its vendor",
+                "the printer does not follow DICOM here; try another `layout`, or report it to its vendor",
                 operation="Film Box N-CREATE",
             )
             raise self.stopped
@@ -459,7 +459,7 @@ class FilmPrinter:
         else:
             message, hint = _words("image box", [(None, answer.code)], extra)
             message = f"the printer refused image {position} ({image.columns}x{image.rows}, {self.bits} bits): {message}"
-            hint = hint or "try --bits 8, or smaller images"
+            hint = hint or "try `bits` 8, or smaller images"
         raise PrintRefused(message, hint, answer, "Image Box N-SET", [k for k, _ in options])
 
     # -- diagnosis

@@ -56,33 +56,33 @@ STATUS_HINTS: dict[int, str] = {
     0x0110: "check the printer's log or display; try again",
     0x0118: "the printer may not support grayscale printing, or not this object; see its conformance statement",
     0x0122: "the printer may not support grayscale printing; see its conformance statement",
-    0x0124: "ask the printer's administrator to allow our calling AE title (--aet)",
+    0x0124: "ask the printer's administrator to allow our calling AE title (`aet`)",
     0x0213: "wait until the printer has finished other jobs, then try again",
     0xC601: "wait until the printer's queue empties, then try again",
     0xC602: "wait until the printer's queue empties, then try again",
-    0xC603: "use a layout with fewer images (--layout), a larger --film-size, or smaller images",
-    0xC605: "print fewer images per film (--layout), use --bits 8, or try again when the printer is idle",
-    0xC613: "use a layout with fewer images (--layout), or a larger --film-size",
+    0xC603: "use a layout with fewer images (`layout`), a larger `film_size`, or smaller images",
+    0xC605: "print fewer images per film (`layout`), use `bits` 8, or try again when the printer is idle",
+    0xC613: "use a layout with fewer images (`layout`), or a larger `film_size`",
 }
 
 # attribute keyword -> (what it is called, the option that sets it)
 ATTRIBUTES: dict[str, tuple[str, str | None]] = {
-    "FilmSizeID": ("film size", "--film-size"),
-    "ImageDisplayFormat": ("layout", "--layout"),
-    "FilmOrientation": ("film orientation", "--orientation"),
-    "MagnificationType": ("magnification", "--magnification"),
-    "BorderDensity": ("border density", "--border-density"),
-    "EmptyImageDensity": ("empty image density", "--empty-density"),
-    "MediumType": ("medium", "--medium"),
-    "FilmDestination": ("film destination", "--destination"),
-    "PrintPriority": ("print priority", "--priority"),
-    "NumberOfCopies": ("number of copies", "--copies"),
-    "FilmSessionLabel": ("film session label", "--label"),
-    "Polarity": ("polarity", "--polarity"),
-    "ReferencedPresentationLUTSequence": ("IDENTITY Presentation LUT", "--no-presentation-lut"),
+    "FilmSizeID": ("film size", "`film_size`"),
+    "ImageDisplayFormat": ("layout", "`layout`"),
+    "FilmOrientation": ("film orientation", "`orientation`"),
+    "MagnificationType": ("magnification", "`magnification`"),
+    "BorderDensity": ("border density", "`border_density`"),
+    "EmptyImageDensity": ("empty image density", "`empty_density`"),
+    "MediumType": ("medium", "`medium`"),
+    "FilmDestination": ("film destination", "`destination`"),
+    "PrintPriority": ("print priority", "`priority`"),
+    "NumberOfCopies": ("number of copies", "`copies`"),
+    "FilmSessionLabel": ("film session label", "`label`"),
+    "Polarity": ("polarity", "`polarity`"),
+    "ReferencedPresentationLUTSequence": ("IDENTITY Presentation LUT", "`no_presentation_lut`"),
     "ReferencedFilmSessionSequence": ("reference to the film session", None),
     "BasicGrayscaleImageSequence": ("image", None),
-    "BitsStored": ("image depth", "--bits"),
+    "BitsStored": ("image depth", "`bits`"),
 }
 
 TAG_KEYWORDS: dict[int, str] = {
@@ -144,13 +144,13 @@ def explain(
 
 def _value_hint(attribute: str, option: str | None) -> str | None:
     if attribute == "FilmSizeID":
-        return "ask for a film size this printer supports (--film-size), or leave --film-size out for its default"
+        return "ask for a film size this printer supports (`film_size`), or leave `film_size` out for its default"
     if attribute == "ImageDisplayFormat":
-        return "choose another --layout (e.g. 1,1 or 2,2); the printer's conformance statement lists its display formats"
+        return "choose another `layout` (e.g. 1,1 or 2,2); the printer's conformance statement lists its display formats"
     if attribute == "BitsStored":
-        return "use --bits 8"
+        return "use `bits` 8"
     if attribute == "ReferencedPresentationLUTSequence":
-        return "use --no-presentation-lut"
+        return "use `no_presentation_lut`"
     if option:
         return f"choose another {option} (see the printer's conformance statement), or leave it out for the printer's default"
     return None

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from enum import IntEnum
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 
 class ExitStatus(IntEnum):
@@ -124,6 +125,15 @@ class DcmtoolsError(Exception):
         if self.details:
             error.update(self.details)
         return error
+
+
+def internal_error(path: str, exc: BaseException) -> DcmtoolsError:
+    """A bug met on ``path`` (an exception nobody expected): the ``internal`` error, asking for a report."""
+    return DcmtoolsError(
+        ErrorCode.INTERNAL,
+        f"internal error on {path}: {type(exc).__name__}: {exc}",
+        hint="this is a bug in dcmtools; please report it with --debug output",
+    )
 
 
 def error_record(type_: str, error: DcmtoolsError | dict[str, Any], **fields: Any) -> dict[str, Any]:
