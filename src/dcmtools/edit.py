@@ -111,7 +111,8 @@ def _check_one(value: str, vr: str) -> None:
     elif vr == "DT":
         m = _DT.match(value)
         bad = not m or (m[3] and not 1 <= int(m[3]) <= 12) or (m[5] and not 1 <= int(m[5]) <= 31)
-        if bad or (m[7] and int(m[7]) > 23) or (m[9] and int(m[9]) > 59) or (m[11] and int(m[11]) > 60):
+        # bad is true when m is None, so m is a match from here on.
+        if bad or (m[7] and int(m[7]) > 23) or (m[9] and int(m[9]) > 59) or (m[11] and int(m[11]) > 60):  # type: ignore[index]
             raise ValueError(f"{value!r} is not a date-time (DT: YYYYMMDDHHMMSS.FFFFFF&ZZXX)")
     elif vr == "IS":
         if not re.fullmatch(r"\s*[+-]?\d+\s*", value) or not -(2**31) <= int(value) < 2**31:
@@ -631,7 +632,7 @@ class Editor:
             raise EditError(f"--new-uids {new_uids!r}: choose one of {', '.join(LEVELS)}")
         self.new_uids = new_uids
         if new_uids is not None:
-            self.key = key if isinstance(key, Key) else (Key(key) if key is not None else Key.random())
+            self.key: Key | None = key if isinstance(key, Key) else (Key(key) if key is not None else Key.random())
         else:
             self.key = None
         self.uid_tags = self._uid_tags(new_uids)
@@ -817,7 +818,7 @@ def _same_file(a: str, b: str) -> bool:
 _BATCH: tuple[Editor, dict[str, Any]] | None = None
 
 
-def _batch_job(job: tuple) -> list[dict[str, Any]]:
+def _batch_job(job: tuple[Any, ...]) -> list[dict[str, Any]]:
     path, out, error = job
     if error is not None:
         return [error]
@@ -832,7 +833,7 @@ def _batch_job(job: tuple) -> list[dict[str, Any]]:
 
 def edit_paths(
     editor: Editor,
-    jobs_in: Iterable[tuple],
+    jobs_in: Iterable[tuple[Any, ...]],
     *,
     jobs: int = 1,
     in_place: bool = False,

@@ -212,7 +212,7 @@ def encoder_for(syntax: Syntax) -> EncoderChoice | None:
             continue
         if not _importable(choice.module):
             continue
-        from pydicom.pixels import get_encoder
+        from pydicom.pixels import get_encoder  # type: ignore[attr-defined]  # public in pydicom 3 docs
 
         encoder = get_encoder(syntax.uid)
         if choice.plugin in encoder.available_plugins:
@@ -243,7 +243,7 @@ def capabilities() -> list[dict[str, Any]]:
     ``decode`` lists pydicom's available decoding plugins (``pydicom`` itself
     for the native syntaxes); ``encode`` names the encoder dcmtools uses.
     """
-    from pydicom.pixels import get_decoder
+    from pydicom.pixels import get_decoder  # type: ignore[attr-defined]  # public in pydicom 3 docs
 
     rows = []
     for syntax in SYNTAXES:
@@ -388,7 +388,7 @@ def encode_frames(
         )
     if choice.plugin == "imagecodecs":
         return _encode_jpeg(arr, info, syntax, out_photometric, quality)
-    from pydicom.pixels import get_encoder
+    from pydicom.pixels import get_encoder  # type: ignore[attr-defined]  # public in pydicom 3 docs
 
     options: dict[str, Any] = {
         "rows": info.rows,
@@ -522,7 +522,8 @@ def _encode_j2k_imagecodecs(
                 bytes(
                     imagecodecs.jpeg2k_encode(
                         np.ascontiguousarray(frame),
-                        level=float(quality) if lossy else None,
+                        # quality is set when lossy (checked above); imagecodecs takes a float PSNR.
+                        level=float(quality) if lossy else None,  # type: ignore[arg-type]
                         codecformat="J2K",
                         bitspersample=info.bits_stored,
                         resolutions=resolutions,

@@ -19,6 +19,8 @@ from .gsdf import atomic_write, gsdf_luminance
 from ..stream.records import DcmtoolsError, ErrorCode
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
     from .gsdf import Analysis
 
 __all__ = ["PLOT_FORMATS", "matplotlib_available", "plot_figure", "write_plot"]
@@ -37,7 +39,7 @@ def matplotlib_available() -> bool:
         return False
 
 
-def plot_figure(analysis: "Analysis"):
+def plot_figure(analysis: "Analysis") -> Figure:
     """The matplotlib ``Figure`` of the check (two panels)."""
     import matplotlib
 

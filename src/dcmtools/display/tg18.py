@@ -19,10 +19,13 @@ import datetime as _dt
 import io
 import math
 import os
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .gsdf import atomic_write
 from ..stream.records import DcmtoolsError, ErrorCode
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydicom.dataset import FileDataset
 
 __all__ = ["LEVELS", "ln_levels", "ln_pattern", "write_ln_patterns"]
 
@@ -36,7 +39,9 @@ def ln_levels(bits: int = 8, count: int = LEVELS) -> list[int]:
     return [round(k * top / (count - 1)) for k in range(count)]
 
 
-def ln_pattern(index: int, *, bits: int = 8, size: int = 1024, count: int = LEVELS, uids: dict[str, str] | None = None):
+def ln_pattern(
+    index: int, *, bits: int = 8, size: int = 1024, count: int = LEVELS, uids: dict[str, str] | None = None
+) -> FileDataset:
     """The pydicom ``FileDataset`` of TG18-LN pattern ``index`` (1..count)."""
     import numpy as np
     from pydicom.dataset import FileDataset, FileMetaDataset
@@ -61,11 +66,11 @@ def ln_pattern(index: int, *, bits: int = 8, size: int = 1024, count: int = LEVE
     name = _pattern_name(bits, index)
     now = _dt.datetime.now()
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
+    meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE  # type: ignore[assignment]  # pydicom makes it a UID
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)  # type: ignore[arg-type]  # None: no file yet
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = SECONDARY_CAPTURE
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
