@@ -300,3 +300,21 @@ def test_the_strict_pending_list_is_exactly_the_modules_that_fail(tmp_path):
             failing.add(module_name(REPO / path))
     assert done.returncode != 0 or not pending
     assert sorted(failing) == sorted(pending)
+
+
+def test_a_test_that_starts_a_peer_must_be_marked_peer():
+    """conftest names the running test to peers.py: this test, unmarked, may not start one."""
+    import peers
+
+    with pytest.raises(pytest.fail.Exception, match="without pytest.mark.peer"):
+        peers.require("sh")
+    with pytest.raises(pytest.fail.Exception, match="without pytest.mark.peer"):
+        with peers.running(["sleep", "5"]):
+            pass
+
+
+@pytest.mark.peer
+def test_a_marked_test_may_start_one():
+    import peers
+
+    peers.require("sh")

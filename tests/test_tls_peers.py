@@ -12,6 +12,8 @@ from netpeers import env_without_config, storescp
 from peers import dcmtools
 from tlspeers import make_ca, make_cert, tls_storescp
 
+pytestmark = pytest.mark.peer
+
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> dict:
