@@ -363,7 +363,7 @@ def load_map(path: str, match: str) -> MapTable:
                     continue
                 if len(row) != len(header):
                     raise EditError(f"{path} line {line}: {len(row)} cells, the header has {len(header)}")
-                cells = dict(zip(header, (cell.strip() for cell in row)))
+                cells = dict(zip(header, (cell.strip() for cell in row), strict=False))
                 key = cells[column]
                 if key == "":
                     raise EditError(f"{path} line {line}: the key column {column!r} is empty")

@@ -225,7 +225,7 @@ def person_name(text: str) -> dict[str, str]:
     """A PN value as the JSON model's object of component groups."""
     groups = text.split("=")
     name: dict[str, str] = {}
-    for key, group in zip(("Alphabetic", "Ideographic", "Phonetic"), groups):
+    for key, group in zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False):
         # Trailing empty components carry nothing: 'DOE^^^' is 'DOE' (DCMTK agrees).
         group = group.rstrip(" ^")
         if group:

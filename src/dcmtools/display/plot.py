@@ -78,8 +78,8 @@ def plot_figure(analysis: "Analysis") -> Figure:
     inside = [abs(iv.error) <= tol for iv in a.intervals]
     left.plot(mids, [iv.contrast for iv in a.intervals], color="tab:blue", linewidth=0.8, alpha=0.6)
     left.scatter(
-        [m for m, ok in zip(mids, inside) if ok],
-        [iv.contrast for iv, ok in zip(a.intervals, inside) if ok],
+        [m for m, ok in zip(mids, inside, strict=False) if ok],
+        [iv.contrast for iv, ok in zip(a.intervals, inside, strict=False) if ok],
         color="tab:blue",
         s=22,
         zorder=3,
@@ -87,8 +87,8 @@ def plot_figure(analysis: "Analysis") -> Figure:
     )
     if not all(inside):
         left.scatter(
-            [m for m, ok in zip(mids, inside) if not ok],
-            [iv.contrast for iv, ok in zip(a.intervals, inside) if not ok],
+            [m for m, ok in zip(mids, inside, strict=False) if not ok],
+            [iv.contrast for iv, ok in zip(a.intervals, inside, strict=False) if not ok],
             color="tab:red",
             marker="x",
             s=40,
