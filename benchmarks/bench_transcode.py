@@ -182,7 +182,12 @@ def main() -> None:
             print(header)
             results: list[tuple[str, float, float]] = []
 
-            def measure(tool_label: str, cmd, out: Path, check_uid: str | None) -> float:
+            # Defaults bind this iteration's values (the function is only called within it).
+            def measure(
+                tool_label: str, cmd, out: Path, check_uid: str | None,
+                in_bytes: int = in_bytes, direction: str = direction,
+                results: list[tuple[str, float, float]] = results,
+            ) -> float:
                 seconds = run_timed(cmd, out, args.repeat)
                 check_lossless(source, out, check_uid)
                 ratio = in_bytes / folder_bytes(out) if direction == "compress" else float("nan")

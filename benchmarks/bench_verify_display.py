@@ -48,7 +48,7 @@ def build(folder: Path, kind: str, count: int) -> list[Path]:
         lines = [f"max {top}", f"amb {rng.uniform(0.05, 0.4):.3f}"]
         # A gamma curve with photometer noise, kept rising (as a display's readings are).
         values = sorted((lmin + (lmax - lmin) * (d / top) ** gamma) * (1 + rng.uniform(-0.002, 0.002)) for d in ddls)
-        lines += [f"{d} {v:.6f}" for d, v in zip(ddls, values)]
+        lines += [f"{d} {v:.6f}" for d, v in zip(ddls, values, strict=False)]
         path = folder / f"{kind}-{n:04d}.lut"
         path.write_text("\n".join(lines) + "\n")
         files.append(path)
@@ -79,15 +79,16 @@ def main() -> None:
             out = root / f"out-{kind}"
             out.mkdir()
 
-            def peer() -> None:
+            # Defaults bind this iteration's files and folder (each function runs within it).
+            def peer(files: list[Path] = files, out: Path = out) -> None:
                 for f in files:
                     subprocess.run(["dcmdspfn", "+Im", str(f), "+Og", str(out / (f.stem + ".txt"))], check=True)
 
-            def library() -> None:
+            def library(files: list[Path] = files, out: Path = out) -> None:
                 for f in files:
                     write_lut(calibration_lut(read_measurements(str(f))), str(out / (f.stem + ".csv")), overwrite=True)
 
-            def cli_loop() -> None:
+            def cli_loop(files: list[Path] = files, out: Path = out) -> None:
                 for f in files:
                     subprocess.run(
                         [*cli, str(f), "--lut", str(out / (f.stem + ".cli.csv")), "--overwrite"],
@@ -96,7 +97,7 @@ def main() -> None:
                         check=False,
                     )
 
-            def cli_batch() -> None:
+            def cli_batch(files: list[Path] = files) -> None:
                 subprocess.run([*cli, *map(str, files)], env=env, stdout=subprocess.DEVNULL, check=False)
 
             base = len(files) / timed(peer)

@@ -6,8 +6,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -16,7 +14,8 @@ import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from peers import REPO, free_port, require, running
+import peers
+from peers import require
 
 
 @contextlib.contextmanager
@@ -26,29 +25,9 @@ def orthanc(tmp: Path, modalities: dict | None = None) -> Iterator[tuple[str, in
     Yields (PEER, HTTP port).  Orthanc answers the N-ACTION at once and sends
     the report later on a NEW association to the requester's DicomModalities entry.
     """
-    require("Orthanc")
-    port, http = free_port(), free_port()
-    storage = tmp / f"orthanc-{port}"
-    storage.mkdir(parents=True)
-    config = {
-        "Name": "test", "StorageDirectory": str(storage), "IndexDirectory": str(storage), "Plugins": [],
-        "HttpPort": http, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-        "DicomAet": "ORTHANC", "DicomPort": port, "DicomCheckCalledAet": False,
-        "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "DicomCheckModalityHost": False,
-        "DicomModalities": modalities or {}, "StorageCommitmentReportsSize": 100,
-        "DicomScuTimeout": 10, "SaveJobs": False,
-    }
-    path = tmp / f"orthanc-{port}.json"
-    path.write_text(json.dumps(config))
-    with running(["Orthanc", str(path)], port, log=tmp / f"orthanc-{port}.log"):
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{http}/system", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield f"ORTHANC@127.0.0.1:{port}", http
+    config = {"DicomModalities": modalities or {}, "StorageCommitmentReportsSize": 100, "DicomScuTimeout": 10}
+    with peers.orthanc(tmp, config) as server:
+        yield server.peer, server.http
 
 
 def me(port: int, aet: str = "DCMTOOLS") -> dict:
@@ -66,26 +45,12 @@ def listen(tmp: Path, *args: str, aet: str = "LISTEN") -> Iterator[tuple[str, Pa
 
     Stopped by PID (SIGTERM to its process group) after the test.
     """
-    port = free_port()
-    store = tmp / f"store-{port}"
-    log = tmp / f"listen-{port}.jsonl"
-    cmd = [sys.executable, "-m", "dcmtools", "listen", "--port", str(port), "--aet", aet, "--store-dir", str(store),
-           "--json", *args]
-    if not any(arg.startswith("--allow") for arg in args):
-        cmd.append("--allow-any")  # commitment requesters of several AE titles (the default is tested in test_listen_server)
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    with running(cmd, port, log=log, env=env):
-        yield f"{aet}@127.0.0.1:{port}", store, log
+    with peers.listen(tmp, *args, aet=aet, store=None) as server:
+        yield server.peer, server.store, server.log
 
 
 def read_records(path_or_text: Path | str) -> list[dict]:
-    text = path_or_text.read_text() if isinstance(path_or_text, Path) else path_or_text
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            out.append(json.loads(line))
-    return out
+    return peers.records(path_or_text, log=True)
 
 
 def instances(out_dir: Path, count: int, source: str = "CT_small.dcm") -> list[Path]:

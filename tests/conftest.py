@@ -20,3 +20,20 @@ def test_files_dir() -> Path:
 @pytest.fixture(scope="session")
 def all_test_files(test_files_dir) -> list[Path]:
     return sorted(p for p in test_files_dir.rglob("*") if p.is_file())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """Name the test to peers.check_marked before its fixtures start anything (module fixtures included)."""
+    import peers
+
+    peers.current_test = item
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    yield
+    import peers
+
+    peers.current_test = None

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -14,44 +13,22 @@ from typing import Iterator
 import pydicom
 from pydicom.uid import generate_uid
 
-from peers import PEER_ENV, free_port, require, running
+import peers
+from peers import PEER_ENV
 
 
 @contextlib.contextmanager
 def storescp(out_dir: Path, *args: str, aet: str = "STORESCP") -> Iterator[str]:
     """DCMTK storescp (default config: uncompressed only) writing into ``out_dir``; yields the PEER."""
-    require("storescp")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    with running(["storescp", "-aet", aet, "-od", str(out_dir), *args, str(port)], port, log=out_dir.parent / f"storescp-{port}.log"):
+    with peers.storescp(out_dir, *args, aet=aet) as port:
         yield f"{aet}@127.0.0.1:{port}"
 
 
 @contextlib.contextmanager
 def orthanc(tmp: Path, check_called_aet: bool = False) -> Iterator[tuple[str, int]]:
     """Orthanc with its DICOM port; yields (PEER, HTTP port)."""
-    require("Orthanc")
-    port, http = free_port(), free_port()
-    storage = tmp / f"orthanc-{port}"
-    storage.mkdir(parents=True)
-    config = {
-        "Name": "test", "StorageDirectory": str(storage), "IndexDirectory": str(storage),
-        "HttpPort": http, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-        "DicomAet": "ORTHANC", "DicomPort": port, "DicomCheckCalledAet": check_called_aet,
-        "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "DicomCheckModalityHost": False,
-        "Plugins": [], "SaveJobs": False,
-    }
-    path = tmp / f"orthanc-{port}.json"
-    path.write_text(json.dumps(config))
-    with running(["Orthanc", str(path)], port, log=tmp / f"orthanc-{port}.log"):
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{http}/system", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield f"ORTHANC@127.0.0.1:{port}", http
+    with peers.orthanc(tmp, {"DicomCheckCalledAet": check_called_aet}) as server:
+        yield server.peer, server.http
 
 
 def orthanc_get(http: int, path: str):
@@ -97,8 +74,7 @@ def without_trailing_padding(data: bytes) -> bytes:
     return data
 
 
-def records(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+records = peers.records
 
 
 def env_without_config(tmp: Path) -> dict:

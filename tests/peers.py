@@ -7,7 +7,9 @@ on a developer machine.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -15,6 +17,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -26,8 +30,20 @@ REPO = Path(__file__).resolve().parent.parent
 PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}
 
 
+# The test being set up or run (conftest.py sets it): starting a peer from a test without
+# pytest.mark.peer fails that test, so ``-m "not peer"`` really runs without peers.
+current_test: pytest.Item | None = None
+
+
+def check_marked(what: str) -> None:
+    """Fail the current test unless it carries pytest.mark.peer (it is about to use ``what``)."""
+    if current_test is not None and current_test.get_closest_marker("peer") is None:
+        pytest.fail(f"{current_test.nodeid} uses a real peer ({what}) without pytest.mark.peer", pytrace=False)
+
+
 def require(*tools: str) -> None:
-    """Fail (in CI) or skip (elsewhere) unless every tool is on PATH."""
+    """Fail (in CI) or skip (elsewhere) unless every tool is on PATH; the test must be marked peer."""
+    check_marked(", ".join(tools))
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         message = f"peer tool(s) not installed: {', '.join(missing)} (./scripts/test installs them)"
@@ -77,7 +93,8 @@ def running(
     log: str | os.PathLike | None = None,
     env: dict | None = None,
 ) -> Iterator[subprocess.Popen]:
-    """Start ``cmd`` in its own process group, wait for ``port``, stop it after."""
+    """Start ``cmd`` in its own process group, wait for ``port``, stop it after (a peer: marked tests only)."""
+    check_marked(Path(cmd[0]).name if cmd[0] != sys.executable else " ".join(cmd[1:4]))
     out = open(log, "wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         list(cmd),
@@ -110,3 +127,140 @@ def dcmtools(*args: str, input: str | bytes | None = None, env: dict | None = No
         timeout=timeout,
         **kw,
     )
+
+
+# ---------------------------------------------------------------- one records parser
+def records(source: str | Path, *, log: bool = False) -> list[dict]:
+    """The JSON records of a command's stdout (every non-blank line must be one), or with ``log`` of a
+    log (a file or text) where only the lines starting with "{" are records."""
+    text = source.read_text() if isinstance(source, Path) else source
+    if log:
+        return [json.loads(line) for line in (line.strip() for line in text.splitlines()) if line.startswith("{")]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------- DCMTK
+def dcmtk(tool: str, *args: str, port: int, log: str | os.PathLike, cwd: str | os.PathLike | None = None):
+    """Run a DCMTK server (storescp, dcmqrscp, wlmscpfs, dcmprscp...) listening on ``port``, by its absolute
+    path (a venv's bin/ may shadow the name: see shared/peers.md), with TCP_NODELAY; a context manager."""
+    require(tool)
+    return running([f"/usr/bin/{tool}", *args], port, log=log, cwd=cwd)
+
+
+@contextlib.contextmanager
+def storescp(out_dir: Path, *args: str, aet: str = "STORESCP", log: Path | None = None,
+             port: int | None = None) -> Iterator[int]:
+    """DCMTK storescp writing into ``out_dir`` (made), with options ``args``, on ``port`` (default: a free
+    one); yields its port."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    with dcmtk("storescp", "-aet", aet, "-od", str(out_dir), *args, str(port), port=port,
+               log=log or out_dir.parent / f"storescp-{port}.log"):
+        yield port
+
+
+# ---------------------------------------------------------------- Orthanc
+@dataclass
+class Orthanc:
+    peer: str  # ORTHANC@127.0.0.1:PORT
+    port: int
+    http: int
+    aet: str = "ORTHANC"
+    process: subprocess.Popen | None = None
+    config: Path | None = None  # its configuration file
+    url: str | None = None  # the DICOMweb base URL, with dicomweb=True
+
+
+def orthanc_modalities(entries: dict[str, tuple[str, int]]) -> dict[str, dict]:
+    """Orthanc's DicomModalities for {name: (AET, port)} on 127.0.0.1."""
+    return {name: {"AET": aet, "Host": "127.0.0.1", "Port": port} for name, (aet, port) in entries.items()}
+
+
+@contextlib.contextmanager
+def orthanc(tmp: Path, config: dict | None = None, *, files: Sequence[Path] = (), worklist: Path | None = None,
+            wait: float = 30, dicomweb: bool = False, users: dict[str, str] | None = None,
+            lua: str | None = None) -> Iterator[Orthanc]:
+    """Orthanc on free DICOM and HTTP ports, storing under ``tmp``; ``config`` is merged into its configuration
+    (DicomModalities, DicomCheckCalledAet...); ``worklist``: a folder served by its ModalityWorklists plugin;
+    ``files`` are uploaded through its REST API before it is yielded.  ``dicomweb``: with its DICOMweb plugin
+    (base URL in ``.url``); ``users`` ({user: password}): HTTP basic auth required; ``lua``: a Lua script
+    (e.g. a ReceivedInstanceFilter that refuses some instances)."""
+    require("Orthanc")
+    port, http = free_port(), free_port()
+    storage = tmp / f"orthanc-{port}"
+    storage.mkdir(parents=True)
+    settings: dict = {
+        "Name": "test", "StorageDirectory": str(storage), "IndexDirectory": str(storage),
+        "HttpPort": http, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+        "DicomAet": "ORTHANC", "DicomPort": port, "DicomCheckCalledAet": False,
+        "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "DicomCheckModalityHost": False,
+        "Plugins": [], "SaveJobs": False,
+    }
+    if worklist is not None:
+        plugin = "/usr/share/orthanc/plugins/libModalityWorklists.so"
+        if not os.path.exists(plugin):
+            message = f"Orthanc's worklist plugin is missing ({plugin})"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        settings["Plugins"] = [plugin]
+        settings["Worklists"] = {"Enable": True, "Database": str(worklist)}
+    settings.update(config or {})
+    if dicomweb:
+        plugin = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+        if not os.path.exists(plugin):
+            (pytest.fail if os.environ.get("CI") else pytest.skip)(f"Orthanc's DICOMweb plugin is missing ({plugin})")
+        settings["Plugins"] = [*settings["Plugins"], plugin]
+        settings["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
+    auth: dict[str, str] = {}
+    if users:
+        settings["AuthenticationEnabled"] = True
+        settings["RegisteredUsers"] = users
+        user, password = next(iter(users.items()))
+        auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    if lua is not None:
+        script = tmp / f"orthanc-{port}.lua"
+        script.write_text(lua)
+        settings["LuaScripts"] = [str(script)]
+    path = tmp / f"orthanc-{port}.json"
+    path.write_text(json.dumps(settings))
+    with running(["Orthanc", str(path)], port, log=tmp / f"orthanc-{port}.log") as process:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{http}/system", headers=auth)
+                urllib.request.urlopen(request, timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        for file in files:
+            request = urllib.request.Request(f"http://127.0.0.1:{http}/instances", data=Path(file).read_bytes(),
+                                             method="POST", headers=auth)
+            urllib.request.urlopen(request, timeout=30).read()
+        url = f"http://127.0.0.1:{http}/dicom-web" if dicomweb else None
+        yield Orthanc(f"{settings['DicomAet']}@127.0.0.1:{port}", port, http, settings["DicomAet"], process, path, url)
+
+
+# ---------------------------------------------------------------- dcmtools listen
+@dataclass
+class Listen:
+    peer: str  # AET@127.0.0.1:PORT
+    port: int
+    aet: str
+    store: Path
+    log: Path  # its stdout (--json records)
+
+
+@contextlib.contextmanager
+def listen(tmp: Path, *args: str, aet: str = "LISTEN", store: Path | None = None) -> Iterator[Listen]:
+    """``dcmtools listen --json`` on a free port storing under ``store`` (default: a folder of ``tmp``),
+    with options ``args``; stopped by PID after the test."""
+    port = free_port()
+    store = store or tmp / f"listen-{port}"
+    log = tmp / f"listen-{port}.jsonl"
+    cmd = [sys.executable, "-m", "dcmtools", "listen", "--port", str(port), "--aet", aet, "--store-dir", str(store),
+           "--json", *args]
+    if not any(arg.startswith("--allow") for arg in args):
+        cmd.append("--allow-any")  # requesters of several AE titles (the default is tested in test_listen_server)
+    with running(cmd, port, log=log, env={**os.environ, "PYTHONPATH": str(REPO / "src")}):
+        yield Listen(f"{aet}@127.0.0.1:{port}", port, aet, store, log)

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,7 +19,8 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from peers import PEER_ENV, REPO, free_port, require, running
+import peers
+from peers import PEER_ENV, REPO, free_port, require
 
 UID_ROOT = "1.2.826.0.1.3680043.10.1420.9."
 
@@ -234,7 +232,7 @@ AETable BEGIN
 QRSCP {db / 'QRSCP'} RW (200, 1024mb) ANY
 AETable END
 """)
-    with running(["dcmqrscp", "-c", str(config)], port, log=db / "dcmqrscp.log"):
+    with peers.dcmtk("dcmqrscp", "-c", str(config), port=port, log=db / "dcmqrscp.log"):
         if files:
             storescu(port, "QRSCP", list(files))
         yield Peer(f"QRSCP@127.0.0.1:{port}", port, "QRSCP", {"log": db / "dcmqrscp.log"})
@@ -251,18 +249,16 @@ def wlmscpfs(tmp: Path, items: Path) -> Iterator[Peer]:
     (folder / "lockfile").touch()
     for path in items.glob("*.wl"):
         (folder / path.name).write_bytes(path.read_bytes())
-    with running(["wlmscpfs", "-dfp", str(db), str(port)], port, log=db / "wlmscpfs.log"):
+    with peers.dcmtk("wlmscpfs", "-dfp", str(db), str(port), port=port, log=db / "wlmscpfs.log"):
         yield Peer(f"WLMSCP@127.0.0.1:{port}", port, "WLMSCP")
 
 
 @contextlib.contextmanager
 def storescp(tmp: Path, aet: str = "THIRD") -> Iterator[Peer]:
     """DCMTK storescp accepting every transfer syntax, writing into its own folder."""
-    require("storescp")
     port = free_port()
     out = tmp / f"storescp-{port}"
-    out.mkdir(parents=True)
-    with running(["storescp", "-aet", aet, "+xa", "-od", str(out), str(port)], port, log=tmp / f"storescp-{port}.log"):
+    with peers.storescp(out, "+xa", aet=aet, log=tmp / f"storescp-{port}.log", port=port):
         yield Peer(f"{aet}@127.0.0.1:{port}", port, aet, {"out": out})
 
 
@@ -272,100 +268,33 @@ def orthanc(tmp: Path, modalities: dict[str, tuple[str, int]], files: list[Path]
             users: dict[str, str] | None = None, lua: str | None = None) -> Iterator[Peer]:
     """Orthanc with its ModalityWorklists plugin; ``modalities`` ({name: (AET, port)}) may C-MOVE,
     and are C-MOVE destinations; filled with ``files`` through its REST API; ``config_extra``
-    is merged into its configuration (e.g. ``{"LimitFindResults": 2}``).
-
-    ``dicomweb``: with its DICOMweb plugin, base URL in ``peer.extra["url"]``; ``users``
-    ({user: password}): HTTP basic auth required; ``lua``: a Lua script (e.g. a
-    ReceivedInstanceFilter that refuses some instances)."""
-    require("Orthanc")
-    port, http = free_port(), free_port()
-    storage = tmp / f"orthanc-{port}"
-    storage.mkdir(parents=True)
+    is merged into its configuration (e.g. ``{"LimitFindResults": 2}``); ``dicomweb``, ``users``,
+    ``lua``: see ``peers.orthanc``.  ``extra`` holds http, process, config and (with dicomweb) url."""
     config: dict[str, Any] = {
-        "Name": "test", "StorageDirectory": str(storage), "IndexDirectory": str(storage),
-        "HttpPort": http, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-        "DicomAet": "ORTHANC", "DicomPort": port, "DicomCheckCalledAet": False,
-        "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "DicomAlwaysAllowFindWorklist": True,
-        "DicomCheckModalityHost": False, "DicomScuTimeout": 10, "SaveJobs": False,
-        "DicomModalities": {name: {"AET": aet, "Host": "127.0.0.1", "Port": p} for name, (aet, p) in modalities.items()},
-        "Plugins": [],
+        "DicomAlwaysAllowFindWorklist": True, "DicomScuTimeout": 10,
+        "DicomModalities": peers.orthanc_modalities(modalities), **(config_extra or {}),
     }
-    if worklist is not None:
-        plugin = "/usr/share/orthanc/plugins/libModalityWorklists.so"
-        if not os.path.exists(plugin):
-            message = f"Orthanc's worklist plugin is missing ({plugin})"
-            if os.environ.get("CI"):
-                import pytest
-
-                pytest.fail(message)
-            import pytest
-
-            pytest.skip(message)
-        config["Plugins"].append(plugin)
-        config["Worklists"] = {"Enable": True, "Database": str(worklist)}
-    config.update(config_extra or {})
-    if dicomweb:
-        plugin = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
-        if not os.path.exists(plugin):
-            import pytest
-
-            (pytest.fail if os.environ.get("CI") else pytest.skip)(f"Orthanc's DICOMweb plugin is missing ({plugin})")
-        config["Plugins"].append(plugin)
-        config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
-    if users:
-        config["AuthenticationEnabled"] = True
-        config["RegisteredUsers"] = users
-    if lua is not None:
-        script = tmp / f"orthanc-{port}.lua"
-        script.write_text(lua)
-        config["LuaScripts"] = [str(script)]
-    auth = {}
-    if users:
-        import base64
-
-        user, password = next(iter(users.items()))
-        auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-    path = tmp / f"orthanc-{port}.json"
-    path.write_text(json.dumps(config))
-    with running(["Orthanc", str(path)], port, log=tmp / f"orthanc-{port}.log") as process:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{http}/system", headers=auth),
-                                       timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        for file in files:
-            request = urllib.request.Request(f"http://127.0.0.1:{http}/instances", data=Path(file).read_bytes(),
-                                             method="POST", headers=auth)
-            urllib.request.urlopen(request, timeout=30).read()
-        extra: dict[str, Any] = {"http": http, "process": process, "config": path}
-        if dicomweb:
-            extra["url"] = f"http://127.0.0.1:{http}/dicom-web"
-        yield Peer(f"ORTHANC@127.0.0.1:{port}", port, "ORTHANC", extra)
+    with peers.orthanc(tmp, config, files=files, worklist=worklist, dicomweb=dicomweb, users=users,
+                       lua=lua) as server:
+        extra: dict[str, Any] = {"http": server.http, "process": server.process, "config": server.config}
+        if server.url:
+            extra["url"] = server.url
+        yield Peer(server.peer, server.port, server.aet, extra)
 
 
 @contextlib.contextmanager
 def listen(tmp: Path, *, aet: str = "LISTEN", files: list[Path] = (), worklist: Path | None = None,
            peers_file: Path | None = None, store: Path | None = None, extra: tuple[str, ...] = ()) -> Iterator[Peer]:
     """``dcmtools listen`` with a store (filled with ``files`` by DCMTK storescu) and worklist items."""
-    port = free_port()
-    store = store or tmp / f"listen-{port}"
-    command = [sys.executable, "-m", "dcmtools", "listen", "--port", str(port), "--aet", aet,
-               "--store-dir", str(store), "--json", *extra]
-    if not any(arg.startswith("--allow") for arg in extra):
-        command.append("--allow-any")  # these tests query from several AE titles (listen's own tests cover the default)
+    args = list(extra)
     if worklist is not None:
-        command += ["--worklist-dir", str(worklist)]
+        args += ["--worklist-dir", str(worklist)]
     if peers_file is not None:
-        command += ["--peers", str(peers_file)]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    log = tmp / f"listen-{port}.jsonl"
-    with running(command, port, log=log, env=env):
+        args += ["--peers", str(peers_file)]
+    with peers.listen(tmp, *args, aet=aet, store=store) as server:
         if files:
-            storescu(port, aet, list(files))
-        yield Peer(f"{aet}@127.0.0.1:{port}", port, aet, {"store": store, "log": log})
+            storescu(server.port, aet, list(files))
+        yield Peer(server.peer, server.port, aet, {"store": server.store, "log": server.log})
 
 
 def peers_toml(path: Path, entries: dict[str, tuple[str, int]]) -> Path:
@@ -426,5 +355,4 @@ def answer_set(datasets: list[dict[str, Any]], drop: tuple[str, ...] = (), empty
     return sorted(canonical(ds, drop, empty) for ds in datasets)
 
 
-def records(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+records = peers.records

@@ -9,11 +9,14 @@ import zlib
 from pathlib import Path
 
 import pydicom
+import pytest
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 
 from netpeers import orthanc, orthanc_get, records
 from peers import dcmtools
+
+pytestmark = pytest.mark.peer
 
 
 def odd_deflated_file(source: Path, path: Path) -> Path:

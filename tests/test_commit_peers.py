@@ -10,6 +10,8 @@ import pytest
 from commitpeers import instances, listen, me, orthanc, orthanc_instances, read_records, storescu
 from peers import dcmtools, free_port
 
+pytestmark = pytest.mark.peer
+
 
 
 def by_uid(records: list[dict]) -> dict[str, dict]:

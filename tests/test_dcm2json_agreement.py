@@ -52,7 +52,7 @@ def compare(ours, theirs, vr=None, path=""):
     if isinstance(ours, list) and isinstance(theirs, list):
         if len(ours) != len(theirs):
             return [f"{path}: {len(ours)} values, dcm2json {len(theirs)}"]
-        return [p for i, (a, b) in enumerate(zip(ours, theirs)) for p in compare(a, b, vr, f"{path}[{i}]")]
+        return [p for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) for p in compare(a, b, vr, f"{path}[{i}]")]
     if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)) and not isinstance(ours, bool):
         if vr == "FL" and float32(ours) == float32(theirs):
             return []

@@ -56,6 +56,7 @@ def check_run(name: str, result, corpus, figures: dict) -> list[dict]:
     return files
 
 
+@pytest.mark.peer
 def test_fuzz_every_input_one_record(tmp_path):
     started = time.monotonic()
     corpus = build(tmp_path, COUNT, SEED)

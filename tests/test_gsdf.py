@@ -52,7 +52,7 @@ def test_j_of_L_inverts_L_of_j_to_a_tenth_of_a_jnd():
 def test_gsdf_rises_everywhere():
     table = gsdf.gsdf_table()
     assert len(table) == 1023
-    assert all(b > a for a, b in zip(table, table[1:]))
+    assert all(b > a for a, b in zip(table, table[1:], strict=False))
     assert table[0] == gsdf_luminance(1) and table[-1] == gsdf_luminance(1023)
 
 
@@ -81,7 +81,7 @@ def test_a_perfect_gsdf_display_passes_with_no_error():
     assert result.ambient_ratio == pytest.approx(0.15 / result.lmin_display)
     assert result.jnd_min == jnd_index(result.lmin)
     assert result.jnd_range == pytest.approx(jnd_index(400.15) - jnd_index(0.95), rel=1e-3)
-    for iv, target in zip(result.intervals, result.target[1:]):
+    for iv, target in zip(result.intervals, result.target[1:], strict=False):
         assert iv.lum_high == pytest.approx(target, rel=2e-3)
 
 
@@ -194,7 +194,7 @@ def test_a_reading_that_drops_fails_and_is_named():
     meas = gsdf_display(1.0, 400.0)
     lums = list(meas.luminance)
     lums[5] = lums[4] * 0.98
-    meas = parse_measurements("\n".join(f"{d},{v}" for d, v in zip(meas.ddl, lums)), "csv")
+    meas = parse_measurements("\n".join(f"{d},{v}" for d, v in zip(meas.ddl, lums, strict=False)), "csv")
     result = analyze(meas)
     assert not result.passed
     dropped = next(iv for iv in result.intervals if iv.ddl_high == 75)
@@ -324,10 +324,10 @@ def test_lut_of_a_gamma_display_rises_and_spans_the_range():
     lut = calibration_lut(meas, entries=1024)
     assert len(lut.ddl) == 1024
     assert lut.ddl[0] == 0 and lut.ddl[-1] == 255
-    assert all(b >= a for a, b in zip(lut.ddl, lut.ddl[1:]))
+    assert all(b >= a for a, b in zip(lut.ddl, lut.ddl[1:], strict=False))
     # The GSDF's mid-gray is darker than a gamma 2.2 display's: the table lowers it.
     assert 80 < lut.ddl[512] < 110
-    for target, expected in zip(lut.target, lut.expected):
+    for target, expected in zip(lut.target, lut.expected, strict=False):
         assert expected == pytest.approx(target, rel=0.05)
 
 
@@ -349,7 +349,7 @@ def test_spline_fills_missing_levels_through_the_readings():
     meas = gamma_display(0.8, 420.0)
     curve = gsdf.characteristic_curve(meas)
     assert len(curve) == 256
-    for d, v in zip(meas.ddl, meas.luminance):
+    for d, v in zip(meas.ddl, meas.luminance, strict=False):
         assert curve[d] == v
     # Between the readings a natural spline through a smooth curve stays close to it.
     assert curve[100] == pytest.approx(0.8 + 419.2 * (100 / 255) ** 2.2, rel=0.01)

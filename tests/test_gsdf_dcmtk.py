@@ -178,7 +178,7 @@ def test_lut_from_the_command_line_matches_dcmdspfn(tmp_path):
     rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
     cc = [row[1] for row in theirs["rows"]]
     assert len(rows) == 256
-    for (pvalue, ddl, target, expected), (_, _, gsdf_text, psc_text) in zip(rows, theirs["rows"]):
+    for (_pvalue, ddl, target, expected), (_, _, gsdf_text, psc_text) in zip(rows, theirs["rows"], strict=False):
         assert target == gsdf_text and expected == psc_text
         assert cc[int(ddl)] == psc_text
 
@@ -188,5 +188,5 @@ def test_measurements_from_dcmtk_match_the_library(tmp_path):
     theirs = dcmdspfn("+Im", str(SAMPLE), tmp=tmp_path)
     meas = read_measurements(str(SAMPLE))
     assert isinstance(meas, Measurements)
-    for d, v in zip(meas.ddl, meas.luminance):
+    for d, v in zip(meas.ddl, meas.luminance, strict=False):
         assert float(theirs["rows"][d][1]) == pytest.approx(v + theirs["ambient"], abs=5e-7)

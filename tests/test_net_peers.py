@@ -49,7 +49,7 @@ def by_unique_uid(paths: list[Path]) -> list[list[Path]]:
     seen: list[set[str]] = []
     for path in paths:
         uid = read_head(str(path)).sop_instance
-        for batch, uids in zip(batches, seen):
+        for batch, uids in zip(batches, seen, strict=False):
             if uid not in uids:
                 batch.append(path)
                 uids.add(uid)
@@ -318,8 +318,8 @@ def test_trace_shows_negotiation_and_messages(tmp_path, test_files_dir):
 
 def test_send_reads_records_from_stdin(tmp_path, test_files_dir):
     upstream = "\n".join([
-        '{"type":"file","path":"%s","out":"%s","ok":true}' % ("/elsewhere/x.dcm", test_files_dir / "CT_small.dcm"),
-        '{"type":"file","path":"%s","ok":false,"error":{"code":"invalid","message":"bad"}}' % (test_files_dir / "MR_small.dcm"),
+        '{"type":"file","path":"/elsewhere/x.dcm","out":"' + str(test_files_dir / "CT_small.dcm") + '","ok":true}',
+        '{"type":"file","path":"' + str(test_files_dir / "MR_small.dcm") + '","ok":false,"error":{"code":"invalid","message":"bad"}}',
         '{"type":"summary","command":"anonymize"}',
     ])
     with storescp(tmp_path / "out") as peer:

@@ -84,7 +84,7 @@ def test_two_by_two_layout_of_four_images(tmp_path):
     assert (box.ImageDisplayFormat, box.FilmSizeID, box.FilmOrientation, box.MagnificationType) == (
         "STANDARD\\2,2", "8INX10IN", "PORTRAIT", "BILINEAR")
     assert len(hardcopy) == 4
-    for path, hg in zip(inputs, hardcopy):
+    for path, hg in zip(inputs, hardcopy, strict=False):
         (ours,) = read_images(path)
         assert np.array_equal(hg_pixels(hg), ours.pixels(12).astype(np.int64)), path
 

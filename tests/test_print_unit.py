@@ -278,7 +278,7 @@ def test_densities():
     assert preview.density_level("BLACK", 0.5) == 0.0 and preview.density_level("WHITE", 0.5) == 1.0
     levels = [preview.density_level(str(d), 0.5) for d in (20, 50, 100, 200, 320)]
     assert levels[0] == pytest.approx(1.0) and levels[-1] == pytest.approx(0.0)
-    assert all(a > b for a, b in zip(levels, levels[1:]))
+    assert all(a > b for a, b in zip(levels, levels[1:], strict=False))
     assert preview.density_level(None, 0.25) == 0.25
 
 

@@ -143,11 +143,11 @@ def comparisons(tmp_path_factory):
 def test_render_equals_dcmj2pnm(comparisons):
     results, left_out = comparisons
     failures = []
-    for path, ds, name, theirs, mine in results:
+    for path, _ds, name, theirs, mine in results:
         colour = theirs[0].ndim == 3
         tolerance = 2 if colour else 1
         assert len(theirs) == len(mine), (path, name)
-        for a, b in zip(theirs, mine):
+        for a, b in zip(theirs, mine, strict=False):
             assert a.shape == b.shape, (path, name, a.shape, b.shape)
             diff = np.abs(a.astype(int) - b.astype(int))
             within = float((diff <= tolerance).mean())
@@ -160,7 +160,7 @@ def test_render_equals_dcmj2pnm(comparisons):
 def test_compared_images_cover_the_cases(comparisons):
     results, _ = comparisons
     seen = set()
-    for path, ds, name, theirs, mine in results:
+    for _path, ds, _name, _theirs, _mine in results:
         syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
         pi = str(ds.get("PhotometricInterpretation", ""))
         if int(ds.get("NumberOfFrames", 1) or 1) > 1:
@@ -187,8 +187,8 @@ def test_dcmtk_misreads_big_endian_32bit(tmp_path):
         (tmp_path / "b").mkdir(parents=True)
         (tmp_path / "l").mkdir()
         opts = RenderOptions(minmax=True)
-        assert all(np.array_equal(a, b) for a, b in zip(ours(big, opts, tmp_path / "b"), ours(little, opts, tmp_path / "l")))
+        assert all(np.array_equal(a, b) for a, b in zip(ours(big, opts, tmp_path / "b"), ours(little, opts, tmp_path / "l"), strict=False))
         theirs_big = dcmtk_png(big, ["-O", "+Wm"], tmp_path / "b" / "d", frames)
         theirs_little = dcmtk_png(little, ["-O", "+Wm"], tmp_path / "l" / "d", frames)
         assert theirs_big is not None and theirs_little is not None
-        assert not all(np.array_equal(a, b) for a, b in zip(theirs_big, theirs_little))
+        assert not all(np.array_equal(a, b) for a, b in zip(theirs_big, theirs_little, strict=False))

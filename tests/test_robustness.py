@@ -51,6 +51,7 @@ def patch_bytes(path: Path, old: bytes, new: bytes) -> None:
 
 
 # ------------------------------------------------------------------ send
+@pytest.mark.peer
 def test_send_bad_uids_fail_alone_and_the_batch_goes_on(tmp_path):
     """A non-ASCII SOP Class UID once killed pynetdicom's reactor (no record, exit 6); a UID over 64
     characters gave `internal`.  Now each fails alone with `invalid` and the others are stored."""
@@ -74,6 +75,7 @@ def test_send_bad_uids_fail_alone_and_the_batch_goes_on(tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == 2
 
 
+@pytest.mark.peer
 def test_send_silent_peer_stops_the_run_every_input_gets_a_record(tmp_path):
     """storescp frozen (SIGSTOP) mid-batch: the connection stays open and nothing answers.  The file in
     flight times out (retries included) and every file after it is `not_sent`: the run waits about
@@ -126,6 +128,7 @@ def _listener_pid(port: int) -> int:
     raise AssertionError("no process listens on the port")
 
 
+@pytest.mark.peer
 def test_send_decompresses_what_transcode_decodes(tmp_path, all_test_files):
     """send's on-the-fly decompression is transcode's decoder: every compressed file that
     `transcode --to explicit` decodes goes to an uncompressed-only storescp."""
@@ -216,6 +219,7 @@ def test_transcode_unknown_vr_is_invalid_not_internal(tmp_path):
 
 
 # ------------------------------------------------------------------ special files
+@pytest.mark.peer
 def test_special_files_and_empty_folders_are_records_never_read(tmp_path):
     folder = tmp_path / "in"
     good = ct_copy(folder / "a.dcm")

@@ -12,6 +12,8 @@ from netpeers import env_without_config, storescp
 from peers import dcmtools
 from tlspeers import make_ca, make_cert, tls_storescp
 
+pytestmark = pytest.mark.peer
+
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> dict:
@@ -128,7 +130,7 @@ def test_peers_file_tls_settings(tmp_path: Path, pki: dict) -> None:
         )
         result, records = echo("plain", "--peers", str(peers))
         assert result.returncode == 3 and error_code(records) == "tls_untrusted"
-        for run in range(2):  # the warning comes on every run
+        for _run in range(2):  # the warning comes on every run
             result, records = echo("insecure", "--peers", str(peers))
             assert result.returncode == 0 and "without verifying its certificate" in result.stderr
         result, records = echo("named", "--peers", str(peers))

@@ -131,6 +131,7 @@ def test_a_file_already_in_the_target_syntax_is_copied_byte_for_byte(tmp_path):
         assert a.read() == b.read()
 
 
+@pytest.mark.peer
 def test_big_endian_other_binary_values_are_swapped_too(tmp_path):
     """A big endian file made by DCMTK from a palette image: its LUT data (OW) must survive."""
     import shutil

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Iterator
 
-from peers import free_port, require, running
+from peers import free_port, storescp
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -40,11 +40,9 @@ def tls_storescp(tmp: Path, cert: tuple[Path, Path], *extra: str, client_ca: Pat
     """DCMTK storescp speaking DICOM over TLS with ``cert``; asks for a client certificate signed by
     ``client_ca`` when given, else ignores client certificates; ``extra`` options (e.g. a TLS
     profile).  Yields the port."""
-    require("storescp")
     port = free_port()
     out = tmp / f"tls-out-{port}"
-    out.mkdir(parents=True)
     auth = ["+cf", str(client_ca), "-rc"] if client_ca else ["-ic"]
-    with running(["/usr/bin/storescp", "-aet", aet, "-od", str(out), "+tls", str(cert[1]), str(cert[0]), "-pem", *auth, *extra, str(port)],
-                 port, log=tmp / f"tls-storescp-{port}.log"):
+    with storescp(out, "+tls", str(cert[1]), str(cert[0]), "-pem", *auth, *extra, aet=aet,
+                  log=tmp / f"tls-storescp-{port}.log", port=port):
         yield port

@@ -38,7 +38,7 @@ def image_files() -> tuple[str, ...]:
                 ds = pydicom.dcmread(path)
                 if "PixelData" not in ds:
                     continue
-                ds.pixel_array
+                _ = ds.pixel_array  # decodes, or raises: only decodable files
             except Exception:
                 continue
             found.append(path)

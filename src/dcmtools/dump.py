@@ -14,7 +14,7 @@ the ``dataset`` read before the cut).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .dicom import reader, jsonmodel, tagpath, textdump
 from .stream.inputs import InputItem, iter_inputs
@@ -23,6 +23,9 @@ from .stream.records import DcmtoolsError, ErrorCode, dumps, error_record
 from .dicom.values import Charset
 
 PIXEL_DATA = 0x7FE00010
+
+# A job of the workers: (path, options), or the error record of an input that is no file.
+Job = tuple[str, "DumpOptions"] | dict[str, Any]
 
 
 @dataclass
@@ -71,11 +74,11 @@ def file_record(path: str, options: DumpOptions) -> dict[str, Any]:
     try:
         dicom = read(path, options)
     except reader.ReadError as exc:
-        record = error_record("file", exc, path=path)
+        record: dict[str, Any] = error_record("file", exc, path=path)
         if exc.partial is not None and exc.partial.dataset:
             record["dataset"] = _dataset_json(exc.partial, exc.partial.dataset, options, {})
         return record
-    record: dict[str, Any] = {
+    record = {
         "type": "file",
         "path": path,
         "ok": True,
@@ -93,7 +96,7 @@ def file_record(path: str, options: DumpOptions) -> dict[str, Any]:
     return record
 
 
-def _dataset_json(dicom, dataset, options: DumpOptions, record: dict[str, Any]) -> dict[str, Any]:
+def _dataset_json(dicom: reader.DicomFile, dataset: reader.Dataset, options: DumpOptions, record: dict[str, Any]) -> dict[str, Any]:
     """The dataset (the chosen elements of it) as JSON; notes bad and omitted elements in ``record``."""
     json_options = jsonmodel.JsonOptions(
         bulk_threshold=options.bulk_threshold, bulk_uri=options.bulk, path=dicom.path, deflated=dicom.deflated
@@ -121,8 +124,8 @@ def file_text(path: str, options: DumpOptions) -> tuple[bool, str, str]:
         return False, exc.code, "\n".join(lines)
     charset = Charset.of(dicom.dataset)
     dicom.dataset = _selected(dicom.dataset, options)
-    lines = textdump.render_file(dicom, meta=options.meta, width=options.width, charset=charset)
-    return True, "", "\n".join(lines)
+    rendered = textdump.render_file(dicom, meta=options.meta, width=options.width, charset=charset)
+    return True, "", "\n".join(rendered)
 
 
 # Workers get (path, options) and return what the parent writes, already encoded.
@@ -165,11 +168,11 @@ def jobs_for(items: Iterable[InputItem], options: DumpOptions) -> Iterator[tuple
 class RecordsPassThrough:
     """Wraps a worker so that jobs which are already records (errors) pass as they are."""
 
-    def __init__(self, func, encode: bool = False):
+    def __init__(self, func: Callable[[Any], Any], encode: bool = False) -> None:
         self.func = func
         self.encode = encode
 
-    def __call__(self, job):
+    def __call__(self, job: Job) -> Any:
         if isinstance(job, dict):
             return (False, job["error"]["code"], dumps(job)) if self.encode else job
         return self.func(job)
@@ -195,18 +198,19 @@ def dump(
     yield from map_ordered(RecordsPassThrough(file_record_job), jobs_for(items, options), jobs, lost=lost_record)
 
 
-def _job_path(job) -> str:
-    return job["path"] if isinstance(job, dict) else job[0]
+def _job_path(job: Job) -> str:
+    path: str = job["path"] if isinstance(job, dict) else job[0]
+    return path
 
 
-def lost_record(job, reason: str) -> dict[str, Any]:
+def lost_record(job: Job, reason: str) -> dict[str, Any]:
     """The record of a job whose worker process died (``parallel.map_ordered``)."""
     return error_record("file", DcmtoolsError(ErrorCode.WORKER_DIED, reason, "try it alone with --jobs 1"), path=_job_path(job))
 
 
-def lost_line(job, reason: str) -> tuple[bool, str, str]:
+def lost_line(job: Job, reason: str) -> tuple[bool, str, str]:
     return False, ErrorCode.WORKER_DIED, dumps(lost_record(job, reason))
 
 
-def lost_text(job, reason: str) -> tuple[bool, str, str]:
+def lost_text(job: Job, reason: str) -> tuple[bool, str, str]:
     return False, ErrorCode.WORKER_DIED, f"# {_job_path(job)}\n# FAILED: {reason}"

@@ -335,7 +335,7 @@ def _map_entries(original: dict[str, str], ds: Any, state: Any) -> list[dict[str
 
 
 # ---------------------------------------------------------------- batches
-Job = tuple  # (path, out or None, error record or None)
+Job = tuple[Any, Any, Any]  # (path, out or None, error record or None)
 
 
 def plan_jobs(items: Iterable[Any], mirror: Any, keep_names: bool = False) -> Iterator[Job]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import Callable
+from typing import Any, Callable
 
 from ..dicom import dictionary as datadict, reader
 from ..dicom.reader import Dataset, Element
@@ -115,7 +115,7 @@ class FileState:
         return self._cleaner(text)
 
 
-def identity(ds: Dataset, charset: Charset) -> dict:
+def identity(ds: Dataset, charset: Charset) -> dict[str, Any]:
     """Who the patient is (before anything changes): the key of the patient's pseudonym and date offset."""
 
     def get(tag: int) -> str:

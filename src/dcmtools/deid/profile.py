@@ -97,14 +97,16 @@ class Options:
 def table() -> list[dict[str, Any]]:
     """The rows of the vendored Table E.1-1."""
     text = resources.files("dcmtools.deid").joinpath("data/profile_e11.json").read_text(encoding="utf-8")
-    return json.loads(text)["rows"]
+    rows: list[dict[str, Any]] = json.loads(text)["rows"]
+    return rows
 
 
 @lru_cache(maxsize=1)
 def safe_private_table() -> list[dict[str, str]]:
     """The rows of the vendored PS3.15 Table E.3.10-1 (safe private attributes)."""
     text = resources.files("dcmtools.deid").joinpath("data/safe_private.json").read_text(encoding="utf-8")
-    return json.loads(text)["rows"]
+    rows: list[dict[str, str]] = json.loads(text)["rows"]
+    return rows
 
 
 def _resolve(row: dict[str, Any], enabled: set[str]) -> str:
@@ -113,7 +115,8 @@ def _resolve(row: dict[str, Any], enabled: set[str]) -> str:
         return "K"
     if "C" in chosen:
         return "C"
-    return row["basic"]
+    basic: str = row["basic"]
+    return basic
 
 
 class Plan:

@@ -34,25 +34,27 @@ def _load_pydicom_module(name: str) -> ModuleType:
         if os.path.exists(path):
             loader = importlib.machinery.SourceFileLoader(f"dcmtools._pydicom{name}", path)
             module_spec = importlib.util.spec_from_loader(loader.name, loader)
-            module = importlib.util.module_from_spec(module_spec)
+            module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]  # a loader gives a spec
             loader.exec_module(module)
             return module
     return importlib.import_module(f"pydicom.{name}")  # pragma: no cover
 
 
 @functools.cache
-def _public() -> tuple[dict[int, tuple], list[tuple[int, int, tuple]]]:
+def _public() -> tuple[dict[int, tuple[str, ...]], list[tuple[int, int, tuple[str, ...]]]]:
     module = _load_pydicom_module("_dicom_dict")
-    repeaters = []
+    repeaters: list[tuple[int, int, tuple[str, ...]]] = []
     for key, entry in module.RepeatersDictionary.items():
         mask = int("".join("0" if c == "x" else "F" for c in key), 16)
         repeaters.append((mask, int(key.replace("x", "0"), 16), entry))
-    return module.DicomDictionary, repeaters
+    public: dict[int, tuple[str, ...]] = module.DicomDictionary  # (VR, VM, name, retired, keyword)
+    return public, repeaters
 
 
 @functools.cache
-def _private() -> dict[str, dict[str, tuple]]:
-    return _load_pydicom_module("_private_dict").private_dictionaries
+def _private() -> dict[str, dict[str, tuple[str, ...]]]:
+    tables: dict[str, dict[str, tuple[str, ...]]] = _load_pydicom_module("_private_dict").private_dictionaries
+    return tables
 
 
 def lookup(tag: int) -> Entry | None:
@@ -112,7 +114,7 @@ def tag_of(keyword: str) -> int | None:
 _PRIVATE_KEY = re.compile(r"^[0-9A-Fa-fx]{8}$")
 
 
-def private_entry(creator: str, tag: int) -> tuple | None:
+def private_entry(creator: str, tag: int) -> tuple[str, ...] | None:
     """(VR, VM, name, retired) of a private tag under ``creator``, if pydicom knows it."""
     table = _private().get(creator)
     if not table:

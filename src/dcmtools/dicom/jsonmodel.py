@@ -58,7 +58,9 @@ def to_json_model(ds: Dataset, options: JsonOptions | None = None, charset: Char
     return out
 
 
-def _json_element(element: Element, ds: Dataset, charset: Charset, options: JsonOptions, key: str):
+def _json_element(
+    element: Element, ds: Dataset, charset: Charset, options: JsonOptions, key: str
+) -> dict[str, Any] | None:
     vr = element.vr
     if element.items is not None:
         entry: dict[str, Any] = {"vr": "SQ"}
@@ -89,7 +91,7 @@ def _json_element(element: Element, ds: Dataset, charset: Charset, options: Json
     return {"vr": vr, "Value": values}
 
 
-def _bulk_note(element: Element, options: JsonOptions, key: str):
+def _bulk_note(element: Element, options: JsonOptions, key: str) -> dict[str, Any] | None:
     if options.bulk_uri and options.path and element.offset is not None and not options.deflated:
         return {"vr": element.vr, "BulkDataURI": bulk_data_uri(options.path, element.offset, element.length)}
     options.omitted.append(key)
@@ -128,7 +130,7 @@ def to_flat(ds: Dataset, options: JsonOptions | None = None, charset: Charset | 
 _OMIT = object()
 
 
-def _flat_value(element: Element, ds: Dataset, charset: Charset, options: JsonOptions, key: str):
+def _flat_value(element: Element, ds: Dataset, charset: Charset, options: JsonOptions, key: str) -> Any:
     if element.items is not None:
         return [to_flat(item, options, charset) for item in element.items]
     if element.vr in BULK_VRS or element.value is None:

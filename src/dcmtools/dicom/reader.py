@@ -85,7 +85,17 @@ class Element:
 
     __slots__ = ("tag", "vr", "length", "value", "offset", "items", "undefined_length", "encapsulated")
 
-    def __init__(self, tag, vr, length, value, offset, items=None, undefined_length=False, encapsulated=False):
+    def __init__(
+        self,
+        tag: int,
+        vr: str,
+        length: int,
+        value: bytes | None,
+        offset: int | None,
+        items: list[Dataset] | None = None,
+        undefined_length: bool = False,
+        encapsulated: bool = False,
+    ) -> None:
         self.tag: int = tag
         self.vr: str = vr
         self.length: int = length
@@ -99,7 +109,7 @@ class Element:
         return f"Element({dictionary.format_tag(self.tag)} {self.vr} len={self.length})"
 
 
-class Dataset(dict):
+class Dataset(dict[int, Element]):
     """Elements by tag, in file order; ``little``/``implicit`` say how values are encoded."""
 
     __slots__ = ("little", "implicit")
@@ -114,7 +124,8 @@ class Dataset(dict):
         element = self.get(tag)
         if element is None or element.value is None:
             return default
-        return element.value.decode("latin-1").strip(" \0")
+        text: str = element.value.decode("latin-1").strip(" \0")
+        return text
 
     def uint(self, tag: int) -> int | None:
         """The first value of a US/UL element."""
@@ -123,7 +134,8 @@ class Dataset(dict):
             return None
         fmt = ("<" if self.little else ">") + ("H" if element.vr in ("US", "SS") else "I")
         try:
-            return struct.unpack_from(fmt, element.value)[0]
+            value: int = struct.unpack_from(fmt, element.value)[0]
+            return value
         except struct.error:
             return None
 
@@ -157,7 +169,7 @@ class DicomFile:
 class _Reader:
     """Walks the elements of one buffer."""
 
-    def __init__(self, buf, bulk_threshold: int, offset_base: int | None, stop_at: int | None):
+    def __init__(self, buf: bytes | mmap.mmap, bulk_threshold: int, offset_base: int | None, stop_at: int | None) -> None:
         self.buf = buf
         self.size = len(buf)
         self.bulk_threshold = bulk_threshold
@@ -167,7 +179,9 @@ class _Reader:
         self.warnings: list[str] = []
 
     # ---------------------------------------------------------------- datasets
-    def dataset(self, pos: int, end: int, little: bool, implicit: bool, depth: int = 0, into: Dataset | None = None):
+    def dataset(
+        self, pos: int, end: int, little: bool, implicit: bool, depth: int = 0, into: Dataset | None = None
+    ) -> tuple[Dataset, int]:
         """Read elements from ``pos`` to ``end`` (or to an item delimiter); returns (dataset, pos)."""
         if depth > MAX_DEPTH:
             raise ReadError(ErrorCode.INVALID, f"sequences nested deeper than {MAX_DEPTH} levels")
@@ -175,6 +189,7 @@ class _Reader:
         buf, size, base, bulk_threshold = self.buf, self.size, self.offset_base, self.bulk_threshold
         unpack_head, unpack_u32 = _HEAD[little], _U32[little]
         stop_at = self.stop_at if depth == 0 else None
+        vr: str | None  # None: not a VR name (explicit VR data)
         while pos < end:
             if pos + 8 > size:
                 raise _Truncated
@@ -222,7 +237,9 @@ class _Reader:
                 pos = self._element(ds, tag, vr, length, value_pos, little, implicit, depth)
         return ds, pos
 
-    def _element(self, ds: Dataset, tag: int, vr: str, length: int, value_pos: int, little, implicit, depth) -> int:
+    def _element(
+        self, ds: Dataset, tag: int, vr: str, length: int, value_pos: int, little: bool, implicit: bool, depth: int
+    ) -> int:
         """Read one element's value into ``ds``; returns the position after it."""
         if length == UNDEFINED:
             if tag == PIXEL_DATA or (vr in ("OB", "OW") and not implicit):
@@ -255,7 +272,7 @@ class _Reader:
                 self.pixel_representation = struct.unpack_from("<H" if little else ">H", value)[0]
         return end
 
-    def _items(self, pos: int, end: int | None, little: bool, implicit: bool, depth: int):
+    def _items(self, pos: int, end: int | None, little: bool, implicit: bool, depth: int) -> tuple[list[Dataset], int]:
         """The items of a sequence from ``pos`` to ``end`` (None: to the sequence delimiter)."""
         items: list[Dataset] = []
         limit = self.size if end is None else end
@@ -322,7 +339,7 @@ class _Reader:
 
 
 def read(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     *,
     bulk_threshold: int = 1024,
     stop_at: int | None = None,
@@ -368,7 +385,9 @@ def read_bytes(data: bytes, *, path: str = "<bytes>", bulk_threshold: int = 1024
     return _read_buffer(path, data, len(data), bulk_threshold, stop_at, False)
 
 
-def _read_buffer(path, buf, size, bulk_threshold, stop_at, meta_only) -> DicomFile:
+def _read_buffer(
+    path: str, buf: bytes | mmap.mmap, size: int, bulk_threshold: int, stop_at: int | None, meta_only: bool
+) -> DicomFile:
     has_preamble = size >= 132 and buf[128:132] == b"DICM"
     reader = _Reader(buf, bulk_threshold, 0, stop_at)
     meta = Dataset(True, False)
@@ -463,7 +482,7 @@ def _read_meta(reader: _Reader, meta: Dataset, pos: int, has_preamble: bool) -> 
     return pos
 
 
-def _plausible_start(buf, pos: int, size: int) -> bool:
+def _plausible_start(buf: bytes | mmap.mmap, pos: int, size: int) -> bool:
     """Does the data at ``pos`` look like the first element of a dataset?
 
     Datasets start with a low, even group (0008 in practice; 0000-0004 for
@@ -478,11 +497,11 @@ def _plausible_start(buf, pos: int, size: int) -> bool:
         return False
     if bytes(buf[pos + 4 : pos + 6]).decode("latin-1") in KNOWN_VRS:
         return True
-    length = struct.unpack_from("<I", buf, pos + 4)[0]
+    length: int = struct.unpack_from("<I", buf, pos + 4)[0]
     return length == UNDEFINED or length <= size - pos - 8
 
 
-def _looks_explicit(buf, pos: int, size: int) -> bool | None:
+def _looks_explicit(buf: bytes | mmap.mmap, pos: int, size: int) -> bool | None:
     """Is the element at ``pos`` encoded with an explicit VR?  None: no element there."""
     if pos + 8 > size:
         return None
@@ -490,7 +509,7 @@ def _looks_explicit(buf, pos: int, size: int) -> bool | None:
     return vr.decode("latin-1") in KNOWN_VRS
 
 
-def _guess_encoding(buf, size: int) -> tuple[bool, bool]:
+def _guess_encoding(buf: bytes | mmap.mmap, size: int) -> tuple[bool, bool]:
     """(little endian, implicit VR) for a dataset without a transfer syntax."""
     if size < 8:
         return True, True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import math
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from .reader import Dataset, Element
@@ -157,10 +158,11 @@ def binary_numbers(element: Element, little: bool) -> list[int | float | str]:
     return values
 
 
-_unpackers: dict[tuple[str, bool, int], object] = {}
+Unpack = Callable[[bytes], tuple[Any, ...]]
+_unpackers: dict[tuple[str, bool, int], Unpack] = {}
 
 
-def _unpacker(vr: str, little: bool, length: int):
+def _unpacker(vr: str, little: bool, length: int) -> Unpack | None:
     """A cached ``Struct.unpack`` for ``length`` bytes of ``vr`` values, None if not a whole number."""
     key = (vr, little, length)
     unpack = _unpackers.get(key)
@@ -223,7 +225,7 @@ def person_name(text: str) -> dict[str, str]:
     """A PN value as the JSON model's object of component groups."""
     groups = text.split("=")
     name: dict[str, str] = {}
-    for key, group in zip(("Alphabetic", "Ideographic", "Phonetic"), groups):
+    for key, group in zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False):
         # Trailing empty components carry nothing: 'DOE^^^' is 'DOE' (DCMTK agrees).
         group = group.rstrip(" ^")
         if group:

@@ -60,7 +60,8 @@ def resize(values: np.ndarray, height: int, width: int, method: str = "BILINEAR"
     if method == "REPLICATE":
         yi = np.clip(np.floor(y + 0.5).astype(np.int64), 0, rows - 1)
         xi = np.clip(np.floor(x + 0.5).astype(np.int64), 0, columns - 1)
-        return values[np.ix_(yi, xi)]
+        nearest: np.ndarray = values[np.ix_(yi, xi)]
+        return nearest
     y = np.clip(y, 0, rows - 1)
     x = np.clip(x, 0, columns - 1)
     y0 = np.floor(y).astype(np.int64)
@@ -71,7 +72,8 @@ def resize(values: np.ndarray, height: int, width: int, method: str = "BILINEAR"
     wx = (x - x0).astype(np.float32)[None, :]
     top = values[np.ix_(y0, x0)] * (1 - wx) + values[np.ix_(y0, x1)] * wx
     bottom = values[np.ix_(y1, x0)] * (1 - wx) + values[np.ix_(y1, x1)] * wx
-    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+    blended: np.ndarray = (top * (1 - wy) + bottom * wy).astype(np.float32)
+    return blended
 
 
 def box_rectangles(film: FilmOptions, width: int, height: int) -> list[tuple[int, int, int, int]]:

@@ -200,7 +200,7 @@ def items_from_record(line: str, source: str = "stdin") -> Iterator[InputItem]:
     except ValueError as exc:
         yield InputItem(
             line[:200],
-            error=DcmtoolsError(ErrorCode.BAD_RECORD, f"input line is not valid JSON ({exc.msg})"),
+            error=DcmtoolsError(ErrorCode.BAD_RECORD, f"input line is not valid JSON ({exc.msg})"),  # type: ignore[attr-defined]  # JSONDecodeError
             source=source,
         )
         return

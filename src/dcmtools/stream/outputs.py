@@ -62,7 +62,7 @@ _RENAME_NOREPLACE = _rename_noreplace() if sys.platform.startswith("linux") else
 class Mirror:
     """Maps input paths to output paths under ``out_dir``, by the INPUTS arguments."""
 
-    def __init__(self, out_dir: str | os.PathLike, args: Iterable[str] | None = None) -> None:
+    def __init__(self, out_dir: str | os.PathLike[str], args: Iterable[str] | None = None) -> None:
         self.out_dir = os.fspath(out_dir)
         self.folders: list[str] = []
         self.files: set[str] = set()
@@ -110,7 +110,7 @@ def _glob_base(pattern: str) -> str:
     return base or os.sep
 
 
-def write_atomic(path: str, write: Callable[[BinaryIO], None], overwrite: bool = False) -> None:
+def write_atomic(path: str, write: Callable[[BinaryIO], object], overwrite: bool = False) -> None:
     """Write ``path`` through a temporary file and a rename.
 
     Raises ``DcmtoolsError`` (``exists`` or ``write_failed``); the temporary

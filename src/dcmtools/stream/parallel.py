@@ -11,7 +11,10 @@ import itertools
 import multiprocessing
 import os
 import signal
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, Iterator, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -73,16 +76,16 @@ def _run_chunk(func: Callable[[T], R], chunk: list[T]) -> list[R]:
     return [func(item) for item in chunk]
 
 
-class _Pool:
-    def __init__(self, func, jobs: int, chunksize: int, lost) -> None:
+class _Pool(Generic[T, R]):
+    def __init__(self, func: Callable[[T], R], jobs: int, chunksize: int, lost: Callable[[T, str], R] | None) -> None:
         self.func = func
         self.jobs = jobs
         self.chunksize = max(1, chunksize)
         self.lost = lost
-        self.executor = None
+        self.executor: Any = None  # a ProcessPoolExecutor while map() runs
         self.replaced = 0
 
-    def _new(self, workers: int):
+    def _new(self, workers: int) -> Any:
         from concurrent.futures import ProcessPoolExecutor
 
         methods = multiprocessing.get_all_start_methods()
@@ -94,7 +97,7 @@ class _Pool:
         from concurrent.futures.process import BrokenProcessPool
 
         self.executor = self._new(self.jobs)
-        pending: deque = deque()  # (chunk, future) in input order
+        pending: deque[tuple[list[T], Future[list[R]]]] = deque()  # (chunk, future) in input order
         source = iter(items)
         window = self.jobs * 4  # chunks in flight: bounded memory
         try:
@@ -125,14 +128,16 @@ class _Pool:
             self._kill()
             raise
 
-    def _submit(self, chunk: list[T]):
+    def _submit(self, chunk: list[T]) -> Future[list[R]]:
         from concurrent.futures.process import BrokenProcessPool
 
+        future: Future[list[R]]
         try:
-            return self.executor.submit(_run_chunk, self.func, chunk)
+            future = self.executor.submit(_run_chunk, self.func, chunk)
         except BrokenProcessPool:
             self._replace()
-            return self.executor.submit(_run_chunk, self.func, chunk)
+            future = self.executor.submit(_run_chunk, self.func, chunk)
+        return future
 
     def _one_by_one(self, chunk: list[T]) -> Iterator[R]:
         from concurrent.futures.process import BrokenProcessPool
