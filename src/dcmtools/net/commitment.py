@@ -39,8 +39,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, error_record
 from .assoc import NetOptions, associate, close, failure_after
@@ -204,9 +205,7 @@ class Exchanges:
         ``ErrorComment``), or None when no answer came within ``timeout`` or
         the association ended.
         """
-        from pynetdicom.dsutils import encode
-
-        from . import wire
+        from . import seam, wire
         from .transport import sendv
 
         contexts = [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == STORAGE_COMMITMENT]
@@ -214,7 +213,7 @@ class Exchanges:
             return None
         cx = contexts[0]
         ts = cx.transfer_syntax[0]
-        data = encode(dataset, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+        data = seam.encode(dataset, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
         command = wire.encode_command([*elements, (wire.TAG_MESSAGE_ID, message_id), (wire.TAG_DATASET_TYPE, 0x0000)])
         peer_max = assoc.acceptor.maximum_length if assoc.is_requestor else assoc.requestor.maximum_length
         fragment = wire.max_fragment(peer_max)
@@ -241,8 +240,8 @@ class Exchanges:
             except OSError as exc:
                 LOGGER.debug("sending the %s failed: %s", name, exc)
                 return None
-        dul._idle_timer.restart()
-        pending = assoc.dimse.msg_queue
+        seam.restart_idle_timer(dul)
+        pending = seam.dimse_queue(assoc)
         while True:
             with pending.mutex:
                 for index, (_context, primitive) in enumerate(pending.queue):

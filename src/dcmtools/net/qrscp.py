@@ -35,17 +35,17 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import struct
 import time
+from collections.abc import Callable
 from io import BytesIO
-from typing import Any, Callable
+from typing import Any
 
 from ..stream.records import DcmtoolsError
 from . import keys as K
 from . import wire
 from .assoc import NetOptions
-from .index import StoreIndex, StoredInstance
+from .index import StoredInstance, StoreIndex
 from .jsonwire import encode_dataset
 from .matching import dataset_matches, returned
 from .peer import Peer, load_peers
@@ -130,31 +130,32 @@ class QueryRetrieveSCP:
         return {"calling_aet": assoc.requestor.ae_title, "peer": f"{info.address}:{info.port}" if info else None}
 
     def _accepted(self, event: Any) -> None:
-        assoc = event.assoc
-        original = assoc._serve_request
+        from . import seam
 
-        def serve(msg: Any, context_id: int) -> None:
+        assoc = event.assoc
+
+        def serve(original: Any, msg: Any, context_id: int) -> None:
             name = type(msg).__name__
             sop_class = str(getattr(msg, "AffectedSOPClassUID", "") or "")
             ours = name == "C_FIND" and (sop_class in FIND_CLASSES and self.index is not None
                                          or sop_class == K.WORKLIST_FIND and self.worklist is not None)
             ours = ours or (name == "C_MOVE" and sop_class in MOVE_CLASSES and self.index is not None)
             ours = ours or (name == "C_GET" and sop_class in GET_CLASSES and self.index is not None)
-            if not ours or context_id not in assoc._accepted_cx:
+            if not ours or seam.accepted_context(assoc, context_id) is None:
                 original(msg, context_id)
                 return
-            assoc.dimse.cancel_req = {}  # C-CANCELs of earlier requests
+            seam.forget_cancels(assoc)  # C-CANCELs of earlier requests
             try:
                 {"C_FIND": self._find, "C_MOVE": self._move, "C_GET": self._get}[name](assoc, msg, context_id)
             except _Gone as exc:
                 LOGGER.debug("the requestor went away: %s", exc)
 
-        assoc._serve_request = serve
+        seam.intercept_requests(assoc, serve)
 
     # -- C-FIND and worklist C-FIND
     def _find(self, assoc: Any, msg: Any, context_id: int) -> None:
         sop_class = str(msg.AffectedSOPClassUID)
-        ts = str(assoc._accepted_cx[context_id].transfer_syntax[0])
+        ts = str(_context(assoc, context_id).transfer_syntax[0])
         worklist = sop_class == K.WORKLIST_FIND
         record: dict[str, Any] = {"type": "worklist" if worklist else "find", **self._who(assoc)}
         reply = _Replier(assoc, context_id, int(msg.MessageID), sop_class, C_FIND_RSP, self.options.timeout_for(None))
@@ -220,7 +221,9 @@ class QueryRetrieveSCP:
     def _move(self, assoc: Any, msg: Any, context_id: int) -> None:
         from pynetdicom.dimse_primitives import C_MOVE
 
-        context = assoc._accepted_cx[context_id]
+        from . import seam
+
+        context = _context(assoc, context_id)
         ts = str(context.transfer_syntax[0])
         destination = str(msg.MoveDestination or "").strip()
         record: dict[str, Any] = {"type": "move", **self._who(assoc), "destination": destination}
@@ -241,7 +244,7 @@ class QueryRetrieveSCP:
                 rsp.ErrorComment = comment[:64]
             if failed:
                 rsp.Identifier = BytesIO(_failed_list(failed, ts))
-            assoc.dimse.send_msg(rsp, context_id)
+            seam.send_dimse(assoc, rsp, context_id)
 
         instances, level, problem = self._instances(msg, ts, record)
         if problem:
@@ -280,7 +283,7 @@ class QueryRetrieveSCP:
                     counts.failed += 1
                     stored = by_path.get(result.get("path"))
                     failed.append(stored.sop_instance_uid if stored else result.get("sop_instance_uid", ""))
-                if int(msg.MessageID) in assoc.dimse.cancel_req:
+                if seam.cancel_requested(assoc, int(msg.MessageID)):
                     cancelled = True
                     break
                 if counts.remaining:
@@ -334,7 +337,7 @@ class QueryRetrieveSCP:
             instances.append(stored)
         return instances, level, None
 
-    def _retrieve_record(self, record: dict[str, Any], status: int, counts: "_Counts", problem: str | None,
+    def _retrieve_record(self, record: dict[str, Any], status: int, counts: _Counts, problem: str | None,
                          hint: str | None = None) -> None:
         from .status import status_fields
 
@@ -352,7 +355,7 @@ class QueryRetrieveSCP:
 
     # -- C-GET
     def _get(self, assoc: Any, msg: Any, context_id: int) -> None:
-        context = assoc._accepted_cx[context_id]
+        context = _context(assoc, context_id)
         ts = str(context.transfer_syntax[0])
         record: dict[str, Any] = {"type": "get", **self._who(assoc)}
         counts = _Counts()
@@ -428,7 +431,7 @@ class _GetSession:
         self._contexts = None
         self.reply = _Replier(assoc, context_id, self.message_id, self.sop_class, C_GET_RSP, timeout)
 
-    def __enter__(self) -> "_GetSession":
+    def __enter__(self) -> _GetSession:
         self._wait_for_idle()
         self.dul.own(True)
         return self
@@ -439,11 +442,15 @@ class _GetSession:
     def _wait_for_idle(self) -> None:
         # Messages already queued for the DUL must go out before we write ourselves.
         deadline = time.monotonic() + 5
-        while (self.dul.to_provider_queue.qsize() or self.dul.event_queue.qsize()) and time.monotonic() < deadline:
+        from .seam import dul_has_work
+
+        while dul_has_work(self.dul) and time.monotonic() < deadline:
             time.sleep(0.001)
 
     def cancelled(self) -> bool:
-        return self._cancel or self.message_id in self.assoc.dimse.cancel_req
+        from .seam import cancel_requested
+
+        return self._cancel or cancel_requested(self.assoc, self.message_id)
 
     # -- contexts on which we may send C-STOREs
     def _context_for(self, sop_class: str, ts: str) -> tuple[int | None, str | None]:
@@ -546,7 +553,7 @@ class _GetSession:
                         sock.settimeout(None)
                     except OSError:
                         pass
-        except socket.timeout:
+        except TimeoutError:
             raise _Gone(f"no C-STORE-RSP within {self.timeout:g} s") from None
         except (OSError, ConnectionError) as exc:
             raise _Gone(str(exc)) from None
@@ -570,9 +577,11 @@ class _Replier:
         self.name = _RSP_NAMES[field]
 
     def cancelled(self) -> bool:
-        return self.message_id in self.assoc.dimse.cancel_req
+        from .seam import cancel_requested
 
-    def send(self, status: int, dataset: bytes | None = None, *, counts: "_Counts | None" = None,
+        return cancel_requested(self.assoc, self.message_id)
+
+    def send(self, status: int, dataset: bytes | None = None, *, counts: _Counts | None = None,
              comment: str | None = None) -> None:
         elements: list[tuple[int, object]] = [
             (wire.TAG_AFFECTED_SOP_CLASS, self.sop_class),
@@ -626,10 +635,17 @@ C_FIND_RSP = 0x8020
 _RSP_NAMES = {0x8020: "C-FIND-RSP", 0x8010: "C-GET-RSP", 0x8021: "C-MOVE-RSP"}
 
 
+def _context(assoc: Any, context_id: int) -> Any:
+    from .seam import accepted_context
+
+    return accepted_context(assoc, context_id)
+
+
 def _failed_list(uids: list[str], ts: str) -> bytes:
     from pydicom.dataset import Dataset
     from pydicom.uid import UID
-    from pynetdicom.dsutils import encode
+
+    from .seam import encode
 
     ds = Dataset()
     ds.FailedSOPInstanceUIDList = [uid for uid in uids if uid] or ""

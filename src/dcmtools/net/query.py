@@ -44,8 +44,9 @@ from __future__ import annotations
 import logging
 import queue
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from . import keys as K
@@ -100,12 +101,11 @@ class Exchange:
         self.finished = False
 
     def _send(self) -> None:
-        assoc = self.assoc
-        assoc._reactor_checkpoint.clear()
-        deadline = time.monotonic() + 5
-        while not assoc._is_paused and time.monotonic() < deadline and assoc.is_established:
-            time.sleep(0.0001)
-        assoc.dimse.send_msg(self.primitive, self.context.context_id)
+        from . import seam
+
+        seam.pause_reactor(self.assoc)
+        seam.wait_reactor_paused(self.assoc, 5)
+        seam.send_dimse(self.assoc, self.primitive, self.context.context_id)
 
     def cancel(self) -> None:
         """Send a C-CANCEL for this request (once)."""
@@ -118,10 +118,14 @@ class Exchange:
 
         primitive = C_CANCEL()
         primitive.MessageIDBeingRespondedTo = self.primitive.MessageID
-        self.assoc.dimse.send_msg(primitive, self.context.context_id)
+        from .seam import send_dimse
+
+        send_dimse(self.assoc, primitive, self.context.context_id)
 
     def _final_queued(self) -> bool:
-        queue_ = self.assoc.dimse.msg_queue
+        from .seam import dimse_queue
+
+        queue_ = dimse_queue(self.assoc)
         with queue_.mutex:
             waiting = list(queue_.queue)
         for _, message in waiting:
@@ -153,7 +157,9 @@ class Exchange:
                     self.finished = True
                     return
         finally:
-            self.assoc._reactor_checkpoint.set()
+            from .seam import resume_reactor
+
+            resume_reactor(self.assoc)
 
     def drain(self, seconds: float = CANCEL_WAIT) -> Response | None:
         """After a C-CANCEL: read responses until the final one (or ``seconds``); returns it."""
@@ -177,7 +183,9 @@ class Exchange:
         deadline = time.monotonic() + limit
         while True:
             try:
-                context_id, message = assoc.dimse.msg_queue.get(timeout=0.2)
+                from .seam import dimse_queue
+
+                context_id, message = dimse_queue(assoc).get(timeout=0.2)
             except queue.Empty:
                 if not assoc.is_established or _ended(assoc):
                     raise failure_after(assoc, self.peer, self.what, self.timeout) from None
@@ -206,7 +214,9 @@ def _ended(assoc: Any) -> bool:
     try:
         if assoc.acse.is_aborted():
             return True
-        return assoc.dul.state_machine.current_state == "Sta1" or not assoc.dul.is_alive()
+        from .seam import dul_ended
+
+        return dul_ended(assoc)
     except Exception:  # noqa: BLE001
         return False
 
@@ -249,7 +259,8 @@ def c_find_primitive(message_id: int, sop_class: str, identifier: bytes, priorit
 def encode_identifier(identifier: dict[str, Any], transfer_syntax: str) -> bytes:
     """A JSON-model identifier as dataset bytes in the context's transfer syntax."""
     from pydicom.uid import UID
-    from pynetdicom.dsutils import encode
+
+    from .seam import encode
 
     ts = UID(transfer_syntax)
     data = encode(K.to_pydicom(identifier), ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)

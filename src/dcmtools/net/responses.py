@@ -14,8 +14,9 @@ hook (the storage receiver of ``scp.py``) or to pynetdicom.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import BytesIO
-from typing import Any, Callable
+from typing import Any
 
 from . import wire
 
@@ -114,18 +115,18 @@ class ResponseReader:
         if trace is not None:
             trace.dimse_in(_TRACE_NAMES[field], context_id, command, pdus=self.fragments, size=len(dataset or b""))
         self.fragments = 0
-        self.assoc.dimse.msg_queue.put((context_id, Response(RESPONSES[field], command, dataset)))
+        from .seam import dimse_queue
+
+        dimse_queue(self.assoc).put((context_id, Response(RESPONSES[field], command, dataset)))
 
     def _hand_on(self, dul: Any, body: Any, pdvs: list[tuple[int, int, Any]]) -> None:
         if self.then is not None:
             self.then(dul, body)
             return
-        from pynetdicom.pdu_primitives import P_DATA
+        from .seam import pass_pdv
 
         for context_id, control, data in pdvs:
-            primitive = P_DATA()
-            primitive.presentation_data_value_list = [[context_id, bytes((control,)) + bytes(data)]]
-            self.assoc.dimse.receive_primitive(primitive)
+            pass_pdv(self.assoc, context_id, control, data)
 
 
 def _body(pdvs: list[tuple[int, int, Any]]) -> bytes:

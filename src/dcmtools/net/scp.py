@@ -34,13 +34,14 @@ writing (to see what a modality sends).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
-import itertools
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from . import wire
@@ -129,8 +130,9 @@ def _alive(pid: int) -> bool:
 def storage_contexts() -> list[Any]:
     """Verification plus every storage SOP class, each with every known transfer syntax."""
     from pydicom.uid import AllTransferSyntaxes
-    from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
     from pynetdicom.presentation import AllStoragePresentationContexts, build_context
+
+    from .seam import ALL_TRANSFER_SYNTAXES
 
     # Which one is accepted in a proposed context is the requestor's first choice
     # (transport.negotiate_requestor_order), not this list's order.
@@ -197,7 +199,7 @@ class StorageSCP:
     def port(self) -> int:
         return self._server.server_address[1] if self._server else self.requested_port
 
-    def start(self) -> "StorageSCP":
+    def start(self) -> StorageSCP:
         from pynetdicom import evt
         from pynetdicom.transport import ThreadedAssociationServer
 
@@ -268,7 +270,7 @@ class StorageSCP:
             self._thread.join(timeout=5)
         self._port_closed = True
 
-    def __enter__(self) -> "StorageSCP":
+    def __enter__(self) -> StorageSCP:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -499,14 +501,14 @@ class _Receiver:
         return True
 
     def _pass(self, context_id: int, control: int, data: Any) -> None:
-        from pynetdicom.pdu_primitives import P_DATA
+        from .seam import pass_pdv
 
-        primitive = P_DATA()
-        primitive.presentation_data_value_list = [[context_id, bytes((control,)) + bytes(data)]]
-        self.assoc.dimse.receive_primitive(primitive)
+        pass_pdv(self.assoc, context_id, control, data)
 
     def _begin(self, context_id: int, command: dict[int, bytes]) -> None:
-        cx = self.assoc._accepted_cx.get(context_id)
+        from .seam import accepted_context
+
+        cx = accepted_context(self.assoc, context_id)
         ts = cx.transfer_syntax[0] if cx is not None else None
         self.instance = _Incoming(self.scp, self.assoc, context_id, command, ts)
         if self.assoc.dul.trace is not None:

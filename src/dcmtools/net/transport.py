@@ -45,19 +45,16 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from pynetdicom import AE, evt
-from pynetdicom._globals import MODE_ACCEPTOR
-from pynetdicom.dimse import DIMSEServiceProvider
-from pynetdicom.dul import DULServiceProvider
-from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
-from pynetdicom.transport import AssociationSocket, RequestHandler
+from pynetdicom import evt
 
-from . import wire
+from . import seam, wire
+from .seam import A_ABORT_RQ, A_ASSOCIATE_RJ, MODE_ACCEPTOR, DIMSEServiceProvider
 
 LOGGER = logging.getLogger("dcmtools.net")
 _HEADER = struct.Struct(">BBL")
@@ -97,7 +94,7 @@ def recv_until(sock: socket.socket, size: int, deadline: float) -> bytearray:
         while got < size:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise socket.timeout(f"{got} of {size} bytes after the deadline")
+                raise TimeoutError(f"{got} of {size} bytes after the deadline")
             sock.settimeout(left)
             n = sock.recv_into(view[got:], size - got)
             if not n:
@@ -187,7 +184,7 @@ class _WakeQueue(queue.Queue):
         self._wake()
 
 
-class FastSocket(AssociationSocket):
+class FastSocket(seam.SocketBase):
     """``AssociationSocket`` with TCP_NODELAY, whole-PDU reads, and the connect error kept."""
 
     def __init__(self, assoc: Any, client_socket: socket.socket | None = None, address: Any = None) -> None:
@@ -211,23 +208,21 @@ class FastSocket(AssociationSocket):
             sock.settimeout(self.assoc.connection_timeout)
             sock.connect(primitive.address_info.as_tuple)
             sock.settimeout(None)
-            from pynetdicom.transport import AddressInformation
-
-            self.assoc.requestor.address_info = AddressInformation.from_tuple(sock.getsockname())
-            self._is_connected = True
+            self.assoc.requestor.address_info = seam.AddressInformation.from_tuple(sock.getsockname())
+            self.mark_connected()
             evt.trigger(self.assoc, evt.EVT_CONN_OPEN, {"address": primitive.address_info.as_tuple})
             primitive.result = "Evt2"
             self.provider_queue.put(primitive)
         except OSError as exc:
             self.connect_error = exc
             if self.socket:
-                self._shutdown_socket()
+                self.shutdown_socket()
                 self.socket = None
             primitive.result = "Evt17"
             self.provider_queue.put(primitive)
         finally:
             self.connect_seconds = time.monotonic() - started
-            self._ready.set()
+            self.mark_ready()
 
     def recv(self, nr_bytes: int) -> bytearray:
         try:
@@ -279,7 +274,7 @@ def _is_request(primitive: Any) -> bool:
     return primitive is not None and not getattr(primitive, "is_valid_response", False)
 
 
-class FastDUL(DULServiceProvider):
+class FastDUL(seam.DULBase):
     """The DICOM Upper Layer with an event-driven reactor (see the module docs).
 
     Attributes used by the rest of ``dcmtools.net``:
@@ -310,7 +305,7 @@ class FastDUL(DULServiceProvider):
         self.event_queue = _WakeQueue(self.wake)
         self.to_provider_queue = _WakeQueue(self.wake)
         self.io_lock = threading.RLock()
-        self.pdata_hook: Callable[["FastDUL", bytearray], bool] | None = None
+        self.pdata_hook: Callable[[FastDUL, bytearray], bool] | None = None
         self.last_abort: tuple[int, int] | None = None
         self.last_reject: tuple[int, int, int] | None = None
         self.trace: Any = None  # a trace.Tracer, when --trace is on
@@ -321,12 +316,12 @@ class FastDUL(DULServiceProvider):
         self.recv_limit: int | None = None
         self.pdu_timeouts: tuple[float | None, float | None] = (None, None)
         self.pdu_deadline: float | None = None
-        self.on_drop: Callable[["FastDUL", str, str], None] | None = None
+        self.on_drop: Callable[[FastDUL, str, str], None] | None = None
         self.dropped: str | None = None
         self.got_pdu = False
 
     def serve_limits(self, max_pdu: int, first: float | None, later: float | None,
-                     on_drop: Callable[["FastDUL", str, str], None] | None) -> None:
+                     on_drop: Callable[[FastDUL, str, str], None] | None) -> None:
         """Bound what a peer can make this (acceptor) side hold: PDU size and time per PDU."""
         self.recv_limit = max_pdu
         self.pdu_timeouts = (first, later)
@@ -367,8 +362,8 @@ class FastDUL(DULServiceProvider):
         was_established = self.assoc.is_established
         self.assoc.is_aborted = True
         self.assoc.is_established = False
-        self.assoc._kill = True
-        self._kill_thread = True
+        seam.kill_association(self.assoc)
+        self.stop_thread()
         self.to_user_queue.put(None)  # an acceptor still waiting for its A-ASSOCIATE-RQ stops waiting
         if was_established:
             evt.trigger(self.assoc, evt.EVT_ABORTED, {})  # the SCP's records, the partial file discarded
@@ -380,12 +375,12 @@ class FastDUL(DULServiceProvider):
             pass  # a full pipe wakes the reactor anyway; a closed one means it is gone
 
     def kill_dul(self) -> None:
-        self._kill_thread = True
+        self.stop_thread()
         self.wake()
 
     def stop_dul(self) -> bool:
         if self.state_machine.current_state == "Sta1":
-            self._kill_thread = True
+            self.stop_thread()
             self.wake()
             if self.is_alive() and threading.current_thread() is not self:
                 self.join(5)
@@ -406,12 +401,11 @@ class FastDUL(DULServiceProvider):
 
     # ---------------------------------------------------------- the reactor
     def run_reactor(self) -> None:
-        self._idle_timer.start()
+        self.start_idle_timer()
         try:
             while True:
-                if not self.assoc._dul_ready.is_set():
-                    self.assoc._dul_ready.set()
-                if self._kill_thread:
+                seam.mark_dul_ready(self.assoc)
+                if self.thread_stopping:
                     break
                 deadline = self.pdu_deadline
                 if deadline is not None and not self.owned and time.monotonic() > deadline:
@@ -425,10 +419,10 @@ class FastDUL(DULServiceProvider):
                     if self.artim_timer.expired:
                         self.event_queue.put("Evt18")
                     try:
-                        if self._process_recv_primitive():
+                        if self.process_received_primitive():
                             pass
-                        elif not self.owned and self._is_transport_event():
-                            self._idle_timer.restart()
+                        elif not self.owned and self.check_transport_event():
+                            self.restart_idle_timer()
                     except (PduTooLong, PduTimeout) as exc:
                         self._drop("pdu_too_long" if isinstance(exc, PduTooLong) else
                                    ("pdu_timeout" if self.got_pdu else "assoc_timeout"),
@@ -446,8 +440,8 @@ class FastDUL(DULServiceProvider):
                             pass
                         self.assoc.is_aborted = True
                         self.assoc.is_established = False
-                        self.assoc._kill = True
-                        self._kill_thread = True
+                        seam.kill_association(self.assoc)
+                        self.stop_thread()
                         return
                     try:
                         event = self.event_queue.get(block=False)
@@ -465,7 +459,7 @@ class FastDUL(DULServiceProvider):
         rlist: list[Any] = [self._wake_r]
         wrapped = self.socket
         sock = wrapped.socket if wrapped is not None else None
-        if sock is not None and getattr(wrapped, "_is_connected", False) and not self.owned:
+        if sock is not None and wrapped.connected and not self.owned:
             if isinstance(sock, ssl.SSLSocket) and sock.pending():
                 return
             rlist.append(sock)
@@ -483,7 +477,7 @@ class FastDUL(DULServiceProvider):
             except (BlockingIOError, OSError):
                 pass
 
-    def _read_pdu_data(self) -> None:
+    def read_pdu_data(self) -> None:
         wrapped = self.socket
         sock = wrapped.socket if wrapped is not None else None
         if sock is None:
@@ -512,7 +506,7 @@ class FastDUL(DULServiceProvider):
                 later = self.pdu_timeouts[1]
                 self.pdu_deadline = time.monotonic() + later if later else None
                 self.got_pdu = True
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             first = not self.got_pdu
             seconds = self.pdu_timeouts[0 if first else 1]
             raise PduTimeout(f"no complete {'A-ASSOCIATE-RQ' if first else 'PDU'} within {seconds:g} s "
@@ -533,14 +527,14 @@ class FastDUL(DULServiceProvider):
                 self.event_queue.put("Evt19")
                 return
         try:
-            pdu, event = self._decode_pdu(header + body)
+            pdu, event = self.decode_pdu(header + body)
         except Exception as exc:
             LOGGER.debug("unable to decode a received PDU", exc_info=exc)
             self.event_queue.put("Evt19")
             return
         self._note_pdu(pdu)
         self.event_queue.put(event)
-        self._recv_pdu.put(pdu)
+        self.queue_received_pdu(pdu)
 
     def _note_pdu(self, pdu: Any) -> None:
         if isinstance(pdu, A_ABORT_RQ):
@@ -550,10 +544,10 @@ class FastDUL(DULServiceProvider):
 
     def hand_over(self, pdu_type: int, header: bytes, body: bytes) -> str:
         """Give a non-P-DATA PDU read on the fast path to the state machine; return its name."""
-        pdu, event = self._decode_pdu(bytearray(header) + body)
+        pdu, event = self.decode_pdu(bytearray(header) + body)
         self._note_pdu(pdu)
         self.event_queue.put(event)
-        self._recv_pdu.put(pdu)
+        self.queue_received_pdu(pdu)
         return type(pdu).__name__
 
     def own(self, owned: bool = True) -> None:
@@ -586,9 +580,7 @@ def negotiate_requestor_order(rq_contexts: list, ac_contexts: list, roles: Any,
     are rejected (user rejection)."""
     from copy import copy
 
-    from pynetdicom import acse as acse_module
-
-    original = acse_module._dcmtools_original_negotiate
+    original = seam.acceptor_negotiation
     by_abstract = {cx.abstract_syntax: cx for cx in ac_contexts}
     results: list = []
     reply_roles: dict = {}
@@ -604,7 +596,7 @@ def negotiate_requestor_order(rq_contexts: list, ac_contexts: list, roles: Any,
             supported = list(ac.transfer_syntax)
             first = [ts for ts in rq.transfer_syntax if ts in supported]
             ordered = copy(ac)
-            ordered._transfer_syntax = first + [ts for ts in supported if ts not in first]
+            seam.set_transfer_syntaxes(ordered, first + [ts for ts in supported if ts not in first])
             result, rq_roles = original([rq], [ordered], roles)
             for item in rq_roles:
                 reply_roles[item.sop_class_uid] = item
@@ -612,23 +604,14 @@ def negotiate_requestor_order(rq_contexts: list, ac_contexts: list, roles: Any,
     return results, list(reply_roles.values())
 
 
-_NEGOTIATE_LOCK = threading.Lock()
-
-
 def _acse_class() -> type:
-    from pynetdicom import acse as acse_module
-    from pynetdicom.acse import ACSE
-
-    if not hasattr(acse_module, "_dcmtools_original_negotiate"):
-        acse_module._dcmtools_original_negotiate = acse_module.negotiate_as_acceptor
-
-    class RequestorOrderACSE(ACSE):
+    class RequestorOrderACSE(seam.ACSEBase):
         """ACSE whose acceptor negotiation honours the requestor's transfer syntax order."""
 
-        def _negotiate_as_acceptor(self) -> None:
+        def negotiate_acceptor(self) -> None:
             # The server's gate (access control, association slots) comes first: see ``Gate``.
             refused: frozenset[str] = frozenset()
-            gate = getattr(getattr(self.assoc, "_server", None), "gate", None)
+            gate = getattr(seam.server_of(self.assoc), "gate", None)
             if gate is not None:
                 verdict = gate(self.assoc)
                 if isinstance(verdict, Rejection):
@@ -639,15 +622,10 @@ def _acse_class() -> type:
                     self.assoc.kill()
                     return
                 refused = verdict
-            # pynetdicom looks the function up in its module: swap it in for this call only.
-            with _NEGOTIATE_LOCK:
-                acse_module.negotiate_as_acceptor = (
-                    (lambda rq, ac, roles: negotiate_requestor_order(rq, ac, roles, refused)) if refused
+            ours = ((lambda rq, ac, roles: negotiate_requestor_order(rq, ac, roles, refused)) if refused
                     else negotiate_requestor_order)
-                try:
-                    super()._negotiate_as_acceptor()
-                finally:
-                    acse_module.negotiate_as_acceptor = acse_module._dcmtools_original_negotiate
+            with seam.swapped_acceptor_negotiation(ours):
+                self.default_negotiation()
 
     return RequestorOrderACSE
 
@@ -722,7 +700,7 @@ class GatedServer:
             LOGGER.debug("on_connection failed: %s", exc)
 
 
-class FastRequestHandler(RequestHandler):
+class FastRequestHandler(seam.RequestHandlerBase):
     """Accepted connections get ``FastDUL`` and ``FastSocket``."""
 
     def handle(self) -> None:
@@ -755,13 +733,13 @@ class FastRequestHandler(RequestHandler):
                 return
         super().handle()
 
-    def _create_association(self) -> Any:
+    def create_association(self) -> Any:
         from pynetdicom.association import Association
 
         assoc = Association(self.ae, MODE_ACCEPTOR)
         assoc.dul = FastDUL(assoc)
         assoc.acse = _acse_class()(assoc)
-        assoc._server = self.server
+        seam.attach_server(assoc, self.server)
         assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
         sock = FastSocket(assoc, client_socket=self.request)
         assoc.set_socket(sock)
@@ -772,11 +750,11 @@ class FastRequestHandler(RequestHandler):
         assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
         assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)
         assoc.requestor.address_info = self.remote
-        for event in self.server._handlers:
-            if event.is_intervention and self.server._handlers[event]:
-                assoc.bind(event, *self.server._handlers[event])
+        for event, bound in seam.server_handlers(self.server).items():
+            if event.is_intervention and bound:
+                assoc.bind(event, *bound)
             elif isinstance(event, evt.NotificationEvent):
-                for handler in self.server._handlers[event]:
+                for handler in bound:
                     assoc.bind(event, handler[0], handler[1])
         configure = getattr(self.server, "configure_association", None)
         if configure is not None:
@@ -784,10 +762,10 @@ class FastRequestHandler(RequestHandler):
         return assoc
 
 
-class DcmtoolsAE(AE):
+class DcmtoolsAE(seam.AEBase):
     """A pynetdicom ``AE`` whose associations use the fast upper layer (both sides)."""
 
-    def _create_socket(self, assoc: Any, address: Any, tls_args: Any) -> AssociationSocket:
+    def create_socket(self, assoc: Any, address: Any, tls_args: Any) -> Any:
         assoc.dul = FastDUL(assoc)
         sock = FastSocket(assoc, address=address)
         sock.tls_args = tls_args
@@ -850,13 +828,13 @@ def store_exchange(
                     sock.settimeout(None)
                 except OSError:
                     pass
-    except socket.timeout as exc:
+    except TimeoutError as exc:
         raise ExchangeError("timeout", f"no answer within {timeout:g} s") from exc
     except ConnectionAbortedError as exc:
         raise ExchangeError("aborted", str(exc)) from exc
     except OSError as exc:
         raise ExchangeError("aborted", f"the connection dropped ({exc.strerror or exc})") from exc
-    dul._idle_timer.restart()
+    dul.restart_idle_timer()
     if tracer is not None:
         tracer.dimse_in("C-STORE-RSP", context_id, response)
     return response
