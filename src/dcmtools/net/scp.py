@@ -307,6 +307,21 @@ class StorageSCP:
             self.last_activity = time.monotonic()
             self._cond.notify_all()
 
+    def wake(self) -> None:
+        """Make a ``wait()`` in progress look again at once (e.g. after a stop was asked for)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def note_instance(self, record: dict[str, Any]) -> None:
+        """Count an instance received (its record), wake the waiters, emit the record."""
+        with self._cond:
+            self.instances += 1
+            if not record["ok"]:
+                self.failures += 1
+            self.last_activity = time.monotonic()
+            self._cond.notify_all()
+        self._emit(record)
+
     # ------------------------------------------------------------ events
     def _configure(self, assoc: Any) -> None:
         assoc.dul.pdata_hook = _Receiver(self, assoc).feed
@@ -533,14 +548,7 @@ class _Receiver:
         if dul.trace is not None:
             dul.trace.dimse_out("C-STORE-RSP", instance.context_id, wire.parse_command(response))
         self.count += 1
-        scp = self.scp
-        with scp._cond:
-            scp.instances += 1
-            if not record["ok"]:
-                scp.failures += 1
-            scp.last_activity = time.monotonic()
-            scp._cond.notify_all()
-        scp._emit(record)
+        self.scp.note_instance(record)
 
 
 class _Incoming:
