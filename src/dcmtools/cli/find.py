@@ -1,41 +1,23 @@
 """``dcmtools find``: C-FIND a PACS; one record per match, a table on a terminal."""
 
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..stream.records import human_failure
 from .application import app
 from .common import CommandRun, DebugOpt, FlatOpt, JsonOpt, QuietOpt
-from .netopts import (
-    EXIT_STATUS_EPILOG,
-    PEERS_EPILOG,
-    AetOpt,
-    MaxPduOpt,
-    PeerArg,
-    PeersOpt,
-    TimeoutOpt,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsInsecureOpt,
-    TlsKeyOpt,
-    TlsServerNameOpt,
-    TlsOpt,
-    TraceOpt,
-    net_options,
-    report_fatal,
-    resolve_peer,
-)
+from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, write_query
 
 KeyOpt = Annotated[
-    Optional[List[str]],
+    list[str] | None,
     typer.Option("--key", "-k", metavar="KEY[=VALUE]",
                  help="A query key: Keyword or gggg,eeee, =VALUE to match (wildcards * ?, ranges A-B, "
                       "UID lists a\\b), no value to have it returned; Seq[0].Keyword=VALUE inside a sequence. "
                       "Repeatable.", show_default=False),
 ]
 LimitOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option("--limit", metavar="N", min=1, help="Stop after N matches (the query is cancelled with C-CANCEL)."),
 ]
 NoDefaultsOpt = Annotated[
@@ -188,35 +170,26 @@ def _sop_class_name(uid: Any) -> str:
 
 
 @app.command("find", epilog=FIND_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+@client_options
 def find_command(
     peer: PeerArg,
     key: KeyOpt = None,
     level: Annotated[str, typer.Option("--level", "-L", metavar="LEVEL",
                                        help="patient, study, series or image.")] = "study",
-    model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="MODEL",
+    model: Annotated[str | None, typer.Option("--model", "-m", metavar="MODEL",
                                                  help="Information model: patient or study root [default: study; "
                                                       "patient at the patient level].", show_default=False)] = None,
-    patient: Annotated[Optional[str], typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")] = None,
-    patient_id: Annotated[Optional[str], typer.Option("--patient-id", metavar="ID", help="Patient ID.")] = None,
-    date: Annotated[Optional[str], typer.Option("--date", metavar="DATE", help="Study date or range (today, 20240101-20240131 ...).")] = None,
-    modality: Annotated[Optional[str], typer.Option("--modality", metavar="MOD", help="Modality (CT, MR, CR ...).")] = None,
-    accession: Annotated[Optional[str], typer.Option("--accession", metavar="NUMBER", help="Accession number.")] = None,
+    patient: Annotated[str | None, typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")] = None,
+    patient_id: Annotated[str | None, typer.Option("--patient-id", metavar="ID", help="Patient ID.")] = None,
+    date: Annotated[str | None, typer.Option("--date", metavar="DATE", help="Study date or range (today, 20240101-20240131 ...).")] = None,
+    modality: Annotated[str | None, typer.Option("--modality", metavar="MOD", help="Modality (CT, MR, CR ...).")] = None,
+    accession: Annotated[str | None, typer.Option("--accession", metavar="NUMBER", help="Accession number.")] = None,
     limit: LimitOpt = None,
     no_defaults: NoDefaultsOpt = False,
     walk: Annotated[bool, typer.Option("--walk/--no-walk", help="Walk down when a hierarchical peer refuses a series or image query.")] = True,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Leave out matches that contradict a key.")] = True,
     flat: FlatOpt = False,
-    aet: AetOpt = None,
-    timeout: TimeoutOpt = None,
-    max_pdu: MaxPduOpt = None,
-    peers: PeersOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    tls_insecure: TlsInsecureOpt = False,
-    tls_server_name: TlsServerNameOpt = None,
-    trace: TraceOpt = False,
+    net: NetArgs = NetArgs(),
     json: JsonOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -239,8 +212,7 @@ def find_command(
         from ..net.query import Finder
         from ..stream.records import DcmtoolsError
 
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
-                              tls_insecure, tls_server_name)
+        options = net.options(run.debug)
         try:
             query_level = K.normalize_level(level)
             query_model = K.choose_model(query_level, model)
@@ -250,21 +222,11 @@ def find_command(
                                            query_level)
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None
-        remote = resolve_peer(peer, peers, options)
+        remote = net.peer(peer, options)
         finder = Finder(remote, identifier, options, query_level, query_model, limit, walk, check, flat)
-        stream = finder.run()
         try:
-            for record in stream:
-                run.write(record)
-        except KeyboardInterrupt:
-            finder.interrupt()  # C-CANCEL, then the interrupt goes on (exit 130)
-            raise
-        except DcmtoolsError as exc:
-            if exc.exit_status == 2:
-                raise
-            report_fatal(run, exc, "query", peer=str(remote))
+            write_query(run, finder, "query", remote)
         finally:
-            stream.close()
             run.summary_extra.update(_summary(finder))
             if finder.dropped and not quiet:
                 keys = ", ".join(f"{k} ({n})" for k, n in finder.dropped_keys.items())
