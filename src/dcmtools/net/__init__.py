@@ -29,11 +29,32 @@ command function).
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .assoc import NetOptions, associate, close, echo, failure_after, make_ae, quiet_pynetdicom
-from .commitment import CommitmentSCP, CommitmentSCU, commit
+from .deferred import UNUSED_BY_NETWORK, defer
 from .peer import NetErrorCode, Peer, TLSSettings, load_peers, parse_peer, tls_settings
-from .scp import StorageSCP, stored_path
-from .store import send
+
+defer(*UNUSED_BY_NETWORK)  # before pynetdicom (hence pydicom) is imported: see deferred.py
+
+if TYPE_CHECKING:
+    from .commitment import CommitmentSCP, CommitmentSCU, commit
+    from .scp import StorageSCP, stored_path
+    from .store import send
+
+# Imported at first use (PEP 562), so that ``dcmtools echo`` does not load the SCPs and the sender.
+_LAZY = {"CommitmentSCP": "commitment", "CommitmentSCU": "commitment", "commit": "commitment",
+         "StorageSCP": "scp", "stored_path": "scp", "send": "store"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "CommitmentSCP",
