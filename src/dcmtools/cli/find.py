@@ -208,17 +208,17 @@ def find_command(
       dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --store-dir out/ -
     """
     with CommandRun("find", json_mode=json, human=table_human(_COLUMNS), debug=debug, quiet=quiet) as run:
-        from ..net import keys as K
+        from ..net.keys import DEFAULT_KEYS, choose_model, identifier_from, normalize_level, parse_keys, shortcut_keys
         from ..net.query import Finder
         from ..stream.records import DcmtoolsError
 
         options = net.options(run.debug)
         try:
-            query_level = K.normalize_level(level)
-            query_model = K.choose_model(query_level, model)
-            texts = K.shortcut_keys(query_level, patient=patient, patient_id=patient_id, date=date,
+            query_level = normalize_level(level)
+            query_model = choose_model(query_level, model)
+            texts = shortcut_keys(query_level, patient=patient, patient_id=patient_id, date=date,
                                     modality=modality, accession=accession) + list(key or [])
-            identifier = K.identifier_from(K.parse_keys(texts), () if no_defaults else K.DEFAULT_KEYS[query_level],
+            identifier = identifier_from(parse_keys(texts), () if no_defaults else DEFAULT_KEYS[query_level],
                                            query_level)
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None

@@ -20,7 +20,7 @@ Services
     ``CommitmentSCP(...)`` answers Storage Commitment requests (``commitment.py``).
 Words
     ``status.describe(code, service)``, ``status.status_fields(...)``,
-    ``NetErrorCode`` (stable error codes), ``trace.Tracer`` (``--trace``).
+    ``dcmtools.stream.records.ErrorCode`` (the stable error codes, network ones included), ``trace.Tracer`` (``--trace``).
 
 ``transport.py`` explains what was changed under pynetdicom and why.  Nothing
 here is imported by the CLI modules at import time (they import it inside the
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from .assoc import NetOptions, associate, close, echo, failure_after, make_ae, quiet_pynetdicom
 from .deferred import UNUSED_BY_NETWORK, defer
-from .peer import NetErrorCode, Peer, TLSSettings, load_peers, parse_peer, tls_settings
+from .peer import Peer, TLSSettings, load_peers, parse_peer, tls_settings
 
 defer(*UNUSED_BY_NETWORK)  # before pynetdicom (hence pydicom) is imported: see deferred.py
 
@@ -59,7 +59,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CommitmentSCP",
     "CommitmentSCU",
-    "NetErrorCode",
     "NetOptions",
     "Peer",
     "StorageSCP",

@@ -45,7 +45,7 @@ from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, error_record
 from .assoc import NetOptions, associate, close, failure_after
-from .peer import NetErrorCode, Peer
+from .peer import Peer
 from .status import describe, status_fields
 
 LOGGER = logging.getLogger("dcmtools.net")
@@ -494,7 +494,7 @@ class CommitmentSCU:
             del self._transactions[tx.uid]
             self._order.remove(tx)
         error = DcmtoolsError(
-            NetErrorCode.DIMSE_FAILED,
+            ErrorCode.DIMSE_FAILED,
             f"{self.peer.label} refused the Storage Commitment request: {meaning} (status 0x{code:04X})"
             + (f": {comment}" if comment else ""),
             _request_hint(code),
@@ -981,7 +981,7 @@ class CommitmentSCP:
             self._emit(record)
             return
         self._emit(error_record("commitment_report", DcmtoolsError(
-            NetErrorCode.DIMSE_FAILED,
+            ErrorCode.DIMSE_FAILED,
             f"{job.calling_aet} refused the Storage Commitment report: {describe(code, 'commitment')[1]} (status 0x{code:04X})",
             "check the requester's log"), **record))
 
@@ -992,7 +992,7 @@ class CommitmentSCP:
             if status is not None:
                 return "same association", status
             if self.report == "same":
-                raise DcmtoolsError(NetErrorCode.ABORTED,
+                raise DcmtoolsError(ErrorCode.ABORTED,
                                     f"the association of {job.calling_aet} ended before it answered the report",
                                     "the requester must keep its association open until the report comes")
         elif self.report == "same":

@@ -41,12 +41,25 @@ from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
-from ..stream.records import DcmtoolsError
-from . import keys as K
+from ..stream.records import DcmtoolsError, ErrorCode
 from . import wire
 from .assoc import NetOptions
 from .index import StoredInstance, StoreIndex
 from .jsonwire import encode_dataset
+from .keys import (
+    CONTROL_TAGS,
+    FIND,
+    GET,
+    LEVELS,
+    MODEL_OF,
+    MOVE,
+    TAGS,
+    WORKLIST_FIND,
+    flat_of,
+    from_bytes,
+    key_text,
+    sort_identifier,
+)
 from .matching import dataset_matches, returned
 from .peer import Peer, load_peers
 from .status import describe
@@ -59,9 +72,9 @@ TAG_REMAINING = 0x00001020
 TAG_COMPLETED = 0x00001021
 TAG_FAILED = 0x00001022
 TAG_WARNING = 0x00001023
-FIND_CLASSES = set(K.FIND.values())
-MOVE_CLASSES = set(K.MOVE.values())
-GET_CLASSES = set(K.GET.values())
+FIND_CLASSES = set(FIND.values())
+MOVE_CLASSES = set(MOVE.values())
+GET_CLASSES = set(GET.values())
 
 
 class QueryRetrieveSCP:
@@ -97,10 +110,10 @@ class QueryRetrieveSCP:
                 cx.scp_role = True
             contexts.append(cx)
         if self.index is not None:
-            for uid in (*K.FIND.values(), *K.MOVE.values(), *K.GET.values()):
+            for uid in (*FIND.values(), *MOVE.values(), *GET.values()):
                 contexts.append(build_context(uid, syntaxes))
         if self.worklist is not None:
-            contexts.append(build_context(K.WORKLIST_FIND, syntaxes))
+            contexts.append(build_context(WORKLIST_FIND, syntaxes))
         return contexts
 
     def handlers(self) -> list[Any]:
@@ -138,7 +151,7 @@ class QueryRetrieveSCP:
             name = type(msg).__name__
             sop_class = str(getattr(msg, "AffectedSOPClassUID", "") or "")
             ours = name == "C_FIND" and (sop_class in FIND_CLASSES and self.index is not None
-                                         or sop_class == K.WORKLIST_FIND and self.worklist is not None)
+                                         or sop_class == WORKLIST_FIND and self.worklist is not None)
             ours = ours or (name == "C_MOVE" and sop_class in MOVE_CLASSES and self.index is not None)
             ours = ours or (name == "C_GET" and sop_class in GET_CLASSES and self.index is not None)
             if not ours or seam.accepted_context(assoc, context_id) is None:
@@ -156,11 +169,11 @@ class QueryRetrieveSCP:
     def _find(self, assoc: Any, msg: Any, context_id: int) -> None:
         sop_class = str(msg.AffectedSOPClassUID)
         ts = str(_context(assoc, context_id).transfer_syntax[0])
-        worklist = sop_class == K.WORKLIST_FIND
+        worklist = sop_class == WORKLIST_FIND
         record: dict[str, Any] = {"type": "worklist" if worklist else "find", **self._who(assoc)}
         reply = _Replier(assoc, context_id, int(msg.MessageID), sop_class, C_FIND_RSP, self.options.timeout_for(None))
         try:
-            identifier = K.from_bytes(msg.Identifier.getvalue(), ts)
+            identifier = from_bytes(msg.Identifier.getvalue(), ts)
         except Exception as exc:  # noqa: BLE001 - the requestor's identifier cannot be read
             reply.send(0xA900, comment="cannot read the identifier")
             self._finish(record, 0xA900, 0, f"cannot read the identifier: {exc}")
@@ -169,9 +182,9 @@ class QueryRetrieveSCP:
         if worklist:
             source = self._worklist_answers(identifier)
         else:
-            level = (K.key_text(identifier, "QueryRetrieveLevel") or "").upper()
+            level = (key_text(identifier, "QueryRetrieveLevel") or "").upper()
             record["level"] = level or None
-            record["model"] = K.MODEL_OF.get(sop_class)
+            record["model"] = MODEL_OF.get(sop_class)
             problem = _level_problem(level, sop_class)
             if problem:
                 reply.send(0xA900, comment=problem)
@@ -198,14 +211,14 @@ class QueryRetrieveSCP:
         self._finish(record, 0x0000, count, None)
 
     def _worklist_answers(self, identifier: dict[str, Any]):
-        keys = {k: v for k, v in identifier.items() if int(k, 16) not in K.CONTROL_TAGS}
+        keys = {k: v for k, v in identifier.items() if int(k, 16) not in CONTROL_TAGS}
         for _, item in self.worklist.items():
             if dataset_matches(keys, item):
                 answer = returned(keys, item)
-                charset = item.get(f"{K.T['SpecificCharacterSet']:08X}")
+                charset = item.get(f"{TAGS['SpecificCharacterSet']:08X}")
                 if charset is not None and charset.get("Value"):
-                    answer[f"{K.T['SpecificCharacterSet']:08X}"] = charset
-                yield K.sort_identifier(answer)
+                    answer[f"{TAGS['SpecificCharacterSet']:08X}"] = charset
+                yield sort_identifier(answer)
 
     def _finish(self, record: dict[str, Any], status: int, matches: int, problem: str | None) -> None:
         from .status import status_fields
@@ -214,7 +227,7 @@ class QueryRetrieveSCP:
         record.update(status_fields(status, "worklist" if record["type"] == "worklist" else "find"))
         record["ok"] = describe(status, "find")[0] in ("success", "cancel")
         if problem:
-            record["error"] = {"code": K.QueryErrorCode.QUERY_FAILED, "message": problem}
+            record["error"] = {"code": ErrorCode.QUERY_FAILED, "message": problem}
         self._emit(record)
 
     # -- C-MOVE
@@ -324,11 +337,11 @@ class QueryRetrieveSCP:
     def _instances(self, msg: Any, ts: str, record: dict[str, Any]) -> tuple[list[StoredInstance], str, str | None]:
         sop_class = str(msg.AffectedSOPClassUID)
         try:
-            identifier = K.from_bytes(msg.Identifier.getvalue(), ts)
+            identifier = from_bytes(msg.Identifier.getvalue(), ts)
         except Exception as exc:  # noqa: BLE001
             return [], "", f"cannot read the identifier: {exc}"
-        level = (K.key_text(identifier, "QueryRetrieveLevel") or "").upper()
-        record.update({"level": level or None, "model": K.MODEL_OF.get(sop_class), "identifier": _keys_text(identifier)})
+        level = (key_text(identifier, "QueryRetrieveLevel") or "").upper()
+        record.update({"level": level or None, "model": MODEL_OF.get(sop_class), "identifier": _keys_text(identifier)})
         problem = _level_problem(level, sop_class)
         if problem:
             return [], level, problem
@@ -347,8 +360,8 @@ class QueryRetrieveSCP:
             record["remaining"] = counts.remaining
         record["ok"] = describe(status, record["type"])[0] in ("success", "cancel") and not counts.failed
         if problem:
-            record["error"] = {"code": K.QueryErrorCode.MOVE_DESTINATION_UNKNOWN if status == 0xA801
-                               else K.QueryErrorCode.MOVE_FAILED, "message": problem}
+            record["error"] = {"code": ErrorCode.MOVE_DESTINATION_UNKNOWN if status == 0xA801
+                               else ErrorCode.MOVE_FAILED, "message": problem}
             if hint:
                 record["error"]["hint"] = hint
         self._emit(record)
@@ -654,9 +667,9 @@ def _failed_list(uids: list[str], ts: str) -> bytes:
 
 
 def _level_problem(level: str, sop_class: str) -> str | None:
-    if level not in K.LEVELS:
+    if level not in LEVELS:
         return f"QueryRetrieveLevel {level or '(missing)'} is not PATIENT, STUDY, SERIES or IMAGE"
-    if level == "PATIENT" and K.MODEL_OF.get(sop_class) == "study":
+    if level == "PATIENT" and MODEL_OF.get(sop_class) == "study":
         return "the study root model has no PATIENT level"
     return None
 
@@ -665,6 +678,6 @@ def _keys_text(identifier: dict[str, Any]) -> dict[str, Any]:
     """The matching keys of an identifier in the flat form (for records)."""
     from .matching import is_universal
 
-    flat = K.flat_of({k: v for k, v in identifier.items()
-                      if int(k, 16) not in K.CONTROL_TAGS and not is_universal(v)})
+    flat = flat_of({k: v for k, v in identifier.items()
+                      if int(k, 16) not in CONTROL_TAGS and not is_universal(v)})
     return flat

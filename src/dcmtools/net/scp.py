@@ -46,7 +46,7 @@ from typing import Any
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from . import wire
 from .assoc import NetOptions, make_ae, quiet_pynetdicom
-from .peer import NetErrorCode, TLSSettings, check_aet
+from .peer import TLSSettings, check_aet
 
 LOGGER = logging.getLogger("dcmtools.net")
 _UNSAFE = re.compile(r"[^A-Za-z0-9.\-_^]")
@@ -234,7 +234,7 @@ class StorageSCP:
                                     evt_handlers=handlers, server_class=ThreadedAssociationServer)
         except OSError as exc:
             raise DcmtoolsError(
-                NetErrorCode.CONNECT_FAILED,
+                ErrorCode.CONNECT_FAILED,
                 f"cannot listen on port {self.requested_port}: {exc.strerror or exc}",
                 "another program may use this port (choose another with --port); ports below 1024 need root",
                 ExitStatus.CONNECT,
@@ -655,7 +655,7 @@ class _Incoming:
             else:
                 status = 0xA700
             record.update({"status": f"0x{status:04X}", "ok": False,
-                           "error": {"code": ErrorCode.WRITE_FAILED if self.ts else NetErrorCode.NO_CONTEXT,
+                           "error": {"code": ErrorCode.WRITE_FAILED if self.ts else ErrorCode.NO_CONTEXT,
                                      "message": self.error}})
             return status, record
         record.update({"status": "0x0000", "ok": True})

@@ -49,7 +49,7 @@ from typing import Any
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus, error_record
 from . import wire
 from .assoc import NetOptions, associate, close, failure_after, no_context_error
-from .peer import NetErrorCode, Peer
+from .peer import Peer
 from .status import describe, status_fields, storage_hint
 
 LOGGER = logging.getLogger("dcmtools.net")
@@ -287,7 +287,7 @@ class Sender:
                 return record
             record["ok"] = False
             record["error"] = {
-                "code": NetErrorCode.DIMSE_FAILED,
+                "code": ErrorCode.DIMSE_FAILED,
                 "message": f"{self.peer.label} refused to store it: {meaning} (status 0x{code:04X})"
                 + (f": {comment}" if comment else ""),
                 "hint": storage_hint(code, comment),
@@ -321,7 +321,7 @@ class Sender:
         compressed = head.transfer_syntax not in wire.NATIVE
         if compressed and not self.decompress:
             raise DcmtoolsError(
-                NetErrorCode.NO_CONTEXT,
+                ErrorCode.NO_CONTEXT,
                 f"{self.peer.label} accepts this SOP class only uncompressed, and --no-decompress was given",
                 "drop --no-decompress to decompress on the fly",
             )

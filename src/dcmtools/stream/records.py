@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from enum import IntEnum
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 
 class ExitStatus(IntEnum):
@@ -68,6 +69,13 @@ class ErrorCode:
     NO_CONTEXT = "no_context"  # no presentation context accepted for what was needed
     DIMSE_FAILED = "dimse_failed"  # the peer answered with a failure status
     CONVERT_FAILED = "convert_failed"  # decompressing/re-encoding for the peer failed
+    # query/retrieve (dcmtools.net.query, retrieve, qrscp)
+    BAD_KEY = "bad_key"  # a -k key that names no element, or a bad value
+    QUERY_FAILED = "query_failed"  # the peer answered the C-FIND with a failure status
+    MOVE_FAILED = "move_failed"  # the C-MOVE/C-GET ended with failures, or nothing arrived
+    MOVE_DESTINATION_UNKNOWN = "move_destination_unknown"  # 0xA801 (and Orthanc's 0xC000)
+    NOT_RETRIEVABLE = "not_retrievable"  # a piped record without the identifiers a retrieve needs
+    CANCELLED = "cancelled"  # the query or retrieve was cancelled (C-CANCEL)
     # print (dcmtools.printing)
     NO_IMAGE = "no_image"  # the file has no pixel data (or no frame was selected)
     PRINT_REFUSED = "print_refused"  # the printer answered a failure status
