@@ -458,10 +458,10 @@ class CommitmentSCU:
             self._order.append(tx)
         started = time.monotonic()
         status = self._exchanges.send(self._raw_assoc, "N-ACTION-RQ", [
-            (0x00000003, STORAGE_COMMITMENT),  # Requested SOP Class UID (even length: needs no padding)
+            (wire.TAG_REQUESTED_SOP_CLASS, STORAGE_COMMITMENT),  # even length: needs no padding
             (wire.TAG_COMMAND_FIELD, 0x0130),  # N-ACTION-RQ
-            (0x00001001, WELL_KNOWN_INSTANCE),  # Requested SOP Instance UID
-            (0x00001008, REQUEST_ACTION),  # Action Type ID
+            (wire.TAG_REQUESTED_SOP_INSTANCE, WELL_KNOWN_INSTANCE),
+            (wire.TAG_ACTION_TYPE_ID, REQUEST_ACTION),
         ], info, self._exchanges.message_id(), self.timeout)
         self._last_request = time.monotonic()
         self._requested += 1
@@ -1020,7 +1020,7 @@ class CommitmentSCP:
             (wire.TAG_AFFECTED_SOP_CLASS, STORAGE_COMMITMENT),
             (wire.TAG_COMMAND_FIELD, 0x0100),  # N-EVENT-REPORT-RQ
             (wire.TAG_AFFECTED_SOP_INSTANCE, WELL_KNOWN_INSTANCE),
-            (0x00001002, event_type),  # Event Type ID
+            (wire.TAG_EVENT_TYPE_ID, event_type),
         ], info, self._exchanges.message_id(), self.options.timeout_for(None))
         if answer is None or getattr(answer, "Status", None) is None:
             return None

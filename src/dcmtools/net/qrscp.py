@@ -68,10 +68,6 @@ LOGGER = logging.getLogger("dcmtools.net")
 C_GET_RSP = 0x8010
 C_STORE_RSP = 0x8001
 C_CANCEL_RQ = 0x0FFF
-TAG_REMAINING = 0x00001020
-TAG_COMPLETED = 0x00001021
-TAG_FAILED = 0x00001022
-TAG_WARNING = 0x00001023
 FIND_CLASSES = set(FIND.values())
 MOVE_CLASSES = set(MOVE.values())
 GET_CLASSES = set(GET.values())
@@ -606,10 +602,10 @@ class _Replier:
         if counts is not None:
             category = describe(status, "get")[0]
             if category == "pending" or status == 0xFE00:
-                elements.append((TAG_REMAINING, counts.remaining))
+                elements.append((wire.TAG_REMAINING, counts.remaining))
             if status != 0xA900:
-                elements += [(TAG_COMPLETED, counts.completed), (TAG_FAILED, counts.failed),
-                             (TAG_WARNING, counts.warning)]
+                elements += [(wire.TAG_COMPLETED, counts.completed), (wire.TAG_FAILED, counts.failed),
+                             (wire.TAG_WARNING, counts.warning)]
         if comment:
             elements.append((wire.TAG_ERROR_COMMENT, comment[:64]))
         command = wire.encode_command(elements)

@@ -21,10 +21,6 @@ from typing import Any
 from . import wire
 
 RESPONSES = {0x8020: "C_FIND", 0x8021: "C_MOVE", 0x8010: "C_GET"}
-TAG_REMAINING = 0x00001020
-TAG_COMPLETED = 0x00001021
-TAG_FAILED = 0x00001022
-TAG_WARNING = 0x00001023
 _TRACE_NAMES = {0x8020: "C-FIND-RSP", 0x8021: "C-MOVE-RSP", 0x8010: "C-GET-RSP"}
 
 
@@ -41,10 +37,10 @@ class Response:
         self.Status = wire.command_us(command, wire.TAG_STATUS)
         self.Identifier = BytesIO(dataset) if dataset is not None else None
         self.ErrorComment = wire.command_str(command, wire.TAG_ERROR_COMMENT)
-        self.NumberOfRemainingSuboperations = wire.command_us(command, TAG_REMAINING)
-        self.NumberOfCompletedSuboperations = wire.command_us(command, TAG_COMPLETED)
-        self.NumberOfFailedSuboperations = wire.command_us(command, TAG_FAILED)
-        self.NumberOfWarningSuboperations = wire.command_us(command, TAG_WARNING)
+        self.NumberOfRemainingSuboperations = wire.command_us(command, wire.TAG_REMAINING)
+        self.NumberOfCompletedSuboperations = wire.command_us(command, wire.TAG_COMPLETED)
+        self.NumberOfFailedSuboperations = wire.command_us(command, wire.TAG_FAILED)
+        self.NumberOfWarningSuboperations = wire.command_us(command, wire.TAG_WARNING)
 
 
 class ResponseReader:
