@@ -17,12 +17,14 @@ Services
     ``send(peer, items, options, retries, jobs, decompress)`` yields one record per file;
     ``StorageSCP(...)`` receives instances (``listen``, and C-MOVE destinations);
     ``commit(peer, items, options, batch, wait, port)`` yields Storage Commitment records,
-    ``CommitmentSCP(...)`` answers Storage Commitment requests (``commitment.py``).
+    ``CommitmentSCP(...)`` answers Storage Commitment requests (``commitment/``: inputs, exchange, scu, scp);
+    ``server.Listener`` is the whole ``listen`` node (storage, Q/R, worklist, commitment) in one object.
 Words
     ``status.describe(code, service)``, ``status.status_fields(...)``,
     ``dcmtools.stream.records.ErrorCode`` (the stable error codes, network ones included), ``trace.Tracer`` (``--trace``).
 
-``transport.py`` explains what was changed under pynetdicom and why.  Nothing
+``transport.py`` explains what was changed under pynetdicom and why; ``seam.py`` is the only
+module that touches pynetdicom internals (tests/test_pynetdicom_contract.py checks them).  Nothing
 here is imported by the CLI modules at import time (they import it inside the
 command function).
 """

@@ -91,7 +91,7 @@ def quiet_pynetdicom(debug: bool = False) -> None:
 
 def make_ae(options: NetOptions, peer: Peer | None = None):
     """A ``DcmtoolsAE`` with the timeouts and maximum PDU of ``options``."""
-    from .transport import DcmtoolsAE
+    from .acceptor import DcmtoolsAE
 
     ae = DcmtoolsAE(ae_title=check_aet(options.calling_aet, "calling AE title (--aet)"))
     timeout = options.timeout_for(peer)

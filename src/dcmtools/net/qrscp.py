@@ -228,8 +228,6 @@ class QueryRetrieveSCP:
 
     # -- C-MOVE
     def _move(self, assoc: Any, msg: Any, context_id: int) -> None:
-        from pynetdicom.dimse_primitives import C_MOVE
-
         from . import seam
 
         context = _context(assoc, context_id)
@@ -239,21 +237,7 @@ class QueryRetrieveSCP:
         counts = _Counts()
 
         def respond(status: int, comment: str | None = None, failed: list[str] | None = None) -> None:
-            rsp = C_MOVE()
-            rsp.MessageIDBeingRespondedTo = msg.MessageID
-            rsp.AffectedSOPClassUID = msg.AffectedSOPClassUID
-            rsp.Status = status
-            if describe(status, "move")[0] == "pending" or status == 0xFE00:
-                rsp.NumberOfRemainingSuboperations = counts.remaining
-            if status != 0xA801 and status != 0xA900:
-                rsp.NumberOfCompletedSuboperations = counts.completed
-                rsp.NumberOfFailedSuboperations = counts.failed
-                rsp.NumberOfWarningSuboperations = counts.warning
-            if comment:
-                rsp.ErrorComment = comment[:64]
-            if failed:
-                rsp.Identifier = BytesIO(_failed_list(failed, ts))
-            seam.send_dimse(assoc, rsp, context_id)
+            seam.send_dimse(assoc, _move_rsp(msg, ts, counts, status, comment, failed), context_id)
 
         instances, level, problem = self._instances(msg, ts, record)
         if problem:
@@ -642,6 +626,27 @@ class _Replier:
 
 C_FIND_RSP = 0x8020
 _RSP_NAMES = {0x8020: "C-FIND-RSP", 0x8010: "C-GET-RSP", 0x8021: "C-MOVE-RSP"}
+
+
+def _move_rsp(msg: Any, ts: str, counts: _Counts, status: int, comment: str | None, failed: list[str] | None) -> Any:
+    """A C-MOVE-RSP to ``msg`` with the sub-operation counts its status calls for."""
+    from pynetdicom.dimse_primitives import C_MOVE
+
+    rsp = C_MOVE()
+    rsp.MessageIDBeingRespondedTo = msg.MessageID
+    rsp.AffectedSOPClassUID = msg.AffectedSOPClassUID
+    rsp.Status = status
+    if describe(status, "move")[0] == "pending" or status == 0xFE00:
+        rsp.NumberOfRemainingSuboperations = counts.remaining
+    if status != 0xA801 and status != 0xA900:
+        rsp.NumberOfCompletedSuboperations = counts.completed
+        rsp.NumberOfFailedSuboperations = counts.failed
+        rsp.NumberOfWarningSuboperations = counts.warning
+    if comment:
+        rsp.ErrorComment = comment[:64]
+    if failed:
+        rsp.Identifier = BytesIO(_failed_list(failed, ts))
+    return rsp
 
 
 def _context(assoc: Any, context_id: int) -> Any:

@@ -135,7 +135,7 @@ def storage_contexts() -> list[Any]:
     from .seam import ALL_TRANSFER_SYNTAXES
 
     # Which one is accepted in a proposed context is the requestor's first choice
-    # (transport.negotiate_requestor_order), not this list's order.
+    # (acceptor.negotiate_requestor_order), not this list's order.
     syntaxes = list(dict.fromkeys([*ALL_TRANSFER_SYNTAXES, *[str(ts) for ts in AllTransferSyntaxes]]))
     contexts = [build_context("1.2.840.10008.1.1", syntaxes)]
     for cx in AllStoragePresentationContexts:
@@ -329,8 +329,8 @@ class StorageSCP:
         assoc.dul.serve_limits(self._ae.maximum_pdu_size, self.assoc_timeout, self.pdu_timeout, self._dropped)
 
     def _gate(self, assoc: Any) -> Any:
-        """Access control and association slots, at the A-ASSOCIATE-RQ (see ``transport.GatedServer``)."""
-        from .transport import Rejection
+        """Access control and association slots, at the A-ASSOCIATE-RQ (see ``acceptor.GatedServer``)."""
+        from .acceptor import Rejection
 
         rq = assoc.requestor.primitive
         calling = (rq.calling_ae_title or "").strip()

@@ -15,7 +15,7 @@ How it works:
   context the open association did not propose gets a new association; so does
   one that would need more than 128 contexts (split).
 * A file whose own transfer syntax was accepted goes out as it is: its
-  dataset bytes are streamed from the file (``transport.store_exchange``).
+  dataset bytes are streamed from the file (``exchange.store_exchange``).
   Otherwise, when the peer accepted an uncompressed syntax for its SOP class,
   it is decoded with pydicom (+pylibjpeg for compressed pixel data) and
   re-encoded; the record then says ``"decompressed": true`` (or
@@ -246,7 +246,7 @@ class Sender:
                 return error_record("file", error, **base, transfer_syntax=head.transfer_syntax)
             self.message_id = self.message_id % 65535 + 1
             command = wire.store_rq(self.message_id, head.sop_class, head.sop_instance, self.priority, self.move_originator)
-            from .transport import ExchangeError, store_exchange
+            from .exchange import ExchangeError, store_exchange
 
             try:
                 try:
