@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 from pathlib import Path
 
 import migrate_data as D
 from peers import dcmtools, free_port
 from qrpeers import orthanc, records
+
+
+pytestmark = pytest.mark.peer
 
 ME = {"me": ("DCMTOOLS", free_port())}
 

@@ -16,6 +16,9 @@ import migrate_data as D
 from peers import REPO, dcmtools, free_port, running
 from qrpeers import dcmqrscp, listen, orthanc, peers_toml, records
 
+
+pytestmark = pytest.mark.peer
+
 ME = {"me": ("DCMTOOLS", free_port())}  # Orthanc answers C-FIND only to the AE titles it knows
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TCP_NODELAY": "1"}
 

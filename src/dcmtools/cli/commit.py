@@ -1,28 +1,12 @@
 """``dcmtools commit``: Storage Commitment (Push Model SCU): does the archive keep these instances?"""
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from .application import app
 from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, QuietOpt
-from .netopts import (
-    PEERS_EPILOG,
-    AetOpt,
-    MaxPduOpt,
-    PeerArg,
-    PeersOpt,
-    TimeoutOpt,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsInsecureOpt,
-    TlsKeyOpt,
-    TlsServerNameOpt,
-    TlsOpt,
-    TraceOpt,
-    net_options,
-    report_fatal,
-)
+from .netopts import PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
 
 _EPILOG = """\b
 Records: one per input (type "commitment"): path (when a file or a record
@@ -90,6 +74,7 @@ def _human_formatter():
 
 
 @app.command("commit", epilog=_EPILOG + "\n\n" + PEERS_EPILOG)
+@client_options
 def commit_command(
     peer: PeerArg,
     inputs: InputsArg = None,
@@ -103,23 +88,13 @@ def commit_command(
                      min=0),
     ] = 60.0,
     port: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--port", "-p", metavar="PORT",
                      help="Also listen on PORT (as --aet) for reports the archive sends on a new association.",
                      min=1, max=65535, show_default=False),
     ] = None,
     bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="Address to listen on with --port ('' = all).")] = "",
-    aet: AetOpt = None,
-    timeout: TimeoutOpt = None,
-    max_pdu: MaxPduOpt = None,
-    peers: PeersOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    tls_insecure: TlsInsecureOpt = False,
-    tls_server_name: TlsServerNameOpt = None,
-    trace: TraceOpt = False,
+    net: NetArgs = NetArgs(),
     files_from: FilesFromOpt = None,
     null: NullOpt = False,
     json: JsonOpt = None,
@@ -146,16 +121,14 @@ def commit_command(
     """
     with CommandRun("commit", json_mode=json, human=_human_formatter(), debug=debug, quiet=quiet) as run:
         from ..net.commitment import CommitmentSCU
-        from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
-        from .netopts import resolve_peer
+        from ..stream.records import ErrorCode, ExitStatus
 
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
-                              tls_insecure, tls_server_name)
-        remote = resolve_peer(peer, peers, options)
+        options = net.options(run.debug)
+        remote = net.peer(peer, options)
         items = run.inputs(inputs, files_from, null)
         scu = CommitmentSCU(remote, options, batch=batch, wait=wait, port=port, bind=bind)
         counts = {"committed": 0, "not_committed": 0, "pending": 0, "not_requested": 0}
-        try:
+        with fatal_as_record(run, "association", peer=str(remote)):
             for record in run.progress(scu.run(items), unit="instance"):
                 run.write(record)
                 state = record.get("state")
@@ -163,10 +136,6 @@ def commit_command(
                     counts[state] += 1
                 elif record.get("ok") is False:
                     counts["not_committed"] += 1
-        except DcmtoolsError as exc:
-            if exc.exit_status == ExitStatus.USAGE:
-                raise
-            report_fatal(run, exc, "association", peer=str(remote))
         if scu.fault is not None:
             run.writer.fail(scu.fault.exit_status)
         elif run.writer.error_codes and set(run.writer.error_codes) == {ErrorCode.COMMIT_PENDING}:

@@ -7,24 +7,7 @@ import typer
 from ..stream.records import human_failure
 from .application import app
 from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
-from .netopts import (
-    EXIT_STATUS_EPILOG,
-    PEERS_EPILOG,
-    AetOpt,
-    MaxPduOpt,
-    PeerArg,
-    PeersOpt,
-    TimeoutOpt,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsInsecureOpt,
-    TlsKeyOpt,
-    TlsServerNameOpt,
-    TlsOpt,
-    TraceOpt,
-    net_options,
-    report_fatal,
-)
+from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
 from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
 
 
@@ -40,21 +23,12 @@ def _human(record: dict[str, Any]) -> str | None:
 
 
 @app.command("echo", epilog=PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG + "\n\n" + WEB_EPILOG)
+@client_options
 def echo_command(
     peer: PeerArg,
     count: Annotated[int, typer.Option("--count", "-c", metavar="N", help="Number of C-ECHOs (one association).", min=1)] = 1,
     interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", help="Pause between C-ECHOs.", min=0)] = 0.0,
-    aet: AetOpt = None,
-    timeout: TimeoutOpt = None,
-    max_pdu: MaxPduOpt = None,
-    peers: PeersOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    tls_insecure: TlsInsecureOpt = False,
-    tls_server_name: TlsServerNameOpt = None,
-    trace: TraceOpt = False,
+    net: NetArgs = NetArgs(),
     json: JsonOpt = None,
     quiet: QuietOpt = False,
     token: TokenOpt = None,
@@ -78,22 +52,14 @@ def echo_command(
       dcmtools echo https://pacs.example.org/dicom-web --user alice --password-file ~/.pacs-password
     """
     with CommandRun("echo", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
-        if is_web(peer, peers):  # DICOMweb: a QIDO-RS request (cli/webpeer.py)
+        if is_web(peer, net.peers):  # DICOMweb: a QIDO-RS request (cli/webpeer.py)
             from . import webpeer
 
-            return webpeer.echo(run, webpeer.session(peer, peers, token=token, token_file=token_file, user=user, password_file=password_file,
-                                       tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, timeout=timeout, debug=run.debug, tls_insecure=tls_insecure), count, interval)
+            return webpeer.echo(run, webpeer.session_for(peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file), count, interval)
         from ..net import echo
-        from ..stream.records import DcmtoolsError
-        from .netopts import resolve_peer
 
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
-                              tls_insecure, tls_server_name)
-        remote = resolve_peer(peer, peers, options)
-        try:
+        options = net.options(run.debug)
+        remote = net.peer(peer, options)
+        with fatal_as_record(run, "echo", peer=str(remote)):
             for record in echo(remote, options, count=count, interval=interval):
                 run.write(record)
-        except DcmtoolsError as exc:
-            if exc.exit_status == 2:
-                raise
-            report_fatal(run, exc, "echo", peer=str(remote))

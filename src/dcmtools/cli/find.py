@@ -1,42 +1,24 @@
 """``dcmtools find``: C-FIND a PACS; one record per match, a table on a terminal."""
 
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..stream.records import human_failure
 from .application import app
 from .common import CommandRun, DebugOpt, FlatOpt, JsonOpt, QuietOpt
-from .netopts import (
-    EXIT_STATUS_EPILOG,
-    PEERS_EPILOG,
-    AetOpt,
-    MaxPduOpt,
-    PeerArg,
-    PeersOpt,
-    TimeoutOpt,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsInsecureOpt,
-    TlsKeyOpt,
-    TlsServerNameOpt,
-    TlsOpt,
-    TraceOpt,
-    net_options,
-    report_fatal,
-    resolve_peer,
-)
+from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record, write_query
 from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
 
 KeyOpt = Annotated[
-    Optional[List[str]],
+    list[str] | None,
     typer.Option("--key", "-k", metavar="KEY[=VALUE]",
                  help="A query key: Keyword or gggg,eeee, =VALUE to match (wildcards * ?, ranges A-B, "
                       "UID lists a\\b), no value to have it returned; Seq[0].Keyword=VALUE inside a sequence. "
                       "Repeatable.", show_default=False),
 ]
 LimitOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option("--limit", metavar="N", min=1, help="Stop after N matches (the query is cancelled with C-CANCEL)."),
 ]
 NoDefaultsOpt = Annotated[
@@ -197,39 +179,30 @@ def _sop_class_name(uid: Any) -> str:
 
 
 @app.command("find", epilog=FIND_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG + "\n\n" + WEB_EPILOG)
+@client_options
 def find_command(
     peer: PeerArg,
     key: KeyOpt = None,
     level: Annotated[str, typer.Option("--level", "-L", metavar="LEVEL",
                                        help="patient, study, series or image.")] = "study",
-    model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="MODEL",
+    model: Annotated[str | None, typer.Option("--model", "-m", metavar="MODEL",
                                                  help="Information model: patient or study root [default: study; "
                                                       "patient at the patient level].", show_default=False)] = None,
-    patient: Annotated[Optional[str], typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")] = None,
-    patient_id: Annotated[Optional[str], typer.Option("--patient-id", metavar="ID", help="Patient ID.")] = None,
-    date: Annotated[Optional[str], typer.Option("--date", metavar="DATE", help="Study date or range (today, 20240101-20240131 ...).")] = None,
-    modality: Annotated[Optional[str], typer.Option("--modality", metavar="MOD", help="Modality (CT, MR, CR ...).")] = None,
-    accession: Annotated[Optional[str], typer.Option("--accession", metavar="NUMBER", help="Accession number.")] = None,
+    patient: Annotated[str | None, typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")] = None,
+    patient_id: Annotated[str | None, typer.Option("--patient-id", metavar="ID", help="Patient ID.")] = None,
+    date: Annotated[str | None, typer.Option("--date", metavar="DATE", help="Study date or range (today, 20240101-20240131 ...).")] = None,
+    modality: Annotated[str | None, typer.Option("--modality", metavar="MOD", help="Modality (CT, MR, CR ...).")] = None,
+    accession: Annotated[str | None, typer.Option("--accession", metavar="NUMBER", help="Accession number.")] = None,
     limit: LimitOpt = None,
     no_defaults: NoDefaultsOpt = False,
     walk: Annotated[bool, typer.Option("--walk/--no-walk", help="Walk down when a hierarchical peer refuses a series or image query.")] = True,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Leave out matches that contradict a key.")] = True,
-    queries_from: Annotated[Optional[str], typer.Option(
+    queries_from: Annotated[str | None, typer.Option(
         "--queries-from", metavar="FILE",
         help="Many queries, one association: a CSV whose header names the keys, or JSON Lines of keys "
              "('-' reads stdin). Each match is tagged with its query.")] = None,
     flat: FlatOpt = False,
-    aet: AetOpt = None,
-    timeout: TimeoutOpt = None,
-    max_pdu: MaxPduOpt = None,
-    peers: PeersOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    tls_insecure: TlsInsecureOpt = False,
-    tls_server_name: TlsServerNameOpt = None,
-    trace: TraceOpt = False,
+    net: NetArgs = NetArgs(),
     json: JsonOpt = None,
     quiet: QuietOpt = False,
     token: TokenOpt = None,
@@ -254,47 +227,35 @@ def find_command(
       dcmtools find pacs --queries-from accessions.csv -k StudyDescription
     """
     with CommandRun("find", json_mode=json, human=table_human(_COLUMNS), debug=debug, quiet=quiet) as run:
-        from ..net import keys as K
+        from ..net.keys import DEFAULT_KEYS, choose_model, identifier_from, normalize_level, parse_keys, shortcut_keys
         from ..net.query import Finder
         from ..stream.records import DcmtoolsError
 
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
-                              tls_insecure, tls_server_name)
+        options = net.options(run.debug)
         try:
-            query_level = K.normalize_level(level)
-            query_model = K.choose_model(query_level, model)
-            texts = K.shortcut_keys(query_level, patient=patient, patient_id=patient_id, date=date,
+            query_level = normalize_level(level)
+            query_model = choose_model(query_level, model)
+            texts = shortcut_keys(query_level, patient=patient, patient_id=patient_id, date=date,
                                     modality=modality, accession=accession) + list(key or [])
-            identifier = K.identifier_from(K.parse_keys(texts), () if no_defaults else K.DEFAULT_KEYS[query_level],
+            identifier = identifier_from(parse_keys(texts), () if no_defaults else DEFAULT_KEYS[query_level],
                                            query_level)
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None
-        if is_web(peer, peers):  # DICOMweb: QIDO-RS (cli/webpeer.py)
+        if is_web(peer, net.peers):  # DICOMweb: QIDO-RS (cli/webpeer.py)
             from . import webpeer
 
-            return webpeer.find(run, webpeer.session(peer, peers, token=token, token_file=token_file, user=user, password_file=password_file,
-                                       tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, timeout=timeout, debug=run.debug, tls_insecure=tls_insecure),
+            return webpeer.find(run, webpeer.session_for(peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file),
                                 identifier, query_level, limit, flat)
-        remote = resolve_peer(peer, peers, options)
+        remote = net.peer(peer, options)
         if queries_from is not None:
             if limit is not None:
                 raise typer.BadParameter("--limit applies to one query, not to --queries-from", param_hint="--limit")
             _many(run, remote, identifier, options, query_level, query_model, walk, check, flat, queries_from)
             return
         finder = Finder(remote, identifier, options, query_level, query_model, limit, walk, check, flat)
-        stream = finder.run()
         try:
-            for record in stream:
-                run.write(record)
-        except KeyboardInterrupt:
-            finder.interrupt()  # C-CANCEL, then the interrupt goes on (exit 130)
-            raise
-        except DcmtoolsError as exc:
-            if exc.exit_status == 2:
-                raise
-            report_fatal(run, exc, "query", peer=str(remote))
+            write_query(run, finder, "query", remote)
         finally:
-            stream.close()
             run.summary_extra.update(_summary(finder))
             if finder.dropped and not quiet:
                 keys = ", ".join(f"{k} ({n})" for k, n in finder.dropped_keys.items())
@@ -311,7 +272,6 @@ def _many(run: Any, remote: Any, identifier: dict[str, Any], options: Any, level
     import sys
 
     from ..net.query import find_many, read_queries
-    from ..stream.records import DcmtoolsError
 
     try:
         stream = sys.stdin if source == "-" else open(source, encoding="utf-8-sig", newline="")
@@ -319,13 +279,10 @@ def _many(run: Any, remote: Any, identifier: dict[str, Any], options: Any, level
         raise typer.BadParameter(f"cannot read {source}: {exc.strerror or exc}", param_hint="--queries-from") from None
     stats: dict[str, int] = {}
     try:
-        for record in find_many(remote, identifier, read_queries(stream), options, level=level, model=model,
-                                walk=walk, check=check, flat=flat, stats=stats):
-            run.write(record)
-    except DcmtoolsError as exc:
-        if exc.exit_status == 2:
-            raise
-        report_fatal(run, exc, "query", peer=str(remote))
+        with fatal_as_record(run, "query", peer=str(remote)):
+            for record in find_many(remote, identifier, read_queries(stream), options, level=level, model=model,
+                                    walk=walk, check=check, flat=flat, stats=stats):
+                run.write(record)
     finally:
         if stream is not sys.stdin:
             stream.close()

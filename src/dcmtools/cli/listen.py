@@ -1,25 +1,15 @@
 """``dcmtools listen``: the built-in storage SCP: receive, store atomically, print what arrives;
 and answer queries, retrieves, worklist queries and Storage Commitment requests over what it stored."""
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from .application import app
 from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
-from .netopts import (
-    MaxPduOpt,
-    PeersOpt,
-    TimeoutOpt,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsKeyOpt,
-    TlsOpt,
-    TraceOpt,
-    net_options,
-)
+from .netopts import MaxPduOpt, PeersOpt, TimeoutOpt, TlsCaOpt, TlsCertOpt, TlsKeyOpt, TlsOpt, TraceOpt, net_options
 
 _EPILOG = """\b
 Stored files (atomically: written under a temporary name, then moved):
@@ -128,7 +118,7 @@ had failed sub-operations), 2 usage error, 3 the port cannot be opened, 130
 stopped with Ctrl-C."""
 
 
-class CommitReport(str, Enum):
+class CommitReport(StrEnum):
     """How Storage Commitment reports go back (see --commit-report)."""
 
     auto = "auto"
@@ -207,18 +197,18 @@ def _human_service(record: dict[str, Any]) -> str:
 @app.command("listen", epilog=_EPILOG)
 def listen_command(
     port: Annotated[int, typer.Option("--port", "-p", metavar="PORT", help="TCP port to listen on.", min=0, max=65535)] = 11112,
-    aet: Annotated[Optional[str], typer.Option("--aet", metavar="AET", help="Our AE title [env DCMTOOLS_AET; default DCMTOOLS].", show_default=False)] = None,
+    aet: Annotated[str | None, typer.Option("--aet", metavar="AET", help="Our AE title [env DCMTOOLS_AET; default DCMTOOLS].", show_default=False)] = None,
     store_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--store-dir", "-d", metavar="DIR", help="Store received instances under DIR (see below); without it they are received and acknowledged, not stored."),
     ] = None,
-    count: Annotated[Optional[int], typer.Option("--count", "-c", metavar="N", help="Stop after N instances.", min=1)] = None,
+    count: Annotated[int | None, typer.Option("--count", "-c", metavar="N", help="Stop after N instances.", min=1)] = None,
     idle_timeout: Annotated[
-        Optional[float], typer.Option("--idle-timeout", metavar="SECONDS", help="Stop after SECONDS without any association.", min=0.001)
+        float | None, typer.Option("--idle-timeout", metavar="SECONDS", help="Stop after SECONDS without any association.", min=0.001)
     ] = None,
     bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="Address to listen on (default: every interface; 127.0.0.1 for this machine only).")] = "",
     allow: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--allow", metavar="SPEC",
                      help="Admit only this caller (repeatable): a peers-file name, AET@HOST, or AET; it may use every service."),
     ] = None,
@@ -233,7 +223,7 @@ def listen_command(
         float, typer.Option("--pdu-timeout", metavar="SECONDS", help="Drop an association whose next PDU has not arrived whole within SECONDS.", min=0.001)
     ] = 60.0,
     worklist_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--worklist-dir", "-w", metavar="DIR", help="Answer Modality Worklist queries from the items in DIR (.wl, .json)."),
     ] = None,
     reindex: Annotated[bool, typer.Option("--reindex", help="Rebuild the index of --store-dir from its files before starting.")] = False,
@@ -249,7 +239,7 @@ def listen_command(
         float, typer.Option("--commit-delay", metavar="SECONDS", help="Wait this long before sending a commitment report.", min=0)
     ] = 0.0,
     commit_report_to: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--commit-report-to", metavar="PEER",
                      help="Where reports on a new association go (AET@HOST:PORT or a peers-file name) "
                           "[default: the peers-file entry with the requester's AE title].", show_default=False),
@@ -283,105 +273,38 @@ def listen_command(
       dcmtools listen -d archive/ --bind 127.0.0.1 --allow WORKSTATION@127.0.0.1
     """
     with CommandRun("listen", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
-        import os
         import signal
         import threading
 
-        from ..net import StorageSCP
-        from ..net.commitment import CommitmentSCP
-        from ..net.scp import storage_contexts
+        from ..net.access import Access
+        from ..net.server import Listener
         from .netopts import resolve_peer
 
         options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
-        from ..net.access import Access
-
         if allow_any and allow:
             raise typer.BadParameter("give either --allow or --allow-any", param_hint="--allow-any")
         access = Access(allow, allow_any=allow_any, peers_file=peers)
         if allow_any:
             run.warn("--allow-any: every caller on the network may query and retrieve what is stored here")
         report_to = resolve_peer(commit_report_to, peers, options) if commit_report_to else None
-        lock = threading.Lock()
+        lock = threading.Lock()  # records come from the SCPs' threads
 
         def on_record(record: dict[str, Any]) -> None:
             with lock:
                 run.write(record)
 
-        qr = None
-        if store_dir is not None or worklist_dir is not None:
-            from ..net.qrscp import QueryRetrieveSCP
-
-            index = None
-            if store_dir is not None:
-                from ..net.index import StoreIndex, index_path
-
-                where = index_path(os.fspath(store_dir))
-
-                def on_rebuilt(count: int, seconds: float) -> None:
-                    if count or reindex:  # nothing to say about a new, empty store
-                        on_record({"type": "index", "path": where, "instances": count, "rebuilt": True,
-                                   "seconds": round(seconds, 3)})
-
-                # A rebuild runs in the background: instances are received meanwhile, queries wait for it.
-                index = StoreIndex(os.fspath(store_dir), rebuild=reindex, background=True, on_rebuilt=on_rebuilt)
-                if not index.needs_rebuild and index.count():
-                    run.write({"type": "index", "path": where, "instances": index.count(), "rebuilt": False,
-                               "journaled": index.replayed,
-                               "seconds": 0.0})
-            qr = QueryRetrieveSCP(index, aet=options.calling_aet, options=options,
-                                  worklist_dir=os.fspath(worklist_dir) if worklist_dir is not None else None,
-                                  peers_file=peers, on_record=on_record)
-        commitment = CommitmentSCP(
-            qr.index if qr is not None else None,
-            options,
-            report=commit_report.value,
-            delay=commit_delay,
-            report_to=report_to,
-            peers_file=peers,
-            on_record=on_record,
-        )
-        scp = StorageSCP(
-            os.fspath(store_dir) if store_dir is not None else None,
-            aet=options.calling_aet,
-            port=port,
-            host=bind,
-            options=options,
-            on_record=on_record,
-            on_stored=qr.stored if qr is not None and qr.index is not None else None,
-            access=access,
-            max_associations=max_associations,
-            assoc_timeout=assoc_timeout,
-            pdu_timeout=pdu_timeout,
-            overwrite=overwrite,
-            tls=options.tls,
-            contexts=(qr.contexts() if qr is not None else storage_contexts()) + commitment.contexts(),
-            evt_handlers=(qr.handlers() if qr is not None else []) + commitment.handlers(),
-        )
-        stop = threading.Event()
+        node = Listener(options, port=port, bind=bind, store_dir=store_dir, worklist_dir=worklist_dir, access=access,
+                        peers_file=peers, reindex=reindex, overwrite=overwrite, max_associations=max_associations,
+                        assoc_timeout=assoc_timeout, pdu_timeout=pdu_timeout, commit_report=commit_report.value,
+                        commit_delay=commit_delay, commit_report_to=report_to, on_record=on_record)
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: node.stop_soon())
         grace = 0.0
-
-        def on_term(signum: int, frame: Any) -> None:
-            stop.set()
-            with scp._cond:
-                scp._cond.notify_all()
-
-        previous = signal.signal(signal.SIGTERM, on_term)
-        scp.start()
+        node.start()
         try:
-            with lock:
-                run.write({"type": "listening", "port": scp.port, "aet": scp.aet,
-                           "store_dir": os.fspath(store_dir) if store_dir is not None else None,
-                           "access": access.describe(), "max_associations": max_associations,
-                           "removed_part_files": getattr(scp, "removed_parts", 0)})
-            while not stop.is_set():
-                why = scp.wait(count=count, idle_timeout=idle_timeout, timeout=0.5)
-                if why in ("count", "idle"):
-                    break
+            on_record(node.listening_record())
+            node.serve_forever(count=count, idle_timeout=idle_timeout)
             grace = 10.0  # let the sender release the association it is on (not on Ctrl-C)
         finally:
-            commitment.close(timeout=commit_delay + grace if grace else 0.5)  # reports still going out
-            scp.stop(grace)
+            node.stop(grace)
             signal.signal(signal.SIGTERM, previous)
-            if qr is not None and qr.index is not None:
-                qr.index.close()
-        run.summary_extra.update({"instances": scp.instances, "port": scp.port})
+        run.summary_extra.update({"instances": node.instances, "port": node.port})

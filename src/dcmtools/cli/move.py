@@ -2,7 +2,7 @@
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -10,25 +10,7 @@ from ..stream.records import human_failure
 from .application import app
 from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
 from .find import KeyOpt
-from .netopts import (
-    EXIT_STATUS_EPILOG,
-    PEERS_EPILOG,
-    AetOpt,
-    MaxPduOpt,
-    PeerArg,
-    PeersOpt,
-    TimeoutOpt,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsInsecureOpt,
-    TlsKeyOpt,
-    TlsServerNameOpt,
-    TlsOpt,
-    TraceOpt,
-    net_options,
-    report_fatal,
-    resolve_peer,
-)
+from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
 from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
 
 MOVE_EPILOG = """\b
@@ -83,37 +65,28 @@ def _human(record: dict[str, Any]) -> str | None:
 
 
 @app.command("move", epilog=MOVE_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG + "\n\n" + WEB_EPILOG)
+@client_options
 def move_command(
     peer: PeerArg,
-    records: Annotated[Optional[str], typer.Argument(metavar="[-]", help="'-' reads the records of 'dcmtools find' from stdin "
+    records: Annotated[str | None, typer.Argument(metavar="[-]", help="'-' reads the records of 'dcmtools find' from stdin "
                                                     "(the default when stdin is piped and no -k is given).",
                                                     show_default=False)] = None,
     key: KeyOpt = None,
-    level: Annotated[Optional[str], typer.Option("--level", "-L", metavar="LEVEL",
+    level: Annotated[str | None, typer.Option("--level", "-L", metavar="LEVEL",
                                                  help="patient, study, series or image (for -k keys; piped records "
                                                       "keep their own unless given) [default: study].",
                                                  show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", metavar="MODEL",
+    model: Annotated[str | None, typer.Option("--model", "-m", metavar="MODEL",
                                                  help="patient or study root [default: the record's, else study; "
                                                       "patient at the patient level].", show_default=False)] = None,
-    dest: Annotated[Optional[str], typer.Option("--dest", metavar="AET", help="Move to this AE title (a third node) instead of to ourselves.")] = None,
+    dest: Annotated[str | None, typer.Option("--dest", metavar="AET", help="Move to this AE title (a third node) instead of to ourselves.")] = None,
     get: Annotated[bool, typer.Option("--get", help="Use C-GET: receive on our own association (no port, no registration).")] = False,
     port: Annotated[int, typer.Option("--port", "-p", metavar="PORT", min=0, max=65535,
                                       help="Port of our storage SCP for C-MOVE to ourselves.")] = 11112,
     store_dir: Annotated[Path, typer.Option("--store-dir", "-d", metavar="DIR", help="Where received instances are stored.")] = Path("."),
     bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="Address our storage SCP listens on ('' = all).")] = "",
     overwrite: OverwriteOpt = False,
-    aet: AetOpt = None,
-    timeout: TimeoutOpt = None,
-    max_pdu: MaxPduOpt = None,
-    peers: PeersOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    tls_insecure: TlsInsecureOpt = False,
-    tls_server_name: TlsServerNameOpt = None,
-    trace: TraceOpt = False,
+    net: NetArgs = NetArgs(),
     json: JsonOpt = None,
     quiet: QuietOpt = False,
     token: TokenOpt = None,
@@ -133,7 +106,6 @@ def move_command(
       dcmtools move pacs -k StudyInstanceUID=1.2.840.113619.2.55.3 --store-dir out/
       dcmtools move pacs -k PatientID=VET042 --level patient --get -d out/
       dcmtools find pacs --date yesterday | dcmtools move pacs --dest WORKSTATION1
-      dcmtools find https://pacs.example.org/dicom-web --patient-id VET042 | dcmtools move https://pacs.example.org/dicom-web --get -d out/ -
     """
     with CommandRun("move", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         import os
@@ -150,7 +122,7 @@ def move_command(
         if not key and not read_stdin:
             raise typer.BadParameter("nothing to retrieve: give -k keys, or pipe the records of 'dcmtools find' (with '-')",
                                      param_hint="-k")
-        if is_web(peer, peers):  # DICOMweb: WADO-RS, always to us (cli/webpeer.py)
+        if is_web(peer, net.peers):  # DICOMweb: WADO-RS, always to us (cli/webpeer.py)
             from . import webpeer
 
             if dest:
@@ -160,22 +132,19 @@ def move_command(
             except DcmtoolsError as exc:
                 raise typer.BadParameter(str(exc)) from None
             piped = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
-            if not webpeer.get(run, webpeer.session(peer, peers, token=token, token_file=token_file, user=user, password_file=password_file,
-                                       tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, timeout=timeout, debug=run.debug,
-                                       tls_insecure=tls_insecure),
+            if not webpeer.get(run, webpeer.session_for(peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file),
                                _chain(asked, piped), os.fspath(store_dir), overwrite):
                 raise typer.BadParameter("nothing to retrieve: stdin held no records (pipe the output of 'dcmtools find')",
                                          param_hint="[-]")
             return
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
-                              tls_insecure, tls_server_name)
+        options = net.options(run.debug)
         try:
             requests: list[Any] = []
             if key:
                 requests.append(request_from_keys(level or "study", key, model))
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None
-        remote = resolve_peer(peer, peers, options)
+        remote = net.peer(peer, options)
         piped = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
         retriever = Retriever(remote, options, dest=dest, store_dir=os.fspath(store_dir), port=port, bind=bind,
                               get=get, model=model, overwrite=overwrite)
@@ -190,14 +159,11 @@ def move_command(
 
         results = retriever.run(every())
         try:
-            for record in results:
-                for name in totals:
-                    totals[name] += int(record.get(name) or 0)
-                run.write(record)
-        except DcmtoolsError as exc:
-            if exc.exit_status == 2:
-                raise
-            report_fatal(run, exc, "get" if get else "move", peer=str(remote))
+            with fatal_as_record(run, "get" if get else "move", peer=str(remote)):
+                for record in results:
+                    for name in totals:
+                        totals[name] += int(record.get(name) or 0)
+                    run.write(record)
         finally:
             results.close()  # after Ctrl-C: associations aborted, our storage SCP stopped
             run.summary_extra.update({"completed": totals["completed"], "failed_suboperations": totals["failed"],

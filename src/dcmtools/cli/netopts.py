@@ -1,20 +1,31 @@
 """Options shared by the network commands (echo, send, listen, find, move ...).
 
-A network command declares them and builds its ``NetOptions`` and ``Peer``:
+A client command (echo, send, find, move, worklist, commit, print) takes the
+eleven client options as one parameter, ``net: NetArgs``, and the decorator
+``client_options`` puts the options themselves in its signature, at that place:
 
-    def cmd(peer: PeerArg, aet: AetOpt = None, timeout: TimeoutOpt = None, max_pdu: MaxPduOpt = None,
-            peers: PeersOpt = None, tls: TlsOpt = False, tls_ca: TlsCaOpt = None, tls_cert: TlsCertOpt = None,
-            tls_key: TlsKeyOpt = None, trace: TraceOpt = False, ...):
+    @app.command("echo")
+    @client_options
+    def echo_command(peer: PeerArg, net: NetArgs = NetArgs(), json: JsonOpt = None, ...):
         with CommandRun(...) as run:
-            net = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
-            remote = resolve_peer(peer, peers, net)
+            options = net.options(run.debug)
+            remote = net.peer(peer, options)
+            with fatal_as_record(run, "echo", peer=str(remote)):
+                ...
 
-Importing this module does not import pydicom or pynetdicom.
+``fatal_as_record`` turns a fatal ``DcmtoolsError`` into its record and exit
+status, the same way in every network command.  Importing this module does not
+import pydicom or pynetdicom.
 """
 
+import functools
+import inspect
 import os
 import sys
-from typing import Annotated, Any, Optional
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -27,22 +38,22 @@ PeerArg = Annotated[
     ),
 ]
 AetOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--aet", metavar="AET", help="Our calling AE title [env DCMTOOLS_AET; default DCMTOOLS].", show_default=False),
 ]
 TimeoutOpt = Annotated[
-    Optional[float],
+    float | None,
     typer.Option("--timeout", metavar="SECONDS",
                  help="Time allowed to connect, to open or close the association, and for each reply [default 30].",
                  show_default=False, min=0.001),
 ]
 MaxPduOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option("--max-pdu", metavar="BYTES", help="Largest PDU we accept (0 = no limit) [default 262144].",
                  show_default=False, min=0),
 ]
 PeersOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--peers", metavar="FILE",
                  help="Peers file (TOML) naming peers [env DCMTOOLS_PEERS; default ~/.config/dcmtools/peers.toml].",
                  show_default=False),
@@ -53,19 +64,19 @@ TlsOpt = Annotated[
                                "(implied by the other --tls-* options)."),
 ]
 TlsCaOpt = Annotated[
-    Optional[str], typer.Option("--tls-ca", metavar="FILE", help="CA certificates (PEM) to verify the other side with.")
+    str | None, typer.Option("--tls-ca", metavar="FILE", help="CA certificates (PEM) to verify the other side with.")
 ]
 TlsInsecureOpt = Annotated[
     bool,
     typer.Option("--tls-insecure", help="TLS without verifying the peer's certificate (for tests; warned on every run)."),
 ]
 TlsServerNameOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--tls-server-name", metavar="NAME",
                  help="The name the peer's certificate must carry, when not its host name (e.g. its AE title)."),
 ]
-TlsCertOpt = Annotated[Optional[str], typer.Option("--tls-cert", metavar="FILE", help="Our certificate (PEM).")]
-TlsKeyOpt = Annotated[Optional[str], typer.Option("--tls-key", metavar="FILE", help="Our private key (PEM).")]
+TlsCertOpt = Annotated[str | None, typer.Option("--tls-cert", metavar="FILE", help="Our certificate (PEM).")]
+TlsKeyOpt = Annotated[str | None, typer.Option("--tls-key", metavar="FILE", help="Our private key (PEM).")]
 TraceOpt = Annotated[
     bool, typer.Option("--trace", help="Print the association negotiation and the DIMSE messages to stderr.")
 ]
@@ -149,3 +160,96 @@ def report_fatal(run: Any, exc: Any, type_: str, **fields: Any) -> None:
     run.writer.fail(exc.exit_status)
     if run.json_mode:
         print(f"dcmtools {run.command}: {exc}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class NetArgs:
+    """The client options as given on the command line (see ``client_options``)."""
+
+    aet: str | None = None
+    timeout: float | None = None
+    max_pdu: int | None = None
+    peers: str | None = None
+    tls: bool = False
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_insecure: bool = False
+    tls_server_name: str | None = None
+    trace: bool = False
+
+    def options(self, debug: bool = False) -> Any:
+        """The ``dcmtools.net.NetOptions`` they make."""
+        return net_options(self.aet, self.timeout, self.max_pdu, self.tls, self.tls_ca, self.tls_cert, self.tls_key,
+                           self.trace, debug, self.tls_insecure, self.tls_server_name)
+
+    def peer(self, text: str, options: Any) -> Any:
+        """The ``Peer`` named on the command line (see ``resolve_peer``)."""
+        return resolve_peer(text, self.peers, options)
+
+
+# The option of each NetArgs field, in the order --help shows them.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "aet": AetOpt, "timeout": TimeoutOpt, "max_pdu": MaxPduOpt, "peers": PeersOpt, "tls": TlsOpt,
+    "tls_ca": TlsCaOpt, "tls_cert": TlsCertOpt, "tls_key": TlsKeyOpt, "tls_insecure": TlsInsecureOpt,
+    "tls_server_name": TlsServerNameOpt, "trace": TraceOpt,
+}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def client_options(func: F) -> F:
+    """Replace the command's ``net: NetArgs`` parameter by the client options (for typer),
+    and hand the command one ``NetArgs`` built from them."""
+    signature = inspect.signature(func)
+    defaults = {f.name: f.default for f in fields(NetArgs)}
+    options = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[name],
+                                 annotation=annotation) for name, annotation in _CLIENT_OPTIONS.items()]
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        parameters.extend(options if parameter.name == "net" else [parameter])
+    if len(parameters) == len(signature.parameters):
+        raise TypeError(f"{func.__name__} has no 'net: NetArgs' parameter")
+
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        net = NetArgs(**{name: kwargs.pop(name) for name in _CLIENT_OPTIONS})
+        return func(*args, net=net, **kwargs)
+
+    command.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    annotations = {k: v for k, v in func.__annotations__.items() if k != "net"}
+    command.__annotations__ = {**annotations, **_CLIENT_OPTIONS}
+    del command.__wrapped__  # typer must see the new signature, not the function's
+    return command  # type: ignore[return-value]
+
+
+@contextmanager
+def fatal_as_record(run: Any, type_: str | Callable[[Any], str], *, adapt: Callable[[Any], Any] | None = None,
+                    **fields_: Any) -> Iterator[None]:
+    """A ``DcmtoolsError`` that ends the run becomes its record and exit status (``report_fatal``);
+    a usage error (exit status 2) goes on to the CLI's usage handling.  ``type_`` is the record's
+    type, or a function of the error that gives it; ``adapt`` rewrites the error first (e.g. the
+    command's spelling of the options its message names)."""
+    from ..stream.records import DcmtoolsError, ExitStatus
+
+    try:
+        yield
+    except DcmtoolsError as exc:
+        if exc.exit_status == ExitStatus.USAGE:
+            raise
+        error = adapt(exc) if adapt is not None else exc
+        report_fatal(run, error, type_ if isinstance(type_, str) else type_(exc), **fields_)
+
+
+def write_query(run: Any, finder: Any, type_: str, remote: Any) -> None:
+    """Write the records of a ``dcmtools.net.query.Finder``; a fatal error becomes its record
+    (``fatal_as_record``); on Ctrl-C the query is cancelled (C-CANCEL) before the interrupt goes on."""
+    stream = finder.run()
+    try:
+        with fatal_as_record(run, type_, peer=str(remote)):
+            for record in stream:
+                run.write(record)
+    except KeyboardInterrupt:
+        finder.interrupt()  # C-CANCEL, then the interrupt goes on (exit 130)
+        raise
+    finally:
+        stream.close()

@@ -1,31 +1,14 @@
 """``dcmtools print``: lay images out on films and print them on a DICOM grayscale printer."""
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..stream.records import human_failure
 from .application import app
 from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, OverwriteOpt, QuietOpt
+from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
 from .spelling import spell, spell_error, spell_record, spelled_errors
-from .netopts import (
-    EXIT_STATUS_EPILOG,
-    PEERS_EPILOG,
-    AetOpt,
-    MaxPduOpt,
-    PeerArg,
-    PeersOpt,
-    TimeoutOpt,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsInsecureOpt,
-    TlsKeyOpt,
-    TlsServerNameOpt,
-    TlsOpt,
-    TraceOpt,
-    net_options,
-    report_fatal,
-)
 
 _EPILOG = """\b
 Images, as a viewer shows them: the modality LUT (rescale), then the window
@@ -102,45 +85,46 @@ def _warn(run: CommandRun, record: dict[str, Any], seen: set) -> None:
 
 
 @app.command("print", epilog=_EPILOG + "\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+@client_options
 def print_command(
     peer: PeerArg,
     inputs: InputsArg = None,
     layout: Annotated[str, typer.Option("--layout", "-l", metavar="C,R",
                                         help="Images per film: C columns by R rows (STANDARD\\C,R); "
                                              "also ROW\\a,b,.. or COL\\a,b,..")] = "1,1",
-    film_size: Annotated[Optional[str], typer.Option("--film-size", metavar="SIZE",
+    film_size: Annotated[str | None, typer.Option("--film-size", metavar="SIZE",
                                                      help="8INX10IN, 10INX12IN, 11INX14IN, 14INX14IN, 14INX17IN, "
                                                           "24CMX24CM, 24CMX30CM, A4, A3 ... (14x17, 24x30cm, a4 also)",
                                                      show_default=False)] = None,
-    orientation: Annotated[Optional[str], typer.Option("--orientation", metavar="PORTRAIT|LANDSCAPE",
+    orientation: Annotated[str | None, typer.Option("--orientation", metavar="PORTRAIT|LANDSCAPE",
                                                        help="Film orientation.", show_default=False)] = None,
-    copies: Annotated[Optional[int], typer.Option("--copies", metavar="N", help="Copies of each film (1-99).",
+    copies: Annotated[int | None, typer.Option("--copies", metavar="N", help="Copies of each film (1-99).",
                                                   show_default=False)] = None,
-    priority: Annotated[Optional[str], typer.Option("--priority", metavar="HIGH|MED|LOW", help="Print priority.",
+    priority: Annotated[str | None, typer.Option("--priority", metavar="HIGH|MED|LOW", help="Print priority.",
                                                     show_default=False)] = None,
-    medium: Annotated[Optional[str], typer.Option("--medium", metavar="MEDIUM",
+    medium: Annotated[str | None, typer.Option("--medium", metavar="MEDIUM",
                                                   help="PAPER, 'CLEAR FILM', 'BLUE FILM' (or MAMMO ...).",
                                                   show_default=False)] = None,
-    destination: Annotated[Optional[str], typer.Option("--destination", metavar="DEST",
+    destination: Annotated[str | None, typer.Option("--destination", metavar="DEST",
                                                        help="MAGAZINE, PROCESSOR or BIN_i.", show_default=False)] = None,
-    magnification: Annotated[Optional[str], typer.Option("--magnification", metavar="TYPE",
+    magnification: Annotated[str | None, typer.Option("--magnification", metavar="TYPE",
                                                          help="REPLICATE, BILINEAR, CUBIC or NONE.",
                                                          show_default=False)] = None,
-    polarity: Annotated[Optional[str], typer.Option("--polarity", metavar="NORMAL|REVERSE",
+    polarity: Annotated[str | None, typer.Option("--polarity", metavar="NORMAL|REVERSE",
                                                     help="REVERSE prints the images inverted.", show_default=False)] = None,
-    border_density: Annotated[Optional[str], typer.Option("--border-density", metavar="D",
+    border_density: Annotated[str | None, typer.Option("--border-density", metavar="D",
                                                           help="BLACK, WHITE or hundredths of OD (150 = 1.5 OD).",
                                                           show_default=False)] = None,
-    empty_density: Annotated[Optional[str], typer.Option("--empty-density", metavar="D",
+    empty_density: Annotated[str | None, typer.Option("--empty-density", metavar="D",
                                                          help="Density of empty image boxes (as --border-density).",
                                                          show_default=False)] = None,
-    label: Annotated[Optional[str], typer.Option("--label", metavar="TEXT", help="Film session label.",
+    label: Annotated[str | None, typer.Option("--label", metavar="TEXT", help="Film session label.",
                                                  show_default=False)] = None,
-    window: Annotated[Optional[str], typer.Option("--window", "-w", metavar="C,W",
+    window: Annotated[str | None, typer.Option("--window", "-w", metavar="C,W",
                                                   help="Window center,width for every grayscale image "
                                                        "(e.g. 40,400 or -600,1500), or 'minmax' [default: the file's].",
                                                   show_default=False)] = None,
-    frames: Annotated[Optional[str], typer.Option("--frames", metavar="LIST",
+    frames: Annotated[str | None, typer.Option("--frames", metavar="LIST",
                                                   help="Frames of multi-frame images: 1,3,5-9 or 10- [default: all].",
                                                   show_default=False)] = None,
     bits: Annotated[str, typer.Option("--bits", metavar="auto|8|12",
@@ -149,22 +133,12 @@ def print_command(
                                                       help="Do not send an IDENTITY Presentation LUT.")] = False,
     status: Annotated[bool, typer.Option("--status", help="Only ask the printer's status (no INPUTS).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the films as DICOM images to -o DIR instead of printing.")] = False,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="DIR",
+    output: Annotated[str | None, typer.Option("--output", "-o", metavar="DIR",
                                                   help="Folder for --dry-run films [default: .].", show_default=False)] = None,
     overwrite: OverwriteOpt = False,
     files_from: FilesFromOpt = None,
     null: NullOpt = False,
-    aet: AetOpt = None,
-    timeout: TimeoutOpt = None,
-    max_pdu: MaxPduOpt = None,
-    peers: PeersOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    tls_insecure: TlsInsecureOpt = False,
-    tls_server_name: TlsServerNameOpt = None,
-    trace: TraceOpt = False,
+    net: NetArgs = NetArgs(),
     json: JsonOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -185,23 +159,15 @@ def print_command(
       find ct/ -name "*.dcm" | sort | dcmtools print drystar - --layout 3,4
     """
     with CommandRun("print", json_mode=json, human=_human, debug=debug, quiet=quiet) as run, spelled_errors():
-        from ..stream.records import DcmtoolsError, ExitStatus
-        from .netopts import resolve_peer
-
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
-                              tls_insecure, tls_server_name)
-        remote = resolve_peer(peer, peers, options)
+        options = net.options(run.debug)
+        remote = net.peer(peer, options)
         if status:
             if inputs or files_from:
                 raise typer.BadParameter("--status takes no INPUTS", param_hint="--status")
             from ..printing import printer_status
 
-            try:
+            with fatal_as_record(run, "printer", adapt=spell_error, peer=str(remote)):
                 run.write(spell_record(printer_status(remote, options)))
-            except DcmtoolsError as exc:
-                if exc.exit_status == ExitStatus.USAGE:
-                    raise
-                report_fatal(run, spell_error(exc), "printer", peer=str(remote))
             return
 
         from ..printing import FilmOptions, fatal_record_type, preview_files, print_files
@@ -222,11 +188,7 @@ def print_command(
                 raise typer.BadParameter("-o/--output is for --dry-run", param_hint="--output")
             records = print_files(remote, items, film, options)
         seen: set = set()
-        try:
+        with fatal_as_record(run, fatal_record_type, adapt=spell_error, peer=str(remote)):
             for record in map(spell_record, records):
                 run.write(record)
                 _warn(run, record, seen)
-        except DcmtoolsError as exc:
-            if exc.exit_status == ExitStatus.USAGE:
-                raise
-            report_fatal(run, spell_error(exc), fatal_record_type(exc), peer=str(remote))

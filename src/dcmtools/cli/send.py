@@ -7,24 +7,7 @@ import typer
 from ..stream.records import human_failure
 from .application import app
 from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, QuietOpt
-from .netopts import (
-    EXIT_STATUS_EPILOG,
-    PEERS_EPILOG,
-    AetOpt,
-    MaxPduOpt,
-    PeerArg,
-    PeersOpt,
-    TimeoutOpt,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsInsecureOpt,
-    TlsKeyOpt,
-    TlsServerNameOpt,
-    TlsOpt,
-    TraceOpt,
-    net_options,
-    report_fatal,
-)
+from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
 from .webpeer import WEB_EPILOG, BatchOpt, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
 
 _TS_NAMES = {
@@ -68,6 +51,7 @@ def _human(record: dict[str, Any]) -> str | None:
 
 
 @app.command("send", epilog=PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG + "\n\n" + WEB_EPILOG)
+@client_options
 def send_command(
     peer: PeerArg,
     inputs: InputsArg = None,
@@ -81,17 +65,7 @@ def send_command(
                      help="Decompress on the fly when the peer accepts a SOP class only uncompressed."),
     ] = True,
     priority: Annotated[int, typer.Option("--priority", metavar="0|1|2", help="C-STORE priority: 0 medium, 1 high, 2 low.", min=0, max=2)] = 0,
-    aet: AetOpt = None,
-    timeout: TimeoutOpt = None,
-    max_pdu: MaxPduOpt = None,
-    peers: PeersOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    tls_insecure: TlsInsecureOpt = False,
-    tls_server_name: TlsServerNameOpt = None,
-    trace: TraceOpt = False,
+    net: NetArgs = NetArgs(),
     files_from: FilesFromOpt = None,
     null: NullOpt = False,
     json: JsonOpt = None,
@@ -128,29 +102,21 @@ def send_command(
       dcmtools send https://pacs.example.org/dicom-web study/ --batch 100 --user alice --password-file ~/.pacs-password
     """
     with CommandRun("send", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
-        if is_web(peer, peers):  # DICOMweb: STOW-RS (cli/webpeer.py)
+        if is_web(peer, net.peers):  # DICOMweb: STOW-RS (cli/webpeer.py)
             from . import webpeer
 
-            return webpeer.send(run, webpeer.session(peer, peers, token=token, token_file=token_file, user=user, password_file=password_file,
-                                       tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, timeout=timeout, debug=run.debug, tls_insecure=tls_insecure),
+            return webpeer.send(run, webpeer.session_for(peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file),
                                 run.inputs(inputs, files_from, null), batch, decompress)
         from ..net import send
-        from ..stream.records import DcmtoolsError
-        from .netopts import resolve_peer
 
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
-                              tls_insecure, tls_server_name)
-        remote = resolve_peer(peer, peers, options)
+        options = net.options(run.debug)
+        remote = net.peer(peer, options)
         items = run.inputs(inputs, files_from, null)
         records = send(remote, items, options, retries=retries, jobs=jobs, decompress=decompress, priority=priority)
-        try:
+        with fatal_as_record(run, "association", peer=str(remote)):
             for record in run.progress(records, unit="file"):
                 run.write(record)
                 code = (record.get("error") or {}).get("code")
                 if code in _FAULT_STATUS:
                     run.writer.fail(_FAULT_STATUS[code])
-        except DcmtoolsError as exc:
-            if exc.exit_status == 2:
-                raise
-            report_fatal(run, exc, "association", peer=str(remote))
         run.summary_extra["peer"] = str(remote)

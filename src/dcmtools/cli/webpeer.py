@@ -60,6 +60,14 @@ def is_web(peer: str, peers_file: Optional[str]) -> bool:
     return web_peer_entry(peer, peers_file) is not None
 
 
+def session_for(peer: str, net: Any, run: Any, *, token: str | None = None, token_file: str | None = None,
+                user: str | None = None, password_file: str | None = None) -> Any:
+    """``session`` from the shared client options (``netopts.NetArgs``) and the DICOMweb ones."""
+    return session(peer, net.peers, token=token, token_file=token_file, user=user, password_file=password_file,
+                   tls_ca=net.tls_ca, tls_cert=net.tls_cert, tls_key=net.tls_key, tls_insecure=net.tls_insecure,
+                   timeout=net.timeout, debug=run.debug)
+
+
 def session(peer: str, peers_file: Optional[str], *, token: Optional[str] = None, token_file: Optional[str] = None,
             user: Optional[str] = None, password_file: Optional[str] = None, tls_ca: Optional[str] = None,
             tls_cert: Optional[str] = None, tls_key: Optional[str] = None, tls_insecure: bool = False,

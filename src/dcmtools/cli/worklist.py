@@ -1,31 +1,13 @@
 """``dcmtools worklist``: what a modality's worklist shows (Modality Worklist C-FIND)."""
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from .application import app
 from .common import CommandRun, DebugOpt, FlatOpt, JsonOpt, QuietOpt
 from .find import KeyOpt, LimitOpt, NoDefaultsOpt, table_human
-from .netopts import (
-    EXIT_STATUS_EPILOG,
-    PEERS_EPILOG,
-    AetOpt,
-    MaxPduOpt,
-    PeerArg,
-    PeersOpt,
-    TimeoutOpt,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsInsecureOpt,
-    TlsKeyOpt,
-    TlsServerNameOpt,
-    TlsOpt,
-    TraceOpt,
-    net_options,
-    report_fatal,
-    resolve_peer,
-)
+from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, write_query
 
 WORKLIST_EPILOG = """\b
 Default return keys (--no-defaults: only the filters and -k keys):
@@ -91,28 +73,19 @@ def _human(record: dict[str, Any]) -> str | None:
 
 
 @app.command("worklist", epilog=WORKLIST_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+@client_options
 def worklist_command(
     peer: PeerArg,
     date: Annotated[str, typer.Option("--date", metavar="DATE", help="Scheduled start date or range ('any' for all).")] = "today",
-    modality: Annotated[Optional[str], typer.Option("--modality", metavar="MOD", help="Scheduled modality (CT, CR, US ...).")] = None,
-    station_aet: Annotated[Optional[str], typer.Option("--station-aet", metavar="AET", help="Scheduled station AE title.")] = None,
-    patient: Annotated[Optional[str], typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")] = None,
+    modality: Annotated[str | None, typer.Option("--modality", metavar="MOD", help="Scheduled modality (CT, CR, US ...).")] = None,
+    station_aet: Annotated[str | None, typer.Option("--station-aet", metavar="AET", help="Scheduled station AE title.")] = None,
+    patient: Annotated[str | None, typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")] = None,
     key: KeyOpt = None,
     limit: LimitOpt = None,
     no_defaults: NoDefaultsOpt = False,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Leave out items that contradict a filter.")] = True,
     flat: FlatOpt = False,
-    aet: AetOpt = None,
-    timeout: TimeoutOpt = None,
-    max_pdu: MaxPduOpt = None,
-    peers: PeersOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    tls_insecure: TlsInsecureOpt = False,
-    tls_server_name: TlsServerNameOpt = None,
-    trace: TraceOpt = False,
+    net: NetArgs = NetArgs(),
     json: JsonOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -131,28 +104,17 @@ def worklist_command(
         from ..net.worklist import worklist_identifier
         from ..stream.records import DcmtoolsError
 
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
-                              tls_insecure, tls_server_name)
+        options = net.options(run.debug)
         try:
             identifier = worklist_identifier(key or [], date=date, modality=modality, station_aet=station_aet,
                                              patient=patient, defaults=not no_defaults)
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None
-        remote = resolve_peer(peer, peers, options)
+        remote = net.peer(peer, options)
         finder = Finder(remote, identifier, options, "WORKLIST", "worklist", limit, False, check, flat)
-        stream = finder.run()
         try:
-            for record in stream:
-                run.write(record)
-        except KeyboardInterrupt:
-            finder.interrupt()  # C-CANCEL, then the interrupt goes on (exit 130)
-            raise
-        except DcmtoolsError as exc:
-            if exc.exit_status == 2:
-                raise
-            report_fatal(run, exc, "worklist", peer=str(remote))
+            write_query(run, finder, "worklist", remote)
         finally:
-            stream.close()
             run.summary_extra["matches"] = finder.matches
             if finder.dropped:
                 run.summary_extra["dropped"] = finder.dropped

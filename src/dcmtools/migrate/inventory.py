@@ -77,11 +77,11 @@ class PacsInventory:
     def _association(self) -> Any:
         if self._assoc is None or not self._assoc.is_established:
             from ..net import associate
-            from ..net import keys as K
+            from ..net.keys import FIND
             from ..net.query import query_contexts
             from ..net.responses import install
 
-            self._assoc = associate(self.peer, query_contexts([K.FIND["study"], K.FIND["patient"]]), self.options)
+            self._assoc = associate(self.peer, query_contexts([FIND["study"], FIND["patient"]]), self.options)
             install(self._assoc)
         return self._assoc
 
@@ -95,17 +95,17 @@ class PacsInventory:
     def query(self, date: str | None, modality: str | None = None,
               patient: str | None = None) -> tuple[list[dict[str, Any]], bool, dict | None]:
         """(studies as journal entries, capped?, failure record or None) of one window."""
-        from ..net import keys as K
+        from ..net.keys import first_text, identifier_from, parse_keys, sort_identifier, texts
         from ..net.query import Finder
 
-        identifier = K.identifier_from(K.parse_keys(STUDY_KEYS), (), "STUDY")
+        identifier = identifier_from(parse_keys(STUDY_KEYS), (), "STUDY")
         if date is not None:
             identifier[tag_key("StudyDate")] = {"vr": "DA", "Value": [date]}
         if modality:
             identifier[tag_key("ModalitiesInStudy")] = {"vr": "CS", "Value": [modality]}
         if patient is not None:
             identifier[tag_key("PatientID")] = {"vr": "LO", "Value": [patient]}
-        finder = Finder(self.peer, K.sort_identifier(identifier), self.options, "STUDY", "study",
+        finder = Finder(self.peer, sort_identifier(identifier), self.options, "STUDY", "study",
                         walk=False, check=False, assoc=self._association())
         studies = []
         failure = None
@@ -118,17 +118,17 @@ class PacsInventory:
                 failure = record
                 continue
             ds = record["dataset"]
-            uid = K.first_text(ds.get(tag_key("StudyInstanceUID")))
+            uid = first_text(ds.get(tag_key("StudyInstanceUID")))
             if not uid:
                 continue
             data: dict[str, Any] = {
-                "patient": K.first_text(ds.get(tag_key("PatientID"))) or "",
-                "date": K.first_text(ds.get(tag_key("StudyDate"))) or "",
-                "accession": K.first_text(ds.get(tag_key("AccessionNumber"))) or "",
-                "modalities": K.texts(ds.get(tag_key("ModalitiesInStudy"))),
+                "patient": first_text(ds.get(tag_key("PatientID"))) or "",
+                "date": first_text(ds.get(tag_key("StudyDate"))) or "",
+                "accession": first_text(ds.get(tag_key("AccessionNumber"))) or "",
+                "modalities": texts(ds.get(tag_key("ModalitiesInStudy"))),
             }
             for key, name in (("series", "NumberOfStudyRelatedSeries"), ("instances", "NumberOfStudyRelatedInstances")):
-                value = K.first_text(ds.get(tag_key(name)))
+                value = first_text(ds.get(tag_key(name)))
                 if value not in (None, ""):
                     try:
                         data[key] = int(float(value))
@@ -182,16 +182,16 @@ class PacsInventory:
     def _patients(self, prefix: str) -> Iterator[str | None]:
         """PatientIDs of the PACS (patient-root PATIENT-level C-FIND on ``prefix*``, split while capped);
         None for a prefix that stays capped."""
-        from ..net import keys as K
+        from ..net.keys import first_text, identifier_from, parse_keys, sort_identifier
         from ..net.query import Finder
 
-        identifier = K.identifier_from(K.parse_keys([f"PatientID={prefix}*"]), (), "PATIENT")
-        finder = Finder(self.peer, K.sort_identifier(identifier), self.options, "PATIENT", "patient",
+        identifier = identifier_from(parse_keys([f"PatientID={prefix}*"]), (), "PATIENT")
+        finder = Finder(self.peer, sort_identifier(identifier), self.options, "PATIENT", "patient",
                         walk=False, check=False, assoc=self._association())
         found = []
         for record in finder.run():
             if record.get("ok"):
-                pid = K.first_text(record["dataset"].get(tag_key("PatientID")))
+                pid = first_text(record["dataset"].get(tag_key("PatientID")))
                 if pid is not None:
                     found.append(pid)
         capped = finder.final_status == CANCEL or (self.max_results is not None and len(found) >= self.max_results)

@@ -69,10 +69,10 @@ class Transfer:
 
     # -- PACS sources
     def _request(self, level: str, keys: list[str]) -> Any:
-        from ..net import keys as K
+        from ..net.keys import identifier_from, parse_keys
         from ..net.retrieve import RetrieveRequest
 
-        return RetrieveRequest(level, K.identifier_from(K.parse_keys(keys), (), level), "study")
+        return RetrieveRequest(level, identifier_from(parse_keys(keys), (), level), "study")
 
     def _retrieve(self, request: Any, *, dest_aet: str | None = None, store_dir: str | None = None) -> dict[str, Any]:
         """One retrieve on an association kept between studies: a C-MOVE to us shares one retriever
@@ -149,14 +149,14 @@ class Transfer:
         return Outcome(True, done, detail={"per_series": True})
 
     def _series_of(self, study: str) -> list[str]:
-        from ..net import keys as K
+        from ..net.keys import first_text, identifier_from, parse_keys
         from ..net.query import find
 
-        identifier = K.identifier_from(K.parse_keys([f"StudyInstanceUID={study}", "SeriesInstanceUID"]), (), "SERIES")
+        identifier = identifier_from(parse_keys([f"StudyInstanceUID={study}", "SeriesInstanceUID"]), (), "SERIES")
         out = []
         for record in find(self.m.source.peer, identifier, self.m.net, level="SERIES", check=False):
             if record.get("ok"):
-                uid = K.first_text(record["dataset"].get(tag_key("SeriesInstanceUID")))
+                uid = first_text(record["dataset"].get(tag_key("SeriesInstanceUID")))
                 if uid:
                     out.append(uid)
         return out

@@ -47,11 +47,11 @@ class PacsCounter:
     def _association(self) -> Any:
         if self._assoc is None or not self._assoc.is_established:
             from ..net import associate
-            from ..net import keys as K
+            from ..net.keys import FIND
             from ..net.query import query_contexts
             from ..net.responses import install
 
-            self._assoc = associate(self.peer, query_contexts([K.FIND["study"]]), self.options)
+            self._assoc = associate(self.peer, query_contexts([FIND["study"]]), self.options)
             install(self._assoc)
         return self._assoc
 
@@ -63,12 +63,12 @@ class PacsCounter:
             self._assoc = None
 
     def _find(self, level: str, keys: list[str]) -> list[dict[str, Any]]:
-        from ..net import keys as K
+        from ..net.keys import identifier_from, parse_keys, sort_identifier
         from ..net.query import Finder
         from ..stream.records import DcmtoolsError
 
-        identifier = K.identifier_from(K.parse_keys(keys), (), level)
-        finder = Finder(self.peer, K.sort_identifier(identifier), self.options, level, "study", check=False,
+        identifier = identifier_from(parse_keys(keys), (), level)
+        finder = Finder(self.peer, sort_identifier(identifier), self.options, level, "study", check=False,
                         assoc=self._association())
         out = []
         for record in finder.run():
@@ -78,21 +78,21 @@ class PacsCounter:
         return out
 
     def holding(self, study: str, item: Any = None) -> Holding:
-        from ..net import keys as K
+        from ..net.keys import first_text
 
         studies = self._find("STUDY", [f"StudyInstanceUID={study}", "NumberOfStudyRelatedSeries",
                                        "NumberOfStudyRelatedInstances"])
-        studies = [s for s in studies if K.first_text(s.get(tag_key("StudyInstanceUID"))) == study]
+        studies = [s for s in studies if first_text(s.get(tag_key("StudyInstanceUID"))) == study]
         if not studies:
             return Holding(False, 0, 0, set() if self.uids else None)
         ds = studies[0]
-        series = _int(K.first_text(ds.get(tag_key("NumberOfStudyRelatedSeries"))))
-        instances = _int(K.first_text(ds.get(tag_key("NumberOfStudyRelatedInstances"))))
+        series = _int(first_text(ds.get(tag_key("NumberOfStudyRelatedSeries"))))
+        instances = _int(first_text(ds.get(tag_key("NumberOfStudyRelatedInstances"))))
         if series is not None and instances is not None and not self.uids:
             return Holding(True, series, instances)
         images = self._find("IMAGE", [f"StudyInstanceUID={study}", "SeriesInstanceUID", "SOPInstanceUID"])
-        uids = {K.first_text(i.get(tag_key("SOPInstanceUID"))) or "" for i in images} - {""}
-        series_set = {K.first_text(i.get(tag_key("SeriesInstanceUID"))) for i in images} - {None, ""}
+        uids = {first_text(i.get(tag_key("SOPInstanceUID"))) or "" for i in images} - {""}
+        series_set = {first_text(i.get(tag_key("SeriesInstanceUID"))) for i in images} - {None, ""}
         return Holding(True, len(series_set), len(uids), uids if self.uids else None)
 
 

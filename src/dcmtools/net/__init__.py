@@ -17,28 +17,50 @@ Services
     ``send(peer, items, options, retries, jobs, decompress)`` yields one record per file;
     ``StorageSCP(...)`` receives instances (``listen``, and C-MOVE destinations);
     ``commit(peer, items, options, batch, wait, port)`` yields Storage Commitment records,
-    ``CommitmentSCP(...)`` answers Storage Commitment requests (``commitment.py``).
+    ``CommitmentSCP(...)`` answers Storage Commitment requests (``commitment/``: inputs, exchange, scu, scp);
+    ``server.Listener`` is the whole ``listen`` node (storage, Q/R, worklist, commitment) in one object.
 Words
     ``status.describe(code, service)``, ``status.status_fields(...)``,
-    ``NetErrorCode`` (stable error codes), ``trace.Tracer`` (``--trace``).
+    ``dcmtools.stream.records.ErrorCode`` (the stable error codes, network ones included), ``trace.Tracer`` (``--trace``).
 
-``transport.py`` explains what was changed under pynetdicom and why.  Nothing
+``transport.py`` explains what was changed under pynetdicom and why; ``seam.py`` is the only
+module that touches pynetdicom internals (tests/test_pynetdicom_contract.py checks them).  Nothing
 here is imported by the CLI modules at import time (they import it inside the
 command function).
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .assoc import NetOptions, associate, close, echo, failure_after, make_ae, quiet_pynetdicom
-from .commitment import CommitmentSCP, CommitmentSCU, commit
-from .peer import NetErrorCode, Peer, TLSSettings, load_peers, parse_peer, tls_settings
-from .scp import StorageSCP, stored_path
-from .store import send
+from .deferred import UNUSED_BY_NETWORK, defer
+from .peer import Peer, TLSSettings, load_peers, parse_peer, tls_settings
+
+defer(*UNUSED_BY_NETWORK)  # before pynetdicom (hence pydicom) is imported: see deferred.py
+
+if TYPE_CHECKING:
+    from .commitment import CommitmentSCP, CommitmentSCU, commit
+    from .scp import StorageSCP, stored_path
+    from .store import send
+
+# Imported at first use (PEP 562), so that ``dcmtools echo`` does not load the SCPs and the sender.
+_LAZY = {"CommitmentSCP": "commitment", "CommitmentSCU": "commitment", "commit": "commitment",
+         "StorageSCP": "scp", "stored_path": "scp", "send": "store"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "CommitmentSCP",
     "CommitmentSCU",
-    "NetErrorCode",
     "NetOptions",
     "Peer",
     "StorageSCP",

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Iterable
+from collections.abc import Iterable
 
-from ..stream.records import DcmtoolsError, ExitStatus
-from .peer import NetErrorCode, check_aet, load_peers
+from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
+from .peer import check_aet, load_peers
 
 ALL = "all"
 OPEN = "open"  # Verification and Storage only
@@ -38,7 +38,7 @@ def _addresses(host: str) -> frozenset[str]:
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except OSError as exc:
-        raise DcmtoolsError(NetErrorCode.BAD_PEER, f"cannot resolve the host {host!r} of an allowed caller: {exc}",
+        raise DcmtoolsError(ErrorCode.BAD_PEER, f"cannot resolve the host {host!r} of an allowed caller: {exc}",
                             "write an address (AET@192.0.2.7) or a host name this machine resolves",
                             ExitStatus.USAGE) from None
     found = {info[4][0] for info in infos}
@@ -75,7 +75,7 @@ class Access:
             aet, host = spec.rsplit("@", 1)
             host = host.strip("[]")
             if not host:
-                raise DcmtoolsError(NetErrorCode.BAD_PEER, f"--allow {spec!r}: no host after '@'",
+                raise DcmtoolsError(ErrorCode.BAD_PEER, f"--allow {spec!r}: no host after '@'",
                                     "write AET, AET@HOST or a peers-file name", ExitStatus.USAGE)
             return check_aet(aet, f"AE title in --allow {spec!r}"), _addresses(host)
         return check_aet(spec, f"--allow {spec!r}"), None

@@ -39,11 +39,12 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from ..stream.records import DcmtoolsError, ExitStatus
-from .peer import DEFAULT_AET, DEFAULT_MAX_PDU, DEFAULT_TIMEOUT, NetErrorCode, Peer, TLSSettings, check_aet
+from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
+from .peer import DEFAULT_AET, DEFAULT_MAX_PDU, DEFAULT_TIMEOUT, Peer, TLSSettings, check_aet
 
 LOGGER = logging.getLogger("dcmtools.net")
 
@@ -90,7 +91,7 @@ def quiet_pynetdicom(debug: bool = False) -> None:
 
 def make_ae(options: NetOptions, peer: Peer | None = None):
     """A ``DcmtoolsAE`` with the timeouts and maximum PDU of ``options``."""
-    from .transport import DcmtoolsAE
+    from .acceptor import DcmtoolsAE
 
     ae = DcmtoolsAE(ae_title=check_aet(options.calling_aet, "calling AE title (--aet)"))
     timeout = options.timeout_for(peer)
@@ -202,7 +203,7 @@ def _resolve(peer: Peer, timeout: float) -> str:
         infos = socket.getaddrinfo(peer.host, peer.port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise DcmtoolsError(
-            NetErrorCode.NAME_NOT_RESOLVED,
+            ErrorCode.NAME_NOT_RESOLVED,
             f"cannot find the host {peer.host!r} ({exc.strerror})",
             "check the spelling of the host name, or use its IP address",
             ExitStatus.CONNECT,
@@ -284,7 +285,7 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
         result, source, reason = rj
         words, hint = reject_reason(result, source, reason, calling, peer.aet)
         return DcmtoolsError(
-            NetErrorCode.REJECTED,
+            ErrorCode.REJECTED,
             f"{peer.label} rejected the association: {words}",
             hint,
             ExitStatus.REJECTED,
@@ -297,7 +298,7 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
     if abort is not None:
         source, reason = abort
         return DcmtoolsError(
-            NetErrorCode.ABORTED,
+            ErrorCode.ABORTED,
             f"{peer.label} {abort_reason(source, reason)} while we asked for an association",
             f"check the peer's log; it may not accept our calling AE title '{calling}' or this host",
             ExitStatus.ABORTED,
@@ -307,14 +308,14 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
         )
     if elapsed >= timeout * 0.9:
         return DcmtoolsError(
-            NetErrorCode.TIMEOUT,
+            ErrorCode.TIMEOUT,
             f"{peer.label} accepted the connection but did not answer the association request within {timeout:g} s",
             "check that this port is a DICOM port (not HTTP or another service), or raise --timeout",
             ExitStatus.TIMEOUT,
             peer=str(peer),
         )
     return DcmtoolsError(
-        NetErrorCode.ABORTED,
+        ErrorCode.ABORTED,
         f"{peer.label} closed the connection without answering the association request",
         f"check that {where} is a DICOM port and that the peer accepts our calling AE title '{calling}' (see its log); "
         "if it expects TLS, use --tls",
@@ -352,7 +353,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
         if code in _NAME_MISMATCH_CODES:
             expected = tls.check_name(peer.host) if tls else peer.host
             return DcmtoolsError(
-                NetErrorCode.TLS_NAME_MISMATCH,
+                ErrorCode.TLS_NAME_MISMATCH,
                 f"the TLS certificate of {where} is not issued to {expected!r} ({detail})",
                 "if the certificate names the AE title or another host, give that name with --tls-server-name NAME "
                 "(tls_server_name in the peers file)",
@@ -365,7 +366,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
             source = f"the CA in {tls.ca!r}" if tls and tls.ca else "the system's trust store"
             words = f"the TLS certificate of {where} is not trusted: it is not signed by {source} ({detail})"
         return DcmtoolsError(
-            NetErrorCode.TLS_UNTRUSTED,
+            ErrorCode.TLS_UNTRUSTED,
             words,
             "give the CA that issued the peer's certificate with --tls-ca FILE (tls_ca in the peers file); "
             "--tls-insecure skips the check (for tests only)",
@@ -375,7 +376,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
     if reason in _CLIENT_CERT_REASONS or (reason in _CLIENT_CERT_REFUSED_REASONS and tls is not None and tls.cert):
         sent = tls is not None and tls.cert
         return DcmtoolsError(
-            NetErrorCode.TLS_CLIENT_CERT_REQUIRED,
+            ErrorCode.TLS_CLIENT_CERT_REQUIRED,
             f"{where} requires a TLS client certificate " + ("and refused ours" if sent else "and we sent none") + f" ({reason})",
             "ask the PACS admin which CA it trusts, then give our certificate with --tls-cert FILE --tls-key FILE"
             + (" (the peer does not trust the one given)" if sent else ""),
@@ -384,7 +385,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
         )
     if reason in _PROTOCOL_REASONS or isinstance(exc, ssl.SSLEOFError):
         return DcmtoolsError(
-            NetErrorCode.TLS_PROTOCOL_MISMATCH,
+            ErrorCode.TLS_PROTOCOL_MISMATCH,
             f"no TLS session with {where}: the peer does not speak a TLS version or cipher we offer, "
             f"or does not expect TLS on this port ({reason or exc})",
             "check that this port is the peer's TLS port (without TLS, leave out --tls); "
@@ -393,7 +394,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
             **fields,
         )
     return DcmtoolsError(
-        NetErrorCode.TLS_FAILED,
+        ErrorCode.TLS_FAILED,
         f"the TLS handshake with {where} failed ({reason or exc})",
         "check that the peer expects TLS on this port, and --tls-ca / --tls-cert / --tls-key",
         ExitStatus.CONNECT,
@@ -411,7 +412,7 @@ def connect_failure(exc: BaseException, peer: Peer, timeout: float) -> DcmtoolsE
         return tls_failure(exc, peer)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return DcmtoolsError(
-            NetErrorCode.TIMEOUT,
+            ErrorCode.TIMEOUT,
             f"no answer from {where} within {timeout:g} s",
             "check the host and port, and that a firewall lets the connection through; or raise --timeout",
             ExitStatus.TIMEOUT,
@@ -419,7 +420,7 @@ def connect_failure(exc: BaseException, peer: Peer, timeout: float) -> DcmtoolsE
         )
     if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
         return DcmtoolsError(
-            NetErrorCode.CONNECTION_REFUSED,
+            ErrorCode.CONNECTION_REFUSED,
             f"nothing is listening on {where} (connection refused)",
             "check the port number, and that the DICOM service on that host is running",
             ExitStatus.CONNECT,
@@ -427,7 +428,7 @@ def connect_failure(exc: BaseException, peer: Peer, timeout: float) -> DcmtoolsE
         )
     if getattr(exc, "errno", None) in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EADDRNOTAVAIL):
         return DcmtoolsError(
-            NetErrorCode.UNREACHABLE,
+            ErrorCode.UNREACHABLE,
             f"cannot reach {where} ({getattr(exc, 'strerror', None) or exc})",
             "check the address and this machine's network connection",
             ExitStatus.CONNECT,
@@ -438,7 +439,7 @@ def connect_failure(exc: BaseException, peer: Peer, timeout: float) -> DcmtoolsE
         # the TCP connection was made, then dropped during the TLS handshake
         return tls_failure(ssl.SSLEOFError(str(exc)), peer)
     return DcmtoolsError(
-        NetErrorCode.CONNECT_FAILED,
+        ErrorCode.CONNECT_FAILED,
         f"cannot connect to {where} ({getattr(exc, 'strerror', None) or exc})",
         "check the host and port",
         ExitStatus.CONNECT,
@@ -462,7 +463,7 @@ def no_context_error(peer: Peer, contexts: Iterable[Any]) -> DcmtoolsError:
         refused.append(f"{uid_name(cx.abstract_syntax)} [{syntaxes}]")
     listing = "; ".join(refused[:6]) + (f"; and {len(refused) - 6} more" if len(refused) > 6 else "")
     return DcmtoolsError(
-        NetErrorCode.NO_CONTEXT,
+        ErrorCode.NO_CONTEXT,
         f"{peer.label} accepted none of the presentation contexts we need: {listing}",
         "the peer does not support this service or these transfer syntaxes; check its configuration (SOP classes, transfer syntaxes)",
         ExitStatus.NO_CONTEXT,
@@ -475,7 +476,7 @@ def failure_after(assoc: Any, peer: Peer, what: str, timeout: float, timed_out: 
     assoc = getattr(assoc, "association", assoc)
     if timed_out:
         return DcmtoolsError(
-            NetErrorCode.TIMEOUT,
+            ErrorCode.TIMEOUT,
             f"{peer.label} did not answer the {what} within {timeout:g} s",
             "the peer may be busy or stuck; raise --timeout, or check its log",
             ExitStatus.TIMEOUT,
@@ -484,14 +485,14 @@ def failure_after(assoc: Any, peer: Peer, what: str, timeout: float, timed_out: 
     abort = getattr(assoc.dul, "last_abort", None)
     if abort is not None:
         return DcmtoolsError(
-            NetErrorCode.ABORTED,
+            ErrorCode.ABORTED,
             f"{peer.label} {abort_reason(*abort)} during the {what}",
             "check the peer's log for why",
             ExitStatus.ABORTED,
             peer=str(peer),
         )
     return DcmtoolsError(
-        NetErrorCode.ABORTED,
+        ErrorCode.ABORTED,
         f"the association with {peer.label} ended during the {what} (connection dropped)",
         "check the peer's log; the network or the peer may have closed the connection",
         ExitStatus.ABORTED,

@@ -43,10 +43,23 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
-from . import keys as K
+from .keys import (
+    COMPUTED_TAGS,
+    CONTROL_TAGS,
+    LEVELS,
+    TAGS,
+    UNIQUE_KEY,
+    first_text,
+    level_index,
+    level_of,
+    normalize_level,
+    sort_identifier,
+    texts,
+)
 from .matching import dataset_matches, element_matches, is_universal, returned
 
 LOGGER = logging.getLogger("dcmtools.net")
@@ -106,20 +119,20 @@ def index_path(store_dir: str | os.PathLike) -> str:
 
 def _level_attrs(dataset: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The attributes of one instance split by the level they belong to."""
-    out: dict[str, dict[str, Any]] = {level: {} for level in K.LEVELS}
+    out: dict[str, dict[str, Any]] = {level: {} for level in LEVELS}
     for tag_key, element in dataset.items():
         tag = int(tag_key, 16)
-        if tag >> 16 == 0x0002 or tag in K.COMPUTED_TAGS or tag in K.CONTROL_TAGS:
+        if tag >> 16 == 0x0002 or tag in COMPUTED_TAGS or tag in CONTROL_TAGS:
             continue
         if element.get("InlineBinary") is not None and len(element["InlineBinary"]) > ATTR_BULK * 4 // 3 + 4:
             continue
-        out[K.level_of(tag)][tag_key] = element
+        out[level_of(tag)][tag_key] = element
     return out
 
 
 def read_instance(path: str) -> tuple[dict[str, Any], str, str] | None:
     """(JSON-model dataset without bulk data, SOP class, transfer syntax) of a file, or None if it is not one."""
-    from ..dicom import reader, jsonmodel
+    from ..dicom import jsonmodel, reader
 
     try:
         read = reader.read(path, bulk_threshold=ATTR_BULK, stop_at=0x7FE00010)
@@ -154,7 +167,7 @@ class StoreIndex:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA)
         version = self.conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()
-        self._queue: "queue.Queue[Any]" = queue.Queue()
+        self._queue: queue.Queue[Any] = queue.Queue()
         self._pending = 0
         self._urgent = 0  # callers waiting in flush(): index now, do not wait for a quiet moment
         self._last_add = 0.0
@@ -232,7 +245,7 @@ class StoreIndex:
                 os.close(self._journal_fd)
                 self._journal_fd = None
 
-    def __enter__(self) -> "StoreIndex":
+    def __enter__(self) -> StoreIndex:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -290,22 +303,22 @@ class StoreIndex:
             return None
         dataset, sop_class, ts = read
         levels = _level_attrs(dataset)
-        pkey = K.first_text(levels["PATIENT"].get(f"{K.T['PatientID']:08X}")) or ""
-        study = K.first_text(levels["STUDY"].get(f"{K.T['StudyInstanceUID']:08X}")) or ""
-        series = K.first_text(levels["SERIES"].get(f"{K.T['SeriesInstanceUID']:08X}")) or ""
-        sop = K.first_text(levels["IMAGE"].get(f"{K.T['SOPInstanceUID']:08X}")) or ""
+        pkey = first_text(levels["PATIENT"].get(f"{TAGS['PatientID']:08X}")) or ""
+        study = first_text(levels["STUDY"].get(f"{TAGS['StudyInstanceUID']:08X}")) or ""
+        series = first_text(levels["SERIES"].get(f"{TAGS['SeriesInstanceUID']:08X}")) or ""
+        sop = first_text(levels["IMAGE"].get(f"{TAGS['SOPInstanceUID']:08X}")) or ""
         if not sop:
             return None
-        charset = dataset.get(f"{K.T['SpecificCharacterSet']:08X}")
+        charset = dataset.get(f"{TAGS['SpecificCharacterSet']:08X}")
         if charset is not None:  # each level's text was decoded with it; keep it for the answers
-            for level in K.LEVELS:
-                levels[level][f"{K.T['SpecificCharacterSet']:08X}"] = charset
+            for level in LEVELS:
+                levels[level][f"{TAGS['SpecificCharacterSet']:08X}"] = charset
         try:
             stat = os.stat(path)
             size, mtime = stat.st_size, stat.st_mtime
         except OSError:
             size, mtime = None, None
-        modality = K.first_text(levels["SERIES"].get(f"{K.T['Modality']:08X}"))
+        modality = first_text(levels["SERIES"].get(f"{TAGS['Modality']:08X}"))
         conn = self.conn
         conn.execute("INSERT OR REPLACE INTO patients(pkey, attrs) VALUES(?, ?)", (pkey, _dumps(levels["PATIENT"])))
         conn.execute("INSERT OR REPLACE INTO studies(study_uid, pkey, attrs) VALUES(?, ?, ?)",
@@ -448,17 +461,17 @@ class StoreIndex:
 
     def query(self, level: str, identifier: dict[str, Any], retrieve_aet: str | None = None) -> Iterator[dict[str, Any]]:
         """The C-FIND answers (JSON model) of ``identifier`` at ``level``."""
-        level = K.normalize_level(level)
+        level = normalize_level(level)
         self.flush()
-        wanted = {k: v for k, v in identifier.items() if int(k, 16) not in K.CONTROL_TAGS}
+        wanted = {k: v for k, v in identifier.items() if int(k, 16) not in CONTROL_TAGS}
         for chain, below in self._matches(level, wanted):
             yield self._answer(level, identifier, wanted, chain, below, retrieve_aet)
 
     def retrieve(self, level: str, identifier: dict[str, Any]) -> list[StoredInstance]:
         """The instances a C-MOVE/C-GET of ``identifier`` at ``level`` covers."""
-        level = K.normalize_level(level)
+        level = normalize_level(level)
         self.flush()
-        wanted = {k: v for k, v in identifier.items() if int(k, 16) not in K.CONTROL_TAGS}
+        wanted = {k: v for k, v in identifier.items() if int(k, 16) not in CONTROL_TAGS}
         uids: list[str] = []
         for chain, below in self._matches(level, wanted, need_below=True):
             if level == "IMAGE":
@@ -484,32 +497,32 @@ class StoreIndex:
 
         Descendants are looked up when keys of lower levels must match, when
         computed attributes are asked for, or with ``need_below``."""
-        depth = K.level_index(level)
-        by_level: dict[str, dict[str, Any]] = {lvl: {} for lvl in K.LEVELS}
+        depth = level_index(level)
+        by_level: dict[str, dict[str, Any]] = {lvl: {} for lvl in LEVELS}
         computed: dict[str, Any] = {}
         asks_computed = False
         for tag_key, element in wanted.items():
             tag = int(tag_key, 16)
-            if tag in K.COMPUTED_TAGS:
+            if tag in COMPUTED_TAGS:
                 asks_computed = True
                 if not is_universal(element):
                     computed[tag_key] = element
                 continue
             if is_universal(element):
                 continue
-            by_level[K.level_of(tag)][tag_key] = element
-        deepest = max((K.level_index(lvl) for lvl, keys in by_level.items() if keys), default=0)
+            by_level[level_of(tag)][tag_key] = element
+        deepest = max((level_index(lvl) for lvl, keys in by_level.items() if keys), default=0)
         look_below = depth < 3 and (need_below or asks_computed or deepest > depth)
         cache = _Cache(self)
         sql, params = self._prefilter(level, wanted)
         with self._lock:
             rows = self.conn.execute(sql, params).fetchall()
-        empty = {lvl: [] for lvl in K.LEVELS[depth + 1:]}
+        empty = {lvl: [] for lvl in LEVELS[depth + 1:]}
         for row in rows:
             chain = cache.chain(level, row)
             if chain is None:
                 continue
-            if not all(not by_level[lvl] or dataset_matches(by_level[lvl], chain[lvl][1]) for lvl in K.LEVELS[: depth + 1]):
+            if not all(not by_level[lvl] or dataset_matches(by_level[lvl], chain[lvl][1]) for lvl in LEVELS[: depth + 1]):
                 continue
             below = empty
             if look_below:
@@ -528,15 +541,15 @@ class StoreIndex:
         clauses, params = [], []
         columns = {level: _KEYCOL[level], **_ANCESTOR_COL.get(level, {})}
         for lvl, column in columns.items():
-            element = wanted.get(f"{K.T[K.UNIQUE_KEY[lvl]]:08X}")
-            values = K.texts(element)
+            element = wanted.get(f"{TAGS[UNIQUE_KEY[lvl]]:08X}")
+            values = texts(element)
             if not values or any("*" in v or "?" in v for v in values):
                 continue
             clauses.append(f"{column} IN ({','.join('?' * len(values))})")
             params.extend(values)
         if level == "SERIES":
-            element = wanted.get(f"{K.T['PatientID']:08X}")
-            values = K.texts(element)
+            element = wanted.get(f"{TAGS['PatientID']:08X}")
+            values = texts(element)
             if values and not any("*" in v or "?" in v for v in values):
                 clauses.append(f"study_uid IN (SELECT study_uid FROM studies WHERE pkey IN ({','.join('?' * len(values))}))")
                 params.extend(values)
@@ -548,24 +561,24 @@ class StoreIndex:
     def _answer(self, level: str, identifier: dict[str, Any], wanted: dict[str, Any],
                 chain: dict[str, tuple[str, dict]], below: dict[str, list], retrieve_aet: str | None) -> dict[str, Any]:
         merged: dict[str, Any] = {}
-        for lvl in K.LEVELS[: K.level_index(level) + 1]:
+        for lvl in LEVELS[: level_index(level) + 1]:
             merged.update(chain[lvl][1])
         values = _computed(level, chain, below)
         answer: dict[str, Any] = {}
         for tag_key, key in wanted.items():
             tag = int(tag_key, 16)
-            if tag in K.COMPUTED_TAGS:
+            if tag in COMPUTED_TAGS:
                 answer[tag_key] = values.get(tag_key) or {"vr": key.get("vr", "UN")}
-            elif K.level_index(K.level_of(tag)) <= K.level_index(level):
+            elif level_index(level_of(tag)) <= level_index(level):
                 answer.update(returned({tag_key: key}, merged))
             else:
                 answer[tag_key] = {"vr": key.get("vr") or "UN"}
-        answer[f"{K.T['QueryRetrieveLevel']:08X}"] = {"vr": "CS", "Value": [level]}
+        answer[f"{TAGS['QueryRetrieveLevel']:08X}"] = {"vr": "CS", "Value": [level]}
         if retrieve_aet:
-            answer[f"{K.T['RetrieveAETitle']:08X}"] = {"vr": "AE", "Value": [retrieve_aet]}
-        if f"{K.T['InstanceAvailability']:08X}" in identifier:
-            answer[f"{K.T['InstanceAvailability']:08X}"] = {"vr": "CS", "Value": ["ONLINE"]}
-        return K.sort_identifier(answer)
+            answer[f"{TAGS['RetrieveAETitle']:08X}"] = {"vr": "AE", "Value": [retrieve_aet]}
+        if f"{TAGS['InstanceAvailability']:08X}" in identifier:
+            answer[f"{TAGS['InstanceAvailability']:08X}"] = {"vr": "CS", "Value": ["ONLINE"]}
+        return sort_identifier(answer)
 
 
 class _Cache:
@@ -603,7 +616,7 @@ class _Cache:
     def descendants(self, level: str, key: str, by_level: dict[str, dict[str, Any]]) -> dict[str, list]:
         """Descendants of a row that match the keys of their levels: {level: [(key, attrs)]}."""
         index = self.index
-        out: dict[str, list] = {lvl: [] for lvl in K.LEVELS[K.level_index(level) + 1:]}
+        out: dict[str, list] = {lvl: [] for lvl in LEVELS[level_index(level) + 1:]}
         attrs_column = "attrs" if by_level["IMAGE"] else "''"  # instance attributes only when matched
         with index._lock:
             if level == "PATIENT":
@@ -668,7 +681,7 @@ def _computed(level: str, chain: dict[str, tuple[str, dict]], below: dict[str, l
     values: dict[str, Any] = {}
 
     def put(name: str, vr: str, value: Any) -> None:
-        values[f"{K.T.get(name) or _tag(name):08X}"] = {"vr": vr, "Value": value if isinstance(value, list) else [value]} \
+        values[f"{TAGS.get(name) or _tag(name):08X}"] = {"vr": vr, "Value": value if isinstance(value, list) else [value]} \
             if value not in (None, []) else {"vr": vr}
 
     images = below.get("IMAGE", [])
@@ -682,7 +695,7 @@ def _computed(level: str, chain: dict[str, tuple[str, dict]], below: dict[str, l
         put("NumberOfStudyRelatedInstances", "IS", len(images))
         modalities: list[str] = []
         for _, attrs in series:
-            for value in K.texts(attrs.get(f"{K.T['Modality']:08X}")):
+            for value in texts(attrs.get(f"{TAGS['Modality']:08X}")):
                 if value not in modalities:
                     modalities.append(value)
         put("ModalitiesInStudy", "CS", sorted(modalities))

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..dicom import dictionary
-from ..stream.records import DcmtoolsError, ExitStatus
+from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 LEVEL_NAMES = {"patient": "PATIENT", "study": "STUDY", "series": "SERIES", "image": "IMAGE", "instance": "IMAGE"}
@@ -38,19 +39,8 @@ WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
 MODEL_OF = {uid: model for table in (FIND, MOVE, GET) for model, uid in table.items()}
 
 
-class QueryErrorCode:
-    """Stable error codes of query/retrieve records."""
-
-    BAD_KEY = "bad_key"  # a -k key that names no element, or a bad value
-    QUERY_FAILED = "query_failed"  # the peer answered the C-FIND with a failure status
-    MOVE_FAILED = "move_failed"  # the C-MOVE/C-GET ended with failures, or nothing arrived
-    MOVE_DESTINATION_UNKNOWN = "move_destination_unknown"  # 0xA801 (and Orthanc's 0xC000)
-    NOT_RETRIEVABLE = "not_retrievable"  # a piped record without the identifiers a retrieve needs
-    CANCELLED = "cancelled"
-
-
 # Tags by name, to keep the tables readable.
-T = {
+TAGS = {
     "SpecificCharacterSet": 0x00080005,
     "QueryRetrieveLevel": 0x00080052,
     "RetrieveAETitle": 0x00080054,
@@ -120,8 +110,8 @@ STUDY_TAGS = _tags(_STUDY_ATTRS)
 SERIES_TAGS = _tags(_SERIES_ATTRS)
 COMPUTED_TAGS = _tags(COMPUTED)
 # Query/retrieve bookkeeping elements: never matched, never stored.
-CONTROL_TAGS = frozenset({T["SpecificCharacterSet"], T["QueryRetrieveLevel"], T["RetrieveAETitle"],
-                          T["InstanceAvailability"], 0x00080053, 0x00080005, 0x00080201, 0x00880130, 0x00880140})
+CONTROL_TAGS = frozenset({TAGS["SpecificCharacterSet"], TAGS["QueryRetrieveLevel"], TAGS["RetrieveAETitle"],
+                          TAGS["InstanceAvailability"], 0x00080053, 0x00080005, 0x00080201, 0x00880130, 0x00880140})
 
 
 def level_of(tag: int) -> str:
@@ -174,7 +164,7 @@ WORKLIST_KEYS = [
 def normalize_level(level: str) -> str:
     name = LEVEL_NAMES.get(level.strip().lower())
     if name is None:
-        raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"unknown query level {level!r}",
+        raise DcmtoolsError(ErrorCode.BAD_KEY, f"unknown query level {level!r}",
                             "use patient, study, series or image", ExitStatus.USAGE)
     return name
 
@@ -185,10 +175,10 @@ def choose_model(level: str, model: str | None) -> str:
         return "patient" if level == "PATIENT" else "study"
     model = model.strip().lower()
     if model not in ("patient", "study"):
-        raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"unknown information model {model!r}",
+        raise DcmtoolsError(ErrorCode.BAD_KEY, f"unknown information model {model!r}",
                             "use --model patient or --model study", ExitStatus.USAGE)
     if model == "study" and level == "PATIENT":
-        raise DcmtoolsError(QueryErrorCode.BAD_KEY, "the study root model has no PATIENT level",
+        raise DcmtoolsError(ErrorCode.BAD_KEY, "the study root model has no PATIENT level",
                             "use --model patient (the default at the patient level), or --level study", ExitStatus.USAGE)
     return model
 
@@ -210,7 +200,7 @@ def parse_keys(texts: Iterable[str]) -> list[tuple[tuple[Any, ...], str | None]]
         try:
             keys.append(parse_key(text))
         except PathError as exc:
-            raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"-k {text!r}: {exc}",
+            raise DcmtoolsError(ErrorCode.BAD_KEY, f"-k {text!r}: {exc}",
                                 "write keys as Keyword=VALUE, gggg,eeee=VALUE or Sequence[0].Keyword=VALUE",
                                 ExitStatus.USAGE) from None
     return keys
@@ -221,7 +211,7 @@ def _value_json(tag: int, vr: str, value: str | None) -> dict[str, Any]:
     if value is None or value == "":
         return element
     if vr == "SQ":
-        raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"{dictionary.keyword_of(tag) or hex(tag)} is a sequence: give keys inside it",
+        raise DcmtoolsError(ErrorCode.BAD_KEY, f"{dictionary.keyword_of(tag) or hex(tag)} is a sequence: give keys inside it",
                             "e.g. -k 'ScheduledProcedureStepSequence[0].Modality=CT'", ExitStatus.USAGE)
     parts = value.split("\\")
     if vr == "PN":
@@ -230,13 +220,13 @@ def _value_json(tag: int, vr: str, value: str | None) -> dict[str, Any]:
         try:
             element["Value"] = [int(part) for part in parts]
         except ValueError:
-            raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"{dictionary.keyword_of(tag)}={value!r}: a number is expected",
+            raise DcmtoolsError(ErrorCode.BAD_KEY, f"{dictionary.keyword_of(tag)}={value!r}: a number is expected",
                                 None, ExitStatus.USAGE) from None
     elif vr in ("FL", "FD"):
         try:
             element["Value"] = [float(part) for part in parts]
         except ValueError:
-            raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"{dictionary.keyword_of(tag)}={value!r}: a number is expected",
+            raise DcmtoolsError(ErrorCode.BAD_KEY, f"{dictionary.keyword_of(tag)}={value!r}: a number is expected",
                                 None, ExitStatus.USAGE) from None
     elif vr in ("IS", "DS"):
         # Keep the text: a key may hold a wildcard or a range that is not a number.
@@ -253,7 +243,7 @@ def set_key(identifier: dict[str, Any], steps: tuple[Any, ...], value: str | Non
         key = f"{step.tag:08X}"
         vr = _vr(step.tag)
         if vr != "SQ":
-            raise DcmtoolsError(QueryErrorCode.BAD_KEY,
+            raise DcmtoolsError(ErrorCode.BAD_KEY,
                                 f"{dictionary.keyword_of(step.tag) or key} is not a sequence, so nothing can be inside it",
                                 None, ExitStatus.USAGE)
         element = node.get(key)
@@ -279,7 +269,7 @@ def identifier_from(keys: Iterable[tuple[tuple[Any, ...], str | None]], base: It
     """A JSON-model identifier: the ``base`` return keys, then ``keys`` (which win)."""
     identifier: dict[str, Any] = {}
     if level is not None:
-        identifier[f"{T['QueryRetrieveLevel']:08X}"] = {"vr": "CS", "Value": [level]}
+        identifier[f"{TAGS['QueryRetrieveLevel']:08X}"] = {"vr": "CS", "Value": [level]}
     for steps, value in parse_keys(base):
         set_key(identifier, steps, value)
     for steps, value in keys:
@@ -299,7 +289,7 @@ def sort_identifier(identifier: dict[str, Any]) -> dict[str, Any]:
 
 def key_text(identifier: dict[str, Any], name: str) -> str | None:
     """The first value of a top-level key as text (PN: its alphabetic form)."""
-    element = identifier.get(f"{T[name] if name in T else dictionary.tag_of(name):08X}")
+    element = identifier.get(f"{TAGS[name] if name in TAGS else dictionary.tag_of(name):08X}")
     return first_text(element)
 
 
@@ -389,7 +379,7 @@ def date_key(text: str, today: _dt.date | None = None) -> str:
             raise ValueError(f"the range starts after it ends ({low} > {high})")
         return f"{low}-{high}"
     except ValueError as exc:
-        raise DcmtoolsError(QueryErrorCode.BAD_KEY, f"--date {text!r}: {exc}",
+        raise DcmtoolsError(ErrorCode.BAD_KEY, f"--date {text!r}: {exc}",
                             "use today, yesterday, YYYYMMDD, YYYY-MM-DD, 'N days ago', or a range A-B, A.., ..B",
                             ExitStatus.USAGE) from None
 
@@ -457,7 +447,7 @@ def to_pydicom(identifier: dict[str, Any]):
     from pydicom.dataset import Dataset
 
     data = clean_json(identifier)
-    charset_key = f"{T['SpecificCharacterSet']:08X}"
+    charset_key = f"{TAGS['SpecificCharacterSet']:08X}"
     if needs_unicode(data):
         data[charset_key] = {"vr": "CS", "Value": ["ISO_IR 192"]}
     ds = Dataset.from_json(data)
@@ -494,7 +484,7 @@ def _exact_names(ds: Any, data: dict[str, Any], encodings: list[str]) -> None:
             continue
         tag = int(key, 16)
         if element.get("vr") == "SQ":
-            for item_ds, item in zip(ds[tag].value, values):
+            for item_ds, item in zip(ds[tag].value, values, strict=False):
                 if isinstance(item, dict):
                     _exact_names(item_ds, item, encodings)
         elif element.get("vr") == "PN":
@@ -516,7 +506,7 @@ def _meta(ts: str) -> bytes:
 
 def from_bytes(data: bytes, transfer_syntax: str, bulk_threshold: int = 1024) -> dict[str, Any]:
     """A received identifier (dataset bytes in ``transfer_syntax``) as a JSON-model dict."""
-    from ..dicom import reader, jsonmodel
+    from ..dicom import jsonmodel, reader
 
     if not data:
         return {}

@@ -38,28 +38,6 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_PDU = 262144  # what we tell the peer it may send us; 0 = no limit
 
 
-class NetErrorCode:
-    """The network error codes (they live in ``dcmtools.stream.records.ErrorCode``)."""
-
-    BAD_PEER = ErrorCode.BAD_PEER
-    BAD_TLS = ErrorCode.BAD_TLS
-    NAME_NOT_RESOLVED = ErrorCode.NAME_NOT_RESOLVED
-    CONNECTION_REFUSED = ErrorCode.CONNECTION_REFUSED
-    UNREACHABLE = ErrorCode.UNREACHABLE
-    CONNECT_FAILED = ErrorCode.CONNECT_FAILED
-    TLS_FAILED = ErrorCode.TLS_FAILED
-    TLS_UNTRUSTED = ErrorCode.TLS_UNTRUSTED
-    TLS_NAME_MISMATCH = ErrorCode.TLS_NAME_MISMATCH
-    TLS_CLIENT_CERT_REQUIRED = ErrorCode.TLS_CLIENT_CERT_REQUIRED
-    TLS_PROTOCOL_MISMATCH = ErrorCode.TLS_PROTOCOL_MISMATCH
-    TIMEOUT = ErrorCode.TIMEOUT
-    REJECTED = ErrorCode.REJECTED
-    ABORTED = ErrorCode.ABORTED
-    NO_CONTEXT = ErrorCode.NO_CONTEXT
-    DIMSE_FAILED = ErrorCode.DIMSE_FAILED
-    CONVERT_FAILED = ErrorCode.CONVERT_FAILED
-
-
 @dataclass(frozen=True)
 class TLSSettings:
     """TLS for one side of an association: CA bundle to verify the peer, our cert and key.
@@ -112,7 +90,7 @@ class TLSSettings:
         """An SSL context for accepting associations (asks for client certs when ``ca`` is set)."""
         if not self.cert:
             raise DcmtoolsError(
-                NetErrorCode.BAD_TLS,
+                ErrorCode.BAD_TLS,
                 "TLS on the listening side needs a certificate",
                 "give --tls-cert FILE and --tls-key FILE",
                 ExitStatus.USAGE,
@@ -139,7 +117,7 @@ def _is_ip(host: str) -> bool:
 def _tls_error(exc: Exception) -> DcmtoolsError:
     what = getattr(exc, "filename", None) or ""
     return DcmtoolsError(
-        NetErrorCode.BAD_TLS,
+        ErrorCode.BAD_TLS,
         f"cannot load the TLS files{' ' + repr(what) if what else ''}: {getattr(exc, 'strerror', None) or exc}",
         "check --tls-ca, --tls-cert and --tls-key (PEM files; the key must match the certificate)",
         ExitStatus.USAGE,
@@ -168,7 +146,7 @@ class Peer:
         """How messages name the peer: its file name if it has one, else AET@HOST:PORT."""
         return f"{self.name} ({self})" if self.name else str(self)
 
-    def with_tls(self, tls: TLSSettings | None) -> "Peer":
+    def with_tls(self, tls: TLSSettings | None) -> Peer:
         return replace(self, tls=tls) if tls is not None else self
 
 
@@ -180,7 +158,7 @@ def check_aet(aet: str, what: str = "AE title") -> str:
     stripped = aet.strip()
     if not stripped or len(aet) > 16 or "\\" in aet or any(ord(c) < 32 or ord(c) > 126 for c in aet):
         raise DcmtoolsError(
-            NetErrorCode.BAD_PEER,
+            ErrorCode.BAD_PEER,
             f"{what} {aet!r} is not valid",
             "an AE title has 1 to 16 characters (letters, digits, spaces, punctuation; no backslash)",
             ExitStatus.USAGE,
@@ -194,7 +172,7 @@ def parse_peer(text: str, peers_file: str | os.PathLike | None = None) -> Peer:
     if match:
         port = int(match["port"])
         if not 0 < port < 65536:
-            raise DcmtoolsError(NetErrorCode.BAD_PEER, f"port {port} in {text!r} is out of range", "use 1-65535", ExitStatus.USAGE)
+            raise DcmtoolsError(ErrorCode.BAD_PEER, f"port {port} in {text!r} is out of range", "use 1-65535", ExitStatus.USAGE)
         return Peer(check_aet(match["aet"], "called AE title"), match["host6"] or match["host"], port)
     peers, source = load_peers(peers_file)
     if text in peers:
@@ -209,7 +187,7 @@ def parse_peer(text: str, peers_file: str | os.PathLike | None = None) -> Peer:
     else:
         known = ", ".join(sorted(peers)) or "none"
         hint = f"the peers file {source} knows: {known}; or write the peer as AET@HOST:PORT"
-    raise DcmtoolsError(NetErrorCode.BAD_PEER, f"unknown peer {text!r}", hint, ExitStatus.USAGE)
+    raise DcmtoolsError(ErrorCode.BAD_PEER, f"unknown peer {text!r}", hint, ExitStatus.USAGE)
 
 
 def default_peers_path() -> Path:
@@ -240,11 +218,11 @@ def load_peers(peers_file: str | os.PathLike | None = None) -> tuple[dict[str, P
             data = tomllib.load(stream)
     except FileNotFoundError:
         raise DcmtoolsError(
-            NetErrorCode.BAD_PEER, f"the peers file {str(path)!r} does not exist", "check --peers or $DCMTOOLS_PEERS", ExitStatus.USAGE
+            ErrorCode.BAD_PEER, f"the peers file {str(path)!r} does not exist", "check --peers or $DCMTOOLS_PEERS", ExitStatus.USAGE
         ) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise DcmtoolsError(
-            NetErrorCode.BAD_PEER, f"cannot read the peers file {str(path)!r}: {exc}", "it must be TOML, see 'dcmtools echo --help'", ExitStatus.USAGE
+            ErrorCode.BAD_PEER, f"cannot read the peers file {str(path)!r}: {exc}", "it must be TOML, see 'dcmtools echo --help'", ExitStatus.USAGE
         ) from None
     peers: dict[str, Peer] = {}
     base = path.parent
@@ -257,7 +235,7 @@ def load_peers(peers_file: str | os.PathLike | None = None) -> tuple[dict[str, P
 
 def _peer_from_entry(name: str, entry: dict[str, Any], path: Path, base: Path) -> Peer:
     def bad(what: str) -> DcmtoolsError:
-        return DcmtoolsError(NetErrorCode.BAD_PEER, f"peers file {str(path)!r}, entry [{name}]: {what}", None, ExitStatus.USAGE)
+        return DcmtoolsError(ErrorCode.BAD_PEER, f"peers file {str(path)!r}, entry [{name}]: {what}", None, ExitStatus.USAGE)
 
     try:
         aet, host, port = entry["aet"], entry["host"], entry["port"]
@@ -300,5 +278,5 @@ def tls_settings(tls: bool, ca: str | None, cert: str | None, key: str | None, i
         return None
     for value, option in ((ca, "--tls-ca"), (cert, "--tls-cert"), (key, "--tls-key")):
         if value and not os.path.exists(value):
-            raise DcmtoolsError(NetErrorCode.BAD_TLS, f"{option} {value!r}: no such file", None, ExitStatus.USAGE)
+            raise DcmtoolsError(ErrorCode.BAD_TLS, f"{option} {value!r}: no such file", None, ExitStatus.USAGE)
     return TLSSettings(ca, cert, key, insecure, server_name or None)

@@ -35,18 +35,31 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import struct
 import time
+from collections.abc import Callable
 from io import BytesIO
-from typing import Any, Callable
+from typing import Any
 
-from ..stream.records import DcmtoolsError
-from . import keys as K
+from ..stream.records import DcmtoolsError, ErrorCode
 from . import wire
 from .assoc import NetOptions
-from .index import StoreIndex, StoredInstance
+from .index import StoredInstance, StoreIndex
 from .jsonwire import encode_dataset
+from .keys import (
+    CONTROL_TAGS,
+    FIND,
+    GET,
+    LEVELS,
+    MODEL_OF,
+    MOVE,
+    TAGS,
+    WORKLIST_FIND,
+    flat_of,
+    from_bytes,
+    key_text,
+    sort_identifier,
+)
 from .matching import dataset_matches, returned
 from .peer import Peer, load_peers
 from .status import describe
@@ -55,13 +68,9 @@ LOGGER = logging.getLogger("dcmtools.net")
 C_GET_RSP = 0x8010
 C_STORE_RSP = 0x8001
 C_CANCEL_RQ = 0x0FFF
-TAG_REMAINING = 0x00001020
-TAG_COMPLETED = 0x00001021
-TAG_FAILED = 0x00001022
-TAG_WARNING = 0x00001023
-FIND_CLASSES = set(K.FIND.values())
-MOVE_CLASSES = set(K.MOVE.values())
-GET_CLASSES = set(K.GET.values())
+FIND_CLASSES = set(FIND.values())
+MOVE_CLASSES = set(MOVE.values())
+GET_CLASSES = set(GET.values())
 
 
 class QueryRetrieveSCP:
@@ -97,10 +106,10 @@ class QueryRetrieveSCP:
                 cx.scp_role = True
             contexts.append(cx)
         if self.index is not None:
-            for uid in (*K.FIND.values(), *K.MOVE.values(), *K.GET.values()):
+            for uid in (*FIND.values(), *MOVE.values(), *GET.values()):
                 contexts.append(build_context(uid, syntaxes))
         if self.worklist is not None:
-            contexts.append(build_context(K.WORKLIST_FIND, syntaxes))
+            contexts.append(build_context(WORKLIST_FIND, syntaxes))
         return contexts
 
     def handlers(self) -> list[Any]:
@@ -130,36 +139,37 @@ class QueryRetrieveSCP:
         return {"calling_aet": assoc.requestor.ae_title, "peer": f"{info.address}:{info.port}" if info else None}
 
     def _accepted(self, event: Any) -> None:
-        assoc = event.assoc
-        original = assoc._serve_request
+        from . import seam
 
-        def serve(msg: Any, context_id: int) -> None:
+        assoc = event.assoc
+
+        def serve(original: Any, msg: Any, context_id: int) -> None:
             name = type(msg).__name__
             sop_class = str(getattr(msg, "AffectedSOPClassUID", "") or "")
             ours = name == "C_FIND" and (sop_class in FIND_CLASSES and self.index is not None
-                                         or sop_class == K.WORKLIST_FIND and self.worklist is not None)
+                                         or sop_class == WORKLIST_FIND and self.worklist is not None)
             ours = ours or (name == "C_MOVE" and sop_class in MOVE_CLASSES and self.index is not None)
             ours = ours or (name == "C_GET" and sop_class in GET_CLASSES and self.index is not None)
-            if not ours or context_id not in assoc._accepted_cx:
+            if not ours or seam.accepted_context(assoc, context_id) is None:
                 original(msg, context_id)
                 return
-            assoc.dimse.cancel_req = {}  # C-CANCELs of earlier requests
+            seam.forget_cancels(assoc)  # C-CANCELs of earlier requests
             try:
                 {"C_FIND": self._find, "C_MOVE": self._move, "C_GET": self._get}[name](assoc, msg, context_id)
             except _Gone as exc:
                 LOGGER.debug("the requestor went away: %s", exc)
 
-        assoc._serve_request = serve
+        seam.intercept_requests(assoc, serve)
 
     # -- C-FIND and worklist C-FIND
     def _find(self, assoc: Any, msg: Any, context_id: int) -> None:
         sop_class = str(msg.AffectedSOPClassUID)
-        ts = str(assoc._accepted_cx[context_id].transfer_syntax[0])
-        worklist = sop_class == K.WORKLIST_FIND
+        ts = str(_context(assoc, context_id).transfer_syntax[0])
+        worklist = sop_class == WORKLIST_FIND
         record: dict[str, Any] = {"type": "worklist" if worklist else "find", **self._who(assoc)}
         reply = _Replier(assoc, context_id, int(msg.MessageID), sop_class, C_FIND_RSP, self.options.timeout_for(None))
         try:
-            identifier = K.from_bytes(msg.Identifier.getvalue(), ts)
+            identifier = from_bytes(msg.Identifier.getvalue(), ts)
         except Exception as exc:  # noqa: BLE001 - the requestor's identifier cannot be read
             reply.send(0xA900, comment="cannot read the identifier")
             self._finish(record, 0xA900, 0, f"cannot read the identifier: {exc}")
@@ -168,9 +178,9 @@ class QueryRetrieveSCP:
         if worklist:
             source = self._worklist_answers(identifier)
         else:
-            level = (K.key_text(identifier, "QueryRetrieveLevel") or "").upper()
+            level = (key_text(identifier, "QueryRetrieveLevel") or "").upper()
             record["level"] = level or None
-            record["model"] = K.MODEL_OF.get(sop_class)
+            record["model"] = MODEL_OF.get(sop_class)
             problem = _level_problem(level, sop_class)
             if problem:
                 reply.send(0xA900, comment=problem)
@@ -197,14 +207,14 @@ class QueryRetrieveSCP:
         self._finish(record, 0x0000, count, None)
 
     def _worklist_answers(self, identifier: dict[str, Any]):
-        keys = {k: v for k, v in identifier.items() if int(k, 16) not in K.CONTROL_TAGS}
+        keys = {k: v for k, v in identifier.items() if int(k, 16) not in CONTROL_TAGS}
         for _, item in self.worklist.items():
             if dataset_matches(keys, item):
                 answer = returned(keys, item)
-                charset = item.get(f"{K.T['SpecificCharacterSet']:08X}")
+                charset = item.get(f"{TAGS['SpecificCharacterSet']:08X}")
                 if charset is not None and charset.get("Value"):
-                    answer[f"{K.T['SpecificCharacterSet']:08X}"] = charset
-                yield K.sort_identifier(answer)
+                    answer[f"{TAGS['SpecificCharacterSet']:08X}"] = charset
+                yield sort_identifier(answer)
 
     def _finish(self, record: dict[str, Any], status: int, matches: int, problem: str | None) -> None:
         from .status import status_fields
@@ -213,35 +223,21 @@ class QueryRetrieveSCP:
         record.update(status_fields(status, "worklist" if record["type"] == "worklist" else "find"))
         record["ok"] = describe(status, "find")[0] in ("success", "cancel")
         if problem:
-            record["error"] = {"code": K.QueryErrorCode.QUERY_FAILED, "message": problem}
+            record["error"] = {"code": ErrorCode.QUERY_FAILED, "message": problem}
         self._emit(record)
 
     # -- C-MOVE
     def _move(self, assoc: Any, msg: Any, context_id: int) -> None:
-        from pynetdicom.dimse_primitives import C_MOVE
+        from . import seam
 
-        context = assoc._accepted_cx[context_id]
+        context = _context(assoc, context_id)
         ts = str(context.transfer_syntax[0])
         destination = str(msg.MoveDestination or "").strip()
         record: dict[str, Any] = {"type": "move", **self._who(assoc), "destination": destination}
         counts = _Counts()
 
         def respond(status: int, comment: str | None = None, failed: list[str] | None = None) -> None:
-            rsp = C_MOVE()
-            rsp.MessageIDBeingRespondedTo = msg.MessageID
-            rsp.AffectedSOPClassUID = msg.AffectedSOPClassUID
-            rsp.Status = status
-            if describe(status, "move")[0] == "pending" or status == 0xFE00:
-                rsp.NumberOfRemainingSuboperations = counts.remaining
-            if status != 0xA801 and status != 0xA900:
-                rsp.NumberOfCompletedSuboperations = counts.completed
-                rsp.NumberOfFailedSuboperations = counts.failed
-                rsp.NumberOfWarningSuboperations = counts.warning
-            if comment:
-                rsp.ErrorComment = comment[:64]
-            if failed:
-                rsp.Identifier = BytesIO(_failed_list(failed, ts))
-            assoc.dimse.send_msg(rsp, context_id)
+            seam.send_dimse(assoc, _move_rsp(msg, ts, counts, status, comment, failed), context_id)
 
         instances, level, problem = self._instances(msg, ts, record)
         if problem:
@@ -280,7 +276,7 @@ class QueryRetrieveSCP:
                     counts.failed += 1
                     stored = by_path.get(result.get("path"))
                     failed.append(stored.sop_instance_uid if stored else result.get("sop_instance_uid", ""))
-                if int(msg.MessageID) in assoc.dimse.cancel_req:
+                if seam.cancel_requested(assoc, int(msg.MessageID)):
                     cancelled = True
                     break
                 if counts.remaining:
@@ -321,11 +317,11 @@ class QueryRetrieveSCP:
     def _instances(self, msg: Any, ts: str, record: dict[str, Any]) -> tuple[list[StoredInstance], str, str | None]:
         sop_class = str(msg.AffectedSOPClassUID)
         try:
-            identifier = K.from_bytes(msg.Identifier.getvalue(), ts)
+            identifier = from_bytes(msg.Identifier.getvalue(), ts)
         except Exception as exc:  # noqa: BLE001
             return [], "", f"cannot read the identifier: {exc}"
-        level = (K.key_text(identifier, "QueryRetrieveLevel") or "").upper()
-        record.update({"level": level or None, "model": K.MODEL_OF.get(sop_class), "identifier": _keys_text(identifier)})
+        level = (key_text(identifier, "QueryRetrieveLevel") or "").upper()
+        record.update({"level": level or None, "model": MODEL_OF.get(sop_class), "identifier": _keys_text(identifier)})
         problem = _level_problem(level, sop_class)
         if problem:
             return [], level, problem
@@ -334,7 +330,7 @@ class QueryRetrieveSCP:
             instances.append(stored)
         return instances, level, None
 
-    def _retrieve_record(self, record: dict[str, Any], status: int, counts: "_Counts", problem: str | None,
+    def _retrieve_record(self, record: dict[str, Any], status: int, counts: _Counts, problem: str | None,
                          hint: str | None = None) -> None:
         from .status import status_fields
 
@@ -344,15 +340,15 @@ class QueryRetrieveSCP:
             record["remaining"] = counts.remaining
         record["ok"] = describe(status, record["type"])[0] in ("success", "cancel") and not counts.failed
         if problem:
-            record["error"] = {"code": K.QueryErrorCode.MOVE_DESTINATION_UNKNOWN if status == 0xA801
-                               else K.QueryErrorCode.MOVE_FAILED, "message": problem}
+            record["error"] = {"code": ErrorCode.MOVE_DESTINATION_UNKNOWN if status == 0xA801
+                               else ErrorCode.MOVE_FAILED, "message": problem}
             if hint:
                 record["error"]["hint"] = hint
         self._emit(record)
 
     # -- C-GET
     def _get(self, assoc: Any, msg: Any, context_id: int) -> None:
-        context = assoc._accepted_cx[context_id]
+        context = _context(assoc, context_id)
         ts = str(context.transfer_syntax[0])
         record: dict[str, Any] = {"type": "get", **self._who(assoc)}
         counts = _Counts()
@@ -428,7 +424,7 @@ class _GetSession:
         self._contexts = None
         self.reply = _Replier(assoc, context_id, self.message_id, self.sop_class, C_GET_RSP, timeout)
 
-    def __enter__(self) -> "_GetSession":
+    def __enter__(self) -> _GetSession:
         self._wait_for_idle()
         self.dul.own(True)
         return self
@@ -439,11 +435,15 @@ class _GetSession:
     def _wait_for_idle(self) -> None:
         # Messages already queued for the DUL must go out before we write ourselves.
         deadline = time.monotonic() + 5
-        while (self.dul.to_provider_queue.qsize() or self.dul.event_queue.qsize()) and time.monotonic() < deadline:
+        from .seam import dul_has_work
+
+        while dul_has_work(self.dul) and time.monotonic() < deadline:
             time.sleep(0.001)
 
     def cancelled(self) -> bool:
-        return self._cancel or self.message_id in self.assoc.dimse.cancel_req
+        from .seam import cancel_requested
+
+        return self._cancel or cancel_requested(self.assoc, self.message_id)
 
     # -- contexts on which we may send C-STOREs
     def _context_for(self, sop_class: str, ts: str) -> tuple[int | None, str | None]:
@@ -546,7 +546,7 @@ class _GetSession:
                         sock.settimeout(None)
                     except OSError:
                         pass
-        except socket.timeout:
+        except TimeoutError:
             raise _Gone(f"no C-STORE-RSP within {self.timeout:g} s") from None
         except (OSError, ConnectionError) as exc:
             raise _Gone(str(exc)) from None
@@ -570,9 +570,11 @@ class _Replier:
         self.name = _RSP_NAMES[field]
 
     def cancelled(self) -> bool:
-        return self.message_id in self.assoc.dimse.cancel_req
+        from .seam import cancel_requested
 
-    def send(self, status: int, dataset: bytes | None = None, *, counts: "_Counts | None" = None,
+        return cancel_requested(self.assoc, self.message_id)
+
+    def send(self, status: int, dataset: bytes | None = None, *, counts: _Counts | None = None,
              comment: str | None = None) -> None:
         elements: list[tuple[int, object]] = [
             (wire.TAG_AFFECTED_SOP_CLASS, self.sop_class),
@@ -584,10 +586,10 @@ class _Replier:
         if counts is not None:
             category = describe(status, "get")[0]
             if category == "pending" or status == 0xFE00:
-                elements.append((TAG_REMAINING, counts.remaining))
+                elements.append((wire.TAG_REMAINING, counts.remaining))
             if status != 0xA900:
-                elements += [(TAG_COMPLETED, counts.completed), (TAG_FAILED, counts.failed),
-                             (TAG_WARNING, counts.warning)]
+                elements += [(wire.TAG_COMPLETED, counts.completed), (wire.TAG_FAILED, counts.failed),
+                             (wire.TAG_WARNING, counts.warning)]
         if comment:
             elements.append((wire.TAG_ERROR_COMMENT, comment[:64]))
         command = wire.encode_command(elements)
@@ -626,10 +628,38 @@ C_FIND_RSP = 0x8020
 _RSP_NAMES = {0x8020: "C-FIND-RSP", 0x8010: "C-GET-RSP", 0x8021: "C-MOVE-RSP"}
 
 
+def _move_rsp(msg: Any, ts: str, counts: _Counts, status: int, comment: str | None, failed: list[str] | None) -> Any:
+    """A C-MOVE-RSP to ``msg`` with the sub-operation counts its status calls for."""
+    from pynetdicom.dimse_primitives import C_MOVE
+
+    rsp = C_MOVE()
+    rsp.MessageIDBeingRespondedTo = msg.MessageID
+    rsp.AffectedSOPClassUID = msg.AffectedSOPClassUID
+    rsp.Status = status
+    if describe(status, "move")[0] == "pending" or status == 0xFE00:
+        rsp.NumberOfRemainingSuboperations = counts.remaining
+    if status != 0xA801 and status != 0xA900:
+        rsp.NumberOfCompletedSuboperations = counts.completed
+        rsp.NumberOfFailedSuboperations = counts.failed
+        rsp.NumberOfWarningSuboperations = counts.warning
+    if comment:
+        rsp.ErrorComment = comment[:64]
+    if failed:
+        rsp.Identifier = BytesIO(_failed_list(failed, ts))
+    return rsp
+
+
+def _context(assoc: Any, context_id: int) -> Any:
+    from .seam import accepted_context
+
+    return accepted_context(assoc, context_id)
+
+
 def _failed_list(uids: list[str], ts: str) -> bytes:
     from pydicom.dataset import Dataset
     from pydicom.uid import UID
-    from pynetdicom.dsutils import encode
+
+    from .seam import encode
 
     ds = Dataset()
     ds.FailedSOPInstanceUIDList = [uid for uid in uids if uid] or ""
@@ -638,9 +668,9 @@ def _failed_list(uids: list[str], ts: str) -> bytes:
 
 
 def _level_problem(level: str, sop_class: str) -> str | None:
-    if level not in K.LEVELS:
+    if level not in LEVELS:
         return f"QueryRetrieveLevel {level or '(missing)'} is not PATIENT, STUDY, SERIES or IMAGE"
-    if level == "PATIENT" and K.MODEL_OF.get(sop_class) == "study":
+    if level == "PATIENT" and MODEL_OF.get(sop_class) == "study":
         return "the study root model has no PATIENT level"
     return None
 
@@ -649,6 +679,6 @@ def _keys_text(identifier: dict[str, Any]) -> dict[str, Any]:
     """The matching keys of an identifier in the flat form (for records)."""
     from .matching import is_universal
 
-    flat = K.flat_of({k: v for k, v in identifier.items()
-                      if int(k, 16) not in K.CONTROL_TAGS and not is_universal(v)})
+    flat = flat_of({k: v for k, v in identifier.items()
+                      if int(k, 16) not in CONTROL_TAGS and not is_universal(v)})
     return flat

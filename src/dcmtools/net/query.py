@@ -44,14 +44,34 @@ from __future__ import annotations
 import logging
 import queue
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
-from . import keys as K
 from .assoc import NetOptions, associate, failure_after
+from .keys import (
+    CONTROL_TAGS,
+    DEFAULT_KEYS,
+    FIND,
+    LEVELS,
+    TAGS,
+    UNIQUE_KEY,
+    WORKLIST_FIND,
+    first_text,
+    flat_of,
+    from_bytes,
+    identifier_from,
+    level_index,
+    level_of,
+    normalize_level,
+    parse_keys,
+    sort_identifier,
+    to_pydicom,
+)
+from .keys import texts as element_texts
 from .matching import element_matches, is_universal
-from .peer import NetErrorCode, Peer
+from .peer import Peer
 from .status import comment_hint, describe, status_fields
 
 LOGGER = logging.getLogger("dcmtools.net")
@@ -100,16 +120,10 @@ class Exchange:
         self.finished = False
 
     def _send(self) -> None:
-        assoc = self.assoc
-        assoc._reactor_checkpoint.clear()
-        # The flag may be left over from before the last exchange released the reactor: it is
-        # only true again once the reactor has finished that round and stopped at the checkpoint
-        # (else it could take this request's first response off the queue as a request).
-        assoc._is_paused = False
-        deadline = time.monotonic() + 5
-        while not assoc._is_paused and time.monotonic() < deadline and assoc.is_established:
-            time.sleep(0.0001)
-        assoc.dimse.send_msg(self.primitive, self.context.context_id)
+        from . import seam
+
+        seam.pause_reactor_fresh(self.assoc, 5)
+        seam.send_dimse(self.assoc, self.primitive, self.context.context_id)
 
     def cancel(self) -> None:
         """Send a C-CANCEL for this request (once)."""
@@ -122,10 +136,14 @@ class Exchange:
 
         primitive = C_CANCEL()
         primitive.MessageIDBeingRespondedTo = self.primitive.MessageID
-        self.assoc.dimse.send_msg(primitive, self.context.context_id)
+        from .seam import send_dimse
+
+        send_dimse(self.assoc, primitive, self.context.context_id)
 
     def _final_queued(self) -> bool:
-        queue_ = self.assoc.dimse.msg_queue
+        from .seam import dimse_queue
+
+        queue_ = dimse_queue(self.assoc)
         with queue_.mutex:
             waiting = list(queue_.queue)
         for _, message in waiting:
@@ -157,7 +175,9 @@ class Exchange:
                     self.finished = True
                     return
         finally:
-            self.assoc._reactor_checkpoint.set()
+            from .seam import resume_reactor
+
+            resume_reactor(self.assoc)
 
     def drain(self, seconds: float = CANCEL_WAIT) -> Response | None:
         """After a C-CANCEL: read responses until the final one (or ``seconds``); returns it."""
@@ -181,7 +201,9 @@ class Exchange:
         deadline = time.monotonic() + limit
         while True:
             try:
-                context_id, message = assoc.dimse.msg_queue.get(timeout=0.2)
+                from .seam import dimse_queue
+
+                context_id, message = dimse_queue(assoc).get(timeout=0.2)
             except queue.Empty:
                 if not assoc.is_established or _ended(assoc):
                     raise failure_after(assoc, self.peer, self.what, self.timeout) from None
@@ -189,7 +211,7 @@ class Exchange:
                     if timeout is None:
                         assoc.abort()
                         raise failure_after(assoc, self.peer, self.what, self.timeout, timed_out=True) from None
-                    raise DcmtoolsError(NetErrorCode.TIMEOUT, "no answer yet", None, ExitStatus.TIMEOUT) from None
+                    raise DcmtoolsError(ErrorCode.TIMEOUT, "no answer yet", None, ExitStatus.TIMEOUT) from None
                 continue
             if message is None:
                 raise failure_after(assoc, self.peer, self.what, self.timeout)
@@ -210,7 +232,9 @@ def _ended(assoc: Any) -> bool:
     try:
         if assoc.acse.is_aborted():
             return True
-        return assoc.dul.state_machine.current_state == "Sta1" or not assoc.dul.is_alive()
+        from .seam import dul_ended
+
+        return dul_ended(assoc)
     except Exception:  # noqa: BLE001
         return False
 
@@ -253,12 +277,13 @@ def c_find_primitive(message_id: int, sop_class: str, identifier: bytes, priorit
 def encode_identifier(identifier: dict[str, Any], transfer_syntax: str) -> bytes:
     """A JSON-model identifier as dataset bytes in the context's transfer syntax."""
     from pydicom.uid import UID
-    from pynetdicom.dsutils import encode
+
+    from .seam import encode
 
     ts = UID(transfer_syntax)
-    data = encode(K.to_pydicom(identifier), ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+    data = encode(to_pydicom(identifier), ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
     if data is None:
-        raise DcmtoolsError(K.QueryErrorCode.BAD_KEY, "the query keys cannot be encoded", "check the -k values",
+        raise DcmtoolsError(ErrorCode.BAD_KEY, "the query keys cannot be encoded", "check the -k values",
                             ExitStatus.USAGE)
     return data
 
@@ -267,8 +292,8 @@ def encode_identifier(identifier: dict[str, Any], transfer_syntax: str) -> bytes
 def find_identifier(level: str, key_texts: Iterable[str] = (), *, defaults: bool = True) -> dict[str, Any]:
     """The identifier of a query at ``level``: the default return keys (unless
     ``defaults`` is False) plus the ``-k`` keys."""
-    level = K.normalize_level(level)
-    return K.identifier_from(K.parse_keys(key_texts), K.DEFAULT_KEYS[level] if defaults else (), level)
+    level = normalize_level(level)
+    return identifier_from(parse_keys(key_texts), DEFAULT_KEYS[level] if defaults else (), level)
 
 
 def query_contexts(models: Iterable[str]) -> list[Any]:
@@ -314,7 +339,7 @@ class Finder:
 
     @property
     def sop_class(self) -> str:
-        return K.WORKLIST_FIND if self.model == "worklist" else K.FIND[self.model]
+        return WORKLIST_FIND if self.model == "worklist" else FIND[self.model]
 
     @property
     def service(self) -> str:
@@ -394,7 +419,7 @@ class Finder:
         yield self._failure_record(failure)
 
     def _checks_modalities(self) -> bool:
-        key = self.identifier.get(f"{K.T['ModalitiesInStudy']:08X}")
+        key = self.identifier.get(f"{TAGS['ModalitiesInStudy']:08X}")
         return self.check and self.level == "STUDY" and not is_universal(key)
 
     def _done(self) -> bool:
@@ -419,7 +444,7 @@ class Finder:
                         continue
                     answered += 1
                     try:
-                        found = K.from_bytes(response.identifier, ts)
+                        found = from_bytes(response.identifier, ts)
                     except Exception as exc:  # noqa: BLE001 - a bad identifier from the peer: say so, go on
                         LOGGER.warning("%s sent a match that cannot be read (%s); skipped", self.peer.label, exc)
                         continue
@@ -455,7 +480,7 @@ class Finder:
         record["n"] = self.matches
         if self.walked:
             record["walked"] = True
-        record["dataset"] = K.flat_of(dataset) if self.flat else dataset
+        record["dataset"] = flat_of(dataset) if self.flat else dataset
         if self._last_unchecked:
             record["unchecked_keys"] = list(self._last_unchecked)
             record["note"] = self._last_unchecked_note
@@ -497,7 +522,7 @@ class Finder:
             record["level"] = self.level
         record.update(status_fields(response.status, self.service, response.error_comment))
         record["ok"] = False
-        record["error"] = {"code": K.QueryErrorCode.QUERY_FAILED, "message": message}
+        record["error"] = {"code": ErrorCode.QUERY_FAILED, "message": message}
         if hint:
             record["error"]["hint"] = hint
         return record
@@ -513,10 +538,10 @@ class Finder:
         unchecked: list[str] = self._last_unchecked
         for tag_key, key in self.identifier.items():
             tag = int(tag_key, 16)
-            if tag in K.CONTROL_TAGS or is_universal(key):
+            if tag in CONTROL_TAGS or is_universal(key):
                 continue
             got = match.get(tag_key)
-            if tag == K.T["ModalitiesInStudy"] and self.level == "STUDY" and not K.texts(got):
+            if tag == TAGS["ModalitiesInStudy"] and self.level == "STUDY" and not element_texts(got):
                 got = self._modalities(match)
                 if got is not None:
                     match[tag_key] = got
@@ -526,7 +551,7 @@ class Finder:
                 continue
             if not element_matches(key, got, lenient=True):
                 name = _name(tag)
-                charsets = K.texts(match.get(f"{K.T['SpecificCharacterSet']:08X}"))
+                charsets = element_texts(match.get(f"{TAGS['SpecificCharacterSet']:08X}"))
                 if not representable(key, charsets):
                     # the peer's answer cannot hold what we asked: its word stands, and we say so
                     unchecked.append(name)
@@ -536,7 +561,7 @@ class Finder:
                 return None
         if unchecked:
             self.unchecked += 1
-            charset = "\\".join(K.texts(match.get(f"{K.T['SpecificCharacterSet']:08X}"))) or "ISO_IR 6"
+            charset = "\\".join(element_texts(match.get(f"{TAGS['SpecificCharacterSet']:08X}"))) or "ISO_IR 6"
             self._last_unchecked_note = (f"kept unchecked: the peer answered in {charset}, which cannot represent "
                                          f"the query's {', '.join(unchecked)}")
             for name in unchecked:
@@ -545,21 +570,21 @@ class Finder:
 
     def _modalities(self, study: dict[str, Any]) -> dict[str, Any] | None:
         """ModalitiesInStudy of a study the peer did not fill: from its series."""
-        uid = K.first_text(study.get(f"{K.T['StudyInstanceUID']:08X}"))
+        uid = first_text(study.get(f"{TAGS['StudyInstanceUID']:08X}"))
         if not uid:
             return None
         keys = [f"StudyInstanceUID={uid}", "Modality"]
         if self.model == "patient":
-            patient = K.first_text(study.get(f"{K.T['PatientID']:08X}"))
+            patient = first_text(study.get(f"{TAGS['PatientID']:08X}"))
             if not patient:
                 return None
             keys.append(f"PatientID={patient}")
-        identifier = K.identifier_from(K.parse_keys(keys), (), "SERIES")
+        identifier = identifier_from(parse_keys(keys), (), "SERIES")
         modalities: list[str] = []
         for item in self._query(identifier):
             if isinstance(item, Response):
                 return None
-            for value in K.texts(item.get(f"{K.T['Modality']:08X}")):
+            for value in element_texts(item.get(f"{TAGS['Modality']:08X}")):
                 if value not in modalities:
                     modalities.append(value)
         return {"vr": "CS", "Value": modalities} if modalities else {"vr": "CS"}
@@ -569,20 +594,20 @@ class Finder:
         if self.model == "worklist":
             return False
         top = "PATIENT" if self.model == "patient" else "STUDY"
-        return K.level_index(self.level) > K.level_index(top)
+        return level_index(self.level) > level_index(top)
 
     def _walk(self) -> Iterator[dict[str, Any]]:
         top = "PATIENT" if self.model == "patient" else "STUDY"
-        levels = K.LEVELS[K.level_index(top): K.level_index(self.level) + 1]
+        levels = LEVELS[level_index(top): level_index(self.level) + 1]
         by_level: dict[str, dict[str, Any]] = {level: {} for level in levels}
         for tag_key, element in self.identifier.items():
             tag = int(tag_key, 16)
-            if tag in K.CONTROL_TAGS:
+            if tag in CONTROL_TAGS:
                 continue
-            level = K.level_of(tag)
-            if K.level_index(level) < K.level_index(top):
+            level = level_of(tag)
+            if level_index(level) < level_index(top):
                 level = top  # patient keys go with the study in the study root
-            if K.level_index(level) > K.level_index(self.level):
+            if level_index(level) > level_index(self.level):
                 level = self.level
             by_level[level][tag_key] = element
         yield from self._walk_level(levels, 0, by_level, {}, {})
@@ -591,7 +616,7 @@ class Finder:
                     fixed: dict[str, Any], inherited: dict[str, Any]) -> Iterator[dict[str, Any]]:
         level = levels[depth]
         last = depth == len(levels) - 1
-        identifier: dict[str, Any] = {f"{K.T['QueryRetrieveLevel']:08X}": {"vr": "CS", "Value": [level]}}
+        identifier: dict[str, Any] = {f"{TAGS['QueryRetrieveLevel']:08X}": {"vr": "CS", "Value": [level]}}
         identifier.update(fixed)
         if last:
             # Return keys of the upper levels are asked again (the peer may fill them);
@@ -601,9 +626,9 @@ class Finder:
                     if tag_key not in identifier and is_universal(element):
                         identifier[tag_key] = element
         identifier.update(by_level[level])
-        unique = f"{K.T[K.UNIQUE_KEY[level]]:08X}"
+        unique = f"{TAGS[UNIQUE_KEY[level]]:08X}"
         identifier.setdefault(unique, {"vr": "UI" if level != "PATIENT" else "LO"})
-        identifier = K.sort_identifier(identifier)
+        identifier = sort_identifier(identifier)
         results = []
         for item in self._query(identifier):
             if isinstance(item, Response):
@@ -618,11 +643,11 @@ class Finder:
                 if match is None:
                     continue
                 wanted = {k: v for k, v in match.items() if k in self.identifier or k in identifier}
-                yield self._record(K.sort_identifier(wanted))
+                yield self._record(sort_identifier(wanted))
                 if self._done():
                     return
                 continue
-            value = K.first_text(item.get(unique))
+            value = first_text(item.get(unique))
             if not value:
                 continue
             vr = "LO" if level == "PATIENT" else "UI"
@@ -688,7 +713,7 @@ def find(peer: Peer, identifier: dict[str, Any], options: NetOptions | None = No
          model: str = "study", limit: int | None = None, walk: bool = True, check: bool = True,
          flat: bool = False) -> Iterator[dict[str, Any]]:
     """C-FIND ``identifier`` (JSON model, see ``find_identifier``) at ``level``; yields records."""
-    finder = Finder(peer, identifier, options or NetOptions(), K.normalize_level(level), model, limit, walk, check, flat)
+    finder = Finder(peer, identifier, options or NetOptions(), normalize_level(level), model, limit, walk, check, flat)
     yield from finder.run()
 
 
@@ -764,8 +789,8 @@ def find_many(peer: Peer, base: dict[str, Any], queries: Iterable[tuple[int, lis
     from .responses import install
 
     options = options or NetOptions()
-    level = K.normalize_level(level)
-    sop_class = K.FIND[model]
+    level = normalize_level(level)
+    sop_class = FIND[model]
     stats = stats if stats is not None else {}
     stats.setdefault("queries", 0)
     stats.setdefault("matches", 0)
@@ -776,13 +801,13 @@ def find_many(peer: Peer, base: dict[str, Any], queries: Iterable[tuple[int, lis
             tag: dict[str, Any] = {"q": number}
             if problem is not None:
                 yield {"type": "query", "peer": str(peer), **tag, "ok": False,
-                       "error": {"code": K.QueryErrorCode.BAD_KEY, "message": problem}}
+                       "error": {"code": ErrorCode.BAD_KEY, "message": problem}}
                 continue
             try:
-                parsed = K.parse_keys(keys or [])
+                parsed = parse_keys(keys or [])
                 identifier = dict(base)
-                identifier.update(K.identifier_from(parsed, (), level))
-                identifier = K.sort_identifier(identifier)
+                identifier.update(identifier_from(parsed, (), level))
+                identifier = sort_identifier(identifier)
             except DcmtoolsError as exc:
                 yield {"type": "query", "peer": str(peer), **tag, "ok": False,
                        "error": {"code": exc.code, "message": f"query {number}: {exc.message}"}}

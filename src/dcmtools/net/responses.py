@@ -14,16 +14,13 @@ hook (the storage receiver of ``scp.py``) or to pynetdicom.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import BytesIO
-from typing import Any, Callable
+from typing import Any
 
 from . import wire
 
 RESPONSES = {0x8020: "C_FIND", 0x8021: "C_MOVE", 0x8010: "C_GET"}
-TAG_REMAINING = 0x00001020
-TAG_COMPLETED = 0x00001021
-TAG_FAILED = 0x00001022
-TAG_WARNING = 0x00001023
 _TRACE_NAMES = {0x8020: "C-FIND-RSP", 0x8021: "C-MOVE-RSP", 0x8010: "C-GET-RSP"}
 
 
@@ -40,10 +37,10 @@ class Response:
         self.Status = wire.command_us(command, wire.TAG_STATUS)
         self.Identifier = BytesIO(dataset) if dataset is not None else None
         self.ErrorComment = wire.command_str(command, wire.TAG_ERROR_COMMENT)
-        self.NumberOfRemainingSuboperations = wire.command_us(command, TAG_REMAINING)
-        self.NumberOfCompletedSuboperations = wire.command_us(command, TAG_COMPLETED)
-        self.NumberOfFailedSuboperations = wire.command_us(command, TAG_FAILED)
-        self.NumberOfWarningSuboperations = wire.command_us(command, TAG_WARNING)
+        self.NumberOfRemainingSuboperations = wire.command_us(command, wire.TAG_REMAINING)
+        self.NumberOfCompletedSuboperations = wire.command_us(command, wire.TAG_COMPLETED)
+        self.NumberOfFailedSuboperations = wire.command_us(command, wire.TAG_FAILED)
+        self.NumberOfWarningSuboperations = wire.command_us(command, wire.TAG_WARNING)
 
 
 class ResponseReader:
@@ -114,18 +111,18 @@ class ResponseReader:
         if trace is not None:
             trace.dimse_in(_TRACE_NAMES[field], context_id, command, pdus=self.fragments, size=len(dataset or b""))
         self.fragments = 0
-        self.assoc.dimse.msg_queue.put((context_id, Response(RESPONSES[field], command, dataset)))
+        from .seam import dimse_queue
+
+        dimse_queue(self.assoc).put((context_id, Response(RESPONSES[field], command, dataset)))
 
     def _hand_on(self, dul: Any, body: Any, pdvs: list[tuple[int, int, Any]]) -> None:
         if self.then is not None:
             self.then(dul, body)
             return
-        from pynetdicom.pdu_primitives import P_DATA
+        from .seam import pass_pdv
 
         for context_id, control, data in pdvs:
-            primitive = P_DATA()
-            primitive.presentation_data_value_list = [[context_id, bytes((control,)) + bytes(data)]]
-            self.assoc.dimse.receive_primitive(primitive)
+            pass_pdv(self.assoc, context_id, control, data)
 
 
 def _body(pdvs: list[tuple[int, int, Any]]) -> bytes:

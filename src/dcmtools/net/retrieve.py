@@ -44,12 +44,31 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, TextIO
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
-from . import keys as K
 from .assoc import NetOptions, associate, close, no_context_error
+from .keys import (
+    FIND,
+    GET,
+    LEVELS,
+    MOVE,
+    TAGS,
+    UNIQUE_KEY,
+    choose_model,
+    first_text,
+    flat_of,
+    from_bytes,
+    identifier_from,
+    json_from_flat,
+    level_index,
+    normalize_level,
+    parse_keys,
+    sort_identifier,
+    texts,
+)
 from .peer import Peer, check_aet
 from .query import UNCOMPRESSED, Exchange, Finder, MessageIDs, Response, context_for, encode_identifier, query_contexts
 from .status import describe, status_fields
@@ -79,7 +98,7 @@ class RetrieveRequest:
 
     def label(self) -> dict[str, Any]:
         """The identifier as ``{"StudyInstanceUID": "1.2..."}`` for records."""
-        flat = K.flat_of(self.identifier)
+        flat = flat_of(self.identifier)
         flat.pop("QueryRetrieveLevel", None)
         return flat
 
@@ -92,40 +111,40 @@ def unique_identifier(level: str, dataset: dict[str, Any], model: str) -> dict[s
     needed = []
     if model == "patient":
         needed.append("PatientID")
-    needed += [K.UNIQUE_KEY[lvl] for lvl in K.LEVELS[1: K.level_index(level) + 1]]
+    needed += [UNIQUE_KEY[lvl] for lvl in LEVELS[1: level_index(level) + 1]]
     if level == "PATIENT" and "PatientID" not in needed:
         needed.append("PatientID")
-    identifier: dict[str, Any] = {f"{K.T['QueryRetrieveLevel']:08X}": {"vr": "CS", "Value": [level]}}
+    identifier: dict[str, Any] = {f"{TAGS['QueryRetrieveLevel']:08X}": {"vr": "CS", "Value": [level]}}
     for name in needed:
-        tag_key = f"{K.T[name]:08X}"
-        value = K.first_text(dataset.get(tag_key))
+        tag_key = f"{TAGS[name]:08X}"
+        value = first_text(dataset.get(tag_key))
         if not value:
             raise DcmtoolsError(
-                K.QueryErrorCode.NOT_RETRIEVABLE,
+                ErrorCode.NOT_RETRIEVABLE,
                 f"the record has no {name}, which a {level.lower()}-level retrieve needs",
                 f"let find return it (-k {name}), or retrieve at another --level",
             )
         identifier[tag_key] = {"vr": "LO" if name == "PatientID" else "UI", "Value": [value]}
-    return K.sort_identifier(identifier)
+    return sort_identifier(identifier)
 
 
 def _only_unique(identifier: dict[str, Any], level: str, model: str) -> bool:
-    allowed = {K.T["QueryRetrieveLevel"], K.T["SpecificCharacterSet"]}
-    allowed |= {K.T[K.UNIQUE_KEY[lvl]] for lvl in K.LEVELS[: K.level_index(level) + 1]}
+    allowed = {TAGS["QueryRetrieveLevel"], TAGS["SpecificCharacterSet"]}
+    allowed |= {TAGS[UNIQUE_KEY[lvl]] for lvl in LEVELS[: level_index(level) + 1]}
     for tag_key, element in identifier.items():
         tag = int(tag_key, 16)
         if tag not in allowed:
             return False
-        if tag != K.T["QueryRetrieveLevel"] and not K.first_text(element) and tag == K.T[K.UNIQUE_KEY[level]]:
+        if tag != TAGS["QueryRetrieveLevel"] and not first_text(element) and tag == TAGS[UNIQUE_KEY[level]]:
             return False
-    return bool(K.first_text(identifier.get(f"{K.T[K.UNIQUE_KEY[level]]:08X}")))
+    return bool(first_text(identifier.get(f"{TAGS[UNIQUE_KEY[level]]:08X}")))
 
 
 def request_from_keys(level: str, key_texts: Iterable[str], model: str | None = None) -> RetrieveRequest:
     """A request from ``-k`` keys at ``level``; non-unique keys are resolved by a C-FIND first."""
-    level = K.normalize_level(level)
-    model = K.choose_model(level, model)
-    identifier = K.identifier_from(K.parse_keys(key_texts), (), level)
+    level = normalize_level(level)
+    model = choose_model(level, model)
+    identifier = identifier_from(parse_keys(key_texts), (), level)
     return RetrieveRequest(level, identifier, model, keys_only=_only_unique(identifier, level, model))
 
 
@@ -138,7 +157,7 @@ def request_from_record(record: dict[str, Any], model: str | None = None, level:
             ErrorCode.UPSTREAM_FAILED, f"skipped: the previous command failed on it ({upstream})"))
     if record.get("model") == "worklist":
         return RetrieveRequest("", {}, source=source, error=DcmtoolsError(
-            K.QueryErrorCode.NOT_RETRIEVABLE, "a worklist item is scheduled work, not stored images",
+            ErrorCode.NOT_RETRIEVABLE, "a worklist item is scheduled work, not stored images",
             "query the images with 'dcmtools find' and move those"))
     dataset = record.get("dataset")
     if not isinstance(dataset, dict):
@@ -146,13 +165,13 @@ def request_from_record(record: dict[str, Any], model: str | None = None, level:
             ErrorCode.BAD_RECORD, "the record has no dataset to take the identifiers from",
             "pipe the records of 'dcmtools find' (JSON Lines)"))
     if dataset and not all(len(k) == 8 and all(c in "0123456789ABCDEFabcdef" for c in k) for k in dataset):
-        dataset = K.json_from_flat(dataset)  # the --flat form
+        dataset = json_from_flat(dataset)  # the --flat form
     rec_level = level or record.get("level")
     if not rec_level:
-        rec_level = "IMAGE" if K.first_text(dataset.get(f"{K.T['SOPInstanceUID']:08X}")) else "STUDY"
+        rec_level = "IMAGE" if first_text(dataset.get(f"{TAGS['SOPInstanceUID']:08X}")) else "STUDY"
     try:
-        rec_level = K.normalize_level(rec_level)
-        rec_model = K.choose_model(rec_level, model or (record.get("model") if record.get("model") in ("patient", "study") else None))
+        rec_level = normalize_level(rec_level)
+        rec_model = choose_model(rec_level, model or (record.get("model") if record.get("model") in ("patient", "study") else None))
         identifier = unique_identifier(rec_level, dataset, rec_model)
     except DcmtoolsError as exc:
         exc.exit_status = ExitStatus.FAILED
@@ -312,13 +331,13 @@ class Retriever:
 
     def _resolve_and_retrieve(self, request: RetrieveRequest) -> Iterator[dict[str, Any]]:
         """Keys that are not unique: find the matches at the request's level, retrieve each."""
-        model = request.model or K.choose_model(request.level, self.model)
+        model = request.model or choose_model(request.level, self.model)
         identifier = dict(request.identifier)
-        for name in ([("PatientID")] if model == "patient" else []) + [K.UNIQUE_KEY[lvl] for lvl in K.LEVELS[1: K.level_index(request.level) + 1]]:
-            identifier.setdefault(f"{K.T[name]:08X}", {"vr": "LO" if name == "PatientID" else "UI"})
+        for name in ([("PatientID")] if model == "patient" else []) + [UNIQUE_KEY[lvl] for lvl in LEVELS[1: level_index(request.level) + 1]]:
+            identifier.setdefault(f"{TAGS[name]:08X}", {"vr": "LO" if name == "PatientID" else "UI"})
         if request.level == "PATIENT":
-            identifier.setdefault(f"{K.T['PatientID']:08X}", {"vr": "LO"})
-        finder = Finder(self.peer, K.sort_identifier(identifier), self.options, request.level, model,
+            identifier.setdefault(f"{TAGS['PatientID']:08X}", {"vr": "LO"})
+        finder = Finder(self.peer, sort_identifier(identifier), self.options, request.level, model,
                         assoc=self._find_association(model))
         # The whole answer first: the find association is used again while retrieving.
         matches = list(finder.run())
@@ -343,7 +362,7 @@ class Retriever:
             from ..stream.records import error_record
 
             yield error_record(self.kind, DcmtoolsError(
-                K.QueryErrorCode.MOVE_FAILED, f"nothing on {self.peer.label} matches these keys at the {request.level.lower()} level",
+                ErrorCode.MOVE_FAILED, f"nothing on {self.peer.label} matches these keys at the {request.level.lower()} level",
                 "check the keys with 'dcmtools find' first"), peer=str(self.peer), level=request.level,
                 identifier=request.label())
 
@@ -351,7 +370,7 @@ class Retriever:
         if self._find_assoc is not None and not self._find_assoc.is_established:
             self._find_assoc = None
         if self._find_assoc is None:
-            self._find_assoc = associate(self.peer, query_contexts([K.FIND["study"], K.FIND["patient"]]), self.options)
+            self._find_assoc = associate(self.peer, query_contexts([FIND["study"], FIND["patient"]]), self.options)
             from .responses import install
 
             install(self._find_assoc)
@@ -359,7 +378,7 @@ class Retriever:
 
     # -- one retrieve
     def _retrieve(self, request: RetrieveRequest) -> dict[str, Any]:
-        model = request.model or K.choose_model(request.level, self.model)
+        model = request.model or choose_model(request.level, self.model)
         base: dict[str, Any] = {"type": self.kind, "peer": str(self.peer), **request.source, "level": request.level,
                                 "model": model, "identifier": request.label()}
         to_us = self.get or self.dest is None
@@ -383,12 +402,12 @@ class Retriever:
                 self._bucket = None
         return self._record(base, outcome, bucket.records if to_us else None)
 
-    def _move(self, request: RetrieveRequest, model: str) -> "_Outcome":
+    def _move(self, request: RetrieveRequest, model: str) -> _Outcome:
         from io import BytesIO
 
         from pynetdicom.dimse_primitives import C_MOVE
 
-        sop_class = K.MOVE[model]
+        sop_class = MOVE[model]
         assoc = self._association([sop_class], [])
         context = context_for(assoc, sop_class)
         if context is None:
@@ -401,7 +420,7 @@ class Retriever:
         primitive.Identifier = BytesIO(encode_identifier(request.identifier, str(context.transfer_syntax[0])))
         return self._exchange(assoc, primitive, context, "move", "C-MOVE")
 
-    def _exchange(self, assoc: Any, primitive: Any, context: Any, service: str, what: str) -> "_Outcome":
+    def _exchange(self, assoc: Any, primitive: Any, context: Any, service: str, what: str) -> _Outcome:
         outcome = _Outcome()
         exchange = Exchange(assoc, self.peer, self.options, primitive, context, service, what)
         try:
@@ -422,8 +441,8 @@ class Retriever:
         return outcome
 
     # -- C-GET
-    def _get(self, request: RetrieveRequest, model: str) -> "_Outcome":
-        sop_class = K.GET[model]
+    def _get(self, request: RetrieveRequest, model: str) -> _Outcome:
+        sop_class = GET[model]
         plan = self._get_plan(request, model)
         total = _Outcome()
         for classes, identifiers in plan:
@@ -470,30 +489,30 @@ class Retriever:
                         "SOPInstanceUID=" + "\\".join(instances)]
                 if model == "patient":
                     keys.insert(0, f"PatientID={patient}")
-                identifiers.append(K.identifier_from(K.parse_keys(keys), (), "IMAGE"))
+                identifiers.append(identifier_from(parse_keys(keys), (), "IMAGE"))
             plan.append((sorted(group), identifiers))
         return plan
 
     def _instances_of(self, request: RetrieveRequest, model: str) -> list[tuple[str, str, str, str, str]]:
         """(SOP class, SOP instance, study, series, patient) of what the request covers, by an IMAGE-level C-FIND."""
         identifier = dict(request.identifier)
-        identifier[f"{K.T['QueryRetrieveLevel']:08X}"] = {"vr": "CS", "Value": ["IMAGE"]}
+        identifier[f"{TAGS['QueryRetrieveLevel']:08X}"] = {"vr": "CS", "Value": ["IMAGE"]}
         for name in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
-            identifier.setdefault(f"{K.T[name]:08X}", {"vr": "LO" if name == "PatientID" else "UI"})
+            identifier.setdefault(f"{TAGS[name]:08X}", {"vr": "LO" if name == "PatientID" else "UI"})
         if model == "study":
             # PatientID is a return key here; a study-root peer may refuse it as a matching key.
-            patient = identifier.get(f"{K.T['PatientID']:08X}")
-            if patient is not None and K.first_text(patient):
-                identifier[f"{K.T['PatientID']:08X}"] = {"vr": "LO"}
+            patient = identifier.get(f"{TAGS['PatientID']:08X}")
+            if patient is not None and first_text(patient):
+                identifier[f"{TAGS['PatientID']:08X}"] = {"vr": "LO"}
         try:
-            finder = Finder(self.peer, K.sort_identifier(identifier), self.options, "IMAGE", model,
+            finder = Finder(self.peer, sort_identifier(identifier), self.options, "IMAGE", model,
                             assoc=self._find_association(model), check=False)
             out = []
             for record in finder.run():
                 if not record.get("ok"):
                     return []
                 ds = record["dataset"]
-                out.append(tuple(K.first_text(ds.get(f"{K.T[name]:08X}")) or "" for name in
+                out.append(tuple(first_text(ds.get(f"{TAGS[name]:08X}")) or "" for name in
                                  ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID")))
             return out
         except DcmtoolsError as exc:
@@ -522,7 +541,7 @@ class Retriever:
                 install(self._assoc)
         return self._assoc
 
-    def _record(self, base: dict[str, Any], outcome: "_Outcome", received: list[dict[str, Any]] | None) -> dict[str, Any]:
+    def _record(self, base: dict[str, Any], outcome: _Outcome, received: list[dict[str, Any]] | None) -> dict[str, Any]:
         record = dict(base)
         record.update(status_fields(outcome.status, self.kind, outcome.error_comment) if outcome.status is not None else {})
         record.update({"completed": outcome.completed, "failed": outcome.failed, "warning": outcome.warning})
@@ -549,14 +568,14 @@ class Retriever:
             record["error"] = error
         return record
 
-    def _judge(self, record: dict[str, Any], outcome: "_Outcome", to_us: bool, stored_failed: int) -> dict[str, Any] | None:
+    def _judge(self, record: dict[str, Any], outcome: _Outcome, to_us: bool, stored_failed: int) -> dict[str, Any] | None:
         """None when the retrieve went well, else the error of its record."""
         peer = self.peer.label
         dest = record.get("destination")
         code = outcome.status
         if outcome.refused is not None:
             return {
-                "code": K.QueryErrorCode.MOVE_DESTINATION_UNKNOWN,
+                "code": ErrorCode.MOVE_DESTINATION_UNKNOWN,
                 "message": (f"{peer} dropped the association instead of answering the C-MOVE to {dest!r}: it "
                             f"probably does not know the AE title {self.options.calling_aet!r} (we asked) "
                             + (f"or {dest!r} (the destination)" if dest != self.options.calling_aet else "")
@@ -566,14 +585,14 @@ class Retriever:
                          + " (Orthanc: DicomModalities, or DicomAlwaysAllowMove); check the PACS log"),
             }
         if code is None:
-            return {"code": K.QueryErrorCode.MOVE_FAILED, "message": f"{peer} gave no final answer"}
+            return {"code": ErrorCode.MOVE_FAILED, "message": f"{peer} gave no final answer"}
         category, meaning = describe(code, self.kind)
         suboperations = outcome.completed + outcome.failed + outcome.warning
         if code == 0xA801 or (code == 0xC000 and not self.get and suboperations == 0):
             where = self._our_address()
             probably = "" if code == 0xA801 else "probably "
             return {
-                "code": K.QueryErrorCode.MOVE_DESTINATION_UNKNOWN,
+                "code": ErrorCode.MOVE_DESTINATION_UNKNOWN,
                 "message": (f"{peer} refused the C-MOVE: the move destination {dest!r} is {probably}unknown to it "
                             f"({meaning}, status 0x{code:04X}"
                             + (f": {outcome.error_comment}" if outcome.error_comment else "")
@@ -584,17 +603,17 @@ class Retriever:
                          + ("; or use --get, which needs no registration" if self.dest is None else "")),
             }
         if category == "cancel":
-            return {"code": K.QueryErrorCode.CANCELLED, "message": f"the retrieve was cancelled ({outcome.remaining or 0} not retrieved)"}
+            return {"code": ErrorCode.CANCELLED, "message": f"the retrieve was cancelled ({outcome.remaining or 0} not retrieved)"}
         if category == "failure" and suboperations == 0 and not (to_us and record.get("received")):
             hint = "check the identifier and the peer's log"
             if code in (0xA701, 0xA702) and not self.get and self.dest is None:
                 hint = (f"the peer could not send to {dest}: check that it can reach {self._our_address() or 'this host'} "
                         f"and that {dest} is registered there with the right port")
-            return {"code": K.QueryErrorCode.MOVE_FAILED,
+            return {"code": ErrorCode.MOVE_FAILED,
                     "message": f"{peer} refused the {'C-GET' if self.get else 'C-MOVE'}: {meaning} (status 0x{code:04X})"
                     + (f": {outcome.error_comment}" if outcome.error_comment else ""), "hint": hint}
         if outcome.failed or category == "failure":
-            return {"code": K.QueryErrorCode.MOVE_FAILED,
+            return {"code": ErrorCode.MOVE_FAILED,
                     "message": f"{outcome.failed} of {suboperations} sub-operations failed ({meaning}, status 0x{code:04X})"
                     + (f": {outcome.error_comment}" if outcome.error_comment else ""),
                     "hint": "see failed_sop_instance_uids, and the log of the peer"
@@ -602,25 +621,25 @@ class Retriever:
         if to_us:
             received = record.get("received", 0)
             if stored_failed:
-                return {"code": K.QueryErrorCode.MOVE_FAILED,
+                return {"code": ErrorCode.MOVE_FAILED,
                         "message": f"{stored_failed} instance(s) arrived but could not be stored under {self.store_dir}",
                         "hint": "check the space and permissions of --store-dir"}
             if received == 0 and suboperations == 0:
-                return {"code": K.QueryErrorCode.MOVE_FAILED,
+                return {"code": ErrorCode.MOVE_FAILED,
                         "message": f"nothing arrived: {peer} found no instances for this identifier",
                         "hint": "check the identifier with 'dcmtools find'"}
             if received == 0 and not self.get:
-                return {"code": K.QueryErrorCode.MOVE_FAILED,
+                return {"code": ErrorCode.MOVE_FAILED,
                         "message": (f"{peer} says it sent {outcome.completed} instance(s) to {dest}, but none arrived "
                                     f"here (port {self.port})"),
                         "hint": (f"the PACS has AE title {dest} registered with another host or port; "
                                  f"register it with {self._our_address() or 'this host'}")}
             if received < outcome.completed + outcome.warning:
-                return {"code": K.QueryErrorCode.MOVE_FAILED,
+                return {"code": ErrorCode.MOVE_FAILED,
                         "message": f"{peer} says it sent {outcome.completed + outcome.warning} instance(s), {received} arrived",
                         "hint": "some went elsewhere or are still on the way; check the peer's log"}
         elif suboperations == 0:
-            return {"code": K.QueryErrorCode.MOVE_FAILED,
+            return {"code": ErrorCode.MOVE_FAILED,
                     "message": f"nothing was sent: {peer} found no instances for this identifier",
                     "hint": "check the identifier with 'dcmtools find'"}
         return None
@@ -681,12 +700,12 @@ class _Outcome:
             self.remaining = 0
         if response.identifier:
             try:
-                ds = K.from_bytes(response.identifier, transfer_syntax)
+                ds = from_bytes(response.identifier, transfer_syntax)
             except Exception:  # noqa: BLE001 - a malformed list of failures does not hide the counts
                 ds = {}
-            self.failed_uids = K.texts(ds.get(f"{K.T['FailedSOPInstanceUIDList']:08X}"))
+            self.failed_uids = texts(ds.get(f"{TAGS['FailedSOPInstanceUIDList']:08X}"))
 
-    def add(self, other: "_Outcome") -> None:
+    def add(self, other: _Outcome) -> None:
         """Merge the outcome of another C-GET of the same request (split over associations)."""
         self.completed += other.completed
         self.failed += other.failed

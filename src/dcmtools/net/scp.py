@@ -34,18 +34,19 @@ writing (to see what a modality sends).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
-import itertools
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from . import wire
 from .assoc import NetOptions, make_ae, quiet_pynetdicom
-from .peer import NetErrorCode, TLSSettings, check_aet
+from .peer import TLSSettings, check_aet
 
 LOGGER = logging.getLogger("dcmtools.net")
 _UNSAFE = re.compile(r"[^A-Za-z0-9.\-_^]")
@@ -129,11 +130,12 @@ def _alive(pid: int) -> bool:
 def storage_contexts() -> list[Any]:
     """Verification plus every storage SOP class, each with every known transfer syntax."""
     from pydicom.uid import AllTransferSyntaxes
-    from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
     from pynetdicom.presentation import AllStoragePresentationContexts, build_context
 
+    from .seam import ALL_TRANSFER_SYNTAXES
+
     # Which one is accepted in a proposed context is the requestor's first choice
-    # (transport.negotiate_requestor_order), not this list's order.
+    # (acceptor.negotiate_requestor_order), not this list's order.
     syntaxes = list(dict.fromkeys([*ALL_TRANSFER_SYNTAXES, *[str(ts) for ts in AllTransferSyntaxes]]))
     contexts = [build_context("1.2.840.10008.1.1", syntaxes)]
     for cx in AllStoragePresentationContexts:
@@ -197,9 +199,9 @@ class StorageSCP:
     def port(self) -> int:
         return self._server.server_address[1] if self._server else self.requested_port
 
-    def start(self) -> "StorageSCP":
+    def start(self) -> StorageSCP:
         from pynetdicom import evt
-        from pynetdicom.transport import ThreadedAssociationServer
+        from .seam import ThreadedAssociationServer
 
         if self.store_dir is not None:
             try:
@@ -232,7 +234,7 @@ class StorageSCP:
                                     evt_handlers=handlers, server_class=ThreadedAssociationServer)
         except OSError as exc:
             raise DcmtoolsError(
-                NetErrorCode.CONNECT_FAILED,
+                ErrorCode.CONNECT_FAILED,
                 f"cannot listen on port {self.requested_port}: {exc.strerror or exc}",
                 "another program may use this port (choose another with --port); ports below 1024 need root",
                 ExitStatus.CONNECT,
@@ -268,7 +270,7 @@ class StorageSCP:
             self._thread.join(timeout=5)
         self._port_closed = True
 
-    def __enter__(self) -> "StorageSCP":
+    def __enter__(self) -> StorageSCP:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -305,6 +307,21 @@ class StorageSCP:
             self.last_activity = time.monotonic()
             self._cond.notify_all()
 
+    def wake(self) -> None:
+        """Make a ``wait()`` in progress look again at once (e.g. after a stop was asked for)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def note_instance(self, record: dict[str, Any]) -> None:
+        """Count an instance received (its record), wake the waiters, emit the record."""
+        with self._cond:
+            self.instances += 1
+            if not record["ok"]:
+                self.failures += 1
+            self.last_activity = time.monotonic()
+            self._cond.notify_all()
+        self._emit(record)
+
     # ------------------------------------------------------------ events
     def _configure(self, assoc: Any) -> None:
         assoc.dul.pdata_hook = _Receiver(self, assoc).feed
@@ -312,8 +329,8 @@ class StorageSCP:
         assoc.dul.serve_limits(self._ae.maximum_pdu_size, self.assoc_timeout, self.pdu_timeout, self._dropped)
 
     def _gate(self, assoc: Any) -> Any:
-        """Access control and association slots, at the A-ASSOCIATE-RQ (see ``transport.GatedServer``)."""
-        from .transport import Rejection
+        """Access control and association slots, at the A-ASSOCIATE-RQ (see ``acceptor.GatedServer``)."""
+        from .acceptor import Rejection
 
         rq = assoc.requestor.primitive
         calling = (rq.calling_ae_title or "").strip()
@@ -499,14 +516,14 @@ class _Receiver:
         return True
 
     def _pass(self, context_id: int, control: int, data: Any) -> None:
-        from pynetdicom.pdu_primitives import P_DATA
+        from .seam import pass_pdv
 
-        primitive = P_DATA()
-        primitive.presentation_data_value_list = [[context_id, bytes((control,)) + bytes(data)]]
-        self.assoc.dimse.receive_primitive(primitive)
+        pass_pdv(self.assoc, context_id, control, data)
 
     def _begin(self, context_id: int, command: dict[int, bytes]) -> None:
-        cx = self.assoc._accepted_cx.get(context_id)
+        from .seam import accepted_context
+
+        cx = accepted_context(self.assoc, context_id)
         ts = cx.transfer_syntax[0] if cx is not None else None
         self.instance = _Incoming(self.scp, self.assoc, context_id, command, ts)
         if self.assoc.dul.trace is not None:
@@ -531,14 +548,7 @@ class _Receiver:
         if dul.trace is not None:
             dul.trace.dimse_out("C-STORE-RSP", instance.context_id, wire.parse_command(response))
         self.count += 1
-        scp = self.scp
-        with scp._cond:
-            scp.instances += 1
-            if not record["ok"]:
-                scp.failures += 1
-            scp.last_activity = time.monotonic()
-            scp._cond.notify_all()
-        scp._emit(record)
+        self.scp.note_instance(record)
 
 
 class _Incoming:
@@ -645,7 +655,7 @@ class _Incoming:
             else:
                 status = 0xA700
             record.update({"status": f"0x{status:04X}", "ok": False,
-                           "error": {"code": ErrorCode.WRITE_FAILED if self.ts else NetErrorCode.NO_CONTEXT,
+                           "error": {"code": ErrorCode.WRITE_FAILED if self.ts else ErrorCode.NO_CONTEXT,
                                      "message": self.error}})
             return status, record
         record.update({"status": "0x0000", "ok": True})

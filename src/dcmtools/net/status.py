@@ -6,7 +6,7 @@ Importable without pydicom at call time only: pynetdicom's tables are loaded laz
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 _RANGES = [
     (0xA700, 0xA7FF, "failure", "Out of resources"),
@@ -18,7 +18,7 @@ _RANGES = [
 SERVICES = ("verification", "storage", "find", "move", "get", "worklist", "commitment", "print", "general")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(service: str) -> dict[int, tuple[str, str]]:
     from pynetdicom import status as st
 

@@ -15,7 +15,7 @@ How it works:
   context the open association did not propose gets a new association; so does
   one that would need more than 128 contexts (split).
 * A file whose own transfer syntax was accepted goes out as it is: its
-  dataset bytes are streamed from the file (``transport.store_exchange``).
+  dataset bytes are streamed from the file (``exchange.store_exchange``).
   Otherwise, when the peer accepted an uncompressed syntax for its SOP class,
   it is decoded with pydicom (+pylibjpeg for compressed pixel data) and
   re-encoded; the record then says ``"decompressed": true`` (or
@@ -42,13 +42,14 @@ import logging
 import mmap
 import os
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus, error_record
 from . import wire
 from .assoc import NetOptions, associate, close, failure_after, no_context_error
-from .peer import NetErrorCode, Peer
+from .peer import Peer
 from .status import describe, status_fields, storage_hint
 
 LOGGER = logging.getLogger("dcmtools.net")
@@ -171,13 +172,17 @@ class Sender:
         self.assoc.dul.own()
         # pynetdicom's association thread polls for incoming requests every 1 ms: none come
         # while we send (replies are read by store_exchange), so pause it as its own send_* do.
-        self.assoc._reactor_checkpoint.clear()
+        from .seam import pause_reactor
+
+        pause_reactor(self.assoc)
         for cx in self.assoc.accepted_contexts:
             self.accepted[(cx.abstract_syntax, cx.transfer_syntax[0])] = cx.context_id
 
     def _give_back(self) -> None:
         self.assoc.dul.own(False)
-        self.assoc._reactor_checkpoint.set()
+        from .seam import resume_reactor
+
+        resume_reactor(self.assoc)
 
     def close(self) -> None:
         if self.assoc is not None:
@@ -203,7 +208,7 @@ class Sender:
                         needed = _contexts_for(heads)
                         if self.assoc is None or not set(needed) <= set(self.proposed):
                             self._open(needed)
-                    for index, entry in enumerate(window):
+                    for index, entry in enumerate(window):  # noqa: B007 - the except below reads it
                         if entry.error is not None:
                             yield error_record("file", entry.error, path=entry.path)
                         else:
@@ -241,7 +246,7 @@ class Sender:
                 return error_record("file", error, **base, transfer_syntax=head.transfer_syntax)
             self.message_id = self.message_id % 65535 + 1
             command = wire.store_rq(self.message_id, head.sop_class, head.sop_instance, self.priority, self.move_originator)
-            from .transport import ExchangeError, store_exchange
+            from .exchange import ExchangeError, store_exchange
 
             try:
                 try:
@@ -282,7 +287,7 @@ class Sender:
                 return record
             record["ok"] = False
             record["error"] = {
-                "code": NetErrorCode.DIMSE_FAILED,
+                "code": ErrorCode.DIMSE_FAILED,
                 "message": f"{self.peer.label} refused to store it: {meaning} (status 0x{code:04X})"
                 + (f": {comment}" if comment else ""),
                 "hint": storage_hint(code, comment),
@@ -304,7 +309,7 @@ class Sender:
                 return ctx, ts
         return None, head.transfer_syntax
 
-    def _payload(self, path: str, head: wire.FileHead, target: str) -> tuple["_Payload", dict[str, Any]]:
+    def _payload(self, path: str, head: wire.FileHead, target: str) -> tuple[_Payload, dict[str, Any]]:
         if target == head.transfer_syntax:
             try:
                 payload = _Payload.from_file(path, head.offset)
@@ -316,7 +321,7 @@ class Sender:
         compressed = head.transfer_syntax not in wire.NATIVE
         if compressed and not self.decompress:
             raise DcmtoolsError(
-                NetErrorCode.NO_CONTEXT,
+                ErrorCode.NO_CONTEXT,
                 f"{self.peer.label} accepts this SOP class only uncompressed, and --no-decompress was given",
                 "drop --no-decompress to decompress on the fly",
             )
@@ -336,7 +341,7 @@ class _Payload:
         self._map = mapped
 
     @classmethod
-    def from_file(cls, path: str, offset: int) -> "_Payload":
+    def from_file(cls, path: str, offset: int) -> _Payload:
         with open(path, "rb") as stream:
             size = os.fstat(stream.fileno()).st_size
             if size > MMAP_OVER:
@@ -346,7 +351,7 @@ class _Payload:
             return cls(memoryview(stream.read()))
 
     @classmethod
-    def even_deflated(cls, payload: "_Payload") -> "_Payload":
+    def even_deflated(cls, payload: _Payload) -> _Payload:
         """A deflated dataset of odd length with one zero byte after the deflate stream (which
         inflaters ignore, as DCMTK writes it): a PDV must have an even length (PS3.5 8.1), and some
         peers (Orthanc: "Odd Fragment Length") drop the association on an odd one."""
@@ -503,7 +508,7 @@ def _send_parallel(peer: Peer, items: Iterable[Any], options: NetOptions, retrie
 
     source = iter(items)
     lock = threading.Lock()
-    results: "queue.Queue[tuple[str, Any]]" = queue.Queue(maxsize=jobs * 64)
+    results: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=jobs * 64)
     stop = threading.Event()
 
     def shared() -> Iterator[Any]:

@@ -120,13 +120,14 @@ class Tracer:
         message = event.message
         try:
             cs = message.command_set
-            fields = {0x00000100: int(cs.CommandField).to_bytes(2, "little")}
-            for tag, keyword in ((0x00000110, "MessageID"), (0x00000120, "MessageIDBeingRespondedTo"),
-                                 (0x00000900, "Status")):
+            fields = {wire.TAG_COMMAND_FIELD: int(cs.CommandField).to_bytes(2, "little")}
+            for tag, keyword in ((wire.TAG_MESSAGE_ID, "MessageID"), (wire.TAG_MESSAGE_ID_RESPONDED, "MessageIDBeingRespondedTo"),
+                                 (wire.TAG_STATUS, "Status")):
                 if keyword in cs:
                     fields[tag] = int(cs[keyword].value).to_bytes(2, "little")
-            for tag, keyword in ((0x00000002, "AffectedSOPClassUID"), (0x00000003, "RequestedSOPClassUID"),
-                                 (0x00001000, "AffectedSOPInstanceUID")):
+            for tag, keyword in ((wire.TAG_AFFECTED_SOP_CLASS, "AffectedSOPClassUID"),
+                                 (wire.TAG_REQUESTED_SOP_CLASS, "RequestedSOPClassUID"),
+                                 (wire.TAG_AFFECTED_SOP_INSTANCE, "AffectedSOPInstanceUID")):
                 if keyword in cs:
                     fields[tag] = str(cs[keyword].value).encode()
         except Exception:
@@ -151,7 +152,7 @@ class Tracer:
         if rid is not None:
             parts.append(f"id {rid}")
         parts.append(f"context {context_id}")
-        sop = wire.command_str(command, wire.TAG_AFFECTED_SOP_CLASS) or wire.command_str(command, 0x00000003)
+        sop = wire.command_str(command, wire.TAG_AFFECTED_SOP_CLASS) or wire.command_str(command, wire.TAG_REQUESTED_SOP_CLASS)
         if sop:
             parts.append(_name(sop))
         inst = wire.command_str(command, wire.TAG_AFFECTED_SOP_INSTANCE)

@@ -25,13 +25,10 @@ services) and changes two things underneath it:
   (``scp.py``) writes received fragments straight into the output file and
   answers from the reactor thread.
 
-``DcmtoolsAE`` is a pynetdicom ``AE`` whose associations (both sides) use
-``FastDUL`` and ``FastSocket``; as acceptor, each proposed presentation
-context gets the first transfer syntax the requestor lists that we support
-(``negotiate_requestor_order``; pynetdicom would take the first of ours), so
-files arrive as the sender has them.  Nothing else of pynetdicom is changed,
-and nothing is patched globally (the negotiation function is swapped in only
-for the duration of one of our negotiations, under a lock).
+The accepting side (``DcmtoolsAE``, the gated server, the requestor-order
+negotiation) is in ``acceptor.py``; the send hot path (``store_exchange``) in
+``exchange.py``.  Nothing else of pynetdicom is changed, and nothing is patched
+globally; every pynetdicom internal is reached through ``seam.py``.
 """
 
 from __future__ import annotations
@@ -45,22 +42,17 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from copy import deepcopy
-from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from pynetdicom import AE, evt
-from pynetdicom._globals import MODE_ACCEPTOR
-from pynetdicom.dimse import DIMSEServiceProvider
-from pynetdicom.dul import DULServiceProvider
-from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
-from pynetdicom.transport import AssociationSocket, RequestHandler
+from pynetdicom import evt
 
-from . import wire
+from . import seam
+from .seam import A_ABORT_RQ, A_ASSOCIATE_RJ, DIMSEServiceProvider
 
 LOGGER = logging.getLogger("dcmtools.net")
-_HEADER = struct.Struct(">BBL")
+PDU_HEADER = struct.Struct(">BBL")
 SENDMSG_MAX_BUFFERS = 512
 
 
@@ -97,7 +89,7 @@ def recv_until(sock: socket.socket, size: int, deadline: float) -> bytearray:
         while got < size:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise socket.timeout(f"{got} of {size} bytes after the deadline")
+                raise TimeoutError(f"{got} of {size} bytes after the deadline")
             sock.settimeout(left)
             n = sock.recv_into(view[got:], size - got)
             if not n:
@@ -187,7 +179,7 @@ class _WakeQueue(queue.Queue):
         self._wake()
 
 
-class FastSocket(AssociationSocket):
+class FastSocket(seam.SocketBase):
     """``AssociationSocket`` with TCP_NODELAY, whole-PDU reads, and the connect error kept."""
 
     def __init__(self, assoc: Any, client_socket: socket.socket | None = None, address: Any = None) -> None:
@@ -211,23 +203,21 @@ class FastSocket(AssociationSocket):
             sock.settimeout(self.assoc.connection_timeout)
             sock.connect(primitive.address_info.as_tuple)
             sock.settimeout(None)
-            from pynetdicom.transport import AddressInformation
-
-            self.assoc.requestor.address_info = AddressInformation.from_tuple(sock.getsockname())
-            self._is_connected = True
+            self.assoc.requestor.address_info = seam.AddressInformation.from_tuple(sock.getsockname())
+            self.mark_connected()
             evt.trigger(self.assoc, evt.EVT_CONN_OPEN, {"address": primitive.address_info.as_tuple})
             primitive.result = "Evt2"
             self.provider_queue.put(primitive)
         except OSError as exc:
             self.connect_error = exc
             if self.socket:
-                self._shutdown_socket()
+                self.shutdown_socket()
                 self.socket = None
             primitive.result = "Evt17"
             self.provider_queue.put(primitive)
         finally:
             self.connect_seconds = time.monotonic() - started
-            self._ready.set()
+            self.mark_ready()
 
     def recv(self, nr_bytes: int) -> bytearray:
         try:
@@ -279,7 +269,7 @@ def _is_request(primitive: Any) -> bool:
     return primitive is not None and not getattr(primitive, "is_valid_response", False)
 
 
-class FastDUL(DULServiceProvider):
+class FastDUL(seam.DULBase):
     """The DICOM Upper Layer with an event-driven reactor (see the module docs).
 
     Attributes used by the rest of ``dcmtools.net``:
@@ -310,7 +300,7 @@ class FastDUL(DULServiceProvider):
         self.event_queue = _WakeQueue(self.wake)
         self.to_provider_queue = _WakeQueue(self.wake)
         self.io_lock = threading.RLock()
-        self.pdata_hook: Callable[["FastDUL", bytearray], bool] | None = None
+        self.pdata_hook: Callable[[FastDUL, bytearray], bool] | None = None
         self.last_abort: tuple[int, int] | None = None
         self.last_reject: tuple[int, int, int] | None = None
         self.trace: Any = None  # a trace.Tracer, when --trace is on
@@ -321,12 +311,12 @@ class FastDUL(DULServiceProvider):
         self.recv_limit: int | None = None
         self.pdu_timeouts: tuple[float | None, float | None] = (None, None)
         self.pdu_deadline: float | None = None
-        self.on_drop: Callable[["FastDUL", str, str], None] | None = None
+        self.on_drop: Callable[[FastDUL, str, str], None] | None = None
         self.dropped: str | None = None
         self.got_pdu = False
 
     def serve_limits(self, max_pdu: int, first: float | None, later: float | None,
-                     on_drop: Callable[["FastDUL", str, str], None] | None) -> None:
+                     on_drop: Callable[[FastDUL, str, str], None] | None) -> None:
         """Bound what a peer can make this (acceptor) side hold: PDU size and time per PDU."""
         self.recv_limit = max_pdu
         self.pdu_timeouts = (first, later)
@@ -367,8 +357,8 @@ class FastDUL(DULServiceProvider):
         was_established = self.assoc.is_established
         self.assoc.is_aborted = True
         self.assoc.is_established = False
-        self.assoc._kill = True
-        self._kill_thread = True
+        seam.kill_association(self.assoc)
+        self.stop_thread()
         self.to_user_queue.put(None)  # an acceptor still waiting for its A-ASSOCIATE-RQ stops waiting
         if was_established:
             evt.trigger(self.assoc, evt.EVT_ABORTED, {})  # the SCP's records, the partial file discarded
@@ -380,12 +370,12 @@ class FastDUL(DULServiceProvider):
             pass  # a full pipe wakes the reactor anyway; a closed one means it is gone
 
     def kill_dul(self) -> None:
-        self._kill_thread = True
+        self.stop_thread()
         self.wake()
 
     def stop_dul(self) -> bool:
         if self.state_machine.current_state == "Sta1":
-            self._kill_thread = True
+            self.stop_thread()
             self.wake()
             if self.is_alive() and threading.current_thread() is not self:
                 self.join(5)
@@ -406,12 +396,11 @@ class FastDUL(DULServiceProvider):
 
     # ---------------------------------------------------------- the reactor
     def run_reactor(self) -> None:
-        self._idle_timer.start()
+        self.start_idle_timer()
         try:
             while True:
-                if not self.assoc._dul_ready.is_set():
-                    self.assoc._dul_ready.set()
-                if self._kill_thread:
+                seam.mark_dul_ready(self.assoc)
+                if self.thread_stopping:
                     break
                 deadline = self.pdu_deadline
                 if deadline is not None and not self.owned and time.monotonic() > deadline:
@@ -425,10 +414,10 @@ class FastDUL(DULServiceProvider):
                     if self.artim_timer.expired:
                         self.event_queue.put("Evt18")
                     try:
-                        if self._process_recv_primitive():
+                        if self.process_received_primitive():
                             pass
-                        elif not self.owned and self._is_transport_event():
-                            self._idle_timer.restart()
+                        elif not self.owned and self.check_transport_event():
+                            self.restart_idle_timer()
                     except (PduTooLong, PduTimeout) as exc:
                         self._drop("pdu_too_long" if isinstance(exc, PduTooLong) else
                                    ("pdu_timeout" if self.got_pdu else "assoc_timeout"),
@@ -446,8 +435,8 @@ class FastDUL(DULServiceProvider):
                             pass
                         self.assoc.is_aborted = True
                         self.assoc.is_established = False
-                        self.assoc._kill = True
-                        self._kill_thread = True
+                        seam.kill_association(self.assoc)
+                        self.stop_thread()
                         return
                     try:
                         event = self.event_queue.get(block=False)
@@ -465,7 +454,7 @@ class FastDUL(DULServiceProvider):
         rlist: list[Any] = [self._wake_r]
         wrapped = self.socket
         sock = wrapped.socket if wrapped is not None else None
-        if sock is not None and getattr(wrapped, "_is_connected", False) and not self.owned:
+        if sock is not None and wrapped.connected and not self.owned:
             if isinstance(sock, ssl.SSLSocket) and sock.pending():
                 return
             rlist.append(sock)
@@ -483,7 +472,7 @@ class FastDUL(DULServiceProvider):
             except (BlockingIOError, OSError):
                 pass
 
-    def _read_pdu_data(self) -> None:
+    def read_pdu_data(self) -> None:
         wrapped = self.socket
         sock = wrapped.socket if wrapped is not None else None
         if sock is None:
@@ -495,7 +484,7 @@ class FastDUL(DULServiceProvider):
                 header = recv_exact(sock, 6)
             else:
                 header = recv_until(sock, 6, deadline)
-            pdu_type, _, length = _HEADER.unpack(header)
+            pdu_type, _, length = PDU_HEADER.unpack(header)
             if pdu_type not in (1, 2, 3, 4, 5, 6, 7):
                 LOGGER.debug("unknown PDU type 0x%02X received", pdu_type)
                 self.event_queue.put("Evt19")
@@ -512,7 +501,7 @@ class FastDUL(DULServiceProvider):
                 later = self.pdu_timeouts[1]
                 self.pdu_deadline = time.monotonic() + later if later else None
                 self.got_pdu = True
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             first = not self.got_pdu
             seconds = self.pdu_timeouts[0 if first else 1]
             raise PduTimeout(f"no complete {'A-ASSOCIATE-RQ' if first else 'PDU'} within {seconds:g} s "
@@ -533,14 +522,14 @@ class FastDUL(DULServiceProvider):
                 self.event_queue.put("Evt19")
                 return
         try:
-            pdu, event = self._decode_pdu(header + body)
+            pdu, event = self.decode_pdu(header + body)
         except Exception as exc:
             LOGGER.debug("unable to decode a received PDU", exc_info=exc)
             self.event_queue.put("Evt19")
             return
         self._note_pdu(pdu)
         self.event_queue.put(event)
-        self._recv_pdu.put(pdu)
+        self.queue_received_pdu(pdu)
 
     def _note_pdu(self, pdu: Any) -> None:
         if isinstance(pdu, A_ABORT_RQ):
@@ -550,10 +539,10 @@ class FastDUL(DULServiceProvider):
 
     def hand_over(self, pdu_type: int, header: bytes, body: bytes) -> str:
         """Give a non-P-DATA PDU read on the fast path to the state machine; return its name."""
-        pdu, event = self._decode_pdu(bytearray(header) + body)
+        pdu, event = self.decode_pdu(bytearray(header) + body)
         self._note_pdu(pdu)
         self.event_queue.put(event)
-        self._recv_pdu.put(pdu)
+        self.queue_received_pdu(pdu)
         return type(pdu).__name__
 
     def own(self, owned: bool = True) -> None:
@@ -575,312 +564,3 @@ class FastDUL(DULServiceProvider):
             if state != "Sta6" or sock is None or self.to_provider_queue.qsize() or self.event_queue.qsize():
                 raise ConnectionAbortedError(f"association not ready for data (state {state})")
             yield sock
-
-
-def negotiate_requestor_order(rq_contexts: list, ac_contexts: list, roles: Any,
-                              refused: frozenset[str] = frozenset()) -> tuple[list, list]:
-    """pynetdicom's acceptor negotiation, but choosing in each proposed context the first
-    transfer syntax *the requestor* lists that we support (pynetdicom takes the first of
-    ours).  A requestor lists a file's own syntax first: it then arrives unconverted.
-    Contexts of the abstract syntaxes in ``refused`` (services this caller may not use)
-    are rejected (user rejection)."""
-    from copy import copy
-
-    from pynetdicom import acse as acse_module
-
-    original = acse_module._dcmtools_original_negotiate
-    by_abstract = {cx.abstract_syntax: cx for cx in ac_contexts}
-    results: list = []
-    reply_roles: dict = {}
-    for rq in rq_contexts:
-        ac = by_abstract.get(rq.abstract_syntax)
-        if rq.abstract_syntax in refused and ac is not None:
-            result, _ = original([rq], [], roles)
-            for cx in result:
-                cx.result = 0x01  # user rejection: not for this caller
-        elif ac is None:
-            result, _ = original([rq], [], roles)
-        else:
-            supported = list(ac.transfer_syntax)
-            first = [ts for ts in rq.transfer_syntax if ts in supported]
-            ordered = copy(ac)
-            ordered._transfer_syntax = first + [ts for ts in supported if ts not in first]
-            result, rq_roles = original([rq], [ordered], roles)
-            for item in rq_roles:
-                reply_roles[item.sop_class_uid] = item
-        results.extend(result)
-    return results, list(reply_roles.values())
-
-
-_NEGOTIATE_LOCK = threading.Lock()
-
-
-def _acse_class() -> type:
-    from pynetdicom import acse as acse_module
-    from pynetdicom.acse import ACSE
-
-    if not hasattr(acse_module, "_dcmtools_original_negotiate"):
-        acse_module._dcmtools_original_negotiate = acse_module.negotiate_as_acceptor
-
-    class RequestorOrderACSE(ACSE):
-        """ACSE whose acceptor negotiation honours the requestor's transfer syntax order."""
-
-        def _negotiate_as_acceptor(self) -> None:
-            # The server's gate (access control, association slots) comes first: see ``Gate``.
-            refused: frozenset[str] = frozenset()
-            gate = getattr(getattr(self.assoc, "_server", None), "gate", None)
-            if gate is not None:
-                verdict = gate(self.assoc)
-                if isinstance(verdict, Rejection):
-                    self.assoc._dcmtools_rejection = verdict
-                    self.requestor.ae_title = self.requestor.primitive.calling_ae_title
-                    self.send_reject(*verdict.rsd)
-                    evt.trigger(self.assoc, evt.EVT_REJECTED, {})
-                    self.assoc.kill()
-                    return
-                refused = verdict
-            # pynetdicom looks the function up in its module: swap it in for this call only.
-            with _NEGOTIATE_LOCK:
-                acse_module.negotiate_as_acceptor = (
-                    (lambda rq, ac, roles: negotiate_requestor_order(rq, ac, roles, refused)) if refused
-                    else negotiate_requestor_order)
-                try:
-                    super()._negotiate_as_acceptor()
-                finally:
-                    acse_module.negotiate_as_acceptor = acse_module._dcmtools_original_negotiate
-
-    return RequestorOrderACSE
-
-
-class Rejection:
-    """A gate's answer refusing an association: A-ASSOCIATE-RJ (result, source, reason) and why."""
-
-    CALLING_AET = (0x01, 0x01, 0x03)  # rejected-permanent, service-user, calling AE title not recognised
-    BUSY = (0x02, 0x03, 0x02)  # rejected-transient, service-provider (presentation), local limit exceeded
-
-    def __init__(self, rsd: tuple[int, int, int], code: str, message: str) -> None:
-        self.rsd = rsd
-        self.code = code
-        self.message = message
-
-
-class GatedServer:
-    """Server-side limits around pynetdicom's threaded server (mixed in by ``make_server``).
-
-    ``gate(assoc)`` (set by the owner) is called with each A-ASSOCIATE-RQ: it
-    returns a ``Rejection`` or the abstract syntaxes this caller may not use.
-    ``max_pending`` bounds the connections that have not yet sent their
-    A-ASSOCIATE-RQ (each lives at most the A-ASSOCIATE-RQ timeout);
-    ``tls_timeout`` bounds a TLS handshake, which runs in the connection's own
-    thread (pynetdicom does it in the accepting thread: one slow client would
-    stop every other one); ``on_connection(record_fields)`` hears of
-    connections refused or dropped before any association.
-    """
-
-    gate: Callable[[Any], Any] | None = None
-    on_connection: Callable[[dict[str, Any]], None] | None = None
-    max_pending: int | None = None
-    tls_timeout: float | None = None
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        client_socket, address = self.socket.accept()
-        if self.ssl_context:
-            client_socket = self.ssl_context.wrap_socket(client_socket, server_side=True,
-                                                         do_handshake_on_connect=False)
-        return client_socket, address
-
-    _handoff = 0  # connections admitted whose association thread has not started yet
-    _handoff_lock = threading.Lock()
-
-    def pending_connections(self) -> int:
-        from pynetdicom.association import Association
-
-        return self._handoff + sum(1 for t in threading.enumerate()
-                                   if isinstance(t, Association) and t.is_acceptor
-                                   and not getattr(t, "_dcmtools_slot", False))
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        if self.max_pending is not None and self.pending_connections() >= self.max_pending:
-            self.tell_connection(client_address, "refused", "too_many_connections",
-                                 f"{self.max_pending} connections are already waiting to associate: connection closed")
-            return False
-        with self._handoff_lock:
-            self._handoff += 1
-        return True
-
-    def handed_off(self) -> None:
-        with self._handoff_lock:
-            self._handoff -= 1
-
-    def tell_connection(self, address: Any, event: str, code: str, message: str) -> None:
-        if self.on_connection is None:
-            return
-        try:
-            peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
-            self.on_connection({"event": event, "peer": peer, "code": code, "message": message})
-        except Exception as exc:  # noqa: BLE001
-            LOGGER.debug("on_connection failed: %s", exc)
-
-
-class FastRequestHandler(RequestHandler):
-    """Accepted connections get ``FastDUL`` and ``FastSocket``."""
-
-    def handle(self) -> None:
-        try:
-            self._handle()
-        finally:
-            handed_off = getattr(self.server, "handed_off", None)
-            if handed_off is not None:
-                handed_off()  # its association thread runs now (and is counted as such), or it is closed
-
-    def _handle(self) -> None:
-        sock = self.request
-        if isinstance(sock, ssl.SSLSocket):
-            timeout = getattr(self.server, "tls_timeout", None)
-            try:
-                sock.settimeout(timeout)
-                sock.do_handshake()
-                sock.settimeout(None)
-            except (OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-                if isinstance(exc, socket.timeout):
-                    reason = f"no TLS handshake within {timeout:g} s"
-                tell = getattr(self.server, "tell_connection", None)
-                if tell is not None:
-                    tell(self.client_address, "tls_refused", "tls_failed", f"TLS handshake failed: {reason}")
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-                return
-        super().handle()
-
-    def _create_association(self) -> Any:
-        from pynetdicom.association import Association
-
-        assoc = Association(self.ae, MODE_ACCEPTOR)
-        assoc.dul = FastDUL(assoc)
-        assoc.acse = _acse_class()(assoc)
-        assoc._server = self.server
-        assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
-        sock = FastSocket(assoc, client_socket=self.request)
-        assoc.set_socket(sock)
-        assoc.acceptor.maximum_length = self.ae.maximum_pdu_size
-        assoc.acceptor.ae_title = self.server.ae_title
-        assoc.acceptor.address_info = self.local
-        assoc.acceptor.implementation_class_uid = self.ae.implementation_class_uid
-        assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
-        assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)
-        assoc.requestor.address_info = self.remote
-        for event in self.server._handlers:
-            if event.is_intervention and self.server._handlers[event]:
-                assoc.bind(event, *self.server._handlers[event])
-            elif isinstance(event, evt.NotificationEvent):
-                for handler in self.server._handlers[event]:
-                    assoc.bind(event, handler[0], handler[1])
-        configure = getattr(self.server, "configure_association", None)
-        if configure is not None:
-            configure(assoc)
-        return assoc
-
-
-class DcmtoolsAE(AE):
-    """A pynetdicom ``AE`` whose associations use the fast upper layer (both sides)."""
-
-    def _create_socket(self, assoc: Any, address: Any, tls_args: Any) -> AssociationSocket:
-        assoc.dul = FastDUL(assoc)
-        sock = FastSocket(assoc, address=address)
-        sock.tls_args = tls_args
-        return sock
-
-    def make_server(self, address: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("request_handler", FastRequestHandler)
-        base = kwargs.get("server_class")
-        if base is not None and not issubclass(base, GatedServer):
-            kwargs["server_class"] = type(f"Gated{base.__name__}", (GatedServer, base), {})
-        return super().make_server(address, *args, **kwargs)
-
-
-# ---------------------------------------------------------------- fast C-STORE
-
-class ExchangeError(Exception):
-    """The association failed during a fast-path exchange; ``kind`` is timeout, aborted or released."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-def store_exchange(
-    assoc: Any,
-    context_id: int,
-    command: bytes,
-    dataset: Any,
-    timeout: float | None,
-    message_id: int,
-) -> dict[int, bytes]:
-    """Send one C-STORE-RQ and its dataset, return the C-STORE-RSP command set.
-
-    ``dataset`` is a bytes-like object (a memoryview into the file's bytes) or
-    an iterable of them.  The caller's association must use ``FastDUL``.
-    Raises ``ExchangeError`` when the association times out or fails; the
-    caller then aborts it.
-    """
-    dul: FastDUL = assoc.dul
-    max_pdu = assoc.acceptor.maximum_length
-    fragment = wire.max_fragment(max_pdu)
-    parts = [dataset] if isinstance(dataset, (bytes, bytearray, memoryview)) else list(dataset)
-    buffers: list = []
-    wire.pdata_iovecs(context_id, command, True, True, fragment, buffers)
-    pdus = 0
-    for index, part in enumerate(parts):
-        pdus += wire.pdata_iovecs(context_id, part, False, index == len(parts) - 1, fragment, buffers)
-    tracer = dul.trace
-    try:
-        with dul.exclusive() as sock:
-            if tracer is not None:
-                tracer.dimse_out("C-STORE-RQ", context_id, wire.parse_command(command), pdus=pdus,
-                                 size=sum(len(p) for p in parts))
-            sock.settimeout(timeout)
-            try:
-                sendv(sock, buffers)
-                response = _read_response(dul, sock, message_id)
-            finally:
-                try:
-                    sock.settimeout(None)
-                except OSError:
-                    pass
-    except socket.timeout as exc:
-        raise ExchangeError("timeout", f"no answer within {timeout:g} s") from exc
-    except ConnectionAbortedError as exc:
-        raise ExchangeError("aborted", str(exc)) from exc
-    except OSError as exc:
-        raise ExchangeError("aborted", f"the connection dropped ({exc.strerror or exc})") from exc
-    dul._idle_timer.restart()
-    if tracer is not None:
-        tracer.dimse_in("C-STORE-RSP", context_id, response)
-    return response
-
-
-def _read_response(dul: FastDUL, sock: socket.socket, message_id: int) -> dict[int, bytes]:
-    command = bytearray()
-    while True:
-        header = recv_exact(sock, 6)
-        pdu_type, _, length = _HEADER.unpack(header)
-        body = recv_exact(sock, length)
-        if pdu_type != 4:
-            name = dul.hand_over(pdu_type, header, body)
-            if pdu_type == 7:
-                raise ConnectionAbortedError("the peer aborted the association (A-ABORT)")
-            if pdu_type == 5:
-                raise ConnectionAbortedError("the peer asked to release the association in the middle of a transfer")
-            raise ConnectionAbortedError(f"unexpected {name} from the peer")
-        for _context, control, data in wire.iter_pdvs(body):
-            if not control & 1:
-                continue  # a dataset fragment: C-STORE-RSP has none; ignore
-            command += data
-            if control & 2:
-                parsed = wire.parse_command(command)
-                command = bytearray()
-                if wire.command_us(parsed, wire.TAG_MESSAGE_ID_RESPONDED) == message_id:
-                    return parsed

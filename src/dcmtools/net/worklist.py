@@ -29,11 +29,12 @@ import json
 import logging
 import os
 import threading
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
-from . import keys as K
 from .assoc import NetOptions
+from .keys import WORKLIST_KEYS, date_key, identifier_from, name_key, parse_keys
 from .peer import Peer
 from .query import Finder
 
@@ -47,16 +48,16 @@ def worklist_identifier(key_texts: Iterable[str] = (), *, date: str | None = "to
     """The identifier of a worklist query: the default return keys, the filters, then ``-k`` keys (which win)."""
     filters = []
     if date and date.strip().lower() not in ("any", "all", "*"):
-        filters.append(f"{SPS}.ScheduledProcedureStepStartDate={K.date_key(date)}")
+        filters.append(f"{SPS}.ScheduledProcedureStepStartDate={date_key(date)}")
     if modality:
         filters.append(f"{SPS}.Modality={modality.upper()}")
     if station_aet:
         filters.append(f"{SPS}.ScheduledStationAETitle={station_aet}")
     if patient:
-        filters.append(f"PatientName={K.name_key(patient)}")
-    base = list(K.WORKLIST_KEYS if defaults else []) + filters
+        filters.append(f"PatientName={name_key(patient)}")
+    base = list(WORKLIST_KEYS if defaults else []) + filters
     # The empty Specific Character Set is a return key: the server says which one its answers use.
-    return K.identifier_from(K.parse_keys(key_texts), base)
+    return identifier_from(parse_keys(key_texts), base)
 
 
 def worklist(peer: Peer, identifier: dict[str, Any], options: NetOptions | None = None, *,
@@ -134,7 +135,7 @@ def read_items(path: str) -> list[dict[str, Any]]:
             raise DcmtoolsError(ErrorCode.INVALID, "it is not a DICOM JSON dataset (an object of tags)",
                                 "write one dataset in the DICOM JSON model (or a list of them)")
         return [_normalized(item) for item in items]
-    from ..dicom import reader, jsonmodel
+    from ..dicom import jsonmodel, reader
 
     try:
         read = reader.read(path, bulk_threshold=256)

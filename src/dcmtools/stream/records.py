@@ -69,12 +69,26 @@ class ErrorCode:
     NO_CONTEXT = "no_context"  # no presentation context accepted for what was needed
     DIMSE_FAILED = "dimse_failed"  # the peer answered with a failure status
     CONVERT_FAILED = "convert_failed"  # decompressing/re-encoding for the peer failed
+    # query/retrieve (dcmtools.net.query, retrieve, qrscp)
+    BAD_KEY = "bad_key"  # a -k key that names no element, or a bad value
+    QUERY_FAILED = "query_failed"  # the peer answered the C-FIND with a failure status
+    MOVE_FAILED = "move_failed"  # the C-MOVE/C-GET ended with failures, or nothing arrived
+    MOVE_DESTINATION_UNKNOWN = "move_destination_unknown"  # 0xA801 (and Orthanc's 0xC000)
+    NOT_RETRIEVABLE = "not_retrievable"  # a piped record without the identifiers a retrieve needs
+    CANCELLED = "cancelled"  # the query or retrieve was cancelled (C-CANCEL)
     # print (dcmtools.printing)
     NO_IMAGE = "no_image"  # the file has no pixel data (or no frame was selected)
     PRINT_REFUSED = "print_refused"  # the printer answered a failure status
     PRINTER_FAILURE = "printer_failure"  # the printer reports FAILURE: nothing was sent
     BAD_RESPONSE = "bad_response"  # a response without the UIDs it must carry
     INCOMPLETE = "incomplete"  # find/move: the peer cut its answer (Cancel status, or a result cap)
+    # DICOMweb (dcmtools.web)
+    UNAUTHORIZED = "unauthorized"  # 401: no or wrong credentials
+    FORBIDDEN = "forbidden"  # 403: credentials accepted, access refused
+    NO_SERVICE = "no_service"  # 404 (or no DICOMweb answer) on the base path
+    HTTP_FAILED = "http_failed"  # any other HTTP error status
+    STORE_FAILED = "store_failed"  # STOW-RS: the server listed the instance as failed
+    NOT_CONFIRMED = "not_confirmed"  # STOW-RS: the server's answer does not say the instance was stored
     # commit, listen (dcmtools.net.commitment)
     NOT_COMMITTED = "not_committed"  # commit: the archive reported it will not keep the instance
     COMMIT_PENDING = "commit_pending"  # commit: no Storage Commitment report came within --wait

@@ -30,11 +30,12 @@ import time
 from typing import Any
 
 from .qido import qido
-from .session import EXIT_STATUSES, WebErrorCode, WebPeer, WebSession, is_url, is_web_peer, parse_web_peer
+from ..stream.records import ErrorCode
+from .session import EXIT_STATUSES, WebPeer, WebSession, is_url, is_web_peer, parse_web_peer
 from .stow import stow
 from .wado import wado
 
-__all__ = ["EXIT_STATUSES", "WebErrorCode", "WebPeer", "WebSession", "echo", "is_url", "is_web_peer",
+__all__ = ["EXIT_STATUSES", "WebPeer", "WebSession", "echo", "is_url", "is_web_peer",
            "parse_web_peer", "qido", "stow", "wado"]
 
 
@@ -52,7 +53,7 @@ def echo(session: WebSession, seq: int = 1) -> dict[str, Any]:
         if not valid:
             from ..stream.records import DcmtoolsError, ExitStatus
 
-            raise DcmtoolsError(WebErrorCode.NO_SERVICE,
+            raise DcmtoolsError(ErrorCode.NO_SERVICE,
                                 f"{session.peer.label} answered, but not as a DICOMweb service "
                                 f"({response.headers.get('Content-Type') or 'no content type'})",
                                 "check the base path of the URL (e.g. /dicom-web)", ExitStatus.NO_CONTEXT)

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from ..net import keys as K
+from ..net.keys import TAGS, flat_of, normalize_level, sort_identifier, texts
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
-from .session import WebErrorCode, WebSession
+from .session import WebSession
 
 RESOURCE = {"STUDY": "studies", "SERIES": "series", "IMAGE": "instances"}
 PAGE = 100
-_SKIP = {f"{K.T['QueryRetrieveLevel']:08X}", f"{K.T['SpecificCharacterSet']:08X}"}
+_SKIP = {f"{TAGS['QueryRetrieveLevel']:08X}", f"{TAGS['SpecificCharacterSet']:08X}"}
 
 
 def query_parameters(identifier: dict[str, Any]) -> list[tuple[str, str]]:
@@ -41,7 +41,7 @@ def query_parameters(identifier: dict[str, Any]) -> list[tuple[str, str]]:
     for tag, element in identifier.items():
         if tag in _SKIP:
             continue
-        values = K.texts(element) if element.get("vr") != "SQ" else []
+        values = texts(element) if element.get("vr") != "SQ" else []
         values = [v for v in values if v not in ("", "*")]
         if values:
             params.append((tag, ",".join(values)))
@@ -61,12 +61,12 @@ def encode_query(params: list[tuple[str, str]]) -> str:
 def qido(session: WebSession, identifier: dict[str, Any], level: str = "STUDY", *, limit: int | None = None,
          flat: bool = False, page: int = PAGE, stats: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """Query at ``level`` (STUDY, SERIES, IMAGE); one record per match, all pages."""
-    level = K.normalize_level(level)
+    level = normalize_level(level)
     if level not in RESOURCE:
         raise DcmtoolsError(ErrorCode.BAD_VALUE, "QIDO-RS has no patient level",
                             "query the studies (--level study) with --patient-id or -k PatientID=...", ExitStatus.USAGE)
     params = query_parameters(identifier)
-    asked = set(identifier) | {f"{K.T['QueryRetrieveLevel']:08X}"}
+    asked = set(identifier) | {f"{TAGS['QueryRetrieveLevel']:08X}"}
     level_element = {"vr": "CS", "Value": [level]}
     n = 0
     offset = 0
@@ -79,10 +79,10 @@ def qido(session: WebSession, identifier: dict[str, Any], level: str = "STUDY", 
         for answer in answers:
             n += 1
             dataset = {tag: element for tag, element in answer.items() if tag in asked}
-            dataset[f"{K.T['QueryRetrieveLevel']:08X}"] = level_element
-            dataset = K.sort_identifier(dataset)
+            dataset[f"{TAGS['QueryRetrieveLevel']:08X}"] = level_element
+            dataset = sort_identifier(dataset)
             yield {"type": "match", "peer": str(session.peer), "level": level, "model": "study", "n": n,
-                   "dataset": K.flat_of(dataset) if flat else dataset, "ok": True}
+                   "dataset": flat_of(dataset) if flat else dataset, "ok": True}
             if limit is not None and n >= limit:
                 if stats is not None:
                     stats["limited"] = True
@@ -100,7 +100,7 @@ def _answers(session: WebSession, response: Any) -> list[dict[str, Any]]:
     except ValueError:
         answers = None
     if not isinstance(answers, list) or not all(isinstance(a, dict) for a in answers):
-        raise DcmtoolsError(WebErrorCode.BAD_RESPONSE,
+        raise DcmtoolsError(ErrorCode.BAD_RESPONSE,
                             f"{session.peer.label} answered the QIDO-RS query with something that is not DICOM JSON",
                             "check that the URL is the DICOMweb base path", ExitStatus.FAILED)
     return answers

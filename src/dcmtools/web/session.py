@@ -35,31 +35,19 @@ from urllib.parse import urlsplit
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 
 
-class WebErrorCode:
-    """Error codes of DICOMweb failures (beside the network ones of ``dcmtools.stream.records.ErrorCode``)."""
-
-    UNAUTHORIZED = "unauthorized"  # 401: no or wrong credentials
-    FORBIDDEN = "forbidden"  # 403: credentials accepted, access refused
-    NO_SERVICE = "no_service"  # 404 (or no DICOMweb answer) on the base path
-    HTTP_FAILED = "http_failed"  # any other HTTP error status
-    STORE_FAILED = "store_failed"  # STOW-RS: the server listed the instance as failed
-    NOT_CONFIRMED = "not_confirmed"  # STOW-RS: the server's answer does not say the instance was stored
-    BAD_RESPONSE = ErrorCode.BAD_RESPONSE  # an answer that cannot be read
-
-
 # Which exit status each run-ending failure gives (documented in WEB_EPILOG of the CLI).
 EXIT_STATUSES = {
     ErrorCode.NAME_NOT_RESOLVED: ExitStatus.CONNECT,
     ErrorCode.CONNECTION_REFUSED: ExitStatus.CONNECT,
     ErrorCode.CONNECT_FAILED: ExitStatus.CONNECT,
     ErrorCode.TLS_FAILED: ExitStatus.CONNECT,
-    WebErrorCode.UNAUTHORIZED: ExitStatus.REJECTED,
-    WebErrorCode.FORBIDDEN: ExitStatus.REJECTED,
+    ErrorCode.UNAUTHORIZED: ExitStatus.REJECTED,
+    ErrorCode.FORBIDDEN: ExitStatus.REJECTED,
     ErrorCode.ABORTED: ExitStatus.ABORTED,
     ErrorCode.TIMEOUT: ExitStatus.TIMEOUT,
-    WebErrorCode.NO_SERVICE: ExitStatus.NO_CONTEXT,
-    WebErrorCode.HTTP_FAILED: ExitStatus.FAILED,
-    WebErrorCode.BAD_RESPONSE: ExitStatus.FAILED,
+    ErrorCode.NO_SERVICE: ExitStatus.NO_CONTEXT,
+    ErrorCode.HTTP_FAILED: ExitStatus.FAILED,
+    ErrorCode.BAD_RESPONSE: ExitStatus.FAILED,
 }
 RETRY_STATUSES = (429, 503, 504)
 DEFAULT_TIMEOUT = 30.0
@@ -330,21 +318,21 @@ class WebSession:
             how = "the token" if self.peer.token else f"the user {self.peer.user!r} and password" if self.peer.user else None
             message = (f"{label} refused {how}: wrong credentials (401 Unauthorized)" if how
                        else f"{label} wants credentials (401 Unauthorized)")
-            return DcmtoolsError(WebErrorCode.UNAUTHORIZED, message,
+            return DcmtoolsError(ErrorCode.UNAUTHORIZED, message,
                                  "give --token / $DCMTOOLS_TOKEN / --token-file, or --user with $DCMTOOLS_PASSWORD "
                                  "or --password-file", ExitStatus.REJECTED)
         if status == 403:
-            return DcmtoolsError(WebErrorCode.FORBIDDEN, f"{label} refused the {what}: access forbidden (403)",
+            return DcmtoolsError(ErrorCode.FORBIDDEN, f"{label} refused the {what}: access forbidden (403)",
                                  "the credentials were accepted but may not do this; ask the archive's admin",
                                  ExitStatus.REJECTED)
         if status == 404:
-            return DcmtoolsError(WebErrorCode.NO_SERVICE,
+            return DcmtoolsError(ErrorCode.NO_SERVICE,
                                  f"{label} has no DICOMweb service at {urlsplit(self.peer.url).path or '/'} "
                                  f"(404 Not Found on the {what})",
                                  "check the base path of the URL (e.g. /dicom-web, /wado-rs, /dcm4chee-arc/aets/DCM4CHEE/rs)",
                                  ExitStatus.NO_CONTEXT)
         detail = _short(response.text or "", 200) if _is_text(response) else ""
-        return DcmtoolsError(WebErrorCode.HTTP_FAILED,
+        return DcmtoolsError(ErrorCode.HTTP_FAILED,
                              f"{label} answered {status} {response.reason} to the {what}" + (f": {detail}" if detail else ""),
                              "check the server's log", ExitStatus.FAILED)
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus, error_record
-from .session import WebErrorCode, WebSession
+from .session import WebSession
 
 DEFAULT_BATCH = 50
 DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
@@ -242,8 +242,8 @@ def stow(session: WebSession, items: Iterable[Any], *, batch: int | None = None,
             if exc.exit_status == ExitStatus.USAGE:
                 raise
             failed_in_a_row += 1
-            if failed_in_a_row >= MAX_FAILED_REQUESTS or exc.code in (WebErrorCode.UNAUTHORIZED, WebErrorCode.FORBIDDEN,
-                                                                      WebErrorCode.NO_SERVICE):
+            if failed_in_a_row >= MAX_FAILED_REQUESTS or exc.code in (ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN,
+                                                                      ErrorCode.NO_SERVICE):
                 raise
             for part in parts:
                 yield _record(session, part, exc)
@@ -275,12 +275,12 @@ def _store(session: WebSession, parts: list[Part]) -> list[Any]:
     try:
         return store_parts(session, parts)
     except DcmtoolsError as exc:
-        if exc.code not in (WebErrorCode.HTTP_FAILED, WebErrorCode.BAD_RESPONSE):
+        if exc.code not in (ErrorCode.HTTP_FAILED, ErrorCode.BAD_RESPONSE):
             raise
         if len(parts) > 1:
             middle = len(parts) // 2
             return _store(session, parts[:middle]) + _store(session, parts[middle:])
-        return [DcmtoolsError(WebErrorCode.STORE_FAILED, f"refused to store it: {exc.message}", exc.hint,
+        return [DcmtoolsError(ErrorCode.STORE_FAILED, f"refused to store it: {exc.message}", exc.hint,
                               ExitStatus.FAILED)]
 
 
@@ -311,7 +311,7 @@ def store_parts(session: WebSession, parts: list[Part]) -> list[dict[str, Any]]:
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        raise DcmtoolsError(WebErrorCode.BAD_RESPONSE,
+        raise DcmtoolsError(ErrorCode.BAD_RESPONSE,
                             f"{session.peer.label} answered the STOW-RS request ({response.status_code}) with "
                             "something that is not a DICOM JSON store response",
                             "check that the URL is the DICOMweb base path", ExitStatus.FAILED)
@@ -355,14 +355,14 @@ def _record(session: WebSession, part: Part, result: Any) -> dict[str, Any]:
         return record
     if result.get("unconfirmed"):
         return error_record("file", DcmtoolsError(
-            WebErrorCode.NOT_CONFIRMED,
+            ErrorCode.NOT_CONFIRMED,
             f"{session.peer.label} did not confirm storing it (its answer lists neither it stored nor failed)",
             "send it again, and check the server's log"), **base)
     reason = result.get("reason", 0xC000)
     meaning = FAILURE_MEANINGS.get(reason) or ("cannot understand" if reason >= 0xC000 else "refused")
     message = result.get("message") or f"failure reason 0x{reason:04X}"
     return error_record("file", DcmtoolsError(
-        WebErrorCode.STORE_FAILED, f"{session.peer.label} refused to store it: {meaning} ({message})",
+        ErrorCode.STORE_FAILED, f"{session.peer.label} refused to store it: {meaning} ({message})",
         "check the server's log (a filter, or a dataset it cannot read?)"), **base,
         status=f"0x{reason:04X}", status_meaning=meaning)
 

@@ -26,19 +26,19 @@ import os
 import tempfile
 from typing import Any, Iterable, Iterator
 
-from ..net import keys as K
+from ..net.keys import TAGS, key_text, level_index
 from ..net.scp import stored_path
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .qido import qido
-from .session import WebErrorCode, WebSession
+from .session import WebSession
 
 CHUNK = 1024 * 1024
 ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 
 
 def _uids(identifier: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    return (K.key_text(identifier, "StudyInstanceUID"), K.key_text(identifier, "SeriesInstanceUID"),
-            K.key_text(identifier, "SOPInstanceUID"))
+    return (key_text(identifier, "StudyInstanceUID"), key_text(identifier, "SeriesInstanceUID"),
+            key_text(identifier, "SOPInstanceUID"))
 
 
 def _paths(session: WebSession, request: Any) -> list[str]:
@@ -53,9 +53,9 @@ def _paths(session: WebSession, request: Any) -> list[str]:
     else:
         query_level = level
     identifier = {tag: element for tag, element in request.identifier.items()
-                  if tag != f"{K.T['QueryRetrieveLevel']:08X}"}
-    for name in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")[: K.level_index(query_level)]:
-        identifier.setdefault(f"{K.T[name]:08X}", {"vr": "UI"})
+                  if tag != f"{TAGS['QueryRetrieveLevel']:08X}"}
+    for name in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")[: level_index(query_level)]:
+        identifier.setdefault(f"{TAGS[name]:08X}", {"vr": "UI"})
     paths = []
     for match in qido(session, identifier, query_level):
         paths.append(_path(query_level, *_uids(match["dataset"])))
@@ -124,7 +124,7 @@ def retrieve(session: WebSession, path: str, store_dir: str, *, overwrite: bool 
     kind = response.headers.get("Content-Type", "")
     boundary = _boundary(kind)
     if not kind.lower().startswith("multipart/related") or not boundary:
-        raise DcmtoolsError(WebErrorCode.BAD_RESPONSE,
+        raise DcmtoolsError(ErrorCode.BAD_RESPONSE,
                             f"{session.peer.label} answered the WADO-RS retrieve with {kind or 'no content type'}, "
                             "not multipart/related", None, ExitStatus.FAILED)
     os.makedirs(store_dir, exist_ok=True)
