@@ -54,11 +54,17 @@ Verification (every run's last step; alone with --verify-only): per study
 the series and instance counts at both sides by C-FIND on its UID alone
 (--uids: the SOP Instance UIDs too). Records {"type":"verify","study",
 "result": matched|extra|missing|incomplete,"source":{..},"destination":{..}}.
+--commit: then Storage Commitment at DEST of the instances it lists for
+the study (one transaction per study; the report on the association, or
+on a new one to our --port, as Orthanc sends it). A study not committed is
+not verified: result not_committed; no report within --commit-wait: it
+stays sent (asked again next run); refused (e.g. 0x0112, no such object):
+failed, and sent again next run.
 Exit status 0 only when every study is verified; 1 otherwise; 3-7 when a
 peer failed as a whole (the run stops: run it again when it is back).
 
 \b
-Not yet: --anonymize/--edit in flight, a DICOMweb destination, --commit."""
+Not yet: --anonymize/--edit in flight, a DICOMweb destination."""
 
 
 def _human(record: dict[str, Any]) -> str | None:
@@ -126,6 +132,10 @@ def migrate_command(
     window: Annotated[Optional[str], typer.Option("--window", metavar="HH:MM-HH:MM",
                                                   help="Work only inside this daily window (local time), pause outside.")] = None,
     uids: Annotated[bool, typer.Option("--uids", help="Verify SOP Instance UIDs, not only counts.")] = False,
+    commit: Annotated[bool, typer.Option("--commit", help="After verification, Storage Commitment of each study at DEST "
+                                         "(reports on the association or on our --port).")] = False,
+    commit_wait: Annotated[float, typer.Option("--commit-wait", metavar="SECONDS", min=0,
+                                               help="How long to wait for a Storage Commitment report.")] = 60.0,
     aet: AetOpt = None,
     timeout: TimeoutOpt = None,
     max_pdu: MaxPduOpt = None,
@@ -148,6 +158,7 @@ def migrate_command(
       dcmtools migrate --journal old-new.journal --status
       dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal old-new.journal --verify-only --uids
       dcmtools migrate /archive/legacy NEW@10.0.0.6:104 --journal legacy.journal
+      dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal old-new.journal --commit --port 11113
     """
     with CommandRun("migrate", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         from ..stream.records import ExitStatus
@@ -169,13 +180,15 @@ def migrate_command(
                 since=_date(since, "--since"), until=_date(until, "--until"), max_results=max_results, get=get,
                 through=through_us, dest_aet=dest_aet, port=port, associations=associations,
                 max_attempts=max_attempts, rate=Rate.parse(rate) if rate else None,
-                window=Window.parse(window) if window else None, uids=uids,
+                window=Window.parse(window) if window else None, uids=uids, commit=commit, commit_wait=commit_wait,
                 on_pause=None if quiet else lambda s: run.warn(f"outside the window {window}: pausing {s / 60:.0f} min"))
         except DcmtoolsError as exc:
             raise typer.BadParameter(exc.message) from None
         net = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
         src = parse_endpoint(source, peers, net, must_exist=True)
         dst = parse_endpoint(dest, peers, net)
+        if commit and dst.is_folder:
+            raise typer.BadParameter("Storage Commitment needs a PACS as DEST, not a folder", param_hint="--commit")
         migration = Migration(src, dst, journal, net, options)
         try:
             records = migration.verify_only() if verify_only else migration.run()

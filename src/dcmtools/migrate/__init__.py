@@ -22,12 +22,16 @@ The steps (each in its own module):
   -> sent -> verified, or failed with its attempts and last error.
 * ``verify``: per study, the series and instance counts (and SOP Instance
   UIDs with ``uids``) of both sides by C-FIND on the study's UID alone.
+* ``commit`` (``MigrateOptions(commit=True)``): then Storage Commitment of
+  the study's instances at the destination; a study not committed is not
+  verified.
 
 The journal is ``dcmtools.stream.journal``: running the same migration again resumes
 (nothing verified is transferred again; failed studies are retried while
 attempts are left); kill -9 at any moment loses at most the studies in flight.
 """
 
+from .commit import Committer
 from .endpoints import Endpoint, parse_endpoint
 from .inventory import FolderInventory, PacsInventory
 from .pacing import Pacer, Rate, Window
@@ -36,6 +40,7 @@ from .transfer import Transfer
 from .verify import Holding, compare
 
 __all__ = [
+    "Committer",
     "Endpoint",
     "FolderInventory",
     "Holding",

@@ -46,7 +46,7 @@ def parse_endpoint(text: str, peers_file: str | None = None, options: Any = None
 
 
 # Tags by keyword (net.keys.T does not hold every one we ask for).
-TAGS = {"StudyInstanceUID": 0x0020000D, "SeriesInstanceUID": 0x0020000E, "SOPInstanceUID": 0x00080018,
+TAGS = {"StudyInstanceUID": 0x0020000D, "SOPClassUID": 0x00080016, "SeriesInstanceUID": 0x0020000E, "SOPInstanceUID": 0x00080018,
         "PatientID": 0x00100020, "StudyDate": 0x00080020, "AccessionNumber": 0x00080050,
         "ModalitiesInStudy": 0x00080061, "NumberOfStudyRelatedSeries": 0x00201206,
         "NumberOfStudyRelatedInstances": 0x00201208}

@@ -45,6 +45,8 @@ class MigrateOptions:
     rate: Rate | None = None
     window: Window | None = None
     uids: bool = False
+    commit: bool = False  # Storage Commitment at the destination after verification (on our ``port``)
+    commit_wait: float = 60.0  # seconds to wait for a Storage Commitment report
     staging: str | None = None  # through us: where studies wait to be sent [JOURNAL.staging]
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
@@ -93,7 +95,12 @@ class Migration:
                            self.options.on_pause)
         self.fatal: DcmtoolsError | None = None
         self.inventory_problems = 0
-        self.verify_counts = {"matched": 0, "missing": 0, "incomplete": 0, "extra": 0, "not_at_source": 0}
+        if self.options.commit and dest.is_folder:
+            self.journal.close()
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, "--commit asks a PACS to commit to keep the studies: "
+                                f"the destination {dest} is a folder", "leave out --commit", ExitStatus.USAGE)
+        self.verify_counts = {"matched": 0, "missing": 0, "incomplete": 0, "extra": 0, "not_at_source": 0,
+                              "not_committed": 0}
         self.transferred = {"studies": 0, "instances": 0, "failed": 0}
 
     def close(self) -> None:
@@ -106,7 +113,9 @@ class Migration:
             if self.fatal is None:
                 yield from self.transfer()
             if self.fatal is None:
-                yield from self.verify(states=("sent", "failed", "retrieved", "planned"))
+                # With --commit, studies verified by an earlier run without it are committed now.
+                yield from self.verify(states=("sent", "failed", "retrieved", "planned")
+                                       + (("verified",) if self.options.commit else ()))
         finally:
             self.journal.set_meta(last_run=self.options.clock())
 
@@ -221,8 +230,15 @@ class Migration:
         from .verify import Holding
 
         src, dst = self._counters()
+        committer = None
+        if self.options.commit:
+            from .commit import Committer
+
+            committer = Committer(self.dest.peer, self.net, dst, port=self.options.port, wait=self.options.commit_wait)
         try:
             for item in self.journal.items(states=states):
+                if item.state == "verified" and not again and item.data.get("committed"):
+                    continue  # verified and committed by an earlier run
                 try:
                     if (not self.options.uids and item.data.get("instances") is not None
                             and item.data.get("series") is not None):
@@ -249,16 +265,38 @@ class Migration:
                     except DcmtoolsError:
                         break
                     record = compare(item.id, source, dest)
+                if record["ok"] and committer is not None:
+                    try:
+                        committed, fields = committer.study(item.id)
+                    except DcmtoolsError as exc:
+                        if exc.exit_status in PEER_FAILURES:
+                            self.fatal = exc
+                            yield error_record("migrate", exc, step="commit", peer=str(self.dest))
+                            return
+                        committed, fields = False, {"error": exc.as_error()}
+                    record.update(fields)
+                    if not committed:
+                        # Counted, but the destination does not commit to keep it: not verified.
+                        record.update(result="not_committed", ok=False, counted=record["result"])
                 self.verify_counts[record["result"]] += 1
                 record["state_before"] = item.state
                 if record["ok"]:
-                    if item.state != "verified":
-                        self.journal.set_state(item.id, "verified", data={"verified": record["destination"]})
+                    if item.state != "verified" or committer is not None:
+                        data = {"verified": record["destination"]}
+                        if committer is not None:
+                            data.update(committed=True, commitment=record["commitment"])
+                        self.journal.set_state(item.id, "verified", data=data)
                     record["state"] = "verified"
                 else:
                     if item.last_error and item.state == "failed":
                         record["error"]["transfer_error"] = item.last_error.get("message")
-                    if item.state in ("verified", "sent"):
+                    pending = record["result"] == "not_committed" and record["error"].get("code") == "commit_pending"
+                    if pending:
+                        # No report (yet): it was sent and counted; ask again on the next run, send nothing.
+                        self.journal.set_state(item.id, "sent", error=record["error"],
+                                               data={"committed": False, "commitment": record.get("commitment")})
+                        record["state"] = "sent"
+                    elif item.state in ("verified", "sent"):
                         # It was there, or was said to be sent: send it again on the next run.
                         self.journal.set_state(item.id, "failed", error=record["error"])
                         record["state"] = "failed"
