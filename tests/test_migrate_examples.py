@@ -27,6 +27,7 @@ def test_help_examples_run(tmp_path: Path) -> None:
     assert len(examples) >= 6
     archive = D.build(tmp_path / "archive", studies=4, compressed=False)
     D.build(tmp_path / "legacy", studies=4, compressed=False)
+    (tmp_path / "team.key").write_text("a team secret\n")
     port = free_port()
     me = {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": port, "AllowStorageCommitment": True}
     with orthanc(tmp_path, {}, config_extra={"DicomAet": "NEW", "DicomModalities": {"me": me}}) as new, \
@@ -52,3 +53,5 @@ def test_help_examples_run(tmp_path: Path) -> None:
         assert D.journal_counts(tmp_path / "old-new.journal") == {"verified": 4}
         assert D.journal_counts(tmp_path / "j.db") == {"verified": 4}
         assert D.journal_counts(tmp_path / "legacy.journal") == {"verified": 4}
+        assert D.journal_counts(tmp_path / "research.journal") == {"verified": 4}
+        assert D.journal_counts(tmp_path / "fix.journal") == {"verified": 4}

@@ -41,16 +41,18 @@ class Committer:
         self.port = port
         self.wait = wait
 
-    def study(self, study: str) -> tuple[bool, dict[str, Any]]:
+    def study(self, study: str, at_dest: list[str] | None = None) -> tuple[bool, dict[str, Any]]:
+        """Commit ``study`` (held at the destination under ``at_dest``, its new UIDs when changed in flight)."""
         from ..net import keys as K
         from ..net.commitment import CommitmentSCU
 
         refs = []
-        for ds in self.lister._find("IMAGE", [f"StudyInstanceUID={study}", "SOPClassUID", "SOPInstanceUID"]):
-            sop_class = K.first_text(ds.get(tag_key("SOPClassUID")))
-            sop_instance = K.first_text(ds.get(tag_key("SOPInstanceUID")))
-            if sop_class and sop_instance:
-                refs.append(_Ref({"sop_class_uid": sop_class, "sop_instance_uid": sop_instance}))
+        for uid in at_dest or [study]:
+            for ds in self.lister._find("IMAGE", [f"StudyInstanceUID={uid}", "SOPClassUID", "SOPInstanceUID"]):
+                sop_class = K.first_text(ds.get(tag_key("SOPClassUID")))
+                sop_instance = K.first_text(ds.get(tag_key("SOPInstanceUID")))
+                if sop_class and sop_instance:
+                    refs.append(_Ref({"sop_class_uid": sop_class, "sop_instance_uid": sop_instance}))
         if not refs:
             error = DcmtoolsError(ErrorCode.NOT_COMMITTED, f"{self.peer.label} lists no instance of the study to commit",
                                   "check that the destination answers image-level C-FIND with SOPClassUID")

@@ -45,6 +45,7 @@ class MigrateOptions:
     rate: Rate | None = None
     window: Window | None = None
     uids: bool = False
+    changes: Any = None  # a ``changes.Changes``: --anonymize/--edit in flight (every study through us)
     commit: bool = False  # Storage Commitment at the destination after verification (on our ``port``)
     commit_wait: float = 60.0  # seconds to wait for a Storage Commitment report
     staging: str | None = None  # through us: where studies wait to be sent [JOURNAL.staging]
@@ -90,7 +91,18 @@ class Migration:
                                 f"not {source} -> {dest}", "give the same SOURCE and DEST, or another --journal",
                                 ExitStatus.USAGE)
         self.staging = self.options.staging or self.journal_path + ".staging"
-        self.mode = mode_of(source, dest, self.options.through, self.options.get)
+        self.mode = mode_of(source, dest, self.options.through or self.options.changes is not None, self.options.get)
+        described = self.options.changes.describe() if self.options.changes is not None else None
+        if known == (None, None):
+            self.journal.set_meta(changes=described)
+        elif self.journal.meta("changes") != described:
+            before = self.journal.meta("changes")
+            self.journal.close()
+            raise DcmtoolsError(MigrateErrorCode.JOURNAL,
+                                f"{self.journal_path} is the journal of a migration with other changes in flight "
+                                f"({before or 'none'}, not {described or 'none'}): a study would arrive twice",
+                                "give the same --anonymize/--edit options (and key) as its first run, or another --journal",
+                                ExitStatus.USAGE)
         self.pacer = Pacer(self.options.window, self.options.rate, self.options.clock, self.options.sleep,
                            self.options.on_pause)
         self.fatal: DcmtoolsError | None = None
@@ -245,7 +257,8 @@ class Migration:
                         source = Holding(True, item.data["series"], item.data["instances"])
                     else:
                         source = src.holding(item.id, item)
-                    dest = dst.holding(item.id, item)
+                    dest = _dest_holding(dst, item)
+                    source = _as_changed(source, item)
                 except DcmtoolsError as exc:
                     if exc.exit_status in PEER_FAILURES:
                         self.fatal = exc
@@ -261,13 +274,13 @@ class Migration:
                         break
                     self.options.sleep(delay)
                     try:
-                        dest = dst.holding(item.id, item)
+                        dest = _dest_holding(dst, item)
                     except DcmtoolsError:
                         break
                     record = compare(item.id, source, dest)
                 if record["ok"] and committer is not None:
                     try:
-                        committed, fields = committer.study(item.id)
+                        committed, fields = committer.study(item.id, _dest_studies(item))
                     except DcmtoolsError as exc:
                         if exc.exit_status in PEER_FAILURES:
                             self.fatal = exc
@@ -278,6 +291,8 @@ class Migration:
                     if not committed:
                         # Counted, but the destination does not commit to keep it: not verified.
                         record.update(result="not_committed", ok=False, counted=record["result"])
+                if item.data.get("changed"):
+                    record["destination_studies"] = _dest_studies(item)
                 self.verify_counts[record["result"]] += 1
                 record["state_before"] = item.state
                 if record["ok"]:
@@ -324,6 +339,45 @@ class Migration:
                 "states": {state: counts.get(state, 0) for state in STATES if counts.get(state)},
                 "transferred": dict(self.transferred), "verification": dict(self.verify_counts),
                 "inventory_problems": self.inventory_problems, "paused_seconds": round(self.pacer.paused, 1)}
+
+
+def _dest_studies(item: Any) -> list[str]:
+    """The Study Instance UIDs the destination holds the study under (new ones when changed in flight)."""
+    changed = item.data.get("changed")
+    return list(changed.get("studies") or [item.id]) if changed else [item.id]
+
+
+class _Changed:
+    """The journal item as the destination knows it (its new Patient ID, for a folder's layout)."""
+
+    def __init__(self, item: Any) -> None:
+        self.id = item.id
+        self.data = {**item.data, "patient": item.data["changed"].get("patient", "")}
+
+
+def _dest_holding(dst: Any, item: Any) -> Any:
+    """What the destination holds of a study: under its own UID, or, changed in flight, under the new
+    UID(s) the journal keeps (added up when an edit split it)."""
+    from .verify import Holding
+
+    if not item.data.get("changed"):
+        return dst.holding(item.id, item)
+    shown = _Changed(item)
+    parts = [dst.holding(uid, shown) for uid in _dest_studies(item)]
+    uids = None if any(p.uids is None for p in parts) else set().union(*(p.uids for p in parts))
+    return Holding(any(p.found for p in parts), sum(p.series or 0 for p in parts),
+                   sum(p.instances or 0 for p in parts), uids)
+
+
+def _as_changed(source: Any, item: Any) -> Any:
+    """The source's SOP Instance UIDs (--uids) as the destination should hold them (the journal's mapping)."""
+    changed = item.data.get("changed")
+    if not changed or source.uids is None:
+        return source
+    sop = changed.get("sop") or {}
+    from .verify import Holding
+
+    return Holding(source.found, source.series, source.instances, {sop.get(u, u) for u in source.uids})
 
 
 def _iso(when: float) -> str:

@@ -10,6 +10,14 @@
 ``send``      folder -> PACS: C-STORE of the study's files.
 ``copy``      folder -> folder: each file copied (atomically) into the layout.
 
+With changes in flight (``MigrateOptions.changes``: ``--anonymize``,
+``--edit``) every study goes through us whatever the endpoints: its files
+(retrieved into the staging folder, or the source folder's) are changed
+into ``STAGING/changed/STUDY/`` and sent (or written into the destination
+folder under their new identifiers); the outcome carries the mapping
+(``changed``: the new Study UIDs, Patient ID, and SOP Instance UID of each
+original) that the journal keeps for reconciliation.
+
 Peer failures (cannot connect, association rejected, aborted, timed out) are
 raised as ``DcmtoolsError``: they are not the study's fault; the migration
 stops and the next run resumes.  A study's own failure is returned.
@@ -57,7 +65,8 @@ class Transfer:
 
     def __init__(self, migration: Any) -> None:
         self.m = migration
-        self.mode = mode_of(migration.source, migration.dest, migration.options.through, migration.options.get)
+        self.mode = mode_of(migration.source, migration.dest,
+                            migration.options.through or migration.options.changes is not None, migration.options.get)
         self._to_us = threading.Lock()
         self._local = threading.local()
         self._all: list[Any] = []
@@ -65,6 +74,8 @@ class Transfer:
         self._shared: Any = None  # the retriever of C-MOVEs to us
 
     def study(self, item: Any, mark: Callable[[str, dict[str, Any]], None]) -> Outcome:
+        if self.m.options.changes is not None:
+            return self._changed(item, mark)
         return getattr(self, f"_mode_{self.mode}")(item, mark)
 
     # -- PACS sources
@@ -161,7 +172,9 @@ class Transfer:
                     out.append(uid)
         return out
 
-    def _mode_through(self, item: Any, mark: Any) -> Outcome:
+    def _staged(self, item: Any, mark: Any) -> tuple[list[str], str | None, Outcome | None]:
+        """(files, their staging folder, failure): the study retrieved into the staging folder, or
+        the files an earlier attempt retrieved there."""
         staged = item.data.get("staged")
         files: list[str] = []
         if staged and os.path.isdir(staged):  # retrieved by an earlier attempt: send only
@@ -170,17 +183,82 @@ class Transfer:
         if not files:
             record = self._retrieve(self._request("STUDY", [f"StudyInstanceUID={item.id}"]), store_dir=self.m.staging)
             if not record.get("ok"):
-                return Outcome(False, error=record.get("error"), detail=_counts(record))
+                return [], None, Outcome(False, error=record.get("error"), detail=_counts(record))
             files = list(record.get("files") or [])
             staged = _study_folder(self.m.staging, files)
             mark("retrieved", {"staged": staged, "retrieved": len(files)})
+        return files, staged, None
+
+    def _unstage(self, files: list[str], staged: str | None) -> None:
+        for path in files:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        if staged and os.path.commonpath([staged, self.m.staging]) == self.m.staging and staged != self.m.staging:
+            shutil.rmtree(staged, ignore_errors=True)
+
+    def _mode_through(self, item: Any, mark: Any) -> Outcome:
+        files, staged, failure = self._staged(item, mark)
+        if failure is not None:
+            return failure
         outcome = self._send_files(files)
         if outcome.ok:
-            for path in files:
-                with contextlib.suppress(OSError):
-                    os.remove(path)
-            if staged and os.path.commonpath([staged, self.m.staging]) == self.m.staging and staged != self.m.staging:
-                shutil.rmtree(staged, ignore_errors=True)
+            self._unstage(files, staged)
+        return outcome
+
+    # -- changes in flight
+    def _changed(self, item: Any, mark: Any) -> Outcome:
+        """Retrieve (or read from the source folder), change, then send (or write into the folder)."""
+        from ..net.scp import _component, stored_path
+
+        if self.m.source.is_folder:
+            files, staged = [path for path, _, _ in self._files_of(item)], None
+        else:
+            files, staged, failure = self._staged(item, mark)
+            if failure is not None:
+                return failure
+        out_dir = os.path.join(self.m.staging, "changed", _component(item.id))
+        shutil.rmtree(out_dir, ignore_errors=True)  # what an interrupted attempt left
+        os.makedirs(out_dir, exist_ok=True)
+        changed: list[tuple[str, Any]] = []
+        sop_map: dict[str, str] = {}
+        studies: set[str] = set()
+        patient = ""
+        for path in files:
+            try:
+                with open(path, "rb") as handle:
+                    result = self.m.options.changes.apply(handle.read())
+            except DcmtoolsError as exc:
+                return Outcome(False, error={"code": exc.code, "message": f"{os.path.basename(path)} cannot be changed: "
+                                             f"{exc.message}", **({"hint": exc.hint} if exc.hint else {})})
+            except OSError as exc:
+                return Outcome(False, error={"code": "read_failed", "message": f"cannot read {path}: {exc.strerror or exc}"})
+            target = os.path.join(out_dir, _component(result.sop) + ".dcm")
+            with open(target, "wb") as handle:
+                handle.write(result.data)
+            changed.append((target, result))
+            sop_map[result.original_sop] = result.sop
+            studies.add(result.study)
+            patient = result.patient
+        detail = {"changed": {"studies": sorted(studies), "patient": patient, "sop": sop_map}}
+        if self.m.dest.is_folder:
+            size = 0
+            for target, result in changed:
+                final = stored_path(self.m.dest.folder, result.patient, result.study, result.series, result.sop)
+                try:
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    os.replace(target, final)  # the staging folder is ours: a rename is atomic enough
+                except OSError as exc:
+                    return Outcome(False, error={"code": "write_failed", "message": f"cannot write {final}: "
+                                                 f"{exc.strerror or exc}"}, detail=detail)
+                size += _size(final)
+            outcome = Outcome(True, len(changed), size)
+        else:
+            outcome = self._send_files([target for target, _ in changed])
+        outcome.detail.update(detail)
+        if outcome.ok:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            if staged is not None:
+                self._unstage(files, staged)
         return outcome
 
     def _mode_retrieve(self, item: Any, mark: Any) -> Outcome:
