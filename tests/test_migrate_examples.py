@@ -30,7 +30,7 @@ def test_help_examples_run(tmp_path: Path) -> None:
     (tmp_path / "team.key").write_text("a team secret\n")
     port = free_port()
     me = {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": port, "AllowStorageCommitment": True}
-    with orthanc(tmp_path, {}, config_extra={"DicomAet": "NEW", "DicomModalities": {"me": me}}) as new, \
+    with orthanc(tmp_path, {}, config_extra={"DicomAet": "NEW", "DicomModalities": {"me": me}}, dicomweb=True) as new, \
             orthanc(tmp_path, {"new": ("NEW", new.port), "me": ("DCMTOOLS", port)}, D.all_files(archive),
                     config_extra={"DicomAet": "OLD"}) as old:
         old_peer, new_peer = f"OLD@127.0.0.1:{old.port}", f"NEW@127.0.0.1:{new.port}"
@@ -40,6 +40,7 @@ def test_help_examples_run(tmp_path: Path) -> None:
         for example in examples:
             command = (example.replace("OLD@10.0.0.5:104", old_peer).replace("NEW@10.0.0.6:104", new_peer)
                        .replace("/archive/legacy", str(tmp_path / "legacy"))
+                       .replace("https://pacs.example.org/dicom-web", new.extra["url"])
                        .replace("--port 11113", f"--port {port}")
                        .replace("--window 19:00-06:00", f"--window {_window_around_now()}"))
             result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=tmp_path, capture_output=True,
@@ -55,3 +56,4 @@ def test_help_examples_run(tmp_path: Path) -> None:
         assert D.journal_counts(tmp_path / "legacy.journal") == {"verified": 4}
         assert D.journal_counts(tmp_path / "research.journal") == {"verified": 4}
         assert D.journal_counts(tmp_path / "fix.journal") == {"verified": 4}
+        assert D.journal_counts(tmp_path / "web.journal") == {"verified": 4}

@@ -57,6 +57,7 @@ SOURCE and DEST: a PACS (AET@HOST:PORT or a peers-file name) or a folder
   PACS -> folder   C-MOVE to us (or --get) into the folder
                    (PatientID/StudyUID/SeriesUID/SOPUID.dcm, as 'listen').
   folder -> PACS   C-STORE of each study's files; folder -> folder: copies.
+  -> DICOMweb      through us, then STOW-RS (see below).
 
 \b
 The journal (--journal FILE, SQLite) holds the plan and each study's state:
@@ -103,7 +104,13 @@ A file that cannot be changed (burned-in pixels, --require-match without a
 row) fails its study with that reason.
 
 \b
-Not yet: a DICOMweb destination."""
+DEST may be a DICOMweb service: a base URL (https://host/dicom-web) or a
+peers-file entry with url = "..." (its token, user and password, TLS
+settings, as for send; or $DCMTOOLS_TOKEN, $DCMTOOLS_USER and
+$DCMTOOLS_PASSWORD). Studies go through us (C-MOVE to our --port, or
+--get), then STOW-RS; verification asks QIDO-RS (the study's numbers of
+series and instances; its instances with --uids). No --commit there
+(Storage Commitment is DIMSE); a DICOMweb SOURCE is not supported."""
 
 
 def _human(record: dict[str, Any]) -> str | None:
@@ -228,6 +235,7 @@ def migrate_command(
       dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal old-new.journal --commit --port 11113
       dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal research.journal --anonymize --key-file team.key
       dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal fix.journal --edit --set InstitutionName="North Clinic"
+      dcmtools migrate OLD@10.0.0.5:104 https://pacs.example.org/dicom-web --journal web.journal --port 11113
     """
     with CommandRun("migrate", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         from ..stream.records import ExitStatus
@@ -267,8 +275,9 @@ def migrate_command(
         net = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
         src = parse_endpoint(source, peers, net, must_exist=True)
         dst = parse_endpoint(dest, peers, net)
-        if commit and dst.is_folder:
-            raise typer.BadParameter("Storage Commitment needs a PACS as DEST, not a folder", param_hint="--commit")
+        if commit and (dst.is_folder or dst.is_web):
+            raise typer.BadParameter("Storage Commitment needs a DIMSE PACS as DEST, not a folder or a DICOMweb URL",
+                                     param_hint="--commit")
         migration = Migration(src, dst, journal, net, options)
         try:
             records = migration.verify_only() if verify_only else migration.run()

@@ -21,7 +21,9 @@ The steps (each in its own module):
   from folders.  A study's state in the journal goes planned -> (retrieved)
   -> sent -> verified, or failed with its attempts and last error.
 * ``verify``: per study, the series and instance counts (and SOP Instance
-  UIDs with ``uids``) of both sides by C-FIND on the study's UID alone.
+  UIDs with ``uids``) of both sides by C-FIND on the study's UID alone
+  (QIDO-RS for a DICOMweb destination, ``parse_endpoint("https://host/dicom-web")``,
+  which the transfer fills by STOW-RS).
 * ``changes`` (``MigrateOptions(changes=Changes(Anonymizer(key), Editor(sets=["InstitutionName=X"])))``):
   every instance de-identified and/or edited in flight (through us); the
   journal keeps each study's new UIDs, and verification looks there.

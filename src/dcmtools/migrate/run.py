@@ -77,6 +77,14 @@ class Migration:
         self.net = net
         self.options = options or MigrateOptions()
         self.journal_path = os.fspath(journal)
+        if self.options.commit and (dest.is_folder or dest.is_web):
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, "--commit asks a PACS to commit to keep the studies (DIMSE "
+                                f"Storage Commitment): the destination {dest} is not one", "leave out --commit",
+                                ExitStatus.USAGE)
+        if source.is_web:
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"a DICOMweb source ({source}) is not supported: only a destination",
+                                "migrate from the archive's DIMSE service (AET@HOST:PORT) or a folder",
+                                ExitStatus.USAGE)
         try:
             self.journal = Journal(self.journal_path, kind="migrate", clock=self.options.clock)
         except JournalError as exc:
@@ -107,10 +115,6 @@ class Migration:
                            self.options.on_pause)
         self.fatal: DcmtoolsError | None = None
         self.inventory_problems = 0
-        if self.options.commit and dest.is_folder:
-            self.journal.close()
-            raise DcmtoolsError(ErrorCode.BAD_VALUE, "--commit asks a PACS to commit to keep the studies: "
-                                f"the destination {dest} is a folder", "leave out --commit", ExitStatus.USAGE)
         self.verify_counts = {"matched": 0, "missing": 0, "incomplete": 0, "extra": 0, "not_at_source": 0,
                               "not_committed": 0}
         self.transferred = {"studies": 0, "instances": 0, "failed": 0}
@@ -232,8 +236,13 @@ class Migration:
         uids = self.options.uids
         src = (FolderCounter(self.source.folder, self.journal, uids) if self.source.is_folder
                else PacsCounter(self.source.peer, self.net, uids))
-        dst = (FolderCounter(self.dest.folder, None, uids) if self.dest.is_folder
-               else PacsCounter(self.dest.peer, self.net, uids))
+        if self.dest.is_web:
+            from .verify import WebCounter
+
+            dst: Any = WebCounter(self.dest.web, uids)
+        else:
+            dst = (FolderCounter(self.dest.folder, None, uids) if self.dest.is_folder
+                   else PacsCounter(self.dest.peer, self.net, uids))
         return src, dst
 
     def verify(self, states: tuple[str, ...] | None, again: bool = False) -> Iterator[dict[str, Any]]:

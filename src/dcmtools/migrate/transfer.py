@@ -10,6 +10,10 @@
 ``send``      folder -> PACS: C-STORE of the study's files.
 ``copy``      folder -> folder: each file copied (atomically) into the layout.
 
+A DICOMweb destination takes the files by STOW-RS (``dcmtools.web.stow``):
+PACS -> DICOMweb goes ``through`` us (C-MOVE to us or C-GET, then STOW-RS),
+folder -> DICOMweb is a ``send``.
+
 With changes in flight (``MigrateOptions.changes``: ``--anonymize``,
 ``--edit``) every study goes through us whatever the endpoints: its files
 (retrieved into the staging folder, or the source folder's) are changed
@@ -56,7 +60,7 @@ def mode_of(source: Any, dest: Any, through: bool, get: bool) -> str:
         return "copy" if dest.is_folder else "send"
     if dest.is_folder:
         return "retrieve"
-    return "through" if (through or get) else "move"
+    return "through" if (through or get or getattr(dest, "is_web", False)) else "move"
 
 
 class Transfer:
@@ -300,7 +304,14 @@ class Transfer:
         sent = 0
         size = 0
         failures: list[dict[str, Any]] = []
-        for record in send(self.m.dest.peer, files, self.m.net):
+        if self.m.dest.is_web:
+            from ..web import WebSession, stow
+
+            session = WebSession(self.m.dest.web)
+            results: Any = _closing(session, stow(session, files))
+        else:
+            results = send(self.m.dest.peer, files, self.m.net)
+        for record in results:
             if record.get("ok"):
                 sent += 1
                 size += _size(record.get("path") or "")
@@ -315,6 +326,14 @@ class Transfer:
             return Outcome(False, sent, size, error=error,
                            detail={"not_stored": [f.get("sop_instance_uid") or f.get("path") for f in failures[:20]]})
         return Outcome(True, sent, size)
+
+
+def _closing(session: Any, records: Any) -> Any:
+    """The records of a STOW-RS run, its session closed after them."""
+    try:
+        yield from records
+    finally:
+        session.close()
 
 
 def _counts(record: dict[str, Any]) -> dict[str, Any]:
