@@ -118,3 +118,25 @@ def test_edit_new_uids_and_a_file_that_cannot_be_changed(tmp_path: Path) -> None
         for path in Path(dest.extra["store"]).rglob("*.dcm"):
             ds = pydicom.dcmread(path, stop_before_pixels=True)
             assert ds.OtherPatientIDs == f"NEW-{ds.PatientID}" and ds.StudyInstanceUID not in archive
+
+
+def test_anonymize_folder_to_folder(tmp_path: Path) -> None:
+    """No peer: a legacy folder anonymized into a folder (the listen layout under the new identifiers)."""
+    archive = D.build(tmp_path / "legacy", studies=3, compressed=True)
+    out = tmp_path / "out"
+    journal = tmp_path / "run.journal"
+    args = ["migrate", str(tmp_path / "legacy"), str(out) + "/", "--journal", str(journal), "--anonymize",
+            "--key", "k", "--retain-institution-identity"]
+    result = dcmtools(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [r["result"] for r in by_type(result.stdout, "verify")] == ["matched"] * 3
+    received = list(out.rglob("*.dcm"))
+    assert len(received) == len(D.all_files(archive))
+    for path in received:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        assert ds.PatientID not in PATIENTS and ds.StudyInstanceUID not in archive
+        assert path.parent.parent.name == ds.StudyInstanceUID and path.parent.parent.parent.name == ds.PatientID
+    again = dcmtools(*args, "--verify-only", "--uids")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [r["result"] for r in by_type(again.stdout, "verify")] == ["matched"] * 3
+    assert not any((tmp_path / "run.journal.staging").rglob("*.dcm"))

@@ -105,3 +105,21 @@ def test_orthanc_to_listen_committed_through_us(tmp_path: Path) -> None:
         assert verify[lost_study]["commitment"]["not_committed"] == [lost.stem]
         assert all(r["ok"] for s, r in verify.items() if s != lost_study)
         assert D.journal_counts(journal) == {"verified": 3, "failed": 1}
+
+
+def test_anonymized_then_committed_under_the_new_uids(tmp_path: Path) -> None:
+    """--anonymize --commit, Orthanc to Orthanc through us: the commitment asks for the new instances."""
+    archive = D.build(tmp_path / "archive", studies=3, compressed=False)
+    port = free_port()
+    me = {"me": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": port, "AllowStorageCommitment": True}}
+    with orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source, \
+            orthanc(tmp_path, {}, config_extra={"DicomModalities": me}) as dest:
+        journal = tmp_path / "run.journal"
+        result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--port", str(port),
+                          "--anonymize", "--key", "k", "--commit", "--commit-wait", "30")
+        assert result.returncode == 0, result.stdout + result.stderr
+        data = journal_data(journal)
+        for r in by_type(result.stdout, "verify"):
+            assert r["commitment"]["committed"] == len(archive[r["study"]])
+            assert r["destination_studies"] == data[r["study"]]["changed"]["studies"] != [r["study"]]
+        assert D.journal_counts(journal) == {"verified": 3}
