@@ -8,6 +8,22 @@ import typer
 
 from ..stream.records import default_human
 from .application import app
+from .changeopts import (
+    AllowBurnedInOpt,
+    AnonKeyFileOpt,
+    AnonKeyOpt,
+    CleanDescriptorsOpt,
+    CleanGraphicsOpt,
+    CleanStructuredContentOpt,
+    KeepUnknownOpt,
+    RetainDeviceIdentityOpt,
+    RetainInstitutionIdentityOpt,
+    RetainLongitudinalFullDatesOpt,
+    RetainLongitudinalModifiedDatesOpt,
+    RetainPatientCharacteristicsOpt,
+    RetainSafePrivateOpt,
+    RetainUidsOpt,
+)
 from .common import (
     CommandRun,
     DebugOpt,
@@ -20,11 +36,6 @@ from .common import (
     OverwriteOpt,
     QuietOpt,
 )
-
-def _flag(name: str, help_: str) -> Any:
-    """A PS3.15 E.3 option, by its standard name."""
-    return typer.Option(name, help=help_)
-
 
 def _human(record: dict[str, Any]) -> str | None:
     if record.get("type") != "file" or record.get("ok") is False:
@@ -39,69 +50,20 @@ def _human(record: dict[str, Any]) -> str | None:
 def anonymize_command(
     inputs: InputsArg = None,
     output: OutDirOpt = None,
-    key: Annotated[
-        Optional[str],
-        typer.Option(
-            "--key",
-            metavar="SECRET",
-            envvar="DCMTOOLS_ANON_KEY",
-            help="Secret key: the same key gives the same UIDs, pseudonyms and date shifts, "
-            "in every run and on every machine (env DCMTOOLS_ANON_KEY; --key-file keeps it out of ps).",
-        ),
-    ] = None,
-    key_file: Annotated[
-        Optional[Path], typer.Option("--key-file", metavar="FILE", help="Read the secret key from FILE.")
-    ] = None,
-    retain_safe_private: Annotated[
-        bool, _flag("--retain-safe-private", "Keep private attributes known to be safe (Table E.3.10-1).")
-    ] = False,
-    retain_uids: Annotated[bool, _flag("--retain-uids", "Keep the original UIDs.")] = False,
-    retain_device_identity: Annotated[
-        bool, _flag("--retain-device-identity", "Keep station names, serial numbers and other device identity.")
-    ] = False,
-    retain_institution_identity: Annotated[
-        bool, _flag("--retain-institution-identity", "Keep institution names, addresses and departments.")
-    ] = False,
-    retain_patient_characteristics: Annotated[
-        bool, _flag("--retain-patient-characteristics", "Keep age, sex, size, weight and the like.")
-    ] = False,
-    retain_longitudinal_full_dates: Annotated[
-        bool,
-        _flag("--retain-longitudinal-full-dates", "Retain Longitudinal Temporal Information with Full Dates."),
-    ] = False,
-    retain_longitudinal_modified_dates: Annotated[
-        bool,
-        _flag(
-            "--retain-longitudinal-modified-dates",
-            "Retain Longitudinal Temporal Information with Modified Dates: every date of a patient "
-            "moves back by the same 1 to 10 years (from the key and the patient).",
-        ),
-    ] = False,
-    clean_descriptors: Annotated[
-        bool, _flag("--clean-descriptors", "Keep descriptions and comments, the patient's identifiers removed from them.")
-    ] = False,
-    clean_structured_content: Annotated[
-        bool, _flag("--clean-structured-content", "Keep SR content and acquisition context, cleaned.")
-    ] = False,
-    clean_graphics: Annotated[
-        bool, _flag("--clean-graphics", "Keep overlays, curves and graphic annotations, their text cleaned.")
-    ] = False,
-    allow_burned_in: Annotated[
-        bool,
-        typer.Option(
-            "--allow-burned-in",
-            help="Also write images whose pixels may show identifying text (Burned In Annotation YES, "
-            "or US, SC, OT ... without it). Check those pixels yourself.",
-        ),
-    ] = False,
-    keep_unknown: Annotated[
-        bool,
-        typer.Option(
-            "--keep-unknown",
-            help="Keep public attributes the data dictionary does not know (removed by default: "
-            "nothing says they carry no identity).",
-        ),
-    ] = False,
+    key: AnonKeyOpt = None,
+    key_file: AnonKeyFileOpt = None,
+    retain_safe_private: RetainSafePrivateOpt = False,
+    retain_uids: RetainUidsOpt = False,
+    retain_device_identity: RetainDeviceIdentityOpt = False,
+    retain_institution_identity: RetainInstitutionIdentityOpt = False,
+    retain_patient_characteristics: RetainPatientCharacteristicsOpt = False,
+    retain_longitudinal_full_dates: RetainLongitudinalFullDatesOpt = False,
+    retain_longitudinal_modified_dates: RetainLongitudinalModifiedDatesOpt = False,
+    clean_descriptors: CleanDescriptorsOpt = False,
+    clean_structured_content: CleanStructuredContentOpt = False,
+    clean_graphics: CleanGraphicsOpt = False,
+    allow_burned_in: AllowBurnedInOpt = False,
+    keep_unknown: KeepUnknownOpt = False,
     keep_names: Annotated[
         bool,
         typer.Option(

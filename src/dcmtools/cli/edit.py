@@ -1,12 +1,24 @@
 """dcmtools edit: change attributes in bulk, from the command line or a mapping table."""
 
-from pathlib import Path
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..stream.records import default_human
 from .application import app
+from .changeopts import (
+    CharsetOpt,
+    EditKeyFileOpt,
+    EditKeyOpt,
+    EditMapOpt,
+    EraseOpt,
+    ErasePrivateOpt,
+    MatchOpt,
+    NewUidsOpt,
+    RequireMatchOpt,
+    SetExistingOpt,
+    SetOpt,
+)
 from .common import (
     CommandRun,
     DebugOpt,
@@ -43,50 +55,17 @@ def edit_command(
     no_backup: Annotated[
         bool, typer.Option("--no-backup", help="With --in-place: keep no FILE.bak copy of the original.")
     ] = False,
-    set_: Annotated[
-        Optional[List[str]],
-        typer.Option("--set", metavar="PATH=VALUE", help="Insert or replace (repeatable). PATH: Keyword, "
-                     "gggg,eeee, Seq[0].Keyword, Seq[*].Keyword (every item); missing items are created."),
-    ] = None,
-    set_existing: Annotated[
-        Optional[List[str]],
-        typer.Option("--set-existing", metavar="PATH=VALUE", help="Replace only where the element is present."),
-    ] = None,
-    erase: Annotated[
-        Optional[List[str]], typer.Option("--erase", metavar="PATH", help="Remove an element (or Seq[N]: an item).")
-    ] = None,
-    erase_private: Annotated[
-        bool, typer.Option("--erase-private", help="Remove every private element, at any depth.")
-    ] = False,
-    map_file: Annotated[
-        Optional[Path],
-        typer.Option("--map", metavar="FILE", help="A CSV: a header naming the key column and the attributes "
-                     "to set; each file gets the values of the row its key matches (empty cells: unchanged)."),
-    ] = None,
-    match: Annotated[
-        Optional[str],
-        typer.Option("--match", metavar="KEYWORD[=COLUMN]", help="The attribute whose value picks the --map row "
-                     "(its column is KEYWORD unless =COLUMN names another)."),
-    ] = None,
-    require_match: Annotated[
-        bool, typer.Option("--require-match", help="A file that no --map row matches is an error, not written.")
-    ] = False,
-    new_uids: Annotated[
-        Optional[str],
-        typer.Option("--new-uids", metavar="LEVEL", help="study, series, instance or all (the three and frames "
-                     "of reference): new UIDs from the key, the same in every file and run; references follow."),
-    ] = None,
-    key: Annotated[
-        Optional[str],
-        typer.Option("--key", metavar="SECRET", envvar="DCMTOOLS_EDIT_KEY",
-                     help="Secret key of --new-uids (env DCMTOOLS_EDIT_KEY): the same key gives the same UIDs."),
-    ] = None,
-    key_file: Annotated[Optional[Path], typer.Option("--key-file", metavar="FILE", help="Read the key from FILE.")] = None,
-    charset: Annotated[
-        Optional[str],
-        typer.Option("--charset", metavar="utf8", help="Re-encode text values to UTF-8 (ISO_IR 192) from the "
-                     "file's Specific Character Set; a file with an undecodable value is left as it was."),
-    ] = None,
+    set_: SetOpt = None,
+    set_existing: SetExistingOpt = None,
+    erase: EraseOpt = None,
+    erase_private: ErasePrivateOpt = False,
+    map_file: EditMapOpt = None,
+    match: MatchOpt = None,
+    require_match: RequireMatchOpt = False,
+    new_uids: NewUidsOpt = None,
+    key: EditKeyOpt = None,
+    key_file: EditKeyFileOpt = None,
+    charset: CharsetOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write nothing: a record per change (element, old, new).")
     ] = False,

@@ -6,6 +6,31 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
+from .changeopts import (
+    AllowBurnedInOpt,
+    AnonKeyFileOpt,
+    AnonKeyOpt,
+    CharsetOpt,
+    CleanDescriptorsOpt,
+    CleanGraphicsOpt,
+    CleanStructuredContentOpt,
+    EditMapOpt,
+    EraseOpt,
+    ErasePrivateOpt,
+    KeepUnknownOpt,
+    MatchOpt,
+    NewUidsOpt,
+    RequireMatchOpt,
+    RetainDeviceIdentityOpt,
+    RetainInstitutionIdentityOpt,
+    RetainLongitudinalFullDatesOpt,
+    RetainLongitudinalModifiedDatesOpt,
+    RetainPatientCharacteristicsOpt,
+    RetainSafePrivateOpt,
+    RetainUidsOpt,
+    SetExistingOpt,
+    SetOpt,
+)
 from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
 from .netopts import (
     EXIT_STATUS_EPILOG,
@@ -32,6 +57,7 @@ SOURCE and DEST: a PACS (AET@HOST:PORT or a peers-file name) or a folder
   PACS -> folder   C-MOVE to us (or --get) into the folder
                    (PatientID/StudyUID/SeriesUID/SOPUID.dcm, as 'listen').
   folder -> PACS   C-STORE of each study's files; folder -> folder: copies.
+  -> DICOMweb      through us, then STOW-RS (see below).
 
 \b
 The journal (--journal FILE, SQLite) holds the plan and each study's state:
@@ -54,11 +80,37 @@ Verification (every run's last step; alone with --verify-only): per study
 the series and instance counts at both sides by C-FIND on its UID alone
 (--uids: the SOP Instance UIDs too). Records {"type":"verify","study",
 "result": matched|extra|missing|incomplete,"source":{..},"destination":{..}}.
+--commit: then Storage Commitment at DEST of the instances it lists for
+the study (one transaction per study; the report on the association, or
+on a new one to our --port, as Orthanc sends it). A study not committed is
+not verified: result not_committed; no report within --commit-wait: it
+stays sent (asked again next run); refused (e.g. 0x0112, no such object):
+failed, and sent again next run.
 Exit status 0 only when every study is verified; 1 otherwise; 3-7 when a
 peer failed as a whole (the run stops: run it again when it is back).
 
 \b
-Not yet: --anonymize/--edit in flight, a DICOMweb destination, --commit."""
+\b
+Changes in flight: --anonymize (with anonymize's --key/--key-file,
+--retain-*, --clean-*, --allow-burned-in, --keep-unknown) and --edit (with
+edit's --set, --set-existing, --erase, --erase-private, --map/--match,
+--require-match, --new-uids, --charset), anonymize first. Every study then
+goes through us (retrieve, change, send). A key is required where UIDs are
+derived (the next run must derive the same ones). The journal keeps each
+study's new Study UID(s), Patient ID and SOP Instance UIDs: verification
+counts the study at DEST under its new UID (--uids: the mapped UIDs), and a
+run with other changes than the journal's first one is refused (exit 2).
+A file that cannot be changed (burned-in pixels, --require-match without a
+row) fails its study with that reason.
+
+\b
+DEST may be a DICOMweb service: a base URL (https://host/dicom-web) or a
+peers-file entry with url = "..." (its token, user and password, TLS
+settings, as for send; or $DCMTOOLS_TOKEN, $DCMTOOLS_USER and
+$DCMTOOLS_PASSWORD). Studies go through us (C-MOVE to our --port, or
+--get), then STOW-RS; verification asks QIDO-RS (the study's numbers of
+series and instances; its instances with --uids). No --commit there
+(Storage Commitment is DIMSE); a DICOMweb SOURCE is not supported."""
 
 
 def _human(record: dict[str, Any]) -> str | None:
@@ -126,6 +178,38 @@ def migrate_command(
     window: Annotated[Optional[str], typer.Option("--window", metavar="HH:MM-HH:MM",
                                                   help="Work only inside this daily window (local time), pause outside.")] = None,
     uids: Annotated[bool, typer.Option("--uids", help="Verify SOP Instance UIDs, not only counts.")] = False,
+    commit: Annotated[bool, typer.Option("--commit", help="After verification, Storage Commitment of each study at DEST "
+                                         "(reports on the association or on our --port).")] = False,
+    commit_wait: Annotated[float, typer.Option("--commit-wait", metavar="SECONDS", min=0,
+                                               help="How long to wait for a Storage Commitment report.")] = 60.0,
+    anonymize: Annotated[bool, typer.Option("--anonymize", help="De-identify every instance in flight, as 'dcmtools "
+                                            "anonymize' does (its --retain-*/--clean-* options; --key or --key-file).")] = False,
+    key: AnonKeyOpt = None,
+    key_file: AnonKeyFileOpt = None,
+    retain_safe_private: RetainSafePrivateOpt = False,
+    retain_uids: RetainUidsOpt = False,
+    retain_device_identity: RetainDeviceIdentityOpt = False,
+    retain_institution_identity: RetainInstitutionIdentityOpt = False,
+    retain_patient_characteristics: RetainPatientCharacteristicsOpt = False,
+    retain_longitudinal_full_dates: RetainLongitudinalFullDatesOpt = False,
+    retain_longitudinal_modified_dates: RetainLongitudinalModifiedDatesOpt = False,
+    clean_descriptors: CleanDescriptorsOpt = False,
+    clean_structured_content: CleanStructuredContentOpt = False,
+    clean_graphics: CleanGraphicsOpt = False,
+    allow_burned_in: AllowBurnedInOpt = False,
+    keep_unknown: KeepUnknownOpt = False,
+    edit: Annotated[bool, typer.Option("--edit", help="Change every instance in flight, as 'dcmtools edit' does "
+                                       "(its --set, --set-existing, --erase, --erase-private, --map/--match, "
+                                       "--new-uids with --key); after --anonymize.")] = False,
+    set_: SetOpt = None,
+    set_existing: SetExistingOpt = None,
+    erase: EraseOpt = None,
+    erase_private: ErasePrivateOpt = False,
+    map_file: EditMapOpt = None,
+    match: MatchOpt = None,
+    require_match: RequireMatchOpt = False,
+    new_uids: NewUidsOpt = None,
+    charset: CharsetOpt = None,
     aet: AetOpt = None,
     timeout: TimeoutOpt = None,
     max_pdu: MaxPduOpt = None,
@@ -148,6 +232,10 @@ def migrate_command(
       dcmtools migrate --journal old-new.journal --status
       dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal old-new.journal --verify-only --uids
       dcmtools migrate /archive/legacy NEW@10.0.0.6:104 --journal legacy.journal
+      dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal old-new.journal --commit --port 11113
+      dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal research.journal --anonymize --key-file team.key
+      dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal fix.journal --edit --set InstitutionName="North Clinic"
+      dcmtools migrate OLD@10.0.0.5:104 https://pacs.example.org/dicom-web --journal web.journal --port 11113
     """
     with CommandRun("migrate", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         from ..stream.records import ExitStatus
@@ -169,13 +257,27 @@ def migrate_command(
                 since=_date(since, "--since"), until=_date(until, "--until"), max_results=max_results, get=get,
                 through=through_us, dest_aet=dest_aet, port=port, associations=associations,
                 max_attempts=max_attempts, rate=Rate.parse(rate) if rate else None,
-                window=Window.parse(window) if window else None, uids=uids,
+                window=Window.parse(window) if window else None, uids=uids, commit=commit, commit_wait=commit_wait,
                 on_pause=None if quiet else lambda s: run.warn(f"outside the window {window}: pausing {s / 60:.0f} min"))
         except DcmtoolsError as exc:
             raise typer.BadParameter(exc.message) from None
+        options.changes = _changes(
+            anonymize, edit, key, key_file,
+            dict(retain_safe_private=retain_safe_private, retain_uids=retain_uids,
+                 retain_device_identity=retain_device_identity, retain_institution_identity=retain_institution_identity,
+                 retain_patient_characteristics=retain_patient_characteristics,
+                 retain_longitudinal_full_dates=retain_longitudinal_full_dates,
+                 retain_longitudinal_modified_dates=retain_longitudinal_modified_dates,
+                 clean_descriptors=clean_descriptors, clean_structured_content=clean_structured_content,
+                 clean_graphics=clean_graphics, allow_burned_in=allow_burned_in, keep_unknown=keep_unknown),
+            dict(set_=set_, set_existing=set_existing, erase=erase, erase_private=erase_private, map_file=map_file,
+                 match=match, require_match=require_match, new_uids=new_uids, charset=charset))
         net = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
         src = parse_endpoint(source, peers, net, must_exist=True)
         dst = parse_endpoint(dest, peers, net)
+        if commit and (dst.is_folder or dst.is_web):
+            raise typer.BadParameter("Storage Commitment needs a DIMSE PACS as DEST, not a folder or a DICOMweb URL",
+                                     param_hint="--commit")
         migration = Migration(src, dst, journal, net, options)
         try:
             records = migration.verify_only() if verify_only else migration.run()
@@ -224,6 +326,30 @@ class _Bar:
 
 def _progress(run: Any, migration: Any) -> Any:
     return _Bar(run, migration) if run.show_progress() else None
+
+
+def _changes(anonymize: bool, edit: bool, key: Any, key_file: Any, anon: dict[str, Any], edits: dict[str, Any]) -> Any:
+    """The ``migrate.changes.Changes`` of --anonymize/--edit (None without them), checked for usage errors."""
+    if not anonymize and any(anon.values()):
+        raise typer.BadParameter("the --retain-*/--clean-* options go with --anonymize", param_hint="--anonymize")
+    if not edit and any(v for v in edits.values()):
+        raise typer.BadParameter("--set, --erase, --map ... go with --edit", param_hint="--edit")
+    if not anonymize and not edit:
+        if key is not None or key_file is not None:
+            raise typer.BadParameter("--key is the key of --anonymize or --edit --new-uids", param_hint="--key")
+        return None
+    from .changeopts import anonymizer_from, editor_from, read_key
+
+    secret = read_key(key, key_file)
+    if secret is None and (anonymize or edits.get("new_uids")):
+        # A random key would give other UIDs on the run that resumes: studies would arrive twice.
+        raise typer.BadParameter("a migration is resumed over many runs: give --key or --key-file (the same key "
+                                 "gives the same UIDs and pseudonyms)", param_hint="--key/--key-file")
+    from ..migrate.changes import Changes
+
+    anonymizer = anonymizer_from(secret, **anon) if anonymize else None
+    editor = editor_from(secret=secret if edits.get("new_uids") else None, **edits) if edit else None
+    return Changes(anonymizer, editor)
 
 
 def _date(text: str | None, option: str) -> str | None:

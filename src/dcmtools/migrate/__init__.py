@@ -21,13 +21,23 @@ The steps (each in its own module):
   from folders.  A study's state in the journal goes planned -> (retrieved)
   -> sent -> verified, or failed with its attempts and last error.
 * ``verify``: per study, the series and instance counts (and SOP Instance
-  UIDs with ``uids``) of both sides by C-FIND on the study's UID alone.
+  UIDs with ``uids``) of both sides by C-FIND on the study's UID alone
+  (QIDO-RS for a DICOMweb destination, ``parse_endpoint("https://host/dicom-web")``,
+  which the transfer fills by STOW-RS).
+* ``changes`` (``MigrateOptions(changes=Changes(Anonymizer(key), Editor(sets=["InstitutionName=X"])))``):
+  every instance de-identified and/or edited in flight (through us); the
+  journal keeps each study's new UIDs, and verification looks there.
+* ``commit`` (``MigrateOptions(commit=True)``): then Storage Commitment of
+  the study's instances at the destination; a study not committed is not
+  verified.
 
 The journal is ``dcmtools.stream.journal``: running the same migration again resumes
 (nothing verified is transferred again; failed studies are retried while
 attempts are left); kill -9 at any moment loses at most the studies in flight.
 """
 
+from .changes import Changes
+from .commit import Committer
 from .endpoints import Endpoint, parse_endpoint
 from .inventory import FolderInventory, PacsInventory
 from .pacing import Pacer, Rate, Window
@@ -36,6 +46,8 @@ from .transfer import Transfer
 from .verify import Holding, compare
 
 __all__ = [
+    "Changes",
+    "Committer",
     "Endpoint",
     "FolderInventory",
     "Holding",

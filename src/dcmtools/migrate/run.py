@@ -45,6 +45,9 @@ class MigrateOptions:
     rate: Rate | None = None
     window: Window | None = None
     uids: bool = False
+    changes: Any = None  # a ``changes.Changes``: --anonymize/--edit in flight (every study through us)
+    commit: bool = False  # Storage Commitment at the destination after verification (on our ``port``)
+    commit_wait: float = 60.0  # seconds to wait for a Storage Commitment report
     staging: str | None = None  # through us: where studies wait to be sent [JOURNAL.staging]
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
@@ -74,6 +77,14 @@ class Migration:
         self.net = net
         self.options = options or MigrateOptions()
         self.journal_path = os.fspath(journal)
+        if self.options.commit and (dest.is_folder or dest.is_web):
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, "--commit asks a PACS to commit to keep the studies (DIMSE "
+                                f"Storage Commitment): the destination {dest} is not one", "leave out --commit",
+                                ExitStatus.USAGE)
+        if source.is_web:
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"a DICOMweb source ({source}) is not supported: only a destination",
+                                "migrate from the archive's DIMSE service (AET@HOST:PORT) or a folder",
+                                ExitStatus.USAGE)
         try:
             self.journal = Journal(self.journal_path, kind="migrate", clock=self.options.clock)
         except JournalError as exc:
@@ -88,12 +99,24 @@ class Migration:
                                 f"not {source} -> {dest}", "give the same SOURCE and DEST, or another --journal",
                                 ExitStatus.USAGE)
         self.staging = self.options.staging or self.journal_path + ".staging"
-        self.mode = mode_of(source, dest, self.options.through, self.options.get)
+        self.mode = mode_of(source, dest, self.options.through or self.options.changes is not None, self.options.get)
+        described = self.options.changes.describe() if self.options.changes is not None else None
+        if known == (None, None):
+            self.journal.set_meta(changes=described)
+        elif self.journal.meta("changes") != described:
+            before = self.journal.meta("changes")
+            self.journal.close()
+            raise DcmtoolsError(MigrateErrorCode.JOURNAL,
+                                f"{self.journal_path} is the journal of a migration with other changes in flight "
+                                f"({before or 'none'}, not {described or 'none'}): a study would arrive twice",
+                                "give the same --anonymize/--edit options (and key) as its first run, or another --journal",
+                                ExitStatus.USAGE)
         self.pacer = Pacer(self.options.window, self.options.rate, self.options.clock, self.options.sleep,
                            self.options.on_pause)
         self.fatal: DcmtoolsError | None = None
         self.inventory_problems = 0
-        self.verify_counts = {"matched": 0, "missing": 0, "incomplete": 0, "extra": 0, "not_at_source": 0}
+        self.verify_counts = {"matched": 0, "missing": 0, "incomplete": 0, "extra": 0, "not_at_source": 0,
+                              "not_committed": 0}
         self.transferred = {"studies": 0, "instances": 0, "failed": 0}
 
     def close(self) -> None:
@@ -106,7 +129,9 @@ class Migration:
             if self.fatal is None:
                 yield from self.transfer()
             if self.fatal is None:
-                yield from self.verify(states=("sent", "failed", "retrieved", "planned"))
+                # With --commit, studies verified by an earlier run without it are committed now.
+                yield from self.verify(states=("sent", "failed", "retrieved", "planned")
+                                       + (("verified",) if self.options.commit else ()))
         finally:
             self.journal.set_meta(last_run=self.options.clock())
 
@@ -211,8 +236,13 @@ class Migration:
         uids = self.options.uids
         src = (FolderCounter(self.source.folder, self.journal, uids) if self.source.is_folder
                else PacsCounter(self.source.peer, self.net, uids))
-        dst = (FolderCounter(self.dest.folder, None, uids) if self.dest.is_folder
-               else PacsCounter(self.dest.peer, self.net, uids))
+        if self.dest.is_web:
+            from .verify import WebCounter
+
+            dst: Any = WebCounter(self.dest.web, uids)
+        else:
+            dst = (FolderCounter(self.dest.folder, None, uids) if self.dest.is_folder
+                   else PacsCounter(self.dest.peer, self.net, uids))
         return src, dst
 
     def verify(self, states: tuple[str, ...] | None, again: bool = False) -> Iterator[dict[str, Any]]:
@@ -221,15 +251,23 @@ class Migration:
         from .verify import Holding
 
         src, dst = self._counters()
+        committer = None
+        if self.options.commit:
+            from .commit import Committer
+
+            committer = Committer(self.dest.peer, self.net, dst, port=self.options.port, wait=self.options.commit_wait)
         try:
             for item in self.journal.items(states=states):
+                if item.state == "verified" and not again and item.data.get("committed"):
+                    continue  # verified and committed by an earlier run
                 try:
                     if (not self.options.uids and item.data.get("instances") is not None
                             and item.data.get("series") is not None):
                         source = Holding(True, item.data["series"], item.data["instances"])
                     else:
                         source = src.holding(item.id, item)
-                    dest = dst.holding(item.id, item)
+                    dest = _dest_holding(dst, item)
+                    source = _as_changed(source, item)
                 except DcmtoolsError as exc:
                     if exc.exit_status in PEER_FAILURES:
                         self.fatal = exc
@@ -245,20 +283,44 @@ class Migration:
                         break
                     self.options.sleep(delay)
                     try:
-                        dest = dst.holding(item.id, item)
+                        dest = _dest_holding(dst, item)
                     except DcmtoolsError:
                         break
                     record = compare(item.id, source, dest)
+                if record["ok"] and committer is not None:
+                    try:
+                        committed, fields = committer.study(item.id, _dest_studies(item))
+                    except DcmtoolsError as exc:
+                        if exc.exit_status in PEER_FAILURES:
+                            self.fatal = exc
+                            yield error_record("migrate", exc, step="commit", peer=str(self.dest))
+                            return
+                        committed, fields = False, {"error": exc.as_error()}
+                    record.update(fields)
+                    if not committed:
+                        # Counted, but the destination does not commit to keep it: not verified.
+                        record.update(result="not_committed", ok=False, counted=record["result"])
+                if item.data.get("changed"):
+                    record["destination_studies"] = _dest_studies(item)
                 self.verify_counts[record["result"]] += 1
                 record["state_before"] = item.state
                 if record["ok"]:
-                    if item.state != "verified":
-                        self.journal.set_state(item.id, "verified", data={"verified": record["destination"]})
+                    if item.state != "verified" or committer is not None:
+                        data = {"verified": record["destination"]}
+                        if committer is not None:
+                            data.update(committed=True, commitment=record["commitment"])
+                        self.journal.set_state(item.id, "verified", data=data)
                     record["state"] = "verified"
                 else:
                     if item.last_error and item.state == "failed":
                         record["error"]["transfer_error"] = item.last_error.get("message")
-                    if item.state in ("verified", "sent"):
+                    pending = record["result"] == "not_committed" and record["error"].get("code") == "commit_pending"
+                    if pending:
+                        # No report (yet): it was sent and counted; ask again on the next run, send nothing.
+                        self.journal.set_state(item.id, "sent", error=record["error"],
+                                               data={"committed": False, "commitment": record.get("commitment")})
+                        record["state"] = "sent"
+                    elif item.state in ("verified", "sent"):
                         # It was there, or was said to be sent: send it again on the next run.
                         self.journal.set_state(item.id, "failed", error=record["error"])
                         record["state"] = "failed"
@@ -286,6 +348,45 @@ class Migration:
                 "states": {state: counts.get(state, 0) for state in STATES if counts.get(state)},
                 "transferred": dict(self.transferred), "verification": dict(self.verify_counts),
                 "inventory_problems": self.inventory_problems, "paused_seconds": round(self.pacer.paused, 1)}
+
+
+def _dest_studies(item: Any) -> list[str]:
+    """The Study Instance UIDs the destination holds the study under (new ones when changed in flight)."""
+    changed = item.data.get("changed")
+    return list(changed.get("studies") or [item.id]) if changed else [item.id]
+
+
+class _Changed:
+    """The journal item as the destination knows it (its new Patient ID, for a folder's layout)."""
+
+    def __init__(self, item: Any) -> None:
+        self.id = item.id
+        self.data = {**item.data, "patient": item.data["changed"].get("patient", "")}
+
+
+def _dest_holding(dst: Any, item: Any) -> Any:
+    """What the destination holds of a study: under its own UID, or, changed in flight, under the new
+    UID(s) the journal keeps (added up when an edit split it)."""
+    from .verify import Holding
+
+    if not item.data.get("changed"):
+        return dst.holding(item.id, item)
+    shown = _Changed(item)
+    parts = [dst.holding(uid, shown) for uid in _dest_studies(item)]
+    uids = None if any(p.uids is None for p in parts) else set().union(*(p.uids for p in parts))
+    return Holding(any(p.found for p in parts), sum(p.series or 0 for p in parts),
+                   sum(p.instances or 0 for p in parts), uids)
+
+
+def _as_changed(source: Any, item: Any) -> Any:
+    """The source's SOP Instance UIDs (--uids) as the destination should hold them (the journal's mapping)."""
+    changed = item.data.get("changed")
+    if not changed or source.uids is None:
+        return source
+    sop = changed.get("sop") or {}
+    from .verify import Holding
+
+    return Holding(source.found, source.series, source.instances, {sop.get(u, u) for u in source.uids})
 
 
 def _iso(when: float) -> str:

@@ -10,6 +10,18 @@
 ``send``      folder -> PACS: C-STORE of the study's files.
 ``copy``      folder -> folder: each file copied (atomically) into the layout.
 
+A DICOMweb destination takes the files by STOW-RS (``dcmtools.web.stow``):
+PACS -> DICOMweb goes ``through`` us (C-MOVE to us or C-GET, then STOW-RS),
+folder -> DICOMweb is a ``send``.
+
+With changes in flight (``MigrateOptions.changes``: ``--anonymize``,
+``--edit``) every study goes through us whatever the endpoints: its files
+(retrieved into the staging folder, or the source folder's) are changed
+into ``STAGING/changed/STUDY/`` and sent (or written into the destination
+folder under their new identifiers); the outcome carries the mapping
+(``changed``: the new Study UIDs, Patient ID, and SOP Instance UID of each
+original) that the journal keeps for reconciliation.
+
 Peer failures (cannot connect, association rejected, aborted, timed out) are
 raised as ``DcmtoolsError``: they are not the study's fault; the migration
 stops and the next run resumes.  A study's own failure is returned.
@@ -48,7 +60,7 @@ def mode_of(source: Any, dest: Any, through: bool, get: bool) -> str:
         return "copy" if dest.is_folder else "send"
     if dest.is_folder:
         return "retrieve"
-    return "through" if (through or get) else "move"
+    return "through" if (through or get or getattr(dest, "is_web", False)) else "move"
 
 
 class Transfer:
@@ -57,7 +69,8 @@ class Transfer:
 
     def __init__(self, migration: Any) -> None:
         self.m = migration
-        self.mode = mode_of(migration.source, migration.dest, migration.options.through, migration.options.get)
+        self.mode = mode_of(migration.source, migration.dest,
+                            migration.options.through or migration.options.changes is not None, migration.options.get)
         self._to_us = threading.Lock()
         self._local = threading.local()
         self._all: list[Any] = []
@@ -65,6 +78,8 @@ class Transfer:
         self._shared: Any = None  # the retriever of C-MOVEs to us
 
     def study(self, item: Any, mark: Callable[[str, dict[str, Any]], None]) -> Outcome:
+        if self.m.options.changes is not None:
+            return self._changed(item, mark)
         return getattr(self, f"_mode_{self.mode}")(item, mark)
 
     # -- PACS sources
@@ -161,7 +176,9 @@ class Transfer:
                     out.append(uid)
         return out
 
-    def _mode_through(self, item: Any, mark: Any) -> Outcome:
+    def _staged(self, item: Any, mark: Any) -> tuple[list[str], str | None, Outcome | None]:
+        """(files, their staging folder, failure): the study retrieved into the staging folder, or
+        the files an earlier attempt retrieved there."""
         staged = item.data.get("staged")
         files: list[str] = []
         if staged and os.path.isdir(staged):  # retrieved by an earlier attempt: send only
@@ -170,17 +187,82 @@ class Transfer:
         if not files:
             record = self._retrieve(self._request("STUDY", [f"StudyInstanceUID={item.id}"]), store_dir=self.m.staging)
             if not record.get("ok"):
-                return Outcome(False, error=record.get("error"), detail=_counts(record))
+                return [], None, Outcome(False, error=record.get("error"), detail=_counts(record))
             files = list(record.get("files") or [])
             staged = _study_folder(self.m.staging, files)
             mark("retrieved", {"staged": staged, "retrieved": len(files)})
+        return files, staged, None
+
+    def _unstage(self, files: list[str], staged: str | None) -> None:
+        for path in files:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        if staged and os.path.commonpath([staged, self.m.staging]) == self.m.staging and staged != self.m.staging:
+            shutil.rmtree(staged, ignore_errors=True)
+
+    def _mode_through(self, item: Any, mark: Any) -> Outcome:
+        files, staged, failure = self._staged(item, mark)
+        if failure is not None:
+            return failure
         outcome = self._send_files(files)
         if outcome.ok:
-            for path in files:
-                with contextlib.suppress(OSError):
-                    os.remove(path)
-            if staged and os.path.commonpath([staged, self.m.staging]) == self.m.staging and staged != self.m.staging:
-                shutil.rmtree(staged, ignore_errors=True)
+            self._unstage(files, staged)
+        return outcome
+
+    # -- changes in flight
+    def _changed(self, item: Any, mark: Any) -> Outcome:
+        """Retrieve (or read from the source folder), change, then send (or write into the folder)."""
+        from ..net.scp import _component, stored_path
+
+        if self.m.source.is_folder:
+            files, staged = [path for path, _, _ in self._files_of(item)], None
+        else:
+            files, staged, failure = self._staged(item, mark)
+            if failure is not None:
+                return failure
+        out_dir = os.path.join(self.m.staging, "changed", _component(item.id))
+        shutil.rmtree(out_dir, ignore_errors=True)  # what an interrupted attempt left
+        os.makedirs(out_dir, exist_ok=True)
+        changed: list[tuple[str, Any]] = []
+        sop_map: dict[str, str] = {}
+        studies: set[str] = set()
+        patient = ""
+        for path in files:
+            try:
+                with open(path, "rb") as handle:
+                    result = self.m.options.changes.apply(handle.read())
+            except DcmtoolsError as exc:
+                return Outcome(False, error={"code": exc.code, "message": f"{os.path.basename(path)} cannot be changed: "
+                                             f"{exc.message}", **({"hint": exc.hint} if exc.hint else {})})
+            except OSError as exc:
+                return Outcome(False, error={"code": "read_failed", "message": f"cannot read {path}: {exc.strerror or exc}"})
+            target = os.path.join(out_dir, _component(result.sop) + ".dcm")
+            with open(target, "wb") as handle:
+                handle.write(result.data)
+            changed.append((target, result))
+            sop_map[result.original_sop] = result.sop
+            studies.add(result.study)
+            patient = result.patient
+        detail = {"changed": {"studies": sorted(studies), "patient": patient, "sop": sop_map}}
+        if self.m.dest.is_folder:
+            size = 0
+            for target, result in changed:
+                final = stored_path(self.m.dest.folder, result.patient, result.study, result.series, result.sop)
+                try:
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    os.replace(target, final)  # the staging folder is ours: a rename is atomic enough
+                except OSError as exc:
+                    return Outcome(False, error={"code": "write_failed", "message": f"cannot write {final}: "
+                                                 f"{exc.strerror or exc}"}, detail=detail)
+                size += _size(final)
+            outcome = Outcome(True, len(changed), size)
+        else:
+            outcome = self._send_files([target for target, _ in changed])
+        outcome.detail.update(detail)
+        if outcome.ok:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            if staged is not None:
+                self._unstage(files, staged)
         return outcome
 
     def _mode_retrieve(self, item: Any, mark: Any) -> Outcome:
@@ -222,7 +304,14 @@ class Transfer:
         sent = 0
         size = 0
         failures: list[dict[str, Any]] = []
-        for record in send(self.m.dest.peer, files, self.m.net):
+        if self.m.dest.is_web:
+            from ..web import WebSession, stow
+
+            session = WebSession(self.m.dest.web)
+            results: Any = _closing(session, stow(session, files))
+        else:
+            results = send(self.m.dest.peer, files, self.m.net)
+        for record in results:
             if record.get("ok"):
                 sent += 1
                 size += _size(record.get("path") or "")
@@ -237,6 +326,14 @@ class Transfer:
             return Outcome(False, sent, size, error=error,
                            detail={"not_stored": [f.get("sop_instance_uid") or f.get("path") for f in failures[:20]]})
         return Outcome(True, sent, size)
+
+
+def _closing(session: Any, records: Any) -> Any:
+    """The records of a STOW-RS run, its session closed after them."""
+    try:
+        yield from records
+    finally:
+        session.close()
 
 
 def _counts(record: dict[str, Any]) -> dict[str, Any]:

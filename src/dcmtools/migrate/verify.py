@@ -1,4 +1,5 @@
-"""Reconciliation: what each side holds of a study, by C-FIND (or by looking in a folder).
+"""Reconciliation: what each side holds of a study, by C-FIND (QIDO-RS for a DICOMweb
+destination, or by looking in a folder).
 
 A PACS is asked by the study's UID alone (some archives answer those and
 not date queries): the study-level NumberOfStudyRelatedSeries and
@@ -93,6 +94,44 @@ class PacsCounter:
         images = self._find("IMAGE", [f"StudyInstanceUID={study}", "SeriesInstanceUID", "SOPInstanceUID"])
         uids = {first_text(i.get(tag_key("SOPInstanceUID"))) or "" for i in images} - {""}
         series_set = {first_text(i.get(tag_key("SeriesInstanceUID"))) for i in images} - {None, ""}
+        return Holding(True, len(series_set), len(uids), uids if self.uids else None)
+
+
+class WebCounter:
+    """Counts a study at a DICOMweb service by QIDO-RS on its UID: the study's numbers of series and
+    instances, or (where not returned, or with ``uids``) its instances listed."""
+
+    def __init__(self, peer: Any, uids: bool = False) -> None:
+        from ..web import WebSession
+
+        self.session = WebSession(peer)
+        self.uids = uids
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _query(self, level: str, keys: list[str]) -> list[dict[str, Any]]:
+        from ..net import keys as K
+        from ..web import qido
+
+        identifier = K.identifier_from(K.parse_keys(keys), (), level)
+        return [record["dataset"] for record in qido(self.session, identifier, level) if record.get("ok")]
+
+    def holding(self, study: str, item: Any = None) -> Holding:
+        from ..net import keys as K
+
+        studies = self._query("STUDY", [f"StudyInstanceUID={study}", "NumberOfStudyRelatedSeries",
+                                        "NumberOfStudyRelatedInstances"])
+        studies = [s for s in studies if K.first_text(s.get(tag_key("StudyInstanceUID"))) == study]
+        if not studies:
+            return Holding(False, 0, 0, set() if self.uids else None)
+        series = _int(K.first_text(studies[0].get(tag_key("NumberOfStudyRelatedSeries"))))
+        instances = _int(K.first_text(studies[0].get(tag_key("NumberOfStudyRelatedInstances"))))
+        if series is not None and instances is not None and not self.uids:
+            return Holding(True, series, instances)
+        images = self._query("IMAGE", [f"StudyInstanceUID={study}", "SeriesInstanceUID", "SOPInstanceUID"])
+        uids = {K.first_text(i.get(tag_key("SOPInstanceUID"))) or "" for i in images} - {""}
+        series_set = {K.first_text(i.get(tag_key("SeriesInstanceUID"))) for i in images} - {None, ""}
         return Holding(True, len(series_set), len(uids), uids if self.uids else None)
 
 

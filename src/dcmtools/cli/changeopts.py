@@ -1,0 +1,186 @@
+"""The options of the changes made to datasets, shared by the commands that make them.
+
+``anonymize`` and ``edit`` declare them; ``migrate`` declares them too, for
+its changes in flight (``--anonymize``, ``--edit``), so their spellings and
+help are defined once.  ``anonymizer_from`` and ``editor_from`` build the
+library objects from the values (raising ``typer.BadParameter`` for a usage
+error).  Importing this module does not import pydicom or pynetdicom.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any, List, Optional
+
+import typer
+
+
+def _flag(name: str, help_: str) -> Any:
+    """A PS3.15 E.3 option, by its standard name."""
+    return typer.Option(name, help=help_)
+
+
+# ---------------------------------------------------------------- anonymize (dcmtools.deid)
+AnonKeyOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--key",
+        metavar="SECRET",
+        envvar="DCMTOOLS_ANON_KEY",
+        help="Secret key: the same key gives the same UIDs, pseudonyms and date shifts, "
+        "in every run and on every machine (env DCMTOOLS_ANON_KEY; --key-file keeps it out of ps).",
+    ),
+]
+AnonKeyFileOpt = Annotated[Optional[Path], typer.Option("--key-file", metavar="FILE", help="Read the secret key from FILE.")]
+RetainSafePrivateOpt = Annotated[
+    bool, _flag("--retain-safe-private", "Keep private attributes known to be safe (Table E.3.10-1).")
+]
+RetainUidsOpt = Annotated[bool, _flag("--retain-uids", "Keep the original UIDs.")]
+RetainDeviceIdentityOpt = Annotated[
+    bool, _flag("--retain-device-identity", "Keep station names, serial numbers and other device identity.")
+]
+RetainInstitutionIdentityOpt = Annotated[
+    bool, _flag("--retain-institution-identity", "Keep institution names, addresses and departments.")
+]
+RetainPatientCharacteristicsOpt = Annotated[
+    bool, _flag("--retain-patient-characteristics", "Keep age, sex, size, weight and the like.")
+]
+RetainLongitudinalFullDatesOpt = Annotated[
+    bool, _flag("--retain-longitudinal-full-dates", "Retain Longitudinal Temporal Information with Full Dates.")
+]
+RetainLongitudinalModifiedDatesOpt = Annotated[
+    bool,
+    _flag(
+        "--retain-longitudinal-modified-dates",
+        "Retain Longitudinal Temporal Information with Modified Dates: every date of a patient "
+        "moves back by the same 1 to 10 years (from the key and the patient).",
+    ),
+]
+CleanDescriptorsOpt = Annotated[
+    bool, _flag("--clean-descriptors", "Keep descriptions and comments, the patient's identifiers removed from them.")
+]
+CleanStructuredContentOpt = Annotated[
+    bool, _flag("--clean-structured-content", "Keep SR content and acquisition context, cleaned.")
+]
+CleanGraphicsOpt = Annotated[
+    bool, _flag("--clean-graphics", "Keep overlays, curves and graphic annotations, their text cleaned.")
+]
+AllowBurnedInOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-burned-in",
+        help="Also write images whose pixels may show identifying text (Burned In Annotation YES, "
+        "or US, SC, OT ... without it). Check those pixels yourself.",
+    ),
+]
+KeepUnknownOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-unknown",
+        help="Keep public attributes the data dictionary does not know (removed by default: "
+        "nothing says they carry no identity).",
+    ),
+]
+
+# ---------------------------------------------------------------- edit (dcmtools.edit)
+SetOpt = Annotated[
+    Optional[List[str]],
+    typer.Option("--set", metavar="PATH=VALUE", help="Insert or replace (repeatable). PATH: Keyword, "
+                 "gggg,eeee, Seq[0].Keyword, Seq[*].Keyword (every item); missing items are created."),
+]
+SetExistingOpt = Annotated[
+    Optional[List[str]],
+    typer.Option("--set-existing", metavar="PATH=VALUE", help="Replace only where the element is present."),
+]
+EraseOpt = Annotated[
+    Optional[List[str]], typer.Option("--erase", metavar="PATH", help="Remove an element (or Seq[N]: an item).")
+]
+ErasePrivateOpt = Annotated[bool, typer.Option("--erase-private", help="Remove every private element, at any depth.")]
+EditMapOpt = Annotated[
+    Optional[Path],
+    typer.Option("--map", metavar="FILE", help="A CSV: a header naming the key column and the attributes "
+                 "to set; each file gets the values of the row its key matches (empty cells: unchanged)."),
+]
+MatchOpt = Annotated[
+    Optional[str],
+    typer.Option("--match", metavar="KEYWORD[=COLUMN]", help="The attribute whose value picks the --map row "
+                 "(its column is KEYWORD unless =COLUMN names another)."),
+]
+RequireMatchOpt = Annotated[
+    bool, typer.Option("--require-match", help="A file that no --map row matches is an error, not written.")
+]
+NewUidsOpt = Annotated[
+    Optional[str],
+    typer.Option("--new-uids", metavar="LEVEL", help="study, series, instance or all (the three and frames "
+                 "of reference): new UIDs from the key, the same in every file and run; references follow."),
+]
+EditKeyOpt = Annotated[
+    Optional[str],
+    typer.Option("--key", metavar="SECRET", envvar="DCMTOOLS_EDIT_KEY",
+                 help="Secret key of --new-uids (env DCMTOOLS_EDIT_KEY): the same key gives the same UIDs."),
+]
+EditKeyFileOpt = Annotated[Optional[Path], typer.Option("--key-file", metavar="FILE", help="Read the key from FILE.")]
+CharsetOpt = Annotated[
+    Optional[str],
+    typer.Option("--charset", metavar="utf8", help="Re-encode text values to UTF-8 (ISO_IR 192) from the "
+                 "file's Specific Character Set; a file with an undecodable value is left as it was."),
+]
+
+
+# ---------------------------------------------------------------- building the library objects
+def read_key(key: Optional[str], key_file: Optional[Path]) -> Any:
+    """The ``deid.keys.Key`` of --key or --key-file (None when neither is given)."""
+    from ..deid.keys import Key
+
+    if key is not None and key_file is not None:
+        raise typer.BadParameter("give --key or --key-file, not both", param_hint="--key")
+    try:
+        if key_file is not None:
+            return Key.from_file(str(key_file))
+        return Key(key) if key is not None else None
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {key_file}: {exc.strerror or exc}", param_hint="--key-file") from None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--key/--key-file") from None
+
+
+def anonymizer_from(secret: Any, *, allow_burned_in: bool = False, keep_unknown: bool = False, **flags: bool) -> Any:
+    """A ``deid.Anonymizer`` from the key and the --retain-*/--clean-* flags (by their parameter names)."""
+    from ..deid import Anonymizer, Options
+
+    try:
+        options = Options(**flags)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--retain-longitudinal-*") from None
+    return Anonymizer(secret, options, allow_burned_in=allow_burned_in, keep_unknown=keep_unknown)
+
+
+def editor_from(*, set_: Optional[List[str]] = None, set_existing: Optional[List[str]] = None,
+                erase: Optional[List[str]] = None, erase_private: bool = False, map_file: Optional[Path] = None,
+                match: Optional[str] = None, require_match: bool = False, new_uids: Optional[str] = None,
+                secret: Any = None, charset: Optional[str] = None) -> Any:
+    """A ``dcmtools.edit.Editor`` from the edit options; ``typer.BadParameter`` for what cannot be used."""
+    from ..edit import EditError, Editor, load_map, parse_assignment
+
+    if (map_file is None) != (match is None):
+        raise typer.BadParameter("--map and --match go together", param_hint="--map/--match")
+    if require_match and map_file is None:
+        raise typer.BadParameter("--require-match needs --map", param_hint="--require-match")
+    try:
+        editor = Editor(
+            sets=[parse_assignment(a) for a in set_ or ()],
+            set_existing=[parse_assignment(a) for a in set_existing or ()],
+            erase=[parse_assignment(a, erase=True) for a in erase or ()],
+            erase_private=erase_private,
+            mapping=load_map(str(map_file), match) if map_file is not None and match is not None else None,
+            require_match=require_match,
+            new_uids=new_uids,
+            key=secret,
+            charset=charset,
+        )
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {map_file}: {exc.strerror or exc}", param_hint="--map") from None
+    except EditError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if editor.does_nothing:
+        raise typer.BadParameter("no edit given (--set, --set-existing, --erase, --erase-private, --map, "
+                                 "--new-uids or --charset)")  # fmt: skip
+    return editor
