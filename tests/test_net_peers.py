@@ -281,7 +281,9 @@ def test_send_jobs_and_compressed_as_is_to_listen(tmp_path, test_files_dir):
     for r in seen:
         if r["type"] == "instance":
             stored[r["sop_instance_uid"]].append(dataset_bytes(Path(r["path"])))
-    assert len([a for a in seen if a["type"] == "association" and a["event"] == "accepted"]) == 2
+    # One association per job that got work: the jobs share one input queue, so on a loaded machine the first
+    # can drain it before the second has started (then that one never associates).
+    assert 1 <= len([a for a in seen if a["type"] == "association" and a["event"] == "accepted"]) <= 2
     for record in got:
         assert record["ok"] and "decompressed" not in record
         assert dataset_bytes(Path(record["path"])) in stored[record["sop_instance_uid"]], record["path"]
