@@ -230,6 +230,8 @@ complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l tls -d 'Use TLS
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l tls-ca -r -d 'CA certificates (PEM) to verify the other side with'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l tls-cert -r -d 'Our certificate (PEM)'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l tls-key -r -d 'Our private key (PEM)'
+complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l tls-insecure -d 'TLS without verifying the peer\'s certificate (for tests; warned on every run)'
+complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l tls-server-name -r -d 'The name the peer\'s certificate must carry, when not its host name (e.g'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l trace -d 'Print the association negotiation and the DIMSE messages to stderr'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l json -l no-json -d 'JSON Lines on stdout (the default when stdout is not a terminal); --no-json forc'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l quiet -s q -d 'No progress bar and no warnings on stderr'

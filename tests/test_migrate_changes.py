@@ -3,6 +3,8 @@ destination (through us); reconciliation under the new UIDs the journal keeps.""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import sqlite3
 from pathlib import Path
@@ -13,6 +15,9 @@ import migrate_data as D
 from peers import dcmtools, free_port
 from qrpeers import PATIENTS, listen, orthanc, peers_toml, records
 
+
+
+pytestmark = pytest.mark.peer
 
 def by_type(out: str, kind: str) -> list[dict]:
     return [r for r in records(out) if r.get("type") == kind]

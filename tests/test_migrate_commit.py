@@ -4,6 +4,8 @@ association of the request); a destination that does not commit leaves the study
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import sqlite3
 from pathlib import Path
@@ -12,6 +14,9 @@ import migrate_data as D
 from peers import dcmtools, free_port
 from qrpeers import dcmqrscp, listen, orthanc, peers_toml, records
 
+
+
+pytestmark = pytest.mark.peer
 
 def by_type(out: str, kind: str) -> list[dict]:
     return [r for r in records(out) if r.get("type") == kind]

@@ -3,12 +3,17 @@ the destination (STOW-RS through us, reconciliation by QIDO-RS)."""
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 import migrate_data as D
 from peers import dcmtools, free_port
 from qrpeers import orthanc, records
 
+
+
+pytestmark = pytest.mark.peer
 
 def by_type(out: str, kind: str) -> list[dict]:
     return [r for r in records(out) if r.get("type") == kind]

@@ -3,6 +3,8 @@ addresses of the examples (OLD, NEW; the peers-file names old and new)."""
 
 from __future__ import annotations
 
+import pytest
+
 import datetime as dt
 import os
 import subprocess
@@ -13,6 +15,9 @@ import migrate_data as D
 from peers import REPO, dcmtools, free_port
 from qrpeers import orthanc, peers_toml, records
 
+
+
+pytestmark = pytest.mark.peer
 
 def _window_around_now() -> str:
     now = dt.datetime.now()

@@ -32,20 +32,7 @@ from .changeopts import (
     SetOpt,
 )
 from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
-from .netopts import (
-    EXIT_STATUS_EPILOG,
-    PEERS_EPILOG,
-    AetOpt,
-    MaxPduOpt,
-    PeersOpt,
-    TimeoutOpt,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsKeyOpt,
-    TlsOpt,
-    TraceOpt,
-    net_options,
-)
+from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, client_options
 
 MIGRATE_EPILOG = """\b
 SOURCE and DEST: a PACS (AET@HOST:PORT or a peers-file name) or a folder
@@ -150,6 +137,7 @@ def _duration(seconds: float) -> str:
 
 
 @app.command("migrate", epilog=MIGRATE_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+@client_options
 def migrate_command(
     source: Annotated[Optional[str], typer.Argument(metavar="SOURCE", help="PACS or folder to migrate from.",
                                                     show_default=False)] = None,
@@ -210,15 +198,7 @@ def migrate_command(
     require_match: RequireMatchOpt = False,
     new_uids: NewUidsOpt = None,
     charset: CharsetOpt = None,
-    aet: AetOpt = None,
-    timeout: TimeoutOpt = None,
-    max_pdu: MaxPduOpt = None,
-    peers: PeersOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    trace: TraceOpt = False,
+    net: NetArgs = NetArgs(),
     json: JsonOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -272,13 +252,13 @@ def migrate_command(
                  clean_graphics=clean_graphics, allow_burned_in=allow_burned_in, keep_unknown=keep_unknown),
             dict(set_=set_, set_existing=set_existing, erase=erase, erase_private=erase_private, map_file=map_file,
                  match=match, require_match=require_match, new_uids=new_uids, charset=charset))
-        net = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
-        src = parse_endpoint(source, peers, net, must_exist=True)
-        dst = parse_endpoint(dest, peers, net)
+        options_ = net.options(run.debug)
+        src = parse_endpoint(source, net.peers, options_, must_exist=True)
+        dst = parse_endpoint(dest, net.peers, options_)
         if commit and (dst.is_folder or dst.is_web):
             raise typer.BadParameter("Storage Commitment needs a DIMSE PACS as DEST, not a folder or a DICOMweb URL",
                                      param_hint="--commit")
-        migration = Migration(src, dst, journal, net, options)
+        migration = Migration(src, dst, journal, options_, options)
         try:
             records = migration.verify_only() if verify_only else migration.run()
             bar = _progress(run, migration)

@@ -43,14 +43,14 @@ class Committer:
 
     def study(self, study: str, at_dest: list[str] | None = None) -> tuple[bool, dict[str, Any]]:
         """Commit ``study`` (held at the destination under ``at_dest``, its new UIDs when changed in flight)."""
-        from ..net import keys as K
+        from ..net.keys import first_text
         from ..net.commitment import CommitmentSCU
 
         refs = []
         for uid in at_dest or [study]:
             for ds in self.lister._find("IMAGE", [f"StudyInstanceUID={uid}", "SOPClassUID", "SOPInstanceUID"]):
-                sop_class = K.first_text(ds.get(tag_key("SOPClassUID")))
-                sop_instance = K.first_text(ds.get(tag_key("SOPInstanceUID")))
+                sop_class = first_text(ds.get(tag_key("SOPClassUID")))
+                sop_instance = first_text(ds.get(tag_key("SOPInstanceUID")))
                 if sop_class and sop_instance:
                     refs.append(_Ref({"sop_class_uid": sop_class, "sop_instance_uid": sop_instance}))
         if not refs:

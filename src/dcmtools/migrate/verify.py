@@ -111,27 +111,27 @@ class WebCounter:
         self.session.close()
 
     def _query(self, level: str, keys: list[str]) -> list[dict[str, Any]]:
-        from ..net import keys as K
+        from ..net.keys import identifier_from, parse_keys
         from ..web import qido
 
-        identifier = K.identifier_from(K.parse_keys(keys), (), level)
+        identifier = identifier_from(parse_keys(keys), (), level)
         return [record["dataset"] for record in qido(self.session, identifier, level) if record.get("ok")]
 
     def holding(self, study: str, item: Any = None) -> Holding:
-        from ..net import keys as K
+        from ..net.keys import first_text
 
         studies = self._query("STUDY", [f"StudyInstanceUID={study}", "NumberOfStudyRelatedSeries",
                                         "NumberOfStudyRelatedInstances"])
-        studies = [s for s in studies if K.first_text(s.get(tag_key("StudyInstanceUID"))) == study]
+        studies = [s for s in studies if first_text(s.get(tag_key("StudyInstanceUID"))) == study]
         if not studies:
             return Holding(False, 0, 0, set() if self.uids else None)
-        series = _int(K.first_text(studies[0].get(tag_key("NumberOfStudyRelatedSeries"))))
-        instances = _int(K.first_text(studies[0].get(tag_key("NumberOfStudyRelatedInstances"))))
+        series = _int(first_text(studies[0].get(tag_key("NumberOfStudyRelatedSeries"))))
+        instances = _int(first_text(studies[0].get(tag_key("NumberOfStudyRelatedInstances"))))
         if series is not None and instances is not None and not self.uids:
             return Holding(True, series, instances)
         images = self._query("IMAGE", [f"StudyInstanceUID={study}", "SeriesInstanceUID", "SOPInstanceUID"])
-        uids = {K.first_text(i.get(tag_key("SOPInstanceUID"))) or "" for i in images} - {""}
-        series_set = {K.first_text(i.get(tag_key("SeriesInstanceUID"))) for i in images} - {None, ""}
+        uids = {first_text(i.get(tag_key("SOPInstanceUID"))) or "" for i in images} - {""}
+        series_set = {first_text(i.get(tag_key("SeriesInstanceUID"))) for i in images} - {None, ""}
         return Holding(True, len(series_set), len(uids), uids if self.uids else None)
 
 
