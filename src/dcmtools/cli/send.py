@@ -6,6 +6,7 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
+from .batchopts import JournalOpt, ShardOpt, open_batch
 from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, QuietOpt
 from .netopts import (
     EXIT_STATUS_EPILOG,
@@ -92,6 +93,8 @@ def send_command(
     tls_insecure: TlsInsecureOpt = False,
     tls_server_name: TlsServerNameOpt = None,
     trace: TraceOpt = False,
+    shard: ShardOpt = None,
+    journal: JournalOpt = None,
     files_from: FilesFromOpt = None,
     null: NullOpt = False,
     json: JsonOpt = None,
@@ -126,6 +129,7 @@ def send_command(
       dcmtools anonymize in/ -o out/ | dcmtools send pacs -
       find /archive -name '*.dcm' -print0 | dcmtools send pacs --files-from - -0 --jobs 2
       dcmtools send https://pacs.example.org/dicom-web study/ --batch 100 --user alice --password-file ~/.pacs-password
+      dcmtools send pacs /archive --shard 2/8 --journal send-2.journal
     """
     with CommandRun("send", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         if is_web(peer, peers):  # DICOMweb: STOW-RS (cli/webpeer.py)
@@ -141,10 +145,11 @@ def send_command(
         options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug,
                               tls_insecure, tls_server_name)
         remote = resolve_peer(peer, peers, options)
-        items = run.inputs(inputs, files_from, null)
+        shards = open_batch(run, "send", shard, journal, use_env_cluster=False)
+        items = shards.inputs(run.inputs(inputs, files_from, null))
         records = send(remote, items, options, retries=retries, jobs=jobs, decompress=decompress, priority=priority)
         try:
-            for record in run.progress(records, unit="file"):
+            for record in run.progress(shards.stream(records), unit="file"):
                 run.write(record)
                 code = (record.get("error") or {}).get("code")
                 if code in _FAULT_STATUS:

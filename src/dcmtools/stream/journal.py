@@ -252,6 +252,23 @@ class Journal:
             if row[0] != state:
                 self._event(state, 1)
 
+    def record(self, item_id: str, state: str, *, error: dict[str, Any] | None = None,
+               data: dict[str, Any] | None = None) -> None:
+        """One attempt at an item ended in ``state``, in one transaction: the item is added when
+        new, its attempts + 1, its error (when given) and data replaced.  For per-file batches,
+        where an item's first mention is its result (no plan ahead)."""
+        with self.transaction():
+            row = self._db.execute("SELECT state FROM items WHERE id = ?", (item_id,)).fetchone()
+            self._db.execute(
+                "INSERT INTO items (id, state, attempts, last_error, data, updated) VALUES (?, ?, 1, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = attempts + 1, "
+                "last_error = COALESCE(excluded.last_error, last_error), data = COALESCE(excluded.data, data), "
+                "updated = excluded.updated",
+                (item_id, state, json.dumps(error) if error is not None else None,
+                 json.dumps(data, separators=(",", ":")) if data else None, self.clock()))
+            if row is None or row[0] != state:
+                self._event(state, 1)
+
     def update_data(self, updates: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """Merge ``data`` into items' data (state unchanged), a transaction per ``PAGE`` items."""
         batch: list[tuple[str, dict[str, Any]]] = []
