@@ -197,14 +197,14 @@ def anonymize_command(
             raise typer.BadParameter(f"cannot read {key_file}: {exc.strerror or exc}", param_hint="--key-file") from None
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--key/--key-file") from None
-        batch = open_batch(run, "anonymize", shard, journal, cluster)
-        items = batch.inputs(run.inputs(inputs, files_from, null))
         mapping = MapWriter(str(map_file), overwrite) if map_file is not None else None
         anonymizer = Anonymizer(secret, options, allow_burned_in=allow_burned_in, keep_map=mapping is not None,
                                 keep_unknown=keep_unknown)
         run.summary_extra = {"key_id": None if secret.is_random else secret.fingerprint, "options": options.enabled()}
         if mapping is not None:
             run.summary_extra["map"] = str(map_file)
+        batch = open_batch(run, "anonymize", shard, journal, cluster)
+        items = batch.inputs(run.inputs(inputs, files_from, null))
         jobs_ = plan_jobs(items, Mirror(output, inputs), keep_names=keep_names)
         try:
             results = anonymize_paths(anonymizer, jobs_, jobs=resolve_jobs(jobs), overwrite=batch.overwrite(overwrite))
