@@ -10,7 +10,8 @@ from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
 
 journal_app = typer.Typer(
     name="journal",
-    help="Look at the journals of --journal runs (one per shard) and merge them.",
+    help="Look at the journals of --journal runs (one per shard) and merge them.\n\n"
+    "\b\nExamples:\n  dcmtools journal status anon-*.journal\n  dcmtools journal merge anon-*.journal -o anon.journal",
     no_args_is_help=True,
 )
 app.add_typer(journal_app, name="journal")
