@@ -132,6 +132,8 @@ def send_command(
       dcmtools send pacs /archive --shard 2/8 --journal send-2.journal
     """
     with CommandRun("send", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+        if is_web(peer, peers) and (shard or journal):
+            raise typer.BadParameter("--shard and --journal are for DIMSE peers (not yet DICOMweb)", param_hint="--shard/--journal")
         if is_web(peer, peers):  # DICOMweb: STOW-RS (cli/webpeer.py)
             from . import webpeer
 
