@@ -41,8 +41,8 @@ _dcmtools() {
             case "$prev" in --port|-p|--aet|--store-dir|-d|--count|-c|--idle-timeout|--bind|--allow|--max-associations|--assoc-timeout|--pdu-timeout|--worklist-dir|-w|--peers|--commit-report|--commit-delay|--commit-report-to|--timeout|--max-pdu|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         migrate)
-            opts="--journal -J --status --verify-only --since --until --max-results --get --through-us --dest-aet --port -p --associations -n --max-attempts --rate --window --uids --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
-            case "$prev" in --journal|-J|--since|--until|--max-results|--dest-aet|--port|-p|--associations|-n|--max-attempts|--rate|--window|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--journal -J --status --verify-only --since --until --max-results --get --through-us --dest-aet --port -p --associations -n --max-attempts --rate --window --uids --shard --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
+            case "$prev" in --journal|-J|--since|--until|--max-results|--dest-aet|--port|-p|--associations|-n|--max-attempts|--rate|--window|--shard|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         move)
             opts="--key -k --level -L --model -m --dest --get --port -p --store-dir -d --bind --overwrite --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"

@@ -202,6 +202,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l max-attempts -r
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l rate -r -d 'At most RATE instances/s (20, 20/s) or MB/s (5MB/s)'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l window -r -d 'Work only inside this daily window (local time), pause outside'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l uids -d 'Verify SOP Instance UIDs, not only counts'
+complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l shard -r -d 'Work on shard K of N (from 0): a stable split by StudyInstanceUID (a study stays'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l aet -r -d 'Our calling AE title [env DCMTOOLS_AET; default DCMTOOLS]'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l timeout -r -d 'Time allowed to connect, to open or close the association, and for each reply [d'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l max-pdu -r -d 'Largest PDU we accept (0 = no limit) [default 262144]'

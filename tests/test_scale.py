@@ -226,3 +226,68 @@ def test_no_dask_without_cluster():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": SRC})
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_migrate_shards_split_studies_as_the_file_commands_do(tmp_path):
+    import migrate_data as D
+    from dcmtools.stream.journal import Journal
+
+    archive = D.build(tmp_path / "src", studies=21)
+    shards = []
+    for k in range(3):
+        out = run("migrate", str(tmp_path / "src"), str(tmp_path / f"dst{k}") + "/", "--journal",
+                  str(tmp_path / f"m{k}.journal"), "--shard", f"{k}/3", "--json")
+        with Journal(tmp_path / f"m{k}.journal") as j:
+            studies = {item.id for item in j.items()}
+            assert j.counts() == {"verified": len(studies)}
+        files = records(run("dump", "--json", "-t", "StudyInstanceUID", "--shard", f"{k}/3",
+                            str(tmp_path / "src")).stdout)
+        assert {r["dataset"]["0020000D"]["Value"][0] for r in files if r["type"] == "file"} == studies
+        shards.append(studies)
+    assert sum(len(s) for s in shards) == len(set().union(*shards)) == len(archive) == 21
+    moved = {}
+    for k in range(3):
+        moved.update(D.folder_files(tmp_path / f"dst{k}"))
+    D.assert_same(archive, moved)
+    wrong = run("migrate", str(tmp_path / "src"), str(tmp_path / "dst0") + "/", "--journal",
+                str(tmp_path / "m0.journal"), "--shard", "1/3", check=False)
+    assert wrong.returncode == 2 and "shard" in wrong.stderr + wrong.stdout
+
+
+def test_journal_merge_and_shard_mismatch(tmp_path):
+    make_tree(tmp_path / "in", 12, 2)
+    for k in range(2):
+        run("anonymize", "--key", "k", "-o", str(tmp_path / "out"), "--shard", f"{k}/2", "--journal",
+            str(tmp_path / f"a{k}.journal"), "--json", str(tmp_path / "in"))
+    wrong = run("anonymize", "--key", "k", "-o", str(tmp_path / "out"), "--shard", "1/2", "--journal",
+                str(tmp_path / "a0.journal"), str(tmp_path / "in"), check=False)
+    assert wrong.returncode == 2 and "one journal per shard" in wrong.stderr
+    status = records(run("journal", "status", str(tmp_path / "a0.journal"), str(tmp_path / "a1.journal")).stdout)
+    assert [r["shard"] for r in status[:2]] == ["0/2", "1/2"]
+    assert status[0]["total"] + status[1]["total"] == 24 and status[-1]["counts"] == {"done": 24}
+    merged = records(run("journal", "merge", str(tmp_path / "a0.journal"), str(tmp_path / "a1.journal"),
+                         "-o", str(tmp_path / "all.journal")).stdout)
+    assert merged[0]["counts"] == {"done": 24}
+    missing = run("journal", "status", str(tmp_path / "nope.journal"), check=False)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_null_separated_stdin_streams(tmp_path):
+    from dcmtools.stream.inputs import iter_stream
+
+    class Blocks:  # a stdin that hands out small blocks and counts what was read
+        def __init__(self, text):
+            self.text, self.pos = text, 0
+
+        def read(self, n=-1):
+            n = 7 if n < 0 else min(n, 7)
+            block = self.text[self.pos:self.pos + n]
+            self.pos += len(block)
+            return block
+
+    paths = make_tree(tmp_path / "in", 2, 3)
+    stream = Blocks("\0".join(str(p) for p in paths) + "\0")
+    items = iter_stream(stream, null=True)
+    first = next(items)
+    assert first.path == str(paths[0]) and stream.pos < len(stream.text)  # not read whole
+    assert [first.path, *(i.path for i in items)] == [str(p) for p in paths]

@@ -6,6 +6,7 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
+from .batchopts import ShardOpt
 from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
 from .netopts import (
     EXIT_STATUS_EPILOG,
@@ -126,6 +127,7 @@ def migrate_command(
     window: Annotated[Optional[str], typer.Option("--window", metavar="HH:MM-HH:MM",
                                                   help="Work only inside this daily window (local time), pause outside.")] = None,
     uids: Annotated[bool, typer.Option("--uids", help="Verify SOP Instance UIDs, not only counts.")] = False,
+    shard: ShardOpt = None,
     aet: AetOpt = None,
     timeout: TimeoutOpt = None,
     max_pdu: MaxPduOpt = None,
@@ -147,6 +149,7 @@ def migrate_command(
       dcmtools migrate old new --journal j.db --associations 2 --rate 50 --window 19:00-06:00
       dcmtools migrate --journal old-new.journal --status
       dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal old-new.journal --verify-only --uids
+      SLURM_ARRAY_TASK_ID=0 SLURM_ARRAY_TASK_COUNT=4 dcmtools migrate /archive NEW@10.0.0.6:104 --journal m-0.journal
       dcmtools migrate /archive/legacy NEW@10.0.0.6:104 --journal legacy.journal
     """
     with CommandRun("migrate", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
@@ -162,6 +165,12 @@ def migrate_command(
         if get and through_us:
             raise typer.BadParameter("--get already goes through us: give one of them", param_hint="--get/--through-us")
         from ..migrate import Migration, MigrateOptions, Rate, Window, parse_endpoint
+        from ..stream.shard import ShardError, parse_shard
+
+        try:
+            shard_ = parse_shard(shard)
+        except ShardError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--shard") from None
         from ..stream.records import DcmtoolsError
 
         try:
@@ -169,7 +178,7 @@ def migrate_command(
                 since=_date(since, "--since"), until=_date(until, "--until"), max_results=max_results, get=get,
                 through=through_us, dest_aet=dest_aet, port=port, associations=associations,
                 max_attempts=max_attempts, rate=Rate.parse(rate) if rate else None,
-                window=Window.parse(window) if window else None, uids=uids,
+                window=Window.parse(window) if window else None, uids=uids, shard=shard_,
                 on_pause=None if quiet else lambda s: run.warn(f"outside the window {window}: pausing {s / 60:.0f} min"))
         except DcmtoolsError as exc:
             raise typer.BadParameter(exc.message) from None

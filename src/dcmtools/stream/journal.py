@@ -269,6 +269,28 @@ class Journal:
             if row is None or row[0] != state:
                 self._event(state, 1)
 
+    def drop(self, ids: Iterable[str]) -> int:
+        """Remove items (and their parts), a transaction per ``PAGE``; e.g. those of other shards."""
+        dropped = 0
+        batch: list[str] = []
+
+        def flush() -> int:
+            with self.transaction():
+                before = self._db.total_changes
+                self._db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in batch])
+                removed = self._db.total_changes - before
+                self._db.executemany("DELETE FROM parts WHERE item = ?", [(i,) for i in batch])
+                return removed
+
+        for item_id in ids:
+            batch.append(item_id)
+            if len(batch) >= PAGE:
+                dropped += flush()
+                batch = []
+        if batch:
+            dropped += flush()
+        return dropped
+
     def update_data(self, updates: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """Merge ``data`` into items' data (state unchanged), a transaction per ``PAGE`` items."""
         batch: list[tuple[str, dict[str, Any]]] = []
