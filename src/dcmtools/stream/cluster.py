@@ -13,8 +13,9 @@ dies and runs them again elsewhere.  This module only feeds it:
   that keeps killing its workers (Dask's ``KilledWorker``) gets the command's
   ``lost`` record.  Every item gets exactly one result.
 * a task run again after its worker died may find the output that its first
-  attempt wrote ("exists"): when a worker was lost during the run, such an
-  item is run once more with permission to replace that output (``again``).
+  attempt wrote ("exists"): when the scheduler's log says the chunk was on a
+  worker that left, such an item is run once more with permission to replace
+  that output (``again``).
 
 Workers need dcmtools installed (the same version) and must see the input
 and output paths (a shared file system).  Nothing here is imported unless
@@ -58,9 +59,14 @@ def _run_chunk(func: Callable, chunk: list, state: tuple[str, str, Any] | None) 
     return [func(item) for item in chunk]
 
 
-def _removed_workers(dask_scheduler, since: float) -> int:  # runs on the scheduler
-    return sum(1 for stamp, msg in dask_scheduler.get_events("all")
-               if stamp >= since and isinstance(msg, dict) and msg.get("action") == "remove-worker")
+def _lost_key(dask_scheduler, key: str, since: float) -> bool:  # runs on the scheduler
+    """Was the task ``key`` running on (or its result held by) a worker that left since ``since``?"""
+    for stamp, msg in dask_scheduler.get_events("all"):
+        if stamp >= since and isinstance(msg, dict) and msg.get("action") == "remove-worker":
+            lost = set(msg.get("processing-tasks") or ()) | set(msg.get("lost-computed-tasks") or ())
+            if key in {str(k) for k in lost}:
+                return True
+    return False
 
 
 class DaskExecutor:
@@ -124,10 +130,10 @@ class DaskExecutor:
             except KilledWorker as exc:
                 # Dask gave up on the chunk: every worker it went to died.  Find the item alone.
                 results = list(self._alone(func, chunk, shared, lost, exc))
-            finally:
-                future.release()
+            key = str(future.key)
+            future.release()
             if again is not None:
-                results = self._again(func, chunk, results, shared, again)
+                results = self._again(func, chunk, results, shared, again, key)
             yield from results
             # The window refills only now: the results waiting on the driver stay bounded.
             del results
@@ -153,13 +159,14 @@ class DaskExecutor:
             finally:
                 future.release()
 
-    def _again(self, func, chunk, results, shared, again) -> list:
+    def _again(self, func, chunk, results, shared, again, key: str) -> list:
         redo = [(n, again(item, result)) for n, (item, result) in enumerate(zip(chunk, results))]
         redo = [(n, item) for n, item in redo if item is not None]
         if not redo:
             return results
-        # Only when a worker left during this run can an output be our own earlier attempt's.
-        if not self.client.run_on_scheduler(_removed_workers, since=self.started - 1.0):
+        # Only when this chunk's worker left (the scheduler's event log says so) can an output be
+        # our own earlier attempt's; otherwise "exists" is the user's file and stays an error.
+        if not self.client.run_on_scheduler(_lost_key, key=key, since=self.started - 1.0):
             return results
         future = self._submit(func, [item for _, item in redo], shared)
         try:
