@@ -75,7 +75,10 @@ def open_batch(run, command: str, shard: str | None, journal: str | None, cluste
 
     def emit(record) -> None:
         run.summary_extra["skipped"] = run.summary_extra.get("skipped", 0) + 1
-        run.write(record)
+        if run.json_mode:
+            run.write(record)
+        else:  # the command's own human form does not know skipped records
+            run.writer.write_line(f"skip   {record['path']}: {record['reason']}", True)
 
     try:
         batch = Batch(command, shard=parsed, journal=journal, cluster=address, emit=emit)

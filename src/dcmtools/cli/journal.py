@@ -6,6 +6,7 @@ from typing import Annotated, List
 import typer
 
 from .application import app
+from ..stream.records import default_human
 from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
 
 journal_app = typer.Typer(
@@ -15,6 +16,16 @@ journal_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(journal_app, name="journal")
+
+def _human(record):
+    if record.get("type") != "journal" or record.get("ok") is False:
+        return default_human(record)
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(record.get("counts", {}).items())) or "empty"
+    if "merged" in record:
+        return f"merged {len(record['merged'])} journal(s) into {record['path']}: {counts}"
+    shard = f" shard {record['shard']}" if record.get("shard") else ""
+    return f"{record['path']}: {record.get('command') or '?'}{shard}: {counts} ({record.get('rate', 0)} items/s)"
+
 
 FilesArg = Annotated[List[Path], typer.Argument(help="Journal files (e.g. one per shard).", show_default=False)]
 
@@ -31,7 +42,7 @@ def status_command(files: FilesArg, json: JsonOpt = None, quiet: QuietOpt = Fals
     from ..stream.journal import Journal, JournalError
     from ..stream.records import DcmtoolsError, ErrorCode, error_record
 
-    with CommandRun("journal", json_mode=json, debug=debug, quiet=quiet) as run:
+    with CommandRun("journal", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         total: dict[str, int] = {}
         for path in files:
             try:
@@ -67,7 +78,7 @@ def merge_command(
     """
     from ..stream.journal import JournalError, merge
 
-    with CommandRun("journal", json_mode=json, debug=debug, quiet=quiet) as run:
+    with CommandRun("journal", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         missing = [str(f) for f in files if not f.exists()]
         if missing:
             raise typer.BadParameter(f"no journal at {', '.join(missing)}", param_hint="FILES")
