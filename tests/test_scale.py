@@ -198,6 +198,13 @@ def test_cluster_outputs_identical_and_worker_killed(tmp_path, dask_cluster):
         assert [r["path"] for r in remote[:-1]] == [r["path"] for r in local[:-1]]
         assert all(r["ok"] for r in remote[:-1])
         assert _tree_bytes(tmp_path / f"{name}-dask") == _tree_bytes(tmp_path / f"{name}-j1")
+    # The same output folder removed and written again by the same (long-lived) workers.
+    import shutil
+
+    shutil.rmtree(tmp_path / "transcode-dask")
+    again = records(run("transcode", "--to", "rle", "-o", str(tmp_path / "transcode-dask"), "--cluster", address,
+                        "--json", inputs).stdout)
+    assert again[-1]["ok"] == 500
     # One worker killed mid-run: every file still one record and one output.
     out = tmp_path / "killed"
     args = [sys.executable, "-m", "dcmtools", "anonymize", "--key", "k", "-o", str(out), "--json",
