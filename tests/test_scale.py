@@ -298,3 +298,23 @@ def test_null_separated_stdin_streams(tmp_path):
     first = next(items)
     assert first.path == str(paths[0]) and stream.pos < len(stream.text)  # not read whole
     assert [first.path, *(i.path for i in items)] == [str(p) for p in paths]
+
+
+@pytest.mark.peer
+def test_send_shards_and_journal_to_dcmtk_storescp(tmp_path):
+    from netpeers import storescp
+
+    paths = make_tree(tmp_path / "in", 10, 3)
+    out = tmp_path / "received"
+    with storescp(out) as peer:
+        for k in range(2):
+            got = records(run("send", peer, "--shard", f"{k}/2", "--journal", str(tmp_path / f"s{k}.journal"),
+                              "--json", str(tmp_path / "in")).stdout)
+            assert got[-1]["shard"] == f"{k}/2" and all(r["ok"] for r in got if r["type"] == "file")
+        assert len(list(out.iterdir())) == len(paths) == 30  # the two shards: every file once
+        again = records(run("send", peer, "--shard", "0/2", "--journal", str(tmp_path / "s0.journal"), "--json",
+                            str(tmp_path / "in")).stdout)
+        files = [r for r in again if r["type"] == "file"]
+        assert files and all(r.get("skipped") for r in files)  # nothing sent twice
+    status = records(run("journal", "status", str(tmp_path / "s0.journal"), str(tmp_path / "s1.journal")).stdout)
+    assert status[-1]["counts"] == {"done": 30}
