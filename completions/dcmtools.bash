@@ -5,21 +5,21 @@ _dcmtools() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "anonymize commit dump echo edit find listen migrate move print render send transcode verify-display worklist --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "anonymize commit dump echo edit find journal listen migrate move print render send transcode verify-display worklist --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
         anonymize)
-            opts="--output -o --key --key-file --retain-safe-private --retain-uids --retain-device-identity --retain-institution-identity --retain-patient-characteristics --retain-longitudinal-full-dates --retain-longitudinal-modified-dates --clean-descriptors --clean-structured-content --clean-graphics --allow-burned-in --keep-unknown --keep-names --map --overwrite --json --no-json --jobs -j --files-from --null -0 --quiet -q --debug"
-            case "$prev" in --output|-o|--key|--key-file|--map|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--output -o --key --key-file --retain-safe-private --retain-uids --retain-device-identity --retain-institution-identity --retain-patient-characteristics --retain-longitudinal-full-dates --retain-longitudinal-modified-dates --clean-descriptors --clean-structured-content --clean-graphics --allow-burned-in --keep-unknown --keep-names --map --overwrite --json --no-json --jobs -j --shard --journal --cluster --files-from --null -0 --quiet -q --debug"
+            case "$prev" in --output|-o|--key|--key-file|--map|--jobs|-j|--shard|--journal|--cluster|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         commit)
             opts="--batch --wait --port -p --bind --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --files-from --null -0 --json --no-json --quiet -q --debug"
             case "$prev" in --batch|--wait|--port|-p|--bind|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         dump)
-            opts="--tag -t --meta --no-pixels --bulk-threshold --full --json --no-json --flat --jobs -j --files-from --null -0 --quiet -q --debug"
-            case "$prev" in --tag|-t|--bulk-threshold|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--tag -t --meta --no-pixels --bulk-threshold --full --json --no-json --flat --jobs -j --shard --cluster --files-from --null -0 --quiet -q --debug"
+            case "$prev" in --tag|-t|--bulk-threshold|--jobs|-j|--shard|--cluster|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         echo)
             opts="--count -c --interval --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"
@@ -33,13 +33,16 @@ _dcmtools() {
             opts="--key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --no-defaults --walk --no-walk --check --no-check --queries-from --flat --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"
             case "$prev" in --key|-k|--level|-L|--model|-m|--patient|--patient-id|--date|--modality|--accession|--limit|--queries-from|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--token|--token-file|--user|--password-file) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
+        journal)
+            opts=""
+            ;;
         listen)
             opts="--port -p --aet --store-dir -d --count -c --idle-timeout --bind --allow --allow-any --max-associations --assoc-timeout --pdu-timeout --worklist-dir -w --reindex --peers --overwrite --commit-report --commit-delay --commit-report-to --timeout --max-pdu --tls --tls-ca --tls-cert --tls-key --trace --json --no-json --quiet -q --debug"
             case "$prev" in --port|-p|--aet|--store-dir|-d|--count|-c|--idle-timeout|--bind|--allow|--max-associations|--assoc-timeout|--pdu-timeout|--worklist-dir|-w|--peers|--commit-report|--commit-delay|--commit-report-to|--timeout|--max-pdu|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         migrate)
-            opts="--journal -J --status --verify-only --since --until --max-results --get --through-us --dest-aet --port -p --associations -n --max-attempts --rate --window --uids --commit --commit-wait --anonymize --key --key-file --retain-safe-private --retain-uids --retain-device-identity --retain-institution-identity --retain-patient-characteristics --retain-longitudinal-full-dates --retain-longitudinal-modified-dates --clean-descriptors --clean-structured-content --clean-graphics --allow-burned-in --keep-unknown --edit --set --set-existing --erase --erase-private --map --match --require-match --new-uids --charset --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --debug"
-            case "$prev" in --journal|-J|--since|--until|--max-results|--dest-aet|--port|-p|--associations|-n|--max-attempts|--rate|--window|--commit-wait|--key|--key-file|--set|--set-existing|--erase|--map|--match|--new-uids|--charset|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--journal -J --status --verify-only --since --until --max-results --get --through-us --dest-aet --port -p --associations -n --max-attempts --rate --window --uids --commit --commit-wait --anonymize --key --key-file --retain-safe-private --retain-uids --retain-device-identity --retain-institution-identity --retain-patient-characteristics --retain-longitudinal-full-dates --retain-longitudinal-modified-dates --clean-descriptors --clean-structured-content --clean-graphics --allow-burned-in --keep-unknown --edit --set --set-existing --erase --erase-private --map --match --require-match --new-uids --charset --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --shard --json --no-json --quiet -q --debug"
+            case "$prev" in --journal|-J|--since|--until|--max-results|--dest-aet|--port|-p|--associations|-n|--max-attempts|--rate|--window|--commit-wait|--key|--key-file|--set|--set-existing|--erase|--map|--match|--new-uids|--charset|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--shard) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         move)
             opts="--key -k --level -L --model -m --dest --get --port -p --store-dir -d --bind --overwrite --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"
@@ -54,12 +57,12 @@ _dcmtools() {
             case "$prev" in --output|-o|--format|-f|--quality|--bits|--frame|--window|-w|--voi-lut|--size|--sheet|--label|--columns|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         send)
-            opts="--retries --jobs -j --decompress --no-decompress --priority --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --files-from --null -0 --json --no-json --quiet -q --token --token-file --user --password-file --batch --debug"
-            case "$prev" in --retries|--jobs|-j|--priority|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--files-from|--token|--token-file|--user|--password-file|--batch) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--retries --jobs -j --decompress --no-decompress --priority --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --shard --journal --files-from --null -0 --json --no-json --quiet -q --token --token-file --user --password-file --batch --debug"
+            case "$prev" in --retries|--jobs|-j|--priority|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--shard|--journal|--files-from|--token|--token-file|--user|--password-file|--batch) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         transcode)
-            opts="--to -t --output -o --error --ratio --quality --verify --no-verify --keep-uid --list --overwrite --jobs -j --files-from --null -0 --json --no-json --quiet -q --debug"
-            case "$prev" in --to|-t|--output|-o|--error|--ratio|--quality|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--to -t --output -o --error --ratio --quality --verify --no-verify --keep-uid --list --overwrite --jobs -j --shard --journal --cluster --files-from --null -0 --json --no-json --quiet -q --debug"
+            case "$prev" in --to|-t|--output|-o|--error|--ratio|--quality|--jobs|-j|--shard|--journal|--cluster|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         verify-display)
             opts="--ambient --class --format --levels --tolerance --min-lmax --min-ratio --max-ambient-ratio --lut --lut-entries --plot --patterns --pattern-bits --pattern-size --overwrite --json --no-json --quiet -q --debug"

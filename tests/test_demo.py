@@ -28,4 +28,6 @@ def test_demo_runs_the_whole_pipeline():
     assert "film 2  written" in out  # print --dry-run
     assert ": matched (" in out and " verified;" in out  # migrate, migrate --status
     assert "PASS" in out  # verify-display
+    assert "skip   samples/vet-dog/cr1.dcm: done in the journal" in out  # anonymize --journal, run again
+    assert "anon.journal: anonymize: 2 done" in out  # journal status
     assert "Demo done" in result.stderr

@@ -19,6 +19,7 @@ COMMANDS = {
     "echo": "echo",
     "edit": "edit",
     "find": "find",
+    "journal": "journal",
     "listen": "listen",
     "migrate": "migrate",
     "move": "move",

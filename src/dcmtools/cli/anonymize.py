@@ -8,6 +8,7 @@ import typer
 
 from ..stream.records import default_human
 from .application import app
+from .batchopts import ClusterOpt, JournalOpt, ShardOpt, open_batch
 from .changeopts import (
     AllowBurnedInOpt,
     AnonKeyFileOpt,
@@ -84,6 +85,9 @@ def anonymize_command(
     overwrite: OverwriteOpt = False,
     json: JsonOpt = None,
     jobs: JobsOpt = 1,
+    shard: ShardOpt = None,
+    journal: JournalOpt = None,
+    cluster: ClusterOpt = None,
     files_from: FilesFromOpt = None,
     null: NullOpt = False,
     quiet: QuietOpt = False,
@@ -111,6 +115,7 @@ def anonymize_command(
           --map reid.jsonl -o anon/ -j 0 /archive/2019
       dcmtools anonymize --key-file team.key -o anon/ study/ | dcmtools send PACS@10.0.0.5:104
       find /import -name '*.dcm' -print0 | dcmtools anonymize -0 --key "$KEY" -o anon/ -
+      dcmtools anonymize --key-file team.key -o anon/ --shard 0/4 --journal anon-0.journal /archive
     """
     from ..deid import Anonymizer, Key, MapWriter, Options, anonymize_paths, plan_jobs
     from ..stream.outputs import Mirror
@@ -154,16 +159,18 @@ def anonymize_command(
             raise typer.BadParameter(f"cannot read {key_file}: {exc.strerror or exc}", param_hint="--key-file") from None
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--key/--key-file") from None
-        items = run.inputs(inputs, files_from, null)
         mapping = MapWriter(str(map_file), overwrite) if map_file is not None else None
         anonymizer = Anonymizer(secret, options, allow_burned_in=allow_burned_in, keep_map=mapping is not None,
                                 keep_unknown=keep_unknown)
         run.summary_extra = {"key_id": None if secret.is_random else secret.fingerprint, "options": options.enabled()}
         if mapping is not None:
             run.summary_extra["map"] = str(map_file)
+        batch = open_batch(run, "anonymize", shard, journal, cluster)
+        items = batch.inputs(run.inputs(inputs, files_from, null))
         jobs_ = plan_jobs(items, Mirror(output, inputs), keep_names=keep_names)
         try:
-            for record, entries in run.progress(anonymize_paths(anonymizer, jobs_, jobs=resolve_jobs(jobs), overwrite=overwrite)):
+            results = anonymize_paths(anonymizer, jobs_, jobs=resolve_jobs(jobs), overwrite=batch.overwrite(overwrite))
+            for record, entries in run.progress(batch.stream(results, record=lambda result: result[0])):
                 if mapping is not None and entries:
                     mapping.add(entries)
                 run.write(record)

@@ -5,6 +5,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from .application import app
+from .batchopts import ClusterOpt, ShardOpt, open_batch
 from .common import (
     CommandRun,
     DebugOpt,
@@ -48,6 +49,8 @@ def dump_command(
     json: JsonOpt = None,
     flat: FlatOpt = False,
     jobs: JobsOpt = 1,
+    shard: ShardOpt = None,
+    cluster: ClusterOpt = None,
     files_from: FilesFromOpt = None,
     null: NullOpt = False,
     quiet: QuietOpt = False,
@@ -69,6 +72,7 @@ def dump_command(
       dcmtools dump --flat -t PatientName -t Modality '**/*.dcm' | jq -c .dataset
       dcmtools dump -t 'ReferencedImageSequence[0].ReferencedSOPInstanceUID' a.dcm
       find /archive -name '*.dcm' -print0 | dcmtools dump -0 -j 0 - > all.jsonl
+      dcmtools dump -t PatientID --shard 1/4 /archive > ids-1.jsonl
     """
     from .. import dump as library
     from ..stream.parallel import map_ordered, resolve_jobs
@@ -91,11 +95,12 @@ def dump_command(
         workers = resolve_jobs(jobs)
         if workers > 1:
             library.warm_up(text=not run.json_mode)
-        jobs_ = library.jobs_for(run.inputs(inputs, files_from, null), options)
+        batch = open_batch(run, "dump", shard, None, cluster)
+        jobs_ = library.jobs_for(batch.inputs(run.inputs(inputs, files_from, null)), options)
         lost = library.lost_line if run.json_mode else library.lost_text
         results = map_ordered(library.RecordsPassThrough(worker, encode=True), jobs_, workers, chunksize=16, lost=lost)
         first = True
-        for ok, code, text in run.progress(results):
+        for ok, code, text in run.progress(batch.stream(results, record=lambda result: {})):
             if not run.json_mode:
                 if not first:
                     text = "\n" + text

@@ -31,6 +31,7 @@ from .changeopts import (
     SetExistingOpt,
     SetOpt,
 )
+from .batchopts import ShardOpt
 from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, client_options
 
@@ -199,6 +200,7 @@ def migrate_command(
     new_uids: NewUidsOpt = None,
     charset: CharsetOpt = None,
     net: NetArgs = NetArgs(),
+    shard: ShardOpt = None,
     json: JsonOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -211,6 +213,7 @@ def migrate_command(
       dcmtools migrate old new --journal j.db --associations 2 --rate 50 --window 19:00-06:00
       dcmtools migrate --journal old-new.journal --status
       dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal old-new.journal --verify-only --uids
+      SLURM_ARRAY_TASK_ID=0 SLURM_ARRAY_TASK_COUNT=4 dcmtools migrate /archive NEW@10.0.0.6:104 --journal m-0.journal
       dcmtools migrate /archive/legacy NEW@10.0.0.6:104 --journal legacy.journal
       dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal old-new.journal --commit --port 11113
       dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal research.journal --anonymize --key-file team.key
@@ -230,6 +233,12 @@ def migrate_command(
         if get and through_us:
             raise typer.BadParameter("--get already goes through us: give one of them", param_hint="--get/--through-us")
         from ..migrate import Migration, MigrateOptions, Rate, Window, parse_endpoint
+        from ..stream.shard import ShardError, parse_shard
+
+        try:
+            shard_ = parse_shard(shard)
+        except ShardError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--shard") from None
         from ..stream.records import DcmtoolsError
 
         try:
@@ -238,6 +247,7 @@ def migrate_command(
                 through=through_us, dest_aet=dest_aet, port=port, associations=associations,
                 max_attempts=max_attempts, rate=Rate.parse(rate) if rate else None,
                 window=Window.parse(window) if window else None, uids=uids, commit=commit, commit_wait=commit_wait,
+                shard=shard_,
                 on_pause=None if quiet else lambda s: run.warn(f"outside the window {window}: pausing {s / 60:.0f} min"))
         except DcmtoolsError as exc:
             raise typer.BadParameter(exc.message) from None

@@ -6,6 +6,7 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
+from .batchopts import JournalOpt, ShardOpt, open_batch
 from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, QuietOpt
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
 from .webpeer import WEB_EPILOG, BatchOpt, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
@@ -66,6 +67,8 @@ def send_command(
     ] = True,
     priority: Annotated[int, typer.Option("--priority", metavar="0|1|2", help="C-STORE priority: 0 medium, 1 high, 2 low.", min=0, max=2)] = 0,
     net: NetArgs = NetArgs(),
+    shard: ShardOpt = None,
+    journal: JournalOpt = None,
     files_from: FilesFromOpt = None,
     null: NullOpt = False,
     json: JsonOpt = None,
@@ -100,8 +103,11 @@ def send_command(
       dcmtools anonymize in/ -o out/ | dcmtools send pacs -
       find /archive -name '*.dcm' -print0 | dcmtools send pacs --files-from - -0 --jobs 2
       dcmtools send https://pacs.example.org/dicom-web study/ --batch 100 --user alice --password-file ~/.pacs-password
+      dcmtools send pacs /archive --shard 2/8 --journal send-2.journal
     """
     with CommandRun("send", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+        if is_web(peer, net.peers) and (shard or journal):
+            raise typer.BadParameter("--shard and --journal are for DIMSE peers (not yet DICOMweb)", param_hint="--shard/--journal")
         if is_web(peer, net.peers):  # DICOMweb: STOW-RS (cli/webpeer.py)
             from . import webpeer
 
@@ -111,10 +117,11 @@ def send_command(
 
         options = net.options(run.debug)
         remote = net.peer(peer, options)
-        items = run.inputs(inputs, files_from, null)
+        shards = open_batch(run, "send", shard, journal, use_env_cluster=False)
+        items = shards.inputs(run.inputs(inputs, files_from, null))
         records = send(remote, items, options, retries=retries, jobs=jobs, decompress=decompress, priority=priority)
         with fatal_as_record(run, "association", peer=str(remote)):
-            for record in run.progress(records, unit="file"):
+            for record in run.progress(shards.stream(records), unit="file"):
                 run.write(record)
                 code = (record.get("error") or {}).get("code")
                 if code in _FAULT_STATUS:

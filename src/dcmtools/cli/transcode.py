@@ -7,6 +7,7 @@ import typer
 from ..dicom import codecs
 from ..stream.records import DcmtoolsError, RecordWriter, human_failure
 from .application import app
+from .batchopts import ClusterOpt, JournalOpt, ShardOpt, open_batch
 from .common import (
     CommandRun,
     DebugOpt,
@@ -66,6 +67,9 @@ def transcode_command(
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", metavar="N", help="Worker processes (0 = all cores).", show_default=True)
     ] = 0,
+    shard: ShardOpt = None,
+    journal: JournalOpt = None,
+    cluster: ClusterOpt = None,
     files_from: FilesFromOpt = None,
     null: NullOpt = False,
     json: JsonOpt = None,
@@ -92,6 +96,7 @@ def transcode_command(
       dcmtools transcode us/ --to jpeg-baseline --quality 85 -o web/
       find /archive -name '*.dcm' | dcmtools transcode --to rle -o /rle
       dcmtools transcode study/ --to explicit -o /tmp/x | dcmtools send PACS@10.0.0.5:104
+      dcmtools transcode /archive --to rle -o /rle --journal rle.journal --cluster tcp://10.0.0.9:8786
     """
     if list_syntaxes:
         _list(json)
@@ -111,10 +116,11 @@ def transcode_command(
         raise typer.BadParameter(spell(str(exc)), param_hint="--to" if "`" not in exc.message else None) from None
 
     with CommandRun("transcode", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
-        _run(run, inputs, output, options, jobs, files_from, null)
+        batch = open_batch(run, "transcode", shard, journal, cluster)
+        _run(run, inputs, output, options, jobs, files_from, null, batch)
 
 
-def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null) -> None:
+def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null, batch) -> None:
     # Import pydicom, numpy and the codec now, so forked workers start warm.
     import numpy  # noqa: F401
     import pydicom  # noqa: F401
@@ -123,9 +129,12 @@ def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null) 
     from ..transcode import OutputPlan, run_plan
 
     codecs.encoder_for(options.target)
-    plan = OutputPlan(run.inputs(inputs, files_from, null), output, inputs)
+    from dataclasses import replace
+
+    plan = OutputPlan(batch.inputs(run.inputs(inputs, files_from, null)), output, inputs)
+    options = replace(options, overwrite=batch.overwrite(options.overwrite))
     size_in = size_out = 0
-    for record in run.progress(run_plan(plan, options, resolve_jobs(jobs))):
+    for record in run.progress(batch.stream(run_plan(plan, options, resolve_jobs(jobs)))):
         if record.get("ok"):
             size_in += record.get("size_in", 0)
             size_out += record.get("size_out", 0)

@@ -430,16 +430,22 @@ _BATCH: tuple[Anonymizer, bool] | None = None
 
 
 def _batch_job(job: Job) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    path, out, error = job
+    path, out, error = job[:3]
     if error is not None:
         return error, []
     assert _BATCH is not None and out is not None
     anonymizer, overwrite = _BATCH
+    overwrite = overwrite or len(job) > 3  # _again_job: our own lost attempt's output
     try:
         return anonymizer._file(path, out, overwrite, in_folder=out.endswith(os.sep))
     except Exception as exc:  # a bug must not stop the batch
         message = f"internal error: {type(exc).__name__}: {exc} (this is a bug in dcmtools; please report it)"
         return error_record("file", DcmtoolsError(ErrorCode.INTERNAL, message), path=path), []
+
+
+def _again_job(job: Job, result: tuple[dict[str, Any], list[dict[str, Any]]]):
+    """--cluster: an output that "exists" may be this run's own attempt lost with its worker."""
+    return (*job[:3], True) if (result[0].get("error") or {}).get("code") == ErrorCode.EXISTS else None
 
 
 def _lost_job(job: Job, reason: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -466,6 +472,7 @@ def anonymize_paths(
     global _BATCH
     _BATCH = (anonymizer, overwrite)
     try:
-        yield from map_ordered(_batch_job, jobs_in, jobs, lost=_lost_job)
+        yield from map_ordered(_batch_job, jobs_in, jobs, lost=_lost_job, state=(__name__, "_BATCH", _BATCH),
+                               again=_again_job)
     finally:
         _BATCH = None

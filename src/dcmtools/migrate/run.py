@@ -48,6 +48,7 @@ class MigrateOptions:
     changes: Any = None  # a ``changes.Changes``: --anonymize/--edit in flight (every study through us)
     commit: bool = False  # Storage Commitment at the destination after verification (on our ``port``)
     commit_wait: float = 60.0  # seconds to wait for a Storage Commitment report
+    shard: Any = None  # dcmtools.stream.shard.Shard: only the studies of this shard (--shard K/N)
     staging: str | None = None  # through us: where studies wait to be sent [JOURNAL.staging]
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
@@ -98,6 +99,14 @@ class Migration:
                                 f"{self.journal_path} is the journal of the migration {known[0]} -> {known[1]}, "
                                 f"not {source} -> {dest}", "give the same SOURCE and DEST, or another --journal",
                                 ExitStatus.USAGE)
+        if self.options.shard is not None:
+            mine = str(self.options.shard)
+            if self.journal.meta("shard") is None and not self.journal.total():
+                self.journal.set_meta(shard=mine)
+            elif self.journal.meta("shard") != mine:
+                self.journal.close()
+                raise DcmtoolsError(MigrateErrorCode.JOURNAL, f"{self.journal_path} is not the journal of shard {mine}",
+                                    "one journal per shard", ExitStatus.USAGE)
         self.staging = self.options.staging or self.journal_path + ".staging"
         self.mode = mode_of(source, dest, self.options.through or self.options.changes is not None, self.options.get)
         described = self.options.changes.describe() if self.options.changes is not None else None
@@ -159,6 +168,11 @@ class Migration:
             self.fatal = exc
             yield error_record("migrate", exc, step="inventory", peer=str(self.source))
         self.inventory_problems += inv.failed + inv.incomplete
+        if self.options.shard is not None:
+            # The inventory sees every study; this shard keeps its own (the same key as --shard of the
+            # per-file commands: a study is on the same shard in both).
+            shard = self.options.shard
+            self.journal.drop(item.id for item in self.journal.items() if not shard.owns(f"study:{item.id}"))
 
     # ------------------------------------------------------------ transfer
     def transfer(self) -> Iterator[dict[str, Any]]:

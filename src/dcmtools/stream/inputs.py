@@ -178,10 +178,18 @@ def walk(folder: str) -> Iterator[InputItem]:
 def iter_stream(stream: TextIO, *, null: bool = False, source: str = "stdin") -> Iterator[InputItem]:
     """Paths or JSON records from a stream, one per line (or NUL-separated)."""
     if null:
-        data = stream.read()
-        for entry in data.split("\0"):
-            if entry:
-                yield from expand_path(entry, source=source)
+        # Read in blocks, not whole: 10^6 paths on stdin stay a stream.
+        rest = ""
+        while True:
+            block = stream.read(65536)
+            if not block:
+                break
+            *entries, rest = (rest + block).split("\0")
+            for entry in entries:
+                if entry:
+                    yield from expand_path(entry, source=source)
+        if rest:
+            yield from expand_path(rest, source=source)
         return
     for line in stream:
         line = line.rstrip("\r\n")

@@ -252,6 +252,45 @@ class Journal:
             if row[0] != state:
                 self._event(state, 1)
 
+    def record(self, item_id: str, state: str, *, error: dict[str, Any] | None = None,
+               data: dict[str, Any] | None = None) -> None:
+        """One attempt at an item ended in ``state``, in one transaction: the item is added when
+        new, its attempts + 1, its error (when given) and data replaced.  For per-file batches,
+        where an item's first mention is its result (no plan ahead)."""
+        with self.transaction():
+            row = self._db.execute("SELECT state FROM items WHERE id = ?", (item_id,)).fetchone()
+            self._db.execute(
+                "INSERT INTO items (id, state, attempts, last_error, data, updated) VALUES (?, ?, 1, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = attempts + 1, "
+                "last_error = COALESCE(excluded.last_error, last_error), data = COALESCE(excluded.data, data), "
+                "updated = excluded.updated",
+                (item_id, state, json.dumps(error) if error is not None else None,
+                 json.dumps(data, separators=(",", ":")) if data else None, self.clock()))
+            if row is None or row[0] != state:
+                self._event(state, 1)
+
+    def drop(self, ids: Iterable[str]) -> int:
+        """Remove items (and their parts), a transaction per ``PAGE``; e.g. those of other shards."""
+        dropped = 0
+        batch: list[str] = []
+
+        def flush() -> int:
+            with self.transaction():
+                before = self._db.total_changes
+                self._db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in batch])
+                removed = self._db.total_changes - before
+                self._db.executemany("DELETE FROM parts WHERE item = ?", [(i,) for i in batch])
+                return removed
+
+        for item_id in ids:
+            batch.append(item_id)
+            if len(batch) >= PAGE:
+                dropped += flush()
+                batch = []
+        if batch:
+            dropped += flush()
+        return dropped
+
     def update_data(self, updates: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """Merge ``data`` into items' data (state unchanged), a transaction per ``PAGE`` items."""
         batch: list[tuple[str, dict[str, Any]]] = []

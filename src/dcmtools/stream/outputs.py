@@ -122,7 +122,12 @@ def write_atomic(path: str, write: Callable[[BinaryIO], object], overwrite: bool
         if folder not in _FOLDERS:
             os.makedirs(folder, exist_ok=True)
             _FOLDERS.add(folder)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileNotFoundError:
+            # A long-lived process (a Dask worker) remembers a folder that was removed since.
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as exc:
         raise DcmtoolsError(
             ErrorCode.WRITE_FAILED, f"cannot write in {folder}: {exc.strerror or exc}", "check the output folder"

@@ -11,6 +11,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ def map_ordered(
     jobs: int = 1,
     chunksize: int = 8,
     lost: Callable[[T, str], R] | None = None,
+    state: tuple[str, str, object] | None = None,
+    again: Callable[[T, R], T | None] | None = None,
 ) -> Iterator[R]:
     """``map(func, items)`` over ``jobs`` processes, yielding results in order.
 
@@ -60,12 +63,37 @@ def map_ordered(
     one by one in a fresh pool to find the one that kills its worker, and
     that item's result is ``lost(item, reason)`` (``WorkerLost`` is raised
     when no ``lost`` is given).  The others get their normal results.
+
+    Inside ``use_executor(...)`` (``--cluster``) the work goes to that
+    executor instead (``dcmtools.stream.cluster``), whatever ``jobs`` says.
+    ``state`` is ``(module, attribute, value)``: what ``func`` reads from a
+    module global in the parent (forked workers inherit it; cluster workers
+    get it set once).  ``again(item, result)`` names the item to run once
+    more when a result may come from an earlier attempt lost with its worker
+    (an output that "exists" because that attempt wrote it).
     """
+    if _EXECUTOR is not None:
+        yield from _EXECUTOR.map_ordered(func, items, chunksize=chunksize, lost=lost, state=state, again=again)
+        return
     if jobs <= 1:
         for item in items:
             yield func(item)
         return
     yield from _Pool(func, jobs, chunksize, lost).map(items)
+
+
+_EXECUTOR = None  # set by use_executor(): e.g. a dcmtools.stream.cluster.DaskExecutor
+
+
+@contextmanager
+def use_executor(executor) -> Iterator[None]:
+    """Within this block, ``map_ordered`` sends its work to ``executor`` (None: local)."""
+    global _EXECUTOR
+    previous, _EXECUTOR = _EXECUTOR, executor
+    try:
+        yield
+    finally:
+        _EXECUTOR = previous
 
 
 class WorkerLost(RuntimeError):

@@ -120,7 +120,16 @@ def run_plan(plan: Iterable[tuple[str, str | None, dict[str, Any] | None]], opti
         for path, out, error in plan:
             yield error if error is not None else (path, out, options)
 
-    yield from map_ordered(_work_or_pass, jobs_of(), jobs, lost=_lost)
+    yield from map_ordered(_work_or_pass, jobs_of(), jobs, lost=_lost, again=_again)
+
+
+def _again(job: Any, record: dict[str, Any]) -> Any:
+    """--cluster: an output that "exists" may be this run's own attempt lost with its worker."""
+    if isinstance(job, tuple) and (record.get("error") or {}).get("code") == ErrorCode.EXISTS:
+        from dataclasses import replace
+
+        return (job[0], job[1], replace(job[2], overwrite=True))
+    return None
 
 
 def _lost(job, reason: str) -> dict[str, Any]:

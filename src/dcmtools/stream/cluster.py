@@ -1,0 +1,180 @@
+"""``--cluster ADDRESS``: the per-file work of a command on a Dask cluster.
+
+Dask (``dask`` and ``distributed``, the optional extra ``dcmtools[cluster]``)
+is the engine: its scheduler places the tasks, moves them off a worker that
+dies and runs them again elsewhere.  This module only feeds it:
+
+* the driver (the command) reads its inputs as a stream and keeps a window of
+  chunks in flight (constant memory at any number of inputs);
+* results come back to the driver as they complete and are yielded in input
+  order, so records stream from the driver and only the driver writes them
+  (and the journal);
+* a chunk whose worker died is run again by Dask on another worker; an item
+  that keeps killing its workers (Dask's ``KilledWorker``) gets the command's
+  ``lost`` record.  Every item gets exactly one result.
+* a task run again after its worker died may find the output that its first
+  attempt wrote ("exists"): when the scheduler's log says the chunk was on a
+  worker that left, such an item is run once more with permission to replace
+  that output (``again``).
+
+Workers need dcmtools installed (the same version) and must see the input
+and output paths (a shared file system).  Nothing here is imported unless
+``--cluster`` (or ``DASK_SCHEDULER_ADDRESS``) is given.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import os
+import time
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator
+
+ENV = "DASK_SCHEDULER_ADDRESS"
+
+
+from .records import DcmtoolsError, ErrorCode, ExitStatus
+
+
+class ClusterError(DcmtoolsError):
+    """The cluster cannot be used (Dask not installed, scheduler unreachable): exit status 3."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(ErrorCode.CONNECT_FAILED, message, hint, ExitStatus.CONNECT)
+
+
+def resolve_address(address: str | None) -> str | None:
+    """``--cluster``, else ``DASK_SCHEDULER_ADDRESS``, else None (work locally)."""
+    address = address or os.environ.get(ENV) or None
+    if address and "://" not in address:
+        address = f"tcp://{address}"
+    return address
+
+
+def _run_chunk(func: Callable, chunk: list, state: tuple[str, str, Any] | None) -> list:
+    if state is not None:
+        module, attribute, value = state
+        setattr(importlib.import_module(module), attribute, value)
+    return [func(item) for item in chunk]
+
+
+def _lost_key(dask_scheduler, key: str, since: float) -> bool:  # runs on the scheduler
+    """Was the task ``key`` running on (or its result held by) a worker that left since ``since``?"""
+    for stamp, msg in dask_scheduler.get_events("all"):
+        if stamp >= since and isinstance(msg, dict) and msg.get("action") == "remove-worker":
+            lost = set(msg.get("processing-tasks") or ()) | set(msg.get("lost-computed-tasks") or ())
+            if key in {str(k) for k in lost}:
+                return True
+    return False
+
+
+class DaskExecutor:
+    """A client of a running Dask scheduler that ``map_ordered`` can use."""
+
+    def __init__(self, address: str, *, timeout: float = 30.0, window: int | None = None) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ClusterError("--cluster needs Dask", "pip install 'dcmtools[cluster]'") from None
+        self.address = address
+        try:
+            self.client = Client(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        self.started = time.time()
+        self.window = window
+        self.rerun = 0  # items run once more after a lost worker (see again)
+
+    def workers(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1).get("workers", {})) if self.client else 0
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> "DaskExecutor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def map_ordered(self, func: Callable, items: Iterable, *, chunksize: int = 8, lost=None, state=None,
+                    again=None) -> Iterator:
+        from distributed import KilledWorker
+
+        client = self.client
+        shared = None
+        if state is not None:
+            module, attribute, value = state
+            # Sent once to every worker, not with every chunk.
+            [handle] = client.scatter([value], broadcast=True, hash=False)
+            shared = (module, attribute, handle)
+        window = self.window or max(4, 4 * max(1, self.workers()))
+        source = iter(items)
+        pending: deque = deque()
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < window:
+                chunk = list(itertools.islice(source, max(1, chunksize)))
+                if not chunk:
+                    exhausted = True
+                    break
+                pending.append((chunk, self._submit(func, chunk, shared)))
+            if not pending:
+                break
+            chunk, future = pending.popleft()
+            try:
+                results = future.result()
+            except KilledWorker as exc:
+                # Dask gave up on the chunk: every worker it went to died.  Find the item alone.
+                results = list(self._alone(func, chunk, shared, lost, exc))
+            key = str(future.key)
+            future.release()
+            if again is not None:
+                results = self._again(func, chunk, results, shared, again, key)
+            yield from results
+            # The window refills only now: the results waiting on the driver stay bounded.
+            del results
+
+    def _submit(self, func, chunk, shared):
+        if shared is not None:
+            module, attribute, handle = shared
+            return self.client.submit(_run_chunk, func, chunk, (module, attribute, handle), pure=False)
+        return self.client.submit(_run_chunk, func, chunk, None, pure=False)
+
+    def _alone(self, func, chunk, shared, lost, exc) -> Iterator:
+        from distributed import KilledWorker
+
+        for item in chunk:
+            future = self._submit(func, [item], shared)
+            try:
+                yield future.result()[0]
+            except KilledWorker:
+                reason = "every Dask worker that ran it died (a crash in a codec or the system killed it)"
+                if lost is None:
+                    raise
+                yield lost(item, reason)
+            finally:
+                future.release()
+
+    def _again(self, func, chunk, results, shared, again, key: str) -> list:
+        redo = [(n, again(item, result)) for n, (item, result) in enumerate(zip(chunk, results))]
+        redo = [(n, item) for n, item in redo if item is not None]
+        if not redo:
+            return results
+        # Only when this chunk's worker left (the scheduler's event log says so) can an output be
+        # our own earlier attempt's; otherwise "exists" is the user's file and stays an error.
+        if not self.client.run_on_scheduler(_lost_key, key=key, since=self.started - 1.0):
+            return results
+        future = self._submit(func, [item for _, item in redo], shared)
+        try:
+            second = future.result()
+        finally:
+            future.release()
+        results = list(results)
+        for (n, _), result in zip(redo, second):
+            results[n] = result
+        self.rerun += len(redo)
+        return results
