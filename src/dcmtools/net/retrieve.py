@@ -50,6 +50,7 @@ from typing import Any, TextIO
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .assoc import NetOptions, associate, close, no_context_error
+from .finder import Finder
 from .keys import (
     FIND,
     GET,
@@ -70,7 +71,7 @@ from .keys import (
     texts,
 )
 from .peer import Peer, check_aet
-from .query import UNCOMPRESSED, Exchange, Finder, MessageIDs, Response, context_for, encode_identifier, query_contexts
+from .qrexchange import UNCOMPRESSED, Exchange, MessageIDs, Response, context_for, encode_identifier, query_contexts
 from .status import describe, status_fields
 
 LOGGER = logging.getLogger("dcmtools.net")

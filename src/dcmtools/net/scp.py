@@ -201,6 +201,7 @@ class StorageSCP:
 
     def start(self) -> StorageSCP:
         from pynetdicom import evt
+
         from .seam import ThreadedAssociationServer
 
         if self.store_dir is not None:

@@ -34,9 +34,9 @@ from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .assoc import NetOptions
+from .finder import Finder
 from .keys import WORKLIST_KEYS, date_key, identifier_from, name_key, parse_keys
 from .peer import Peer
-from .query import Finder
 
 LOGGER = logging.getLogger("dcmtools.net")
 SPS = "ScheduledProcedureStepSequence[0]"
