@@ -413,7 +413,7 @@ class Retriever:
             from .responses import install
 
             if self.get:
-                from .scp import _Receiver
+                from .scp_receive import _Receiver
 
                 receiver = _Receiver(self._storage(), self._assoc.association)
                 install(self._assoc, then=receiver.feed)
