@@ -22,6 +22,7 @@ from .matching import dataset_matches
 if TYPE_CHECKING:
     from .index import StoreIndex
 
+
 class _Cache:
     """Rows of one query, loaded once."""
 

@@ -17,6 +17,7 @@ _IDS = {
 
 PART_PREFIX = ".incoming-"
 
+
 def _component(value: str | None) -> str:
     value = (value or "").strip()
     if not value:

@@ -35,7 +35,6 @@ def _write_all(fd: int, buffers: list) -> None:
             rest = rest[n:]
 
 
-
 class _Receiver:
     """Per association: turns P-DATA-TF bodies into stored files and C-STORE responses.
 
