@@ -83,7 +83,7 @@ from .matching import dataset_matches, element_matches, is_universal, returned
 class StoreIndex:
     """The SQLite index of a store folder (see the module docs).  Thread-safe."""
 
-    def __init__(self, store_dir: str | os.PathLike, *, rebuild: bool = False, create: bool = True,
+    def __init__(self, store_dir: str | os.PathLike[str], *, rebuild: bool = False, create: bool = True,
                  background: bool = False, on_rebuilt: Callable[[int, float], None] | None = None) -> None:
         """Open (or create) the index of ``store_dir``; rebuild it from the files when it is missing,
         of another version, or with ``rebuild``.  With ``background`` the rebuild runs in the index's
@@ -515,7 +515,7 @@ class StoreIndex:
         return sort_identifier(answer)
 
 
-def lookup_instance(store_dir: str | os.PathLike, sop_instance_uid: str) -> StoredInstance | None:
+def lookup_instance(store_dir: str | os.PathLike[str], sop_instance_uid: str) -> StoredInstance | None:
     """Is this SOP instance stored under ``store_dir``?  Its ``StoredInstance``, or None.
 
     Opens (and, if missing, builds) the store's index; for many look-ups keep
@@ -525,7 +525,7 @@ def lookup_instance(store_dir: str | os.PathLike, sop_instance_uid: str) -> Stor
         return index.instance(sop_instance_uid)
 
 
-def lookup_instances(store_dir: str | os.PathLike, sop_instance_uids: Iterable[str]) -> dict[str, StoredInstance | None]:
+def lookup_instances(store_dir: str | os.PathLike[str], sop_instance_uids: Iterable[str]) -> dict[str, StoredInstance | None]:
     """``lookup_instance`` for many UIDs at once: {uid: StoredInstance or None}."""
     with StoreIndex(store_dir) as index:
         return {uid: index.instance(uid) for uid in sop_instance_uids}

@@ -68,7 +68,7 @@ class StoredInstance:
         return os.path.isfile(self.path)
 
 
-def index_path(store_dir: str | os.PathLike) -> str:
+def index_path(store_dir: str | os.PathLike[str]) -> str:
     return os.path.join(os.fspath(store_dir), INDEX_NAME)
 
 

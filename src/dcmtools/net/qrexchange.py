@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,7 +97,7 @@ class Exchange:
                     return True
         return False
 
-    def responses(self, timeout: float | None = None) -> Iterator[Response]:
+    def responses(self, timeout: float | None = None) -> Generator[Response, None, None]:
         """Send the request, then yield each response until the final one.
 
         Raises ``DcmtoolsError`` when no response comes within the timeout
@@ -205,7 +205,7 @@ class MessageIDs:
         return self.value
 
 
-def c_find_primitive(message_id: int, sop_class: str, identifier: bytes, priority: int = 0):
+def c_find_primitive(message_id: int, sop_class: str, identifier: bytes, priority: int = 0) -> Any:
     from io import BytesIO
 
     from pynetdicom.dimse_primitives import C_FIND

@@ -92,7 +92,7 @@ class ResponseReader:
                 self.dataset += data
                 self.fragments += 1
                 if control & 2:
-                    context, command, field = self.current
+                    context, command, field = self.current  # type: ignore[misc]  # set with route 'mine'
                     self.route, self.current = None, None
                     self._deliver(context, command, field, bytes(self.dataset))
                     self.dataset = bytearray()

@@ -92,7 +92,7 @@ def request_from_keys(level: str, key_texts: Iterable[str], model: str | None = 
 
 def request_from_record(record: dict[str, Any], model: str | None = None, level: str | None = None) -> RetrieveRequest:
     """A request from a record of ``find`` (or ``dump``: a file record is retrieved as an image)."""
-    source = {k: record[k] for k in ("n", "path") if k in record}
+    source: dict[str, Any] = {k: record[k] for k in ("n", "path") if k in record}
     if record.get("ok") is False:
         upstream = (record.get("error") or {}).get("message", "failed")
         return RetrieveRequest("", {}, source=source, error=DcmtoolsError(
@@ -132,7 +132,7 @@ def requests_from_lines(stream: TextIO | Iterable[str], model: str | None = None
             record = json.loads(line)
         except ValueError as exc:
             yield RetrieveRequest("", {}, source={"line": number}, error=DcmtoolsError(
-                ErrorCode.BAD_RECORD, f"input line {number} is not a JSON record ({exc.msg})",
+                ErrorCode.BAD_RECORD, f"input line {number} is not a JSON record ({exc.msg})",  # type: ignore[attr-defined]  # json raises JSONDecodeError
                 "pipe the records of 'dcmtools find'"))
             continue
         if not isinstance(record, dict):

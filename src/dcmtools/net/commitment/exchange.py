@@ -34,7 +34,7 @@ class Exchanges:
     def message_id(self) -> int:
         return (next(self._ids) - 1) % 65535 + 1
 
-    def send(self, assoc: Any, name: str, elements: list[tuple[int, object]], dataset: Any, message_id: int,
+    def send(self, assoc: Any, name: str, elements: list[tuple[int, int | str]], dataset: Any, message_id: int,
              timeout: float) -> Any:
         """Send one request (command ``elements`` and ``dataset``) on the Storage Commitment context.
 
