@@ -379,7 +379,8 @@ class StoreIndex:
     def count(self) -> int:
         self.flush()
         with self._lock:
-            return self.conn.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
+            count: int = self.conn.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
+            return count
 
     def instance(self, sop_instance_uid: str) -> StoredInstance | None:
         """The stored instance with this SOP Instance UID, or None (also when its file is gone)."""
@@ -412,7 +413,7 @@ class StoreIndex:
                 uids.append(chain["IMAGE"][0])
             else:
                 uids.extend(uid for uid, _ in below["IMAGE"])
-        out = []
+        out: list[StoredInstance] = []
         with self._lock:
             for start in range(0, len(uids), 500):
                 part = uids[start: start + 500]
@@ -426,7 +427,7 @@ class StoreIndex:
 
     # -- matching
     def _matches(self, level: str, wanted: dict[str, Any], need_below: bool = False
-                 ) -> Iterator[tuple[dict[str, tuple[str, dict]], dict[str, list]]]:
+                 ) -> Iterator[tuple[dict[str, tuple[str, dict[str, Any]]], dict[str, list[Any]]]]:
         """(the matching row and its ancestors by level, its matching descendants by level).
 
         Descendants are looked up when keys of lower levels must match, when
@@ -451,7 +452,7 @@ class StoreIndex:
         sql, params = self._prefilter(level, wanted)
         with self._lock:
             rows = self.conn.execute(sql, params).fetchall()
-        empty = {lvl: [] for lvl in LEVELS[depth + 1:]}
+        empty: dict[str, list[Any]] = {lvl: [] for lvl in LEVELS[depth + 1:]}
         for row in rows:
             chain = cache.chain(level, row)
             if chain is None:
@@ -493,7 +494,7 @@ class StoreIndex:
         return f"SELECT * FROM {table}{where} ORDER BY {order}", params
 
     def _answer(self, level: str, identifier: dict[str, Any], wanted: dict[str, Any],
-                chain: dict[str, tuple[str, dict]], below: dict[str, list], retrieve_aet: str | None) -> dict[str, Any]:
+                chain: dict[str, tuple[str, dict[str, Any]]], below: dict[str, list[Any]], retrieve_aet: str | None) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for lvl in LEVELS[: level_index(level) + 1]:
             merged.update(chain[lvl][1])

@@ -28,9 +28,9 @@ class _Cache:
 
     def __init__(self, index: StoreIndex) -> None:
         self.index = index
-        self.attrs: dict[tuple[str, str], tuple[dict, Any]] = {}
+        self.attrs: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
 
-    def _row(self, level: str, key: str) -> tuple[dict, Any] | None:
+    def _row(self, level: str, key: str) -> tuple[dict[str, Any], Any] | None:
         found = self.attrs.get((level, key))
         if found is None:
             with self.index._lock:
@@ -41,7 +41,7 @@ class _Cache:
             self.attrs[(level, key)] = found
         return found
 
-    def chain(self, level: str, row: Any) -> dict[str, tuple[str, dict]] | None:
+    def chain(self, level: str, row: Any) -> dict[str, tuple[str, dict[str, Any]]] | None:
         """The row and its ancestors: {level: (key, attrs)}.  Every table has its key
         first, its parent's key second and its attributes last."""
         chain = {level: (row[0], json.loads(row[-1]))}
@@ -55,10 +55,10 @@ class _Cache:
             current, current_row = parent, found[1]
         return chain
 
-    def descendants(self, level: str, key: str, by_level: dict[str, dict[str, Any]]) -> dict[str, list]:
+    def descendants(self, level: str, key: str, by_level: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
         """Descendants of a row that match the keys of their levels: {level: [(key, attrs)]}."""
         index = self.index
-        out: dict[str, list] = {lvl: [] for lvl in LEVELS[level_index(level) + 1:]}
+        out: dict[str, list[Any]] = {lvl: [] for lvl in LEVELS[level_index(level) + 1:]}
         attrs_column = "attrs" if by_level["IMAGE"] else "''"  # instance attributes only when matched
         with index._lock:
             if level == "PATIENT":
@@ -118,7 +118,7 @@ class _Cache:
         return out
 
 
-def _computed(level: str, chain: dict[str, tuple[str, dict]], below: dict[str, list]) -> dict[str, Any]:
+def _computed(level: str, chain: dict[str, tuple[str, dict[str, Any]]], below: dict[str, list[Any]]) -> dict[str, Any]:
     """The computed attributes of a match at ``level`` (counts, modalities, SOP classes)."""
     values: dict[str, Any] = {}
 

@@ -44,7 +44,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .assoc import NetOptions, associate, close, no_context_error
@@ -356,7 +356,7 @@ class Retriever:
         per_association = (MAX_CONTEXTS - 1) // CONTEXTS_PER_CLASS  # and one context for the C-GET itself
         if len(classes) <= per_association:
             return [(classes, None)]
-        plan = []
+        plan: list[tuple[list[str] | None, list[dict[str, Any]] | None]] = []
         for start in range(0, len(classes), per_association):
             group = set(classes[start: start + per_association])
             series: dict[tuple[str, str, str], list[str]] = {}
@@ -373,7 +373,7 @@ class Retriever:
             plan.append((sorted(group), identifiers))
         return plan
 
-    def _instances_of(self, request: RetrieveRequest, model: str) -> list[tuple[str, str, str, str, str]]:
+    def _instances_of(self, request: RetrieveRequest, model: str) -> list[tuple[str, ...]]:
         """(SOP class, SOP instance, study, series, patient) of what the request covers, by an IMAGE-level C-FIND."""
         identifier = dict(request.identifier)
         identifier[f"{TAGS['QueryRetrieveLevel']:08X}"] = {"vr": "CS", "Value": ["IMAGE"]}
@@ -559,7 +559,7 @@ def _get_contexts(classes: list[str] | None) -> tuple[list[Any], list[Any]]:
 
     compressed = classes is not None
     if classes is None:
-        classes = [cx.abstract_syntax for cx in StoragePresentationContexts][: MAX_CONTEXTS - 1]
+        classes = cast(list[str], [cx.abstract_syntax for cx in StoragePresentationContexts][: MAX_CONTEXTS - 1])
     contexts = []
     roles = []
     for sop_class in classes:
