@@ -39,7 +39,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .assoc import NetOptions, make_ae, quiet_pynetdicom
@@ -71,7 +71,7 @@ def storage_contexts() -> list[Any]:
     syntaxes = list(dict.fromkeys([*ALL_TRANSFER_SYNTAXES, *[str(ts) for ts in AllTransferSyntaxes]]))
     contexts = [build_context("1.2.840.10008.1.1", syntaxes)]
     for cx in AllStoragePresentationContexts:
-        contexts.append(build_context(cx.abstract_syntax, syntaxes))
+        contexts.append(build_context(cast(str, cx.abstract_syntax), syntaxes))
     return contexts
 
 
@@ -80,7 +80,7 @@ class StorageSCP:
 
     def __init__(
         self,
-        store_dir: str | os.PathLike | None,
+        store_dir: str | os.PathLike[str] | None,
         *,
         aet: str = "DCMTOOLS",
         port: int = 11112,
@@ -90,7 +90,7 @@ class StorageSCP:
         overwrite: bool = False,
         tls: TLSSettings | None = None,
         contexts: list[Any] | None = None,
-        evt_handlers: list | None = None,
+        evt_handlers: list[Any] | None = None,
         access: Any = None,
         max_associations: int = DEFAULT_MAX_ASSOCIATIONS,
         assoc_timeout: float | None = DEFAULT_ASSOC_TIMEOUT,
@@ -311,7 +311,7 @@ class StorageSCP:
         assoc = dul.assoc
         info = assoc.requestor.address_info
         associated = getattr(assoc, "_dcmtools_slot", False)
-        record = {"type": "connection", "event": "aborted" if associated else "dropped",
+        record: dict[str, Any] = {"type": "connection", "event": "aborted" if associated else "dropped",
                   "peer": f"{info.address}:{info.port}" if info else None}
         if assoc.requestor.ae_title and associated:
             record["calling_aet"] = assoc.requestor.ae_title
