@@ -54,7 +54,7 @@ class Exchanges:
         command = wire.encode_command([*elements, (wire.TAG_MESSAGE_ID, message_id), (wire.TAG_DATASET_TYPE, 0x0000)])
         peer_max = assoc.acceptor.maximum_length if assoc.is_requestor else assoc.requestor.maximum_length
         fragment = wire.max_fragment(peer_max)
-        buffers: list = []
+        buffers: list[Any] = []
         wire.pdata_iovecs(cx.context_id, command, True, True, fragment, buffers)
         pdus = wire.pdata_iovecs(cx.context_id, data, False, True, fragment, buffers)
         deadline = time.monotonic() + timeout
