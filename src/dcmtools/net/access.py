@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable
+from typing import Any, cast
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .peer import check_aet, load_peers
@@ -41,7 +42,7 @@ def _addresses(host: str) -> frozenset[str]:
         raise DcmtoolsError(ErrorCode.BAD_PEER, f"cannot resolve the host {host!r} of an allowed caller: {exc}",
                             "write an address (AET@192.0.2.7) or a host name this machine resolves",
                             ExitStatus.USAGE) from None
-    found = {info[4][0] for info in infos}
+    found = {cast(str, info[4][0]) for info in infos}  # the address text (IPv4, IPv6)
     # An IPv4 caller on a dual-stack socket shows as ::ffff:a.b.c.d.
     found |= {f"::ffff:{a}" for a in found if "." in a and ":" not in a}
     return frozenset(found)
@@ -51,7 +52,7 @@ class Access:
     """An access policy (see the module docs)."""
 
     def __init__(self, allow: Iterable[str] | None = None, *, allow_any: bool = False,
-                 peers_file: str | os.PathLike | None = None) -> None:
+                 peers_file: str | os.PathLike[str] | None = None) -> None:
         self.allow_any = allow_any
         specs = list(allow or [])
         peers, self.peers_source = load_peers(peers_file)
@@ -66,7 +67,7 @@ class Access:
         self.rules = rules
 
     @staticmethod
-    def _rule(spec: str, peers: dict) -> tuple[str, frozenset[str] | None]:
+    def _rule(spec: str, peers: dict[str, Any]) -> tuple[str, frozenset[str] | None]:
         spec = spec.strip()
         if spec in peers:
             peer = peers[spec]

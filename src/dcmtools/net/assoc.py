@@ -39,9 +39,9 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .peer import DEFAULT_AET, DEFAULT_MAX_PDU, DEFAULT_TIMEOUT, Peer, TLSSettings, check_aet
@@ -89,7 +89,7 @@ def quiet_pynetdicom(debug: bool = False) -> None:
     logging.getLogger("pydicom").setLevel(level)
 
 
-def make_ae(options: NetOptions, peer: Peer | None = None):
+def make_ae(options: NetOptions, peer: Peer | None = None) -> Any:
     """A ``DcmtoolsAE`` with the timeouts and maximum PDU of ``options``."""
     from .acceptor import DcmtoolsAE
 
@@ -110,10 +110,10 @@ def associate(
     options: NetOptions | None = None,
     *,
     ext_neg: Iterable[Any] | None = None,
-    evt_handlers: list | None = None,
+    evt_handlers: list[Any] | None = None,
     ae: Any = None,
     need_all: bool = False,
-):
+) -> Any:
     """Open an association with ``peer`` proposing ``contexts`` (pynetdicom PresentationContexts).
 
     Returns the established ``Association`` (usable as a context manager that
@@ -209,7 +209,7 @@ def _resolve(peer: Peer, timeout: float) -> str:
             ExitStatus.CONNECT,
             peer=str(peer),
         ) from None
-    return infos[0][4][0]
+    return cast(str, infos[0][4][0])  # the address text (IPv4, IPv6)
 
 
 # ------------------------------------------------------------- diagnosis
@@ -345,7 +345,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
     where = f"{peer.host}:{peer.port}"
     tls = peer.tls
     reason = str(getattr(exc, "reason", None) or "")
-    fields = {"peer": str(peer), "tls_reason": reason or str(exc)}
+    fields: dict[str, Any] = {"peer": str(peer), "tls_reason": reason or str(exc)}
     if isinstance(exc, ssl.SSLCertVerificationError):
         code = getattr(exc, "verify_code", None)
         detail = getattr(exc, "verify_message", None) or str(exc)
@@ -500,13 +500,13 @@ def failure_after(assoc: Any, peer: Peer, what: str, timeout: float, timed_out: 
     )
 
 
-def verification_context():
+def verification_context() -> Any:
     from pynetdicom.presentation import build_context
 
     return build_context("1.2.840.10008.1.1")
 
 
-def echo(peer: Peer, options: NetOptions | None = None, count: int = 1, interval: float = 0.0):
+def echo(peer: Peer, options: NetOptions | None = None, count: int = 1, interval: float = 0.0) -> Iterator[dict[str, Any]]:
     """C-ECHO ``count`` times on one association; yields one record dict per echo.
 
     Raises ``DcmtoolsError`` when the association cannot be opened or fails.

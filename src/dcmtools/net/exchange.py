@@ -37,7 +37,7 @@ def store_exchange(
     max_pdu = assoc.acceptor.maximum_length
     fragment = wire.max_fragment(max_pdu)
     parts = [dataset] if isinstance(dataset, (bytes, bytearray, memoryview)) else list(dataset)
-    buffers: list = []
+    buffers: list[Any] = []
     wire.pdata_iovecs(context_id, command, True, True, fragment, buffers)
     pdus = 0
     for index, part in enumerate(parts):

@@ -36,17 +36,34 @@ stored here, and where" (Storage Commitment uses it).
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from .index_query import _Cache, _computed
+from .index_schema import (
+    _ANCESTOR_COL,
+    _KEYCOL,
+    _REBUILD,
+    _SCHEMA,
+    _TABLE,
+    LOGGER,
+    _dumps,
+    _files,
+    _level_attrs,
+)
+from .index_schema import ATTR_BULK as ATTR_BULK
+from .index_schema import INDEX_NAME as INDEX_NAME
+from .index_schema import JOURNAL_NAME as JOURNAL_NAME
+from .index_schema import QUIET as QUIET
+from .index_schema import SCHEMA_VERSION as SCHEMA_VERSION
+from .index_schema import StoredInstance as StoredInstance
+from .index_schema import index_path as index_path
+from .index_schema import read_instance as read_instance
 from .keys import (
     COMPUTED_TAGS,
     CONTROL_TAGS,
@@ -62,94 +79,11 @@ from .keys import (
 )
 from .matching import dataset_matches, element_matches, is_universal, returned
 
-LOGGER = logging.getLogger("dcmtools.net")
-INDEX_NAME = ".dcmtools-index.sqlite"
-JOURNAL_NAME = ".dcmtools-index.pending"  # files acknowledged but maybe not yet in the index
-SCHEMA_VERSION = "1"
-ATTR_BULK = 256  # binary values longer than this are not kept in the index
-QUIET = 0.5  # seconds without a new file before received files are indexed (unless a query needs them)
-_REBUILD = object()  # the queue item that rebuilds the whole index
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS patients(pkey TEXT PRIMARY KEY, attrs TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS studies(study_uid TEXT PRIMARY KEY, pkey TEXT NOT NULL, attrs TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS series(series_uid TEXT PRIMARY KEY, study_uid TEXT NOT NULL, modality TEXT,
-                                  attrs TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS instances(sop_uid TEXT PRIMARY KEY, series_uid TEXT NOT NULL, study_uid TEXT NOT NULL,
-                                     pkey TEXT NOT NULL, sop_class TEXT, ts TEXT, path TEXT NOT NULL,
-                                     size INTEGER, mtime REAL, attrs TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS studies_pkey ON studies(pkey);
-CREATE INDEX IF NOT EXISTS series_study ON series(study_uid);
-CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);
-CREATE INDEX IF NOT EXISTS instances_study ON instances(study_uid);
-CREATE INDEX IF NOT EXISTS instances_path ON instances(path);
-"""
-
-_TABLE = {"PATIENT": "patients", "STUDY": "studies", "SERIES": "series", "IMAGE": "instances"}
-_KEYCOL = {"PATIENT": "pkey", "STUDY": "study_uid", "SERIES": "series_uid", "IMAGE": "sop_uid"}
-_PARENT = {"STUDY": "PATIENT", "SERIES": "STUDY", "IMAGE": "SERIES"}
-# Column of each ancestor's key in a level's table.
-_ANCESTOR_COL = {
-    "STUDY": {"PATIENT": "pkey"},
-    "SERIES": {"STUDY": "study_uid"},
-    "IMAGE": {"PATIENT": "pkey", "STUDY": "study_uid", "SERIES": "series_uid"},
-}
-
-
-@dataclass(frozen=True)
-class StoredInstance:
-    """An instance in the store: where its file is and what it is."""
-
-    sop_instance_uid: str
-    sop_class_uid: str
-    transfer_syntax: str
-    path: str
-    patient_id: str
-    study_instance_uid: str
-    series_instance_uid: str
-
-    def exists(self) -> bool:
-        return os.path.isfile(self.path)
-
-
-def index_path(store_dir: str | os.PathLike) -> str:
-    return os.path.join(os.fspath(store_dir), INDEX_NAME)
-
-
-def _level_attrs(dataset: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The attributes of one instance split by the level they belong to."""
-    out: dict[str, dict[str, Any]] = {level: {} for level in LEVELS}
-    for tag_key, element in dataset.items():
-        tag = int(tag_key, 16)
-        if tag >> 16 == 0x0002 or tag in COMPUTED_TAGS or tag in CONTROL_TAGS:
-            continue
-        if element.get("InlineBinary") is not None and len(element["InlineBinary"]) > ATTR_BULK * 4 // 3 + 4:
-            continue
-        out[level_of(tag)][tag_key] = element
-    return out
-
-
-def read_instance(path: str) -> tuple[dict[str, Any], str, str] | None:
-    """(JSON-model dataset without bulk data, SOP class, transfer syntax) of a file, or None if it is not one."""
-    from ..dicom import jsonmodel, reader
-
-    try:
-        read = reader.read(path, bulk_threshold=ATTR_BULK, stop_at=0x7FE00010)
-    except reader.ReadError as exc:
-        if exc.partial is None or not exc.partial.dataset or exc.code != "truncated":
-            return None
-        read = exc.partial
-    if read.is_dicomdir or not read.sop_instance_uid:
-        return None
-    dataset = jsonmodel.to_json_model(read.dataset, jsonmodel.JsonOptions(bulk_threshold=ATTR_BULK, bulk_uri=False))
-    return dataset, read.sop_class_uid or "", read.transfer_syntax or ""
-
 
 class StoreIndex:
     """The SQLite index of a store folder (see the module docs).  Thread-safe."""
 
-    def __init__(self, store_dir: str | os.PathLike, *, rebuild: bool = False, create: bool = True,
+    def __init__(self, store_dir: str | os.PathLike[str], *, rebuild: bool = False, create: bool = True,
                  background: bool = False, on_rebuilt: Callable[[int, float], None] | None = None) -> None:
         """Open (or create) the index of ``store_dir``; rebuild it from the files when it is missing,
         of another version, or with ``rebuild``.  With ``background`` the rebuild runs in the index's
@@ -445,7 +379,8 @@ class StoreIndex:
     def count(self) -> int:
         self.flush()
         with self._lock:
-            return self.conn.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
+            count: int = self.conn.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
+            return count
 
     def instance(self, sop_instance_uid: str) -> StoredInstance | None:
         """The stored instance with this SOP Instance UID, or None (also when its file is gone)."""
@@ -478,7 +413,7 @@ class StoreIndex:
                 uids.append(chain["IMAGE"][0])
             else:
                 uids.extend(uid for uid, _ in below["IMAGE"])
-        out = []
+        out: list[StoredInstance] = []
         with self._lock:
             for start in range(0, len(uids), 500):
                 part = uids[start: start + 500]
@@ -492,7 +427,7 @@ class StoreIndex:
 
     # -- matching
     def _matches(self, level: str, wanted: dict[str, Any], need_below: bool = False
-                 ) -> Iterator[tuple[dict[str, tuple[str, dict]], dict[str, list]]]:
+                 ) -> Iterator[tuple[dict[str, tuple[str, dict[str, Any]]], dict[str, list[Any]]]]:
         """(the matching row and its ancestors by level, its matching descendants by level).
 
         Descendants are looked up when keys of lower levels must match, when
@@ -517,7 +452,7 @@ class StoreIndex:
         sql, params = self._prefilter(level, wanted)
         with self._lock:
             rows = self.conn.execute(sql, params).fetchall()
-        empty = {lvl: [] for lvl in LEVELS[depth + 1:]}
+        empty: dict[str, list[Any]] = {lvl: [] for lvl in LEVELS[depth + 1:]}
         for row in rows:
             chain = cache.chain(level, row)
             if chain is None:
@@ -559,7 +494,7 @@ class StoreIndex:
         return f"SELECT * FROM {table}{where} ORDER BY {order}", params
 
     def _answer(self, level: str, identifier: dict[str, Any], wanted: dict[str, Any],
-                chain: dict[str, tuple[str, dict]], below: dict[str, list], retrieve_aet: str | None) -> dict[str, Any]:
+                chain: dict[str, tuple[str, dict[str, Any]]], below: dict[str, list[Any]], retrieve_aet: str | None) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for lvl in LEVELS[: level_index(level) + 1]:
             merged.update(chain[lvl][1])
@@ -581,152 +516,7 @@ class StoreIndex:
         return sort_identifier(answer)
 
 
-class _Cache:
-    """Rows of one query, loaded once."""
-
-    def __init__(self, index: StoreIndex) -> None:
-        self.index = index
-        self.attrs: dict[tuple[str, str], tuple[dict, Any]] = {}
-
-    def _row(self, level: str, key: str) -> tuple[dict, Any] | None:
-        found = self.attrs.get((level, key))
-        if found is None:
-            with self.index._lock:
-                row = self.index.conn.execute(f"SELECT * FROM {_TABLE[level]} WHERE {_KEYCOL[level]} = ?", (key,)).fetchone()
-            if row is None:
-                return None
-            found = (json.loads(row[-1]), row)
-            self.attrs[(level, key)] = found
-        return found
-
-    def chain(self, level: str, row: Any) -> dict[str, tuple[str, dict]] | None:
-        """The row and its ancestors: {level: (key, attrs)}.  Every table has its key
-        first, its parent's key second and its attributes last."""
-        chain = {level: (row[0], json.loads(row[-1]))}
-        current, current_row = level, row
-        while current in _PARENT:
-            parent = _PARENT[current]
-            found = self._row(parent, current_row[1])
-            if found is None:
-                return None
-            chain[parent] = (current_row[1], found[0])
-            current, current_row = parent, found[1]
-        return chain
-
-    def descendants(self, level: str, key: str, by_level: dict[str, dict[str, Any]]) -> dict[str, list]:
-        """Descendants of a row that match the keys of their levels: {level: [(key, attrs)]}."""
-        index = self.index
-        out: dict[str, list] = {lvl: [] for lvl in LEVELS[level_index(level) + 1:]}
-        attrs_column = "attrs" if by_level["IMAGE"] else "''"  # instance attributes only when matched
-        with index._lock:
-            if level == "PATIENT":
-                studies = index.conn.execute("SELECT study_uid, attrs FROM studies WHERE pkey = ?", (key,)).fetchall()
-                series = index.conn.execute("SELECT series_uid, attrs, study_uid FROM series WHERE study_uid IN "
-                                            "(SELECT study_uid FROM studies WHERE pkey = ?)", (key,)).fetchall()
-                images = index.conn.execute(f"SELECT sop_uid, {attrs_column}, series_uid, sop_class FROM instances "
-                                            "WHERE pkey = ?", (key,)).fetchall()
-            elif level == "STUDY":
-                studies = []
-                series = index.conn.execute("SELECT series_uid, attrs, study_uid FROM series WHERE study_uid = ?",
-                                            (key,)).fetchall()
-                images = index.conn.execute(f"SELECT sop_uid, {attrs_column}, series_uid, sop_class FROM instances "
-                                            "WHERE study_uid = ?", (key,)).fetchall()
-            else:
-                studies, series = [], []
-                images = index.conn.execute(f"SELECT sop_uid, {attrs_column}, series_uid, sop_class FROM instances "
-                                            "WHERE series_uid = ?", (key,)).fetchall()
-        ok_studies = None
-        if "STUDY" in out:
-            ok_studies = set()
-            for uid, attrs in studies:
-                data = json.loads(attrs)
-                if not by_level["STUDY"] or dataset_matches(by_level["STUDY"], data):
-                    out["STUDY"].append((uid, data))
-                    ok_studies.add(uid)
-        ok_series = None
-        if "SERIES" in out:
-            ok_series = set()
-            for uid, attrs, study in series:
-                if ok_studies is not None and study not in ok_studies:
-                    continue
-                data = json.loads(attrs)
-                if not by_level["SERIES"] or dataset_matches(by_level["SERIES"], data):
-                    out["SERIES"].append((uid, data))
-                    ok_series.add(uid)
-        for uid, attrs, series_uid, sop_class in images:
-            if ok_series is not None and series_uid not in ok_series:
-                continue
-            if by_level["IMAGE"]:
-                data = json.loads(attrs)
-                if not dataset_matches(by_level["IMAGE"], data):
-                    continue
-            out["IMAGE"].append((uid, {"sop_class": sop_class, "series": series_uid}))
-        if ok_series is not None:
-            # A series (and study) without a matching instance does not count.
-            with_images = {info["series"] for _, info in out["IMAGE"]}
-            out["SERIES"] = [(uid, data) for uid, data in out["SERIES"] if uid in with_images]
-        if ok_studies is not None:
-            with_series = set()
-            with index._lock:
-                for uid, _ in out["SERIES"]:
-                    row = index.conn.execute("SELECT study_uid FROM series WHERE series_uid = ?", (uid,)).fetchone()
-                    if row:
-                        with_series.add(row[0])
-            out["STUDY"] = [(uid, data) for uid, data in out["STUDY"] if uid in with_series]
-        return out
-
-
-def _computed(level: str, chain: dict[str, tuple[str, dict]], below: dict[str, list]) -> dict[str, Any]:
-    """The computed attributes of a match at ``level`` (counts, modalities, SOP classes)."""
-    values: dict[str, Any] = {}
-
-    def put(name: str, vr: str, value: Any) -> None:
-        values[f"{TAGS.get(name) or _tag(name):08X}"] = {"vr": vr, "Value": value if isinstance(value, list) else [value]} \
-            if value not in (None, []) else {"vr": vr}
-
-    images = below.get("IMAGE", [])
-    if level == "PATIENT":
-        put("NumberOfPatientRelatedStudies", "IS", len(below.get("STUDY", [])))
-        put("NumberOfPatientRelatedSeries", "IS", len(below.get("SERIES", [])))
-        put("NumberOfPatientRelatedInstances", "IS", len(images))
-    elif level == "STUDY":
-        series = below.get("SERIES", [])
-        put("NumberOfStudyRelatedSeries", "IS", len(series))
-        put("NumberOfStudyRelatedInstances", "IS", len(images))
-        modalities: list[str] = []
-        for _, attrs in series:
-            for value in texts(attrs.get(f"{TAGS['Modality']:08X}")):
-                if value not in modalities:
-                    modalities.append(value)
-        put("ModalitiesInStudy", "CS", sorted(modalities))
-        put("SOPClassesInStudy", "UI", sorted({info["sop_class"] for _, info in images if info.get("sop_class")}))
-    elif level == "SERIES":
-        put("NumberOfSeriesRelatedInstances", "IS", len(images))
-    return values
-
-
-def _tag(name: str) -> int:
-    from ..dicom import dictionary
-
-    tag = dictionary.tag_of(name)
-    assert tag is not None, name
-    return tag
-
-
-def _dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-def _files(folder: str) -> Iterator[str]:
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith(".") or name.endswith(".part"):
-                continue
-            yield os.path.join(root, name)
-
-
-def lookup_instance(store_dir: str | os.PathLike, sop_instance_uid: str) -> StoredInstance | None:
+def lookup_instance(store_dir: str | os.PathLike[str], sop_instance_uid: str) -> StoredInstance | None:
     """Is this SOP instance stored under ``store_dir``?  Its ``StoredInstance``, or None.
 
     Opens (and, if missing, builds) the store's index; for many look-ups keep
@@ -736,7 +526,7 @@ def lookup_instance(store_dir: str | os.PathLike, sop_instance_uid: str) -> Stor
         return index.instance(sop_instance_uid)
 
 
-def lookup_instances(store_dir: str | os.PathLike, sop_instance_uids: Iterable[str]) -> dict[str, StoredInstance | None]:
+def lookup_instances(store_dir: str | os.PathLike[str], sop_instance_uids: Iterable[str]) -> dict[str, StoredInstance | None]:
     """``lookup_instance`` for many UIDs at once: {uid: StoredInstance or None}."""
     with StoreIndex(store_dir) as index:
         return {uid: index.instance(uid) for uid in sop_instance_uids}

@@ -442,7 +442,7 @@ def clean_json(identifier: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def to_pydicom(identifier: dict[str, Any]):
+def to_pydicom(identifier: dict[str, Any]) -> Any:
     """A pydicom Dataset of a JSON-model identifier (Specific Character Set set for non-ASCII text)."""
     from pydicom.dataset import Dataset
 
@@ -514,7 +514,7 @@ def from_bytes(data: bytes, transfer_syntax: str, bulk_threshold: int = 1024) ->
     return jsonmodel.to_json_model(read.dataset, jsonmodel.JsonOptions(bulk_threshold=bulk_threshold, bulk_uri=False))
 
 
-def dataset_of(data: bytes, transfer_syntax: str):
+def dataset_of(data: bytes, transfer_syntax: str) -> Any:
     """A received identifier as a ``dcmtools.dicom.reader.Dataset`` (for ``--flat``)."""
     from ..dicom import reader
 

@@ -166,7 +166,7 @@ def check_aet(aet: str, what: str = "AE title") -> str:
     return stripped
 
 
-def parse_peer(text: str, peers_file: str | os.PathLike | None = None) -> Peer:
+def parse_peer(text: str, peers_file: str | os.PathLike[str] | None = None) -> Peer:
     """``AET@HOST:PORT`` or a name from the peers file (see the module docs)."""
     match = _PEER_RE.match(text.strip())
     if match:
@@ -195,7 +195,7 @@ def default_peers_path() -> Path:
     return Path(base) / "dcmtools" / "peers.toml"
 
 
-def peers_path(peers_file: str | os.PathLike | None = None) -> Path | None:
+def peers_path(peers_file: str | os.PathLike[str] | None = None) -> Path | None:
     """The peers file in use: ``--peers``, ``$DCMTOOLS_PEERS``, else the default if it exists."""
     if peers_file:
         return Path(peers_file)
@@ -206,7 +206,7 @@ def peers_path(peers_file: str | os.PathLike | None = None) -> Path | None:
     return path if path.exists() else None
 
 
-def load_peers(peers_file: str | os.PathLike | None = None) -> tuple[dict[str, Peer], Path | None]:
+def load_peers(peers_file: str | os.PathLike[str] | None = None) -> tuple[dict[str, Peer], Path | None]:
     """All entries of the peers file, and which file that was (None when there is none)."""
     import tomllib
 

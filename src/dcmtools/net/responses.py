@@ -7,7 +7,7 @@ made a query returning 500 matches take 0.6 s longer than DCMTK's findscu.
 ``ResponseReader`` is a ``FastDUL.pdata_hook`` (see ``transport.py``) for our
 requesting associations: the responses to our requests are parsed here
 (``wire.parse_command``) and put on the association's DIMSE message queue
-as small ``Response`` objects, where ``query.Exchange`` reads them.  Any
+as small ``Response`` objects, where ``qrexchange.Exchange`` reads them.  Any
 other message (a C-STORE-RQ during a C-GET) goes, PDV by PDV, to the next
 hook (the storage receiver of ``scp.py``) or to pynetdicom.
 """
@@ -25,7 +25,7 @@ _TRACE_NAMES = {0x8020: "C-FIND-RSP", 0x8021: "C-MOVE-RSP", 0x8010: "C-GET-RSP"}
 
 
 class Response:
-    """A response message as ``query.Exchange`` reads it (the fields of a pynetdicom primitive it uses)."""
+    """A response message as ``qrexchange.Exchange`` reads it (the fields of a pynetdicom primitive it uses)."""
 
     __slots__ = ("kind", "MessageIDBeingRespondedTo", "Status", "Identifier", "ErrorComment",
                  "NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations",
@@ -92,7 +92,7 @@ class ResponseReader:
                 self.dataset += data
                 self.fragments += 1
                 if control & 2:
-                    context, command, field = self.current
+                    context, command, field = self.current  # type: ignore[misc]  # set with route 'mine'
                     self.route, self.current = None, None
                     self._deliver(context, command, field, bytes(self.dataset))
                     self.dataset = bytearray()

@@ -39,17 +39,16 @@ sub-operation failed, when nothing arrived, or when the peer refused.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, cast
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .assoc import NetOptions, associate, close, no_context_error
+from .finder import Finder
 from .keys import (
     FIND,
     GET,
@@ -59,18 +58,19 @@ from .keys import (
     UNIQUE_KEY,
     choose_model,
     first_text,
-    flat_of,
-    from_bytes,
     identifier_from,
-    json_from_flat,
     level_index,
-    normalize_level,
     parse_keys,
     sort_identifier,
-    texts,
 )
 from .peer import Peer, check_aet
-from .query import UNCOMPRESSED, Exchange, Finder, MessageIDs, Response, context_for, encode_identifier, query_contexts
+from .qrexchange import UNCOMPRESSED, Exchange, MessageIDs, context_for, encode_identifier, query_contexts
+from .retrieve_outcome import Outcome
+from .retrieve_requests import RetrieveRequest as RetrieveRequest
+from .retrieve_requests import request_from_keys as request_from_keys
+from .retrieve_requests import request_from_record as request_from_record
+from .retrieve_requests import requests_from_lines as requests_from_lines
+from .retrieve_requests import unique_identifier as unique_identifier
 from .status import describe, status_fields
 
 LOGGER = logging.getLogger("dcmtools.net")
@@ -82,126 +82,6 @@ COMPRESSED = [
     "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99",
 ]
 CONTEXTS_PER_CLASS = 1 + len(COMPRESSED)  # uncompressed, then each compressed syntax
-
-
-# ------------------------------------------------------------- what to retrieve
-@dataclass
-class RetrieveRequest:
-    """One thing to retrieve: a level, its unique keys (JSON model), where it came from."""
-
-    level: str
-    identifier: dict[str, Any]
-    model: str | None = None
-    source: dict[str, Any] = field(default_factory=dict)  # e.g. {"n": 3} of the find record
-    error: DcmtoolsError | None = None
-    keys_only: bool = True  # False: keys that need a C-FIND first
-
-    def label(self) -> dict[str, Any]:
-        """The identifier as ``{"StudyInstanceUID": "1.2..."}`` for records."""
-        flat = flat_of(self.identifier)
-        flat.pop("QueryRetrieveLevel", None)
-        return flat
-
-
-def unique_identifier(level: str, dataset: dict[str, Any], model: str) -> dict[str, Any]:
-    """The identifier of a match for retrieving it at ``level``: QueryRetrieveLevel and the unique keys.
-
-    Raises ``DcmtoolsError`` (``not_retrievable``) when one is missing.
-    """
-    needed = []
-    if model == "patient":
-        needed.append("PatientID")
-    needed += [UNIQUE_KEY[lvl] for lvl in LEVELS[1: level_index(level) + 1]]
-    if level == "PATIENT" and "PatientID" not in needed:
-        needed.append("PatientID")
-    identifier: dict[str, Any] = {f"{TAGS['QueryRetrieveLevel']:08X}": {"vr": "CS", "Value": [level]}}
-    for name in needed:
-        tag_key = f"{TAGS[name]:08X}"
-        value = first_text(dataset.get(tag_key))
-        if not value:
-            raise DcmtoolsError(
-                ErrorCode.NOT_RETRIEVABLE,
-                f"the record has no {name}, which a {level.lower()}-level retrieve needs",
-                f"let find return it (-k {name}), or retrieve at another --level",
-            )
-        identifier[tag_key] = {"vr": "LO" if name == "PatientID" else "UI", "Value": [value]}
-    return sort_identifier(identifier)
-
-
-def _only_unique(identifier: dict[str, Any], level: str, model: str) -> bool:
-    allowed = {TAGS["QueryRetrieveLevel"], TAGS["SpecificCharacterSet"]}
-    allowed |= {TAGS[UNIQUE_KEY[lvl]] for lvl in LEVELS[: level_index(level) + 1]}
-    for tag_key, element in identifier.items():
-        tag = int(tag_key, 16)
-        if tag not in allowed:
-            return False
-        if tag != TAGS["QueryRetrieveLevel"] and not first_text(element) and tag == TAGS[UNIQUE_KEY[level]]:
-            return False
-    return bool(first_text(identifier.get(f"{TAGS[UNIQUE_KEY[level]]:08X}")))
-
-
-def request_from_keys(level: str, key_texts: Iterable[str], model: str | None = None) -> RetrieveRequest:
-    """A request from ``-k`` keys at ``level``; non-unique keys are resolved by a C-FIND first."""
-    level = normalize_level(level)
-    model = choose_model(level, model)
-    identifier = identifier_from(parse_keys(key_texts), (), level)
-    return RetrieveRequest(level, identifier, model, keys_only=_only_unique(identifier, level, model))
-
-
-def request_from_record(record: dict[str, Any], model: str | None = None, level: str | None = None) -> RetrieveRequest:
-    """A request from a record of ``find`` (or ``dump``: a file record is retrieved as an image)."""
-    source = {k: record[k] for k in ("n", "path") if k in record}
-    if record.get("ok") is False:
-        upstream = (record.get("error") or {}).get("message", "failed")
-        return RetrieveRequest("", {}, source=source, error=DcmtoolsError(
-            ErrorCode.UPSTREAM_FAILED, f"skipped: the previous command failed on it ({upstream})"))
-    if record.get("model") == "worklist":
-        return RetrieveRequest("", {}, source=source, error=DcmtoolsError(
-            ErrorCode.NOT_RETRIEVABLE, "a worklist item is scheduled work, not stored images",
-            "query the images with 'dcmtools find' and move those"))
-    dataset = record.get("dataset")
-    if not isinstance(dataset, dict):
-        return RetrieveRequest("", {}, source=source, error=DcmtoolsError(
-            ErrorCode.BAD_RECORD, "the record has no dataset to take the identifiers from",
-            "pipe the records of 'dcmtools find' (JSON Lines)"))
-    if dataset and not all(len(k) == 8 and all(c in "0123456789ABCDEFabcdef" for c in k) for k in dataset):
-        dataset = json_from_flat(dataset)  # the --flat form
-    rec_level = level or record.get("level")
-    if not rec_level:
-        rec_level = "IMAGE" if first_text(dataset.get(f"{TAGS['SOPInstanceUID']:08X}")) else "STUDY"
-    try:
-        rec_level = normalize_level(rec_level)
-        rec_model = choose_model(rec_level, model or (record.get("model") if record.get("model") in ("patient", "study") else None))
-        identifier = unique_identifier(rec_level, dataset, rec_model)
-    except DcmtoolsError as exc:
-        exc.exit_status = ExitStatus.FAILED
-        return RetrieveRequest(rec_level, {}, source=source, error=exc)
-    return RetrieveRequest(rec_level, identifier, rec_model, source=source)
-
-
-def requests_from_lines(stream: TextIO | Iterable[str], model: str | None = None,
-                        level: str | None = None) -> Iterator[RetrieveRequest]:
-    """Requests from JSON Lines records (a summary line is skipped; a bad line is an error request)."""
-    for number, line in enumerate(stream, 1):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            yield RetrieveRequest("", {}, source={"line": number}, error=DcmtoolsError(
-                ErrorCode.BAD_RECORD, f"input line {number} is not a JSON record ({exc.msg})",
-                "pipe the records of 'dcmtools find'"))
-            continue
-        if not isinstance(record, dict):
-            yield RetrieveRequest("", {}, source={"line": number}, error=DcmtoolsError(
-                ErrorCode.BAD_RECORD, f"input line {number} is not a JSON object"))
-            continue
-        if record.get("type") in ("summary", "query") and "dataset" not in record:
-            if record.get("type") == "query" and record.get("ok") is False:
-                yield request_from_record(record, model, level)
-            continue
-        yield request_from_record(record, model, level)
 
 
 # ------------------------------------------------------------- the retriever
@@ -402,7 +282,7 @@ class Retriever:
                 self._bucket = None
         return self._record(base, outcome, bucket.records if to_us else None)
 
-    def _move(self, request: RetrieveRequest, model: str) -> _Outcome:
+    def _move(self, request: RetrieveRequest, model: str) -> Outcome:
         from io import BytesIO
 
         from pynetdicom.dimse_primitives import C_MOVE
@@ -420,8 +300,8 @@ class Retriever:
         primitive.Identifier = BytesIO(encode_identifier(request.identifier, str(context.transfer_syntax[0])))
         return self._exchange(assoc, primitive, context, "move", "C-MOVE")
 
-    def _exchange(self, assoc: Any, primitive: Any, context: Any, service: str, what: str) -> _Outcome:
-        outcome = _Outcome()
+    def _exchange(self, assoc: Any, primitive: Any, context: Any, service: str, what: str) -> Outcome:
+        outcome = Outcome()
         exchange = Exchange(assoc, self.peer, self.options, primitive, context, service, what)
         try:
             ts = str(context.transfer_syntax[0])
@@ -441,10 +321,10 @@ class Retriever:
         return outcome
 
     # -- C-GET
-    def _get(self, request: RetrieveRequest, model: str) -> _Outcome:
+    def _get(self, request: RetrieveRequest, model: str) -> Outcome:
         sop_class = GET[model]
         plan = self._get_plan(request, model)
-        total = _Outcome()
+        total = Outcome()
         for classes, identifiers in plan:
             contexts, roles = _get_contexts(classes)
             assoc = self._association([sop_class], contexts, roles)
@@ -476,7 +356,7 @@ class Retriever:
         per_association = (MAX_CONTEXTS - 1) // CONTEXTS_PER_CLASS  # and one context for the C-GET itself
         if len(classes) <= per_association:
             return [(classes, None)]
-        plan = []
+        plan: list[tuple[list[str] | None, list[dict[str, Any]] | None]] = []
         for start in range(0, len(classes), per_association):
             group = set(classes[start: start + per_association])
             series: dict[tuple[str, str, str], list[str]] = {}
@@ -493,7 +373,7 @@ class Retriever:
             plan.append((sorted(group), identifiers))
         return plan
 
-    def _instances_of(self, request: RetrieveRequest, model: str) -> list[tuple[str, str, str, str, str]]:
+    def _instances_of(self, request: RetrieveRequest, model: str) -> list[tuple[str, ...]]:
         """(SOP class, SOP instance, study, series, patient) of what the request covers, by an IMAGE-level C-FIND."""
         identifier = dict(request.identifier)
         identifier[f"{TAGS['QueryRetrieveLevel']:08X}"] = {"vr": "CS", "Value": ["IMAGE"]}
@@ -533,7 +413,7 @@ class Retriever:
             from .responses import install
 
             if self.get:
-                from .scp import _Receiver
+                from .scp_receive import _Receiver
 
                 receiver = _Receiver(self._storage(), self._assoc.association)
                 install(self._assoc, then=receiver.feed)
@@ -541,7 +421,7 @@ class Retriever:
                 install(self._assoc)
         return self._assoc
 
-    def _record(self, base: dict[str, Any], outcome: _Outcome, received: list[dict[str, Any]] | None) -> dict[str, Any]:
+    def _record(self, base: dict[str, Any], outcome: Outcome, received: list[dict[str, Any]] | None) -> dict[str, Any]:
         record = dict(base)
         record.update(status_fields(outcome.status, self.kind, outcome.error_comment) if outcome.status is not None else {})
         record.update({"completed": outcome.completed, "failed": outcome.failed, "warning": outcome.warning})
@@ -568,7 +448,7 @@ class Retriever:
             record["error"] = error
         return record
 
-    def _judge(self, record: dict[str, Any], outcome: _Outcome, to_us: bool, stored_failed: int) -> dict[str, Any] | None:
+    def _judge(self, record: dict[str, Any], outcome: Outcome, to_us: bool, stored_failed: int) -> dict[str, Any] | None:
         """None when the retrieve went well, else the error of its record."""
         peer = self.peer.label
         dest = record.get("destination")
@@ -671,60 +551,6 @@ def _common_folder(paths: list[str]) -> str:
         return os.path.dirname(paths[0])
 
 
-@dataclass
-class _Outcome:
-    status: int | None = None
-    completed: int = 0
-    failed: int = 0
-    warning: int = 0
-    remaining: int = 0
-    error_comment: str | None = None
-    failed_uids: list[str] = field(default_factory=list)
-    cancelled: bool = False
-    responses: int = 0
-    refused: DcmtoolsError | None = None  # the association was dropped instead of an answer
-
-    def update(self, response: Response, transfer_syntax: str) -> None:
-        self.responses += 1
-        for name in ("Completed", "Failed", "Warning", "Remaining"):
-            value = response.count(name)
-            if value is not None:
-                setattr(self, name.lower(), value)
-        if response.pending:
-            return
-        self.status = response.status
-        self.error_comment = response.error_comment
-        if response.category == "cancel":
-            self.cancelled = True
-        else:
-            self.remaining = 0
-        if response.identifier:
-            try:
-                ds = from_bytes(response.identifier, transfer_syntax)
-            except Exception:  # noqa: BLE001 - a malformed list of failures does not hide the counts
-                ds = {}
-            self.failed_uids = texts(ds.get(f"{TAGS['FailedSOPInstanceUIDList']:08X}"))
-
-    def add(self, other: _Outcome) -> None:
-        """Merge the outcome of another C-GET of the same request (split over associations)."""
-        self.completed += other.completed
-        self.failed += other.failed
-        self.warning += other.warning
-        self.remaining += other.remaining
-        self.failed_uids += other.failed_uids
-        self.cancelled = self.cancelled or other.cancelled
-        self.error_comment = self.error_comment or other.error_comment
-        self.responses += other.responses
-        statuses = [c for c in (self.status, other.status) if c is not None]
-        bad = [c for c in statuses if describe(c, "get")[0] in ("failure", "cancel")]
-        if bad and not (self.completed or self.warning):
-            self.status = bad[0]
-        elif self.failed or bad:
-            self.status = 0xB000
-        elif statuses:
-            self.status = max(statuses)
-
-
 def _get_contexts(classes: list[str] | None) -> tuple[list[Any], list[Any]]:
     """Storage contexts (SCP role) for a C-GET association: for each SOP class one
     context for the uncompressed syntaxes and one for the compressed ones; without
@@ -733,7 +559,7 @@ def _get_contexts(classes: list[str] | None) -> tuple[list[Any], list[Any]]:
 
     compressed = classes is not None
     if classes is None:
-        classes = [cx.abstract_syntax for cx in StoragePresentationContexts][: MAX_CONTEXTS - 1]
+        classes = cast(list[str], [cx.abstract_syntax for cx in StoragePresentationContexts][: MAX_CONTEXTS - 1])
     contexts = []
     roles = []
     for sop_class in classes:

@@ -34,97 +34,29 @@ writing (to see what a modality sends).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
-from . import wire
 from .assoc import NetOptions, make_ae, quiet_pynetdicom
 from .peer import TLSSettings, check_aet
+from .scp_layout import PART_PREFIX as PART_PREFIX
+from .scp_layout import _component as _component
+from .scp_layout import remove_leftover_parts as remove_leftover_parts
+from .scp_layout import stored_path as stored_path
+from .scp_receive import HEAD_BYTES as HEAD_BYTES
+from .scp_receive import MAX_COMMAND_BYTES as MAX_COMMAND_BYTES
+from .scp_receive import MAX_PASSED_DATASET as MAX_PASSED_DATASET
+from .scp_receive import _Receiver as _Receiver
 
 LOGGER = logging.getLogger("dcmtools.net")
-_UNSAFE = re.compile(r"[^A-Za-z0-9.\-_^]")
-_IDS = {
-    0x00080018: "sop_instance_uid",
-    0x00080060: "modality",
-    0x00100020: "patient_id",
-    0x0020000D: "study_instance_uid",
-    0x0020000E: "series_instance_uid",
-}
-HEAD_BYTES = 65536
-_SERIAL = itertools.count(1)
-PART_PREFIX = ".incoming-"
 DEFAULT_MAX_ASSOCIATIONS = 32  # a busy department: several modalities, workstations and a router at once
 DEFAULT_ASSOC_TIMEOUT = 10.0  # seconds for a connection to send its whole A-ASSOCIATE-RQ
 DEFAULT_PDU_TIMEOUT = 60.0  # seconds for every later PDU to arrive whole (or one to be sent)
-MAX_COMMAND_BYTES = 65536  # a DIMSE command set is a few hundred bytes
-MAX_PASSED_DATASET = 16 << 20  # a C-FIND / N-ACTION ... dataset that pynetdicom decodes in memory
-
-
-def _write_all(fd: int, buffers: list) -> None:
-    """Write every buffer (``writev``, continuing after short writes)."""
-    total = sum(len(b) for b in buffers)
-    written = os.writev(fd, buffers)
-    if written < total:
-        rest = b"".join(bytes(b) for b in buffers)[written:]
-        while rest:
-            n = os.write(fd, rest)
-            rest = rest[n:]
-
-
-def _component(value: str | None) -> str:
-    value = (value or "").strip()
-    if not value:
-        return "UNKNOWN"
-    cleaned = _UNSAFE.sub("_", value)
-    if cleaned.startswith("."):
-        # Never hidden, never "." or "..", never one of listen's own (dot) files such as the index.
-        cleaned = "_" + cleaned[1:]
-    return cleaned[:128]
-
-
-def stored_path(store_dir: str, patient_id: str | None, study: str | None, series: str | None, sop_instance: str) -> str:
-    """Where an instance is written (the layout documented above)."""
-    return os.path.join(store_dir, _component(patient_id), _component(study), _component(series),
-                        _component(sop_instance) + ".dcm")
-
-
-def remove_leftover_parts(store_dir: str) -> int:
-    """Delete the unfinished ``.incoming-PID-N.part`` files of listen processes that are gone
-    (killed in the middle of an instance: never acknowledged); returns how many."""
-    removed = 0
-    try:
-        names = os.listdir(store_dir)
-    except OSError:
-        return 0
-    for name in names:
-        if not (name.startswith(PART_PREFIX) and name.endswith(".part")):
-            continue
-        pid_text = name[len(PART_PREFIX):].split("-", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)):
-            continue  # another listen on the same folder is writing it
-        try:
-            os.unlink(os.path.join(store_dir, name))
-            removed += 1
-        except OSError:
-            pass
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def storage_contexts() -> list[Any]:
@@ -139,7 +71,7 @@ def storage_contexts() -> list[Any]:
     syntaxes = list(dict.fromkeys([*ALL_TRANSFER_SYNTAXES, *[str(ts) for ts in AllTransferSyntaxes]]))
     contexts = [build_context("1.2.840.10008.1.1", syntaxes)]
     for cx in AllStoragePresentationContexts:
-        contexts.append(build_context(cx.abstract_syntax, syntaxes))
+        contexts.append(build_context(cast(str, cx.abstract_syntax), syntaxes))
     return contexts
 
 
@@ -148,7 +80,7 @@ class StorageSCP:
 
     def __init__(
         self,
-        store_dir: str | os.PathLike | None,
+        store_dir: str | os.PathLike[str] | None,
         *,
         aet: str = "DCMTOOLS",
         port: int = 11112,
@@ -158,7 +90,7 @@ class StorageSCP:
         overwrite: bool = False,
         tls: TLSSettings | None = None,
         contexts: list[Any] | None = None,
-        evt_handlers: list | None = None,
+        evt_handlers: list[Any] | None = None,
         access: Any = None,
         max_associations: int = DEFAULT_MAX_ASSOCIATIONS,
         assoc_timeout: float | None = DEFAULT_ASSOC_TIMEOUT,
@@ -201,6 +133,7 @@ class StorageSCP:
 
     def start(self) -> StorageSCP:
         from pynetdicom import evt
+
         from .seam import ThreadedAssociationServer
 
         if self.store_dir is not None:
@@ -378,7 +311,7 @@ class StorageSCP:
         assoc = dul.assoc
         info = assoc.requestor.address_info
         associated = getattr(assoc, "_dcmtools_slot", False)
-        record = {"type": "connection", "event": "aborted" if associated else "dropped",
+        record: dict[str, Any] = {"type": "connection", "event": "aborted" if associated else "dropped",
                   "peer": f"{info.address}:{info.port}" if info else None}
         if assoc.requestor.ae_title and associated:
             record["calling_aet"] = assoc.requestor.ae_title
@@ -454,253 +387,3 @@ class StorageSCP:
 
 
 _CX_RESULTS = {1: "user rejection", 2: "no reason", 3: "abstract syntax not supported", 4: "transfer syntaxes not supported"}
-
-
-class _Receiver:
-    """Per association: turns P-DATA-TF bodies into stored files and C-STORE responses.
-
-    Runs in the association's reactor thread.  Messages other than C-STORE
-    (C-ECHO ...) are handed to pynetdicom as P-DATA primitives.
-    """
-
-    def __init__(self, scp: StorageSCP, assoc: Any) -> None:
-        self.scp = scp
-        self.assoc = assoc
-        self.mode: str | None = None  # None: reading a command; "store"; "pass"
-        self.command = bytearray()
-        self.command_pdvs: list[tuple[int, int, bytes]] = []
-        self.passed = 0
-        self.count = 0
-        self.accepted = False
-        self.ended = False
-        self.instance: _Incoming | None = None
-        assoc._dcmtools_receiver = self
-
-    def feed(self, dul: Any, body: bytearray) -> bool:
-        for context_id, control, data in wire.iter_pdvs(body):
-            if self.mode == "store":
-                if control & 1:
-                    raise ValueError("a command fragment arrived in the middle of a dataset")
-                self.instance.write(data)
-                if control & 2:
-                    self.mode = None
-                    self._finish(dul)
-                continue
-            if self.mode == "pass":
-                self.passed += len(data)
-                if self.passed > MAX_PASSED_DATASET:  # pynetdicom holds these whole: bound them
-                    raise ValueError(f"a {self.passed}-byte dataset in a request other than C-STORE")
-                self._pass(context_id, control, data)
-                if control & 2 and not control & 1:
-                    self.mode = None
-                continue
-            if not control & 1:
-                raise ValueError("a dataset fragment arrived before its command")
-            if len(self.command) + len(data) > MAX_COMMAND_BYTES:
-                raise ValueError(f"a command set longer than {MAX_COMMAND_BYTES} bytes")
-            self.command += data
-            self.command_pdvs.append((context_id, control, bytes(data)))
-            if control & 2:
-                command = wire.parse_command(self.command)
-                has_dataset = wire.command_us(command, wire.TAG_DATASET_TYPE) != wire.NO_DATASET
-                if wire.command_us(command, wire.TAG_COMMAND_FIELD) == wire.C_STORE_RQ and has_dataset:
-                    self._begin(context_id, command)
-                    self.mode = "store"
-                else:
-                    for pdv in self.command_pdvs:
-                        self._pass(*pdv)
-                    self.mode = "pass" if has_dataset else None
-                    self.passed = 0
-                self.command = bytearray()
-                self.command_pdvs = []
-        return True
-
-    def _pass(self, context_id: int, control: int, data: Any) -> None:
-        from .seam import pass_pdv
-
-        pass_pdv(self.assoc, context_id, control, data)
-
-    def _begin(self, context_id: int, command: dict[int, bytes]) -> None:
-        from .seam import accepted_context
-
-        cx = accepted_context(self.assoc, context_id)
-        ts = cx.transfer_syntax[0] if cx is not None else None
-        self.instance = _Incoming(self.scp, self.assoc, context_id, command, ts)
-        if self.assoc.dul.trace is not None:
-            self.assoc.dul.trace.dimse_in("C-STORE-RQ", context_id, command)
-
-    def _finish(self, dul: Any) -> None:
-        instance, self.instance = self.instance, None
-        status, record = instance.finish()
-        if record.get("ok") and record.get("path") and self.scp.on_stored is not None:
-            # Before the C-STORE-RSP: an acknowledged instance is never missing from the index.
-            try:
-                self.scp.on_stored(record["path"])
-            except Exception as exc:  # noqa: BLE001 - the file is stored; say why it is not findable
-                LOGGER.warning("could not note %s for the index: %s", record["path"], exc)
-        response = wire.store_rsp(instance.message_id, instance.sop_class, instance.sop_instance, status,
-                                  record.get("error", {}).get("message") if status else None)
-        buffers: list = []
-        wire.pdata_iovecs(instance.context_id, response, True, True, wire.max_fragment(self.assoc.requestor.maximum_length), buffers)
-        from .transport import sendv
-
-        sendv(dul.socket.socket, buffers)
-        if dul.trace is not None:
-            dul.trace.dimse_out("C-STORE-RSP", instance.context_id, wire.parse_command(response))
-        self.count += 1
-        self.scp.note_instance(record)
-
-
-class _Incoming:
-    """One instance being received: a temporary file in the store folder, and its first bytes."""
-
-    def __init__(self, scp: StorageSCP, assoc: Any, context_id: int, command: dict[int, bytes], ts: str | None) -> None:
-        self.scp = scp
-        self.assoc = assoc
-        self.context_id = context_id
-        self.message_id = wire.command_us(command, wire.TAG_MESSAGE_ID, 0)
-        self.sop_class = wire.command_str(command, wire.TAG_AFFECTED_SOP_CLASS) or ""
-        self.sop_instance = wire.command_str(command, wire.TAG_AFFECTED_SOP_INSTANCE) or ""
-        self.ts = ts
-        self.head = bytearray()
-        self.size = 0
-        self.error: str | None = None
-        self.fd: int | None = None
-        self.pending: list = []  # the file meta, kept to go out with the first fragment (one write)
-        self.tmp: str | None = None
-        if ts is None:
-            self.error = f"presentation context {context_id} was not accepted"
-            return
-        if scp.store_dir is not None:
-            self.pending.append(wire.file_meta_bytes(self.sop_class, self.sop_instance, ts,
-                                                     assoc.acceptor.implementation_class_uid,
-                                                     assoc.acceptor.implementation_version_name,
-                                                     assoc.requestor.ae_title))
-            try:
-                # Plain descriptor writes: fragments are large (up to our max PDU), and a
-                # buffered file object per instance costs more than it saves.
-                self.tmp = os.path.join(scp.store_dir, f"{PART_PREFIX}{os.getpid()}-{next(_SERIAL)}.part")
-                self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-            except OSError as exc:
-                self.tmp = None
-                self._fail(exc)
-
-    def _fail(self, exc: OSError) -> None:
-        self.error = f"cannot write in {self.scp.store_dir!r}: {exc.strerror or exc}"
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
-        if self.tmp is not None:
-            try:
-                os.unlink(self.tmp)
-            except OSError:
-                pass
-            self.tmp = None
-
-    def write(self, data: memoryview) -> None:
-        self.size += len(data)
-        if len(self.head) < HEAD_BYTES:
-            self.head += data[: HEAD_BYTES - len(self.head)]
-        if self.fd is not None:
-            try:
-                if self.pending:
-                    self.pending.append(data)
-                    _write_all(self.fd, self.pending)
-                    self.pending = []
-                else:
-                    _write_all(self.fd, [data])
-            except OSError as exc:
-                self._fail(exc)
-
-    def discard(self) -> None:
-        """Drop an instance that will not be completed (the association ended)."""
-        if self.fd is not None or self.tmp is not None:
-            self._fail(OSError("the association ended before the instance was complete"))
-
-    def _close(self) -> None:
-        fd, self.fd = self.fd, None
-        if self.pending:  # an empty dataset: the meta alone
-            _write_all(fd, self.pending)
-            self.pending = []
-        os.close(fd)
-
-    def finish(self) -> tuple[int, dict[str, Any]]:
-        scp = self.scp
-        record: dict[str, Any] = {
-            "type": "instance",
-            **scp._peer_fields(self.assoc),
-            "sop_class_uid": self.sop_class,
-            "sop_instance_uid": self.sop_instance,
-            "transfer_syntax": self.ts,
-            "bytes": self.size,
-        }
-        ids = self._identifiers() if self.ts is not None else {}
-        if ids.get("sop_instance_uid") and ids["sop_instance_uid"] != self.sop_instance:
-            record["dataset_sop_instance_uid"] = ids["sop_instance_uid"]
-        for name in ("patient_id", "study_instance_uid", "series_instance_uid", "modality"):
-            if name in ids:
-                record[name] = ids[name]
-        if self.fd is not None and self.error is None:
-            try:
-                self._close()
-                record["path"] = self._place(ids)
-            except OSError as exc:
-                self._fail(exc)
-        if self.error is not None:
-            if self.ts is None:
-                status = 0x0122
-            else:
-                status = 0xA700
-            record.update({"status": f"0x{status:04X}", "ok": False,
-                           "error": {"code": ErrorCode.WRITE_FAILED if self.ts else ErrorCode.NO_CONTEXT,
-                                     "message": self.error}})
-            return status, record
-        record.update({"status": "0x0000", "ok": True})
-        return 0x0000, record
-
-    def _identifiers(self) -> dict[str, str]:
-        """Patient, study, series ... from the first bytes received (``wire.scan_dataset``)."""
-        ts, head = self.ts, bytes(self.head)
-        if ts == wire.DEFLATED_LE:
-            ts, head = wire.EXPLICIT_LE, wire.inflate_head(head)
-        try:
-            found = wire.scan_dataset(head, ts, set(_IDS))
-        except wire.NotDicom:
-            return {}
-        ids = {}
-        for tag, name in _IDS.items():
-            if tag in found:
-                text = found[tag].decode("latin-1").strip(" \0")
-                if text:
-                    ids[name] = text
-        return ids
-
-    def _place(self, ids: dict[str, str]) -> str:
-        dest = stored_path(self.scp.store_dir, ids.get("patient_id"), ids.get("study_instance_uid"),
-                           ids.get("series_instance_uid"), self.sop_instance)
-        folder = os.path.dirname(dest)
-        if folder not in self.scp._made:
-            os.makedirs(folder, exist_ok=True)
-            self.scp._made.add(folder)
-        tmp, self.tmp = self.tmp, None
-        if self.scp.overwrite:
-            os.replace(tmp, dest)
-            return dest
-        stem = dest[:-4]
-        for n in range(0, 10000):
-            candidate = dest if n == 0 else f"{stem}-{n}.dcm"
-            try:
-                os.link(tmp, candidate)
-            except FileExistsError:
-                continue
-            except OSError:
-                if os.path.exists(candidate):
-                    continue
-                os.replace(tmp, candidate)  # no hard links here: rename (still atomic)
-                return candidate
-            os.unlink(tmp)
-            return candidate
-        raise OSError(f"too many copies of {dest}")

@@ -57,7 +57,7 @@ class Tracer:
             self.stream.flush()
 
     # -- pynetdicom events
-    def handlers(self) -> list:
+    def handlers(self) -> list[Any]:
         from pynetdicom import evt
 
         return [

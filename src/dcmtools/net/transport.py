@@ -537,7 +537,7 @@ class FastDUL(seam.DULBase):
         elif isinstance(pdu, A_ASSOCIATE_RJ):
             self.last_reject = (pdu.result, pdu.source, pdu.reason_diagnostic)
 
-    def hand_over(self, pdu_type: int, header: bytes, body: bytes) -> str:
+    def hand_over(self, pdu_type: int, header: bytes | bytearray, body: bytes | bytearray) -> str:
         """Give a non-P-DATA PDU read on the fast path to the state machine; return its name."""
         pdu, event = self.decode_pdu(bytearray(header) + body)
         self._note_pdu(pdu)

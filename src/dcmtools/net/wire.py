@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 # Transfer syntaxes we must recognise by hand.
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -71,7 +72,7 @@ def _pad_text(value: str) -> bytes:
     return data + b" " if len(data) % 2 else data
 
 
-def encode_command(elements: Iterable[tuple[int, object]]) -> bytes:
+def encode_command(elements: Iterable[tuple[int, int | str]]) -> bytes:
     """An Implicit VR LE command set with its group length; values: int (US) or str (UI/AE/LO)."""
     body = bytearray()
     for tag, value in sorted(elements, key=lambda e: e[0]):
@@ -108,7 +109,7 @@ def command_str(command: dict[int, bytes], tag: int) -> str | None:
 
 def store_rq(message_id: int, sop_class: str, sop_instance: str, priority: int = 0,
              move_originator: tuple[str, int] | None = None) -> bytes:
-    elements: list[tuple[int, object]] = [
+    elements: list[tuple[int, int | str]] = [
         (TAG_AFFECTED_SOP_CLASS, sop_class),
         (TAG_COMMAND_FIELD, C_STORE_RQ),
         (TAG_MESSAGE_ID, message_id),
@@ -122,7 +123,7 @@ def store_rq(message_id: int, sop_class: str, sop_instance: str, priority: int =
 
 
 def store_rsp(message_id: int, sop_class: str, sop_instance: str, status: int, comment: str | None = None) -> bytes:
-    elements: list[tuple[int, object]] = [
+    elements: list[tuple[int, int | str]] = [
         (TAG_AFFECTED_SOP_CLASS, sop_class),
         (TAG_COMMAND_FIELD, C_STORE_RSP),
         (TAG_MESSAGE_ID_RESPONDED, message_id),
@@ -145,7 +146,7 @@ def max_fragment(max_pdu: int | None) -> int:
 
 
 def pdata_iovecs(context_id: int, data: bytes | bytearray | memoryview, command: bool, last: bool,
-                 fragment: int, out: list) -> int:
+                 fragment: int, out: list[Any]) -> int:
     """Append P-DATA-TF PDUs carrying ``data`` (one PDV each) to ``out``; return the PDU count.
 
     ``last`` marks the final fragment of the command or dataset.  Buffers are
@@ -169,7 +170,7 @@ def pdata_iovecs(context_id: int, data: bytes | bytearray | memoryview, command:
             return count
 
 
-def iter_pdvs(body: bytes | bytearray | memoryview):
+def iter_pdvs(body: bytes | bytearray | memoryview) -> Iterator[tuple[int, int, memoryview]]:
     """``(context_id, control_header, data)`` of each PDV in a P-DATA-TF body."""
     view = memoryview(body)
     pos, end = 0, len(view)

@@ -34,9 +34,9 @@ from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .assoc import NetOptions
+from .finder import Finder
 from .keys import WORKLIST_KEYS, date_key, identifier_from, name_key, parse_keys
 from .peer import Peer
-from .query import Finder
 
 LOGGER = logging.getLogger("dcmtools.net")
 SPS = "ScheduledProcedureStepSequence[0]"
@@ -73,7 +73,7 @@ class WorklistItems:
 
     SUFFIXES = (".wl", ".dcm", ".json")
 
-    def __init__(self, folder: str | os.PathLike, on_error: Any = None) -> None:
+    def __init__(self, folder: str | os.PathLike[str], on_error: Any = None) -> None:
         self.folder = os.fspath(folder)
         self.on_error = on_error
         self._cache: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = {}
@@ -84,7 +84,7 @@ class WorklistItems:
 
     def items(self) -> list[tuple[str, dict[str, Any]]]:
         """(path, JSON-model dataset) of every item, in name order."""
-        out = []
+        out: list[tuple[str, dict[str, Any]]] = []
         with self._lock:
             try:
                 names = sorted(os.listdir(self.folder))

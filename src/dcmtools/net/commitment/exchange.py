@@ -34,7 +34,7 @@ class Exchanges:
     def message_id(self) -> int:
         return (next(self._ids) - 1) % 65535 + 1
 
-    def send(self, assoc: Any, name: str, elements: list[tuple[int, object]], dataset: Any, message_id: int,
+    def send(self, assoc: Any, name: str, elements: list[tuple[int, int | str]], dataset: Any, message_id: int,
              timeout: float) -> Any:
         """Send one request (command ``elements`` and ``dataset``) on the Storage Commitment context.
 
@@ -54,7 +54,7 @@ class Exchanges:
         command = wire.encode_command([*elements, (wire.TAG_MESSAGE_ID, message_id), (wire.TAG_DATASET_TYPE, 0x0000)])
         peer_max = assoc.acceptor.maximum_length if assoc.is_requestor else assoc.requestor.maximum_length
         fragment = wire.max_fragment(peer_max)
-        buffers: list = []
+        buffers: list[Any] = []
         wire.pdata_iovecs(cx.context_id, command, True, True, fragment, buffers)
         pdus = wire.pdata_iovecs(cx.context_id, data, False, True, fragment, buffers)
         deadline = time.monotonic() + timeout

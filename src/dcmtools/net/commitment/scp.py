@@ -76,7 +76,7 @@ class CommitmentSCP:
         report: str = "auto",
         delay: float = 0.0,
         report_to: Peer | None = None,
-        peers_file: str | os.PathLike | None = None,
+        peers_file: str | os.PathLike[str] | None = None,
         on_record: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         if report not in REPORT_MODES:
@@ -106,7 +106,7 @@ class CommitmentSCP:
 
         return [build_context(STORAGE_COMMITMENT, list(SYNTAXES))]
 
-    def handlers(self) -> list:
+    def handlers(self) -> list[Any]:
         from pynetdicom import evt
 
         return [(evt.EVT_N_ACTION, self._on_action), (evt.EVT_DIMSE_SENT, self._on_sent)]
@@ -195,7 +195,7 @@ class CommitmentSCP:
             job.answered.set()
 
     # ------------------------------------------------------------------ the report
-    def evaluate(self, refs: list[tuple[str, str]], duplicate: bool = False) -> tuple[list, list]:
+    def evaluate(self, refs: list[tuple[str, str]], duplicate: bool = False) -> tuple[list[Any], list[Any]]:
         """(committed, failed) for the referenced (class, instance) pairs: what the store holds."""
         if duplicate:
             return [], [(c, i, 0x0131) for c, i in refs]
