@@ -106,6 +106,7 @@ def move_command(
       dcmtools move pacs -k StudyInstanceUID=1.2.840.113619.2.55.3 --store-dir out/
       dcmtools move pacs -k PatientID=VET042 --level patient --get -d out/
       dcmtools find pacs --date yesterday | dcmtools move pacs --dest WORKSTATION1
+      dcmtools find https://pacs.example.org/dicom-web --patient-id VET042 | dcmtools move https://pacs.example.org/dicom-web --get -d out/ -
     """
     with CommandRun("move", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         import os
