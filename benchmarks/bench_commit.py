@@ -65,8 +65,18 @@ def send_records(files: list[Path]) -> str:
     lines = []
     for path in files:
         info = reader.read(path, stop_at=0x00080019, bulk_threshold=0)
-        lines.append(json.dumps({"type": "file", "path": str(path), "sop_class_uid": info.sop_class_uid,
-                                 "sop_instance_uid": info.sop_instance_uid, "status": "0x0000", "ok": True}))
+        lines.append(
+            json.dumps(
+                {
+                    "type": "file",
+                    "path": str(path),
+                    "sop_class_uid": info.sop_class_uid,
+                    "sop_instance_uid": info.sop_instance_uid,
+                    "status": "0x0000",
+                    "ok": True,
+                }
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -104,18 +114,41 @@ def main() -> None:
     try:
         oport, http, lport, myport = free_port(), free_port(), free_port(), free_port()
         config = {
-            "Name": "bench", "StorageDirectory": str(work / "orthanc"), "IndexDirectory": str(work / "orthanc"),
-            "Plugins": [], "HttpPort": http, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-            "DicomAet": "ORTHANC", "DicomPort": oport, "DicomCheckCalledAet": False, "DicomAlwaysAllowStore": True,
-            "DicomCheckModalityHost": False, "SaveJobs": False, "DicomScuTimeout": 10,
-            "DicomModalities": {"me": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": myport,
-                                       "AllowStorageCommitment": True}},
+            "Name": "bench",
+            "StorageDirectory": str(work / "orthanc"),
+            "IndexDirectory": str(work / "orthanc"),
+            "Plugins": [],
+            "HttpPort": http,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomAet": "ORTHANC",
+            "DicomPort": oport,
+            "DicomCheckCalledAet": False,
+            "DicomAlwaysAllowStore": True,
+            "DicomCheckModalityHost": False,
+            "SaveJobs": False,
+            "DicomScuTimeout": 10,
+            "DicomModalities": {
+                "me": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": myport, "AllowStorageCommitment": True}
+            },
         }
         (work / "orthanc.json").write_text(json.dumps(config))
-        listen_cmd = [*DCMTOOLS, "listen", "--port", str(lport), "--aet", "LISTEN", "--store-dir", str(work / "store"),
-                      "--quiet", "--json"]
-        with running(["Orthanc", str(work / "orthanc.json")], oport, log=work / "orthanc.log"), \
-                running(listen_cmd, lport, log=work / "listen.jsonl", env=ENV):
+        listen_cmd = [
+            *DCMTOOLS,
+            "listen",
+            "--port",
+            str(lport),
+            "--aet",
+            "LISTEN",
+            "--store-dir",
+            str(work / "store"),
+            "--quiet",
+            "--json",
+        ]
+        with (
+            running(["Orthanc", str(work / "orthanc.json")], oport, log=work / "orthanc.log"),
+            running(listen_cmd, lport, log=work / "listen.jsonl", env=ENV),
+        ):
             for _ in range(100):
                 try:
                     urllib.request.urlopen(f"http://127.0.0.1:{http}/system", timeout=1).read()
@@ -123,22 +156,46 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.1)
             for aet, port in (("ORTHANC", oport), ("LISTEN", lport)):
-                subprocess.run(["storescu", "-aec", aet, "127.0.0.1", str(port), "+sd", folder], check=True, env=ENV,
-                               capture_output=True)
+                subprocess.run(
+                    ["storescu", "-aec", aet, "127.0.0.1", str(port), "+sd", folder],
+                    check=True,
+                    env=ENV,
+                    capture_output=True,
+                )
             records = send_records(files)
             cores = len(os.sched_getaffinity(0))
-            print(f"{n} instances (CT_small copies), --batch {args.batch} ({-(-n // args.batch)} transactions), "
-                  f"{cores} cores, best of {args.rounds}\n")
-            orthanc, summary = best([*DCMTOOLS, "commit", f"ORTHANC@127.0.0.1:{oport}", folder, "--port", str(myport),
-                                     "--batch", str(args.batch), "--wait", "120"], args.rounds)
+            print(
+                f"{n} instances (CT_small copies), --batch {args.batch} ({-(-n // args.batch)} transactions), "
+                f"{cores} cores, best of {args.rounds}\n"
+            )
+            orthanc, summary = best(
+                [
+                    *DCMTOOLS,
+                    "commit",
+                    f"ORTHANC@127.0.0.1:{oport}",
+                    folder,
+                    "--port",
+                    str(myport),
+                    "--batch",
+                    str(args.batch),
+                    "--wait",
+                    "120",
+                ],
+                args.rounds,
+            )
             assert summary["committed"] == n, summary
             print(row("commit -> Orthanc, report on a new association (reference)", n, orthanc))
-            listen, summary = best([*DCMTOOLS, "commit", f"LISTEN@127.0.0.1:{lport}", folder, "--batch", str(args.batch),
-                                    "--wait", "120"], args.rounds)
+            listen, summary = best(
+                [*DCMTOOLS, "commit", f"LISTEN@127.0.0.1:{lport}", folder, "--batch", str(args.batch), "--wait", "120"],
+                args.rounds,
+            )
             assert summary["committed"] == n, summary
             print(row("commit -> dcmtools listen, report on the same association", n, listen, orthanc))
-            piped, summary = best([*DCMTOOLS, "commit", f"LISTEN@127.0.0.1:{lport}", "-", "--batch", str(args.batch),
-                                   "--wait", "120"], args.rounds, records)
+            piped, summary = best(
+                [*DCMTOOLS, "commit", f"LISTEN@127.0.0.1:{lport}", "-", "--batch", str(args.batch), "--wait", "120"],
+                args.rounds,
+                records,
+            )
             assert summary["committed"] == n, summary
             print(row("commit -> dcmtools listen, UIDs from records on stdin", n, piped, orthanc))
             start = time.perf_counter()

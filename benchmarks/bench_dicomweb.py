@@ -65,7 +65,7 @@ print(time.perf_counter() - start)
 
 def run_timed(cmd: list[str]) -> float:
     start = time.perf_counter()
-    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, text=True)
+    result = subprocess.run(cmd, capture_output=True, env=ENV, text=True)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"{cmd[:5]} failed ({result.returncode}): {result.stderr[-600:]}")
@@ -76,7 +76,9 @@ def count(http: int) -> int:
     import json
     import urllib.request
 
-    return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http}/statistics", timeout=30).read())["CountInstances"]
+    return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http}/statistics", timeout=30).read())[
+        "CountInstances"
+    ]
 
 
 def one(kind: str, folder: Path, files: int, batch: int, tmp: Path) -> float:
@@ -95,7 +97,9 @@ def one(kind: str, folder: Path, files: int, batch: int, tmp: Path) -> float:
         elif kind == "c-store":
             seconds, _ = run_timed([*DCMTOOLS, "send", peer.peer, str(folder), "--json", "--quiet"])
         else:
-            seconds, _ = run_timed(["/usr/bin/storescu", "-aec", "ORTHANC", "127.0.0.1", str(peer.port), "+sd", str(folder)])
+            seconds, _ = run_timed(
+                ["/usr/bin/storescu", "-aec", "ORTHANC", "127.0.0.1", str(peer.port), "+sd", str(folder)]
+            )
         stored = count(peer.extra["http"])
         assert stored == files, f"{kind}: Orthanc holds {stored} of {files}"
     import shutil
@@ -110,8 +114,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--no-small", action="store_true", help="only the 500 CT 512x512")
-    parser.add_argument("--storage", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
-                        help="where Orthanc stores (default /dev/shm: a disk's fsyncs would hide the client's cost)")
+    parser.add_argument(
+        "--storage",
+        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        help="where Orthanc stores (default /dev/shm: a disk's fsyncs would hide the client's cost)",
+    )
     args = parser.parse_args()
     measure("CT 512x512", ct_series(args.count), args)
     if not args.no_small:
@@ -134,14 +141,18 @@ def measure(name: str, files: list[Path], args) -> None:
                 print(f"  round {round_ + 1} {kind:<9} {seconds:7.2f} s", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     reference = best["per-file"]
-    for kind, label in (("stow", f"STOW-RS dcmtools send URL --batch {args.batch}"),
-                        ("stow-lib", "STOW-RS dcmtools.web.stow, in process"),
-                        ("per-file", "dicomweb-client store_instances per file"),
-                        ("c-store", "C-STORE dcmtools send AET@HOST:PORT"),
-                        ("storescu", "C-STORE DCMTK storescu")):
+    for kind, label in (
+        ("stow", f"STOW-RS dcmtools send URL --batch {args.batch}"),
+        ("stow-lib", "STOW-RS dcmtools.web.stow, in process"),
+        ("per-file", "dicomweb-client store_instances per file"),
+        ("c-store", "C-STORE dcmtools send AET@HOST:PORT"),
+        ("storescu", "C-STORE DCMTK storescu"),
+    ):
         seconds = best[kind]
-        print(f"{label:<46} {seconds:7.2f} s {len(files) / seconds:8.1f} files/s {megabytes / seconds:7.1f} MB/s"
-              f"   x{reference / seconds:.2f} vs per-file")
+        print(
+            f"{label:<46} {seconds:7.2f} s {len(files) / seconds:8.1f} files/s {megabytes / seconds:7.1f} MB/s"
+            f"   x{reference / seconds:.2f} vs per-file"
+        )
 
 
 if __name__ == "__main__":

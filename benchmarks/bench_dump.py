@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from common import DCMTOOLS, require, row, timed, ct_series
+from common import DCMTOOLS, ct_series, require, row, timed
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     print(f"{n} CT images 512x512, {cores} cores\n")
 
-    script = "for f in " + folder + "/*.dcm; do dcm2json \"$f\"; done"
+    script = "for f in " + folder + '/*.dcm; do dcm2json "$f"; done'
     dcm2json = timed(["bash", "-c", script], repeat=1)
     print(row("dcm2json, one process per file (reference)", n, dcm2json))
     ours1 = timed([*DCMTOOLS, "dump", "--json", "-q", folder])

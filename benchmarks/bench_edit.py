@@ -79,7 +79,9 @@ def main() -> None:
     dcmodify = best_of(files, lambda work, copies, out: ["/usr/bin/dcmodify", "-nb", *theirs_edits, *map(str, copies)])
     base = [*DCMTOOLS, "edit", *ours_edits, "-q", "--json"]
     in_place1 = best_of(files, lambda work, copies, out: [*base, "--in-place", "--no-backup", "--jobs", "1", str(work)])
-    in_placej = best_of(files, lambda work, copies, out: [*base, "--in-place", "--no-backup", "--jobs", str(cores), str(work)])
+    in_placej = best_of(
+        files, lambda work, copies, out: [*base, "--in-place", "--no-backup", "--jobs", str(cores), str(work)]
+    )
     to_folder = best_of(files, lambda work, copies, out: [*base, "-o", str(out), "--jobs", "1", str(work)])
     print(row("dcmodify -nb (one process, in place)", n, dcmodify, megabytes=megabytes))
     print(row("dcmtools edit --in-place --jobs 1", n, in_place1, dcmodify, megabytes=megabytes))

@@ -87,9 +87,11 @@ def dcmqrscp(work: Path, name: str, hosts: dict[str, tuple[str, int]], port: int
     shutil.rmtree(db, ignore_errors=True)
     (db / "DB").mkdir(parents=True)
     table = "\n".join(f"{n} = ({aet}, 127.0.0.1, {p})" for n, (aet, p) in hosts.items())
-    (db / "cfg").write_text(f"NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n"
-                            f"HostTable BEGIN\n{table}\nHostTable END\n"
-                            f"AETable BEGIN\n{name} {db / 'DB'} RW (10000, 4096mb) ANY\nAETable END\n")
+    (db / "cfg").write_text(
+        f"NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n"
+        f"HostTable BEGIN\n{table}\nHostTable END\n"
+        f"AETable BEGIN\n{name} {db / 'DB'} RW (10000, 4096mb) ANY\nAETable END\n"
+    )
     return Server(["/usr/bin/dcmqrscp", "-c", str(db / "cfg")], port, db / "log"), port
 
 
@@ -106,22 +108,62 @@ def user_script(src_port: int, dest_aet: str, work: Path) -> tuple[float, int]:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     start = time.perf_counter()
-    run(["/usr/bin/findscu", "-S", "-X", "-od", str(out), "-aec", "SRC", "-k", "QueryRetrieveLevel=STUDY",
-         "-k", "StudyInstanceUID", "127.0.0.1", str(src_port)])
+    run(
+        [
+            "/usr/bin/findscu",
+            "-S",
+            "-X",
+            "-od",
+            str(out),
+            "-aec",
+            "SRC",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            "StudyInstanceUID",
+            "127.0.0.1",
+            str(src_port),
+        ]
+    )
     from dcmtools.dicom import reader
 
     uids = [reader.read(p).dataset.text(0x0020000D) for p in sorted(out.glob("rsp*.dcm"))]
     for uid in uids:
-        run(["/usr/bin/movescu", "-S", "-aec", "SRC", "-aem", dest_aet, "-k", "QueryRetrieveLevel=STUDY",
-             "-k", f"StudyInstanceUID={uid}", "127.0.0.1", str(src_port)])
+        run(
+            [
+                "/usr/bin/movescu",
+                "-S",
+                "-aec",
+                "SRC",
+                "-aem",
+                dest_aet,
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                f"StudyInstanceUID={uid}",
+                "127.0.0.1",
+                str(src_port),
+            ]
+        )
     return time.perf_counter() - start, len(uids)
 
 
 def migrate(src_port: int, dest_port: int, work: Path, associations: int) -> tuple[float, dict]:
     journal = work / f"bench-{time.time_ns()}.journal"
     start = time.perf_counter()
-    result = run([*DCMTOOLS, "migrate", f"SRC@127.0.0.1:{src_port}", f"DEST@127.0.0.1:{dest_port}",
-                  "--journal", str(journal), "--associations", str(associations)], check=False)
+    result = run(
+        [
+            *DCMTOOLS,
+            "migrate",
+            f"SRC@127.0.0.1:{src_port}",
+            f"DEST@127.0.0.1:{dest_port}",
+            "--journal",
+            str(journal),
+            "--associations",
+            str(associations),
+        ],
+        check=False,
+    )
     elapsed = time.perf_counter() - start
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     if result.returncode != 0:
@@ -130,7 +172,9 @@ def migrate(src_port: int, dest_port: int, work: Path, associations: int) -> tup
 
 
 def count_files(folder: Path) -> int:
-    return sum(1 for p in folder.rglob("*") if p.is_file() and p.name not in ("index.dat",) and not p.name.startswith("."))
+    return sum(
+        1 for p in folder.rglob("*") if p.is_file() and p.name not in ("index.dat",) and not p.name.startswith(".")
+    )
 
 
 # ------------------------------------------------------------- the journal at scale
@@ -173,11 +217,23 @@ def status_phase(path: Path) -> dict:
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     record = json.loads(result.stdout.splitlines()[0])
-    in_process = run([sys.executable, "-c", "import sys,time; sys.path.insert(0, sys.argv[1]);"
-                      "from dcmtools.migrate import status; t=time.perf_counter(); status(sys.argv[2]);"
-                      "print(time.perf_counter()-t)", str(REPO / "src"), str(path)])
-    return {"seconds": elapsed, "library_seconds": float(in_process.stdout), "peak_mb": max(peak, before) / 1024,
-            "studies": record["studies"]}
+    in_process = run(
+        [
+            sys.executable,
+            "-c",
+            "import sys,time; sys.path.insert(0, sys.argv[1]);"
+            "from dcmtools.migrate import status; t=time.perf_counter(); status(sys.argv[2]);"
+            "print(time.perf_counter()-t)",
+            str(REPO / "src"),
+            str(path),
+        ]
+    )
+    return {
+        "seconds": elapsed,
+        "library_seconds": float(in_process.stdout),
+        "peak_mb": max(peak, before) / 1024,
+        "studies": record["studies"],
+    }
 
 
 def main() -> None:
@@ -199,11 +255,13 @@ def main() -> None:
             inventory = journal_phase("inventory", path, n)
             status = status_phase(path)
             resume = journal_phase("resume", path, n)
-            print(f"journal {n:>9,} studies ({path.stat().st_size / 1e6:6.1f} MB): "
-                  f"inventory {inventory['seconds']:6.2f} s (peak {inventory['peak_mb']:5.0f} MB), "
-                  f"--status {status['seconds']:5.2f} s as a command, {status['library_seconds']:5.2f} s in the library "
-                  f"(peak {status['peak_mb']:4.0f} MB), resume scan of {n // 2:,} {resume['seconds']:5.2f} s "
-                  f"(peak {resume['peak_mb']:4.0f} MB)")
+            print(
+                f"journal {n:>9,} studies ({path.stat().st_size / 1e6:6.1f} MB): "
+                f"inventory {inventory['seconds']:6.2f} s (peak {inventory['peak_mb']:5.0f} MB), "
+                f"--status {status['seconds']:5.2f} s as a command, {status['library_seconds']:5.2f} s in the library "
+                f"(peak {status['peak_mb']:4.0f} MB), resume scan of {n // 2:,} {resume['seconds']:5.2f} s "
+                f"(peak {resume['peak_mb']:4.0f} MB)"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"load average at end:   {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -236,12 +294,16 @@ def pacs(args: argparse.Namespace, work: Path) -> None:
                 assert arrived == len(files), f"{name}: {arrived} of {len(files)} at the destination"
                 results[name].append(seconds)
         script = min(results["script"])
-        print(f"  {'script: findscu + one movescu per study':<46} {script:7.2f} s {len(files) / script:7.0f} inst/s "
-              f"{megabytes / script:6.0f} MB/s")
+        print(
+            f"  {'script: findscu + one movescu per study':<46} {script:7.2f} s {len(files) / script:7.0f} inst/s "
+            f"{megabytes / script:6.0f} MB/s"
+        )
         for name, label in (("migrate", "dcmtools migrate"),):
             best = min(results[name])
-            print(f"  {label:<46} {best:7.2f} s {len(files) / best:7.0f} inst/s {megabytes / best:6.0f} MB/s"
-                  f"   time x{best / script:.2f} of the script's (with verification)")
+            print(
+                f"  {label:<46} {best:7.2f} s {len(files) / best:7.0f} inst/s {megabytes / best:6.0f} MB/s"
+                f"   time x{best / script:.2f} of the script's (with verification)"
+            )
     finally:
         dest_server.stop()
         if source_server is not None:

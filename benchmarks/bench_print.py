@@ -60,10 +60,23 @@ def config(path: Path, root: Path, port: int, kind: str) -> None:
     """A dcmpstat config: LOCALPRINTER for dcmprscp (the printer), PRINTER for dcmpsprt/dcmprscu."""
     for folder in ("db", "spool"):
         (root / folder).mkdir(parents=True, exist_ok=True)
-    lines = ["[[GENERAL]]", "[PRINT]", "Spooler = /usr/bin/dcmprscu", "Server = /usr/bin/dcmprscp",
-             f"Directory = {root / 'spool'}", "DeletePrintJobs = false", "AlwaysDeleteTerminateJobs = false",
-             "[DATABASE]", f"Directory = {root / 'db'}", "[[COMMUNICATION]]", "[PRT]", "Aetitle = PRINTSCP",
-             "Hostname = 127.0.0.1", f"Port = {port}", f"Type = {kind}"]
+    lines = [
+        "[[GENERAL]]",
+        "[PRINT]",
+        "Spooler = /usr/bin/dcmprscu",
+        "Server = /usr/bin/dcmprscp",
+        f"Directory = {root / 'spool'}",
+        "DeletePrintJobs = false",
+        "AlwaysDeleteTerminateJobs = false",
+        "[DATABASE]",
+        f"Directory = {root / 'db'}",
+        "[[COMMUNICATION]]",
+        "[PRT]",
+        "Aetitle = PRINTSCP",
+        "Hostname = 127.0.0.1",
+        f"Port = {port}",
+        f"Type = {kind}",
+    ]
     lines += [f"{k} = {v}" for k, v in CAPABILITIES.items()]
     path.write_text("\n".join(lines) + "\n")
 
@@ -91,12 +104,17 @@ class Printer:
         self.port = free_port()
         self.runs = 0
 
-    def __enter__(self) -> "Printer":
+    def __enter__(self) -> Printer:
         self.runs += 1
         root = self.work / f"printer{self.runs}"
         config(root / "printer.cfg", root, self.port, "LOCALPRINTER")
-        self.proc = subprocess.Popen(["dcmprscp", "-c", str(root / "printer.cfg"), "-p", "PRT"], env=ENV,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            ["dcmprscp", "-c", str(root / "printer.cfg"), "-p", "PRT"],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         import socket
 
         for _ in range(200):
@@ -134,9 +152,31 @@ def bench(files: list[Path], repeat: int, work: Path) -> None:
         shutil.rmtree(client / "db")
         (client / "db").mkdir()
         for start in range(0, len(files), BOXES):
-            run(["dcmpsprt", "-c", str(work / "client.cfg"), "-p", "PRT", "-l", "4", "4", "--filmsize",
-                 "14INX17IN", *map(str, files[start : start + BOXES])])
-        run(["dcmprscu", "-c", str(work / "client.cfg"), "-p", "PRT", *map(str, sorted((client / "db").glob("SP_*.dcm")))])
+            run(
+                [
+                    "dcmpsprt",
+                    "-c",
+                    str(work / "client.cfg"),
+                    "-p",
+                    "PRT",
+                    "-l",
+                    "4",
+                    "4",
+                    "--filmsize",
+                    "14INX17IN",
+                    *map(str, files[start : start + BOXES]),
+                ]
+            )
+        run(
+            [
+                "dcmprscu",
+                "-c",
+                str(work / "client.cfg"),
+                "-p",
+                "PRT",
+                *map(str, sorted((client / "db").glob("SP_*.dcm"))),
+            ]
+        )
 
     common = ["print", peer, *map(str, files), "--layout", "4,4", "--film-size", "14INX17IN", "--json", "--quiet"]
     preview = work / "preview"

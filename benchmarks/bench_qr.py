@@ -79,7 +79,9 @@ def run(cmd: list[str], stdin: bytes | None = None) -> float:
     result = subprocess.run(cmd, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd[:8]))} failed ({result.returncode}): {result.stderr.decode()[-600:]}")
+        raise RuntimeError(
+            f"{' '.join(map(str, cmd[:8]))} failed ({result.returncode}): {result.stderr.decode()[-600:]}"
+        )
     return elapsed
 
 
@@ -118,7 +120,9 @@ assert len(found) > 1
 
 def in_process(peer: str, study: str) -> float:
     """Seconds a find takes once Python and its imports are up (DCMTK starts in about 10 ms)."""
-    result = subprocess.run([sys.executable, "-c", IN_PROCESS_FIND, peer, study], capture_output=True, text=True, env=ENV)
+    result = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS_FIND, peer, study], capture_output=True, text=True, env=ENV
+    )
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-400:])
     return float(result.stdout.strip())
@@ -155,15 +159,33 @@ me = (DCMTOOLS, 127.0.0.1, {my_port})
 mover = (MOVESCU, 127.0.0.1, {mover_port})
 HostTable END
 AETable BEGIN
-QRSCP {db / 'QRSCP'} RW (2000, 4096mb) ANY
+QRSCP {db / "QRSCP"} RW (2000, 4096mb) ANY
 AETable END
 """)
         servers.append(Server(["dcmqrscp", "-c", str(config)], qr_port, tmp / "dcmqrscp.log"))
         peers = tmp / "peers.toml"
         peers.write_text(f'[mover]\naet = "MOVESCU"\nhost = "127.0.0.1"\nport = {mover_port}\n')
         store = tmp / "listen-store"
-        servers.append(Server([*DCMTOOLS, "listen", "--port", str(listen_port), "--aet", "LISTEN", "-d", str(store),
-                               "--peers", str(peers), "--json", "-q"], listen_port, tmp / "listen.jsonl"))
+        servers.append(
+            Server(
+                [
+                    *DCMTOOLS,
+                    "listen",
+                    "--port",
+                    str(listen_port),
+                    "--aet",
+                    "LISTEN",
+                    "-d",
+                    str(store),
+                    "--peers",
+                    str(peers),
+                    "--json",
+                    "-q",
+                ],
+                listen_port,
+                tmp / "listen.jsonl",
+            )
+        )
         folder = str(files[0].parent)
         run(["storescu", "-aec", "QRSCP", "+sd", "127.0.0.1", str(qr_port), folder])
         run(["storescu", "-aec", "LISTEN", "+sd", "127.0.0.1", str(listen_port), folder])
@@ -176,12 +198,35 @@ AETable END
 
         n, rounds = args.count, args.rounds
         print("\nSCU side, against DCMTK dcmqrscp:")
-        image_keys = ["-k", "QueryRetrieveLevel=IMAGE", "-k", f"StudyInstanceUID={study}", "-k", "SeriesInstanceUID",
-                      "-k", "SOPInstanceUID"]
+        image_keys = [
+            "-k",
+            "QueryRetrieveLevel=IMAGE",
+            "-k",
+            f"StudyInstanceUID={study}",
+            "-k",
+            "SeriesInstanceUID",
+            "-k",
+            "SOPInstanceUID",
+        ]
         t_ref = best(["findscu", "-S", "-aec", "QRSCP", *image_keys, "127.0.0.1", str(qr_port)], rounds)
-        t_ours = best([*DCMTOOLS, "find", f"QRSCP@127.0.0.1:{qr_port}", "--level", "image", "--no-defaults",
-                       "-k", f"StudyInstanceUID={study}", "-k", "SeriesInstanceUID", "-k", "SOPInstanceUID",
-                       "--json"], rounds)
+        t_ours = best(
+            [
+                *DCMTOOLS,
+                "find",
+                f"QRSCP@127.0.0.1:{qr_port}",
+                "--level",
+                "image",
+                "--no-defaults",
+                "-k",
+                f"StudyInstanceUID={study}",
+                "-k",
+                "SeriesInstanceUID",
+                "-k",
+                "SOPInstanceUID",
+                "--json",
+            ],
+            rounds,
+        )
         t_lib = min(in_process(f"QRSCP@127.0.0.1:{qr_port}", study) for _ in range(rounds))
         print(line("findscu, IMAGE level (matches)", n, None, t_ref))
         print(line("dcmtools find, IMAGE level (matches)", n, None, t_ours, t_ref))
@@ -189,21 +234,70 @@ AETable END
         ratios = {"find": t_ours / t_ref}
 
         study_keys = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}"]
-        t_ref = best(["movescu", "-S", "-aet", "MOVESCU", "-aec", "QRSCP", "-aem", "MOVESCU", "+P", str(mover_port),
-                      "-od", str(out), *study_keys, "127.0.0.1", str(qr_port)], rounds, clean)
+        t_ref = best(
+            [
+                "movescu",
+                "-S",
+                "-aet",
+                "MOVESCU",
+                "-aec",
+                "QRSCP",
+                "-aem",
+                "MOVESCU",
+                "+P",
+                str(mover_port),
+                "-od",
+                str(out),
+                *study_keys,
+                "127.0.0.1",
+                str(qr_port),
+            ],
+            rounds,
+            clean,
+        )
         assert count_files(out) == n, count_files(out)
-        t_ours = best([*DCMTOOLS, "move", f"QRSCP@127.0.0.1:{qr_port}", "-k", f"StudyInstanceUID={study}",
-                       "--port", str(my_port), "-d", str(out), "--json", "-q"], rounds, clean)
+        t_ours = best(
+            [
+                *DCMTOOLS,
+                "move",
+                f"QRSCP@127.0.0.1:{qr_port}",
+                "-k",
+                f"StudyInstanceUID={study}",
+                "--port",
+                str(my_port),
+                "-d",
+                str(out),
+                "--json",
+                "-q",
+            ],
+            rounds,
+            clean,
+        )
         assert count_files(out) == n, count_files(out)
         print(line("movescu, the study to itself", n, megabytes, t_ref))
         print(line("dcmtools move, the study to itself", n, megabytes, t_ours, t_ref))
         ratios["move"] = t_ours / t_ref
 
-        t_ref = best(["getscu", "-S", "-aec", "QRSCP", "-od", str(out), *study_keys, "127.0.0.1", str(qr_port)],
-                     rounds, clean)
+        t_ref = best(
+            ["getscu", "-S", "-aec", "QRSCP", "-od", str(out), *study_keys, "127.0.0.1", str(qr_port)], rounds, clean
+        )
         assert count_files(out) == n, count_files(out)
-        t_ours = best([*DCMTOOLS, "move", f"QRSCP@127.0.0.1:{qr_port}", "--get", "-k", f"StudyInstanceUID={study}",
-                       "-d", str(out), "--json", "-q"], rounds, clean)
+        t_ours = best(
+            [
+                *DCMTOOLS,
+                "move",
+                f"QRSCP@127.0.0.1:{qr_port}",
+                "--get",
+                "-k",
+                f"StudyInstanceUID={study}",
+                "-d",
+                str(out),
+                "--json",
+                "-q",
+            ],
+            rounds,
+            clean,
+        )
         assert count_files(out) == n, count_files(out)
         print(line("getscu, the study", n, megabytes, t_ref))
         print(line("dcmtools move --get, the study", n, megabytes, t_ours, t_ref))
@@ -211,11 +305,34 @@ AETable END
 
         print("\nSCP side, DCMTK clients against dcmqrscp (reference) and dcmtools listen:")
         for name, cmd in (
-            ("findscu, IMAGE level", lambda port, aec: ["findscu", "-S", "-aec", aec, *image_keys, "127.0.0.1", str(port)]),
-            ("movescu to its own SCP", lambda port, aec: ["movescu", "-S", "-aet", "MOVESCU", "-aec", aec, "-aem", "MOVESCU",
-                                                         "+P", str(mover_port), "-od", str(out), *study_keys,
-                                                         "127.0.0.1", str(port)]),
-            ("getscu", lambda port, aec: ["getscu", "-S", "-aec", aec, "-od", str(out), *study_keys, "127.0.0.1", str(port)]),
+            (
+                "findscu, IMAGE level",
+                lambda port, aec: ["findscu", "-S", "-aec", aec, *image_keys, "127.0.0.1", str(port)],
+            ),
+            (
+                "movescu to its own SCP",
+                lambda port, aec: [
+                    "movescu",
+                    "-S",
+                    "-aet",
+                    "MOVESCU",
+                    "-aec",
+                    aec,
+                    "-aem",
+                    "MOVESCU",
+                    "+P",
+                    str(mover_port),
+                    "-od",
+                    str(out),
+                    *study_keys,
+                    "127.0.0.1",
+                    str(port),
+                ],
+            ),
+            (
+                "getscu",
+                lambda port, aec: ["getscu", "-S", "-aec", aec, "-od", str(out), *study_keys, "127.0.0.1", str(port)],
+            ),
         ):
             t_ref = best(cmd(qr_port, "QRSCP"), rounds, clean)
             t_ours = best(cmd(listen_port, "LISTEN"), rounds, clean)

@@ -21,12 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 from bench_transcode import ct_phantom_series
-from common import DCMTOOLS, ENV, OUT, require, row, timed
+from common import DCMTOOLS, OUT, require, row, timed
 
 DCMJ2PNM = "/usr/bin/dcmj2pnm"
 
@@ -46,9 +44,7 @@ def main() -> None:
     (work / "dcmtk_p").mkdir(parents=True)
     print(f"{len(files)} CT 512x512 -> 8-bit PNG, window 40,400; {cores} cores; load {os.getloadavg()[0]:.2f}")
 
-    loop = (
-        f'for f in "$@"; do {DCMJ2PNM} +on +Ww 40 400 "$f" "{work}/dcmtk/$(basename "$f" .dcm).png" || exit 1; done'
-    )
+    loop = f'for f in "$@"; do {DCMJ2PNM} +on +Ww 40 400 "$f" "{work}/dcmtk/$(basename "$f" .dcm).png" || exit 1; done'
     dcmtk = timed(["bash", "-c", loop, "loop", *map(str, files)], repeat=args.repeat)
     print(row("dcmj2pnm, one process per file", len(files), dcmtk))
     par = (
@@ -61,15 +57,28 @@ def main() -> None:
     def ours() -> float:
         shutil.rmtree(work / "ours", ignore_errors=True)
         return timed(
-            [*DCMTOOLS, "render", str(files[0].parent), "-o", str(work / "ours"), "--window", "40,400",
-             "--jobs", str(args.jobs), "--json", "--quiet"],
+            [
+                *DCMTOOLS,
+                "render",
+                str(files[0].parent),
+                "-o",
+                str(work / "ours"),
+                "--window",
+                "40,400",
+                "--jobs",
+                str(args.jobs),
+                "--json",
+                "--quiet",
+            ],
             repeat=1,
         )
 
     seconds = min(ours() for _ in range(args.repeat))
     print(row(f"dcmtools render, one process, --jobs {args.jobs or cores}", len(files), seconds))
-    print(f"dcmtools render: x{dcmtk / seconds:.2f} vs dcmj2pnm per file, x{dcmtk_p / seconds:.2f} vs dcmj2pnm "
-          f"with xargs -P {cores}; load after: {os.getloadavg()[0]:.2f}")
+    print(
+        f"dcmtools render: x{dcmtk / seconds:.2f} vs dcmj2pnm per file, x{dcmtk_p / seconds:.2f} vs dcmj2pnm "
+        f"with xargs -P {cores}; load after: {os.getloadavg()[0]:.2f}"
+    )
 
     import numpy as np
     from PIL import Image

@@ -103,12 +103,42 @@ class Dask:
             port = s.getsockname()[1]
         self.address = f"tcp://127.0.0.1:{port}"
         quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-        self.procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                        "--dashboard-address", ":0", "--no-show"], **quiet)]
-        for n in range(2):
-            self.procs.append(subprocess.Popen([str(BIN / "dask"), "worker", self.address, "--nworkers", "1",
-                                                "--nthreads", "1", "--host", "127.0.0.1", "--dashboard-address", ":0",
-                                                "--no-nanny"], **quiet))
+        self.procs = [
+            subprocess.Popen(
+                [
+                    str(BIN / "dask"),
+                    "scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--dashboard-address",
+                    ":0",
+                    "--no-show",
+                ],
+                **quiet,
+            )
+        ]
+        for _n in range(2):
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        str(BIN / "dask"),
+                        "worker",
+                        self.address,
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--host",
+                        "127.0.0.1",
+                        "--dashboard-address",
+                        ":0",
+                        "--no-nanny",
+                    ],
+                    **quiet,
+                )
+            )
         from distributed import Client
 
         with Client(self.address, timeout=30) as client:
@@ -135,8 +165,10 @@ def main() -> None:
     inputs = tree(n)
     work = OUT / "scale-work"
     load = os.getloadavg()
-    print(f"{n} files (hard links of 100 CT_small 128x128), {len(os.sched_getaffinity(0))} cores, "
-          f"load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at start\n")
+    print(
+        f"{n} files (hard links of 100 CT_small 128x128), {len(os.sched_getaffinity(0))} cores, "
+        f"load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at start\n"
+    )
 
     commands = {
         "dump -t PatientID": lambda out: ["dump", "--json", "-q", "-t", "PatientID"],
@@ -147,10 +179,13 @@ def main() -> None:
     try:
         for name, make in commands.items():
             if name.startswith("dump"):
-                listing = subprocess.run(["bash", "-c", f"find {inputs} -name '*.dcm' | sort > {OUT}/scale-list"])
+                subprocess.run(["bash", "-c", f"find {inputs} -name '*.dcm' | sort > {OUT}/scale-list"])
                 start = time.perf_counter()
-                subprocess.run(["bash", "-c", f"xargs dcmdump -q +P PatientID < {OUT}/scale-list"],
-                               stdout=subprocess.DEVNULL, check=True)
+                subprocess.run(
+                    ["bash", "-c", f"xargs dcmdump -q +P PatientID < {OUT}/scale-list"],
+                    stdout=subprocess.DEVNULL,
+                    check=True,
+                )
                 ref = time.perf_counter() - start
                 print(row("dcmdump +P PatientID, one process (reference)", n, ref))
             elif name.startswith("transcode"):
@@ -169,9 +204,23 @@ def main() -> None:
                 shutil.rmtree(work, ignore_errors=True)
                 work.mkdir(parents=True)
                 start = time.perf_counter()
-                subprocess.run(["gdcmanon", "--dumb", "--empty", "10,10", "--empty", "10,20", "-i",
-                                str(inputs / "d0000"), "-o", str(work), "--recursive"], check=True,
-                               stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    [
+                        "gdcmanon",
+                        "--dumb",
+                        "--empty",
+                        "10,10",
+                        "--empty",
+                        "10,20",
+                        "-i",
+                        str(inputs / "d0000"),
+                        "-o",
+                        str(work),
+                        "--recursive",
+                    ],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
                 ref = time.perf_counter() - start
                 print(row("gdcmanon --dumb, one process (reference, 1000 files)", 1000, ref))
                 ref = ref * n / 1000
@@ -180,8 +229,9 @@ def main() -> None:
                 seconds, _ = run([*DCMTOOLS, *make(work), *extra, str(inputs)])
                 print(row(f"dcmtools {name} {label}", n, seconds, ref))
             shutil.rmtree(work, ignore_errors=True)
-            seconds = side_by_side([[*DCMTOOLS, *make(work / str(k)), "-j", "1", "--shard", f"{k}/2", str(inputs)]
-                                    for k in range(2)])
+            seconds = side_by_side(
+                [[*DCMTOOLS, *make(work / str(k)), "-j", "1", "--shard", f"{k}/2", str(inputs)] for k in range(2)]
+            )
             print(row(f"dcmtools {name} 2 shards side by side", n, seconds, ref))
             print()
         # The journal's cost: anonymize -j 2 with and without.
@@ -205,16 +255,21 @@ def main() -> None:
             per_file = (time.perf_counter() - start) / n
         for suffix in ("", "-wal", "-shm"):
             Path(f"{OUT}/scale-micro.journal{suffix}").unlink(missing_ok=True)
-        print(f"journal in the driver: {per_file * 1e6:.0f} us per file = {100 * per_file * n / plain:.1f}% of "
-              f"anonymize -j 2\n")
+        print(
+            f"journal in the driver: {per_file * 1e6:.0f} us per file = {100 * per_file * n / plain:.1f}% of "
+            f"anonymize -j 2\n"
+        )
         # The driver's peak RSS, flat in the number of inputs.
         for count in [int(c) for c in args.rss.split(",")]:
             folder = tree(count)
             for label, extra in (("-j 2", ["-j", "2"]), ("--cluster", ["--cluster", dask.address])):
-                seconds, peak = run([*DCMTOOLS, "dump", "--json", "-q", "-t", "PatientID", *extra, str(folder)],
-                                    sample=True)
-                print(f"driver peak RSS, dump -t PatientID {label}, {count} inputs: {peak:6.1f} MB "
-                      f"({count / seconds:.0f} files/s)")
+                seconds, peak = run(
+                    [*DCMTOOLS, "dump", "--json", "-q", "-t", "PatientID", *extra, str(folder)], sample=True
+                )
+                print(
+                    f"driver peak RSS, dump -t PatientID {label}, {count} inputs: {peak:6.1f} MB "
+                    f"({count / seconds:.0f} files/s)"
+                )
     finally:
         dask.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -70,7 +70,9 @@ print(elapsed)
 
 def in_process(peer: str, folder: Path) -> float:
     """Seconds ``dcmtools.net.send`` takes once Python and its imports are up."""
-    result = subprocess.run([sys.executable, "-c", IN_PROCESS_SEND, peer, str(folder)], capture_output=True, text=True, env=ENV)
+    result = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS_SEND, peer, str(folder)], capture_output=True, text=True, env=ENV
+    )
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-400:])
     return float(result.stdout.strip())
@@ -122,8 +124,13 @@ class Receiver:
         if out is not None:
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
-        self.proc = subprocess.Popen(cmd_for_port(self.port), env=ENV, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd_for_port(self.port),
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         wait_port(self.port, self.proc)
         time.sleep(0.05)
 
@@ -157,12 +164,16 @@ def storescu(port: int, folder: Path) -> list[str]:
     return ["storescu", "-aet", "BENCH", "-aec", "RECV", "127.0.0.1", str(port), "+sd", str(folder)]
 
 
-def bench_send(name: str, folder: Path, count: int, megabytes: float, rounds: int, pynetdicom: bool, tmp: Path) -> list[float]:
+def bench_send(
+    name: str, folder: Path, count: int, megabytes: float, rounds: int, pynetdicom: bool, tmp: Path
+) -> list[float]:
     ratios = []
     for mode, extra in (("discards", ["--ignore"]), ("writes", None)):
         out = tmp / "storescp"
         args = extra or ["-od", str(out)]
-        receiver = Receiver(lambda port, args=args: ["storescp", "-aet", "RECV", *args, str(port)], out if extra is None else None)
+        receiver = Receiver(
+            lambda port, args=args: ["storescp", "-aet", "RECV", *args, str(port)], out if extra is None else None
+        )
         try:
             peer = f"RECV@127.0.0.1:{receiver.port}"
             best = {"dcmtk": float("inf"), "ours": float("inf"), "library": float("inf")}
@@ -188,19 +199,51 @@ def bench_send(name: str, folder: Path, count: int, megabytes: float, rounds: in
     return ratios
 
 
-def bench_listen(name: str, folder: Path, count: int, megabytes: float, rounds: int, pynetdicom: bool, tmp: Path) -> list[float]:
+def bench_listen(
+    name: str, folder: Path, count: int, megabytes: float, rounds: int, pynetdicom: bool, tmp: Path
+) -> list[float]:
     ratios = []
     out = tmp / "received"
     receivers = {
         "writes": {
             "dcmtk": lambda port: ["storescp", "-aet", "RECV", "-od", str(out), str(port)],
-            "ours": lambda port: [*DCMTOOLS, "listen", "--port", str(port), "--aet", "RECV", "-d", str(out), "--json", "-q"],
-            "pynetdicom": lambda port: [sys.executable, "-m", "pynetdicom", "storescp", str(port), "-aet", "RECV", "-od", str(out)],
+            "ours": lambda port: [
+                *DCMTOOLS,
+                "listen",
+                "--port",
+                str(port),
+                "--aet",
+                "RECV",
+                "-d",
+                str(out),
+                "--json",
+                "-q",
+            ],
+            "pynetdicom": lambda port: [
+                sys.executable,
+                "-m",
+                "pynetdicom",
+                "storescp",
+                str(port),
+                "-aet",
+                "RECV",
+                "-od",
+                str(out),
+            ],
         },
         "discards": {
             "dcmtk": lambda port: ["storescp", "-aet", "RECV", "--ignore", str(port)],
             "ours": lambda port: [*DCMTOOLS, "listen", "--port", str(port), "--aet", "RECV", "--json", "-q"],
-            "pynetdicom": lambda port: [sys.executable, "-m", "pynetdicom", "storescp", str(port), "-aet", "RECV", "--ignore"],
+            "pynetdicom": lambda port: [
+                sys.executable,
+                "-m",
+                "pynetdicom",
+                "storescp",
+                str(port),
+                "-aet",
+                "RECV",
+                "--ignore",
+            ],
         },
     }
     for mode, cmds in receivers.items():
@@ -239,8 +282,10 @@ def main() -> None:
     sets.append(("1000 CT_small", small[0].parent, len(small), sum(p.stat().st_size for p in small) / 1e6))
     with open("/proc/loadavg") as stream:
         load = stream.read().split()[:3]
-    print(f"loopback, TCP_NODELAY=1, {len(__import__('os').sched_getaffinity(0))} cores, load {' '.join(load)}; "
-          f"best of {args.rounds} alternating runs\n")
+    print(
+        f"loopback, TCP_NODELAY=1, {len(__import__('os').sched_getaffinity(0))} cores, load {' '.join(load)}; "
+        f"best of {args.rounds} alternating runs\n"
+    )
     summary = []
     with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
         for name, folder, count, megabytes in sets:

@@ -45,8 +45,12 @@ def main() -> None:
     require("/usr/bin/storescp", "/usr/bin/echoscu")
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
-        peer = subprocess.Popen(["/usr/bin/storescp", "-aet", "RECV", "-od", folder, str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+        peer = subprocess.Popen(
+            ["/usr/bin/storescp", "-aet", "RECV", "-od", folder, str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=ENV,
+        )
         try:
             time.sleep(0.3)
             echo = [*DCMTOOLS, "echo", f"RECV@127.0.0.1:{port}", "--quiet"]
@@ -68,9 +72,12 @@ def main() -> None:
         print(f"{name:<34} floor {min(values):.3f} s  median {statistics.median(values):.3f} s")
     dcm, ref = results["dcmtools echo (whole process)"], results["echoscu (DCMTK)"]
     print(f"ratio of floors x{min(dcm) / min(ref):.1f} (dcmtools / echoscu)")
-    imports = subprocess.run([sys.executable, "-X", "importtime", "-c",
-                              "import dcmtools.cli; from dcmtools.net import echo"],
-                             capture_output=True, text=True, env=ENV).stderr.splitlines()
+    imports = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import dcmtools.cli; from dcmtools.net import echo"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    ).stderr.splitlines()
     rows = [line.split("|") for line in imports if line.startswith("import time:") and "cumulative" not in line]
     top = sorted(((int(r[1]), r[2].rstrip()) for r in rows), reverse=True)[:8]
     print("largest cumulative imports (us):", ", ".join(f"{name.strip()} {us}" for us, name in top))

@@ -99,7 +99,9 @@ def run_timed(cmd: list[str] | str, out: Path, repeat: int) -> float:
         )
         elapsed = time.perf_counter() - start
         if result.returncode != 0:
-            raise RuntimeError(f"{cmd if isinstance(cmd, str) else ' '.join(cmd[:5])} failed: {result.stderr.decode()[-800:]}")
+            raise RuntimeError(
+                f"{cmd if isinstance(cmd, str) else ' '.join(cmd[:5])} failed: {result.stderr.decode()[-800:]}"
+            )
         best = min(best, elapsed)
     return best
 
@@ -108,9 +110,7 @@ def per_file(tool: str, source: Path, out: Path, jobs: int = 1) -> str:
     """A shell command running ``tool IN OUT`` once per file, ``jobs`` at a time."""
     if jobs <= 1:
         return f'for f in "{source}"/*.dcm; do {tool} "$f" "{out}/$(basename "$f")" || exit 1; done'
-    return (
-        f'cd "{source}" && ls *.dcm | xargs -P {jobs} -I{{}} sh -c \'{tool} "$1" "{out}/$1"\' _ {{}}'
-    )
+    return f'cd "{source}" && ls *.dcm | xargs -P {jobs} -I{{}} sh -c \'{tool} "$1" "{out}/$1"\' _ {{}}'
 
 
 def check_lossless(source: Path, out: Path, syntax_uid: str | None, sample: int = 3) -> None:
@@ -184,8 +184,12 @@ def main() -> None:
 
             # Defaults bind this iteration's values (the function is only called within it).
             def measure(
-                tool_label: str, cmd, out: Path, check_uid: str | None,
-                in_bytes: int = in_bytes, direction: str = direction,
+                tool_label: str,
+                cmd,
+                out: Path,
+                check_uid: str | None,
+                in_bytes: int = in_bytes,
+                direction: str = direction,
                 results: list[tuple[str, float, float]] = results,
             ) -> float:
                 seconds = run_timed(cmd, out, args.repeat)
@@ -203,8 +207,19 @@ def main() -> None:
             )
             measure(
                 f"dcmtools transcode --jobs {jobs} --no-verify",
-                [*DCMTOOLS, "transcode", str(src), "--to", target, "-o", str(work / "tmp_nv"), "-q", "--jobs",
-                 str(jobs), "--no-verify"],
+                [
+                    *DCMTOOLS,
+                    "transcode",
+                    str(src),
+                    "--to",
+                    target,
+                    "-o",
+                    str(work / "tmp_nv"),
+                    "-q",
+                    "--jobs",
+                    str(jobs),
+                    "--no-verify",
+                ],
                 work / "tmp_nv",
                 target_uid,
             )
@@ -215,13 +230,22 @@ def main() -> None:
                 target_uid,
             )
             if dcmtk:
-                measure(f"{dcmtk}, one process per file", per_file(dcmtk, src, work / "dcmtk"), work / "dcmtk",
-                        target_uid)
-                measure(f"{dcmtk}, one process per file, xargs -P {jobs}", per_file(dcmtk, src, work / "dcmtk", jobs),
-                        work / "dcmtk", target_uid)
+                measure(
+                    f"{dcmtk}, one process per file", per_file(dcmtk, src, work / "dcmtk"), work / "dcmtk", target_uid
+                )
+                measure(
+                    f"{dcmtk}, one process per file, xargs -P {jobs}",
+                    per_file(dcmtk, src, work / "dcmtk", jobs),
+                    work / "dcmtk",
+                    target_uid,
+                )
             measure(f"{gdcm}, one process per file", per_file(gdcm, src, work / "gdcm"), work / "gdcm", target_uid)
-            measure(f"{gdcm}, one process per file, xargs -P {jobs}", per_file(gdcm, src, work / "gdcm", jobs),
-                    work / "gdcm", target_uid)
+            measure(
+                f"{gdcm}, one process per file, xargs -P {jobs}",
+                per_file(gdcm, src, work / "gdcm", jobs),
+                work / "gdcm",
+                target_uid,
+            )
             for tool_label, seconds, ratio in results:
                 shown = f"{ratio:6.2f}" if ratio == ratio else f"{'-':>6}"
                 print(f"  {tool_label:56} {seconds:8.2f} {pixel_mb / seconds:8.1f} {shown} {seconds / ours:10.2f}x")

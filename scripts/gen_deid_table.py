@@ -21,9 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # ../shared beside the clone (CI), or beside the folder of git worktrees.
-SOURCES = [
-    base / "shared" / "data" / "e11_innolitics_2024b.json" for base in (REPO.parent, REPO.parent.parent)
-]
+SOURCES = [base / "shared" / "data" / "e11_innolitics_2024b.json" for base in (REPO.parent, REPO.parent.parent)]
 DEFAULT_SOURCE = next((p for p in SOURCES if p.exists()), SOURCES[0])
 TARGET = REPO / "src" / "dcmtools" / "deid" / "data" / "profile_e11.json"
 
@@ -75,8 +73,15 @@ def convert(rows: list[dict]) -> dict:
 
 def render(rows: list[dict]) -> str:
     table = convert(rows)
-    lines = ["{", f'"source": {json.dumps(table["source"])},', f'"generated_by": {json.dumps(table["generated_by"])},', '"rows": [']
-    lines += [json.dumps(r, sort_keys=True) + ("," if i < len(table["rows"]) - 1 else "") for i, r in enumerate(table["rows"])]
+    lines = [
+        "{",
+        f'"source": {json.dumps(table["source"])},',
+        f'"generated_by": {json.dumps(table["generated_by"])},',
+        '"rows": [',
+    ]
+    lines += [
+        json.dumps(r, sort_keys=True) + ("," if i < len(table["rows"]) - 1 else "") for i, r in enumerate(table["rows"])
+    ]
     lines += ["]", "}"]
     return "\n".join(lines) + "\n"
 

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -132,7 +131,11 @@ def main() -> int:
         "ResponsibleOrganization": "Happy Paws Veterinary",
     }
     species = Dataset()
-    species.CodeValue, species.CodingSchemeDesignator, species.CodeMeaning = "448771007", "SCT", "Canis lupus familiaris"
+    species.CodeValue, species.CodingSchemeDesignator, species.CodeMeaning = (
+        "448771007",
+        "SCT",
+        "Canis lupus familiaris",
+    )
     breed = Dataset()
     breed.CodeValue, breed.CodingSchemeDesignator, breed.CodeMeaning = "132623007", "SCT", "Beagle dog breed"
     for number in range(1, 3):

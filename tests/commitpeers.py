@@ -7,15 +7,14 @@ import json
 import os
 import subprocess
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
-
-import pydicom
-from pydicom.data import get_testdata_file
-from pydicom.uid import generate_uid
 
 import peers
+import pydicom
 from peers import require
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 
 
 @contextlib.contextmanager
@@ -73,6 +72,9 @@ def storescu(peer: str, *paths: Path) -> None:
     require("storescu")
     aet, _, where = peer.partition("@")
     host, _, port = where.rpartition(":")
-    subprocess.run(["storescu", "-aec", aet, host, port, *map(str, paths)], check=True,
-                   env={**os.environ, "TCP_NODELAY": "1"}, capture_output=True)
-
+    subprocess.run(
+        ["storescu", "-aec", aet, host, port, *map(str, paths)],
+        check=True,
+        env={**os.environ, "TCP_NODELAY": "1"},
+        capture_output=True,
+    )

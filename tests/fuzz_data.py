@@ -123,7 +123,6 @@ def deep_nesting(depth: int) -> bytes:
     """A small explicit VR little endian file with a sequence nested ``depth`` deep (undefined lengths)."""
     import io
 
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -187,7 +186,9 @@ def mutate(rng: random.Random, data: bytes, kind: str) -> tuple[bytes, bool]:
         if not found:
             return mutate(rng, data, "flip")
         element = rng.choice(found)
-        value = rng.choice([0, 1, 3, 0xFFFF, 0xFFFFFFFF, rng.randrange(1 << 32), element.length + 2, element.length * 2 + 1])
+        value = rng.choice(
+            [0, 1, 3, 0xFFFF, 0xFFFFFFFF, rng.randrange(1 << 32), element.length + 2, element.length * 2 + 1]
+        )
         if rng.random() < 0.5 or element.offset < 4:
             struct.pack_into("<H", buf, element.offset - 2, value & 0xFFFF)
         else:

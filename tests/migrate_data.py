@@ -12,17 +12,20 @@ from pathlib import Path
 import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-
 from qrpeers import PATIENTS, same_instance, uid
 
 PATIENT_IDS = list(PATIENTS)
 # (source file, modality, transfer syntax to write or None to keep the file's)
-KINDS = [("CT_small.dcm", "CT", ExplicitVRLittleEndian), ("MR_small.dcm", "MR", ImplicitVRLittleEndian),
-         ("MR_small_RLE.dcm", "MR", None)]
+KINDS = [
+    ("CT_small.dcm", "CT", ExplicitVRLittleEndian),
+    ("MR_small.dcm", "MR", ImplicitVRLittleEndian),
+    ("MR_small_RLE.dcm", "MR", None),
+]
 
 
-def build(folder: Path, studies: int = 21, *, compressed: bool = True, dateless: int = 0,
-          refuse: int | None = None) -> dict[str, list[Path]]:
+def build(
+    folder: Path, studies: int = 21, *, compressed: bool = True, dateless: int = 0, refuse: int | None = None
+) -> dict[str, list[Path]]:
     """``studies`` studies over 3 patients; each has 1 or 2 series of 1 or 2 instances.  Study n is dated
     2024-01-01 + 9n days (the last ``dateless`` have no StudyDate); study ``refuse`` is described
     "REFUSE ME".  Without ``compressed`` only uncompressed syntaxes.  Returns {study UID: files}."""
@@ -60,8 +63,9 @@ def build(folder: Path, studies: int = 21, *, compressed: bool = True, dateless:
                 path = folder / f"{n:02d}-{s}-{i}.dcm"
                 if ts is not None:
                     ds.file_meta.TransferSyntaxUID = ts
-                    ds.save_as(path, enforce_file_format=True, implicit_vr=ts == ImplicitVRLittleEndian,
-                               little_endian=True)
+                    ds.save_as(
+                        path, enforce_file_format=True, implicit_vr=ts == ImplicitVRLittleEndian, little_endian=True
+                    )
                 else:
                     ds.save_as(path, enforce_file_format=True)
                 out[study_uid].append(path)
@@ -89,7 +93,9 @@ def folder_files(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in folder.rglob("*.dcm")}
 
 
-def assert_same(archive: dict[str, list[Path]], received: dict[str, Path], skip_studies: set[str] = frozenset()) -> None:
+def assert_same(
+    archive: dict[str, list[Path]], received: dict[str, Path], skip_studies: set[str] = frozenset()
+) -> None:
     """Every instance of the archive (but those of ``skip_studies``) is there, its dataset equal."""
     for study, files in archive.items():
         if study in skip_studies:

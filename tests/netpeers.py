@@ -7,14 +7,13 @@ import json
 import os
 import subprocess
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
-
-import pydicom
-from pydicom.uid import generate_uid
 
 import peers
+import pydicom
 from peers import PEER_ENV
+from pydicom.uid import generate_uid
 
 
 @contextlib.contextmanager
@@ -60,14 +59,20 @@ def copies(source: Path, out_dir: Path, count: int) -> list[Path]:
 
 def dcmtk_reads(path: Path) -> bool:
     """DCMTK reads the file without complaint and finds its SOP Instance UID as a UI element."""
-    result = subprocess.run(["dcmdump", "-q", "+P", "0008,0018", str(path)], capture_output=True, text=True, env=PEER_ENV)
+    result = subprocess.run(
+        ["dcmdump", "-q", "+P", "0008,0018", str(path)], capture_output=True, text=True, env=PEER_ENV
+    )
     return result.returncode == 0 and not result.stderr.strip() and "(0008,0018) UI" in result.stdout
 
 
 def without_trailing_padding(data: bytes) -> bytes:
     """Dataset bytes without a final Data Set Trailing Padding element (storescu drops it)."""
     pos = data.rfind(b"\xfc\xff\xfc\xff")
-    if pos > 0 and data[pos + 4 : pos + 8] == b"OB\x00\x00" and pos + 12 + int.from_bytes(data[pos + 8 : pos + 12], "little") == len(data):
+    if (
+        pos > 0
+        and data[pos + 4 : pos + 8] == b"OB\x00\x00"
+        and pos + 12 + int.from_bytes(data[pos + 8 : pos + 12], "little") == len(data)
+    ):
         return data[:pos]
     if pos > 0 and pos + 8 + int.from_bytes(data[pos + 4 : pos + 8], "little") == len(data):
         return data[:pos]  # implicit VR
@@ -78,6 +83,10 @@ records = peers.records
 
 
 def env_without_config(tmp: Path) -> dict:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp / "config"), "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp / "config"),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src"),
+    }
     env.pop("DCMTOOLS_PEERS", None)
     return env

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import pytest
 
@@ -148,14 +148,24 @@ def dcmtk(tool: str, *args: str, port: int, log: str | os.PathLike, cwd: str | o
 
 
 @contextlib.contextmanager
-def storescp(out_dir: Path, *args: str, aet: str = "STORESCP", log: Path | None = None,
-             port: int | None = None) -> Iterator[int]:
+def storescp(
+    out_dir: Path, *args: str, aet: str = "STORESCP", log: Path | None = None, port: int | None = None
+) -> Iterator[int]:
     """DCMTK storescp writing into ``out_dir`` (made), with options ``args``, on ``port`` (default: a free
     one); yields its port."""
     out_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    with dcmtk("storescp", "-aet", aet, "-od", str(out_dir), *args, str(port), port=port,
-               log=log or out_dir.parent / f"storescp-{port}.log"):
+    with dcmtk(
+        "storescp",
+        "-aet",
+        aet,
+        "-od",
+        str(out_dir),
+        *args,
+        str(port),
+        port=port,
+        log=log or out_dir.parent / f"storescp-{port}.log",
+    ):
         yield port
 
 
@@ -177,9 +187,17 @@ def orthanc_modalities(entries: dict[str, tuple[str, int]]) -> dict[str, dict]:
 
 
 @contextlib.contextmanager
-def orthanc(tmp: Path, config: dict | None = None, *, files: Sequence[Path] = (), worklist: Path | None = None,
-            wait: float = 30, dicomweb: bool = False, users: dict[str, str] | None = None,
-            lua: str | None = None) -> Iterator[Orthanc]:
+def orthanc(
+    tmp: Path,
+    config: dict | None = None,
+    *,
+    files: Sequence[Path] = (),
+    worklist: Path | None = None,
+    wait: float = 30,
+    dicomweb: bool = False,
+    users: dict[str, str] | None = None,
+    lua: str | None = None,
+) -> Iterator[Orthanc]:
     """Orthanc on free DICOM and HTTP ports, storing under ``tmp``; ``config`` is merged into its configuration
     (DicomModalities, DicomCheckCalledAet...); ``worklist``: a folder served by its ModalityWorklists plugin;
     ``files`` are uploaded through its REST API before it is yielded.  ``dicomweb``: with its DICOMweb plugin
@@ -190,11 +208,20 @@ def orthanc(tmp: Path, config: dict | None = None, *, files: Sequence[Path] = ()
     storage = tmp / f"orthanc-{port}"
     storage.mkdir(parents=True)
     settings: dict = {
-        "Name": "test", "StorageDirectory": str(storage), "IndexDirectory": str(storage),
-        "HttpPort": http, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-        "DicomAet": "ORTHANC", "DicomPort": port, "DicomCheckCalledAet": False,
-        "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "DicomCheckModalityHost": False,
-        "Plugins": [], "SaveJobs": False,
+        "Name": "test",
+        "StorageDirectory": str(storage),
+        "IndexDirectory": str(storage),
+        "HttpPort": http,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomAet": "ORTHANC",
+        "DicomPort": port,
+        "DicomCheckCalledAet": False,
+        "DicomAlwaysAllowEcho": True,
+        "DicomAlwaysAllowStore": True,
+        "DicomCheckModalityHost": False,
+        "Plugins": [],
+        "SaveJobs": False,
     }
     if worklist is not None:
         plugin = "/usr/share/orthanc/plugins/libModalityWorklists.so"
@@ -234,8 +261,9 @@ def orthanc(tmp: Path, config: dict | None = None, *, files: Sequence[Path] = ()
             except OSError:
                 time.sleep(0.1)
         for file in files:
-            request = urllib.request.Request(f"http://127.0.0.1:{http}/instances", data=Path(file).read_bytes(),
-                                             method="POST", headers=auth)
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{http}/instances", data=Path(file).read_bytes(), method="POST", headers=auth
+            )
             urllib.request.urlopen(request, timeout=30).read()
         url = f"http://127.0.0.1:{http}/dicom-web" if dicomweb else None
         yield Orthanc(f"{settings['DicomAet']}@127.0.0.1:{port}", port, http, settings["DicomAet"], process, path, url)
@@ -258,8 +286,20 @@ def listen(tmp: Path, *args: str, aet: str = "LISTEN", store: Path | None = None
     port = free_port()
     store = store or tmp / f"listen-{port}"
     log = tmp / f"listen-{port}.jsonl"
-    cmd = [sys.executable, "-m", "dcmtools", "listen", "--port", str(port), "--aet", aet, "--store-dir", str(store),
-           "--json", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dcmtools",
+        "listen",
+        "--port",
+        str(port),
+        "--aet",
+        aet,
+        "--store-dir",
+        str(store),
+        "--json",
+        *args,
+    ]
     if not any(arg.startswith("--allow") for arg in args):
         cmd.append("--allow-any")  # requesters of several AE titles (the default is tested in test_listen_server)
     with running(cmd, port, log=log, env={**os.environ, "PYTHONPATH": str(REPO / "src")}):

@@ -11,16 +11,16 @@ back what it stored: for each printed film box, its Stored Print object
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pydicom
+from peers import free_port, require, running
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-from peers import free_port, require, running
 
 PRINTER_SETTINGS = {
     "BorderDensity": "150\\20\\BLACK\\WHITE",
@@ -119,6 +119,7 @@ def stored_films(db: Path) -> list[tuple[Dataset, list[Dataset]]]:
 
 # ------------------------------------------------------------------ test images
 
+
 def _base(sop_class: str, patient: str) -> Dataset:
     ds = Dataset()
     ds.SOPClassUID = sop_class
@@ -156,8 +157,15 @@ def ramp(rows: int, columns: int, low: int, high: int) -> np.ndarray:
     return np.rint(x[None, :] + y).astype(np.int64)
 
 
-def make_ct(path: Path, *, center: float | None = 40, width: float | None = 400, rows: int = 96, columns: int = 80,
-            patient: str = "Doe^Ct") -> np.ndarray:
+def make_ct(
+    path: Path,
+    *,
+    center: float | None = 40,
+    width: float | None = 400,
+    rows: int = 96,
+    columns: int = 80,
+    patient: str = "Doe^Ct",
+) -> np.ndarray:
     """A CT (stored -1000..2900 HU + 1024, rescale intercept -1024) with a soft-tissue window; returns stored values."""
     ds = _base(CTImageStorage, patient)
     ds.Modality = "CT"
@@ -212,7 +220,7 @@ def linear_window(x: np.ndarray, center: float, width: float) -> np.ndarray:
     """PS3.3 C.11.2.1.2.1, written out here independently of dcmtools, to 0..1."""
     low = center - 0.5 - (width - 1) / 2
     high = center - 0.5 + (width - 1) / 2
-    y = ((x - (center - 0.5)) / (width - 1) + 0.5)
+    y = (x - (center - 0.5)) / (width - 1) + 0.5
     return np.where(x <= low, 0.0, np.where(x > high, 1.0, y))
 
 

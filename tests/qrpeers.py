@@ -10,17 +10,17 @@ import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+import peers
 import pydicom
+from peers import PEER_ENV, REPO, free_port, require
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-import peers
-from peers import PEER_ENV, REPO, free_port, require
 
 UID_ROOT = "1.2.826.0.1.3680043.10.1420.9."
 
@@ -32,18 +32,37 @@ def uid(name: str) -> str:
 # ------------------------------------------------------------- the archive
 PATIENTS = {
     "H001": {"PatientName": "DOE^JOHN", "PatientBirthDate": "19600101", "PatientSex": "M"},
-    "VET042": {"PatientName": "SMITH^REX", "PatientBirthDate": "20190301", "PatientSex": "M",
-               "PatientSpeciesDescription": "Canine", "PatientBreedDescription": "Beagle",
-               "ResponsiblePerson": "SMITH^JOHN", "ResponsiblePersonRole": "OWNER"},
-    "VET077": {"PatientName": "JONES^TOM", "PatientBirthDate": "20200615", "PatientSex": "M",
-               "PatientSpeciesDescription": "Feline", "PatientBreedDescription": "Siamese",
-               "ResponsiblePerson": "JONES^MARY", "ResponsiblePersonRole": "OWNER"},
+    "VET042": {
+        "PatientName": "SMITH^REX",
+        "PatientBirthDate": "20190301",
+        "PatientSex": "M",
+        "PatientSpeciesDescription": "Canine",
+        "PatientBreedDescription": "Beagle",
+        "ResponsiblePerson": "SMITH^JOHN",
+        "ResponsiblePersonRole": "OWNER",
+    },
+    "VET077": {
+        "PatientName": "JONES^TOM",
+        "PatientBirthDate": "20200615",
+        "PatientSex": "M",
+        "PatientSpeciesDescription": "Feline",
+        "PatientBreedDescription": "Siamese",
+        "ResponsiblePerson": "JONES^MARY",
+        "ResponsiblePersonRole": "OWNER",
+    },
 }
 # (patient, study name, date, accession, description, [(series name, modality, source, count)])
 STUDIES = [
     ("H001", "ct-chest", "20240110", "ACC100", "CT chest", [("ct", "CT", "CT_small.dcm", 3)]),
     ("H001", "mr-head", "20240301", "ACC101", "MR head", [("mr", "MR", "MR_small.dcm", 2)]),
-    ("VET042", "thorax", "20240115", "ACC042", "Thorax", [("ct", "CT", "CT_small.dcm", 2), ("mr", "MR", "MR_small.dcm", 1)]),
+    (
+        "VET042",
+        "thorax",
+        "20240115",
+        "ACC042",
+        "Thorax",
+        [("ct", "CT", "CT_small.dcm", 2), ("mr", "MR", "MR_small.dcm", 1)],
+    ),
     ("VET077", "abdomen", "20240116", "ACC077", "Abdomen", [("mr", "MR", "MR_small.dcm", 1)]),
 ]
 
@@ -130,10 +149,32 @@ def code(value: str, scheme: str, meaning: str) -> Dataset:
 
 WORKLIST = [
     # name, patient, species (description, code, meaning), breed, owner, date, time, modality, station, description
-    ("dog", "SMITH^REX", "VET042", ("Canine", "448771007", "Canis lupus familiaris"),
-     ("Beagle", "44650008", "Beagle dog breed"), "SMITH^JOHN", "20240115", "0900", "CR", "CR1", "Thorax 2 views"),
-    ("cat", "JONES^TOM", "VET077", ("Feline", "448169003", "Felis catus"),
-     ("Siamese", "13294000", "Siamese cat breed"), "JONES^MARY", "20240115", "1030", "US", "US1", "Abdomen ultrasound"),
+    (
+        "dog",
+        "SMITH^REX",
+        "VET042",
+        ("Canine", "448771007", "Canis lupus familiaris"),
+        ("Beagle", "44650008", "Beagle dog breed"),
+        "SMITH^JOHN",
+        "20240115",
+        "0900",
+        "CR",
+        "CR1",
+        "Thorax 2 views",
+    ),
+    (
+        "cat",
+        "JONES^TOM",
+        "VET077",
+        ("Feline", "448169003", "Felis catus"),
+        ("Siamese", "13294000", "Siamese cat breed"),
+        "JONES^MARY",
+        "20240115",
+        "1030",
+        "US",
+        "US1",
+        "Abdomen ultrasound",
+    ),
     ("human", "DOE^JOHN", "H001", None, None, None, "20240116", "1400", "CR", "CR1", "Chest PA"),
 ]
 
@@ -200,8 +241,13 @@ def write_worklist(folder: Path, as_json: tuple[str, ...] = ()) -> list[Path]:
 # ------------------------------------------------------------- peers
 def storescu(port: int, aet: str, files: list[Path]) -> None:
     require("storescu")
-    result = subprocess.run(["storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
-                            capture_output=True, text=True, env=PEER_ENV, timeout=120)
+    result = subprocess.run(
+        ["storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
+        capture_output=True,
+        text=True,
+        env=PEER_ENV,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -229,7 +275,7 @@ HostTable BEGIN
 {table}
 HostTable END
 AETable BEGIN
-QRSCP {db / 'QRSCP'} RW (200, 1024mb) ANY
+QRSCP {db / "QRSCP"} RW (200, 1024mb) ANY
 AETable END
 """)
     with peers.dcmtk("dcmqrscp", "-c", str(config), port=port, log=db / "dcmqrscp.log"):
@@ -263,19 +309,28 @@ def storescp(tmp: Path, aet: str = "THIRD") -> Iterator[Peer]:
 
 
 @contextlib.contextmanager
-def orthanc(tmp: Path, modalities: dict[str, tuple[str, int]], files: list[Path] = (),
-            worklist: Path | None = None, config_extra: dict[str, Any] | None = None, *, dicomweb: bool = False,
-            users: dict[str, str] | None = None, lua: str | None = None) -> Iterator[Peer]:
+def orthanc(
+    tmp: Path,
+    modalities: dict[str, tuple[str, int]],
+    files: list[Path] = (),
+    worklist: Path | None = None,
+    config_extra: dict[str, Any] | None = None,
+    *,
+    dicomweb: bool = False,
+    users: dict[str, str] | None = None,
+    lua: str | None = None,
+) -> Iterator[Peer]:
     """Orthanc with its ModalityWorklists plugin; ``modalities`` ({name: (AET, port)}) may C-MOVE,
     and are C-MOVE destinations; filled with ``files`` through its REST API; ``config_extra``
     is merged into its configuration (e.g. ``{"LimitFindResults": 2}``); ``dicomweb``, ``users``,
     ``lua``: see ``peers.orthanc``.  ``extra`` holds http, process, config and (with dicomweb) url."""
     config: dict[str, Any] = {
-        "DicomAlwaysAllowFindWorklist": True, "DicomScuTimeout": 10,
-        "DicomModalities": peers.orthanc_modalities(modalities), **(config_extra or {}),
+        "DicomAlwaysAllowFindWorklist": True,
+        "DicomScuTimeout": 10,
+        "DicomModalities": peers.orthanc_modalities(modalities),
+        **(config_extra or {}),
     }
-    with peers.orthanc(tmp, config, files=files, worklist=worklist, dicomweb=dicomweb, users=users,
-                       lua=lua) as server:
+    with peers.orthanc(tmp, config, files=files, worklist=worklist, dicomweb=dicomweb, users=users, lua=lua) as server:
         extra: dict[str, Any] = {"http": server.http, "process": server.process, "config": server.config}
         if server.url:
             extra["url"] = server.url
@@ -283,8 +338,16 @@ def orthanc(tmp: Path, modalities: dict[str, tuple[str, int]], files: list[Path]
 
 
 @contextlib.contextmanager
-def listen(tmp: Path, *, aet: str = "LISTEN", files: list[Path] = (), worklist: Path | None = None,
-           peers_file: Path | None = None, store: Path | None = None, extra: tuple[str, ...] = ()) -> Iterator[Peer]:
+def listen(
+    tmp: Path,
+    *,
+    aet: str = "LISTEN",
+    files: list[Path] = (),
+    worklist: Path | None = None,
+    peers_file: Path | None = None,
+    store: Path | None = None,
+    extra: tuple[str, ...] = (),
+) -> Iterator[Peer]:
     """``dcmtools listen`` with a store (filled with ``files`` by DCMTK storescu) and worklist items."""
     args = list(extra)
     if worklist is not None:
@@ -298,14 +361,18 @@ def listen(tmp: Path, *, aet: str = "LISTEN", files: list[Path] = (), worklist: 
 
 
 def peers_toml(path: Path, entries: dict[str, tuple[str, int]]) -> Path:
-    path.write_text("".join(f'[{name}]\naet = "{aet}"\nhost = "127.0.0.1"\nport = {port}\n\n'
-                            for name, (aet, port) in entries.items()))
+    path.write_text(
+        "".join(
+            f'[{name}]\naet = "{aet}"\nhost = "127.0.0.1"\nport = {port}\n\n' for name, (aet, port) in entries.items()
+        )
+    )
     return path
 
 
 # ------------------------------------------------------------- DCMTK's answers
-def findscu(peer: Peer, keys: list[str], model: str, out: Path, worklist: bool = False,
-            aet: str = "DCMTOOLS") -> list[dict[str, Any]]:
+def findscu(
+    peer: Peer, keys: list[str], model: str, out: Path, worklist: bool = False, aet: str = "DCMTOOLS"
+) -> list[dict[str, Any]]:
     """DCMTK findscu's matches (-X extracted, read back as DICOM JSON model); calling AE title ``aet``
     (Orthanc answers only the AE titles it knows)."""
     require("findscu")
@@ -316,15 +383,16 @@ def findscu(peer: Peer, keys: list[str], model: str, out: Path, worklist: bool =
     args = ["findscu", flag, "-aet", aet, "-aec", peer.aet, "-X", "-od", str(out)]
     for key in keys:
         args += ["-k", key]
-    result = subprocess.run([*args, "127.0.0.1", str(peer.port)], capture_output=True, text=True, env=PEER_ENV,
-                            timeout=60)
+    result = subprocess.run(
+        [*args, "127.0.0.1", str(peer.port)], capture_output=True, text=True, env=PEER_ENV, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return [read_json(path) for path in sorted(out.glob("rsp*.dcm"))]
 
 
 def read_json(path: Path) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "src"))
-    from dcmtools.dicom import reader, jsonmodel
+    from dcmtools.dicom import jsonmodel, reader
 
     return jsonmodel.to_json_model(reader.read(path).dataset, jsonmodel.JsonOptions(bulk_uri=False))
 

@@ -30,7 +30,9 @@ def files_of(result) -> list[dict]:
 
 def digest(folder: Path) -> dict[str, str]:
     return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -72,7 +74,9 @@ def test_vendored_table_matches_its_source():
     if source is None or not source.exists():
         pytest.skip("../shared/data is not beside the repository")
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "gen_deid_table.py"), str(source), "--check"], capture_output=True, text=True
+        [sys.executable, str(REPO / "scripts" / "gen_deid_table.py"), str(source), "--check"],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
 
@@ -182,7 +186,17 @@ def test_references_stay_consistent_across_the_study(study, tmp_path):
 def test_same_key_gives_identical_output_and_another_key_does_not(study, tmp_path):
     first, second, third = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for out, key in ((first, "k1"), (second, "k1"), (third, "k2")):
-        result = dcmtools("anonymize", "--keep-names", "--key", key, "-o", str(out), str(study), "--jobs", "2" if out == second else "1")
+        result = dcmtools(
+            "anonymize",
+            "--keep-names",
+            "--key",
+            key,
+            "-o",
+            str(out),
+            str(study),
+            "--jobs",
+            "2" if out == second else "1",
+        )
         assert result.returncode == 0, result.stderr
     assert digest(first) == digest(second)
     a, c = pydicom.dcmread(first / "series1" / "im1.dcm"), pydicom.dcmread(third / "series1" / "im1.dcm")
@@ -201,7 +215,9 @@ def test_key_file_and_random_key(study, tmp_path):
     assert random.returncode == 0 and "random key" in random.stderr
     assert records(random.stdout)[-1]["key_id"] is None
     assert digest(tmp_path / "r") != digest(tmp_path / "t")
-    both = dcmtools("anonymize", "--keep-names", "--key", "a", "--key-file", str(key_file), "-o", str(tmp_path / "x"), str(study))
+    both = dcmtools(
+        "anonymize", "--keep-names", "--key", "a", "--key-file", str(key_file), "-o", str(tmp_path / "x"), str(study)
+    )
     assert both.returncode == 2
 
 
@@ -216,7 +232,9 @@ def test_modified_dates_shift_per_patient(tmp_path):
     odd.AcquisitionDateTime = "2023"
     save(odd, folder / "odd.dcm")
     out = tmp_path / "out"
-    result = dcmtools("anonymize", "--keep-names", "--key", "k", "--retain-longitudinal-modified-dates", "-o", str(out), str(folder))
+    result = dcmtools(
+        "anonymize", "--keep-names", "--key", "k", "--retain-longitudinal-modified-dates", "-o", str(out), str(folder)
+    )
     assert result.returncode == 0, result.stderr
     a, b, c = (pydicom.dcmread(out / n) for n in ("p1a.dcm", "p1b.dcm", "p2.dcm"))
     assert a.StudyDate == b.StudyDate != c.StudyDate
@@ -288,7 +306,9 @@ def test_retain_safe_private(tmp_path):
     ds.PrivateDataElementCharacteristicsSequence = pydicom.Sequence([item])
     save(ds, tmp_path / "in" / "a.dcm")
     out = tmp_path / "out"
-    result = dcmtools("anonymize", "--keep-names", "--key", "k", "--retain-safe-private", "-o", str(out), str(tmp_path / "in"))
+    result = dcmtools(
+        "anonymize", "--keep-names", "--key", "k", "--retain-safe-private", "-o", str(out), str(tmp_path / "in")
+    )
     assert result.returncode == 0, result.stderr
     got = pydicom.dcmread(out / "a.dcm")
     assert got.private_block(0x0043, "GEMS_PARM_01")[0x27].value == "1.375:1"
@@ -340,7 +360,16 @@ def test_burned_in_and_dicomdir_are_refused_and_the_batch_goes_on(tmp_path, test
     assert by_name["us_no.dcm"]["ok"] is True
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["us_no.dcm"]
     assert "Traceback" not in result.stderr
-    allowed = dcmtools("anonymize", "--keep-names", "--key", "k", "--allow-burned-in", "-o", str(tmp_path / "o2"), str(folder / "us.dcm"))
+    allowed = dcmtools(
+        "anonymize",
+        "--keep-names",
+        "--key",
+        "k",
+        "--allow-burned-in",
+        "-o",
+        str(tmp_path / "o2"),
+        str(folder / "us.dcm"),
+    )
     assert allowed.returncode == 0 and (tmp_path / "o2" / "us.dcm").exists()
 
 
@@ -361,7 +390,9 @@ def test_map_file(study, tmp_path):
     im1 = pydicom.dcmread(study / "series1" / "im1.dcm")
     assert uids[im1.SOPInstanceUID] == pydicom.dcmread(out / "series1" / "im1.dcm").SOPInstanceUID
     # no map without --map; an existing map is not replaced without --overwrite
-    again = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(tmp_path / "o2"), "--map", str(mapping), str(study))
+    again = dcmtools(
+        "anonymize", "--keep-names", "--key", "k", "-o", str(tmp_path / "o2"), "--map", str(mapping), str(study)
+    )
     assert again.returncode == 1 or again.returncode == 2
     assert not list((tmp_path / "o2").glob("**/*.dcm"))
 
@@ -373,7 +404,9 @@ def test_outputs_are_atomic_and_never_overwritten(study, tmp_path):
     again = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(out), str(study))
     assert again.returncode == 1
     assert {r["error"]["code"] for r in files_of(again)} == {"exists"}
-    assert dcmtools("anonymize", "--keep-names", "--key", "k", "--overwrite", "-o", str(out), str(study)).returncode == 0
+    assert (
+        dcmtools("anonymize", "--keep-names", "--key", "k", "--overwrite", "-o", str(out), str(study)).returncode == 0
+    )
     assert digest(study) == before  # inputs untouched
     assert not [p for p in out.rglob(".*")]  # no temporary file left
     usage = dcmtools("anonymize", "--keep-names", "--key", "k", str(study))
@@ -390,7 +423,9 @@ def test_records_pipe_into_the_next_command(study, tmp_path):
     assert [d["path"] for d in dumps] == [r["out"] for r in files_of(first)]
     assert all(d["dataset"]["PatientID"].startswith("ANON") for d in dumps)
     # a failed upstream record is never anonymized (nor its original passed on)
-    failed = json.dumps({"type": "file", "path": str(study / "series1" / "im1.dcm"), "ok": False, "error": {"code": "x"}})
+    failed = json.dumps(
+        {"type": "file", "path": str(study / "series1" / "im1.dcm"), "ok": False, "error": {"code": "x"}}
+    )
     piped = dcmtools("anonymize", "--keep-names", "--key", "k", "-o", str(tmp_path / "o3"), "-", input=failed + "\n")
     assert piped.returncode == 1 and files_of(piped)[0]["error"]["code"] == "upstream_failed"
 
@@ -425,7 +460,9 @@ def test_help_and_run_do_not_import_pydicom(study, tmp_path):
 def test_pydicom_bundled_files_never_crash(all_test_files, tmp_path):
     out = tmp_path / "out"
     folder = all_test_files[0].parent
-    result = dcmtools("anonymize", "--keep-names", "--key", "k", "--allow-burned-in", "-o", str(out), str(folder), "--jobs", "2")
+    result = dcmtools(
+        "anonymize", "--keep-names", "--key", "k", "--allow-burned-in", "-o", str(out), str(folder), "--jobs", "2"
+    )
     assert result.returncode in (0, 1), result.stderr
     assert "Traceback" not in result.stderr
     files = files_of(result)

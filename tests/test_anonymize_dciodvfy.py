@@ -47,7 +47,18 @@ def anonymized(result) -> list[dict]:
 def test_pydicom_files_are_no_less_valid(test_files_dir, tmp_path):
     require("dciodvfy")
     out = tmp_path / "out"
-    result = dcmtools("anonymize", "--keep-names", "--key", "k", "--allow-burned-in", "-o", str(out), str(test_files_dir), "--jobs", "2")
+    result = dcmtools(
+        "anonymize",
+        "--keep-names",
+        "--key",
+        "k",
+        "--allow-burned-in",
+        "-o",
+        str(out),
+        str(test_files_dir),
+        "--jobs",
+        "2",
+    )
     records = anonymized(result)
     assert len(records) >= 70
     assert compare(records) == []
@@ -55,7 +66,15 @@ def test_pydicom_files_are_no_less_valid(test_files_dir, tmp_path):
 
 @pytest.mark.parametrize(
     "flags",
-    [[], ["--retain-longitudinal-modified-dates", "--clean-descriptors", "--clean-structured-content", "--clean-graphics"]],
+    [
+        [],
+        [
+            "--retain-longitudinal-modified-dates",
+            "--clean-descriptors",
+            "--clean-structured-content",
+            "--clean-graphics",
+        ],
+    ],
 )
 def test_built_files_are_no_less_valid(tmp_path, flags):
     require("dciodvfy")

@@ -105,13 +105,19 @@ def test_help_does_not_import_the_heavy_libraries():
         "print('HEAVY', heavy)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")}
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
     for command in ("dump",):
         code_cmd = code.replace("['dcmtools', '--help']", f"['dcmtools', '{command}', '--help']")
         result = subprocess.run(
-            [sys.executable, "-c", code_cmd], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")}
+            [sys.executable, "-c", code_cmd],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
         )
         assert "HEAVY []" in result.stdout, result.stdout + result.stderr
 

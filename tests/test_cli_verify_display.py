@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from peers import REPO, dcmtools, require
 
 from dcmtools.display.gsdf import gsdf_luminance, jnd_index
-from peers import REPO, dcmtools, require
 
 TG18_DDL = [15 * k for k in range(18)]
 
@@ -285,7 +285,7 @@ def test_library_hints_are_spelled_as_options(tmp_path):
 
 def test_the_verdict_is_decided_by_the_library(tmp_path):
     from dcmtools.cli.spelling import spell, spell_record
-    from dcmtools.display.gsdf import analyze, Measurements
+    from dcmtools.display.gsdf import Measurements, analyze
 
     gamma = Measurements.from_pairs([(d, 0.5 + 350.0 * (d / 255) ** 2.2) for d in TG18_DDL])
     result = analyze(gamma, ambient=0.2)
@@ -304,7 +304,14 @@ def test_the_verdict_is_decided_by_the_library(tmp_path):
 def test_help_has_examples_and_the_criteria_without_importing_numpy_or_pydicom():
     proc = dcmtools("verify-display", "--help")
     assert proc.returncode == 0
-    for words in ("Examples:", "dcmtools verify-display --patterns", "within 10%", ">= 170 cd/m2", "TG18", "ACR-AAPM-SIIM"):
+    for words in (
+        "Examples:",
+        "dcmtools verify-display --patterns",
+        "within 10%",
+        ">= 170 cd/m2",
+        "TG18",
+        "ACR-AAPM-SIIM",
+    ):
         assert words in proc.stdout, words
     code = (
         "import sys\n"
@@ -327,8 +334,8 @@ def test_help_has_examples_and_the_criteria_without_importing_numpy_or_pydicom()
 
 
 def test_cli_names_agree_with_the_library():
-    from dcmtools.display import gsdf
     from dcmtools.cli import verify_display
+    from dcmtools.display import gsdf
 
     assert verify_display._CLASSES == tuple(gsdf.CLASSES) and verify_display._FORMATS == gsdf.FORMATS
 

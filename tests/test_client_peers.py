@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
-
 from netpeers import orthanc, orthanc_get, records
 from peers import dcmtools
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 
 pytestmark = pytest.mark.peer
 
@@ -52,7 +51,9 @@ def same_dataset(a: pydicom.Dataset, b: pydicom.Dataset) -> bool:
 
 def orthanc_file(http: int, sop_instance_uid: str) -> pydicom.Dataset:
     """The instance Orthanc stored, read back through its REST API."""
-    request = urllib.request.Request(f"http://127.0.0.1:{http}/tools/lookup", data=sop_instance_uid.encode(), method="POST")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{http}/tools/lookup", data=sop_instance_uid.encode(), method="POST"
+    )
     found = json.loads(urllib.request.urlopen(request, timeout=5).read())
     (instance,) = [f for f in found if f["Type"] == "Instance"]
     data = urllib.request.urlopen(f"http://127.0.0.1:{http}/instances/{instance['ID']}/file", timeout=5).read()
@@ -120,12 +121,15 @@ def find_records(peer: str, *args: str):
 
 
 def test_exact_name_with_trailing_equals_found_as_findscu_finds_it(tmp_path: Path) -> None:
-    from qrpeers import dcmqrscp, findscu, orthanc as qr_orthanc
+    from qrpeers import dcmqrscp, findscu
+    from qrpeers import orthanc as qr_orthanc
 
     files = three_studies(tmp_path / "in")
     keys = ["SpecificCharacterSet=ISO_IR 192", f"PatientName={NAME}", "PatientID", "StudyInstanceUID"]
-    with dcmqrscp(tmp_path, {"me": ("DCMTOOLS", 4000)}, files) as qr, \
-            qr_orthanc(tmp_path, {"me": ("DCMTOOLS", 4000)}, files) as pacs:
+    with (
+        dcmqrscp(tmp_path, {"me": ("DCMTOOLS", 4000)}, files) as qr,
+        qr_orthanc(tmp_path, {"me": ("DCMTOOLS", 4000)}, files) as pacs,
+    ):
         for peer in (qr, pacs):
             theirs = findscu(peer, ["QueryRetrieveLevel=STUDY", *keys], "study", tmp_path / f"findscu-{peer.port}")
             assert [t["00100020"]["Value"] for t in theirs] == [["PID0"]], peer.peer  # findscu finds it
@@ -200,7 +204,9 @@ def test_non_latin_name_query_against_orthanc_not_dropped_silently(tmp_path: Pat
             assert "cannot represent" in record["note"] and "could not be checked" in result.stderr
 
 
-def test_orthanc_refusal_of_a_dataset_without_a_uid_is_not_hinted_as_disk_full(tmp_path: Path, test_files_dir: Path) -> None:
+def test_orthanc_refusal_of_a_dataset_without_a_uid_is_not_hinted_as_disk_full(
+    tmp_path: Path, test_files_dir: Path
+) -> None:
     ds = pydicom.dcmread(test_files_dir / "CT_small.dcm")
     del ds.SeriesInstanceUID
     path = tmp_path / "no_series_uid.dcm"

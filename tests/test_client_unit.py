@@ -26,8 +26,11 @@ def test_storage_hint_from_code_and_comment_only() -> None:
 
 
 def test_person_name_sent_byte_for_byte() -> None:
-    for text, wire in (("Wang^XiaoDong=王^小東=", "Wang^XiaoDong=王^小東=".encode()), ("DOE^J*", b"DOE^J*"),
-                       ("A^B^", b"A^B^")):
+    for text, wire in (
+        ("Wang^XiaoDong=王^小東=", "Wang^XiaoDong=王^小東=".encode()),
+        ("DOE^J*", b"DOE^J*"),
+        ("A^B^", b"A^B^"),
+    ):
         identifier = K.identifier_from(K.parse_keys([f"PatientName={text}"]), (), "STUDY")
         data = encode_identifier(identifier, "1.2.840.10008.1.2.1")
         assert wire in data, (text, data)
@@ -64,8 +67,10 @@ def test_tls_client_context_verifies_by_default() -> None:
 
 def test_peers_file_tls_keys(tmp_path) -> None:
     path = tmp_path / "peers.toml"
-    path.write_text('[a]\naet = "A"\nhost = "h"\nport = 104\ntls_insecure = true\n\n'
-                    '[b]\naet = "B"\nhost = "h"\nport = 104\ntls_server_name = "B"\nmax_results = 500\n')
+    path.write_text(
+        '[a]\naet = "A"\nhost = "h"\nport = 104\ntls_insecure = true\n\n'
+        '[b]\naet = "B"\nhost = "h"\nport = 104\ntls_server_name = "B"\nmax_results = 500\n'
+    )
     peers, _ = load_peers(path)
     assert peers["a"].tls == TLSSettings(insecure=True)
     assert peers["b"].tls == TLSSettings(server_name="B") and peers["b"].extra == {"max_results": 500}

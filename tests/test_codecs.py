@@ -48,8 +48,16 @@ def test_every_writable_syntax_has_an_encoder_here():
 
 
 def _info(**kw) -> ImageInfo:
-    base = dict(rows=64, columns=64, samples_per_pixel=1, bits_allocated=16, bits_stored=12,
-                pixel_representation=0, number_of_frames=1, photometric="MONOCHROME2")
+    base = dict(
+        rows=64,
+        columns=64,
+        samples_per_pixel=1,
+        bits_allocated=16,
+        bits_stored=12,
+        pixel_representation=0,
+        number_of_frames=1,
+        photometric="MONOCHROME2",
+    )
     base.update(kw)
     return ImageInfo(**base)
 

@@ -6,12 +6,10 @@ import json
 import re
 
 import pytest
-
 from commitpeers import instances, listen, me, orthanc, orthanc_instances, read_records, storescu
 from peers import dcmtools, free_port
 
 pytestmark = pytest.mark.peer
-
 
 
 def by_uid(records: list[dict]) -> dict[str, dict]:
@@ -23,6 +21,7 @@ def summary(records: list[dict]) -> dict:
 
 
 # ------------------------------------------------------------------ Orthanc
+
 
 def test_orthanc_commits_what_it_received_and_fails_what_it_never_did(tmp_path):
     """Orthanc reports on a new association: sent instances committed, the one never sent failed 0x0112, exit 1."""
@@ -113,6 +112,7 @@ def test_orthanc_unknown_calling_aet(tmp_path):
 
 # ------------------------------------------------------------------ dcmtools listen
 
+
 def listen_records(log) -> list[dict]:
     return read_records(log)
 
@@ -144,7 +144,11 @@ def test_commit_against_listen_report_on_a_new_association(tmp_path):
     """listen --commit-report new opens a new association to the requester's --port, proposing the SCP role."""
     port = free_port()
     sent = instances(tmp_path / "sent", 2)
-    with listen(tmp_path, "--commit-report", "new", "--commit-report-to", f"DCMTOOLS@127.0.0.1:{port}") as (peer, _store, log):
+    with listen(tmp_path, "--commit-report", "new", "--commit-report-to", f"DCMTOOLS@127.0.0.1:{port}") as (
+        peer,
+        _store,
+        log,
+    ):
         storescu(peer, *sent)
         result = dcmtools("commit", peer, *map(str, sent), "--port", str(port), "--wait", "20", "--trace")
     records = read_records(result.stdout)
@@ -177,7 +181,11 @@ def test_report_that_never_comes_from_listen(tmp_path):
     """listen reports on a new association to an address where nobody listens: the requester reports pending."""
     sent = instances(tmp_path / "sent", 2)
     nobody = free_port()
-    with listen(tmp_path, "--commit-report", "new", "--commit-report-to", f"DCMTOOLS@127.0.0.1:{nobody}") as (peer, _store, log):
+    with listen(tmp_path, "--commit-report", "new", "--commit-report-to", f"DCMTOOLS@127.0.0.1:{nobody}") as (
+        peer,
+        _store,
+        log,
+    ):
         storescu(peer, *sent)
         result = dcmtools("commit", peer, *map(str, sent), "--wait", "2", "--no-json")
     assert result.returncode == 6
@@ -219,8 +227,14 @@ def test_commit_inputs_that_fail_and_upstream_failures(tmp_path):
     """Unreadable inputs and failed upstream records become error records; the others are still asked about."""
     sent = instances(tmp_path / "sent", 1)
     (tmp_path / "junk.dcm").write_text("not DICOM" * 20)
-    upstream = {"type": "file", "path": str(tmp_path / "x.dcm"), "sop_class_uid": "1.2.840.10008.5.1.4.1.1.2",
-                "sop_instance_uid": "1.2.3.4", "ok": False, "error": {"code": "dimse_failed", "message": "refused"}}
+    upstream = {
+        "type": "file",
+        "path": str(tmp_path / "x.dcm"),
+        "sop_class_uid": "1.2.840.10008.5.1.4.1.1.2",
+        "sop_instance_uid": "1.2.3.4",
+        "ok": False,
+        "error": {"code": "dimse_failed", "message": "refused"},
+    }
     with listen(tmp_path) as (peer, _store, _log):
         storescu(peer, *sent)
         stdin = "\n".join([str(sent[0]), str(tmp_path / "junk.dcm"), json.dumps(upstream)]) + "\n"
@@ -260,19 +274,47 @@ def test_commit_over_tls_with_the_report_on_a_new_association(tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "2", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
     port = free_port()
     sent = instances(tmp_path / "sent", 1)
     # listen verifies our certificate on its report too (TLS is verified by default), so it gets the CA,
     # and then asks every client for a certificate
-    with listen(tmp_path, *tls, "--tls-ca", str(cert), "--commit-report", "new",
-                "--commit-report-to", f"DCMTOOLS@127.0.0.1:{port}") as (peer, _s, log):
+    with listen(
+        tmp_path,
+        *tls,
+        "--tls-ca",
+        str(cert),
+        "--commit-report",
+        "new",
+        "--commit-report-to",
+        f"DCMTOOLS@127.0.0.1:{port}",
+    ) as (peer, _s, log):
         send = dcmtools("send", peer, str(sent[0]), "--tls-ca", str(cert), *tls)
         assert send.returncode == 0, send.stderr
         plain = dcmtools("commit", peer, str(sent[0]), "--wait", "2", "--timeout", "3")
-        result = dcmtools("commit", peer, str(sent[0]), "--tls-ca", str(cert), *tls, "--port", str(port), "--wait", "20")
+        result = dcmtools(
+            "commit", peer, str(sent[0]), "--tls-ca", str(cert), *tls, "--port", str(port), "--wait", "20"
+        )
     assert plain.returncode in (5, 6)  # a TLS port does not speak plain DICOM
     (record,) = by_uid(read_records(result.stdout)).values()
     assert result.returncode == 0, result.stderr
@@ -296,7 +338,11 @@ def test_pending_and_failed_together_exit_1(tmp_path):
     sent = instances(tmp_path / "sent", 1)
     (tmp_path / "junk.dcm").write_text("not DICOM" * 20)
     nobody = free_port()
-    with listen(tmp_path, "--commit-report", "new", "--commit-report-to", f"X@127.0.0.1:{nobody}") as (peer, _store, _log):
+    with listen(tmp_path, "--commit-report", "new", "--commit-report-to", f"X@127.0.0.1:{nobody}") as (
+        peer,
+        _store,
+        _log,
+    ):
         storescu(peer, *sent)
         result = dcmtools("commit", peer, str(sent[0]), str(tmp_path / "junk.dcm"), "--wait", "1")
     records = [r for r in read_records(result.stdout) if r.get("type") == "commitment"]

@@ -7,12 +7,12 @@ import os
 
 import pydicom
 import pytest
+from commitpeers import instances
 from pydicom.data import get_testdata_file
 
-from commitpeers import instances
-from dcmtools.stream.inputs import iter_stream
 from dcmtools.net.commitment import CommitmentSCP, failure_words, reference_for
 from dcmtools.net.scp import stored_path
+from dcmtools.stream.inputs import iter_stream
 from dcmtools.stream.records import DcmtoolsError
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -27,6 +27,7 @@ def items_from(lines: list[str]):
 
 # ------------------------------------------------------------------ inputs
 
+
 def test_reference_from_a_file_reads_its_uids(tmp_path):
     path = instances(tmp_path, 1)[0]
     ds = pydicom.dcmread(path)
@@ -38,8 +39,15 @@ def test_reference_from_send_records_takes_their_uids(tmp_path):
     """A send record names the instance: its UIDs are used as they are (the file is not read)."""
     path = tmp_path / "gone.dcm"
     path.write_bytes(b"not even DICOM")  # proves the file is not read
-    record = {"type": "file", "path": str(path), "sop_class_uid": CT, "sop_instance_uid": "1.2.3.4",
-              "transfer_syntax": "1.2.840.10008.1.2.1", "status": "0x0000", "ok": True}
+    record = {
+        "type": "file",
+        "path": str(path),
+        "sop_class_uid": CT,
+        "sop_instance_uid": "1.2.3.4",
+        "transfer_syntax": "1.2.840.10008.1.2.1",
+        "status": "0x0000",
+        "ok": True,
+    }
     (item,) = items_from([json.dumps(record)])
     ref = reference_for(item)
     assert (ref.sop_class_uid, ref.sop_instance_uid, ref.path) == (CT, "1.2.3.4", str(path))
@@ -47,17 +55,28 @@ def test_reference_from_send_records_takes_their_uids(tmp_path):
 
 def test_reference_from_query_matches_without_path():
     """Records naming no file but carrying the dataset (DICOM JSON or flat) still give the UIDs."""
-    model = {"type": "match", "dataset": {"00080016": {"vr": "UI", "Value": [MR]},
-                                          "00080018": {"vr": "UI", "Value": ["1.2.3.5"]}}}
+    model = {
+        "type": "match",
+        "dataset": {"00080016": {"vr": "UI", "Value": [MR]}, "00080018": {"vr": "UI", "Value": ["1.2.3.5"]}},
+    }
     flat = {"type": "match", "dataset": {"SOPClassUID": CT, "SOPInstanceUID": "1.2.3.6"}}
     refs = [reference_for(item) for item in items_from([json.dumps(model), json.dumps(flat)])]
-    assert [(r.sop_class_uid, r.sop_instance_uid, r.path) for r in refs] == [(MR, "1.2.3.5", None), (CT, "1.2.3.6", None)]
+    assert [(r.sop_class_uid, r.sop_instance_uid, r.path) for r in refs] == [
+        (MR, "1.2.3.5", None),
+        (CT, "1.2.3.6", None),
+    ]
 
 
 def test_failed_upstream_records_are_never_asked_about():
     """A send record that failed must not become a commitment request (the instance was never stored)."""
-    record = {"type": "file", "path": "a.dcm", "sop_class_uid": CT, "sop_instance_uid": "1.2.3.4", "ok": False,
-              "error": {"code": "dimse_failed", "message": "refused"}}
+    record = {
+        "type": "file",
+        "path": "a.dcm",
+        "sop_class_uid": CT,
+        "sop_instance_uid": "1.2.3.4",
+        "ok": False,
+        "error": {"code": "dimse_failed", "message": "refused"},
+    }
     (item,) = items_from([json.dumps(record)])
     with pytest.raises(DcmtoolsError) as info:
         reference_for(item)
@@ -98,6 +117,7 @@ def test_dicomdir_is_refused():
 
 
 # ------------------------------------------------------------------ the store
+
 
 def store_file(store, path, patient="P1", study="1.2.9", series="1.2.9.1", copy=0, sop_class=None):
     ds = pydicom.dcmread(path)

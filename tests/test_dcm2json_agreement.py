@@ -17,9 +17,10 @@ import struct
 import subprocess
 
 import pytest
-
-from dcmtools.dicom import reader as dicomfile, jsonmodel
 from peers import require
+
+from dcmtools.dicom import jsonmodel
+from dcmtools.dicom import reader as dicomfile
 
 pytestmark = pytest.mark.peer
 CHARSET = "00080005"
@@ -47,12 +48,16 @@ def compare(ours, theirs, vr=None, path=""):
                 a, b = base64.b64decode(ours[key]), base64.b64decode(theirs[key])
                 if len(a) % 2 and b == a + b"\0":
                     continue  # odd length padded by dcm2json
-            problems += compare(ours[key], theirs[key], ours.get("vr", vr) if isinstance(ours, dict) else vr, f"{path}/{key}")
+            problems += compare(
+                ours[key], theirs[key], ours.get("vr", vr) if isinstance(ours, dict) else vr, f"{path}/{key}"
+            )
         return problems
     if isinstance(ours, list) and isinstance(theirs, list):
         if len(ours) != len(theirs):
             return [f"{path}: {len(ours)} values, dcm2json {len(theirs)}"]
-        return [p for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) for p in compare(a, b, vr, f"{path}[{i}]")]
+        return [
+            p for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) for p in compare(a, b, vr, f"{path}[{i}]")
+        ]
     if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)) and not isinstance(ours, bool):
         if vr == "FL" and float32(ours) == float32(theirs):
             return []

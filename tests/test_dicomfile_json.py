@@ -2,7 +2,6 @@
 
 import base64
 import json
-import zlib
 from pathlib import Path
 
 import pydicom
@@ -17,7 +16,8 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from dcmtools.dicom import reader as dicomfile, jsonmodel, tagpath
+from dcmtools.dicom import jsonmodel, tagpath
+from dcmtools.dicom import reader as dicomfile
 from dcmtools.dicom.reader import ReadError
 
 
@@ -215,7 +215,8 @@ def test_tag_paths(tmp_path):
         tagpath.parse_path("PatientNam")
     dicom = dicomfile.read(build(tmp_path / "a.dcm"))
     chosen = tagpath.select(
-        dicom.dataset, [tagpath.parse_path("ReferencedImageSequence[1].ReferencedSOPInstanceUID"), tagpath.parse_path("Rows")]
+        dicom.dataset,
+        [tagpath.parse_path("ReferencedImageSequence[1].ReferencedSOPInstanceUID"), tagpath.parse_path("Rows")],
     )
     out = jsonmodel.to_json_model(chosen)
     assert out == {

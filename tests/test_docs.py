@@ -7,7 +7,9 @@ from peers import REPO
 
 
 def test_generated_docs_are_current():
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_docs.py"), "--check"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen_docs.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -24,8 +26,8 @@ def test_every_command_has_a_man_page_and_examples():
 def test_bash_completion_completes_commands_and_options():
     script = (
         f"source {REPO / 'completions' / 'dcmtools.bash'}\n"
-        "COMP_WORDS=(dcmtools du); COMP_CWORD=1; _dcmtools; echo \"${COMPREPLY[@]}\"\n"
-        "COMP_WORDS=(dcmtools dump --fl); COMP_CWORD=2; _dcmtools; echo \"${COMPREPLY[@]}\"\n"
+        'COMP_WORDS=(dcmtools du); COMP_CWORD=1; _dcmtools; echo "${COMPREPLY[@]}"\n'
+        'COMP_WORDS=(dcmtools dump --fl); COMP_CWORD=2; _dcmtools; echo "${COMPREPLY[@]}"\n'
     )
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert result.stdout.splitlines() == ["dump", "--flat"], result.stdout + result.stderr
@@ -33,9 +35,9 @@ def test_bash_completion_completes_commands_and_options():
 
 def test_each_command_runs_on_its_own():
     """main() registers only the command named on the command line: each must stand alone."""
-    from dcmtools.cli import COMMANDS
-
     from peers import dcmtools
+
+    from dcmtools.cli import COMMANDS
 
     for name in COMMANDS:
         result = dcmtools(name, "--help")

@@ -100,8 +100,10 @@ def test_same_as_dcmodify(case, tmp_path):
 
 ENCODINGS_TABLE = {
     "set_replace": TABLE["set_replace"],
-    "set_numbers": (["--set", "AcquisitionMatrix=0\\256\\192\\0", "--set", "PixelPaddingValue=7"],
-                    ["-i", "AcquisitionMatrix=0\\256\\192\\0", "-i", "PixelPaddingValue=7"]),
+    "set_numbers": (
+        ["--set", "AcquisitionMatrix=0\\256\\192\\0", "--set", "PixelPaddingValue=7"],
+        ["-i", "AcquisitionMatrix=0\\256\\192\\0", "-i", "PixelPaddingValue=7"],
+    ),
     "set_float": (["--set", "ContrastBolusTotalDose=12.5"], ["-i", "ContrastBolusTotalDose=12.5"]),
     "sequence_new_item": TABLE["sequence_new_item"],
     "erase": TABLE["erase"],
@@ -184,7 +186,9 @@ def test_map_of_three_patients_on_300_files(tmp_path):
     # References between files still resolve: image N references image N+1 of its series.
     for (patient, number), ds in outputs.items():
         if number < 100:
-            assert ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID == outputs[(patient, number + 1)].SOPInstanceUID
+            assert (
+                ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID == outputs[(patient, number + 1)].SOPInstanceUID
+            )
     # Another run with the same key, on one study alone, gives the same UIDs.
     again = dcmtools("edit", *common, "-o", str(tmp_path / "again"), str(source / "p2"))
     assert again.returncode == 0, again.stderr
@@ -201,12 +205,33 @@ def test_unmatched_file_is_a_record(tmp_path):
     save(ct("9", 1, 1), tmp_path / "in" / "a.dcm")
     table = tmp_path / "m.csv"
     table.write_text("PatientID,InstitutionName\nNOBODY,X\n")
-    run = dcmtools("edit", "--map", str(table), "--match", "PatientID", "--set", "StationName=S1", "-o", str(tmp_path / "o"), str(tmp_path / "in"))
+    run = dcmtools(
+        "edit",
+        "--map",
+        str(table),
+        "--match",
+        "PatientID",
+        "--set",
+        "StationName=S1",
+        "-o",
+        str(tmp_path / "o"),
+        str(tmp_path / "in"),
+    )
     assert run.returncode == 0, run.stderr
     file = [r for r in records(run.stdout) if r["type"] == "file"][0]
     assert file["ok"] and file["unmatched"] is True
     assert pydicom.dcmread(tmp_path / "o" / "a.dcm").StationName == "S1"
-    strict = dcmtools("edit", "--map", str(table), "--match", "PatientID", "--require-match", "-o", str(tmp_path / "o2"), str(tmp_path / "in"))
+    strict = dcmtools(
+        "edit",
+        "--map",
+        str(table),
+        "--match",
+        "PatientID",
+        "--require-match",
+        "-o",
+        str(tmp_path / "o2"),
+        str(tmp_path / "in"),
+    )
     assert strict.returncode == 1
     file = [r for r in records(strict.stdout) if r["type"] == "file"][0]
     assert file["error"]["code"] == "unmatched"
@@ -216,7 +241,10 @@ def test_unmatched_file_is_a_record(tmp_path):
 BAD_TABLES = {
     "duplicate key": ("old_id,PatientID\nA,1\nB,2\nA,3\n", "key 'A' is already on line 2"),
     "missing column": ("id,PatientID\nA,1\n", "has no column 'old_id'"),
-    "bad date": ("old_id,PatientBirthDate\nA,2024-13-45\n", "line 2, column PatientBirthDate: '2024-13-45' is not a date"),
+    "bad date": (
+        "old_id,PatientBirthDate\nA,2024-13-45\n",
+        "line 2, column PatientBirthDate: '2024-13-45' is not a date",
+    ),
     "unknown keyword": ("old_id,PatientNmae\nA,X\n", "unknown keyword 'PatientNmae' (did you mean PatientName"),
 }
 
@@ -227,7 +255,9 @@ def test_bad_tables_stop_before_anything_is_written(case, tmp_path):
     save(ct("1", 1, 1), tmp_path / "in" / "a.dcm")
     table = tmp_path / "m.csv"
     table.write_text(text)
-    run = dcmtools("edit", "--map", str(table), "--match", "PatientID=old_id", "-o", str(tmp_path / "o"), str(tmp_path / "in"))
+    run = dcmtools(
+        "edit", "--map", str(table), "--match", "PatientID=old_id", "-o", str(tmp_path / "o"), str(tmp_path / "in")
+    )
     assert run.returncode == 2
     assert message in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "o").exists()
@@ -263,7 +293,9 @@ def test_in_place_with_backup_and_dry_run(tmp_path):
     assert dry.returncode == 0 and path.read_bytes() == before
     changes = [r for r in records(dry.stdout) if r["type"] == "change"]
     assert {(c["element"], c["old"], c["new"]) for c in changes} == {
-        ("PatientName", "DOE^JOHNNY", "X^Y"), ("PatientAge", "061Y", None)}
+        ("PatientName", "DOE^JOHNNY", "X^Y"),
+        ("PatientAge", "061Y", None),
+    }
     run = dcmtools("edit", "--set", "PatientName=X^Y", "--in-place", str(path))
     assert run.returncode == 0, run.stderr
     assert str(pydicom.dcmread(path).PatientName) == "X^Y"
@@ -287,7 +319,7 @@ def test_charset_utf8(tmp_path):
     assert not (tmp_path / "o" / "bad.dcm").exists()
     out = pydicom.dcmread(tmp_path / "o" / "good.dcm")
     assert out.SpecificCharacterSet == "ISO_IR 192" and str(out.PatientName) == "Müller^Jürgen"
-    assert out["PatientName"].value.original_string == "Müller^Jürgen".encode("utf-8")
+    assert out["PatientName"].value.original_string == "Müller^Jürgen".encode()
 
 
 def test_library_per_dataset_bytes():
@@ -310,16 +342,24 @@ def test_help_examples_run(tmp_path):
     import sys
 
     help_text = dcmtools("edit", "--help").stdout
-    examples = [line.strip() for line in help_text.split("Examples:")[1].splitlines() if line.strip().startswith("dcmtools")]
+    examples = [
+        line.strip() for line in help_text.split("Examples:")[1].splitlines() if line.strip().startswith("dcmtools")
+    ]
     assert len(examples) == 5
     for number in range(1, 4):
         save(ct("1", 1, number), tmp_path / "study" / f"ct{number}.dcm")
     (tmp_path / "patients.csv").write_text("old_id,PatientID,PatientName\nPHIID12345,NEW001,ONE^NEW\n")
     (tmp_path / "team.key").write_text("a team secret\n")
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(Path(__file__).parent.parent / "src")}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "PYTHONPATH": str(Path(__file__).parent.parent / "src"),
+    }
     for example in examples:
-        result = subprocess.run(["bash", "-o", "pipefail", "-c", example], cwd=tmp_path, capture_output=True, text=True, env=env)
+        result = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", example], cwd=tmp_path, capture_output=True, text=True, env=env
+        )
         assert result.returncode == 0, (example, result.stderr)
         assert "Traceback" not in result.stderr
     assert pydicom.dcmread(tmp_path / "fixed" / "ct1.dcm").InstitutionName == "North Clinic"

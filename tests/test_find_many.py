@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 from pathlib import Path
 
 import migrate_data as D
+import pytest
 from peers import dcmtools, free_port
 from qrpeers import orthanc, records
-
 
 pytestmark = pytest.mark.peer
 
@@ -40,8 +38,12 @@ def test_500_accession_numbers_one_association(tmp_path: Path) -> None:
 
 def test_json_lines_on_stdin_and_a_bad_row(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=6, compressed=False)
-    lines = [json.dumps({"PatientID": "H001"}), "not json", json.dumps({"NoSuchKeyword": "x"}),
-             json.dumps({"PatientID": "VET042", "AccessionNumber": ["MIG001", "MIG004"]})]
+    lines = [
+        json.dumps({"PatientID": "H001"}),
+        "not json",
+        json.dumps({"NoSuchKeyword": "x"}),
+        json.dumps({"PatientID": "VET042", "AccessionNumber": ["MIG001", "MIG004"]}),
+    ]
     with orthanc(tmp_path, ME, D.all_files(archive)) as pacs:
         result = dcmtools("find", pacs.peer, "--queries-from", "-", "--flat", input="\n".join(lines) + "\n")
         assert result.returncode == 1  # two rows could not be queries; the others ran

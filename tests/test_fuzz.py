@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from commitpeers import listen
 from fuzz_data import MARK, build, tree_hashes
 from peers import dcmtools
@@ -50,9 +49,14 @@ def check_run(name: str, result, corpus, figures: dict) -> list[dict]:
     assert not internal, internal[:5]
     codes = collections.Counter((r.get("error") or {}).get("code", "ok") for r in files)
     assert summary["exit_status"] != 0 and summary["failed"] > 0  # never 0 with failures
-    figures[name] = {"inputs": len(corpus.expected), "records": len(files), "other_records": len(others),
-                     "codes": dict(sorted(codes.items())), "exit_status": summary["exit_status"],
-                     "seconds": summary["seconds"]}
+    figures[name] = {
+        "inputs": len(corpus.expected),
+        "records": len(files),
+        "other_records": len(others),
+        "codes": dict(sorted(codes.items())),
+        "exit_status": summary["exit_status"],
+        "seconds": summary["seconds"],
+    }
     return files
 
 
@@ -71,8 +75,9 @@ def test_fuzz_every_input_one_record(tmp_path):
 
     out = tmp_path / "anon"
     # --keep-names: mutants of one file share their UIDs, so UID names would make most of them `exists`
-    anonymized = dcmtools("anonymize", "--key", "fuzz", "--keep-names", "--allow-burned-in", "-j", "2", "-o", str(out), *args,
-                          timeout=300)
+    anonymized = dcmtools(
+        "anonymize", "--key", "fuzz", "--keep-names", "--allow-burned-in", "-j", "2", "-o", str(out), *args, timeout=300
+    )
     files = check_run("anonymize", anonymized, corpus, figures)
     leaks = []
     checked = 0

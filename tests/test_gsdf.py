@@ -7,7 +7,15 @@ import math
 import pytest
 
 from dcmtools.display import gsdf
-from dcmtools.display.gsdf import Measurements, analyze, calibration_lut, gsdf_luminance, jnd_index, parse_measurements, read_measurements
+from dcmtools.display.gsdf import (
+    Measurements,
+    analyze,
+    calibration_lut,
+    gsdf_luminance,
+    jnd_index,
+    parse_measurements,
+    read_measurements,
+)
 from dcmtools.stream.records import DcmtoolsError, ErrorCode
 
 TG18_DDL = [15 * k for k in range(18)]  # the TG18-LN levels of an 8-bit display

@@ -15,10 +15,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from peers import require
 
 from dcmtools.display.gsdf import Measurements, calibration_lut, gsdf_luminance, jnd_index, read_measurements
-
-from peers import require
 
 pytestmark = pytest.mark.peer
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-
 from peers import REPO
 
 sys.path.insert(0, str(REPO / "src"))
@@ -144,8 +141,9 @@ def test_kill_9_of_a_writer_then_resume(tmp_path: Path) -> None:
         in_flight = [i for i in j.items(states=["planned"]) if i.attempts]
         assert len(in_flight) <= 1  # at most the item in flight was begun and not finished
     # resume: the same writer finishes the rest
-    result = subprocess.run([sys.executable, str(script), str(journal), str(work)], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(script), str(journal), str(work)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split()) == 5000 - len(done)  # nothing done was redone
     with Journal(journal) as j:
@@ -173,7 +171,7 @@ def test_parts_grouped_and_paged(tmp_path: Path) -> None:
 def test_readme_example_runs(tmp_path: Path, monkeypatch) -> None:
     text = (REPO / "README.md").read_text()
     start = text.index("```python\nfrom dcmtools.stream.journal import")
-    code = text[start + len("```python\n"): text.index("```", start + 10)]
+    code = text[start + len("```python\n") : text.index("```", start + 10)]
     monkeypatch.chdir(tmp_path)
     for shard in ("shard-0.journal", "shard-1.journal"):
         with Journal(shard, kind="anonymize") as j:

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from commitpeers import instances
 from peers import PEER_ENV, REPO, dcmtools, free_port, require, running
 
@@ -27,8 +26,20 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
 
 def _listen_cmd(port: int, store: Path, *args: str, aet: str = "LISTEN") -> list[str]:
-    return [sys.executable, "-m", "dcmtools", "listen", "--port", str(port), "--aet", aet, "--store-dir", str(store),
-            "--json", *args]
+    return [
+        sys.executable,
+        "-m",
+        "dcmtools",
+        "listen",
+        "--port",
+        str(port),
+        "--aet",
+        aet,
+        "--store-dir",
+        str(store),
+        "--json",
+        *args,
+    ]
 
 
 def _records(log: Path) -> list[dict]:
@@ -46,17 +57,45 @@ def _wait_records(log: Path, predicate, count: int = 1, timeout: float = 30) -> 
 
 def _storescu(port: int, files: list[Path], aet: str = "STORESCU", *extra: str) -> subprocess.CompletedProcess:
     require("storescu")
-    return subprocess.run(["/usr/bin/storescu", *extra, "-aet", aet, "-aec", "LISTEN", "127.0.0.1", str(port),
-                           *map(str, files)], capture_output=True, text=True, env=PEER_ENV, timeout=300)
+    return subprocess.run(
+        ["/usr/bin/storescu", *extra, "-aet", aet, "-aec", "LISTEN", "127.0.0.1", str(port), *map(str, files)],
+        capture_output=True,
+        text=True,
+        env=PEER_ENV,
+        timeout=300,
+    )
 
 
 def _findscu_images(port: int, aet: str, study: str, series: str, out: Path) -> subprocess.CompletedProcess:
     require("findscu")
     out.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["/usr/bin/findscu", "-S", "-aet", aet, "-aec", "LISTEN", "-X", "-od", str(out),
-                           "-k", "QueryRetrieveLevel=IMAGE", "-k", f"StudyInstanceUID={study}",
-                           "-k", f"SeriesInstanceUID={series}", "-k", "SOPInstanceUID",
-                           "127.0.0.1", str(port)], capture_output=True, text=True, env=PEER_ENV, timeout=300)
+    return subprocess.run(
+        [
+            "/usr/bin/findscu",
+            "-S",
+            "-aet",
+            aet,
+            "-aec",
+            "LISTEN",
+            "-X",
+            "-od",
+            str(out),
+            "-k",
+            "QueryRetrieveLevel=IMAGE",
+            "-k",
+            f"StudyInstanceUID={study}",
+            "-k",
+            f"SeriesInstanceUID={series}",
+            "-k",
+            "SOPInstanceUID",
+            "127.0.0.1",
+            str(port),
+        ],
+        capture_output=True,
+        text=True,
+        env=PEER_ENV,
+        timeout=300,
+    )
 
 
 def _found_uids(out: Path) -> set[str]:
@@ -115,7 +154,9 @@ def test_pdu_length_attack_ten_connections_bounded_rss_and_storescu_still_served
             attackers.append(sock)
         result = _storescu(port, files)
         assert result.returncode == 0, result.stderr
-        dropped = _wait_records(log, lambda r: r.get("type") == "connection" and r["error"]["code"] == "pdu_too_long", 10)
+        dropped = _wait_records(
+            log, lambda r: r.get("type") == "connection" and r["error"]["code"] == "pdu_too_long", 10
+        )
         peak = _peak_rss_mb(proc.pid)
         for sock in attackers[::2]:
             sock.settimeout(10)
@@ -140,32 +181,66 @@ def test_default_access_stranger_refused_query_and_retrieve_peers_file_caller_se
     peers = _peers_file(tmp_path / "peers.toml")
     with running(_listen_cmd(port, store, "--peers", str(peers)), port, log=log, env=ENV):
         # C-ECHO and C-STORE stay open to anyone (the troubleshooting use).
-        echo = subprocess.run(["/usr/bin/echoscu", "-aet", "STRANGER", "-aec", "LISTEN", "127.0.0.1", str(port)],
-                              capture_output=True, text=True, env=PEER_ENV, timeout=60)
+        echo = subprocess.run(
+            ["/usr/bin/echoscu", "-aet", "STRANGER", "-aec", "LISTEN", "127.0.0.1", str(port)],
+            capture_output=True,
+            text=True,
+            env=PEER_ENV,
+            timeout=60,
+        )
         assert echo.returncode == 0, echo.stderr
         assert _storescu(port, files, "STRANGER").returncode == 0
         find = _findscu_images(port, "STRANGER", study, series, tmp_path / "stranger")
         (tmp_path / "got").mkdir()
-        get = subprocess.run(["/usr/bin/getscu", "-S", "-aet", "STRANGER", "-aec", "LISTEN", "-od", str(tmp_path / "got"),
-                              "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}", "127.0.0.1", str(port)],
-                             capture_output=True, text=True, env=PEER_ENV, timeout=60)
+        get = subprocess.run(
+            [
+                "/usr/bin/getscu",
+                "-S",
+                "-aet",
+                "STRANGER",
+                "-aec",
+                "LISTEN",
+                "-od",
+                str(tmp_path / "got"),
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                f"StudyInstanceUID={study}",
+                "127.0.0.1",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            env=PEER_ENV,
+            timeout=60,
+        )
         friend = _findscu_images(port, "FRIEND", study, series, tmp_path / "friend")
         refusals = _wait_records(log, lambda r: r.get("type") == "association" and r.get("event") == "rejected", 1)
     assert find.returncode != 0 and not list((tmp_path / "stranger").glob("rsp*.dcm"))
-    assert "Calling AE Title Not Recognized" in find.stderr + find.stdout or "rejected" in (find.stderr + find.stdout).lower()
+    assert (
+        "Calling AE Title Not Recognized" in find.stderr + find.stdout
+        or "rejected" in (find.stderr + find.stdout).lower()
+    )
     # getscu also proposes storage contexts (for its SCP role): associated, but its C-GET contexts refused.
     assert not list((tmp_path / "got").glob("*"))
     assert get.returncode != 0, get.stderr
-    get_assoc = [r for r in _records(log) if r.get("type") == "association" and r.get("event") == "accepted"
-                 and any(cx["sop_class_uid"] == "1.2.840.10008.5.1.4.1.2.2.3" for cx in r["rejected"])]
+    get_assoc = [
+        r
+        for r in _records(log)
+        if r.get("type") == "association"
+        and r.get("event") == "accepted"
+        and any(cx["sop_class_uid"] == "1.2.840.10008.5.1.4.1.2.2.3" for cx in r["rejected"])
+    ]
     assert get_assoc and get_assoc[0]["calling_aet"] == "STRANGER"
-    assert {cx["result"] for cx in get_assoc[0]["rejected"]
-            if cx["sop_class_uid"] == "1.2.840.10008.5.1.4.1.2.2.3"} == {"user rejection"}
+    assert {
+        cx["result"] for cx in get_assoc[0]["rejected"] if cx["sop_class_uid"] == "1.2.840.10008.5.1.4.1.2.2.3"
+    } == {"user rejection"}
     assert not [r for r in _records(log) if r.get("type") == "get"]  # nothing was served
     assert friend.returncode == 0, friend.stderr
     assert _found_uids(tmp_path / "friend") == {_ids(f)[2] for f in files}
-    assert len(refusals) == 1 and all(r["calling_aet"] == "STRANGER" and r["error"]["code"] == "caller_refused"
-                                      for r in refusals)
+    assert len(refusals) == 1 and all(
+        r["calling_aet"] == "STRANGER" and r["error"]["code"] == "caller_refused" for r in refusals
+    )
     listening = next(r for r in _records(log) if r.get("type") == "listening")
     assert "peers file" in listening["access"]
 
@@ -178,11 +253,20 @@ def test_allow_and_allow_any(tmp_path):
     port = free_port()
     log = tmp_path / "allow.jsonl"
     # The --help example: --bind 127.0.0.1 --allow WORKSTATION@127.0.0.1
-    with running(_listen_cmd(port, tmp_path / "a", "--bind", "127.0.0.1", "--allow", "WORKSTATION@127.0.0.1"), port,
-                 log=log, env=ENV):
+    with running(
+        _listen_cmd(port, tmp_path / "a", "--bind", "127.0.0.1", "--allow", "WORKSTATION@127.0.0.1"),
+        port,
+        log=log,
+        env=ENV,
+    ):
         stranger_store = _storescu(port, files, "STRANGER")
-        stranger_echo = subprocess.run(["/usr/bin/echoscu", "-aet", "STRANGER", "-aec", "LISTEN", "127.0.0.1", str(port)],
-                                       capture_output=True, text=True, env=PEER_ENV, timeout=60)
+        stranger_echo = subprocess.run(
+            ["/usr/bin/echoscu", "-aet", "STRANGER", "-aec", "LISTEN", "127.0.0.1", str(port)],
+            capture_output=True,
+            text=True,
+            env=PEER_ENV,
+            timeout=60,
+        )
         assert _storescu(port, files, "WORKSTATION").returncode == 0
         allowed = _findscu_images(port, "WORKSTATION", study, series, tmp_path / "allowed")
         _wait_records(log, lambda r: r.get("event") == "rejected", 2)
@@ -220,7 +304,7 @@ def test_idle_and_trickling_connections_do_not_block_a_real_storescu(tmp_path):
             for byte in range(len(request)):
                 for sock in trickle:
                     try:
-                        sock.sendall(request[byte:byte + 1])
+                        sock.sendall(request[byte : byte + 1])
                     except OSError:
                         pass
                 if stop.wait(0.5):
@@ -232,8 +316,12 @@ def test_idle_and_trickling_connections_do_not_block_a_real_storescu(tmp_path):
             # storescu gives up itself (-to/-ta) unless served within --assoc-timeout + 1 s.
             result = _storescu(port, files, "STORESCU", "-to", str(assoc_timeout + 1), "-ta", str(assoc_timeout + 1))
             assert result.returncode == 0, result.stderr
-            dropped = _wait_records(log, lambda r: r.get("type") == "connection"
-                                    and r["error"]["code"] == "assoc_timeout", 60, timeout=assoc_timeout + 20)
+            dropped = _wait_records(
+                log,
+                lambda r: r.get("type") == "connection" and r["error"]["code"] == "assoc_timeout",
+                60,
+                timeout=assoc_timeout + 20,
+            )
             for sock in idle + trickle:
                 sock.settimeout(5)
                 try:
@@ -273,11 +361,20 @@ def test_max_associations_and_waiting_connections_are_bounded(tmp_path):
     log = tmp_path / "listen.jsonl"
 
     def echoscu() -> subprocess.CompletedProcess:
-        return subprocess.run(["/usr/bin/echoscu", "-aet", "TECH", "-aec", "LISTEN", "127.0.0.1", str(port)],
-                              capture_output=True, text=True, env=PEER_ENV, timeout=60)
+        return subprocess.run(
+            ["/usr/bin/echoscu", "-aet", "TECH", "-aec", "LISTEN", "127.0.0.1", str(port)],
+            capture_output=True,
+            text=True,
+            env=PEER_ENV,
+            timeout=60,
+        )
 
-    with running(_listen_cmd(port, tmp_path / "store", "--max-associations", "2", "--assoc-timeout", "20"), port,
-                 log=log, env=ENV):
+    with running(
+        _listen_cmd(port, tmp_path / "store", "--max-associations", "2", "--assoc-timeout", "20"),
+        port,
+        log=log,
+        env=ENV,
+    ):
         held = [_associate_raw(port, f"HOLDER{n}")[0] for n in range(2)]
         busy = echoscu()  # a third association: rejected, local limit exceeded
         held.pop().release()
@@ -285,8 +382,9 @@ def test_max_associations_and_waiting_connections_are_bounded(tmp_path):
         served = echoscu()
         # Connections that never associate: at most max(64, 4 x 2) may wait; the others are refused at once.
         waiting = [socket.create_connection(("127.0.0.1", port)) for _ in range(70)]
-        refused = _wait_records(log, lambda r: r.get("type") == "connection" and r.get("event") == "refused", 6,
-                                timeout=20)
+        refused = _wait_records(
+            log, lambda r: r.get("type") == "connection" and r.get("event") == "refused", 6, timeout=20
+        )
         for sock in waiting:
             sock.close()
         for assoc in held:
@@ -304,9 +402,15 @@ def test_twenty_concurrent_storescu_all_stored_acknowledged_queryable(tmp_path):
     batches = [instances(tmp_path / f"src{n}", 50) for n in range(20)]
     peers = _peers_file(tmp_path / "peers.toml")
     with running(_listen_cmd(port, store, "--peers", str(peers)), port, log=log, env=ENV):
-        procs = [subprocess.Popen(["/usr/bin/storescu", "-aet", f"SENDER{n}", "-aec", "LISTEN", "127.0.0.1", str(port),
-                                   *map(str, files)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=PEER_ENV)
-                 for n, files in enumerate(batches)]
+        procs = [
+            subprocess.Popen(
+                ["/usr/bin/storescu", "-aet", f"SENDER{n}", "-aec", "LISTEN", "127.0.0.1", str(port), *map(str, files)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=PEER_ENV,
+            )
+            for n, files in enumerate(batches)
+        ]
         outputs = [(p.wait(timeout=600), p.stdout.read().decode()) for p in procs]
         study, series, _ = _ids(batches[0][0])
         found = _findscu_images(port, "FRIEND", study, series, tmp_path / "found")
@@ -340,8 +444,17 @@ def test_kill_9_right_after_a_batch_then_restart_finds_and_commits_every_acknowl
     log2 = tmp_path / "listen2.jsonl"
     with running(_listen_cmd(port, store, "--peers", str(peers)), port, log=log2, env=ENV):
         found = _findscu_images(port, "DCMTOOLS", study, series, tmp_path / "found")
-        commit = dcmtools("commit", f"LISTEN@127.0.0.1:{port}", *map(str, files), "--wait", "30", "--json",
-                          "--port", str(free_port()), env={**ENV, "DCMTOOLS_PEERS": str(peers)})
+        commit = dcmtools(
+            "commit",
+            f"LISTEN@127.0.0.1:{port}",
+            *map(str, files),
+            "--wait",
+            "30",
+            "--json",
+            "--port",
+            str(free_port()),
+            env={**ENV, "DCMTOOLS_PEERS": str(peers)},
+        )
     assert found.returncode == 0, found.stderr
     assert _found_uids(tmp_path / "found") == acknowledged
     committed = [json.loads(line) for line in commit.stdout.splitlines() if line.startswith("{")]
@@ -351,7 +464,9 @@ def test_kill_9_right_after_a_batch_then_restart_finds_and_commits_every_acknowl
     assert not list(store.rglob("*.part"))
     restarted = _records(log2)
     assert next(r for r in restarted if r.get("type") == "listening")["removed_part_files"] == 1
-    assert next(r for r in restarted if r.get("type") == "index")["journaled"] == len(files)  # not indexed before the kill
+    assert next(r for r in restarted if r.get("type") == "index")["journaled"] == len(
+        files
+    )  # not indexed before the kill
     assert not (store / ".dcmtools-index.pending").read_bytes()  # caught up, emptied
 
 
@@ -382,8 +497,15 @@ def test_stored_instance_with_dot_uid_and_index_named_patient(tmp_path):
     seen = []
     index = StoreIndex(store)
     qr = QueryRetrieveSCP(index, aet="DCMTOOLS", on_record=seen.append)
-    with StorageSCP(store, port=0, host="127.0.0.1", on_record=seen.append, on_stored=qr.stored,
-                    contexts=qr.contexts(), evt_handlers=qr.handlers()) as scp:
+    with StorageSCP(
+        store,
+        port=0,
+        host="127.0.0.1",
+        on_record=seen.append,
+        on_stored=qr.stored,
+        contexts=qr.contexts(),
+        evt_handlers=qr.handlers(),
+    ) as scp:
         result = _storescu(scp.port, [source])
         assert result.returncode == 0, result.stderr
         scp.wait(count=1, timeout=10)
@@ -413,8 +535,10 @@ def test_reindex_gives_the_same_index_as_the_live_one_and_skips_listen_files(tmp
     def rows() -> list:
         conn = sqlite3.connect(store / ".dcmtools-index.sqlite")
         try:
-            return [conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
-                    for t in ("patients", "studies", "series", "instances")]
+            return [
+                conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                for t in ("patients", "studies", "series", "instances")
+            ]
         finally:
             conn.close()
 
@@ -437,12 +561,31 @@ def test_refused_tls_handshake_is_a_record(tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "2", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     log = tmp_path / "listen.jsonl"
-    with running(_listen_cmd(port, tmp_path / "in", "--tls-cert", str(cert), "--tls-key", str(key)), port, log=log,
-                 env=ENV):
+    with running(
+        _listen_cmd(port, tmp_path / "in", "--tls-cert", str(cert), "--tls-key", str(key)), port, log=log, env=ENV
+    ):
         plain = socket.create_connection(("127.0.0.1", port))
         plain.sendall(struct.pack(">BBL", 1, 0, 68) + b"\0" * 68)  # DICOM in the clear to a TLS port
         refused = _wait_records(log, lambda r: r.get("type") == "connection" and r.get("event") == "tls_refused", 1)

@@ -3,21 +3,18 @@ destination (through us); reconciliation under the new UIDs the journal keeps.""
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import sqlite3
 from pathlib import Path
 
-import pydicom
-
 import migrate_data as D
+import pydicom
+import pytest
 from peers import dcmtools, free_port
 from qrpeers import PATIENTS, listen, orthanc, peers_toml, records
 
-
-
 pytestmark = pytest.mark.peer
+
 
 def by_type(out: str, kind: str) -> list[dict]:
     return [r for r in records(out) if r.get("type") == kind]
@@ -37,11 +34,23 @@ def test_anonymize_in_flight_orthanc_to_listen(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=6, compressed=True)
     (tmp_path / "team.key").write_text("a migration secret\n")
     port, peers = _peers(tmp_path)
-    with orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source, \
-            listen(tmp_path, peers_file=peers) as dest:
+    with (
+        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
+        listen(tmp_path, peers_file=peers) as dest,
+    ):
         journal = tmp_path / "run.journal"
-        args = ["migrate", source.peer, dest.peer, "--journal", str(journal), "--port", str(port),
-                "--anonymize", "--key-file", str(tmp_path / "team.key")]
+        args = [
+            "migrate",
+            source.peer,
+            dest.peer,
+            "--journal",
+            str(journal),
+            "--port",
+            str(port),
+            "--anonymize",
+            "--key-file",
+            str(tmp_path / "team.key"),
+        ]
         result = dcmtools(*args)
         assert result.returncode == 0, result.stdout + result.stderr
         assert all(r["mode"] == "through" for r in by_type(result.stdout, "study"))  # forced through us
@@ -79,11 +88,26 @@ def test_anonymize_in_flight_orthanc_to_listen(tmp_path: Path) -> None:
 def test_edit_in_flight_orthanc_to_listen(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=4, compressed=True)
     port, peers = _peers(tmp_path)
-    with orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source, \
-            listen(tmp_path, peers_file=peers) as dest:
+    with (
+        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
+        listen(tmp_path, peers_file=peers) as dest,
+    ):
         journal = tmp_path / "run.journal"
-        result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--port", str(port),
-                          "--edit", "--set", "InstitutionName=X", "--erase", "StudyDescription", "--uids")
+        result = dcmtools(
+            "migrate",
+            source.peer,
+            dest.peer,
+            "--journal",
+            str(journal),
+            "--port",
+            str(port),
+            "--edit",
+            "--set",
+            "InstitutionName=X",
+            "--erase",
+            "StudyDescription",
+            "--uids",
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert [r["result"] for r in by_type(result.stdout, "verify")] == ["matched"] * 4
         received = D.folder_files(dest.extra["store"])
@@ -102,12 +126,32 @@ def test_edit_new_uids_and_a_file_that_cannot_be_changed(tmp_path: Path) -> None
     archive = D.build(tmp_path / "archive", studies=3, compressed=False)
     (tmp_path / "ids.csv").write_text("PatientID,OtherPatientIDs\nH001,NEW-H001\nVET042,NEW-VET042\n")
     port, peers = _peers(tmp_path)
-    with orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source, \
-            listen(tmp_path, peers_file=peers) as dest:
+    with (
+        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
+        listen(tmp_path, peers_file=peers) as dest,
+    ):
         journal = tmp_path / "run.journal"
-        result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--port", str(port),
-                          "--max-attempts", "1", "--edit", "--new-uids", "all", "--key", "k1",
-                          "--map", str(tmp_path / "ids.csv"), "--match", "PatientID", "--require-match")
+        result = dcmtools(
+            "migrate",
+            source.peer,
+            dest.peer,
+            "--journal",
+            str(journal),
+            "--port",
+            str(port),
+            "--max-attempts",
+            "1",
+            "--edit",
+            "--new-uids",
+            "all",
+            "--key",
+            "k1",
+            "--map",
+            str(tmp_path / "ids.csv"),
+            "--match",
+            "PatientID",
+            "--require-match",
+        )
         assert result.returncode == 1, result.stdout + result.stderr
         failed = [r for r in by_type(result.stdout, "study") if not r["ok"]]
         assert len(failed) == 1 and failed[0]["patient"] == "VET077"
@@ -130,8 +174,17 @@ def test_anonymize_folder_to_folder(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "legacy", studies=3, compressed=True)
     out = tmp_path / "out"
     journal = tmp_path / "run.journal"
-    args = ["migrate", str(tmp_path / "legacy"), str(out) + "/", "--journal", str(journal), "--anonymize",
-            "--key", "k", "--retain-institution-identity"]
+    args = [
+        "migrate",
+        str(tmp_path / "legacy"),
+        str(out) + "/",
+        "--journal",
+        str(journal),
+        "--anonymize",
+        "--key",
+        "k",
+        "--retain-institution-identity",
+    ]
     result = dcmtools(*args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert [r["result"] for r in by_type(result.stdout, "verify")] == ["matched"] * 3

@@ -4,19 +4,17 @@ association of the request); a destination that does not commit leaves the study
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import sqlite3
 from pathlib import Path
 
 import migrate_data as D
+import pytest
 from peers import dcmtools, free_port
 from qrpeers import dcmqrscp, listen, orthanc, peers_toml, records
 
-
-
 pytestmark = pytest.mark.peer
+
 
 def by_type(out: str, kind: str) -> list[dict]:
     return [r for r in records(out) if r.get("type") == kind]
@@ -31,11 +29,23 @@ def test_dcmqrscp_to_orthanc_committed(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=6, compressed=False)
     port = free_port()
     me = {"me": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": port, "AllowStorageCommitment": True}}
-    with orthanc(tmp_path, {}, config_extra={"DicomModalities": me}) as dest, \
-            dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source:
+    with (
+        orthanc(tmp_path, {}, config_extra={"DicomModalities": me}) as dest,
+        dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source,
+    ):
         journal = tmp_path / "run.journal"
-        result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--commit",
-                          "--port", str(port), "--commit-wait", "30")
+        result = dcmtools(
+            "migrate",
+            source.peer,
+            dest.peer,
+            "--journal",
+            str(journal),
+            "--commit",
+            "--port",
+            str(port),
+            "--commit-wait",
+            "30",
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         verified = by_type(result.stdout, "verify")
         assert len(verified) == 6 and all(r["result"] == "matched" and r["ok"] for r in verified)
@@ -57,10 +67,14 @@ def test_no_report_leaves_studies_sent_not_verified(tmp_path: Path) -> None:
     exit status 1; a run without --commit then verifies them."""
     archive = D.build(tmp_path / "archive", studies=3, compressed=False)
     port, nobody = free_port(), free_port()
-    me = {"me": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": nobody, "AllowStorageCommitment": True},
-          "mover": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": port}}
-    with orthanc(tmp_path, {}, config_extra={"DicomModalities": me}) as dest, \
-            dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source:
+    me = {
+        "me": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": nobody, "AllowStorageCommitment": True},
+        "mover": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": port},
+    }
+    with (
+        orthanc(tmp_path, {}, config_extra={"DicomModalities": me}) as dest,
+        dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source,
+    ):
         journal = tmp_path / "run.journal"
         args = ["migrate", source.peer, dest.peer, "--journal", str(journal), "--port", str(port)]
         result = dcmtools(*args, "--commit", "--commit-wait", "3")
@@ -86,11 +100,24 @@ def test_orthanc_to_listen_committed_through_us(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=4, compressed=True)
     port = free_port()
     peers = peers_toml(tmp_path / "peers.toml", {"me": ("DCMTOOLS", port)})
-    with orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source, \
-            listen(tmp_path, peers_file=peers) as dest:
+    with (
+        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
+        listen(tmp_path, peers_file=peers) as dest,
+    ):
         journal = tmp_path / "run.journal"
-        result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--get", "--commit",
-                          "--port", str(port), "--commit-wait", "30")
+        result = dcmtools(
+            "migrate",
+            source.peer,
+            dest.peer,
+            "--journal",
+            str(journal),
+            "--get",
+            "--commit",
+            "--port",
+            str(port),
+            "--commit-wait",
+            "30",
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         verified = by_type(result.stdout, "verify")
         assert len(verified) == 4
@@ -101,8 +128,18 @@ def test_orthanc_to_listen_committed_through_us(tmp_path: Path) -> None:
         lost_study = sorted(archive)[1]
         lost = next(p for p in Path(dest.extra["store"]).rglob("*.dcm") if lost_study in str(p))
         lost.unlink()
-        again = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--get", "--commit",
-                         "--port", str(port), "--verify-only")
+        again = dcmtools(
+            "migrate",
+            source.peer,
+            dest.peer,
+            "--journal",
+            str(journal),
+            "--get",
+            "--commit",
+            "--port",
+            str(port),
+            "--verify-only",
+        )
         assert again.returncode == 1, again.stdout + again.stderr
         verify = {r["study"]: r for r in by_type(again.stdout, "verify")}
         assert verify[lost_study]["result"] == "not_committed" and verify[lost_study]["state"] == "failed"
@@ -117,11 +154,26 @@ def test_anonymized_then_committed_under_the_new_uids(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=3, compressed=False)
     port = free_port()
     me = {"me": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": port, "AllowStorageCommitment": True}}
-    with orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source, \
-            orthanc(tmp_path, {}, config_extra={"DicomModalities": me}) as dest:
+    with (
+        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
+        orthanc(tmp_path, {}, config_extra={"DicomModalities": me}) as dest,
+    ):
         journal = tmp_path / "run.journal"
-        result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--port", str(port),
-                          "--anonymize", "--key", "k", "--commit", "--commit-wait", "30")
+        result = dcmtools(
+            "migrate",
+            source.peer,
+            dest.peer,
+            "--journal",
+            str(journal),
+            "--port",
+            str(port),
+            "--anonymize",
+            "--key",
+            "k",
+            "--commit",
+            "--commit-wait",
+            "30",
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         data = journal_data(journal)
         for r in by_type(result.stdout, "verify"):

@@ -3,17 +3,15 @@ the destination (STOW-RS through us, reconciliation by QIDO-RS)."""
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
 
 import migrate_data as D
+import pytest
 from peers import dcmtools, free_port
 from qrpeers import orthanc, records
 
-
-
 pytestmark = pytest.mark.peer
+
 
 def by_type(out: str, kind: str) -> list[dict]:
     return [r for r in records(out) if r.get("type") == kind]
@@ -22,8 +20,10 @@ def by_type(out: str, kind: str) -> list[dict]:
 def test_orthanc_to_orthanc_dicomweb(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=8, compressed=True)
     port = free_port()
-    with orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source, \
-            orthanc(tmp_path, {}, dicomweb=True) as dest:
+    with (
+        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
+        orthanc(tmp_path, {}, dicomweb=True) as dest,
+    ):
         url = dest.extra["url"]
         journal = tmp_path / "run.journal"
         result = dcmtools("migrate", source.peer, url, "--journal", str(journal), "--port", str(port), "-n", "2")
@@ -35,8 +35,9 @@ def test_orthanc_to_orthanc_dicomweb(tmp_path: Path) -> None:
         assert all(r["destination"]["instances"] == len(archive[r["study"]]) for r in verified)
         assert by_type(result.stdout, "summary")[-1]["destination"] == url
         D.assert_same(archive, D.orthanc_files(dest.extra["http"], tmp_path / "got"))
-        again = dcmtools("migrate", source.peer, url, "--journal", str(journal), "--port", str(port),
-                         "--verify-only", "--uids")
+        again = dcmtools(
+            "migrate", source.peer, url, "--journal", str(journal), "--port", str(port), "--verify-only", "--uids"
+        )
         assert again.returncode == 0, again.stdout + again.stderr
         assert [r["result"] for r in by_type(again.stdout, "verify")] == ["matched"] * 8
         # A study lost at the destination is found missing by QIDO-RS, and sent again by the next run.
@@ -45,8 +46,11 @@ def test_orthanc_to_orthanc_dicomweb(tmp_path: Path) -> None:
         import urllib.request
 
         base = f"http://127.0.0.1:{dest.extra['http']}"
-        found = json.loads(urllib.request.urlopen(urllib.request.Request(
-            f"{base}/tools/lookup", data=lost.encode(), method="POST"), timeout=10).read())
+        found = json.loads(
+            urllib.request.urlopen(
+                urllib.request.Request(f"{base}/tools/lookup", data=lost.encode(), method="POST"), timeout=10
+            ).read()
+        )
         urllib.request.urlopen(urllib.request.Request(f"{base}{found[0]['Path']}", method="DELETE"), timeout=10).read()
         check = dcmtools("migrate", source.peer, url, "--journal", str(journal), "--port", str(port), "--verify-only")
         assert check.returncode == 1

@@ -3,8 +3,6 @@ addresses of the examples (OLD, NEW; the peers-file names old and new)."""
 
 from __future__ import annotations
 
-import pytest
-
 import datetime as dt
 import os
 import subprocess
@@ -12,12 +10,12 @@ import sys
 from pathlib import Path
 
 import migrate_data as D
+import pytest
 from peers import REPO, dcmtools, free_port
 from qrpeers import orthanc, peers_toml, records
 
-
-
 pytestmark = pytest.mark.peer
+
 
 def _window_around_now() -> str:
     now = dt.datetime.now()
@@ -27,29 +25,49 @@ def _window_around_now() -> str:
 
 def test_help_examples_run(tmp_path: Path) -> None:
     help_text = dcmtools("migrate", "--help").stdout
-    examples = [line.strip() for line in help_text.split("Examples:")[1].splitlines()
-                if line.strip().startswith("dcmtools")]
+    examples = [
+        line.strip() for line in help_text.split("Examples:")[1].splitlines() if line.strip().startswith("dcmtools")
+    ]
     assert len(examples) >= 6
     archive = D.build(tmp_path / "archive", studies=4, compressed=False)
     D.build(tmp_path / "legacy", studies=4, compressed=False)
     (tmp_path / "team.key").write_text("a team secret\n")
     port = free_port()
     me = {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": port, "AllowStorageCommitment": True}
-    with orthanc(tmp_path, {}, config_extra={"DicomAet": "NEW", "DicomModalities": {"me": me}}, dicomweb=True) as new, \
-            orthanc(tmp_path, {"new": ("NEW", new.port), "me": ("DCMTOOLS", port)}, D.all_files(archive),
-                    config_extra={"DicomAet": "OLD"}) as old:
+    with (
+        orthanc(tmp_path, {}, config_extra={"DicomAet": "NEW", "DicomModalities": {"me": me}}, dicomweb=True) as new,
+        orthanc(
+            tmp_path,
+            {"new": ("NEW", new.port), "me": ("DCMTOOLS", port)},
+            D.all_files(archive),
+            config_extra={"DicomAet": "OLD"},
+        ) as old,
+    ):
         old_peer, new_peer = f"OLD@127.0.0.1:{old.port}", f"NEW@127.0.0.1:{new.port}"
         peers = peers_toml(tmp_path / "peers.toml", {"old": ("OLD", old.port), "new": ("NEW", new.port)})
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               "PYTHONPATH": str(REPO / "src"), "DCMTOOLS_PEERS": str(peers)}
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "PYTHONPATH": str(REPO / "src"),
+            "DCMTOOLS_PEERS": str(peers),
+        }
         for example in examples:
-            command = (example.replace("OLD@10.0.0.5:104", old_peer).replace("NEW@10.0.0.6:104", new_peer)
-                       .replace("/archive/legacy", str(tmp_path / "legacy"))
-                       .replace("https://pacs.example.org/dicom-web", new.extra["url"])
-                       .replace("--port 11113", f"--port {port}")
-                       .replace("--window 19:00-06:00", f"--window {_window_around_now()}"))
-            result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=tmp_path, capture_output=True,
-                                    text=True, env=env, timeout=300)
+            command = (
+                example.replace("OLD@10.0.0.5:104", old_peer)
+                .replace("NEW@10.0.0.6:104", new_peer)
+                .replace("/archive/legacy", str(tmp_path / "legacy"))
+                .replace("https://pacs.example.org/dicom-web", new.extra["url"])
+                .replace("--port 11113", f"--port {port}")
+                .replace("--window 19:00-06:00", f"--window {_window_around_now()}")
+            )
+            result = subprocess.run(
+                ["bash", "-o", "pipefail", "-c", command],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+            )
             assert result.returncode == 0, (example, result.stdout, result.stderr)
             assert "Traceback" not in result.stderr
             if "--commit" in example:  # the studies verified by the first example are committed now

@@ -10,12 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import migrate_data as D
+import pytest
 from peers import REPO, dcmtools, free_port, running
 from qrpeers import dcmqrscp, listen, orthanc, peers_toml, records
-
 
 pytestmark = pytest.mark.peer
 
@@ -38,8 +36,10 @@ def archive(tmp_path_factory) -> dict[str, list[Path]]:
 
 
 def test_dcmqrscp_to_orthanc_straight_then_verify_only(tmp_path: Path, archive) -> None:
-    with orthanc(tmp_path, ME) as dest, \
-            dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source:
+    with (
+        orthanc(tmp_path, ME) as dest,
+        dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source,
+    ):
         journal = tmp_path / "run.journal"
         result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--associations", "2")
         assert result.returncode == 0, result.stdout + result.stderr
@@ -64,8 +64,10 @@ def test_orthanc_to_listen_through_us(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", compressed=True)  # with RLE Lossless
     port = free_port()
     peers = peers_toml(tmp_path / "peers.toml", {"me": ("DCMTOOLS", port)})
-    with orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source, \
-            listen(tmp_path, peers_file=peers) as dest:
+    with (
+        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
+        listen(tmp_path, peers_file=peers) as dest,
+    ):
         journal = tmp_path / "run.journal"
         args = ["migrate", source.peer, dest.peer, "--journal", str(journal), "--through-us", "--port", str(port)]
         result = dcmtools(*args)
@@ -110,13 +112,26 @@ def _wait_sent(journal: Path, proc: subprocess.Popen, at_least: int, timeout: fl
 
 
 def test_kill_9_mid_transfer_then_resume(tmp_path: Path, archive) -> None:
-    with orthanc(tmp_path, ME) as dest, \
-            dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source:
+    with (
+        orthanc(tmp_path, ME) as dest,
+        dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source,
+    ):
         journal = tmp_path / "run.journal"
-        args = [sys.executable, "-m", "dcmtools", "migrate", source.peer, dest.peer, "--journal", str(journal),
-                "--rate", "8"]
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
-                                start_new_session=True)
+        args = [
+            sys.executable,
+            "-m",
+            "dcmtools",
+            "migrate",
+            source.peer,
+            dest.peer,
+            "--journal",
+            str(journal),
+            "--rate",
+            "8",
+        ]
+        proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True
+        )
         try:
             _wait_sent(journal, proc, 6, timeout=120)
             os.kill(proc.pid, signal.SIGKILL)
@@ -140,12 +155,19 @@ def test_kill_9_mid_transfer_then_resume(tmp_path: Path, archive) -> None:
 
 
 def test_source_killed_mid_run_and_restarted(tmp_path: Path, archive) -> None:
-    with orthanc(tmp_path, ME) as dest, \
-            dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source:
+    with (
+        orthanc(tmp_path, ME) as dest,
+        dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source,
+    ):
         journal = tmp_path / "run.journal"
         args = ["migrate", source.peer, dest.peer, "--journal", str(journal), "--rate", "8"]
-        proc = subprocess.Popen([sys.executable, "-m", "dcmtools", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=ENV)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dcmtools", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
         config = tmp_path / f"qrscp-{source.port}" / "dcmqrscp.cfg"
         try:
             _wait_sent(journal, proc, 5, timeout=120)
@@ -184,11 +206,12 @@ def test_destination_refuses_a_study(tmp_path: Path) -> None:
     store = tmp_path / "store"
     (store / "VET042").mkdir(parents=True)
     (store / "VET042" / refused).write_text("in the way")
-    with orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source, \
-            listen(tmp_path, peers_file=peers, store=store) as dest:
+    with (
+        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
+        listen(tmp_path, peers_file=peers, store=store) as dest,
+    ):
         journal = tmp_path / "run.journal"
-        result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--get",
-                          "--max-attempts", "2")
+        result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--get", "--max-attempts", "2")
         assert result.returncode == 1, result.stdout + result.stderr
         failed = [r for r in by_type(result.stdout, "study") if not r["ok"]]
         assert {r["study"] for r in failed} == {refused} and len(failed) == 2  # tried twice, then left failed
@@ -219,7 +242,8 @@ def test_legacy_folder_to_orthanc(tmp_path: Path) -> None:
         assert all(r["mode"] == "send" for r in by_type(result.stdout, "study"))
         assert summary(result.stdout)["states"] == {"verified": 8}
         D.assert_same(archive, D.orthanc_files(dest.extra["http"], tmp_path / "got"))
-        again = dcmtools("migrate", str(tmp_path / "legacy"), dest.peer, "--journal", str(journal), "--verify-only",
-                         "--uids")
+        again = dcmtools(
+            "migrate", str(tmp_path / "legacy"), dest.peer, "--journal", str(journal), "--verify-only", "--uids"
+        )
         assert again.returncode == 0, again.stdout + again.stderr
         assert [r["result"] for r in by_type(again.stdout, "verify")] == ["matched"] * 8

@@ -9,9 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import migrate_data as D
+import pytest
 from peers import REPO, dcmtools
 from qrpeers import records
 
@@ -63,7 +62,7 @@ def test_pacer_waits_for_the_window_and_keeps_the_rate() -> None:
     assert all(Window.parse("19:00-19:30").inside(t) for t in starts)
     days = {dt.datetime.fromtimestamp(t).date() for t in starts}
     assert len(days) == 2  # paused overnight, resumed by itself the next evening
-    for before, after in zip(starts, starts[1:]):
+    for before, after in zip(starts, starts[1:], strict=False):
         assert after - before >= 100 - 1e-6  # never faster than the rate
 
 
@@ -75,10 +74,16 @@ def folder_archive(tmp_path: Path) -> dict[str, list[Path]]:
 def test_migration_paced_by_window_and_rate(tmp_path: Path, folder_archive) -> None:
     """The library with an injected clock: studies move only inside the window, within the rate."""
     fake = FakeTime(dt.datetime(2024, 3, 1, 12, 0), step=0.001)
-    options = MigrateOptions(window=Window.parse("19:00-19:10"), rate=Rate.parse("0.01"), clock=fake.clock,
-                             sleep=fake.sleep)
-    migration = Migration(parse_endpoint(str(tmp_path / "src")), parse_endpoint(str(tmp_path / "dst") + "/"),
-                          tmp_path / "j.db", None, options)
+    options = MigrateOptions(
+        window=Window.parse("19:00-19:10"), rate=Rate.parse("0.01"), clock=fake.clock, sleep=fake.sleep
+    )
+    migration = Migration(
+        parse_endpoint(str(tmp_path / "src")),
+        parse_endpoint(str(tmp_path / "dst") + "/"),
+        tmp_path / "j.db",
+        None,
+        options,
+    )
     out = list(migration.run())
     assert migration.exit_status == 0, out
     migration.close()
@@ -91,7 +96,7 @@ def test_migration_paced_by_window_and_rate(tmp_path: Path, folder_archive) -> N
     assert len({t.date() for t in starts}) == 2  # 10 minutes were not enough: paused overnight
     # Within the rate, each evening: the instances started before a study are no more than 0.01/s allow.
     for day in {t.date() for t in starts}:
-        that_day = [(r, t) for r, t in zip(studies, starts) if t.date() == day]
+        that_day = [(r, t) for r, t in zip(studies, starts, strict=False) if t.date() == day]
         done = 0
         for record, start in that_day:
             assert done <= 0.01 * (start - that_day[0][1]).total_seconds() + 1e-6
@@ -124,10 +129,14 @@ def test_usage_errors(tmp_path: Path, folder_archive) -> None:
     journal = tmp_path / "j.db"
     missing = dcmtools("migrate", "--journal", str(tmp_path / "none.db"), "--status")
     assert missing.returncode == 2 and "no journal" in missing.stderr
-    bad_window = dcmtools("migrate", str(tmp_path / "src"), str(tmp_path / "dst") + "/", "--journal", str(journal),
-                          "--window", "7pm-6am")
+    bad_window = dcmtools(
+        "migrate", str(tmp_path / "src"), str(tmp_path / "dst") + "/", "--journal", str(journal), "--window", "7pm-6am"
+    )
     assert bad_window.returncode == 2 and "HH:MM-HH:MM" in bad_window.stderr
-    assert dcmtools("migrate", str(tmp_path / "src"), str(tmp_path / "dst") + "/", "--journal", str(journal)).returncode == 0
+    assert (
+        dcmtools("migrate", str(tmp_path / "src"), str(tmp_path / "dst") + "/", "--journal", str(journal)).returncode
+        == 0
+    )
     other = dcmtools("migrate", str(tmp_path / "src"), str(tmp_path / "elsewhere") + "/", "--journal", str(journal))
     assert other.returncode == 2 and "journal of the migration" in other.stderr
     no_source = dcmtools("migrate", str(tmp_path / "nothere"), str(tmp_path / "dst") + "/", "--journal", str(journal))
@@ -142,8 +151,9 @@ def test_verify_only_on_a_fresh_journal_inventories_first(tmp_path: Path, folder
     """--verify-only with a new journal: the source is inventoried, nothing is moved, and the studies
     missing at the destination make the exit status 1."""
     journal = tmp_path / "j.db"
-    result = dcmtools("migrate", str(tmp_path / "src"), str(tmp_path / "dst") + "/", "--journal", str(journal),
-                      "--verify-only")
+    result = dcmtools(
+        "migrate", str(tmp_path / "src"), str(tmp_path / "dst") + "/", "--journal", str(journal), "--verify-only"
+    )
     assert result.returncode == 1
     out = records(result.stdout)
     assert not [r for r in out if r.get("type") == "study"] and not (tmp_path / "dst").exists()

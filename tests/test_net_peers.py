@@ -12,8 +12,16 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-
-from netpeers import copies, dataset_bytes, dcmtk_reads, orthanc, orthanc_get, records, storescp, without_trailing_padding
+from netpeers import (
+    copies,
+    dataset_bytes,
+    dcmtk_reads,
+    orthanc,
+    orthanc_get,
+    records,
+    storescp,
+    without_trailing_padding,
+)
 from peers import PEER_ENV, dcmtools, free_port, require, running, wait_for_port
 
 pytestmark = pytest.mark.peer
@@ -139,17 +147,44 @@ def test_storescu_to_listen_byte_equal_and_echoscu(tmp_path, test_files_dir):
     port = free_port()
     store = tmp_path / "in"
     log = tmp_path / "listen.jsonl"
-    cmd = [*_dcmtools_cmd(), "listen", "--port", str(port), "--aet", "LISTENER", "-d", str(store),
-           "--count", str(len(files)), "--json"]
+    cmd = [
+        *_dcmtools_cmd(),
+        "listen",
+        "--port",
+        str(port),
+        "--aet",
+        "LISTENER",
+        "-d",
+        str(store),
+        "--count",
+        str(len(files)),
+        "--json",
+    ]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True, env=_env())
         try:
             wait_for_port(port, proc)
-            echo = subprocess.run(["echoscu", "-aec", "LISTENER", "127.0.0.1", str(port)], env=PEER_ENV, capture_output=True)
+            echo = subprocess.run(
+                ["echoscu", "-aec", "LISTENER", "127.0.0.1", str(port)], env=PEER_ENV, capture_output=True
+            )
             assert echo.returncode == 0, echo.stderr
             for options, names in runs:
-                sent = subprocess.run(["storescu", *options, "-aet", "MODALITY", "-aec", "LISTENER", "127.0.0.1", str(port),
-                                       *[str(test_files_dir / n) for n in names]], env=PEER_ENV, capture_output=True, text=True)
+                sent = subprocess.run(
+                    [
+                        "storescu",
+                        *options,
+                        "-aet",
+                        "MODALITY",
+                        "-aec",
+                        "LISTENER",
+                        "127.0.0.1",
+                        str(port),
+                        *[str(test_files_dir / n) for n in names],
+                    ],
+                    env=PEER_ENV,
+                    capture_output=True,
+                    text=True,
+                )
                 assert sent.returncode == 0 and "E:" not in sent.stderr, sent.stderr
             assert proc.wait(timeout=60) == 0, proc.stderr.read()
         finally:
@@ -197,9 +232,11 @@ def test_echo_failures_are_distinct(tmp_path):
         silent.listen(4)
         timed_out = dcmtools("echo", f"SILENT@127.0.0.1:{silent.getsockname()[1]}", "--timeout", "1", "--json")
     assert fine.returncode == 0 and [r["ok"] for r in records(fine.stdout)[:2]] == [True, True]
-    results = {"refused": (refused, 3, "connection_refused", "nothing is listening on 127.0.0.1:"),
-               "rejected": (rejected, 4, "rejected", "called AE title 'WRONGAE' is not recognised"),
-               "timeout": (timed_out, 6, "timeout", "did not answer the association request within 1 s")}
+    results = {
+        "refused": (refused, 3, "connection_refused", "nothing is listening on 127.0.0.1:"),
+        "rejected": (rejected, 4, "rejected", "called AE title 'WRONGAE' is not recognised"),
+        "timeout": (timed_out, 6, "timeout", "did not answer the association request within 1 s"),
+    }
     messages = set()
     for name, (result, status, code, words) in results.items():
         assert result.returncode == status, (name, result.stdout, result.stderr)
@@ -293,15 +330,48 @@ def test_tls_echo_and_send(tmp_path, test_files_dir):
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "2", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
-    cmd = [*_dcmtools_cmd(), "listen", "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key),
-           "-d", str(tmp_path / "in"), "--count", "1", "--json"]
+    cmd = [
+        *_dcmtools_cmd(),
+        "listen",
+        "--port",
+        str(port),
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "-d",
+        str(tmp_path / "in"),
+        "--count",
+        "1",
+        "--json",
+    ]
     with running(cmd, port, env=_env(), log=tmp_path / "listen.log"):
         plain = dcmtools("echo", f"DCMTOOLS@127.0.0.1:{port}", "--timeout", "3", "--json")
         echo = dcmtools("echo", f"DCMTOOLS@127.0.0.1:{port}", "--tls-ca", str(cert), "--json")
-        send = dcmtools("send", f"DCMTOOLS@127.0.0.1:{port}", str(test_files_dir / "CT_small.dcm"), "--tls-ca", str(cert), "--json")
+        send = dcmtools(
+            "send", f"DCMTOOLS@127.0.0.1:{port}", str(test_files_dir / "CT_small.dcm"), "--tls-ca", str(cert), "--json"
+        )
     assert plain.returncode in (5, 6), plain.stdout  # a TLS port does not speak plain DICOM
     assert echo.returncode == 0, echo.stdout + echo.stderr
     assert send.returncode == 0 and records(send.stdout)[0]["ok"], send.stdout + send.stderr
@@ -312,18 +382,30 @@ def test_trace_shows_negotiation_and_messages(tmp_path, test_files_dir):
     with storescp(tmp_path / "out") as peer:
         result = dcmtools("send", peer, str(test_files_dir / "CT_small.dcm"), "--trace", "--json")
     assert result.returncode == 0, result.stderr
-    for words in ("-> A-ASSOCIATE-RQ  DCMTOOLS -> STORESCP", "context 1  CT Image Storage  [Explicit VR Little Endian]",
-                  "<- A-ASSOCIATE-AC  max PDU", "accepted  Explicit VR Little Endian", "-> C-STORE-RQ  id 1  context 1",
-                  "<- C-STORE-RSP  id 1", "status 0x0000", "-> A-RELEASE-RQ", "<- A-RELEASE-RP"):
+    for words in (
+        "-> A-ASSOCIATE-RQ  DCMTOOLS -> STORESCP",
+        "context 1  CT Image Storage  [Explicit VR Little Endian]",
+        "<- A-ASSOCIATE-AC  max PDU",
+        "accepted  Explicit VR Little Endian",
+        "-> C-STORE-RQ  id 1  context 1",
+        "<- C-STORE-RSP  id 1",
+        "status 0x0000",
+        "-> A-RELEASE-RQ",
+        "<- A-RELEASE-RP",
+    ):
         assert words in result.stderr, words
 
 
 def test_send_reads_records_from_stdin(tmp_path, test_files_dir):
-    upstream = "\n".join([
-        '{"type":"file","path":"/elsewhere/x.dcm","out":"' + str(test_files_dir / "CT_small.dcm") + '","ok":true}',
-        '{"type":"file","path":"' + str(test_files_dir / "MR_small.dcm") + '","ok":false,"error":{"code":"invalid","message":"bad"}}',
-        '{"type":"summary","command":"anonymize"}',
-    ])
+    upstream = "\n".join(
+        [
+            '{"type":"file","path":"/elsewhere/x.dcm","out":"' + str(test_files_dir / "CT_small.dcm") + '","ok":true}',
+            '{"type":"file","path":"'
+            + str(test_files_dir / "MR_small.dcm")
+            + '","ok":false,"error":{"code":"invalid","message":"bad"}}',
+            '{"type":"summary","command":"anonymize"}',
+        ]
+    )
     with storescp(tmp_path / "out") as peer:
         result = dcmtools("send", peer, "-", "--json", input=upstream + "\n")
     got = [r for r in records(result.stdout) if r["type"] == "file"]
@@ -371,8 +453,13 @@ def test_listen_answers_a700_when_it_cannot_store(tmp_path, test_files_dir):
     (store / "1CT1").write_text("not a folder")  # CT_small's PatientID is 1CT1
     seen: list[dict] = []
     with StorageSCP(store, port=0, host="127.0.0.1", on_record=seen.append) as scp:
-        result = dcmtools("send", f"DCMTOOLS@127.0.0.1:{scp.port}", str(test_files_dir / "CT_small.dcm"),
-                          str(test_files_dir / "MR_small.dcm"), "--json")
+        result = dcmtools(
+            "send",
+            f"DCMTOOLS@127.0.0.1:{scp.port}",
+            str(test_files_dir / "CT_small.dcm"),
+            str(test_files_dir / "MR_small.dcm"),
+            "--json",
+        )
         scp.wait(count=2, timeout=10)
     assert result.returncode == 1, result.stdout + result.stderr
     sent = [r for r in records(result.stdout) if r["type"] == "file"]
@@ -398,11 +485,16 @@ def test_listen_keeps_nothing_of_an_instance_cut_off(tmp_path):
     store = tmp_path / "in"
     seen: list[dict] = []
     with StorageSCP(store, port=0, host="127.0.0.1", on_record=seen.append) as scp:
-        assoc = associate(parse_peer(f"X@127.0.0.1:{scp.port}"),
-                          [build_context("1.2.840.10008.5.1.4.1.1.2", ["1.2.840.10008.1.2.1"])], NetOptions())
+        assoc = associate(
+            parse_peer(f"X@127.0.0.1:{scp.port}"),
+            [build_context("1.2.840.10008.5.1.4.1.1.2", ["1.2.840.10008.1.2.1"])],
+            NetOptions(),
+        )
         context_id = assoc.accepted_contexts[0].context_id
         buffers: list = []
-        wire.pdata_iovecs(context_id, wire.store_rq(1, "1.2.840.10008.5.1.4.1.1.2", "1.2.3"), True, True, 16000, buffers)
+        wire.pdata_iovecs(
+            context_id, wire.store_rq(1, "1.2.840.10008.5.1.4.1.1.2", "1.2.3"), True, True, 16000, buffers
+        )
         wire.pdata_iovecs(context_id, b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100" * 100, False, False, 16000, buffers)
         sock = assoc.dul.socket.socket
         sock.sendall(b"".join(bytes(b) for b in buffers))
@@ -448,7 +540,9 @@ def test_send_opens_a_new_association_past_128_contexts(tmp_path, test_files_dir
 
 def test_listen_stops_after_idle_timeout(tmp_path):
     port = free_port()
-    result = dcmtools("listen", "--port", str(port), "-d", str(tmp_path / "in"), "--idle-timeout", "0.5", "--json", timeout=30)
+    result = dcmtools(
+        "listen", "--port", str(port), "-d", str(tmp_path / "in"), "--idle-timeout", "0.5", "--json", timeout=30
+    )
     assert result.returncode == 0, result.stderr
     got = records(result.stdout)
     assert [r["type"] for r in got] == ["listening", "summary"]

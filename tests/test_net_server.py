@@ -18,8 +18,15 @@ def _node(tmp_path: Path, records: list[dict], **kw):
     from dcmtools.net.access import Access
     from dcmtools.net.server import Listener
 
-    return Listener(NetOptions(calling_aet="LISTEN"), port=0, bind="127.0.0.1", store_dir=tmp_path / "store",
-                    access=Access(None, allow_any=True), on_record=records.append, **kw)
+    return Listener(
+        NetOptions(calling_aet="LISTEN"),
+        port=0,
+        bind="127.0.0.1",
+        store_dir=tmp_path / "store",
+        access=Access(None, allow_any=True),
+        on_record=records.append,
+        **kw,
+    )
 
 
 def test_listener_stores_and_answers_queries_in_process(tmp_path):
@@ -29,8 +36,12 @@ def test_listener_stores_and_answers_queries_in_process(tmp_path):
         assert node.port > 0 and node.listening_record()["port"] == node.port
         storescu(node.port, "LISTEN", sent)
         assert node.serve_forever(count=2) == "count"
-        matches = findscu(Peer(f"LISTEN@127.0.0.1:{node.port}", node.port, "LISTEN"),
-                          ["QueryRetrieveLevel=IMAGE", "SOPInstanceUID"], "study", tmp_path / "found")
+        matches = findscu(
+            Peer(f"LISTEN@127.0.0.1:{node.port}", node.port, "LISTEN"),
+            ["QueryRetrieveLevel=IMAGE", "SOPInstanceUID"],
+            "study",
+            tmp_path / "found",
+        )
     stored = [r for r in records if r["type"] == "instance"]
     assert len(stored) == 2 and all(r["ok"] and Path(r["path"]).is_file() for r in stored)
     assert node.instances == 2

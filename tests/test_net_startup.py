@@ -16,8 +16,13 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 def _modules_after(code: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    out = subprocess.run([sys.executable, "-c", code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"],
-                         capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
     return dict.fromkeys(json.loads(out.splitlines()[-1]))
 
 
@@ -44,11 +49,13 @@ def test_lazy_names_still_import() -> None:
 
 def test_pydicom_examples_is_deferred_yet_usable() -> None:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    code = ("import dcmtools.net, pynetdicom, pydicom.examples as ex\n"
-            "from dcmtools.net.deferred import is_deferred\n"
-            "before = is_deferred(ex)\n"
-            "name = str(ex.ct.PatientName)\n"
-            "print(before, is_deferred(ex), name)")
+    code = (
+        "import dcmtools.net, pynetdicom, pydicom.examples as ex\n"
+        "from dcmtools.net.deferred import is_deferred\n"
+        "before = is_deferred(ex)\n"
+        "name = str(ex.ct.PatientName)\n"
+        "print(before, is_deferred(ex), name)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.split() == ["True", "False", "CompressedSamples^CT1"]
 

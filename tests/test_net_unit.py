@@ -105,9 +105,9 @@ def test_command_round_trip():
 
 def test_command_decodes_with_pydicom():
     """The hand-made command set is what pydicom reads as Implicit VR LE."""
-    from pynetdicom.dsutils import decode
-
     from io import BytesIO
+
+    from pynetdicom.dsutils import decode
 
     ds = decode(BytesIO(wire.store_rsp(3, "1.2.840.10008.5.1.4.1.1.7", "1.2.3", 0xA700, "disk full")), True, True)
     assert (ds.CommandField, ds.MessageIDBeingRespondedTo, ds.Status) == (0x8001, 3, 0xA700)
@@ -137,7 +137,11 @@ def test_file_meta_bytes_read_back(tmp_path):
     import pydicom
 
     path = tmp_path / "x.dcm"
-    path.write_bytes(wire.file_meta_bytes("1.2.840.10008.5.1.4.1.1.7", "1.2.3", wire.EXPLICIT_LE, "1.2.826.0.1", "DCMTOOLS", "MODALITY"))
+    path.write_bytes(
+        wire.file_meta_bytes(
+            "1.2.840.10008.5.1.4.1.1.7", "1.2.3", wire.EXPLICIT_LE, "1.2.826.0.1", "DCMTOOLS", "MODALITY"
+        )
+    )
     meta = pydicom.filereader.read_file_meta_info(path)
     assert meta.MediaStorageSOPInstanceUID == "1.2.3"
     assert meta.TransferSyntaxUID == wire.EXPLICIT_LE

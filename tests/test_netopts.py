@@ -9,8 +9,19 @@ import pytest
 from dcmtools.cli.netopts import NetArgs, client_options, fatal_as_record
 from dcmtools.stream.records import DcmtoolsError, ExitStatus
 
-CLIENT_OPTIONS = ["aet", "timeout", "max_pdu", "peers", "tls", "tls_ca", "tls_cert", "tls_key", "tls_insecure",
-                  "tls_server_name", "trace"]
+CLIENT_OPTIONS = [
+    "aet",
+    "timeout",
+    "max_pdu",
+    "peers",
+    "tls",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+    "tls_insecure",
+    "tls_server_name",
+    "trace",
+]
 
 
 def test_client_options_put_the_options_where_net_was_and_hand_one_netargs():
@@ -38,12 +49,18 @@ def test_client_options_needs_a_net_parameter():
 def test_every_client_command_has_the_same_options():
     from dcmtools.cli import commit, echo, find, move, print_, send, worklist
 
-    for module, name in ((echo, "echo_command"), (send, "send_command"), (find, "find_command"),
-                         (move, "move_command"), (worklist, "worklist_command"), (commit, "commit_command"),
-                         (print_, "print_command")):
+    for module, name in (
+        (echo, "echo_command"),
+        (send, "send_command"),
+        (find, "find_command"),
+        (move, "move_command"),
+        (worklist, "worklist_command"),
+        (commit, "commit_command"),
+        (print_, "print_command"),
+    ):
         params = list(inspect.signature(getattr(module, name)).parameters)
         start = params.index("aet")
-        assert params[start:start + len(CLIENT_OPTIONS)] == CLIENT_OPTIONS, name
+        assert params[start : start + len(CLIENT_OPTIONS)] == CLIENT_OPTIONS, name
 
 
 class _Writer:

@@ -15,8 +15,6 @@ import os
 import numpy as np
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
-
 from peers import dcmtools, free_port
 from print_data import (
     expected_pvalues,
@@ -28,6 +26,7 @@ from print_data import (
     printscp,
     stored_films,
 )
+from pydicom.data import get_testdata_file
 
 pytestmark = pytest.mark.peer
 
@@ -73,8 +72,20 @@ def test_two_by_two_layout_of_four_images(tmp_path):
     mr = get_testdata_file("MR_small.dcm")
     inputs = [str(paths[0]), mr, str(paths[1]), str(paths[2])]
     with printscp(tmp_path) as scp:
-        result = dcmtools("print", scp.peer, *inputs, "--layout", "2,2", "--film-size", "8INX10IN",
-                          "--orientation", "PORTRAIT", "--magnification", "BILINEAR", "--json")
+        result = dcmtools(
+            "print",
+            scp.peer,
+            *inputs,
+            "--layout",
+            "2,2",
+            "--film-size",
+            "8INX10IN",
+            "--orientation",
+            "PORTRAIT",
+            "--magnification",
+            "BILINEAR",
+            "--json",
+        )
         assert result.returncode == 0, result.stderr
         (film,) = films_of(result)
         assert [image["position"] for image in film["images"]] == [1, 2, 3, 4]
@@ -82,7 +93,11 @@ def test_two_by_two_layout_of_four_images(tmp_path):
         ((sp, hardcopy),) = stored_films(scp.db)
     box = sp.FilmBoxContentSequence[0]
     assert (box.ImageDisplayFormat, box.FilmSizeID, box.FilmOrientation, box.MagnificationType) == (
-        "STANDARD\\2,2", "8INX10IN", "PORTRAIT", "BILINEAR")
+        "STANDARD\\2,2",
+        "8INX10IN",
+        "PORTRAIT",
+        "BILINEAR",
+    )
     assert len(hardcopy) == 4
     for path, hg in zip(inputs, hardcopy, strict=False):
         (ours,) = read_images(path)
@@ -176,7 +191,9 @@ def test_multiframe_frames_and_several_films(tmp_path):
         stored = stored_films(scp.db)
     films = films_of(result)
     assert [[image["frame"] for image in film["images"]] for film in films] == [[2, 3], [4, 7]]
-    assert len(stored) == 2 and all(sp.FilmBoxContentSequence[0].ImageDisplayFormat == "STANDARD\\1,2" for sp, _ in stored)
+    assert len(stored) == 2 and all(
+        sp.FilmBoxContentSequence[0].ImageDisplayFormat == "STANDARD\\1,2" for sp, _ in stored
+    )
     assert result.stderr.count("printed in grayscale") == 0  # --quiet
 
 
@@ -227,15 +244,39 @@ def test_film_session_settings_reach_the_printer(tmp_path):
     ct = tmp_path / "ct.dcm"
     make_ct(ct)
     with printscp(tmp_path) as scp:
-        result = dcmtools("print", scp.peer, str(ct), "--copies", "2", "--medium", "blue film", "--priority", "HIGH",
-                          "--destination", "PROCESSOR", "--label", "Rex the dog", "--polarity", "REVERSE",
-                          "--border-density", "BLACK", "--empty-density", "WHITE", "--json")
+        result = dcmtools(
+            "print",
+            scp.peer,
+            str(ct),
+            "--copies",
+            "2",
+            "--medium",
+            "blue film",
+            "--priority",
+            "HIGH",
+            "--destination",
+            "PROCESSOR",
+            "--label",
+            "Rex the dog",
+            "--polarity",
+            "REVERSE",
+            "--border-density",
+            "BLACK",
+            "--empty-density",
+            "WHITE",
+            "--json",
+        )
         assert result.returncode == 0, result.stderr
         ((sp, _),) = stored_films(scp.db)
         log = scp.log.read_text(errors="replace")
     film = films_of(result)[0]
     assert (film["copies"], film["medium"], film["priority"], film["destination"], film["label"]) == (
-        2, "BLUE FILM", "HIGH", "PROCESSOR", "Rex the dog")
+        2,
+        "BLUE FILM",
+        "HIGH",
+        "PROCESSOR",
+        "Rex the dog",
+    )
     # dcmprscp keeps film session attributes only in its log (-d): the N-CREATE we sent.
     for line in ("NumberOfCopies", "[BLUE FILM]", "[HIGH]", "[PROCESSOR]", "[Rex the dog]"):
         assert line in log, line
@@ -311,7 +352,8 @@ def test_refused_film_session_is_named_and_ends_the_run(tmp_path):
     assert result.returncode == 1
     (record,) = [r for r in records(result.stdout) if r["type"] == "film_session"]
     assert record["error"]["message"] == (
-        "the printer refused the film session: medium CLEAR FILM is not supported by this printer")
+        "the printer refused the film session: medium CLEAR FILM is not supported by this printer"
+    )
     assert record["error"]["attributes"] == ["MediumType"] and "--medium" in record["error"]["hint"]
     assert "medium CLEAR FILM is not supported" in result.stderr
 
@@ -320,8 +362,18 @@ def test_several_refused_settings_are_all_named(tmp_path):
     ct = tmp_path / "ct.dcm"
     make_ct(ct)
     with printscp(tmp_path, MagnificationType="REPLICATE", FilmSizeID="8INX10IN") as scp:
-        result = dcmtools("print", scp.peer, str(ct), "--magnification", "CUBIC", "--film-size", "14x17",
-                          "--orientation", "LANDSCAPE", "--json")
+        result = dcmtools(
+            "print",
+            scp.peer,
+            str(ct),
+            "--magnification",
+            "CUBIC",
+            "--film-size",
+            "14x17",
+            "--orientation",
+            "LANDSCAPE",
+            "--json",
+        )
     (film,) = films_of(result)
     assert result.returncode == 1
     assert film["error"]["attributes"] == ["FilmSizeID", "MagnificationType"]  # LANDSCAPE is fine
@@ -339,8 +391,13 @@ def test_printer_gone_mid_run_ends_it_plainly(tmp_path):
     make_ct(ct, rows=512, columns=512)
     with printscp(tmp_path) as scp:
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-        proc = subprocess.Popen([sys.executable, "-m", "dcmtools", "print", scp.peer, *[str(ct)] * 60, "--json",
-                                 "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dcmtools", "print", scp.peer, *[str(ct)] * 60, "--json", "--timeout", "20"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         lines = []
         for line in proc.stdout:
             lines.append(json.loads(line))

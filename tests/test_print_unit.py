@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pydicom
 import pytest
+from peers import REPO, dcmtools
+from print_data import expected_pvalues, linear_window, make_ct, make_gray8, make_mono1
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
@@ -19,8 +21,6 @@ from dcmtools.printing import options as po
 from dcmtools.printing import preview, words
 from dcmtools.printing.prepare import prepare_frame, read_images, to_pvalues, window_linear
 from dcmtools.stream.records import DcmtoolsError, ExitStatus
-from peers import REPO, dcmtools
-from print_data import expected_pvalues, linear_window, make_ct, make_gray8, make_mono1
 
 
 def records(stdout: str) -> list[dict]:
@@ -29,10 +29,17 @@ def records(stdout: str) -> list[dict]:
 
 # ------------------------------------------------------------------ settings
 
+
 @pytest.mark.parametrize(
     "text, value, boxes",
-    [("1,1", "STANDARD\\1,1", 1), ("2,3", "STANDARD\\2,3", 6), ("4x5", "STANDARD\\4,5", 20),
-     ("standard\\3,3", "STANDARD\\3,3", 9), ("ROW\\2,1", "ROW\\2,1", 3), ("COL/1,3", "COL\\1,3", 4)],
+    [
+        ("1,1", "STANDARD\\1,1", 1),
+        ("2,3", "STANDARD\\2,3", 6),
+        ("4x5", "STANDARD\\4,5", 20),
+        ("standard\\3,3", "STANDARD\\3,3", 9),
+        ("ROW\\2,1", "ROW\\2,1", 3),
+        ("COL/1,3", "COL\\1,3", 4),
+    ],
 )
 def test_layouts(text, value, boxes):
     layout = po.parse_layout(text)
@@ -53,9 +60,17 @@ def test_bad_layouts_are_usage_errors(text):
 
 @pytest.mark.parametrize(
     "text, value, warned",
-    [("14INX17IN", "14INX17IN", False), ("14x17", "14INX17IN", False), ("14x17in", "14INX17IN", False),
-     ("8.5x11", "8_5INX11IN", False), ("24x30", "24CMX30CM", False), ("24x24cm", "24CMX24CM", False),
-     ("a4", "A4", False), ("current", "CURRENT", True), ("13x18cm", "13CMX18CM", True)],
+    [
+        ("14INX17IN", "14INX17IN", False),
+        ("14x17", "14INX17IN", False),
+        ("14x17in", "14INX17IN", False),
+        ("8.5x11", "8_5INX11IN", False),
+        ("24x30", "24CMX30CM", False),
+        ("24x24cm", "24CMX24CM", False),
+        ("a4", "A4", False),
+        ("current", "CURRENT", True),
+        ("13x18cm", "13CMX18CM", True),
+    ],
 )
 def test_film_sizes(text, value, warned):
     normalized, warning = po.normalize_film_size(text)
@@ -78,16 +93,27 @@ def test_window_and_frames():
 
 
 def test_film_options_send_only_what_was_given():
-    film = po.FilmOptions.from_strings(layout="2,2", film_size="14x17", priority="normal", medium="blue film",
-                                       destination="bin_2", copies=2)
-    assert film.session_attributes() == {"NumberOfCopies": "2", "PrintPriority": "MED", "MediumType": "BLUE FILM",
-                                         "FilmDestination": "BIN_2"}
+    film = po.FilmOptions.from_strings(
+        layout="2,2", film_size="14x17", priority="normal", medium="blue film", destination="bin_2", copies=2
+    )
+    assert film.session_attributes() == {
+        "NumberOfCopies": "2",
+        "PrintPriority": "MED",
+        "MediumType": "BLUE FILM",
+        "FilmDestination": "BIN_2",
+    }
     assert film.film_box_attributes() == {"ImageDisplayFormat": "STANDARD\\2,2", "FilmSizeID": "14INX17IN"}
     assert film.image_box_attributes() == {} and film.warnings == []
     odd = po.FilmOptions.from_strings(medium="GLOSSY", magnification="SHARP")
     assert len(odd.warnings) == 2 and odd.medium == "GLOSSY"
-    for kwargs in ({"orientation": "sideways"}, {"polarity": "inverse"}, {"copies": 0}, {"bits": "16"},
-                   {"border_density": "grey"}, {"priority": "urgent"}):
+    for kwargs in (
+        {"orientation": "sideways"},
+        {"polarity": "inverse"},
+        {"copies": 0},
+        {"bits": "16"},
+        {"border_density": "grey"},
+        {"priority": "urgent"},
+    ):
         with pytest.raises(DcmtoolsError) as info:
             po.FilmOptions.from_strings(**kwargs)
         assert info.value.exit_status == ExitStatus.USAGE
@@ -95,8 +121,12 @@ def test_film_options_send_only_what_was_given():
 
 @pytest.mark.parametrize(
     "args, words_expected",
-    [(["--layout", "0,2"], "layout '0,2' is not valid"), (["--orientation", "up"], "--orientation 'up' is not valid"),
-     (["--window", "40"], "--window '40' is not valid"), (["--frames", "2-1"], "backwards")],
+    [
+        (["--layout", "0,2"], "layout '0,2' is not valid"),
+        (["--orientation", "up"], "--orientation 'up' is not valid"),
+        (["--window", "40"], "--window '40' is not valid"),
+        (["--frames", "2-1"], "backwards"),
+    ],
 )
 def test_cli_usage_errors_exit_2(tmp_path, args, words_expected):
     ct = tmp_path / "ct.dcm"
@@ -117,21 +147,34 @@ def test_help_does_not_import_the_heavy_libraries():
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print('HEAVY', [m for m in ('pydicom', 'pynetdicom', 'numpy') if m in sys.modules])\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     assert "HEAVY []" in result.stdout and "Examples" in result.stdout, result.stdout + result.stderr
 
 
 # ------------------------------------------------------------------ words
 
+
 def test_status_words():
-    assert words.explain(0x0106, "film box", attribute="FilmSizeID", value="A3")[1] == \
-        "film size A3 is not supported by this printer"
+    assert (
+        words.explain(0x0106, "film box", attribute="FilmSizeID", value="A3")[1]
+        == "film size A3 is not supported by this printer"
+    )
     category, message, hint = words.explain(0x0105, "film box", attribute="BorderDensity", value="150")
     # The library names the option by its keyword; the command spells it as its flag.
-    assert category == "failure" and "does not support setting the border density" in message and "`border_density`" in hint
+    assert (
+        category == "failure"
+        and "does not support setting the border density" in message
+        and "`border_density`" in hint
+    )
     assert "--border-density" in spell(hint)
-    assert words.explain(0xC603)[1] == "an image is larger than its image box" and "`layout`" in words.explain(0xC603)[2]
+    assert (
+        words.explain(0xC603)[1] == "an image is larger than its image box" and "`layout`" in words.explain(0xC603)[2]
+    )
     assert "--layout" in spell(words.explain(0xC603)[2]) and "--film-size" in spell(words.explain(0xC603)[2])
     assert words.explain(0xB604)[0] == "warning" and words.is_ok(0xB604) and not words.is_ok(0xC605)
     assert words.explain(0xC7FF)[0] == "failure"
@@ -145,6 +188,7 @@ def test_printer_status_info_words():
 
 
 # ------------------------------------------------------------------ image preparation
+
 
 def test_window_matches_the_standard_formula():
     x = np.arange(-300, 300, dtype=float)
@@ -274,6 +318,7 @@ def test_pvalue_rounding():
 
 # ------------------------------------------------------------------ previews (--dry-run)
 
+
 def test_densities():
     assert preview.density_level("BLACK", 0.5) == 0.0 and preview.density_level("WHITE", 0.5) == 1.0
     levels = [preview.density_level(str(d), 0.5) for d in (20, 50, 100, 200, 320)]
@@ -285,8 +330,9 @@ def test_densities():
 def test_compose_places_images_in_their_boxes():
     from dcmtools.printing.prepare import PreparedImage
 
-    film = po.FilmOptions.from_strings(layout="2,1", film_size="8x10", orientation="LANDSCAPE",
-                                       border_density="BLACK", empty_density="WHITE")
+    film = po.FilmOptions.from_strings(
+        layout="2,1", film_size="8x10", orientation="LANDSCAPE", border_density="BLACK", empty_density="WHITE"
+    )
     square = PreparedImage.from_values(np.full((50, 50), 0.5), path="a")
     canvas = preview.compose_film([square], film)
     width, height = preview.film_shape(film)
@@ -301,7 +347,7 @@ def test_compose_places_images_in_their_boxes():
     reverse = po.FilmOptions.from_strings(layout="1,1", polarity="REVERSE")
     dark = PreparedImage.from_values(np.zeros((10, 20)), path="b")
     canvas = preview.compose_film([dark], reverse)
-    (x, y, w, h), = preview.box_rectangles(reverse, canvas.shape[1], canvas.shape[0])
+    ((x, y, w, h),) = preview.box_rectangles(reverse, canvas.shape[1], canvas.shape[0])
     assert canvas[y + h // 2, x + w // 2] == 1.0
 
 
@@ -320,8 +366,19 @@ def test_dry_run_writes_films(tmp_path):
         make_ct(path, patient="Rex^Dog")
         paths.append(str(path))
     out = tmp_path / "preview"
-    result = dcmtools("print", "PRINTER@127.0.0.1:9", *paths, "--layout", "2,1", "--film-size", "14x17",
-                      "--dry-run", "-o", str(out), "--json")
+    result = dcmtools(
+        "print",
+        "PRINTER@127.0.0.1:9",
+        *paths,
+        "--layout",
+        "2,1",
+        "--film-size",
+        "14x17",
+        "--dry-run",
+        "-o",
+        str(out),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     films = [r for r in records(result.stdout) if r["type"] == "film"]
     assert [f["out"] for f in films] == [str(out / "film-0001.dcm"), str(out / "film-0002.dcm")]
@@ -332,9 +389,23 @@ def test_dry_run_writes_films(tmp_path):
     assert str(paths[1]) in ds.ImageComments
     # no overwrite without --overwrite; nothing contacted the (absent) printer
     again = dcmtools("print", "PRINTER@127.0.0.1:9", *paths, "--layout", "2,1", "--dry-run", "-o", str(out), "--json")
-    assert again.returncode == 1 and {r["error"]["code"] for r in records(again.stdout) if r["type"] == "film"} == {"exists"}
-    forced = dcmtools("print", "PRINTER@127.0.0.1:9", *paths, "--layout", "2,1", "--dry-run", "-o", str(out),
-                      "--overwrite", "--bits", "8", "--json")
+    assert again.returncode == 1 and {r["error"]["code"] for r in records(again.stdout) if r["type"] == "film"} == {
+        "exists"
+    }
+    forced = dcmtools(
+        "print",
+        "PRINTER@127.0.0.1:9",
+        *paths,
+        "--layout",
+        "2,1",
+        "--dry-run",
+        "-o",
+        str(out),
+        "--overwrite",
+        "--bits",
+        "8",
+        "--json",
+    )
     assert forced.returncode == 0 and pydicom.dcmread(out / "film-0001.dcm").BitsStored == 8
 
 

@@ -44,9 +44,17 @@ def test_module_level_names() -> None:
     assert MODE_ACCEPTOR == "acceptor"
     assert "1.2.840.10008.1.2" in ALL_TRANSFER_SYNTAXES and "1.2.840.10008.1.2.1" in ALL_TRANSFER_SYNTAXES
     assert _params(acse.negotiate_as_acceptor) == ["rq_contexts", "ac_contexts", "roles"]
-    for cls in (pdu.A_ABORT_RQ, pdu.A_ASSOCIATE_RJ, pdu_primitives.P_DATA, transport.AssociationSocket,
-                transport.RequestHandler, transport.AddressInformation, dul.DULServiceProvider,
-                dimse.DIMSEServiceProvider, acse.ACSE):
+    for cls in (
+        pdu.A_ABORT_RQ,
+        pdu.A_ASSOCIATE_RJ,
+        pdu_primitives.P_DATA,
+        transport.AssociationSocket,
+        transport.RequestHandler,
+        transport.AddressInformation,
+        dul.DULServiceProvider,
+        dimse.DIMSEServiceProvider,
+        acse.ACSE,
+    ):
         assert inspect.isclass(cls), cls
     from pynetdicom.dsutils import encode
 
@@ -129,9 +137,14 @@ def test_pass_pdv_reaches_the_dimse_decoder() -> None:
     cx = build_context("1.2.840.10008.1.1", ["1.2.840.10008.1.2"])
     cx.context_id = 1
     assoc._accepted_cx[1] = cx
-    command = wire.encode_command([(wire.TAG_AFFECTED_SOP_CLASS, "1.2.840.10008.1.1"),
-                                   (wire.TAG_COMMAND_FIELD, wire.C_ECHO_RQ), (wire.TAG_MESSAGE_ID, 5),
-                                   (wire.TAG_DATASET_TYPE, wire.NO_DATASET)])
+    command = wire.encode_command(
+        [
+            (wire.TAG_AFFECTED_SOP_CLASS, "1.2.840.10008.1.1"),
+            (wire.TAG_COMMAND_FIELD, wire.C_ECHO_RQ),
+            (wire.TAG_MESSAGE_ID, 5),
+            (wire.TAG_DATASET_TYPE, wire.NO_DATASET),
+        ]
+    )
     seam.pass_pdv(assoc, 1, 0x03, command)
     context_id, message = seam.dimse_queue(assoc).get(timeout=1)
     assert context_id == 1 and type(message).__name__ == "C_ECHO" and int(message.MessageID) == 5
@@ -166,13 +179,15 @@ def test_dul_base_names() -> None:
 
 def test_no_pynetdicom_private_outside_the_seam() -> None:
     """Only net/seam.py imports pynetdicom's internal modules or names."""
-    internal = re.compile(r"pynetdicom\._|from pynetdicom\.(dul|dimse|pdu|pdu_primitives|pdu_items|acse|dsutils|fsm|"
-                          r"timer|utils) import|from pynetdicom import .*\b(dul|dimse|acse|pdu)\b|"
-                          r"\._(reactor_checkpoint|is_paused|accepted_cx|serve_request|dul_ready|kill_thread|"
-                          r"idle_timer|recv_pdu|decode_pdu|process_recv_primitive|is_transport_event|"
-                          r"transfer_syntax|handlers|is_connected|shutdown_socket|create_socket|"
-                          r"create_association|negotiate_as_acceptor|read_pdu_data)\b|\.dimse\.|"
-                          r"\.cancel_req\b")
+    internal = re.compile(
+        r"pynetdicom\._|from pynetdicom\.(dul|dimse|pdu|pdu_primitives|pdu_items|acse|dsutils|fsm|"
+        r"timer|utils) import|from pynetdicom import .*\b(dul|dimse|acse|pdu)\b|"
+        r"\._(reactor_checkpoint|is_paused|accepted_cx|serve_request|dul_ready|kill_thread|"
+        r"idle_timer|recv_pdu|decode_pdu|process_recv_primitive|is_transport_event|"
+        r"transfer_syntax|handlers|is_connected|shutdown_socket|create_socket|"
+        r"create_association|negotiate_as_acceptor|read_pdu_data)\b|\.dimse\.|"
+        r"\.cancel_req\b"
+    )
     offenders = []
     for path in sorted(SRC.rglob("*.py")):
         if path.name == "seam.py":

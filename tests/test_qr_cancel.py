@@ -10,9 +10,8 @@ import threading
 import time
 
 import pytest
-from pydicom.dataset import Dataset
-
 from peers import REPO, free_port
+from pydicom.dataset import Dataset
 from qrpeers import records
 
 
@@ -50,8 +49,14 @@ def slow_scp():
 
 
 def _run(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dcmtools", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    return subprocess.Popen(
+        [sys.executable, "-m", "dcmtools", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
 
 
 def test_limit_sends_c_cancel(slow_scp):

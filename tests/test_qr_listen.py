@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from peers import PEER_ENV, dcmtools, free_port, require
 from qrpeers import (
     answer_set,
@@ -22,8 +21,8 @@ from qrpeers import (
     peers_toml,
     records,
     same_instance,
-    write_worklist,
     wlmscpfs,
+    write_worklist,
 )
 
 pytestmark = pytest.mark.peer
@@ -86,17 +85,61 @@ def _cases(archive):
     return [
         ("patient", ["QueryRetrieveLevel=PATIENT", "PatientName", "PatientID", "PatientBirthDate", "PatientSex"], 3),
         ("patient", ["QueryRetrieveLevel=PATIENT", "PatientName=*O*", "PatientID"], 2),
-        ("patient", ["QueryRetrieveLevel=STUDY", "PatientID=H001", "StudyInstanceUID", "StudyDate", "AccessionNumber"], 2),
-        ("study", ["QueryRetrieveLevel=STUDY", "StudyDate=20240110-20240115", "PatientName", "StudyInstanceUID",
-                   "StudyDescription", "ReferringPhysicianName", "StudyID", "StudyTime"], 2),
+        (
+            "patient",
+            ["QueryRetrieveLevel=STUDY", "PatientID=H001", "StudyInstanceUID", "StudyDate", "AccessionNumber"],
+            2,
+        ),
+        (
+            "study",
+            [
+                "QueryRetrieveLevel=STUDY",
+                "StudyDate=20240110-20240115",
+                "PatientName",
+                "StudyInstanceUID",
+                "StudyDescription",
+                "ReferringPhysicianName",
+                "StudyID",
+                "StudyTime",
+            ],
+            2,
+        ),
         ("study", ["QueryRetrieveLevel=STUDY", "AccessionNumber=ACC0*", "StudyInstanceUID", "PatientID"], 2),
-        ("study", ["QueryRetrieveLevel=SERIES", f"StudyInstanceUID={thorax}", "SeriesInstanceUID", "Modality",
-                   "SeriesNumber"], 2),
+        (
+            "study",
+            [
+                "QueryRetrieveLevel=SERIES",
+                f"StudyInstanceUID={thorax}",
+                "SeriesInstanceUID",
+                "Modality",
+                "SeriesNumber",
+            ],
+            2,
+        ),
         ("study", ["QueryRetrieveLevel=SERIES", f"StudyInstanceUID={thorax}", "Modality=MR", "SeriesInstanceUID"], 1),
-        ("patient", ["QueryRetrieveLevel=IMAGE", "PatientID=VET042", f"StudyInstanceUID={thorax}",
-                     f"SeriesInstanceUID={archive.series_uid('thorax', 'ct')}", "SOPInstanceUID", "InstanceNumber"], 2),
-        ("study", ["QueryRetrieveLevel=IMAGE", f"StudyInstanceUID={archive.study_uid('ct-chest')}",
-                   f"SeriesInstanceUID={archive.series_uid('ct-chest', 'ct')}", "InstanceNumber=2", "SOPInstanceUID"], 1),
+        (
+            "patient",
+            [
+                "QueryRetrieveLevel=IMAGE",
+                "PatientID=VET042",
+                f"StudyInstanceUID={thorax}",
+                f"SeriesInstanceUID={archive.series_uid('thorax', 'ct')}",
+                "SOPInstanceUID",
+                "InstanceNumber",
+            ],
+            2,
+        ),
+        (
+            "study",
+            [
+                "QueryRetrieveLevel=IMAGE",
+                f"StudyInstanceUID={archive.study_uid('ct-chest')}",
+                f"SeriesInstanceUID={archive.series_uid('ct-chest', 'ct')}",
+                "InstanceNumber=2",
+                "SOPInstanceUID",
+            ],
+            1,
+        ),
     ]
 
 
@@ -138,13 +181,30 @@ def test_movescu_and_getscu_get_the_same_instances(ours, reference, archive, wor
 
 def test_findscu_worklist_gets_the_answers_of_wlmscpfs(ours, worklist_reference, work):
     cases = [
-        (["PatientName", "PatientID", "AccessionNumber", "ResponsiblePerson", "ResponsiblePersonRole",
-          "ScheduledProcedureStepSequence[0].Modality=CR", "ScheduledProcedureStepSequence[0].ScheduledStationAETitle",
-          "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate"], 2),
-        (["PatientName", "PatientBirthDate", "RequestedProcedureDescription",
-          "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20240115",
-          "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime=0800-1000",
-          "ScheduledProcedureStepSequence[0].ScheduledProcedureStepDescription"], 1),
+        (
+            [
+                "PatientName",
+                "PatientID",
+                "AccessionNumber",
+                "ResponsiblePerson",
+                "ResponsiblePersonRole",
+                "ScheduledProcedureStepSequence[0].Modality=CR",
+                "ScheduledProcedureStepSequence[0].ScheduledStationAETitle",
+                "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate",
+            ],
+            2,
+        ),
+        (
+            [
+                "PatientName",
+                "PatientBirthDate",
+                "RequestedProcedureDescription",
+                "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20240115",
+                "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime=0800-1000",
+                "ScheduledProcedureStepSequence[0].ScheduledProcedureStepDescription",
+            ],
+            1,
+        ),
         (["PatientName=JONES*", "PatientID", "ScheduledProcedureStepSequence[0].Modality"], 1),
     ]
     for n, (keys, expected) in enumerate(cases):
@@ -161,8 +221,9 @@ def test_worklist_from_listen_has_the_veterinary_attributes(ours):
     assert set(found) == {"VET042", "VET077"}
     cat = found["VET077"]  # the item written as DICOM JSON
     assert cat["PatientSpeciesDescription"] == "Feline"
-    assert cat["PatientSpeciesCodeSequence"] == [{"CodeValue": "448169003", "CodingSchemeDesignator": "SCT",
-                                                  "CodeMeaning": "Felis catus"}]
+    assert cat["PatientSpeciesCodeSequence"] == [
+        {"CodeValue": "448169003", "CodingSchemeDesignator": "SCT", "CodeMeaning": "Felis catus"}
+    ]
     assert cat["PatientBreedCodeSequence"][0]["CodeMeaning"] == "Siamese cat breed"
     assert cat["BreedRegistrationSequence"][0]["BreedRegistrationNumber"] == "REG-VET077"
     assert cat["ResponsiblePerson"] == "JONES^MARY" and cat["ResponsiblePersonRole"] == "OWNER"
@@ -187,8 +248,9 @@ def test_find_move_and_get_against_listen(ours, archive, work, ports):
 
 
 def test_listen_refuses_an_unknown_move_destination(ours, archive):
-    moved = dcmtools("move", ours.peer, "--dest", "NOWHERE", "-k", f"StudyInstanceUID={archive.study_uid('abdomen')}",
-                     "--json")
+    moved = dcmtools(
+        "move", ours.peer, "--dest", "NOWHERE", "-k", f"StudyInstanceUID={archive.study_uid('abdomen')}", "--json"
+    )
     assert moved.returncode == 1
     record = records(moved.stdout)[0]
     assert record["status"] == "0xA801" and record["error"]["code"] == "move_destination_unknown"
@@ -229,15 +291,17 @@ def _many_classes(folder: Path, count: int = 13) -> dict[str, Path]:
     import pydicom
     from pydicom.data import get_testdata_file
     from pynetdicom.presentation import StoragePresentationContexts
-
     from qrpeers import uid
 
     folder.mkdir(parents=True)
     from dcmtools.net.scp import storage_contexts
 
     served = {cx.abstract_syntax for cx in storage_contexts()}  # what listen can send back
-    classes = [cx.abstract_syntax for cx in StoragePresentationContexts
-               if "Image" in cx.abstract_syntax.name and cx.abstract_syntax in served][:count]
+    classes = [
+        cx.abstract_syntax
+        for cx in StoragePresentationContexts
+        if "Image" in cx.abstract_syntax.name and cx.abstract_syntax in served
+    ][:count]
     assert len(classes) == count
     out = {}
     for n, sop_class in enumerate(classes):
@@ -269,7 +333,9 @@ def test_get_splits_over_associations(server, work):
         context = orthanc(work, {"me": ("DCMTOOLS", free_port())}, list(files.values()))
     out = work / f"many-got-{server}"
     with context as peer:
-        got = dcmtools("move", peer.peer, "--get", "-k", f"StudyInstanceUID={uid('many/study')}", "-d", str(out), "--json")
+        got = dcmtools(
+            "move", peer.peer, "--get", "-k", f"StudyInstanceUID={uid('many/study')}", "-d", str(out), "--json"
+        )
         log = peer.extra.get("log")
         served = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")] if log else []
     assert got.returncode == 0, got.stdout + got.stderr

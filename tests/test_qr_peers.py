@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from peers import dcmtools, free_port
 from qrpeers import (
     Archive,
@@ -22,8 +21,8 @@ from qrpeers import (
     records,
     same_instance,
     storescp,
-    write_worklist,
     wlmscpfs,
+    write_worklist,
 )
 
 pytestmark = pytest.mark.peer
@@ -77,27 +76,68 @@ def _cases(archive: Archive) -> list[tuple[str, str, list[str], int]]:
     return [
         ("patient", "PATIENT", ["PatientName=S*", "PatientID", "PatientBirthDate", "PatientSex"], 1),
         ("patient", "PATIENT", ["PatientName", "PatientID"], 3),
-        ("patient", "STUDY", ["PatientID=VET042", "StudyInstanceUID", "StudyDate", "AccessionNumber", "StudyDescription"], 1),
-        ("patient", "SERIES", ["PatientID=H001", f"StudyInstanceUID={ct_chest}", "SeriesInstanceUID", "Modality",
-                               "SeriesNumber"], 1),
-        ("patient", "IMAGE", ["PatientID=VET042", f"StudyInstanceUID={thorax}",
-                              f"SeriesInstanceUID={archive.series_uid('thorax', 'ct')}", "SOPInstanceUID",
-                              "InstanceNumber"], 2),
-        ("study", "STUDY", ["PatientName=*O*", "StudyDate=20240101-20240131", "StudyInstanceUID", "AccessionNumber"], 2),
+        (
+            "patient",
+            "STUDY",
+            ["PatientID=VET042", "StudyInstanceUID", "StudyDate", "AccessionNumber", "StudyDescription"],
+            1,
+        ),
+        (
+            "patient",
+            "SERIES",
+            ["PatientID=H001", f"StudyInstanceUID={ct_chest}", "SeriesInstanceUID", "Modality", "SeriesNumber"],
+            1,
+        ),
+        (
+            "patient",
+            "IMAGE",
+            [
+                "PatientID=VET042",
+                f"StudyInstanceUID={thorax}",
+                f"SeriesInstanceUID={archive.series_uid('thorax', 'ct')}",
+                "SOPInstanceUID",
+                "InstanceNumber",
+            ],
+            2,
+        ),
+        (
+            "study",
+            "STUDY",
+            ["PatientName=*O*", "StudyDate=20240101-20240131", "StudyInstanceUID", "AccessionNumber"],
+            2,
+        ),
         ("study", "STUDY", ["AccessionNumber=ACC1??", "StudyInstanceUID", "PatientID", "StudyDate"], 2),
         ("study", "STUDY", ["StudyDate=-20240115", "StudyInstanceUID", "PatientName", "StudyTime"], 2),
         ("study", "SERIES", [f"StudyInstanceUID={thorax}", "Modality=MR", "SeriesInstanceUID", "SeriesNumber"], 1),
         ("study", "SERIES", [f"StudyInstanceUID={thorax}", "Modality", "SeriesInstanceUID"], 2),
-        ("study", "IMAGE", [f"StudyInstanceUID={ct_chest}", f"SeriesInstanceUID={archive.series_uid('ct-chest', 'ct')}",
-                            "SOPInstanceUID", "InstanceNumber"], 3),
+        (
+            "study",
+            "IMAGE",
+            [
+                f"StudyInstanceUID={ct_chest}",
+                f"SeriesInstanceUID={archive.series_uid('ct-chest', 'ct')}",
+                "SOPInstanceUID",
+                "InstanceNumber",
+            ],
+            3,
+        ),
     ]
 
 
 def test_find_answers_as_findscu(pacs, archive, work):
     """All four levels, both models, keys, wildcards and ranges: the same set of answers as DCMTK findscu."""
     for n, (model, level, keys, expected) in enumerate(_cases(archive)):
-        ours, summary, status = _find(pacs, "--level", level, "--model", model, "--no-defaults", "--no-check",
-                                      "--no-walk", *[a for key in keys for a in ("-k", key)])
+        ours, summary, status = _find(
+            pacs,
+            "--level",
+            level,
+            "--model",
+            model,
+            "--no-defaults",
+            "--no-check",
+            "--no-walk",
+            *[a for key in keys for a in ("-k", key)],
+        )
         assert status == 0, (model, level, keys, summary)
         assert all(r["type"] == "match" and r["level"] == level for r in ours)
         theirs = findscu(pacs, [f"QueryRetrieveLevel={level}", *keys], model, work / f"findscu-{pacs.port}-{n}")
@@ -121,23 +161,35 @@ def test_find_shortcuts_and_checks(pacs, archive):
     knows no ModalitiesInStudy, and ignores patient keys at the image level)."""
     ours, summary, _ = _find(pacs, "--modality", "MR", "--flat")
     assert {r["dataset"]["StudyInstanceUID"] for r in ours} == {
-        archive.study_uid(s) for s in ("mr-head", "thorax", "abdomen")}
-    assert all("MR" in (r["dataset"]["ModalitiesInStudy"] if isinstance(r["dataset"]["ModalitiesInStudy"], list)
-                        else [r["dataset"]["ModalitiesInStudy"]]) for r in ours)
+        archive.study_uid(s) for s in ("mr-head", "thorax", "abdomen")
+    }
+    assert all(
+        "MR"
+        in (
+            r["dataset"]["ModalitiesInStudy"]
+            if isinstance(r["dataset"]["ModalitiesInStudy"], list)
+            else [r["dataset"]["ModalitiesInStudy"]]
+        )
+        for r in ours
+    )
     ours, _, _ = _find(pacs, "--patient", "SMITH", "--date", "20240110-20240120", "--flat")
     assert [r["dataset"]["AccessionNumber"] for r in ours] == ["ACC042"]
     ours, _, _ = _find(pacs, "--level", "image", "--patient-id", "VET077", "--flat")
     assert [r["dataset"]["SOPInstanceUID"] for r in ours] == [
-        uid for uid, path in archive.by_uid.items() if path.name.startswith("VET077")]
+        uid for uid, path in archive.by_uid.items() if path.name.startswith("VET077")
+    ]
 
 
 def test_find_walks_a_hierarchical_peer(pacs, archive):
     """A series query without its study: dcmqrscp refuses it, find walks down; Orthanc answers it."""
-    ours, summary, status = _find(pacs, "--level", "series", "--no-defaults", "-k", "Modality=CT",
-                                  "-k", "SeriesInstanceUID", "--flat")
+    ours, summary, status = _find(
+        pacs, "--level", "series", "--no-defaults", "-k", "Modality=CT", "-k", "SeriesInstanceUID", "--flat"
+    )
     assert status == 0
     assert {r["dataset"]["SeriesInstanceUID"] for r in ours} == {
-        archive.series_uid("ct-chest", "ct"), archive.series_uid("thorax", "ct")}
+        archive.series_uid("ct-chest", "ct"),
+        archive.series_uid("thorax", "ct"),
+    }
     walked = pacs.extra["kind"] == "dcmqrscp"
     assert summary.get("walked", False) is walked
     if walked:  # each match carries the study it was found under
@@ -167,8 +219,9 @@ def test_find_move_pipe_to_us(pacs, archive, my_port, work):
     out = work / f"moved-{pacs.port}"
     found = dcmtools("find", pacs.peer, "--level", "series", "-k", "Modality=CT", "--json")
     assert found.returncode == 0, found.stderr
-    moved = dcmtools("move", pacs.peer, "--port", str(my_port), "--store-dir", str(out), "--json", "-",
-                     input=found.stdout)
+    moved = dcmtools(
+        "move", pacs.peer, "--port", str(my_port), "--store-dir", str(out), "--json", "-", input=found.stdout
+    )
     assert moved.returncode == 0, moved.stdout + moved.stderr
     result = records(moved.stdout)
     assert [r["type"] for r in result] == ["move", "move", "summary"]
@@ -233,8 +286,19 @@ def test_move_to_unregistered_destination(pacs, archive, work):
     assert record["status"] == ("0xA801" if pacs.extra["kind"] == "dcmqrscp" else "0xC000")
     # to ourselves under an AE title the PACS does not know
     port = free_port()
-    moved = dcmtools("move", pacs.peer, "--aet", "STRANGER", "--port", str(port), "-d", str(work / "stranger"),
-                     "-k", f"StudyInstanceUID={study}", "--json")
+    moved = dcmtools(
+        "move",
+        pacs.peer,
+        "--aet",
+        "STRANGER",
+        "--port",
+        str(port),
+        "-d",
+        str(work / "stranger"),
+        "-k",
+        f"StudyInstanceUID={study}",
+        "--json",
+    )
     assert moved.returncode == 1, moved.stdout + moved.stderr
     record = records(moved.stdout)[0]
     assert record["error"]["code"] == "move_destination_unknown"
@@ -310,12 +374,25 @@ def test_worklist_veterinary_attributes(wl):
 
 
 def test_worklist_answers_as_findscu(wl, work):
-    keys = ["PatientName", "PatientID", "AccessionNumber", "ResponsiblePerson",
-            "ScheduledProcedureStepSequence[0].Modality=CR",
-            "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20240101-20240131",
-            "ScheduledProcedureStepSequence[0].ScheduledStationAETitle"]
-    result = dcmtools("worklist", wl.peer, "--json", "--no-defaults", "--date", "any", "--no-check",
-                      *[a for key in keys for a in ("-k", key)])
+    keys = [
+        "PatientName",
+        "PatientID",
+        "AccessionNumber",
+        "ResponsiblePerson",
+        "ScheduledProcedureStepSequence[0].Modality=CR",
+        "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20240101-20240131",
+        "ScheduledProcedureStepSequence[0].ScheduledStationAETitle",
+    ]
+    result = dcmtools(
+        "worklist",
+        wl.peer,
+        "--json",
+        "--no-defaults",
+        "--date",
+        "any",
+        "--no-check",
+        *[a for key in keys for a in ("-k", key)],
+    )
     assert result.returncode == 0, result.stderr
     ours = [r["dataset"] for r in records(result.stdout)[:-1]]
     theirs = findscu(wl, keys, "worklist", work / f"wl-findscu-{wl.port}", worklist=True)

@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+from qrpeers import build_archive, write_worklist
 
 from dcmtools.dicom import dictionary
 from dcmtools.net import keys as K
@@ -15,7 +16,6 @@ from dcmtools.net.matching import dataset_matches, element_matches, returned
 from dcmtools.net.retrieve import request_from_keys, request_from_record, requests_from_lines
 from dcmtools.net.worklist import WorklistItems, read_items, worklist_identifier
 from dcmtools.stream.records import DcmtoolsError
-from qrpeers import build_archive, write_worklist
 
 
 def ident(level, *texts, defaults=()):
@@ -33,8 +33,15 @@ def test_level_tables_name_real_keywords():
 
 
 def test_identifier_from_keys():
-    identifier = ident("STUDY", "PatientName=DOE*", "0010,0020=PAT1", "StudyDate=20240101-20240131",
-                       "SeriesInstanceUID=1.2\\1.3", "ScheduledProcedureStepSequence[0].Modality=CT", "StudyDescription")
+    identifier = ident(
+        "STUDY",
+        "PatientName=DOE*",
+        "0010,0020=PAT1",
+        "StudyDate=20240101-20240131",
+        "SeriesInstanceUID=1.2\\1.3",
+        "ScheduledProcedureStepSequence[0].Modality=CT",
+        "StudyDescription",
+    )
     assert identifier["00080052"] == {"vr": "CS", "Value": ["STUDY"]}
     assert identifier["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": "DOE*"}]}
     assert identifier["00100020"] == {"vr": "LO", "Value": ["PAT1"]}
@@ -48,8 +55,9 @@ def test_identifier_from_keys():
     assert "00201208" in identifier
 
 
-@pytest.mark.parametrize("text", ["NoSuchKeyword=1", "PatientName.PatientID=1", "ScheduledProcedureStepSequence=CT",
-                                  "Rows=many"])
+@pytest.mark.parametrize(
+    "text", ["NoSuchKeyword=1", "PatientName.PatientID=1", "ScheduledProcedureStepSequence=CT", "Rows=many"]
+)
 def test_bad_keys_are_usage_errors(text):
     with pytest.raises(DcmtoolsError) as info:
         ident("STUDY", text)
@@ -73,7 +81,10 @@ def test_dates():
 
 def test_shortcuts():
     assert K.shortcut_keys("STUDY", patient="doe", modality="ct", accession="A1") == [
-        "PatientName=doe*", "ModalitiesInStudy=CT", "AccessionNumber=A1"]
+        "PatientName=doe*",
+        "ModalitiesInStudy=CT",
+        "AccessionNumber=A1",
+    ]
     assert K.shortcut_keys("SERIES", patient="DOE^J*", modality="MR") == ["PatientName=DOE^J*", "Modality=MR"]
 
 
@@ -85,8 +96,13 @@ def test_models():
 
 
 def test_flat_round_trip():
-    identifier = ident("IMAGE", "PatientName=DOE^JOHN", "SOPInstanceUID=1.2.3", "InstanceNumber=4",
-                       "ScheduledProcedureStepSequence[0].Modality=CT")
+    identifier = ident(
+        "IMAGE",
+        "PatientName=DOE^JOHN",
+        "SOPInstanceUID=1.2.3",
+        "InstanceNumber=4",
+        "ScheduledProcedureStepSequence[0].Modality=CT",
+    )
     flat = K.flat_of(identifier)
     assert flat["PatientName"] == "DOE^JOHN" and flat["ScheduledProcedureStepSequence"] == [{"Modality": "CT"}]
     back = K.json_from_flat(flat)
@@ -133,41 +149,52 @@ def el(vr, *values):
     return {"vr": vr, "Value": list(values)} if values else {"vr": vr}
 
 
-@pytest.mark.parametrize("key, stored, expected", [
-    (el("PN", "DOE*"), el("PN", "DOE^JOHN"), True),
-    (el("PN", "doe*"), el("PN", "DOE^JOHN"), True),  # names match without regard to case
-    (el("PN", "D?E^J*"), el("PN", "DOE^JOHN"), True),
-    (el("PN", "SMITH*"), el("PN", "DOE^JOHN"), False),
-    (el("LO", "pat1"), el("LO", "PAT1"), False),  # other VRs are case-sensitive
-    (el("LO", "PAT1"), el("LO", "PAT1"), True),
-    (el("CS", "CT", "MR"), el("CS", "MR"), True),
-    (el("CS", "CT"), el("CS", "OT", "CT"), True),  # multi-valued stored attribute
-    (el("DA", "20240101-20240131"), el("DA", "20240115"), True),
-    (el("DA", "20240101-20240131"), el("DA", "20240201"), False),
-    (el("DA", "-20240101"), el("DA", "20231231"), True),
-    (el("DA", "20240101-"), el("DA", "20231231"), False),
-    (el("TM", "0900-1000"), el("TM", "093000.5"), True),
-    (el("TM", "0900-1000"), el("TM", "100001"), False),
-    (el("DT", "2024-2025"), el("DT", "20240315120000"), True),
-    (el("UI", "1.2", "1.3"), el("UI", "1.3"), True),
-    (el("UI", "1.*"), el("UI", "1.3"), False),  # no wildcards in UIDs
-    (el("IS", "5"), el("IS", 5), True),
-    (el("LO", "*"), None, True),
-    (el("LO"), None, True),
-    (el("LO", "X"), None, False),
-    (el("LO", "X"), el("LO"), False),
-])
+@pytest.mark.parametrize(
+    "key, stored, expected",
+    [
+        (el("PN", "DOE*"), el("PN", "DOE^JOHN"), True),
+        (el("PN", "doe*"), el("PN", "DOE^JOHN"), True),  # names match without regard to case
+        (el("PN", "D?E^J*"), el("PN", "DOE^JOHN"), True),
+        (el("PN", "SMITH*"), el("PN", "DOE^JOHN"), False),
+        (el("LO", "pat1"), el("LO", "PAT1"), False),  # other VRs are case-sensitive
+        (el("LO", "PAT1"), el("LO", "PAT1"), True),
+        (el("CS", "CT", "MR"), el("CS", "MR"), True),
+        (el("CS", "CT"), el("CS", "OT", "CT"), True),  # multi-valued stored attribute
+        (el("DA", "20240101-20240131"), el("DA", "20240115"), True),
+        (el("DA", "20240101-20240131"), el("DA", "20240201"), False),
+        (el("DA", "-20240101"), el("DA", "20231231"), True),
+        (el("DA", "20240101-"), el("DA", "20231231"), False),
+        (el("TM", "0900-1000"), el("TM", "093000.5"), True),
+        (el("TM", "0900-1000"), el("TM", "100001"), False),
+        (el("DT", "2024-2025"), el("DT", "20240315120000"), True),
+        (el("UI", "1.2", "1.3"), el("UI", "1.3"), True),
+        (el("UI", "1.*"), el("UI", "1.3"), False),  # no wildcards in UIDs
+        (el("IS", "5"), el("IS", 5), True),
+        (el("LO", "*"), None, True),
+        (el("LO"), None, True),
+        (el("LO", "X"), None, False),
+        (el("LO", "X"), el("LO"), False),
+    ],
+)
 def test_element_matching(key, stored, expected):
     assert element_matches(key, stored) is expected
 
 
 def test_sequence_matching_and_answers():
-    item = {"00400100": {"vr": "SQ", "Value": [
-        {"00080060": el("CS", "CR"), "00400002": el("DA", "20240115"), "00400001": el("AE", "CR1")},
-        {"00080060": el("CS", "US"), "00400002": el("DA", "20240116"), "00400001": el("AE", "US1")},
-    ]}, "00100010": el("PN", "SMITH^REX")}
-    keys = {"00400100": {"vr": "SQ", "Value": [{"00080060": el("CS", "US"), "00400002": el("DA")}]},
-            "00100010": el("PN")}
+    item = {
+        "00400100": {
+            "vr": "SQ",
+            "Value": [
+                {"00080060": el("CS", "CR"), "00400002": el("DA", "20240115"), "00400001": el("AE", "CR1")},
+                {"00080060": el("CS", "US"), "00400002": el("DA", "20240116"), "00400001": el("AE", "US1")},
+            ],
+        },
+        "00100010": el("PN", "SMITH^REX"),
+    }
+    keys = {
+        "00400100": {"vr": "SQ", "Value": [{"00080060": el("CS", "US"), "00400002": el("DA")}]},
+        "00100010": el("PN"),
+    }
     assert dataset_matches(keys, item)
     answer = returned(keys, item)
     assert answer["00400100"]["Value"] == [{"00080060": el("CS", "US"), "00400002": el("DA", "20240116")}]
@@ -220,26 +247,48 @@ def _answers(index, level, *texts, defaults=()):
 def test_index_queries(store, tmp_path):
     folder, archive = store
     with StoreIndex(folder) as index:
-        patients = _answers(index, "PATIENT", "PatientID", "PatientName", "NumberOfPatientRelatedStudies",
-                            "NumberOfPatientRelatedInstances")
-        assert {p["PatientID"]: (p["NumberOfPatientRelatedStudies"], p["NumberOfPatientRelatedInstances"])
-                for p in patients} == {"H001": (2, 5), "VET042": (1, 3), "VET077": (1, 1)}
-        studies = _answers(index, "STUDY", "ModalitiesInStudy=MR", "AccessionNumber", "NumberOfStudyRelatedSeries",
-                           "SOPClassesInStudy")
+        patients = _answers(
+            index,
+            "PATIENT",
+            "PatientID",
+            "PatientName",
+            "NumberOfPatientRelatedStudies",
+            "NumberOfPatientRelatedInstances",
+        )
+        assert {
+            p["PatientID"]: (p["NumberOfPatientRelatedStudies"], p["NumberOfPatientRelatedInstances"]) for p in patients
+        } == {"H001": (2, 5), "VET042": (1, 3), "VET077": (1, 1)}
+        studies = _answers(
+            index, "STUDY", "ModalitiesInStudy=MR", "AccessionNumber", "NumberOfStudyRelatedSeries", "SOPClassesInStudy"
+        )
         assert sorted(s["AccessionNumber"] for s in studies) == ["ACC042", "ACC077", "ACC101"]
         thorax = next(s for s in studies if s["AccessionNumber"] == "ACC042")
         assert thorax["ModalitiesInStudy"] == ["CT", "MR"] and thorax["NumberOfStudyRelatedSeries"] == 2
         assert thorax["QueryRetrieveLevel"] == "STUDY" and thorax["RetrieveAETitle"] == "ME"
         # relational: a series key in a study query
-        assert [s["AccessionNumber"] for s in _answers(index, "STUDY", "Modality=CT", "AccessionNumber",
-                                                        "PatientName=smith*")] == ["ACC042"]
+        assert [
+            s["AccessionNumber"]
+            for s in _answers(index, "STUDY", "Modality=CT", "AccessionNumber", "PatientName=smith*")
+        ] == ["ACC042"]
         # keys of a lower level are returned empty at a higher one
         assert _answers(index, "STUDY", "AccessionNumber=ACC077", "Modality")[0]["Modality"] is None
-        images = _answers(index, "IMAGE", f"SeriesInstanceUID={archive.series_uid('ct-chest', 'ct')}",
-                          "InstanceNumber=2", "SOPInstanceUID", "PatientName")
+        images = _answers(
+            index,
+            "IMAGE",
+            f"SeriesInstanceUID={archive.series_uid('ct-chest', 'ct')}",
+            "InstanceNumber=2",
+            "SOPInstanceUID",
+            "PatientName",
+        )
         assert len(images) == 1 and images[0]["PatientName"] == "DOE^JOHN"
         assert _answers(index, "STUDY", "StudyDate=20240301-", "AccessionNumber") == [
-            {"AccessionNumber": "ACC101", "QueryRetrieveLevel": "STUDY", "RetrieveAETitle": "ME", "StudyDate": "20240301"}]
+            {
+                "AccessionNumber": "ACC101",
+                "QueryRetrieveLevel": "STUDY",
+                "RetrieveAETitle": "ME",
+                "StudyDate": "20240301",
+            }
+        ]
 
 
 def test_index_retrieve_and_lookup(store):
@@ -247,7 +296,9 @@ def test_index_retrieve_and_lookup(store):
     with StoreIndex(folder) as index:
         found = index.retrieve("STUDY", ident("STUDY", f"StudyInstanceUID={archive.study_uid('thorax')}"))
         assert len(found) == 3 and {f.series_instance_uid for f in found} == {
-            archive.series_uid("thorax", "ct"), archive.series_uid("thorax", "mr")}
+            archive.series_uid("thorax", "ct"),
+            archive.series_uid("thorax", "mr"),
+        }
         assert len(index.retrieve("PATIENT", ident("PATIENT", "PatientID=H001"))) == 5
         assert index.retrieve("IMAGE", ident("IMAGE", "SOPInstanceUID=1.2.3")) == []
     sop, path = next(iter(archive.by_uid.items()))
@@ -284,21 +335,43 @@ def test_index_add_and_remove(store, tmp_path):
 
 # ------------------------------------------------------------- retrieve requests
 def test_requests_from_find_records():
-    study = {"type": "match", "level": "STUDY", "model": "study", "n": 1,
-             "dataset": {"0020000D": {"vr": "UI", "Value": ["1.2.3"]}, "00100020": {"vr": "LO", "Value": ["P1"]}},
-             "ok": True}
-    flat_series = {"type": "match", "level": "SERIES", "model": "patient", "n": 2, "ok": True,
-                   "dataset": {"PatientID": "P1", "StudyInstanceUID": "1.2.3", "SeriesInstanceUID": "1.2.3.4"}}
-    lines = [json.dumps(study), json.dumps(flat_series), "not json", json.dumps({"type": "summary"}),
-             json.dumps({**study, "ok": False, "error": {"code": "x", "message": "broken"}}),
-             json.dumps({"type": "match", "level": "SERIES", "dataset": {"SeriesInstanceUID": "9"}, "ok": True}),
-             json.dumps({"type": "match", "model": "worklist", "dataset": {}, "ok": True})]
+    study = {
+        "type": "match",
+        "level": "STUDY",
+        "model": "study",
+        "n": 1,
+        "dataset": {"0020000D": {"vr": "UI", "Value": ["1.2.3"]}, "00100020": {"vr": "LO", "Value": ["P1"]}},
+        "ok": True,
+    }
+    flat_series = {
+        "type": "match",
+        "level": "SERIES",
+        "model": "patient",
+        "n": 2,
+        "ok": True,
+        "dataset": {"PatientID": "P1", "StudyInstanceUID": "1.2.3", "SeriesInstanceUID": "1.2.3.4"},
+    }
+    lines = [
+        json.dumps(study),
+        json.dumps(flat_series),
+        "not json",
+        json.dumps({"type": "summary"}),
+        json.dumps({**study, "ok": False, "error": {"code": "x", "message": "broken"}}),
+        json.dumps({"type": "match", "level": "SERIES", "dataset": {"SeriesInstanceUID": "9"}, "ok": True}),
+        json.dumps({"type": "match", "model": "worklist", "dataset": {}, "ok": True}),
+    ]
     requests = list(requests_from_lines(lines))
     assert len(requests) == 6
-    assert requests[0].identifier == {"00080052": {"vr": "CS", "Value": ["STUDY"]},
-                                      "0020000D": {"vr": "UI", "Value": ["1.2.3"]}}
+    assert requests[0].identifier == {
+        "00080052": {"vr": "CS", "Value": ["STUDY"]},
+        "0020000D": {"vr": "UI", "Value": ["1.2.3"]},
+    }
     assert requests[1].model == "patient" and K.flat_of(requests[1].identifier) == {
-        "QueryRetrieveLevel": "SERIES", "PatientID": "P1", "StudyInstanceUID": "1.2.3", "SeriesInstanceUID": "1.2.3.4"}
+        "QueryRetrieveLevel": "SERIES",
+        "PatientID": "P1",
+        "StudyInstanceUID": "1.2.3",
+        "SeriesInstanceUID": "1.2.3.4",
+    }
     assert requests[2].error.code == "bad_record"
     assert requests[3].error.code == "upstream_failed"
     assert requests[4].error.code == "not_retrievable" and "StudyInstanceUID" in requests[4].error.message
@@ -336,8 +409,11 @@ def test_worklist_items(tmp_path):
     cat = next(item for path, item in found if path.endswith("cat.json"))
     assert cat["00102201"]["Value"] == ["Feline"] and cat["00100010"]["Value"] == [{"Alphabetic": "JONES^TOM"}]
     keys = worklist_identifier(date="20240115", modality="US")
-    assert [path.rsplit("/", 1)[1] for path, item in found if dataset_matches(
-        {k: v for k, v in keys.items() if k != "00080005"}, item)] == ["cat.json"]
+    assert [
+        path.rsplit("/", 1)[1]
+        for path, item in found
+        if dataset_matches({k: v for k, v in keys.items() if k != "00080005"}, item)
+    ] == ["cat.json"]
     with pytest.raises(DcmtoolsError):
         read_items(str(folder / "broken.json"))
     with pytest.raises(DcmtoolsError):

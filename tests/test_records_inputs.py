@@ -44,7 +44,11 @@ def test_inputs_files_folders_globs(tmp_path):
     (tmp_path / "a" / ".hidden").write_bytes(b"1")
     (tmp_path / "b.dcm").write_bytes(b"1")
     items = list(iter_inputs([str(tmp_path)], read_stdin_when_piped=False))
-    assert [i.path for i in items] == [str(tmp_path / "a" / "x.dcm"), str(tmp_path / "a" / "y.txt"), str(tmp_path / "b.dcm")]
+    assert [i.path for i in items] == [
+        str(tmp_path / "a" / "x.dcm"),
+        str(tmp_path / "a" / "y.txt"),
+        str(tmp_path / "b.dcm"),
+    ]
     items = list(iter_inputs([str(tmp_path / "**" / "*.dcm")], read_stdin_when_piped=False))
     assert sorted(i.path for i in items) == [str(tmp_path / "a" / "x.dcm"), str(tmp_path / "b.dcm")]
     missing = list(iter_inputs([str(tmp_path / "nope"), str(tmp_path / "*.none")], read_stdin_when_piped=False))
@@ -57,7 +61,9 @@ def test_inputs_stdin_records_and_paths(tmp_path):
     lines = "\n".join(
         [
             str(tmp_path / "in.dcm"),
-            json.dumps({"type": "file", "path": str(tmp_path / "in.dcm"), "out": str(tmp_path / "out.dcm"), "ok": True}),
+            json.dumps(
+                {"type": "file", "path": str(tmp_path / "in.dcm"), "out": str(tmp_path / "out.dcm"), "ok": True}
+            ),
             json.dumps({"type": "file", "path": str(tmp_path / "in.dcm"), "ok": False, "error": {"message": "boom"}}),
             json.dumps({"type": "summary", "total": 3}),
             "{not json",

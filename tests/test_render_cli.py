@@ -13,11 +13,11 @@ import sys
 import numpy as np
 import pydicom
 import pytest
+from peers import REPO, dcmtools
 from PIL import Image
+from transcode_data import UNDECODABLE, data_file
 
 from dcmtools.render import RenderOptions, render
-from peers import REPO, dcmtools
-from transcode_data import UNDECODABLE, data_file
 
 
 def records(stdout: str) -> list[dict]:
@@ -81,7 +81,9 @@ def test_jobs_give_the_same_images(tree, tmp_path):
     two = dcmtools("render", str(tree / "a"), "-o", str(tmp_path / "o2"), "--jobs", "2")
     assert one.returncode == two.returncode == 0
     for name in ("ct.png", "mr_be.png"):
-        assert np.array_equal(np.asarray(Image.open(tmp_path / "o1" / name)), np.asarray(Image.open(tmp_path / "o2" / name)))
+        assert np.array_equal(
+            np.asarray(Image.open(tmp_path / "o1" / name)), np.asarray(Image.open(tmp_path / "o2" / name))
+        )
 
 
 def test_bits_format_frame_size_window(tree, tmp_path):
@@ -89,15 +91,29 @@ def test_bits_format_frame_size_window(tree, tmp_path):
     run = dcmtools("render", mr, "-o", str(tmp_path / "16"), "--bits", "16", "--minmax")
     img = Image.open(tmp_path / "16" / "mr_be.png")
     assert img.mode == "I;16" and np.asarray(img).max() == 65535 and np.asarray(img).min() == 0, run.stdout
-    run = dcmtools("render", str(tree / "b" / "ybr.dcm"), "-o", str(tmp_path / "j"), "--frame", "3",
-                   "--format", "jpeg", "--quality", "80", "--size", "100x100")
+    run = dcmtools(
+        "render",
+        str(tree / "b" / "ybr.dcm"),
+        "-o",
+        str(tmp_path / "j"),
+        "--frame",
+        "3",
+        "--format",
+        "jpeg",
+        "--quality",
+        "80",
+        "--size",
+        "100x100",
+    )
     record = records(run.stdout)[0]
     assert record["ok"] and record["out"] == str(tmp_path / "j" / "ybr.f0003.jpg")
     img = Image.open(record["out"])
     assert img.format == "JPEG" and max(img.size) == 100 and img.size[0] <= 100
     run = dcmtools("render", mr, "-o", str(tmp_path / "w"), "--window", "600,10")
     shown = np.asarray(Image.open(tmp_path / "w" / "mr_be.png"))
-    assert set(np.unique(shown)) - set(range(256)) == set() and (shown == 0).mean() > 0.1 and (shown == 255).mean() > 0.1
+    assert (
+        set(np.unique(shown)) - set(range(256)) == set() and (shown == 0).mean() > 0.1 and (shown == 255).mean() > 0.1
+    )
     hist = list(render([mr], tmp_path / "h", RenderOptions(histogram=True)))[0]
     mm = list(render([mr], tmp_path / "m", RenderOptions(minmax=True)))[0]
     assert hist["voi"] == "histogram" and hist["window"][1] < mm["window"][1]
@@ -163,8 +179,16 @@ def test_thumbnails_one_per_series(tmp_path):
 
 def test_contact_sheet_of_the_samples(tmp_path):
     sheet = tmp_path / "sheet.png"
-    run = dcmtools("render", str(REPO / "samples"), "--sheet", str(sheet), "--label", "Modality,SeriesDescription",
-                   "--size", "128x128")
+    run = dcmtools(
+        "render",
+        str(REPO / "samples"),
+        "--sheet",
+        str(sheet),
+        "--label",
+        "Modality,SeriesDescription",
+        "--size",
+        "128x128",
+    )
     assert run.returncode == 0, run.stderr
     tiles = [r for r in records(run.stdout) if r["type"] == "file"]
     summary = records(run.stdout)[-1]
@@ -187,7 +211,9 @@ def test_contact_sheet_of_the_samples(tmp_path):
 def test_help_examples_run(tmp_path):
     run = dcmtools("render", "--help")
     assert run.returncode == 0
-    examples = [line.strip() for line in run.stdout.split("Examples:")[1].splitlines() if line.strip().startswith("dcmtools ")]
+    examples = [
+        line.strip() for line in run.stdout.split("Examples:")[1].splitlines() if line.strip().startswith("dcmtools ")
+    ]
     assert len(examples) >= 6
     # The folders and files the examples name.
     shutil.copytree(REPO / "samples", tmp_path / "study")
@@ -197,8 +223,15 @@ def test_help_examples_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     for example in examples:
         args = shlex.split(example)[1:]
-        done = subprocess.run([sys.executable, "-m", "dcmtools", *args], cwd=tmp_path, capture_output=True, text=True,
-                              env=env, stdin=subprocess.DEVNULL, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "dcmtools", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+        )
         assert done.returncode == 0, (example, done.stdout[-2000:], done.stderr[-2000:])
         assert records(done.stdout)[-1]["failed"] == 0, example
     assert (tmp_path / "sheet.png").exists() and (tmp_path / "out" / "us.f0003.jpg").exists()

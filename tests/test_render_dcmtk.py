@@ -107,7 +107,9 @@ def windowings(ds) -> list[tuple[str, list[str], RenderOptions]]:
         )
         lo, hi = float(arr.min()), float(arr.max())
         center, width = round((lo + hi) / 2, 1), max(2.0, round((hi - lo) / 2, 1))
-        cases.append((f"+Ww {center} {width}", ["-O", "+Ww", str(center), str(width)], RenderOptions(window=(center, width))))
+        cases.append(
+            (f"+Ww {center} {width}", ["-O", "+Ww", str(center), str(width)], RenderOptions(window=(center, width)))
+        )
         return cases
     return [("colour", [], RenderOptions())]
 
@@ -173,8 +175,17 @@ def test_compared_images_cover_the_cases(comparisons):
                 syntax, "JPEG-LS" if syntax in JPEG_LS else "J2K" if syntax in J2K else syntax
             )
         )
-    needed = {"multi-frame", "MONOCHROME1", "palette", "YBR_FULL_422", "signed 16-bit", "big endian", "RLE",
-              "JPEG-LS", "J2K"}
+    needed = {
+        "multi-frame",
+        "MONOCHROME1",
+        "palette",
+        "YBR_FULL_422",
+        "signed 16-bit",
+        "big endian",
+        "RLE",
+        "JPEG-LS",
+        "J2K",
+    }
     assert needed <= seen, needed - seen
 
 
@@ -187,7 +198,10 @@ def test_dcmtk_misreads_big_endian_32bit(tmp_path):
         (tmp_path / "b").mkdir(parents=True)
         (tmp_path / "l").mkdir()
         opts = RenderOptions(minmax=True)
-        assert all(np.array_equal(a, b) for a, b in zip(ours(big, opts, tmp_path / "b"), ours(little, opts, tmp_path / "l"), strict=False))
+        assert all(
+            np.array_equal(a, b)
+            for a, b in zip(ours(big, opts, tmp_path / "b"), ours(little, opts, tmp_path / "l"), strict=False)
+        )
         theirs_big = dcmtk_png(big, ["-O", "+Wm"], tmp_path / "b" / "d", frames)
         theirs_little = dcmtk_png(little, ["-O", "+Wm"], tmp_path / "l" / "d", frames)
         assert theirs_big is not None and theirs_little is not None

@@ -12,18 +12,16 @@ import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
-from pydicom.uid import generate_uid
-
 from netpeers import dcmtk_reads, records, storescp
 from peers import REPO, dcmtools
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
@@ -84,9 +82,25 @@ def test_send_silent_peer_stops_the_run_every_input_gets_a_record(tmp_path):
     with storescp(tmp_path / "out") as peer:
         port = int(peer.rsplit(":", 1)[1])
         storescp_pid = _listener_pid(port)
-        proc = subprocess.Popen([sys.executable, "-m", "dcmtools", "send", peer, *map(str, files), "--json",
-                                 "--timeout", "2", "--retries", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                bufsize=0, env=ENV)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dcmtools",
+                "send",
+                peer,
+                *map(str, files),
+                "--json",
+                "--timeout",
+                "2",
+                "--retries",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+            env=ENV,
+        )
         # Unbuffered: a buffered readline could read ahead lines that communicate() (which reads the
         # file descriptors directly) would then never see.
         first = proc.stdout.readline().decode()
@@ -103,7 +117,7 @@ def test_send_silent_peer_stops_the_run_every_input_gets_a_record(tmp_path):
     codes = [r.get("error", {}).get("code", "ok") for r in items]
     n_ok = codes.index("timeout")
     assert n_ok >= 1 and codes[:n_ok] == ["ok"] * n_ok
-    assert codes[n_ok + 1:] == ["not_sent"] * (len(files) - n_ok - 1)
+    assert codes[n_ok + 1 :] == ["not_sent"] * (len(files) - n_ok - 1)
     assert "timed out" in items[-1]["error"]["message"] or "not sent" in items[-1]["error"]["message"]
     assert proc.returncode == 6
 
@@ -156,8 +170,11 @@ def test_send_decompresses_what_transcode_decodes(tmp_path, all_test_files):
     assert len(got) == len(batch)
     # Our side never fails on them; storescp may refuse what DCMTK itself cannot read (rtdose_rle.dcm
     # holds its SOP Instance UID as UN).
-    failed = [(r["path"], r["error"]) for r in got if not r["ok"]
-              and not (r["error"]["code"] == "dimse_failed" and not dcmtk_reads(Path(r["path"])))]
+    failed = [
+        (r["path"], r["error"])
+        for r in got
+        if not r["ok"] and not (r["error"]["code"] == "dimse_failed" and not dcmtk_reads(Path(r["path"])))
+    ]
     assert not failed
     assert all(r["decompressed"] for r in got)
     # The case: a JPEG baseline file that transcode decodes once gave convert_failed, no reason.
@@ -182,8 +199,9 @@ def test_transcode_codec_panic_is_cannot_decode_and_the_batch_goes_on(tmp_path, 
     (tmp_path / "in").mkdir()
     bad = corrupt_rle(tmp_path / "in" / "a-bad.dcm")
     later = ct_copy(tmp_path / "in" / "b-later.dcm")
-    result = dcmtools("transcode", "--to", "explicit", "-j", jobs, "-o", str(tmp_path / "out"), str(tmp_path / "in"),
-                      timeout=120)
+    result = dcmtools(
+        "transcode", "--to", "explicit", "-j", jobs, "-o", str(tmp_path / "out"), str(tmp_path / "in"), timeout=120
+    )
     got = files_of(result)
     assert [r["path"] for r in got] == [str(bad), str(later)]
     assert got[0]["error"]["code"] == "cannot_decode" and got[1]["ok"]
@@ -230,8 +248,14 @@ def test_special_files_and_empty_folders_are_records_never_read(tmp_path):
     os.mkfifo(tmp_path / "given-fifo")
     (tmp_path / "empty").mkdir()
     args = [str(folder), str(tmp_path / "given-fifo"), str(tmp_path / "empty")]
-    expected = [str(good), str(folder / "b-fifo"), str(folder / "c-socket"), str(folder / "d-device"),
-                str(tmp_path / "given-fifo"), str(tmp_path / "empty")]
+    expected = [
+        str(good),
+        str(folder / "b-fifo"),
+        str(folder / "c-socket"),
+        str(folder / "d-device"),
+        str(tmp_path / "given-fifo"),
+        str(tmp_path / "empty"),
+    ]
     codes = ["ok", "special_file", "special_file", "special_file", "special_file", "no_files"]
     runs = {
         "dump": dcmtools("dump", "--json", *args, timeout=60),
@@ -252,24 +276,31 @@ def test_names_that_are_not_utf8_are_written_losslessly(tmp_path):
     good = ct_copy(folder / "x.dcm")
     raw = os.fsencode(str(folder)) + b"/caf\xe9-\xff.dcm"
     os.rename(good, raw)
-    result = subprocess.run([sys.executable, "-m", "dcmtools", "dump", "--json", str(folder)], capture_output=True,
-                            env=ENV, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "dcmtools", "dump", "--json", str(folder)], capture_output=True, env=ENV, timeout=60
+    )
     line = result.stdout.split(b"\n")[0]
     line.decode("utf-8")  # valid UTF-8
     record = json.loads(line)
     assert record["ok"] and record["path"].endswith("caf\\xe9-\\xff.dcm")
     assert base64.b64decode(record["path_bytes"]) == raw
     # The record read back (a pipe) names the same file.
-    again = subprocess.run([sys.executable, "-m", "dcmtools", "dump", "--json", "-"], input=line + b"\n",
-                           capture_output=True, env=ENV, timeout=60)
+    again = subprocess.run(
+        [sys.executable, "-m", "dcmtools", "dump", "--json", "-"],
+        input=line + b"\n",
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
     back = json.loads(again.stdout.split(b"\n")[0])
     assert back["ok"] and base64.b64decode(back["path_bytes"]) == raw
 
 
 def test_text_dump_escapes_control_characters(tmp_path):
     path = ct_copy(tmp_path / "ctl.dcm", StudyDescription="A\x1b[2Jcleared\rB\x07", InstitutionName="X\x1b]0;t\x07")
-    result = subprocess.run([sys.executable, "-m", "dcmtools", "dump", "--no-json", str(path)], capture_output=True,
-                            env=ENV, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "dcmtools", "dump", "--no-json", str(path)], capture_output=True, env=ENV, timeout=60
+    )
     text = result.stdout.decode("utf-8")
     assert not any(c in text for c in "\x1b\r\x07")
     assert "A\\x1b[2Jcleared\\x0dB\\x07" in text
@@ -296,8 +327,9 @@ def test_anonymize_warnings_never_quote_values(tmp_path):
     # A surname where a date should be: a Study Date 'SMITHSON' (8 bytes, like YYYYMMDD).
     at = data.find(b"\x08\x00\x20\x00DA\x08\x00") + 8
     path.write_bytes(data[:at] + b"SMITHSON" + data[at + 8 :])
-    result = dcmtools("anonymize", "--key", "k", "--retain-longitudinal-modified-dates", "-o", str(tmp_path / "o"),
-                      str(path))
+    result = dcmtools(
+        "anonymize", "--key", "k", "--retain-longitudinal-modified-dates", "-o", str(tmp_path / "o"), str(path)
+    )
     (record,) = files_of(result)
     assert record["ok"] and record["warnings"]
     assert "SMITHSON" not in result.stdout and "SMITHSON" not in result.stderr
@@ -309,8 +341,11 @@ def test_anonymize_names_outputs_from_the_new_uids_keep_names_mirrors(tmp_path):
     (record,) = files_of(result)
     out = Path(record["out"])
     ds = pydicom.dcmread(out)
-    assert out.relative_to(tmp_path / "uid").parts == (ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                                                      f"{ds.SOPInstanceUID}.dcm")
+    assert out.relative_to(tmp_path / "uid").parts == (
+        ds.StudyInstanceUID,
+        ds.SeriesInstanceUID,
+        f"{ds.SOPInstanceUID}.dcm",
+    )
     assert "DOE" not in str(out)
     result = dcmtools("anonymize", "--key", "k", "--keep-names", "-o", str(tmp_path / "kept"), str(tmp_path / "in"))
     (record,) = files_of(result)

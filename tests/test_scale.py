@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from anonymize_data import ct, save
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -20,8 +19,9 @@ BIN = Path(sys.executable).parent
 def run(*args, stdin=None, env=None, check=True):
     environ = {**os.environ, "PYTHONPATH": SRC, **(env or {})}
     environ.pop("DASK_SCHEDULER_ADDRESS", None) if "DASK_SCHEDULER_ADDRESS" not in (env or {}) else None
-    proc = subprocess.run([sys.executable, "-m", "dcmtools", *args], capture_output=True, text=True,
-                          input=stdin, env=environ, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dcmtools", *args], capture_output=True, text=True, input=stdin, env=environ, timeout=600
+    )
     if check:
         assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
@@ -55,8 +55,8 @@ def make_tree(root: Path, studies: int, per_study: int) -> list[Path]:
 
 
 def test_shards_cover_inputs_once_and_keep_studies(tmp_path):
-    from dcmtools.stream.shard import parse_shard, select, study_key
     from dcmtools.stream.inputs import iter_inputs
+    from dcmtools.stream.shard import parse_shard, select, study_key
 
     paths = make_tree(tmp_path / "in", 30, 4)
     (tmp_path / "in" / "zz-not-dicom.txt").write_text("hello")
@@ -64,8 +64,11 @@ def test_shards_cover_inputs_once_and_keep_studies(tmp_path):
     seen: dict[str, int] = {}
     study_shard: dict[str, int] = {}
     for k in range(3):
-        out = records(run("dump", "--json", "-t", "StudyInstanceUID", "--shard", f"{k}/3", str(tmp_path / "in"),
-                          check=False).stdout)
+        out = records(
+            run(
+                "dump", "--json", "-t", "StudyInstanceUID", "--shard", f"{k}/3", str(tmp_path / "in"), check=False
+            ).stdout
+        )
         files = [r for r in out if r["type"] == "file"]
         assert out[-1]["shard"] == f"{k}/3"
         for r in files:
@@ -83,8 +86,17 @@ def test_shards_cover_inputs_once_and_keep_studies(tmp_path):
         assert slurm == kube == parse_shard(f"{k}/3", {})
         mine = {item.path for item in select(iter_inputs([str(tmp_path / "in")]), kube)}
         assert mine == {p for p, s in seen.items() if s == k}
-    out = records(run("dump", "--json", "-t", "PatientID", str(tmp_path / "in"), check=False,
-                      env={"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "3"}).stdout)
+    out = records(
+        run(
+            "dump",
+            "--json",
+            "-t",
+            "PatientID",
+            str(tmp_path / "in"),
+            check=False,
+            env={"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "3"},
+        ).stdout
+    )
     assert {r["path"] for r in out if r["type"] == "file"} == {p for p, s in seen.items() if s == 1}
     assert study_key(str(tmp_path / "in" / "zz-not-dicom.txt")).startswith("path:")
     bad = run("dump", "--shard", "3/3", str(tmp_path / "in"), check=False)
@@ -96,12 +108,24 @@ def test_shards_cover_inputs_once_and_keep_studies(tmp_path):
 def test_anonymize_killed_then_resumed_with_journal(tmp_path):
     make_tree(tmp_path / "in", 100, 20)  # 2,000 files
     journal, out = tmp_path / "anon.journal", tmp_path / "out"
-    args = [sys.executable, "-m", "dcmtools", "anonymize", "--key", "k", "-o", str(out), "--journal", str(journal),
-            "--json", str(tmp_path / "in")]
+    args = [
+        sys.executable,
+        "-m",
+        "dcmtools",
+        "anonymize",
+        "--key",
+        "k",
+        "-o",
+        str(out),
+        "--journal",
+        str(journal),
+        "--json",
+        str(tmp_path / "in"),
+    ]
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
     lines = 0
-    for line in proc.stdout:  # kill -9 part-way
+    for _line in proc.stdout:  # kill -9 part-way
         lines += 1
         if lines == 700:
             proc.send_signal(signal.SIGKILL)
@@ -116,8 +140,9 @@ def test_anonymize_killed_then_resumed_with_journal(tmp_path):
         done = {item.data["out"] for item in j.items(states=["done"])}
     assert len(done) >= 699
     time.sleep(0.05)
-    again = records(run("anonymize", "--key", "k", "-o", str(out), "--journal", str(journal), "--json",
-                        str(tmp_path / "in")).stdout)
+    again = records(
+        run("anonymize", "--key", "k", "-o", str(out), "--journal", str(journal), "--json", str(tmp_path / "in")).stdout
+    )
     files = [r for r in again if r["type"] == "file"]
     assert len(files) == 2000 and all(r["ok"] for r in files)
     skipped = [r for r in files if r.get("skipped")]
@@ -152,13 +177,28 @@ def dask_cluster(tmp_path):
         procs.append(subprocess.Popen([str(BIN / "dask"), *args], stdout=log, stderr=subprocess.STDOUT, env=env))
         log.close()
 
-    start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0",
-          "--no-show")
+    start(
+        "scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0", "--no-show"
+    )
     address = f"tcp://127.0.0.1:{port}"
     workers = []
     for n in range(2):
-        start(f"worker{n}", "worker", address, "--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1",
-              "--dashboard-address", ":0", "--no-nanny", "--name", f"w{n}")
+        start(
+            f"worker{n}",
+            "worker",
+            address,
+            "--nworkers",
+            "1",
+            "--nthreads",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--dashboard-address",
+            ":0",
+            "--no-nanny",
+            "--name",
+            f"w{n}",
+        )
         workers.append(procs[-1])
     from distributed import Client
 
@@ -192,8 +232,9 @@ def test_cluster_outputs_identical_and_worker_killed(tmp_path, dask_cluster):
     for command in (["anonymize", "--key", "k"], ["transcode", "--to", "rle"]):
         name = command[0]
         local = records(run(*command, "-o", str(tmp_path / f"{name}-j1"), "-j", "1", "--json", inputs).stdout)
-        remote = records(run(*command, "-o", str(tmp_path / f"{name}-dask"), "--cluster", address, "--json",
-                             inputs).stdout)
+        remote = records(
+            run(*command, "-o", str(tmp_path / f"{name}-dask"), "--cluster", address, "--json", inputs).stdout
+        )
         assert remote[-1]["cluster"] == address
         assert [r["path"] for r in remote[:-1]] == [r["path"] for r in local[:-1]]
         assert all(r["ok"] for r in remote[:-1])
@@ -202,15 +243,33 @@ def test_cluster_outputs_identical_and_worker_killed(tmp_path, dask_cluster):
     import shutil
 
     shutil.rmtree(tmp_path / "transcode-dask")
-    again = records(run("transcode", "--to", "rle", "-o", str(tmp_path / "transcode-dask"), "--cluster", address,
-                        "--json", inputs).stdout)
+    again = records(
+        run(
+            "transcode", "--to", "rle", "-o", str(tmp_path / "transcode-dask"), "--cluster", address, "--json", inputs
+        ).stdout
+    )
     assert again[-1]["ok"] == 500
     # One worker killed mid-run: every file still one record and one output.
     out = tmp_path / "killed"
-    args = [sys.executable, "-m", "dcmtools", "anonymize", "--key", "k", "-o", str(out), "--json",
-            "--cluster", address, "--journal", str(tmp_path / "k.journal"), inputs]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": SRC})
+    args = [
+        sys.executable,
+        "-m",
+        "dcmtools",
+        "anonymize",
+        "--key",
+        "k",
+        "-o",
+        str(out),
+        "--json",
+        "--cluster",
+        address,
+        "--journal",
+        str(tmp_path / "k.journal"),
+        inputs,
+    ]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": SRC}
+    )
     lines = []
     for line in proc.stdout:
         lines.append(line)
@@ -228,27 +287,40 @@ def test_cluster_outputs_identical_and_worker_killed(tmp_path, dask_cluster):
 
 
 def test_no_dask_without_cluster():
-    code = "import sys; from dcmtools.cli import load_commands; load_commands(['anonymize']); " \
-           "print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": SRC})
+    code = (
+        "import sys; from dcmtools.cli import load_commands; load_commands(['anonymize']); "
+        "print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC}
+    )
     assert out.stdout.strip() == "False", out.stderr
 
 
 def test_migrate_shards_split_studies_as_the_file_commands_do(tmp_path):
     import migrate_data as D
+
     from dcmtools.stream.journal import Journal
 
     archive = D.build(tmp_path / "src", studies=21)
     shards = []
     for k in range(3):
-        out = run("migrate", str(tmp_path / "src"), str(tmp_path / f"dst{k}") + "/", "--journal",
-                  str(tmp_path / f"m{k}.journal"), "--shard", f"{k}/3", "--json")
+        run(
+            "migrate",
+            str(tmp_path / "src"),
+            str(tmp_path / f"dst{k}") + "/",
+            "--journal",
+            str(tmp_path / f"m{k}.journal"),
+            "--shard",
+            f"{k}/3",
+            "--json",
+        )
         with Journal(tmp_path / f"m{k}.journal") as j:
             studies = {item.id for item in j.items()}
             assert j.counts() == {"verified": len(studies)}
-        files = records(run("dump", "--json", "-t", "StudyInstanceUID", "--shard", f"{k}/3",
-                            str(tmp_path / "src")).stdout)
+        files = records(
+            run("dump", "--json", "-t", "StudyInstanceUID", "--shard", f"{k}/3", str(tmp_path / "src")).stdout
+        )
         assert {r["dataset"]["0020000D"]["Value"][0] for r in files if r["type"] == "file"} == studies
         shards.append(studies)
     assert sum(len(s) for s in shards) == len(set().union(*shards)) == len(archive) == 21
@@ -256,24 +328,62 @@ def test_migrate_shards_split_studies_as_the_file_commands_do(tmp_path):
     for k in range(3):
         moved.update(D.folder_files(tmp_path / f"dst{k}"))
     D.assert_same(archive, moved)
-    wrong = run("migrate", str(tmp_path / "src"), str(tmp_path / "dst0") + "/", "--journal",
-                str(tmp_path / "m0.journal"), "--shard", "1/3", check=False)
+    wrong = run(
+        "migrate",
+        str(tmp_path / "src"),
+        str(tmp_path / "dst0") + "/",
+        "--journal",
+        str(tmp_path / "m0.journal"),
+        "--shard",
+        "1/3",
+        check=False,
+    )
     assert wrong.returncode == 2 and "shard" in wrong.stderr + wrong.stdout
 
 
 def test_journal_merge_and_shard_mismatch(tmp_path):
     make_tree(tmp_path / "in", 12, 2)
     for k in range(2):
-        run("anonymize", "--key", "k", "-o", str(tmp_path / "out"), "--shard", f"{k}/2", "--journal",
-            str(tmp_path / f"a{k}.journal"), "--json", str(tmp_path / "in"))
-    wrong = run("anonymize", "--key", "k", "-o", str(tmp_path / "out"), "--shard", "1/2", "--journal",
-                str(tmp_path / "a0.journal"), str(tmp_path / "in"), check=False)
+        run(
+            "anonymize",
+            "--key",
+            "k",
+            "-o",
+            str(tmp_path / "out"),
+            "--shard",
+            f"{k}/2",
+            "--journal",
+            str(tmp_path / f"a{k}.journal"),
+            "--json",
+            str(tmp_path / "in"),
+        )
+    wrong = run(
+        "anonymize",
+        "--key",
+        "k",
+        "-o",
+        str(tmp_path / "out"),
+        "--shard",
+        "1/2",
+        "--journal",
+        str(tmp_path / "a0.journal"),
+        str(tmp_path / "in"),
+        check=False,
+    )
     assert wrong.returncode == 2 and "one journal per shard" in wrong.stderr
     status = records(run("journal", "status", str(tmp_path / "a0.journal"), str(tmp_path / "a1.journal")).stdout)
     assert [r["shard"] for r in status[:2]] == ["0/2", "1/2"]
     assert status[0]["total"] + status[1]["total"] == 24 and status[-1]["counts"] == {"done": 24}
-    merged = records(run("journal", "merge", str(tmp_path / "a0.journal"), str(tmp_path / "a1.journal"),
-                         "-o", str(tmp_path / "all.journal")).stdout)
+    merged = records(
+        run(
+            "journal",
+            "merge",
+            str(tmp_path / "a0.journal"),
+            str(tmp_path / "a1.journal"),
+            "-o",
+            str(tmp_path / "all.journal"),
+        ).stdout
+    )
     assert merged[0]["counts"] == {"done": 24}
     missing = run("journal", "status", str(tmp_path / "nope.journal"), check=False)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
@@ -288,7 +398,7 @@ def test_null_separated_stdin_streams(tmp_path):
 
         def read(self, n=-1):
             n = 7 if n < 0 else min(n, 7)
-            block = self.text[self.pos:self.pos + n]
+            block = self.text[self.pos : self.pos + n]
             self.pos += len(block)
             return block
 
@@ -308,12 +418,32 @@ def test_send_shards_and_journal_to_dcmtk_storescp(tmp_path):
     out = tmp_path / "received"
     with storescp(out) as peer:
         for k in range(2):
-            got = records(run("send", peer, "--shard", f"{k}/2", "--journal", str(tmp_path / f"s{k}.journal"),
-                              "--json", str(tmp_path / "in")).stdout)
+            got = records(
+                run(
+                    "send",
+                    peer,
+                    "--shard",
+                    f"{k}/2",
+                    "--journal",
+                    str(tmp_path / f"s{k}.journal"),
+                    "--json",
+                    str(tmp_path / "in"),
+                ).stdout
+            )
             assert got[-1]["shard"] == f"{k}/2" and all(r["ok"] for r in got if r["type"] == "file")
         assert len(list(out.iterdir())) == len(paths) == 30  # the two shards: every file once
-        again = records(run("send", peer, "--shard", "0/2", "--journal", str(tmp_path / "s0.journal"), "--json",
-                            str(tmp_path / "in")).stdout)
+        again = records(
+            run(
+                "send",
+                peer,
+                "--shard",
+                "0/2",
+                "--journal",
+                str(tmp_path / "s0.journal"),
+                "--json",
+                str(tmp_path / "in"),
+            ).stdout
+        )
         files = [r for r in again if r["type"] == "file"]
         assert files and all(r.get("skipped") for r in files)  # nothing sent twice
     status = records(run("journal", "status", str(tmp_path / "s0.journal"), str(tmp_path / "s1.journal")).stdout)

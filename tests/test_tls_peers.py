@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from netpeers import env_without_config, storescp
 from peers import dcmtools
 from tlspeers import make_ca, make_cert, tls_storescp
@@ -40,13 +39,17 @@ def error_code(records: list[dict]) -> str | None:
     return next((r["error"]["code"] for r in records if not r.get("ok", True) and "error" in r), None)
 
 
-def test_unknown_ca_refused_by_default_accepted_with_insecure_or_ca(tmp_path: Path, pki: dict, test_files_dir: Path) -> None:
+def test_unknown_ca_refused_by_default_accepted_with_insecure_or_ca(
+    tmp_path: Path, pki: dict, test_files_dir: Path
+) -> None:
     with tls_storescp(tmp_path, pki["server"]) as port:
         peer = f"TLSSCP@127.0.0.1:{port}"
         result, records = echo(peer, "--tls", env=env_without_config(tmp_path))
         assert result.returncode == 3, result.stderr
         assert error_code(records) == "tls_untrusted"
-        assert "not trusted" in result.stderr and "system's trust store" in result.stderr and "--tls-ca" in result.stderr
+        assert (
+            "not trusted" in result.stderr and "system's trust store" in result.stderr and "--tls-ca" in result.stderr
+        )
         assert "Traceback" not in result.stderr
 
         result, records = echo(peer, "--tls-ca", str(pki["unknown"][0]))
@@ -98,11 +101,15 @@ def test_client_certificate_required(tmp_path: Path, pki: dict) -> None:
         assert "requires a TLS client certificate and we sent none" in result.stderr
         assert "closed the connection" not in result.stderr
 
-        result, records = echo(peer, "--tls-ca", ca, "--tls-cert", str(pki["stranger"][0]), "--tls-key", str(pki["stranger"][1]))
+        result, records = echo(
+            peer, "--tls-ca", ca, "--tls-cert", str(pki["stranger"][0]), "--tls-key", str(pki["stranger"][1])
+        )
         assert result.returncode == 3 and error_code(records) == "tls_client_cert_required"
         assert "refused ours" in result.stderr
 
-        result, records = echo(peer, "--tls-ca", ca, "--tls-cert", str(pki["client"][0]), "--tls-key", str(pki["client"][1]))
+        result, records = echo(
+            peer, "--tls-ca", ca, "--tls-cert", str(pki["client"][0]), "--tls-key", str(pki["client"][1])
+        )
         assert result.returncode == 0, result.stderr
 
 

@@ -13,10 +13,10 @@ import warnings
 import numpy as np
 import pydicom
 import pytest
-
-from dcmtools.transcode import transcode
 from peers import REPO, dcmtools
 from transcode_data import data_file, pixels
+
+from dcmtools.transcode import transcode
 
 
 def records(stdout: str) -> list[dict]:
@@ -54,8 +54,14 @@ def test_help_shows_examples_and_the_cli_imports_no_pydicom():
     assert "dcmtools transcode legacy/ --to jpeg-ls -o compressed/" in run.stdout
     assert "jpeg-ls-near" in run.stdout and "--keep-uid" in run.stdout
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, dcmtools.cli; print(sorted(m for m in ('pydicom','numpy','imagecodecs') if m in sys.modules))"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        [
+            sys.executable,
+            "-c",
+            "import sys, dcmtools.cli; print(sorted(m for m in ('pydicom','numpy','imagecodecs') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     assert probe.stdout.strip() == "[]", probe.stderr
 

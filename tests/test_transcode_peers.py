@@ -16,10 +16,10 @@ import warnings
 import numpy as np
 import pydicom
 import pytest
-
-from dcmtools.transcode import options_for, transcode_file
 from peers import require
 from transcode_data import data_file, pixels
+
+from dcmtools.transcode import options_for, transcode_file
 
 pytestmark = pytest.mark.peer
 
@@ -115,8 +115,17 @@ def _errors(path: str) -> collections.Counter:
 
 # Not "deflated": dciodvfy cannot read deflated files at all (not even
 # DCMTK's own 'dcmconv +td' output); DCMTK reads ours in the test below.
-DCIODVFY_TARGETS = ["explicit", "implicit", "rle", "jpeg-ls", "j2k", "jpeg-lossless", "j2k-lossy",
-                    "jpeg-ls-near", "jpeg-baseline"]
+DCIODVFY_TARGETS = [
+    "explicit",
+    "implicit",
+    "rle",
+    "jpeg-ls",
+    "j2k",
+    "jpeg-lossless",
+    "j2k-lossy",
+    "jpeg-ls-near",
+    "jpeg-baseline",
+]
 
 
 @pytest.mark.parametrize("target", DCIODVFY_TARGETS)
@@ -124,9 +133,17 @@ def test_dciodvfy_finds_no_new_error_in_our_outputs(target, tmp_path):
     require("dciodvfy")
     checked = 0
     new_errors = {}
-    for name in ["CT_small.dcm", "MR_small_bigendian.dcm", "SC_rgb_rle.dcm", "examples_palette.dcm",
-                 "examples_ybr_color.dcm", "examples_overlay.dcm", "examples_rgb_color.dcm", "JPEG2000.dcm",
-                 "examples_jpeg2k.dcm"]:
+    for name in [
+        "CT_small.dcm",
+        "MR_small_bigendian.dcm",
+        "SC_rgb_rle.dcm",
+        "examples_palette.dcm",
+        "examples_ybr_color.dcm",
+        "examples_overlay.dcm",
+        "examples_rgb_color.dcm",
+        "JPEG2000.dcm",
+        "examples_jpeg2k.dcm",
+    ]:
         out = str(tmp_path / f"{target}_{name}")
         record = transcode_file(_path(name), out, options_for(target))
         if not record["ok"]:

@@ -13,10 +13,10 @@ import warnings
 import numpy as np
 import pydicom
 import pytest
+from transcode_data import UNDECODABLE, data_file, image_files, pixels
 
 from dcmtools.dicom import codecs
 from dcmtools.transcode import options_for, transcode_file
-from transcode_data import UNDECODABLE, data_file, image_files, pixels
 
 LOSSLESS = ["explicit", "implicit", "deflated", "rle", "jpeg-ls", "j2k", "jpeg-lossless"]
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
-
 from peers import dcmtools, free_port
+from pydicom.data import get_testdata_file
 from qrpeers import answer_set, build_archive, orthanc, records, same_instance
 
 pytestmark = pytest.mark.peer
@@ -89,8 +88,9 @@ def _count(peer) -> int:
     import base64
 
     auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    request = urllib.request.Request(f"http://127.0.0.1:{peer.extra['http']}/statistics",
-                                     headers={"Authorization": f"Basic {auth}"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{peer.extra['http']}/statistics", headers={"Authorization": f"Basic {auth}"}
+    )
     return json.loads(urllib.request.urlopen(request, timeout=10).read())["CountInstances"]
 
 
@@ -134,8 +134,10 @@ def test_peers_file_entry_with_url(web, work):
     password = work / "password"
     password.write_text(PASSWORD + "\n")
     peers = work / "peers.toml"
-    peers.write_text(f'[web]\nurl = "{web.extra["url"]}"\nuser = "{USER}"\npassword_file = "password"\n\n'
-                     f'[dimse]\naet = "ORTHANC"\nhost = "127.0.0.1"\nport = {web.port}\n')
+    peers.write_text(
+        f'[web]\nurl = "{web.extra["url"]}"\nuser = "{USER}"\npassword_file = "password"\n\n'
+        f'[dimse]\naet = "ORTHANC"\nhost = "127.0.0.1"\nport = {web.port}\n'
+    )
     result, out = run("echo", "web", "--peers", str(peers), "--json", env=_env())
     assert result.returncode == 0 and out[0]["peer"] == web.extra["url"], result.stderr
     result, out = run("echo", "dimse", "--peers", str(peers), "--json", env=_env())
@@ -186,12 +188,27 @@ def test_find_url_equals_dimse_find(web, archive):
         ("STUDY", ["StudyInstanceUID", "PatientID", "ModalitiesInStudy"], 4),
         ("SERIES", [f"StudyInstanceUID={thorax}", "Modality=MR", "SeriesInstanceUID", "SeriesNumber"], 1),
         ("SERIES", [f"StudyInstanceUID={thorax}", "Modality", "SeriesInstanceUID"], 2),
-        ("IMAGE", [f"StudyInstanceUID={ct_chest}", f"SeriesInstanceUID={archive.series_uid('ct-chest', 'ct')}",
-                   "SOPInstanceUID", "InstanceNumber"], 3),
+        (
+            "IMAGE",
+            [
+                f"StudyInstanceUID={ct_chest}",
+                f"SeriesInstanceUID={archive.series_uid('ct-chest', 'ct')}",
+                "SOPInstanceUID",
+                "InstanceNumber",
+            ],
+            3,
+        ),
     ]
     for level, keys, expected in cases:
-        args = ["--level", level, "--no-defaults", "--no-check", "--no-walk", "--json",
-                *[a for key in keys for a in ("-k", key)]]
+        args = [
+            "--level",
+            level,
+            "--no-defaults",
+            "--no-check",
+            "--no-walk",
+            "--json",
+            *[a for key in keys for a in ("-k", key)],
+        ]
         dimse, theirs = run("find", web.peer, "--aet", ME, *args)
         web_result, ours = run("find", url, "--user", USER, *args)
         assert dimse.returncode == 0 and web_result.returncode == 0, dimse.stderr + web_result.stderr
@@ -199,8 +216,9 @@ def test_find_url_equals_dimse_find(web, archive):
         assert len(ours) == len(theirs) == expected, (level, keys, ours)
         assert all(r["type"] == "match" and r["level"] == level and r["model"] == "study" for r in ours)
         drop = ("00080005", "00080054", "00080056")  # character set, retrieve AE title / availability: DIMSE only
-        assert answer_set([r["dataset"] for r in ours], drop, empty=False) == \
-            answer_set([r["dataset"] for r in theirs], drop, empty=False), (level, keys)
+        assert answer_set([r["dataset"] for r in ours], drop, empty=False) == answer_set(
+            [r["dataset"] for r in theirs], drop, empty=False
+        ), (level, keys)
     # the default keys and the shortcuts, and paging beyond one page (--limit caps)
     _, ours = run("find", url, "--user", USER, "--json", "--level", "image")
     assert len(ours) - 1 == len(archive.files)
@@ -273,7 +291,6 @@ def test_pipes_find_move_and_anonymize_send(web, work, archive):
 
 def test_help_examples_run_against_orthanc(web, work):
     """The DICOMweb examples of --help, run as they are written, with the URL of the test's Orthanc."""
-    import re
     import subprocess
 
     password = work / "pacs-password"
@@ -288,10 +305,9 @@ def test_help_examples_run_against_orthanc(web, work):
     bindir.mkdir(exist_ok=True)
     import sys
 
-    (bindir / "dcmtools").write_text(f"#!/bin/sh\nexec {sys.executable} -m dcmtools \"$@\"\n")
+    (bindir / "dcmtools").write_text(f'#!/bin/sh\nexec {sys.executable} -m dcmtools "$@"\n')
     (bindir / "dcmtools").chmod(0o755)
-    env = _env(HOME=str(home), DCMTOOLS_USER=USER, DCMTOOLS_PASSWORD=PASSWORD,
-               PATH=f"{bindir}:{os.environ['PATH']}")
+    env = _env(HOME=str(home), DCMTOOLS_USER=USER, DCMTOOLS_PASSWORD=PASSWORD, PATH=f"{bindir}:{os.environ['PATH']}")
     ran = 0
     for command in ("echo", "send", "find", "move"):
         text = dcmtools(command, "--help", env=env).stdout
@@ -300,15 +316,20 @@ def test_help_examples_run_against_orthanc(web, work):
             if "pacs.example.org/dicom-web" not in line or not line.startswith("dcmtools"):
                 continue
             line = line.replace("https://pacs.example.org/dicom-web", web.extra["url"])
-            result = subprocess.run(["bash", "-c", f"set -o pipefail; {line} --json"], cwd=work / "examples",
-                                    capture_output=True, text=True, env=env, timeout=120)
+            result = subprocess.run(
+                ["bash", "-c", f"set -o pipefail; {line} --json"],
+                cwd=work / "examples",
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+            )
             assert result.returncode == 0, (line, result.stdout[-1000:], result.stderr)
             last = records(result.stdout)[-1]
             assert last["type"] == "summary" and last["exit_status"] == 0, line
             ran += 1
     assert ran == 4
     assert list((work / "examples" / "out").rglob("*.dcm"))  # move --get wrote the dog's images
-
 
 
 def test_dropped_connection_is_retried_and_nothing_unconfirmed(work):
@@ -320,9 +341,8 @@ def test_dropped_connection_is_retried_and_nothing_unconfirmed(work):
     import time
 
     import numpy as np
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
     from peers import running
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     folder = work / "big"
     folder.mkdir()
@@ -334,9 +354,13 @@ def test_dropped_connection_is_retried_and_nothing_unconfirmed(work):
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.save_as(folder / f"{n:03d}.dcm", enforce_file_format=True)
     with orthanc(work / "drop", {}, dicomweb=True) as peer:
-        client = subprocess.Popen([sys.executable, "-m", "dcmtools", "send", peer.extra["url"], str(folder),
-                                   "--batch", "200", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, env=_env())
+        client = subprocess.Popen(
+            [sys.executable, "-m", "dcmtools", "send", peer.extra["url"], str(folder), "--batch", "200", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
         # wait until the client is in the middle of the body (it has read 10 MB of the files), then kill Orthanc
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and client.poll() is None:
@@ -354,6 +378,7 @@ def test_dropped_connection_is_retried_and_nothing_unconfirmed(work):
             assert "dropped the connection" in stderr and "trying again" in stderr, stderr
             files = [r for r in out if r["type"] == "file"]
             assert len(files) == 120 and all(r["ok"] and r["status"] == "stored" for r in files)
-            stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{peer.extra['http']}/statistics",
-                                                      timeout=10).read())
+            stats = json.loads(
+                urllib.request.urlopen(f"http://127.0.0.1:{peer.extra['http']}/statistics", timeout=10).read()
+            )
             assert stats["CountInstances"] == 120

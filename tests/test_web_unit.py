@@ -31,18 +31,19 @@ def test_multipart_body_streams_the_files_as_they_are():
     request = requests.Request("POST", "http://127.0.0.1:9/", data=MultipartBody(parts, "XyZ")).prepare()
     assert request.headers["Content-Length"] == str(len(body))  # not chunked: some servers refuse that
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b'Content-Type: multipart/related; type="application/dicom"; boundary=XyZ\r\n\r\n' + data)
+        b'Content-Type: multipart/related; type="application/dicom"; boundary=XyZ\r\n\r\n' + data
+    )
     payloads = [part.get_payload(decode=True) for part in message.iter_parts()]
     assert payloads == [Path(p.path).read_bytes() for p in parts]
     assert all(part.get_content_type() == "application/dicom" for part in message.iter_parts())
 
 
 def test_a_bare_dataset_is_given_a_file_meta_header():
-    from dcmtools.web.stow import prepare
-
     import io
 
     import pydicom
+
+    from dcmtools.web.stow import prepare
 
     path = get_testdata_file("ExplVR_LitEndNoMeta.dcm")
     part = prepare(path)
@@ -58,9 +59,19 @@ def test_qido_parameters_from_find_keys():
     from dcmtools.net import keys as K
     from dcmtools.web.qido import encode_query, query_parameters
 
-    identifier = K.identifier_from(K.parse_keys(["PatientName=DOE^J*", "StudyDate=20240101-20240131",
-                                                 "ModalitiesInStudy=CT\\MR", "StudyInstanceUID", "PatientID=*"]),
-                                   (), "STUDY")
+    identifier = K.identifier_from(
+        K.parse_keys(
+            [
+                "PatientName=DOE^J*",
+                "StudyDate=20240101-20240131",
+                "ModalitiesInStudy=CT\\MR",
+                "StudyInstanceUID",
+                "PatientID=*",
+            ]
+        ),
+        (),
+        "STUDY",
+    )
     params = dict(query_parameters(identifier))
     assert params["00100010"] == "DOE^J*" and params["00080020"] == "20240101-20240131"
     assert params["00080061"] == "CT,MR"
@@ -90,12 +101,19 @@ def test_peer_url_and_secrets(tmp_path, monkeypatch):
         parse_web_peer("https://h/dw?x=1")
     peers = tmp_path / "peers.toml"
     (tmp_path / "pw").write_text("secret")
-    peers.write_text('[cloud]\nurl = "https://h/dw"\nuser = "bob"\npassword_file = "pw"\nbatch = 7\n'
-                     '[pacs]\naet = "PACS"\nhost = "127.0.0.1"\nport = 104\n')
+    peers.write_text(
+        '[cloud]\nurl = "https://h/dw"\nuser = "bob"\npassword_file = "pw"\nbatch = 7\n'
+        '[pacs]\naet = "PACS"\nhost = "127.0.0.1"\nport = 104\n'
+    )
     assert is_web_peer("cloud", peers) and not is_web_peer("pacs", peers) and is_web_peer("http://x/y")
     peer = parse_web_peer("cloud", peers)
-    assert (peer.url, peer.user, peer.password, peer.batch, peer.label) == \
-        ("https://h/dw", "bob", "secret", 7, "cloud (https://h/dw)")
+    assert (peer.url, peer.user, peer.password, peer.batch, peer.label) == (
+        "https://h/dw",
+        "bob",
+        "secret",
+        7,
+        "cloud (https://h/dw)",
+    )
     assert "secret" not in repr(peer)
 
     from dcmtools.net import parse_peer

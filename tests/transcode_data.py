@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import pydicom
 from pydicom.data import get_testdata_file, get_testdata_files
@@ -25,7 +25,7 @@ def data_file(name: str) -> str:
     return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def image_files() -> tuple[str, ...]:
     """Every bundled file with pixel data that pydicom decodes."""
     found = []

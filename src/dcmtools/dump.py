@@ -13,14 +13,15 @@ the ``dataset`` read before the cut).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
-from .dicom import reader, jsonmodel, tagpath, textdump
+from .dicom import jsonmodel, reader, tagpath, textdump
+from .dicom.values import Charset
 from .stream.inputs import InputItem, iter_inputs
 from .stream.parallel import map_ordered
 from .stream.records import DcmtoolsError, ErrorCode, dumps, error_record
-from .dicom.values import Charset
 
 PIXEL_DATA = 0x7FE00010
 
@@ -96,7 +97,9 @@ def file_record(path: str, options: DumpOptions) -> dict[str, Any]:
     return record
 
 
-def _dataset_json(dicom: reader.DicomFile, dataset: reader.Dataset, options: DumpOptions, record: dict[str, Any]) -> dict[str, Any]:
+def _dataset_json(
+    dicom: reader.DicomFile, dataset: reader.Dataset, options: DumpOptions, record: dict[str, Any]
+) -> dict[str, Any]:
     """The dataset (the chosen elements of it) as JSON; notes bad and omitted elements in ``record``."""
     json_options = jsonmodel.JsonOptions(
         bulk_threshold=options.bulk_threshold, bulk_uri=options.bulk, path=dicom.path, deflated=dicom.deflated
@@ -205,7 +208,9 @@ def _job_path(job: Job) -> str:
 
 def lost_record(job: Job, reason: str) -> dict[str, Any]:
     """The record of a job whose worker process died (``parallel.map_ordered``)."""
-    return error_record("file", DcmtoolsError(ErrorCode.WORKER_DIED, reason, "try it alone with --jobs 1"), path=_job_path(job))
+    return error_record(
+        "file", DcmtoolsError(ErrorCode.WORKER_DIED, reason, "try it alone with --jobs 1"), path=_job_path(job)
+    )
 
 
 def lost_line(job: Job, reason: str) -> tuple[bool, str, str]:

@@ -2,7 +2,7 @@
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -37,6 +37,7 @@ from .common import (
     OverwriteOpt,
     QuietOpt,
 )
+
 
 def _human(record: dict[str, Any]) -> str | None:
     if record.get("type") != "file" or record.get("ok") is False:
@@ -74,7 +75,7 @@ def anonymize_command(
         ),
     ] = False,
     map_file: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--map",
             metavar="FILE",
@@ -123,7 +124,9 @@ def anonymize_command(
 
     with CommandRun("anonymize", json_mode=json, human=_human, quiet=quiet, debug=debug) as run:
         if output is None:
-            raise typer.BadParameter("an output folder is required (inputs are never changed)", param_hint="-o/--output")
+            raise typer.BadParameter(
+                "an output folder is required (inputs are never changed)", param_hint="-o/--output"
+            )
         if key is not None and key_file is not None:
             raise typer.BadParameter("give --key or --key-file, not both", param_hint="--key")
         try:
@@ -156,12 +159,15 @@ def anonymize_command(
                     flush=True,
                 )
         except OSError as exc:
-            raise typer.BadParameter(f"cannot read {key_file}: {exc.strerror or exc}", param_hint="--key-file") from None
+            raise typer.BadParameter(
+                f"cannot read {key_file}: {exc.strerror or exc}", param_hint="--key-file"
+            ) from None
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--key/--key-file") from None
         mapping = MapWriter(str(map_file), overwrite) if map_file is not None else None
-        anonymizer = Anonymizer(secret, options, allow_burned_in=allow_burned_in, keep_map=mapping is not None,
-                                keep_unknown=keep_unknown)
+        anonymizer = Anonymizer(
+            secret, options, allow_burned_in=allow_burned_in, keep_map=mapping is not None, keep_unknown=keep_unknown
+        )
         run.summary_extra = {"key_id": None if secret.is_random else secret.fingerprint, "options": options.enabled()}
         if mapping is not None:
             run.summary_extra["map"] = str(map_file)

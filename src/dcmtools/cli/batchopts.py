@@ -11,12 +11,12 @@ The machinery is the library's: ``dcmtools.stream.batch`` (shard, journal,
 executor), ``dcmtools.stream.shard`` and ``dcmtools.stream.cluster``.
 """
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 ShardOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--shard",
         metavar="K/N",
@@ -27,17 +27,17 @@ ShardOpt = Annotated[
     ),
 ]
 JournalOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--journal",
         metavar="FILE",
         help="Remember each file's result in FILE (SQLite, one per shard): run again, what was done is "
-        "skipped (its record says \"skipped\") and what failed is retried.",
+        'skipped (its record says "skipped") and what failed is retried.',
         show_default=False,
     ),
 ]
 ClusterOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--cluster",
         metavar="ADDRESS",
@@ -53,8 +53,15 @@ BATCH_EPILOG = (
 )
 
 
-def open_batch(run, command: str, shard: str | None, journal: str | None, cluster: str | None = None,
-               *, use_env_cluster: bool = True):
+def open_batch(
+    run,
+    command: str,
+    shard: str | None,
+    journal: str | None,
+    cluster: str | None = None,
+    *,
+    use_env_cluster: bool = True,
+):
     """The run's ``Batch``; a usage error (exit status 2) for a bad --shard, journal or cluster."""
     from ..stream.batch import Batch
     from ..stream.cluster import resolve_address
@@ -70,8 +77,9 @@ def open_batch(run, command: str, shard: str | None, journal: str | None, cluste
         try:
             import distributed  # noqa: F401  (only with --cluster: start-up stays unchanged)
         except ImportError:
-            raise typer.BadParameter("--cluster needs Dask: pip install 'dcmtools[cluster]'",
-                                     param_hint="--cluster") from None
+            raise typer.BadParameter(
+                "--cluster needs Dask: pip install 'dcmtools[cluster]'", param_hint="--cluster"
+            ) from None
 
     def emit(record) -> None:
         run.summary_extra["skipped"] = run.summary_extra.get("skipped", 0) + 1

@@ -8,7 +8,7 @@ error).  Importing this module does not import pydicom or pynetdicom.
 """
 
 from pathlib import Path
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -20,7 +20,7 @@ def _flag(name: str, help_: str) -> Any:
 
 # ---------------------------------------------------------------- anonymize (dcmtools.deid)
 AnonKeyOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--key",
         metavar="SECRET",
@@ -29,7 +29,9 @@ AnonKeyOpt = Annotated[
         "in every run and on every machine (env DCMTOOLS_ANON_KEY; --key-file keeps it out of ps).",
     ),
 ]
-AnonKeyFileOpt = Annotated[Optional[Path], typer.Option("--key-file", metavar="FILE", help="Read the secret key from FILE.")]
+AnonKeyFileOpt = Annotated[
+    Path | None, typer.Option("--key-file", metavar="FILE", help="Read the secret key from FILE.")
+]
 RetainSafePrivateOpt = Annotated[
     bool, _flag("--retain-safe-private", "Keep private attributes known to be safe (Table E.3.10-1).")
 ]
@@ -82,51 +84,74 @@ KeepUnknownOpt = Annotated[
 
 # ---------------------------------------------------------------- edit (dcmtools.edit)
 SetOpt = Annotated[
-    Optional[List[str]],
-    typer.Option("--set", metavar="PATH=VALUE", help="Insert or replace (repeatable). PATH: Keyword, "
-                 "gggg,eeee, Seq[0].Keyword, Seq[*].Keyword (every item); missing items are created."),
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="PATH=VALUE",
+        help="Insert or replace (repeatable). PATH: Keyword, "
+        "gggg,eeee, Seq[0].Keyword, Seq[*].Keyword (every item); missing items are created.",
+    ),
 ]
 SetExistingOpt = Annotated[
-    Optional[List[str]],
+    list[str] | None,
     typer.Option("--set-existing", metavar="PATH=VALUE", help="Replace only where the element is present."),
 ]
 EraseOpt = Annotated[
-    Optional[List[str]], typer.Option("--erase", metavar="PATH", help="Remove an element (or Seq[N]: an item).")
+    list[str] | None, typer.Option("--erase", metavar="PATH", help="Remove an element (or Seq[N]: an item).")
 ]
 ErasePrivateOpt = Annotated[bool, typer.Option("--erase-private", help="Remove every private element, at any depth.")]
 EditMapOpt = Annotated[
-    Optional[Path],
-    typer.Option("--map", metavar="FILE", help="A CSV: a header naming the key column and the attributes "
-                 "to set; each file gets the values of the row its key matches (empty cells: unchanged)."),
+    Path | None,
+    typer.Option(
+        "--map",
+        metavar="FILE",
+        help="A CSV: a header naming the key column and the attributes "
+        "to set; each file gets the values of the row its key matches (empty cells: unchanged).",
+    ),
 ]
 MatchOpt = Annotated[
-    Optional[str],
-    typer.Option("--match", metavar="KEYWORD[=COLUMN]", help="The attribute whose value picks the --map row "
-                 "(its column is KEYWORD unless =COLUMN names another)."),
+    str | None,
+    typer.Option(
+        "--match",
+        metavar="KEYWORD[=COLUMN]",
+        help="The attribute whose value picks the --map row (its column is KEYWORD unless =COLUMN names another).",
+    ),
 ]
 RequireMatchOpt = Annotated[
     bool, typer.Option("--require-match", help="A file that no --map row matches is an error, not written.")
 ]
 NewUidsOpt = Annotated[
-    Optional[str],
-    typer.Option("--new-uids", metavar="LEVEL", help="study, series, instance or all (the three and frames "
-                 "of reference): new UIDs from the key, the same in every file and run; references follow."),
+    str | None,
+    typer.Option(
+        "--new-uids",
+        metavar="LEVEL",
+        help="study, series, instance or all (the three and frames "
+        "of reference): new UIDs from the key, the same in every file and run; references follow.",
+    ),
 ]
 EditKeyOpt = Annotated[
-    Optional[str],
-    typer.Option("--key", metavar="SECRET", envvar="DCMTOOLS_EDIT_KEY",
-                 help="Secret key of --new-uids (env DCMTOOLS_EDIT_KEY): the same key gives the same UIDs."),
+    str | None,
+    typer.Option(
+        "--key",
+        metavar="SECRET",
+        envvar="DCMTOOLS_EDIT_KEY",
+        help="Secret key of --new-uids (env DCMTOOLS_EDIT_KEY): the same key gives the same UIDs.",
+    ),
 ]
-EditKeyFileOpt = Annotated[Optional[Path], typer.Option("--key-file", metavar="FILE", help="Read the key from FILE.")]
+EditKeyFileOpt = Annotated[Path | None, typer.Option("--key-file", metavar="FILE", help="Read the key from FILE.")]
 CharsetOpt = Annotated[
-    Optional[str],
-    typer.Option("--charset", metavar="utf8", help="Re-encode text values to UTF-8 (ISO_IR 192) from the "
-                 "file's Specific Character Set; a file with an undecodable value is left as it was."),
+    str | None,
+    typer.Option(
+        "--charset",
+        metavar="utf8",
+        help="Re-encode text values to UTF-8 (ISO_IR 192) from the "
+        "file's Specific Character Set; a file with an undecodable value is left as it was.",
+    ),
 ]
 
 
 # ---------------------------------------------------------------- building the library objects
-def read_key(key: Optional[str], key_file: Optional[Path]) -> Any:
+def read_key(key: str | None, key_file: Path | None) -> Any:
     """The ``deid.keys.Key`` of --key or --key-file (None when neither is given)."""
     from ..deid.keys import Key
 
@@ -153,10 +178,19 @@ def anonymizer_from(secret: Any, *, allow_burned_in: bool = False, keep_unknown:
     return Anonymizer(secret, options, allow_burned_in=allow_burned_in, keep_unknown=keep_unknown)
 
 
-def editor_from(*, set_: Optional[List[str]] = None, set_existing: Optional[List[str]] = None,
-                erase: Optional[List[str]] = None, erase_private: bool = False, map_file: Optional[Path] = None,
-                match: Optional[str] = None, require_match: bool = False, new_uids: Optional[str] = None,
-                secret: Any = None, charset: Optional[str] = None) -> Any:
+def editor_from(
+    *,
+    set_: list[str] | None = None,
+    set_existing: list[str] | None = None,
+    erase: list[str] | None = None,
+    erase_private: bool = False,
+    map_file: Path | None = None,
+    match: str | None = None,
+    require_match: bool = False,
+    new_uids: str | None = None,
+    secret: Any = None,
+    charset: str | None = None,
+) -> Any:
     """A ``dcmtools.edit.Editor`` from the edit options; ``typer.BadParameter`` for what cannot be used."""
     from ..edit import EditError, Editor, load_map, parse_assignment
 

@@ -83,17 +83,28 @@ def commit_command(
     ] = 500,
     wait: Annotated[
         float,
-        typer.Option("--wait", metavar="SECONDS",
-                     help="How long to wait for the reports after the last request; then what has none is pending.",
-                     min=0),
+        typer.Option(
+            "--wait",
+            metavar="SECONDS",
+            help="How long to wait for the reports after the last request; then what has none is pending.",
+            min=0,
+        ),
     ] = 60.0,
     port: Annotated[
         int | None,
-        typer.Option("--port", "-p", metavar="PORT",
-                     help="Also listen on PORT (as --aet) for reports the archive sends on a new association.",
-                     min=1, max=65535, show_default=False),
+        typer.Option(
+            "--port",
+            "-p",
+            metavar="PORT",
+            help="Also listen on PORT (as --aet) for reports the archive sends on a new association.",
+            min=1,
+            max=65535,
+            show_default=False,
+        ),
     ] = None,
-    bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="Address to listen on with --port ('' = all).")] = "",
+    bind: Annotated[
+        str, typer.Option("--bind", metavar="ADDRESS", help="Address to listen on with --port ('' = all).")
+    ] = "",
     net: NetArgs = NetArgs(),
     files_from: FilesFromOpt = None,
     null: NullOpt = False,

@@ -15,8 +15,9 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Iterator, List, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -26,7 +27,7 @@ from ..stream.records import DcmtoolsError, ExitStatus, HumanFormatter, RecordWr
 # ---------------------------------------------------------------- options
 # Reusable option types: a command declares ``json: JsonOpt = None``.
 InputsArg = Annotated[
-    Optional[List[str]],
+    list[str] | None,
     typer.Argument(
         help="Files, folders (walked recursively) or globs ('**/*.dcm', quoted). "
         "'-' reads paths or JSON records (another command's output) from stdin; "
@@ -35,14 +36,14 @@ InputsArg = Annotated[
     ),
 ]
 FilesFromOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--files-from", metavar="FILE", help="Read inputs from FILE ('-' for stdin), one per line."),
 ]
 NullOpt = Annotated[
     bool, typer.Option("--null", "-0", help="Inputs read from stdin or --files-from are NUL-separated paths.")
 ]
 JsonOpt = Annotated[
-    Optional[bool],
+    bool | None,
     typer.Option(
         "--json/--no-json",
         help="JSON Lines on stdout (the default when stdout is not a terminal); --no-json forces the readable form.",
@@ -51,7 +52,7 @@ JsonOpt = Annotated[
 ]
 FlatOpt = Annotated[
     bool,
-    typer.Option("--flat", help="Datasets as {\"PatientName\": \"DOE^JOHN\", ...} instead of the DICOM JSON model."),
+    typer.Option("--flat", help='Datasets as {"PatientName": "DOE^JOHN", ...} instead of the DICOM JSON model.'),
 ]
 JobsOpt = Annotated[
     int, typer.Option("--jobs", "-j", metavar="N", help="Worker processes (0 = all cores).", show_default=True)
@@ -59,7 +60,7 @@ JobsOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no warnings on stderr.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs on stderr.")]
 OutDirOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--output", "-o", metavar="DIR", help="Output folder; the input tree is mirrored under it."),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
@@ -103,9 +104,7 @@ class CommandRun:
     def write(self, record: dict[str, Any]) -> None:
         self.writer.write(record)
 
-    def inputs(
-        self, args: list[str] | None, files_from: str | None = None, null: bool = False
-    ) -> Iterator[InputItem]:
+    def inputs(self, args: list[str] | None, files_from: str | None = None, null: bool = False) -> Iterator[InputItem]:
         """The inputs; a usage error when none were given at all."""
         if not args and files_from is None and sys.stdin.isatty():
             raise typer.BadParameter("no INPUTS given (files, folders, globs, or '-' for stdin)", param_hint="INPUTS")
@@ -140,9 +139,7 @@ class CommandRun:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         if exc is None:
             pass
-        elif isinstance(exc, (typer.Exit, typer.Abort, typer.BadParameter)) or exc_type.__module__.startswith(
-            "typer"
-        ):
+        elif isinstance(exc, (typer.Exit, typer.Abort, typer.BadParameter)) or exc_type.__module__.startswith("typer"):
             return False  # typer's own usage errors and exits
         elif isinstance(exc, KeyboardInterrupt):
             print(f"dcmtools {self.command}: interrupted", file=sys.stderr, flush=True)

@@ -1,6 +1,6 @@
 """dcmtools dump: read DICOM files as a text tree or as JSON Lines."""
 
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,7 +23,7 @@ from .common import (
 def dump_command(
     inputs: InputsArg = None,
     tag: Annotated[
-        Optional[List[str]],
+        list[str] | None,
         typer.Option(
             "--tag",
             "-t",
@@ -35,7 +35,9 @@ def dump_command(
     meta: Annotated[bool, typer.Option("--meta", help="Include the file meta group (0002,xxxx).")] = False,
     no_pixels: Annotated[
         bool,
-        typer.Option("--no-pixels", help="Leave out bulk data that is not shown (pixel data ...) instead of noting it."),
+        typer.Option(
+            "--no-pixels", help="Leave out bulk data that is not shown (pixel data ...) instead of noting it."
+        ),
     ] = False,
     bulk_threshold: Annotated[
         int,
@@ -75,8 +77,8 @@ def dump_command(
       dcmtools dump -t PatientID --shard 1/4 /archive > ids-1.jsonl
     """
     from .. import dump as library
-    from ..stream.parallel import map_ordered, resolve_jobs
     from ..dicom.tagpath import PathError
+    from ..stream.parallel import map_ordered, resolve_jobs
 
     with CommandRun("dump", json_mode=json, quiet=quiet, debug=debug) as run:
         try:

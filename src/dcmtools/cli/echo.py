@@ -26,8 +26,12 @@ def _human(record: dict[str, Any]) -> str | None:
 @client_options
 def echo_command(
     peer: PeerArg,
-    count: Annotated[int, typer.Option("--count", "-c", metavar="N", help="Number of C-ECHOs (one association).", min=1)] = 1,
-    interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", help="Pause between C-ECHOs.", min=0)] = 0.0,
+    count: Annotated[
+        int, typer.Option("--count", "-c", metavar="N", help="Number of C-ECHOs (one association).", min=1)
+    ] = 1,
+    interval: Annotated[
+        float, typer.Option("--interval", metavar="SECONDS", help="Pause between C-ECHOs.", min=0)
+    ] = 0.0,
     net: NetArgs = NetArgs(),
     json: JsonOpt = None,
     quiet: QuietOpt = False,
@@ -55,7 +59,14 @@ def echo_command(
         if is_web(peer, net.peers):  # DICOMweb: a QIDO-RS request (cli/webpeer.py)
             from . import webpeer
 
-            return webpeer.echo(run, webpeer.session_for(peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file), count, interval)
+            return webpeer.echo(
+                run,
+                webpeer.session_for(
+                    peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file
+                ),
+                count,
+                interval,
+            )
         from ..net import echo
 
         options = net.options(run.debug)

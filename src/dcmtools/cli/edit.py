@@ -104,9 +104,13 @@ def edit_command(
     with CommandRun("edit", json_mode=json, human=_human, quiet=quiet, debug=debug) as run:
         if dry_run:
             if in_place or output is not None:
-                raise typer.BadParameter("--dry-run writes nothing: give no -o and no --in-place", param_hint="--dry-run")
+                raise typer.BadParameter(
+                    "--dry-run writes nothing: give no -o and no --in-place", param_hint="--dry-run"
+                )
         elif (output is None) == (not in_place):
-            raise typer.BadParameter("give an output folder (-o DIR) or --in-place, one of them", param_hint="-o/--in-place")
+            raise typer.BadParameter(
+                "give an output folder (-o DIR) or --in-place, one of them", param_hint="-o/--in-place"
+            )
         if (map_file is None) != (match is None):
             raise typer.BadParameter("--map and --match go together", param_hint="--map/--match")
         if require_match and map_file is None:
@@ -137,7 +141,9 @@ def edit_command(
                 charset=charset,
             )
         except OSError as exc:
-            raise typer.BadParameter(f"cannot read {key_file}: {exc.strerror or exc}", param_hint="--key-file") from None
+            raise typer.BadParameter(
+                f"cannot read {key_file}: {exc.strerror or exc}", param_hint="--key-file"
+            ) from None
         except EditError as exc:
             raise typer.BadParameter(str(exc)) from None
         except ValueError as exc:

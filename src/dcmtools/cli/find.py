@@ -12,10 +12,15 @@ from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOp
 
 KeyOpt = Annotated[
     list[str] | None,
-    typer.Option("--key", "-k", metavar="KEY[=VALUE]",
-                 help="A query key: Keyword or gggg,eeee, =VALUE to match (wildcards * ?, ranges A-B, "
-                      "UID lists a\\b), no value to have it returned; Seq[0].Keyword=VALUE inside a sequence. "
-                      "Repeatable.", show_default=False),
+    typer.Option(
+        "--key",
+        "-k",
+        metavar="KEY[=VALUE]",
+        help="A query key: Keyword or gggg,eeee, =VALUE to match (wildcards * ?, ranges A-B, "
+        "UID lists a\\b), no value to have it returned; Seq[0].Keyword=VALUE inside a sequence. "
+        "Repeatable.",
+        show_default=False,
+    ),
 ]
 LimitOpt = Annotated[
     int | None,
@@ -79,30 +84,80 @@ row's number) and "query" (its keys). A row that cannot be a query is an
 error record and the rest go on."""
 
 _COLUMNS: dict[str, list[tuple[str, str, int]]] = {
-    "PATIENT": [("PatientID", "patient id", 14), ("PatientName", "name", 24), ("PatientBirthDate", "born", 8),
-                ("PatientSex", "sex", 3), ("PatientSpeciesDescription", "species", 10),
-                ("NumberOfPatientRelatedStudies", "studies", 7)],
-    "STUDY": [("StudyDate", "date", 8), ("PatientName", "name", 22), ("PatientID", "patient id", 12),
-              ("AccessionNumber", "accession", 10), ("ModalitiesInStudy", "mod", 7), ("StudyDescription", "description", 24),
-              ("NumberOfStudyRelatedSeries", "ser", 3), ("NumberOfStudyRelatedInstances", "img", 4),
-              ("StudyInstanceUID", "study uid", 0)],
-    "SERIES": [("PatientID", "patient id", 12), ("Modality", "mod", 4), ("SeriesNumber", "no", 4),
-               ("SeriesDescription", "description", 24), ("NumberOfSeriesRelatedInstances", "img", 4),
-               ("SeriesInstanceUID", "series uid", 0)],
-    "IMAGE": [("PatientID", "patient id", 12), ("InstanceNumber", "no", 5), ("SOPClassUID", "sop class", 28),
-              ("SOPInstanceUID", "sop instance uid", 0)],
+    "PATIENT": [
+        ("PatientID", "patient id", 14),
+        ("PatientName", "name", 24),
+        ("PatientBirthDate", "born", 8),
+        ("PatientSex", "sex", 3),
+        ("PatientSpeciesDescription", "species", 10),
+        ("NumberOfPatientRelatedStudies", "studies", 7),
+    ],
+    "STUDY": [
+        ("StudyDate", "date", 8),
+        ("PatientName", "name", 22),
+        ("PatientID", "patient id", 12),
+        ("AccessionNumber", "accession", 10),
+        ("ModalitiesInStudy", "mod", 7),
+        ("StudyDescription", "description", 24),
+        ("NumberOfStudyRelatedSeries", "ser", 3),
+        ("NumberOfStudyRelatedInstances", "img", 4),
+        ("StudyInstanceUID", "study uid", 0),
+    ],
+    "SERIES": [
+        ("PatientID", "patient id", 12),
+        ("Modality", "mod", 4),
+        ("SeriesNumber", "no", 4),
+        ("SeriesDescription", "description", 24),
+        ("NumberOfSeriesRelatedInstances", "img", 4),
+        ("SeriesInstanceUID", "series uid", 0),
+    ],
+    "IMAGE": [
+        ("PatientID", "patient id", 12),
+        ("InstanceNumber", "no", 5),
+        ("SOPClassUID", "sop class", 28),
+        ("SOPInstanceUID", "sop instance uid", 0),
+    ],
 }
 
 
 # Shown as columns or left out of the table (the records have them all).
 _DEFAULTS = {
-    "PATIENT": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientSpeciesDescription",
-                "ResponsiblePerson", "NumberOfPatientRelatedStudies"),
-    "STUDY": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "AccessionNumber",
-              "StudyID", "StudyDescription", "ModalitiesInStudy", "ReferringPhysicianName", "NumberOfStudyRelatedSeries",
-              "NumberOfStudyRelatedInstances", "StudyInstanceUID"),
-    "SERIES": ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription",
-               "SeriesDate", "BodyPartExamined", "NumberOfSeriesRelatedInstances"),
+    "PATIENT": (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "PatientSpeciesDescription",
+        "ResponsiblePerson",
+        "NumberOfPatientRelatedStudies",
+    ),
+    "STUDY": (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "StudyID",
+        "StudyDescription",
+        "ModalitiesInStudy",
+        "ReferringPhysicianName",
+        "NumberOfStudyRelatedSeries",
+        "NumberOfStudyRelatedInstances",
+        "StudyInstanceUID",
+    ),
+    "SERIES": (
+        "PatientID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "Modality",
+        "SeriesNumber",
+        "SeriesDescription",
+        "SeriesDate",
+        "BodyPartExamined",
+        "NumberOfSeriesRelatedInstances",
+    ),
     "IMAGE": ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "InstanceNumber"),
 }
 _CONTROL = {"QueryRetrieveLevel", "RetrieveAETitle", "SpecificCharacterSet", "InstanceAvailability"}
@@ -183,24 +238,46 @@ def _sop_class_name(uid: Any) -> str:
 def find_command(
     peer: PeerArg,
     key: KeyOpt = None,
-    level: Annotated[str, typer.Option("--level", "-L", metavar="LEVEL",
-                                       help="patient, study, series or image.")] = "study",
-    model: Annotated[str | None, typer.Option("--model", "-m", metavar="MODEL",
-                                                 help="Information model: patient or study root [default: study; "
-                                                      "patient at the patient level].", show_default=False)] = None,
-    patient: Annotated[str | None, typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")] = None,
+    level: Annotated[
+        str, typer.Option("--level", "-L", metavar="LEVEL", help="patient, study, series or image.")
+    ] = "study",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="MODEL",
+            help="Information model: patient or study root [default: study; patient at the patient level].",
+            show_default=False,
+        ),
+    ] = None,
+    patient: Annotated[
+        str | None, typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")
+    ] = None,
     patient_id: Annotated[str | None, typer.Option("--patient-id", metavar="ID", help="Patient ID.")] = None,
-    date: Annotated[str | None, typer.Option("--date", metavar="DATE", help="Study date or range (today, 20240101-20240131 ...).")] = None,
-    modality: Annotated[str | None, typer.Option("--modality", metavar="MOD", help="Modality (CT, MR, CR ...).")] = None,
+    date: Annotated[
+        str | None, typer.Option("--date", metavar="DATE", help="Study date or range (today, 20240101-20240131 ...).")
+    ] = None,
+    modality: Annotated[
+        str | None, typer.Option("--modality", metavar="MOD", help="Modality (CT, MR, CR ...).")
+    ] = None,
     accession: Annotated[str | None, typer.Option("--accession", metavar="NUMBER", help="Accession number.")] = None,
     limit: LimitOpt = None,
     no_defaults: NoDefaultsOpt = False,
-    walk: Annotated[bool, typer.Option("--walk/--no-walk", help="Walk down when a hierarchical peer refuses a series or image query.")] = True,
+    walk: Annotated[
+        bool,
+        typer.Option("--walk/--no-walk", help="Walk down when a hierarchical peer refuses a series or image query."),
+    ] = True,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Leave out matches that contradict a key.")] = True,
-    queries_from: Annotated[str | None, typer.Option(
-        "--queries-from", metavar="FILE",
-        help="Many queries, one association: a CSV whose header names the keys, or JSON Lines of keys "
-             "('-' reads stdin). Each match is tagged with its query.")] = None,
+    queries_from: Annotated[
+        str | None,
+        typer.Option(
+            "--queries-from",
+            metavar="FILE",
+            help="Many queries, one association: a CSV whose header names the keys, or JSON Lines of keys "
+            "('-' reads stdin). Each match is tagged with its query.",
+        ),
+    ] = None,
     flat: FlatOpt = False,
     net: NetArgs = NetArgs(),
     json: JsonOpt = None,
@@ -235,17 +312,27 @@ def find_command(
         try:
             query_level = normalize_level(level)
             query_model = choose_model(query_level, model)
-            texts = shortcut_keys(query_level, patient=patient, patient_id=patient_id, date=date,
-                                    modality=modality, accession=accession) + list(key or [])
-            identifier = identifier_from(parse_keys(texts), () if no_defaults else DEFAULT_KEYS[query_level],
-                                           query_level)
+            texts = shortcut_keys(
+                query_level, patient=patient, patient_id=patient_id, date=date, modality=modality, accession=accession
+            ) + list(key or [])
+            identifier = identifier_from(
+                parse_keys(texts), () if no_defaults else DEFAULT_KEYS[query_level], query_level
+            )
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None
         if is_web(peer, net.peers):  # DICOMweb: QIDO-RS (cli/webpeer.py)
             from . import webpeer
 
-            return webpeer.find(run, webpeer.session_for(peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file),
-                                identifier, query_level, limit, flat)
+            return webpeer.find(
+                run,
+                webpeer.session_for(
+                    peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file
+                ),
+                identifier,
+                query_level,
+                limit,
+                flat,
+            )
         remote = net.peer(peer, options)
         if queries_from is not None:
             if limit is not None:
@@ -262,12 +349,24 @@ def find_command(
                 run.warn(f"left out {finder.dropped} match(es) the peer returned although they do not match: {keys}")
             if finder.unchecked and not quiet:
                 keys = ", ".join(finder.unchecked_keys)
-                run.warn(f"kept {finder.unchecked} match(es) whose {keys} could not be checked: the peer answered in a "
-                         "character set that cannot represent the query (see the records' \"note\")")
+                run.warn(
+                    f"kept {finder.unchecked} match(es) whose {keys} could not be checked: the peer answered in a "
+                    'character set that cannot represent the query (see the records\' "note")'
+                )
 
 
-def _many(run: Any, remote: Any, identifier: dict[str, Any], options: Any, level: str, model: str, walk: bool,
-          check: bool, flat: bool, source: str) -> None:
+def _many(
+    run: Any,
+    remote: Any,
+    identifier: dict[str, Any],
+    options: Any,
+    level: str,
+    model: str,
+    walk: bool,
+    check: bool,
+    flat: bool,
+    source: str,
+) -> None:
     """--queries-from: every query of the file over one association."""
     import sys
 
@@ -280,8 +379,18 @@ def _many(run: Any, remote: Any, identifier: dict[str, Any], options: Any, level
     stats: dict[str, int] = {}
     try:
         with fatal_as_record(run, "query", peer=str(remote)):
-            for record in find_many(remote, identifier, read_queries(stream), options, level=level, model=model,
-                                    walk=walk, check=check, flat=flat, stats=stats):
+            for record in find_many(
+                remote,
+                identifier,
+                read_queries(stream),
+                options,
+                level=level,
+                model=model,
+                walk=walk,
+                check=check,
+                flat=flat,
+                stats=stats,
+            ):
                 run.write(record)
     finally:
         if stream is not sys.stdin:

@@ -1,12 +1,12 @@
 """dcmtools journal: the state of one or several batch journals (shards), and merging them."""
 
 from pathlib import Path
-from typing import Annotated, List
+from typing import Annotated
 
 import typer
 
-from .application import app
 from ..stream.records import default_human
+from .application import app
 from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
 
 journal_app = typer.Typer(
@@ -16,6 +16,7 @@ journal_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(journal_app, name="journal")
+
 
 def _human(record):
     if record.get("type") != "journal" or record.get("ok") is False:
@@ -27,7 +28,7 @@ def _human(record):
     return f"{record['path']}: {record.get('command') or '?'}{shard}: {counts} ({record.get('rate', 0)} items/s)"
 
 
-FilesArg = Annotated[List[Path], typer.Argument(help="Journal files (e.g. one per shard).", show_default=False)]
+FilesArg = Annotated[list[Path], typer.Argument(help="Journal files (e.g. one per shard).", show_default=False)]
 
 
 @journal_app.command("status")
@@ -48,9 +49,17 @@ def status_command(files: FilesArg, json: JsonOpt = None, quiet: QuietOpt = Fals
             try:
                 with Journal(path, create=False) as journal:
                     state = journal.status()
-                    record = {"type": "journal", "path": str(path), "ok": True, "command": journal.meta("kind"),
-                              "shard": journal.meta("shard"), "total": state["total"], "counts": state["counts"],
-                              "rate": state["rate"], "eta_seconds": state["eta_seconds"]}
+                    record = {
+                        "type": "journal",
+                        "path": str(path),
+                        "ok": True,
+                        "command": journal.meta("kind"),
+                        "shard": journal.meta("shard"),
+                        "total": state["total"],
+                        "counts": state["counts"],
+                        "rate": state["rate"],
+                        "eta_seconds": state["eta_seconds"],
+                    }
             except JournalError as exc:
                 error = DcmtoolsError(ErrorCode.UNREADABLE, str(exc))
                 run.write(error_record("journal", error, path=str(path)))
@@ -65,7 +74,9 @@ def status_command(files: FilesArg, json: JsonOpt = None, quiet: QuietOpt = Fals
 @journal_app.command("merge")
 def merge_command(
     files: FilesArg,
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="The merged journal (created or added to).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="The merged journal (created or added to).")
+    ],
     json: JsonOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -86,5 +97,6 @@ def merge_command(
             counts = merge(output, files, rank=("planned", "failed", "done"))
         except JournalError as exc:
             raise typer.BadParameter(str(exc), param_hint="FILES") from None
-        run.write({"type": "journal", "path": str(output), "ok": True, "merged": [str(f) for f in files],
-                   "counts": counts})
+        run.write(
+            {"type": "journal", "path": str(output), "ok": True, "merged": [str(f) for f in files], "counts": counts}
+        )

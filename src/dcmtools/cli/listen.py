@@ -135,8 +135,10 @@ def _human(record: dict[str, Any]) -> str | None:
             accepted = record.get("accepted") or []
             names = sorted({f"{cx['sop_class']}" for cx in accepted if cx.get("sop_class")})
             shown = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
-            return (f"association from {who}: {len(accepted)} of {record.get('proposed')} contexts accepted"
-                    f" ({shown}), max PDU {record.get('max_pdu')}, {record.get('implementation') or '?'}")
+            return (
+                f"association from {who}: {len(accepted)} of {record.get('proposed')} contexts accepted"
+                f" ({shown}), max PDU {record.get('max_pdu')}, {record.get('implementation') or '?'}"
+            )
         if event == "rejected":
             why = (record.get("error") or {}).get("message")
             return f"association from {who} rejected" + (f": {why}" if why else "")
@@ -156,21 +158,31 @@ def _human(record: dict[str, Any]) -> str | None:
     if kind == "commitment_request":
         if record.get("ok") is False:
             return f"REFUSED commitment request from {record.get('calling_aet')}: {record['error']['message']}"
-        return (f"commitment request from {record.get('calling_aet')}@{record.get('peer')}: "
-                f"{record.get('instances')} instance(s), transaction {record.get('transaction_uid')}")
+        return (
+            f"commitment request from {record.get('calling_aet')}@{record.get('peer')}: "
+            f"{record.get('instances')} instance(s), transaction {record.get('transaction_uid')}"
+        )
     if kind == "commitment_report":
         failures = record.get("failures") or []
         shown = "; ".join(f"{f['sop_instance_uid']}: {f['failure_meaning']}" for f in failures[:3])
-        counts = f"{record.get('committed')} committed, {record.get('failed')} failed" + (f" ({shown})" if shown else "")
+        counts = f"{record.get('committed')} committed, {record.get('failed')} failed" + (
+            f" ({shown})" if shown else ""
+        )
         if record.get("ok") is False:
             return f"FAILED commitment report to {record.get('calling_aet')} ({counts}): {record['error']['message']}"
         return f"commitment report to {record.get('calling_aet')} on the {record.get('via')}: {counts}"
     if kind == "connection":
         return f"{record.get('event', '').upper()} connection from {record.get('peer')}: {record['error']['message']}"
     if kind == "listening":
-        return f"listening on port {record['port']} as {record['aet']}" + (
-            f", storing under {record['store_dir']}" if record.get("store_dir") else ", not storing (no --store-dir)"
-        ) + f"; {record.get('access')}"
+        return (
+            f"listening on port {record['port']} as {record['aet']}"
+            + (
+                f", storing under {record['store_dir']}"
+                if record.get("store_dir")
+                else ", not storing (no --store-dir)"
+            )
+            + f"; {record.get('access')}"
+        )
     return None
 
 
@@ -184,8 +196,10 @@ def _human_service(record: dict[str, Any]) -> str:
         text = f"{what} -> {record.get('matches', 0)} match(es)"
     else:
         dest = f" to {record['destination']}" if record.get("destination") else ""
-        text = (f"{what}{dest}: {record.get('completed', 0)} completed, {record.get('failed', 0)} failed, "
-                f"{record.get('warning', 0)} warning")
+        text = (
+            f"{what}{dest}: {record.get('completed', 0)} completed, {record.get('failed', 0)} failed, "
+            f"{record.get('warning', 0)} warning"
+        )
     if record.get("ok") is False:
         error = record.get("error") or {}
         text = f"FAILED {text} ({record.get('status')}: {error.get('message', record.get('status_meaning'))})"
@@ -196,53 +210,113 @@ def _human_service(record: dict[str, Any]) -> str:
 
 @app.command("listen", epilog=_EPILOG)
 def listen_command(
-    port: Annotated[int, typer.Option("--port", "-p", metavar="PORT", help="TCP port to listen on.", min=0, max=65535)] = 11112,
-    aet: Annotated[str | None, typer.Option("--aet", metavar="AET", help="Our AE title [env DCMTOOLS_AET; default DCMTOOLS].", show_default=False)] = None,
+    port: Annotated[
+        int, typer.Option("--port", "-p", metavar="PORT", help="TCP port to listen on.", min=0, max=65535)
+    ] = 11112,
+    aet: Annotated[
+        str | None,
+        typer.Option(
+            "--aet", metavar="AET", help="Our AE title [env DCMTOOLS_AET; default DCMTOOLS].", show_default=False
+        ),
+    ] = None,
     store_dir: Annotated[
         Path | None,
-        typer.Option("--store-dir", "-d", metavar="DIR", help="Store received instances under DIR (see below); without it they are received and acknowledged, not stored."),
+        typer.Option(
+            "--store-dir",
+            "-d",
+            metavar="DIR",
+            help="Store received instances under DIR (see below); without it they are received and acknowledged, not stored.",
+        ),
     ] = None,
-    count: Annotated[int | None, typer.Option("--count", "-c", metavar="N", help="Stop after N instances.", min=1)] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", "-c", metavar="N", help="Stop after N instances.", min=1)
+    ] = None,
     idle_timeout: Annotated[
-        float | None, typer.Option("--idle-timeout", metavar="SECONDS", help="Stop after SECONDS without any association.", min=0.001)
+        float | None,
+        typer.Option(
+            "--idle-timeout", metavar="SECONDS", help="Stop after SECONDS without any association.", min=0.001
+        ),
     ] = None,
-    bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="Address to listen on (default: every interface; 127.0.0.1 for this machine only).")] = "",
+    bind: Annotated[
+        str,
+        typer.Option(
+            "--bind",
+            metavar="ADDRESS",
+            help="Address to listen on (default: every interface; 127.0.0.1 for this machine only).",
+        ),
+    ] = "",
     allow: Annotated[
         list[str] | None,
-        typer.Option("--allow", metavar="SPEC",
-                     help="Admit only this caller (repeatable): a peers-file name, AET@HOST, or AET; it may use every service."),
+        typer.Option(
+            "--allow",
+            metavar="SPEC",
+            help="Admit only this caller (repeatable): a peers-file name, AET@HOST, or AET; it may use every service.",
+        ),
     ] = None,
-    allow_any: Annotated[bool, typer.Option("--allow-any", help="Every caller may use every service, query and retrieve included.")] = False,
+    allow_any: Annotated[
+        bool, typer.Option("--allow-any", help="Every caller may use every service, query and retrieve included.")
+    ] = False,
     max_associations: Annotated[
-        int, typer.Option("--max-associations", metavar="N", help="Associations served at once; one more is rejected.", min=1)
+        int,
+        typer.Option(
+            "--max-associations", metavar="N", help="Associations served at once; one more is rejected.", min=1
+        ),
     ] = 32,
     assoc_timeout: Annotated[
-        float, typer.Option("--assoc-timeout", metavar="SECONDS", help="A connection must send its whole A-ASSOCIATE-RQ within SECONDS.", min=0.001)
+        float,
+        typer.Option(
+            "--assoc-timeout",
+            metavar="SECONDS",
+            help="A connection must send its whole A-ASSOCIATE-RQ within SECONDS.",
+            min=0.001,
+        ),
     ] = 10.0,
     pdu_timeout: Annotated[
-        float, typer.Option("--pdu-timeout", metavar="SECONDS", help="Drop an association whose next PDU has not arrived whole within SECONDS.", min=0.001)
+        float,
+        typer.Option(
+            "--pdu-timeout",
+            metavar="SECONDS",
+            help="Drop an association whose next PDU has not arrived whole within SECONDS.",
+            min=0.001,
+        ),
     ] = 60.0,
     worklist_dir: Annotated[
         Path | None,
-        typer.Option("--worklist-dir", "-w", metavar="DIR", help="Answer Modality Worklist queries from the items in DIR (.wl, .json)."),
+        typer.Option(
+            "--worklist-dir",
+            "-w",
+            metavar="DIR",
+            help="Answer Modality Worklist queries from the items in DIR (.wl, .json).",
+        ),
     ] = None,
-    reindex: Annotated[bool, typer.Option("--reindex", help="Rebuild the index of --store-dir from its files before starting.")] = False,
+    reindex: Annotated[
+        bool, typer.Option("--reindex", help="Rebuild the index of --store-dir from its files before starting.")
+    ] = False,
     peers: PeersOpt = None,
     overwrite: OverwriteOpt = False,
     commit_report: Annotated[
         CommitReport,
-        typer.Option("--commit-report",
-                     help="How Storage Commitment reports go back: on the requester's association while it is open "
-                          "(auto, else a new one), only on it (same), or always on a new association (new)."),
+        typer.Option(
+            "--commit-report",
+            help="How Storage Commitment reports go back: on the requester's association while it is open "
+            "(auto, else a new one), only on it (same), or always on a new association (new).",
+        ),
     ] = CommitReport.auto,
     commit_delay: Annotated[
-        float, typer.Option("--commit-delay", metavar="SECONDS", help="Wait this long before sending a commitment report.", min=0)
+        float,
+        typer.Option(
+            "--commit-delay", metavar="SECONDS", help="Wait this long before sending a commitment report.", min=0
+        ),
     ] = 0.0,
     commit_report_to: Annotated[
         str | None,
-        typer.Option("--commit-report-to", metavar="PEER",
-                     help="Where reports on a new association go (AET@HOST:PORT or a peers-file name) "
-                          "[default: the peers-file entry with the requester's AE title].", show_default=False),
+        typer.Option(
+            "--commit-report-to",
+            metavar="PEER",
+            help="Where reports on a new association go (AET@HOST:PORT or a peers-file name) "
+            "[default: the peers-file entry with the requester's AE title].",
+            show_default=False,
+        ),
     ] = None,
     timeout: TimeoutOpt = None,
     max_pdu: MaxPduOpt = None,
@@ -293,10 +367,24 @@ def listen_command(
             with lock:
                 run.write(record)
 
-        node = Listener(options, port=port, bind=bind, store_dir=store_dir, worklist_dir=worklist_dir, access=access,
-                        peers_file=peers, reindex=reindex, overwrite=overwrite, max_associations=max_associations,
-                        assoc_timeout=assoc_timeout, pdu_timeout=pdu_timeout, commit_report=commit_report.value,
-                        commit_delay=commit_delay, commit_report_to=report_to, on_record=on_record)
+        node = Listener(
+            options,
+            port=port,
+            bind=bind,
+            store_dir=store_dir,
+            worklist_dir=worklist_dir,
+            access=access,
+            peers_file=peers,
+            reindex=reindex,
+            overwrite=overwrite,
+            max_associations=max_associations,
+            assoc_timeout=assoc_timeout,
+            pdu_timeout=pdu_timeout,
+            commit_report=commit_report.value,
+            commit_delay=commit_delay,
+            commit_report_to=report_to,
+            on_record=on_record,
+        )
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: node.stop_soon())
         grace = 0.0
         node.start()

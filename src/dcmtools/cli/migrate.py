@@ -1,11 +1,12 @@
 """``dcmtools migrate``: move a whole archive (PACS or folder) to another, resumable, verified."""
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..stream.records import human_failure
 from .application import app
+from .batchopts import ShardOpt
 from .changeopts import (
     AllowBurnedInOpt,
     AnonKeyFileOpt,
@@ -31,7 +32,6 @@ from .changeopts import (
     SetExistingOpt,
     SetOpt,
 )
-from .batchopts import ShardOpt
 from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, client_options
 
@@ -108,10 +108,12 @@ def _human(record: dict[str, Any]) -> str | None:
     if kind == "status":
         states = record.get("states") or {}
         eta = record.get("eta_seconds")
-        return (f"{record.get('source')} -> {record.get('destination')}: {record.get('studies', 0)} studies: "
-                + ", ".join(f"{n} {s}" for s, n in states.items() if n)
-                + f"; {record.get('rate_studies_per_s', 0):g} studies/s"
-                + (f", ETA {_duration(eta)}" if eta else ""))
+        return (
+            f"{record.get('source')} -> {record.get('destination')}: {record.get('studies', 0)} studies: "
+            + ", ".join(f"{n} {s}" for s, n in states.items() if n)
+            + f"; {record.get('rate_studies_per_s', 0):g} studies/s"
+            + (f", ETA {_duration(eta)}" if eta else "")
+        )
     if record.get("ok") is False:
         subject = record.get("study") or record.get("window") or record.get("path") or record.get("step") or ""
         return human_failure(record, f"{kind} {subject}".strip())
@@ -140,39 +142,92 @@ def _duration(seconds: float) -> str:
 @app.command("migrate", epilog=MIGRATE_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
 @client_options
 def migrate_command(
-    source: Annotated[Optional[str], typer.Argument(metavar="SOURCE", help="PACS or folder to migrate from.",
-                                                    show_default=False)] = None,
-    dest: Annotated[Optional[str], typer.Argument(metavar="DEST", help="PACS or folder to migrate to.",
-                                                  show_default=False)] = None,
-    journal: Annotated[str, typer.Option("--journal", "-J", metavar="FILE",
-                                         help="The journal (SQLite) of this migration: created, or resumed.")] = ...,
-    status: Annotated[bool, typer.Option("--status", help="Print the journal's state (counts, rate, ETA) and exit.")] = False,
-    verify_only: Annotated[bool, typer.Option("--verify-only", help="Reconcile every study (after the inventory, on a new journal); move nothing.")] = False,
-    since: Annotated[Optional[str], typer.Option("--since", metavar="YYYYMMDD", help="Studies from this date.")] = None,
-    until: Annotated[Optional[str], typer.Option("--until", metavar="YYYYMMDD", help="Studies up to this date.")] = None,
-    max_results: Annotated[Optional[int], typer.Option("--max-results", metavar="N", min=1,
-                                                       help="The source's cap on C-FIND answers (a window with N answers is split).")] = None,
-    get: Annotated[bool, typer.Option("--get", help="C-GET from the source, then C-STORE to DEST (through us).")] = False,
-    through_us: Annotated[bool, typer.Option("--through-us", help="C-MOVE to us, then C-STORE to DEST (not a straight C-MOVE).")] = False,
-    dest_aet: Annotated[Optional[str], typer.Option("--dest-aet", metavar="AET",
-                                                    help="DEST's AE title as the source knows it [default: DEST's].")] = None,
-    port: Annotated[int, typer.Option("--port", "-p", metavar="PORT", min=0, max=65535,
-                                      help="Our storage SCP for C-MOVE to us.")] = 11112,
-    associations: Annotated[int, typer.Option("--associations", "-n", metavar="N", min=1,
-                                              help="Studies moved in parallel (associations to each peer).")] = 1,
-    max_attempts: Annotated[int, typer.Option("--max-attempts", metavar="N", min=1,
-                                              help="Attempts per study, over all runs.")] = 3,
-    rate: Annotated[Optional[str], typer.Option("--rate", metavar="RATE",
-                                                help="At most RATE instances/s (20, 20/s) or MB/s (5MB/s).")] = None,
-    window: Annotated[Optional[str], typer.Option("--window", metavar="HH:MM-HH:MM",
-                                                  help="Work only inside this daily window (local time), pause outside.")] = None,
+    source: Annotated[
+        str | None, typer.Argument(metavar="SOURCE", help="PACS or folder to migrate from.", show_default=False)
+    ] = None,
+    dest: Annotated[
+        str | None, typer.Argument(metavar="DEST", help="PACS or folder to migrate to.", show_default=False)
+    ] = None,
+    journal: Annotated[
+        str,
+        typer.Option(
+            "--journal", "-J", metavar="FILE", help="The journal (SQLite) of this migration: created, or resumed."
+        ),
+    ] = ...,
+    status: Annotated[
+        bool, typer.Option("--status", help="Print the journal's state (counts, rate, ETA) and exit.")
+    ] = False,
+    verify_only: Annotated[
+        bool,
+        typer.Option(
+            "--verify-only", help="Reconcile every study (after the inventory, on a new journal); move nothing."
+        ),
+    ] = False,
+    since: Annotated[str | None, typer.Option("--since", metavar="YYYYMMDD", help="Studies from this date.")] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="YYYYMMDD", help="Studies up to this date.")] = None,
+    max_results: Annotated[
+        int | None,
+        typer.Option(
+            "--max-results",
+            metavar="N",
+            min=1,
+            help="The source's cap on C-FIND answers (a window with N answers is split).",
+        ),
+    ] = None,
+    get: Annotated[
+        bool, typer.Option("--get", help="C-GET from the source, then C-STORE to DEST (through us).")
+    ] = False,
+    through_us: Annotated[
+        bool, typer.Option("--through-us", help="C-MOVE to us, then C-STORE to DEST (not a straight C-MOVE).")
+    ] = False,
+    dest_aet: Annotated[
+        str | None,
+        typer.Option("--dest-aet", metavar="AET", help="DEST's AE title as the source knows it [default: DEST's]."),
+    ] = None,
+    port: Annotated[
+        int, typer.Option("--port", "-p", metavar="PORT", min=0, max=65535, help="Our storage SCP for C-MOVE to us.")
+    ] = 11112,
+    associations: Annotated[
+        int,
+        typer.Option(
+            "--associations", "-n", metavar="N", min=1, help="Studies moved in parallel (associations to each peer)."
+        ),
+    ] = 1,
+    max_attempts: Annotated[
+        int, typer.Option("--max-attempts", metavar="N", min=1, help="Attempts per study, over all runs.")
+    ] = 3,
+    rate: Annotated[
+        str | None, typer.Option("--rate", metavar="RATE", help="At most RATE instances/s (20, 20/s) or MB/s (5MB/s).")
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            "--window", metavar="HH:MM-HH:MM", help="Work only inside this daily window (local time), pause outside."
+        ),
+    ] = None,
     uids: Annotated[bool, typer.Option("--uids", help="Verify SOP Instance UIDs, not only counts.")] = False,
-    commit: Annotated[bool, typer.Option("--commit", help="After verification, Storage Commitment of each study at DEST "
-                                         "(reports on the association or on our --port).")] = False,
-    commit_wait: Annotated[float, typer.Option("--commit-wait", metavar="SECONDS", min=0,
-                                               help="How long to wait for a Storage Commitment report.")] = 60.0,
-    anonymize: Annotated[bool, typer.Option("--anonymize", help="De-identify every instance in flight, as 'dcmtools "
-                                            "anonymize' does (its --retain-*/--clean-* options; --key or --key-file).")] = False,
+    commit: Annotated[
+        bool,
+        typer.Option(
+            "--commit",
+            help="After verification, Storage Commitment of each study at DEST "
+            "(reports on the association or on our --port).",
+        ),
+    ] = False,
+    commit_wait: Annotated[
+        float,
+        typer.Option(
+            "--commit-wait", metavar="SECONDS", min=0, help="How long to wait for a Storage Commitment report."
+        ),
+    ] = 60.0,
+    anonymize: Annotated[
+        bool,
+        typer.Option(
+            "--anonymize",
+            help="De-identify every instance in flight, as 'dcmtools "
+            "anonymize' does (its --retain-*/--clean-* options; --key or --key-file).",
+        ),
+    ] = False,
     key: AnonKeyOpt = None,
     key_file: AnonKeyFileOpt = None,
     retain_safe_private: RetainSafePrivateOpt = False,
@@ -187,9 +242,15 @@ def migrate_command(
     clean_graphics: CleanGraphicsOpt = False,
     allow_burned_in: AllowBurnedInOpt = False,
     keep_unknown: KeepUnknownOpt = False,
-    edit: Annotated[bool, typer.Option("--edit", help="Change every instance in flight, as 'dcmtools edit' does "
-                                       "(its --set, --set-existing, --erase, --erase-private, --map/--match, "
-                                       "--new-uids with --key); after --anonymize.")] = False,
+    edit: Annotated[
+        bool,
+        typer.Option(
+            "--edit",
+            help="Change every instance in flight, as 'dcmtools edit' does "
+            "(its --set, --set-existing, --erase, --erase-private, --map/--match, "
+            "--new-uids with --key); after --anonymize.",
+        ),
+    ] = False,
     set_: SetOpt = None,
     set_existing: SetExistingOpt = None,
     erase: EraseOpt = None,
@@ -229,10 +290,12 @@ def migrate_command(
             run.write(journal_status(journal))
             return
         if not source or not dest:
-            raise typer.BadParameter("give SOURCE and DEST (or --status to look at the journal)", param_hint="SOURCE DEST")
+            raise typer.BadParameter(
+                "give SOURCE and DEST (or --status to look at the journal)", param_hint="SOURCE DEST"
+            )
         if get and through_us:
             raise typer.BadParameter("--get already goes through us: give one of them", param_hint="--get/--through-us")
-        from ..migrate import Migration, MigrateOptions, Rate, Window, parse_endpoint
+        from ..migrate import MigrateOptions, Migration, Rate, Window, parse_endpoint
         from ..stream.shard import ShardError, parse_shard
 
         try:
@@ -243,31 +306,65 @@ def migrate_command(
 
         try:
             options = MigrateOptions(
-                since=_date(since, "--since"), until=_date(until, "--until"), max_results=max_results, get=get,
-                through=through_us, dest_aet=dest_aet, port=port, associations=associations,
-                max_attempts=max_attempts, rate=Rate.parse(rate) if rate else None,
-                window=Window.parse(window) if window else None, uids=uids, commit=commit, commit_wait=commit_wait,
+                since=_date(since, "--since"),
+                until=_date(until, "--until"),
+                max_results=max_results,
+                get=get,
+                through=through_us,
+                dest_aet=dest_aet,
+                port=port,
+                associations=associations,
+                max_attempts=max_attempts,
+                rate=Rate.parse(rate) if rate else None,
+                window=Window.parse(window) if window else None,
+                uids=uids,
+                commit=commit,
+                commit_wait=commit_wait,
                 shard=shard_,
-                on_pause=None if quiet else lambda s: run.warn(f"outside the window {window}: pausing {s / 60:.0f} min"))
+                on_pause=None
+                if quiet
+                else lambda s: run.warn(f"outside the window {window}: pausing {s / 60:.0f} min"),
+            )
         except DcmtoolsError as exc:
             raise typer.BadParameter(exc.message) from None
         options.changes = _changes(
-            anonymize, edit, key, key_file,
-            dict(retain_safe_private=retain_safe_private, retain_uids=retain_uids,
-                 retain_device_identity=retain_device_identity, retain_institution_identity=retain_institution_identity,
-                 retain_patient_characteristics=retain_patient_characteristics,
-                 retain_longitudinal_full_dates=retain_longitudinal_full_dates,
-                 retain_longitudinal_modified_dates=retain_longitudinal_modified_dates,
-                 clean_descriptors=clean_descriptors, clean_structured_content=clean_structured_content,
-                 clean_graphics=clean_graphics, allow_burned_in=allow_burned_in, keep_unknown=keep_unknown),
-            dict(set_=set_, set_existing=set_existing, erase=erase, erase_private=erase_private, map_file=map_file,
-                 match=match, require_match=require_match, new_uids=new_uids, charset=charset))
+            anonymize,
+            edit,
+            key,
+            key_file,
+            dict(
+                retain_safe_private=retain_safe_private,
+                retain_uids=retain_uids,
+                retain_device_identity=retain_device_identity,
+                retain_institution_identity=retain_institution_identity,
+                retain_patient_characteristics=retain_patient_characteristics,
+                retain_longitudinal_full_dates=retain_longitudinal_full_dates,
+                retain_longitudinal_modified_dates=retain_longitudinal_modified_dates,
+                clean_descriptors=clean_descriptors,
+                clean_structured_content=clean_structured_content,
+                clean_graphics=clean_graphics,
+                allow_burned_in=allow_burned_in,
+                keep_unknown=keep_unknown,
+            ),
+            dict(
+                set_=set_,
+                set_existing=set_existing,
+                erase=erase,
+                erase_private=erase_private,
+                map_file=map_file,
+                match=match,
+                require_match=require_match,
+                new_uids=new_uids,
+                charset=charset,
+            ),
+        )
         options_ = net.options(run.debug)
         src = parse_endpoint(source, net.peers, options_, must_exist=True)
         dst = parse_endpoint(dest, net.peers, options_)
         if commit and (dst.is_folder or dst.is_web):
-            raise typer.BadParameter("Storage Commitment needs a DIMSE PACS as DEST, not a folder or a DICOMweb URL",
-                                     param_hint="--commit")
+            raise typer.BadParameter(
+                "Storage Commitment needs a DIMSE PACS as DEST, not a folder or a DICOMweb URL", param_hint="--commit"
+            )
         migration = Migration(src, dst, journal, options_, options)
         try:
             records = migration.verify_only() if verify_only else migration.run()
@@ -294,8 +391,14 @@ class _Bar:
         from tqdm import tqdm
 
         counts = migration.journal.counts()
-        self.bar = tqdm(total=sum(counts.values()) or None, initial=counts.get("verified", 0), unit="study",
-                        file=__import__("sys").stderr, dynamic_ncols=True, leave=False)
+        self.bar = tqdm(
+            total=sum(counts.values()) or None,
+            initial=counts.get("verified", 0),
+            unit="study",
+            file=__import__("sys").stderr,
+            dynamic_ncols=True,
+            leave=False,
+        )
         self.instances = 0
         self.journal = migration.journal
 
@@ -333,8 +436,11 @@ def _changes(anonymize: bool, edit: bool, key: Any, key_file: Any, anon: dict[st
     secret = read_key(key, key_file)
     if secret is None and (anonymize or edits.get("new_uids")):
         # A random key would give other UIDs on the run that resumes: studies would arrive twice.
-        raise typer.BadParameter("a migration is resumed over many runs: give --key or --key-file (the same key "
-                                 "gives the same UIDs and pseudonyms)", param_hint="--key/--key-file")
+        raise typer.BadParameter(
+            "a migration is resumed over many runs: give --key or --key-file (the same key "
+            "gives the same UIDs and pseudonyms)",
+            param_hint="--key/--key-file",
+        )
     from ..migrate.changes import Changes
 
     anonymizer = anonymizer_from(secret, **anon) if anonymize else None

@@ -48,7 +48,13 @@ def _human(record: dict[str, Any]) -> str | None:
     if kind == "summary":
         return None
     ident = record.get("identifier") or {}
-    uid = ident.get("SOPInstanceUID") or ident.get("SeriesInstanceUID") or ident.get("StudyInstanceUID") or ident.get("PatientID") or ""
+    uid = (
+        ident.get("SOPInstanceUID")
+        or ident.get("SeriesInstanceUID")
+        or ident.get("StudyInstanceUID")
+        or ident.get("PatientID")
+        or ""
+    )
     what = f"{(record.get('level') or '').lower()} {uid}".strip()
     if record.get("ok") is False:
         return human_failure(record, what or record.get("peer", ""))
@@ -68,23 +74,56 @@ def _human(record: dict[str, Any]) -> str | None:
 @client_options
 def move_command(
     peer: PeerArg,
-    records: Annotated[str | None, typer.Argument(metavar="[-]", help="'-' reads the records of 'dcmtools find' from stdin "
-                                                    "(the default when stdin is piped and no -k is given).",
-                                                    show_default=False)] = None,
+    records: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[-]",
+            help="'-' reads the records of 'dcmtools find' from stdin "
+            "(the default when stdin is piped and no -k is given).",
+            show_default=False,
+        ),
+    ] = None,
     key: KeyOpt = None,
-    level: Annotated[str | None, typer.Option("--level", "-L", metavar="LEVEL",
-                                                 help="patient, study, series or image (for -k keys; piped records "
-                                                      "keep their own unless given) [default: study].",
-                                                 show_default=False)] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", metavar="MODEL",
-                                                 help="patient or study root [default: the record's, else study; "
-                                                      "patient at the patient level].", show_default=False)] = None,
-    dest: Annotated[str | None, typer.Option("--dest", metavar="AET", help="Move to this AE title (a third node) instead of to ourselves.")] = None,
-    get: Annotated[bool, typer.Option("--get", help="Use C-GET: receive on our own association (no port, no registration).")] = False,
-    port: Annotated[int, typer.Option("--port", "-p", metavar="PORT", min=0, max=65535,
-                                      help="Port of our storage SCP for C-MOVE to ourselves.")] = 11112,
-    store_dir: Annotated[Path, typer.Option("--store-dir", "-d", metavar="DIR", help="Where received instances are stored.")] = Path("."),
-    bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="Address our storage SCP listens on ('' = all).")] = "",
+    level: Annotated[
+        str | None,
+        typer.Option(
+            "--level",
+            "-L",
+            metavar="LEVEL",
+            help="patient, study, series or image (for -k keys; piped records "
+            "keep their own unless given) [default: study].",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="MODEL",
+            help="patient or study root [default: the record's, else study; patient at the patient level].",
+            show_default=False,
+        ),
+    ] = None,
+    dest: Annotated[
+        str | None,
+        typer.Option("--dest", metavar="AET", help="Move to this AE title (a third node) instead of to ourselves."),
+    ] = None,
+    get: Annotated[
+        bool, typer.Option("--get", help="Use C-GET: receive on our own association (no port, no registration).")
+    ] = False,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", "-p", metavar="PORT", min=0, max=65535, help="Port of our storage SCP for C-MOVE to ourselves."
+        ),
+    ] = 11112,
+    store_dir: Annotated[
+        Path, typer.Option("--store-dir", "-d", metavar="DIR", help="Where received instances are stored.")
+    ] = Path("."),
+    bind: Annotated[
+        str, typer.Option("--bind", metavar="ADDRESS", help="Address our storage SCP listens on ('' = all).")
+    ] = "",
     overwrite: OverwriteOpt = False,
     net: NetArgs = NetArgs(),
     json: JsonOpt = None,
@@ -115,14 +154,18 @@ def move_command(
         from ..stream.records import DcmtoolsError
 
         if dest and get:
-            raise typer.BadParameter("--dest moves to another node; --get retrieves to us: choose one", param_hint="--dest/--get")
+            raise typer.BadParameter(
+                "--dest moves to another node; --get retrieves to us: choose one", param_hint="--dest/--get"
+            )
         if records not in (None, "-"):
-            raise typer.BadParameter(f"unexpected argument {records!r}: give '-' to read records from stdin, or -k keys",
-                                     param_hint="[-]")
+            raise typer.BadParameter(
+                f"unexpected argument {records!r}: give '-' to read records from stdin, or -k keys", param_hint="[-]"
+            )
         read_stdin = records == "-" or (not key and not sys.stdin.isatty())
         if not key and not read_stdin:
-            raise typer.BadParameter("nothing to retrieve: give -k keys, or pipe the records of 'dcmtools find' (with '-')",
-                                     param_hint="-k")
+            raise typer.BadParameter(
+                "nothing to retrieve: give -k keys, or pipe the records of 'dcmtools find' (with '-')", param_hint="-k"
+            )
         if is_web(peer, net.peers):  # DICOMweb: WADO-RS, always to us (cli/webpeer.py)
             from . import webpeer
 
@@ -133,10 +176,18 @@ def move_command(
             except DcmtoolsError as exc:
                 raise typer.BadParameter(str(exc)) from None
             piped = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
-            if not webpeer.get(run, webpeer.session_for(peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file),
-                               _chain(asked, piped), os.fspath(store_dir), overwrite):
-                raise typer.BadParameter("nothing to retrieve: stdin held no records (pipe the output of 'dcmtools find')",
-                                         param_hint="[-]")
+            if not webpeer.get(
+                run,
+                webpeer.session_for(
+                    peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file
+                ),
+                _chain(asked, piped),
+                os.fspath(store_dir),
+                overwrite,
+            ):
+                raise typer.BadParameter(
+                    "nothing to retrieve: stdin held no records (pipe the output of 'dcmtools find')", param_hint="[-]"
+                )
             return
         options = net.options(run.debug)
         try:
@@ -147,8 +198,17 @@ def move_command(
             raise typer.BadParameter(str(exc)) from None
         remote = net.peer(peer, options)
         piped = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
-        retriever = Retriever(remote, options, dest=dest, store_dir=os.fspath(store_dir), port=port, bind=bind,
-                              get=get, model=model, overwrite=overwrite)
+        retriever = Retriever(
+            remote,
+            options,
+            dest=dest,
+            store_dir=os.fspath(store_dir),
+            port=port,
+            bind=bind,
+            get=get,
+            model=model,
+            overwrite=overwrite,
+        )
         totals = {"completed": 0, "failed": 0, "warning": 0}  # sub-operations
 
         seen = [0]
@@ -167,13 +227,19 @@ def move_command(
                     run.write(record)
         finally:
             results.close()  # after Ctrl-C: associations aborted, our storage SCP stopped
-            run.summary_extra.update({"completed": totals["completed"], "failed_suboperations": totals["failed"],
-                                      "warning_suboperations": totals["warning"]})
+            run.summary_extra.update(
+                {
+                    "completed": totals["completed"],
+                    "failed_suboperations": totals["failed"],
+                    "warning_suboperations": totals["warning"],
+                }
+            )
             if dest is None or get:
                 run.summary_extra["received"] = retriever.received
         if not seen[0]:
-            raise typer.BadParameter("nothing to retrieve: stdin held no records (pipe the output of 'dcmtools find')",
-                                     param_hint="[-]")
+            raise typer.BadParameter(
+                "nothing to retrieve: stdin held no records (pipe the output of 'dcmtools find')", param_hint="[-]"
+            )
 
 
 def _chain(first: list[Any], rest: Any) -> Any:

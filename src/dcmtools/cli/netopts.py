@@ -39,41 +39,63 @@ PeerArg = Annotated[
 ]
 AetOpt = Annotated[
     str | None,
-    typer.Option("--aet", metavar="AET", help="Our calling AE title [env DCMTOOLS_AET; default DCMTOOLS].", show_default=False),
+    typer.Option(
+        "--aet", metavar="AET", help="Our calling AE title [env DCMTOOLS_AET; default DCMTOOLS].", show_default=False
+    ),
 ]
 TimeoutOpt = Annotated[
     float | None,
-    typer.Option("--timeout", metavar="SECONDS",
-                 help="Time allowed to connect, to open or close the association, and for each reply [default 30].",
-                 show_default=False, min=0.001),
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        help="Time allowed to connect, to open or close the association, and for each reply [default 30].",
+        show_default=False,
+        min=0.001,
+    ),
 ]
 MaxPduOpt = Annotated[
     int | None,
-    typer.Option("--max-pdu", metavar="BYTES", help="Largest PDU we accept (0 = no limit) [default 262144].",
-                 show_default=False, min=0),
+    typer.Option(
+        "--max-pdu",
+        metavar="BYTES",
+        help="Largest PDU we accept (0 = no limit) [default 262144].",
+        show_default=False,
+        min=0,
+    ),
 ]
 PeersOpt = Annotated[
     str | None,
-    typer.Option("--peers", metavar="FILE",
-                 help="Peers file (TOML) naming peers [env DCMTOOLS_PEERS; default ~/.config/dcmtools/peers.toml].",
-                 show_default=False),
+    typer.Option(
+        "--peers",
+        metavar="FILE",
+        help="Peers file (TOML) naming peers [env DCMTOOLS_PEERS; default ~/.config/dcmtools/peers.toml].",
+        show_default=False,
+    ),
 ]
 TlsOpt = Annotated[
     bool,
-    typer.Option("--tls", help="Use TLS, verifying the peer's certificate against --tls-ca or the system's trust store "
-                               "(implied by the other --tls-* options)."),
+    typer.Option(
+        "--tls",
+        help="Use TLS, verifying the peer's certificate against --tls-ca or the system's trust store "
+        "(implied by the other --tls-* options).",
+    ),
 ]
 TlsCaOpt = Annotated[
     str | None, typer.Option("--tls-ca", metavar="FILE", help="CA certificates (PEM) to verify the other side with.")
 ]
 TlsInsecureOpt = Annotated[
     bool,
-    typer.Option("--tls-insecure", help="TLS without verifying the peer's certificate (for tests; warned on every run)."),
+    typer.Option(
+        "--tls-insecure", help="TLS without verifying the peer's certificate (for tests; warned on every run)."
+    ),
 ]
 TlsServerNameOpt = Annotated[
     str | None,
-    typer.Option("--tls-server-name", metavar="NAME",
-                 help="The name the peer's certificate must carry, when not its host name (e.g. its AE title)."),
+    typer.Option(
+        "--tls-server-name",
+        metavar="NAME",
+        help="The name the peer's certificate must carry, when not its host name (e.g. its AE title).",
+    ),
 ]
 TlsCertOpt = Annotated[str | None, typer.Option("--tls-cert", metavar="FILE", help="Our certificate (PEM).")]
 TlsKeyOpt = Annotated[str | None, typer.Option("--tls-key", metavar="FILE", help="Our private key (PEM).")]
@@ -115,9 +137,19 @@ Peers file (TOML; --peers FILE, $DCMTOOLS_PEERS, or ~/.config/dcmtools/peers.tom
   timeout = 30          # optional; max_pdu = 16384"""
 
 
-def net_options(aet: str | None, timeout: float | None, max_pdu: int | None, tls: bool, tls_ca: str | None,
-                tls_cert: str | None, tls_key: str | None, trace: bool, debug: bool = False,
-                tls_insecure: bool = False, tls_server_name: str | None = None) -> Any:
+def net_options(
+    aet: str | None,
+    timeout: float | None,
+    max_pdu: int | None,
+    tls: bool,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    trace: bool,
+    debug: bool = False,
+    tls_insecure: bool = False,
+    tls_server_name: str | None = None,
+) -> Any:
     """A ``dcmtools.net.NetOptions`` from the shared options."""
     from ..net import NetOptions, quiet_pynetdicom, tls_settings
 
@@ -143,12 +175,23 @@ def resolve_peer(text: str, peers_file: str | None, options: Any) -> Any:
         peer = peer.with_tls(options.tls)
     elif peer.tls is not None and options.tls is not None:
         given = options.tls
-        peer = peer.with_tls(replace(
-            peer.tls, ca=given.ca or peer.tls.ca, cert=given.cert or peer.tls.cert, key=given.key or peer.tls.key,
-            insecure=given.insecure or peer.tls.insecure, server_name=given.server_name or peer.tls.server_name))
+        peer = peer.with_tls(
+            replace(
+                peer.tls,
+                ca=given.ca or peer.tls.ca,
+                cert=given.cert or peer.tls.cert,
+                key=given.key or peer.tls.key,
+                insecure=given.insecure or peer.tls.insecure,
+                server_name=given.server_name or peer.tls.server_name,
+            )
+        )
     if peer.tls is not None and peer.tls.insecure:
-        print(f"dcmtools: warning: TLS to {peer.label} without verifying its certificate (--tls-insecure / tls_insecure): "
-              "anyone on the path can read and change what is sent", file=sys.stderr, flush=True)
+        print(
+            f"dcmtools: warning: TLS to {peer.label} without verifying its certificate (--tls-insecure / tls_insecure): "
+            "anyone on the path can read and change what is sent",
+            file=sys.stderr,
+            flush=True,
+        )
     return peer
 
 
@@ -180,8 +223,19 @@ class NetArgs:
 
     def options(self, debug: bool = False) -> Any:
         """The ``dcmtools.net.NetOptions`` they make."""
-        return net_options(self.aet, self.timeout, self.max_pdu, self.tls, self.tls_ca, self.tls_cert, self.tls_key,
-                           self.trace, debug, self.tls_insecure, self.tls_server_name)
+        return net_options(
+            self.aet,
+            self.timeout,
+            self.max_pdu,
+            self.tls,
+            self.tls_ca,
+            self.tls_cert,
+            self.tls_key,
+            self.trace,
+            debug,
+            self.tls_insecure,
+            self.tls_server_name,
+        )
 
     def peer(self, text: str, options: Any) -> Any:
         """The ``Peer`` named on the command line (see ``resolve_peer``)."""
@@ -190,9 +244,17 @@ class NetArgs:
 
 # The option of each NetArgs field, in the order --help shows them.
 _CLIENT_OPTIONS: dict[str, Any] = {
-    "aet": AetOpt, "timeout": TimeoutOpt, "max_pdu": MaxPduOpt, "peers": PeersOpt, "tls": TlsOpt,
-    "tls_ca": TlsCaOpt, "tls_cert": TlsCertOpt, "tls_key": TlsKeyOpt, "tls_insecure": TlsInsecureOpt,
-    "tls_server_name": TlsServerNameOpt, "trace": TraceOpt,
+    "aet": AetOpt,
+    "timeout": TimeoutOpt,
+    "max_pdu": MaxPduOpt,
+    "peers": PeersOpt,
+    "tls": TlsOpt,
+    "tls_ca": TlsCaOpt,
+    "tls_cert": TlsCertOpt,
+    "tls_key": TlsKeyOpt,
+    "tls_insecure": TlsInsecureOpt,
+    "tls_server_name": TlsServerNameOpt,
+    "trace": TraceOpt,
 }
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -202,8 +264,10 @@ def client_options(func: F) -> F:
     and hand the command one ``NetArgs`` built from them."""
     signature = inspect.signature(func)
     defaults = {f.name: f.default for f in fields(NetArgs)}
-    options = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[name],
-                                 annotation=annotation) for name, annotation in _CLIENT_OPTIONS.items()]
+    options = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[name], annotation=annotation)
+        for name, annotation in _CLIENT_OPTIONS.items()
+    ]
     parameters: list[inspect.Parameter] = []
     for parameter in signature.parameters.values():
         parameters.extend(options if parameter.name == "net" else [parameter])
@@ -223,8 +287,9 @@ def client_options(func: F) -> F:
 
 
 @contextmanager
-def fatal_as_record(run: Any, type_: str | Callable[[Any], str], *, adapt: Callable[[Any], Any] | None = None,
-                    **fields_: Any) -> Iterator[None]:
+def fatal_as_record(
+    run: Any, type_: str | Callable[[Any], str], *, adapt: Callable[[Any], Any] | None = None, **fields_: Any
+) -> Iterator[None]:
     """A ``DcmtoolsError`` that ends the run becomes its record and exit status (``report_fatal``);
     a usage error (exit status 2) goes on to the CLI's usage handling.  ``type_`` is the record's
     type, or a function of the error that gives it; ``adapt`` rewrites the error first (e.g. the

@@ -89,52 +89,112 @@ def _warn(run: CommandRun, record: dict[str, Any], seen: set) -> None:
 def print_command(
     peer: PeerArg,
     inputs: InputsArg = None,
-    layout: Annotated[str, typer.Option("--layout", "-l", metavar="C,R",
-                                        help="Images per film: C columns by R rows (STANDARD\\C,R); "
-                                             "also ROW\\a,b,.. or COL\\a,b,..")] = "1,1",
-    film_size: Annotated[str | None, typer.Option("--film-size", metavar="SIZE",
-                                                     help="8INX10IN, 10INX12IN, 11INX14IN, 14INX14IN, 14INX17IN, "
-                                                          "24CMX24CM, 24CMX30CM, A4, A3 ... (14x17, 24x30cm, a4 also)",
-                                                     show_default=False)] = None,
-    orientation: Annotated[str | None, typer.Option("--orientation", metavar="PORTRAIT|LANDSCAPE",
-                                                       help="Film orientation.", show_default=False)] = None,
-    copies: Annotated[int | None, typer.Option("--copies", metavar="N", help="Copies of each film (1-99).",
-                                                  show_default=False)] = None,
-    priority: Annotated[str | None, typer.Option("--priority", metavar="HIGH|MED|LOW", help="Print priority.",
-                                                    show_default=False)] = None,
-    medium: Annotated[str | None, typer.Option("--medium", metavar="MEDIUM",
-                                                  help="PAPER, 'CLEAR FILM', 'BLUE FILM' (or MAMMO ...).",
-                                                  show_default=False)] = None,
-    destination: Annotated[str | None, typer.Option("--destination", metavar="DEST",
-                                                       help="MAGAZINE, PROCESSOR or BIN_i.", show_default=False)] = None,
-    magnification: Annotated[str | None, typer.Option("--magnification", metavar="TYPE",
-                                                         help="REPLICATE, BILINEAR, CUBIC or NONE.",
-                                                         show_default=False)] = None,
-    polarity: Annotated[str | None, typer.Option("--polarity", metavar="NORMAL|REVERSE",
-                                                    help="REVERSE prints the images inverted.", show_default=False)] = None,
-    border_density: Annotated[str | None, typer.Option("--border-density", metavar="D",
-                                                          help="BLACK, WHITE or hundredths of OD (150 = 1.5 OD).",
-                                                          show_default=False)] = None,
-    empty_density: Annotated[str | None, typer.Option("--empty-density", metavar="D",
-                                                         help="Density of empty image boxes (as --border-density).",
-                                                         show_default=False)] = None,
-    label: Annotated[str | None, typer.Option("--label", metavar="TEXT", help="Film session label.",
-                                                 show_default=False)] = None,
-    window: Annotated[str | None, typer.Option("--window", "-w", metavar="C,W",
-                                                  help="Window center,width for every grayscale image "
-                                                       "(e.g. 40,400 or -600,1500), or 'minmax' [default: the file's].",
-                                                  show_default=False)] = None,
-    frames: Annotated[str | None, typer.Option("--frames", metavar="LIST",
-                                                  help="Frames of multi-frame images: 1,3,5-9 or 10- [default: all].",
-                                                  show_default=False)] = None,
-    bits: Annotated[str, typer.Option("--bits", metavar="auto|8|12",
-                                      help="Image depth sent: 12 when the printer takes it, else 8 (auto).")] = "auto",
-    no_presentation_lut: Annotated[bool, typer.Option("--no-presentation-lut",
-                                                      help="Do not send an IDENTITY Presentation LUT.")] = False,
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout",
+            "-l",
+            metavar="C,R",
+            help="Images per film: C columns by R rows (STANDARD\\C,R); also ROW\\a,b,.. or COL\\a,b,..",
+        ),
+    ] = "1,1",
+    film_size: Annotated[
+        str | None,
+        typer.Option(
+            "--film-size",
+            metavar="SIZE",
+            help="8INX10IN, 10INX12IN, 11INX14IN, 14INX14IN, 14INX17IN, "
+            "24CMX24CM, 24CMX30CM, A4, A3 ... (14x17, 24x30cm, a4 also)",
+            show_default=False,
+        ),
+    ] = None,
+    orientation: Annotated[
+        str | None,
+        typer.Option("--orientation", metavar="PORTRAIT|LANDSCAPE", help="Film orientation.", show_default=False),
+    ] = None,
+    copies: Annotated[
+        int | None, typer.Option("--copies", metavar="N", help="Copies of each film (1-99).", show_default=False)
+    ] = None,
+    priority: Annotated[
+        str | None, typer.Option("--priority", metavar="HIGH|MED|LOW", help="Print priority.", show_default=False)
+    ] = None,
+    medium: Annotated[
+        str | None,
+        typer.Option(
+            "--medium", metavar="MEDIUM", help="PAPER, 'CLEAR FILM', 'BLUE FILM' (or MAMMO ...).", show_default=False
+        ),
+    ] = None,
+    destination: Annotated[
+        str | None,
+        typer.Option("--destination", metavar="DEST", help="MAGAZINE, PROCESSOR or BIN_i.", show_default=False),
+    ] = None,
+    magnification: Annotated[
+        str | None,
+        typer.Option("--magnification", metavar="TYPE", help="REPLICATE, BILINEAR, CUBIC or NONE.", show_default=False),
+    ] = None,
+    polarity: Annotated[
+        str | None,
+        typer.Option(
+            "--polarity", metavar="NORMAL|REVERSE", help="REVERSE prints the images inverted.", show_default=False
+        ),
+    ] = None,
+    border_density: Annotated[
+        str | None,
+        typer.Option(
+            "--border-density", metavar="D", help="BLACK, WHITE or hundredths of OD (150 = 1.5 OD).", show_default=False
+        ),
+    ] = None,
+    empty_density: Annotated[
+        str | None,
+        typer.Option(
+            "--empty-density",
+            metavar="D",
+            help="Density of empty image boxes (as --border-density).",
+            show_default=False,
+        ),
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", metavar="TEXT", help="Film session label.", show_default=False)
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            "--window",
+            "-w",
+            metavar="C,W",
+            help="Window center,width for every grayscale image "
+            "(e.g. 40,400 or -600,1500), or 'minmax' [default: the file's].",
+            show_default=False,
+        ),
+    ] = None,
+    frames: Annotated[
+        str | None,
+        typer.Option(
+            "--frames",
+            metavar="LIST",
+            help="Frames of multi-frame images: 1,3,5-9 or 10- [default: all].",
+            show_default=False,
+        ),
+    ] = None,
+    bits: Annotated[
+        str,
+        typer.Option(
+            "--bits", metavar="auto|8|12", help="Image depth sent: 12 when the printer takes it, else 8 (auto)."
+        ),
+    ] = "auto",
+    no_presentation_lut: Annotated[
+        bool, typer.Option("--no-presentation-lut", help="Do not send an IDENTITY Presentation LUT.")
+    ] = False,
     status: Annotated[bool, typer.Option("--status", help="Only ask the printer's status (no INPUTS).")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the films as DICOM images to -o DIR instead of printing.")] = False,
-    output: Annotated[str | None, typer.Option("--output", "-o", metavar="DIR",
-                                                  help="Folder for --dry-run films [default: .].", show_default=False)] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write the films as DICOM images to -o DIR instead of printing.")
+    ] = False,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", metavar="DIR", help="Folder for --dry-run films [default: .].", show_default=False
+        ),
+    ] = None,
     overwrite: OverwriteOpt = False,
     files_from: FilesFromOpt = None,
     null: NullOpt = False,
@@ -173,10 +233,22 @@ def print_command(
         from ..printing import FilmOptions, fatal_record_type, preview_files, print_files
 
         film = FilmOptions.from_strings(
-            layout=layout, film_size=film_size, orientation=orientation, copies=copies, priority=priority,
-            medium=medium, destination=destination, magnification=magnification, polarity=polarity,
-            border_density=border_density, empty_density=empty_density, label=label, bits=bits, window=window,
-            frames=frames, presentation_lut=not no_presentation_lut,
+            layout=layout,
+            film_size=film_size,
+            orientation=orientation,
+            copies=copies,
+            priority=priority,
+            medium=medium,
+            destination=destination,
+            magnification=magnification,
+            polarity=polarity,
+            border_density=border_density,
+            empty_density=empty_density,
+            label=label,
+            bits=bits,
+            window=window,
+            frames=frames,
+            presentation_lut=not no_presentation_lut,
         )
         for warning in film.warnings:
             run.warn(spell(warning))

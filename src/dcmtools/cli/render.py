@@ -1,6 +1,6 @@
 """``dcmtools render``: DICOM images to PNG or JPEG, thumbnails and contact sheets."""
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -33,21 +33,21 @@ def render_command(
         int, typer.Option("--bits", metavar="8|16", help="PNG bits per grey sample (colour is 8).", show_default=True)
     ] = 8,
     frame: Annotated[
-        Optional[int], typer.Option("--frame", metavar="N", help="Only frame N (from 1) [default: every frame].")
+        int | None, typer.Option("--frame", metavar="N", help="Only frame N (from 1) [default: every frame].")
     ] = None,
     window: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--window", "-w", metavar="C,W", help="Window center and width (e.g. 40,400 for CT soft tissue)."),
     ] = None,
     minmax: Annotated[bool, typer.Option("--minmax", help="Window from the lowest to the highest value.")] = False,
     voi_lut: Annotated[
-        Optional[int], typer.Option("--voi-lut", metavar="N", help="The file's N-th VOI LUT (from 1).")
+        int | None, typer.Option("--voi-lut", metavar="N", help="The file's N-th VOI LUT (from 1).")
     ] = None,
     histogram: Annotated[
         bool, typer.Option("--histogram", help="Window over the values, the 5% most extreme left out.")
     ] = False,
     size: Annotated[
-        Optional[str], typer.Option("--size", metavar="WxH", help="Scale to fit this box, aspect kept (e.g. 512x512).")
+        str | None, typer.Option("--size", metavar="WxH", help="Scale to fit this box, aspect kept (e.g. 512x512).")
     ] = None,
     overlays: Annotated[bool, typer.Option("--overlays", help="Burn the overlay planes (60xx) in, in white.")] = False,
     thumbnails: Annotated[
@@ -55,15 +55,15 @@ def render_command(
         typer.Option("--thumbnails", help="One image per series (its middle instance), 256 px unless --size."),
     ] = False,
     sheet: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--sheet", metavar="FILE", help="Write one PNG contact sheet of the inputs (no -o needed)."),
     ] = None,
     label: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--label", metavar="KEYWORDS", help="Sheet tiles: attributes written under each tile."),
     ] = None,
     columns: Annotated[
-        Optional[int], typer.Option("--columns", metavar="N", help="Sheet: tiles per row [default: a square grid].")
+        int | None, typer.Option("--columns", metavar="N", help="Sheet: tiles per row [default: a square grid].")
     ] = None,
     overwrite: OverwriteOpt = False,
     jobs: JobsOpt = 0,
@@ -143,7 +143,7 @@ def render_command(
             run.write(spell_record(record))
 
 
-def _human(record: dict[str, Any]) -> Optional[str]:
+def _human(record: dict[str, Any]) -> str | None:
     if record.get("type") == "summary":
         return None
     if record.get("ok") is False:

@@ -57,15 +57,26 @@ def send_command(
     peer: PeerArg,
     inputs: InputsArg = None,
     retries: Annotated[
-        int, typer.Option("--retries", metavar="N", help="Re-open the association this many times in a row after it fails mid-batch.", min=0)
+        int,
+        typer.Option(
+            "--retries",
+            metavar="N",
+            help="Re-open the association this many times in a row after it fails mid-batch.",
+            min=0,
+        ),
     ] = 2,
     jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="N", help="Parallel associations.", min=1)] = 1,
     decompress: Annotated[
         bool,
-        typer.Option("--decompress/--no-decompress",
-                     help="Decompress on the fly when the peer accepts a SOP class only uncompressed."),
+        typer.Option(
+            "--decompress/--no-decompress",
+            help="Decompress on the fly when the peer accepts a SOP class only uncompressed.",
+        ),
     ] = True,
-    priority: Annotated[int, typer.Option("--priority", metavar="0|1|2", help="C-STORE priority: 0 medium, 1 high, 2 low.", min=0, max=2)] = 0,
+    priority: Annotated[
+        int,
+        typer.Option("--priority", metavar="0|1|2", help="C-STORE priority: 0 medium, 1 high, 2 low.", min=0, max=2),
+    ] = 0,
     net: NetArgs = NetArgs(),
     shard: ShardOpt = None,
     journal: JournalOpt = None,
@@ -107,12 +118,21 @@ def send_command(
     """
     with CommandRun("send", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         if is_web(peer, net.peers) and (shard or journal):
-            raise typer.BadParameter("--shard and --journal are for DIMSE peers (not yet DICOMweb)", param_hint="--shard/--journal")
+            raise typer.BadParameter(
+                "--shard and --journal are for DIMSE peers (not yet DICOMweb)", param_hint="--shard/--journal"
+            )
         if is_web(peer, net.peers):  # DICOMweb: STOW-RS (cli/webpeer.py)
             from . import webpeer
 
-            return webpeer.send(run, webpeer.session_for(peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file),
-                                run.inputs(inputs, files_from, null), batch, decompress)
+            return webpeer.send(
+                run,
+                webpeer.session_for(
+                    peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file
+                ),
+                run.inputs(inputs, files_from, null),
+                batch,
+                decompress,
+            )
         from ..net import send
 
         options = net.options(run.debug)

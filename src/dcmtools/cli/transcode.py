@@ -1,6 +1,6 @@
 """``dcmtools transcode``: rewrite DICOM files in another transfer syntax."""
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -28,20 +28,20 @@ _TARGETS = ", ".join(codecs.target_names())
 def transcode_command(
     inputs: InputsArg = None,
     to: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--to", "-t", metavar="SYNTAX", help=f"Target transfer syntax: {_TARGETS}, or a UID."),
     ] = None,
     output: OutDirOpt = None,
     error: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--error", metavar="N", help="jpeg-ls-near: largest difference allowed per sample [default: 2]."),
     ] = None,
     ratio: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--ratio", metavar="R", help="j2k-lossy: compression ratio, e.g. 10 for 10:1 [default: 10]."),
     ] = None,
     quality: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(
             "--quality",
             metavar="Q",
@@ -49,7 +49,7 @@ def transcode_command(
         ),
     ] = None,
     verify: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option(
             "--verify/--no-verify",
             help="Decode each output again and compare it with the input's pixels. On by default for lossless "

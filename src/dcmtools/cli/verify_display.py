@@ -92,13 +92,17 @@ def _human_display(r: dict[str, Any]) -> str:
 
     lines = []
     verdict = "PASS" if r["passed"] else "FAIL"
-    lines.append(f"{r['path']}: {verdict}  ({r['class']} display, {r['readings']} readings, DDL "
-                 f"{r['ddl_range'][0]}-{r['ddl_range'][1]}, {r['format']} file)")
+    lines.append(
+        f"{r['path']}: {verdict}  ({r['class']} display, {r['readings']} readings, DDL "
+        f"{r['ddl_range'][0]}-{r['ddl_range'][1]}, {r['format']} file)"
+    )
     source = {"file": "from the file", "option": "from --ambient", "none": "not given"}[r["ambient_source"]]
     lines.append(f"  ambient Lamb        {r['ambient']:.4g} cd/m2 ({source})")
     lines.append(f"  L'min               {r['lmin']:.4g} cd/m2")
-    lines.append(f"  JND range           {r['jnd_min']:.2f} - {r['jnd_max']:.2f} ({r['jnd_range']:.1f} JNDs, "
-                 f"{r['jnd_per_ddl']:.3f} per DDL)")
+    lines.append(
+        f"  JND range           {r['jnd_min']:.2f} - {r['jnd_max']:.2f} ({r['jnd_range']:.1f} JNDs, "
+        f"{r['jnd_per_ddl']:.3f} per DDL)"
+    )
     lines.append("  criteria:")
     for c in r["criteria"]:
         mark = "ok  " if c["ok"] else "FAIL"
@@ -160,7 +164,9 @@ def verify_display_command(
     ] = "primary",
     fmt: Annotated[
         str,
-        typer.Option("--format", metavar="FORMAT", help="auto (from the extension, else the content), csv, dcmtk or verilum."),
+        typer.Option(
+            "--format", metavar="FORMAT", help="auto (from the extension, else the content), csv, dcmtk or verilum."
+        ),
     ] = "auto",
     levels: Annotated[
         int | None,
@@ -173,8 +179,12 @@ def verify_display_command(
     ] = None,
     tolerance: Annotated[
         float | None,
-        typer.Option("--tolerance", metavar="PCT", min=0.0, help="Contrast response tolerance in percent, "
-                     "instead of the class's (10 or 20)."),
+        typer.Option(
+            "--tolerance",
+            metavar="PCT",
+            min=0.0,
+            help="Contrast response tolerance in percent, instead of the class's (10 or 20).",
+        ),
     ] = None,
     min_lmax: Annotated[
         float | None,
@@ -190,8 +200,11 @@ def verify_display_command(
     ] = None,
     lut: Annotated[
         str | None,
-        typer.Option("--lut", metavar="FILE", help="Write the GSDF calibration table (CSV, P-value to DDL) as "
-                     "DCMTK's dcmdspfn computes it."),
+        typer.Option(
+            "--lut",
+            metavar="FILE",
+            help="Write the GSDF calibration table (CSV, P-value to DDL) as DCMTK's dcmdspfn computes it.",
+        ),
     ] = None,
     lut_entries: Annotated[
         int | None,
@@ -199,13 +212,19 @@ def verify_display_command(
     ] = None,
     plot: Annotated[
         str | None,
-        typer.Option("--plot", metavar="FILE", help="Draw the contrast response and luminance plots "
-                     "(.png, .svg or .pdf; needs dcmtools[plot])."),
+        typer.Option(
+            "--plot",
+            metavar="FILE",
+            help="Draw the contrast response and luminance plots (.png, .svg or .pdf; needs dcmtools[plot]).",
+        ),
     ] = None,
     patterns: Annotated[
         str | None,
-        typer.Option("--patterns", metavar="DIR", help="Write the 18 TG18-LN test patterns as DICOM files into DIR "
-                     "(no MEASUREMENTS needed)."),
+        typer.Option(
+            "--patterns",
+            metavar="DIR",
+            help="Write the 18 TG18-LN test patterns as DICOM files into DIR (no MEASUREMENTS needed).",
+        ),
     ] = None,
     pattern_bits: Annotated[
         int, typer.Option("--pattern-bits", metavar="BITS", help="Bits of the patterns: 8, 10, 12 or 16.")

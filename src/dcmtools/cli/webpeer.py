@@ -7,30 +7,44 @@ Importing this module does not import requests, pydicom or pynetdicom.
 """
 
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 TokenOpt = Annotated[
-    Optional[str],
-    typer.Option("--token", metavar="TOKEN", show_default=False,
-                 help="DICOMweb: bearer token [env DCMTOOLS_TOKEN; or --token-file]."),
+    str | None,
+    typer.Option(
+        "--token",
+        metavar="TOKEN",
+        show_default=False,
+        help="DICOMweb: bearer token [env DCMTOOLS_TOKEN; or --token-file].",
+    ),
 ]
 TokenFileOpt = Annotated[
-    Optional[str], typer.Option("--token-file", metavar="FILE", help="DICOMweb: read the bearer token from FILE.")
+    str | None, typer.Option("--token-file", metavar="FILE", help="DICOMweb: read the bearer token from FILE.")
 ]
 UserOpt = Annotated[
-    Optional[str],
-    typer.Option("--user", metavar="USER", show_default=False,
-                 help="DICOMweb: basic auth user [env DCMTOOLS_USER]; the password from $DCMTOOLS_PASSWORD or --password-file."),
+    str | None,
+    typer.Option(
+        "--user",
+        metavar="USER",
+        show_default=False,
+        help="DICOMweb: basic auth user [env DCMTOOLS_USER]; the password from $DCMTOOLS_PASSWORD or --password-file.",
+    ),
 ]
 PasswordFileOpt = Annotated[
-    Optional[str], typer.Option("--password-file", metavar="FILE", help="DICOMweb: read the basic auth password from FILE.")
+    str | None,
+    typer.Option("--password-file", metavar="FILE", help="DICOMweb: read the basic auth password from FILE."),
 ]
 BatchOpt = Annotated[
-    Optional[int],
-    typer.Option("--batch", metavar="N", min=1, show_default=False,
-                 help="DICOMweb: instances per STOW-RS request (also at most 64 MiB each) [default 50]."),
+    int | None,
+    typer.Option(
+        "--batch",
+        metavar="N",
+        min=1,
+        show_default=False,
+        help="DICOMweb: instances per STOW-RS request (also at most 64 MiB each) [default 50].",
+    ),
 ]
 
 WEB_EPILOG = """\b
@@ -51,7 +65,7 @@ backoff. When it cannot be used:
 _FAULT_STATUS = {"aborted": 5, "timeout": 6}
 
 
-def is_web(peer: str, peers_file: Optional[str]) -> bool:
+def is_web(peer: str, peers_file: str | None) -> bool:
     """True when PEER is a DICOMweb service (a URL, or a peers-file entry with ``url``)."""
     if peer.startswith(("http://", "https://")):
         return True
@@ -60,27 +74,71 @@ def is_web(peer: str, peers_file: Optional[str]) -> bool:
     return web_peer_entry(peer, peers_file) is not None
 
 
-def session_for(peer: str, net: Any, run: Any, *, token: str | None = None, token_file: str | None = None,
-                user: str | None = None, password_file: str | None = None) -> Any:
+def session_for(
+    peer: str,
+    net: Any,
+    run: Any,
+    *,
+    token: str | None = None,
+    token_file: str | None = None,
+    user: str | None = None,
+    password_file: str | None = None,
+) -> Any:
     """``session`` from the shared client options (``netopts.NetArgs``) and the DICOMweb ones."""
-    return session(peer, net.peers, token=token, token_file=token_file, user=user, password_file=password_file,
-                   tls_ca=net.tls_ca, tls_cert=net.tls_cert, tls_key=net.tls_key, tls_insecure=net.tls_insecure,
-                   timeout=net.timeout, debug=run.debug)
+    return session(
+        peer,
+        net.peers,
+        token=token,
+        token_file=token_file,
+        user=user,
+        password_file=password_file,
+        tls_ca=net.tls_ca,
+        tls_cert=net.tls_cert,
+        tls_key=net.tls_key,
+        tls_insecure=net.tls_insecure,
+        timeout=net.timeout,
+        debug=run.debug,
+    )
 
 
-def session(peer: str, peers_file: Optional[str], *, token: Optional[str] = None, token_file: Optional[str] = None,
-            user: Optional[str] = None, password_file: Optional[str] = None, tls_ca: Optional[str] = None,
-            tls_cert: Optional[str] = None, tls_key: Optional[str] = None, tls_insecure: bool = False,
-            timeout: Optional[float] = None, debug: bool = False) -> Any:
+def session(
+    peer: str,
+    peers_file: str | None,
+    *,
+    token: str | None = None,
+    token_file: str | None = None,
+    user: str | None = None,
+    password_file: str | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_insecure: bool = False,
+    timeout: float | None = None,
+    debug: bool = False,
+) -> Any:
     """The ``WebSession`` for PEER and the options (warns when TLS is not verified)."""
     from ..web import WebSession, parse_web_peer
 
-    remote = parse_web_peer(peer, peers_file, token=token, token_file=token_file, user=user,
-                            password_file=password_file, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
-                            tls_insecure=tls_insecure, timeout=timeout)
+    remote = parse_web_peer(
+        peer,
+        peers_file,
+        token=token,
+        token_file=token_file,
+        user=user,
+        password_file=password_file,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_insecure=tls_insecure,
+        timeout=timeout,
+    )
     if remote.tls_insecure and remote.url.startswith("https://"):
-        print(f"dcmtools: warning: TLS to {remote.label} without verifying its certificate (tls_insecure): "
-              "anyone on the path can read and change what is sent", file=sys.stderr, flush=True)
+        print(
+            f"dcmtools: warning: TLS to {remote.label} without verifying its certificate (tls_insecure): "
+            "anyone on the path can read and change what is sent",
+            file=sys.stderr,
+            flush=True,
+        )
     return WebSession(remote, debug=debug)
 
 
@@ -109,7 +167,7 @@ def echo(run: Any, web: Any, count: int = 1, interval: float = 0.0) -> None:
             _fatal(run, exc, "echo", str(web.peer))
 
 
-def send(run: Any, web: Any, items: Any, batch: Optional[int] = None, decompress: bool = True) -> None:
+def send(run: Any, web: Any, items: Any, batch: int | None = None, decompress: bool = True) -> None:
     """``send URL INPUTS``: STOW-RS, one record per instance."""
     from ..stream.records import DcmtoolsError
     from ..web import stow
@@ -126,7 +184,7 @@ def send(run: Any, web: Any, items: Any, batch: Optional[int] = None, decompress
         run.summary_extra["peer"] = str(web.peer)
 
 
-def find(run: Any, web: Any, identifier: dict[str, Any], level: str, limit: Optional[int], flat: bool) -> None:
+def find(run: Any, web: Any, identifier: dict[str, Any], level: str, limit: int | None, flat: bool) -> None:
     """``find URL``: QIDO-RS, one match record per answer, all pages."""
     from ..stream.records import DcmtoolsError
     from ..web import qido
@@ -165,6 +223,12 @@ def get(run: Any, web: Any, requests: Any, store_dir: str, overwrite: bool) -> i
         except DcmtoolsError as exc:
             _fatal(run, exc, "get", str(web.peer))
         finally:
-            run.summary_extra.update({"completed": completed, "failed_suboperations": 0, "warning_suboperations": 0,
-                                      "received": totals.get("received", 0)})
+            run.summary_extra.update(
+                {
+                    "completed": completed,
+                    "failed_suboperations": 0,
+                    "warning_suboperations": 0,
+                    "received": totals.get("received", 0),
+                }
+            )
     return seen[0]

@@ -34,9 +34,16 @@ worklist server that ignored it) is left out and counted as dropped."""
 
 _COLUMNS = {
     "worklist": [
-        ("_date", "date", 8), ("_time", "time", 6), ("_modality", "mod", 4), ("_station", "station", 10),
-        ("PatientName", "name", 20), ("PatientID", "patient id", 10), ("_animal", "species/breed", 18),
-        ("ResponsiblePerson", "owner", 14), ("AccessionNumber", "accession", 10), ("_description", "procedure", 0),
+        ("_date", "date", 8),
+        ("_time", "time", 6),
+        ("_modality", "mod", 4),
+        ("_station", "station", 10),
+        ("PatientName", "name", 20),
+        ("PatientID", "patient id", 10),
+        ("_animal", "species/breed", 18),
+        ("ResponsiblePerson", "owner", 14),
+        ("AccessionNumber", "accession", 10),
+        ("_description", "procedure", 0),
     ]
 }
 
@@ -48,9 +55,11 @@ def _human_record(record: dict[str, Any]) -> dict[str, Any]:
     data = record.get("dataset") or {}
     if data and all(len(k) == 8 for k in data):
         data = flat_of(data)
-    step = (data.get("ScheduledProcedureStepSequence") or [{}])
+    step = data.get("ScheduledProcedureStepSequence") or [{}]
     step = step[0] if step else {}
-    animal = " / ".join(str(v) for v in (data.get("PatientSpeciesDescription"), data.get("PatientBreedDescription")) if v)
+    animal = " / ".join(
+        str(v) for v in (data.get("PatientSpeciesDescription"), data.get("PatientBreedDescription")) if v
+    )
     shown = {
         "_date": step.get("ScheduledProcedureStepStartDate"),
         "_time": step.get("ScheduledProcedureStepStartTime"),
@@ -76,10 +85,18 @@ def _human(record: dict[str, Any]) -> str | None:
 @client_options
 def worklist_command(
     peer: PeerArg,
-    date: Annotated[str, typer.Option("--date", metavar="DATE", help="Scheduled start date or range ('any' for all).")] = "today",
-    modality: Annotated[str | None, typer.Option("--modality", metavar="MOD", help="Scheduled modality (CT, CR, US ...).")] = None,
-    station_aet: Annotated[str | None, typer.Option("--station-aet", metavar="AET", help="Scheduled station AE title.")] = None,
-    patient: Annotated[str | None, typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")] = None,
+    date: Annotated[
+        str, typer.Option("--date", metavar="DATE", help="Scheduled start date or range ('any' for all).")
+    ] = "today",
+    modality: Annotated[
+        str | None, typer.Option("--modality", metavar="MOD", help="Scheduled modality (CT, CR, US ...).")
+    ] = None,
+    station_aet: Annotated[
+        str | None, typer.Option("--station-aet", metavar="AET", help="Scheduled station AE title.")
+    ] = None,
+    patient: Annotated[
+        str | None, typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")
+    ] = None,
     key: KeyOpt = None,
     limit: LimitOpt = None,
     no_defaults: NoDefaultsOpt = False,
@@ -106,8 +123,14 @@ def worklist_command(
 
         options = net.options(run.debug)
         try:
-            identifier = worklist_identifier(key or [], date=date, modality=modality, station_aet=station_aet,
-                                             patient=patient, defaults=not no_defaults)
+            identifier = worklist_identifier(
+                key or [],
+                date=date,
+                modality=modality,
+                station_aet=station_aet,
+                patient=patient,
+                defaults=not no_defaults,
+            )
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None
         remote = net.peer(peer, options)

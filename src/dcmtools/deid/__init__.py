@@ -135,7 +135,11 @@ class Anonymizer:
         modality = (ds.text(0x00080060) or "").upper()
         sop_class = dicom.sop_class_uid or ""
         if modality in BURNED_IN_MODALITIES or sop_class.startswith(BURNED_IN_CLASS_PREFIXES):
-            what = f"modality {modality}" if modality in BURNED_IN_MODALITIES else "a secondary capture or ultrasound image"
+            what = (
+                f"modality {modality}"
+                if modality in BURNED_IN_MODALITIES
+                else "a secondary capture or ultrasound image"
+            )
             raise DcmtoolsError(
                 ErrorCode.BURNED_IN,
                 f"{what} without Burned In Annotation often shows identifying text in the pixels; not written",
@@ -206,7 +210,9 @@ class Anonymizer:
         data, result = self.anonymize_bytes(buffer.getvalue())
         return dcmread(io.BytesIO(data), force=True), result
 
-    def _file(self, path: str, out: str, overwrite: bool, in_folder: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def _file(
+        self, path: str, out: str, overwrite: bool, in_folder: bool = False
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Anonymize ``path`` into ``out``; with ``in_folder`` ``out`` is a folder and the
         file goes to STUDY/SERIES/INSTANCE.dcm (its new UIDs) under it."""
         from ..dicom.reader import read
@@ -229,7 +235,9 @@ class Anonymizer:
                 )
             with Bulk(path) as bulk:
                 write_atomic(
-                    out, lambda stream: write(stream, dicom.meta or None, dicom.dataset, bulk, deflated=dicom.deflated), overwrite
+                    out,
+                    lambda stream: write(stream, dicom.meta or None, dicom.dataset, bulk, deflated=dicom.deflated),
+                    overwrite,
                 )
         except DcmtoolsError as exc:
             return error_record("file", exc, path=path), []
@@ -326,7 +334,10 @@ def _map_entries(original: dict[str, str], ds: Any, state: Any) -> list[dict[str
             {
                 "type": "study",
                 "original": {k: original[k] for k in ("StudyInstanceUID", "AccessionNumber", "StudyID", "StudyDate")},
-                "new": {k: _text(ds, ORIGINAL_TAGS[k], cs) for k in ("StudyInstanceUID", "AccessionNumber", "StudyID", "StudyDate")},
+                "new": {
+                    k: _text(ds, ORIGINAL_TAGS[k], cs)
+                    for k in ("StudyInstanceUID", "AccessionNumber", "StudyID", "StudyDate")
+                },
             }
         )
     for old, new in sorted(state.uids.items()):
@@ -472,7 +483,8 @@ def anonymize_paths(
     global _BATCH
     _BATCH = (anonymizer, overwrite)
     try:
-        yield from map_ordered(_batch_job, jobs_in, jobs, lost=_lost_job, state=(__name__, "_BATCH", _BATCH),
-                               again=_again_job)
+        yield from map_ordered(
+            _batch_job, jobs_in, jobs, lost=_lost_job, state=(__name__, "_BATCH", _BATCH), again=_again_job
+        )
     finally:
         _BATCH = None

@@ -14,7 +14,9 @@ import re
 
 _DA = re.compile(r"^(\d{4})(\.?)(\d{2})\2(\d{2})$")  # YYYYMMDD, or the old YYYY.MM.DD
 # YYYY[MM[DD[HH[MM[SS[.F{1,6}]]]]]][&ZZXX]: the date groups, then the rest kept as is.
-_DT = re.compile(r"^(\d{4})(?:(\d{2})(?:(\d{2}))?)?((?<=\d{8})\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?[+-]\d{4}|(?<=\d{8})\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?|[+-]\d{4}|)$")
+_DT = re.compile(
+    r"^(\d{4})(?:(\d{2})(?:(\d{2}))?)?((?<=\d{8})\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?[+-]\d{4}|(?<=\d{8})\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?|[+-]\d{4}|)$"
+)
 
 
 def _shift_ymd(year: int, month: int, day: int, days: int) -> tuple[int, int, int]:

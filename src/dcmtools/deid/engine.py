@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from ..dicom import dictionary as datadict, reader
+from ..dicom import dictionary as datadict
+from ..dicom import reader
 from ..dicom.reader import Dataset, Element
 from ..dicom.values import Charset, string_values
 from .dates import shift_da, shift_dt
@@ -251,7 +253,7 @@ class Walker:
             return False
         try:
             items, _ = reader._Reader(value, 1 << 62, None, None)._items(0, len(value), True, True, self.depth)
-        except (reader.ReadError, reader._Truncated, ValueError) as exc:
+        except (reader.ReadError, reader._Truncated, ValueError):
             self.state.warn(tag, "a sequence stored as UN could not be read; removed")
             del ds[tag]
             return False
@@ -359,7 +361,7 @@ class Walker:
             shift = shift_da if vr == "DA" else shift_dt
             try:
                 new = [shift(v, state.date_offset) for v in text_of(element, charset)]
-            except ValueError as exc:
+            except ValueError:
                 state.warn(tag, f"a value is not a valid {vr}: emptied")  # never the value: it may identify
                 ds[tag] = new_element(tag, vr, b"")
                 return

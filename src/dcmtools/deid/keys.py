@@ -43,11 +43,11 @@ class Key:
         self._names: dict[tuple[str, int, str], str] = {}
 
     @classmethod
-    def random(cls) -> "Key":
+    def random(cls) -> Key:
         return cls(os.urandom(32), is_random=True)
 
     @classmethod
-    def from_file(cls, path: str) -> "Key":
+    def from_file(cls, path: str) -> Key:
         """The key file's bytes (one trailing newline ignored)."""
         with open(path, "rb") as f:
             secret = f.read()

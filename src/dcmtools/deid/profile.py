@@ -79,9 +79,7 @@ class Options:
 
     def __post_init__(self) -> None:
         if self.retain_longitudinal_full_dates and self.retain_longitudinal_modified_dates:
-            raise ValueError(
-                "Retain Longitudinal Temporal Information: choose Full Dates or Modified Dates, not both"
-            )
+            raise ValueError("Retain Longitudinal Temporal Information: choose Full Dates or Modified Dates, not both")
 
     def enabled(self) -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name)]
@@ -153,8 +151,7 @@ class Plan:
         self.safe_private: frozenset[tuple[int, str, int]] = frozenset()
         if self.private == "C":
             self.safe_private = frozenset(
-                (int(r["group"], 16), r["creator"].strip().upper(), int(r["element"], 16))
-                for r in safe_private_table()
+                (int(r["group"], 16), r["creator"].strip().upper(), int(r["element"], 16)) for r in safe_private_table()
             )
         self.shift_dates = self.options.retain_longitudinal_modified_dates
         # Public attributes the data dictionary does not know (a bit flip can turn Patient ID

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from ..stream.records import ErrorCode
 from . import dictionary
 from .reader import Dataset, Element
-from ..stream.records import ErrorCode
-from .values import BULK_VRS, BadValue, Charset, inline_binary, python_values, person_name
+from .values import BULK_VRS, BadValue, Charset, inline_binary, person_name, python_values
 
 
 @dataclass
@@ -142,7 +142,10 @@ def _flat_value(element: Element, ds: Dataset, charset: Charset, options: JsonOp
         values = python_values(element, ds, charset)
     except BadValue as exc:
         options.errors.append(key)
-        return {"error": {"code": ErrorCode.BAD_VALUE, "message": str(exc)}, "raw": (element.value or b"").decode("latin-1")}
+        return {
+            "error": {"code": ErrorCode.BAD_VALUE, "message": str(exc)},
+            "raw": (element.value or b"").decode("latin-1"),
+        }
     if not values:
         return None
     return values[0] if len(values) == 1 else values

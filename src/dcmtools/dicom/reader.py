@@ -21,11 +21,11 @@ import mmap
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
-from . import dictionary
 from ..stream.records import DcmtoolsError, ErrorCode
+from . import dictionary
 
 # Transfer syntaxes whose encoding the reader must know.
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
@@ -65,7 +65,7 @@ MAX_DEPTH = 64  # sequences nested deeper than this are malformed in practice
 class ReadError(DcmtoolsError):
     """A file that cannot be read; ``partial`` holds what was read, if anything."""
 
-    def __init__(self, code: str, message: str, hint: str | None = None, partial: "DicomFile | None" = None):
+    def __init__(self, code: str, message: str, hint: str | None = None, partial: DicomFile | None = None):
         super().__init__(code, message, hint)
         self.partial = partial
 
@@ -169,7 +169,9 @@ class DicomFile:
 class _Reader:
     """Walks the elements of one buffer."""
 
-    def __init__(self, buf: bytes | mmap.mmap, bulk_threshold: int, offset_base: int | None, stop_at: int | None) -> None:
+    def __init__(
+        self, buf: bytes | mmap.mmap, bulk_threshold: int, offset_base: int | None, stop_at: int | None
+    ) -> None:
         self.buf = buf
         self.size = len(buf)
         self.bulk_threshold = bulk_threshold
@@ -252,9 +254,7 @@ class _Reader:
                 items, end = self._items(value_pos, None, item_little, item_implicit, depth)
                 ds[tag] = Element(tag, "SQ", end - value_pos, None, self._where(value_pos), items, True)
                 return end
-            raise ReadError(
-                ErrorCode.INVALID, f"element {dictionary.format_tag(tag)} ({vr}) has an undefined length"
-            )
+            raise ReadError(ErrorCode.INVALID, f"element {dictionary.format_tag(tag)} ({vr}) has an undefined length")
         end = value_pos + length
         if end > self.size:
             raise _Truncated
@@ -292,7 +292,9 @@ class _Reader:
                 if item_end > limit:
                     # An item longer than its sequence: read what is there
                     # (DCMTK does too); a cut inside an element still fails.
-                    self.warnings.append(f"an item at byte {self._where(pos - 8)} claims more bytes than its sequence holds")
+                    self.warnings.append(
+                        f"an item at byte {self._where(pos - 8)} claims more bytes than its sequence holds"
+                    )
                     item_end = limit
                 item, _ = self.dataset(pos, item_end, little, implicit, depth + 1)
                 pos = item_end
@@ -378,7 +380,9 @@ def read(
         os.close(fd)
 
 
-def read_bytes(data: bytes, *, path: str = "<bytes>", bulk_threshold: int = 1024, stop_at: int | None = None) -> DicomFile:
+def read_bytes(
+    data: bytes, *, path: str = "<bytes>", bulk_threshold: int = 1024, stop_at: int | None = None
+) -> DicomFile:
     """``read`` for data already in memory (a received dataset, a test)."""
     if not data:
         raise ReadError(ErrorCode.EMPTY, "no data (0 bytes)")

@@ -16,7 +16,7 @@ knows it, their name.
 from __future__ import annotations
 
 import functools
-from typing import Iterator
+from collections.abc import Iterator
 
 from . import dictionary as datadict
 from .reader import Dataset, DicomFile, Element
@@ -108,8 +108,13 @@ def escape(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(
-        c if c.isprintable() else f"\\x{ord(c) & 0xFF:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
-        else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+        c
+        if c.isprintable()
+        else f"\\x{ord(c) & 0xFF:02x}"
+        if 0xDC80 <= ord(c) <= 0xDCFF
+        else f"\\x{ord(c):02x}"
+        if ord(c) < 0x100
+        else f"\\u{ord(c):04x}"
         for c in text
     )
 

@@ -70,7 +70,7 @@ class Charset:
         self.codec = PYTHON_CODECS.get(first, "latin_1")
 
     @classmethod
-    def of(cls, ds: Dataset, inherited: "Charset | None" = None) -> "Charset":
+    def of(cls, ds: Dataset, inherited: Charset | None = None) -> Charset:
         """The character set of ``ds``: its own (0008,0005), else the inherited one."""
         element = ds.get(SPECIFIC_CHARACTER_SET)
         if element is None or element.value is None:
@@ -154,7 +154,9 @@ def binary_numbers(element: Element, little: bool) -> list[int | float | str]:
         values = [shortest_float32(v) for v in values]
     if element.vr in ("FL", "FD"):
         # JSON has no NaN or infinity: write them as the strings PS3.18 uses.
-        return [v if math.isfinite(v) else ("NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")) for v in values]
+        return [
+            v if math.isfinite(v) else ("NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")) for v in values
+        ]
     return values
 
 

@@ -36,7 +36,10 @@ from .reader import (
 
 _T = TypeVar("_T")
 
-_ITEM_START = {True: struct.pack("<HHI", 0xFFFE, 0xE000, UNDEFINED), False: struct.pack(">HHI", 0xFFFE, 0xE000, UNDEFINED)}
+_ITEM_START = {
+    True: struct.pack("<HHI", 0xFFFE, 0xE000, UNDEFINED),
+    False: struct.pack(">HHI", 0xFFFE, 0xE000, UNDEFINED),
+}
 _ITEM_END = {True: struct.pack("<HHI", 0xFFFE, 0xE00D, 0), False: struct.pack(">HHI", 0xFFFE, 0xE00D, 0)}
 _SEQ_END = {True: struct.pack("<HHI", 0xFFFE, 0xE0DD, 0), False: struct.pack(">HHI", 0xFFFE, 0xE0DD, 0)}
 

@@ -128,7 +128,6 @@ def _finish(ax: Any, xlabel: str, ylabel: str, title: str, legend: str) -> None:
     ax.legend(loc=legend, fontsize=8)
 
 
-
 def write_plot(analysis: Analysis, path: str, *, overwrite: bool = False) -> None:
     """Draw the plot into ``path`` (.png, .svg or .pdf), written atomically."""
     ext = os.path.splitext(path)[1].lower()

@@ -67,10 +67,14 @@ class _FileEdit:
         self.outcome = Outcome()
 
     def change(self, path: str, tag: int, old: Element | None, new: Element | None, charset: Charset) -> None:
-        self.outcome.changes.append(Change(path, tag, shown(old, charset, self.little), shown(new, charset, self.little)))
+        self.outcome.changes.append(
+            Change(path, tag, shown(old, charset, self.little), shown(new, charset, self.little))
+        )
 
     # -- paths
-    def apply(self, ds: Dataset, steps: tuple[Step, ...], action: str, a: Assignment, charset: Charset, prefix: str) -> None:
+    def apply(
+        self, ds: Dataset, steps: tuple[Step, ...], action: str, a: Assignment, charset: Charset, prefix: str
+    ) -> None:
         step, rest = steps[0], steps[1:]
         charset = Charset.of(ds, charset)
         element = ds.get(step.tag)
@@ -81,7 +85,9 @@ class _FileEdit:
                 if step.index is not None and element.items is not None:
                     if step.index < len(element.items):
                         del element.items[step.index]
-                        self.outcome.changes.append(Change(prefix + _step_text(step, step.index), step.tag, "<item>", None))
+                        self.outcome.changes.append(
+                            Change(prefix + _step_text(step, step.index), step.tag, "<item>", None)
+                        )
                     return
                 del ds[step.tag]
                 self.change(prefix + _step_text(step), step.tag, element, None, charset)
@@ -336,7 +342,12 @@ class Editor:
             top = UTF8
         if self.uid_tags:
             work.new_uids(ds, self.uid_tags, top, "")
-            if dicom.meta and SOP_INSTANCE_UID not in ds and MEDIA_SOP_INSTANCE_UID in dicom.meta and SOP_INSTANCE_UID in self.uid_tags:
+            if (
+                dicom.meta
+                and SOP_INSTANCE_UID not in ds
+                and MEDIA_SOP_INSTANCE_UID in dicom.meta
+                and SOP_INSTANCE_UID in self.uid_tags
+            ):
                 work.new_uids(dicom.meta, frozenset({MEDIA_SOP_INSTANCE_UID}), top, "meta.")
         if self.erase_private:
             work.erase_private(ds, top, "")
@@ -404,6 +415,7 @@ class Editor:
                 assert target is not None
                 mode = os.stat(path).st_mode & 0o7777 if in_place else None
                 with Bulk(path) as bulk:
+
                     def body(stream: Any) -> None:
                         if mode is not None:
                             os.fchmod(stream.fileno(), mode)  # the edited file keeps its permissions

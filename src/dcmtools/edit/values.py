@@ -160,7 +160,9 @@ def encode_text(text: str, vr: str, charset: Charset) -> bytes:
         return text.encode(PYTHON_CODECS.get(term, "ascii") if term else "ascii")
     except UnicodeEncodeError:
         shown = term or "the default repertoire (ASCII)"
-        raise ValueError(f"{text!r} cannot be written in the file's character set {shown} (add --charset utf8)") from None
+        raise ValueError(
+            f"{text!r} cannot be written in the file's character set {shown} (add --charset utf8)"
+        ) from None
 
 
 def decode_strict(raw: bytes, vr: str, charset: Charset) -> str:
@@ -186,7 +188,9 @@ def decode_strict(raw: bytes, vr: str, charset: Charset) -> str:
     try:
         return raw.decode(codec)
     except UnicodeDecodeError as exc:
-        raise ValueError(f"byte {raw[exc.start]:#04x} is not a character of {term or 'the default repertoire (ASCII)'}") from None
+        raise ValueError(
+            f"byte {raw[exc.start]:#04x} is not a character of {term or 'the default repertoire (ASCII)'}"
+        ) from None
 
 
 def shown(element: Element | None, charset: Charset, little: bool) -> Any:

@@ -47,17 +47,24 @@ class Changes:
         out: dict[str, Any] = {}
         if self.anonymizer is not None:
             key = self.anonymizer.key
-            out["anonymize"] = {"options": self.anonymizer.options.enabled(),
-                                "key_id": None if key.is_random else key.fingerprint,
-                                "allow_burned_in": self.anonymizer.allow_burned_in,
-                                "keep_unknown": self.anonymizer.plan.keep_unknown}
+            out["anonymize"] = {
+                "options": self.anonymizer.options.enabled(),
+                "key_id": None if key.is_random else key.fingerprint,
+                "allow_burned_in": self.anonymizer.allow_burned_in,
+                "keep_unknown": self.anonymizer.plan.keep_unknown,
+            }
         if self.editor is not None:
             e = self.editor
-            out["edit"] = {"set": [a.text for a in e.sets], "set_existing": [a.text for a in e.set_existing],
-                           "erase": [a.text for a in e.erase], "erase_private": e.erase_private,
-                           "map": getattr(e.mapping, "path", None), "new_uids": e.new_uids,
-                           "key_id": e.key.fingerprint if e.key is not None and not e.key.is_random else None,
-                           "charset": e.charset}
+            out["edit"] = {
+                "set": [a.text for a in e.sets],
+                "set_existing": [a.text for a in e.set_existing],
+                "erase": [a.text for a in e.erase],
+                "erase_private": e.erase_private,
+                "map": getattr(e.mapping, "path", None),
+                "new_uids": e.new_uids,
+                "key_id": e.key.fingerprint if e.key is not None and not e.key.is_random else None,
+                "charset": e.charset,
+            }
         return out
 
     def apply(self, data: bytes) -> Changed:
@@ -77,6 +84,12 @@ class Changes:
         out = io.BytesIO()
         write(out, dicom.meta or None, dicom.dataset, Bulk(buffer=data), deflated=dicom.deflated)
         ds = dicom.dataset
-        return Changed(out.getvalue(), ds.text(PATIENT_ID) or "", ds.text(STUDY_UID) or "", ds.text(SERIES_UID) or "",
-                       ds.text(SOP_UID) or "", original_sop, warnings)
-
+        return Changed(
+            out.getvalue(),
+            ds.text(PATIENT_ID) or "",
+            ds.text(STUDY_UID) or "",
+            ds.text(SERIES_UID) or "",
+            ds.text(SOP_UID) or "",
+            original_sop,
+            warnings,
+        )

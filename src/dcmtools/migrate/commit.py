@@ -43,8 +43,8 @@ class Committer:
 
     def study(self, study: str, at_dest: list[str] | None = None) -> tuple[bool, dict[str, Any]]:
         """Commit ``study`` (held at the destination under ``at_dest``, its new UIDs when changed in flight)."""
-        from ..net.keys import first_text
         from ..net.commitment import CommitmentSCU
+        from ..net.keys import first_text
 
         refs = []
         for uid in at_dest or [study]:
@@ -54,8 +54,11 @@ class Committer:
                 if sop_class and sop_instance:
                     refs.append(_Ref({"sop_class_uid": sop_class, "sop_instance_uid": sop_instance}))
         if not refs:
-            error = DcmtoolsError(ErrorCode.NOT_COMMITTED, f"{self.peer.label} lists no instance of the study to commit",
-                                  "check that the destination answers image-level C-FIND with SOPClassUID")
+            error = DcmtoolsError(
+                ErrorCode.NOT_COMMITTED,
+                f"{self.peer.label} lists no instance of the study to commit",
+                "check that the destination answers image-level C-FIND with SOPClassUID",
+            )
             return False, {"commitment": {"requested": 0, "committed": 0}, "error": error.as_error()}
         scu = CommitmentSCU(self.peer, self.options, batch=len(refs), wait=self.wait, port=self.port)
         states: dict[str, int] = {}
@@ -75,8 +78,10 @@ class Committer:
         if first_bad is None:
             return True, {"commitment": summary}
         error = dict(first_bad.get("error") or {"code": ErrorCode.NOT_COMMITTED, "message": "not committed"})
-        error["message"] = (f"{len(not_committed)} of {len(refs)} instance(s) not committed by {self.peer.label}: "
-                            f"{error.get('message', '')}")
+        error["message"] = (
+            f"{len(not_committed)} of {len(refs)} instance(s) not committed by {self.peer.label}: "
+            f"{error.get('message', '')}"
+        )
         if first_bad.get("failure_reason"):
             error["failure_reason"] = first_bad["failure_reason"]  # e.g. 0x0112: the archive does not have it
         summary["not_committed"] = not_committed[:100]

@@ -34,7 +34,9 @@ class Endpoint:
         return str(self.peer) if self.peer is not None else f"folder:{self.folder}"
 
 
-def parse_endpoint(text: str, peers_file: str | None = None, options: Any = None, *, must_exist: bool = False) -> Endpoint:
+def parse_endpoint(
+    text: str, peers_file: str | None = None, options: Any = None, *, must_exist: bool = False
+) -> Endpoint:
     """``AET@HOST:PORT`` or a peers-file name: a PACS; a path (an existing folder, or one with a
     slash): a folder; a URL (http://, https://) or a peers-file entry with ``url``: a DICOMweb
     service (its authentication from the peers file or the environment, as for send).
@@ -51,8 +53,12 @@ def parse_endpoint(text: str, peers_file: str | None = None, options: Any = None
     if "@" not in text and looks_like_path:
         folder = os.path.abspath(text)
         if must_exist and not os.path.isdir(folder):
-            raise DcmtoolsError(ErrorCode.NOT_FOUND, f"no folder {text!r} to migrate from",
-                                "give an existing folder, or a PACS as AET@HOST:PORT", ExitStatus.USAGE)
+            raise DcmtoolsError(
+                ErrorCode.NOT_FOUND,
+                f"no folder {text!r} to migrate from",
+                "give an existing folder, or a PACS as AET@HOST:PORT",
+                ExitStatus.USAGE,
+            )
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise DcmtoolsError(ErrorCode.BAD_VALUE, f"{text!r} is a file, not a folder", None, ExitStatus.USAGE)
         return Endpoint(text, folder=folder)
@@ -63,10 +69,18 @@ def parse_endpoint(text: str, peers_file: str | None = None, options: Any = None
 
 
 # Tags by keyword (net.keys.T does not hold every one we ask for).
-TAGS = {"StudyInstanceUID": 0x0020000D, "SOPClassUID": 0x00080016, "SeriesInstanceUID": 0x0020000E, "SOPInstanceUID": 0x00080018,
-        "PatientID": 0x00100020, "StudyDate": 0x00080020, "AccessionNumber": 0x00080050,
-        "ModalitiesInStudy": 0x00080061, "NumberOfStudyRelatedSeries": 0x00201206,
-        "NumberOfStudyRelatedInstances": 0x00201208}
+TAGS = {
+    "StudyInstanceUID": 0x0020000D,
+    "SOPClassUID": 0x00080016,
+    "SeriesInstanceUID": 0x0020000E,
+    "SOPInstanceUID": 0x00080018,
+    "PatientID": 0x00100020,
+    "StudyDate": 0x00080020,
+    "AccessionNumber": 0x00080050,
+    "ModalitiesInStudy": 0x00080061,
+    "NumberOfStudyRelatedSeries": 0x00201206,
+    "NumberOfStudyRelatedInstances": 0x00201208,
+}
 
 
 def tag_key(name: str) -> str:

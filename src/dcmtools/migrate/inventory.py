@@ -26,17 +26,67 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ..stream.journal import Journal
 from ..stream.records import DcmtoolsError, error_record
 from .endpoints import tag_key
 
-STUDY_KEYS = ["StudyInstanceUID", "PatientID", "StudyDate", "AccessionNumber", "ModalitiesInStudy",
-              "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"]
-MODALITIES = ("CT", "MR", "CR", "DX", "US", "MG", "NM", "PT", "XA", "RF", "OT", "SC", "SR", "PR", "KO", "SEG",
-              "RTSTRUCT", "RTPLAN", "RTDOSE", "RTIMAGE", "ES", "XC", "IO", "PX", "OP", "ECG", "DOC", "AU", "DG",
-              "SM", "OPT", "BI", "GM", "HD", "IVUS", "OCT", "REG", "RWV", "TG", "VL", "XRF", "LS", "BDUS")
+STUDY_KEYS = [
+    "StudyInstanceUID",
+    "PatientID",
+    "StudyDate",
+    "AccessionNumber",
+    "ModalitiesInStudy",
+    "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances",
+]
+MODALITIES = (
+    "CT",
+    "MR",
+    "CR",
+    "DX",
+    "US",
+    "MG",
+    "NM",
+    "PT",
+    "XA",
+    "RF",
+    "OT",
+    "SC",
+    "SR",
+    "PR",
+    "KO",
+    "SEG",
+    "RTSTRUCT",
+    "RTPLAN",
+    "RTDOSE",
+    "RTIMAGE",
+    "ES",
+    "XC",
+    "IO",
+    "PX",
+    "OP",
+    "ECG",
+    "DOC",
+    "AU",
+    "DG",
+    "SM",
+    "OPT",
+    "BI",
+    "GM",
+    "HD",
+    "IVUS",
+    "OCT",
+    "REG",
+    "RWV",
+    "TG",
+    "VL",
+    "XRF",
+    "LS",
+    "BDUS",
+)
 EARLIEST = _dt.date(1900, 1, 1)
 PATIENT_ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_. ^"
 CANCEL = 0xFE00
@@ -58,9 +108,18 @@ def _text(date: _dt.date) -> str:
 class PacsInventory:
     """The studies of a PACS into ``journal`` (see the module docs); ``run()`` yields records."""
 
-    def __init__(self, peer: Any, options: Any, journal: Journal, *, since: str | None = None,
-                 until: str | None = None, max_results: int | None = None, modalities: tuple[str, ...] = MODALITIES,
-                 today: Callable[[], _dt.date] = _dt.date.today) -> None:
+    def __init__(
+        self,
+        peer: Any,
+        options: Any,
+        journal: Journal,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        max_results: int | None = None,
+        modalities: tuple[str, ...] = MODALITIES,
+        today: Callable[[], _dt.date] = _dt.date.today,
+    ) -> None:
         self.peer = peer
         self.options = options
         self.journal = journal
@@ -92,8 +151,9 @@ class PacsInventory:
             close(self._assoc)
             self._assoc = None
 
-    def query(self, date: str | None, modality: str | None = None,
-              patient: str | None = None) -> tuple[list[dict[str, Any]], bool, dict | None]:
+    def query(
+        self, date: str | None, modality: str | None = None, patient: str | None = None
+    ) -> tuple[list[dict[str, Any]], bool, dict | None]:
         """(studies as journal entries, capped?, failure record or None) of one window."""
         from ..net.keys import first_text, identifier_from, parse_keys, sort_identifier, texts
         from ..net.query import Finder
@@ -105,8 +165,16 @@ class PacsInventory:
             identifier[tag_key("ModalitiesInStudy")] = {"vr": "CS", "Value": [modality]}
         if patient is not None:
             identifier[tag_key("PatientID")] = {"vr": "LO", "Value": [patient]}
-        finder = Finder(self.peer, sort_identifier(identifier), self.options, "STUDY", "study",
-                        walk=False, check=False, assoc=self._association())
+        finder = Finder(
+            self.peer,
+            sort_identifier(identifier),
+            self.options,
+            "STUDY",
+            "study",
+            walk=False,
+            check=False,
+            assoc=self._association(),
+        )
         studies = []
         failure = None
         cut = False
@@ -135,7 +203,9 @@ class PacsInventory:
                     except ValueError:
                         pass
             studies.append({"id": uid, **data})
-        capped = cut or finder.final_status == CANCEL or (self.max_results is not None and len(studies) >= self.max_results)
+        capped = (
+            cut or finder.final_status == CANCEL or (self.max_results is not None and len(studies) >= self.max_results)
+        )
         return studies, capped, failure
 
     # -- the plan
@@ -171,11 +241,13 @@ class PacsInventory:
 
             def by_modality(patient: str = patient) -> Iterator[dict[str, Any]]:
                 for modality in self.modalities:
-                    yield from self._unit(f"nodate/patient/{patient}/{modality}", None, modality, patient=patient,
-                                          dateless=True)
+                    yield from self._unit(
+                        f"nodate/patient/{patient}/{modality}", None, modality, patient=patient, dateless=True
+                    )
 
-            yield from self._unit(f"nodate/patient/{patient}", None, None, patient=patient, dateless=True,
-                                  on_capped=by_modality)
+            yield from self._unit(
+                f"nodate/patient/{patient}", None, None, patient=patient, dateless=True, on_capped=by_modality
+            )
         if complete:
             self.journal.plan_set("nodate-by-patient", "done")
 
@@ -186,8 +258,16 @@ class PacsInventory:
         from ..net.query import Finder
 
         identifier = identifier_from(parse_keys([f"PatientID={prefix}*"]), (), "PATIENT")
-        finder = Finder(self.peer, sort_identifier(identifier), self.options, "PATIENT", "patient",
-                        walk=False, check=False, assoc=self._association())
+        finder = Finder(
+            self.peer,
+            sort_identifier(identifier),
+            self.options,
+            "PATIENT",
+            "patient",
+            walk=False,
+            check=False,
+            assoc=self._association(),
+        )
         found = []
         for record in finder.run():
             if record.get("ok"):
@@ -220,8 +300,17 @@ class PacsInventory:
 
         yield from self._unit(date, date, None, on_capped=split)
 
-    def _unit(self, key: str, date: str | None, modality: str | None, *, on_capped: Any = None,
-              dateless: bool = False, patient: str | None = None, found: list[int] | None = None) -> Iterator[dict[str, Any]]:
+    def _unit(
+        self,
+        key: str,
+        date: str | None,
+        modality: str | None,
+        *,
+        on_capped: Any = None,
+        dateless: bool = False,
+        patient: str | None = None,
+        found: list[int] | None = None,
+    ) -> Iterator[dict[str, Any]]:
         state = self.journal.plan_state(key)
         if state == "done":
             return
@@ -237,9 +326,14 @@ class PacsInventory:
         base: dict[str, Any] = {"type": "inventory", "peer": str(self.peer), "window": key}
         if failure is not None:
             self.failed += 1
-            yield error_record("inventory", DcmtoolsError(InventoryErrorCode.QUERY_FAILED,
-                                                          failure["error"]["message"], failure["error"].get("hint")),
-                               peer=str(self.peer), window=key)
+            yield error_record(
+                "inventory",
+                DcmtoolsError(
+                    InventoryErrorCode.QUERY_FAILED, failure["error"]["message"], failure["error"].get("hint")
+                ),
+                peer=str(self.peer),
+                window=key,
+            )
             return
         if capped and (on_capped is not None or (dateless and modality is None)):
             self.journal.plan_set(key, "split", {"answers": len(studies)})
@@ -256,12 +350,18 @@ class PacsInventory:
             self.journal.add(entries)
             self.journal.plan_set(key, "incomplete", {"answers": len(studies)})
             self.incomplete += 1
-            yield error_record("inventory", DcmtoolsError(
-                InventoryErrorCode.CAPPED,
-                f"{self.peer.label} capped the answers for {key} ({len(studies)}) even for one day and one modality: "
-                "studies may be missing from the plan",
-                "raise the PACS's result limit (Orthanc: LimitFindResults) for the migration"),
-                peer=str(self.peer), window=key, studies=len(studies))
+            yield error_record(
+                "inventory",
+                DcmtoolsError(
+                    InventoryErrorCode.CAPPED,
+                    f"{self.peer.label} capped the answers for {key} ({len(studies)}) even for one day and one modality: "
+                    "studies may be missing from the plan",
+                    "raise the PACS's result limit (Orthanc: LimitFindResults) for the migration",
+                ),
+                peer=str(self.peer),
+                window=key,
+                studies=len(studies),
+            )
             return
         added = self.journal.plan_done(key, entries, update_data=False)
         yield {**base, "studies": len(studies), "new": added, "ok": True}
@@ -302,22 +402,34 @@ class FolderInventory:
             sop = ds.text(0x00080018) or found.sop_instance_uid
             if not study or not series or not sop:
                 self.failed += 1
-                yield error_record("file", DcmtoolsError("no_uids", "the file has no Study, Series or SOP Instance UID: "
-                                                         "it cannot be placed in an archive"), path=entry.path)
+                yield error_record(
+                    "file",
+                    DcmtoolsError(
+                        "no_uids",
+                        "the file has no Study, Series or SOP Instance UID: it cannot be placed in an archive",
+                    ),
+                    path=entry.path,
+                )
                 continue
             files += 1
             if study not in studies:
-                studies[study] = {"patient": ds.text(0x00100020) or "", "date": ds.text(0x00080020) or "",
-                                  "accession": ds.text(0x00080050) or ""}
-            parts.append((study, sop, series, {"path": os.path.abspath(entry.path), "size": os.path.getsize(entry.path)}))
+                studies[study] = {
+                    "patient": ds.text(0x00100020) or "",
+                    "date": ds.text(0x00080020) or "",
+                    "accession": ds.text(0x00080050) or "",
+                }
+            parts.append(
+                (study, sop, series, {"path": os.path.abspath(entry.path), "size": os.path.getsize(entry.path)})
+            )
             if len(parts) >= 1000:
                 self._flush(studies, parts)
                 studies, parts = {}, []
         self._flush(studies, parts)
         counts = self.journal.total()
         with self.journal.transaction():
-            self.journal.update_data((study, {"series": groups, "instances": n})
-                                     for study, n, groups in self.journal.part_groups())
+            self.journal.update_data(
+                (study, {"series": groups, "instances": n}) for study, n, groups in self.journal.part_groups()
+            )
             self.journal.plan_done(key, data={"files": files})
         yield {"type": "inventory", "folder": self.folder, "files": files, "studies": counts, "ok": True}
 

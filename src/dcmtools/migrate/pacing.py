@@ -14,8 +14,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 
@@ -26,11 +26,15 @@ class Window:
     end: int
 
     @classmethod
-    def parse(cls, text: str) -> "Window":
+    def parse(cls, text: str) -> Window:
         match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text or "")
         if not match:
-            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"--window {text!r}: write it as HH:MM-HH:MM (e.g. 19:00-06:00)",
-                                None, ExitStatus.USAGE)
+            raise DcmtoolsError(
+                ErrorCode.BAD_VALUE,
+                f"--window {text!r}: write it as HH:MM-HH:MM (e.g. 19:00-06:00)",
+                None,
+                ExitStatus.USAGE,
+            )
         h1, m1, h2, m2 = map(int, match.groups())
         if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59:
             raise DcmtoolsError(ErrorCode.BAD_VALUE, f"--window {text!r}: not a time of day", None, ExitStatus.USAGE)
@@ -64,11 +68,15 @@ class Rate:
     unit: str  # "instances" or "bytes" (per second)
 
     @classmethod
-    def parse(cls, text: str) -> "Rate":
+    def parse(cls, text: str) -> Rate:
         match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(mb/s|mb|/s|instances/s)?\s*", (text or "").lower())
         if not match or float(match.group(1)) <= 0:
-            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"--rate {text!r}: give instances per second (20, 20/s) "
-                                "or megabytes per second (5MB/s)", None, ExitStatus.USAGE)
+            raise DcmtoolsError(
+                ErrorCode.BAD_VALUE,
+                f"--rate {text!r}: give instances per second (20, 20/s) or megabytes per second (5MB/s)",
+                None,
+                ExitStatus.USAGE,
+            )
         amount = float(match.group(1))
         if match.group(2) in ("mb/s", "mb"):
             return cls(amount * 1e6, "bytes")
@@ -87,9 +95,14 @@ class Pacer:
     the inventory; bytes: when it ends, as they are known only then).  Time
     spent outside the window does not count as credit."""
 
-    def __init__(self, window: Window | None = None, rate: Rate | None = None,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 on_pause: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        window: Window | None = None,
+        rate: Rate | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        on_pause: Callable[[float], None] | None = None,
+    ) -> None:
         self.window = window
         self.rate = rate
         self.clock = clock

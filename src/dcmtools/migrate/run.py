@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..stream.journal import Journal, JournalError
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus, error_record
@@ -71,42 +71,63 @@ class Migration:
         assert m.exit_status == 0   # every study verified
     """
 
-    def __init__(self, source: Endpoint, dest: Endpoint, journal: str | os.PathLike, net: Any,
-                 options: MigrateOptions | None = None) -> None:
+    def __init__(
+        self,
+        source: Endpoint,
+        dest: Endpoint,
+        journal: str | os.PathLike,
+        net: Any,
+        options: MigrateOptions | None = None,
+    ) -> None:
         self.source = source
         self.dest = dest
         self.net = net
         self.options = options or MigrateOptions()
         self.journal_path = os.fspath(journal)
         if self.options.commit and (dest.is_folder or dest.is_web):
-            raise DcmtoolsError(ErrorCode.BAD_VALUE, "--commit asks a PACS to commit to keep the studies (DIMSE "
-                                f"Storage Commitment): the destination {dest} is not one", "leave out --commit",
-                                ExitStatus.USAGE)
+            raise DcmtoolsError(
+                ErrorCode.BAD_VALUE,
+                "--commit asks a PACS to commit to keep the studies (DIMSE "
+                f"Storage Commitment): the destination {dest} is not one",
+                "leave out --commit",
+                ExitStatus.USAGE,
+            )
         if source.is_web:
-            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"a DICOMweb source ({source}) is not supported: only a destination",
-                                "migrate from the archive's DIMSE service (AET@HOST:PORT) or a folder",
-                                ExitStatus.USAGE)
+            raise DcmtoolsError(
+                ErrorCode.BAD_VALUE,
+                f"a DICOMweb source ({source}) is not supported: only a destination",
+                "migrate from the archive's DIMSE service (AET@HOST:PORT) or a folder",
+                ExitStatus.USAGE,
+            )
         try:
             self.journal = Journal(self.journal_path, kind="migrate", clock=self.options.clock)
         except JournalError as exc:
-            raise DcmtoolsError(MigrateErrorCode.JOURNAL, str(exc), "give another --journal file", ExitStatus.USAGE) from None
+            raise DcmtoolsError(
+                MigrateErrorCode.JOURNAL, str(exc), "give another --journal file", ExitStatus.USAGE
+            ) from None
         known = (self.journal.meta("source"), self.journal.meta("dest"))
         if known == (None, None):
             self.journal.set_meta(source=str(source), dest=str(dest))
         elif known != (str(source), str(dest)):
             self.journal.close()
-            raise DcmtoolsError(MigrateErrorCode.JOURNAL,
-                                f"{self.journal_path} is the journal of the migration {known[0]} -> {known[1]}, "
-                                f"not {source} -> {dest}", "give the same SOURCE and DEST, or another --journal",
-                                ExitStatus.USAGE)
+            raise DcmtoolsError(
+                MigrateErrorCode.JOURNAL,
+                f"{self.journal_path} is the journal of the migration {known[0]} -> {known[1]}, not {source} -> {dest}",
+                "give the same SOURCE and DEST, or another --journal",
+                ExitStatus.USAGE,
+            )
         if self.options.shard is not None:
             mine = str(self.options.shard)
             if self.journal.meta("shard") is None and not self.journal.total():
                 self.journal.set_meta(shard=mine)
             elif self.journal.meta("shard") != mine:
                 self.journal.close()
-                raise DcmtoolsError(MigrateErrorCode.JOURNAL, f"{self.journal_path} is not the journal of shard {mine}",
-                                    "one journal per shard", ExitStatus.USAGE)
+                raise DcmtoolsError(
+                    MigrateErrorCode.JOURNAL,
+                    f"{self.journal_path} is not the journal of shard {mine}",
+                    "one journal per shard",
+                    ExitStatus.USAGE,
+                )
         self.staging = self.options.staging or self.journal_path + ".staging"
         self.mode = mode_of(source, dest, self.options.through or self.options.changes is not None, self.options.get)
         described = self.options.changes.describe() if self.options.changes is not None else None
@@ -115,17 +136,26 @@ class Migration:
         elif self.journal.meta("changes") != described:
             before = self.journal.meta("changes")
             self.journal.close()
-            raise DcmtoolsError(MigrateErrorCode.JOURNAL,
-                                f"{self.journal_path} is the journal of a migration with other changes in flight "
-                                f"({before or 'none'}, not {described or 'none'}): a study would arrive twice",
-                                "give the same --anonymize/--edit options (and key) as its first run, or another --journal",
-                                ExitStatus.USAGE)
-        self.pacer = Pacer(self.options.window, self.options.rate, self.options.clock, self.options.sleep,
-                           self.options.on_pause)
+            raise DcmtoolsError(
+                MigrateErrorCode.JOURNAL,
+                f"{self.journal_path} is the journal of a migration with other changes in flight "
+                f"({before or 'none'}, not {described or 'none'}): a study would arrive twice",
+                "give the same --anonymize/--edit options (and key) as its first run, or another --journal",
+                ExitStatus.USAGE,
+            )
+        self.pacer = Pacer(
+            self.options.window, self.options.rate, self.options.clock, self.options.sleep, self.options.on_pause
+        )
         self.fatal: DcmtoolsError | None = None
         self.inventory_problems = 0
-        self.verify_counts = {"matched": 0, "missing": 0, "incomplete": 0, "extra": 0, "not_at_source": 0,
-                              "not_committed": 0}
+        self.verify_counts = {
+            "matched": 0,
+            "missing": 0,
+            "incomplete": 0,
+            "extra": 0,
+            "not_at_source": 0,
+            "not_committed": 0,
+        }
         self.transferred = {"studies": 0, "instances": 0, "failed": 0}
 
     def close(self) -> None:
@@ -139,8 +169,9 @@ class Migration:
                 yield from self.transfer()
             if self.fatal is None:
                 # With --commit, studies verified by an earlier run without it are committed now.
-                yield from self.verify(states=("sent", "failed", "retrieved", "planned")
-                                       + (("verified",) if self.options.commit else ()))
+                yield from self.verify(
+                    states=("sent", "failed", "retrieved", "planned") + (("verified",) if self.options.commit else ())
+                )
         finally:
             self.journal.set_meta(last_run=self.options.clock())
 
@@ -156,10 +187,16 @@ class Migration:
         if self.source.is_folder:
             inv: Any = FolderInventory(self.source.folder, self.journal)
         else:
-            inv = PacsInventory(self.source.peer, self.net, self.journal, since=self.options.since,
-                                until=self.options.until, max_results=self.options.max_results,
-                                modalities=self.options.modalities,
-                                today=lambda: __import__("datetime").date.fromtimestamp(self.options.clock()))
+            inv = PacsInventory(
+                self.source.peer,
+                self.net,
+                self.journal,
+                since=self.options.since,
+                until=self.options.until,
+                max_results=self.options.max_results,
+                modalities=self.options.modalities,
+                today=lambda: __import__("datetime").date.fromtimestamp(self.options.clock()),
+            )
         try:
             yield from inv.run()
         except DcmtoolsError as exc:
@@ -185,8 +222,13 @@ class Migration:
         finally:
             transfer.close()
         if self.fatal is not None:
-            yield error_record("migrate", self.fatal, step="transfer", peer=self.fatal.details.get("peer", ""),
-                               hint_resume="run the same command again once the peer is back: it resumes")
+            yield error_record(
+                "migrate",
+                self.fatal,
+                step="transfer",
+                peer=self.fatal.details.get("peer", ""),
+                hint_resume="run the same command again once the peer is back: it resumes",
+            )
 
     def _transfer(self, transfer: Transfer, workers: int) -> Iterator[dict[str, Any]]:
         with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migrate") as pool:
@@ -212,8 +254,13 @@ class Migration:
 
     def _one(self, transfer: Transfer, item: Any, started: str) -> dict[str, Any]:
         attempt = self.journal.begin(item.id)
-        base = {"type": "study", "study": item.id, "patient": item.data.get("patient", ""), "attempt": attempt,
-                "started": started}
+        base = {
+            "type": "study",
+            "study": item.id,
+            "patient": item.data.get("patient", ""),
+            "attempt": attempt,
+            "started": started,
+        }
 
         def mark(state: str, data: dict[str, Any]) -> None:
             self.journal.set_state(item.id, state, data=data)
@@ -248,15 +295,21 @@ class Migration:
     # ------------------------------------------------------------ verification
     def _counters(self) -> tuple[Any, Any]:
         uids = self.options.uids
-        src = (FolderCounter(self.source.folder, self.journal, uids) if self.source.is_folder
-               else PacsCounter(self.source.peer, self.net, uids))
+        src = (
+            FolderCounter(self.source.folder, self.journal, uids)
+            if self.source.is_folder
+            else PacsCounter(self.source.peer, self.net, uids)
+        )
         if self.dest.is_web:
             from .verify import WebCounter
 
             dst: Any = WebCounter(self.dest.web, uids)
         else:
-            dst = (FolderCounter(self.dest.folder, None, uids) if self.dest.is_folder
-                   else PacsCounter(self.dest.peer, self.net, uids))
+            dst = (
+                FolderCounter(self.dest.folder, None, uids)
+                if self.dest.is_folder
+                else PacsCounter(self.dest.peer, self.net, uids)
+            )
         return src, dst
 
     def verify(self, states: tuple[str, ...] | None, again: bool = False) -> Iterator[dict[str, Any]]:
@@ -275,8 +328,11 @@ class Migration:
                 if item.state == "verified" and not again and item.data.get("committed"):
                     continue  # verified and committed by an earlier run
                 try:
-                    if (not self.options.uids and item.data.get("instances") is not None
-                            and item.data.get("series") is not None):
+                    if (
+                        not self.options.uids
+                        and item.data.get("instances") is not None
+                        and item.data.get("series") is not None
+                    ):
                         source = Holding(True, item.data["series"], item.data["instances"])
                     else:
                         source = src.holding(item.id, item)
@@ -292,7 +348,7 @@ class Migration:
                 record = compare(item.id, source, dest)
                 # A destination may index what it has just received a moment after answering the
                 # C-STORE (dcmqrscp, Orthanc's jobs): a study just sent gets a few more looks.
-                for delay in (RECHECK if item.state == "sent" else ()):
+                for delay in RECHECK if item.state == "sent" else ():
                     if record["ok"]:
                         break
                     self.options.sleep(delay)
@@ -331,8 +387,12 @@ class Migration:
                     pending = record["result"] == "not_committed" and record["error"].get("code") == "commit_pending"
                     if pending:
                         # No report (yet): it was sent and counted; ask again on the next run, send nothing.
-                        self.journal.set_state(item.id, "sent", error=record["error"],
-                                               data={"committed": False, "commitment": record.get("commitment")})
+                        self.journal.set_state(
+                            item.id,
+                            "sent",
+                            error=record["error"],
+                            data={"committed": False, "commitment": record.get("commitment")},
+                        )
                         record["state"] = "sent"
                     elif item.state in ("verified", "sent"):
                         # It was there, or was said to be sent: send it again on the next run.
@@ -357,11 +417,18 @@ class Migration:
 
     def summary(self) -> dict[str, Any]:
         counts = self.journal.counts()
-        return {"source": str(self.source), "destination": str(self.dest), "mode": self.mode,
-                "journal": self.journal_path, "studies": sum(counts.values()),
-                "states": {state: counts.get(state, 0) for state in STATES if counts.get(state)},
-                "transferred": dict(self.transferred), "verification": dict(self.verify_counts),
-                "inventory_problems": self.inventory_problems, "paused_seconds": round(self.pacer.paused, 1)}
+        return {
+            "source": str(self.source),
+            "destination": str(self.dest),
+            "mode": self.mode,
+            "journal": self.journal_path,
+            "studies": sum(counts.values()),
+            "states": {state: counts.get(state, 0) for state in STATES if counts.get(state)},
+            "transferred": dict(self.transferred),
+            "verification": dict(self.verify_counts),
+            "inventory_problems": self.inventory_problems,
+            "paused_seconds": round(self.pacer.paused, 1),
+        }
 
 
 def _dest_studies(item: Any) -> list[str]:
@@ -388,8 +455,9 @@ def _dest_holding(dst: Any, item: Any) -> Any:
     shown = _Changed(item)
     parts = [dst.holding(uid, shown) for uid in _dest_studies(item)]
     uids = None if any(p.uids is None for p in parts) else set().union(*(p.uids for p in parts))
-    return Holding(any(p.found for p in parts), sum(p.series or 0 for p in parts),
-                   sum(p.instances or 0 for p in parts), uids)
+    return Holding(
+        any(p.found for p in parts), sum(p.series or 0 for p in parts), sum(p.instances or 0 for p in parts), uids
+    )
 
 
 def _as_changed(source: Any, item: Any) -> Any:
@@ -414,8 +482,9 @@ def status(journal: str | os.PathLike) -> dict[str, Any]:
     verified per second over the last 10 minutes of activity), ETA, the plan's units."""
     path = os.fspath(journal)
     if not os.path.exists(path):
-        raise DcmtoolsError(MigrateErrorCode.JOURNAL, f"no journal at {path!r}", "give the --journal of a migration",
-                            ExitStatus.USAGE)
+        raise DcmtoolsError(
+            MigrateErrorCode.JOURNAL, f"no journal at {path!r}", "give the --journal of a migration", ExitStatus.USAGE
+        )
     try:
         with Journal(path, create=False) as j:
             kind = j.meta("kind")
@@ -423,12 +492,20 @@ def status(journal: str | os.PathLike) -> dict[str, Any]:
                 raise JournalError(f"{path!r} is the journal of a {kind} run")
             state = j.status(done=("verified",))
             plan = j.plan_counts()
-            record = {"type": "status", "journal": path, "source": j.meta("source"), "destination": j.meta("dest"),
-                      "studies": state["total"],
-                      "states": {s: state["counts"].get(s, 0) for s in STATES},
-                      "left": state["left"], "rate_studies_per_s": state["rate"],
-                      "eta_seconds": state["eta_seconds"], "inventory": plan,
-                      "last_run": j.meta("last_run"), "ok": True}
+            record = {
+                "type": "status",
+                "journal": path,
+                "source": j.meta("source"),
+                "destination": j.meta("dest"),
+                "studies": state["total"],
+                "states": {s: state["counts"].get(s, 0) for s in STATES},
+                "left": state["left"],
+                "rate_studies_per_s": state["rate"],
+                "eta_seconds": state["eta_seconds"],
+                "inventory": plan,
+                "last_run": j.meta("last_run"),
+                "ok": True,
+            }
             for name, n in state["counts"].items():
                 if name not in STATES:
                     record["states"][name] = n

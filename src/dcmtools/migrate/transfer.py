@@ -33,8 +33,9 @@ import contextlib
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..stream.records import DcmtoolsError, ExitStatus
 from .endpoints import tag_key
@@ -69,8 +70,12 @@ class Transfer:
 
     def __init__(self, migration: Any) -> None:
         self.m = migration
-        self.mode = mode_of(migration.source, migration.dest,
-                            migration.options.through or migration.options.changes is not None, migration.options.get)
+        self.mode = mode_of(
+            migration.source,
+            migration.dest,
+            migration.options.through or migration.options.changes is not None,
+            migration.options.get,
+        )
         self._to_us = threading.Lock()
         self._local = threading.local()
         self._all: list[Any] = []
@@ -100,8 +105,9 @@ class Transfer:
         if dest_aet is None and not get:
             with self._to_us:
                 if self._shared is None:
-                    self._shared = Retriever(self.m.source.peer, self.m.net, store_dir=store_dir, port=o.port,
-                                             model="study", overwrite=True)
+                    self._shared = Retriever(
+                        self.m.source.peer, self.m.net, store_dir=store_dir, port=o.port, model="study", overwrite=True
+                    )
                 try:
                     return self._shared._retrieve(request)
                 except BaseException:
@@ -112,8 +118,16 @@ class Transfer:
         retrievers = self._local.__dict__.setdefault("retrievers", {})
         retriever = retrievers.get(key)
         if retriever is None:
-            retriever = Retriever(self.m.source.peer, self.m.net, dest=dest_aet, store_dir=store_dir, port=o.port,
-                                  get=get, model="study", overwrite=True)
+            retriever = Retriever(
+                self.m.source.peer,
+                self.m.net,
+                dest=dest_aet,
+                store_dir=store_dir,
+                port=o.port,
+                get=get,
+                model="study",
+                overwrite=True,
+            )
             retrievers[key] = retriever
             with self._all_lock:
                 self._all.append(retriever)
@@ -151,16 +165,23 @@ class Transfer:
         done = 0
         errors = []
         for uid in series:
-            one = self._retrieve(self._request("SERIES", [f"StudyInstanceUID={item.id}", f"SeriesInstanceUID={uid}"]),
-                                 dest_aet=dest_aet)
+            one = self._retrieve(
+                self._request("SERIES", [f"StudyInstanceUID={item.id}", f"SeriesInstanceUID={uid}"]), dest_aet=dest_aet
+            )
             done += int(one.get("completed") or 0) + int(one.get("warning") or 0)
             if not one.get("ok"):
                 errors.append(f"series {uid}: {(one.get('error') or {}).get('message', 'failed')}")
         if errors:
-            return Outcome(False, done, error={"code": TransferErrorCode.FAILED,
-                                               "message": "; ".join(errors[:5]) + (" ..." if len(errors) > 5 else ""),
-                                               "hint": "see the destination's log for why it refused"},
-                           detail={"per_series": True})
+            return Outcome(
+                False,
+                done,
+                error={
+                    "code": TransferErrorCode.FAILED,
+                    "message": "; ".join(errors[:5]) + (" ..." if len(errors) > 5 else ""),
+                    "hint": "see the destination's log for why it refused",
+                },
+                detail={"per_series": True},
+            )
         return Outcome(True, done, detail={"per_series": True})
 
     def _series_of(self, study: str) -> list[str]:
@@ -182,8 +203,12 @@ class Transfer:
         staged = item.data.get("staged")
         files: list[str] = []
         if staged and os.path.isdir(staged):  # retrieved by an earlier attempt: send only
-            files = [os.path.join(d, f) for d, _, names in sorted(os.walk(staged)) for f in sorted(names)
-                     if f.endswith(".dcm")]
+            files = [
+                os.path.join(d, f)
+                for d, _, names in sorted(os.walk(staged))
+                for f in sorted(names)
+                if f.endswith(".dcm")
+            ]
         if not files:
             record = self._retrieve(self._request("STUDY", [f"StudyInstanceUID={item.id}"]), store_dir=self.m.staging)
             if not record.get("ok"):
@@ -232,10 +257,18 @@ class Transfer:
                 with open(path, "rb") as handle:
                     result = self.m.options.changes.apply(handle.read())
             except DcmtoolsError as exc:
-                return Outcome(False, error={"code": exc.code, "message": f"{os.path.basename(path)} cannot be changed: "
-                                             f"{exc.message}", **({"hint": exc.hint} if exc.hint else {})})
+                return Outcome(
+                    False,
+                    error={
+                        "code": exc.code,
+                        "message": f"{os.path.basename(path)} cannot be changed: {exc.message}",
+                        **({"hint": exc.hint} if exc.hint else {}),
+                    },
+                )
             except OSError as exc:
-                return Outcome(False, error={"code": "read_failed", "message": f"cannot read {path}: {exc.strerror or exc}"})
+                return Outcome(
+                    False, error={"code": "read_failed", "message": f"cannot read {path}: {exc.strerror or exc}"}
+                )
             target = os.path.join(out_dir, _component(result.sop) + ".dcm")
             with open(target, "wb") as handle:
                 handle.write(result.data)
@@ -252,8 +285,11 @@ class Transfer:
                     os.makedirs(os.path.dirname(final), exist_ok=True)
                     os.replace(target, final)  # the staging folder is ours: a rename is atomic enough
                 except OSError as exc:
-                    return Outcome(False, error={"code": "write_failed", "message": f"cannot write {final}: "
-                                                 f"{exc.strerror or exc}"}, detail=detail)
+                    return Outcome(
+                        False,
+                        error={"code": "write_failed", "message": f"cannot write {final}: {exc.strerror or exc}"},
+                        detail=detail,
+                    )
                 size += _size(final)
             outcome = Outcome(True, len(changed), size)
         else:
@@ -292,8 +328,12 @@ class Transfer:
                 shutil.copyfile(path, temp)
                 os.replace(temp, target)
             except OSError as exc:
-                return Outcome(False, count, size, error={"code": "write_failed",
-                                                          "message": f"cannot copy {path} to {target}: {exc.strerror or exc}"})
+                return Outcome(
+                    False,
+                    count,
+                    size,
+                    error={"code": "write_failed", "message": f"cannot copy {path} to {target}: {exc.strerror or exc}"},
+                )
             count += 1
             size += _size(target)
         return Outcome(True, count, size)
@@ -323,8 +363,13 @@ class Transfer:
             error = {"code": TransferErrorCode.FAILED, "message": message}
             if first.get("hint"):
                 error["hint"] = first["hint"]
-            return Outcome(False, sent, size, error=error,
-                           detail={"not_stored": [f.get("sop_instance_uid") or f.get("path") for f in failures[:20]]})
+            return Outcome(
+                False,
+                sent,
+                size,
+                error=error,
+                detail={"not_stored": [f.get("sop_instance_uid") or f.get("path") for f in failures[:20]]},
+            )
         return Outcome(True, sent, size)
 
 

@@ -69,8 +69,9 @@ class PacsCounter:
         from ..stream.records import DcmtoolsError
 
         identifier = identifier_from(parse_keys(keys), (), level)
-        finder = Finder(self.peer, sort_identifier(identifier), self.options, level, "study", check=False,
-                        assoc=self._association())
+        finder = Finder(
+            self.peer, sort_identifier(identifier), self.options, level, "study", check=False, assoc=self._association()
+        )
         out = []
         for record in finder.run():
             if not record.get("ok"):
@@ -81,8 +82,9 @@ class PacsCounter:
     def holding(self, study: str, item: Any = None) -> Holding:
         from ..net.keys import first_text
 
-        studies = self._find("STUDY", [f"StudyInstanceUID={study}", "NumberOfStudyRelatedSeries",
-                                       "NumberOfStudyRelatedInstances"])
+        studies = self._find(
+            "STUDY", [f"StudyInstanceUID={study}", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"]
+        )
         studies = [s for s in studies if first_text(s.get(tag_key("StudyInstanceUID"))) == study]
         if not studies:
             return Holding(False, 0, 0, set() if self.uids else None)
@@ -120,8 +122,9 @@ class WebCounter:
     def holding(self, study: str, item: Any = None) -> Holding:
         from ..net.keys import first_text
 
-        studies = self._query("STUDY", [f"StudyInstanceUID={study}", "NumberOfStudyRelatedSeries",
-                                        "NumberOfStudyRelatedInstances"])
+        studies = self._query(
+            "STUDY", [f"StudyInstanceUID={study}", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"]
+        )
         studies = [s for s in studies if first_text(s.get(tag_key("StudyInstanceUID"))) == study]
         if not studies:
             return Holding(False, 0, 0, set() if self.uids else None)
@@ -184,25 +187,37 @@ def compare(study: str, source: Holding, dest: Holding) -> dict[str, Any]:
     """The verification record of a study: matched (every instance of the source is at the
     destination), missing (the destination does not have the study), incomplete, or extra
     (more at the destination than at the source: verified, and said)."""
-    record: dict[str, Any] = {"type": "verify", "study": study, "source": source.as_record(),
-                              "destination": dest.as_record()}
+    record: dict[str, Any] = {
+        "type": "verify",
+        "study": study,
+        "source": source.as_record(),
+        "destination": dest.as_record(),
+    }
     lost: list[str] = []
     extra: list[str] = []
     if source.uids is not None and dest.uids is not None:
         lost = sorted(source.uids - dest.uids)
         extra = sorted(dest.uids - source.uids)
     if not source.found:
-        record.update(result="not_at_source", ok=False, error={
-            "code": "not_at_source", "message": f"study {study} is no longer found at the source"})
+        record.update(
+            result="not_at_source",
+            ok=False,
+            error={"code": "not_at_source", "message": f"study {study} is no longer found at the source"},
+        )
         return record
     if not dest.found:
-        record.update(result="missing", ok=False, error={
-            "code": "missing", "message": f"study {study} is not at the destination (C-FIND by its UID)"})
+        record.update(
+            result="missing",
+            ok=False,
+            error={"code": "missing", "message": f"study {study} is not at the destination (C-FIND by its UID)"},
+        )
         return record
     short = (dest.instances or 0) < (source.instances or 0) or (dest.series or 0) < (source.series or 0) or lost
     if short:
-        message = (f"the destination holds {dest.instances} of {source.instances} instances "
-                   f"({dest.series} of {source.series} series)")
+        message = (
+            f"the destination holds {dest.instances} of {source.instances} instances "
+            f"({dest.series} of {source.series} series)"
+        )
         if lost:
             message += f"; {len(lost)} SOP Instance UID(s) missing"
             record["missing_sop_instance_uids"] = lost[:100]

@@ -46,8 +46,14 @@ if TYPE_CHECKING:
     from .store import send
 
 # Imported at first use (PEP 562), so that ``dcmtools echo`` does not load the SCPs and the sender.
-_LAZY = {"CommitmentSCP": "commitment", "CommitmentSCU": "commitment", "commit": "commitment",
-         "StorageSCP": "scp", "stored_path": "scp", "send": "store"}
+_LAZY = {
+    "CommitmentSCP": "commitment",
+    "CommitmentSCU": "commitment",
+    "commit": "commitment",
+    "StorageSCP": "scp",
+    "stored_path": "scp",
+    "send": "store",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -57,6 +63,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
 
 __all__ = [
     "CommitmentSCP",

@@ -30,8 +30,9 @@ from .transport import FastDUL, FastSocket
 LOGGER = logging.getLogger("dcmtools.net")
 
 
-def negotiate_requestor_order(rq_contexts: list, ac_contexts: list, roles: Any,
-                              refused: frozenset[str] = frozenset()) -> tuple[list, list]:
+def negotiate_requestor_order(
+    rq_contexts: list, ac_contexts: list, roles: Any, refused: frozenset[str] = frozenset()
+) -> tuple[list, list]:
     """pynetdicom's acceptor negotiation, but choosing in each proposed context the first
     transfer syntax *the requestor* lists that we support (pynetdicom takes the first of
     ours).  A requestor lists a file's own syntax first: it then arrives unconverted.
@@ -81,8 +82,11 @@ def _acse_class() -> type:
                     self.assoc.kill()
                     return
                 refused = verdict
-            ours = ((lambda rq, ac, roles: negotiate_requestor_order(rq, ac, roles, refused)) if refused
-                    else negotiate_requestor_order)
+            ours = (
+                (lambda rq, ac, roles: negotiate_requestor_order(rq, ac, roles, refused))
+                if refused
+                else negotiate_requestor_order
+            )
             with seam.swapped_acceptor_negotiation(ours):
                 self.default_negotiation()
 
@@ -122,8 +126,7 @@ class GatedServer:
     def get_request(self) -> tuple[socket.socket, Any]:
         client_socket, address = self.socket.accept()
         if self.ssl_context:
-            client_socket = self.ssl_context.wrap_socket(client_socket, server_side=True,
-                                                         do_handshake_on_connect=False)
+            client_socket = self.ssl_context.wrap_socket(client_socket, server_side=True, do_handshake_on_connect=False)
         return client_socket, address
 
     _handoff = 0  # connections admitted whose association thread has not started yet
@@ -132,14 +135,20 @@ class GatedServer:
     def pending_connections(self) -> int:
         from pynetdicom.association import Association
 
-        return self._handoff + sum(1 for t in threading.enumerate()
-                                   if isinstance(t, Association) and t.is_acceptor
-                                   and not getattr(t, "_dcmtools_slot", False))
+        return self._handoff + sum(
+            1
+            for t in threading.enumerate()
+            if isinstance(t, Association) and t.is_acceptor and not getattr(t, "_dcmtools_slot", False)
+        )
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         if self.max_pending is not None and self.pending_connections() >= self.max_pending:
-            self.tell_connection(client_address, "refused", "too_many_connections",
-                                 f"{self.max_pending} connections are already waiting to associate: connection closed")
+            self.tell_connection(
+                client_address,
+                "refused",
+                "too_many_connections",
+                f"{self.max_pending} connections are already waiting to associate: connection closed",
+            )
             return False
         with self._handoff_lock:
             self._handoff += 1
@@ -179,7 +188,9 @@ class FastRequestHandler(seam.RequestHandlerBase):
                 sock.do_handshake()
                 sock.settimeout(None)
             except (OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                reason = (
+                    getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                )
                 if isinstance(exc, socket.timeout):
                     reason = f"no TLS handshake within {timeout:g} s"
                 tell = getattr(self.server, "tell_connection", None)

@@ -39,9 +39,12 @@ def _addresses(host: str) -> frozenset[str]:
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except OSError as exc:
-        raise DcmtoolsError(ErrorCode.BAD_PEER, f"cannot resolve the host {host!r} of an allowed caller: {exc}",
-                            "write an address (AET@192.0.2.7) or a host name this machine resolves",
-                            ExitStatus.USAGE) from None
+        raise DcmtoolsError(
+            ErrorCode.BAD_PEER,
+            f"cannot resolve the host {host!r} of an allowed caller: {exc}",
+            "write an address (AET@192.0.2.7) or a host name this machine resolves",
+            ExitStatus.USAGE,
+        ) from None
     found = {cast(str, info[4][0]) for info in infos}  # the address text (IPv4, IPv6)
     # An IPv4 caller on a dual-stack socket shows as ::ffff:a.b.c.d.
     found |= {f"::ffff:{a}" for a in found if "." in a and ":" not in a}
@@ -51,8 +54,13 @@ def _addresses(host: str) -> frozenset[str]:
 class Access:
     """An access policy (see the module docs)."""
 
-    def __init__(self, allow: Iterable[str] | None = None, *, allow_any: bool = False,
-                 peers_file: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        allow: Iterable[str] | None = None,
+        *,
+        allow_any: bool = False,
+        peers_file: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.allow_any = allow_any
         specs = list(allow or [])
         peers, self.peers_source = load_peers(peers_file)
@@ -76,8 +84,12 @@ class Access:
             aet, host = spec.rsplit("@", 1)
             host = host.strip("[]")
             if not host:
-                raise DcmtoolsError(ErrorCode.BAD_PEER, f"--allow {spec!r}: no host after '@'",
-                                    "write AET, AET@HOST or a peers-file name", ExitStatus.USAGE)
+                raise DcmtoolsError(
+                    ErrorCode.BAD_PEER,
+                    f"--allow {spec!r}: no host after '@'",
+                    "write AET, AET@HOST or a peers-file name",
+                    ExitStatus.USAGE,
+                )
             return check_aet(aet, f"AE title in --allow {spec!r}"), _addresses(host)
         return check_aet(spec, f"--allow {spec!r}"), None
 
@@ -103,6 +115,8 @@ class Access:
         if self.explicit:
             return f"only the {len(self.rules)} caller(s) of --allow may associate"
         where = f"the peers file {self.peers_source}" if self.peers_source else "a peers file (there is none)"
-        return ("anyone may use C-ECHO and C-STORE; query, retrieve, worklist and Storage Commitment "
-                f"only callers in {where} ({len(self.rules)} entr{'y' if len(self.rules) == 1 else 'ies'}), "
-                "or add --allow")
+        return (
+            "anyone may use C-ECHO and C-STORE; query, retrieve, worklist and Storage Commitment "
+            f"only callers in {where} ({len(self.rules)} entr{'y' if len(self.rules) == 1 else 'ies'}), "
+            "or add --allow"
+        )

@@ -329,13 +329,30 @@ _NAME_MISMATCH_CODES = {62, 63, 64}  # hostname, email, IP address mismatch
 _EXPIRED_CODES = {9: "is not valid yet", 10: "has expired"}
 # OpenSSL reasons of a handshake failure, by what they mean to the user
 _CLIENT_CERT_REASONS = {"TLSV13_ALERT_CERTIFICATE_REQUIRED", "PEER_DID_NOT_RETURN_A_CERTIFICATE"}
-_CLIENT_CERT_REFUSED_REASONS = {"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
-                                "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_EXPIRED",
-                                "TLSV1_ALERT_ACCESS_DENIED"}
-_PROTOCOL_REASONS = {"WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE",
-                     "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE", "SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV1_ALERT_INSUFFICIENT_SECURITY",
-                     "UNEXPECTED_EOF_WHILE_READING", "HTTP_REQUEST", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
-                     "WRONG_SSL_VERSION", "UNKNOWN_PROTOCOL"}
+_CLIENT_CERT_REFUSED_REASONS = {
+    "TLSV1_ALERT_UNKNOWN_CA",
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+    "TLSV1_ALERT_ACCESS_DENIED",
+}
+_PROTOCOL_REASONS = {
+    "WRONG_VERSION_NUMBER",
+    "UNSUPPORTED_PROTOCOL",
+    "TLSV1_ALERT_PROTOCOL_VERSION",
+    "NO_PROTOCOLS_AVAILABLE",
+    "NO_SHARED_CIPHER",
+    "NO_CIPHERS_AVAILABLE",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE",
+    "TLSV1_ALERT_INSUFFICIENT_SECURITY",
+    "UNEXPECTED_EOF_WHILE_READING",
+    "HTTP_REQUEST",
+    "RECORD_LAYER_FAILURE",
+    "PACKET_LENGTH_TOO_LONG",
+    "WRONG_SSL_VERSION",
+    "UNKNOWN_PROTOCOL",
+}
 
 
 def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
@@ -377,7 +394,9 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
         sent = tls is not None and tls.cert
         return DcmtoolsError(
             ErrorCode.TLS_CLIENT_CERT_REQUIRED,
-            f"{where} requires a TLS client certificate " + ("and refused ours" if sent else "and we sent none") + f" ({reason})",
+            f"{where} requires a TLS client certificate "
+            + ("and refused ours" if sent else "and we sent none")
+            + f" ({reason})",
             "ask the PACS admin which CA it trusts, then give our certificate with --tls-cert FILE --tls-key FILE"
             + (" (the peer does not trust the one given)" if sent else ""),
             ExitStatus.CONNECT,
@@ -435,7 +454,8 @@ def connect_failure(exc: BaseException, peer: Peer, timeout: float) -> DcmtoolsE
             peer=str(peer),
         )
     if (peer.tls is not None or isinstance(exc, ssl.SSLError)) and isinstance(
-            exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+    ):
         # the TCP connection was made, then dropped during the TLS handshake
         return tls_failure(ssl.SSLEOFError(str(exc)), peer)
     return DcmtoolsError(
@@ -506,7 +526,9 @@ def verification_context() -> Any:
     return build_context("1.2.840.10008.1.1")
 
 
-def echo(peer: Peer, options: NetOptions | None = None, count: int = 1, interval: float = 0.0) -> Iterator[dict[str, Any]]:
+def echo(
+    peer: Peer, options: NetOptions | None = None, count: int = 1, interval: float = 0.0
+) -> Iterator[dict[str, Any]]:
     """C-ECHO ``count`` times on one association; yields one record dict per echo.
 
     Raises ``DcmtoolsError`` when the association cannot be opened or fails.
@@ -526,7 +548,9 @@ def echo(peer: Peer, options: NetOptions | None = None, count: int = 1, interval
             status = assoc.send_c_echo()
             rtt = time.monotonic() - sent
             if not status or "Status" not in status:
-                raise failure_after(assoc, peer, "C-ECHO", timeout, timed_out=assoc.is_established or rtt >= timeout * 0.9)
+                raise failure_after(
+                    assoc, peer, "C-ECHO", timeout, timed_out=assoc.is_established or rtt >= timeout * 0.9
+                )
             from .status import status_fields
 
             code = int(status.Status)

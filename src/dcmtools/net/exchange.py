@@ -46,8 +46,9 @@ def store_exchange(
     try:
         with dul.exclusive() as sock:
             if tracer is not None:
-                tracer.dimse_out("C-STORE-RQ", context_id, wire.parse_command(command), pdus=pdus,
-                                 size=sum(len(p) for p in parts))
+                tracer.dimse_out(
+                    "C-STORE-RQ", context_id, wire.parse_command(command), pdus=pdus, size=sum(len(p) for p in parts)
+                )
             sock.settimeout(timeout)
             try:
                 sendv(sock, buffers)

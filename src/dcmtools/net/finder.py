@@ -172,8 +172,15 @@ class Finder:
         writes them between two matches) the query is cancelled (C-CANCEL)."""
         ts = transfer_syntax_of(self._context)
         primitive = c_find_primitive(self.ids.next(), self.sop_class, encode_identifier(identifier, ts))
-        exchange = Exchange(self._assoc, self.peer, self.options, primitive, self._context, self.service,
-                            "C-FIND" if self.model != "worklist" else "worklist C-FIND")
+        exchange = Exchange(
+            self._assoc,
+            self.peer,
+            self.options,
+            primitive,
+            self._context,
+            self.service,
+            "C-FIND" if self.model != "worklist" else "worklist C-FIND",
+        )
         self._exchange = exchange
         stream = exchange.responses()
         answered = 0
@@ -203,8 +210,9 @@ class Finder:
                     # we did not cancel: the peer cut its answer (Orthanc's LimitFindResults)
                     self._cut(f"ended its answer with a Cancel status after {answered} match(es)", response.status)
                 elif self.result_cap and answered >= self.result_cap:
-                    self._cut(f"returned {answered} match(es), its cap (max_results = {self.result_cap})",
-                              response.status)
+                    self._cut(
+                        f"returned {answered} match(es), its cap (max_results = {self.result_cap})", response.status
+                    )
                 return
         finally:
             stream.close()
@@ -302,8 +310,10 @@ class Finder:
         if unchecked:
             self.unchecked += 1
             charset = "\\".join(element_texts(match.get(f"{TAGS['SpecificCharacterSet']:08X}"))) or "ISO_IR 6"
-            self._last_unchecked_note = (f"kept unchecked: the peer answered in {charset}, which cannot represent "
-                                         f"the query's {', '.join(unchecked)}")
+            self._last_unchecked_note = (
+                f"kept unchecked: the peer answered in {charset}, which cannot represent "
+                f"the query's {', '.join(unchecked)}"
+            )
             for name in unchecked:
                 self.unchecked_keys[name] = self.unchecked_keys.get(name, 0) + 1
         return match
@@ -338,7 +348,7 @@ class Finder:
 
     def _walk(self) -> Iterator[dict[str, Any]]:
         top = "PATIENT" if self.model == "patient" else "STUDY"
-        levels = LEVELS[level_index(top): level_index(self.level) + 1]
+        levels = LEVELS[level_index(top) : level_index(self.level) + 1]
         by_level: dict[str, dict[str, Any]] = {level: {} for level in levels}
         for tag_key, element in self.identifier.items():
             tag = int(tag_key, 16)
@@ -352,8 +362,14 @@ class Finder:
             by_level[level][tag_key] = element
         yield from self._walk_level(levels, 0, by_level, {}, {})
 
-    def _walk_level(self, levels: tuple[str, ...], depth: int, by_level: dict[str, dict[str, Any]],
-                    fixed: dict[str, Any], inherited: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _walk_level(
+        self,
+        levels: tuple[str, ...],
+        depth: int,
+        by_level: dict[str, dict[str, Any]],
+        fixed: dict[str, Any],
+        inherited: dict[str, Any],
+    ) -> Iterator[dict[str, Any]]:
         level = levels[depth]
         last = depth == len(levels) - 1
         identifier: dict[str, Any] = {f"{TAGS['QueryRetrieveLevel']:08X}": {"vr": "CS", "Value": [level]}}
@@ -435,14 +451,18 @@ def _name(tag: int) -> str:
 
 def _query_hint(status: int, level: str, model: str) -> str | None:
     if status == 0xA700 or 0xA700 <= status <= 0xA7FF:
-        return ("the peer answered 'out of resources' without saying why (often: too many matches); "
-                "try a narrower query (more keys, a date range), or see its log")
+        return (
+            "the peer answered 'out of resources' without saying why (often: too many matches); "
+            "try a narrower query (more keys, a date range), or see its log"
+        )
     if status == 0xA900:
         return "the peer found the keys do not fit this query level; check -k and --level"
     if 0xC000 <= status <= 0xCFFF:
         if level in ("SERIES", "IMAGE"):
-            return ("a hierarchical peer needs the study (and, with --model patient, the patient) of a "
-                    f"{level.lower()} query: give -k StudyInstanceUID=... or query studies first; see the peer's log")
+            return (
+                "a hierarchical peer needs the study (and, with --model patient, the patient) of a "
+                f"{level.lower()} query: give -k StudyInstanceUID=... or query studies first; see the peer's log"
+            )
         return "the peer could not process the query; check its log"
     if status == 0x0122:
         return f"the peer does not support the {model} root query model; try --model {'study' if model == 'patient' else 'patient'}"

@@ -83,8 +83,15 @@ from .matching import dataset_matches, element_matches, is_universal, returned
 class StoreIndex:
     """The SQLite index of a store folder (see the module docs).  Thread-safe."""
 
-    def __init__(self, store_dir: str | os.PathLike[str], *, rebuild: bool = False, create: bool = True,
-                 background: bool = False, on_rebuilt: Callable[[int, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        store_dir: str | os.PathLike[str],
+        *,
+        rebuild: bool = False,
+        create: bool = True,
+        background: bool = False,
+        on_rebuilt: Callable[[int, float], None] | None = None,
+    ) -> None:
         """Open (or create) the index of ``store_dir``; rebuild it from the files when it is missing,
         of another version, or with ``rebuild``.  With ``background`` the rebuild runs in the index's
         own thread (queries wait for it) and ``on_rebuilt(count, seconds)`` is called when it is done."""
@@ -128,8 +135,11 @@ class StoreIndex:
     def _replay_journal(self, background: bool) -> None:
         try:
             with open(self._journal_path(), "rb") as stream:
-                paths = list(dict.fromkeys(line.rstrip(b"\n").decode("utf-8", "surrogateescape")
-                                           for line in stream if line.strip()))
+                paths = list(
+                    dict.fromkeys(
+                        line.rstrip(b"\n").decode("utf-8", "surrogateescape") for line in stream if line.strip()
+                    )
+                )
         except FileNotFoundError:
             return
         self.replayed = len(paths)
@@ -145,8 +155,9 @@ class StoreIndex:
         line = os.path.abspath(path).encode("utf-8", "surrogateescape") + b"\n"
         with self._journal_lock:
             if self._journal_fd is None:
-                self._journal_fd = os.open(self._journal_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND
-                                           | getattr(os, "O_CLOEXEC", 0), 0o666)
+                self._journal_fd = os.open(
+                    self._journal_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o666
+                )
             os.write(self._journal_fd, line)
             self._enqueue(path)
 
@@ -255,14 +266,19 @@ class StoreIndex:
         modality = first_text(levels["SERIES"].get(f"{TAGS['Modality']:08X}"))
         conn = self.conn
         conn.execute("INSERT OR REPLACE INTO patients(pkey, attrs) VALUES(?, ?)", (pkey, _dumps(levels["PATIENT"])))
-        conn.execute("INSERT OR REPLACE INTO studies(study_uid, pkey, attrs) VALUES(?, ?, ?)",
-                     (study, pkey, _dumps(levels["STUDY"])))
-        conn.execute("INSERT OR REPLACE INTO series(series_uid, study_uid, modality, attrs) VALUES(?, ?, ?, ?)",
-                     (series, study, modality, _dumps(levels["SERIES"])))
-        conn.execute("INSERT OR REPLACE INTO instances(sop_uid, series_uid, study_uid, pkey, sop_class, ts, path, size, mtime,"
-                     " attrs) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     (sop, series, study, pkey, sop_class, ts, os.path.abspath(path), size, mtime,
-                      _dumps(levels["IMAGE"])))
+        conn.execute(
+            "INSERT OR REPLACE INTO studies(study_uid, pkey, attrs) VALUES(?, ?, ?)",
+            (study, pkey, _dumps(levels["STUDY"])),
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO series(series_uid, study_uid, modality, attrs) VALUES(?, ?, ?, ?)",
+            (series, study, modality, _dumps(levels["SERIES"])),
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO instances(sop_uid, series_uid, study_uid, pkey, sop_class, ts, path, size, mtime,"
+            " attrs) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (sop, series, study, pkey, sop_class, ts, os.path.abspath(path), size, mtime, _dumps(levels["IMAGE"])),
+        )
         return StoredInstance(sop, sop_class, ts, os.path.abspath(path), pkey, study, series)
 
     def add_later(self, path: str) -> None:
@@ -388,13 +404,16 @@ class StoreIndex:
         with self._lock:
             row = self.conn.execute(
                 "SELECT sop_uid, sop_class, ts, path, pkey, study_uid, series_uid FROM instances WHERE sop_uid = ?",
-                (sop_instance_uid,)).fetchone()
+                (sop_instance_uid,),
+            ).fetchone()
         if row is None:
             return None
         found = StoredInstance(*row)
         return found if found.exists() else None
 
-    def query(self, level: str, identifier: dict[str, Any], retrieve_aet: str | None = None) -> Iterator[dict[str, Any]]:
+    def query(
+        self, level: str, identifier: dict[str, Any], retrieve_aet: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """The C-FIND answers (JSON model) of ``identifier`` at ``level``."""
         level = normalize_level(level)
         self.flush()
@@ -416,18 +435,21 @@ class StoreIndex:
         out: list[StoredInstance] = []
         with self._lock:
             for start in range(0, len(uids), 500):
-                part = uids[start: start + 500]
+                part = uids[start : start + 500]
                 rows = self.conn.execute(
                     "SELECT sop_uid, sop_class, ts, path, pkey, study_uid, series_uid FROM instances WHERE sop_uid IN "
-                    f"({','.join('?' * len(part))})", part).fetchall()
+                    f"({','.join('?' * len(part))})",
+                    part,
+                ).fetchall()
                 by_uid = {row[0]: row for row in rows}
                 out.extend(StoredInstance(*by_uid[uid]) for uid in part if uid in by_uid)
         out.sort(key=lambda i: (i.patient_id, i.study_instance_uid, i.series_instance_uid, i.path))
         return out
 
     # -- matching
-    def _matches(self, level: str, wanted: dict[str, Any], need_below: bool = False
-                 ) -> Iterator[tuple[dict[str, tuple[str, dict[str, Any]]], dict[str, list[Any]]]]:
+    def _matches(
+        self, level: str, wanted: dict[str, Any], need_below: bool = False
+    ) -> Iterator[tuple[dict[str, tuple[str, dict[str, Any]]], dict[str, list[Any]]]]:
         """(the matching row and its ancestors by level, its matching descendants by level).
 
         Descendants are looked up when keys of lower levels must match, when
@@ -452,12 +474,14 @@ class StoreIndex:
         sql, params = self._prefilter(level, wanted)
         with self._lock:
             rows = self.conn.execute(sql, params).fetchall()
-        empty: dict[str, list[Any]] = {lvl: [] for lvl in LEVELS[depth + 1:]}
+        empty: dict[str, list[Any]] = {lvl: [] for lvl in LEVELS[depth + 1 :]}
         for row in rows:
             chain = cache.chain(level, row)
             if chain is None:
                 continue
-            if not all(not by_level[lvl] or dataset_matches(by_level[lvl], chain[lvl][1]) for lvl in LEVELS[: depth + 1]):
+            if not all(
+                not by_level[lvl] or dataset_matches(by_level[lvl], chain[lvl][1]) for lvl in LEVELS[: depth + 1]
+            ):
                 continue
             below = empty
             if look_below:
@@ -486,15 +510,28 @@ class StoreIndex:
             element = wanted.get(f"{TAGS['PatientID']:08X}")
             values = texts(element)
             if values and not any("*" in v or "?" in v for v in values):
-                clauses.append(f"study_uid IN (SELECT study_uid FROM studies WHERE pkey IN ({','.join('?' * len(values))}))")
+                clauses.append(
+                    f"study_uid IN (SELECT study_uid FROM studies WHERE pkey IN ({','.join('?' * len(values))}))"
+                )
                 params.extend(values)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        order = {"PATIENT": "pkey", "STUDY": "pkey, study_uid", "SERIES": "study_uid, series_uid",
-                 "IMAGE": "study_uid, series_uid, path"}[level]
+        order = {
+            "PATIENT": "pkey",
+            "STUDY": "pkey, study_uid",
+            "SERIES": "study_uid, series_uid",
+            "IMAGE": "study_uid, series_uid, path",
+        }[level]
         return f"SELECT * FROM {table}{where} ORDER BY {order}", params
 
-    def _answer(self, level: str, identifier: dict[str, Any], wanted: dict[str, Any],
-                chain: dict[str, tuple[str, dict[str, Any]]], below: dict[str, list[Any]], retrieve_aet: str | None) -> dict[str, Any]:
+    def _answer(
+        self,
+        level: str,
+        identifier: dict[str, Any],
+        wanted: dict[str, Any],
+        chain: dict[str, tuple[str, dict[str, Any]]],
+        below: dict[str, list[Any]],
+        retrieve_aet: str | None,
+    ) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for lvl in LEVELS[: level_index(level) + 1]:
             merged.update(chain[lvl][1])
@@ -526,7 +563,9 @@ def lookup_instance(store_dir: str | os.PathLike[str], sop_instance_uid: str) ->
         return index.instance(sop_instance_uid)
 
 
-def lookup_instances(store_dir: str | os.PathLike[str], sop_instance_uids: Iterable[str]) -> dict[str, StoredInstance | None]:
+def lookup_instances(
+    store_dir: str | os.PathLike[str], sop_instance_uids: Iterable[str]
+) -> dict[str, StoredInstance | None]:
     """``lookup_instance`` for many UIDs at once: {uid: StoredInstance or None}."""
     with StoreIndex(store_dir) as index:
         return {uid: index.instance(uid) for uid in sop_instance_uids}

@@ -34,7 +34,9 @@ class _Cache:
         found = self.attrs.get((level, key))
         if found is None:
             with self.index._lock:
-                row = self.index.conn.execute(f"SELECT * FROM {_TABLE[level]} WHERE {_KEYCOL[level]} = ?", (key,)).fetchone()
+                row = self.index.conn.execute(
+                    f"SELECT * FROM {_TABLE[level]} WHERE {_KEYCOL[level]} = ?", (key,)
+                ).fetchone()
             if row is None:
                 return None
             found = (json.loads(row[-1]), row)
@@ -58,25 +60,32 @@ class _Cache:
     def descendants(self, level: str, key: str, by_level: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
         """Descendants of a row that match the keys of their levels: {level: [(key, attrs)]}."""
         index = self.index
-        out: dict[str, list[Any]] = {lvl: [] for lvl in LEVELS[level_index(level) + 1:]}
+        out: dict[str, list[Any]] = {lvl: [] for lvl in LEVELS[level_index(level) + 1 :]}
         attrs_column = "attrs" if by_level["IMAGE"] else "''"  # instance attributes only when matched
         with index._lock:
             if level == "PATIENT":
                 studies = index.conn.execute("SELECT study_uid, attrs FROM studies WHERE pkey = ?", (key,)).fetchall()
-                series = index.conn.execute("SELECT series_uid, attrs, study_uid FROM series WHERE study_uid IN "
-                                            "(SELECT study_uid FROM studies WHERE pkey = ?)", (key,)).fetchall()
-                images = index.conn.execute(f"SELECT sop_uid, {attrs_column}, series_uid, sop_class FROM instances "
-                                            "WHERE pkey = ?", (key,)).fetchall()
+                series = index.conn.execute(
+                    "SELECT series_uid, attrs, study_uid FROM series WHERE study_uid IN "
+                    "(SELECT study_uid FROM studies WHERE pkey = ?)",
+                    (key,),
+                ).fetchall()
+                images = index.conn.execute(
+                    f"SELECT sop_uid, {attrs_column}, series_uid, sop_class FROM instances WHERE pkey = ?", (key,)
+                ).fetchall()
             elif level == "STUDY":
                 studies = []
-                series = index.conn.execute("SELECT series_uid, attrs, study_uid FROM series WHERE study_uid = ?",
-                                            (key,)).fetchall()
-                images = index.conn.execute(f"SELECT sop_uid, {attrs_column}, series_uid, sop_class FROM instances "
-                                            "WHERE study_uid = ?", (key,)).fetchall()
+                series = index.conn.execute(
+                    "SELECT series_uid, attrs, study_uid FROM series WHERE study_uid = ?", (key,)
+                ).fetchall()
+                images = index.conn.execute(
+                    f"SELECT sop_uid, {attrs_column}, series_uid, sop_class FROM instances WHERE study_uid = ?", (key,)
+                ).fetchall()
             else:
                 studies, series = [], []
-                images = index.conn.execute(f"SELECT sop_uid, {attrs_column}, series_uid, sop_class FROM instances "
-                                            "WHERE series_uid = ?", (key,)).fetchall()
+                images = index.conn.execute(
+                    f"SELECT sop_uid, {attrs_column}, series_uid, sop_class FROM instances WHERE series_uid = ?", (key,)
+                ).fetchall()
         ok_studies = None
         if "STUDY" in out:
             ok_studies = set()
@@ -123,8 +132,11 @@ def _computed(level: str, chain: dict[str, tuple[str, dict[str, Any]]], below: d
     values: dict[str, Any] = {}
 
     def put(name: str, vr: str, value: Any) -> None:
-        values[f"{TAGS.get(name) or _tag(name):08X}"] = {"vr": vr, "Value": value if isinstance(value, list) else [value]} \
-            if value not in (None, []) else {"vr": vr}
+        values[f"{TAGS.get(name) or _tag(name):08X}"] = (
+            {"vr": vr, "Value": value if isinstance(value, list) else [value]}
+            if value not in (None, [])
+            else {"vr": vr}
+        )
 
     images = below.get("IMAGE", [])
     if level == "PATIENT":

@@ -112,4 +112,3 @@ def _files(folder: str) -> Iterator[str]:
             if name.startswith(".") or name.endswith(".part"):
                 continue
             yield os.path.join(root, name)
-

@@ -75,8 +75,9 @@ def _text(element: dict[str, Any], vr: str) -> str:
 
 def _value(element: dict[str, Any], vr: str, encoding: str) -> bytes:
     if vr in TEXT_VRS:
-        data = _text(element, vr).encode(encoding if vr not in ("UI", "AE", "CS", "DA", "TM", "DT", "AS", "IS", "DS")
-                                         else "ascii", "replace")
+        data = _text(element, vr).encode(
+            encoding if vr not in ("UI", "AE", "CS", "DA", "TM", "DT", "AS", "IS", "DS") else "ascii", "replace"
+        )
         if len(data) % 2:
             data += b"\0" if vr == "UI" else b" "
         return data

@@ -59,7 +59,12 @@ TAGS = {
     "AccessionNumber": 0x00080050,
 }
 
-UNIQUE_KEY = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
+UNIQUE_KEY = {
+    "PATIENT": "PatientID",
+    "STUDY": "StudyInstanceUID",
+    "SERIES": "SeriesInstanceUID",
+    "IMAGE": "SOPInstanceUID",
+}
 
 # Which entity an attribute belongs to (PS3.4 C.6.1.1 / C.6.2.1 and the modules of
 # each IE).  Anything not listed is an IMAGE (instance) level attribute.
@@ -89,9 +94,14 @@ ManufacturerModelName DeviceSerialNumber SoftwareVersions NumberOfSeriesRelatedI
 PatientPosition FrameOfReferenceUID
 """.split()
 COMPUTED = {
-    "NumberOfPatientRelatedStudies", "NumberOfPatientRelatedSeries", "NumberOfPatientRelatedInstances",
-    "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances", "NumberOfSeriesRelatedInstances",
-    "ModalitiesInStudy", "SOPClassesInStudy",
+    "NumberOfPatientRelatedStudies",
+    "NumberOfPatientRelatedSeries",
+    "NumberOfPatientRelatedInstances",
+    "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances",
+    "NumberOfSeriesRelatedInstances",
+    "ModalitiesInStudy",
+    "SOPClassesInStudy",
 }
 
 
@@ -110,8 +120,19 @@ STUDY_TAGS = _tags(_STUDY_ATTRS)
 SERIES_TAGS = _tags(_SERIES_ATTRS)
 COMPUTED_TAGS = _tags(COMPUTED)
 # Query/retrieve bookkeeping elements: never matched, never stored.
-CONTROL_TAGS = frozenset({TAGS["SpecificCharacterSet"], TAGS["QueryRetrieveLevel"], TAGS["RetrieveAETitle"],
-                          TAGS["InstanceAvailability"], 0x00080053, 0x00080005, 0x00080201, 0x00880130, 0x00880140})
+CONTROL_TAGS = frozenset(
+    {
+        TAGS["SpecificCharacterSet"],
+        TAGS["QueryRetrieveLevel"],
+        TAGS["RetrieveAETitle"],
+        TAGS["InstanceAvailability"],
+        0x00080053,
+        0x00080005,
+        0x00080201,
+        0x00880130,
+        0x00880140,
+    }
+)
 
 
 def level_of(tag: int) -> str:
@@ -131,24 +152,64 @@ def level_index(level: str) -> int:
 
 # ------------------------------------------------------------- default keys
 DEFAULT_KEYS: dict[str, list[str]] = {
-    "PATIENT": ["PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientSpeciesDescription",
-                "ResponsiblePerson", "NumberOfPatientRelatedStudies"],
-    "STUDY": ["PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-              "AccessionNumber", "StudyID", "StudyDescription", "ModalitiesInStudy", "ReferringPhysicianName",
-              "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances", "StudyInstanceUID"],
-    "SERIES": ["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumber",
-               "SeriesDescription", "SeriesDate", "BodyPartExamined", "NumberOfSeriesRelatedInstances"],
-    "IMAGE": ["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID",
-              "InstanceNumber"],
+    "PATIENT": [
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "PatientSpeciesDescription",
+        "ResponsiblePerson",
+        "NumberOfPatientRelatedStudies",
+    ],
+    "STUDY": [
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "StudyID",
+        "StudyDescription",
+        "ModalitiesInStudy",
+        "ReferringPhysicianName",
+        "NumberOfStudyRelatedSeries",
+        "NumberOfStudyRelatedInstances",
+        "StudyInstanceUID",
+    ],
+    "SERIES": [
+        "PatientID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "Modality",
+        "SeriesNumber",
+        "SeriesDescription",
+        "SeriesDate",
+        "BodyPartExamined",
+        "NumberOfSeriesRelatedInstances",
+    ],
+    "IMAGE": ["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "InstanceNumber"],
 }
 
 WORKLIST_KEYS = [
     "SpecificCharacterSet",
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
-    "PatientSpeciesDescription", "PatientSpeciesCodeSequence", "PatientBreedDescription",
-    "PatientBreedCodeSequence", "BreedRegistrationSequence", "ResponsiblePerson", "ResponsiblePersonRole",
-    "ResponsibleOrganization", "PatientSexNeutered",
-    "AccessionNumber", "ReferringPhysicianName", "RequestedProcedureID", "RequestedProcedureDescription",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientSpeciesDescription",
+    "PatientSpeciesCodeSequence",
+    "PatientBreedDescription",
+    "PatientBreedCodeSequence",
+    "BreedRegistrationSequence",
+    "ResponsiblePerson",
+    "ResponsiblePersonRole",
+    "ResponsibleOrganization",
+    "PatientSexNeutered",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "RequestedProcedureID",
+    "RequestedProcedureDescription",
     "StudyInstanceUID",
     "ScheduledProcedureStepSequence[0].ScheduledStationAETitle",
     "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate",
@@ -164,8 +225,9 @@ WORKLIST_KEYS = [
 def normalize_level(level: str) -> str:
     name = LEVEL_NAMES.get(level.strip().lower())
     if name is None:
-        raise DcmtoolsError(ErrorCode.BAD_KEY, f"unknown query level {level!r}",
-                            "use patient, study, series or image", ExitStatus.USAGE)
+        raise DcmtoolsError(
+            ErrorCode.BAD_KEY, f"unknown query level {level!r}", "use patient, study, series or image", ExitStatus.USAGE
+        )
     return name
 
 
@@ -175,11 +237,19 @@ def choose_model(level: str, model: str | None) -> str:
         return "patient" if level == "PATIENT" else "study"
     model = model.strip().lower()
     if model not in ("patient", "study"):
-        raise DcmtoolsError(ErrorCode.BAD_KEY, f"unknown information model {model!r}",
-                            "use --model patient or --model study", ExitStatus.USAGE)
+        raise DcmtoolsError(
+            ErrorCode.BAD_KEY,
+            f"unknown information model {model!r}",
+            "use --model patient or --model study",
+            ExitStatus.USAGE,
+        )
     if model == "study" and level == "PATIENT":
-        raise DcmtoolsError(ErrorCode.BAD_KEY, "the study root model has no PATIENT level",
-                            "use --model patient (the default at the patient level), or --level study", ExitStatus.USAGE)
+        raise DcmtoolsError(
+            ErrorCode.BAD_KEY,
+            "the study root model has no PATIENT level",
+            "use --model patient (the default at the patient level), or --level study",
+            ExitStatus.USAGE,
+        )
     return model
 
 
@@ -200,9 +270,12 @@ def parse_keys(texts: Iterable[str]) -> list[tuple[tuple[Any, ...], str | None]]
         try:
             keys.append(parse_key(text))
         except PathError as exc:
-            raise DcmtoolsError(ErrorCode.BAD_KEY, f"-k {text!r}: {exc}",
-                                "write keys as Keyword=VALUE, gggg,eeee=VALUE or Sequence[0].Keyword=VALUE",
-                                ExitStatus.USAGE) from None
+            raise DcmtoolsError(
+                ErrorCode.BAD_KEY,
+                f"-k {text!r}: {exc}",
+                "write keys as Keyword=VALUE, gggg,eeee=VALUE or Sequence[0].Keyword=VALUE",
+                ExitStatus.USAGE,
+            ) from None
     return keys
 
 
@@ -211,8 +284,12 @@ def _value_json(tag: int, vr: str, value: str | None) -> dict[str, Any]:
     if value is None or value == "":
         return element
     if vr == "SQ":
-        raise DcmtoolsError(ErrorCode.BAD_KEY, f"{dictionary.keyword_of(tag) or hex(tag)} is a sequence: give keys inside it",
-                            "e.g. -k 'ScheduledProcedureStepSequence[0].Modality=CT'", ExitStatus.USAGE)
+        raise DcmtoolsError(
+            ErrorCode.BAD_KEY,
+            f"{dictionary.keyword_of(tag) or hex(tag)} is a sequence: give keys inside it",
+            "e.g. -k 'ScheduledProcedureStepSequence[0].Modality=CT'",
+            ExitStatus.USAGE,
+        )
     parts = value.split("\\")
     if vr == "PN":
         element["Value"] = [{"Alphabetic": part} if part else None for part in parts]
@@ -220,14 +297,22 @@ def _value_json(tag: int, vr: str, value: str | None) -> dict[str, Any]:
         try:
             element["Value"] = [int(part) for part in parts]
         except ValueError:
-            raise DcmtoolsError(ErrorCode.BAD_KEY, f"{dictionary.keyword_of(tag)}={value!r}: a number is expected",
-                                None, ExitStatus.USAGE) from None
+            raise DcmtoolsError(
+                ErrorCode.BAD_KEY,
+                f"{dictionary.keyword_of(tag)}={value!r}: a number is expected",
+                None,
+                ExitStatus.USAGE,
+            ) from None
     elif vr in ("FL", "FD"):
         try:
             element["Value"] = [float(part) for part in parts]
         except ValueError:
-            raise DcmtoolsError(ErrorCode.BAD_KEY, f"{dictionary.keyword_of(tag)}={value!r}: a number is expected",
-                                None, ExitStatus.USAGE) from None
+            raise DcmtoolsError(
+                ErrorCode.BAD_KEY,
+                f"{dictionary.keyword_of(tag)}={value!r}: a number is expected",
+                None,
+                ExitStatus.USAGE,
+            ) from None
     elif vr in ("IS", "DS"):
         # Keep the text: a key may hold a wildcard or a range that is not a number.
         element["Value"] = parts
@@ -243,9 +328,12 @@ def set_key(identifier: dict[str, Any], steps: tuple[Any, ...], value: str | Non
         key = f"{step.tag:08X}"
         vr = _vr(step.tag)
         if vr != "SQ":
-            raise DcmtoolsError(ErrorCode.BAD_KEY,
-                                f"{dictionary.keyword_of(step.tag) or key} is not a sequence, so nothing can be inside it",
-                                None, ExitStatus.USAGE)
+            raise DcmtoolsError(
+                ErrorCode.BAD_KEY,
+                f"{dictionary.keyword_of(step.tag) or key} is not a sequence, so nothing can be inside it",
+                None,
+                ExitStatus.USAGE,
+            )
         element = node.get(key)
         if element is None or element.get("vr") != "SQ":
             element = node[key] = {"vr": "SQ", "Value": []}
@@ -264,8 +352,9 @@ def set_key(identifier: dict[str, Any], steps: tuple[Any, ...], value: str | Non
     node[key] = _value_json(last.tag, vr, value)
 
 
-def identifier_from(keys: Iterable[tuple[tuple[Any, ...], str | None]], base: Iterable[str] = (),
-                    level: str | None = None) -> dict[str, Any]:
+def identifier_from(
+    keys: Iterable[tuple[tuple[Any, ...], str | None]], base: Iterable[str] = (), level: str | None = None
+) -> dict[str, Any]:
     """A JSON-model identifier: the ``base`` return keys, then ``keys`` (which win)."""
     identifier: dict[str, Any] = {}
     if level is not None:
@@ -379,9 +468,12 @@ def date_key(text: str, today: _dt.date | None = None) -> str:
             raise ValueError(f"the range starts after it ends ({low} > {high})")
         return f"{low}-{high}"
     except ValueError as exc:
-        raise DcmtoolsError(ErrorCode.BAD_KEY, f"--date {text!r}: {exc}",
-                            "use today, yesterday, YYYYMMDD, YYYY-MM-DD, 'N days ago', or a range A-B, A.., ..B",
-                            ExitStatus.USAGE) from None
+        raise DcmtoolsError(
+            ErrorCode.BAD_KEY,
+            f"--date {text!r}: {exc}",
+            "use today, yesterday, YYYYMMDD, YYYY-MM-DD, 'N days ago', or a range A-B, A.., ..B",
+            ExitStatus.USAGE,
+        ) from None
 
 
 def name_key(text: str) -> str:
@@ -392,9 +484,15 @@ def name_key(text: str) -> str:
     return value + "*"
 
 
-def shortcut_keys(level: str, *, patient: str | None = None, patient_id: str | None = None,
-                  date: str | None = None, modality: str | None = None,
-                  accession: str | None = None) -> list[str]:
+def shortcut_keys(
+    level: str,
+    *,
+    patient: str | None = None,
+    patient_id: str | None = None,
+    date: str | None = None,
+    modality: str | None = None,
+    accession: str | None = None,
+) -> list[str]:
     """The ``-k`` texts for the friendly options of ``find``."""
     out = []
     if patient:
@@ -538,9 +636,18 @@ def flat_of(identifier: dict[str, Any]) -> dict[str, Any]:
             binary = element.get("InlineBinary") or element.get("BulkDataURI")
             out[name] = binary
             continue
-        values = [(v.get("Alphabetic") if isinstance(v, dict) and len(v) == 1 and "Alphabetic" in v
-                   else ("=".join(v.get(k, "") for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
-                         if isinstance(v, dict) else v)) for v in values]
+        values = [
+            (
+                v.get("Alphabetic")
+                if isinstance(v, dict) and len(v) == 1 and "Alphabetic" in v
+                else (
+                    "=".join(v.get(k, "") for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
+                    if isinstance(v, dict)
+                    else v
+                )
+            )
+            for v in values
+        ]
         out[name] = values[0] if len(values) == 1 else values
     return out
 

@@ -94,7 +94,7 @@ def _in_range(vr: str, key: str, stored: str) -> bool:
         return (not low or value >= low) and (not high or value <= high)
     if vr == "DT":
         # A bound of lower precision covers everything it is a prefix of.
-        return (not low or value[:len(low)] >= low) and (not high or value[:len(high)] <= high)
+        return (not low or value[: len(low)] >= low) and (not high or value[: len(high)] <= high)
     return (not low or value >= low) and (not high or value <= high)
 
 
@@ -158,8 +158,13 @@ def element_matches(key: dict[str, Any], stored: dict[str, Any] | None, *, lenie
     return False
 
 
-def dataset_matches(keys: dict[str, Any], stored: dict[str, Any], *, skip: frozenset[int] | set[int] = frozenset(),
-                    lenient: bool = False) -> bool:
+def dataset_matches(
+    keys: dict[str, Any],
+    stored: dict[str, Any],
+    *,
+    skip: frozenset[int] | set[int] = frozenset(),
+    lenient: bool = False,
+) -> bool:
     """Whether a stored dataset matches every key of an identifier (``skip``: tags not to match)."""
     for tag_key, key in keys.items():
         if skip and int(tag_key, 16) in skip:

@@ -172,7 +172,9 @@ def parse_peer(text: str, peers_file: str | os.PathLike[str] | None = None) -> P
     if match:
         port = int(match["port"])
         if not 0 < port < 65536:
-            raise DcmtoolsError(ErrorCode.BAD_PEER, f"port {port} in {text!r} is out of range", "use 1-65535", ExitStatus.USAGE)
+            raise DcmtoolsError(
+                ErrorCode.BAD_PEER, f"port {port} in {text!r} is out of range", "use 1-65535", ExitStatus.USAGE
+            )
         return Peer(check_aet(match["aet"], "called AE title"), match["host6"] or match["host"], port)
     peers, source = load_peers(peers_file)
     if text in peers:
@@ -218,11 +220,17 @@ def load_peers(peers_file: str | os.PathLike[str] | None = None) -> tuple[dict[s
             data = tomllib.load(stream)
     except FileNotFoundError:
         raise DcmtoolsError(
-            ErrorCode.BAD_PEER, f"the peers file {str(path)!r} does not exist", "check --peers or $DCMTOOLS_PEERS", ExitStatus.USAGE
+            ErrorCode.BAD_PEER,
+            f"the peers file {str(path)!r} does not exist",
+            "check --peers or $DCMTOOLS_PEERS",
+            ExitStatus.USAGE,
         ) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise DcmtoolsError(
-            ErrorCode.BAD_PEER, f"cannot read the peers file {str(path)!r}: {exc}", "it must be TOML, see 'dcmtools echo --help'", ExitStatus.USAGE
+            ErrorCode.BAD_PEER,
+            f"cannot read the peers file {str(path)!r}: {exc}",
+            "it must be TOML, see 'dcmtools echo --help'",
+            ExitStatus.USAGE,
         ) from None
     peers: dict[str, Peer] = {}
     base = path.parent
@@ -235,7 +243,9 @@ def load_peers(peers_file: str | os.PathLike[str] | None = None) -> tuple[dict[s
 
 def _peer_from_entry(name: str, entry: dict[str, Any], path: Path, base: Path) -> Peer:
     def bad(what: str) -> DcmtoolsError:
-        return DcmtoolsError(ErrorCode.BAD_PEER, f"peers file {str(path)!r}, entry [{name}]: {what}", None, ExitStatus.USAGE)
+        return DcmtoolsError(
+            ErrorCode.BAD_PEER, f"peers file {str(path)!r}, entry [{name}]: {what}", None, ExitStatus.USAGE
+        )
 
     try:
         aet, host, port = entry["aet"], entry["host"], entry["port"]
@@ -251,14 +261,30 @@ def _peer_from_entry(name: str, entry: dict[str, Any], path: Path, base: Path) -
         return str((base / os.path.expanduser(str(value))).resolve())
 
     tls = None
-    if entry.get("tls") or any(entry.get(k) for k in ("tls_ca", "tls_cert", "tls_key", "tls_insecure", "tls_server_name")):
+    if entry.get("tls") or any(
+        entry.get(k) for k in ("tls_ca", "tls_cert", "tls_key", "tls_insecure", "tls_server_name")
+    ):
         server_name = entry.get("tls_server_name")
         if server_name is not None and not isinstance(server_name, str):
             raise bad("tls_server_name must be a string")
-        tls = TLSSettings(file("tls_ca"), file("tls_cert"), file("tls_key"), bool(entry.get("tls_insecure")), server_name)
+        tls = TLSSettings(
+            file("tls_ca"), file("tls_cert"), file("tls_key"), bool(entry.get("tls_insecure")), server_name
+        )
     timeout = entry.get("timeout")
     max_pdu = entry.get("max_pdu")
-    known = {"aet", "host", "port", "tls", "tls_ca", "tls_cert", "tls_key", "tls_insecure", "tls_server_name", "timeout", "max_pdu"}
+    known = {
+        "aet",
+        "host",
+        "port",
+        "tls",
+        "tls_ca",
+        "tls_cert",
+        "tls_key",
+        "tls_insecure",
+        "tls_server_name",
+        "timeout",
+        "max_pdu",
+    }
     return Peer(
         check_aet(aet, f"AE title of [{name}]"),
         host,
@@ -271,8 +297,9 @@ def _peer_from_entry(name: str, entry: dict[str, Any], path: Path, base: Path) -
     )
 
 
-def tls_settings(tls: bool, ca: str | None, cert: str | None, key: str | None, insecure: bool = False,
-                 server_name: str | None = None) -> TLSSettings | None:
+def tls_settings(
+    tls: bool, ca: str | None, cert: str | None, key: str | None, insecure: bool = False, server_name: str | None = None
+) -> TLSSettings | None:
     """TLS settings from ``--tls/--tls-ca/--tls-cert/--tls-key/--tls-insecure/--tls-server-name`` (None when none was given)."""
     if not (tls or ca or cert or key or insecure or server_name):
         return None

@@ -51,8 +51,9 @@ class Exchange:
     pynetdicom's ``send_c_*`` do.
     """
 
-    def __init__(self, assoc: Any, peer: Peer, options: NetOptions, primitive: Any, context: Any,
-                 service: str, what: str) -> None:
+    def __init__(
+        self, assoc: Any, peer: Peer, options: NetOptions, primitive: Any, context: Any, service: str, what: str
+    ) -> None:
         self.assoc = getattr(assoc, "association", assoc)
         self.peer = peer
         self.timeout = options.timeout_for(peer)
@@ -227,8 +228,9 @@ def encode_identifier(identifier: dict[str, Any], transfer_syntax: str) -> bytes
     ts = UID(transfer_syntax)
     data = encode(to_pydicom(identifier), ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
     if data is None:
-        raise DcmtoolsError(ErrorCode.BAD_KEY, "the query keys cannot be encoded", "check the -k values",
-                            ExitStatus.USAGE)
+        raise DcmtoolsError(
+            ErrorCode.BAD_KEY, "the query keys cannot be encoded", "check the -k values", ExitStatus.USAGE
+        )
     return data
 
 

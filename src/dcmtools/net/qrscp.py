@@ -71,9 +71,16 @@ GET_CLASSES = set(GET.values())
 class QueryRetrieveSCP:
     """Answers C-FIND, C-MOVE, C-GET and worklist C-FIND (see the module docs)."""
 
-    def __init__(self, index: StoreIndex | None, *, aet: str, options: NetOptions | None = None,
-                 worklist_dir: str | os.PathLike | None = None, peers_file: str | None = None,
-                 on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        index: StoreIndex | None,
+        *,
+        aet: str,
+        options: NetOptions | None = None,
+        worklist_dir: str | os.PathLike | None = None,
+        peers_file: str | None = None,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.index = index
         self.aet = aet
         self.options = options or NetOptions(calling_aet=aet)
@@ -141,8 +148,12 @@ class QueryRetrieveSCP:
         def serve(original: Any, msg: Any, context_id: int) -> None:
             name = type(msg).__name__
             sop_class = str(getattr(msg, "AffectedSOPClassUID", "") or "")
-            ours = name == "C_FIND" and (sop_class in FIND_CLASSES and self.index is not None
-                                         or sop_class == WORKLIST_FIND and self.worklist is not None)
+            ours = name == "C_FIND" and (
+                sop_class in FIND_CLASSES
+                and self.index is not None
+                or sop_class == WORKLIST_FIND
+                and self.worklist is not None
+            )
             ours = ours or (name == "C_MOVE" and sop_class in MOVE_CLASSES and self.index is not None)
             ours = ours or (name == "C_GET" and sop_class in GET_CLASSES and self.index is not None)
             if not ours or seam.accepted_context(assoc, context_id) is None:
@@ -243,8 +254,13 @@ class QueryRetrieveSCP:
         if peer is None:
             comment = f"Move destination {destination} unknown"
             respond(0xA801, comment)
-            self._retrieve_record(record, 0xA801, counts, f"the move destination {destination!r} is not in the peers file",
-                                  f"add an entry with aet = \"{destination}\", its host and port to the peers file of listen")
+            self._retrieve_record(
+                record,
+                0xA801,
+                counts,
+                f"the move destination {destination!r} is not in the peers file",
+                f'add an entry with aet = "{destination}", its host and port to the peers file of listen',
+            )
             return
         record["destination_address"] = f"{peer.host}:{peer.port}"
         counts.remaining = len(instances)
@@ -279,7 +295,7 @@ class QueryRetrieveSCP:
         except DcmtoolsError as exc:
             # The destination cannot be reached, or dropped us: the rest fails.
             counts.failed += counts.remaining
-            failed += [i.sop_instance_uid for i in instances[len(instances) - counts.remaining:]]
+            failed += [i.sop_instance_uid for i in instances[len(instances) - counts.remaining :]]
             counts.remaining = 0
             status = 0xA702 if not counts.completed and not counts.warning else 0xB000
             respond(status, str(exc.message)[:64], failed)
@@ -293,7 +309,9 @@ class QueryRetrieveSCP:
             return
         status = 0x0000 if not counts.failed else (0xA702 if not counts.completed and not counts.warning else 0xB000)
         respond(status, None, failed or None)
-        self._retrieve_record(record, status, counts, None if not counts.failed else f"{counts.failed} sub-operation(s) failed")
+        self._retrieve_record(
+            record, status, counts, None if not counts.failed else f"{counts.failed} sub-operation(s) failed"
+        )
 
     def _destination(self, aet: str) -> Peer | None:
         try:
@@ -325,8 +343,9 @@ class QueryRetrieveSCP:
             instances.append(stored)
         return instances, level, None
 
-    def _retrieve_record(self, record: dict[str, Any], status: int, counts: _Counts, problem: str | None,
-                         hint: str | None = None) -> None:
+    def _retrieve_record(
+        self, record: dict[str, Any], status: int, counts: _Counts, problem: str | None, hint: str | None = None
+    ) -> None:
         from .status import status_fields
 
         record.update(status_fields(status, record["type"]))
@@ -335,8 +354,10 @@ class QueryRetrieveSCP:
             record["remaining"] = counts.remaining
         record["ok"] = describe(status, record["type"])[0] in ("success", "cancel") and not counts.failed
         if problem:
-            record["error"] = {"code": ErrorCode.MOVE_DESTINATION_UNKNOWN if status == 0xA801
-                               else ErrorCode.MOVE_FAILED, "message": problem}
+            record["error"] = {
+                "code": ErrorCode.MOVE_DESTINATION_UNKNOWN if status == 0xA801 else ErrorCode.MOVE_FAILED,
+                "message": problem,
+            }
             if hint:
                 record["error"]["hint"] = hint
         self._emit(record)
@@ -377,11 +398,15 @@ class QueryRetrieveSCP:
                 record["aborted"] = True
                 self._retrieve_record(record, 0xC000, counts, "the requestor went away during the C-GET")
                 return
-            status = 0x0000 if not counts.failed else (0xA702 if not counts.completed and not counts.warning else 0xB000)
+            status = (
+                0x0000 if not counts.failed else (0xA702 if not counts.completed and not counts.warning else 0xB000)
+            )
             get.respond(status, counts, None, failed or None)
             problem = None
             if counts.failed:
-                problem = f"{counts.failed} sub-operation(s) failed" + (f": {get.last_problem}" if get.last_problem else "")
+                problem = f"{counts.failed} sub-operation(s) failed" + (
+                    f": {get.last_problem}" if get.last_problem else ""
+                )
             self._retrieve_record(record, status, counts, problem)
 
 
@@ -397,6 +422,5 @@ def _keys_text(identifier: dict[str, Any]) -> dict[str, Any]:
     """The matching keys of an identifier in the flat form (for records)."""
     from .matching import is_universal
 
-    flat = flat_of({k: v for k, v in identifier.items()
-                      if int(k, 16) not in CONTROL_TAGS and not is_universal(v)})
+    flat = flat_of({k: v for k, v in identifier.items() if int(k, 16) not in CONTROL_TAGS and not is_universal(v)})
     return flat

@@ -136,7 +136,9 @@ class _GetSession:
         self.last_problem = f"the requestor answered 0x{status:04X} ({describe(status, 'storage')[1]})"
         return "failed"
 
-    def respond(self, status: int, counts: _Counts, comment: str | None = None, failed: list[str] | None = None) -> None:
+    def respond(
+        self, status: int, counts: _Counts, comment: str | None = None, failed: list[str] | None = None
+    ) -> None:
         """A C-GET-RSP (pending with the counts, or the final one)."""
         self.reply.send(status, _failed_list(failed, self.ts) if failed else None, counts=counts, comment=comment)
 
@@ -169,7 +171,10 @@ class _GetSession:
                                     if self.dul.trace is not None:
                                         self.dul.trace.dimse_in("C-CANCEL-RQ", _context, parsed)
                                     continue
-                                if field == C_STORE_RSP and wire.command_us(parsed, wire.TAG_MESSAGE_ID_RESPONDED) == message_id:
+                                if (
+                                    field == C_STORE_RSP
+                                    and wire.command_us(parsed, wire.TAG_MESSAGE_ID_RESPONDED) == message_id
+                                ):
                                     return parsed
                 finally:
                     try:
@@ -188,7 +193,9 @@ class _Replier:
     The requestor's C-CANCEL is read by the association's reactor between two
     responses (or by ``_GetSession`` while it owns the socket)."""
 
-    def __init__(self, assoc: Any, context_id: int, message_id: int, sop_class: str, field: int, timeout: float) -> None:
+    def __init__(
+        self, assoc: Any, context_id: int, message_id: int, sop_class: str, field: int, timeout: float
+    ) -> None:
         self.assoc = assoc
         self.dul = assoc.dul
         self.context_id = context_id
@@ -204,8 +211,9 @@ class _Replier:
 
         return cancel_requested(self.assoc, self.message_id)
 
-    def send(self, status: int, dataset: bytes | None = None, *, counts: _Counts | None = None,
-             comment: str | None = None) -> None:
+    def send(
+        self, status: int, dataset: bytes | None = None, *, counts: _Counts | None = None, comment: str | None = None
+    ) -> None:
         elements: list[tuple[int, object]] = [
             (wire.TAG_AFFECTED_SOP_CLASS, self.sop_class),
             (wire.TAG_COMMAND_FIELD, self.field),
@@ -218,8 +226,11 @@ class _Replier:
             if category == "pending" or status == 0xFE00:
                 elements.append((wire.TAG_REMAINING, counts.remaining))
             if status != 0xA900:
-                elements += [(wire.TAG_COMPLETED, counts.completed), (wire.TAG_FAILED, counts.failed),
-                             (wire.TAG_WARNING, counts.warning)]
+                elements += [
+                    (wire.TAG_COMPLETED, counts.completed),
+                    (wire.TAG_FAILED, counts.failed),
+                    (wire.TAG_WARNING, counts.warning),
+                ]
         if comment:
             elements.append((wire.TAG_ERROR_COMMENT, comment[:64]))
         command = wire.encode_command(elements)
@@ -228,8 +239,13 @@ class _Replier:
         if dataset:
             wire.pdata_iovecs(self.context_id, memoryview(dataset), False, True, self.fragment, buffers)
         if self.dul.trace is not None:
-            self.dul.trace.dimse_out(self.name, self.context_id, wire.parse_command(command),
-                                     pdus=-(-len(dataset) // self.fragment) if dataset else 0, size=len(dataset or b""))
+            self.dul.trace.dimse_out(
+                self.name,
+                self.context_id,
+                wire.parse_command(command),
+                pdus=-(-len(dataset) // self.fragment) if dataset else 0,
+                size=len(dataset or b""),
+            )
         from .transport import sendv
 
         deadline = time.monotonic() + self.timeout

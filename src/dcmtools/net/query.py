@@ -77,9 +77,18 @@ def find_identifier(level: str, key_texts: Iterable[str] = (), *, defaults: bool
     return identifier_from(parse_keys(key_texts), DEFAULT_KEYS[level] if defaults else (), level)
 
 
-def find(peer: Peer, identifier: dict[str, Any], options: NetOptions | None = None, *, level: str = "STUDY",
-         model: str = "study", limit: int | None = None, walk: bool = True, check: bool = True,
-         flat: bool = False) -> Iterator[dict[str, Any]]:
+def find(
+    peer: Peer,
+    identifier: dict[str, Any],
+    options: NetOptions | None = None,
+    *,
+    level: str = "STUDY",
+    model: str = "study",
+    limit: int | None = None,
+    walk: bool = True,
+    check: bool = True,
+    flat: bool = False,
+) -> Iterator[dict[str, Any]]:
     """C-FIND ``identifier`` (JSON model, see ``find_identifier``) at ``level``; yields records."""
     finder = Finder(peer, identifier, options or NetOptions(), normalize_level(level), model, limit, walk, check, flat)
     yield from finder.run()
@@ -145,10 +154,19 @@ def _key_text(name: str, value: Any) -> str:
     return f"{name}={value}"
 
 
-def find_many(peer: Peer, base: dict[str, Any], queries: Iterable[tuple[int, list[str] | None, str | None]],
-              options: NetOptions | None = None, *, level: str = "STUDY", model: str = "study",
-              walk: bool = True, check: bool = True, flat: bool = False, stats: dict[str, int] | None = None,
-              ) -> Iterator[dict[str, Any]]:
+def find_many(
+    peer: Peer,
+    base: dict[str, Any],
+    queries: Iterable[tuple[int, list[str] | None, str | None]],
+    options: NetOptions | None = None,
+    *,
+    level: str = "STUDY",
+    model: str = "study",
+    walk: bool = True,
+    check: bool = True,
+    flat: bool = False,
+    stats: dict[str, int] | None = None,
+) -> Iterator[dict[str, Any]]:
     """Run many queries over ONE association: each query's keys (see ``read_queries``) on top of
     ``base`` (the identifier of the shared keys and return keys).  Every record is tagged with
     its query: ``"q": number`` and ``"query": {keyword: value}``.  A query that cannot be built
@@ -168,8 +186,13 @@ def find_many(peer: Peer, base: dict[str, Any], queries: Iterable[tuple[int, lis
             stats["queries"] += 1
             tag: dict[str, Any] = {"q": number}
             if problem is not None:
-                yield {"type": "query", "peer": str(peer), **tag, "ok": False,
-                       "error": {"code": ErrorCode.BAD_KEY, "message": problem}}
+                yield {
+                    "type": "query",
+                    "peer": str(peer),
+                    **tag,
+                    "ok": False,
+                    "error": {"code": ErrorCode.BAD_KEY, "message": problem},
+                }
                 continue
             try:
                 parsed = parse_keys(keys or [])
@@ -177,8 +200,13 @@ def find_many(peer: Peer, base: dict[str, Any], queries: Iterable[tuple[int, lis
                 identifier.update(identifier_from(parsed, (), level))
                 identifier = sort_identifier(identifier)
             except DcmtoolsError as exc:
-                yield {"type": "query", "peer": str(peer), **tag, "ok": False,
-                       "error": {"code": exc.code, "message": f"query {number}: {exc.message}"}}
+                yield {
+                    "type": "query",
+                    "peer": str(peer),
+                    **tag,
+                    "ok": False,
+                    "error": {"code": exc.code, "message": f"query {number}: {exc.message}"},
+                }
                 continue
             tag["query"] = dict(_query_label(keys or []))
             if assoc is None or not assoc.is_established:

@@ -27,9 +27,17 @@ _TRACE_NAMES = {0x8020: "C-FIND-RSP", 0x8021: "C-MOVE-RSP", 0x8010: "C-GET-RSP"}
 class Response:
     """A response message as ``qrexchange.Exchange`` reads it (the fields of a pynetdicom primitive it uses)."""
 
-    __slots__ = ("kind", "MessageIDBeingRespondedTo", "Status", "Identifier", "ErrorComment",
-                 "NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations",
-                 "NumberOfFailedSuboperations", "NumberOfWarningSuboperations")
+    __slots__ = (
+        "kind",
+        "MessageIDBeingRespondedTo",
+        "Status",
+        "Identifier",
+        "ErrorComment",
+        "NumberOfRemainingSuboperations",
+        "NumberOfCompletedSuboperations",
+        "NumberOfFailedSuboperations",
+        "NumberOfWarningSuboperations",
+    )
 
     def __init__(self, kind: str, command: dict[int, bytes], dataset: bytes | None) -> None:
         self.kind = kind

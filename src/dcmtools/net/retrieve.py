@@ -77,9 +77,16 @@ LOGGER = logging.getLogger("dcmtools.net")
 MAX_CONTEXTS = 128
 ARRIVAL_WAIT = 5.0  # seconds to wait for the last instances after the final C-MOVE response
 COMPRESSED = [
-    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
-    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
-    "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.81",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.1.99",
 ]
 CONTEXTS_PER_CLASS = 1 + len(COMPRESSED)  # uncompressed, then each compressed syntax
 
@@ -110,9 +117,21 @@ class _Bucket:
 class Retriever:
     """Runs retrieve requests against one peer (see the module docs)."""
 
-    def __init__(self, peer: Peer, options: NetOptions, *, dest: str | None = None, store_dir: str | None = ".",
-                 port: int = 11112, bind: str = "", get: bool = False, model: str | None = None,
-                 overwrite: bool = False, priority: int = 0, on_instance: Any = None) -> None:
+    def __init__(
+        self,
+        peer: Peer,
+        options: NetOptions,
+        *,
+        dest: str | None = None,
+        store_dir: str | None = ".",
+        port: int = 11112,
+        bind: str = "",
+        get: bool = False,
+        model: str | None = None,
+        overwrite: bool = False,
+        priority: int = 0,
+        on_instance: Any = None,
+    ) -> None:
         self.peer = peer
         self.options = options
         self.dest = check_aet(dest, "move destination (--dest)") if dest else None
@@ -175,16 +194,28 @@ class Retriever:
             from .scp import StorageSCP
 
             tls = self.options.tls if self.options.tls is not None and self.options.tls.cert else None
-            self.scp = StorageSCP(self.store_dir, aet=self.options.calling_aet, port=self.port, host=self.bind,
-                                  options=self.options, on_record=self._instance, overwrite=self.overwrite, tls=tls)
+            self.scp = StorageSCP(
+                self.store_dir,
+                aet=self.options.calling_aet,
+                port=self.port,
+                host=self.bind,
+                options=self.options,
+                on_record=self._instance,
+                overwrite=self.overwrite,
+                tls=tls,
+            )
             if not self.get:
                 self.scp.start()
             elif self.store_dir is not None:
                 try:
                     os.makedirs(self.store_dir, exist_ok=True)
                 except OSError as exc:
-                    raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
-                                        "choose a folder you can write to with --store-dir", ExitStatus.USAGE) from None
+                    raise DcmtoolsError(
+                        ErrorCode.WRITE_FAILED,
+                        f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
+                        "choose a folder you can write to with --store-dir",
+                        ExitStatus.USAGE,
+                    ) from None
         return self.scp
 
     # -- the stream
@@ -213,12 +244,20 @@ class Retriever:
         """Keys that are not unique: find the matches at the request's level, retrieve each."""
         model = request.model or choose_model(request.level, self.model)
         identifier = dict(request.identifier)
-        for name in ([("PatientID")] if model == "patient" else []) + [UNIQUE_KEY[lvl] for lvl in LEVELS[1: level_index(request.level) + 1]]:
+        for name in ([("PatientID")] if model == "patient" else []) + [
+            UNIQUE_KEY[lvl] for lvl in LEVELS[1 : level_index(request.level) + 1]
+        ]:
             identifier.setdefault(f"{TAGS[name]:08X}", {"vr": "LO" if name == "PatientID" else "UI"})
         if request.level == "PATIENT":
             identifier.setdefault(f"{TAGS['PatientID']:08X}", {"vr": "LO"})
-        finder = Finder(self.peer, sort_identifier(identifier), self.options, request.level, model,
-                        assoc=self._find_association(model))
+        finder = Finder(
+            self.peer,
+            sort_identifier(identifier),
+            self.options,
+            request.level,
+            model,
+            assoc=self._find_association(model),
+        )
         # The whole answer first: the find association is used again while retrieving.
         matches = list(finder.run())
         found = 0
@@ -226,8 +265,9 @@ class Retriever:
             if not record.get("ok"):
                 from ..stream.records import error_record
 
-                yield error_record(self.kind, record["error"], peer=str(self.peer), level=request.level,
-                                   identifier=request.label())
+                yield error_record(
+                    self.kind, record["error"], peer=str(self.peer), level=request.level, identifier=request.label()
+                )
                 return
             found += 1
             try:
@@ -241,10 +281,17 @@ class Retriever:
         if not found:
             from ..stream.records import error_record
 
-            yield error_record(self.kind, DcmtoolsError(
-                ErrorCode.MOVE_FAILED, f"nothing on {self.peer.label} matches these keys at the {request.level.lower()} level",
-                "check the keys with 'dcmtools find' first"), peer=str(self.peer), level=request.level,
-                identifier=request.label())
+            yield error_record(
+                self.kind,
+                DcmtoolsError(
+                    ErrorCode.MOVE_FAILED,
+                    f"nothing on {self.peer.label} matches these keys at the {request.level.lower()} level",
+                    "check the keys with 'dcmtools find' first",
+                ),
+                peer=str(self.peer),
+                level=request.level,
+                identifier=request.label(),
+            )
 
     def _find_association(self, model: str) -> Any:
         if self._find_assoc is not None and not self._find_assoc.is_established:
@@ -259,8 +306,14 @@ class Retriever:
     # -- one retrieve
     def _retrieve(self, request: RetrieveRequest) -> dict[str, Any]:
         model = request.model or choose_model(request.level, self.model)
-        base: dict[str, Any] = {"type": self.kind, "peer": str(self.peer), **request.source, "level": request.level,
-                                "model": model, "identifier": request.label()}
+        base: dict[str, Any] = {
+            "type": self.kind,
+            "peer": str(self.peer),
+            **request.source,
+            "level": request.level,
+            "model": model,
+            "identifier": request.label(),
+        }
         to_us = self.get or self.dest is None
         if to_us:
             self._storage()
@@ -344,7 +397,9 @@ class Retriever:
                 total.add(self._exchange(assoc, primitive, context, "get", "C-GET"))
         return total
 
-    def _get_plan(self, request: RetrieveRequest, model: str) -> list[tuple[list[str] | None, list[dict[str, Any]] | None]]:
+    def _get_plan(
+        self, request: RetrieveRequest, model: str
+    ) -> list[tuple[list[str] | None, list[dict[str, Any]] | None]]:
         """[(storage SOP classes to propose, identifiers to C-GET with them)].
 
         ``(None, None)``: the common SOP classes, the request's own identifier.
@@ -358,15 +413,18 @@ class Retriever:
             return [(classes, None)]
         plan: list[tuple[list[str] | None, list[dict[str, Any]] | None]] = []
         for start in range(0, len(classes), per_association):
-            group = set(classes[start: start + per_association])
+            group = set(classes[start : start + per_association])
             series: dict[tuple[str, str, str], list[str]] = {}
             for sop_class, sop_instance, study, series_uid, patient in found:
                 if sop_class in group:
                     series.setdefault((patient, study, series_uid), []).append(sop_instance)
             identifiers = []
             for (patient, study, series_uid), instances in series.items():
-                keys = [f"StudyInstanceUID={study}", f"SeriesInstanceUID={series_uid}",
-                        "SOPInstanceUID=" + "\\".join(instances)]
+                keys = [
+                    f"StudyInstanceUID={study}",
+                    f"SeriesInstanceUID={series_uid}",
+                    "SOPInstanceUID=" + "\\".join(instances),
+                ]
                 if model == "patient":
                     keys.insert(0, f"PatientID={patient}")
                 identifiers.append(identifier_from(parse_keys(keys), (), "IMAGE"))
@@ -385,15 +443,32 @@ class Retriever:
             if patient is not None and first_text(patient):
                 identifier[f"{TAGS['PatientID']:08X}"] = {"vr": "LO"}
         try:
-            finder = Finder(self.peer, sort_identifier(identifier), self.options, "IMAGE", model,
-                            assoc=self._find_association(model), check=False)
+            finder = Finder(
+                self.peer,
+                sort_identifier(identifier),
+                self.options,
+                "IMAGE",
+                model,
+                assoc=self._find_association(model),
+                check=False,
+            )
             out = []
             for record in finder.run():
                 if not record.get("ok"):
                     return []
                 ds = record["dataset"]
-                out.append(tuple(first_text(ds.get(f"{TAGS[name]:08X}")) or "" for name in
-                                 ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID")))
+                out.append(
+                    tuple(
+                        first_text(ds.get(f"{TAGS[name]:08X}")) or ""
+                        for name in (
+                            "SOPClassUID",
+                            "SOPInstanceUID",
+                            "StudyInstanceUID",
+                            "SeriesInstanceUID",
+                            "PatientID",
+                        )
+                    )
+                )
             return out
         except DcmtoolsError as exc:
             if exc.exit_status in (ExitStatus.NO_CONTEXT,):
@@ -423,7 +498,9 @@ class Retriever:
 
     def _record(self, base: dict[str, Any], outcome: Outcome, received: list[dict[str, Any]] | None) -> dict[str, Any]:
         record = dict(base)
-        record.update(status_fields(outcome.status, self.kind, outcome.error_comment) if outcome.status is not None else {})
+        record.update(
+            status_fields(outcome.status, self.kind, outcome.error_comment) if outcome.status is not None else {}
+        )
         record.update({"completed": outcome.completed, "failed": outcome.failed, "warning": outcome.warning})
         if outcome.remaining:
             record["remaining"] = outcome.remaining
@@ -448,7 +525,9 @@ class Retriever:
             record["error"] = error
         return record
 
-    def _judge(self, record: dict[str, Any], outcome: Outcome, to_us: bool, stored_failed: int) -> dict[str, Any] | None:
+    def _judge(
+        self, record: dict[str, Any], outcome: Outcome, to_us: bool, stored_failed: int
+    ) -> dict[str, Any] | None:
         """None when the retrieve went well, else the error of its record."""
         peer = self.peer.label
         dest = record.get("destination")
@@ -456,13 +535,21 @@ class Retriever:
         if outcome.refused is not None:
             return {
                 "code": ErrorCode.MOVE_DESTINATION_UNKNOWN,
-                "message": (f"{peer} dropped the association instead of answering the C-MOVE to {dest!r}: it "
-                            f"probably does not know the AE title {self.options.calling_aet!r} (we asked) "
-                            + (f"or {dest!r} (the destination)" if dest != self.options.calling_aet else "")
-                            ).rstrip() + f" ({outcome.refused.message})",
-                "hint": (f"register AE title {self.options.calling_aet} on the PACS"
-                         + (f" with this host and port ({self._our_address()})" if self.dest is None and self._our_address() else "")
-                         + " (Orthanc: DicomModalities, or DicomAlwaysAllowMove); check the PACS log"),
+                "message": (
+                    f"{peer} dropped the association instead of answering the C-MOVE to {dest!r}: it "
+                    f"probably does not know the AE title {self.options.calling_aet!r} (we asked) "
+                    + (f"or {dest!r} (the destination)" if dest != self.options.calling_aet else "")
+                ).rstrip()
+                + f" ({outcome.refused.message})",
+                "hint": (
+                    f"register AE title {self.options.calling_aet} on the PACS"
+                    + (
+                        f" with this host and port ({self._our_address()})"
+                        if self.dest is None and self._our_address()
+                        else ""
+                    )
+                    + " (Orthanc: DicomModalities, or DicomAlwaysAllowMove); check the PACS log"
+                ),
             }
         if code is None:
             return {"code": ErrorCode.MOVE_FAILED, "message": f"{peer} gave no final answer"}
@@ -473,55 +560,84 @@ class Retriever:
             probably = "" if code == 0xA801 else "probably "
             return {
                 "code": ErrorCode.MOVE_DESTINATION_UNKNOWN,
-                "message": (f"{peer} refused the C-MOVE: the move destination {dest!r} is {probably}unknown to it "
-                            f"({meaning}, status 0x{code:04X}"
-                            + (f": {outcome.error_comment}" if outcome.error_comment else "")
-                            + (", which is what Orthanc answers for an unknown destination" if code == 0xC000 else "") + ")"),
-                "hint": (f"AE title {dest} must be registered on the PACS with "
-                         + (f"this host and port ({where})" if where and self.dest is None else "its host and port")
-                         + " (Orthanc: DicomModalities; DCMTK dcmqrscp: HostTable)"
-                         + ("; or use --get, which needs no registration" if self.dest is None else "")),
+                "message": (
+                    f"{peer} refused the C-MOVE: the move destination {dest!r} is {probably}unknown to it "
+                    f"({meaning}, status 0x{code:04X}"
+                    + (f": {outcome.error_comment}" if outcome.error_comment else "")
+                    + (", which is what Orthanc answers for an unknown destination" if code == 0xC000 else "")
+                    + ")"
+                ),
+                "hint": (
+                    f"AE title {dest} must be registered on the PACS with "
+                    + (f"this host and port ({where})" if where and self.dest is None else "its host and port")
+                    + " (Orthanc: DicomModalities; DCMTK dcmqrscp: HostTable)"
+                    + ("; or use --get, which needs no registration" if self.dest is None else "")
+                ),
             }
         if category == "cancel":
-            return {"code": ErrorCode.CANCELLED, "message": f"the retrieve was cancelled ({outcome.remaining or 0} not retrieved)"}
+            return {
+                "code": ErrorCode.CANCELLED,
+                "message": f"the retrieve was cancelled ({outcome.remaining or 0} not retrieved)",
+            }
         if category == "failure" and suboperations == 0 and not (to_us and record.get("received")):
             hint = "check the identifier and the peer's log"
             if code in (0xA701, 0xA702) and not self.get and self.dest is None:
-                hint = (f"the peer could not send to {dest}: check that it can reach {self._our_address() or 'this host'} "
-                        f"and that {dest} is registered there with the right port")
-            return {"code": ErrorCode.MOVE_FAILED,
-                    "message": f"{peer} refused the {'C-GET' if self.get else 'C-MOVE'}: {meaning} (status 0x{code:04X})"
-                    + (f": {outcome.error_comment}" if outcome.error_comment else ""), "hint": hint}
+                hint = (
+                    f"the peer could not send to {dest}: check that it can reach {self._our_address() or 'this host'} "
+                    f"and that {dest} is registered there with the right port"
+                )
+            return {
+                "code": ErrorCode.MOVE_FAILED,
+                "message": f"{peer} refused the {'C-GET' if self.get else 'C-MOVE'}: {meaning} (status 0x{code:04X})"
+                + (f": {outcome.error_comment}" if outcome.error_comment else ""),
+                "hint": hint,
+            }
         if outcome.failed or category == "failure":
-            return {"code": ErrorCode.MOVE_FAILED,
-                    "message": f"{outcome.failed} of {suboperations} sub-operations failed ({meaning}, status 0x{code:04X})"
-                    + (f": {outcome.error_comment}" if outcome.error_comment else ""),
-                    "hint": "see failed_sop_instance_uids, and the log of the peer"
-                    + ("" if not to_us else " (and the records of the instances it sent)")}
+            return {
+                "code": ErrorCode.MOVE_FAILED,
+                "message": f"{outcome.failed} of {suboperations} sub-operations failed ({meaning}, status 0x{code:04X})"
+                + (f": {outcome.error_comment}" if outcome.error_comment else ""),
+                "hint": "see failed_sop_instance_uids, and the log of the peer"
+                + ("" if not to_us else " (and the records of the instances it sent)"),
+            }
         if to_us:
             received = record.get("received", 0)
             if stored_failed:
-                return {"code": ErrorCode.MOVE_FAILED,
-                        "message": f"{stored_failed} instance(s) arrived but could not be stored under {self.store_dir}",
-                        "hint": "check the space and permissions of --store-dir"}
+                return {
+                    "code": ErrorCode.MOVE_FAILED,
+                    "message": f"{stored_failed} instance(s) arrived but could not be stored under {self.store_dir}",
+                    "hint": "check the space and permissions of --store-dir",
+                }
             if received == 0 and suboperations == 0:
-                return {"code": ErrorCode.MOVE_FAILED,
-                        "message": f"nothing arrived: {peer} found no instances for this identifier",
-                        "hint": "check the identifier with 'dcmtools find'"}
+                return {
+                    "code": ErrorCode.MOVE_FAILED,
+                    "message": f"nothing arrived: {peer} found no instances for this identifier",
+                    "hint": "check the identifier with 'dcmtools find'",
+                }
             if received == 0 and not self.get:
-                return {"code": ErrorCode.MOVE_FAILED,
-                        "message": (f"{peer} says it sent {outcome.completed} instance(s) to {dest}, but none arrived "
-                                    f"here (port {self.port})"),
-                        "hint": (f"the PACS has AE title {dest} registered with another host or port; "
-                                 f"register it with {self._our_address() or 'this host'}")}
+                return {
+                    "code": ErrorCode.MOVE_FAILED,
+                    "message": (
+                        f"{peer} says it sent {outcome.completed} instance(s) to {dest}, but none arrived "
+                        f"here (port {self.port})"
+                    ),
+                    "hint": (
+                        f"the PACS has AE title {dest} registered with another host or port; "
+                        f"register it with {self._our_address() or 'this host'}"
+                    ),
+                }
             if received < outcome.completed + outcome.warning:
-                return {"code": ErrorCode.MOVE_FAILED,
-                        "message": f"{peer} says it sent {outcome.completed + outcome.warning} instance(s), {received} arrived",
-                        "hint": "some went elsewhere or are still on the way; check the peer's log"}
+                return {
+                    "code": ErrorCode.MOVE_FAILED,
+                    "message": f"{peer} says it sent {outcome.completed + outcome.warning} instance(s), {received} arrived",
+                    "hint": "some went elsewhere or are still on the way; check the peer's log",
+                }
         elif suboperations == 0:
-            return {"code": ErrorCode.MOVE_FAILED,
-                    "message": f"nothing was sent: {peer} found no instances for this identifier",
-                    "hint": "check the identifier with 'dcmtools find'"}
+            return {
+                "code": ErrorCode.MOVE_FAILED,
+                "message": f"nothing was sent: {peer} found no instances for this identifier",
+                "hint": "check the identifier with 'dcmtools find'",
+            }
         return None
 
     def _our_address(self) -> str | None:

@@ -53,7 +53,7 @@ def unique_identifier(level: str, dataset: dict[str, Any], model: str) -> dict[s
     needed = []
     if model == "patient":
         needed.append("PatientID")
-    needed += [UNIQUE_KEY[lvl] for lvl in LEVELS[1: level_index(level) + 1]]
+    needed += [UNIQUE_KEY[lvl] for lvl in LEVELS[1 : level_index(level) + 1]]
     if level == "PATIENT" and "PatientID" not in needed:
         needed.append("PatientID")
     identifier: dict[str, Any] = {f"{TAGS['QueryRetrieveLevel']:08X}": {"vr": "CS", "Value": [level]}}
@@ -95,17 +95,35 @@ def request_from_record(record: dict[str, Any], model: str | None = None, level:
     source: dict[str, Any] = {k: record[k] for k in ("n", "path") if k in record}
     if record.get("ok") is False:
         upstream = (record.get("error") or {}).get("message", "failed")
-        return RetrieveRequest("", {}, source=source, error=DcmtoolsError(
-            ErrorCode.UPSTREAM_FAILED, f"skipped: the previous command failed on it ({upstream})"))
+        return RetrieveRequest(
+            "",
+            {},
+            source=source,
+            error=DcmtoolsError(ErrorCode.UPSTREAM_FAILED, f"skipped: the previous command failed on it ({upstream})"),
+        )
     if record.get("model") == "worklist":
-        return RetrieveRequest("", {}, source=source, error=DcmtoolsError(
-            ErrorCode.NOT_RETRIEVABLE, "a worklist item is scheduled work, not stored images",
-            "query the images with 'dcmtools find' and move those"))
+        return RetrieveRequest(
+            "",
+            {},
+            source=source,
+            error=DcmtoolsError(
+                ErrorCode.NOT_RETRIEVABLE,
+                "a worklist item is scheduled work, not stored images",
+                "query the images with 'dcmtools find' and move those",
+            ),
+        )
     dataset = record.get("dataset")
     if not isinstance(dataset, dict):
-        return RetrieveRequest("", {}, source=source, error=DcmtoolsError(
-            ErrorCode.BAD_RECORD, "the record has no dataset to take the identifiers from",
-            "pipe the records of 'dcmtools find' (JSON Lines)"))
+        return RetrieveRequest(
+            "",
+            {},
+            source=source,
+            error=DcmtoolsError(
+                ErrorCode.BAD_RECORD,
+                "the record has no dataset to take the identifiers from",
+                "pipe the records of 'dcmtools find' (JSON Lines)",
+            ),
+        )
     if dataset and not all(len(k) == 8 and all(c in "0123456789ABCDEFabcdef" for c in k) for k in dataset):
         dataset = json_from_flat(dataset)  # the --flat form
     rec_level = level or record.get("level")
@@ -113,7 +131,9 @@ def request_from_record(record: dict[str, Any], model: str | None = None, level:
         rec_level = "IMAGE" if first_text(dataset.get(f"{TAGS['SOPInstanceUID']:08X}")) else "STUDY"
     try:
         rec_level = normalize_level(rec_level)
-        rec_model = choose_model(rec_level, model or (record.get("model") if record.get("model") in ("patient", "study") else None))
+        rec_model = choose_model(
+            rec_level, model or (record.get("model") if record.get("model") in ("patient", "study") else None)
+        )
         identifier = unique_identifier(rec_level, dataset, rec_model)
     except DcmtoolsError as exc:
         exc.exit_status = ExitStatus.FAILED
@@ -121,8 +141,9 @@ def request_from_record(record: dict[str, Any], model: str | None = None, level:
     return RetrieveRequest(rec_level, identifier, rec_model, source=source)
 
 
-def requests_from_lines(stream: TextIO | Iterable[str], model: str | None = None,
-                        level: str | None = None) -> Iterator[RetrieveRequest]:
+def requests_from_lines(
+    stream: TextIO | Iterable[str], model: str | None = None, level: str | None = None
+) -> Iterator[RetrieveRequest]:
     """Requests from JSON Lines records (a summary line is skipped; a bad line is an error request)."""
     for number, line in enumerate(stream, 1):
         line = line.strip()
@@ -131,13 +152,24 @@ def requests_from_lines(stream: TextIO | Iterable[str], model: str | None = None
         try:
             record = json.loads(line)
         except ValueError as exc:
-            yield RetrieveRequest("", {}, source={"line": number}, error=DcmtoolsError(
-                ErrorCode.BAD_RECORD, f"input line {number} is not a JSON record ({exc.msg})",  # type: ignore[attr-defined]  # json raises JSONDecodeError
-                "pipe the records of 'dcmtools find'"))
+            yield RetrieveRequest(
+                "",
+                {},
+                source={"line": number},
+                error=DcmtoolsError(
+                    ErrorCode.BAD_RECORD,
+                    f"input line {number} is not a JSON record ({exc.msg})",  # type: ignore[attr-defined]  # json raises JSONDecodeError
+                    "pipe the records of 'dcmtools find'",
+                ),
+            )
             continue
         if not isinstance(record, dict):
-            yield RetrieveRequest("", {}, source={"line": number}, error=DcmtoolsError(
-                ErrorCode.BAD_RECORD, f"input line {number} is not a JSON object"))
+            yield RetrieveRequest(
+                "",
+                {},
+                source={"line": number},
+                error=DcmtoolsError(ErrorCode.BAD_RECORD, f"input line {number} is not a JSON object"),
+            )
             continue
         if record.get("type") in ("summary", "query") and "dataset" not in record:
             if record.get("type") == "query" and record.get("ok") is False:

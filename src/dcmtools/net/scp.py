@@ -140,8 +140,12 @@ class StorageSCP:
             try:
                 os.makedirs(self.store_dir, exist_ok=True)
             except OSError as exc:
-                raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
-                                    "choose a folder you can write to with --store-dir", ExitStatus.USAGE) from None
+                raise DcmtoolsError(
+                    ErrorCode.WRITE_FAILED,
+                    f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
+                    "choose a folder you can write to with --store-dir",
+                    ExitStatus.USAGE,
+                ) from None
             self.removed_parts = remove_leftover_parts(self.store_dir)
         quiet_pynetdicom(LOGGER.isEnabledFor(logging.DEBUG))
         ae = make_ae(self.options)
@@ -163,8 +167,13 @@ class StorageSCP:
             handlers += self._tracer.handlers()
         ssl_context = self.tls.server_context() if self.tls else None
         try:
-            server = ae.make_server((self.host, self.requested_port), ae_title=self.aet, ssl_context=ssl_context,
-                                    evt_handlers=handlers, server_class=ThreadedAssociationServer)
+            server = ae.make_server(
+                (self.host, self.requested_port),
+                ae_title=self.aet,
+                ssl_context=ssl_context,
+                evt_handlers=handlers,
+                server_class=ThreadedAssociationServer,
+            )
         except OSError as exc:
             raise DcmtoolsError(
                 ErrorCode.CONNECT_FAILED,
@@ -180,8 +189,9 @@ class StorageSCP:
         server.tls_timeout = self.assoc_timeout
         self._server = server
         self._ae = ae
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="dcmtools-scp", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="dcmtools-scp", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -273,23 +283,35 @@ class StorageSCP:
         if self.access is not None:
             allowed = self.access.services(calling, address)
             if allowed is None:
-                return Rejection(Rejection.CALLING_AET, "caller_refused",
-                                 f"calling AE title {calling!r} from {address} is not allowed here (see --allow)")
+                return Rejection(
+                    Rejection.CALLING_AET,
+                    "caller_refused",
+                    f"calling AE title {calling!r} from {address} is not allowed here (see --allow)",
+                )
             if allowed != "all":
                 refused = self._restricted()
                 proposed = {cx.abstract_syntax for cx in rq.presentation_context_definition_list}
                 if proposed and proposed <= refused:
-                    return Rejection(Rejection.CALLING_AET, "caller_refused",
-                                     f"calling AE title {calling!r} from {address} may not use query, retrieve, "
-                                     "worklist or Storage Commitment here (only peers-file callers, or --allow)")
+                    return Rejection(
+                        Rejection.CALLING_AET,
+                        "caller_refused",
+                        f"calling AE title {calling!r} from {address} may not use query, retrieve, "
+                        "worklist or Storage Commitment here (only peers-file callers, or --allow)",
+                    )
         from pynetdicom.association import Association
 
         with self._slots:
-            busy = sum(1 for t in threading.enumerate()
-                       if isinstance(t, Association) and getattr(t, "_dcmtools_slot", False) and t.is_alive())
+            busy = sum(
+                1
+                for t in threading.enumerate()
+                if isinstance(t, Association) and getattr(t, "_dcmtools_slot", False) and t.is_alive()
+            )
             if busy >= self.max_associations:
-                return Rejection(Rejection.BUSY, "too_many_associations",
-                                 f"{busy} associations are open, the most --max-associations allows: try again later")
+                return Rejection(
+                    Rejection.BUSY,
+                    "too_many_associations",
+                    f"{busy} associations are open, the most --max-associations allows: try again later",
+                )
             assoc._dcmtools_slot = True
         return refused
 
@@ -311,8 +333,11 @@ class StorageSCP:
         assoc = dul.assoc
         info = assoc.requestor.address_info
         associated = getattr(assoc, "_dcmtools_slot", False)
-        record: dict[str, Any] = {"type": "connection", "event": "aborted" if associated else "dropped",
-                  "peer": f"{info.address}:{info.port}" if info else None}
+        record: dict[str, Any] = {
+            "type": "connection",
+            "event": "aborted" if associated else "dropped",
+            "peer": f"{info.address}:{info.port}" if info else None,
+        }
         if assoc.requestor.ae_title and associated:
             record["calling_aet"] = assoc.requestor.ae_title
         record["error"] = {"code": code, "message": message}
@@ -340,26 +365,37 @@ class StorageSCP:
         if receiver is not None:
             receiver.accepted = True
         accepted = [
-            {"context_id": cx.context_id, "sop_class_uid": cx.abstract_syntax, "sop_class": uid_name(cx.abstract_syntax),
-             "transfer_syntax": cx.transfer_syntax[0]}
+            {
+                "context_id": cx.context_id,
+                "sop_class_uid": cx.abstract_syntax,
+                "sop_class": uid_name(cx.abstract_syntax),
+                "transfer_syntax": cx.transfer_syntax[0],
+            }
             for cx in assoc.accepted_contexts
         ]
         rejected = [
-            {"context_id": cx.context_id, "sop_class_uid": cx.abstract_syntax, "sop_class": uid_name(cx.abstract_syntax),
-             "transfer_syntaxes": list(cx.transfer_syntax), "result": _CX_RESULTS.get(cx.result, cx.result)}
+            {
+                "context_id": cx.context_id,
+                "sop_class_uid": cx.abstract_syntax,
+                "sop_class": uid_name(cx.abstract_syntax),
+                "transfer_syntaxes": list(cx.transfer_syntax),
+                "result": _CX_RESULTS.get(cx.result, cx.result),
+            }
             for cx in assoc.rejected_contexts
         ]
         self._touch()
-        self._emit({
-            "type": "association",
-            "event": "accepted",
-            **self._peer_fields(assoc),
-            "max_pdu": assoc.requestor.maximum_length,
-            "implementation": (assoc.requestor.implementation_version_name or "").strip() or None,
-            "proposed": len(accepted) + len(rejected),
-            "accepted": accepted,
-            "rejected": rejected,
-        })
+        self._emit(
+            {
+                "type": "association",
+                "event": "accepted",
+                **self._peer_fields(assoc),
+                "max_pdu": assoc.requestor.maximum_length,
+                "implementation": (assoc.requestor.implementation_version_name or "").strip() or None,
+                "proposed": len(accepted) + len(rejected),
+                "accepted": accepted,
+                "rejected": rejected,
+            }
+        )
 
     def _rejected(self, event: Any) -> None:
         record = {"type": "association", "event": "rejected", **self._peer_fields(event.assoc)}
@@ -380,10 +416,19 @@ class StorageSCP:
         if receiver is None or not receiver.accepted or receiver.ended:
             return  # a connection that never became an association (a port probe), or said already
         receiver.ended = True
-        record = {"type": "association", "event": how, **self._peer_fields(event.assoc),
-                  "instances": receiver.count if receiver else 0}
+        record = {
+            "type": "association",
+            "event": how,
+            **self._peer_fields(event.assoc),
+            "instances": receiver.count if receiver else 0,
+        }
         self._touch()
         self._emit(record)
 
 
-_CX_RESULTS = {1: "user rejection", 2: "no reason", 3: "abstract syntax not supported", 4: "transfer syntaxes not supported"}
+_CX_RESULTS = {
+    1: "user rejection",
+    2: "no reason",
+    3: "abstract syntax not supported",
+    4: "transfer syntaxes not supported",
+}

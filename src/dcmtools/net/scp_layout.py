@@ -29,10 +29,13 @@ def _component(value: str | None) -> str:
     return cleaned[:128]
 
 
-def stored_path(store_dir: str, patient_id: str | None, study: str | None, series: str | None, sop_instance: str) -> str:
+def stored_path(
+    store_dir: str, patient_id: str | None, study: str | None, series: str | None, sop_instance: str
+) -> str:
     """Where an instance is written (the layout documented above)."""
-    return os.path.join(store_dir, _component(patient_id), _component(study), _component(series),
-                        _component(sop_instance) + ".dcm")
+    return os.path.join(
+        store_dir, _component(patient_id), _component(study), _component(series), _component(sop_instance) + ".dcm"
+    )
 
 
 def remove_leftover_parts(store_dir: str) -> int:
@@ -46,7 +49,7 @@ def remove_leftover_parts(store_dir: str) -> int:
     for name in names:
         if not (name.startswith(PART_PREFIX) and name.endswith(".part")):
             continue
-        pid_text = name[len(PART_PREFIX):].split("-", 1)[0]
+        pid_text = name[len(PART_PREFIX) :].split("-", 1)[0]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)):
             continue  # another listen on the same folder is writing it
         try:

@@ -117,10 +117,17 @@ class _Receiver:
                 self.scp.on_stored(record["path"])
             except Exception as exc:  # noqa: BLE001 - the file is stored; say why it is not findable
                 LOGGER.warning("could not note %s for the index: %s", record["path"], exc)
-        response = wire.store_rsp(instance.message_id, instance.sop_class, instance.sop_instance, status,
-                                  record.get("error", {}).get("message") if status else None)
+        response = wire.store_rsp(
+            instance.message_id,
+            instance.sop_class,
+            instance.sop_instance,
+            status,
+            record.get("error", {}).get("message") if status else None,
+        )
         buffers: list = []
-        wire.pdata_iovecs(instance.context_id, response, True, True, wire.max_fragment(self.assoc.requestor.maximum_length), buffers)
+        wire.pdata_iovecs(
+            instance.context_id, response, True, True, wire.max_fragment(self.assoc.requestor.maximum_length), buffers
+        )
         from .transport import sendv
 
         sendv(dul.socket.socket, buffers)
@@ -151,10 +158,16 @@ class _Incoming:
             self.error = f"presentation context {context_id} was not accepted"
             return
         if scp.store_dir is not None:
-            self.pending.append(wire.file_meta_bytes(self.sop_class, self.sop_instance, ts,
-                                                     assoc.acceptor.implementation_class_uid,
-                                                     assoc.acceptor.implementation_version_name,
-                                                     assoc.requestor.ae_title))
+            self.pending.append(
+                wire.file_meta_bytes(
+                    self.sop_class,
+                    self.sop_instance,
+                    ts,
+                    assoc.acceptor.implementation_class_uid,
+                    assoc.acceptor.implementation_version_name,
+                    assoc.requestor.ae_title,
+                )
+            )
             try:
                 # Plain descriptor writes: fragments are large (up to our max PDU), and a
                 # buffered file object per instance costs more than it saves.
@@ -233,9 +246,16 @@ class _Incoming:
                 status = 0x0122
             else:
                 status = 0xA700
-            record.update({"status": f"0x{status:04X}", "ok": False,
-                           "error": {"code": ErrorCode.WRITE_FAILED if self.ts else ErrorCode.NO_CONTEXT,
-                                     "message": self.error}})
+            record.update(
+                {
+                    "status": f"0x{status:04X}",
+                    "ok": False,
+                    "error": {
+                        "code": ErrorCode.WRITE_FAILED if self.ts else ErrorCode.NO_CONTEXT,
+                        "message": self.error,
+                    },
+                }
+            )
             return status, record
         record.update({"status": "0x0000", "ok": True})
         return 0x0000, record
@@ -258,8 +278,13 @@ class _Incoming:
         return ids
 
     def _place(self, ids: dict[str, str]) -> str:
-        dest = stored_path(self.scp.store_dir, ids.get("patient_id"), ids.get("study_instance_uid"),
-                           ids.get("series_instance_uid"), self.sop_instance)
+        dest = stored_path(
+            self.scp.store_dir,
+            ids.get("patient_id"),
+            ids.get("study_instance_uid"),
+            ids.get("series_instance_uid"),
+            self.sop_instance,
+        )
         folder = os.path.dirname(dest)
         if folder not in self.scp._made:
             os.makedirs(folder, exist_ok=True)

@@ -67,16 +67,29 @@ class Listener:
             self.access = Access(None, peers_file=self.peers_file)
         self.qr = self._query_retrieve()
         self.commitment = CommitmentSCP(
-            self.qr.index if self.qr is not None else None, self.options, report=self.commit_report,
-            delay=self.commit_delay, report_to=self.commit_report_to, peers_file=self.peers_file,
-            on_record=self._emit)
+            self.qr.index if self.qr is not None else None,
+            self.options,
+            report=self.commit_report,
+            delay=self.commit_delay,
+            report_to=self.commit_report_to,
+            peers_file=self.peers_file,
+            on_record=self._emit,
+        )
         qr = self.qr
         self.scp = StorageSCP(
             os.fspath(self.store_dir) if self.store_dir is not None else None,
-            aet=self.options.calling_aet, port=self.port, host=self.bind, options=self.options,
-            on_record=self._emit, on_stored=qr.stored if qr is not None and qr.index is not None else None,
-            access=self.access, max_associations=self.max_associations, assoc_timeout=self.assoc_timeout,
-            pdu_timeout=self.pdu_timeout, overwrite=self.overwrite, tls=self.options.tls,
+            aet=self.options.calling_aet,
+            port=self.port,
+            host=self.bind,
+            options=self.options,
+            on_record=self._emit,
+            on_stored=qr.stored if qr is not None and qr.index is not None else None,
+            access=self.access,
+            max_associations=self.max_associations,
+            assoc_timeout=self.assoc_timeout,
+            pdu_timeout=self.pdu_timeout,
+            overwrite=self.overwrite,
+            tls=self.options.tls,
             contexts=(qr.contexts() if qr is not None else storage_contexts()) + self.commitment.contexts(),
             evt_handlers=(qr.handlers() if qr is not None else []) + self.commitment.handlers(),
         )
@@ -122,11 +135,15 @@ class Listener:
 
     def listening_record(self) -> Record:
         """The record that says the node is up (port, AE title, store, access policy)."""
-        return {"type": "listening", "port": self.scp.port, "aet": self.scp.aet,
-                "store_dir": os.fspath(self.store_dir) if self.store_dir is not None else None,
-                "access": self.access.describe(),
-                "max_associations": self.max_associations,
-                "removed_part_files": getattr(self.scp, "removed_parts", 0)}
+        return {
+            "type": "listening",
+            "port": self.scp.port,
+            "aet": self.scp.aet,
+            "store_dir": os.fspath(self.store_dir) if self.store_dir is not None else None,
+            "access": self.access.describe(),
+            "max_associations": self.max_associations,
+            "removed_part_files": getattr(self.scp, "removed_parts", 0),
+        }
 
     # ------------------------------------------------------------ parts
     def _emit(self, record: Record) -> None:
@@ -139,9 +156,14 @@ class Listener:
         from .qrscp import QueryRetrieveSCP
 
         index = self._index() if self.store_dir is not None else None
-        return QueryRetrieveSCP(index, aet=self.options.calling_aet, options=self.options,
-                                worklist_dir=os.fspath(self.worklist_dir) if self.worklist_dir is not None else None,
-                                peers_file=self.peers_file, on_record=self._emit)
+        return QueryRetrieveSCP(
+            index,
+            aet=self.options.calling_aet,
+            options=self.options,
+            worklist_dir=os.fspath(self.worklist_dir) if self.worklist_dir is not None else None,
+            peers_file=self.peers_file,
+            on_record=self._emit,
+        )
 
     def _index(self) -> Any:
         from .index import StoreIndex, index_path
@@ -151,14 +173,23 @@ class Listener:
 
         def on_rebuilt(count: int, seconds: float) -> None:
             if count or self.reindex:  # nothing to say about a new, empty store
-                self._emit({"type": "index", "path": where, "instances": count, "rebuilt": True,
-                            "seconds": round(seconds, 3)})
+                self._emit(
+                    {"type": "index", "path": where, "instances": count, "rebuilt": True, "seconds": round(seconds, 3)}
+                )
 
         # A rebuild runs in the background: instances are received meanwhile, queries wait for it.
         index = StoreIndex(os.fspath(self.store_dir), rebuild=self.reindex, background=True, on_rebuilt=on_rebuilt)
         if not index.needs_rebuild and index.count():
-            self._emit({"type": "index", "path": where, "instances": index.count(), "rebuilt": False,
-                        "journaled": index.replayed, "seconds": 0.0})
+            self._emit(
+                {
+                    "type": "index",
+                    "path": where,
+                    "instances": index.count(),
+                    "rebuilt": False,
+                    "journaled": index.replayed,
+                    "seconds": 0.0,
+                }
+            )
         return index
 
     def _close_parts(self, commit_wait: float, grace: float = 0.0, started: bool = True) -> None:

@@ -78,17 +78,32 @@ def is_ok(code: int, service: str = "general") -> bool:
 
 # What an Error Comment says, in the words archives use (checked in this order).
 _COMMENT_CAUSES = (
-    (("missing", "required", "absent", "mandatory", "no such tag", "not present", "invalid tag", "bad tag",
-      "attribute", "cannot index"),
-     "the peer says the dataset lacks or has a bad attribute it needs ({comment}): fix the file "
-     "(dcmtools dump shows it; dciodvfy checks it) and send again"),
-    (("disk", "space", "full", "quota", "storage area"),
-     "the peer says its storage is full ({comment}): ask its admin to make room, then send again"),
+    (
+        (
+            "missing",
+            "required",
+            "absent",
+            "mandatory",
+            "no such tag",
+            "not present",
+            "invalid tag",
+            "bad tag",
+            "attribute",
+            "cannot index",
+        ),
+        "the peer says the dataset lacks or has a bad attribute it needs ({comment}): fix the file "
+        "(dcmtools dump shows it; dciodvfy checks it) and send again",
+    ),
+    (
+        ("disk", "space", "full", "quota", "storage area"),
+        "the peer says its storage is full ({comment}): ask its admin to make room, then send again",
+    ),
     (("memory",), "the peer says it ran out of memory ({comment}): send again later, or fewer at once"),
-    (("duplicate", "already exist", "conflict"),
-     "the peer says it already has this instance ({comment})"),
-    (("permission", "not allowed", "denied", "refused", "unauthori"),
-     "the peer says we may not do this ({comment}): ask its admin to allow our AE title"),
+    (("duplicate", "already exist", "conflict"), "the peer says it already has this instance ({comment})"),
+    (
+        ("permission", "not allowed", "denied", "refused", "unauthori"),
+        "the peer says we may not do this ({comment}): ask its admin to allow our AE title",
+    ),
 )
 
 
@@ -111,8 +126,10 @@ def storage_hint(code: int, comment: str | None = None) -> str | None:
     if said:
         return said
     if 0xA700 <= code <= 0xA7FF:
-        return ("the peer answered 'out of resources' without saying why (some archives, e.g. Orthanc, answer it "
-                "for any dataset they cannot store, such as one missing a UID): its log says why")
+        return (
+            "the peer answered 'out of resources' without saying why (some archives, e.g. Orthanc, answer it "
+            "for any dataset they cannot store, such as one missing a UID): its log says why"
+        )
     if 0xA900 <= code <= 0xA9FF:
         return "the peer found the dataset does not match its SOP class; check the file with dciodvfy"
     if 0xC000 <= code <= 0xCFFF:

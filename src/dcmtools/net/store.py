@@ -90,15 +90,23 @@ def read_head(path: str) -> wire.FileHead:
 
     info = reader.read(path, stop_at=0x00080019, bulk_threshold=0)
     if info.is_dicomdir:
-        raise DcmtoolsError(ErrorCode.DICOMDIR, "this is a DICOMDIR (a media index), not an instance", "send the files it lists instead")
+        raise DcmtoolsError(
+            ErrorCode.DICOMDIR, "this is a DICOMDIR (a media index), not an instance", "send the files it lists instead"
+        )
     sop_class, sop_instance = info.sop_class_uid, info.sop_instance_uid
     if not sop_class or not sop_instance:
-        raise DcmtoolsError(ErrorCode.INVALID, "the file has no SOP Class UID or SOP Instance UID", "a peer cannot store it without them")
+        raise DcmtoolsError(
+            ErrorCode.INVALID,
+            "the file has no SOP Class UID or SOP Instance UID",
+            "a peer cannot store it without them",
+        )
     ts = info.transfer_syntax or wire.IMPLICIT_LE
     for name, uid in (("SOP Class UID", sop_class), ("SOP Instance UID", sop_instance), ("Transfer Syntax UID", ts)):
         problem = uid_problem(uid)
         if problem:
-            raise DcmtoolsError(ErrorCode.INVALID, f"its {name} {problem}", "a peer cannot take it as it is; fix the file")
+            raise DcmtoolsError(
+                ErrorCode.INVALID, f"its {name} {problem}", "a peer cannot take it as it is; fix the file"
+            )
     if ts in (wire.EXPLICIT_LE, wire.IMPLICIT_LE) and info.dataset.implicit != (ts == wire.IMPLICIT_LE):
         ts = wire.IMPLICIT_LE if info.dataset.implicit else wire.EXPLICIT_LE  # label the bytes as they are
     if info.meta:
@@ -137,8 +145,15 @@ def truncation(path: str) -> DcmtoolsError | None:
 class Sender:
     """One association's worth of state; ``run`` sends a stream of files and yields records."""
 
-    def __init__(self, peer: Peer, options: NetOptions, retries: int = 2, decompress: bool = True,
-                 priority: int = 0, move_originator: tuple[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        peer: Peer,
+        options: NetOptions,
+        retries: int = 2,
+        decompress: bool = True,
+        priority: int = 0,
+        move_originator: tuple[str, int] | None = None,
+    ) -> None:
         self.peer = peer
         self.options = options
         self.retries = retries
@@ -241,21 +256,33 @@ class Sender:
                 return error_record("file", exc, **base, transfer_syntax=head.transfer_syntax)
             except Exception as exc:  # a bug of ours in converting one file must not end the run
                 LOGGER.debug("converting %s", path, exc_info=True)
-                error = DcmtoolsError(ErrorCode.INTERNAL, f"internal error converting it: {type(exc).__name__}: {exc}",
-                                      "this is a bug in dcmtools; please report it with --debug output")
+                error = DcmtoolsError(
+                    ErrorCode.INTERNAL,
+                    f"internal error converting it: {type(exc).__name__}: {exc}",
+                    "this is a bug in dcmtools; please report it with --debug output",
+                )
                 return error_record("file", error, **base, transfer_syntax=head.transfer_syntax)
             self.message_id = self.message_id % 65535 + 1
-            command = wire.store_rq(self.message_id, head.sop_class, head.sop_instance, self.priority, self.move_originator)
+            command = wire.store_rq(
+                self.message_id, head.sop_class, head.sop_instance, self.priority, self.move_originator
+            )
             from .exchange import ExchangeError, store_exchange
 
             try:
                 try:
-                    response = store_exchange(self.assoc, context_id, command, payload.view, self.timeout, self.message_id)
+                    response = store_exchange(
+                        self.assoc, context_id, command, payload.view, self.timeout, self.message_id
+                    )
                 finally:
                     payload.close()
             except ExchangeError as exc:
-                error = failure_after(self.assoc, self.peer, f"C-STORE of {os.path.basename(path)}", self.timeout,
-                                      timed_out=exc.kind == "timeout")
+                error = failure_after(
+                    self.assoc,
+                    self.peer,
+                    f"C-STORE of {os.path.basename(path)}",
+                    self.timeout,
+                    timed_out=exc.kind == "timeout",
+                )
                 self.abort()
                 cut = truncation(path)
                 if cut is not None:  # the file, not the link: fail it alone and go on
@@ -279,8 +306,13 @@ class Sender:
             self.faults = 0
             code = wire.command_us(response, wire.TAG_STATUS, 0xC000)
             comment = wire.command_str(response, wire.TAG_ERROR_COMMENT)
-            record = {"type": "file", **base, "transfer_syntax": target, **extra,
-                      **status_fields(code, "storage", comment)}
+            record = {
+                "type": "file",
+                **base,
+                "transfer_syntax": target,
+                **extra,
+                **status_fields(code, "storage", comment),
+            }
             category, meaning = describe(code, "storage")
             if category in ("success", "warning"):
                 record["ok"] = True
@@ -417,13 +449,17 @@ def codecs_first_line(exc: BaseException) -> str:
 
 def _not_sent(entries: list[_Entry], rest: Iterator[Any], cause: DcmtoolsError) -> Iterator[dict[str, Any]]:
     """The records of the file in flight (``entries[0]``, failed with ``cause``) and of every input after it."""
+
     def record(item_path: str, error: DcmtoolsError | None, first: bool) -> dict[str, Any]:
         if error is not None:
             return error_record("file", error, path=item_path)
         if first:
             return error_record("file", cause, path=item_path)
-        reason = DcmtoolsError(ErrorCode.NOT_SENT, f"not sent: the run stopped before this file ({cause.message})",
-                               "send it again once the peer works")
+        reason = DcmtoolsError(
+            ErrorCode.NOT_SENT,
+            f"not sent: the run stopped before this file ({cause.message})",
+            "send it again once the peer works",
+        )
         return error_record("file", reason, path=item_path)
 
     for n, entry in enumerate(entries):
@@ -502,8 +538,16 @@ def send(
     yield from _send_parallel(peer, items, options, retries, jobs, decompress, priority, move_originator)
 
 
-def _send_parallel(peer: Peer, items: Iterable[Any], options: NetOptions, retries: int, jobs: int,
-                   decompress: bool, priority: int, move_originator: tuple[str, int] | None) -> Iterator[dict[str, Any]]:
+def _send_parallel(
+    peer: Peer,
+    items: Iterable[Any],
+    options: NetOptions,
+    retries: int,
+    jobs: int,
+    decompress: bool,
+    priority: int,
+    move_originator: tuple[str, int] | None,
+) -> Iterator[dict[str, Any]]:
     import queue
 
     source = iter(items)

@@ -20,15 +20,37 @@ from typing import Any, TextIO
 
 from . import wire
 
-_RESULTS = {0: "accepted", 1: "user rejection", 2: "no reason", 3: "abstract syntax not supported",
-            4: "transfer syntaxes not supported"}
+_RESULTS = {
+    0: "accepted",
+    1: "user rejection",
+    2: "no reason",
+    3: "abstract syntax not supported",
+    4: "transfer syntaxes not supported",
+}
 _COMMANDS = {
-    0x0001: "C-STORE-RQ", 0x8001: "C-STORE-RSP", 0x0020: "C-FIND-RQ", 0x8020: "C-FIND-RSP",
-    0x0010: "C-GET-RQ", 0x8010: "C-GET-RSP", 0x0021: "C-MOVE-RQ", 0x8021: "C-MOVE-RSP",
-    0x0030: "C-ECHO-RQ", 0x8030: "C-ECHO-RSP", 0x0FFF: "C-CANCEL-RQ", 0x0100: "N-EVENT-REPORT-RQ",
-    0x8100: "N-EVENT-REPORT-RSP", 0x0110: "N-GET-RQ", 0x8110: "N-GET-RSP", 0x0120: "N-SET-RQ",
-    0x8120: "N-SET-RSP", 0x0130: "N-ACTION-RQ", 0x8130: "N-ACTION-RSP", 0x0140: "N-CREATE-RQ",
-    0x8140: "N-CREATE-RSP", 0x0150: "N-DELETE-RQ", 0x8150: "N-DELETE-RSP",
+    0x0001: "C-STORE-RQ",
+    0x8001: "C-STORE-RSP",
+    0x0020: "C-FIND-RQ",
+    0x8020: "C-FIND-RSP",
+    0x0010: "C-GET-RQ",
+    0x8010: "C-GET-RSP",
+    0x0021: "C-MOVE-RQ",
+    0x8021: "C-MOVE-RSP",
+    0x0030: "C-ECHO-RQ",
+    0x8030: "C-ECHO-RSP",
+    0x0FFF: "C-CANCEL-RQ",
+    0x0100: "N-EVENT-REPORT-RQ",
+    0x8100: "N-EVENT-REPORT-RSP",
+    0x0110: "N-GET-RQ",
+    0x8110: "N-GET-RSP",
+    0x0120: "N-SET-RQ",
+    0x8120: "N-SET-RSP",
+    0x0130: "N-ACTION-RQ",
+    0x8130: "N-ACTION-RSP",
+    0x0140: "N-CREATE-RQ",
+    0x8140: "N-CREATE-RSP",
+    0x0150: "N-DELETE-RQ",
+    0x8150: "N-DELETE-RSP",
 }
 
 
@@ -77,8 +99,10 @@ class Tracer:
         elif kind == "A_ASSOCIATE_AC":
             self._associate_ac(pdu, direction, event.assoc)
         elif kind == "A_ASSOCIATE_RJ":
-            self.line(f"{direction} A-ASSOCIATE-RJ  result {pdu.result}  source {pdu.source}  reason {pdu.reason_diagnostic}"
-                      f"  ({pdu.reason_str})")
+            self.line(
+                f"{direction} A-ASSOCIATE-RJ  result {pdu.result}  source {pdu.source}  reason {pdu.reason_diagnostic}"
+                f"  ({pdu.reason_str})"
+            )
         elif kind == "A_ABORT_RQ":
             self.line(f"{direction} A-ABORT  source {pdu.source}  reason {pdu.reason_diagnostic}")
         else:
@@ -87,8 +111,10 @@ class Tracer:
     def _associate_rq(self, pdu: Any, direction: str) -> None:
         ui = pdu.user_information
         impl = getattr(ui, "implementation_version_name", None) or ""
-        self.line(f"{direction} A-ASSOCIATE-RQ  {pdu.calling_ae_title} -> {pdu.called_ae_title}"
-                  f"  max PDU {ui.maximum_length}  impl {impl}")
+        self.line(
+            f"{direction} A-ASSOCIATE-RQ  {pdu.calling_ae_title} -> {pdu.called_ae_title}"
+            f"  max PDU {ui.maximum_length}  impl {impl}"
+        )
         for item in pdu.presentation_context:
             syntaxes = ", ".join(_name(ts) for ts in item.transfer_syntax)
             self.line(f"     context {item.context_id}  {_name(item.abstract_syntax)}  [{syntaxes}]")
@@ -121,13 +147,18 @@ class Tracer:
         try:
             cs = message.command_set
             fields = {wire.TAG_COMMAND_FIELD: int(cs.CommandField).to_bytes(2, "little")}
-            for tag, keyword in ((wire.TAG_MESSAGE_ID, "MessageID"), (wire.TAG_MESSAGE_ID_RESPONDED, "MessageIDBeingRespondedTo"),
-                                 (wire.TAG_STATUS, "Status")):
+            for tag, keyword in (
+                (wire.TAG_MESSAGE_ID, "MessageID"),
+                (wire.TAG_MESSAGE_ID_RESPONDED, "MessageIDBeingRespondedTo"),
+                (wire.TAG_STATUS, "Status"),
+            ):
                 if keyword in cs:
                     fields[tag] = int(cs[keyword].value).to_bytes(2, "little")
-            for tag, keyword in ((wire.TAG_AFFECTED_SOP_CLASS, "AffectedSOPClassUID"),
-                                 (wire.TAG_REQUESTED_SOP_CLASS, "RequestedSOPClassUID"),
-                                 (wire.TAG_AFFECTED_SOP_INSTANCE, "AffectedSOPInstanceUID")):
+            for tag, keyword in (
+                (wire.TAG_AFFECTED_SOP_CLASS, "AffectedSOPClassUID"),
+                (wire.TAG_REQUESTED_SOP_CLASS, "RequestedSOPClassUID"),
+                (wire.TAG_AFFECTED_SOP_INSTANCE, "AffectedSOPInstanceUID"),
+            ):
                 if keyword in cs:
                     fields[tag] = str(cs[keyword].value).encode()
         except Exception:
@@ -142,8 +173,9 @@ class Tracer:
     def dimse_in(self, name: str, context_id: int, command: dict[int, bytes], pdus: int = 0, size: int = 0) -> None:
         self._dimse_line("<-", name, context_id, command, pdus, size)
 
-    def _dimse_line(self, direction: str, name: str, context_id: Any, command: dict[int, bytes],
-                    pdus: int = 0, size: int = 0) -> None:
+    def _dimse_line(
+        self, direction: str, name: str, context_id: Any, command: dict[int, bytes], pdus: int = 0, size: int = 0
+    ) -> None:
         parts = [f"{direction} {name}"]
         mid = wire.command_us(command, wire.TAG_MESSAGE_ID)
         rid = wire.command_us(command, wire.TAG_MESSAGE_ID_RESPONDED)
@@ -152,7 +184,9 @@ class Tracer:
         if rid is not None:
             parts.append(f"id {rid}")
         parts.append(f"context {context_id}")
-        sop = wire.command_str(command, wire.TAG_AFFECTED_SOP_CLASS) or wire.command_str(command, wire.TAG_REQUESTED_SOP_CLASS)
+        sop = wire.command_str(command, wire.TAG_AFFECTED_SOP_CLASS) or wire.command_str(
+            command, wire.TAG_REQUESTED_SOP_CLASS
+        )
         if sop:
             parts.append(_name(sop))
         inst = wire.command_str(command, wire.TAG_AFFECTED_SOP_INSTANCE)

@@ -198,7 +198,9 @@ class FastSocket(seam.SocketBase):
             set_nodelay(sock)
             if self.tls_args:
                 context, server_hostname = self.tls_args
-                sock = context.wrap_socket(sock, server_side=False, server_hostname=server_hostname, do_handshake_on_connect=True)
+                sock = context.wrap_socket(
+                    sock, server_side=False, server_hostname=server_hostname, do_handshake_on_connect=True
+                )
                 self.socket = sock
             sock.settimeout(self.assoc.connection_timeout)
             sock.connect(primitive.address_info.as_tuple)
@@ -315,8 +317,13 @@ class FastDUL(seam.DULBase):
         self.dropped: str | None = None
         self.got_pdu = False
 
-    def serve_limits(self, max_pdu: int, first: float | None, later: float | None,
-                     on_drop: Callable[[FastDUL, str, str], None] | None) -> None:
+    def serve_limits(
+        self,
+        max_pdu: int,
+        first: float | None,
+        later: float | None,
+        on_drop: Callable[[FastDUL, str, str], None] | None,
+    ) -> None:
         """Bound what a peer can make this (acceptor) side hold: PDU size and time per PDU."""
         self.recv_limit = max_pdu
         self.pdu_timeouts = (first, later)
@@ -407,8 +414,10 @@ class FastDUL(seam.DULBase):
                     first = not self.got_pdu
                     seconds = self.pdu_timeouts[0 if first else 1]
                     what = "a complete A-ASSOCIATE-RQ" if first else "a complete PDU"
-                    self._drop("assoc_timeout" if first else "pdu_timeout",
-                               f"no {what} within {seconds:g} s: connection closed")
+                    self._drop(
+                        "assoc_timeout" if first else "pdu_timeout",
+                        f"no {what} within {seconds:g} s: connection closed",
+                    )
                     return
                 with self.io_lock:
                     if self.artim_timer.expired:
@@ -419,9 +428,12 @@ class FastDUL(seam.DULBase):
                         elif not self.owned and self.check_transport_event():
                             self.restart_idle_timer()
                     except (PduTooLong, PduTimeout) as exc:
-                        self._drop("pdu_too_long" if isinstance(exc, PduTooLong) else
-                                   ("pdu_timeout" if self.got_pdu else "assoc_timeout"),
-                                   str(exc))
+                        self._drop(
+                            "pdu_too_long"
+                            if isinstance(exc, PduTooLong)
+                            else ("pdu_timeout" if self.got_pdu else "assoc_timeout"),
+                            str(exc),
+                        )
                         return
                     except Exception as exc:  # as pynetdicom: abort on any reactor error
                         LOGGER.debug("exception in the DUL reactor, aborting the association", exc_info=exc)
@@ -492,8 +504,10 @@ class FastDUL(seam.DULBase):
             if self.recv_limit is not None:
                 limit = pdu_limit(pdu_type, self.recv_limit)
                 if length > limit:  # checked before anything is allocated for it
-                    raise PduTooLong(f"the peer announced a PDU of {length} bytes (type 0x{pdu_type:02X}); "
-                                     f"we accept at most {limit}: association aborted")
+                    raise PduTooLong(
+                        f"the peer announced a PDU of {length} bytes (type 0x{pdu_type:02X}); "
+                        f"we accept at most {limit}: association aborted"
+                    )
             if deadline is None:
                 body = recv_exact(sock, length)
             else:
@@ -504,8 +518,10 @@ class FastDUL(seam.DULBase):
         except TimeoutError as exc:
             first = not self.got_pdu
             seconds = self.pdu_timeouts[0 if first else 1]
-            raise PduTimeout(f"no complete {'A-ASSOCIATE-RQ' if first else 'PDU'} within {seconds:g} s "
-                             f"(the peer sends too slowly): connection closed") from exc
+            raise PduTimeout(
+                f"no complete {'A-ASSOCIATE-RQ' if first else 'PDU'} within {seconds:g} s "
+                f"(the peer sends too slowly): connection closed"
+            ) from exc
         except (OSError, ValueError) as exc:
             LOGGER.debug("connection closed while reading a PDU: %s", exc)
             if isinstance(exc, ssl.SSLError):

@@ -80,7 +80,9 @@ def encode_command(elements: Iterable[tuple[int, int | str]]) -> bytes:
         if isinstance(value, int):
             body += _US.pack(group, elem, 2, value)
         else:
-            data = _pad_uid(value) if tag in (TAG_AFFECTED_SOP_CLASS, TAG_AFFECTED_SOP_INSTANCE) else _pad_text(str(value))
+            data = (
+                _pad_uid(value) if tag in (TAG_AFFECTED_SOP_CLASS, TAG_AFFECTED_SOP_INSTANCE) else _pad_text(str(value))
+            )
             body += _TAG_LEN.pack(group, elem, len(data)) + data
     return _UL.pack(0, 0, 4, len(body)) + bytes(body)
 
@@ -107,8 +109,13 @@ def command_str(command: dict[int, bytes], tag: int) -> str | None:
     return raw.rstrip(b"\0 ").decode("ascii", "replace") if raw is not None else None
 
 
-def store_rq(message_id: int, sop_class: str, sop_instance: str, priority: int = 0,
-             move_originator: tuple[str, int] | None = None) -> bytes:
+def store_rq(
+    message_id: int,
+    sop_class: str,
+    sop_instance: str,
+    priority: int = 0,
+    move_originator: tuple[str, int] | None = None,
+) -> bytes:
     elements: list[tuple[int, int | str]] = [
         (TAG_AFFECTED_SOP_CLASS, sop_class),
         (TAG_COMMAND_FIELD, C_STORE_RQ),
@@ -145,8 +152,9 @@ def max_fragment(max_pdu: int | None) -> int:
     return room & ~1 if room >= 2 else max(1, room)
 
 
-def pdata_iovecs(context_id: int, data: bytes | bytearray | memoryview, command: bool, last: bool,
-                 fragment: int, out: list[Any]) -> int:
+def pdata_iovecs(
+    context_id: int, data: bytes | bytearray | memoryview, command: bool, last: bool, fragment: int, out: list[Any]
+) -> int:
     """Append P-DATA-TF PDUs carrying ``data`` (one PDV each) to ``out``; return the PDU count.
 
     ``last`` marks the final fragment of the command or dataset.  Buffers are
@@ -182,6 +190,7 @@ def iter_pdvs(body: bytes | bytearray | memoryview) -> Iterator[tuple[int, int, 
 
 # ------------------------------------------------------------- Part 10 files
 
+
 class FileHead:
     """What ``send`` needs from a file before streaming it."""
 
@@ -210,7 +219,9 @@ def inflate_head(data: bytes, limit: int = 1 << 20) -> bytes:
 _LONG_VRS = frozenset((b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"UC", b"UR", b"OD", b"OL", b"OV", b"SV", b"UV"))
 
 
-def scan_dataset(data: bytes | bytearray | memoryview, ts: str, wanted: set[int], general: bool = False) -> dict[int, bytes]:
+def scan_dataset(
+    data: bytes | bytearray | memoryview, ts: str, wanted: set[int], general: bool = False
+) -> dict[int, bytes]:
     """Raw values of a few wanted top-level elements at the start of a received dataset.
 
     Used by the storage SCP on the first 64 kB of each instance, to name its
@@ -334,9 +345,14 @@ def _scan_explicit_le(data: bytes | bytearray | memoryview, wanted: set[int]) ->
     return found
 
 
-def file_meta_bytes(sop_class: str, sop_instance: str, transfer_syntax: str,
-                    implementation_uid: str, implementation_version: str | None = None,
-                    source_aet: str | None = None) -> bytes:
+def file_meta_bytes(
+    sop_class: str,
+    sop_instance: str,
+    transfer_syntax: str,
+    implementation_uid: str,
+    implementation_version: str | None = None,
+    source_aet: str | None = None,
+) -> bytes:
     """Preamble, ``DICM`` and a File Meta Information group (Explicit VR LE)."""
     body = bytearray()
 

@@ -42,9 +42,15 @@ LOGGER = logging.getLogger("dcmtools.net")
 SPS = "ScheduledProcedureStepSequence[0]"
 
 
-def worklist_identifier(key_texts: Iterable[str] = (), *, date: str | None = "today", modality: str | None = None,
-                        station_aet: str | None = None, patient: str | None = None,
-                        defaults: bool = True) -> dict[str, Any]:
+def worklist_identifier(
+    key_texts: Iterable[str] = (),
+    *,
+    date: str | None = "today",
+    modality: str | None = None,
+    station_aet: str | None = None,
+    patient: str | None = None,
+    defaults: bool = True,
+) -> dict[str, Any]:
     """The identifier of a worklist query: the default return keys, the filters, then ``-k`` keys (which win)."""
     filters = []
     if date and date.strip().lower() not in ("any", "all", "*"):
@@ -60,8 +66,15 @@ def worklist_identifier(key_texts: Iterable[str] = (), *, date: str | None = "to
     return identifier_from(parse_keys(key_texts), base)
 
 
-def worklist(peer: Peer, identifier: dict[str, Any], options: NetOptions | None = None, *,
-             limit: int | None = None, check: bool = True, flat: bool = False) -> Iterator[dict[str, Any]]:
+def worklist(
+    peer: Peer,
+    identifier: dict[str, Any],
+    options: NetOptions | None = None,
+    *,
+    limit: int | None = None,
+    check: bool = True,
+    flat: bool = False,
+) -> Iterator[dict[str, Any]]:
     """Modality Worklist C-FIND; yields one ``match`` record per item (as ``query.find``)."""
     finder = Finder(peer, identifier, options or NetOptions(), "WORKLIST", "worklist", limit, False, check, flat)
     yield from finder.run()
@@ -79,8 +92,12 @@ class WorklistItems:
         self._cache: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         if not os.path.isdir(self.folder):
-            raise DcmtoolsError(ErrorCode.NOT_FOUND, f"the worklist folder {self.folder!r} does not exist",
-                                "give --worklist-dir a folder of .wl or .json items", ExitStatus.USAGE)
+            raise DcmtoolsError(
+                ErrorCode.NOT_FOUND,
+                f"the worklist folder {self.folder!r} does not exist",
+                "give --worklist-dir a folder of .wl or .json items",
+                ExitStatus.USAGE,
+            )
 
     def items(self) -> list[tuple[str, dict[str, Any]]]:
         """(path, JSON-model dataset) of every item, in name order."""
@@ -128,12 +145,18 @@ def read_items(path: str) -> list[dict[str, Any]]:
             with open(path, encoding="utf-8") as stream:
                 data = json.load(stream)
         except (OSError, ValueError) as exc:
-            raise DcmtoolsError(ErrorCode.INVALID, f"cannot read it as JSON: {exc}",
-                                "write one dataset in the DICOM JSON model (or a list of them)") from None
+            raise DcmtoolsError(
+                ErrorCode.INVALID,
+                f"cannot read it as JSON: {exc}",
+                "write one dataset in the DICOM JSON model (or a list of them)",
+            ) from None
         items = data if isinstance(data, list) else [data]
         if not all(isinstance(item, dict) for item in items):
-            raise DcmtoolsError(ErrorCode.INVALID, "it is not a DICOM JSON dataset (an object of tags)",
-                                "write one dataset in the DICOM JSON model (or a list of them)")
+            raise DcmtoolsError(
+                ErrorCode.INVALID,
+                "it is not a DICOM JSON dataset (an object of tags)",
+                "write one dataset in the DICOM JSON model (or a list of them)",
+            )
         return [_normalized(item) for item in items]
     from ..dicom import jsonmodel, reader
 
@@ -149,12 +172,18 @@ def _normalized(item: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, element in item.items():
         if not isinstance(element, dict):
-            raise DcmtoolsError(ErrorCode.INVALID, f"element {key!r} is not an object with a 'vr'",
-                                "write the DICOM JSON model: {\"00100010\": {\"vr\": \"PN\", \"Value\": [...]}}")
+            raise DcmtoolsError(
+                ErrorCode.INVALID,
+                f"element {key!r} is not an object with a 'vr'",
+                'write the DICOM JSON model: {"00100010": {"vr": "PN", "Value": [...]}}',
+            )
         tag_key = key.upper()
         if len(tag_key) != 8 or any(c not in "0123456789ABCDEF" for c in tag_key):
-            raise DcmtoolsError(ErrorCode.INVALID, f"{key!r} is not a tag (8 hexadecimal digits)",
-                                "write the DICOM JSON model: {\"00100010\": {\"vr\": \"PN\", \"Value\": [...]}}")
+            raise DcmtoolsError(
+                ErrorCode.INVALID,
+                f"{key!r} is not a tag (8 hexadecimal digits)",
+                'write the DICOM JSON model: {"00100010": {"vr": "PN", "Value": [...]}}',
+            )
         element = dict(element)
         if element.get("vr") == "SQ":
             element["Value"] = [_normalized(v) for v in element.get("Value") or []]

@@ -161,7 +161,9 @@ def print_files(peer: Any, inputs: Iterable[Any], film: FilmOptions, options: An
             raise no_context_error(peer, contexts[:1])
         record, answer = printer_record(scu, peer)
         if not answer.ok:
-            record["warnings"] = [f"the printer did not report its status ({record.get('status_meaning')}); printing anyway"]
+            record["warnings"] = [
+                f"the printer did not report its status ({record.get('status_meaning')}); printing anyway"
+            ]
         yield record
         if record.get("printer_status") == "FAILURE":
             raise printer_failure(record)
@@ -254,8 +256,13 @@ def printer_status(peer: Any, options: Any = None) -> dict[str, Any]:
         category, message, hint = words.explain(answer.code, "printer")
         return error_record(
             "printer",
-            DcmtoolsError(PrintErrorCode.REFUSED, f"the printer did not report its status: {message}", hint,
-                          status=f"0x{answer.code:04X}", operation="Printer N-GET"),
+            DcmtoolsError(
+                PrintErrorCode.REFUSED,
+                f"the printer did not report its status: {message}",
+                hint,
+                status=f"0x{answer.code:04X}",
+                operation="Printer N-GET",
+            ),
             peer=str(peer),
         )
     record["ok"] = record.get("printer_status") != "FAILURE"

@@ -141,8 +141,9 @@ def _enumerated(value: str | None, allowed: tuple[str, ...], what: str, option: 
     return upper
 
 
-def _defined_term(value: str | None, known: tuple[str, ...], option: str, warnings: list[str],
-                  pattern: str | None = None) -> str | None:
+def _defined_term(
+    value: str | None, known: tuple[str, ...], option: str, warnings: list[str], pattern: str | None = None
+) -> str | None:
     if value is None:
         return None
     upper = " ".join(value.strip().upper().split())
@@ -160,7 +161,9 @@ def parse_density(value: str | None, option: str) -> str | None:
     upper = value.strip().upper()
     if upper in ("BLACK", "WHITE") or (upper.isdigit() and int(upper) <= 9999):
         return upper
-    raise usage(f"{option} {value!r} is not valid", "use BLACK, WHITE, or a density in hundredths of OD (e.g. 150 for 1.50 OD)")
+    raise usage(
+        f"{option} {value!r} is not valid", "use BLACK, WHITE, or a density in hundredths of OD (e.g. 150 for 1.50 OD)"
+    )
 
 
 def parse_window(text: str | None) -> tuple[float, float] | str | None:
@@ -190,7 +193,10 @@ def parse_frames(text: str | None) -> list[tuple[int, int | None]] | None:
     for part in text.replace(" ", "").split(","):
         match = re.fullmatch(r"(\d+)(?:-(\d*))?", part)
         if not match or int(match[1]) < 1:
-            raise usage(f"`frames` {text!r} is not valid", "write frame numbers from 1: 1,3,5 or 2-10 or 5- (to the last), or all")
+            raise usage(
+                f"`frames` {text!r} is not valid",
+                "write frame numbers from 1: 1,3,5 or 2-10 or 5- (to the last), or all",
+            )
         first = int(match[1])
         if match[2] is None:
             last: int | None = first
@@ -275,7 +281,9 @@ class FilmOptions:
         if bits_text not in BITS_CHOICES:
             raise usage(f"`bits` {bits!r} is not valid", "use 8, 12 or auto")
         if label is not None and (len(label) > 64 or "\\" in label):
-            raise usage(f"`label` {label!r} is too long or has a backslash", "a film session label has up to 64 characters")
+            raise usage(
+                f"`label` {label!r} is too long or has a backslash", "a film session label has up to 64 characters"
+            )
         return cls(
             layout=parse_layout(layout) if layout else Layout("STANDARD", (1, 1)),
             film_size=size,

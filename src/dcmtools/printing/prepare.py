@@ -40,7 +40,16 @@ import numpy as np
 from ..stream.records import DcmtoolsError, ErrorCode
 from .options import select_frames
 
-COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_PARTIAL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
+COLOUR = (
+    "RGB",
+    "YBR_FULL",
+    "YBR_FULL_422",
+    "YBR_PARTIAL_420",
+    "YBR_PARTIAL_422",
+    "YBR_ICT",
+    "YBR_RCT",
+    "PALETTE COLOR",
+)
 LUMA = (0.299, 0.587, 0.114)
 
 
@@ -127,6 +136,7 @@ def to_pvalues(values: np.ndarray, bits: int) -> np.ndarray:
 
 # ------------------------------------------------------------------ VOI functions
 
+
 def window_linear(x: np.ndarray, center: float, width: float) -> np.ndarray:
     """PS3.3 C.11.2.1.2.1 LINEAR, to 0..1."""
     if width <= 1:
@@ -159,6 +169,7 @@ def min_max(x: np.ndarray, sample: np.ndarray | None = None) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ reading
+
 
 def _open(path: str):
     import pydicom
@@ -279,8 +290,9 @@ def prepare_frame(
         table = _lookup_tables(ds, stored, index, window, warnings)
         if table is not None:
             (p12, p8), voi, used = table
-            return PreparedImage(p12=p12, p8=p8, **_fields(ds, path, frame_no, count, voi, used, photometric, index,
-                                                            warnings))
+            return PreparedImage(
+                p12=p12, p8=p8, **_fields(ds, path, frame_no, count, voi, used, photometric, index, warnings)
+            )
         modality, rescaled = _modality(ds, stored, index)
         pad = _padding_mask(ds, stored)
         values, voi, used = _voi(ds, modality, rescaled, index, window, warnings, None if pad is None else ~pad)
@@ -288,11 +300,22 @@ def prepare_frame(
             values = 1.0 - values
         elif photometric != "MONOCHROME2":
             warnings.append(f"photometric interpretation {photometric!r} printed as MONOCHROME2")
-    return PreparedImage.from_values(values, **_fields(ds, path, frame_no, count, voi, used, photometric, index, warnings))
+    return PreparedImage.from_values(
+        values, **_fields(ds, path, frame_no, count, voi, used, photometric, index, warnings)
+    )
 
 
-def _fields(ds: Any, path: str, frame: int | None, count: int, voi: str, used: Any, photometric: str, index: int,
-            warnings: list[str]) -> dict[str, Any]:
+def _fields(
+    ds: Any,
+    path: str,
+    frame: int | None,
+    count: int,
+    voi: str,
+    used: Any,
+    photometric: str,
+    index: int,
+    warnings: list[str],
+) -> dict[str, Any]:
     return dict(
         path=path,
         frame=frame,
@@ -503,8 +526,10 @@ def _aspect(ds: Any, index: int) -> tuple[int, int] | None:
         except (TypeError, ValueError):
             pass
     item = _frame_item(ds, index, "PixelMeasuresSequence")
-    spacing = (item.get("PixelSpacing") if item is not None else None) or ds.get("PixelSpacing") or ds.get(
-        "ImagerPixelSpacing"
+    spacing = (
+        (item.get("PixelSpacing") if item is not None else None)
+        or ds.get("PixelSpacing")
+        or ds.get("ImagerPixelSpacing")
     )
     try:
         row, column = (float(v) for v in spacing)

@@ -30,8 +30,9 @@ and the SCU then sends 8-bit P-values for the rest of the run.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from . import words
@@ -139,18 +140,27 @@ class Answer:
         if self.command is None or "AttributeIdentifierList" not in self.command:
             return []
         value = self.command.AttributeIdentifierList
-        tags = value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, (str, bytes)) else [value]
+        tags = (
+            value
+            if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, (str, bytes))
+            else [value]
+        )
         from pydicom.datadict import keyword_for_tag
 
-        return [words.TAG_KEYWORDS.get(int(tag)) or keyword_for_tag(int(tag)) or f"({int(tag) >> 16:04X},{int(tag) & 0xFFFF:04X})"
-                for tag in tags]
+        return [
+            words.TAG_KEYWORDS.get(int(tag))
+            or keyword_for_tag(int(tag))
+            or f"({int(tag) >> 16:04X},{int(tag) & 0xFFFF:04X})"
+            for tag in tags
+        ]
 
 
 class PrintRefused(DcmtoolsError):
     """The printer answered a failure status to one operation."""
 
-    def __init__(self, message: str, hint: str | None, answer: Answer, operation: str,
-                 attributes: list[str] | None = None):
+    def __init__(
+        self, message: str, hint: str | None, answer: Answer, operation: str, attributes: list[str] | None = None
+    ):
         details: dict[str, Any] = {"status": f"0x{answer.code:04X}", "operation": operation}
         if attributes:
             details["attributes"] = attributes
@@ -226,8 +236,9 @@ class PrintSCU:
         return self._call(f"{what} N-SET", self.assoc.send_n_set, ds, sop_class, uid, meta_uid=self.meta)
 
     def action(self, sop_class: str, uid: str, what: str, action_type: int = 1) -> Answer:
-        return self._call(f"{what} N-ACTION", self.assoc.send_n_action, None, action_type, sop_class, uid,
-                          meta_uid=self.meta)
+        return self._call(
+            f"{what} N-ACTION", self.assoc.send_n_action, None, action_type, sop_class, uid, meta_uid=self.meta
+        )
 
     def delete(self, sop_class: str, uid: str, what: str) -> Answer:
         meta = None if sop_class == PRESENTATION_LUT else self.meta
@@ -235,6 +246,7 @@ class PrintSCU:
 
 
 # ------------------------------------------------------------------ printer status
+
 
 def printer_record(scu: PrintSCU, peer: Any) -> tuple[dict[str, Any], Answer]:
     """N-GET of the printer's status (all attributes; the two status attributes if that is refused)."""
@@ -250,7 +262,9 @@ def printer_record(scu: PrintSCU, peer: Any) -> tuple[dict[str, Any], Answer]:
     for tag, field_name in PRINTER_ATTRIBUTES.items():
         if attrs is not None and tag in attrs and attrs[tag].value not in (None, ""):
             value = attrs[tag].value
-            record[field_name] = str(value).strip() if not isinstance(value, (list, tuple)) else "\\".join(map(str, value))
+            record[field_name] = (
+                str(value).strip() if not isinstance(value, (list, tuple)) else "\\".join(map(str, value))
+            )
     status = str(record.get("printer_status", "")).upper()
     if status:
         record["printer_status"] = status
@@ -274,11 +288,21 @@ def printer_failure(record: dict[str, Any]) -> DcmtoolsError:
 
 # ------------------------------------------------------------------ films
 
-_SESSION_FIELDS = {"NumberOfCopies": "copies", "PrintPriority": "priority", "MediumType": "medium",
-                   "FilmDestination": "destination", "FilmSessionLabel": "label"}
-_FILM_FIELDS = {"ImageDisplayFormat": "layout", "FilmSizeID": "film_size", "FilmOrientation": "orientation",
-                "MagnificationType": "magnification", "BorderDensity": "border_density",
-                "EmptyImageDensity": "empty_density"}
+_SESSION_FIELDS = {
+    "NumberOfCopies": "copies",
+    "PrintPriority": "priority",
+    "MediumType": "medium",
+    "FilmDestination": "destination",
+    "FilmSessionLabel": "label",
+}
+_FILM_FIELDS = {
+    "ImageDisplayFormat": "layout",
+    "FilmSizeID": "film_size",
+    "FilmOrientation": "orientation",
+    "MagnificationType": "magnification",
+    "BorderDensity": "border_density",
+    "EmptyImageDensity": "empty_density",
+}
 
 
 class FilmPrinter:
@@ -311,8 +335,12 @@ class FilmPrinter:
         if not answer.ok:
             raise self._refused(answer, "film session", "Film Session N-CREATE", attributes, self._probe_session)
         if not answer.instance_uid:
-            raise DcmtoolsError(PrintErrorCode.BAD_RESPONSE, "the printer created the film session but did not say its UID",
-                                "the printer does not follow DICOM here; report it to its vendor", ExitStatus.FAILED)
+            raise DcmtoolsError(
+                PrintErrorCode.BAD_RESPONSE,
+                "the printer created the film session but did not say its UID",
+                "the printer does not follow DICOM here; report it to its vendor",
+                ExitStatus.FAILED,
+            )
         self.session_uid = answer.instance_uid
         self.session_values = self._values(answer.attributes, _SESSION_FIELDS, attributes)
         if answer.warning:
@@ -324,7 +352,9 @@ class FilmPrinter:
         if self.session_uid:
             answer = self.scu.delete(FILM_SESSION, self.session_uid, "Film Session")
             if not answer.ok:
-                warnings.append(f"the printer did not delete the film session (0x{answer.code:04X}); the release ends it")
+                warnings.append(
+                    f"the printer did not delete the film session (0x{answer.code:04X}); the release ends it"
+                )
             self.session_uid = None
         if self.plut_uid:
             self.scu.delete(PRESENTATION_LUT, self.plut_uid, "Presentation LUT")
@@ -376,8 +406,10 @@ class FilmPrinter:
         box_uid = answer.instance_uid
         boxes = []
         if answer.attributes is not None and "ReferencedImageBoxSequence" in answer.attributes:
-            boxes = [(str(item.ReferencedSOPClassUID), str(item.ReferencedSOPInstanceUID))
-                     for item in answer.attributes.ReferencedImageBoxSequence]
+            boxes = [
+                (str(item.ReferencedSOPClassUID), str(item.ReferencedSOPInstanceUID))
+                for item in answer.attributes.ReferencedImageBoxSequence
+            ]
         if not box_uid or len(boxes) < len(images):
             if box_uid:
                 scu.delete(FILM_BOX, box_uid, "Film Box")
@@ -399,7 +431,7 @@ class FilmPrinter:
         if answer.warning:
             warnings.append("film box: " + words.explain(answer.code, "film box")[1])
         try:
-            for position, ((sop_class, uid), image) in enumerate(zip(boxes, images), start=1):
+            for position, ((sop_class, uid), image) in enumerate(zip(boxes, images, strict=False), start=1):
                 bits, warning = self._set_image(sop_class, uid, position, image)
                 record["images"][position - 1]["bits"] = bits
                 if warning:
@@ -458,7 +490,9 @@ class FilmPrinter:
             self.stopped = DcmtoolsError(PrintErrorCode.REFUSED, message, hint)  # every image box asks the same
         else:
             message, hint = _words("image box", [(None, answer.code)], extra)
-            message = f"the printer refused image {position} ({image.columns}x{image.rows}, {self.bits} bits): {message}"
+            message = (
+                f"the printer refused image {position} ({image.columns}x{image.rows}, {self.bits} bits): {message}"
+            )
             hint = hint or "try `bits` 8, or smaller images"
         raise PrintRefused(message, hint, answer, "Image Box N-SET", [k for k, _ in options])
 
@@ -467,17 +501,21 @@ class FilmPrinter:
     def _named(answer: Answer) -> list[tuple[str, int]]:
         return [(keyword, answer.code) for keyword in answer.attribute_keywords]
 
-    def _refused(self, answer: Answer, what: str, operation: str, attributes: dict[str, Any], probe: Any) -> PrintRefused:
+    def _refused(
+        self, answer: Answer, what: str, operation: str, attributes: dict[str, Any], probe: Any
+    ) -> PrintRefused:
         refused = self._named(answer)
         if not refused and answer.code in PROBED:
             refused = probe(attributes)
         message, hint = _words(what, refused or [(None, answer.code)], attributes)
         if not refused and answer.code in PROBED and len(attributes) > 1:
-            tried = ", ".join(f"{words.ATTRIBUTES.get(k, (k,))[0]} {v}" for k, v in attributes.items()
-                              if not k.endswith("Sequence"))
+            tried = ", ".join(
+                f"{words.ATTRIBUTES.get(k, (k,))[0]} {v}" for k, v in attributes.items() if not k.endswith("Sequence")
+            )
             message += f" (we asked for: {tried})"
-        return PrintRefused(f"the printer refused the {what}: {message}", hint, answer, operation,
-                            [k for k, _ in refused])
+        return PrintRefused(
+            f"the printer refused the {what}: {message}", hint, answer, operation, [k for k, _ in refused]
+        )
 
     def _probe_session(self, attributes: dict[str, Any]) -> list[tuple[str, int]]:
         scu = self.scu
@@ -494,8 +532,10 @@ class FilmPrinter:
 
     def _probe_film_box(self, attributes: dict[str, Any]) -> list[tuple[str, int]]:
         scu = self.scu
-        base = {"ImageDisplayFormat": "STANDARD\\1,1",
-                "ReferencedFilmSessionSequence": attributes["ReferencedFilmSessionSequence"]}
+        base = {
+            "ImageDisplayFormat": "STANDARD\\1,1",
+            "ReferencedFilmSessionSequence": attributes["ReferencedFilmSessionSequence"],
+        }
 
         def code(trial: dict[str, Any]) -> int:
             answer = scu.create(FILM_BOX, trial, "Film Box (diagnosis)")
@@ -507,22 +547,27 @@ class FilmPrinter:
             return []
         refused = []
         for keyword, value in attributes.items():
-            if keyword == "ReferencedFilmSessionSequence" or (keyword == "ImageDisplayFormat" and value == base[keyword]):
+            if keyword == "ReferencedFilmSessionSequence" or (
+                keyword == "ImageDisplayFormat" and value == base[keyword]
+            ):
                 continue
             result = code({**base, keyword: value})
             if not words.is_ok(result):
                 refused.append((keyword, result))
         return refused
 
-    def _probe_image_box(self, sop_class: str, uid: str, position: int, image: PreparedImage,
-                         extra: dict[str, Any]) -> list[tuple[str, int]]:
+    def _probe_image_box(
+        self, sop_class: str, uid: str, position: int, image: PreparedImage, extra: dict[str, Any]
+    ) -> list[tuple[str, int]]:
         scu = self.scu
         alone = scu.set(sop_class, uid, image_box(position, image, self.bits, {}), "Image Box (diagnosis)")
         if not alone.ok:
             return [("BasicGrayscaleImageSequence", alone.code)]
         refused = []
         for keyword, value in extra.items():
-            answer = scu.set(sop_class, uid, image_box(position, image, self.bits, {keyword: value}), "Image Box (diagnosis)")
+            answer = scu.set(
+                sop_class, uid, image_box(position, image, self.bits, {keyword: value}), "Image Box (diagnosis)"
+            )
             if not answer.ok:
                 refused.append((keyword, answer.code))
         return refused
@@ -552,7 +597,9 @@ def _words(what: str, refused: list[tuple[str | None, int]], attributes: dict[st
     """One message (and hint) for the attributes a printer refused."""
     messages, hints = [], []
     for keyword, code in refused:
-        _, message, hint = words.explain(code, what, attribute=keyword, value=attributes.get(keyword) if keyword else None)
+        _, message, hint = words.explain(
+            code, what, attribute=keyword, value=attributes.get(keyword) if keyword else None
+        )
         messages.append(message)
         if hint and hint not in hints:
             hints.append(hint)

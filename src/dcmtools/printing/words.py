@@ -124,7 +124,11 @@ def explain(
         name, option = ATTRIBUTES.get(attribute, (_spaced(attribute), None))
         shown = _shown(attribute, value)
         if code in (0x0106, 0x0116):
-            words = f"{name} {shown} is not supported by this printer" if shown else f"the {name} we sent is not supported by this printer"
+            words = (
+                f"{name} {shown} is not supported by this printer"
+                if shown
+                else f"the {name} we sent is not supported by this printer"
+            )
             if code == 0x0116:
                 words += " (it used its own default instead)"
             hint = _value_hint(attribute, option)
@@ -137,8 +141,11 @@ def explain(
             words = f"the printer needs the {name}"
             hint = f"give {option}" if option else None
     if not words:
-        words = {"failure": "the printer refused the request", "warning": "the printer warned about the request",
-                 "success": "done"}.get(category, "unexpected answer")
+        words = {
+            "failure": "the printer refused the request",
+            "warning": "the printer warned about the request",
+            "success": "done",
+        }.get(category, "unexpected answer")
     return category, words, hint
 
 
@@ -146,7 +153,9 @@ def _value_hint(attribute: str, option: str | None) -> str | None:
     if attribute == "FilmSizeID":
         return "ask for a film size this printer supports (`film_size`), or leave `film_size` out for its default"
     if attribute == "ImageDisplayFormat":
-        return "choose another `layout` (e.g. 1,1 or 2,2); the printer's conformance statement lists its display formats"
+        return (
+            "choose another `layout` (e.g. 1,1 or 2,2); the printer's conformance statement lists its display formats"
+        )
     if attribute == "BitsStored":
         return "use `bits` 8"
     if attribute == "ReferencedPresentationLUTSequence":

@@ -43,9 +43,7 @@ class RenderOptions:
             raise DcmtoolsError(ErrorCode.BAD_VALUE, f"`quality` must be 1-100, not {self.quality}")
         chosen = [self.window is not None, self.minmax, self.voi_lut is not None, self.histogram]
         if sum(chosen) > 1:
-            raise DcmtoolsError(
-                ErrorCode.BAD_VALUE, "choose one of `window`, `minmax`, `voi_lut` and `histogram`"
-            )
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, "choose one of `window`, `minmax`, `voi_lut` and `histogram`")
         if self.window is not None and self.window[1] < 1:
             raise DcmtoolsError(ErrorCode.BAD_VALUE, f"the window width must be at least 1, not {self.window[1]}")
         if self.frame is not None and self.frame < 1:
@@ -63,9 +61,7 @@ def parse_window(text: str) -> tuple[float, float]:
     try:
         center, width = (float(v) for v in text.replace(" ", "").split(","))
     except ValueError:
-        raise DcmtoolsError(
-            ErrorCode.BAD_VALUE, f"`window` takes CENTER,WIDTH (e.g. 40,400), not {text!r}"
-        ) from None
+        raise DcmtoolsError(ErrorCode.BAD_VALUE, f"`window` takes CENTER,WIDTH (e.g. 40,400), not {text!r}") from None
     return center, width
 
 

@@ -189,9 +189,7 @@ def colour_pipeline(ds, frames, photometric: str, meta: dict[str, Any], opts: Re
         rgb = frames
         bits = int(meta.get("bits_stored", ds.get("BitsStored", 8)) or 8)
     else:
-        raise DcmtoolsError(
-            ErrorCode.CANNOT_DECODE, f"photometric interpretation {photometric!r} is not rendered"
-        )
+        raise DcmtoolsError(ErrorCode.CANNOT_DECODE, f"photometric interpretation {photometric!r} is not rendered")
     rgb = rgb.astype(np.float64, copy=False)
     out_max = 255 if opts.bits == 8 else 65535
     in_max = (1 << bits) - 1

@@ -41,9 +41,7 @@ def _header(path: str) -> dict[str, Any]:
         return {"uid": f"no-series:{path}", "number": 0.0}
 
 
-def thumbnails(
-    items: Iterable[Any], out_dir, args, options: RenderOptions, jobs: int
-) -> Iterator[dict[str, Any]]:
+def thumbnails(items: Iterable[Any], out_dir, args, options: RenderOptions, jobs: int) -> Iterator[dict[str, Any]]:
     """One image per series (its middle instance by Instance Number, the middle frame), ``size`` 256 px by default.
 
     Only the series' paths are kept while the headers are read; the records
@@ -103,8 +101,14 @@ def _tile(job: tuple[str, RenderOptions]) -> dict[str, Any]:
                 value = "\\".join(str(v) for v in value)
             labels.append(str(value))
         return {
-            "type": "file", "path": path, "ok": True, "frame": number, "labels": labels,
-            "pixels": np.asarray(img).tobytes(), "width": img.size[0], "height": img.size[1],
+            "type": "file",
+            "path": path,
+            "ok": True,
+            "frame": number,
+            "labels": labels,
+            "pixels": np.asarray(img).tobytes(),
+            "width": img.size[0],
+            "height": img.size[1],
             "mean": float(np.asarray(img).mean()),
         }
     except Exception as exc:
@@ -170,6 +174,14 @@ def contact_sheet(
         canvas = canvas.crop((0, 0, canvas.size[0], used_rows * cell_h))
     write_atomic(sheet, lambda stream: canvas.save(stream, format="PNG"), options.overwrite)
     yield {
-        "type": "sheet", "ok": True, "out": sheet, "tiles": placed, "columns": cols, "rows": used_rows,
-        "width": canvas.size[0], "height": canvas.size[1], "tile_width": tile_w, "tile_height": tile_h,
+        "type": "sheet",
+        "ok": True,
+        "out": sheet,
+        "tiles": placed,
+        "columns": cols,
+        "rows": used_rows,
+        "width": canvas.size[0],
+        "height": canvas.size[1],
+        "tile_width": tile_w,
+        "tile_height": tile_h,
     }

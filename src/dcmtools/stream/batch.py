@@ -29,16 +29,24 @@ another.  ``dcmtools journal status`` and ``merge`` read several.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from .journal import Journal, JournalError
 from .shard import Shard, select
 
 
 class Batch:
-    def __init__(self, command: str, *, shard: Shard | None = None, journal: str | None = None,
-                 cluster: str | None = None, emit: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        command: str,
+        *,
+        shard: Shard | None = None,
+        journal: str | None = None,
+        cluster: str | None = None,
+        emit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.command = command
         self.shard = shard
         self.cluster = cluster
@@ -61,8 +69,10 @@ class Batch:
         if self.journal.meta("shard", "unset") == "unset":
             self.journal.set_meta(shard=mine)
         elif self.journal.meta("shard") != mine:
-            raise JournalError(f"{self.journal.path!r} is the journal of shard {self.journal.meta('shard') or 'none'}, "
-                               f"not of shard {mine or 'none'}: one journal per shard")
+            raise JournalError(
+                f"{self.journal.path!r} is the journal of shard {self.journal.meta('shard') or 'none'}, "
+                f"not of shard {mine or 'none'}: one journal per shard"
+            )
         self.resumed = self.journal.total() > 0
 
     # -- inputs
@@ -73,8 +83,13 @@ class Batch:
                 known = self.journal.get(_key(item.path))
                 if known is not None and known.state == "done":
                     self.skipped += 1
-                    record: dict[str, Any] = {"type": "file", "path": item.path, "ok": True, "skipped": True,
-                                              "reason": f"done in the journal {self.journal.path}"}
+                    record: dict[str, Any] = {
+                        "type": "file",
+                        "path": item.path,
+                        "ok": True,
+                        "skipped": True,
+                        "reason": f"done in the journal {self.journal.path}",
+                    }
                     if known.data.get("out"):
                         record["out"] = known.data["out"]
                     self.emit(record)
@@ -91,8 +106,9 @@ class Batch:
             return
         ok = record.get("ok") is not False
         data = {"out": record["out"]} if ok and record.get("out") else None
-        self.journal.record(_key(record["path"]), "done" if ok else "failed",
-                            error=None if ok else record.get("error"), data=data)
+        self.journal.record(
+            _key(record["path"]), "done" if ok else "failed", error=None if ok else record.get("error"), data=data
+        )
 
     # -- where the work runs
     @contextmanager
@@ -131,7 +147,7 @@ class Batch:
         if self.journal is not None:
             self.journal.close()
 
-    def __enter__(self) -> "Batch":
+    def __enter__(self) -> Batch:
         return self
 
     def __exit__(self, *exc: Any) -> None:

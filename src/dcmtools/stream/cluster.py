@@ -29,12 +29,12 @@ import itertools
 import os
 import time
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator
-
-ENV = "DASK_SCHEDULER_ADDRESS"
-
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from .records import DcmtoolsError, ErrorCode, ExitStatus
+
+ENV = "DASK_SCHEDULER_ADDRESS"
 
 
 class ClusterError(DcmtoolsError):
@@ -94,14 +94,15 @@ class DaskExecutor:
         if client is not None:
             client.close()
 
-    def __enter__(self) -> "DaskExecutor":
+    def __enter__(self) -> DaskExecutor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def map_ordered(self, func: Callable, items: Iterable, *, chunksize: int = 8, lost=None, state=None,
-                    again=None) -> Iterator:
+    def map_ordered(
+        self, func: Callable, items: Iterable, *, chunksize: int = 8, lost=None, state=None, again=None
+    ) -> Iterator:
         from distributed import KilledWorker
 
         client = self.client
@@ -160,7 +161,7 @@ class DaskExecutor:
                 future.release()
 
     def _again(self, func, chunk, results, shared, again, key: str) -> list:
-        redo = [(n, again(item, result)) for n, (item, result) in enumerate(zip(chunk, results))]
+        redo = [(n, again(item, result)) for n, (item, result) in enumerate(zip(chunk, results, strict=False))]
         redo = [(n, item) for n, item in redo if item is not None]
         if not redo:
             return results
@@ -174,7 +175,7 @@ class DaskExecutor:
         finally:
             future.release()
         results = list(results)
-        for (n, _), result in zip(redo, second):
+        for (n, _), result in zip(redo, second, strict=False):
             results[n] = result
         self.rerun += len(redo)
         return results

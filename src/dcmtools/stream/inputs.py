@@ -34,8 +34,9 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, TextIO
 
 from .records import DcmtoolsError, ErrorCode
 
@@ -118,9 +119,13 @@ def file_item(path: str, source: str = "argument") -> InputItem:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        return InputItem(path, error=DcmtoolsError(ErrorCode.NOT_FOUND, f"{path} is a broken symbolic link"), source=source)
+        return InputItem(
+            path, error=DcmtoolsError(ErrorCode.NOT_FOUND, f"{path} is a broken symbolic link"), source=source
+        )
     except OSError as exc:
-        return InputItem(path, error=DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read {path}: {exc.strerror or exc}"), source=source)
+        return InputItem(
+            path, error=DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read {path}: {exc.strerror or exc}"), source=source
+        )
     if stat.S_ISREG(mode):
         return InputItem(path, source=source)
     if stat.S_ISDIR(mode):
@@ -133,7 +138,9 @@ def file_item(path: str, source: str = "argument") -> InputItem:
         kind = "a device"
     else:
         kind = "not a regular file"
-    error = DcmtoolsError(ErrorCode.SPECIAL_FILE, f"{path} is {kind}: only regular files are read", "give DICOM files or folders")
+    error = DcmtoolsError(
+        ErrorCode.SPECIAL_FILE, f"{path} is {kind}: only regular files are read", "give DICOM files or folders"
+    )
     return InputItem(path, error=error, source=source)
 
 
@@ -213,7 +220,9 @@ def items_from_record(line: str, source: str = "stdin") -> Iterator[InputItem]:
         )
         return
     if not isinstance(record, dict):
-        yield InputItem(line[:200], error=DcmtoolsError(ErrorCode.BAD_RECORD, "input record is not an object"), source=source)
+        yield InputItem(
+            line[:200], error=DcmtoolsError(ErrorCode.BAD_RECORD, "input record is not an object"), source=source
+        )
         return
     if record.get("type") == "summary":
         return  # the upstream command's summary: nothing to process

@@ -53,9 +53,10 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 SCHEMA_VERSION = 1
 PAGE = 1000  # rows per page of items() and per transaction of add()
@@ -115,8 +116,15 @@ class Item:
 class Journal:
     """One journal file (see the module docs).  A context manager; ``close()`` otherwise."""
 
-    def __init__(self, path: str | os.PathLike, *, kind: str | None = None, durable: bool = False,
-                 create: bool = True, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        kind: str | None = None,
+        durable: bool = False,
+        create: bool = True,
+        clock: Any = time.time,
+    ) -> None:
         self.path = os.fspath(path)
         self.clock = clock
         if not create and not os.path.exists(self.path):
@@ -143,7 +151,7 @@ class Journal:
                 self._db.close()
                 self._db = None  # type: ignore[assignment]
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -175,16 +183,23 @@ class Journal:
 
     def set_meta(self, **values: Any) -> None:
         with self.transaction():
-            self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                                 [(k, json.dumps(v)) for k, v in values.items()])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in values.items()],
+            )
 
     def all_meta(self) -> dict[str, Any]:
         with self._lock:
             return {k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM meta")}
 
     # -- items
-    def add(self, items: Iterable[tuple[str, dict[str, Any] | None] | str], state: str = "planned",
-            *, update_data: bool = False) -> int:
+    def add(
+        self,
+        items: Iterable[tuple[str, dict[str, Any] | None] | str],
+        state: str = "planned",
+        *,
+        update_data: bool = False,
+    ) -> int:
         """Add items (``id`` or ``(id, data)``) in ``state``; ids already there keep their state
         (their data is replaced with ``update_data``).  Streams: one transaction per ``PAGE``
         items.  Returns how many were new."""
@@ -195,8 +210,7 @@ class Journal:
                 item_id, data = entry, None
             else:
                 item_id, data = entry
-            batch.append((str(item_id), state, json.dumps(data, separators=(",", ":")) if data else None,
-                          self.clock()))
+            batch.append((str(item_id), state, json.dumps(data, separators=(",", ":")) if data else None, self.clock()))
             if len(batch) >= PAGE:
                 added += self._insert(batch, update_data)
                 batch = []
@@ -210,8 +224,9 @@ class Journal:
             self._db.executemany("INSERT OR IGNORE INTO items (id, state, data, updated) VALUES (?, ?, ?, ?)", batch)
             added = self._db.total_changes - before
             if update_data:
-                self._db.executemany("UPDATE items SET data = ? WHERE id = ? AND data IS NOT ?",
-                                     [(b[2], b[0], b[2]) for b in batch])
+                self._db.executemany(
+                    "UPDATE items SET data = ? WHERE id = ? AND data IS NOT ?", [(b[2], b[0], b[2]) for b in batch]
+                )
             self._event(batch[0][1], added)
         return added
 
@@ -224,15 +239,23 @@ class Journal:
         """An attempt at the item starts (before the work): attempts + 1; returns it.
         The state does not change, so a process killed now leaves the item to be redone."""
         with self.transaction():
-            self._db.execute("UPDATE items SET attempts = attempts + 1, updated = ? WHERE id = ?",
-                             (self.clock(), item_id))
+            self._db.execute(
+                "UPDATE items SET attempts = attempts + 1, updated = ? WHERE id = ?", (self.clock(), item_id)
+            )
             row = self._db.execute("SELECT attempts FROM items WHERE id = ?", (item_id,)).fetchone()
         if row is None:
             raise KeyError(item_id)
         return int(row[0])
 
-    def set_state(self, item_id: str, state: str, *, error: dict[str, Any] | None = None,
-                  data: dict[str, Any] | None = None, merge_data: bool = True) -> None:
+    def set_state(
+        self,
+        item_id: str,
+        state: str,
+        *,
+        error: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        merge_data: bool = True,
+    ) -> None:
         """Record that the item reached ``state`` (call it after the work).  ``error`` becomes
         its last error (kept when None, so a later success still shows what went wrong before;
         ``clear_error`` drops it); ``data`` is merged into (or, without ``merge_data``, replaces)
@@ -248,12 +271,14 @@ class Journal:
                 new_data = json.dumps(base, separators=(",", ":"))
             self._db.execute(
                 "UPDATE items SET state = ?, last_error = COALESCE(?, last_error), data = ?, updated = ? WHERE id = ?",
-                (state, json.dumps(error) if error is not None else None, new_data, self.clock(), item_id))
+                (state, json.dumps(error) if error is not None else None, new_data, self.clock(), item_id),
+            )
             if row[0] != state:
                 self._event(state, 1)
 
-    def record(self, item_id: str, state: str, *, error: dict[str, Any] | None = None,
-               data: dict[str, Any] | None = None) -> None:
+    def record(
+        self, item_id: str, state: str, *, error: dict[str, Any] | None = None, data: dict[str, Any] | None = None
+    ) -> None:
         """One attempt at an item ended in ``state``, in one transaction: the item is added when
         new, its attempts + 1, its error (when given) and data replaced.  For per-file batches,
         where an item's first mention is its result (no plan ahead)."""
@@ -264,8 +289,14 @@ class Journal:
                 "ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = attempts + 1, "
                 "last_error = COALESCE(excluded.last_error, last_error), data = COALESCE(excluded.data, data), "
                 "updated = excluded.updated",
-                (item_id, state, json.dumps(error) if error is not None else None,
-                 json.dumps(data, separators=(",", ":")) if data else None, self.clock()))
+                (
+                    item_id,
+                    state,
+                    json.dumps(error) if error is not None else None,
+                    json.dumps(data, separators=(",", ":")) if data else None,
+                    self.clock(),
+                ),
+            )
             if row is None or row[0] != state:
                 self._event(state, 1)
 
@@ -302,8 +333,9 @@ class Journal:
                     if row is None:
                         continue
                     merged = {**(json.loads(row[0]) if row[0] else {}), **data}
-                    self._db.execute("UPDATE items SET data = ? WHERE id = ?",
-                                     (json.dumps(merged, separators=(",", ":")), item_id))
+                    self._db.execute(
+                        "UPDATE items SET data = ? WHERE id = ?", (json.dumps(merged, separators=(",", ":")), item_id)
+                    )
 
         for entry in updates:
             batch.append(entry)
@@ -320,11 +352,14 @@ class Journal:
     def undo_attempt(self, item_id: str, error: dict[str, Any] | None = None) -> None:
         """The attempt begun did not count (the peer, not the item, failed): attempts - 1."""
         with self.transaction():
-            self._db.execute("UPDATE items SET attempts = MAX(attempts - 1, 0), last_error = COALESCE(?, last_error) "
-                             "WHERE id = ?", (json.dumps(error) if error else None, item_id))
+            self._db.execute(
+                "UPDATE items SET attempts = MAX(attempts - 1, 0), last_error = COALESCE(?, last_error) WHERE id = ?",
+                (json.dumps(error) if error else None, item_id),
+            )
 
-    def items(self, states: Sequence[str] | None = None, *, max_attempts: int | None = None,
-              page: int = PAGE) -> Iterator[Item]:
+    def items(
+        self, states: Sequence[str] | None = None, *, max_attempts: int | None = None, page: int = PAGE
+    ) -> Iterator[Item]:
         """Items in insertion order (only those in ``states``, and with fewer than
         ``max_attempts`` attempts), read a page at a time: constant memory, and the
         caller may change items (or add new ones) while iterating."""
@@ -341,8 +376,8 @@ class Journal:
         while True:
             with self._lock:
                 rows = self._db.execute(
-                    f"SELECT {_COLUMNS} FROM items WHERE seq > ?{condition} ORDER BY seq LIMIT ?",
-                    (last, *args, page)).fetchall()
+                    f"SELECT {_COLUMNS} FROM items WHERE seq > ?{condition} ORDER BY seq LIMIT ?", (last, *args, page)
+                ).fetchall()
             if not rows:
                 return
             for row in rows:
@@ -364,7 +399,8 @@ class Journal:
             self._db.execute(
                 "INSERT INTO events (bucket, state, n) VALUES (?, ?, ?) "
                 "ON CONFLICT (bucket, state) DO UPDATE SET n = n + excluded.n",
-                (int(self.clock() // BUCKET), state, n))
+                (int(self.clock() // BUCKET), state, n),
+            )
 
     def status(self, done: Sequence[str] = ("done",), *, window: float = 600.0) -> dict[str, Any]:
         """Counts per state, throughput (items reaching a ``done`` state per second over the
@@ -376,20 +412,21 @@ class Journal:
         now = self.clock()
         with self._lock:
             placeholders = ",".join("?" * len(done))
-            last_row = self._db.execute(f"SELECT MAX(bucket) FROM events WHERE state IN ({placeholders})",
-                                        tuple(done)).fetchone()
+            last_row = self._db.execute(
+                f"SELECT MAX(bucket) FROM events WHERE state IN ({placeholders})", tuple(done)
+            ).fetchone()
             last = last_row[0]
             rate = None
             if last is not None:
                 first = last - int(window // BUCKET) + 1
                 rows = self._db.execute(
                     f"SELECT MIN(bucket), SUM(n) FROM events WHERE state IN ({placeholders}) AND bucket >= ?",
-                    (*done, first)).fetchone()
+                    (*done, first),
+                ).fetchone()
                 span = max((min(now, (last + 1) * BUCKET) - rows[0] * BUCKET), 1.0)
                 rate = rows[1] / span
         left = total - finished - failed
-        status: dict[str, Any] = {"total": total, "counts": counts, "done": finished, "failed": failed,
-                                  "left": left}
+        status: dict[str, Any] = {"total": total, "counts": counts, "done": finished, "failed": failed, "left": left}
         status["rate"] = round(rate, 3) if rate else 0.0
         status["eta_seconds"] = round(left / rate) if rate and left else (0 if not left else None)
         return status
@@ -401,20 +438,30 @@ class Journal:
         with self.transaction():
             for entry in keys:
                 key, data = (entry, None) if isinstance(entry, str) else entry
-                cursor = self._db.execute("INSERT OR IGNORE INTO plan (key, state, data, updated) VALUES (?, 'pending', ?, ?)",
-                                          (key, json.dumps(data) if data else None, self.clock()))
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO plan (key, state, data, updated) VALUES (?, 'pending', ?, ?)",
+                    (key, json.dumps(data) if data else None, self.clock()),
+                )
                 added += cursor.rowcount
         return added
 
-    def plan_done(self, key: str, items: Iterable[tuple[str, dict[str, Any] | None] | str] = (),
-                  state: str = "planned", *, data: dict[str, Any] | None = None, update_data: bool = True) -> int:
+    def plan_done(
+        self,
+        key: str,
+        items: Iterable[tuple[str, dict[str, Any] | None] | str] = (),
+        state: str = "planned",
+        *,
+        data: dict[str, Any] | None = None,
+        update_data: bool = True,
+    ) -> int:
         """Add the unit's items and mark the unit done, in one transaction; returns the new items."""
         with self.transaction():
             added = self.add(items, state, update_data=update_data)
             self._db.execute(
                 "INSERT INTO plan (key, state, data, updated) VALUES (?, 'done', ?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET state = 'done', data = COALESCE(excluded.data, data), updated = excluded.updated",
-                (key, json.dumps(data) if data else None, self.clock()))
+                (key, json.dumps(data) if data else None, self.clock()),
+            )
         return added
 
     def plan_set(self, key: str, state: str, data: dict[str, Any] | None = None) -> None:
@@ -423,7 +470,8 @@ class Journal:
             self._db.execute(
                 "INSERT INTO plan (key, state, data, updated) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
                 "state = excluded.state, data = COALESCE(excluded.data, data), updated = excluded.updated",
-                (key, state, json.dumps(data) if data else None, self.clock()))
+                (key, state, json.dumps(data) if data else None, self.clock()),
+            )
 
     def plan_units(self, states: Sequence[str] | None = None) -> Iterator[tuple[str, str, dict[str, Any]]]:
         """(key, state, data) of the plan's units (in ``states``)."""
@@ -431,8 +479,10 @@ class Journal:
             if states is None:
                 rows = self._db.execute("SELECT key, state, data FROM plan ORDER BY key").fetchall()
             else:
-                rows = self._db.execute(f"SELECT key, state, data FROM plan WHERE state IN ({','.join('?' * len(states))}) "
-                                        "ORDER BY key", tuple(states)).fetchall()
+                rows = self._db.execute(
+                    f"SELECT key, state, data FROM plan WHERE state IN ({','.join('?' * len(states))}) ORDER BY key",
+                    tuple(states),
+                ).fetchall()
         for key, state, data in rows:
             yield key, state, json.loads(data) if data else {}
 
@@ -462,8 +512,10 @@ class Journal:
         last = ""
         while True:
             with self._lock:
-                rows = self._db.execute("SELECT part, grp, data FROM parts WHERE item = ? AND part > ? ORDER BY part LIMIT ?",
-                                        (item_id, last, page)).fetchall()
+                rows = self._db.execute(
+                    "SELECT part, grp, data FROM parts WHERE item = ? AND part > ? ORDER BY part LIMIT ?",
+                    (item_id, last, page),
+                ).fetchall()
             if not rows:
                 return
             for part, group, data in rows:
@@ -478,7 +530,8 @@ class Journal:
                 rows = self._db.execute(
                     "SELECT item, COUNT(*), COUNT(DISTINCT grp) FROM parts WHERE item IN "
                     "(SELECT DISTINCT item FROM parts WHERE item > ? ORDER BY item LIMIT ?) GROUP BY item ORDER BY item",
-                    (last, page)).fetchall()
+                    (last, page),
+                ).fetchall()
             if not rows:
                 return
             yield from ((r[0], int(r[1]), int(r[2])) for r in rows)
@@ -498,11 +551,20 @@ _COLUMNS = "id, state, attempts, last_error, data, updated, seq"
 
 
 def _item(row: tuple[Any, ...]) -> Item:
-    return Item(row[0], row[1], int(row[2]), json.loads(row[3]) if row[3] else None,
-                json.loads(row[4]) if row[4] else {}, float(row[5]), int(row[6]))
+    return Item(
+        row[0],
+        row[1],
+        int(row[2]),
+        json.loads(row[3]) if row[3] else None,
+        json.loads(row[4]) if row[4] else {},
+        float(row[5]),
+        int(row[6]),
+    )
 
 
-def merge(target: str | os.PathLike, sources: Iterable[str | os.PathLike], *, rank: Sequence[str] = ()) -> dict[str, int]:
+def merge(
+    target: str | os.PathLike, sources: Iterable[str | os.PathLike], *, rank: Sequence[str] = ()
+) -> dict[str, int]:
     """Gather shard journals into ``target``: every item once; where two journals hold the same
     id, the state that comes later in ``rank`` wins (else the most recently changed).  Plan
     units and meta are copied (meta of the target is kept).  Returns the target's counts."""
@@ -525,7 +587,9 @@ def merge(target: str | os.PathLike, sources: Iterable[str | os.PathLike], *, ra
                 with out.transaction():
                     out._db.executemany(
                         "INSERT INTO plan (key, state, data, updated) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-                        "state = CASE WHEN plan.state = 'done' THEN 'done' ELSE excluded.state END", plan)
+                        "state = CASE WHEN plan.state = 'done' THEN 'done' ELSE excluded.state END",
+                        plan,
+                    )
         return out.counts()
 
 
@@ -541,6 +605,13 @@ def _merge_batch(out: Journal, batch: list[Item], order: dict[str, int]) -> None
                 "INSERT INTO items (id, state, attempts, last_error, data, updated) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = MAX(attempts, excluded.attempts), "
                 "last_error = excluded.last_error, data = excluded.data, updated = excluded.updated",
-                (item.id, item.state, item.attempts, json.dumps(item.last_error) if item.last_error else None,
-                 json.dumps(item.data) if item.data else None, item.updated))
+                (
+                    item.id,
+                    item.state,
+                    item.attempts,
+                    json.dumps(item.last_error) if item.last_error else None,
+                    json.dumps(item.data) if item.data else None,
+                    item.updated,
+                ),
+            )
             out._event(item.state, 1)

@@ -19,11 +19,11 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-from typing import BinaryIO, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import BinaryIO
 
 from .inputs import GLOB_CHARS
 from .records import DcmtoolsError, ErrorCode
-
 
 _COUNTER = itertools.count()
 _FOLDERS: set[str] = set()  # output folders known to exist (per process)
@@ -89,7 +89,7 @@ class Mirror:
                 continue
             prefix = folder if folder.endswith(os.sep) else folder + os.sep
             if norm.startswith(prefix):
-                return norm[len(prefix):]
+                return norm[len(prefix) :]
         if norm in self.files:
             return os.path.basename(norm)
         parts = [p for p in norm.split(os.sep) if p not in ("", ".", "..")]

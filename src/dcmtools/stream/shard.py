@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping
 
 STUDY_INSTANCE_UID = 0x0020000D
 _STOP = 0x0020000E  # the series level: the study UID is read, nothing after it

@@ -72,7 +72,8 @@ def options_for(
                 raise DcmtoolsError(ErrorCode.BAD_VALUE, f"`quality` {quality} is out of range", hint="use 1 to 100")
         else:
             raise DcmtoolsError(
-                ErrorCode.BAD_VALUE, "`quality` applies to `to` j2k-lossy (PSNR, dB) or jpeg-baseline/jpeg-extended (1-100)"
+                ErrorCode.BAD_VALUE,
+                "`quality` applies to `to` j2k-lossy (PSNR, dB) or jpeg-baseline/jpeg-extended (1-100)",
             )
     return TranscodeOptions(
         target=target, error=error, ratio=ratio, quality=quality, verify=verify, keep_uid=keep_uid, overwrite=overwrite

@@ -31,9 +31,7 @@ def transcode_file(path: str, out: str, options: TranscodeOptions) -> dict[str, 
     explicit file, excess padding ...) becomes the record's ``warnings`` list
     instead of lines on stderr without the file's name.
     """
-    return file_record(
-        path, lambda: _transcode(path, out, options), "transcode", hint="use fewer `jobs`", out=out
-    )
+    return file_record(path, lambda: _transcode(path, out, options), "transcode", hint="use fewer `jobs`", out=out)
 
 
 def file_record(

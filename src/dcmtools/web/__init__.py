@@ -29,21 +29,37 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .qido import qido
 from ..stream.records import ErrorCode
+from .qido import qido
 from .session import EXIT_STATUSES, WebPeer, WebSession, is_url, is_web_peer, parse_web_peer
 from .stow import stow
 from .wado import wado
 
-__all__ = ["EXIT_STATUSES", "WebPeer", "WebSession", "echo", "is_url", "is_web_peer",
-           "parse_web_peer", "qido", "stow", "wado"]
+__all__ = [
+    "EXIT_STATUSES",
+    "WebPeer",
+    "WebSession",
+    "echo",
+    "is_url",
+    "is_web_peer",
+    "parse_web_peer",
+    "qido",
+    "stow",
+    "wado",
+]
 
 
 def echo(session: WebSession, seq: int = 1) -> dict[str, Any]:
     """A minimal QIDO-RS request (one study); its record, or ``DcmtoolsError`` saying why it failed."""
     start = time.perf_counter()
-    response = session.request("GET", "studies", what="QIDO-RS request", params={"limit": "1"},
-                               headers={"Accept": "application/dicom+json"}, ok=(200, 204))
+    response = session.request(
+        "GET",
+        "studies",
+        what="QIDO-RS request",
+        params={"limit": "1"},
+        headers={"Accept": "application/dicom+json"},
+        ok=(200, 204),
+    )
     rtt = (time.perf_counter() - start) * 1000
     if response.status_code == 200 and response.content:
         try:
@@ -53,10 +69,20 @@ def echo(session: WebSession, seq: int = 1) -> dict[str, Any]:
         if not valid:
             from ..stream.records import DcmtoolsError, ExitStatus
 
-            raise DcmtoolsError(ErrorCode.NO_SERVICE,
-                                f"{session.peer.label} answered, but not as a DICOMweb service "
-                                f"({response.headers.get('Content-Type') or 'no content type'})",
-                                "check the base path of the URL (e.g. /dicom-web)", ExitStatus.NO_CONTEXT)
-    return {"type": "echo", "peer": str(session.peer), "seq": seq, "rtt_ms": round(rtt, 3),
-            "status": str(response.status_code), "status_meaning": "success",
-            "server": response.headers.get("Server"), "ok": True}
+            raise DcmtoolsError(
+                ErrorCode.NO_SERVICE,
+                f"{session.peer.label} answered, but not as a DICOMweb service "
+                f"({response.headers.get('Content-Type') or 'no content type'})",
+                "check the base path of the URL (e.g. /dicom-web)",
+                ExitStatus.NO_CONTEXT,
+            )
+    return {
+        "type": "echo",
+        "peer": str(session.peer),
+        "seq": seq,
+        "rtt_ms": round(rtt, 3),
+        "status": str(response.status_code),
+        "status_meaning": "success",
+        "server": response.headers.get("Server"),
+        "ok": True,
+    }

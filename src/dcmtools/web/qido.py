@@ -24,7 +24,8 @@ QIDO-RS has no patient level: a PATIENT query is a usage error.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..net.keys import TAGS, flat_of, normalize_level, sort_identifier, texts
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
@@ -58,13 +59,25 @@ def encode_query(params: list[tuple[str, str]]) -> str:
     return urlencode(params, safe="*?,^", quote_via=quote)
 
 
-def qido(session: WebSession, identifier: dict[str, Any], level: str = "STUDY", *, limit: int | None = None,
-         flat: bool = False, page: int = PAGE, stats: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+def qido(
+    session: WebSession,
+    identifier: dict[str, Any],
+    level: str = "STUDY",
+    *,
+    limit: int | None = None,
+    flat: bool = False,
+    page: int = PAGE,
+    stats: dict[str, Any] | None = None,
+) -> Iterator[dict[str, Any]]:
     """Query at ``level`` (STUDY, SERIES, IMAGE); one record per match, all pages."""
     level = normalize_level(level)
     if level not in RESOURCE:
-        raise DcmtoolsError(ErrorCode.BAD_VALUE, "QIDO-RS has no patient level",
-                            "query the studies (--level study) with --patient-id or -k PatientID=...", ExitStatus.USAGE)
+        raise DcmtoolsError(
+            ErrorCode.BAD_VALUE,
+            "QIDO-RS has no patient level",
+            "query the studies (--level study) with --patient-id or -k PatientID=...",
+            ExitStatus.USAGE,
+        )
     params = query_parameters(identifier)
     asked = set(identifier) | {f"{TAGS['QueryRetrieveLevel']:08X}"}
     level_element = {"vr": "CS", "Value": [level]}
@@ -73,16 +86,28 @@ def qido(session: WebSession, identifier: dict[str, Any], level: str = "STUDY", 
     while True:
         size = page if limit is None else min(page, limit - n)
         query = encode_query(params + [("limit", str(size)), ("offset", str(offset))])
-        response = session.request("GET", f"{RESOURCE[level]}?{query}", what=f"QIDO-RS query ({level.lower()} level)",
-                                   headers={"Accept": "application/dicom+json"}, ok=(200, 204))
+        response = session.request(
+            "GET",
+            f"{RESOURCE[level]}?{query}",
+            what=f"QIDO-RS query ({level.lower()} level)",
+            headers={"Accept": "application/dicom+json"},
+            ok=(200, 204),
+        )
         answers = _answers(session, response)
         for answer in answers:
             n += 1
             dataset = {tag: element for tag, element in answer.items() if tag in asked}
             dataset[f"{TAGS['QueryRetrieveLevel']:08X}"] = level_element
             dataset = sort_identifier(dataset)
-            yield {"type": "match", "peer": str(session.peer), "level": level, "model": "study", "n": n,
-                   "dataset": flat_of(dataset) if flat else dataset, "ok": True}
+            yield {
+                "type": "match",
+                "peer": str(session.peer),
+                "level": level,
+                "model": "study",
+                "n": n,
+                "dataset": flat_of(dataset) if flat else dataset,
+                "ok": True,
+            }
             if limit is not None and n >= limit:
                 if stats is not None:
                     stats["limited"] = True
@@ -100,7 +125,10 @@ def _answers(session: WebSession, response: Any) -> list[dict[str, Any]]:
     except ValueError:
         answers = None
     if not isinstance(answers, list) or not all(isinstance(a, dict) for a in answers):
-        raise DcmtoolsError(ErrorCode.BAD_RESPONSE,
-                            f"{session.peer.label} answered the QIDO-RS query with something that is not DICOM JSON",
-                            "check that the URL is the DICOMweb base path", ExitStatus.FAILED)
+        raise DcmtoolsError(
+            ErrorCode.BAD_RESPONSE,
+            f"{session.peer.label} answered the QIDO-RS query with something that is not DICOM JSON",
+            "check that the URL is the DICOMweb base path",
+            ExitStatus.FAILED,
+        )
     return answers

@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 
-
 # Which exit status each run-ending failure gives (documented in WEB_EPILOG of the CLI).
 EXIT_STATUSES = {
     ErrorCode.NAME_NOT_RESOLVED: ExitStatus.CONNECT,
@@ -96,14 +95,16 @@ def _read_secret(path: str, what: str) -> str:
     try:
         return Path(os.path.expanduser(path)).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise DcmtoolsError(ErrorCode.BAD_PEER, f"cannot read the {what} file {path!r}: {exc.strerror or exc}",
-                            None, ExitStatus.USAGE) from None
+        raise DcmtoolsError(
+            ErrorCode.BAD_PEER, f"cannot read the {what} file {path!r}: {exc.strerror or exc}", None, ExitStatus.USAGE
+        ) from None
 
 
 def web_peer_entry(text: str, peers_file: str | os.PathLike | None = None) -> dict[str, Any] | None:
     """The peers-file entry named ``text`` when it is a DICOMweb one (has ``url``), else None."""
-    from ..net.peer import peers_path
     import tomllib
+
+    from ..net.peer import peers_path
 
     path = peers_path(peers_file)
     if path is None or not path.exists():
@@ -124,10 +125,21 @@ def is_web_peer(text: str, peers_file: str | os.PathLike | None = None) -> bool:
     return is_url(text) or web_peer_entry(text, peers_file) is not None
 
 
-def parse_web_peer(text: str, peers_file: str | os.PathLike | None = None, *, token: str | None = None,
-                   token_file: str | None = None, user: str | None = None, password: str | None = None,
-                   password_file: str | None = None, tls_ca: str | None = None, tls_cert: str | None = None,
-                   tls_key: str | None = None, tls_insecure: bool = False, timeout: float | None = None) -> WebPeer:
+def parse_web_peer(
+    text: str,
+    peers_file: str | os.PathLike | None = None,
+    *,
+    token: str | None = None,
+    token_file: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    password_file: str | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_insecure: bool = False,
+    timeout: float | None = None,
+) -> WebPeer:
     """The peer named on the command line, with the options given overriding the peers file's.
 
     The token comes from ``token``, ``token_file``, ``$DCMTOOLS_TOKEN`` or the peers file; the
@@ -142,14 +154,22 @@ def parse_web_peer(text: str, peers_file: str | os.PathLike | None = None, *, to
 
     url = text if is_url(text) else str(entry.get("url", ""))
     if not is_url(url):
-        raise DcmtoolsError(ErrorCode.BAD_PEER, f"{url!r} is not a DICOMweb base URL",
-                            "write it as https://host/dicom-web (or http://)", ExitStatus.USAGE)
+        raise DcmtoolsError(
+            ErrorCode.BAD_PEER,
+            f"{url!r} is not a DICOMweb base URL",
+            "write it as https://host/dicom-web (or http://)",
+            ExitStatus.USAGE,
+        )
     parts = urlsplit(url)
     if not parts.hostname:
         raise DcmtoolsError(ErrorCode.BAD_PEER, f"the URL {url!r} has no host", None, ExitStatus.USAGE)
     if parts.query or parts.fragment:
-        raise DcmtoolsError(ErrorCode.BAD_PEER, f"the URL {url!r} has a query or fragment",
-                            "give the base URL of the DICOMweb service only", ExitStatus.USAGE)
+        raise DcmtoolsError(
+            ErrorCode.BAD_PEER,
+            f"the URL {url!r} has a query or fragment",
+            "give the base URL of the DICOMweb service only",
+            ExitStatus.USAGE,
+        )
     if token_file:
         token = token or _read_secret(token_file, "token")
     token = token or os.environ.get("DCMTOOLS_TOKEN") or None
@@ -167,19 +187,29 @@ def parse_web_peer(text: str, peers_file: str | os.PathLike | None = None, *, to
         if not password and entry.get("password_file"):
             password = _read_secret(file("password_file") or "", "password")
         if not password:
-            raise DcmtoolsError(ErrorCode.BAD_PEER, f"no password for the user {user!r}",
-                                "give --password-file FILE or set $DCMTOOLS_PASSWORD (never on the command line)",
-                                ExitStatus.USAGE)
+            raise DcmtoolsError(
+                ErrorCode.BAD_PEER,
+                f"no password for the user {user!r}",
+                "give --password-file FILE or set $DCMTOOLS_PASSWORD (never on the command line)",
+                ExitStatus.USAGE,
+            )
     if token and user:
-        raise DcmtoolsError(ErrorCode.BAD_PEER, "both a token and a user were given", "use one of them",
-                            ExitStatus.USAGE)
+        raise DcmtoolsError(
+            ErrorCode.BAD_PEER, "both a token and a user were given", "use one of them", ExitStatus.USAGE
+        )
     for value, option in ((tls_ca, "--tls-ca"), (tls_cert, "--tls-cert"), (tls_key, "--tls-key")):
         if value and not os.path.exists(value):
             raise DcmtoolsError(ErrorCode.BAD_TLS, f"{option} {value!r}: no such file", None, ExitStatus.USAGE)
     timeout = timeout if timeout is not None else entry.get("timeout")
     return WebPeer(
-        url, name=None if is_url(text) else text, token=token, user=user, password=password,
-        tls_ca=tls_ca or file("tls_ca"), tls_cert=tls_cert or file("tls_cert"), tls_key=tls_key or file("tls_key"),
+        url,
+        name=None if is_url(text) else text,
+        token=token,
+        user=user,
+        password=password,
+        tls_ca=tls_ca or file("tls_ca"),
+        tls_cert=tls_cert or file("tls_cert"),
+        tls_key=tls_key or file("tls_key"),
         tls_insecure=bool(tls_insecure or entry.get("tls_insecure")),
         timeout=float(timeout) if timeout is not None else None,
         batch=int(entry["batch"]) if entry.get("batch") else None,
@@ -217,7 +247,7 @@ class WebSession:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "WebSession":
+    def __enter__(self) -> WebSession:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -226,8 +256,9 @@ class WebSession:
     def url(self, path: str) -> str:
         return self.peer.url + "/" + path.lstrip("/")
 
-    def request(self, method: str, path: str, *, what: str, body: Any = None, ok: tuple[int, ...] = (200,),
-                **kwargs: Any) -> Any:
+    def request(
+        self, method: str, path: str, *, what: str, body: Any = None, ok: tuple[int, ...] = (200,), **kwargs: Any
+    ) -> Any:
         """One request, retried on 429/503/504 and dropped connections; the response, or ``DcmtoolsError``.
 
         ``body`` is bytes or a callable returning a fresh body (a stream can only be read once).
@@ -251,8 +282,11 @@ class WebSession:
                 raise error from None
             if response.status_code in RETRY_STATUSES and attempt < self.retries:
                 attempt += 1
-                self._pause(attempt, response.headers.get("Retry-After"),
-                            f"{self.peer.label} answered {response.status_code} {response.reason} to the {what}")
+                self._pause(
+                    attempt,
+                    response.headers.get("Retry-After"),
+                    f"{self.peer.label} answered {response.status_code} {response.reason} to the {what}",
+                )
                 response.close()
                 continue
             if response.status_code in ok:
@@ -263,7 +297,9 @@ class WebSession:
         delay = self.backoff * 2 ** (attempt - 1)
         if retry_after and retry_after.strip().isdigit():
             delay = min(float(retry_after), 60.0)
-        print(f"dcmtools: {why}; trying again in {delay:g} s ({attempt} of {self.retries})", file=sys.stderr, flush=True)
+        print(
+            f"dcmtools: {why}; trying again in {delay:g} s ({attempt} of {self.retries})", file=sys.stderr, flush=True
+        )
         time.sleep(delay)
 
     def _connection_error(self, exc: Exception, what: str) -> DcmtoolsError:
@@ -276,65 +312,114 @@ class WebSession:
             hint = "give --tls-ca FILE (the CA that signed its certificate), or check the URL's host name"
             if "CERTIFICATE_VERIFY_FAILED" not in text:
                 hint = "check that the server speaks HTTPS on this port, and --tls-cert/--tls-key"
-            return DcmtoolsError(ErrorCode.TLS_FAILED, f"no TLS session with {where}: {_short(reason)}", hint,
-                                 ExitStatus.CONNECT)
+            return DcmtoolsError(
+                ErrorCode.TLS_FAILED, f"no TLS session with {where}: {_short(reason)}", hint, ExitStatus.CONNECT
+            )
         if isinstance(exc, (requests.exceptions.ConnectTimeout,)):
-            return DcmtoolsError(ErrorCode.TIMEOUT, f"no answer from {where} within {self.timeout:g} s (connecting)",
-                                 "check the host and port, or a firewall; or give a longer --timeout",
-                                 ExitStatus.TIMEOUT)
+            return DcmtoolsError(
+                ErrorCode.TIMEOUT,
+                f"no answer from {where} within {self.timeout:g} s (connecting)",
+                "check the host and port, or a firewall; or give a longer --timeout",
+                ExitStatus.TIMEOUT,
+            )
         if isinstance(exc, requests.exceptions.ReadTimeout):
-            return DcmtoolsError(ErrorCode.TIMEOUT, f"{self.peer.label} did not answer the {what} within "
-                                 f"{self.timeout:g} s", "give a longer --timeout, or a smaller --batch", ExitStatus.TIMEOUT)
+            return DcmtoolsError(
+                ErrorCode.TIMEOUT,
+                f"{self.peer.label} did not answer the {what} within {self.timeout:g} s",
+                "give a longer --timeout, or a smaller --batch",
+                ExitStatus.TIMEOUT,
+            )
         if isinstance(exc, requests.exceptions.ConnectionError):
             lowered = text.lower()
-            if "name or service not known" in lowered or "nodename nor servname" in lowered \
-                    or "failed to resolve" in lowered or "temporary failure in name resolution" in lowered \
-                    or "no address associated" in lowered:
+            if (
+                "name or service not known" in lowered
+                or "nodename nor servname" in lowered
+                or "failed to resolve" in lowered
+                or "temporary failure in name resolution" in lowered
+                or "no address associated" in lowered
+            ):
                 host = urlsplit(self.peer.url).hostname
-                return DcmtoolsError(ErrorCode.NAME_NOT_RESOLVED, f"cannot find the host {host!r} (name not resolved)",
-                                     "check the spelling of the URL, or the DNS", ExitStatus.CONNECT)
+                return DcmtoolsError(
+                    ErrorCode.NAME_NOT_RESOLVED,
+                    f"cannot find the host {host!r} (name not resolved)",
+                    "check the spelling of the URL, or the DNS",
+                    ExitStatus.CONNECT,
+                )
             if "connection refused" in lowered or "errno 111" in lowered:
-                return DcmtoolsError(ErrorCode.CONNECTION_REFUSED,
-                                     f"nothing is listening on {where} (connection refused)",
-                                     "check the port in the URL, and that the server is running", ExitStatus.CONNECT)
-            if "remotedisconnected" in lowered or "connection aborted" in lowered or "reset by peer" in lowered \
-                    or "broken pipe" in lowered:
-                return DcmtoolsError(ErrorCode.ABORTED, f"{self.peer.label} dropped the connection during the {what}",
-                                     "check the server's log (a request too large? try a smaller --batch)",
-                                     ExitStatus.ABORTED)
+                return DcmtoolsError(
+                    ErrorCode.CONNECTION_REFUSED,
+                    f"nothing is listening on {where} (connection refused)",
+                    "check the port in the URL, and that the server is running",
+                    ExitStatus.CONNECT,
+                )
+            if (
+                "remotedisconnected" in lowered
+                or "connection aborted" in lowered
+                or "reset by peer" in lowered
+                or "broken pipe" in lowered
+            ):
+                return DcmtoolsError(
+                    ErrorCode.ABORTED,
+                    f"{self.peer.label} dropped the connection during the {what}",
+                    "check the server's log (a request too large? try a smaller --batch)",
+                    ExitStatus.ABORTED,
+                )
             if "no route" in lowered or "unreachable" in lowered:
-                return DcmtoolsError(ErrorCode.UNREACHABLE, f"no route to {where}", "check the network",
-                                     ExitStatus.CONNECT)
-            return DcmtoolsError(ErrorCode.CONNECT_FAILED, f"cannot connect to {where}: {_short(text)}", None,
-                                 ExitStatus.CONNECT)
-        return DcmtoolsError(ErrorCode.CONNECT_FAILED, f"the {what} to {where} failed: {_short(text)}", None,
-                             ExitStatus.CONNECT)
+                return DcmtoolsError(
+                    ErrorCode.UNREACHABLE, f"no route to {where}", "check the network", ExitStatus.CONNECT
+                )
+            return DcmtoolsError(
+                ErrorCode.CONNECT_FAILED, f"cannot connect to {where}: {_short(text)}", None, ExitStatus.CONNECT
+            )
+        return DcmtoolsError(
+            ErrorCode.CONNECT_FAILED, f"the {what} to {where} failed: {_short(text)}", None, ExitStatus.CONNECT
+        )
 
     def http_error(self, response: Any, what: str) -> DcmtoolsError:
         """A failure answer in plain words, with its code and exit status."""
         status = response.status_code
         label = self.peer.label
         if status == 401:
-            how = "the token" if self.peer.token else f"the user {self.peer.user!r} and password" if self.peer.user else None
-            message = (f"{label} refused {how}: wrong credentials (401 Unauthorized)" if how
-                       else f"{label} wants credentials (401 Unauthorized)")
-            return DcmtoolsError(ErrorCode.UNAUTHORIZED, message,
-                                 "give --token / $DCMTOOLS_TOKEN / --token-file, or --user with $DCMTOOLS_PASSWORD "
-                                 "or --password-file", ExitStatus.REJECTED)
+            how = (
+                "the token"
+                if self.peer.token
+                else f"the user {self.peer.user!r} and password"
+                if self.peer.user
+                else None
+            )
+            message = (
+                f"{label} refused {how}: wrong credentials (401 Unauthorized)"
+                if how
+                else f"{label} wants credentials (401 Unauthorized)"
+            )
+            return DcmtoolsError(
+                ErrorCode.UNAUTHORIZED,
+                message,
+                "give --token / $DCMTOOLS_TOKEN / --token-file, or --user with $DCMTOOLS_PASSWORD or --password-file",
+                ExitStatus.REJECTED,
+            )
         if status == 403:
-            return DcmtoolsError(ErrorCode.FORBIDDEN, f"{label} refused the {what}: access forbidden (403)",
-                                 "the credentials were accepted but may not do this; ask the archive's admin",
-                                 ExitStatus.REJECTED)
+            return DcmtoolsError(
+                ErrorCode.FORBIDDEN,
+                f"{label} refused the {what}: access forbidden (403)",
+                "the credentials were accepted but may not do this; ask the archive's admin",
+                ExitStatus.REJECTED,
+            )
         if status == 404:
-            return DcmtoolsError(ErrorCode.NO_SERVICE,
-                                 f"{label} has no DICOMweb service at {urlsplit(self.peer.url).path or '/'} "
-                                 f"(404 Not Found on the {what})",
-                                 "check the base path of the URL (e.g. /dicom-web, /wado-rs, /dcm4chee-arc/aets/DCM4CHEE/rs)",
-                                 ExitStatus.NO_CONTEXT)
+            return DcmtoolsError(
+                ErrorCode.NO_SERVICE,
+                f"{label} has no DICOMweb service at {urlsplit(self.peer.url).path or '/'} "
+                f"(404 Not Found on the {what})",
+                "check the base path of the URL (e.g. /dicom-web, /wado-rs, /dcm4chee-arc/aets/DCM4CHEE/rs)",
+                ExitStatus.NO_CONTEXT,
+            )
         detail = _short(response.text or "", 200) if _is_text(response) else ""
-        return DcmtoolsError(ErrorCode.HTTP_FAILED,
-                             f"{label} answered {status} {response.reason} to the {what}" + (f": {detail}" if detail else ""),
-                             "check the server's log", ExitStatus.FAILED)
+        return DcmtoolsError(
+            ErrorCode.HTTP_FAILED,
+            f"{label} answered {status} {response.reason} to the {what}" + (f": {detail}" if detail else ""),
+            "check the server's log",
+            ExitStatus.FAILED,
+        )
 
 
 def _is_text(response: Any) -> bool:

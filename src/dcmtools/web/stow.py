@@ -36,8 +36,9 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus, error_record
 from .session import WebSession
@@ -56,9 +57,15 @@ FAILURE_REASON, WARNING_REASON = "00081197", "00081196"
 RETRIEVE_URL = "00081190"
 
 FAILURE_MEANINGS = {
-    0xA700: "out of resources", 0xA900: "data set does not match SOP class", 0xC000: "cannot understand",
-    0xC122: "transfer syntax not supported", 0x0110: "processing failure", 0x0122: "SOP class not supported",
-    0x0124: "not authorized", 0xA770: "duplicate SOP instance", 0xC123: "SOP class not supported",
+    0xA700: "out of resources",
+    0xA900: "data set does not match SOP class",
+    0xC000: "cannot understand",
+    0xC122: "transfer syntax not supported",
+    0x0110: "processing failure",
+    0x0122: "SOP class not supported",
+    0x0124: "not authorized",
+    0xA770: "duplicate SOP instance",
+    0xC123: "SOP class not supported",
 }
 
 
@@ -109,7 +116,7 @@ class MultipartBody(io.RawIOBase):
         while len(out) < size:
             if self._pending:
                 take = self._pending[: size - len(out)]
-                self._pending = self._pending[len(take):]
+                self._pending = self._pending[len(take) :]
                 out += take
                 continue
             if self._stream is not None:
@@ -165,8 +172,9 @@ def _as_part10(path: str, head: Any) -> bytes:
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
     except Exception as exc:
-        raise DcmtoolsError(ErrorCode.INVALID, f"cannot give it a File Meta header: {exc}",
-                            "check the file with 'dcmtools dump'") from None
+        raise DcmtoolsError(
+            ErrorCode.INVALID, f"cannot give it a File Meta header: {exc}", "check the file with 'dcmtools dump'"
+        ) from None
     return buffer.getvalue()
 
 
@@ -181,14 +189,15 @@ def decompressed(part: Part) -> Part:
         record = transcode_file(part.path, out, options_for("explicit-le"))
         if not record.get("ok"):
             error = record.get("error") or {}
-            raise DcmtoolsError(ErrorCode.CONVERT_FAILED,
-                                f"the server refuses its transfer syntax, and decompressing it failed: "
-                                f"{error.get('message', 'unknown error')}",
-                                "decompress it with another tool first")
+            raise DcmtoolsError(
+                ErrorCode.CONVERT_FAILED,
+                f"the server refuses its transfer syntax, and decompressing it failed: "
+                f"{error.get('message', 'unknown error')}",
+                "decompress it with another tool first",
+            )
         with open(out, "rb") as stream:
             data = stream.read()
-    return Part(part.path, part.sop_class, part.sop_instance, EXPLICIT_LE, len(data), data, True,
-                part.transfer_syntax)
+    return Part(part.path, part.sop_class, part.sop_instance, EXPLICIT_LE, len(data), data, True, part.transfer_syntax)
 
 
 def _expanded(items: Iterable[Any]) -> Iterator[Any]:
@@ -226,8 +235,14 @@ def _batches(items: Iterable[Any], batch: int, batch_bytes: int) -> Iterator[tup
         yield parts, errors
 
 
-def stow(session: WebSession, items: Iterable[Any], *, batch: int | None = None, batch_bytes: int | None = None,
-         decompress: bool = True) -> Iterator[dict[str, Any]]:
+def stow(
+    session: WebSession,
+    items: Iterable[Any],
+    *,
+    batch: int | None = None,
+    batch_bytes: int | None = None,
+    decompress: bool = True,
+) -> Iterator[dict[str, Any]]:
     """Send files (paths, folders, globs, or input items) by STOW-RS; one record per instance."""
     batch = batch or session.peer.batch or DEFAULT_BATCH
     batch_bytes = batch_bytes or session.peer.batch_bytes or DEFAULT_BATCH_BYTES
@@ -242,14 +257,19 @@ def stow(session: WebSession, items: Iterable[Any], *, batch: int | None = None,
             if exc.exit_status == ExitStatus.USAGE:
                 raise
             failed_in_a_row += 1
-            if failed_in_a_row >= MAX_FAILED_REQUESTS or exc.code in (ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN,
-                                                                      ErrorCode.NO_SERVICE):
+            if failed_in_a_row >= MAX_FAILED_REQUESTS or exc.code in (
+                ErrorCode.UNAUTHORIZED,
+                ErrorCode.FORBIDDEN,
+                ErrorCode.NO_SERVICE,
+            ):
                 raise
             for part in parts:
                 yield _record(session, part, exc)
             continue
         failed_in_a_row = 0
-        retry = [p for p, r in zip(parts, results) if decompress and _refused_syntax(r) and _compressed(p)]
+        retry = [
+            p for p, r in zip(parts, results, strict=False) if decompress and _refused_syntax(r) and _compressed(p)
+        ]
         again: dict[str, dict[str, Any]] = {}
         if retry:
             converted: list[Part] = []
@@ -260,13 +280,17 @@ def stow(session: WebSession, items: Iterable[Any], *, batch: int | None = None,
                     again[part.sop_instance] = _record(session, part, exc)
             if converted:
                 try:
-                    for part, result in zip(converted, _store(session, converted)):
+                    for part, result in zip(converted, _store(session, converted), strict=False):
                         again[part.sop_instance] = _record(session, part, result)
                 except DcmtoolsError as exc:
                     for part in converted:
                         again[part.sop_instance] = _record(session, part, exc)
-        for part, result in zip(parts, results):
-            yield again.get(part.sop_instance) if part in retry and part.sop_instance in again else _record(session, part, result)
+        for part, result in zip(parts, results, strict=False):
+            yield (
+                again.get(part.sop_instance)
+                if part in retry and part.sop_instance in again
+                else _record(session, part, result)
+            )
 
 
 def _store(session: WebSession, parts: list[Part]) -> list[Any]:
@@ -280,8 +304,9 @@ def _store(session: WebSession, parts: list[Part]) -> list[Any]:
         if len(parts) > 1:
             middle = len(parts) // 2
             return _store(session, parts[:middle]) + _store(session, parts[middle:])
-        return [DcmtoolsError(ErrorCode.STORE_FAILED, f"refused to store it: {exc.message}", exc.hint,
-                              ExitStatus.FAILED)]
+        return [
+            DcmtoolsError(ErrorCode.STORE_FAILED, f"refused to store it: {exc.message}", exc.hint, ExitStatus.FAILED)
+        ]
 
 
 def _compressed(part: Part) -> bool:
@@ -301,9 +326,14 @@ def store_parts(session: WebSession, parts: list[Part]) -> list[dict[str, Any]]:
         "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
         "Accept": "application/dicom+json",
     }
-    response = session.request("POST", "studies", what=f"STOW-RS request ({len(parts)} instances)",
-                               body=lambda: MultipartBody(parts, boundary), headers=headers,
-                               ok=(200, 202, 409, 415))
+    response = session.request(
+        "POST",
+        "studies",
+        what=f"STOW-RS request ({len(parts)} instances)",
+        body=lambda: MultipartBody(parts, boundary),
+        headers=headers,
+        ok=(200, 202, 409, 415),
+    )
     if response.status_code == 415:
         return [{"http": 415, "reason": TS_NOT_SUPPORTED, "message": "415 Unsupported Media Type"} for _ in parts]
     try:
@@ -311,10 +341,13 @@ def store_parts(session: WebSession, parts: list[Part]) -> list[dict[str, Any]]:
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        raise DcmtoolsError(ErrorCode.BAD_RESPONSE,
-                            f"{session.peer.label} answered the STOW-RS request ({response.status_code}) with "
-                            "something that is not a DICOM JSON store response",
-                            "check that the URL is the DICOMweb base path", ExitStatus.FAILED)
+        raise DcmtoolsError(
+            ErrorCode.BAD_RESPONSE,
+            f"{session.peer.label} answered the STOW-RS request ({response.status_code}) with "
+            "something that is not a DICOM JSON store response",
+            "check that the URL is the DICOMweb base path",
+            ExitStatus.FAILED,
+        )
     referenced = {_text(item, REF_INSTANCE): item for item in _items(answer, REFERENCED_SEQ)}
     failed = {_text(item, REF_INSTANCE): item for item in _items(answer, FAILED_SEQ)}
     results: list[dict[str, Any]] = []
@@ -338,8 +371,12 @@ def store_parts(session: WebSession, parts: list[Part]) -> list[dict[str, Any]]:
 
 
 def _record(session: WebSession, part: Part, result: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"path": part.path, "sop_class_uid": part.sop_class, "sop_instance_uid": part.sop_instance,
-                            "transfer_syntax": part.transfer_syntax}
+    base: dict[str, Any] = {
+        "path": part.path,
+        "sop_class_uid": part.sop_class,
+        "sop_instance_uid": part.sop_instance,
+        "transfer_syntax": part.transfer_syntax,
+    }
     if part.decompressed:
         base.update(decompressed=True, original_transfer_syntax=part.original_transfer_syntax)
     if isinstance(result, DcmtoolsError):
@@ -347,24 +384,39 @@ def _record(session: WebSession, part: Part, result: Any) -> dict[str, Any]:
     if result.get("stored"):
         record = {"type": "file", **base, "status": "stored"}
         if "warning" in result:
-            record.update(warning=True, status=f"0x{result['warning']:04X}",
-                          status_meaning=FAILURE_MEANINGS.get(result["warning"], "warning"))
+            record.update(
+                warning=True,
+                status=f"0x{result['warning']:04X}",
+                status_meaning=FAILURE_MEANINGS.get(result["warning"], "warning"),
+            )
         if result.get("url"):
             record["url"] = result["url"]
         record["ok"] = True
         return record
     if result.get("unconfirmed"):
-        return error_record("file", DcmtoolsError(
-            ErrorCode.NOT_CONFIRMED,
-            f"{session.peer.label} did not confirm storing it (its answer lists neither it stored nor failed)",
-            "send it again, and check the server's log"), **base)
+        return error_record(
+            "file",
+            DcmtoolsError(
+                ErrorCode.NOT_CONFIRMED,
+                f"{session.peer.label} did not confirm storing it (its answer lists neither it stored nor failed)",
+                "send it again, and check the server's log",
+            ),
+            **base,
+        )
     reason = result.get("reason", 0xC000)
     meaning = FAILURE_MEANINGS.get(reason) or ("cannot understand" if reason >= 0xC000 else "refused")
     message = result.get("message") or f"failure reason 0x{reason:04X}"
-    return error_record("file", DcmtoolsError(
-        ErrorCode.STORE_FAILED, f"{session.peer.label} refused to store it: {meaning} ({message})",
-        "check the server's log (a filter, or a dataset it cannot read?)"), **base,
-        status=f"0x{reason:04X}", status_meaning=meaning)
+    return error_record(
+        "file",
+        DcmtoolsError(
+            ErrorCode.STORE_FAILED,
+            f"{session.peer.label} refused to store it: {meaning} ({message})",
+            "check the server's log (a filter, or a dataset it cannot read?)",
+        ),
+        **base,
+        status=f"0x{reason:04X}",
+        status_meaning=meaning,
+    )
 
 
 def _items(answer: dict[str, Any], tag: str) -> list[dict[str, Any]]:

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from ..net.keys import TAGS, key_text, level_index
 from ..net.scp import stored_path
@@ -37,8 +38,11 @@ ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 
 
 def _uids(identifier: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    return (key_text(identifier, "StudyInstanceUID"), key_text(identifier, "SeriesInstanceUID"),
-            key_text(identifier, "SOPInstanceUID"))
+    return (
+        key_text(identifier, "StudyInstanceUID"),
+        key_text(identifier, "SeriesInstanceUID"),
+        key_text(identifier, "SOPInstanceUID"),
+    )
 
 
 def _paths(session: WebSession, request: Any) -> list[str]:
@@ -52,8 +56,9 @@ def _paths(session: WebSession, request: Any) -> list[str]:
         query_level = "STUDY"
     else:
         query_level = level
-    identifier = {tag: element for tag, element in request.identifier.items()
-                  if tag != f"{TAGS['QueryRetrieveLevel']:08X}"}
+    identifier = {
+        tag: element for tag, element in request.identifier.items() if tag != f"{TAGS['QueryRetrieveLevel']:08X}"
+    }
     for name in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")[: level_index(query_level)]:
         identifier.setdefault(f"{TAGS[name]:08X}", {"vr": "UI"})
     paths = []
@@ -70,8 +75,14 @@ def _path(level: str, study: str | None, series: str | None, instance: str | Non
     return f"studies/{study}/series/{series}/instances/{instance}"
 
 
-def wado(session: WebSession, requests: Iterable[Any], store_dir: str = ".", *, overwrite: bool = False,
-         totals: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
+def wado(
+    session: WebSession,
+    requests: Iterable[Any],
+    store_dir: str = ".",
+    *,
+    overwrite: bool = False,
+    totals: dict[str, int] | None = None,
+) -> Iterator[dict[str, Any]]:
     """Retrieve each request into ``store_dir``; one ``get`` record per request."""
     from ..stream.records import error_record
 
@@ -93,17 +104,26 @@ def wado(session: WebSession, requests: Iterable[Any], store_dir: str = ".", *, 
             yield error_record("get", exc, **{k: v for k, v in base.items() if k != "type"})
             continue
         totals["received"] = totals.get("received", 0) + len(files)
-        record = {**base, "destination": str(session.peer), "status": "200", "completed": len(files), "failed": 0,
-                  "warning": 0, "received": len(files)}
+        record = {
+            **base,
+            "destination": str(session.peer),
+            "status": "200",
+            "completed": len(files),
+            "failed": 0,
+            "warning": 0,
+            "received": len(files),
+        }
         if files:
             record["out"] = os.path.commonpath(files) if len(files) > 1 else files[0]
             record["files"] = files
             record["ok"] = True
         else:
             record["ok"] = False
-            record["error"] = {"code": ErrorCode.NOT_FOUND,
-                               "message": f"{session.peer.label} has nothing that matches",
-                               "hint": "check the keys with 'dcmtools find URL'"}
+            record["error"] = {
+                "code": ErrorCode.NOT_FOUND,
+                "message": f"{session.peer.label} has nothing that matches",
+                "hint": "check the keys with 'dcmtools find URL'",
+            }
         yield record
 
 
@@ -113,28 +133,38 @@ def _is_item(exc: DcmtoolsError) -> bool:
 
 def retrieve(session: WebSession, path: str, store_dir: str, *, overwrite: bool = False) -> list[str]:
     """GET one WADO-RS resource; the files written (in ``listen``'s layout)."""
-    response = session.request("GET", path, what="WADO-RS retrieve", headers={"Accept": ACCEPT}, stream=True,
-                               ok=(200, 206, 404))
+    response = session.request(
+        "GET", path, what="WADO-RS retrieve", headers={"Accept": ACCEPT}, stream=True, ok=(200, 206, 404)
+    )
     if response.status_code == 404:
         # The base path answered (the caller checked it or a QIDO did): this resource is not there.
-        error = DcmtoolsError(ErrorCode.NOT_FOUND, f"{session.peer.label} has no {path} (404 Not Found)",
-                              "check the UIDs with 'dcmtools find URL'", ExitStatus.FAILED)
+        error = DcmtoolsError(
+            ErrorCode.NOT_FOUND,
+            f"{session.peer.label} has no {path} (404 Not Found)",
+            "check the UIDs with 'dcmtools find URL'",
+            ExitStatus.FAILED,
+        )
         error.item = True  # type: ignore[attr-defined]
         raise error
     kind = response.headers.get("Content-Type", "")
     boundary = _boundary(kind)
     if not kind.lower().startswith("multipart/related") or not boundary:
-        raise DcmtoolsError(ErrorCode.BAD_RESPONSE,
-                            f"{session.peer.label} answered the WADO-RS retrieve with {kind or 'no content type'}, "
-                            "not multipart/related", None, ExitStatus.FAILED)
+        raise DcmtoolsError(
+            ErrorCode.BAD_RESPONSE,
+            f"{session.peer.label} answered the WADO-RS retrieve with {kind or 'no content type'}, "
+            "not multipart/related",
+            None,
+            ExitStatus.FAILED,
+        )
     os.makedirs(store_dir, exist_ok=True)
     files: list[str] = []
     try:
         for tmp in _parts(response, boundary.encode("latin-1"), store_dir):
             files.append(_place(tmp, store_dir, overwrite))
     except OSError as exc:
-        raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"cannot write into {store_dir}: {exc.strerror or exc}",
-                            None, ExitStatus.FAILED) from None
+        raise DcmtoolsError(
+            ErrorCode.WRITE_FAILED, f"cannot write into {store_dir}: {exc.strerror or exc}", None, ExitStatus.FAILED
+        ) from None
     finally:
         response.close()
     return files
@@ -169,14 +199,15 @@ def _parts(response: Any, boundary: bytes, folder: str) -> Iterator[str]:
                 except StopIteration:
                     ended = True
                 except requests.exceptions.RequestException as exc:
-                    raise DcmtoolsError(ErrorCode.ABORTED, f"the WADO-RS answer was cut short: {exc}",
-                                        "try again", ExitStatus.ABORTED) from None
+                    raise DcmtoolsError(
+                        ErrorCode.ABORTED, f"the WADO-RS answer was cut short: {exc}", "try again", ExitStatus.ABORTED
+                    ) from None
             while True:
                 if in_headers:
                     end = buffer.find(b"\r\n\r\n")
                     if end < 0:
                         break
-                    buffer = buffer[end + 4:]
+                    buffer = buffer[end + 4 :]
                     in_headers = False
                     fd, tmp = tempfile.mkstemp(prefix=".wado-", suffix=".part", dir=folder)
                     stream = os.fdopen(fd, "wb")
@@ -194,7 +225,7 @@ def _parts(response: Any, boundary: bytes, folder: str) -> Iterator[str]:
                     stream = None
                     done, tmp = tmp, None
                     yield done
-                rest = buffer[at + len(delimiter):]
+                rest = buffer[at + len(delimiter) :]
                 if len(rest) < 2:
                     break  # wait for the two bytes after the delimiter
                 if rest.startswith(b"--"):
@@ -204,8 +235,12 @@ def _parts(response: Any, boundary: bytes, folder: str) -> Iterator[str]:
                 buffer = rest
             if ended:
                 if started or stream is not None:
-                    raise DcmtoolsError(ErrorCode.ABORTED, "the WADO-RS answer ended in the middle of an instance",
-                                        "try again", ExitStatus.ABORTED)
+                    raise DcmtoolsError(
+                        ErrorCode.ABORTED,
+                        "the WADO-RS answer ended in the middle of an instance",
+                        "try again",
+                        ExitStatus.ABORTED,
+                    )
                 return
     finally:
         if stream is not None:
@@ -244,4 +279,3 @@ def _place(tmp: str, store_dir: str, overwrite: bool) -> str:
         os.unlink(tmp)
         return candidate
     raise OSError(f"too many copies of {dest}")
-

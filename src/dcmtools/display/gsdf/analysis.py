@@ -334,7 +334,14 @@ def _criteria(
             limits.source("contrast_response", "tolerance"),
         ),
         Criterion(
-            "lmax", LABELS["lmax"], lmax, need_lmax, ">=", lmax >= need_lmax, limits.source("lmax", "min_lmax"), unit="cd/m2"
+            "lmax",
+            LABELS["lmax"],
+            lmax,
+            need_lmax,
+            ">=",
+            lmax >= need_lmax,
+            limits.source("lmax", "min_lmax"),
+            unit="cd/m2",
         ),
         Criterion(
             "luminance_ratio",

@@ -51,7 +51,8 @@ def gsdf_luminance(j: float) -> float:
     # The same terms in the same order as DCMTK (digsdfn.cc): identical bits.
     return math.pow(
         10.0,
-        (_A + _C * ln + _E * ln2 + _G * ln3 + _M * ln4) / (1 + _B * ln + _D * ln2 + _F * ln3 + _H * ln4 + _K * (ln4 * ln)),
+        (_A + _C * ln + _E * ln2 + _G * ln3 + _M * ln4)
+        / (1 + _B * ln + _D * ln2 + _F * ln3 + _H * ln4 + _K * (ln4 * ln)),
     )
 
 

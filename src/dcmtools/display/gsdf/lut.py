@@ -159,6 +159,7 @@ def atomic_write(path: str, data: bytes, *, overwrite: bool = False) -> None:
 
     if os.path.isdir(path):
         raise DcmtoolsError(ErrorCode.WRITE_FAILED, f"{path} is a folder", "give a file name")
+
     def write(stream: BinaryIO) -> None:
         stream.write(data)
 

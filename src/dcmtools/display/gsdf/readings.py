@@ -70,13 +70,17 @@ def read_measurements(path: str, format: str | None = None) -> Measurements:
         with open(path, "rb") as stream:
             data = stream.read()
     except FileNotFoundError:
-        raise DcmtoolsError(ErrorCode.NOT_FOUND, f"{path}: no such file", "check the path of the measurement file") from None
+        raise DcmtoolsError(
+            ErrorCode.NOT_FOUND, f"{path}: no such file", "check the path of the measurement file"
+        ) from None
     except IsADirectoryError:
         raise DcmtoolsError(ErrorCode.UNREADABLE, f"{path} is a folder, not a measurement file") from None
     except OSError as exc:
         raise DcmtoolsError(ErrorCode.UNREADABLE, f"{path}: cannot read: {exc.strerror or exc}") from exc
     if not data.strip():
-        raise DcmtoolsError(ErrorCode.EMPTY, f"{path} is empty", "it should hold one luminance reading per driving level")
+        raise DcmtoolsError(
+            ErrorCode.EMPTY, f"{path} is empty", "it should hold one luminance reading per driving level"
+        )
     if b"\0" in data[:4096]:
         raise _bad(path, "this is a binary file, not photometer readings", _FORMATS_HINT)
     text = data.decode("utf-8-sig", errors="replace")
@@ -179,7 +183,9 @@ def _parse_csv(text: str, path: str | None) -> Measurements:
             try:
                 ambient = _number(row[2], decimal_comma)
             except (IndexError, ValueError):
-                raise _bad(path, f"line {no}: the ambient luminance is not a number", "write e.g. 'ambient,0.5'") from None
+                raise _bad(
+                    path, f"line {no}: the ambient luminance is not a number", "write e.g. 'ambient,0.5'"
+                ) from None
             continue
         try:
             ddl_text = row[ddl_col]
@@ -219,9 +225,7 @@ def _column(names: list[str], wanted: Sequence[str], default: int) -> int:
     return default
 
 
-def _from_pairs_checked(
-    pairs: list[tuple[int, float]], path: str | None, fmt: str, **kw: Any
-) -> Measurements:
+def _from_pairs_checked(pairs: list[tuple[int, float]], path: str | None, fmt: str, **kw: Any) -> Measurements:
     seen: set[int] = set()
     warnings = []
     for ddl, _ in pairs:
@@ -335,10 +339,15 @@ def _check_readings(meas: Measurements, path: str | None) -> None:
         raise _bad(path, f"{len(meas.ddl)} reading(s): at least two driving levels are needed (TG18 uses 18)")
     bad = [d for d, v in zip(meas.ddl, meas.luminance, strict=True) if not math.isfinite(v) or v < 0]
     if bad:
-        raise _bad(path, f"negative or invalid luminance at driving level(s) {', '.join(map(str, bad[:5]))}",
-                   "luminance readings are in cd/m2 and cannot be negative")
+        raise _bad(
+            path,
+            f"negative or invalid luminance at driving level(s) {', '.join(map(str, bad[:5]))}",
+            "luminance readings are in cd/m2 and cannot be negative",
+        )
     decreasing = [
-        (a, b) for a, b, la, lb in zip(meas.ddl, meas.ddl[1:], meas.luminance, meas.luminance[1:], strict=False) if lb < la
+        (a, b)
+        for a, b, la, lb in zip(meas.ddl, meas.ddl[1:], meas.luminance, meas.luminance[1:], strict=False)
+        if lb < la
     ]
     if decreasing:
         a, b = decreasing[0]

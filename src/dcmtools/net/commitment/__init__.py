@@ -35,16 +35,16 @@ auto, same, new).
 from __future__ import annotations
 
 from .common import (
-                     DEFAULT_BATCH,
-                     DEFAULT_WAIT,
-                     EVENT_ALL_COMMITTED,
-                     EVENT_FAILURES,
-                     FAILURE_REASONS,
-                     REQUEST_ACTION,
-                     STORAGE_COMMITMENT,
-                     SYNTAXES,
-                     WELL_KNOWN_INSTANCE,
-                     failure_words,
+    DEFAULT_BATCH,
+    DEFAULT_WAIT,
+    EVENT_ALL_COMMITTED,
+    EVENT_FAILURES,
+    FAILURE_REASONS,
+    REQUEST_ACTION,
+    STORAGE_COMMITMENT,
+    SYNTAXES,
+    WELL_KNOWN_INSTANCE,
+    failure_words,
 )
 from .exchange import Exchanges
 from .inputs import Reference, read_reference, reference_for, uids_from_record
@@ -52,8 +52,24 @@ from .scp import REPORT_MODES, CommitmentSCP
 from .scu import CommitmentSCU, Transaction, commit
 
 __all__ = [
-    "DEFAULT_BATCH", "DEFAULT_WAIT", "EVENT_ALL_COMMITTED", "EVENT_FAILURES", "FAILURE_REASONS", "REPORT_MODES",
-    "REQUEST_ACTION", "STORAGE_COMMITMENT", "SYNTAXES", "WELL_KNOWN_INSTANCE", "CommitmentSCP", "CommitmentSCU",
-    "Exchanges", "Reference", "Transaction", "commit", "failure_words", "read_reference", "reference_for",
+    "DEFAULT_BATCH",
+    "DEFAULT_WAIT",
+    "EVENT_ALL_COMMITTED",
+    "EVENT_FAILURES",
+    "FAILURE_REASONS",
+    "REPORT_MODES",
+    "REQUEST_ACTION",
+    "STORAGE_COMMITMENT",
+    "SYNTAXES",
+    "WELL_KNOWN_INSTANCE",
+    "CommitmentSCP",
+    "CommitmentSCU",
+    "Exchanges",
+    "Reference",
+    "Transaction",
+    "commit",
+    "failure_words",
+    "read_reference",
+    "reference_for",
     "uids_from_record",
 ]

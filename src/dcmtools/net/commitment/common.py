@@ -21,11 +21,22 @@ SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")  # explicit, implicit VR
 FAILURE_REASONS: dict[int, tuple[str, str]] = {
     0x0110: ("processing failure", "the archive failed while processing it; check its log, then ask again"),
     0x0112: ("no such object instance", "the archive does not have it: send it (again), then ask again"),
-    0x0119: ("class / instance conflict",
-             "the archive holds this SOP Instance UID as another SOP class: two different objects share the UID; check the source"),
-    0x0122: ("referenced SOP class not supported", "the archive does not keep this kind of object: keep the local copy"),
-    0x0131: ("duplicate transaction UID", "the archive saw this Transaction UID before; ask again (a new one is made per request)"),
-    0x0213: ("resource limitation", "the archive lacks the resources (disk space?) to keep it; check it, then send and ask again"),
+    0x0119: (
+        "class / instance conflict",
+        "the archive holds this SOP Instance UID as another SOP class: two different objects share the UID; check the source",
+    ),
+    0x0122: (
+        "referenced SOP class not supported",
+        "the archive does not keep this kind of object: keep the local copy",
+    ),
+    0x0131: (
+        "duplicate transaction UID",
+        "the archive saw this Transaction UID before; ask again (a new one is made per request)",
+    ),
+    0x0213: (
+        "resource limitation",
+        "the archive lacks the resources (disk space?) to keep it; check it, then send and ask again",
+    ),
 }
 
 

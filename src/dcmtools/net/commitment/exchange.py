@@ -34,8 +34,15 @@ class Exchanges:
     def message_id(self) -> int:
         return (next(self._ids) - 1) % 65535 + 1
 
-    def send(self, assoc: Any, name: str, elements: list[tuple[int, int | str]], dataset: Any, message_id: int,
-             timeout: float) -> Any:
+    def send(
+        self,
+        assoc: Any,
+        name: str,
+        elements: list[tuple[int, int | str]],
+        dataset: Any,
+        message_id: int,
+        timeout: float,
+    ) -> Any:
         """Send one request (command ``elements`` and ``dataset``) on the Storage Commitment context.
 
         Returns the answer (a pynetdicom DIMSE primitive with ``Status`` and
@@ -82,8 +89,11 @@ class Exchanges:
         while True:
             with pending.mutex:
                 for index, (_context, primitive) in enumerate(pending.queue):
-                    if (primitive is not None and getattr(primitive, "is_valid_response", False)
-                            and getattr(primitive, "MessageIDBeingRespondedTo", None) == message_id):
+                    if (
+                        primitive is not None
+                        and getattr(primitive, "is_valid_response", False)
+                        and getattr(primitive, "MessageIDBeingRespondedTo", None) == message_id
+                    ):
                         del pending.queue[index]
                         pending.not_full.notify()
                         return primitive

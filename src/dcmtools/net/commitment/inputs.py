@@ -65,11 +65,17 @@ def read_reference(path: str) -> Reference:
         if not (info.sop_class_uid and info.sop_instance_uid):
             raise
     if info.is_dicomdir:
-        raise DcmtoolsError(ErrorCode.DICOMDIR, "this is a DICOMDIR (a media index), not an instance",
-                            "ask about the files it lists instead")
+        raise DcmtoolsError(
+            ErrorCode.DICOMDIR,
+            "this is a DICOMDIR (a media index), not an instance",
+            "ask about the files it lists instead",
+        )
     if not info.sop_class_uid or not info.sop_instance_uid:
-        raise DcmtoolsError(ErrorCode.INVALID, "the file has no SOP Class UID or SOP Instance UID",
-                            "an archive cannot commit to keep it without them")
+        raise DcmtoolsError(
+            ErrorCode.INVALID,
+            "the file has no SOP Class UID or SOP Instance UID",
+            "an archive cannot commit to keep it without them",
+        )
     return Reference(info.sop_class_uid, info.sop_instance_uid, path)
 
 
@@ -85,13 +91,17 @@ def reference_for(item: Any) -> Reference:
         sop_class, sop_instance = uids_from_record(record)
         named = record.get("out") or record.get("path")
         # a record naming a folder gives each file under it: those files speak for themselves
-        whole = error is not None or not isinstance(named, str) or os.path.normpath(named) == os.path.normpath(item.path)
+        whole = (
+            error is not None or not isinstance(named, str) or os.path.normpath(named) == os.path.normpath(item.path)
+        )
         if sop_class and sop_instance and whole:
             return Reference(sop_class, sop_instance, item.path if error is None else None)
         if error is not None:
-            raise DcmtoolsError(ErrorCode.BAD_RECORD,
-                                "input record names no file and no SOP Class UID and SOP Instance UID",
-                                "pipe the records of send, listen or a query, or give files")
+            raise DcmtoolsError(
+                ErrorCode.BAD_RECORD,
+                "input record names no file and no SOP Class UID and SOP Instance UID",
+                "pipe the records of send, listen or a query, or give files",
+            )
     return read_reference(item.path)
 
 

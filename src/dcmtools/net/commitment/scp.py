@@ -133,18 +133,27 @@ class CommitmentSCP:
         assoc = event.assoc
         request = event.request
         info_addr = assoc.requestor.address_info
-        who = {"calling_aet": assoc.requestor.ae_title,
-               "peer": f"{info_addr.address}:{info_addr.port}" if info_addr else None}
+        who = {
+            "calling_aet": assoc.requestor.ae_title,
+            "peer": f"{info_addr.address}:{info_addr.port}" if info_addr else None,
+        }
 
         def refuse(code: int, comment: str) -> tuple[Any, None]:
             status = Dataset()
             status.Status = code
             status.ErrorComment = comment[:64]
-            self._emit(error_record(
-                "commitment_request",
-                DcmtoolsError(ErrorCode.BAD_REQUEST, f"refused a Storage Commitment request from {who['calling_aet']}: {comment}",
-                              "the requester's request does not follow PS3.4 J.3.2; check its configuration"),
-                **who, **status_fields(code, "commitment")))
+            self._emit(
+                error_record(
+                    "commitment_request",
+                    DcmtoolsError(
+                        ErrorCode.BAD_REQUEST,
+                        f"refused a Storage Commitment request from {who['calling_aet']}: {comment}",
+                        "the requester's request does not follow PS3.4 J.3.2; check its configuration",
+                    ),
+                    **who,
+                    **status_fields(code, "commitment"),
+                )
+            )
             return status, None
 
         if request.ActionTypeID != REQUEST_ACTION:
@@ -152,14 +161,24 @@ class CommitmentSCP:
         try:
             info = event.action_information
             tx_uid = str(info.TransactionUID).strip()
-            refs = [(str(i.ReferencedSOPClassUID).strip(), str(i.ReferencedSOPInstanceUID).strip())
-                    for i in info.ReferencedSOPSequence]
+            refs = [
+                (str(i.ReferencedSOPClassUID).strip(), str(i.ReferencedSOPInstanceUID).strip())
+                for i in info.ReferencedSOPSequence
+            ]
         except Exception as exc:
             text = str(exc)
-            missing = ("Transaction UID" if "TransactionUID" in text
-                       else "Referenced SOP Sequence" if "ReferencedSOPSequence" in text
-                       else "Referenced SOP Class/Instance UID" if "Referenced" in text else None)
-            return refuse(0x0115, f"no {missing}" if missing else f"unreadable action information ({type(exc).__name__})")
+            missing = (
+                "Transaction UID"
+                if "TransactionUID" in text
+                else "Referenced SOP Sequence"
+                if "ReferencedSOPSequence" in text
+                else "Referenced SOP Class/Instance UID"
+                if "Referenced" in text
+                else None
+            )
+            return refuse(
+                0x0115, f"no {missing}" if missing else f"unreadable action information ({type(exc).__name__})"
+            )
         if not tx_uid:
             return refuse(0x0115, "no Transaction UID")
         if not refs:
@@ -169,11 +188,17 @@ class CommitmentSCP:
             self._seen.add(tx_uid)
             job = _Job(tx_uid, refs, assoc, int(request.MessageID), who["calling_aet"], who["peer"], duplicate)
             self._jobs[(id(assoc), job.message_id)] = job
-        record: dict[str, Any] = {"type": "commitment_request", **who, "transaction_uid": tx_uid,
-                                  "instances": len(refs), "status": "0x0000"}
+        record: dict[str, Any] = {
+            "type": "commitment_request",
+            **who,
+            "transaction_uid": tx_uid,
+            "instances": len(refs),
+            "status": "0x0000",
+        }
         if str(request.RequestedSOPInstanceUID) != WELL_KNOWN_INSTANCE:
-            record["warning"] = (f"requested SOP instance {request.RequestedSOPInstanceUID} is not the well-known "
-                                 f"{WELL_KNOWN_INSTANCE}")
+            record["warning"] = (
+                f"requested SOP instance {request.RequestedSOPInstanceUID} is not the well-known {WELL_KNOWN_INSTANCE}"
+            )
         self._emit(record)
         thread = threading.Thread(target=self._report, args=(job,), name="dcmtools-commit-report", daemon=True)
         with self._lock:
@@ -215,11 +240,18 @@ class CommitmentSCP:
             self._report_one(job)
         except Exception as exc:  # a bug must not pass silently in a background thread
             LOGGER.debug("reporting failed", exc_info=exc)
-            self._emit(error_record(
-                "commitment_report",
-                DcmtoolsError(ErrorCode.INTERNAL, f"internal error while reporting: {type(exc).__name__}: {exc}",
-                              "this is a bug in dcmtools; run with --debug and please report it"),
-                calling_aet=job.calling_aet, transaction_uid=job.transaction_uid))
+            self._emit(
+                error_record(
+                    "commitment_report",
+                    DcmtoolsError(
+                        ErrorCode.INTERNAL,
+                        f"internal error while reporting: {type(exc).__name__}: {exc}",
+                        "this is a bug in dcmtools; run with --debug and please report it",
+                    ),
+                    calling_aet=job.calling_aet,
+                    transaction_uid=job.transaction_uid,
+                )
+            )
 
     def _report_one(self, job: _Job) -> None:
         from pydicom.dataset import Dataset
@@ -257,8 +289,14 @@ class CommitmentSCP:
             "failed": len(failed),
         }
         if failed:
-            record["failures"] = [{"sop_instance_uid": uid, "failure_reason": f"0x{reason:04X}",
-                                   "failure_meaning": failure_words(reason)[0]} for _c, uid, reason in failed]
+            record["failures"] = [
+                {
+                    "sop_instance_uid": uid,
+                    "failure_reason": f"0x{reason:04X}",
+                    "failure_meaning": failure_words(reason)[0],
+                }
+                for _c, uid, reason in failed
+            ]
         try:
             via, code = self._deliver(job, info, event_type)
         except DcmtoolsError as exc:
@@ -270,10 +308,17 @@ class CommitmentSCP:
             record["ok"] = True
             self._emit(record)
             return
-        self._emit(error_record("commitment_report", DcmtoolsError(
-            ErrorCode.DIMSE_FAILED,
-            f"{job.calling_aet} refused the Storage Commitment report: {describe(code, 'commitment')[1]} (status 0x{code:04X})",
-            "check the requester's log"), **record))
+        self._emit(
+            error_record(
+                "commitment_report",
+                DcmtoolsError(
+                    ErrorCode.DIMSE_FAILED,
+                    f"{job.calling_aet} refused the Storage Commitment report: {describe(code, 'commitment')[1]} (status 0x{code:04X})",
+                    "check the requester's log",
+                ),
+                **record,
+            )
+        )
 
     def _deliver(self, job: _Job, info: Any, event_type: int) -> tuple[str, int]:
         """Send the N-EVENT-REPORT the way the requester asks; (how it went, status)."""
@@ -282,44 +327,64 @@ class CommitmentSCP:
             if status is not None:
                 return "same association", status
             if self.report == "same":
-                raise DcmtoolsError(ErrorCode.ABORTED,
-                                    f"the association of {job.calling_aet} ended before it answered the report",
-                                    "the requester must keep its association open until the report comes")
+                raise DcmtoolsError(
+                    ErrorCode.ABORTED,
+                    f"the association of {job.calling_aet} ended before it answered the report",
+                    "the requester must keep its association open until the report comes",
+                )
         elif self.report == "same":
             raise DcmtoolsError(
                 ErrorCode.REPORT_NOT_SENT,
                 f"{job.calling_aet} closed its association before the report; with --commit-report same it cannot be sent",
-                "use --commit-report auto (or new) with --commit-report-to, or have the requester wait for the report")
+                "use --commit-report auto (or new) with --commit-report-to, or have the requester wait for the report",
+            )
         target = self._target(job.calling_aet)
         from pynetdicom import build_role
         from pynetdicom.presentation import build_context
 
-        with associate(target, [build_context(STORAGE_COMMITMENT, list(SYNTAXES))], self.options,
-                       ext_neg=[build_role(STORAGE_COMMITMENT, scu_role=False, scp_role=True)]) as assoc:
+        with associate(
+            target,
+            [build_context(STORAGE_COMMITMENT, list(SYNTAXES))],
+            self.options,
+            ext_neg=[build_role(STORAGE_COMMITMENT, scu_role=False, scp_role=True)],
+        ) as assoc:
             status = self._send(assoc.association, info, event_type)
             if status is None:
-                raise failure_after(assoc, target, "Storage Commitment report (N-EVENT-REPORT)",
-                                    self.options.timeout_for(target))
+                raise failure_after(
+                    assoc, target, "Storage Commitment report (N-EVENT-REPORT)", self.options.timeout_for(target)
+                )
         return f"new association to {target}", status
 
     def _send_same(self, assoc: Any, info: Any, event_type: int) -> int | None:
         """The report on the requester's own association (see ``Exchanges``); its status, or None."""
         from .. import wire
 
-        answer = self._exchanges.send(assoc, "N-EVENT-REPORT-RQ", [
-            (wire.TAG_AFFECTED_SOP_CLASS, STORAGE_COMMITMENT),
-            (wire.TAG_COMMAND_FIELD, 0x0100),  # N-EVENT-REPORT-RQ
-            (wire.TAG_AFFECTED_SOP_INSTANCE, WELL_KNOWN_INSTANCE),
-            (wire.TAG_EVENT_TYPE_ID, event_type),
-        ], info, self._exchanges.message_id(), self.options.timeout_for(None))
+        answer = self._exchanges.send(
+            assoc,
+            "N-EVENT-REPORT-RQ",
+            [
+                (wire.TAG_AFFECTED_SOP_CLASS, STORAGE_COMMITMENT),
+                (wire.TAG_COMMAND_FIELD, 0x0100),  # N-EVENT-REPORT-RQ
+                (wire.TAG_AFFECTED_SOP_INSTANCE, WELL_KNOWN_INSTANCE),
+                (wire.TAG_EVENT_TYPE_ID, event_type),
+            ],
+            info,
+            self._exchanges.message_id(),
+            self.options.timeout_for(None),
+        )
         if answer is None or getattr(answer, "Status", None) is None:
             return None
         return int(answer.Status)
 
     def _send(self, assoc: Any, info: Any, event_type: int) -> int | None:
         try:
-            status, _reply = assoc.send_n_event_report(info, event_type, STORAGE_COMMITMENT, WELL_KNOWN_INSTANCE,
-                                               msg_id=(next(self._message_ids) - 1) % 65535 + 1)
+            status, _reply = assoc.send_n_event_report(
+                info,
+                event_type,
+                STORAGE_COMMITMENT,
+                WELL_KNOWN_INSTANCE,
+                msg_id=(next(self._message_ids) - 1) % 65535 + 1,
+            )
         except (RuntimeError, ValueError) as exc:  # released meanwhile, no context
             LOGGER.debug("sending the report failed: %s", exc)
             return None
@@ -340,5 +405,5 @@ class CommitmentSCP:
         raise DcmtoolsError(
             ErrorCode.REPORT_NOT_SENT,
             f"cannot report to {calling_aet} on a new association: no address known for it ({where})",
-            f"give --commit-report-to {calling_aet}@HOST:PORT, or add an entry with aet = \"{calling_aet}\" to the peers file",
+            f'give --commit-report-to {calling_aet}@HOST:PORT, or add an entry with aet = "{calling_aet}" to the peers file',
         )

@@ -175,8 +175,12 @@ class CommitmentSCU:
             self.peer,
             [build_context(STORAGE_COMMITMENT, list(SYNTAXES))],
             self.options,
-            evt_handlers=[(evt.EVT_N_EVENT_REPORT, self._on_report), (evt.EVT_DIMSE_SENT, self._on_sent),
-                          (evt.EVT_RELEASED, self._on_closed), (evt.EVT_ABORTED, self._on_closed)],
+            evt_handlers=[
+                (evt.EVT_N_EVENT_REPORT, self._on_report),
+                (evt.EVT_DIMSE_SENT, self._on_sent),
+                (evt.EVT_RELEASED, self._on_closed),
+                (evt.EVT_ABORTED, self._on_closed),
+            ],
         )
         self._assoc = assoc
         self._raw_assoc = assoc.association
@@ -226,18 +230,26 @@ class CommitmentSCU:
             self._transactions[tx.uid] = tx
             self._order.append(tx)
         started = time.monotonic()
-        status = self._exchanges.send(self._raw_assoc, "N-ACTION-RQ", [
-            (wire.TAG_REQUESTED_SOP_CLASS, STORAGE_COMMITMENT),  # even length: needs no padding
-            (wire.TAG_COMMAND_FIELD, 0x0130),  # N-ACTION-RQ
-            (wire.TAG_REQUESTED_SOP_INSTANCE, WELL_KNOWN_INSTANCE),
-            (wire.TAG_ACTION_TYPE_ID, REQUEST_ACTION),
-        ], info, self._exchanges.message_id(), self.timeout)
+        status = self._exchanges.send(
+            self._raw_assoc,
+            "N-ACTION-RQ",
+            [
+                (wire.TAG_REQUESTED_SOP_CLASS, STORAGE_COMMITMENT),  # even length: needs no padding
+                (wire.TAG_COMMAND_FIELD, 0x0130),  # N-ACTION-RQ
+                (wire.TAG_REQUESTED_SOP_INSTANCE, WELL_KNOWN_INSTANCE),
+                (wire.TAG_ACTION_TYPE_ID, REQUEST_ACTION),
+            ],
+            info,
+            self._exchanges.message_id(),
+            self.timeout,
+        )
         self._last_request = time.monotonic()
         self._requested += 1
         if status is None or getattr(status, "Status", None) is None:
             timed_out = time.monotonic() - started >= self.timeout * 0.9
-            error = failure_after(self._raw_assoc, self.peer, "Storage Commitment request (N-ACTION)", self.timeout,
-                                  timed_out=timed_out)
+            error = failure_after(
+                self._raw_assoc, self.peer, "Storage Commitment request (N-ACTION)", self.timeout, timed_out=timed_out
+            )
             self.fault = self.fault or error
             self._close(abort=True)
             if timed_out:
@@ -245,9 +257,11 @@ class CommitmentSCU:
                     tx.answer_lost = error
                 return
             # an abort instead of an answer: the archive refused the request
-            error.hint = (f"the archive may not allow Storage Commitment for our AE title '{self.options.calling_aet}': "
-                          f"ask its administrator (for Orthanc: a DicomModalities entry for '{self.options.calling_aet}' "
-                          "with \"AllowStorageCommitment\": true); its log says why")
+            error.hint = (
+                f"the archive may not allow Storage Commitment for our AE title '{self.options.calling_aet}': "
+                f"ask its administrator (for Orthanc: a DicomModalities entry for '{self.options.calling_aet}' "
+                'with "AllowStorageCommitment": true); its log says why'
+            )
             with self._cond:
                 del self._transactions[tx.uid]
                 self._order.remove(tx)
@@ -269,8 +283,14 @@ class CommitmentSCU:
             _request_hint(code),
         )
         for entry in tx.entries:
-            yield error_record("commitment", error, **entry.ref.fields(), transaction_uid=tx.uid, state="failed",
-                               **status_fields(code, "commitment"))
+            yield error_record(
+                "commitment",
+                error,
+                **entry.ref.fields(),
+                transaction_uid=tx.uid,
+                state="failed",
+                **status_fields(code, "commitment"),
+            )
 
     def _not_requested(self, tx: Transaction, error: DcmtoolsError) -> Iterator[dict[str, Any]]:
         self.fault = self.fault or error
@@ -287,10 +307,14 @@ class CommitmentSCU:
         try:
             info = event.event_information
             tx_uid = str(info.TransactionUID).strip()
-            committed = [(str(i.ReferencedSOPInstanceUID), str(i.get("ReferencedSOPClassUID", "")), i.get("RetrieveAETitle"))
-                         for i in info.get("ReferencedSOPSequence", [])]
-            failed = [(str(i.ReferencedSOPInstanceUID), str(i.get("ReferencedSOPClassUID", "")), i.get("FailureReason"))
-                      for i in info.get("FailedSOPSequence", [])]
+            committed = [
+                (str(i.ReferencedSOPInstanceUID), str(i.get("ReferencedSOPClassUID", "")), i.get("RetrieveAETitle"))
+                for i in info.get("ReferencedSOPSequence", [])
+            ]
+            failed = [
+                (str(i.ReferencedSOPInstanceUID), str(i.get("ReferencedSOPClassUID", "")), i.get("FailureReason"))
+                for i in info.get("FailedSOPSequence", [])
+            ]
             retrieve_aet = info.get("RetrieveAETitle")
         except Exception as exc:  # a report we cannot read: say so, and it stays pending
             LOGGER.warning("a Storage Commitment report from %s could not be read: %s", via, exc)
@@ -302,8 +326,12 @@ class CommitmentSCU:
             tx = self._transactions.get(tx_uid)
             if tx is None:
                 self._unknown_reports.append(tx_uid)
-                LOGGER.warning("a Storage Commitment report from %s names transaction %s, which this run did not "
-                               "request (an earlier run's?)", via, tx_uid)
+                LOGGER.warning(
+                    "a Storage Commitment report from %s names transaction %s, which this run did not "
+                    "request (an earlier run's?)",
+                    via,
+                    tx_uid,
+                )
                 self._cond.notify_all()
                 return 0x0000, None
             for uid, sop_class, aet in committed:
@@ -366,11 +394,19 @@ class CommitmentSCU:
         reason = f"0x{entry.reason:04X}" if entry.reason is not None else None
         error = DcmtoolsError(
             ErrorCode.NOT_COMMITTED,
-            f"{self.peer.label} did not commit to keep it: {meaning}" + (f" (failure reason {reason})" if reason else ""),
+            f"{self.peer.label} did not commit to keep it: {meaning}"
+            + (f" (failure reason {reason})" if reason else ""),
             hint,
         )
-        return error_record("commitment", error, **base, state="failed", failure_reason=reason,
-                            failure_meaning=meaning, reported_via=tx.via)
+        return error_record(
+            "commitment",
+            error,
+            **base,
+            state="failed",
+            failure_reason=reason,
+            failure_meaning=meaning,
+            reported_via=tx.via,
+        )
 
     # ------------------------------------------------------------------ waiting
     def _wait(self) -> Iterator[dict[str, Any]]:
@@ -446,14 +482,15 @@ class CommitmentSCU:
                 "connect; or it needs longer: raise --wait",
             )
         senders = sorted({f"{r.get('calling_aet')}@{r.get('peer')}" for r in came})
-        text = (f"no report for this transaction within {wait:g} s; association(s) came to port "
-                f"{self.listener.port} from {', '.join(senders)}")
+        text = (
+            f"no report for this transaction within {wait:g} s; association(s) came to port "
+            f"{self.listener.port} from {', '.join(senders)}"
+        )
         if unknown:
             text += f" with reports for other transactions ({', '.join(unknown[:3])})"
         else:
             text += " but carried no report for it"
-        return DcmtoolsError(ErrorCode.COMMIT_PENDING, text,
-                             f"check {peer}'s log; it may need longer (raise --wait)")
+        return DcmtoolsError(ErrorCode.COMMIT_PENDING, text, f"check {peer}'s log; it may need longer (raise --wait)")
 
 
 def _text(value: Any) -> str | None:
