@@ -120,46 +120,6 @@ _COLUMNS: dict[str, list[tuple[str, str, int]]] = {
 }
 
 
-# Shown as columns or left out of the table (the records have them all).
-_DEFAULTS = {
-    "PATIENT": (
-        "PatientName",
-        "PatientID",
-        "PatientBirthDate",
-        "PatientSex",
-        "PatientSpeciesDescription",
-        "ResponsiblePerson",
-        "NumberOfPatientRelatedStudies",
-    ),
-    "STUDY": (
-        "PatientName",
-        "PatientID",
-        "PatientBirthDate",
-        "PatientSex",
-        "StudyDate",
-        "StudyTime",
-        "AccessionNumber",
-        "StudyID",
-        "StudyDescription",
-        "ModalitiesInStudy",
-        "ReferringPhysicianName",
-        "NumberOfStudyRelatedSeries",
-        "NumberOfStudyRelatedInstances",
-        "StudyInstanceUID",
-    ),
-    "SERIES": (
-        "PatientID",
-        "StudyInstanceUID",
-        "SeriesInstanceUID",
-        "Modality",
-        "SeriesNumber",
-        "SeriesDescription",
-        "SeriesDate",
-        "BodyPartExamined",
-        "NumberOfSeriesRelatedInstances",
-    ),
-    "IMAGE": ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "InstanceNumber"),
-}
 _CONTROL = {"QueryRetrieveLevel", "RetrieveAETitle", "SpecificCharacterSet", "InstanceAvailability"}
 
 
@@ -197,7 +157,7 @@ def table_human(columns: dict[str, list[tuple[str, str, int]]], key: str = "leve
             return None
         group = record.get(key) or record.get("model") or ""
         cols = columns.get(group) or columns.get(str(group).upper()) or []
-        from ..net.keys import flat_of
+        from ..net.keys import DEFAULT_KEYS, flat_of
 
         data = record.get("dataset") or {}
         if data and all(len(k) == 8 for k in data):
@@ -205,7 +165,9 @@ def table_human(columns: dict[str, list[tuple[str, str, int]]], key: str = "leve
         if cols and _has_sop_class(cols):
             data = {**data, "SOPClassUID": _sop_class_name(data.get("SOPClassUID"))}
         row = "  ".join(_cell(_text(data.get(name)), width) for name, _, width in cols) if cols else ""
-        hidden = {c[0] for c in cols} | set(_DEFAULTS.get(str(group).upper(), ())) | _CONTROL
+        hidden = {c[0] for c in cols} | set(
+            DEFAULT_KEYS.get(str(group).upper(), ())
+        )  # the records have them all | _CONTROL
         extra = [f"{k}={_text(v)}" for k, v in data.items() if k not in hidden and v not in (None, "", [])]
         line = (row + ("  " + " ".join(extra) if extra else "")).rstrip()
         if group not in shown:
