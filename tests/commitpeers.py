@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import peers
 import pydicom
-from peers import require
+from peers import PEER_ENV, require
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
@@ -75,6 +74,6 @@ def storescu(peer: str, *paths: Path) -> None:
     subprocess.run(
         ["storescu", "-aec", aet, host, port, *map(str, paths)],
         check=True,
-        env={**os.environ, "TCP_NODELAY": "1"},
+        env=PEER_ENV,
         capture_output=True,
     )

@@ -27,7 +27,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 # DCMTK stalls on delayed ACKs without it (see shared/peers.md).
-PEER_ENV = {**os.environ, "TCP_NODELAY": "1"}
+# /usr/bin first: the venv's pynetdicom apps carry DCMTK's names (storescu, findscu ...); a peer launched
+# or looked up by bare name must be DCMTK's (see shared/peers.md).
+PEER_ENV = {**os.environ, "TCP_NODELAY": "1", "PATH": os.pathsep.join(["/usr/bin", os.environ.get("PATH", "")])}
 
 
 # The test being set up or run (conftest.py sets it): starting a peer from a test without
@@ -44,7 +46,7 @@ def check_marked(what: str) -> None:
 def require(*tools: str) -> None:
     """Fail (in CI) or skip (elsewhere) unless every tool is on PATH; the test must be marked peer."""
     check_marked(", ".join(tools))
-    missing = [tool for tool in tools if shutil.which(tool) is None]
+    missing = [tool for tool in tools if shutil.which(tool, path=PEER_ENV["PATH"]) is None]
     if missing:
         message = f"peer tool(s) not installed: {', '.join(missing)} (./scripts/test installs them)"
         if os.environ.get("CI"):
