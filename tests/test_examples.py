@@ -554,3 +554,19 @@ def test_off_loopback_addresses_are_refused() -> None:
         assert OFF_LOOPBACK.search(text), text
     for text in ("dcmtools echo PACS@127.0.0.1:11112", "dcmtools find web", "dcmtools send pacs study/"):
         assert not OFF_LOOPBACK.search(text), text
+
+
+def test_key_file_wins_over_the_environments_key(tmp_path: Path) -> None:
+    """Found by the examples: with DCMTOOLS_ANON_KEY exported, `anonymize --key-file` was a usage error."""
+    from peers import dcmtools
+
+    (tmp_path / "team.key").write_text("a secret the team shares\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "DCMTOOLS_ANON_KEY": "another secret"}
+    ct = str(SAMPLES / "human-ct/1-abdomen/ct1.dcm")
+    by_file = dcmtools("anonymize", "--key-file", "team.key", "-o", "a", ct, cwd=tmp_path, env=env)
+    assert by_file.returncode == 0, by_file.stderr
+    both = dcmtools("anonymize", "--key", "x", "--key-file", "team.key", "-o", "b", ct, cwd=tmp_path, env=env)
+    assert both.returncode == 2 and "not both" in both.stderr
+    env["DCMTOOLS_EDIT_KEY"] = "an edit secret"
+    edit = dcmtools("edit", "--new-uids", "all", "--key-file", "team.key", "-o", "c", ct, cwd=tmp_path, env=env)
+    assert edit.returncode == 0, edit.stderr

@@ -127,6 +127,9 @@ def anonymize_command(
             raise typer.BadParameter(
                 "an output folder is required (inputs are never changed)", param_hint="-o/--output"
             )
+        from .changeopts import command_line_key  # the command line's --key-file wins over the env's key
+
+        key = command_line_key(key, key_file)
         if key is not None and key_file is not None:
             raise typer.BadParameter("give --key or --key-file, not both", param_hint="--key")
         try:

@@ -151,10 +151,22 @@ CharsetOpt = Annotated[
 
 
 # ---------------------------------------------------------------- building the library objects
+def command_line_key(key: str | None, key_file: Path | None) -> str | None:
+    """--key, unless it is the environment's (DCMTOOLS_ANON_KEY, DCMTOOLS_EDIT_KEY) and --key-file was given:
+    the command line wins over the environment (a key exported in the shell must not forbid --key-file)."""
+    import os
+
+    if key is not None and key_file is not None:
+        if key in (os.environ.get("DCMTOOLS_ANON_KEY"), os.environ.get("DCMTOOLS_EDIT_KEY")):
+            return None
+    return key
+
+
 def read_key(key: str | None, key_file: Path | None) -> Any:
     """The ``deid.keys.Key`` of --key or --key-file (None when neither is given)."""
     from ..deid.keys import Key
 
+    key = command_line_key(key, key_file)
     if key is not None and key_file is not None:
         raise typer.BadParameter("give --key or --key-file, not both", param_hint="--key")
     try:
