@@ -17,6 +17,9 @@ docs/guides/index.md):
 
 with the venv's dcmtools first on PATH, then /usr/bin (jq, DCMTK by absolute path).
 
+Help examples are the lines after "Examples:" (a line ending in a backslash continues on the next): the
+dcmtools commands and the shell lines that make their files (printf ... > ids.csv).
+
 Rules (each example is one test case, id = source:line):
 - An example exits 0, or with N when its text says "# exit status N" (or "# exits N"), with no traceback.
 - "# prints TEXT" after a command: its stdout contains TEXT. A ```text block right after a ```sh block is the
@@ -24,8 +27,8 @@ Rules (each example is one test case, id = source:line):
   "..." alone any number of lines).
 - An example that pipes into jq never prints a bare "null" (jq must select the records it means: the stream
   ends with a {"type": "summary"} record).
-- The ports 11112 (ours, the `me` entry: move's storage SCP, listen's examples) and 11113 (commit's) are
-  replaced by free ports, so that runs in parallel never collide.
+- Ports: 4242 is pacs's (PACS@127.0.0.1:4242), 11112 ours (the `me` entry: move's storage SCP, and
+  listen's examples), 11113 commit's; the test replaces them by free ports, so that runs never collide.
 - `dcmtools listen` examples do not end by themselves: the test waits for the port, sends ct.dcm to it (the
   probe that it served), then stops it with SIGTERM (exit 0 expected) unless it ended by itself (--count 1).
 - A help's examples share one working directory and run in order (a later one may use what an earlier one
@@ -41,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import inspect
 import json
 import os
 import re
@@ -119,7 +121,8 @@ def help_examples() -> list[Example]:
             stripped = line.strip()
             if continuing:
                 found[-1].append(stripped)
-            elif stripped.startswith("dcmtools") or "| dcmtools" in stripped or re.match(r"^\w+=\S* dcmtools", stripped):
+            elif stripped and not stripped.startswith("#"):
+                # every line of the section: the dcmtools commands and the lines that make their files
                 found.append([stripped])
             else:
                 continue
@@ -197,7 +200,7 @@ for _example in HELP_EXAMPLES + MARKDOWN_EXAMPLES:
 
 # ------------------------------------------------------------------------------------ the sandbox
 WORKLIST_ITEMS = {
-    "ct-doe.json": ("DOE^JANE", "H001", "CT", "CT1", "ACC001", "CT abdomen"),
+    "ct-doe.json": ("DOE^JANE", "PAT001", "CT", "CT1", "ACC001", "CT abdomen"),
     "cr-rex.json": ("SMITH^REX", "VET042", "CR", "CR1", "ACC043", "Thorax 2 views"),
 }
 
@@ -271,7 +274,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     template = root / "template"
     _build_template(template)
     me = free_port()
-    ports = {"11112": me, "11113": free_port()}
+    ports = {"11112": me, "11113": free_port()}  # and "4242": pacs's, below
     peers_file = template / "peers.toml"
     study = sorted((SAMPLES / "human-ct").rglob("*.dcm"))
     store = root / "pacs-store"
@@ -295,6 +298,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
             # listen reads the peers file at each C-MOVE: the pacs entry can come after it started.
             entries = {"pacs": {"aet": "PACS", "host": "127.0.0.1", "port": pacs.port}, **entries}
             peers_file.write_text(_peers_toml(entries))
+            ports["4242"] = pacs.port
             bin_dir = Path(sys.executable).parent
             env = {
                 "PATH": os.pathsep.join([str(bin_dir), "/usr/local/bin", "/usr/bin", "/bin"]),
@@ -420,7 +424,8 @@ def _run_server(command: str, cwd: Path, env: dict[str, str]) -> tuple[int, str,
         if proc.poll() is None:
             for pid in _group_pids(proc.pid):
                 with contextlib.suppress(OSError):
-                    if b"listen" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                    if b"listen" in argv and not argv[0].endswith(b"bash"):  # dcmtools, not the shell
                         os.kill(pid, signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=30)
     finally:
@@ -477,7 +482,9 @@ def _check(example: Example, box: Sandbox) -> None:
     assert not offending, f"{example.id} names addresses off loopback {offending}: use the sandbox's peers"
     status, stdout, stderr, probe = _run(example, box)
     box.done[example.source] = example.index + 1
-    shown = f"\n--- example ({example.id}):\n{example.text}\n--- stdout:\n{stdout[-3000:]}\n--- stderr:\n{stderr[-3000:]}"
+    shown = (
+        f"\n--- example ({example.id}):\n{example.text}\n--- stdout:\n{stdout[-3000:]}\n--- stderr:\n{stderr[-3000:]}"
+    )
     assert "Traceback" not in stderr, shown
     assert not probe, probe + shown
     expected = _expected_status(example.text) if example.source.endswith("--help") else 0

@@ -92,6 +92,7 @@ def edit_command(
     Examples:
       dcmtools edit --set InstitutionName="North Clinic" --erase OtherPatientIDs -o fixed/ study/
       dcmtools edit --set 'OtherPatientIDsSequence[*].IssuerOfPatientID=NORTH' --in-place study/
+      printf 'old_id,PatientID\\nPAT001,CLINIC-0001\\n' > patients.csv
       dcmtools edit --map patients.csv --match PatientID=old_id --require-match -o mapped/ study/
       dcmtools edit --new-uids all --key-file team.key --charset utf8 -o renumbered/ study/
       dcmtools edit --erase-private --dry-run study/ | jq -r 'select(.type=="change") | .element'

@@ -111,10 +111,10 @@ def worklist_command(
 
     \b
     Examples:
-      dcmtools worklist RIS@10.0.0.7:104
-      dcmtools worklist ris --modality CR --station-aet CR1 --aet CR1
-      dcmtools worklist ris --date 20240115-20240119 --patient 'SMITH^*'
-      dcmtools worklist ris --date any --flat | jq -r '.dataset.PatientName'
+      dcmtools worklist PACS@127.0.0.1:4242
+      dcmtools worklist pacs --modality CR --station-aet CR1 --aet CR1
+      dcmtools worklist pacs --date 20240115-20240119 --patient 'SMITH^*'
+      dcmtools worklist pacs --date any --flat | jq -r 'select(.type=="match") | .dataset.PatientName'
     """
     with CommandRun("worklist", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         from ..net.query import Finder
