@@ -22,7 +22,7 @@ dcmtools commands and the shell lines that make their files (printf ... > ids.cs
 
 Rules (each example is one test case, id = source:line):
 - An example exits 0, or with N when its text says "# exit status N" (or "# exits N"), with no traceback.
-- "# prints TEXT" after a command: its stdout contains TEXT. A ```text block right after a ```sh block is the
+- "# prints TEXT" after a command (up to a ";"): its stdout contains TEXT. A ```text block right after a ```sh block is the
   block's output: its lines match stdout's in order ("..." matches anything within a line, and a line of
   "..." alone any number of lines).
 - An example that pipes into jq never prints a bare "null" (jq must select the records it means: the stream
@@ -237,6 +237,12 @@ class Sandbox:
     ports: dict[str, int]  # "11112" -> free port, "11113" -> free port
     done: dict[str, int] = field(default_factory=dict)  # source -> examples run so far
     workdirs: dict[str, Path] = field(default_factory=dict)
+    groups: list[int] = field(default_factory=list)  # process groups of the examples run, stopped at the end
+
+    def stop_all(self) -> None:
+        for group in self.groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGTERM)
 
     def workdir(self, source: str) -> Path:
         if source not in self.workdirs:
@@ -311,7 +317,11 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
                 "COLUMNS": "100",
             }
             (root / "home").mkdir()
-            yield Sandbox(template, root, env, ports)
+            box = Sandbox(template, root, env, ports)
+            try:
+                yield box
+            finally:
+                box.stop_all()
 
 
 # ------------------------------------------------------------------------------------ running one example
@@ -320,7 +330,7 @@ OFF_LOOPBACK = re.compile(
     r"\b[\w-]+\.(?:example\.(?:org|com|net)|hospital|local)\b"
 )
 EXIT_NOTE = re.compile(r"#.*\bexit(?:s| status)\s+(\d+)")
-PRINTS_NOTE = re.compile(r"#\s*prints\s+(.+)$")
+PRINTS_NOTE = re.compile(r"#\s*prints\s+([^;]+)")  # "# prints 0; exit status 1"
 
 
 def _expected_status(text: str) -> int:
@@ -442,28 +452,27 @@ def _run(example: Example, box: Sandbox) -> tuple[int, str, str, str]:
     if example.source.endswith("--help") and "dcmtools listen" in text:
         return _run_server(text, cwd, box.env)
     script = _block_script(text) if not example.source.endswith("--help") else f"set -o pipefail\n{text}\n"
-    proc = subprocess.Popen(
-        ["bash", "-c", script],
-        cwd=cwd,
-        env=box.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=10)
-        return -1, stdout, stderr + f"\n(timed out after {TIMEOUT} s)", ""
-    finally:
-        # what the block left in the background (a listen started with &) is stopped with it
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        time.sleep(0)
-    return proc.returncode, stdout, stderr, ""
+    # stdout and stderr go to files, not pipes: a server a block leaves in the background (a listen started
+    # with &, for the next blocks of its page) must not hold the block open; it is stopped with the sandbox.
+    out, err = box.root / "last.stdout", box.root / "last.stderr"
+    with out.open("w") as stdout_file, err.open("w") as stderr_file:
+        proc = subprocess.Popen(
+            ["bash", "-c", script],
+            cwd=cwd,
+            env=box.env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout_file,
+            stderr=stderr_file,
+            start_new_session=True,
+        )
+        box.groups.append(proc.pid)
+        try:
+            status = proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            return -1, out.read_text(), err.read_text() + f"\n(timed out after {TIMEOUT} s)", ""
+    return status, out.read_text(), err.read_text(), ""
 
 
 def _output_matches(expected: str, stdout: str) -> bool:
