@@ -507,7 +507,7 @@ def _check(example: Example, box: Sandbox) -> None:
         if note:
             assert note.group(1).strip() in stdout, f"the text says it prints {note.group(1).strip()!r}" + shown
     if example.expected_output is not None:
-        assert _output_matches(example.expected_output, stdout), (
+        assert _output_matches(_with_ports(example.expected_output, box.ports), stdout), (
             f"stdout does not match the ```text block that follows:\n{example.expected_output}" + shown
         )
 
