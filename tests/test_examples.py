@@ -586,3 +586,15 @@ def test_key_file_wins_over_the_environments_key(tmp_path: Path) -> None:
     env["DCMTOOLS_EDIT_KEY"] = "an edit secret"
     edit = dcmtools("edit", "--new-uids", "all", "--key-file", "team.key", "-o", "c", ct, cwd=tmp_path, env=env)
     assert edit.returncode == 0, edit.stderr
+
+
+def test_migrate_ignores_an_exported_key(tmp_path: Path) -> None:
+    """Found by the guides' examples: with DCMTOOLS_ANON_KEY exported, every plain `migrate` was a usage error."""
+    from peers import dcmtools
+
+    shutil.copytree(SAMPLES / "vet-dog", tmp_path / "src")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "DCMTOOLS_ANON_KEY": "a secret"}
+    run = dcmtools("migrate", "src/", "dst/", "--journal", "j.db", cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr
+    given = dcmtools("migrate", "src/", "dst2/", "--journal", "j2.db", "--key", "x", cwd=tmp_path, env=env)
+    assert given.returncode == 2 and "--key is the key of --anonymize" in given.stderr
