@@ -84,6 +84,8 @@ def csv_epilog(flag: str, defaults: str, lead: str = "") -> str:
         "name as --flat writes it, a sequence as JSON text of its items (Seq[0].Keyword reaches inside "
         "one), an absent or empty element as an empty cell."
     )
+
+
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
 
 

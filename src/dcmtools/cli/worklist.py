@@ -81,7 +81,9 @@ def _human(record: dict[str, Any]) -> str | None:
     return _table(record)
 
 
-WORKLIST_CSV_EPILOG = csv_epilog("-k", "the default return keys (above) but SpecificCharacterSet and the code sequences")
+WORKLIST_CSV_EPILOG = csv_epilog(
+    "-k", "the default return keys (above) but SpecificCharacterSet and the code sequences"
+)
 
 
 @app.command("worklist", epilog="\n\n".join((WORKLIST_EPILOG, WORKLIST_CSV_EPILOG, PEERS_EPILOG, EXIT_STATUS_EPILOG)))

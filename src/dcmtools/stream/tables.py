@@ -89,9 +89,9 @@ class TableWriter:
         self._started = False
 
     def write(self, record: dict[str, Any]) -> None:
-        """One row when ``record`` is an item (it has ``ok``); other records are skipped."""
+        """One row when ``record`` is an item (``ok`` true or false); the summary and others are skipped."""
         self._start()
-        if record.get("ok") is None:
+        if record.get("type") == "summary" or not isinstance(record.get("ok"), bool):
             return
         data = record.get("dataset") or {}
         error = (record.get("error") or {}) if record.get("ok") is False else {}
