@@ -50,7 +50,7 @@ _dcmtools() {
     cmd=${COMP_WORDS[1]}
     case $cmd in
         anonymize)
-            opts=$'--output\n-o\n--key\n--key-file\n--retain-safe-private\n--retain-uids\n--retain-device-identity\n--retain-institution-identity\n--retain-patient-characteristics\n--retain-longitudinal-full-dates\n--retain-longitudinal-modified-dates\n--clean-descriptors\n--clean-structured-content\n--clean-graphics\n--allow-burned-in\n--keep-unknown\n--keep-names\n--map\n--overwrite\n--json\n--no-json\n--jobs\n-j\n--shard\n--journal\n--cluster\n--files-from\n--null\n-0\n--quiet\n-q\n--debug\n--help'
+            opts=$'--output\n-o\n--key\n--key-file\n--retain-safe-private\n--retain-uids\n--retain-device-identity\n--retain-institution-identity\n--retain-patient-characteristics\n--retain-longitudinal-full-dates\n--retain-longitudinal-modified-dates\n--clean-descriptors\n--clean-structured-content\n--clean-graphics\n--allow-burned-in\n--keep-unknown\n--keep-names\n--map\n--overwrite\n--json\n--no-json\n--jobs\n-j\n--shard\n--journal\n--cluster\n--files-from\n--null\n-0\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --output -o --key --key-file --map --jobs -j --shard --journal --cluster --files-from "
             args=() rest=files
             case $prev in
@@ -66,7 +66,7 @@ _dcmtools() {
             esac
             ;;
         commit)
-            opts=$'--batch\n--wait\n--port\n-p\n--bind\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--debug\n--help'
+            opts=$'--batch\n--wait\n--port\n-p\n--bind\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --batch --wait --port -p --bind --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --files-from "
             args=(peers) rest=files
             case $prev in
@@ -86,7 +86,7 @@ _dcmtools() {
             esac
             ;;
         dump)
-            opts=$'--tag\n-t\n--meta\n--no-pixels\n--bulk-threshold\n--full\n--json\n--no-json\n--flat\n--csv\n--tsv\n--jobs\n-j\n--shard\n--cluster\n--files-from\n--null\n-0\n--quiet\n-q\n--debug\n--help'
+            opts=$'--tag\n-t\n--meta\n--no-pixels\n--bulk-threshold\n--full\n--json\n--no-json\n--flat\n--csv\n--tsv\n--jobs\n-j\n--shard\n--cluster\n--files-from\n--null\n-0\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --tag -t --bulk-threshold --jobs -j --shard --cluster --files-from "
             args=() rest=files
             case $prev in
@@ -99,7 +99,7 @@ _dcmtools() {
             esac
             ;;
         echo)
-            opts=$'--count\n-c\n--interval\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--token\n--token-file\n--user\n--password-file\n--debug\n--help'
+            opts=$'--count\n-c\n--interval\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--token\n--token-file\n--user\n--password-file\n--debug\n--help\n-h'
             valued=" --count -c --interval --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file "
             args=(peers) rest=
             case $prev in
@@ -120,7 +120,7 @@ _dcmtools() {
             esac
             ;;
         edit)
-            opts=$'--output\n-o\n--in-place\n--no-backup\n--set\n--set-existing\n--erase\n--erase-private\n--map\n--match\n--require-match\n--new-uids\n--key\n--key-file\n--charset\n--dry-run\n--overwrite\n--json\n--no-json\n--jobs\n-j\n--files-from\n--null\n-0\n--quiet\n-q\n--debug\n--help'
+            opts=$'--output\n-o\n--in-place\n--no-backup\n--set\n--set-existing\n--erase\n--erase-private\n--map\n--match\n--require-match\n--new-uids\n--key\n--key-file\n--charset\n--dry-run\n--overwrite\n--json\n--no-json\n--jobs\n-j\n--files-from\n--null\n-0\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --output -o --set --set-existing --erase --map --match --new-uids --key --key-file --charset --jobs -j --files-from "
             args=() rest=files
             case $prev in
@@ -139,7 +139,7 @@ _dcmtools() {
             esac
             ;;
         find)
-            opts=$'--key\n-k\n--level\n-L\n--model\n-m\n--patient\n--patient-id\n--date\n--modality\n--accession\n--limit\n--no-defaults\n--walk\n--no-walk\n--check\n--no-check\n--queries-from\n--flat\n--csv\n--tsv\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--token\n--token-file\n--user\n--password-file\n--debug\n--help'
+            opts=$'--key\n-k\n--level\n-L\n--model\n-m\n--patient\n--patient-id\n--date\n--modality\n--accession\n--limit\n--no-defaults\n--walk\n--no-walk\n--check\n--no-check\n--queries-from\n--flat\n--csv\n--tsv\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--token\n--token-file\n--user\n--password-file\n--debug\n--help\n-h'
             valued=" --key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --queries-from --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file "
             args=(peers) rest=
             case $prev in
@@ -168,12 +168,12 @@ _dcmtools() {
             esac
             ;;
         journal)
-            opts=$'--help'
+            opts=$'--help\n-h'
             valued="  "
             args=() rest=
             ;;
         listen)
-            opts=$'--port\n-p\n--aet\n--store-dir\n-d\n--count\n-c\n--idle-timeout\n--bind\n--allow\n--allow-any\n--max-associations\n--assoc-timeout\n--pdu-timeout\n--worklist-dir\n-w\n--reindex\n--peers\n--overwrite\n--commit-report\n--commit-delay\n--commit-report-to\n--timeout\n--max-pdu\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--trace\n--json\n--no-json\n--quiet\n-q\n--debug\n--help'
+            opts=$'--port\n-p\n--aet\n--store-dir\n-d\n--count\n-c\n--idle-timeout\n--bind\n--allow\n--allow-any\n--max-associations\n--assoc-timeout\n--pdu-timeout\n--worklist-dir\n-w\n--reindex\n--peers\n--overwrite\n--commit-report\n--commit-delay\n--commit-report-to\n--timeout\n--max-pdu\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--trace\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --port -p --aet --store-dir -d --count -c --idle-timeout --bind --allow --max-associations --assoc-timeout --pdu-timeout --worklist-dir -w --peers --commit-report --commit-delay --commit-report-to --timeout --max-pdu --tls-ca --tls-cert --tls-key "
             args=() rest=
             case $prev in
@@ -200,7 +200,7 @@ _dcmtools() {
             esac
             ;;
         migrate)
-            opts=$'--journal\n-J\n--status\n--verify-only\n--since\n--until\n--max-results\n--get\n--through-us\n--dest-aet\n--port\n-p\n--associations\n-n\n--max-attempts\n--rate\n--window\n--uids\n--commit\n--commit-wait\n--anonymize\n--key\n--key-file\n--retain-safe-private\n--retain-uids\n--retain-device-identity\n--retain-institution-identity\n--retain-patient-characteristics\n--retain-longitudinal-full-dates\n--retain-longitudinal-modified-dates\n--clean-descriptors\n--clean-structured-content\n--clean-graphics\n--allow-burned-in\n--keep-unknown\n--edit\n--set\n--set-existing\n--erase\n--erase-private\n--map\n--match\n--require-match\n--new-uids\n--charset\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--shard\n--json\n--no-json\n--quiet\n-q\n--debug\n--help'
+            opts=$'--journal\n-J\n--status\n--verify-only\n--since\n--until\n--max-results\n--get\n--through-us\n--dest-aet\n--port\n-p\n--associations\n-n\n--max-attempts\n--rate\n--window\n--uids\n--commit\n--commit-wait\n--anonymize\n--key\n--key-file\n--retain-safe-private\n--retain-uids\n--retain-device-identity\n--retain-institution-identity\n--retain-patient-characteristics\n--retain-longitudinal-full-dates\n--retain-longitudinal-modified-dates\n--clean-descriptors\n--clean-structured-content\n--clean-graphics\n--allow-burned-in\n--keep-unknown\n--edit\n--set\n--set-existing\n--erase\n--erase-private\n--map\n--match\n--require-match\n--new-uids\n--charset\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--shard\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --journal -J --since --until --max-results --dest-aet --port -p --associations -n --max-attempts --rate --window --commit-wait --key --key-file --set --set-existing --erase --map --match --new-uids --charset --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --shard "
             args=(peers peers) rest=
             case $prev in
@@ -236,7 +236,7 @@ _dcmtools() {
             esac
             ;;
         move)
-            opts=$'--key\n-k\n--level\n-L\n--model\n-m\n--dest\n--get\n--port\n-p\n--store-dir\n-d\n--bind\n--overwrite\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--token\n--token-file\n--user\n--password-file\n--debug\n--help'
+            opts=$'--key\n-k\n--level\n-L\n--model\n-m\n--dest\n--get\n--port\n-p\n--store-dir\n-d\n--bind\n--overwrite\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--token\n--token-file\n--user\n--password-file\n--debug\n--help\n-h'
             valued=" --key -k --level -L --model -m --dest --port -p --store-dir -d --bind --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file "
             args=(peers files) rest=
             case $prev in
@@ -262,7 +262,7 @@ _dcmtools() {
             esac
             ;;
         print)
-            opts=$'--layout\n-l\n--film-size\n--orientation\n--copies\n--priority\n--medium\n--destination\n--magnification\n--polarity\n--border-density\n--empty-density\n--label\n--window\n-w\n--frames\n--bits\n--no-presentation-lut\n--status\n--dry-run\n--output\n-o\n--overwrite\n--files-from\n--null\n-0\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--debug\n--help'
+            opts=$'--layout\n-l\n--film-size\n--orientation\n--copies\n--priority\n--medium\n--destination\n--magnification\n--polarity\n--border-density\n--empty-density\n--label\n--window\n-w\n--frames\n--bits\n--no-presentation-lut\n--status\n--dry-run\n--output\n-o\n--overwrite\n--files-from\n--null\n-0\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --layout -l --film-size --orientation --copies --priority --medium --destination --magnification --polarity --border-density --empty-density --label --window -w --frames --bits --output -o --files-from --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name "
             args=(peers) rest=files
             case $prev in
@@ -294,7 +294,7 @@ _dcmtools() {
             esac
             ;;
         render)
-            opts=$'--output\n-o\n--format\n-f\n--quality\n--bits\n--frame\n--window\n-w\n--minmax\n--voi-lut\n--histogram\n--size\n--overlays\n--thumbnails\n--sheet\n--label\n--columns\n--overwrite\n--jobs\n-j\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--debug\n--help'
+            opts=$'--output\n-o\n--format\n-f\n--quality\n--bits\n--frame\n--window\n-w\n--minmax\n--voi-lut\n--histogram\n--size\n--overlays\n--thumbnails\n--sheet\n--label\n--columns\n--overwrite\n--jobs\n-j\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --output -o --format -f --quality --bits --frame --window -w --voi-lut --size --sheet --label --columns --jobs -j --files-from "
             args=() rest=files
             case $prev in
@@ -314,7 +314,7 @@ _dcmtools() {
             esac
             ;;
         send)
-            opts=$'--retries\n--jobs\n-j\n--decompress\n--no-decompress\n--priority\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--shard\n--journal\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--token\n--token-file\n--user\n--password-file\n--batch\n--debug\n--help'
+            opts=$'--retries\n--jobs\n-j\n--decompress\n--no-decompress\n--priority\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--shard\n--journal\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--token\n--token-file\n--user\n--password-file\n--batch\n--debug\n--help\n-h'
             valued=" --retries --jobs -j --priority --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --shard --journal --files-from --token --token-file --user --password-file --batch "
             args=(peers) rest=files
             case $prev in
@@ -340,7 +340,7 @@ _dcmtools() {
             esac
             ;;
         transcode)
-            opts=$'--to\n-t\n--output\n-o\n--error\n--ratio\n--quality\n--verify\n--no-verify\n--keep-uid\n--list\n--overwrite\n--jobs\n-j\n--shard\n--journal\n--cluster\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--debug\n--help'
+            opts=$'--to\n-t\n--output\n-o\n--error\n--ratio\n--quality\n--verify\n--no-verify\n--keep-uid\n--list\n--overwrite\n--jobs\n-j\n--shard\n--journal\n--cluster\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --to -t --output -o --error --ratio --quality --jobs -j --shard --journal --cluster --files-from "
             args=() rest=files
             case $prev in
@@ -357,7 +357,7 @@ _dcmtools() {
             esac
             ;;
         verify-display)
-            opts=$'--ambient\n--class\n--format\n--levels\n--tolerance\n--min-lmax\n--min-ratio\n--max-ambient-ratio\n--lut\n--lut-entries\n--plot\n--patterns\n--pattern-bits\n--pattern-size\n--overwrite\n--json\n--no-json\n--quiet\n-q\n--debug\n--help'
+            opts=$'--ambient\n--class\n--format\n--levels\n--tolerance\n--min-lmax\n--min-ratio\n--max-ambient-ratio\n--lut\n--lut-entries\n--plot\n--patterns\n--pattern-bits\n--pattern-size\n--overwrite\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --ambient --class --format --levels --tolerance --min-lmax --min-ratio --max-ambient-ratio --lut --lut-entries --plot --patterns --pattern-bits --pattern-size "
             args=() rest=files
             case $prev in
@@ -378,7 +378,7 @@ _dcmtools() {
             esac
             ;;
         worklist)
-            opts=$'--date\n--modality\n--station-aet\n--patient\n--key\n-k\n--limit\n--no-defaults\n--check\n--no-check\n--flat\n--csv\n--tsv\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--debug\n--help'
+            opts=$'--date\n--modality\n--station-aet\n--patient\n--key\n-k\n--limit\n--no-defaults\n--check\n--no-check\n--flat\n--csv\n--tsv\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --date --modality --station-aet --patient --key -k --limit --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name "
             args=(peers) rest=
             case $prev in

@@ -83,7 +83,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l files-from -r
 complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l null -s 0 -d 'Inputs read from stdin or --files-from are NUL-separated paths'
 complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l quiet -s q -d 'No progress bar and no warnings on stderr'
 complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from anonymize' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from anonymize; and __dcmtools_position anonymize 0+ --output -o --key --key-file --map --jobs -j --shard --journal --cluster --files-from' -F
 complete -c dcmtools -n '__fish_seen_subcommand_from commit' -l batch -x -d 'Instances per transaction (one N-ACTION each)'
 complete -c dcmtools -n '__fish_seen_subcommand_from commit' -l wait -x -d 'How long to wait for the reports after the last request; then what has none is p'
@@ -105,7 +105,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from commit' -l null -s 0 -d 'In
 complete -c dcmtools -n '__fish_seen_subcommand_from commit' -l json -l no-json -d 'JSON Lines on stdout (the default when stdout is not a terminal); --no-json forc'
 complete -c dcmtools -n '__fish_seen_subcommand_from commit' -l quiet -s q -d 'No progress bar and no warnings on stderr'
 complete -c dcmtools -n '__fish_seen_subcommand_from commit' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from commit' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from commit' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from commit; and __dcmtools_position commit 0 --batch --wait --port -p --bind --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --files-from' -f -a '(__dcmtools_peer_names)'
 complete -c dcmtools -n '__fish_seen_subcommand_from commit; and __dcmtools_position commit 1+ --batch --wait --port -p --bind --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --files-from' -F
 complete -c dcmtools -n '__fish_seen_subcommand_from dump' -l tag -s t -x -d 'Only this element: a keyword, gggg,eeee, or a path like ReferencedImageSequence['
@@ -124,7 +124,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from dump' -l files-from -r -F -
 complete -c dcmtools -n '__fish_seen_subcommand_from dump' -l null -s 0 -d 'Inputs read from stdin or --files-from are NUL-separated paths'
 complete -c dcmtools -n '__fish_seen_subcommand_from dump' -l quiet -s q -d 'No progress bar and no warnings on stderr'
 complete -c dcmtools -n '__fish_seen_subcommand_from dump' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from dump' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from dump' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from dump; and __dcmtools_position dump 0+ --tag -t --bulk-threshold --jobs -j --shard --cluster --files-from' -F
 complete -c dcmtools -n '__fish_seen_subcommand_from echo' -l count -s c -x -d 'Number of C-ECHOs (one association)'
 complete -c dcmtools -n '__fish_seen_subcommand_from echo' -l interval -x -d 'Pause between C-ECHOs'
@@ -146,7 +146,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from echo' -l token-file -r -F -
 complete -c dcmtools -n '__fish_seen_subcommand_from echo' -l user -x -d 'DICOMweb: basic auth user [env DCMTOOLS_USER]; the password from $DCMTOOLS_PASSW'
 complete -c dcmtools -n '__fish_seen_subcommand_from echo' -l password-file -r -F -d 'DICOMweb: read the basic auth password from FILE'
 complete -c dcmtools -n '__fish_seen_subcommand_from echo' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from echo' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from echo' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from echo; and __dcmtools_position echo 0 --count -c --interval --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file' -f -a '(__dcmtools_peer_names)'
 complete -c dcmtools -n '__fish_seen_subcommand_from echo; and __dcmtools_position echo 1+ --count -c --interval --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file' -f
 complete -c dcmtools -n '__fish_seen_subcommand_from edit' -l output -s o -x -a '(__fish_complete_directories (commandline -ct))' -d 'Output folder; the input tree is mirrored under it'
@@ -171,7 +171,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from edit' -l files-from -r -F -
 complete -c dcmtools -n '__fish_seen_subcommand_from edit' -l null -s 0 -d 'Inputs read from stdin or --files-from are NUL-separated paths'
 complete -c dcmtools -n '__fish_seen_subcommand_from edit' -l quiet -s q -d 'No progress bar and no warnings on stderr'
 complete -c dcmtools -n '__fish_seen_subcommand_from edit' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from edit' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from edit' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from edit; and __dcmtools_position edit 0+ --output -o --set --set-existing --erase --map --match --new-uids --key --key-file --charset --jobs -j --files-from' -F
 complete -c dcmtools -n '__fish_seen_subcommand_from find' -l key -s k -x -d 'A query key: Keyword or gggg,eeee, =VALUE to match (wildcards * ?, ranges A-B, U'
 complete -c dcmtools -n '__fish_seen_subcommand_from find' -l level -s L -x -a 'patient study series image instance' -d 'patient, study, series or image'
@@ -207,10 +207,10 @@ complete -c dcmtools -n '__fish_seen_subcommand_from find' -l token-file -r -F -
 complete -c dcmtools -n '__fish_seen_subcommand_from find' -l user -x -d 'DICOMweb: basic auth user [env DCMTOOLS_USER]; the password from $DCMTOOLS_PASSW'
 complete -c dcmtools -n '__fish_seen_subcommand_from find' -l password-file -r -F -d 'DICOMweb: read the basic auth password from FILE'
 complete -c dcmtools -n '__fish_seen_subcommand_from find' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from find' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from find' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from find; and __dcmtools_position find 0 --key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --queries-from --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file' -f -a '(__dcmtools_peer_names)'
 complete -c dcmtools -n '__fish_seen_subcommand_from find; and __dcmtools_position find 1+ --key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --queries-from --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file' -f
-complete -c dcmtools -n '__fish_seen_subcommand_from journal' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from journal' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from journal; and __dcmtools_position journal 0+ ' -f
 complete -c dcmtools -n '__fish_seen_subcommand_from listen' -l port -s p -x -d 'TCP port to listen on'
 complete -c dcmtools -n '__fish_seen_subcommand_from listen' -l aet -x -d 'Our AE title [env DCMTOOLS_AET; default DCMTOOLS]'
@@ -240,7 +240,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from listen' -l trace -d 'Print 
 complete -c dcmtools -n '__fish_seen_subcommand_from listen' -l json -l no-json -d 'JSON Lines on stdout (the default when stdout is not a terminal); --no-json forc'
 complete -c dcmtools -n '__fish_seen_subcommand_from listen' -l quiet -s q -d 'No progress bar and no warnings on stderr'
 complete -c dcmtools -n '__fish_seen_subcommand_from listen' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from listen' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from listen' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from listen; and __dcmtools_position listen 0+ --port -p --aet --store-dir -d --count -c --idle-timeout --bind --allow --max-associations --assoc-timeout --pdu-timeout --worklist-dir -w --peers --commit-report --commit-delay --commit-report-to --timeout --max-pdu --tls-ca --tls-cert --tls-key' -f
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l journal -s J -r -F -d 'The journal (SQLite) of this migration: created, or resumed'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l status -d 'Print the journal\'s state (counts, rate, ETA) and exit'
@@ -299,7 +299,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l shard -x -d 'Wo
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l json -l no-json -d 'JSON Lines on stdout (the default when stdout is not a terminal); --no-json forc'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l quiet -s q -d 'No progress bar and no warnings on stderr'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate; and __dcmtools_position migrate 0 --journal -J --since --until --max-results --dest-aet --port -p --associations -n --max-attempts --rate --window --commit-wait --key --key-file --set --set-existing --erase --map --match --new-uids --charset --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --shard' -f -a '(__dcmtools_peer_names)'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate; and __dcmtools_position migrate 1 --journal -J --since --until --max-results --dest-aet --port -p --associations -n --max-attempts --rate --window --commit-wait --key --key-file --set --set-existing --erase --map --match --new-uids --charset --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --shard' -f -a '(__dcmtools_peer_names)'
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate; and __dcmtools_position migrate 2+ --journal -J --since --until --max-results --dest-aet --port -p --associations -n --max-attempts --rate --window --commit-wait --key --key-file --set --set-existing --erase --map --match --new-uids --charset --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --shard' -f
@@ -330,7 +330,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from move' -l token-file -r -F -
 complete -c dcmtools -n '__fish_seen_subcommand_from move' -l user -x -d 'DICOMweb: basic auth user [env DCMTOOLS_USER]; the password from $DCMTOOLS_PASSW'
 complete -c dcmtools -n '__fish_seen_subcommand_from move' -l password-file -r -F -d 'DICOMweb: read the basic auth password from FILE'
 complete -c dcmtools -n '__fish_seen_subcommand_from move' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from move' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from move' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from move; and __dcmtools_position move 0 --key -k --level -L --model -m --dest --port -p --store-dir -d --bind --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file' -f -a '(__dcmtools_peer_names)'
 complete -c dcmtools -n '__fish_seen_subcommand_from move; and __dcmtools_position move 1 --key -k --level -L --model -m --dest --port -p --store-dir -d --bind --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file' -F
 complete -c dcmtools -n '__fish_seen_subcommand_from move; and __dcmtools_position move 2+ --key -k --level -L --model -m --dest --port -p --store-dir -d --bind --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file' -f
@@ -370,7 +370,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from print' -l trace -d 'Print t
 complete -c dcmtools -n '__fish_seen_subcommand_from print' -l json -l no-json -d 'JSON Lines on stdout (the default when stdout is not a terminal); --no-json forc'
 complete -c dcmtools -n '__fish_seen_subcommand_from print' -l quiet -s q -d 'No progress bar and no warnings on stderr'
 complete -c dcmtools -n '__fish_seen_subcommand_from print' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from print' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from print' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from print; and __dcmtools_position print 0 --layout -l --film-size --orientation --copies --priority --medium --destination --magnification --polarity --border-density --empty-density --label --window -w --frames --bits --output -o --files-from --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name' -f -a '(__dcmtools_peer_names)'
 complete -c dcmtools -n '__fish_seen_subcommand_from print; and __dcmtools_position print 1+ --layout -l --film-size --orientation --copies --priority --medium --destination --magnification --polarity --border-density --empty-density --label --window -w --frames --bits --output -o --files-from --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name' -F
 complete -c dcmtools -n '__fish_seen_subcommand_from render' -l output -s o -x -a '(__fish_complete_directories (commandline -ct))' -d 'Output folder; the input tree is mirrored under it'
@@ -395,7 +395,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from render' -l null -s 0 -d 'In
 complete -c dcmtools -n '__fish_seen_subcommand_from render' -l json -l no-json -d 'JSON Lines on stdout (the default when stdout is not a terminal); --no-json forc'
 complete -c dcmtools -n '__fish_seen_subcommand_from render' -l quiet -s q -d 'No progress bar and no warnings on stderr'
 complete -c dcmtools -n '__fish_seen_subcommand_from render' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from render' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from render' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from render; and __dcmtools_position render 0+ --output -o --format -f --quality --bits --frame --window -w --voi-lut --size --sheet --label --columns --jobs -j --files-from' -F
 complete -c dcmtools -n '__fish_seen_subcommand_from send' -l retries -x -d 'Re-open the association this many times in a row after it fails mid-batch'
 complete -c dcmtools -n '__fish_seen_subcommand_from send' -l jobs -s j -x -d 'Parallel associations'
@@ -424,7 +424,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from send' -l user -x -d 'DICOMw
 complete -c dcmtools -n '__fish_seen_subcommand_from send' -l password-file -r -F -d 'DICOMweb: read the basic auth password from FILE'
 complete -c dcmtools -n '__fish_seen_subcommand_from send' -l batch -x -d 'DICOMweb: instances per STOW-RS request (also at most 64 MiB each) [default 50]'
 complete -c dcmtools -n '__fish_seen_subcommand_from send' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from send' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from send' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from send; and __dcmtools_position send 0 --retries --jobs -j --priority --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --shard --journal --files-from --token --token-file --user --password-file --batch' -f -a '(__dcmtools_peer_names)'
 complete -c dcmtools -n '__fish_seen_subcommand_from send; and __dcmtools_position send 1+ --retries --jobs -j --priority --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --shard --journal --files-from --token --token-file --user --password-file --batch' -F
 complete -c dcmtools -n '__fish_seen_subcommand_from transcode' -l to -s t -x -a 'implicit explicit deflated rle jpeg-ls jpeg-ls-near j2k j2k-lossy jpeg-lossless jpeg-baseline jpeg-extended' -d 'Target transfer syntax: implicit, explicit, deflated, rle, jpeg-ls, jpeg-ls-near'
@@ -445,7 +445,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from transcode' -l null -s 0 -d 
 complete -c dcmtools -n '__fish_seen_subcommand_from transcode' -l json -l no-json -d 'JSON Lines on stdout (the default when stdout is not a terminal); --no-json forc'
 complete -c dcmtools -n '__fish_seen_subcommand_from transcode' -l quiet -s q -d 'No progress bar and no warnings on stderr'
 complete -c dcmtools -n '__fish_seen_subcommand_from transcode' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from transcode' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from transcode' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from transcode; and __dcmtools_position transcode 0+ --to -t --output -o --error --ratio --quality --jobs -j --shard --journal --cluster --files-from' -F
 complete -c dcmtools -n '__fish_seen_subcommand_from verify-display' -l ambient -x -d 'Reflected ambient luminance in cd/m2 (photometer on the screen, display off); re'
 complete -c dcmtools -n '__fish_seen_subcommand_from verify-display' -l class -x -a 'primary secondary' -d 'primary (displays for interpretation) or secondary (for viewing): the criteria b'
@@ -465,7 +465,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from verify-display' -l overwrit
 complete -c dcmtools -n '__fish_seen_subcommand_from verify-display' -l json -l no-json -d 'JSON Lines on stdout (the default when stdout is not a terminal); --no-json forc'
 complete -c dcmtools -n '__fish_seen_subcommand_from verify-display' -l quiet -s q -d 'No progress bar and no warnings on stderr'
 complete -c dcmtools -n '__fish_seen_subcommand_from verify-display' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from verify-display' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from verify-display' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from verify-display; and __dcmtools_position verify-display 0+ --ambient --class --format --levels --tolerance --min-lmax --min-ratio --max-ambient-ratio --lut --lut-entries --plot --patterns --pattern-bits --pattern-size' -F
 complete -c dcmtools -n '__fish_seen_subcommand_from worklist' -l date -x -d 'Scheduled start date or range (\'any\' for all)'
 complete -c dcmtools -n '__fish_seen_subcommand_from worklist' -l modality -x -d 'Scheduled modality (CT, CR, US ...)'
@@ -492,6 +492,6 @@ complete -c dcmtools -n '__fish_seen_subcommand_from worklist' -l trace -d 'Prin
 complete -c dcmtools -n '__fish_seen_subcommand_from worklist' -l json -l no-json -d 'JSON Lines on stdout (the default when stdout is not a terminal); --no-json forc'
 complete -c dcmtools -n '__fish_seen_subcommand_from worklist' -l quiet -s q -d 'No progress bar and no warnings on stderr'
 complete -c dcmtools -n '__fish_seen_subcommand_from worklist' -l debug -d 'Show tracebacks and debug logs on stderr'
-complete -c dcmtools -n '__fish_seen_subcommand_from worklist' -l help -d 'Show the help and exit'
+complete -c dcmtools -n '__fish_seen_subcommand_from worklist' -l help -s h -d 'Show the help and exit'
 complete -c dcmtools -n '__fish_seen_subcommand_from worklist; and __dcmtools_position worklist 0 --date --modality --station-aet --patient --key -k --limit --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name' -f -a '(__dcmtools_peer_names)'
 complete -c dcmtools -n '__fish_seen_subcommand_from worklist; and __dcmtools_position worklist 1+ --date --modality --station-aet --patient --key -k --limit --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name' -f

@@ -279,7 +279,7 @@ def bash_completion(root) -> str:
     cases = []
     for command in commands(root):
         options, args, rest = completion_spec(command, table)
-        opts = [n for names_, _, _, _ in options for n in names_] + ["--help"]
+        opts = [n for names_, _, _, _ in options for n in names_] + ["--help", "-h"]
         valued = [n for names_, _, kind, _ in options if kind != "flag" for n in names_]
         lines = [
             f"        {command.name})",
@@ -411,7 +411,7 @@ def zsh_completion(root) -> str:
             action = "" if kind == "flag" else zsh_action(metavars.get(names_[0]) or "", kind, values)
             for name in names_:
                 specs.append(f"'{name}[{help_text}]{action}'")
-        specs.append("'--help[Show the help and exit]'")
+        specs += ["'--help[Show the help and exit]'", "'-h[Show the help and exit]'"]
         for position, kind in enumerate(args, 1):
             specs.append(f"'{position}:peer:_dcmtools_peers'" if kind == "peers" else f"'{position}:file:_files'")
         if rest:
@@ -504,7 +504,7 @@ def fish_completion(root) -> str:
             )
             parts.append(f"-d '{fish_escape(first_sentence(help_))}'")
             lines.append(" ".join(p for p in parts if p))
-        lines.append(f"complete -c dcmtools -n '{condition}' -l help -d 'Show the help and exit'")
+        lines.append(f"complete -c dcmtools -n '{condition}' -l help -s h -d 'Show the help and exit'")
         valued = " ".join(n for names_, _, kind, _ in options if kind != "flag" for n in names_)
         for position, kind in enumerate([*args, *([rest] if rest else [])]):
             at = f"{position}+" if position == len(args) else str(position)
