@@ -322,17 +322,24 @@ def wl_folder(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def orthanc_pacs(tmp_path_factory, qr_files, wl_folder):
+    """Orthanc with the archive, the worklist items and its DICOMweb plugin."""
+    work = tmp_path_factory.mktemp("tables-orthanc")
+    worklists = work / "worklists"
+    shutil.copytree(wl_folder, worklists)
+    with orthanc(work, {"me": ("DCMTOOLS", free_port())}, qr_files, worklist=worklists, dicomweb=True) as peer:
+        yield peer
+
+
 @pytest.fixture(scope="module", params=["listen", "orthanc"])
 def pacs(request, tmp_path_factory, qr_files, wl_folder):
-    work = tmp_path_factory.mktemp(f"tables-{request.param}")
-    if request.param == "listen":
-        with listen(work, files=qr_files, worklist=wl_folder) as peer:
-            yield peer
-    else:
-        worklists = work / "worklists"
-        shutil.copytree(wl_folder, worklists)
-        with orthanc(work, {"me": ("DCMTOOLS", free_port())}, qr_files, worklist=worklists) as peer:
-            yield peer
+    if request.param == "orthanc":
+        yield request.getfixturevalue("orthanc_pacs")
+        return
+    work = tmp_path_factory.mktemp("tables-listen")
+    with listen(work, files=qr_files, worklist=wl_folder) as peer:
+        yield peer
 
 
 FIND_CASES = [
@@ -359,6 +366,41 @@ def test_find_table_equals_the_json_records(pacs, level, keys):
     if level != "image":
         column = "StudyDescription" if level == "study" else "SeriesDescription"
         assert any('"' in row[column] for row in rows)
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("level,keys", FIND_CASES[:2])
+def test_find_table_over_dicomweb_equals_the_json_records(orthanc_pacs, level, keys):
+    """QIDO-RS answers make the same table as C-FIND answers."""
+    args = ["find", orthanc_pacs.extra["url"], "--level", level, *(a for k in keys for a in ("-k", k))]
+    table = tables(*args, "--csv")
+    flat = dcmtools(*args, "--json", "--flat")
+    assert table.returncode == flat.returncode == 0, table.stderr + flat.stderr
+    matches = sorted((r for r in records(flat.stdout) if r.get("type") != "summary"), key=lambda r: str(r["dataset"]))
+    rows = read_table(table.stdout, ",")
+    order = {json.dumps([expected_text(flat_at(m["dataset"], k)) for k in keys]): i for i, m in enumerate(matches)}
+    rows.sort(key=lambda row: order.get(json.dumps([row[k] for k in keys]), -1))
+    assert_rows_match(rows, matches, keys, [])
+    column = "StudyDescription" if level == "study" else "SeriesDescription"
+    assert any('"' in row[column] for row in rows)
+
+
+@pytest.mark.peer
+def test_find_table_of_many_queries_starts_with_q(pacs, tmp_path):
+    queries = tmp_path / "queries.csv"
+    queries.write_text('PatientID\nH001\n"Q,1"\nVET077\n')
+    args = ["find", pacs.peer, "--queries-from", str(queries), "-k", "StudyDescription", "-k", "AccessionNumber"]
+    table = tables(*args, "--tsv")
+    flat = dcmtools(*args, "--json", "--flat")
+    assert table.returncode == flat.returncode == 0, table.stderr + flat.stderr
+    keys = ["StudyDescription", "AccessionNumber"]
+    matches = sorted(
+        (r for r in records(flat.stdout) if r.get("type") != "summary"),
+        key=lambda r: [str(r["q"]), *(expected_text(flat_at(r["dataset"], k)) for k in keys)],
+    )
+    rows = sorted(read_table(table.stdout, "\t"), key=lambda row: [row["q"], *(row[k] for k in keys)])
+    assert_rows_match(rows, matches, keys, ["q"])
+    assert sorted({row["q"] for row in rows}) == ["1", "2", "3"]
 
 
 @pytest.mark.peer
