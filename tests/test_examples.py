@@ -28,7 +28,9 @@ Rules (each example is one test case, id = source:line):
 - An example that pipes into jq never prints a bare "null" (jq must select the records it means: the stream
   ends with a {"type": "summary"} record).
 - Ports: 4242 is pacs's (PACS@127.0.0.1:4242), 11112 ours (the `me` entry: move's storage SCP, and
-  listen's examples), 11113 commit's; the test replaces them by free ports, so that runs never collide.
+  listen's examples), 11113 commit's, 104 one where nothing listens; the test replaces them by free ports
+  (104 by one it holds closed), so that runs never collide.
+- A page's servers started in the background (`dcmtools listen ... &`) live until its last block has run.
 - `dcmtools listen` examples do not end by themselves: the test waits for the port, sends ct.dcm to it (the
   probe that it served), then stops it with SIGTERM (exit 0 expected) unless it ended by itself (--count 1).
 - A help's examples share one working directory and run in order (a later one may use what an earlier one
@@ -49,6 +51,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -237,12 +240,24 @@ class Sandbox:
     ports: dict[str, int]  # "11112" -> free port, "11113" -> free port
     done: dict[str, int] = field(default_factory=dict)  # source -> examples run so far
     workdirs: dict[str, Path] = field(default_factory=dict)
-    groups: list[int] = field(default_factory=list)  # process groups of the examples run, stopped at the end
+    groups: dict[str, list[int]] = field(default_factory=dict)  # process groups of each source's examples
 
-    def stop_all(self) -> None:
-        for group in self.groups:
+    def stop(self, source: str) -> None:
+        """Stop what a source's examples left running (a listen in the background), and wait for it."""
+        groups = self.groups.pop(source, [])
+        for group in groups:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while any(_group_pids(group) for group in groups) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        for source in list(self.groups):
+            self.stop(source)
 
     def workdir(self, source: str) -> Path:
         if source not in self.workdirs:
@@ -280,7 +295,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     template = root / "template"
     _build_template(template)
     me = free_port()
-    ports = {"11112": me, "11113": free_port()}  # and "4242": pacs's, below
+    # 104: a port where nothing listens, held bound (not listening) so that nobody else can take it
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    ports = {"11112": me, "11113": free_port(), "104": closed.getsockname()[1]}  # and "4242": pacs's, below
     peers_file = template / "peers.toml"
     study = sorted((SAMPLES / "human-ct").rglob("*.dcm"))
     store = root / "pacs-store"
@@ -322,6 +340,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
                 yield box
             finally:
                 box.stop_all()
+                closed.close()
 
 
 # ------------------------------------------------------------------------------------ running one example
@@ -465,7 +484,7 @@ def _run(example: Example, box: Sandbox) -> tuple[int, str, str, str]:
             stderr=stderr_file,
             start_new_session=True,
         )
-        box.groups.append(proc.pid)
+        box.groups.setdefault(example.source, []).append(proc.pid)
         try:
             status = proc.wait(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -489,8 +508,12 @@ def _output_matches(expected: str, stdout: str) -> bool:
 def _check(example: Example, box: Sandbox) -> None:
     offending = OFF_LOOPBACK.findall(example.text)
     assert not offending, f"{example.id} names addresses off loopback {offending}: use the sandbox's peers"
-    status, stdout, stderr, probe = _run(example, box)
-    box.done[example.source] = example.index + 1
+    try:
+        status, stdout, stderr, probe = _run(example, box)
+    finally:
+        box.done[example.source] = example.index + 1
+        if example.index == len(BY_SOURCE[example.source]) - 1:
+            box.stop(example.source)  # the page's last block: its servers go
     shown = (
         f"\n--- example ({example.id}):\n{example.text}\n--- stdout:\n{stdout[-3000:]}\n--- stderr:\n{stderr[-3000:]}"
     )
