@@ -1,6 +1,6 @@
 """Every example runs as written: each command's --help examples, every ```sh block of README.md and
-docs/**/*.md, with bash, in a sandbox (the shared conventions of issue 21, written down for readers in
-docs/guides/index.md):
+docs/**/*.md, with bash, in a sandbox (the shared conventions of issue 21; for readers in
+docs/guides/scripting.md, "Trying the examples"):
 
   ct.dcm        one CT slice of samples/human-ct
   study/        a copy of samples/human-ct (one CT study)
@@ -22,9 +22,11 @@ dcmtools commands and the shell lines that make their files (printf ... > ids.cs
 
 Rules (each example is one test case, id = source:line):
 - An example exits 0, or with N when its text says "# exit status N" (or "# exits N"), with no traceback.
-- "# prints TEXT" after a command (up to a ";"): its stdout contains TEXT. A ```text block right after a ```sh block is the
-  block's output: its lines match stdout's in order ("..." matches anything within a line, and a line of
-  "..." alone any number of lines).
+- "# prints TEXT" after a command (up to a ";"): its stdout contains TEXT. A ```text block right after a
+  ```sh block is the block's output: its lines match stdout's in order ("..." matches anything within a
+  line, and a line of "..." alone any number of lines).
+- A Markdown block runs as one bash script (set -o pipefail) that stops at the first command whose exit
+  status is not the one its text says.
 - An example that pipes into jq never prints a bare "null" (jq must select the records it means: the stream
   ends with a {"type": "summary"} record).
 - Ports: 4242 is pacs's (PACS@127.0.0.1:4242), 11112 ours (the `me` entry: move's storage SCP, and
@@ -472,8 +474,11 @@ def _run(example: Example, box: Sandbox) -> tuple[int, str, str, str]:
         return _run_server(text, cwd, box.env)
     script = _block_script(text) if not example.source.endswith("--help") else f"set -o pipefail\n{text}\n"
     # stdout and stderr go to files, not pipes: a server a block leaves in the background (a listen started
-    # with &, for the next blocks of its page) must not hold the block open; it is stopped with the sandbox.
-    out, err = box.root / "last.stdout", box.root / "last.stderr"
+    # with &, for the next blocks of its page) must not hold the block open; it is stopped after its page.
+    # One pair of files per example: such a server keeps writing to the stderr of the block that started it.
+    name = re.sub(r"[^\w.-]+", "_", example.id)
+    out, err = box.root / "output" / f"{name}.stdout", box.root / "output" / f"{name}.stderr"
+    out.parent.mkdir(exist_ok=True)
     with out.open("w") as stdout_file, err.open("w") as stderr_file:
         proc = subprocess.Popen(
             ["bash", "-c", script],
