@@ -100,13 +100,17 @@ def _click_commands() -> Iterator[tuple[str, object]]:
     yield from walk("", typer.main.get_command(app))
 
 
-def _source_line(name: str, first_line: str) -> str:
-    """file:line of an example in the CLI's source (the docstring or help= that holds it)."""
+def _source_line(name: str, help_text: str, first_line: str) -> str:
+    """file:line of an example in the CLI's source: in the docstring (or help=) of its command, found by
+    the help's first line (journal's subcommands repeat the group's examples)."""
     from dcmtools.cli import COMMANDS
 
     path = REPO / "src/dcmtools/cli" / f"{COMMANDS.get(name.split()[0], name)}.py"
     if path.is_file():
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        lines = path.read_text().splitlines()
+        head = help_text.strip().splitlines()[0][:40]
+        start = next((n for n, line in enumerate(lines) if head in line), 0)
+        for number, line in enumerate(lines[start:], start + 1):
             if first_line in line.replace("\\\\", "\\"):
                 return f"{path.relative_to(REPO)}:{number}"
     return f"{name} --help"
@@ -133,7 +137,7 @@ def help_examples() -> list[Example]:
                 continue
             continuing = stripped.endswith("\\")
         for index, block in enumerate(found):
-            source_id = _source_line(name, block[0])
+            source_id = _source_line(name, text, block[0])
             key = f"{name}:{block[0]}"
             if key in seen:
                 continue
