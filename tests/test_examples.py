@@ -618,6 +618,10 @@ def test_key_file_wins_over_the_environments_key(tmp_path: Path) -> None:
     env["DCMTOOLS_EDIT_KEY"] = "an edit secret"
     edit = dcmtools("edit", "--new-uids", "all", "--key-file", "team.key", "-o", "c", ct, cwd=tmp_path, env=env)
     assert edit.returncode == 0, edit.stderr
+    plain = dcmtools("edit", "--set", "InstitutionName=X", "-o", "d", ct, cwd=tmp_path, env=env)
+    assert plain.returncode == 0, plain.stderr  # the exported key is not "--key without --new-uids"
+    typed = dcmtools("edit", "--set", "InstitutionName=X", "--key", "k", "-o", "e", ct, cwd=tmp_path, env=env)
+    assert typed.returncode == 2 and "--key is the key of --new-uids" in typed.stderr
 
 
 def test_migrate_ignores_an_exported_key(tmp_path: Path) -> None:

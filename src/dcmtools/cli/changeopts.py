@@ -151,15 +151,17 @@ CharsetOpt = Annotated[
 
 
 # ---------------------------------------------------------------- building the library objects
-def command_line_key(key: str | None, key_file: Path | None) -> str | None:
-    """--key, unless it is the environment's (DCMTOOLS_ANON_KEY, DCMTOOLS_EDIT_KEY) and --key-file was given:
-    the command line wins over the environment (a key exported in the shell must not forbid --key-file)."""
+def from_environment(key: str | None) -> bool:
+    """True when --key is the environment's (DCMTOOLS_ANON_KEY, DCMTOOLS_EDIT_KEY): an exported key is a
+    default, so it yields to --key-file and is no usage error where no key is needed."""
     import os
 
-    if key is not None and key_file is not None:
-        if key in (os.environ.get("DCMTOOLS_ANON_KEY"), os.environ.get("DCMTOOLS_EDIT_KEY")):
-            return None
-    return key
+    return key is not None and key in (os.environ.get("DCMTOOLS_ANON_KEY"), os.environ.get("DCMTOOLS_EDIT_KEY"))
+
+
+def command_line_key(key: str | None, key_file: Path | None) -> str | None:
+    """--key, unless it is the environment's and --key-file was given: the command line wins."""
+    return None if key_file is not None and from_environment(key) else key
 
 
 def read_key(key: str | None, key_file: Path | None) -> Any:

@@ -116,12 +116,12 @@ def edit_command(
             raise typer.BadParameter("--map and --match go together", param_hint="--map/--match")
         if require_match and map_file is None:
             raise typer.BadParameter("--require-match needs --map", param_hint="--require-match")
-        from .changeopts import command_line_key  # the command line's --key-file wins over the env's key
+        from .changeopts import command_line_key, from_environment  # an exported key is only a default
 
         key = command_line_key(key, key_file)
         if key is not None and key_file is not None:
             raise typer.BadParameter("give --key or --key-file, not both", param_hint="--key")
-        if (key is not None or key_file is not None) and new_uids is None:
+        if ((key is not None and not from_environment(key)) or key_file is not None) and new_uids is None:
             raise typer.BadParameter("--key is the key of --new-uids", param_hint="--key")
         try:
             secret: Any = None

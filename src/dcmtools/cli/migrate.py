@@ -428,10 +428,9 @@ def _changes(anonymize: bool, edit: bool, key: Any, key_file: Any, anon: dict[st
     if not edit and any(v for v in edits.values()):
         raise typer.BadParameter("--set, --erase, --map ... go with --edit", param_hint="--edit")
     if not anonymize and not edit:
-        import os
+        from .changeopts import from_environment  # an exported key is no usage error for a plain migration
 
-        # a key exported in the environment (DCMTOOLS_ANON_KEY) is no usage error for a plain migration
-        if (key is not None and key != os.environ.get("DCMTOOLS_ANON_KEY")) or key_file is not None:
+        if (key is not None and not from_environment(key)) or key_file is not None:
             raise typer.BadParameter("--key is the key of --anonymize or --edit --new-uids", param_hint="--key")
         return None
     from .changeopts import anonymizer_from, editor_from, read_key
