@@ -287,3 +287,48 @@ def test_a_marked_test_may_start_one():
     import peers
 
     peers.require("sh")
+
+
+# ---------------------------------------------------------------- peer fixtures in one place
+# The one launcher of `dcmtools listen` and of Orthanc (and of DCMTK's servers: peers.dcmtk, peers.storescp).
+FIXTURE_MODULES = {"peers.py"}
+
+
+def hand_launched_peers(source: str) -> list[int]:
+    """Lines of ``source`` that write out a command line of `dcmtools listen` or of Orthanc: a list or tuple
+    holding the word "listen" beside "dcmtools" (or a spliced prefix such as ``*base_cmd()``), or one whose
+    first word is Orthanc.  ``dcmtools("listen", ...)`` (a one-shot run through peers.dcmtools) is no launch."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.List | ast.Tuple) or not node.elts:
+            continue
+        words = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+        prefixed = "dcmtools" in words or any(isinstance(e, ast.Starred) for e in node.elts)
+        first = node.elts[0]
+        orthanc = (
+            isinstance(first, ast.Constant) and isinstance(first.value, str) and Path(first.value).name == "Orthanc"
+        )
+        if ("listen" in words and prefixed) or orthanc:
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_fixture_modules_start_listen_or_orthanc():
+    """Tests start `dcmtools listen` and Orthanc through peers.listen / peers.orthanc (and peers.orthanc_again),
+    never with a command line of their own."""
+    offenders = {
+        path.name: found
+        for path in sorted((REPO / "tests").glob("*.py"))
+        if path.name not in FIXTURE_MODULES and (found := hand_launched_peers(path.read_text()))
+    }
+    assert offenders == {}, "start these peers with tests/peers.py's launchers"
+
+
+def test_the_launcher_rule_sees_what_it_looks_for():
+    assert hand_launched_peers('subprocess.Popen([sys.executable, "-m", "dcmtools", "listen", "--port", "1"])')
+    assert hand_launched_peers('cmd = [*_dcmtools_cmd(), "listen", "-d", str(store)]')
+    assert hand_launched_peers('running(["Orthanc", str(config)], port)')
+    assert hand_launched_peers('subprocess.Popen(("/usr/sbin/Orthanc", path))')
+    assert not hand_launched_peers('dcmtools("listen", "--port", "1", "--idle-timeout", "0.5")')
+    assert not hand_launched_peers('pytest.mark.parametrize("server", ["listen", "orthanc"])')
+    assert hand_launched_peers((REPO / "tests" / "peers.py").read_text())  # the launchers themselves
