@@ -363,13 +363,30 @@ def listen(
 
 
 @contextlib.contextmanager
-def orthanc_to_listen(tmp: Path, files: list[Path]) -> Iterator[tuple[Peer, Peer, int]]:
-    """A migration through us: Orthanc holding ``files`` as the source, ``dcmtools listen`` as the destination,
-    both knowing us as DCMTOOLS on a free port; yields (source, destination, our port)."""
+def orthanc_to_listen(tmp: Path, files: list[Path], store: Path | None = None) -> Iterator[tuple[Peer, Peer, int]]:
+    """A migration through us: Orthanc holding ``files`` as the source, ``dcmtools listen`` (storing under
+    ``store``) as the destination, both knowing us as DCMTOOLS on a free port; yields (source, destination,
+    our port)."""
     port = free_port()
     us = {"me": ("DCMTOOLS", port)}
-    with orthanc(tmp, us, files) as source, listen(tmp, peers_file=peers_toml(tmp / "peers.toml", us)) as dest:
+    with (
+        orthanc(tmp, us, files) as source,
+        listen(tmp, peers_file=peers_toml(tmp / "peers.toml", us), store=store) as dest,
+    ):
         yield source, dest, port
+
+
+@contextlib.contextmanager
+def dcmqrscp_to_orthanc(
+    tmp: Path, files: list[Path], modalities: dict[str, tuple[str, int]], commitment: Sequence[str] = ()
+) -> Iterator[tuple[Peer, Peer]]:
+    """A migration from DCMTK dcmqrscp holding ``files`` to Orthanc (``modalities`` and ``commitment``: see
+    ``orthanc``), which dcmqrscp knows as a C-MOVE destination; yields (source, destination)."""
+    with (
+        orthanc(tmp, modalities, commitment=commitment) as dest,
+        dcmqrscp(tmp, {"orthanc": ("ORTHANC", dest.port)}, files) as source,
+    ):
+        yield source, dest
 
 
 def peers_toml(path: Path, entries: dict[str, tuple[str, int]]) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import migrate_data as D
 import pytest
 from peers import dcmtools, free_port
-from qrpeers import dcmqrscp, orthanc, orthanc_to_listen, records
+from qrpeers import dcmqrscp_to_orthanc, orthanc, orthanc_to_listen, records
 
 pytestmark = pytest.mark.peer
 
@@ -28,10 +28,7 @@ def journal_data(path: Path) -> dict[str, dict]:
 def test_dcmqrscp_to_orthanc_committed(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=6, compressed=False)
     port = free_port()
-    with (
-        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, commitment=["me"]) as dest,
-        dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source,
-    ):
+    with dcmqrscp_to_orthanc(tmp_path, D.all_files(archive), {"me": ("DCMTOOLS", port)}, ["me"]) as (source, dest):
         journal = tmp_path / "run.journal"
         result = dcmtools(
             "migrate",
@@ -67,10 +64,7 @@ def test_no_report_leaves_studies_sent_not_verified(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=3, compressed=False)
     port, nobody = free_port(), free_port()
     us = {"me": ("DCMTOOLS", nobody), "mover": ("DCMTOOLS", port)}
-    with (
-        orthanc(tmp_path, us, commitment=["me"]) as dest,
-        dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source,
-    ):
+    with dcmqrscp_to_orthanc(tmp_path, D.all_files(archive), us, ["me"]) as (source, dest):
         journal = tmp_path / "run.journal"
         args = ["migrate", source.peer, dest.peer, "--journal", str(journal), "--port", str(port)]
         result = dcmtools(*args, "--commit", "--commit-wait", "3")
