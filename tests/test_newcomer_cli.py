@@ -1,0 +1,99 @@
+"""Issue 21: what a newcomer hit in the first hour, one test per fix (no peer involved here)."""
+
+import json
+
+import pytest
+from peers import REPO, dcmtools
+
+CT = REPO / "samples" / "human-ct"
+
+
+# --no-json is the readable form for every file command, errors included (a missing input is not JSON).
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["dump"],
+        ["anonymize", "-o", "{out}"],
+        ["transcode", "--to", "explicit", "-o", "{out}"],
+        ["edit", "--set", "PatientName=X", "-o", "{out}"],
+        ["render", "-o", "{out}"],
+        ["verify-display"],
+        ["print", "--dry-run", "-o", "{out}"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_no_json_missing_input_is_a_readable_line(command, tmp_path):
+    args = [a.replace("{out}", str(tmp_path / "out")) for a in command]
+    result = dcmtools(*args, "--no-json", str(tmp_path / "missing.dcm"), env=_env(tmp_path))
+    assert result.returncode == 1, result.stderr
+    assert "missing.dcm" in result.stdout and "FAILED" in result.stdout
+    assert not result.stdout.lstrip().startswith("{"), result.stdout  # not a JSON record
+    assert "Traceback" not in result.stderr
+
+
+def test_dump_no_json_missing_beside_good_files(tmp_path):
+    result = dcmtools("dump", "--no-json", "-j", "2", str(tmp_path / "missing.dcm"), str(CT))
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"# {tmp_path / 'missing.dcm'}\n# FAILED (not_found): no such file")
+    assert "# transfer syntax" in result.stdout  # the good files are still dumped as trees
+    assert "{" not in result.stdout.splitlines()[1]
+
+
+# A usage error (exit status 2) prints its message and no "0 item(s)" summary, in either form.
+@pytest.mark.parametrize("form", ["--json", "--no-json"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["echo", "nosuchpeer"],
+        ["find", "nosuchpeer", "-k", "PatientID=1"],
+        ["send", "nosuchpeer", str(CT)],
+        ["move", "nosuchpeer", "--to", "X", "-k", "StudyInstanceUID=1"],
+        ["find", "X@127.0.0.1:1", "-L", "nosuchlevel"],
+    ],
+    ids=lambda c: " ".join(c[:2]),
+)
+def test_usage_error_prints_no_summary(command, form, tmp_path):
+    result = dcmtools(*command, form, env=_env(tmp_path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "item(s)" not in result.stderr and "summary" not in result.stderr
+    assert result.stderr.strip() and "Traceback" not in result.stderr
+
+
+def test_failed_run_keeps_the_summary(tmp_path):
+    # Only usage errors lose the summary: a run that failed on its inputs still ends with it.
+    result = dcmtools("dump", "--json", str(tmp_path / "missing.dcm"))
+    assert json.loads(result.stdout.splitlines()[-1])["type"] == "summary"
+
+
+# print --dry-run needs no printer.
+def test_print_dry_run_needs_no_printer(tmp_path):
+    out = tmp_path / "films"
+    one = next(CT.rglob("ct*.dcm"))
+    result = dcmtools("print", "--dry-run", str(one), "-o", str(out), env=_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    films = [json.loads(line) for line in result.stdout.splitlines()]
+    assert films[0]["type"] == "film" and films[0]["images"][0]["path"] == str(one)
+    assert (out / "film-0001.dcm").is_file()
+    # Inputs from stdin, no argument at all.
+    piped = dcmtools("print", "--dry-run", "-o", str(tmp_path / "piped"), input=f"{one}\n", env=_env(tmp_path))
+    assert piped.returncode == 0 and (tmp_path / "piped" / "film-0001.dcm").is_file(), piped.stderr
+    # A printer named first is still accepted (and not contacted).
+    named = dcmtools("print", "P@127.0.0.1:9", str(one), "--dry-run", "-o", str(tmp_path / "named"))
+    assert named.returncode == 0 and (tmp_path / "named" / "film-0001.dcm").is_file(), named.stderr
+    # Without --dry-run a printer is needed.
+    bare = dcmtools("print")
+    assert bare.returncode == 2 and "which printer" in bare.stderr
+
+
+def _env(tmp_path):
+    import os
+
+    # No peers file of the user's, a key for anonymize.
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "src"),
+        "DCMTOOLS_PEERS": str(tmp_path / "no-peers.toml"),
+        "DCMTOOLS_ANON_KEY": "test-key",
+        "XDG_CONFIG_HOME": str(tmp_path),
+    }
