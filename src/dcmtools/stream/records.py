@@ -266,6 +266,7 @@ class RecordWriter:
         self.failed = 0
         self.error_codes: dict[str, int] = {}
         self.status = ExitStatus.OK
+        self.lines = 0  # lines written to stdout, the summary aside
         self.started = time.monotonic()
 
     def write(self, record: dict[str, Any]) -> None:
@@ -278,6 +279,7 @@ class RecordWriter:
             if text is None:
                 return
             self.stream.write(printable_name(text) + "\n")
+        self.lines += 1
         self.stream.flush()
 
     def write_line(self, line: str, ok: bool | None, code: str | None = None) -> None:
@@ -285,6 +287,7 @@ class RecordWriter:
         if ok is not None:
             self._count({"ok": ok, "error": {"code": code}} if not ok else {"ok": True})
         self.stream.write(printable_name(line) + "\n")
+        self.lines += 1
         self.stream.flush()
 
     def _count(self, record: dict[str, Any]) -> None:
