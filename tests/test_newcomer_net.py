@@ -1,0 +1,124 @@
+"""Issue 21: the network fixes a newcomer needed, against real peers (DCMTK dcmqrscp and storescp,
+and dcmtools listen as the archive the examples use)."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from peers import REPO, dcmtools, free_port, records, running
+from qrpeers import build_archive, dcmqrscp, listen, peers_toml, storescp, write_worklist
+
+pytestmark = pytest.mark.peer
+SAMPLES = REPO / "samples" / "human-ct"
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("newcomer-net")
+
+
+@pytest.fixture(scope="module")
+def archive(work):
+    return build_archive(work / "archive")
+
+
+def _env(peers_file: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO / "src"), "DCMTOOLS_PEERS": str(peers_file)}
+
+
+# ------------------------------------------------------------- move: our own port from the peers file
+def test_move_takes_our_port_from_the_peers_file(work, archive):
+    me = free_port()
+    with dcmqrscp(work, {"me": ("DCMTOOLS", me)}, archive.files) as pacs:
+        peers = peers_toml(work / "peers-move.toml", {"pacs": ("QRSCP", pacs.port), "me": ("DCMTOOLS", me)})
+        out = work / "moved"
+        moved = dcmtools(
+            "move", "pacs", "-k", f"StudyInstanceUID={archive.study_uid('abdomen')}", "-d", str(out), "--json",
+            env=_env(peers),
+        )  # fmt: skip
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    record = records(moved.stdout)[0]
+    assert record["ok"] and record["received"] == record["completed"] > 0
+    assert len(list(out.rglob("*.dcm"))) == record["received"]
+
+
+def test_move_destination_unknown_hint_names_listen_peers(work, archive):
+    # A dcmtools listen as the archive, which does not know us: 0xA801, and the hint says how to list us.
+    with listen(work, aet="ARCHIVE", files=archive.files) as pacs:
+        port = free_port()
+        moved = dcmtools(
+            "move", pacs.peer, "-k", f"StudyInstanceUID={archive.study_uid('abdomen')}", "-p", str(port), "--json"
+        )
+    assert moved.returncode == 1
+    record = records(moved.stdout)[0]
+    assert record["status"] == "0xA801" and record["error"]["code"] == "move_destination_unknown"
+    hint = record["error"]["hint"]
+    assert "--peers" in hint and "known nodes" in hint and "--get" in hint
+    assert f'aet = "DCMTOOLS", host = "127.0.0.1", port = {port}' in hint  # the entry to add, ready to paste
+
+
+def test_move_destination_unknown_hint_from_dcmqrscp(work, archive):
+    with dcmqrscp(work, {}, archive.files) as pacs:
+        moved = dcmtools(
+            "move", pacs.peer, "-k", f"StudyInstanceUID={archive.study_uid('abdomen')}", "-p", "0", "--json"
+        )
+    record = records(moved.stdout)[0]
+    assert record["status"] == "0xA801", record
+    assert "HostTable" in record["error"]["hint"] and "--peers" in record["error"]["hint"]
+
+
+# ------------------------------------------------------------- worklist against a peer without it
+def test_worklist_against_listen_without_worklist_dir(work):
+    with listen(work, aet="NOWL") as pacs:
+        result = dcmtools("worklist", pacs.peer, "--json")
+        readable = dcmtools("worklist", pacs.peer, "--no-json")
+    assert result.returncode == 7, result.stdout + result.stderr
+    error = records(result.stdout)[0]["error"]
+    assert error["code"] == "no_context"
+    assert "does not offer the Modality Worklist service" in error["message"]
+    assert "dcmtools listen" in error["hint"] and "--worklist-dir" in error["hint"]
+    assert "--worklist-dir" in readable.stdout and "Traceback" not in readable.stderr
+
+
+def test_worklist_against_a_peer_without_it_is_named_not_blamed_on_listen(work):
+    with storescp(work, aet="STORE") as peer:  # DCMTK storescp: storage only
+        result = dcmtools("worklist", peer.peer, "--json")
+    error = records(result.stdout)[0]["error"]
+    assert result.returncode == 7 and "does not offer the Modality Worklist service" in error["message"]
+    assert "listen" not in error["hint"]
+
+
+def test_find_against_listen_without_store_names_the_option(work):
+    # A listen that only serves a worklist: a C-FIND of the archive says to start it with --store-dir.
+    items = work / "wl-only"
+    write_worklist(items)
+    port = free_port()
+    cmd = [sys.executable, "-m", "dcmtools", "listen", "--port", str(port), "--aet", "WLONLY", "--allow-any"]
+    cmd += ["--worklist-dir", str(items), "--json"]
+    with running(cmd, port, log=work / "wl-only.jsonl", env={**os.environ, "PYTHONPATH": str(REPO / "src")}):
+        assert dcmtools("worklist", f"WLONLY@127.0.0.1:{port}", "--json").returncode == 0
+        found = dcmtools("find", f"WLONLY@127.0.0.1:{port}", "--json")
+    assert found.returncode == 7, found.stdout + found.stderr
+    error = records(found.stdout)[0]["error"]
+    assert "does not offer the query/retrieve service" in error["message"] and "--store-dir" in error["hint"]
+
+
+# ------------------------------------------------------------- send to a closed port
+@pytest.mark.parametrize("how", ["-j1", "-j2", "peers-name"])
+def test_send_to_a_closed_port_gives_every_file_a_record(how, tmp_path):
+    port = free_port()  # nothing listens there
+    files = sorted(SAMPLES.rglob("*.dcm"))
+    peers = peers_toml(tmp_path / "peers.toml", {"closed": ("NOBODY", port)})
+    peer = "closed" if how == "peers-name" else f"NOBODY@127.0.0.1:{port}"
+    jobs = "2" if how == "-j2" else "1"
+    result = dcmtools("send", peer, "-j", jobs, str(SAMPLES), "--json", env=_env(peers))
+    assert result.returncode == 3, result.stdout + result.stderr  # could not connect
+    out = records(result.stdout)
+    by_path = {r["path"]: r for r in out if r["type"] == "file"}
+    assert sorted(by_path) == [str(f) for f in files]  # one record per file, none left out
+    codes = {r["error"]["code"] for r in by_path.values()}
+    assert codes <= {"connection_refused", "not_sent"} and not any(r["ok"] for r in by_path.values())
+    for record in by_path.values():
+        assert "connection refused" in record["error"]["message"]  # each says why
+    assert out[-1]["type"] == "summary" and "Traceback" not in result.stderr
