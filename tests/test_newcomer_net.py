@@ -122,3 +122,78 @@ def test_send_to_a_closed_port_gives_every_file_a_record(how, tmp_path):
     for record in by_path.values():
         assert "connection refused" in record["error"]["message"]  # each says why
     assert out[-1]["type"] == "summary" and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------- find's table
+def _series_study(folder: Path) -> list[Path]:
+    """One study, series numbered 10, 2, 1 (sent in that order, UIDs in that order too), a long
+    patient ID and a long description."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, number in enumerate((10, 2, 1)):
+        for instance in (3, 1, 2):
+            ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+            ds.PatientID = "VET-2024-000000123456"  # longer than any old column
+            ds.PatientName = "TABLE^TEST"
+            ds.StudyInstanceUID = "1.2.826.0.1.3680043.10.1420.21.1"
+            ds.StudyDescription = "A description far longer than the thirty-two characters shown"
+            ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.10.1420.21.2.{i}"
+            ds.SeriesNumber = number
+            ds.SeriesDescription = f"series {number}"
+            ds.InstanceNumber = instance
+            ds.SOPInstanceUID = f"1.2.826.0.1.3680043.10.1420.21.3.{i}.{instance}"
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            path = folder / f"s{number}-{instance}.dcm"
+            ds.save_as(path, enforce_file_format=True)
+            paths.append(path)
+    return paths
+
+
+def _table(stdout: str) -> list[dict[str, str]]:
+    """The rows of a table as {title: cell}, cut at the header's column starts."""
+    import re
+
+    header, *lines = stdout.splitlines()
+    starts = [m.start() for m in re.finditer(r"(?:^|(?<=  ))\S", header)]
+    titles = [header[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+    return [
+        {t: line[a:b].strip() for t, a, b in zip(titles, starts, [*starts[1:], None], strict=True)} for line in lines
+    ]
+
+
+@pytest.mark.parametrize("server", ["dcmqrscp", "listen"])
+def test_find_table_sorted_labelled_ids_whole(server, work):
+    files = _series_study(work / f"table-{server}")
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        if server == "dcmqrscp":
+            pacs = stack.enter_context(dcmqrscp(work, {}, files))
+        else:
+            pacs = stack.enter_context(listen(work, aet="TABLE", files=files))
+        study = ["-k", "StudyInstanceUID=1.2.826.0.1.3680043.10.1420.21.1"]
+        as_json = dcmtools("find", pacs.peer, "-L", "series", *study, "--json")
+        series = dcmtools("find", pacs.peer, "-L", "series", *study, "-k", "SeriesTime", "--no-json")
+        images = dcmtools(
+            "find", pacs.peer, "-L", "image", *study, "-k", "SeriesInstanceUID=1.2.826.0.1.3680043.10.1420.21.2.0",
+            "--no-json",
+        )  # fmt: skip
+        studies = dcmtools("find", pacs.peer, *study, "--no-json")
+    peer_order = [r["dataset"]["00200011"]["Value"][0] for r in records(as_json.stdout)[:-1]]
+    assert sorted(peer_order) == [1, 2, 10] and peer_order != [1, 2, 10]  # the peer does not sort them
+    assert series.returncode == 0, series.stderr
+    rows = _table(series.stdout)
+    if server == "listen":  # (dcmqrscp does not return SeriesTime)
+        assert list(rows[0])[-1] == "SeriesTime"  # a key beyond the columns gets a labelled column
+    assert "=" not in series.stdout  # no untitled KEY=VALUE tail
+    assert [row["no"] for row in rows] == ["1", "2", "10"]
+    if server == "listen":  # (dcmqrscp returns no PatientID below the study)
+        assert all(row["patient id"] == "VET-2024-000000123456" for row in rows)  # IDs whole
+    assert [row["no"] for row in _table(images.stdout)] == ["1", "2", "3"]
+    assert "A description far longer than t\u2026" in studies.stdout  # cut visibly
+    assert "VET-2024-000000123456" in studies.stdout and "1.2.826.0.1.3680043.10.1420.21.1" in studies.stdout

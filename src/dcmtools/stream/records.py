@@ -324,6 +324,11 @@ class RecordWriter:
         record.update(extra)
         record["seconds"] = round(time.monotonic() - self.started, 3)
         record["exit_status"] = int(self.status)
+        finish = getattr(self.human, "finish", None)  # a formatter holding rows (a table) prints them now
+        if not self.json_mode and finish is not None:
+            for line in finish():
+                self.stream.write(printable_name(line) + "\n")
+            self.stream.flush()
         if self.json_mode:
             self.stream.write(dumps(record) + "\n")
             self.stream.flush()
