@@ -97,3 +97,27 @@ def _env(tmp_path):
         "DCMTOOLS_ANON_KEY": "test-key",
         "XDG_CONFIG_HOME": str(tmp_path),
     }
+
+
+def test_plot_hint_gives_the_pypi_and_the_checkout_spelling(tmp_path):
+    import subprocess
+    import sys
+
+    from peers import REPO as repo
+
+    readings = tmp_path / "r.csv"
+    readings.write_text("ddl,luminance\n" + "".join(f"{d},{0.5 + d * 1.5:.3f}\n" for d in range(0, 256, 15)))
+    code = (
+        "import sys\n"
+        "sys.modules['matplotlib'] = None  # as if it were not installed\n"
+        "from dcmtools.cli import main\n"
+        f"sys.argv = ['dcmtools', 'verify-display', {str(readings)!r}, '--plot', {str(tmp_path / 'qa.png')!r}]\n"
+        "main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(tmp_path), timeout=60, cwd=repo
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    message = " ".join(proc.stderr.split())  # typer wraps the usage message
+    assert "pip install 'dcmtools[plot]'" in message
+    assert ".venv/bin/pip install -e '.[plot]'" in message
