@@ -121,3 +121,16 @@ def test_plot_hint_gives_the_pypi_and_the_checkout_spelling(tmp_path):
     message = " ".join(proc.stderr.split())  # typer wraps the usage message
     assert "pip install 'dcmtools[plot]'" in message
     assert ".venv/bin/pip install -e '.[plot]'" in message
+
+
+def test_man_page_environment_lists_every_variable_the_code_reads():
+    import re
+
+    read = set()
+    for path in (REPO / "src" / "dcmtools").rglob("*.py"):
+        read |= set(re.findall(r"\bDCMTOOLS_[A-Z_]+\b", path.read_text(encoding="utf-8")))
+    assert "DCMTOOLS_ANON_KEY" in read  # (the grep itself works)
+    page = (REPO / "man" / "dcmtools.1").read_text(encoding="utf-8")
+    environment = page.split(".SH ENVIRONMENT", 1)[1].split(".SH ", 1)[0].replace("\\-", "-").replace("\\fB", "")
+    missing = sorted(name for name in read if name not in environment)
+    assert not missing, f"man/dcmtools.1 ENVIRONMENT lacks {missing} (scripts/gen_docs.py ENVIRONMENT)"
