@@ -134,3 +134,17 @@ def test_man_page_environment_lists_every_variable_the_code_reads():
     environment = page.split(".SH ENVIRONMENT", 1)[1].split(".SH ", 1)[0].replace("\\-", "-").replace("\\fB", "")
     missing = sorted(name for name in read if name not in environment)
     assert not missing, f"man/dcmtools.1 ENVIRONMENT lacks {missing} (scripts/gen_docs.py ENVIRONMENT)"
+
+
+def test_samples_one_description_per_study():
+    # The SC image of samples/human-ct is part of the CT study: it carries the study's description,
+    # so the study is listed as "CT sample study" whichever image an archive indexes first.
+    records_ = [json.loads(line) for line in dcmtools("dump", "--flat", str(REPO / "samples")).stdout.splitlines()]
+    descriptions: dict[str, set[str]] = {}
+    for record in records_:
+        if record["type"] == "file" and record["ok"] and "StudyInstanceUID" in record["dataset"]:
+            data = record["dataset"]
+            descriptions.setdefault(data["StudyInstanceUID"], set()).add(data.get("StudyDescription"))
+    assert all(len(names) == 1 for names in descriptions.values()), descriptions
+    ct = {r["dataset"]["StudyDescription"] for r in records_ if r["type"] == "file" and "human-ct" in r["path"]}
+    assert ct == {"CT sample study"}
