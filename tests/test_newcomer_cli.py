@@ -1,6 +1,7 @@
 """Issue 21: what a newcomer hit in the first hour, one test per fix (no peer involved here)."""
 
 import json
+import os
 
 import pytest
 from peers import REPO, dcmtools
@@ -87,8 +88,6 @@ def test_print_dry_run_needs_no_printer(tmp_path):
 
 
 def _env(tmp_path):
-    import os
-
     # No peers file of the user's, a key for anonymize.
     return {
         **os.environ,
@@ -148,3 +147,45 @@ def test_samples_one_description_per_study():
     assert all(len(names) == 1 for names in descriptions.values()), descriptions
     ct = {r["dataset"]["StudyDescription"] for r in records_ if r["type"] == "file" and "human-ct" in r["path"]}
     assert ct == {"CT sample study"}
+
+
+def test_setup_env_installs_only_when_needed(tmp_path):
+    """scripts/setup-env.sh's setup_venv, with a stand-in python that records each pip install:
+    a clean clone installs, a second run does not, a changed pyproject.toml or a lost install does."""
+    import shutil
+    import stat
+    import subprocess
+
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / "setup-env.sh", tmp_path / "scripts")
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    fake = tmp_path / "fake-python"
+    fake.write_text(
+        "#!/bin/sh\n"
+        '# "-m venv DIR" makes DIR/bin/python (this script); "-m pip install ..." is recorded\n'
+        'if [ "$2" = venv ]; then mkdir -p "$3/bin" && cp "$0" "$3/bin/python"; exit 0; fi\n'
+        'here=$(dirname "$0"); echo "$*" >> "$here/../pip-calls"\n'
+        'printf "#!/bin/sh\\n" > "$here/dcmtools"; chmod +x "$here/dcmtools"\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+
+    def setup() -> int:
+        subprocess.run(
+            ["bash", "-c", "set -euo pipefail; source scripts/setup-env.sh; setup_venv"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHON": str(fake)},
+            check=True,
+            timeout=60,
+        )
+        calls = tmp_path / ".venv" / "pip-calls"
+        return len(calls.read_text().splitlines()) if calls.exists() else 0
+
+    assert setup() == 1  # a clean clone: venv made, package installed
+    assert "install" in (tmp_path / ".venv" / "pip-calls").read_text()
+    assert setup() == 1  # nothing changed: no reinstall
+    with open(tmp_path / "pyproject.toml", "a") as stream:
+        stream.write("\n# a dependency changed\n")
+    assert setup() == 2  # pyproject.toml changed: install again
+    assert setup() == 2
+    (tmp_path / ".venv" / "bin" / "dcmtools").unlink()
+    assert setup() == 3  # the install is gone: install again
