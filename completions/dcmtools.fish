@@ -290,7 +290,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from print' -l frames -r -d 'Fra
 complete -c dcmtools -n '__fish_seen_subcommand_from print' -l bits -r -d 'Image depth sent: 12 when the printer takes it, else 8 (auto)'
 complete -c dcmtools -n '__fish_seen_subcommand_from print' -l no-presentation-lut -d 'Do not send an IDENTITY Presentation LUT'
 complete -c dcmtools -n '__fish_seen_subcommand_from print' -l status -d 'Only ask the printer\'s status (no INPUTS)'
-complete -c dcmtools -n '__fish_seen_subcommand_from print' -l dry-run -d 'Write the films as DICOM images to -o DIR instead of printing'
+complete -c dcmtools -n '__fish_seen_subcommand_from print' -l dry-run -d 'Write the films as DICOM images to -o DIR instead of printing (no PEER needed)'
 complete -c dcmtools -n '__fish_seen_subcommand_from print' -l output -s o -r -d 'Folder for --dry-run films [default: .]'
 complete -c dcmtools -n '__fish_seen_subcommand_from print' -l overwrite -d 'Replace outputs that already exist'
 complete -c dcmtools -n '__fish_seen_subcommand_from print' -l files-from -r -d 'Read inputs from FILE (\'-\' for stdin), one per line'

@@ -32,7 +32,8 @@ Records: 'printer' (its status, asked first), one 'film' per film (settings,
 images with path/frame/position/window/bits, UIDs, ok), 'file' for an input
 that cannot be printed. --dry-run writes each film as it would be laid out
 to DIR/film-0001.dcm ... (Secondary Capture; -o DIR, default '.') and does
-not contact the printer.
+not contact the printer, so PEER may be left out: with --dry-run a first
+argument that is a file, folder, glob or '-' (or not a peer) is an input.
 """
 
 
@@ -211,7 +212,10 @@ def print_command(
     ] = False,
     status: Annotated[bool, typer.Option("--status", help="Only ask the printer's status (no INPUTS).")] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Write the films as DICOM images to -o DIR instead of printing.")
+        bool,
+        typer.Option(
+            "--dry-run", help="Write the films as DICOM images to -o DIR instead of printing (no PEER needed)."
+        ),
     ] = False,
     output: Annotated[
         str | None,
