@@ -2,11 +2,11 @@
 and dcmtools listen as the archive the examples use)."""
 
 import os
-import sys
 from pathlib import Path
 
+import peers
 import pytest
-from peers import REPO, dcmtools, free_port, records, running
+from peers import REPO, dcmtools, free_port, records
 from qrpeers import build_archive, dcmqrscp, listen, peers_toml, storescp, write_worklist
 
 pytestmark = pytest.mark.peer
@@ -93,12 +93,9 @@ def test_find_against_listen_without_store_names_the_option(work):
     # A listen that only serves a worklist: a C-FIND of the archive says to start it with --store-dir.
     items = work / "wl-only"
     write_worklist(items)
-    port = free_port()
-    cmd = [sys.executable, "-m", "dcmtools", "listen", "--port", str(port), "--aet", "WLONLY", "--allow-any"]
-    cmd += ["--worklist-dir", str(items), "--json"]
-    with running(cmd, port, log=work / "wl-only.jsonl", env={**os.environ, "PYTHONPATH": str(REPO / "src")}):
-        assert dcmtools("worklist", f"WLONLY@127.0.0.1:{port}", "--json").returncode == 0
-        found = dcmtools("find", f"WLONLY@127.0.0.1:{port}", "--json")
+    with peers.listen(work, "--worklist-dir", str(items), aet="WLONLY", keep=False) as pacs:
+        assert dcmtools("worklist", pacs.peer, "--json").returncode == 0
+        found = dcmtools("find", pacs.peer, "--json")
     assert found.returncode == 7, found.stdout + found.stderr
     error = records(found.stdout)[0]["error"]
     assert "does not offer the query/retrieve service" in error["message"] and "--store-dir" in error["hint"]
