@@ -1,19 +1,22 @@
 """The options of a batch past one machine, shared by dump, anonymize, transcode and send.
 
-A command declares ``shard: ShardOpt = None, journal: JournalOpt = None,
-cluster: ClusterOpt = None`` and makes one call:
+A command declares the group ``batch: BatchArgs = BatchArgs()`` (or
+``BatchArgs.only("shard", "cluster")``, see ``groups.option_groups``) and makes one call:
 
-    batch = open_batch(run, "anonymize", shard, journal, cluster)
-    items = batch.inputs(run.inputs(inputs, files_from, null))
+    batch = opts.open(run, "anonymize")
+    items = batch.inputs(run.inputs(src))
     for record in batch.stream(work(items)): run.write(record)
 
 The machinery is the library's: ``dcmtools.stream.batch`` (shard, journal,
 executor), ``dcmtools.stream.shard`` and ``dcmtools.stream.cluster``.
 """
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
+
+from .groups import OptionGroup
 
 ShardOpt = Annotated[
     str | None,
@@ -46,6 +49,25 @@ ClusterOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+
+@dataclass(frozen=True)
+class BatchArgs(OptionGroup):
+    """--shard, --journal and --cluster (a command may take only some: ``BatchArgs.only``)."""
+
+    shard: str | None = None
+    journal: str | None = None
+    cluster: str | None = None
+
+    OPTIONS = {"shard": ShardOpt, "journal": JournalOpt, "cluster": ClusterOpt}
+
+    def open(self, run, command: str):
+        """The run's ``Batch`` (``open_batch``); a command without --cluster ignores DASK_SCHEDULER_ADDRESS."""
+        return open_batch(
+            run, command, self.shard, self.journal, self.cluster, use_env_cluster="cluster" in self.OPTIONS
+        )
+
 
 BATCH_EPILOG = (
     "Past one machine: --shard K/N runs one of N copies (a Slurm array, a Kubernetes indexed job; "

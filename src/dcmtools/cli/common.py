@@ -2,11 +2,16 @@
 
 A command body runs inside ``CommandRun``, which owns the record writer, reads
 the inputs, turns exceptions into messages and exit statuses, and writes the
-summary:
+summary.  The options every command has (--json, --quiet, --debug) are one
+group, ``StdArgs``, and so are the inputs of the commands that read files
+(``InputArgs``: INPUTS, --files-from, -0); see ``groups.option_groups``:
 
-    with CommandRun("dump", json_mode=json, debug=debug) as run:
-        for item in run.inputs(inputs, files_from, null):
-            run.write(record)
+    @app.command("dump")
+    @option_groups
+    def dump_command(..., src: InputArgs = InputArgs(), std: StdArgs = StdArgs()):
+        with std.run("dump") as run:
+            for item in run.inputs(src):
+                run.write(record)
 
 Exit statuses are those of ``dcmtools.stream.records.ExitStatus``.
 """
@@ -15,7 +20,8 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +29,9 @@ import typer
 
 from ..stream.inputs import InputItem, iter_inputs
 from ..stream.records import DcmtoolsError, ExitStatus, HumanFormatter, RecordWriter, error_record
+from .groups import OptionGroup, option_groups
+
+__all__ = ["CommandRun", "InputArgs", "StdArgs", "option_groups"]
 
 # ---------------------------------------------------------------- options
 # Reusable option types: a command declares ``json: JsonOpt = None``.
@@ -66,6 +75,32 @@ OutDirOpt = Annotated[
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
 
 
+@dataclass(frozen=True)
+class InputArgs(OptionGroup):
+    """INPUTS, --files-from and -0: what a command that reads files reads."""
+
+    inputs: list[str] | None = None
+    files_from: str | None = None
+    null: bool = False
+
+    OPTIONS = {"inputs": InputsArg, "files_from": FilesFromOpt, "null": NullOpt}
+
+
+@dataclass(frozen=True)
+class StdArgs(OptionGroup):
+    """--json/--no-json, --quiet and --debug: every command has them, last in its --help."""
+
+    json: bool | None = None
+    quiet: bool = False
+    debug: bool = False
+
+    OPTIONS = {"json": JsonOpt, "quiet": QuietOpt, "debug": DebugOpt}
+
+    def run(self, command: str, human: HumanFormatter | None = None) -> "CommandRun":
+        """The ``CommandRun`` of ``command`` with these options."""
+        return CommandRun(command, json_mode=self.json, human=human, debug=self.debug, quiet=self.quiet)
+
+
 def setup_logging(debug: bool, quiet: bool = False) -> None:
     """Logs go to stderr: warnings by default, everything with --debug."""
     level = logging.DEBUG if debug else (logging.ERROR if quiet else logging.WARNING)
@@ -104,8 +139,12 @@ class CommandRun:
     def write(self, record: dict[str, Any]) -> None:
         self.writer.write(record)
 
-    def inputs(self, args: list[str] | None, files_from: str | None = None, null: bool = False) -> Iterator[InputItem]:
-        """The inputs; a usage error when none were given at all."""
+    def inputs(
+        self, args: "list[str] | InputArgs | None", files_from: str | None = None, null: bool = False
+    ) -> Iterator[InputItem]:
+        """The inputs (INPUTS, or the ``InputArgs`` group); a usage error when none were given at all."""
+        if isinstance(args, InputArgs):
+            args, files_from, null = args.inputs, args.files_from, args.null
         if not args and files_from is None and sys.stdin.isatty():
             raise typer.BadParameter("no INPUTS given (files, folders, globs, or '-' for stdin)", param_hint="INPUTS")
         return iter_inputs(args, files_from=files_from, null=null)
@@ -127,6 +166,11 @@ class CommandRun:
         from tqdm import tqdm  # only on a terminal: it costs 50 ms to import
 
         return tqdm(iterable, total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def write_all(self, records: Iterable[dict[str, Any]], progress: bool = False, unit: str = "file") -> None:
+        """Write every record of ``records`` (with a progress bar when ``progress``)."""
+        for record in self.progress(records, unit=unit) if progress else records:
+            self.write(record)
 
     def warn(self, message: str) -> None:
         if not self.quiet:

@@ -6,9 +6,9 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .common import CommandRun, DebugOpt, FlatOpt, JsonOpt, QuietOpt
+from .common import FlatOpt, StdArgs
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record, write_query
-from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
+from .webpeer import WEB_EPILOG, WebArgs, is_web
 
 KeyOpt = Annotated[
     list[str] | None,
@@ -242,13 +242,8 @@ def find_command(
     ] = None,
     flat: FlatOpt = False,
     net: NetArgs = NetArgs(),
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    token: TokenOpt = None,
-    token_file: TokenFileOpt = None,
-    user: UserOpt = None,
-    password_file: PasswordFileOpt = None,
-    debug: DebugOpt = False,
+    web: WebArgs = WebArgs(),
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Query a PACS (C-FIND): one record per match, a table on a terminal.
 
@@ -265,7 +260,7 @@ def find_command(
       dcmtools find https://pacs.example.org/dicom-web --level series -k Modality=CT --user alice --password-file ~/.pacs-password
       dcmtools find pacs --queries-from accessions.csv -k StudyDescription
     """
-    with CommandRun("find", json_mode=json, human=table_human(_COLUMNS), debug=debug, quiet=quiet) as run:
+    with std.run("find", table_human(_COLUMNS)) as run:
         from ..net.keys import DEFAULT_KEYS, choose_model, identifier_from, normalize_level, parse_keys, shortcut_keys
         from ..net.query import Finder
         from ..stream.records import DcmtoolsError
@@ -285,16 +280,7 @@ def find_command(
         if is_web(peer, net.peers):  # DICOMweb: QIDO-RS (cli/webpeer.py)
             from . import webpeer
 
-            return webpeer.find(
-                run,
-                webpeer.session_for(
-                    peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file
-                ),
-                identifier,
-                query_level,
-                limit,
-                flat,
-            )
+            return webpeer.find(run, web.session(peer, net, run), identifier, query_level, limit, flat)
         remote = net.peer(peer, options)
         if queries_from is not None:
             if limit is not None:
@@ -306,10 +292,10 @@ def find_command(
             write_query(run, finder, "query", remote)
         finally:
             run.summary_extra.update(_summary(finder))
-            if finder.dropped and not quiet:
+            if finder.dropped and not std.quiet:
                 keys = ", ".join(f"{k} ({n})" for k, n in finder.dropped_keys.items())
                 run.warn(f"left out {finder.dropped} match(es) the peer returned although they do not match: {keys}")
-            if finder.unchecked and not quiet:
+            if finder.unchecked and not std.quiet:
                 keys = ", ".join(finder.unchecked_keys)
                 run.warn(
                     f"kept {finder.unchecked} match(es) whose {keys} could not be checked: the peer answered in a "

@@ -6,7 +6,7 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, OverwriteOpt, QuietOpt
+from .common import CommandRun, InputArgs, OverwriteOpt, StdArgs
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
 from .spelling import spell, spell_error, spell_record, spelled_errors
 
@@ -88,7 +88,6 @@ def _warn(run: CommandRun, record: dict[str, Any], seen: set) -> None:
 @client_options
 def print_command(
     peer: PeerArg,
-    inputs: InputsArg = None,
     layout: Annotated[
         str,
         typer.Option(
@@ -196,12 +195,9 @@ def print_command(
         ),
     ] = None,
     overwrite: OverwriteOpt = False,
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
+    src: InputArgs = InputArgs(),
     net: NetArgs = NetArgs(),
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Print images on a DICOM film or paper printer (Basic Grayscale Print).
 
@@ -218,11 +214,10 @@ def print_command(
       dcmtools print drystar ct/ --layout 2,3 --dry-run -o preview/
       find ct/ -name "*.dcm" | sort | dcmtools print drystar - --layout 3,4
     """
-    with CommandRun("print", json_mode=json, human=_human, debug=debug, quiet=quiet) as run, spelled_errors():
-        options = net.options(run.debug)
-        remote = net.peer(peer, options)
+    with std.run("print", _human) as run, spelled_errors():
+        options, remote = net.connect(peer, run)
         if status:
-            if inputs or files_from:
+            if src.inputs or src.files_from:
                 raise typer.BadParameter("--status takes no INPUTS", param_hint="--status")
             from ..printing import printer_status
 
@@ -252,7 +247,7 @@ def print_command(
         )
         for warning in film.warnings:
             run.warn(spell(warning))
-        items = run.inputs(inputs, files_from, null)
+        items = run.inputs(src)
         if dry_run:
             records = preview_files(items, film, output or ".", overwrite=overwrite)
         else:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import typer
 
 from .application import app
-from .common import CommandRun, DebugOpt, FlatOpt, JsonOpt, QuietOpt
+from .common import FlatOpt, StdArgs
 from .find import KeyOpt, LimitOpt, NoDefaultsOpt, table_human
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, write_query
 
@@ -103,9 +103,7 @@ def worklist_command(
     check: Annotated[bool, typer.Option("--check/--no-check", help="Leave out items that contradict a filter.")] = True,
     flat: FlatOpt = False,
     net: NetArgs = NetArgs(),
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Show a modality worklist (Modality Worklist C-FIND), as the modality would see it.
 
@@ -116,7 +114,7 @@ def worklist_command(
       dcmtools worklist ris --date 20240115-20240119 --patient 'SMITH^*'
       dcmtools worklist ris --date any --flat | jq -r '.dataset.PatientName'
     """
-    with CommandRun("worklist", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+    with std.run("worklist", _human) as run:
         from ..net.query import Finder
         from ..net.worklist import worklist_identifier
         from ..stream.records import DcmtoolsError
@@ -141,6 +139,6 @@ def worklist_command(
             run.summary_extra["matches"] = finder.matches
             if finder.dropped:
                 run.summary_extra["dropped"] = finder.dropped
-                if not quiet:
+                if not std.quiet:
                     keys = ", ".join(f"{k} ({n})" for k, n in finder.dropped_keys.items())
                     run.warn(f"left out {finder.dropped} item(s) the peer returned although they do not match: {keys}")
