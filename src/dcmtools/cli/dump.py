@@ -5,23 +5,13 @@ from typing import Annotated
 import typer
 
 from .application import app
-from .batchopts import ClusterOpt, ShardOpt, open_batch
-from .common import (
-    CommandRun,
-    DebugOpt,
-    FilesFromOpt,
-    FlatOpt,
-    InputsArg,
-    JobsOpt,
-    JsonOpt,
-    NullOpt,
-    QuietOpt,
-)
+from .batchopts import BatchArgs
+from .common import FlatOpt, InputArgs, JobsOpt, StdArgs, option_groups
 
 
 @app.command("dump")
+@option_groups
 def dump_command(
-    inputs: InputsArg = None,
     tag: Annotated[
         list[str] | None,
         typer.Option(
@@ -48,15 +38,11 @@ def dump_command(
         ),
     ] = 1024,
     full: Annotated[bool, typer.Option("--full", help="Text: never cut long values.")] = False,
-    json: JsonOpt = None,
     flat: FlatOpt = False,
     jobs: JobsOpt = 1,
-    shard: ShardOpt = None,
-    cluster: ClusterOpt = None,
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    shards: BatchArgs.only("shard", "cluster") = BatchArgs(),  # type: ignore[valid-type]
+    src: InputArgs = InputArgs(),
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Read DICOM files: a readable tree on a terminal, one JSON record per file when piped.
 
@@ -80,7 +66,7 @@ def dump_command(
     from ..dicom.tagpath import PathError
     from ..stream.parallel import map_ordered, resolve_jobs
 
-    with CommandRun("dump", json_mode=json, quiet=quiet, debug=debug) as run:
+    with std.run("dump") as run:
         try:
             tags = library.parse_tags(tag or [])
         except PathError as exc:
@@ -97,8 +83,8 @@ def dump_command(
         workers = resolve_jobs(jobs)
         if workers > 1:
             library.warm_up(text=not run.json_mode)
-        batch = open_batch(run, "dump", shard, None, cluster)
-        jobs_ = library.jobs_for(batch.inputs(run.inputs(inputs, files_from, null)), options)
+        batch = shards.open(run, "dump")
+        jobs_ = library.jobs_for(batch.inputs(run.inputs(src)), options)
         lost = library.lost_line if run.json_mode else library.lost_text
         results = map_ordered(library.RecordsPassThrough(worker, encode=True), jobs_, workers, chunksize=16, lost=lost)
         first = True

@@ -6,24 +6,13 @@ import typer
 
 from ..stream.records import DcmtoolsError, human_failure
 from .application import app
-from .common import (
-    CommandRun,
-    DebugOpt,
-    FilesFromOpt,
-    InputsArg,
-    JobsOpt,
-    JsonOpt,
-    NullOpt,
-    OutDirOpt,
-    OverwriteOpt,
-    QuietOpt,
-)
+from .common import InputArgs, JobsOpt, OutDirOpt, OverwriteOpt, StdArgs, option_groups
 from .spelling import spell, spell_record
 
 
 @app.command("render")
+@option_groups
 def render_command(
-    inputs: InputsArg = None,
     output: OutDirOpt = None,
     format: Annotated[
         str, typer.Option("--format", "-f", metavar="png|jpeg", help="Image format.", show_default=True)
@@ -67,11 +56,8 @@ def render_command(
     ] = None,
     overwrite: OverwriteOpt = False,
     jobs: JobsOpt = 0,
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    src: InputArgs = InputArgs(),
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Render DICOM images as PNG or JPEG, as a viewer shows them.
 
@@ -119,7 +105,7 @@ def render_command(
     if sheet is not None and options.format != "png":
         raise typer.BadParameter("a contact sheet is a PNG", param_hint="--format")
 
-    with CommandRun("render", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+    with std.run("render", _human) as run:
         # Import the pixel stack now, so forked workers start warm.
         import numpy  # noqa: F401
         import PIL.Image  # noqa: F401
@@ -128,14 +114,14 @@ def render_command(
         from .. import render as lib
         from ..stream.parallel import resolve_jobs
 
-        items = run.inputs(inputs, files_from, null)
+        items = run.inputs(src)
         n = resolve_jobs(jobs)
         if sheet is not None:
             records = lib.contact_sheet(items, sheet, options, jobs=n, columns=columns)
         elif thumbnails:
-            records = lib.thumbnails(items, str(output), inputs, options, n)
+            records = lib.thumbnails(items, str(output), src.inputs, options, n)
         else:
-            records = lib.run_render(items, str(output), inputs, options, n)
+            records = lib.run_render(items, str(output), src.inputs, options, n)
         for record in run.progress(records):
             if record.get("type") == "sheet":
                 run.summary_extra.update(sheet=record["out"], tiles=record["tiles"])

@@ -7,26 +7,16 @@ import typer
 from ..dicom import codecs
 from ..stream.records import DcmtoolsError, RecordWriter, human_failure
 from .application import app
-from .batchopts import ClusterOpt, JournalOpt, ShardOpt, open_batch
-from .common import (
-    CommandRun,
-    DebugOpt,
-    FilesFromOpt,
-    InputsArg,
-    JsonOpt,
-    NullOpt,
-    OutDirOpt,
-    OverwriteOpt,
-    QuietOpt,
-)
+from .batchopts import BatchArgs
+from .common import CommandRun, InputArgs, JobsOpt, OutDirOpt, OverwriteOpt, StdArgs, option_groups
 from .spelling import spell, spell_record
 
 _TARGETS = ", ".join(codecs.target_names())
 
 
 @app.command("transcode")
+@option_groups
 def transcode_command(
-    inputs: InputsArg = None,
     to: Annotated[
         str | None,
         typer.Option("--to", "-t", metavar="SYNTAX", help=f"Target transfer syntax: {_TARGETS}, or a UID."),
@@ -64,17 +54,10 @@ def transcode_command(
         bool, typer.Option("--list", help="Show the transfer syntaxes this installation can decode and encode.")
     ] = False,
     overwrite: OverwriteOpt = False,
-    jobs: Annotated[
-        int, typer.Option("--jobs", "-j", metavar="N", help="Worker processes (0 = all cores).", show_default=True)
-    ] = 0,
-    shard: ShardOpt = None,
-    journal: JournalOpt = None,
-    cluster: ClusterOpt = None,
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    jobs: JobsOpt = 0,
+    shards: BatchArgs = BatchArgs(),
+    src: InputArgs = InputArgs(),
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Rewrite DICOM files in another transfer syntax, lossless proven.
 
@@ -99,7 +82,7 @@ def transcode_command(
       dcmtools transcode /archive --to rle -o /rle --journal rle.journal --cluster tcp://10.0.0.9:8786
     """
     if list_syntaxes:
-        _list(json)
+        _list(std.json)
         return
     if not to:
         raise typer.BadParameter("--to SYNTAX is required (one of: " + _TARGETS + ")", param_hint="--to")
@@ -115,12 +98,11 @@ def transcode_command(
         # A message that names its option (`error`, `ratio` ...) needs no --to hint.
         raise typer.BadParameter(spell(str(exc)), param_hint="--to" if "`" not in exc.message else None) from None
 
-    with CommandRun("transcode", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
-        batch = open_batch(run, "transcode", shard, journal, cluster)
-        _run(run, inputs, output, options, jobs, files_from, null, batch)
+    with std.run("transcode", _human) as run:
+        _run(run, src, output, options, jobs, shards.open(run, "transcode"))
 
 
-def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null, batch) -> None:
+def _run(run: CommandRun, src: InputArgs, output, options, jobs: int, batch) -> None:
     # Import pydicom, numpy and the codec now, so forked workers start warm.
     import numpy  # noqa: F401
     import pydicom  # noqa: F401
@@ -131,7 +113,7 @@ def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null, 
     codecs.encoder_for(options.target)
     from dataclasses import replace
 
-    plan = OutputPlan(batch.inputs(run.inputs(inputs, files_from, null)), output, inputs)
+    plan = OutputPlan(batch.inputs(run.inputs(src)), output, src.inputs)
     options = replace(options, overwrite=batch.overwrite(options.overwrite))
     size_in = size_out = 0
     for record in run.progress(batch.stream(run_plan(plan, options, resolve_jobs(jobs)))):
