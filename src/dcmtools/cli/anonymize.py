@@ -12,6 +12,7 @@ from .batchopts import BatchArgs
 from .changeopts import AnonArgs
 from .common import InputArgs, JobsOpt, OutDirOpt, OverwriteOpt, StdArgs, option_groups
 
+
 def _human(record: dict[str, Any]) -> str | None:
     if record.get("type") != "file" or record.get("ok") is False:
         return default_human(record)

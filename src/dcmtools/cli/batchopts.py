@@ -51,21 +51,18 @@ ClusterOpt = Annotated[
 ]
 
 
-
 @dataclass(frozen=True)
 class BatchArgs(OptionGroup):
     """--shard, --journal and --cluster (a command may take only some: ``BatchArgs.only``)."""
 
-    shard: str | None = None
-    journal: str | None = None
-    cluster: str | None = None
-
-    OPTIONS = {"shard": ShardOpt, "journal": JournalOpt, "cluster": ClusterOpt}
+    shard: ShardOpt = None
+    journal: JournalOpt = None
+    cluster: ClusterOpt = None
 
     def open(self, run, command: str):
         """The run's ``Batch`` (``open_batch``); a command without --cluster ignores DASK_SCHEDULER_ADDRESS."""
         return open_batch(
-            run, command, self.shard, self.journal, self.cluster, use_env_cluster="cluster" in self.OPTIONS
+            run, command, self.shard, self.journal, self.cluster, use_env_cluster="cluster" in self.option_types()
         )
 
 

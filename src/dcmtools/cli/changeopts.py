@@ -175,37 +175,20 @@ def read_key(key: str | None, key_file: Path | None) -> Any:
 class AnonArgs(OptionGroup):
     """--key/--key-file and the PS3.15 E.3 options of a de-identification (``dcmtools.deid``)."""
 
-    key: str | None = None
-    key_file: Path | None = None
-    retain_safe_private: bool = False
-    retain_uids: bool = False
-    retain_device_identity: bool = False
-    retain_institution_identity: bool = False
-    retain_patient_characteristics: bool = False
-    retain_longitudinal_full_dates: bool = False
-    retain_longitudinal_modified_dates: bool = False
-    clean_descriptors: bool = False
-    clean_structured_content: bool = False
-    clean_graphics: bool = False
-    allow_burned_in: bool = False
-    keep_unknown: bool = False
-
-    OPTIONS = {
-        "key": AnonKeyOpt,
-        "key_file": AnonKeyFileOpt,
-        "retain_safe_private": RetainSafePrivateOpt,
-        "retain_uids": RetainUidsOpt,
-        "retain_device_identity": RetainDeviceIdentityOpt,
-        "retain_institution_identity": RetainInstitutionIdentityOpt,
-        "retain_patient_characteristics": RetainPatientCharacteristicsOpt,
-        "retain_longitudinal_full_dates": RetainLongitudinalFullDatesOpt,
-        "retain_longitudinal_modified_dates": RetainLongitudinalModifiedDatesOpt,
-        "clean_descriptors": CleanDescriptorsOpt,
-        "clean_structured_content": CleanStructuredContentOpt,
-        "clean_graphics": CleanGraphicsOpt,
-        "allow_burned_in": AllowBurnedInOpt,
-        "keep_unknown": KeepUnknownOpt,
-    }
+    key: AnonKeyOpt = None
+    key_file: AnonKeyFileOpt = None
+    retain_safe_private: RetainSafePrivateOpt = False
+    retain_uids: RetainUidsOpt = False
+    retain_device_identity: RetainDeviceIdentityOpt = False
+    retain_institution_identity: RetainInstitutionIdentityOpt = False
+    retain_patient_characteristics: RetainPatientCharacteristicsOpt = False
+    retain_longitudinal_full_dates: RetainLongitudinalFullDatesOpt = False
+    retain_longitudinal_modified_dates: RetainLongitudinalModifiedDatesOpt = False
+    clean_descriptors: CleanDescriptorsOpt = False
+    clean_structured_content: CleanStructuredContentOpt = False
+    clean_graphics: CleanGraphicsOpt = False
+    allow_burned_in: AllowBurnedInOpt = False
+    keep_unknown: KeepUnknownOpt = False
 
     def flags(self) -> dict[str, bool]:
         """The --retain-*/--clean-* options, by the names of ``deid.Options``."""
@@ -242,28 +225,17 @@ class AnonArgs(OptionGroup):
 class EditArgs(OptionGroup):
     """The changes of ``dcmtools.edit`` (--set ... --new-uids); the key and --charset are the command's."""
 
-    set_: list[str] | None = None
-    set_existing: list[str] | None = None
-    erase: list[str] | None = None
-    erase_private: bool = False
-    map_file: Path | None = None
-    match: str | None = None
-    require_match: bool = False
-    new_uids: str | None = None
-
-    OPTIONS = {
-        "set_": SetOpt,
-        "set_existing": SetExistingOpt,
-        "erase": EraseOpt,
-        "erase_private": ErasePrivateOpt,
-        "map_file": EditMapOpt,
-        "match": MatchOpt,
-        "require_match": RequireMatchOpt,
-        "new_uids": NewUidsOpt,
-    }
+    set_: SetOpt = None
+    set_existing: SetExistingOpt = None
+    erase: EraseOpt = None
+    erase_private: ErasePrivateOpt = False
+    map_file: EditMapOpt = None
+    match: MatchOpt = None
+    require_match: RequireMatchOpt = False
+    new_uids: NewUidsOpt = None
 
     def changes_anything(self) -> bool:
-        return any(getattr(self, name) for name in self.OPTIONS)
+        return any(getattr(self, name) for name in self.option_types())
 
     def check(self) -> None:
         """Usage errors of options that go together."""
@@ -273,44 +245,31 @@ class EditArgs(OptionGroup):
             raise typer.BadParameter("--require-match needs --map", param_hint="--require-match")
 
     def editor(self, secret: Any = None, charset: str | None = None) -> Any:
-        """The ``dcmtools.edit.Editor`` (``editor_from``)."""
-        return editor_from(**{name: getattr(self, name) for name in self.OPTIONS}, secret=secret, charset=charset)
+        """A ``dcmtools.edit.Editor`` with the key of --new-uids; ``typer.BadParameter`` for what cannot be used."""
+        from ..edit import EditError, Editor, load_map, parse_assignment
 
-
-def editor_from(
-    *,
-    set_: list[str] | None = None,
-    set_existing: list[str] | None = None,
-    erase: list[str] | None = None,
-    erase_private: bool = False,
-    map_file: Path | None = None,
-    match: str | None = None,
-    require_match: bool = False,
-    new_uids: str | None = None,
-    secret: Any = None,
-    charset: str | None = None,
-) -> Any:
-    """A ``dcmtools.edit.Editor`` from the edit options; ``typer.BadParameter`` for what cannot be used."""
-    from ..edit import EditError, Editor, load_map, parse_assignment
-
-    EditArgs(map_file=map_file, match=match, require_match=require_match).check()
-    try:
-        editor = Editor(
-            sets=[parse_assignment(a) for a in set_ or ()],
-            set_existing=[parse_assignment(a) for a in set_existing or ()],
-            erase=[parse_assignment(a, erase=True) for a in erase or ()],
-            erase_private=erase_private,
-            mapping=load_map(str(map_file), match) if map_file is not None and match is not None else None,
-            require_match=require_match,
-            new_uids=new_uids,
-            key=secret,
-            charset=charset,
-        )
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {map_file}: {exc.strerror or exc}", param_hint="--map") from None
-    except EditError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    if editor.does_nothing:
-        raise typer.BadParameter("no edit given (--set, --set-existing, --erase, --erase-private, --map, "
-                                 "--new-uids or --charset)")  # fmt: skip
-    return editor
+        self.check()
+        try:
+            editor = Editor(
+                sets=[parse_assignment(a) for a in self.set_ or ()],
+                set_existing=[parse_assignment(a) for a in self.set_existing or ()],
+                erase=[parse_assignment(a, erase=True) for a in self.erase or ()],
+                erase_private=self.erase_private,
+                mapping=load_map(str(self.map_file), self.match)
+                if self.map_file is not None and self.match is not None
+                else None,
+                require_match=self.require_match,
+                new_uids=self.new_uids,
+                key=secret,
+                charset=charset,
+            )
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot read {self.map_file}: {exc.strerror or exc}", param_hint="--map"
+            ) from None
+        except EditError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        if editor.does_nothing:
+            raise typer.BadParameter("no edit given (--set, --set-existing, --erase, --erase-private, --map, "
+                                     "--new-uids or --charset)")  # fmt: skip
+        return editor

@@ -79,22 +79,18 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs
 class InputArgs(OptionGroup):
     """INPUTS, --files-from and -0: what a command that reads files reads."""
 
-    inputs: list[str] | None = None
-    files_from: str | None = None
-    null: bool = False
-
-    OPTIONS = {"inputs": InputsArg, "files_from": FilesFromOpt, "null": NullOpt}
+    inputs: InputsArg = None
+    files_from: FilesFromOpt = None
+    null: NullOpt = False
 
 
 @dataclass(frozen=True)
 class StdArgs(OptionGroup):
     """--json/--no-json, --quiet and --debug: every command has them, last in its --help."""
 
-    json: bool | None = None
-    quiet: bool = False
-    debug: bool = False
-
-    OPTIONS = {"json": JsonOpt, "quiet": QuietOpt, "debug": DebugOpt}
+    json: JsonOpt = None
+    quiet: QuietOpt = False
+    debug: DebugOpt = False
 
     def run(self, command: str, human: HumanFormatter | None = None) -> "CommandRun":
         """The ``CommandRun`` of ``command`` with these options."""

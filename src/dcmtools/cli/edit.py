@@ -9,6 +9,7 @@ from .application import app
 from .changeopts import CharsetOpt, EditArgs, EditKeyFileOpt, EditKeyOpt
 from .common import InputArgs, JobsOpt, OutDirOpt, OverwriteOpt, StdArgs, option_groups
 
+
 def _human(record: dict[str, Any]) -> str | None:
     if record.get("type") == "change":
         return f"change {record['path']}: {record['element']} {record['old']!r} -> {record['new']!r}"

@@ -1,9 +1,10 @@
 """Option groups: options that several commands share, declared once, handed to a command as one object.
 
-A group is a frozen dataclass whose fields are options (``OPTIONS`` maps each
-field to its typer ``Annotated`` type, in the order --help shows them).  A
-command takes the group as one parameter and ``option_groups`` puts the
-options themselves in its signature, at that place, for typer:
+A group is a frozen dataclass whose fields are declared as a command's
+parameters are (``json: JsonOpt = None``: a typer ``Annotated`` type and the
+default), in the order --help shows them.  A command takes the group as one
+parameter and ``option_groups`` puts the options themselves in its signature,
+at that place, for typer:
 
     @app.command("dump")
     @option_groups
@@ -16,8 +17,9 @@ Importing this module does not import typer, pydicom or pynetdicom.
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any, ClassVar, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,12 +28,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 class OptionGroup:
     """The base of an option group (a frozen dataclass; see the module's docstring)."""
 
-    OPTIONS: ClassVar[dict[str, Any]] = {}
+    ONLY: ClassVar[tuple[str, ...] | None] = None  # the options a command takes (None: all)
+
+    @classmethod
+    def option_types(cls) -> dict[str, Any]:
+        """Each option's field name and its typer ``Annotated`` type, in order."""
+        hints = typing.get_type_hints(cls, include_extras=True)
+        return {f.name: hints[f.name] for f in fields(cls) if cls.ONLY is None or f.name in cls.ONLY}  # type: ignore[arg-type]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {f.name: None if f.default is MISSING else f.default for f in fields(cls)}  # type: ignore[arg-type]
 
     @classmethod
     def only(cls, *names: str) -> type["OptionGroup"]:
         """The same group with only the options ``names`` (the others keep their defaults)."""
-        return type(cls.__name__, (cls,), {"OPTIONS": {n: cls.OPTIONS[n] for n in names}})
+        return type(cls.__name__, (cls,), {"ONLY": names})
 
 
 def _group_of(parameter: inspect.Parameter) -> type[OptionGroup] | None:
@@ -58,8 +70,8 @@ def option_groups(func: F) -> F:
             continue
         groups[parameter.name] = group
         annotations.pop(parameter.name, None)
-        defaults = {f.name: f.default for f in fields(group)}  # type: ignore[arg-type]
-        for name, annotation in group.OPTIONS.items():
+        defaults = group.defaults()
+        for name, annotation in group.option_types().items():
             parameters.append(
                 inspect.Parameter(
                     name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[name], annotation=annotation
@@ -72,7 +84,7 @@ def option_groups(func: F) -> F:
     @functools.wraps(func)
     def command(*args: Any, **kwargs: Any) -> Any:
         for name, group in groups.items():
-            kwargs[name] = group(**{option: kwargs.pop(option) for option in group.OPTIONS})
+            kwargs[name] = group(**{option: kwargs.pop(option) for option in group.option_types()})
         return func(*args, **kwargs)
 
     command.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]

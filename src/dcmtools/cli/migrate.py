@@ -285,7 +285,9 @@ def _options(run: Any, *, rate: str | None, window: str | None, shard: str | Non
             rate=Rate.parse(rate) if rate else None,
             window=Window.parse(window) if window else None,
             shard=shard_,
-            on_pause=None if run.quiet else lambda s: run.warn(f"outside the window {window}: pausing {s / 60:.0f} min"),
+            on_pause=None
+            if run.quiet
+            else lambda s: run.warn(f"outside the window {window}: pausing {s / 60:.0f} min"),
         )
     except DcmtoolsError as exc:
         raise typer.BadParameter(exc.message) from None

@@ -210,32 +210,17 @@ def report_fatal(run: Any, exc: Any, type_: str, **fields: Any) -> None:
 class NetArgs(OptionGroup):
     """The client options as given on the command line (see ``client_options``)."""
 
-    aet: str | None = None
-    timeout: float | None = None
-    max_pdu: int | None = None
-    peers: str | None = None
-    tls: bool = False
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_insecure: bool = False
-    tls_server_name: str | None = None
-    trace: bool = False
-
-    # The option of each field, in the order --help shows them.
-    OPTIONS = {
-        "aet": AetOpt,
-        "timeout": TimeoutOpt,
-        "max_pdu": MaxPduOpt,
-        "peers": PeersOpt,
-        "tls": TlsOpt,
-        "tls_ca": TlsCaOpt,
-        "tls_cert": TlsCertOpt,
-        "tls_key": TlsKeyOpt,
-        "tls_insecure": TlsInsecureOpt,
-        "tls_server_name": TlsServerNameOpt,
-        "trace": TraceOpt,
-    }
+    aet: AetOpt = None
+    timeout: TimeoutOpt = None
+    max_pdu: MaxPduOpt = None
+    peers: PeersOpt = None
+    tls: TlsOpt = False
+    tls_ca: TlsCaOpt = None
+    tls_cert: TlsCertOpt = None
+    tls_key: TlsKeyOpt = None
+    tls_insecure: TlsInsecureOpt = False
+    tls_server_name: TlsServerNameOpt = None
+    trace: TraceOpt = False
 
     def options(self, debug: bool = False) -> Any:
         """The ``dcmtools.net.NetOptions`` they make."""

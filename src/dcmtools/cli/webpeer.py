@@ -51,17 +51,14 @@ BatchOpt = Annotated[
 ]
 
 
-
 @dataclass(frozen=True)
 class WebArgs(OptionGroup):
     """--token, --token-file, --user and --password-file: how to sign in to a DICOMweb peer."""
 
-    token: str | None = None
-    token_file: str | None = None
-    user: str | None = None
-    password_file: str | None = None
-
-    OPTIONS = {"token": TokenOpt, "token_file": TokenFileOpt, "user": UserOpt, "password_file": PasswordFileOpt}
+    token: TokenOpt = None
+    token_file: TokenFileOpt = None
+    user: UserOpt = None
+    password_file: PasswordFileOpt = None
 
     def session(self, peer: str, net: Any, run: Any) -> Any:
         """The ``WebSession`` for PEER (``session_for``)."""
