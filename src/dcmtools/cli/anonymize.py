@@ -10,7 +10,7 @@ from ..stream.records import default_human
 from .application import app
 from .batchopts import BatchArgs
 from .changeopts import AnonArgs
-from .common import InputArgs, JobsOpt, OutDirOpt, OverwriteOpt, StdArgs, option_groups
+from .common import InputArgs, JobsOpt, OverwriteOpt, RequiredOutDirOpt, StdArgs, option_groups
 
 
 def _human(record: dict[str, Any]) -> str | None:
@@ -25,7 +25,7 @@ def _human(record: dict[str, Any]) -> str | None:
 @app.command("anonymize")
 @option_groups
 def anonymize_command(
-    output: OutDirOpt = None,
+    output: RequiredOutDirOpt,
     anon: AnonArgs = AnonArgs(),
     keep_names: Annotated[
         bool,
@@ -79,10 +79,6 @@ def anonymize_command(
     from ..stream.parallel import resolve_jobs
 
     with std.run("anonymize", _human) as run:
-        if output is None:
-            raise typer.BadParameter(
-                "an output folder is required (inputs are never changed)", param_hint="-o/--output"
-            )
         secret = anon.secret()
         options = anon.options()
         if secret is None:

@@ -63,15 +63,24 @@ FlatOpt = Annotated[
     bool,
     typer.Option("--flat", help='Datasets as {"PatientName": "DOE^JOHN", ...} instead of the DICOM JSON model.'),
 ]
+# --jobs defaults to 1 in every command (docs/design/cli-conventions.md): one process unless asked.
 JobsOpt = Annotated[
     int, typer.Option("--jobs", "-j", metavar="N", help="Worker processes (0 = all cores).", show_default=True)
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no warnings on stderr.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs on stderr.")]
-OutDirOpt = Annotated[
-    Path | None,
-    typer.Option("--output", "-o", metavar="DIR", help="Output folder; the input tree is mirrored under it."),
-]
+_OUT_DIR_HELP = "Output folder; the input tree is mirrored under it."
+OutDirOpt = Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help=_OUT_DIR_HELP)]
+# For a command that cannot run without it: typer then says [required] in --help.
+RequiredOutDirOpt = Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help=_OUT_DIR_HELP)]
+
+
+def out_dir_option(unless: str) -> Any:
+    """-o DIR of a command that needs it unless ``unless`` (e.g. "--sheet") is given: its --help says so."""
+    help_ = f"{_OUT_DIR_HELP} [required unless {unless}]"
+    return Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help=help_, show_default=False)]
+
+
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
 
 

@@ -7,7 +7,7 @@ import typer
 from ..stream.records import default_human
 from .application import app
 from .changeopts import CharsetOpt, EditArgs, EditKeyFileOpt, EditKeyOpt
-from .common import InputArgs, JobsOpt, OutDirOpt, OverwriteOpt, StdArgs, option_groups
+from .common import InputArgs, JobsOpt, OverwriteOpt, StdArgs, option_groups, out_dir_option
 
 
 def _human(record: dict[str, Any]) -> str | None:
@@ -25,7 +25,7 @@ def _human(record: dict[str, Any]) -> str | None:
 @app.command("edit")
 @option_groups
 def edit_command(
-    output: OutDirOpt = None,
+    output: out_dir_option("--in-place or --dry-run") = None,  # type: ignore[valid-type]
     in_place: Annotated[
         bool, typer.Option("--in-place", help="Change the files themselves (each atomically, by a rename).")
     ] = False,

@@ -285,12 +285,11 @@ def listen_command(
     worklist_dir: Annotated[
         Path | None,
         typer.Option(
-            "--worklist-dir",
-            "-w",
-            metavar="DIR",
-            help="Answer Modality Worklist queries from the items in DIR (.wl, .json).",
+            "--worklist-dir", metavar="DIR", help="Answer Modality Worklist queries from the items in DIR (.wl, .json)."
         ),
     ] = None,
+    # -w is --window (C,W) in print and render: kept here, hidden, for the scripts that spell --worklist-dir so.
+    worklist_dir_w: Annotated[Path | None, typer.Option("-w", metavar="DIR", hidden=True)] = None,
     reindex: Annotated[
         bool, typer.Option("--reindex", help="Rebuild the index of --store-dir from its files before starting.")
     ] = False,
@@ -366,7 +365,7 @@ def listen_command(
             port=port,
             bind=bind,
             store_dir=store_dir,
-            worklist_dir=worklist_dir,
+            worklist_dir=worklist_dir or worklist_dir_w,
             access=access,
             peers_file=peers,
             reindex=reindex,

@@ -6,14 +6,14 @@ import typer
 
 from ..stream.records import DcmtoolsError, human_failure
 from .application import app
-from .common import InputArgs, JobsOpt, OutDirOpt, OverwriteOpt, StdArgs, option_groups
+from .common import InputArgs, JobsOpt, OverwriteOpt, StdArgs, option_groups, out_dir_option
 from .spelling import spell, spell_record
 
 
 @app.command("render")
 @option_groups
 def render_command(
-    output: OutDirOpt = None,
+    output: out_dir_option("--sheet") = None,  # type: ignore[valid-type]
     format: Annotated[
         str, typer.Option("--format", "-f", metavar="png|jpeg", help="Image format.", show_default=True)
     ] = "png",
@@ -55,7 +55,7 @@ def render_command(
         int | None, typer.Option("--columns", metavar="N", help="Sheet: tiles per row [default: a square grid].")
     ] = None,
     overwrite: OverwriteOpt = False,
-    jobs: JobsOpt = 0,
+    jobs: JobsOpt = 1,
     src: InputArgs = InputArgs(),
     std: StdArgs = StdArgs(),
 ) -> None:

@@ -8,7 +8,7 @@ from ..dicom import codecs
 from ..stream.records import DcmtoolsError, RecordWriter, human_failure
 from .application import app
 from .batchopts import BatchArgs
-from .common import CommandRun, InputArgs, JobsOpt, OutDirOpt, OverwriteOpt, StdArgs, option_groups
+from .common import CommandRun, InputArgs, JobsOpt, OverwriteOpt, StdArgs, option_groups, out_dir_option
 from .spelling import spell, spell_record
 
 _TARGETS = ", ".join(codecs.target_names())
@@ -19,9 +19,13 @@ _TARGETS = ", ".join(codecs.target_names())
 def transcode_command(
     to: Annotated[
         str | None,
-        typer.Option("--to", "-t", metavar="SYNTAX", help=f"Target transfer syntax: {_TARGETS}, or a UID."),
+        typer.Option(
+            "--to", metavar="SYNTAX", help=f"Target transfer syntax: {_TARGETS}, or a UID [required unless --list]."
+        ),
     ] = None,
-    output: OutDirOpt = None,
+    # -t is dump's --tag in every other command: kept here, hidden, for the scripts that spell --to so.
+    to_t: Annotated[str | None, typer.Option("-t", metavar="SYNTAX", hidden=True)] = None,
+    output: out_dir_option("--list") = None,  # type: ignore[valid-type]
     error: Annotated[
         int | None,
         typer.Option("--error", metavar="N", help="jpeg-ls-near: largest difference allowed per sample [default: 2]."),
@@ -54,7 +58,7 @@ def transcode_command(
         bool, typer.Option("--list", help="Show the transfer syntaxes this installation can decode and encode.")
     ] = False,
     overwrite: OverwriteOpt = False,
-    jobs: JobsOpt = 0,
+    jobs: JobsOpt = 1,
     shards: BatchArgs = BatchArgs(),
     src: InputArgs = InputArgs(),
     std: StdArgs = StdArgs(),
@@ -81,6 +85,7 @@ def transcode_command(
       dcmtools transcode study/ --to explicit -o /tmp/x | dcmtools send PACS@10.0.0.5:104
       dcmtools transcode /archive --to rle -o /rle --journal rle.journal --cluster tcp://10.0.0.9:8786
     """
+    to = to or to_t
     if list_syntaxes:
         _list(std.json)
         return
