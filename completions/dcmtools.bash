@@ -10,27 +10,27 @@ _dcmtools() {
     fi
     case "$cmd" in
         anonymize)
-            opts="--output -o --key --key-file --retain-safe-private --retain-uids --retain-device-identity --retain-institution-identity --retain-patient-characteristics --retain-longitudinal-full-dates --retain-longitudinal-modified-dates --clean-descriptors --clean-structured-content --clean-graphics --allow-burned-in --keep-unknown --keep-names --map --overwrite --json --no-json --jobs -j --shard --journal --cluster --files-from --null -0 --quiet -q --debug"
+            opts="--output -o --key --key-file --retain-safe-private --retain-uids --retain-device-identity --retain-institution-identity --retain-patient-characteristics --retain-longitudinal-full-dates --retain-longitudinal-modified-dates --clean-descriptors --clean-structured-content --clean-graphics --allow-burned-in --keep-unknown --keep-names --map --overwrite --jobs -j --shard --journal --cluster --files-from --null -0 --json --no-json --quiet -q --debug"
             case "$prev" in --output|-o|--key|--key-file|--map|--jobs|-j|--shard|--journal|--cluster|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         commit)
-            opts="--batch --wait --port -p --bind --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --files-from --null -0 --json --no-json --quiet -q --debug"
-            case "$prev" in --batch|--wait|--port|-p|--bind|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--batch --wait --port -p --bind --files-from --null -0 --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --debug"
+            case "$prev" in --batch|--wait|--port|-p|--bind|--files-from|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         dump)
-            opts="--tag -t --meta --no-pixels --bulk-threshold --full --json --no-json --flat --jobs -j --shard --cluster --files-from --null -0 --quiet -q --debug"
+            opts="--tag -t --meta --no-pixels --bulk-threshold --full --flat --jobs -j --shard --cluster --files-from --null -0 --json --no-json --quiet -q --debug"
             case "$prev" in --tag|-t|--bulk-threshold|--jobs|-j|--shard|--cluster|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         echo)
-            opts="--count -c --interval --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"
+            opts="--count -c --interval --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --token --token-file --user --password-file --json --no-json --quiet -q --debug"
             case "$prev" in --count|-c|--interval|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--token|--token-file|--user|--password-file) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         edit)
-            opts="--output -o --in-place --no-backup --set --set-existing --erase --erase-private --map --match --require-match --new-uids --key --key-file --charset --dry-run --overwrite --json --no-json --jobs -j --files-from --null -0 --quiet -q --debug"
+            opts="--output -o --in-place --no-backup --set --set-existing --erase --erase-private --map --match --require-match --new-uids --key --key-file --charset --dry-run --overwrite --jobs -j --files-from --null -0 --json --no-json --quiet -q --debug"
             case "$prev" in --output|-o|--set|--set-existing|--erase|--map|--match|--new-uids|--key|--key-file|--charset|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         find)
-            opts="--key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --no-defaults --walk --no-walk --check --no-check --queries-from --flat --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"
+            opts="--key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --no-defaults --walk --no-walk --check --no-check --queries-from --flat --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --token --token-file --user --password-file --json --no-json --quiet -q --debug"
             case "$prev" in --key|-k|--level|-L|--model|-m|--patient|--patient-id|--date|--modality|--accession|--limit|--queries-from|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--token|--token-file|--user|--password-file) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         journal)
@@ -45,7 +45,7 @@ _dcmtools() {
             case "$prev" in --journal|-J|--since|--until|--max-results|--dest-aet|--port|-p|--associations|-n|--max-attempts|--rate|--window|--commit-wait|--key|--key-file|--set|--set-existing|--erase|--map|--match|--new-uids|--charset|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--shard) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         move)
-            opts="--key -k --level -L --model -m --dest --get --port -p --store-dir -d --bind --overwrite --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --json --no-json --quiet -q --token --token-file --user --password-file --debug"
+            opts="--key -k --level -L --model -m --dest --get --port -p --store-dir -d --bind --overwrite --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --token --token-file --user --password-file --json --no-json --quiet -q --debug"
             case "$prev" in --key|-k|--level|-L|--model|-m|--dest|--port|-p|--store-dir|-d|--bind|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--token|--token-file|--user|--password-file) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         print)
@@ -57,8 +57,8 @@ _dcmtools() {
             case "$prev" in --output|-o|--format|-f|--quality|--bits|--frame|--window|-w|--voi-lut|--size|--sheet|--label|--columns|--jobs|-j|--files-from) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         send)
-            opts="--retries --jobs -j --decompress --no-decompress --priority --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --shard --journal --files-from --null -0 --json --no-json --quiet -q --token --token-file --user --password-file --batch --debug"
-            case "$prev" in --retries|--jobs|-j|--priority|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--shard|--journal|--files-from|--token|--token-file|--user|--password-file|--batch) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
+            opts="--retries --jobs -j --decompress --no-decompress --priority --shard --journal --files-from --null -0 --aet --timeout --max-pdu --peers --tls --tls-ca --tls-cert --tls-key --tls-insecure --tls-server-name --trace --token --token-file --user --password-file --batch --json --no-json --quiet -q --debug"
+            case "$prev" in --retries|--jobs|-j|--priority|--shard|--journal|--files-from|--aet|--timeout|--max-pdu|--peers|--tls-ca|--tls-cert|--tls-key|--tls-server-name|--token|--token-file|--user|--password-file|--batch) COMPREPLY=($(compgen -f -- "$cur")); return;; esac
             ;;
         transcode)
             opts="--to -t --output -o --error --ratio --quality --verify --no-verify --keep-uid --list --overwrite --jobs -j --shard --journal --cluster --files-from --null -0 --json --no-json --quiet -q --debug"
