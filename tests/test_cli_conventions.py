@@ -13,7 +13,7 @@ import pytest
 import typer
 from peers import dcmtools
 
-from dcmtools.cli.common import InputArgs, StdArgs
+from dcmtools.cli.common import FileArgs, StdArgs
 from dcmtools.cli.groups import OptionGroup, option_groups
 
 
@@ -132,12 +132,20 @@ def test_a_group_can_be_taken_in_part():
     seen = {}
 
     @option_groups
-    def command(pair: _Pair.only("count") = _Pair()) -> None:  # type: ignore[valid-type]
-        seen["pair"] = pair
+    def command(pair: _Pair.only("count") = _Pair(), other: _Pair.without("count") = _Pair()) -> None:  # type: ignore[valid-type]
+        seen.update(pair=pair, other=other)
 
-    assert list(inspect.signature(command).parameters) == ["count"]
-    command(count=7)
+    assert list(inspect.signature(command).parameters) == ["count", "name"]
+    command(count=7, name="n")
     assert seen["pair"].count == 7 and seen["pair"].name is None
+    assert seen["other"].name == "n" and seen["other"].count == 3
+    assert FileArgs.without("shard", "journal", "cluster").option_types().keys() == {
+        "overwrite",
+        "jobs",
+        "inputs",
+        "files_from",
+        "null",
+    }
 
 
 def test_a_command_without_groups_is_left_as_it_is():
@@ -147,8 +155,8 @@ def test_a_command_without_groups_is_left_as_it_is():
     assert option_groups(command) is command
 
 
-@pytest.mark.parametrize("args", [InputArgs(["a.dcm"]), InputArgs(None, files_from="list.txt", null=True)])
-def test_input_args_is_what_commandrun_inputs_reads(args, tmp_path, monkeypatch):
+@pytest.mark.parametrize("args", [FileArgs(inputs=["a.dcm"]), FileArgs(files_from="list.txt", null=True)])
+def test_file_args_is_what_commandrun_inputs_reads(args, tmp_path, monkeypatch):
     from dcmtools.cli.common import CommandRun
 
     monkeypatch.chdir(tmp_path)

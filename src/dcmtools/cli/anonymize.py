@@ -8,18 +8,14 @@ import typer
 
 from ..stream.records import default_human
 from .application import app
-from .batchopts import BatchArgs
 from .changeopts import AnonArgs
-from .common import InputArgs, JobsOpt, OverwriteOpt, RequiredOutDirOpt, StdArgs, option_groups
+from .common import FileArgs, RequiredOutDirOpt, StdArgs, option_groups, with_warnings
 
 
 def _human(record: dict[str, Any]) -> str | None:
     if record.get("type") != "file" or record.get("ok") is False:
         return default_human(record)
-    text = f"ok     {record.get('path')} -> {record.get('out')}"
-    for warning in record.get("warnings") or ():
-        text += f"\n       warning: {warning}"
-    return text
+    return with_warnings(f"ok     {record.get('path')} -> {record.get('out')}", record)
 
 
 @app.command("anonymize")
@@ -44,10 +40,7 @@ def anonymize_command(
             "for re-identification. Keep it as safe as the originals.",
         ),
     ] = None,
-    overwrite: OverwriteOpt = False,
-    jobs: JobsOpt = 1,
-    shards: BatchArgs = BatchArgs(),
-    src: InputArgs = InputArgs(),
+    files: FileArgs = FileArgs(),
     std: StdArgs = StdArgs(),
 ) -> None:
     """De-identify DICOM files with the PS3.15 Basic Application Level Confidentiality Profile.
@@ -76,7 +69,6 @@ def anonymize_command(
     """
     from ..deid import Key, MapWriter, anonymize_paths, plan_jobs
     from ..stream.outputs import Mirror
-    from ..stream.parallel import resolve_jobs
 
     with std.run("anonymize", _human) as run:
         secret = anon.secret()
@@ -90,16 +82,18 @@ def anonymize_command(
                 file=sys.stderr,
                 flush=True,
             )
-        mapping = MapWriter(str(map_file), overwrite) if map_file is not None else None
+        mapping = MapWriter(str(map_file), files.overwrite) if map_file is not None else None
         anonymizer = anon.anonymizer(secret, options, keep_map=mapping is not None)
         run.summary_extra = {"key_id": None if secret.is_random else secret.fingerprint, "options": options.enabled()}
         if mapping is not None:
             run.summary_extra["map"] = str(map_file)
-        batch = shards.open(run, "anonymize")
-        items = batch.inputs(run.inputs(src))
-        jobs_ = plan_jobs(items, Mirror(output, src.inputs), keep_names=keep_names)
+        batch = files.open(run, "anonymize")
+        items = batch.inputs(run.inputs(files))
+        jobs_ = plan_jobs(items, Mirror(output, files.inputs), keep_names=keep_names)
         try:
-            results = anonymize_paths(anonymizer, jobs_, jobs=resolve_jobs(jobs), overwrite=batch.overwrite(overwrite))
+            results = anonymize_paths(
+                anonymizer, jobs_, jobs=files.workers(), overwrite=batch.overwrite(files.overwrite)
+            )
             for record, entries in run.progress(batch.stream(results, record=lambda result: result[0])):
                 if mapping is not None and entries:
                     mapping.add(entries)

@@ -1,22 +1,19 @@
 """The options of a batch past one machine, shared by dump, anonymize, transcode and send.
 
-A command declares the group ``batch: BatchArgs = BatchArgs()`` (or
-``BatchArgs.only("shard", "cluster")``, see ``groups.option_groups``) and makes one call:
+A command takes them in the group ``files: common.FileArgs`` (see
+``groups.option_groups``) and makes one call:
 
-    batch = opts.open(run, "anonymize")
-    items = batch.inputs(run.inputs(src))
+    batch = files.open(run, "anonymize")
+    items = batch.inputs(run.inputs(files))
     for record in batch.stream(work(items)): run.write(record)
 
 The machinery is the library's: ``dcmtools.stream.batch`` (shard, journal,
 executor), ``dcmtools.stream.shard`` and ``dcmtools.stream.cluster``.
 """
 
-from dataclasses import dataclass
 from typing import Annotated
 
 import typer
-
-from .groups import OptionGroup
 
 ShardOpt = Annotated[
     str | None,
@@ -49,21 +46,6 @@ ClusterOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
-@dataclass(frozen=True)
-class BatchArgs(OptionGroup):
-    """--shard, --journal and --cluster (a command may take only some: ``BatchArgs.only``)."""
-
-    shard: ShardOpt = None
-    journal: JournalOpt = None
-    cluster: ClusterOpt = None
-
-    def open(self, run, command: str):
-        """The run's ``Batch`` (``open_batch``); a command without --cluster ignores DASK_SCHEDULER_ADDRESS."""
-        return open_batch(
-            run, command, self.shard, self.journal, self.cluster, use_env_cluster="cluster" in self.option_types()
-        )
 
 
 BATCH_EPILOG = (

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import typer
 
 from .application import app
-from .common import InputArgs, StdArgs
+from .common import FileArgs, StdArgs
 from .netopts import PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
 
 _EPILOG = """\b
@@ -104,7 +104,7 @@ def commit_command(
     bind: Annotated[
         str, typer.Option("--bind", metavar="ADDRESS", help="Address to listen on with --port ('' = all).")
     ] = "",
-    src: InputArgs = InputArgs(),
+    files: FileArgs.only("inputs", "files_from", "null") = FileArgs(),  # type: ignore[valid-type]
     net: NetArgs = NetArgs(),
     std: StdArgs = StdArgs(),
 ) -> None:
@@ -131,7 +131,7 @@ def commit_command(
         from ..stream.records import ErrorCode, ExitStatus
 
         options, remote = net.connect(peer, run)
-        items = run.inputs(src)
+        items = run.inputs(files)
         scu = CommitmentSCU(remote, options, batch=batch, wait=wait, port=port, bind=bind)
         counts = {"committed": 0, "not_committed": 0, "pending": 0, "not_requested": 0}
         with fatal_as_record(run, "association", peer=str(remote)):

@@ -3,14 +3,14 @@
 A command body runs inside ``CommandRun``, which owns the record writer, reads
 the inputs, turns exceptions into messages and exit statuses, and writes the
 summary.  The options every command has (--json, --quiet, --debug) are one
-group, ``StdArgs``, and so are the inputs of the commands that read files
-(``InputArgs``: INPUTS, --files-from, -0); see ``groups.option_groups``:
+group, ``StdArgs``, and so are the options of the commands that work file by
+file (``FileArgs``: --jobs, INPUTS, --files-from, -0 ...); see ``groups.option_groups``:
 
     @app.command("dump")
     @option_groups
-    def dump_command(..., src: InputArgs = InputArgs(), std: StdArgs = StdArgs()):
+    def dump_command(..., files: FileArgs = FileArgs(), std: StdArgs = StdArgs()):
         with std.run("dump") as run:
-            for item in run.inputs(src):
+            for item in run.inputs(files):
                 run.write(record)
 
 Exit statuses are those of ``dcmtools.stream.records.ExitStatus``.
@@ -29,9 +29,10 @@ import typer
 
 from ..stream.inputs import InputItem, iter_inputs
 from ..stream.records import DcmtoolsError, ExitStatus, HumanFormatter, RecordWriter, error_record
+from .batchopts import ClusterOpt, JournalOpt, ShardOpt, open_batch
 from .groups import OptionGroup, option_groups
 
-__all__ = ["CommandRun", "InputArgs", "StdArgs", "option_groups"]
+__all__ = ["CommandRun", "FileArgs", "StdArgs", "option_groups"]
 
 # ---------------------------------------------------------------- options
 # Reusable option types: a command declares ``json: JsonOpt = None``.
@@ -85,12 +86,30 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs
 
 
 @dataclass(frozen=True)
-class InputArgs(OptionGroup):
-    """INPUTS, --files-from and -0: what a command that reads files reads."""
+class FileArgs(OptionGroup):
+    """What the commands that work file by file share: --overwrite, --jobs, --shard/--journal/--cluster,
+    INPUTS, --files-from and -0 (a command takes the ones it has: ``FileArgs.only(...)``)."""
 
+    overwrite: OverwriteOpt = False
+    jobs: JobsOpt = 1
+    shard: ShardOpt = None
+    journal: JournalOpt = None
+    cluster: ClusterOpt = None
     inputs: InputsArg = None
     files_from: FilesFromOpt = None
     null: NullOpt = False
+
+    def open(self, run: "CommandRun", command: str) -> Any:
+        """The run's ``Batch`` (``batchopts.open_batch``); a command without --cluster ignores
+        DASK_SCHEDULER_ADDRESS."""
+        use_env_cluster = "cluster" in self.option_types()
+        return open_batch(run, command, self.shard, self.journal, self.cluster, use_env_cluster=use_env_cluster)
+
+    def workers(self) -> int:
+        """The worker processes of --jobs (0: all cores)."""
+        from ..stream.parallel import resolve_jobs
+
+        return resolve_jobs(self.jobs)
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,13 @@ class StdArgs(OptionGroup):
     def run(self, command: str, human: HumanFormatter | None = None) -> "CommandRun":
         """The ``CommandRun`` of ``command`` with these options."""
         return CommandRun(command, json_mode=self.json, human=human, debug=self.debug, quiet=self.quiet)
+
+
+def with_warnings(text: str, record: dict[str, Any]) -> str:
+    """A record's readable line, with its "warnings" under it, one a line."""
+    for warning in record.get("warnings") or ():
+        text += f"\n       warning: {warning}"
+    return text
 
 
 def setup_logging(debug: bool, quiet: bool = False) -> None:
@@ -145,10 +171,10 @@ class CommandRun:
         self.writer.write(record)
 
     def inputs(
-        self, args: "list[str] | InputArgs | None", files_from: str | None = None, null: bool = False
+        self, args: "list[str] | FileArgs | None", files_from: str | None = None, null: bool = False
     ) -> Iterator[InputItem]:
-        """The inputs (INPUTS, or the ``InputArgs`` group); a usage error when none were given at all."""
-        if isinstance(args, InputArgs):
+        """The inputs (INPUTS, or the ``FileArgs`` group); a usage error when none were given at all."""
+        if isinstance(args, FileArgs):
             args, files_from, null = args.inputs, args.files_from, args.null
         if not args and files_from is None and sys.stdin.isatty():
             raise typer.BadParameter("no INPUTS given (files, folders, globs, or '-' for stdin)", param_hint="INPUTS")

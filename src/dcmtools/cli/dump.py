@@ -5,8 +5,7 @@ from typing import Annotated
 import typer
 
 from .application import app
-from .batchopts import BatchArgs
-from .common import FlatOpt, InputArgs, JobsOpt, StdArgs, option_groups
+from .common import FileArgs, FlatOpt, StdArgs, option_groups
 
 
 @app.command("dump")
@@ -39,9 +38,7 @@ def dump_command(
     ] = 1024,
     full: Annotated[bool, typer.Option("--full", help="Text: never cut long values.")] = False,
     flat: FlatOpt = False,
-    jobs: JobsOpt = 1,
-    shards: BatchArgs.only("shard", "cluster") = BatchArgs(),  # type: ignore[valid-type]
-    src: InputArgs = InputArgs(),
+    files: FileArgs.without("overwrite", "journal") = FileArgs(),  # type: ignore[valid-type]
     std: StdArgs = StdArgs(),
 ) -> None:
     """Read DICOM files: a readable tree on a terminal, one JSON record per file when piped.
@@ -64,7 +61,7 @@ def dump_command(
     """
     from .. import dump as library
     from ..dicom.tagpath import PathError
-    from ..stream.parallel import map_ordered, resolve_jobs
+    from ..stream.parallel import map_ordered
 
     with std.run("dump") as run:
         try:
@@ -80,11 +77,11 @@ def dump_command(
             width=None if full else 64,
         )
         worker = library.json_line if run.json_mode else library.text_block
-        workers = resolve_jobs(jobs)
+        workers = files.workers()
         if workers > 1:
             library.warm_up(text=not run.json_mode)
-        batch = shards.open(run, "dump")
-        jobs_ = library.jobs_for(batch.inputs(run.inputs(src)), options)
+        batch = files.open(run, "dump")
+        jobs_ = library.jobs_for(batch.inputs(run.inputs(files)), options)
         lost = library.lost_line if run.json_mode else library.lost_text
         results = map_ordered(library.RecordsPassThrough(worker, encode=True), jobs_, workers, chunksize=16, lost=lost)
         first = True

@@ -7,7 +7,7 @@ import typer
 from ..stream.records import default_human
 from .application import app
 from .changeopts import CharsetOpt, EditArgs, EditKeyFileOpt, EditKeyOpt
-from .common import InputArgs, JobsOpt, OverwriteOpt, StdArgs, option_groups, out_dir_option
+from .common import FileArgs, StdArgs, option_groups, out_dir_option, with_warnings
 
 
 def _human(record: dict[str, Any]) -> str | None:
@@ -16,10 +16,7 @@ def _human(record: dict[str, Any]) -> str | None:
     if record.get("type") != "file" or record.get("ok") is False:
         return default_human(record)
     where = "(dry run)" if record.get("dry_run") else f"-> {record.get('out')}"
-    text = f"ok     {record.get('path')} {where} {record.get('changes', 0)} changes"
-    for warning in record.get("warnings") or ():
-        text += f"\n       warning: {warning}"
-    return text
+    return with_warnings(f"ok     {record.get('path')} {where} {record.get('changes', 0)} changes", record)
 
 
 @app.command("edit")
@@ -39,9 +36,7 @@ def edit_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write nothing: a record per change (element, old, new).")
     ] = False,
-    overwrite: OverwriteOpt = False,
-    jobs: JobsOpt = 1,
-    src: InputArgs = InputArgs(),
+    files: FileArgs.without("shard", "journal", "cluster") = FileArgs(),  # type: ignore[valid-type]
     std: StdArgs = StdArgs(),
 ) -> None:
     """Change attributes of DICOM files: set, erase, from a mapping CSV, new UIDs, UTF-8.
@@ -66,7 +61,6 @@ def edit_command(
     from ..deid import plan_jobs
     from ..edit import edit_paths
     from ..stream.outputs import Mirror
-    from ..stream.parallel import resolve_jobs
 
     with std.run("edit", _human) as run:
         _check_where(dry_run, in_place, output)
@@ -74,9 +68,9 @@ def edit_command(
         editor = _editor(run, edits, key, key_file, charset)
         if editor.key is not None and not editor.key.is_random:
             run.summary_extra["key_id"] = editor.key.fingerprint
-        items = run.inputs(src)
+        items = run.inputs(files)
         if output is not None:
-            jobs_ = plan_jobs(items, Mirror(output, src.inputs), keep_names=True)  # edit mirrors the input names
+            jobs_ = plan_jobs(items, Mirror(output, files.inputs), keep_names=True)  # edit mirrors the input names
         else:
             jobs_ = (
                 (item.path, None, None) if item.error is None else (item.path, None, _input_error(item))
@@ -84,8 +78,8 @@ def edit_command(
                 if not item.path.endswith(".bak")  # our own backups of an earlier run
             )
         results = edit_paths(
-            editor, jobs_, jobs=resolve_jobs(jobs), in_place=in_place, backup=not no_backup,
-            overwrite=overwrite, dry_run=dry_run,
+            editor, jobs_, jobs=files.workers(), in_place=in_place, backup=not no_backup,
+            overwrite=files.overwrite, dry_run=dry_run,
         )  # fmt: skip
         for records in run.progress(results):
             run.write_all(records)

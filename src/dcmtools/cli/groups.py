@@ -8,9 +8,9 @@ at that place, for typer:
 
     @app.command("dump")
     @option_groups
-    def dump_command(inputs: InputsArg = None, ..., src: InputArgs = InputArgs(), std: StdArgs = StdArgs()):
+    def dump_command(tag: TagOpt = None, ..., files: FileArgs = FileArgs(), std: StdArgs = StdArgs()):
         with std.run("dump") as run:
-            for item in run.inputs(inputs, src): ...
+            for item in run.inputs(files): ...
 
 Importing this module does not import typer, pydicom or pynetdicom.
 """
@@ -44,6 +44,11 @@ class OptionGroup:
     def only(cls, *names: str) -> type["OptionGroup"]:
         """The same group with only the options ``names`` (the others keep their defaults)."""
         return type(cls.__name__, (cls,), {"ONLY": names})
+
+    @classmethod
+    def without(cls, *names: str) -> type["OptionGroup"]:
+        """The same group without the options ``names`` (they keep their defaults)."""
+        return cls.only(*(name for name in cls.option_types() if name not in names))
 
 
 def _group_of(parameter: inspect.Parameter) -> type[OptionGroup] | None:

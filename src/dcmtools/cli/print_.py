@@ -6,7 +6,7 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .common import CommandRun, InputArgs, OverwriteOpt, StdArgs
+from .common import CommandRun, FileArgs, StdArgs
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
 from .spelling import spell, spell_error, spell_record, spelled_errors
 
@@ -194,8 +194,7 @@ def print_command(
             "--output", "-o", metavar="DIR", help="Folder for --dry-run films [default: .].", show_default=False
         ),
     ] = None,
-    overwrite: OverwriteOpt = False,
-    src: InputArgs = InputArgs(),
+    files: FileArgs.only("overwrite", "inputs", "files_from", "null") = FileArgs(),  # type: ignore[valid-type]
     net: NetArgs = NetArgs(),
     std: StdArgs = StdArgs(),
 ) -> None:
@@ -217,7 +216,7 @@ def print_command(
     with std.run("print", _human) as run, spelled_errors():
         options, remote = net.connect(peer, run)
         if status:
-            if src.inputs or src.files_from:
+            if files.inputs or files.files_from:
                 raise typer.BadParameter("--status takes no INPUTS", param_hint="--status")
             from ..printing import printer_status
 
@@ -247,9 +246,9 @@ def print_command(
         )
         for warning in film.warnings:
             run.warn(spell(warning))
-        items = run.inputs(src)
+        items = run.inputs(files)
         if dry_run:
-            records = preview_files(items, film, output or ".", overwrite=overwrite)
+            records = preview_files(items, film, output or ".", overwrite=files.overwrite)
         else:
             if output:
                 raise typer.BadParameter("-o/--output is for --dry-run", param_hint="--output")

@@ -6,7 +6,7 @@ import typer
 
 from ..stream.records import DcmtoolsError, human_failure
 from .application import app
-from .common import InputArgs, JobsOpt, OverwriteOpt, StdArgs, option_groups, out_dir_option
+from .common import FileArgs, StdArgs, option_groups, out_dir_option
 from .spelling import spell, spell_record
 
 
@@ -54,9 +54,7 @@ def render_command(
     columns: Annotated[
         int | None, typer.Option("--columns", metavar="N", help="Sheet: tiles per row [default: a square grid].")
     ] = None,
-    overwrite: OverwriteOpt = False,
-    jobs: JobsOpt = 1,
-    src: InputArgs = InputArgs(),
+    files: FileArgs.without("shard", "journal", "cluster") = FileArgs(),  # type: ignore[valid-type]
     std: StdArgs = StdArgs(),
 ) -> None:
     """Render DICOM images as PNG or JPEG, as a viewer shows them.
@@ -97,7 +95,7 @@ def render_command(
             histogram=histogram,
             size=parse_size(size) if size else None,
             overlays=overlays,
-            overwrite=overwrite,
+            overwrite=files.overwrite,
             labels=tuple(k.strip() for k in (label or "").split(",") if k.strip()),
         )
     except DcmtoolsError as exc:
@@ -112,16 +110,15 @@ def render_command(
         import pydicom  # noqa: F401
 
         from .. import render as lib
-        from ..stream.parallel import resolve_jobs
 
-        items = run.inputs(src)
-        n = resolve_jobs(jobs)
+        items = run.inputs(files)
+        n = files.workers()
         if sheet is not None:
             records = lib.contact_sheet(items, sheet, options, jobs=n, columns=columns)
         elif thumbnails:
-            records = lib.thumbnails(items, str(output), src.inputs, options, n)
+            records = lib.thumbnails(items, str(output), files.inputs, options, n)
         else:
-            records = lib.run_render(items, str(output), src.inputs, options, n)
+            records = lib.run_render(items, str(output), files.inputs, options, n)
         for record in run.progress(records):
             if record.get("type") == "sheet":
                 run.summary_extra.update(sheet=record["out"], tiles=record["tiles"])

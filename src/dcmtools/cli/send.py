@@ -6,8 +6,7 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .batchopts import BatchArgs
-from .common import InputArgs, StdArgs
+from .common import FileArgs, StdArgs
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
 from .webpeer import WEB_EPILOG, BatchOpt, WebArgs, is_web
 
@@ -76,8 +75,7 @@ def send_command(
         int,
         typer.Option("--priority", metavar="0|1|2", help="C-STORE priority: 0 medium, 1 high, 2 low.", min=0, max=2),
     ] = 0,
-    shards: BatchArgs.only("shard", "journal") = BatchArgs(),  # type: ignore[valid-type]
-    src: InputArgs = InputArgs(),
+    files: FileArgs.without("overwrite", "jobs", "cluster") = FileArgs(),  # type: ignore[valid-type]
     net: NetArgs = NetArgs(),
     web: WebArgs = WebArgs(),
     batch: BatchOpt = None,
@@ -109,19 +107,19 @@ def send_command(
       dcmtools send pacs /archive --shard 2/8 --journal send-2.journal
     """
     with std.run("send", _human) as run:
-        if is_web(peer, net.peers) and (shards.shard or shards.journal):
+        if is_web(peer, net.peers) and (files.shard or files.journal):
             raise typer.BadParameter(
                 "--shard and --journal are for DIMSE peers (not yet DICOMweb)", param_hint="--shard/--journal"
             )
         if is_web(peer, net.peers):  # DICOMweb: STOW-RS (cli/webpeer.py)
             from . import webpeer
 
-            return webpeer.send(run, web.session(peer, net, run), run.inputs(src), batch, decompress)
+            return webpeer.send(run, web.session(peer, net, run), run.inputs(files), batch, decompress)
         from ..net import send
 
         options, remote = net.connect(peer, run)
-        sharded = shards.open(run, "send")
-        items = sharded.inputs(run.inputs(src))
+        sharded = files.open(run, "send")
+        items = sharded.inputs(run.inputs(files))
         records = send(remote, items, options, retries=retries, jobs=jobs, decompress=decompress, priority=priority)
         with fatal_as_record(run, "association", peer=str(remote)):
             for record in run.progress(sharded.stream(records), unit="file"):

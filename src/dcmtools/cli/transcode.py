@@ -7,8 +7,7 @@ import typer
 from ..dicom import codecs
 from ..stream.records import DcmtoolsError, RecordWriter, human_failure
 from .application import app
-from .batchopts import BatchArgs
-from .common import CommandRun, InputArgs, JobsOpt, OverwriteOpt, StdArgs, option_groups, out_dir_option
+from .common import CommandRun, FileArgs, StdArgs, option_groups, out_dir_option, with_warnings
 from .spelling import spell, spell_record
 
 _TARGETS = ", ".join(codecs.target_names())
@@ -57,10 +56,7 @@ def transcode_command(
     list_syntaxes: Annotated[
         bool, typer.Option("--list", help="Show the transfer syntaxes this installation can decode and encode.")
     ] = False,
-    overwrite: OverwriteOpt = False,
-    jobs: JobsOpt = 1,
-    shards: BatchArgs = BatchArgs(),
-    src: InputArgs = InputArgs(),
+    files: FileArgs = FileArgs(),
     std: StdArgs = StdArgs(),
 ) -> None:
     """Rewrite DICOM files in another transfer syntax, lossless proven.
@@ -97,31 +93,30 @@ def transcode_command(
 
     try:
         options = options_for(
-            to, error=error, ratio=ratio, quality=quality, verify=verify, keep_uid=keep_uid, overwrite=overwrite
+            to, error=error, ratio=ratio, quality=quality, verify=verify, keep_uid=keep_uid, overwrite=files.overwrite
         )
     except DcmtoolsError as exc:
         # A message that names its option (`error`, `ratio` ...) needs no --to hint.
         raise typer.BadParameter(spell(str(exc)), param_hint="--to" if "`" not in exc.message else None) from None
 
     with std.run("transcode", _human) as run:
-        _run(run, src, output, options, jobs, shards.open(run, "transcode"))
+        _run(run, files, output, options, files.open(run, "transcode"))
 
 
-def _run(run: CommandRun, src: InputArgs, output, options, jobs: int, batch) -> None:
+def _run(run: CommandRun, files: FileArgs, output, options, batch) -> None:
     # Import pydicom, numpy and the codec now, so forked workers start warm.
     import numpy  # noqa: F401
     import pydicom  # noqa: F401
 
-    from ..stream.parallel import resolve_jobs
     from ..transcode import OutputPlan, run_plan
 
     codecs.encoder_for(options.target)
     from dataclasses import replace
 
-    plan = OutputPlan(batch.inputs(run.inputs(src)), output, src.inputs)
+    plan = OutputPlan(batch.inputs(run.inputs(files)), output, files.inputs)
     options = replace(options, overwrite=batch.overwrite(options.overwrite))
     size_in = size_out = 0
-    for record in run.progress(batch.stream(run_plan(plan, options, resolve_jobs(jobs)))):
+    for record in run.progress(batch.stream(run_plan(plan, options, files.workers()))):
         if record.get("ok"):
             size_in += record.get("size_in", 0)
             size_out += record.get("size_out", 0)
@@ -163,10 +158,7 @@ def _human(record: dict[str, Any]) -> str | None:
             detail += f", PSNR {record['psnr']} dB)" if record.get("psnr") is not None else ")"
     if record.get("note"):
         detail += f"; {record['note']}"
-    text = f"{head}  {detail}"
-    for warning in record.get("warnings", ()):
-        text += f"\n       warning: {warning}"
-    return text
+    return with_warnings(f"{head}  {detail}", record)
 
 
 def _list(json_mode: bool | None) -> None:
