@@ -247,7 +247,7 @@ complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -l debug -d 'Show 
 complete -c dcmtools -n '__fish_seen_subcommand_from migrate' -F
 complete -c dcmtools -n '__fish_seen_subcommand_from move' -l key -s k -r -d 'A query key: Keyword or gggg,eeee, =VALUE to match (wildcards * ?, ranges A-B, U'
 complete -c dcmtools -n '__fish_seen_subcommand_from move' -l level -s L -r -d 'patient, study, series or image (for -k keys; piped records keep their own unles'
-complete -c dcmtools -n '__fish_seen_subcommand_from move' -l model -s m -r -d 'patient or study root [default: the record\'s, else study; patient at the patient'
+complete -c dcmtools -n '__fish_seen_subcommand_from move' -l model -s m -r -d 'Information model: patient or study root [default: the record\'s, else study; pat'
 complete -c dcmtools -n '__fish_seen_subcommand_from move' -l dest -r -d 'Move to this AE title (a third node) instead of to ourselves'
 complete -c dcmtools -n '__fish_seen_subcommand_from move' -l get -d 'Use C-GET: receive on our own association (no port, no registration)'
 complete -c dcmtools -n '__fish_seen_subcommand_from move' -l port -s p -r -d 'Port of our storage SCP for C-MOVE to ourselves'

@@ -26,6 +26,14 @@ LimitOpt = Annotated[
     int | None,
     typer.Option("--limit", metavar="N", min=1, help="Stop after N matches (the query is cancelled with C-CANCEL)."),
 ]
+
+
+def model_option(default: str) -> Any:
+    """--model/-m (the query/retrieve information model); ``default`` says what it is when not given."""
+    help_ = f"Information model: patient or study root [default: {default}; patient at the patient level]."
+    return Annotated[str | None, typer.Option("--model", "-m", metavar="MODEL", help=help_, show_default=False)]
+
+
 NoDefaultsOpt = Annotated[
     bool, typer.Option("--no-defaults", help="Send only the -k keys (and the shortcuts), not the default return keys.")
 ]
@@ -203,16 +211,7 @@ def find_command(
     level: Annotated[
         str, typer.Option("--level", "-L", metavar="LEVEL", help="patient, study, series or image.")
     ] = "study",
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            metavar="MODEL",
-            help="Information model: patient or study root [default: study; patient at the patient level].",
-            show_default=False,
-        ),
-    ] = None,
+    model: model_option("study") = None,  # type: ignore[valid-type]
     patient: Annotated[
         str | None, typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")
     ] = None,

@@ -10,7 +10,7 @@ import typer
 from ..stream.records import human_failure
 from .application import app
 from .common import OverwriteOpt, StdArgs
-from .find import KeyOpt
+from .find import KeyOpt, model_option
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
 from .webpeer import WEB_EPILOG, WebArgs, is_web
 
@@ -96,16 +96,7 @@ def move_command(
             show_default=False,
         ),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            metavar="MODEL",
-            help="patient or study root [default: the record's, else study; patient at the patient level].",
-            show_default=False,
-        ),
-    ] = None,
+    model: model_option("the record's, else study") = None,  # type: ignore[valid-type]
     dest: Annotated[
         str | None,
         typer.Option("--dest", metavar="AET", help="Move to this AE title (a third node) instead of to ourselves."),
