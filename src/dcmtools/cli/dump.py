@@ -4,11 +4,12 @@ from typing import Annotated
 
 import typer
 
+from ..stream.tables import DUMP_COLUMNS
 from .application import app
-from .common import FileArgs, FlatOpt, StdArgs, option_groups
+from .common import FileArgs, FlatOpt, StdArgs, TableArgs, csv_epilog, option_groups
 
 
-@app.command("dump")
+@app.command("dump", epilog=csv_epilog("-t", " ".join(DUMP_COLUMNS), lead="path, then "))
 @option_groups
 def dump_command(
     tag: Annotated[
@@ -38,6 +39,7 @@ def dump_command(
     ] = 1024,
     full: Annotated[bool, typer.Option("--full", help="Text: never cut long values.")] = False,
     flat: FlatOpt = False,
+    table: TableArgs = TableArgs(),
     files: FileArgs.without("overwrite", "journal") = FileArgs(),  # type: ignore[valid-type]
     std: StdArgs = StdArgs(),
 ) -> None:
@@ -58,12 +60,16 @@ def dump_command(
       dcmtools dump -t 'ReferencedImageSequence[0].ReferencedSOPInstanceUID' a.dcm
       find /archive -name '*.dcm' -print0 | dcmtools dump -0 -j 0 - > all.jsonl
       dcmtools dump -t PatientID --shard 1/4 /archive > ids-1.jsonl
+      dcmtools dump --csv -t PatientName -t StudyDate -t Modality archive/ > archive.csv
     """
     from .. import dump as library
     from ..dicom.tagpath import PathError
     from ..stream.parallel import map_ordered
 
     with std.run("dump") as run:
+        if table.csv or table.tsv:
+            tag = tag or list(DUMP_COLUMNS)  # the columns are the -t tags
+            table.use(run, tag, std, flat=flat, lead=["path"], column_option="--tag")
         try:
             tags = library.parse_tags(tag or [])
         except PathError as exc:

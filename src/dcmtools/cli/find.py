@@ -6,7 +6,7 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .common import FlatOpt, StdArgs
+from .common import FlatOpt, StdArgs, TableArgs, csv_epilog
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record, write_query
 from .webpeer import WEB_EPILOG, WebArgs, is_web
 
@@ -203,7 +203,15 @@ def _sop_class_name(uid: Any) -> str:
         return str(uid)
 
 
-@app.command("find", epilog=FIND_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG + "\n\n" + WEB_EPILOG)
+FIND_CSV_EPILOG = csv_epilog(
+    "-k", "the default return keys of the level (above), then the shortcut keys", lead="q (with --queries-from), then "
+)
+
+
+@app.command(
+    "find",
+    epilog="\n\n".join((FIND_EPILOG, FIND_CSV_EPILOG, PEERS_EPILOG, EXIT_STATUS_EPILOG, WEB_EPILOG)),
+)
 @client_options
 def find_command(
     peer: PeerArg,
@@ -240,6 +248,7 @@ def find_command(
         ),
     ] = None,
     flat: FlatOpt = False,
+    table: TableArgs = TableArgs(),
     net: NetArgs = NetArgs(),
     web: WebArgs = WebArgs(),
     std: StdArgs = StdArgs(),
@@ -258,6 +267,7 @@ def find_command(
       dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --store-dir out/ -
       dcmtools find https://pacs.example.org/dicom-web --level series -k Modality=CT --user alice --password-file ~/.pacs-password
       dcmtools find pacs --queries-from accessions.csv -k StudyDescription
+      dcmtools find pacs --level series --csv -k PatientName -k Modality -k SeriesDescription > series.csv
     """
     with std.run("find", table_human(_COLUMNS)) as run:
         from ..net.keys import DEFAULT_KEYS, choose_model, identifier_from, normalize_level, parse_keys, shortcut_keys
@@ -276,6 +286,10 @@ def find_command(
             )
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None
+        from ..stream.tables import key_columns, plain_columns
+
+        columns = key_columns(key or []) or plain_columns([*DEFAULT_KEYS[query_level], *texts])
+        table.use(run, columns, std, flat=flat, lead=["q"] if queries_from is not None else [])
         if is_web(peer, net.peers):  # DICOMweb: QIDO-RS (cli/webpeer.py)
             from . import webpeer
 
