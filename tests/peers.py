@@ -328,6 +328,7 @@ def listen(
     port: int | None = None,
     log: Path | None = None,
     allow_any: bool = True,
+    keep: bool = True,
 ) -> Iterator[Listen]:
     """``dcmtools listen --json`` on ``port`` (default: a free one) storing under ``store`` (default: a folder
     of ``tmp``), with options ``args``, its output in ``log`` (default: a file of ``tmp``); stopped by PID after
@@ -335,11 +336,14 @@ def listen(
 
     ``aet`` None: listen's own default AE title (DCMTOOLS).  ``allow_any`` (unless ``args`` has an --allow
     option): any caller may query and retrieve, for tests whose requesters have several AE titles; False keeps
-    listen's default access (the peers file's callers only), as test_listen_server tests it."""
+    listen's default access (the peers file's callers only), as test_listen_server tests it.  ``keep`` False:
+    no --store-dir (a listen that keeps nothing and answers no query/retrieve)."""
     port = port or free_port()
     store = store or tmp / f"listen-{port}"
     log = log or tmp / f"listen-{port}.jsonl"
-    cmd = [sys.executable, "-m", "dcmtools", "listen", "--port", str(port), "--store-dir", str(store), "--json"]
+    cmd = [sys.executable, "-m", "dcmtools", "listen", "--port", str(port), "--json"]
+    if keep:
+        cmd += ["--store-dir", str(store)]
     if aet is not None:
         cmd += ["--aet", aet]
     cmd += args

@@ -58,7 +58,7 @@ from .keys import (
     sort_identifier,
 )
 from .matching import dataset_matches, returned
-from .peer import Peer, load_peers
+from .peer import Peer, load_peers, peer_with_aet
 from .qrscp_replies import C_FIND_RSP, _context, _Counts, _GetSession, _Gone, _move_rsp, _Replier
 from .status import describe
 
@@ -322,13 +322,7 @@ class QueryRetrieveSCP:
         except DcmtoolsError as exc:
             LOGGER.warning("%s", exc)
             return None
-        for peer in peers.values():
-            if peer.aet == aet:
-                return peer
-        for peer in peers.values():
-            if peer.aet.lower() == aet.lower():
-                return peer
-        return None
+        return peer_with_aet(aet, peers)
 
     def _instances(self, msg: Any, ts: str, record: dict[str, Any]) -> tuple[list[StoredInstance], str, str | None]:
         sop_class = str(msg.AffectedSOPClassUID)
