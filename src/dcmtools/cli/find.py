@@ -334,7 +334,7 @@ def find_command(
       dcmtools find pacs --patient doe --modality CT --date 20240101-20240131
       dcmtools find pacs --level series -k AccessionNumber=ACC001 -k SeriesDescription
       dcmtools find pacs -k 'PatientName=SMITH^*' -k PatientSpeciesDescription --flat | jq -c 'select(.type=="match") | .dataset'
-      dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --port 11112 --store-dir out/ -
+      dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --store-dir out/ -
       dcmtools find web --level series -k Modality=CT     # a DICOMweb service: QIDO-RS
       printf 'AccessionNumber\\nACC001\\nACC042\\n' > accessions.csv
       dcmtools find pacs --queries-from accessions.csv -k StudyDescription

@@ -137,8 +137,8 @@ def move_command(
 
     \b
     Examples:
-      dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --port 11112 --store-dir out/ -
-      dcmtools move pacs -k AccessionNumber=ACC001 --port 11112 --store-dir study-copy/
+      dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --store-dir out/ -
+      dcmtools move pacs -k AccessionNumber=ACC001 --port 11112 --store-dir study-copy/   # --port: where the PACS knows us
       dcmtools move pacs -k PatientID=VET042 --level patient --get -d dog/
       dcmtools move pacs -k PatientID=VET042 --dest WORKSTATION1   # exit status 1: the PACS does not know WORKSTATION1
       dcmtools find web --patient-id PAT001 | dcmtools move web --get -d from-web/ -

@@ -239,7 +239,7 @@ def print_command(
       dcmtools print printer ct.dcm
       dcmtools print printer study/ --layout 4,5 --film-size 14INX17IN --window 40,400
       dcmtools print printer archive/vet-dog/ --frames 1 --layout 1,2 --medium PAPER --copies 2
-      dcmtools print printer study/ --layout 2,3 --dry-run -o preview/
+      dcmtools print --dry-run study/ --layout 2,3 -o preview/   # no printer needed
       find study/ -name "*.dcm" | sort | dcmtools print printer - --layout 3,4
     """
     with std.run("print", _human) as run, spelled_errors():
