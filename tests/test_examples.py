@@ -3,6 +3,7 @@ docs/**/*.md, with bash, in a sandbox (the shared conventions of issue 21; for r
 docs/guides/scripting.md, "Trying the examples"):
 
   ct.dcm        one CT slice of samples/human-ct
+  us.dcm        an ultrasound cine loop: 30 colour frames, JPEG (pydicom's examples_ybr_color.dcm)
   study/        a copy of samples/human-ct (one CT study)
   archive/      a copy of the whole samples/ tree
   worklist/     the worklist items `pacs` serves (two, scheduled today)
@@ -276,6 +277,9 @@ class Sandbox:
 def _build_template(template: Path) -> None:
     template.mkdir(parents=True)
     shutil.copy(SAMPLES / "human-ct/1-abdomen/ct1.dcm", template / "ct.dcm")
+    from pydicom.data import get_testdata_file
+
+    shutil.copy(get_testdata_file("examples_ybr_color.dcm"), template / "us.dcm")  # multi-frame, colour, 8 bits
     shutil.copytree(SAMPLES / "human-ct", template / "study")
     shutil.copytree(SAMPLES, template / "archive")
     today = dt.date.today().strftime("%Y%m%d")

@@ -238,7 +238,7 @@ def print_command(
       dcmtools print printer --status
       dcmtools print printer ct.dcm
       dcmtools print printer study/ --layout 4,5 --film-size 14INX17IN --window 40,400
-      dcmtools print printer archive/vet-dog/ --frames 1 --layout 1,2 --medium PAPER --copies 2
+      dcmtools print printer us.dcm --frames 1-12 --layout 3,4 --medium PAPER --copies 2
       dcmtools print --dry-run study/ --layout 2,3 -o preview/   # no printer needed
       find study/ -name "*.dcm" | sort | dcmtools print printer - --layout 3,4
     """

@@ -76,7 +76,7 @@ def transcode_command(
       dcmtools transcode study/ --to jpeg-ls -o compressed/
       dcmtools transcode 'archive/**/*.dcm' --to explicit -o plain/ --jobs 4
       dcmtools transcode study/ --to j2k-lossy --ratio 20 -o lossy/
-      dcmtools transcode study/ --to jpeg-ls-near --error 2 -o near-lossless/
+      dcmtools transcode us.dcm --to jpeg-baseline --quality 85 -o web/
       find archive/ -name '*.dcm' | dcmtools transcode --to rle -o rle/
       dcmtools transcode study/ --to explicit -o explicit/ | dcmtools send pacs
       dcmtools transcode archive/ --to rle -o rle-journal/ --journal rle.journal
