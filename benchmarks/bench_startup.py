@@ -100,7 +100,7 @@ def main() -> None:
         )
         try:
             time.sleep(0.3)
-            for name, (command, env, _) in commands.items():  # warm-up: .pyc files, page cache
+            for command, env, _ in commands.values():  # warm-up: .pyc files, page cache
                 once(command, env)
             for _ in range(args.repeat):
                 for name, (command, env, _) in commands.items():
