@@ -7,7 +7,9 @@ loaded machine inflates less than wall time), and ratios of medians.
 
 * ``dcmtools echo`` vs DCMTK ``echoscu``, against the same DCMTK storescp on 127.0.0.1;
 * ``dcmtools --version`` (the CLI alone) beside ``python -c pass`` (the interpreter alone);
-* ``dcmtools dump --no-json ct.dcm`` vs ``dcmdump ct.dcm`` (one CT slice of samples/human-ct).
+* ``dcmtools dump --no-json ct.dcm`` vs ``dcmdump ct.dcm`` (one CT slice of samples/human-ct);
+* what the floor is made of: ``python -c "import ..."`` of each layer ``dcmtools echo`` imports, in turn
+  (typer, the CLI, pydicom, pynetdicom, dcmtools.net), and pydicom and pynetdicom imported eagerly.
 
 ``--before`` names another checkout's src/ (e.g. ``git archive REV src | tar -x -C /tmp/old``): its
 dcmtools commands are timed in the same rounds, for a before/after under the same load.  The load average
@@ -29,6 +31,15 @@ import time
 from common import DCMTOOLS, ENV, REPO, require
 
 CT = REPO / "samples" / "human-ct" / "1-abdomen" / "ct1.dcm"
+LAYERS = {
+    "  import typer": "import typer",
+    "  import the CLI (dcmtools.cli.common)": "import dcmtools.cli.common",
+    "  + pydicom (after dcmtools: deferred)": "import dcmtools.cli.common, pydicom",
+    "  + pynetdicom": "import dcmtools.cli.common, pynetdicom",
+    "  + dcmtools.net, cli.echo": "import dcmtools.cli.echo, dcmtools.net, pynetdicom",
+    "  pydicom alone, eager (as pydicom does)": "import pydicom",
+    "  pynetdicom alone, eager": "import pynetdicom",
+}
 
 
 def free_port() -> int:
@@ -85,6 +96,12 @@ def main() -> None:
         "dcmdump ct.dcm (DCMTK)": (["/usr/bin/dcmdump", str(CT)], ENV, None),
         "dcmtools dump --no-json ct.dcm": (dump, ENV, "dcmdump ct.dcm (DCMTK)"),
     }
+    # What the floor is made of: each line imports one more layer of what `dcmtools echo` imports.
+    below = "python -c pass"
+    for name, code in LAYERS.items():
+        alone = "alone" in name
+        commands[name] = ([sys.executable, "-c", code], ENV, "python -c pass" if alone else below)
+        below = below if alone else name
     if old_env:
         for name in ("dcmtools echo", "dcmtools --version", "dcmtools dump --no-json ct.dcm"):
             command, _, _ = commands[name]
@@ -110,13 +127,16 @@ def main() -> None:
             peer.terminate()
             peer.wait()
     print(f"load average after:  {load()}\n")
-    print(f"{'':<40} {'median':>8} {'floor':>8} {'CPU':>8}   ratio of medians (wall, CPU)")
+    print(f"{'':<46} {'median':>8} {'floor':>8} {'CPU':>8}   ratio of medians (wall, CPU)")
     median = {name: statistics.median(w for w, _ in values) for name, values in times.items()}
     cpu = {name: statistics.median(c for _, c in values) for name, values in times.items()}
     for name, (_, _, reference) in commands.items():
         floor = min(w for w, _ in times[name])
-        text = f"{name:<40} {median[name]:7.3f}s {floor:7.3f}s {cpu[name]:7.3f}s"
-        if reference:
+        text = f"{name:<46} {median[name]:7.3f}s {floor:7.3f}s {cpu[name]:7.3f}s"
+        if reference and name in LAYERS:  # a layer: what it adds to the one below
+            added = (median[name] - median[reference]) * 1000, (cpu[name] - cpu[reference]) * 1000
+            text += f"   +{added[0]:.0f} ms, +{added[1]:.0f} ms CPU over {reference.strip()}"
+        elif reference:
             ratio_cpu = cpu[name] / cpu[reference] if cpu[reference] else float("inf")
             text += f"   x{median[name] / median[reference]:.2f}, x{ratio_cpu:.2f} vs {reference}"
         print(text)
