@@ -28,7 +28,13 @@ import sys
 import tempfile
 import time
 
-from common import DCMTOOLS, ENV, REPO, require
+from common import DCMTOOLS, REPO, require
+from common import ENV as COMMON_ENV
+
+# Bytecode caches as an installed dcmtools has them (pip compiles on install): with PYTHONDONTWRITEBYTECODE
+# set (some shells and CI set it) every run would compile dcmtools' sources again, ~50 ms of each start.
+# The warm-up round writes them.
+ENV = {k: v for k, v in COMMON_ENV.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 CT = REPO / "samples" / "human-ct" / "1-abdomen" / "ct1.dcm"
 LAYERS = {

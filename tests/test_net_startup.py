@@ -121,3 +121,44 @@ def test_version_registers_no_command() -> None:
     ] == []
     stdout, loaded = _run_cli_then_list_modules("--help", "--version")  # --help first: every command listed
     assert "echo" in stdout and "dcmtools.cli.echo" in loaded
+
+
+def _collections_during_import(first: str) -> list:
+    code = (
+        "import gc, json\n"
+        f"import {first}\n"
+        "runs = []\n"
+        "gc.callbacks.append(lambda phase, info: runs.append(phase))\n"
+        "import pynetdicom\n"
+        "during = len(runs)\n"
+        "print(json.dumps([during, gc.isenabled(), gc.get_freeze_count()]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_the_collector_rests_while_pydicom_and_pynetdicom_import() -> None:
+    """dicom/deferred.py turns the cyclic GC off while pydicom and pynetdicom import, and on again after;
+    a library user's objects are never frozen (only the command line asks for that)."""
+    during, enabled, frozen = _collections_during_import("dcmtools")
+    assert during <= 2 and enabled and frozen == 0  # at most one collection (start, stop): when it is on again
+    during, enabled, frozen = _collections_during_import("sys")  # without dcmtools: pydicom's own import
+    assert during > 20 and enabled and frozen == 0
+
+
+def test_the_command_line_freezes_what_start_up_made() -> None:
+    code = (
+        "import gc, sys, io, contextlib\n"
+        "from dcmtools.cli import main\n"
+        "sys.argv = ['dcmtools', 'echo', 'NOBODY@127.0.0.1:1', '--json', '--timeout', '1']\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 10000)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split() == ["True", "True"]

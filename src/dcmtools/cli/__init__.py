@@ -72,6 +72,9 @@ def __getattr__(name: str):
 
 
 def main() -> None:
+    from ..dicom.deferred import freeze_after_imports
     from .common import run_app
+
+    freeze_after_imports()  # the objects pydicom and pynetdicom make at import live until we exit
 
     run_app(load_commands(sys.argv[1:]))
