@@ -18,14 +18,15 @@ moves that work to its first use, without changing what pydicom ends up with:
 * Plugin registration at first use: while pydicom's two registries import, their ``add_plugin``
   calls are queued; the first read of any coder's plugins (``_available`` / ``_unavailable``, which
   every decode, encode and ``available_plugins`` goes through) runs the queue, in pydicom's order,
-  so each coder holds what eager registration would have given it.  This reaches into pydicom 3.0
-  privates: it is applied only to pydicom 3.0.x (pinned in pyproject.toml; another version is left
-  to import eagerly), and tests/test_pydicom_contract.py checks every name used here and compares
-  the deferred state with the eager one, so that an upgrade fails there first.
+  so each coder holds what eager registration would have given it.
+* ``isinstance(value, numpy.ndarray)``, which pydicom asks of every element it writes, answers False
+  without loading numpy while numpy has not loaded (no value can be an array then): ``_NumpyGuard``.
+* The cyclic garbage collector rests while pydicom and pynetdicom import (``_without_gc``).
 
-What stays (measured with pydicom 3.0.2): pydicom's own modules (data dictionary, value
-representations, dataset, reader, writer) and ``pydicom.pixels``' Python modules, which ``Dataset``
-imports by name.  See docs/design/startup.md for the numbers.
+The second and third reach into pydicom 3.0 privates: they are applied only to pydicom 3.0.x (pinned
+in pyproject.toml; another version is left to import eagerly), and tests/test_pydicom_contract.py
+checks every name used here and compares the deferred state with the eager one, so that an upgrade
+fails there first.  What stays is pydicom's and pynetdicom's own modules: docs/design/startup.md.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ class _Finder:
         with _LOCK:
             deferred, hook = name in self.deferred, self.hooks.pop(name, None)
             self.deferred.discard(name)
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        spec = self._others_spec(name, path, target)
         if spec is None or spec.loader is None:
             return spec
         # Duck-typed loaders: subclassing importlib.abc.Loader would import importlib.abc (and
@@ -147,6 +148,16 @@ class _Finder:
         elif deferred and isinstance(spec.loader, importlib.machinery.SourceFileLoader):
             spec.loader = cast(Any, _DeferringLoader(spec.loader))
         return spec
+
+    def _others_spec(self, name: str, path: Sequence[str] | None, target: Any) -> Any:
+        """The spec the import system would find without this finder (site-packages, an editable install...)."""
+        for finder in list(sys.meta_path):
+            find = getattr(finder, "find_spec", None)
+            if finder is not self and find is not None:
+                spec = find(name, path, target)
+                if spec is not None:
+                    return spec
+        return None
 
 
 _FINDER = _Finder()
