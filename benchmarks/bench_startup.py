@@ -37,12 +37,14 @@ from common import ENV as COMMON_ENV
 ENV = {k: v for k, v in COMMON_ENV.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 CT = REPO / "samples" / "human-ct" / "1-abdomen" / "ct1.dcm"
+# As the command line does (dicom/deferred.py: GC off while pydicom and pynetdicom import, then frozen).
+_CLI = "import dcmtools.dicom.deferred as d; d.freeze_after_imports(); "
 LAYERS = {
     "  import typer": "import typer",
-    "  import the CLI (dcmtools.cli.common)": "import dcmtools.cli.common",
-    "  + pydicom (after dcmtools: deferred)": "import dcmtools.cli.common, pydicom",
-    "  + pynetdicom": "import dcmtools.cli.common, pynetdicom",
-    "  + dcmtools.net, cli.echo": "import dcmtools.cli.echo, dcmtools.net, pynetdicom",
+    "  import the CLI (dcmtools.cli.common)": _CLI + "import dcmtools.cli.common",
+    "  + pydicom (after dcmtools: deferred)": _CLI + "import dcmtools.cli.common, pydicom",
+    "  + pynetdicom": _CLI + "import dcmtools.cli.common, pynetdicom",
+    "  + dcmtools.net, cli.echo": _CLI + "import dcmtools.cli.echo, dcmtools.net, pynetdicom",
     "  pydicom alone, eager (as pydicom does)": "import pydicom",
     "  pynetdicom alone, eager": "import pynetdicom",
 }
