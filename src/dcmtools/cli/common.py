@@ -201,6 +201,10 @@ class CommandRun:
             # The reader went away (e.g. `| head`): stop quietly.
             _silence_stdout()
             raise typer.Exit(int(self.writer.status))
+        elif isinstance(exc, DcmtoolsError) and exc.exit_status == ExitStatus.USAGE and not self.writer.lines:
+            # A usage error before any record: the message alone, as typer's own usage errors (no summary).
+            self._report(str(exc), exc)
+            raise typer.Exit(int(ExitStatus.USAGE))
         elif isinstance(exc, DcmtoolsError):
             self._report(str(exc), exc)
             self.writer.fail(exc.exit_status)

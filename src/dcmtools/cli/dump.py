@@ -110,7 +110,13 @@ def dump_command(
         batch = open_batch(run, "dump", shard, None, cluster)
         jobs_ = library.jobs_for(batch.inputs(run.inputs(inputs, files_from, null)), options)
         lost = library.lost_line if run.json_mode else library.lost_text
-        results = map_ordered(library.RecordsPassThrough(worker, encode=True), jobs_, workers, chunksize=16, lost=lost)
+        results = map_ordered(
+            library.RecordsPassThrough(worker, encode=True, text=not run.json_mode),
+            jobs_,
+            workers,
+            chunksize=16,
+            lost=lost,
+        )
         first = True
         for ok, code, text in run.progress(batch.stream(results, record=lambda result: {})):
             if not run.json_mode:

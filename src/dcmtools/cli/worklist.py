@@ -37,12 +37,12 @@ _COLUMNS = {
         ("_date", "date", 8),
         ("_time", "time", 6),
         ("_modality", "mod", 4),
-        ("_station", "station", 10),
+        ("_station", "station", 0),
         ("PatientName", "name", 20),
-        ("PatientID", "patient id", 10),
+        ("PatientID", "patient id", 0),
         ("_animal", "species/breed", 18),
         ("ResponsiblePerson", "owner", 14),
-        ("AccessionNumber", "accession", 10),
+        ("AccessionNumber", "accession", 0),
         ("_description", "procedure", 0),
     ]
 }
@@ -72,13 +72,7 @@ def _human_record(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "dataset": {**shown, **{k: data.get(k) for k in keep}}}
 
 
-_table = table_human(_COLUMNS, key="model")
-
-
-def _human(record: dict[str, Any]) -> str | None:
-    if record.get("type") == "match":
-        record = _human_record(record)
-    return _table(record)
+_human = table_human(_COLUMNS, key="model", prepare=_human_record)
 
 
 WORKLIST_CSV_EPILOG = csv_epilog(

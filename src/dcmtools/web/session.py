@@ -100,7 +100,7 @@ def _read_secret(path: str, what: str) -> str:
         ) from None
 
 
-def is_web_peer(text: str, peers_file: str | os.PathLike | None = None) -> bool:
+def is_web_peer(text: str, peers_file: str | os.PathLike[str] | None = None) -> bool:
     """True when PEER names a DICOMweb service (a URL, or a peers-file entry with ``url``)."""
     from ..net.peer import web_peer_entry  # net.peer reads the peers file
 
@@ -109,7 +109,7 @@ def is_web_peer(text: str, peers_file: str | os.PathLike | None = None) -> bool:
 
 def parse_web_peer(
     text: str,
-    peers_file: str | os.PathLike | None = None,
+    peers_file: str | os.PathLike[str] | None = None,
     *,
     token: str | None = None,
     token_file: str | None = None,
