@@ -157,7 +157,8 @@ def table_human(columns: dict[str, list[tuple[str, str, int]]], key: str = "leve
             return None
         group = record.get(key) or record.get("model") or ""
         cols = columns.get(group) or columns.get(str(group).upper()) or []
-        from ..net.keys import DEFAULT_KEYS, flat_of
+        from ..net.identifiers import flat_of
+        from ..net.keys import DEFAULT_KEYS
 
         data = record.get("dataset") or {}
         if data and all(len(k) == 8 for k in data):

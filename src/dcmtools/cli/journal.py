@@ -87,7 +87,8 @@ def merge_command(
     Examples:
       dcmtools journal merge anon-*.journal -o anon.journal
     """
-    from ..stream.journal import JournalError, merge
+    from ..stream.journal import JournalError
+    from ..stream.journal_merge import merge
 
     with CommandRun("journal", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         missing = [str(f) for f in files if not f.exists()]

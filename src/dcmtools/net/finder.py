@@ -9,6 +9,7 @@ from typing import Any
 
 from ..stream.records import ErrorCode
 from .assoc import NetOptions, associate
+from .identifiers import flat_of, from_bytes
 from .keys import (
     CONTROL_TAGS,
     FIND,
@@ -17,8 +18,6 @@ from .keys import (
     UNIQUE_KEY,
     WORKLIST_FIND,
     first_text,
-    flat_of,
-    from_bytes,
     identifier_from,
     level_index,
     level_of,

@@ -71,7 +71,7 @@ from .retrieve_requests import request_from_keys as request_from_keys
 from .retrieve_requests import request_from_record as request_from_record
 from .retrieve_requests import requests_from_lines as requests_from_lines
 from .retrieve_requests import unique_identifier as unique_identifier
-from .status import describe, status_fields
+from .retrieve_verdict import Side, retrieve_record
 
 LOGGER = logging.getLogger("dcmtools.net")
 MAX_CONTEXTS = 128
@@ -497,148 +497,18 @@ class Retriever:
         return self._assoc
 
     def _record(self, base: dict[str, Any], outcome: Outcome, received: list[dict[str, Any]] | None) -> dict[str, Any]:
-        record = dict(base)
-        record.update(
-            status_fields(outcome.status, self.kind, outcome.error_comment) if outcome.status is not None else {}
+        side = Side(
+            peer=self.peer.label,
+            calling_aet=self.options.calling_aet,
+            get=self.get,
+            dest_is_us=self.dest is None,
+            address=self._our_address(),
+            port=self.port,
+            store_dir=self.store_dir,
         )
-        record.update({"completed": outcome.completed, "failed": outcome.failed, "warning": outcome.warning})
-        if outcome.remaining:
-            record["remaining"] = outcome.remaining
-        files: list[str] = []
-        stored_failed = 0
-        if received is not None:
-            stored = [r for r in received if r.get("ok")]
-            stored_failed = len(received) - len(stored)
-            files = [r["path"] for r in stored if r.get("path")]
-            record["received"] = len(stored)
-            self.received += len(stored)
-            if files:
-                record["out"] = _common_folder(files) if len(files) > 1 else files[0]
-                record["files"] = files
-        if outcome.failed_uids:
-            record["failed_sop_instance_uids"] = outcome.failed_uids
-        error = self._judge(record, outcome, received is not None, stored_failed)
-        if outcome.cancelled:
-            record["cancelled"] = True
-        record["ok"] = error is None
-        if error is not None:
-            record["error"] = error
+        record = retrieve_record(side, base, outcome, received)
+        self.received += record.get("received", 0)
         return record
-
-    def _judge(
-        self, record: dict[str, Any], outcome: Outcome, to_us: bool, stored_failed: int
-    ) -> dict[str, Any] | None:
-        """None when the retrieve went well, else the error of its record."""
-        peer = self.peer.label
-        dest = record.get("destination")
-        code = outcome.status
-        if outcome.refused is not None:
-            return {
-                "code": ErrorCode.MOVE_DESTINATION_UNKNOWN,
-                "message": (
-                    f"{peer} dropped the association instead of answering the C-MOVE to {dest!r}: it "
-                    f"probably does not know the AE title {self.options.calling_aet!r} (we asked) "
-                    + (f"or {dest!r} (the destination)" if dest != self.options.calling_aet else "")
-                ).rstrip()
-                + f" ({outcome.refused.message})",
-                "hint": (
-                    f"register AE title {self.options.calling_aet} on the PACS"
-                    + (
-                        f" with this host and port ({self._our_address()})"
-                        if self.dest is None and self._our_address()
-                        else ""
-                    )
-                    + " (Orthanc: DicomModalities, or DicomAlwaysAllowMove); check the PACS log"
-                ),
-            }
-        if code is None:
-            return {"code": ErrorCode.MOVE_FAILED, "message": f"{peer} gave no final answer"}
-        category, meaning = describe(code, self.kind)
-        suboperations = outcome.completed + outcome.failed + outcome.warning
-        if code == 0xA801 or (code == 0xC000 and not self.get and suboperations == 0):
-            where = self._our_address()
-            probably = "" if code == 0xA801 else "probably "
-            return {
-                "code": ErrorCode.MOVE_DESTINATION_UNKNOWN,
-                "message": (
-                    f"{peer} refused the C-MOVE: the move destination {dest!r} is {probably}unknown to it "
-                    f"({meaning}, status 0x{code:04X}"
-                    + (f": {outcome.error_comment}" if outcome.error_comment else "")
-                    + (", which is what Orthanc answers for an unknown destination" if code == 0xC000 else "")
-                    + ")"
-                ),
-                "hint": (
-                    f"AE title {dest} must be registered on the PACS with "
-                    + (f"this host and port ({where})" if where and self.dest is None else "its host and port")
-                    + " (Orthanc: DicomModalities; DCMTK dcmqrscp: HostTable)"
-                    + ("; or use --get, which needs no registration" if self.dest is None else "")
-                ),
-            }
-        if category == "cancel":
-            return {
-                "code": ErrorCode.CANCELLED,
-                "message": f"the retrieve was cancelled ({outcome.remaining or 0} not retrieved)",
-            }
-        if category == "failure" and suboperations == 0 and not (to_us and record.get("received")):
-            hint = "check the identifier and the peer's log"
-            if code in (0xA701, 0xA702) and not self.get and self.dest is None:
-                hint = (
-                    f"the peer could not send to {dest}: check that it can reach {self._our_address() or 'this host'} "
-                    f"and that {dest} is registered there with the right port"
-                )
-            return {
-                "code": ErrorCode.MOVE_FAILED,
-                "message": f"{peer} refused the {'C-GET' if self.get else 'C-MOVE'}: {meaning} (status 0x{code:04X})"
-                + (f": {outcome.error_comment}" if outcome.error_comment else ""),
-                "hint": hint,
-            }
-        if outcome.failed or category == "failure":
-            return {
-                "code": ErrorCode.MOVE_FAILED,
-                "message": f"{outcome.failed} of {suboperations} sub-operations failed ({meaning}, status 0x{code:04X})"
-                + (f": {outcome.error_comment}" if outcome.error_comment else ""),
-                "hint": "see failed_sop_instance_uids, and the log of the peer"
-                + ("" if not to_us else " (and the records of the instances it sent)"),
-            }
-        if to_us:
-            received = record.get("received", 0)
-            if stored_failed:
-                return {
-                    "code": ErrorCode.MOVE_FAILED,
-                    "message": f"{stored_failed} instance(s) arrived but could not be stored under {self.store_dir}",
-                    "hint": "check the space and permissions of --store-dir",
-                }
-            if received == 0 and suboperations == 0:
-                return {
-                    "code": ErrorCode.MOVE_FAILED,
-                    "message": f"nothing arrived: {peer} found no instances for this identifier",
-                    "hint": "check the identifier with 'dcmtools find'",
-                }
-            if received == 0 and not self.get:
-                return {
-                    "code": ErrorCode.MOVE_FAILED,
-                    "message": (
-                        f"{peer} says it sent {outcome.completed} instance(s) to {dest}, but none arrived "
-                        f"here (port {self.port})"
-                    ),
-                    "hint": (
-                        f"the PACS has AE title {dest} registered with another host or port; "
-                        f"register it with {self._our_address() or 'this host'}"
-                    ),
-                }
-            if received < outcome.completed + outcome.warning:
-                return {
-                    "code": ErrorCode.MOVE_FAILED,
-                    "message": f"{peer} says it sent {outcome.completed + outcome.warning} instance(s), {received} arrived",
-                    "hint": "some went elsewhere or are still on the way; check the peer's log",
-                }
-        elif suboperations == 0:
-            return {
-                "code": ErrorCode.MOVE_FAILED,
-                "message": f"nothing was sent: {peer} found no instances for this identifier",
-                "hint": "check the identifier with 'dcmtools find'",
-            }
-        return None
 
     def _our_address(self) -> str | None:
         assoc = self._assoc.association if self._assoc is not None else None
@@ -658,13 +528,6 @@ def _stop_takes_grace(scp: Any) -> bool:
         return "grace" in inspect.signature(scp.stop).parameters
     except (TypeError, ValueError):
         return False
-
-
-def _common_folder(paths: list[str]) -> str:
-    try:
-        return os.path.commonpath([os.path.dirname(p) for p in paths])
-    except ValueError:
-        return os.path.dirname(paths[0])
 
 
 def _get_contexts(classes: list[str] | None) -> tuple[list[Any], list[Any]]:

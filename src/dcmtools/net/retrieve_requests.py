@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
+from .identifiers import flat_of, json_from_flat
 from .keys import (
     LEVELS,
     TAGS,
     UNIQUE_KEY,
     choose_model,
     first_text,
-    flat_of,
     identifier_from,
-    json_from_flat,
     level_index,
     normalize_level,
     parse_keys,

@@ -27,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..net.keys import TAGS, flat_of, normalize_level, sort_identifier, texts
+from ..net.identifiers import flat_of
+from ..net.keys import TAGS, normalize_level, sort_identifier, texts
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .session import WebSession
 
