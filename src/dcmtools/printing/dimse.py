@@ -46,7 +46,7 @@ PRINTER_ATTRIBUTES = {  # N-GET of the Printer SOP Instance: tag -> record field
 }
 
 
-def print_contexts(presentation_lut: bool = True) -> list:
+def print_contexts(presentation_lut: bool = True) -> list[Any]:
     from pynetdicom.presentation import build_context
 
     contexts = [build_context(META_GRAYSCALE, TRANSFER_SYNTAXES)]
@@ -55,7 +55,7 @@ def print_contexts(presentation_lut: bool = True) -> list:
     return contexts
 
 
-def status_contexts() -> list:
+def status_contexts() -> list[Any]:
     """For a status check: the Printer SOP Class on its own, or within either Meta SOP Class."""
     from pynetdicom.presentation import build_context
 
@@ -68,7 +68,7 @@ class ResponseLog:
     def __init__(self) -> None:
         self.last: Any = None
 
-    def handler(self) -> tuple:
+    def handler(self) -> tuple[Any, Any]:
         from pynetdicom import evt
 
         return (evt.EVT_DIMSE_RECV, self._received)
@@ -153,7 +153,7 @@ def _dataset(attributes: dict[str, Any]) -> Any:
     return ds
 
 
-def reference(sop_class: str, uid: str) -> list:
+def reference(sop_class: str, uid: str) -> list[Any]:
     from pydicom.dataset import Dataset
 
     item = Dataset()

@@ -10,7 +10,7 @@ from .journal import PAGE, Item, Journal
 
 
 def merge(
-    target: str | os.PathLike, sources: Iterable[str | os.PathLike], *, rank: Sequence[str] = ()
+    target: str | os.PathLike[str], sources: Iterable[str | os.PathLike[str]], *, rank: Sequence[str] = ()
 ) -> dict[str, int]:
     """Gather shard journals into ``target``: every item once; where two journals hold the same
     id, the state that comes later in ``rank`` wins (else the most recently changed).  Plan

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,30 @@ def parse_web_peer(
         return str((base / os.path.expanduser(str(value))).resolve()) if value else None
 
     url = text if is_url(text) else str(entry.get("url", ""))
+    _check_url(url)
+    token, user, password = _credentials(entry, file, token, token_file, user, password, password_file)
+    for value, option in ((tls_ca, "--tls-ca"), (tls_cert, "--tls-cert"), (tls_key, "--tls-key")):
+        if value and not os.path.exists(value):
+            raise DcmtoolsError(ErrorCode.BAD_TLS, f"{option} {value!r}: no such file", None, ExitStatus.USAGE)
+    timeout = timeout if timeout is not None else entry.get("timeout")
+    return WebPeer(
+        url,
+        name=None if is_url(text) else text,
+        token=token,
+        user=user,
+        password=password,
+        tls_ca=tls_ca or file("tls_ca"),
+        tls_cert=tls_cert or file("tls_cert"),
+        tls_key=tls_key or file("tls_key"),
+        tls_insecure=bool(tls_insecure or entry.get("tls_insecure")),
+        timeout=float(timeout) if timeout is not None else None,
+        batch=int(entry["batch"]) if entry.get("batch") else None,
+        batch_bytes=int(entry["batch_bytes"]) if entry.get("batch_bytes") else None,
+    )
+
+
+def _check_url(url: str) -> None:
+    """A usage error unless ``url`` is the base URL of a DICOMweb service."""
     if not is_url(url):
         raise DcmtoolsError(
             ErrorCode.BAD_PEER,
@@ -170,6 +195,18 @@ def parse_web_peer(
             "give the base URL of the DICOMweb service only",
             ExitStatus.USAGE,
         )
+
+
+def _credentials(
+    entry: dict[str, Any],
+    file: Callable[[str], str | None],
+    token: str | None,
+    token_file: str | None,
+    user: str | None,
+    password: str | None,
+    password_file: str | None,
+) -> tuple[str | None, str | None, str | None]:
+    """(token, user, password) from the options, the environment and the peers file ``entry``."""
     if token_file:
         token = token or _read_secret(token_file, "token")
     token = token or os.environ.get("DCMTOOLS_TOKEN") or None
@@ -197,24 +234,7 @@ def parse_web_peer(
         raise DcmtoolsError(
             ErrorCode.BAD_PEER, "both a token and a user were given", "use one of them", ExitStatus.USAGE
         )
-    for value, option in ((tls_ca, "--tls-ca"), (tls_cert, "--tls-cert"), (tls_key, "--tls-key")):
-        if value and not os.path.exists(value):
-            raise DcmtoolsError(ErrorCode.BAD_TLS, f"{option} {value!r}: no such file", None, ExitStatus.USAGE)
-    timeout = timeout if timeout is not None else entry.get("timeout")
-    return WebPeer(
-        url,
-        name=None if is_url(text) else text,
-        token=token,
-        user=user,
-        password=password,
-        tls_ca=tls_ca or file("tls_ca"),
-        tls_cert=tls_cert or file("tls_cert"),
-        tls_key=tls_key or file("tls_key"),
-        tls_insecure=bool(tls_insecure or entry.get("tls_insecure")),
-        timeout=float(timeout) if timeout is not None else None,
-        batch=int(entry["batch"]) if entry.get("batch") else None,
-        batch_bytes=int(entry["batch_bytes"]) if entry.get("batch_bytes") else None,
-    )
+    return token, user, password
 
 
 class WebSession:
