@@ -1,12 +1,29 @@
 """The typer application that every command module registers itself on."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
+from .spelling import spell
+
+
+class _SpellingGroup(TyperGroup):
+    """The root command: a usage error whose message names an option by its library keyword
+    (`tls_ca`) shows the command line's spelling (--tls-ca), whichever command raised it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            exc.message = spell(exc.message)
+            raise
+
 
 app = typer.Typer(
+    cls=_SpellingGroup,
     name="dcmtools",
     help=(
         "Composable DICOM tools that stream JSON Lines.\n\n"

@@ -23,6 +23,7 @@ import typer
 
 from ..stream.inputs import InputItem, iter_inputs
 from ..stream.records import DcmtoolsError, ExitStatus, HumanFormatter, RecordWriter, error_record
+from .spelling import spell, spell_fields
 
 # ---------------------------------------------------------------- options
 # Reusable option types: a command declares ``json: JsonOpt = None``.
@@ -102,7 +103,7 @@ class CommandRun:
         return self.writer.json_mode
 
     def write(self, record: dict[str, Any]) -> None:
-        self.writer.write(record)
+        self.writer.write(spell_fields(record))  # the library names options by keyword: our spelling
 
     def inputs(self, args: list[str] | None, files_from: str | None = None, null: bool = False) -> Iterator[InputItem]:
         """The inputs; a usage error when none were given at all."""
@@ -130,7 +131,7 @@ class CommandRun:
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            print(f"dcmtools {self.command}: {message}", file=sys.stderr, flush=True)
+            print(f"dcmtools {self.command}: {spell(message)}", file=sys.stderr, flush=True)
 
     # -- the frame
     def __enter__(self) -> "CommandRun":
@@ -167,7 +168,7 @@ class CommandRun:
         raise typer.Exit(status)
 
     def _report(self, message: str, exc: BaseException) -> None:
-        print(f"dcmtools {self.command}: {message}", file=sys.stderr, flush=True)
+        print(f"dcmtools {self.command}: {spell(message)}", file=sys.stderr, flush=True)
         if self.debug:
             traceback.print_exception(exc, file=sys.stderr)
 

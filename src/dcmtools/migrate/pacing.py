@@ -31,13 +31,13 @@ class Window:
         if not match:
             raise DcmtoolsError(
                 ErrorCode.BAD_VALUE,
-                f"--window {text!r}: write it as HH:MM-HH:MM (e.g. 19:00-06:00)",
+                f"`window` {text!r}: write it as HH:MM-HH:MM (e.g. 19:00-06:00)",
                 None,
                 ExitStatus.USAGE,
             )
         h1, m1, h2, m2 = map(int, match.groups())
         if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59:
-            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"--window {text!r}: not a time of day", None, ExitStatus.USAGE)
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"`window` {text!r}: not a time of day", None, ExitStatus.USAGE)
         return cls(h1 * 60 + m1, h2 * 60 + m2)
 
     def __str__(self) -> str:
@@ -73,7 +73,7 @@ class Rate:
         if not match or float(match.group(1)) <= 0:
             raise DcmtoolsError(
                 ErrorCode.BAD_VALUE,
-                f"--rate {text!r}: give instances per second (20, 20/s) or megabytes per second (5MB/s)",
+                f"`rate` {text!r}: give instances per second (20, 20/s) or megabytes per second (5MB/s)",
                 None,
                 ExitStatus.USAGE,
             )

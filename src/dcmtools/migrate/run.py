@@ -495,7 +495,7 @@ def status(journal: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(journal)
     if not os.path.exists(path):
         raise DcmtoolsError(
-            MigrateErrorCode.JOURNAL, f"no journal at {path!r}", "give the --journal of a migration", ExitStatus.USAGE
+            MigrateErrorCode.JOURNAL, f"no journal at {path!r}", "give the `journal` of a migration", ExitStatus.USAGE
         )
     try:
         with Journal(path, create=False) as j:

@@ -93,7 +93,7 @@ def make_ae(options: NetOptions, peer: Peer | None = None) -> Any:
     """A ``DcmtoolsAE`` with the timeouts and maximum PDU of ``options``."""
     from .acceptor import DcmtoolsAE
 
-    ae = DcmtoolsAE(ae_title=check_aet(options.calling_aet, "calling AE title (--aet)"))
+    ae = DcmtoolsAE(ae_title=check_aet(options.calling_aet, "calling AE title (`aet`)"))
     timeout = options.timeout_for(peer)
     ae.connection_timeout = timeout
     ae.acse_timeout = timeout
@@ -226,10 +226,10 @@ _REJECT_REASONS = {
     (3, 2): "it has reached its limit of associations",
 }
 _REJECT_HINTS = {
-    (1, 3): "ask the peer's administrator to add {calling} (with this host and port) to its known AEs, or use --aet",
+    (1, 3): "ask the peer's administrator to add {calling} (with this host and port) to its known AEs, or use `aet`",
     (1, 7): "check the peer's AE title: the called AE title is the part before '@' in the PEER ({called}@host:port)",
     (3, 1): "try again later",
-    (3, 2): "wait for its other associations to end, or use fewer --jobs",
+    (3, 2): "wait for its other associations to end, or use fewer `jobs`",
     (1, 1): "check the peer's log for why; it may not know our calling AE title '{calling}' or host",
 }
 
@@ -310,7 +310,7 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
         return DcmtoolsError(
             ErrorCode.TIMEOUT,
             f"{peer.label} accepted the connection but did not answer the association request within {timeout:g} s",
-            "check that this port is a DICOM port (not HTTP or another service), or raise --timeout",
+            "check that this port is a DICOM port (not HTTP or another service), or raise `timeout`",
             ExitStatus.TIMEOUT,
             peer=str(peer),
         )
@@ -318,7 +318,7 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
         ErrorCode.ABORTED,
         f"{peer.label} closed the connection without answering the association request",
         f"check that {where} is a DICOM port and that the peer accepts our calling AE title '{calling}' (see its log); "
-        "if it expects TLS, use --tls",
+        "if it expects TLS, use `tls`",
         ExitStatus.ABORTED,
         peer=str(peer),
     )
@@ -372,7 +372,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
             return DcmtoolsError(
                 ErrorCode.TLS_NAME_MISMATCH,
                 f"the TLS certificate of {where} is not issued to {expected!r} ({detail})",
-                "if the certificate names the AE title or another host, give that name with --tls-server-name NAME "
+                "if the certificate names the AE title or another host, give that name with `tls_server_name` NAME "
                 "(tls_server_name in the peers file)",
                 ExitStatus.CONNECT,
                 **fields,
@@ -385,8 +385,8 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
         return DcmtoolsError(
             ErrorCode.TLS_UNTRUSTED,
             words,
-            "give the CA that issued the peer's certificate with --tls-ca FILE (tls_ca in the peers file); "
-            "--tls-insecure skips the check (for tests only)",
+            "give the CA that issued the peer's certificate with `tls_ca` FILE (tls_ca in the peers file); "
+            "`tls_insecure` skips the check (for tests only)",
             ExitStatus.CONNECT,
             **fields,
         )
@@ -397,7 +397,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
             f"{where} requires a TLS client certificate "
             + ("and refused ours" if sent else "and we sent none")
             + f" ({reason})",
-            "ask the PACS admin which CA it trusts, then give our certificate with --tls-cert FILE --tls-key FILE"
+            "ask the PACS admin which CA it trusts, then give our certificate with `tls_cert` FILE `tls_key` FILE"
             + (" (the peer does not trust the one given)" if sent else ""),
             ExitStatus.CONNECT,
             **fields,
@@ -407,7 +407,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
             ErrorCode.TLS_PROTOCOL_MISMATCH,
             f"no TLS session with {where}: the peer does not speak a TLS version or cipher we offer, "
             f"or does not expect TLS on this port ({reason or exc})",
-            "check that this port is the peer's TLS port (without TLS, leave out --tls); "
+            "check that this port is the peer's TLS port (without TLS, leave out `tls`); "
             "we offer TLS 1.2 and 1.3 with the system's ciphers",
             ExitStatus.CONNECT,
             **fields,
@@ -415,7 +415,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
     return DcmtoolsError(
         ErrorCode.TLS_FAILED,
         f"the TLS handshake with {where} failed ({reason or exc})",
-        "check that the peer expects TLS on this port, and --tls-ca / --tls-cert / --tls-key",
+        "check that the peer expects TLS on this port, and `tls_ca` / `tls_cert` / `tls_key`",
         ExitStatus.CONNECT,
         **fields,
     )
@@ -433,7 +433,7 @@ def connect_failure(exc: BaseException, peer: Peer, timeout: float) -> DcmtoolsE
         return DcmtoolsError(
             ErrorCode.TIMEOUT,
             f"no answer from {where} within {timeout:g} s",
-            "check the host and port, and that a firewall lets the connection through; or raise --timeout",
+            "check the host and port, and that a firewall lets the connection through; or raise `timeout`",
             ExitStatus.TIMEOUT,
             peer=str(peer),
         )
@@ -498,7 +498,7 @@ def failure_after(assoc: Any, peer: Peer, what: str, timeout: float, timed_out: 
         return DcmtoolsError(
             ErrorCode.TIMEOUT,
             f"{peer.label} did not answer the {what} within {timeout:g} s",
-            "the peer may be busy or stuck; raise --timeout, or check its log",
+            "the peer may be busy or stuck; raise `timeout`, or check its log",
             ExitStatus.TIMEOUT,
             peer=str(peer),
         )

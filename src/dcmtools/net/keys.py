@@ -240,14 +240,14 @@ def choose_model(level: str, model: str | None) -> str:
         raise DcmtoolsError(
             ErrorCode.BAD_KEY,
             f"unknown information model {model!r}",
-            "use --model patient or --model study",
+            "use `model` patient or `model` study",
             ExitStatus.USAGE,
         )
     if model == "study" and level == "PATIENT":
         raise DcmtoolsError(
             ErrorCode.BAD_KEY,
             "the study root model has no PATIENT level",
-            "use --model patient (the default at the patient level), or --level study",
+            "use `model` patient (the default at the patient level), or `level` study",
             ExitStatus.USAGE,
         )
     return model
@@ -470,7 +470,7 @@ def date_key(text: str, today: _dt.date | None = None) -> str:
     except ValueError as exc:
         raise DcmtoolsError(
             ErrorCode.BAD_KEY,
-            f"--date {text!r}: {exc}",
+            f"`date` {text!r}: {exc}",
             "use today, yesterday, YYYYMMDD, YYYY-MM-DD, 'N days ago', or a range A-B, A.., ..B",
             ExitStatus.USAGE,
         ) from None

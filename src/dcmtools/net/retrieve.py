@@ -134,7 +134,7 @@ class Retriever:
     ) -> None:
         self.peer = peer
         self.options = options
-        self.dest = check_aet(dest, "move destination (--dest)") if dest else None
+        self.dest = check_aet(dest, "move destination (`dest`)") if dest else None
         if self.dest == options.calling_aet:
             self.dest = None  # that is us: receive
         self.store_dir = os.fspath(store_dir) if store_dir is not None else None
@@ -213,7 +213,7 @@ class Retriever:
                     raise DcmtoolsError(
                         ErrorCode.WRITE_FAILED,
                         f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
-                        "choose a folder you can write to with --store-dir",
+                        "choose a folder you can write to with `store_dir`",
                         ExitStatus.USAGE,
                     ) from None
         return self.scp

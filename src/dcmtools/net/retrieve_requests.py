@@ -63,7 +63,7 @@ def unique_identifier(level: str, dataset: dict[str, Any], model: str) -> dict[s
             raise DcmtoolsError(
                 ErrorCode.NOT_RETRIEVABLE,
                 f"the record has no {name}, which a {level.lower()}-level retrieve needs",
-                f"let find return it (-k {name}), or retrieve at another --level",
+                f"let find return it (-k {name}), or retrieve at another `level`",
             )
         identifier[tag_key] = {"vr": "LO" if name == "PatientID" else "UI", "Value": [value]}
     return sort_identifier(identifier)

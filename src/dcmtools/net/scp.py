@@ -98,7 +98,7 @@ class StorageSCP:
         on_stored: Callable[[str], None] | None = None,
     ) -> None:
         self.store_dir = os.fspath(store_dir) if store_dir is not None else None
-        self.aet = check_aet(aet, "AE title (--aet)")
+        self.aet = check_aet(aet, "AE title (`aet`)")
         self.host = host
         self.requested_port = port
         self.options = options or NetOptions(calling_aet=self.aet)
@@ -143,7 +143,7 @@ class StorageSCP:
                 raise DcmtoolsError(
                     ErrorCode.WRITE_FAILED,
                     f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
-                    "choose a folder you can write to with --store-dir",
+                    "choose a folder you can write to with `store_dir`",
                     ExitStatus.USAGE,
                 ) from None
             self.removed_parts = remove_leftover_parts(self.store_dir)
@@ -178,7 +178,7 @@ class StorageSCP:
             raise DcmtoolsError(
                 ErrorCode.CONNECT_FAILED,
                 f"cannot listen on port {self.requested_port}: {exc.strerror or exc}",
-                "another program may use this port (choose another with --port); ports below 1024 need root",
+                "another program may use this port (choose another with `port`); ports below 1024 need root",
                 ExitStatus.CONNECT,
             ) from None
         server.configure_association = self._configure
@@ -286,7 +286,7 @@ class StorageSCP:
                 return Rejection(
                     Rejection.CALLING_AET,
                     "caller_refused",
-                    f"calling AE title {calling!r} from {address} is not allowed here (see --allow)",
+                    f"calling AE title {calling!r} from {address} is not allowed here (see `allow`)",
                 )
             if allowed != "all":
                 refused = self._restricted()
@@ -296,7 +296,7 @@ class StorageSCP:
                         Rejection.CALLING_AET,
                         "caller_refused",
                         f"calling AE title {calling!r} from {address} may not use query, retrieve, "
-                        "worklist or Storage Commitment here (only peers-file callers, or --allow)",
+                        "worklist or Storage Commitment here (only peers-file callers, or `allow`)",
                     )
         from pynetdicom.association import Association
 
@@ -310,7 +310,7 @@ class StorageSCP:
                 return Rejection(
                     Rejection.BUSY,
                     "too_many_associations",
-                    f"{busy} associations are open, the most --max-associations allows: try again later",
+                    f"{busy} associations are open, the most `max_associations` allows: try again later",
                 )
             assoc._dcmtools_slot = True
         return refused

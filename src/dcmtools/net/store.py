@@ -366,8 +366,8 @@ class Sender:
         if compressed and not self.decompress:
             raise DcmtoolsError(
                 ErrorCode.NO_CONTEXT,
-                f"{self.peer.label} accepts this SOP class only uncompressed, and --no-decompress was given",
-                "drop --no-decompress to decompress on the fly",
+                f"{self.peer.label} accepts this SOP class only uncompressed, and `no_decompress` was given",
+                "drop `no_decompress` to decompress on the fly",
             )
         data = convert(path, target)
         extra: dict[str, Any] = {"original_transfer_syntax": head.transfer_syntax}

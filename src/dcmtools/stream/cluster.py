@@ -76,7 +76,7 @@ class DaskExecutor:
         try:
             from distributed import Client
         except ImportError:
-            raise ClusterError("--cluster needs Dask", "pip install 'dcmtools[cluster]'") from None
+            raise ClusterError("`cluster` needs Dask", "pip install 'dcmtools[cluster]'") from None
         self.address = address
         try:
             self.client = Client(address, timeout=timeout, set_as_default=False)

@@ -76,7 +76,7 @@ def qido(
         raise DcmtoolsError(
             ErrorCode.BAD_VALUE,
             "QIDO-RS has no patient level",
-            "query the studies (--level study) with --patient-id or -k PatientID=...",
+            "query the studies (`level` study) with `patient_id` or -k PatientID=...",
             ExitStatus.USAGE,
         )
     params = query_parameters(identifier)

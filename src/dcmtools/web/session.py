@@ -156,7 +156,7 @@ def parse_web_peer(
     url = text if is_url(text) else str(entry.get("url", ""))
     _check_url(url)
     token, user, password = _credentials(entry, file, token, token_file, user, password, password_file)
-    for value, option in ((tls_ca, "--tls-ca"), (tls_cert, "--tls-cert"), (tls_key, "--tls-key")):
+    for value, option in ((tls_ca, "`tls_ca`"), (tls_cert, "`tls_cert`"), (tls_key, "`tls_key`")):
         if value and not os.path.exists(value):
             raise DcmtoolsError(ErrorCode.BAD_TLS, f"{option} {value!r}: no such file", None, ExitStatus.USAGE)
     timeout = timeout if timeout is not None else entry.get("timeout")
@@ -227,7 +227,7 @@ def _credentials(
             raise DcmtoolsError(
                 ErrorCode.BAD_PEER,
                 f"no password for the user {user!r}",
-                "give --password-file FILE or set $DCMTOOLS_PASSWORD (never on the command line)",
+                "give `password_file` FILE or set $DCMTOOLS_PASSWORD (never on the command line)",
                 ExitStatus.USAGE,
             )
     if token and user:
@@ -329,9 +329,9 @@ class WebSession:
         text = str(exc)
         if isinstance(exc, requests.exceptions.SSLError):
             reason = text.split("SSLError(", 1)[-1].rstrip(")'\"")
-            hint = "give --tls-ca FILE (the CA that signed its certificate), or check the URL's host name"
+            hint = "give `tls_ca` FILE (the CA that signed its certificate), or check the URL's host name"
             if "CERTIFICATE_VERIFY_FAILED" not in text:
-                hint = "check that the server speaks HTTPS on this port, and --tls-cert/--tls-key"
+                hint = "check that the server speaks HTTPS on this port, and `tls_cert`/`tls_key`"
             return DcmtoolsError(
                 ErrorCode.TLS_FAILED, f"no TLS session with {where}: {_short(reason)}", hint, ExitStatus.CONNECT
             )
@@ -339,14 +339,14 @@ class WebSession:
             return DcmtoolsError(
                 ErrorCode.TIMEOUT,
                 f"no answer from {where} within {self.timeout:g} s (connecting)",
-                "check the host and port, or a firewall; or give a longer --timeout",
+                "check the host and port, or a firewall; or give a longer `timeout`",
                 ExitStatus.TIMEOUT,
             )
         if isinstance(exc, requests.exceptions.ReadTimeout):
             return DcmtoolsError(
                 ErrorCode.TIMEOUT,
                 f"{self.peer.label} did not answer the {what} within {self.timeout:g} s",
-                "give a longer --timeout, or a smaller --batch",
+                "give a longer `timeout`, or a smaller `batch`",
                 ExitStatus.TIMEOUT,
             )
         if isinstance(exc, requests.exceptions.ConnectionError):
@@ -381,7 +381,7 @@ class WebSession:
                 return DcmtoolsError(
                     ErrorCode.ABORTED,
                     f"{self.peer.label} dropped the connection during the {what}",
-                    "check the server's log (a request too large? try a smaller --batch)",
+                    "check the server's log (a request too large? try a smaller `batch`)",
                     ExitStatus.ABORTED,
                 )
             if "no route" in lowered or "unreachable" in lowered:
@@ -415,7 +415,7 @@ class WebSession:
             return DcmtoolsError(
                 ErrorCode.UNAUTHORIZED,
                 message,
-                "give --token / $DCMTOOLS_TOKEN / --token-file, or --user with $DCMTOOLS_PASSWORD or --password-file",
+                "give `token` / $DCMTOOLS_TOKEN / `token_file`, or `user` with $DCMTOOLS_PASSWORD or `password_file`",
                 ExitStatus.REJECTED,
             )
         if status == 403:

@@ -463,14 +463,14 @@ class CommitmentSCU:
                     ErrorCode.COMMIT_PENDING,
                     f"{peer} accepted the request and closed the association without sending the report: "
                     "it reports on a new association, which this run was not listening for",
-                    f"run again with --port PORT (a port of this machine that {peer} can reach), and have {peer} "
+                    f"run again with `port` PORT (a port of this machine that {peer} can reach), and have {peer} "
                     f"know our AE title '{aet}' at this host and that port",
                 )
             return DcmtoolsError(
                 ErrorCode.COMMIT_PENDING,
                 f"no report came from {peer} within {wait:g} s on the association of the request",
-                f"many archives (Orthanc among them) report on a new association: add --port PORT and have {peer} "
-                f"know our AE title '{aet}' at this host and that port; or give it longer with --wait",
+                f"many archives (Orthanc among them) report on a new association: add `port` PORT and have {peer} "
+                f"know our AE title '{aet}' at this host and that port; or give it longer with `wait`",
             )
         with self._cond:
             inbound = list(self._inbound)
@@ -481,7 +481,7 @@ class CommitmentSCU:
             return DcmtoolsError(
                 ErrorCode.COMMIT_PENDING,
                 f"a report came but could not be read ({unreadable} unreadable report(s)); no readable report within {wait:g} s",
-                "run with --trace or --debug to see it, and check the archive's configuration",
+                "run with `trace` or `debug` to see it, and check the archive's configuration",
             )
         if not came:
             return DcmtoolsError(
@@ -490,7 +490,7 @@ class CommitmentSCU:
                 f"port {self.listener.port} where we listened as '{aet}'",
                 f"{peer} must know our AE title '{aet}' with this host's address and port {self.listener.port} "
                 "(for Orthanc: an entry in DicomModalities, with AllowStorageCommitment), and a firewall must let it "
-                "connect; or it needs longer: raise --wait",
+                "connect; or it needs longer: raise `wait`",
             )
         senders = sorted({f"{r.get('calling_aet')}@{r.get('peer')}" for r in came})
         text = (
@@ -501,7 +501,7 @@ class CommitmentSCU:
             text += f" with reports for other transactions ({', '.join(unknown[:3])})"
         else:
             text += " but carried no report for it"
-        return DcmtoolsError(ErrorCode.COMMIT_PENDING, text, f"check {peer}'s log; it may need longer (raise --wait)")
+        return DcmtoolsError(ErrorCode.COMMIT_PENDING, text, f"check {peer}'s log; it may need longer (raise `wait`)")
 
 
 def _text(value: Any) -> str | None:
@@ -525,9 +525,9 @@ def _request_hint(code: int) -> str:
     if code in (0x0112, 0x0117):
         return "the archive did not accept the well-known Storage Commitment instance; check its configuration"
     if code in (0x0114, 0x0115):
-        return "the archive found the request malformed; run with --trace and check its log"
+        return "the archive found the request malformed; run with `trace` and check its log"
     if code == 0x0213:
-        return "the archive is short of resources; try again later or with a smaller --batch"
+        return "the archive is short of resources; try again later or with a smaller `batch`"
     return "check the archive's log"
 
 
