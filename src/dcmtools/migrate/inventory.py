@@ -128,28 +128,15 @@ class PacsInventory:
         self.max_results = max_results
         self.modalities = modalities
         self.today = today
-        self._assoc: Any = None
+        from ..net.query import FindAssociation
+
+        self._finds = FindAssociation(peer, options)
         self.incomplete = 0
         self.failed = 0
 
     # -- one query
-    def _association(self) -> Any:
-        if self._assoc is None or not self._assoc.is_established:
-            from ..net import associate
-            from ..net.keys import FIND
-            from ..net.query import query_contexts
-            from ..net.responses import install
-
-            self._assoc = associate(self.peer, query_contexts([FIND["study"], FIND["patient"]]), self.options)
-            install(self._assoc)
-        return self._assoc
-
     def close(self) -> None:
-        if self._assoc is not None:
-            from ..net import close
-
-            close(self._assoc)
-            self._assoc = None
+        self._finds.close()
 
     def query(
         self, date: str | None, modality: str | None = None, patient: str | None = None
@@ -173,7 +160,7 @@ class PacsInventory:
             "study",
             walk=False,
             check=False,
-            assoc=self._association(),
+            assoc=self._finds.get(),
         )
         studies = []
         failure = None
@@ -266,7 +253,7 @@ class PacsInventory:
             "patient",
             walk=False,
             check=False,
-            assoc=self._association(),
+            assoc=self._finds.get(),
         )
         found = []
         for record in finder.run():

@@ -43,25 +43,12 @@ class PacsCounter:
         self.peer = peer
         self.options = options
         self.uids = uids
-        self._assoc: Any = None
+        from ..net.query import FindAssociation
 
-    def _association(self) -> Any:
-        if self._assoc is None or not self._assoc.is_established:
-            from ..net import associate
-            from ..net.keys import FIND
-            from ..net.query import query_contexts
-            from ..net.responses import install
-
-            self._assoc = associate(self.peer, query_contexts([FIND["study"]]), self.options)
-            install(self._assoc)
-        return self._assoc
+        self._finds = FindAssociation(peer, options, ("study",))
 
     def close(self) -> None:
-        if self._assoc is not None:
-            from ..net import close
-
-            close(self._assoc)
-            self._assoc = None
+        self._finds.close()
 
     def _find(self, level: str, keys: list[str]) -> list[dict[str, Any]]:
         from ..net.keys import identifier_from, parse_keys, sort_identifier
@@ -70,7 +57,7 @@ class PacsCounter:
 
         identifier = identifier_from(parse_keys(keys), (), level)
         finder = Finder(
-            self.peer, sort_identifier(identifier), self.options, level, "study", check=False, assoc=self._association()
+            self.peer, sort_identifier(identifier), self.options, level, "study", check=False, assoc=self._finds.get()
         )
         out = []
         for record in finder.run():

@@ -293,19 +293,10 @@ def _value_json(tag: int, vr: str, value: str | None) -> dict[str, Any]:
     parts = value.split("\\")
     if vr == "PN":
         element["Value"] = [{"Alphabetic": part} if part else None for part in parts]
-    elif vr in ("US", "UL", "SS", "SL", "UV", "SV"):
+    elif vr in ("US", "UL", "SS", "SL", "UV", "SV", "FL", "FD"):
+        number = float if vr in ("FL", "FD") else int
         try:
-            element["Value"] = [int(part) for part in parts]
-        except ValueError:
-            raise DcmtoolsError(
-                ErrorCode.BAD_KEY,
-                f"{dictionary.keyword_of(tag)}={value!r}: a number is expected",
-                None,
-                ExitStatus.USAGE,
-            ) from None
-    elif vr in ("FL", "FD"):
-        try:
-            element["Value"] = [float(part) for part in parts]
+            element["Value"] = [number(part) for part in parts]
         except ValueError:
             raise DcmtoolsError(
                 ErrorCode.BAD_KEY,

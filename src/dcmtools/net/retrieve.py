@@ -50,7 +50,6 @@ from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .assoc import NetOptions, associate, close, no_context_error
 from .finder import Finder
 from .keys import (
-    FIND,
     GET,
     LEVELS,
     MOVE,
@@ -65,6 +64,7 @@ from .keys import (
 )
 from .peer import Peer, check_aet
 from .qrexchange import UNCOMPRESSED, Exchange, MessageIDs, context_for, encode_identifier, query_contexts
+from .query import FindAssociation
 from .retrieve_outcome import Outcome
 from .retrieve_requests import RetrieveRequest as RetrieveRequest
 from .retrieve_requests import request_from_keys as request_from_keys
@@ -150,27 +150,25 @@ class Retriever:
         self._lock = threading.Lock()
         self._assoc: Any = None
         self._proposed: set[str] = set()
-        self._find_assoc: Any = None
+        self._finds = FindAssociation(peer, options)
         self._ids = MessageIDs()
         self.received = 0
 
     # -- lifecycle
     def close(self) -> None:
-        for name in ("_assoc", "_find_assoc"):
-            assoc = getattr(self, name)
-            if assoc is not None:
-                close(assoc)
-                setattr(self, name, None)
+        self._finds.close()
+        if self._assoc is not None:
+            close(self._assoc)
+            self._assoc = None
         if self.scp is not None:
             self.scp.stop(*((2.0,) if _stop_takes_grace(self.scp) else ()))
             self.scp = None
 
     def abort(self) -> None:
-        for name in ("_assoc", "_find_assoc"):
-            assoc = getattr(self, name)
-            if assoc is not None:
-                close(assoc, abort=True)
-                setattr(self, name, None)
+        self._finds.close(abort=True)
+        if self._assoc is not None:
+            close(self._assoc, abort=True)
+            self._assoc = None
         if self.scp is not None:
             self.scp.stop()
             self.scp = None
@@ -192,6 +190,7 @@ class Retriever:
         """Our storage SCP (started on first use), for C-MOVE to ourselves and C-GET."""
         if self.scp is None:
             from .scp import StorageSCP
+            from .scp_layout import make_store_dir
 
             tls = self.options.tls if self.options.tls is not None and self.options.tls.cert else None
             self.scp = StorageSCP(
@@ -207,15 +206,7 @@ class Retriever:
             if not self.get:
                 self.scp.start()
             elif self.store_dir is not None:
-                try:
-                    os.makedirs(self.store_dir, exist_ok=True)
-                except OSError as exc:
-                    raise DcmtoolsError(
-                        ErrorCode.WRITE_FAILED,
-                        f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
-                        "choose a folder you can write to with `store_dir`",
-                        ExitStatus.USAGE,
-                    ) from None
+                make_store_dir(self.store_dir)
         return self.scp
 
     # -- the stream
@@ -256,7 +247,7 @@ class Retriever:
             self.options,
             request.level,
             model,
-            assoc=self._find_association(model),
+            assoc=self._finds.get(),
         )
         # The whole answer first: the find association is used again while retrieving.
         matches = list(finder.run())
@@ -292,16 +283,6 @@ class Retriever:
                 level=request.level,
                 identifier=request.label(),
             )
-
-    def _find_association(self, model: str) -> Any:
-        if self._find_assoc is not None and not self._find_assoc.is_established:
-            self._find_assoc = None
-        if self._find_assoc is None:
-            self._find_assoc = associate(self.peer, query_contexts([FIND["study"], FIND["patient"]]), self.options)
-            from .responses import install
-
-            install(self._find_assoc)
-        return self._find_assoc
 
     # -- one retrieve
     def _retrieve(self, request: RetrieveRequest) -> dict[str, Any]:
@@ -449,7 +430,7 @@ class Retriever:
                 self.options,
                 "IMAGE",
                 model,
-                assoc=self._find_association(model),
+                assoc=self._finds.get(),
                 check=False,
             )
             out = []

@@ -46,6 +46,7 @@ from .assoc import NetOptions, make_ae, quiet_pynetdicom
 from .peer import TLSSettings, check_aet
 from .scp_layout import PART_PREFIX as PART_PREFIX
 from .scp_layout import _component as _component
+from .scp_layout import make_store_dir
 from .scp_layout import remove_leftover_parts as remove_leftover_parts
 from .scp_layout import stored_path as stored_path
 from .scp_receive import HEAD_BYTES as HEAD_BYTES
@@ -137,15 +138,7 @@ class StorageSCP:
         from .seam import ThreadedAssociationServer
 
         if self.store_dir is not None:
-            try:
-                os.makedirs(self.store_dir, exist_ok=True)
-            except OSError as exc:
-                raise DcmtoolsError(
-                    ErrorCode.WRITE_FAILED,
-                    f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
-                    "choose a folder you can write to with `store_dir`",
-                    ExitStatus.USAGE,
-                ) from None
+            make_store_dir(self.store_dir)
             self.removed_parts = remove_leftover_parts(self.store_dir)
         quiet_pynetdicom(LOGGER.isEnabledFor(logging.DEBUG))
         ae = make_ae(self.options)

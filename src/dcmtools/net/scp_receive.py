@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..stream.records import ErrorCode
 from . import wire
-from .scp_layout import _IDS, PART_PREFIX, stored_path
+from .scp_layout import _IDS, PART_PREFIX, place_file, stored_path
 
 if TYPE_CHECKING:
     from .scp import StorageSCP
@@ -290,21 +290,4 @@ class _Incoming:
             os.makedirs(folder, exist_ok=True)
             self.scp._made.add(folder)
         tmp, self.tmp = self.tmp, None
-        if self.scp.overwrite:
-            os.replace(tmp, dest)
-            return dest
-        stem = dest[:-4]
-        for n in range(0, 10000):
-            candidate = dest if n == 0 else f"{stem}-{n}.dcm"
-            try:
-                os.link(tmp, candidate)
-            except FileExistsError:
-                continue
-            except OSError:
-                if os.path.exists(candidate):
-                    continue
-                os.replace(tmp, candidate)  # no hard links here: rename (still atomic)
-                return candidate
-            os.unlink(tmp)
-            return candidate
-        raise OSError(f"too many copies of {dest}")
+        return place_file(tmp, dest, self.scp.overwrite)

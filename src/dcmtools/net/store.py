@@ -46,6 +46,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..stream.inputs import expand_items
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus, error_record
 from . import wire
 from .assoc import NetOptions, associate, close, failure_after, no_context_error
@@ -213,7 +214,7 @@ class Sender:
 
     # ------------------------------------------------------------ the stream
     def run(self, items: Iterable[Any]) -> Iterator[dict[str, Any]]:
-        source = _expanded(items)
+        source = expand_items(items)
         try:
             for window in _windows(source):
                 index = 0
@@ -481,23 +482,12 @@ def _not_sent(entries: list[_Entry], rest: Iterator[Any], cause: DcmtoolsError) 
         yield record(path, None if isinstance(item, str) else getattr(item, "error", None), False)
 
 
-def _expanded(items: Iterable[Any]) -> Iterator[Any]:
-    """Plain paths as the command line takes them: a folder is walked, a glob expanded."""
-    from ..stream.inputs import expand_path
-
-    for item in items:
-        if isinstance(item, (str, os.PathLike)):
-            yield from expand_path(os.fspath(item))
-        else:
-            yield item
-
-
 def _windows(items: Iterable[Any]) -> Iterator[list[_Entry]]:
     """Inputs in windows of up to WINDOW files needing at most MAX_CONTEXTS contexts."""
     window: list[_Entry] = []
     keys: set[tuple[str, str]] = set()
     classes: set[str] = set()
-    for item in _expanded(items):
+    for item in expand_items(items):
         path = item if isinstance(item, str) else item.path
         error = None if isinstance(item, str) else getattr(item, "error", None)
         entry = _Entry(path, item, error=error)
