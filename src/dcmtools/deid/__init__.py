@@ -454,7 +454,7 @@ def _batch_job(job: Job) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return error_record("file", DcmtoolsError(ErrorCode.INTERNAL, message), path=path), []
 
 
-def _again_job(job: Job, result: tuple[dict[str, Any], list[dict[str, Any]]]):
+def _again_job(job: Job, result: tuple[dict[str, Any], list[dict[str, Any]]]) -> tuple[Any, ...] | None:
     """--cluster: an output that "exists" may be this run's own attempt lost with its worker."""
     return (*job[:3], True) if (result[0].get("error") or {}).get("code") == ErrorCode.EXISTS else None
 

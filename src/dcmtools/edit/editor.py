@@ -284,10 +284,9 @@ class Editor:
         if new_uids is not None and new_uids not in LEVELS:
             raise EditError(f"`new_uids` {new_uids!r}: choose one of {', '.join(LEVELS)}")
         self.new_uids = new_uids
+        self.key: Key | None = None
         if new_uids is not None:
             self.key = key if isinstance(key, Key) else (Key(key) if key is not None else Key.random())
-        else:
-            self.key = None
         self.uid_tags = self._uid_tags(new_uids)
         if charset not in (None, "utf8"):
             raise EditError(f"`charset` {charset!r}: only utf8 is supported")

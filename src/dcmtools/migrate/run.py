@@ -94,7 +94,7 @@ class Migration:
         self,
         source: Endpoint,
         dest: Endpoint,
-        journal: str | os.PathLike,
+        journal: str | os.PathLike[str],
         net: Any,
         options: MigrateOptions | None = None,
     ) -> None:
@@ -184,7 +184,7 @@ class Migration:
 
     # ------------------------------------------------------------ inventory
     def inventory(self) -> Iterator[dict[str, Any]]:
-        if self.source.is_folder:
+        if self.source.folder is not None:
             inv: Any = FolderInventory(self.source.folder, self.journal)
         else:
             inv = PacsInventory(
@@ -234,7 +234,7 @@ class Migration:
         with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migrate") as pool:
             while self.fatal is None:
                 started = 0
-                pending: set[cf.Future] = set()
+                pending: set[cf.Future[Any]] = set()
                 for item in self.journal.items(states=TO_TRANSFER, max_attempts=self.options.max_attempts):
                     if self.fatal is not None:
                         break
@@ -273,7 +273,7 @@ class Migration:
                 self.journal.undo_attempt(item.id, exc.as_error())
                 if self.fatal is None:
                     self.fatal = exc
-                return error_record("study", exc, **base, state=self.journal.get(item.id).state)
+                return error_record("study", exc, **base, state=(self.journal.get(item.id) or item).state)
             outcome = Outcome(False, error=exc.as_error())
         except Exception as exc:  # noqa: BLE001 - one study's surprise must not end the migration
             outcome = Outcome(False, error={"code": ErrorCode.INTERNAL, "message": f"{type(exc).__name__}: {exc}"})
@@ -297,7 +297,7 @@ class Migration:
         uids = self.options.uids
         src = (
             FolderCounter(self.source.folder, self.journal, uids)
-            if self.source.is_folder
+            if self.source.folder is not None
             else PacsCounter(self.source.peer, self.net, uids)
         )
         if self.dest.is_web:
@@ -307,7 +307,7 @@ class Migration:
         else:
             dst = (
                 FolderCounter(self.dest.folder, None, uids)
-                if self.dest.is_folder
+                if self.dest.folder is not None
                 else PacsCounter(self.dest.peer, self.net, uids)
             )
         return src, dst
@@ -489,7 +489,7 @@ def _iso(when: float) -> str:
     return datetime.datetime.fromtimestamp(when).isoformat(timespec="seconds")
 
 
-def status(journal: str | os.PathLike) -> dict[str, Any]:
+def status(journal: str | os.PathLike[str]) -> dict[str, Any]:
     """The state of a migration from its journal alone: counts per state, throughput (studies
     verified per second over the last 10 minutes of activity), ETA, the plan's units."""
     path = os.fspath(journal)

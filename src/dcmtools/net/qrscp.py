@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode
@@ -76,7 +76,7 @@ class QueryRetrieveSCP:
         *,
         aet: str,
         options: NetOptions | None = None,
-        worklist_dir: str | os.PathLike | None = None,
+        worklist_dir: str | os.PathLike[str] | None = None,
         peers_file: str | None = None,
         on_record: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
@@ -191,6 +191,7 @@ class QueryRetrieveSCP:
                 reply.send(0xA900, comment=problem)
                 self._finish(record, 0xA900, 0, problem)
                 return
+            assert self.index is not None  # queries reach us only with a store index (see ``_accepted``)
             source = self.index.query(level, identifier, self.aet)
         count = 0
         try:
@@ -211,7 +212,8 @@ class QueryRetrieveSCP:
         reply.send(0x0000)
         self._finish(record, 0x0000, count, None)
 
-    def _worklist_answers(self, identifier: dict[str, Any]):
+    def _worklist_answers(self, identifier: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        assert self.worklist is not None  # worklist queries reach us only with a worklist (see ``_accepted``)
         keys = {k: v for k, v in identifier.items() if int(k, 16) not in CONTROL_TAGS}
         for _, item in self.worklist.items():
             if dataset_matches(keys, item):
@@ -284,7 +286,7 @@ class QueryRetrieveSCP:
                         counts.completed += 1
                 else:
                     counts.failed += 1
-                    stored = by_path.get(result.get("path"))
+                    stored = by_path.get(result.get("path") or "")
                     failed.append(stored.sop_instance_uid if stored else result.get("sop_instance_uid", ""))
                 if seam.cancel_requested(assoc, int(msg.MessageID)):
                     cancelled = True
@@ -337,6 +339,7 @@ class QueryRetrieveSCP:
         problem = _level_problem(level, sop_class)
         if problem:
             return [], level, problem
+        assert self.index is not None  # retrieves reach us only with a store index (see ``_accepted``)
         instances = []
         for stored in self.index.retrieve(level, identifier):
             instances.append(stored)

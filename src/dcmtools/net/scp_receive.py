@@ -24,7 +24,7 @@ MAX_COMMAND_BYTES = 65536  # a DIMSE command set is a few hundred bytes
 MAX_PASSED_DATASET = 16 << 20  # a C-FIND / N-ACTION ... dataset that pynetdicom decodes in memory
 
 
-def _write_all(fd: int, buffers: list) -> None:
+def _write_all(fd: int, buffers: list[Any]) -> None:
     """Write every buffer (``writev``, continuing after short writes)."""
     total = sum(len(b) for b in buffers)
     written = os.writev(fd, buffers)
@@ -60,6 +60,7 @@ class _Receiver:
             if self.mode == "store":
                 if control & 1:
                     raise ValueError("a command fragment arrived in the middle of a dataset")
+                assert self.instance is not None  # the store mode begins with its instance
                 self.instance.write(data)
                 if control & 2:
                     self.mode = None
@@ -110,6 +111,7 @@ class _Receiver:
 
     def _finish(self, dul: Any) -> None:
         instance, self.instance = self.instance, None
+        assert instance is not None  # a dataset ended: its C-STORE-RQ came first
         status, record = instance.finish()
         if record.get("ok") and record.get("path") and self.scp.on_stored is not None:
             # Before the C-STORE-RSP: an acknowledged instance is never missing from the index.
@@ -124,7 +126,7 @@ class _Receiver:
             status,
             record.get("error", {}).get("message") if status else None,
         )
-        buffers: list = []
+        buffers: list[Any] = []
         wire.pdata_iovecs(
             instance.context_id, response, True, True, wire.max_fragment(self.assoc.requestor.maximum_length), buffers
         )
@@ -152,7 +154,7 @@ class _Incoming:
         self.size = 0
         self.error: str | None = None
         self.fd: int | None = None
-        self.pending: list = []  # the file meta, kept to go out with the first fragment (one write)
+        self.pending: list[Any] = []  # the file meta, kept to go out with the first fragment (one write)
         self.tmp: str | None = None
         if ts is None:
             self.error = f"presentation context {context_id} was not accepted"
@@ -214,6 +216,7 @@ class _Incoming:
 
     def _close(self) -> None:
         fd, self.fd = self.fd, None
+        assert fd is not None  # closed once, after it was opened
         if self.pending:  # an empty dataset: the meta alone
             _write_all(fd, self.pending)
             self.pending = []
@@ -263,6 +266,7 @@ class _Incoming:
     def _identifiers(self) -> dict[str, str]:
         """Patient, study, series ... from the first bytes received (``wire.scan_dataset``)."""
         ts, head = self.ts, bytes(self.head)
+        assert ts is not None  # an instance on an accepted context (else it has an error, not a place)
         if ts == wire.DEFLATED_LE:
             ts, head = wire.EXPLICIT_LE, wire.inflate_head(head)
         try:
@@ -278,8 +282,10 @@ class _Incoming:
         return ids
 
     def _place(self, ids: dict[str, str]) -> str:
+        store_dir, tmp = self.scp.store_dir, self.tmp
+        assert store_dir is not None and tmp is not None  # placed only when it was written to a file
         dest = stored_path(
-            self.scp.store_dir,
+            store_dir,
             ids.get("patient_id"),
             ids.get("study_instance_uid"),
             ids.get("series_instance_uid"),
@@ -289,5 +295,5 @@ class _Incoming:
         if folder not in self.scp._made:
             os.makedirs(folder, exist_ok=True)
             self.scp._made.add(folder)
-        tmp, self.tmp = self.tmp, None
+        self.tmp = None
         return place_file(tmp, dest, self.scp.overwrite)

@@ -42,7 +42,7 @@ import logging
 import mmap
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +111,7 @@ def read_head(path: str) -> wire.FileHead:
     if ts in (wire.EXPLICIT_LE, wire.IMPLICIT_LE) and info.dataset.implicit != (ts == wire.IMPLICIT_LE):
         ts = wire.IMPLICIT_LE if info.dataset.implicit else wire.EXPLICIT_LE  # label the bytes as they are
     if info.meta:
-        offset = max(e.offset + e.length for e in info.meta.values())
+        offset = max((e.offset or 0) + e.length for e in info.meta.values())
     elif info.has_preamble:
         offset = 132
     else:
@@ -213,7 +213,7 @@ class Sender:
             self.assoc = None
 
     # ------------------------------------------------------------ the stream
-    def run(self, items: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    def run(self, items: Iterable[Any]) -> Generator[dict[str, Any], None, None]:
         source = expand_items(items)
         try:
             for window in _windows(source):
@@ -228,6 +228,7 @@ class Sender:
                         if entry.error is not None:
                             yield error_record("file", entry.error, path=entry.path)
                         else:
+                            assert entry.head is not None  # an entry has a head or an error
                             yield self.send_one(entry.path, entry.head)
                 except DcmtoolsError as exc:
                     # The run stops here: the file in flight and every input not yet

@@ -29,6 +29,7 @@ and the SCU then sends 8-bit P-values for the rest of the run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..stream.records import DcmtoolsError, ExitStatus
@@ -154,6 +155,7 @@ class FilmPrinter:
     def _film(self, record: dict[str, Any], images: list[PreparedImage]) -> None:
         scu = self.scu
         attributes = self.film.film_box_attributes()
+        assert self.session_uid is not None  # the session is opened before the first film
         attributes["ReferencedFilmSessionSequence"] = reference(FILM_SESSION, self.session_uid)
         if self.plut_uid:
             attributes["ReferencedPresentationLUTSequence"] = reference(PRESENTATION_LUT, self.plut_uid)
@@ -352,7 +354,7 @@ class FilmPrinter:
         return values
 
 
-def _words(what: str, refused: list[tuple[str | None, int]], attributes: dict[str, Any]) -> tuple[str, str | None]:
+def _words(what: str, refused: Sequence[tuple[str | None, int]], attributes: dict[str, Any]) -> tuple[str, str | None]:
     """One message (and hint) for the attributes a printer refused."""
     messages, hints = [], []
     for keyword, code in refused:

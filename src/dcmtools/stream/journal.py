@@ -118,7 +118,7 @@ class Journal:
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         *,
         kind: str | None = None,
         durable: bool = False,

@@ -9,7 +9,7 @@ from ..dicom.codecs import ImageInfo, Syntax
 from ..stream.records import DcmtoolsError, ErrorCode
 
 
-def decode_pixels(ds, path: str, uid: str):
+def decode_pixels(ds: Any, path: str, uid: str) -> tuple[Any, dict[str, Any]]:
     """The pixels as pydicom decodes them, and their description."""
     from pydicom.pixels import get_decoder
 
@@ -60,7 +60,7 @@ def decode_pixels(ds, path: str, uid: str):
     return arr, meta
 
 
-def native_order(arr):
+def native_order(arr: Any) -> Any:
     if arr is None:
         return None
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not _little()):
@@ -112,7 +112,7 @@ def _set_encapsulated(ds, frames: list[bytes], target: Syntax, out_pi: str, samp
         ds.PlanarConfiguration = 1 if codecs.uses_planar_configuration_1(target) else 0
 
 
-def set_native(ds, arr, meta: dict[str, Any]) -> None:
+def set_native(ds: Any, arr: Any, meta: dict[str, Any]) -> None:
     import numpy as np
     from pydicom.pixels import pack_bits
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ..dicom import codecs
 from ..stream.records import DcmtoolsError, ErrorCode
 
 
-def read_dataset(path: str):
+def read_dataset(path: str) -> Any:
     """The dataset in ``path``, or a DcmtoolsError in the user's words."""
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -67,7 +68,7 @@ def _read_bare(path: str):
     return pydicom.dcmread(path, force=True)
 
 
-def source_syntax(ds) -> str:
+def source_syntax(ds: Any) -> str:
     """The transfer syntax UID the dataset was read in."""
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None

@@ -185,7 +185,7 @@ def _parts(response: Any, boundary: bytes, folder: str) -> Iterator[str]:
     delimiter = b"\r\n--" + boundary
     buffer = b"\r\n"  # so that the first boundary line matches the delimiter too
     stream = None
-    tmp = None
+    tmp: str | None = None
     in_headers = False
     started = False
     try:
@@ -223,8 +223,9 @@ def _parts(response: Any, boundary: bytes, folder: str) -> Iterator[str]:
                     stream.write(buffer[:at])
                     stream.close()
                     stream = None
-                    done, tmp = tmp, None
-                    yield done
+                    if tmp is not None:
+                        done, tmp = tmp, None
+                        yield done
                 rest = buffer[at + len(delimiter) :]
                 if len(rest) < 2:
                     break  # wait for the two bytes after the delimiter

@@ -105,7 +105,7 @@ class CommitmentSCU:
     def run(self, items: Iterable[Any]) -> Iterator[dict[str, Any]]:
         try:
             if self.port is not None:
-                self._listen()
+                self._listen(self.port)
             pending: list[Reference] = []
             for item in items:
                 try:
@@ -131,7 +131,7 @@ class CommitmentSCU:
         self._close()
 
     # ------------------------------------------------------------------ listener
-    def _listen(self) -> None:
+    def _listen(self, port: int) -> None:
         from pynetdicom import evt
         from pynetdicom.presentation import build_context
 
@@ -144,7 +144,7 @@ class CommitmentSCU:
         self.listener = StorageSCP(
             None,
             aet=self.options.calling_aet,
-            port=self.port,
+            port=port,
             host=self.bind,
             options=self.options,
             on_record=self._inbound_record,
