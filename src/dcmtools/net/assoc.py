@@ -41,11 +41,12 @@ import socket
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .peer import DEFAULT_AET, DEFAULT_MAX_PDU, DEFAULT_TIMEOUT, Peer, TLSSettings, check_aet
 
+N = TypeVar("N", int, float)  # a numeric setting (timeout_for, max_pdu_for)
 LOGGER = logging.getLogger("dcmtools.net")
 
 
@@ -67,19 +68,16 @@ class NetOptions:
     trace: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    # Each setting: the option given, else the peers file's entry for the peer, else the default.
     def timeout_for(self, peer: Peer | None = None) -> float:
-        if self.timeout is not None:
-            return self.timeout
-        if peer is not None and peer.timeout is not None:
-            return peer.timeout
-        return DEFAULT_TIMEOUT
+        return _setting(self.timeout, peer.timeout if peer is not None else None, DEFAULT_TIMEOUT)
 
     def max_pdu_for(self, peer: Peer | None = None) -> int:
-        if self.max_pdu is not None:
-            return self.max_pdu
-        if peer is not None and peer.max_pdu is not None:
-            return peer.max_pdu
-        return DEFAULT_MAX_PDU
+        return _setting(self.max_pdu, peer.max_pdu if peer is not None else None, DEFAULT_MAX_PDU)
+
+
+def _setting(given: N | None, of_peer: N | None, default: N) -> N:
+    return given if given is not None else of_peer if of_peer is not None else default
 
 
 def quiet_pynetdicom(debug: bool = False) -> None:

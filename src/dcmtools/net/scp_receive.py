@@ -3,6 +3,7 @@ instance streamed into a partial file, then moved into place (``_Incoming``)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -181,18 +182,13 @@ class _Incoming:
 
     def _fail(self, exc: OSError) -> None:
         self.error = f"cannot write in {self.scp.store_dir!r}: {exc.strerror or exc}"
-        if self.fd is not None:
-            try:
+        with contextlib.suppress(OSError):
+            if self.fd is not None:
                 os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
-        if self.tmp is not None:
-            try:
+        with contextlib.suppress(OSError):
+            if self.tmp is not None:
                 os.unlink(self.tmp)
-            except OSError:
-                pass
-            self.tmp = None
+        self.fd = self.tmp = None
 
     def write(self, data: memoryview) -> None:
         self.size += len(data)

@@ -48,6 +48,7 @@ locking, with a busy timeout); one file per shard avoids the contention.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -56,9 +57,10 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 SCHEMA_VERSION = 1
+T = TypeVar("T")
 PAGE = 1000  # rows per page of items() and per transaction of add()
 BUCKET = 10.0  # seconds per row of the events table
 
@@ -203,20 +205,12 @@ class Journal:
         """Add items (``id`` or ``(id, data)``) in ``state``; ids already there keep their state
         (their data is replaced with ``update_data``).  Streams: one transaction per ``PAGE``
         items.  Returns how many were new."""
-        added = 0
-        batch: list[tuple[str, str, str | None, float]] = []
-        for entry in items:
-            if isinstance(entry, str):
-                item_id, data = entry, None
-            else:
-                item_id, data = entry
-            batch.append((str(item_id), state, json.dumps(data, separators=(",", ":")) if data else None, self.clock()))
-            if len(batch) >= PAGE:
-                added += self._insert(batch, update_data)
-                batch = []
-        if batch:
-            added += self._insert(batch, update_data)
-        return added
+
+        def row(entry: tuple[str, dict[str, Any] | None] | str) -> tuple[str, str, str | None, float]:
+            item_id, data = (entry, None) if isinstance(entry, str) else entry
+            return str(item_id), state, json.dumps(data, separators=(",", ":")) if data else None, self.clock()
+
+        return sum(self._insert(batch, update_data) for batch in _pages(map(row, items)))
 
     def _insert(self, batch: list[tuple[str, str, str | None, float]], update_data: bool) -> int:
         with self.transaction():
@@ -303,23 +297,12 @@ class Journal:
     def drop(self, ids: Iterable[str]) -> int:
         """Remove items (and their parts), a transaction per ``PAGE``; e.g. those of other shards."""
         dropped = 0
-        batch: list[str] = []
-
-        def flush() -> int:
+        for batch in _pages(ids):
             with self.transaction():
                 before = self._db.total_changes
                 self._db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in batch])
-                removed = self._db.total_changes - before
+                dropped += self._db.total_changes - before
                 self._db.executemany("DELETE FROM parts WHERE item = ?", [(i,) for i in batch])
-                return removed
-
-        for item_id in ids:
-            batch.append(item_id)
-            if len(batch) >= PAGE:
-                dropped += flush()
-                batch = []
-        if batch:
-            dropped += flush()
         return dropped
 
     def update_data(self, updates: Iterable[tuple[str, dict[str, Any]]]) -> None:
@@ -489,22 +472,16 @@ class Journal:
     # -- parts of items
     def add_parts(self, parts: Iterable[tuple[str, str, str | None, dict[str, Any] | None]]) -> int:
         """Add ``(item, part, group, data)`` rows (known ones are kept), a transaction per ``PAGE``."""
+        rows = (
+            (item, part, group, json.dumps(data, separators=(",", ":")) if data else None)
+            for item, part, group, data in parts
+        )
         added = 0
-        batch: list[tuple[str, str, str | None, str | None]] = []
-
-        def flush() -> int:
+        for batch in _pages(rows):
             with self.transaction():
                 before = self._db.total_changes
                 self._db.executemany("INSERT OR IGNORE INTO parts (item, part, grp, data) VALUES (?, ?, ?, ?)", batch)
-                return self._db.total_changes - before
-
-        for item, part, group, data in parts:
-            batch.append((item, part, group, json.dumps(data, separators=(",", ":")) if data else None))
-            if len(batch) >= PAGE:
-                added += flush()
-                batch = []
-        if batch:
-            added += flush()
+                added += self._db.total_changes - before
         return added
 
     def parts(self, item_id: str, page: int = PAGE) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
@@ -545,6 +522,13 @@ class Journal:
     def plan_counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._db.execute("SELECT state, COUNT(*) FROM plan GROUP BY state").fetchall())
+
+
+def _pages(rows: Iterable[T]) -> Iterator[list[T]]:
+    """``rows`` in lists of ``PAGE`` (one transaction each): a long stream is never held whole."""
+    iterator = iter(rows)
+    while page := list(itertools.islice(iterator, PAGE)):
+        yield page
 
 
 _COLUMNS = "id, state, attempts, last_error, data, updated, seq"
