@@ -15,7 +15,7 @@ import datetime as _dt
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 
@@ -86,6 +86,7 @@ class Rate:
         return f"{self.amount / 1e6:g}MB/s" if self.unit == "bytes" else f"{self.amount:g}/s"
 
 
+@dataclass
 class Pacer:
     """Waits before each unit of work so that work happens inside the window and under the rate.
 
@@ -95,22 +96,14 @@ class Pacer:
     the inventory; bytes: when it ends, as they are known only then).  Time
     spent outside the window does not count as credit."""
 
-    def __init__(
-        self,
-        window: Window | None = None,
-        rate: Rate | None = None,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-        on_pause: Callable[[float], None] | None = None,
-    ) -> None:
-        self.window = window
-        self.rate = rate
-        self.clock = clock
-        self.sleep = sleep
-        self.on_pause = on_pause
-        self._origin: float | None = None
-        self._done = 0.0
-        self.paused = 0.0  # seconds spent waiting for the window
+    window: Window | None = None
+    rate: Rate | None = None
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    on_pause: Callable[[float], None] | None = None
+    paused: float = field(default=0.0, init=False)  # seconds spent waiting for the window
+    _origin: float | None = field(default=None, init=False, repr=False)
+    _done: float = field(default=0.0, init=False, repr=False)
 
     def wait(self, instances: int = 0) -> None:
         """Before a unit of work of ``instances`` instances (when known)."""

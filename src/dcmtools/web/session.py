@@ -237,6 +237,45 @@ def _credentials(
     return token, user, password
 
 
+# A failed connection by what its text says: (words, error code, message, hint, exit status).
+_CONNECTION_FAILURES = (
+    (
+        (
+            "name or service not known",
+            "nodename nor servname",
+            "failed to resolve",
+            "temporary failure in name resolution",
+            "no address associated",
+        ),
+        ErrorCode.NAME_NOT_RESOLVED,
+        "cannot find the host {host!r} (name not resolved)",
+        "check the spelling of the URL, or the DNS",
+        ExitStatus.CONNECT,
+    ),
+    (
+        ("connection refused", "errno 111"),
+        ErrorCode.CONNECTION_REFUSED,
+        "nothing is listening on {where} (connection refused)",
+        "check the port in the URL, and that the server is running",
+        ExitStatus.CONNECT,
+    ),
+    (
+        ("remotedisconnected", "connection aborted", "reset by peer", "broken pipe"),
+        ErrorCode.ABORTED,
+        "{label} dropped the connection during the {what}",
+        "check the server's log (a request too large? try a smaller `batch`)",
+        ExitStatus.ABORTED,
+    ),
+    (
+        ("no route", "unreachable"),
+        ErrorCode.UNREACHABLE,
+        "no route to {where}",
+        "check the network",
+        ExitStatus.CONNECT,
+    ),
+)
+
+
 class WebSession:
     """A ``requests.Session`` bound to one peer: auth, TLS, timeout, retries and diagnosis."""
 
@@ -351,43 +390,12 @@ class WebSession:
             )
         if isinstance(exc, requests.exceptions.ConnectionError):
             lowered = text.lower()
-            if (
-                "name or service not known" in lowered
-                or "nodename nor servname" in lowered
-                or "failed to resolve" in lowered
-                or "temporary failure in name resolution" in lowered
-                or "no address associated" in lowered
-            ):
-                host = urlsplit(self.peer.url).hostname
-                return DcmtoolsError(
-                    ErrorCode.NAME_NOT_RESOLVED,
-                    f"cannot find the host {host!r} (name not resolved)",
-                    "check the spelling of the URL, or the DNS",
-                    ExitStatus.CONNECT,
-                )
-            if "connection refused" in lowered or "errno 111" in lowered:
-                return DcmtoolsError(
-                    ErrorCode.CONNECTION_REFUSED,
-                    f"nothing is listening on {where} (connection refused)",
-                    "check the port in the URL, and that the server is running",
-                    ExitStatus.CONNECT,
-                )
-            if (
-                "remotedisconnected" in lowered
-                or "connection aborted" in lowered
-                or "reset by peer" in lowered
-                or "broken pipe" in lowered
-            ):
-                return DcmtoolsError(
-                    ErrorCode.ABORTED,
-                    f"{self.peer.label} dropped the connection during the {what}",
-                    "check the server's log (a request too large? try a smaller `batch`)",
-                    ExitStatus.ABORTED,
-                )
-            if "no route" in lowered or "unreachable" in lowered:
-                return DcmtoolsError(
-                    ErrorCode.UNREACHABLE, f"no route to {where}", "check the network", ExitStatus.CONNECT
-                )
+            for words, code, message, hint, status in _CONNECTION_FAILURES:
+                if any(word in lowered for word in words):
+                    host = urlsplit(self.peer.url).hostname
+                    return DcmtoolsError(
+                        code, message.format(host=host, where=where, label=self.peer.label, what=what), hint, status
+                    )
             return DcmtoolsError(
                 ErrorCode.CONNECT_FAILED, f"cannot connect to {where}: {_short(text)}", None, ExitStatus.CONNECT
             )
