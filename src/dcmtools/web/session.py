@@ -207,22 +207,10 @@ def _credentials(
     password_file: str | None,
 ) -> tuple[str | None, str | None, str | None]:
     """(token, user, password) from the options, the environment and the peers file ``entry``."""
-    if token_file:
-        token = token or _read_secret(token_file, "token")
-    token = token or os.environ.get("DCMTOOLS_TOKEN") or None
-    if not token and entry.get("token_env"):
-        token = os.environ.get(str(entry["token_env"])) or None
-    if not token and entry.get("token_file"):
-        token = _read_secret(file("token_file") or "", "token")
+    token = _secret("token", token, token_file, entry, file)
     user = user or entry.get("user") or os.environ.get("DCMTOOLS_USER") or None
     if user:
-        if password_file:
-            password = password or _read_secret(password_file, "password")
-        password = password or os.environ.get("DCMTOOLS_PASSWORD") or None
-        if not password and entry.get("password_env"):
-            password = os.environ.get(str(entry["password_env"])) or None
-        if not password and entry.get("password_file"):
-            password = _read_secret(file("password_file") or "", "password")
+        password = _secret("password", password, password_file, entry, file)
         if not password:
             raise DcmtoolsError(
                 ErrorCode.BAD_PEER,
@@ -235,6 +223,21 @@ def _credentials(
             ErrorCode.BAD_PEER, "both a token and a user were given", "use one of them", ExitStatus.USAGE
         )
     return token, user, password
+
+
+def _secret(
+    name: str, given: str | None, given_file: str | None, entry: dict[str, Any], file: Callable[[str], str | None]
+) -> str | None:
+    """A token or password: given, read from the file given, ``$DCMTOOLS_<NAME>``, or the peers file's
+    ``<name>_env`` (a variable's name) or ``<name>_file``, in this order."""
+    if given_file:
+        given = given or _read_secret(given_file, name)
+    value = given or os.environ.get(f"DCMTOOLS_{name.upper()}") or None
+    if not value and entry.get(f"{name}_env"):
+        value = os.environ.get(str(entry[f"{name}_env"])) or None
+    if not value and entry.get(f"{name}_file"):
+        value = _read_secret(file(f"{name}_file") or "", name)
+    return value
 
 
 # A failed connection by what its text says: (words, error code, message, hint, exit status).
