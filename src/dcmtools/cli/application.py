@@ -2,7 +2,6 @@
 
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -14,10 +13,10 @@ class _SpellingGroup(TyperGroup):
     """The root command: a usage error whose message names an option by its library keyword
     (`tls_ca`) shows the command line's spelling (--tls-ca), whichever command raised it."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except click.ClickException as exc:
+        except typer.BadParameter as exc:  # typer's own click (vendored): not the click package's class
             exc.message = spell(exc.message)
             raise
 
