@@ -17,6 +17,7 @@ from .common import (
     NullOpt,
     QuietOpt,
 )
+from .spelling import spell
 
 
 @app.command("dump")
@@ -107,4 +108,5 @@ def dump_command(
                 if not first:
                     text = "\n" + text
                 first = False
-            run.writer.write_line(text, ok, code or None)
+            # Lines come encoded from the workers (for speed): only a failure's words are spelled here.
+            run.writer.write_line(text if ok else spell(text), ok, code or None)
