@@ -4,10 +4,12 @@ from typing import Annotated
 
 import typer
 
+from ..stream.tables import DUMP_COLUMNS
 from .application import app
 from .batchopts import ClusterOpt, ShardOpt, open_batch
 from .common import (
     CommandRun,
+    CsvOpt,
     DebugOpt,
     FilesFromOpt,
     FlatOpt,
@@ -16,11 +18,13 @@ from .common import (
     JsonOpt,
     NullOpt,
     QuietOpt,
+    TsvOpt,
+    csv_epilog,
 )
 from .spelling import spell
 
 
-@app.command("dump")
+@app.command("dump", epilog=csv_epilog("-t", " ".join(DUMP_COLUMNS), lead="path, then "))
 def dump_command(
     inputs: InputsArg = None,
     tag: Annotated[
@@ -51,6 +55,8 @@ def dump_command(
     full: Annotated[bool, typer.Option("--full", help="Text: never cut long values.")] = False,
     json: JsonOpt = None,
     flat: FlatOpt = False,
+    csv: CsvOpt = False,
+    tsv: TsvOpt = False,
     jobs: JobsOpt = 1,
     shard: ShardOpt = None,
     cluster: ClusterOpt = None,
@@ -76,12 +82,16 @@ def dump_command(
       dcmtools dump -t 'ReferencedImageSequence[0].ReferencedSOPInstanceUID' a.dcm
       find /archive -name '*.dcm' -print0 | dcmtools dump -0 -j 0 - > all.jsonl
       dcmtools dump -t PatientID --shard 1/4 /archive > ids-1.jsonl
+      dcmtools dump --csv -t PatientName -t StudyDate -t Modality archive/ > archive.csv
     """
     from .. import dump as library
     from ..dicom.tagpath import PathError
     from ..stream.parallel import map_ordered, resolve_jobs
 
     with CommandRun("dump", json_mode=json, quiet=quiet, debug=debug) as run:
+        if csv or tsv:
+            tag = tag or list(DUMP_COLUMNS)  # the columns are the -t tags
+            run.use_table(csv, tsv, tag, json=json, flat=flat, lead=["path"], column_option="--tag")
         try:
             tags = library.parse_tags(tag or [])
         except PathError as exc:
@@ -101,7 +111,13 @@ def dump_command(
         batch = open_batch(run, "dump", shard, None, cluster)
         jobs_ = library.jobs_for(batch.inputs(run.inputs(inputs, files_from, null)), options)
         lost = library.lost_line if run.json_mode else library.lost_text
-        results = map_ordered(library.RecordsPassThrough(worker, encode=True), jobs_, workers, chunksize=16, lost=lost)
+        results = map_ordered(
+            library.RecordsPassThrough(worker, encode=True, text=not run.json_mode),
+            jobs_,
+            workers,
+            chunksize=16,
+            lost=lost,
+        )
         first = True
         for ok, code, text in run.progress(batch.stream(results, record=lambda result: {})):
             if not run.json_mode:

@@ -25,7 +25,9 @@ Where to:
   (default)   to ourselves: a storage SCP on --port with our AE title (--aet)
               stores under --store-dir (PatientID/StudyUID/SeriesUID/SOPUID.dcm,
               as 'dcmtools listen'). The PACS must know our AE title with this
-              host and port.
+              host and port. --port defaults to the port of the peers-file entry
+              whose aet is our AE title (e.g. [me] aet = "DCMTOOLS", host, port),
+              the entry a 'dcmtools listen --peers' archive moves to; else 11112.
   --dest AET  a C-MOVE to another node the PACS knows (nothing is received here).
   --get       C-GET: the instances come back on our association; no port to
               open, nothing to register on the PACS.
@@ -113,11 +115,18 @@ def move_command(
         bool, typer.Option("--get", help="Use C-GET: receive on our own association (no port, no registration).")
     ] = False,
     port: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--port", "-p", metavar="PORT", min=0, max=65535, help="Port of our storage SCP for C-MOVE to ourselves."
+            "--port",
+            "-p",
+            metavar="PORT",
+            min=0,
+            max=65535,
+            help="Port of our storage SCP for C-MOVE to ourselves [default: the port of the peers-file "
+            "entry whose aet is our AE title (--aet), else 11112].",
+            show_default=False,
         ),
-    ] = 11112,
+    ] = None,
     store_dir: Annotated[
         Path, typer.Option("--store-dir", "-d", metavar="DIR", help="Where received instances are stored.")
     ] = Path("."),
@@ -150,6 +159,7 @@ def move_command(
     with CommandRun("move", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         import os
 
+        from ..net.peer import our_port
         from ..net.retrieve import Retriever, request_from_keys, requests_from_lines
         from ..stream.records import DcmtoolsError
 
@@ -197,6 +207,8 @@ def move_command(
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None
         remote = net.peer(peer, options)
+        if port is None:  # the archive sends to us where the peers file says we are
+            port = our_port(options.calling_aet, net.peers)
         piped = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
         retriever = Retriever(
             remote,

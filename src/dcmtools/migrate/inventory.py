@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..stream.journal import Journal
@@ -416,7 +416,9 @@ class FolderInventory:
             self.journal.plan_done(key, data={"files": files})
         yield {"type": "inventory", "folder": self.folder, "files": files, "studies": counts, "ok": True}
 
-    def _flush(self, studies: dict[str, dict[str, Any]], parts: list[Any]) -> None:
+    def _flush(
+        self, studies: dict[str, dict[str, Any]], parts: Sequence[tuple[str, str, str | None, dict[str, Any] | None]]
+    ) -> None:
         with self.journal.transaction():
             self.journal.add(studies.items())
             self.journal.add_parts(parts)

@@ -325,7 +325,7 @@ class Retriever:
         assoc = self._association([sop_class], [])
         context = context_for(assoc, sop_class)
         if context is None:
-            raise no_context_error(self.peer, query_contexts([sop_class]))
+            raise no_context_error(self.peer, query_contexts([sop_class]), assoc)
         primitive = C_MOVE()
         primitive.MessageID = self._ids.next()
         primitive.AffectedSOPClassUID = sop_class
@@ -364,7 +364,7 @@ class Retriever:
             assoc = self._association([sop_class], contexts, roles)
             context = context_for(assoc, sop_class)
             if context is None:
-                raise no_context_error(self.peer, query_contexts([sop_class]))
+                raise no_context_error(self.peer, query_contexts([sop_class]), assoc)
             for identifier in identifiers or [request.identifier]:
                 from io import BytesIO
 

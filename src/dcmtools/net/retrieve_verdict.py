@@ -4,6 +4,7 @@ and, when it went wrong, the error that says what happened and what to do."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,9 +131,10 @@ def _destination_unknown(side: Side, dest: Any, outcome: Outcome, code: int, mea
             + ")"
         ),
         "hint": (
-            f"AE title {dest} must be registered on the PACS with "
+            f"add AE title {dest} to the archive's known nodes with "
             + (f"this host and port ({side.address})" if side.address and side.dest_is_us else "its host and port")
-            + " (Orthanc: DicomModalities; DCMTK dcmqrscp: HostTable)"
+            + " (Orthanc: DicomModalities; DCMTK dcmqrscp: HostTable; a dcmtools listen: the line "
+            + f"{_entry_example(dest, side.address if side.dest_is_us else None)} in its `peers` file)"
             + ("; or use `get`, which needs no registration" if side.dest_is_us else "")
         ),
     }
@@ -197,3 +199,10 @@ def _common_folder(paths: list[str]) -> str:
         return os.path.commonpath([os.path.dirname(p) for p in paths])
     except ValueError:
         return os.path.dirname(paths[0])
+
+
+def _entry_example(aet: Any, where: str | None) -> str:
+    """A peers-file entry (one TOML line) for ``aet``, as a dcmtools listen archive needs it to move there."""
+    host, _, port = where.rpartition(":") if where else ("HOST", "", "PORT")
+    name = re.sub(r"[^a-z0-9_-]", "_", str(aet).lower()) or "me"
+    return f'{name} = {{aet = "{aet}", host = "{host}", port = {port}}}'

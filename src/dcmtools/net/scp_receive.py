@@ -25,7 +25,7 @@ MAX_COMMAND_BYTES = 65536  # a DIMSE command set is a few hundred bytes
 MAX_PASSED_DATASET = 16 << 20  # a C-FIND / N-ACTION ... dataset that pynetdicom decodes in memory
 
 
-def _write_all(fd: int, buffers: list[Any]) -> None:
+def _write_all(fd: int, buffers: list[bytes | bytearray | memoryview]) -> None:
     """Write every buffer (``writev``, continuing after short writes)."""
     total = sum(len(b) for b in buffers)
     written = os.writev(fd, buffers)
@@ -61,7 +61,7 @@ class _Receiver:
             if self.mode == "store":
                 if control & 1:
                     raise ValueError("a command fragment arrived in the middle of a dataset")
-                assert self.instance is not None  # the store mode begins with its instance
+                assert self.instance is not None  # _begin() made it with mode "store"
                 self.instance.write(data)
                 if control & 2:
                     self.mode = None
@@ -112,7 +112,7 @@ class _Receiver:
 
     def _finish(self, dul: Any) -> None:
         instance, self.instance = self.instance, None
-        assert instance is not None  # a dataset ended: its C-STORE-RQ came first
+        assert instance is not None  # _finish() ends the instance of mode "store"
         status, record = instance.finish()
         if record.get("ok") and record.get("path") and self.scp.on_stored is not None:
             # Before the C-STORE-RSP: an acknowledged instance is never missing from the index.
@@ -155,7 +155,9 @@ class _Incoming:
         self.size = 0
         self.error: str | None = None
         self.fd: int | None = None
-        self.pending: list[Any] = []  # the file meta, kept to go out with the first fragment (one write)
+        self.pending: list[
+            bytes | bytearray | memoryview
+        ] = []  # the file meta, kept to go out with the first fragment (one write)
         self.tmp: str | None = None
         if ts is None:
             self.error = f"presentation context {context_id} was not accepted"
@@ -212,7 +214,8 @@ class _Incoming:
 
     def _close(self) -> None:
         fd, self.fd = self.fd, None
-        assert fd is not None  # closed once, after it was opened
+        if fd is None:
+            return
         if self.pending:  # an empty dataset: the meta alone
             _write_all(fd, self.pending)
             self.pending = []
@@ -262,7 +265,8 @@ class _Incoming:
     def _identifiers(self) -> dict[str, str]:
         """Patient, study, series ... from the first bytes received (``wire.scan_dataset``)."""
         ts, head = self.ts, bytes(self.head)
-        assert ts is not None  # an instance on an accepted context (else it has an error, not a place)
+        if ts is None:  # no accepted context: nothing was read as a dataset
+            return {}
         if ts == wire.DEFLATED_LE:
             ts, head = wire.EXPLICIT_LE, wire.inflate_head(head)
         try:
@@ -279,7 +283,8 @@ class _Incoming:
 
     def _place(self, ids: dict[str, str]) -> str:
         store_dir, tmp = self.scp.store_dir, self.tmp
-        assert store_dir is not None and tmp is not None  # placed only when it was written to a file
+        if store_dir is None or tmp is None:  # only an instance written into the store has a place there
+            raise OSError("the instance was not written to a file")
         dest = stored_path(
             store_dir,
             ids.get("patient_id"),

@@ -98,7 +98,7 @@ def ahead(items: Iterable[Any], depth: int = 2) -> Generator[Any, None, None]:
     import queue
     import threading
 
-    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    slots: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
 

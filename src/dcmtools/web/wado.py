@@ -223,9 +223,9 @@ def _parts(response: Any, boundary: bytes, folder: str) -> Iterator[str]:
                     stream.write(buffer[:at])
                     stream.close()
                     stream = None
-                    if tmp is not None:
-                        done, tmp = tmp, None
-                        yield done
+                    done, tmp = tmp, None
+                    assert done is not None  # made with the stream it names
+                    yield done
                 rest = buffer[at + len(delimiter) :]
                 if len(rest) < 2:
                     break  # wait for the two bytes after the delimiter
