@@ -7,9 +7,9 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .common import CommandRun, CsvOpt, DebugOpt, FlatOpt, JsonOpt, QuietOpt, TsvOpt, csv_epilog
+from .common import FlatOpt, StdArgs, TableArgs, csv_epilog
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record, write_query
-from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
+from .webpeer import WEB_EPILOG, WebArgs, is_web
 
 KeyOpt = Annotated[
     list[str] | None,
@@ -27,6 +27,14 @@ LimitOpt = Annotated[
     int | None,
     typer.Option("--limit", metavar="N", min=1, help="Stop after N matches (the query is cancelled with C-CANCEL)."),
 ]
+
+
+def model_option(default: str) -> Any:
+    """--model/-m (the query/retrieve information model); ``default`` says what it is when not given."""
+    help_ = f"Information model: patient or study root [default: {default}; patient at the patient level]."
+    return Annotated[str | None, typer.Option("--model", "-m", metavar="MODEL", help=help_, show_default=False)]
+
+
 NoDefaultsOpt = Annotated[
     bool, typer.Option("--no-defaults", help="Send only the -k keys (and the shortcuts), not the default return keys.")
 ]
@@ -281,16 +289,7 @@ def find_command(
     level: Annotated[
         str, typer.Option("--level", "-L", metavar="LEVEL", help="patient, study, series or image.")
     ] = "study",
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            metavar="MODEL",
-            help="Information model: patient or study root [default: study; patient at the patient level].",
-            show_default=False,
-        ),
-    ] = None,
+    model: model_option("study") = None,  # type: ignore[valid-type]
     patient: Annotated[
         str | None, typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")
     ] = None,
@@ -319,16 +318,10 @@ def find_command(
         ),
     ] = None,
     flat: FlatOpt = False,
-    csv: CsvOpt = False,
-    tsv: TsvOpt = False,
+    table: TableArgs = TableArgs(),
     net: NetArgs = NetArgs(),
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    token: TokenOpt = None,
-    token_file: TokenFileOpt = None,
-    user: UserOpt = None,
-    password_file: PasswordFileOpt = None,
-    debug: DebugOpt = False,
+    web: WebArgs = WebArgs(),
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Query a PACS (C-FIND): one record per match, a table on a terminal.
 
@@ -346,7 +339,7 @@ def find_command(
       dcmtools find pacs --queries-from accessions.csv -k StudyDescription
       dcmtools find pacs --level series --csv -k PatientName -k Modality -k SeriesDescription > series.csv
     """
-    with CommandRun("find", json_mode=json, human=table_human(_COLUMNS, sort=_SORT), debug=debug, quiet=quiet) as run:
+    with std.run("find", table_human(_COLUMNS, sort=_SORT)) as run:
         from ..net.keys import DEFAULT_KEYS, choose_model, identifier_from, normalize_level, parse_keys, shortcut_keys
         from ..net.query import Finder
         from ..stream.records import DcmtoolsError
@@ -366,20 +359,11 @@ def find_command(
         from ..stream.tables import key_columns, plain_columns
 
         columns = key_columns(key or []) or plain_columns([*DEFAULT_KEYS[query_level], *texts])
-        run.use_table(csv, tsv, columns, json=json, flat=flat, lead=["q"] if queries_from is not None else [])
+        table.use(run, columns, std, flat=flat, lead=["q"] if queries_from is not None else [])
         if is_web(peer, net.peers):  # DICOMweb: QIDO-RS (cli/webpeer.py)
             from . import webpeer
 
-            return webpeer.find(
-                run,
-                webpeer.session_for(
-                    peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file
-                ),
-                identifier,
-                query_level,
-                limit,
-                flat,
-            )
+            return webpeer.find(run, web.session(peer, net, run), identifier, query_level, limit, flat)
         remote = net.peer(peer, options)
         if queries_from is not None:
             if limit is not None:
@@ -391,10 +375,10 @@ def find_command(
             write_query(run, finder, "query", remote)
         finally:
             run.summary_extra.update(_summary(finder))
-            if finder.dropped and not quiet:
+            if finder.dropped and not std.quiet:
                 keys = ", ".join(f"{k} ({n})" for k, n in finder.dropped_keys.items())
                 run.warn(f"left out {finder.dropped} match(es) the peer returned although they do not match: {keys}")
-            if finder.unchecked and not quiet:
+            if finder.unchecked and not std.quiet:
                 keys = ", ".join(finder.unchecked_keys)
                 run.warn(
                     f"kept {finder.unchecked} match(es) whose {keys} could not be checked: the peer answered in a "

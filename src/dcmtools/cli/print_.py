@@ -1,12 +1,13 @@
 """``dcmtools print``: lay images out on films and print them on a DICOM grayscale printer."""
 
+import dataclasses
 from typing import Annotated, Any
 
 import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, OverwriteOpt, QuietOpt
+from .common import CommandRun, FileArgs, StdArgs
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, client_options, fatal_as_record
 from .spelling import spell, spell_error, spell_record, spelled_errors
 
@@ -113,7 +114,6 @@ def print_command(
             show_default=False,
         ),
     ] = None,
-    inputs: InputsArg = None,
     layout: Annotated[
         str,
         typer.Option(
@@ -223,13 +223,9 @@ def print_command(
             "--output", "-o", metavar="DIR", help="Folder for --dry-run films [default: .].", show_default=False
         ),
     ] = None,
-    overwrite: OverwriteOpt = False,
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
+    files: FileArgs.only("overwrite", "inputs", "files_from", "null") = FileArgs(),  # type: ignore[valid-type]
     net: NetArgs = NetArgs(),
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Print images on a DICOM film or paper printer (Basic Grayscale Print).
 
@@ -246,10 +242,11 @@ def print_command(
       dcmtools print drystar ct/ --layout 2,3 --dry-run -o preview/
       find ct/ -name "*.dcm" | sort | dcmtools print drystar - --layout 3,4
     """
-    with CommandRun("print", json_mode=json, human=_human, debug=debug, quiet=quiet) as run, spelled_errors():
+    with std.run("print", _human) as run, spelled_errors():
         options = net.options(run.debug)
         if dry_run and peer is not None and _is_input(peer, net, options):
-            inputs, peer = [peer, *(inputs or [])], None  # --dry-run needs no printer
+            # --dry-run needs no printer: the first argument is an input
+            files, peer = dataclasses.replace(files, inputs=[peer, *(files.inputs or [])]), None
         if peer is None and not dry_run:
             raise typer.BadParameter(
                 "which printer? (AET@HOST:PORT or a peers-file name; none with --dry-run)", param_hint="PEER"
@@ -257,7 +254,7 @@ def print_command(
         remote = net.peer(peer, options) if peer is not None else None
         where = {"peer": str(remote)} if remote is not None else {}
         if status:
-            if inputs or files_from:
+            if files.inputs or files.files_from:
                 raise typer.BadParameter("--status takes no INPUTS", param_hint="--status")
             from ..printing import printer_status
 
@@ -287,9 +284,9 @@ def print_command(
         )
         for warning in film.warnings:
             run.warn(spell(warning))
-        items = run.inputs(inputs, files_from, null)
+        items = run.inputs(files)
         if dry_run:
-            records = preview_files(items, film, output or ".", overwrite=overwrite)
+            records = preview_files(items, film, output or ".", overwrite=files.overwrite)
         else:
             if output:
                 raise typer.BadParameter("-o/--output is for --dry-run", param_hint="--output")
