@@ -95,7 +95,8 @@ def merge_command(
       dcmtools anonymize -o anon/ --shard 1/2 --journal anon-1.journal archive/vet-dog/
       dcmtools journal merge anon-*.journal -o anon.journal
     """
-    from ..stream.journal import JournalError, merge
+    from ..stream.journal import JournalError
+    from ..stream.journal_merge import merge
 
     with std.run("journal", _human) as run:
         missing = [str(f) for f in files if not f.exists()]
