@@ -189,39 +189,159 @@ def main_page(root) -> str:
 
 
 # ---------------------------------------------------------------- completions
+# What completes after each option and argument comes from dcmtools.cli.completion: choices, peer
+# names, files, folders, or nothing (an AE title, a number).  Peer names are the table names of the
+# peers file, read with awk at each Tab (no Python start-up): the file of --peers FILE on the command
+# line, else $DCMTOOLS_PEERS, else $XDG_CONFIG_HOME/dcmtools/peers.toml (~/.config/...).  Limits: a
+# name holding a dot or a space, and sub-tables ([a.b]), are not offered.
+PEER_AWK = r"""awk '/^[ \t]*\[[^][]+\][ \t]*(#.*)?$/ { sub(/^[ \t]*\[[ \t]*/, ""); sub(/[ \t]*\].*$/, ""); gsub(/"/, ""); if ($0 !~ /[. ]/) print }'"""
+
+
+def completion_spec(command, table) -> tuple[list[tuple[list[str], str, str, tuple[str, ...] | None]], list[str], str]:
+    """(options as (names, help, kind, values), the kinds of the fixed arguments, the kind of the rest)."""
+    from dcmtools.cli.completion import option_values, peer_arguments
+
+    options = []
+    for param in command.params:
+        if param.param_type_name != "option" or param.hidden:
+            continue
+        kind, values = option_values(command.name, param, table) if takes_value(param) else ("flag", None)
+        options.append((option_names(param), param.help or "", kind, values))
+    args, rest = [], ""
+    for param in command.params:
+        if param.param_type_name == "argument":
+            kind = "peers" if param.name in peer_arguments else "files"
+            if param.nargs == -1:
+                rest = kind
+            else:
+                args.append(kind)
+    return options, args, rest
+
+
+def completion_table():
+    from dcmtools.cli.completion import named_values
+
+    return named_values()
+
+
+def bash_words(values) -> str:
+    """Newline-separated words as one $'...' string."""
+    return "$'" + "\\n".join(v.replace("\\", "\\\\").replace("'", "\\'") for v in values) + "'"
+
+
+BASH_HELPERS = f"""_dcmtools_peer_names() {{
+    local file="" i
+    for ((i = 2; i < COMP_CWORD; i++)); do
+        if [[ ${{COMP_WORDS[i]}} == --peers ]]; then
+            file=${{COMP_WORDS[i+1]}}
+            [[ $file == = ]] && file=${{COMP_WORDS[i+2]}}
+        fi
+    done
+    [[ -n $file ]] || file=${{DCMTOOLS_PEERS:-${{XDG_CONFIG_HOME:-$HOME/.config}}/dcmtools/peers.toml}}
+    [[ $file == "~/"* ]] && file=$HOME/${{file#"~/"}}
+    [[ -r $file ]] && {PEER_AWK} "$file"
+}}
+# COMPREPLY: the words of $1 (one a line) that start with $cur, quoted for the shell; never expanded.
+_dcmtools_reply() {{
+    local word quoted
+    COMPREPLY=()
+    compopt +o filenames 2>/dev/null
+    while IFS= read -r word; do
+        [[ -n $word && $word == "$cur"* ]] || continue
+        printf -v quoted '%q' "$word"
+        COMPREPLY+=("$quoted")
+    done <<< "$1"
+}}
+_dcmtools_files() {{
+    local IFS=$'\\n'
+    compopt -o filenames 2>/dev/null
+    COMPREPLY=($(compgen -f -- "$cur"))
+}}
+_dcmtools_dirs() {{
+    local IFS=$'\\n'
+    compopt -o filenames 2>/dev/null
+    COMPREPLY=($(compgen -d -- "$cur"))
+}}
+"""
+
+
+def bash_action(kind: str, values) -> str:
+    return {
+        "choices": lambda: f"_dcmtools_reply {bash_words(values)}",
+        "peers": lambda: '_dcmtools_reply "$(_dcmtools_peer_names)"',
+        "files": lambda: "_dcmtools_files",
+        "dirs": lambda: "_dcmtools_dirs",
+        "none": lambda: ":",
+    }[kind]()
+
+
 def bash_completion(root) -> str:
-    names = " ".join(c.name for c in commands(root))
+    table = completion_table()
+    names = [c.name for c in commands(root)] + ["--version", "--help"]
     cases = []
     for command in commands(root):
-        opts = " ".join(n for p in command.params if p.param_type_name == "option" for n in option_names(p))
-        valued = "|".join(
-            n for p in command.params if p.param_type_name == "option" and takes_value(p) for n in option_names(p)
-        )
-        case = f'        {command.name})\n            opts="{opts}"\n'
-        if valued:
-            case += f'            case "$prev" in {valued}) COMPREPLY=($(compgen -f -- "$cur")); return;; esac\n'
-        cases.append(case + "            ;;")
+        options, args, rest = completion_spec(command, table)
+        opts = [n for names_, _, _, _ in options for n in names_] + ["--help", "-h"]
+        valued = [n for names_, _, kind, _ in options if kind != "flag" for n in names_]
+        lines = [
+            f"        {command.name})",
+            f"            opts={bash_words(opts)}",
+            f'            valued=" {" ".join(valued)} "',
+            f"            args=({' '.join(args)}) rest={rest}",
+        ]
+        value_lines = [
+            f"                {'|'.join(names_)}) {bash_action(kind, values)}; return ;;"
+            for names_, _, kind, values in options
+            if kind != "flag"
+        ]
+        if value_lines:
+            lines += ["            case $prev in", *value_lines, "            esac"]
+        cases.append("\n".join(lines) + "\n            ;;")
     return (
         "# bash completion for dcmtools (generated by scripts/gen_docs.py)\n"
-        "_dcmtools() {\n"
-        "    local cur prev cmd opts\n"
-        '    cur="${COMP_WORDS[COMP_CWORD]}"\n'
-        '    prev="${COMP_WORDS[COMP_CWORD-1]}"\n'
-        '    cmd="${COMP_WORDS[1]}"\n'
-        '    if [ "$COMP_CWORD" -eq 1 ]; then\n'
-        f'        COMPREPLY=($(compgen -W "{names} --version --help" -- "$cur"))\n'
+        "# Commands, options, option choices, peer names (the peers file's table names, read with awk), files.\n"
+        + BASH_HELPERS
+        + "_dcmtools() {\n"
+        "    local cur prev cmd opts valued args rest kind word i n=0\n"
+        "    COMPREPLY=()\n"
+        "    cur=${COMP_WORDS[COMP_CWORD]}\n"
+        "    prev=${COMP_WORDS[COMP_CWORD-1]}\n"
+        "    if [[ $cur == = ]]; then  # --option=<Tab>\n"
+        '        cur=""\n'
+        "    elif [[ $prev == = ]]; then  # --option=va<Tab>\n"
+        "        prev=${COMP_WORDS[COMP_CWORD-2]}\n"
+        "    fi\n"
+        "    if ((COMP_CWORD == 1)); then\n"
+        f"        _dcmtools_reply {bash_words(names)}\n"
         "        return\n"
         "    fi\n"
-        '    case "$cmd" in\n' + "\n".join(cases) + "\n"
-        '        *) opts="" ;;\n'
+        "    cmd=${COMP_WORDS[1]}\n"
+        "    case $cmd in\n" + "\n".join(cases) + "\n"
+        "        *) return ;;\n"
         "    esac\n"
-        '    if [[ "$cur" == -* ]]; then\n'
-        '        COMPREPLY=($(compgen -W "$opts" -- "$cur"))\n'
-        "    else\n"
-        '        COMPREPLY=($(compgen -f -- "$cur"))\n'
+        "    if [[ $cur == -* ]]; then\n"
+        '        _dcmtools_reply "$opts"\n'
+        "        return\n"
         "    fi\n"
+        "    # Which argument is this: count the words before it, less options and their values.\n"
+        "    for ((i = 2; i < COMP_CWORD; i++)); do\n"
+        "        word=${COMP_WORDS[i]}\n"
+        "        if [[ $word == -?* ]]; then\n"
+        '            if [[ $valued == *" $word "* ]]; then\n'
+        "                ((i++))\n"
+        "                [[ ${COMP_WORDS[i]} == = ]] && ((i++))\n"
+        "            fi\n"
+        "        elif [[ $word != = ]]; then\n"
+        "            ((n++))\n"
+        "        fi\n"
+        "    done\n"
+        "    kind=${args[n]:-$rest}\n"
+        "    case $kind in\n"
+        '        peers) _dcmtools_reply "$(_dcmtools_peer_names)" ;;\n'
+        "        files) _dcmtools_files ;;\n"
+        "    esac\n"
         "}\n"
-        "complete -o filenames -o bashdefault -F _dcmtools dcmtools\n"
+        "complete -F _dcmtools dcmtools\n"
     )
 
 
@@ -234,10 +354,39 @@ def first_sentence(text: str) -> str:
     return text.split(". ")[0].rstrip(".")[:80]
 
 
+def zsh_action(param_metavar: str, kind: str, values) -> str:
+    label = (param_metavar or "value").lower().replace(":", "")
+    if kind == "choices":
+        words = " ".join(zsh_escape(v).replace(" ", "\\ ").replace("(", "\\(").replace(")", "\\)") for v in values)
+        return f":{label}:({words})"
+    return {
+        "peers": ":peer:_dcmtools_peers",
+        "files": f":{label}:_files",
+        "dirs": f":{label}:_files -/",
+        "none": f":{label}: ",
+    }[kind]
+
+
+ZSH_HELPERS = f"""# Peer names: the table names of the peers file (--peers FILE, $DCMTOOLS_PEERS, or the default).
+_dcmtools_peers() {{
+    local file i
+    local -a names
+    i=${{words[(I)--peers]}}
+    (( i )) && file=${{words[i+1]}}
+    [[ -n $file ]] || file=${{DCMTOOLS_PEERS:-${{XDG_CONFIG_HOME:-$HOME/.config}}/dcmtools/peers.toml}}
+    file=${{file/#\\~/$HOME}}
+    [[ -r $file ]] || return 1
+    names=(${{(f)"$({PEER_AWK} $file)"}})
+    compadd -a names
+}}"""
+
+
 def zsh_completion(root) -> str:
+    table = completion_table()
     lines = [
         "#compdef dcmtools",
         "# zsh completion for dcmtools (generated by scripts/gen_docs.py)",
+        ZSH_HELPERS,
         "_dcmtools() {",
         "    local -a commands",
         "    commands=(",
@@ -256,15 +405,19 @@ def zsh_completion(root) -> str:
         "    case $cmd in",
     ]
     for command in commands(root):
+        options, args, rest = completion_spec(command, table)
+        metavars = {n: p.metavar for p in command.params if p.param_type_name == "option" for n in option_names(p)}
         specs = []
-        for param in command.params:
-            if param.param_type_name != "option" or param.hidden:
-                continue
-            help_text = zsh_escape(first_sentence(param.help or ""))
-            value = ":value:_files" if takes_value(param) else ""
-            for name in option_names(param):
-                specs.append(f"'{name}[{help_text}]{value}'")
-        specs.append("'*:file:_files'")
+        for names_, help_, kind, values in options:
+            help_text = zsh_escape(first_sentence(help_))
+            action = "" if kind == "flag" else zsh_action(metavars.get(names_[0]) or "", kind, values)
+            for name in names_:
+                specs.append(f"'{name}[{help_text}]{action}'")
+        specs += ["'--help[Show the help and exit]'", "'-h[Show the help and exit]'"]
+        for position, kind in enumerate(args, 1):
+            specs.append(f"'{position}:peer:_dcmtools_peers'" if kind == "peers" else f"'{position}:file:_files'")
+        if rest:
+            specs.append("'*:peer:_dcmtools_peers'" if rest == "peers" else "'*:file:_files'")
         lines.append(f"        {command.name})")
         lines.append("            _arguments -s \\")
         lines += [f"                {spec} \\" for spec in specs[:-1]]
@@ -278,9 +431,57 @@ def fish_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
+FISH_HELPERS = f"""function __dcmtools_peer_names --description 'The table names of the dcmtools peers file'
+    set -l tokens (commandline -opc)
+    set -l file
+    set -l i (contains -i -- --peers $tokens)
+    if test -n "$i"; and test $i -lt (count $tokens)
+        set file $tokens[(math $i + 1)]
+    else if test -n "$DCMTOOLS_PEERS"
+        set file $DCMTOOLS_PEERS
+    else if test -n "$XDG_CONFIG_HOME"
+        set file $XDG_CONFIG_HOME/dcmtools/peers.toml
+    else
+        set file $HOME/.config/dcmtools/peers.toml
+    end
+    set file (string replace -r '^~/' "$HOME/" -- $file)
+    test -r "$file"; and {PEER_AWK} $file
+end
+
+# True when the word being completed is argument N (from 0; N+ for N or more) of dcmtools COMMAND;
+# the rest of the arguments name the options that take a value.
+function __dcmtools_position
+    set -l want $argv[2]
+    set -l valued $argv[3..-1]
+    set -l tokens (commandline -opc)
+    set -l n 0
+    set -l skip 0
+    for token in $tokens[3..-1]
+        if test $skip = 1
+            set skip 0
+        else if string match -q -- '-?*' $token
+            contains -- $token $valued; and set skip 1
+        else
+            set n (math $n + 1)
+        end
+    end
+    if string match -q -- '*+' $want
+        test $n -ge (string trim -r -c + -- $want)
+    else
+        test $n -eq $want
+    end
+end"""
+
+
+def fish_words(values) -> str:
+    return " ".join(fish_escape(v).replace(" ", "\\\\ ") for v in values)
+
+
 def fish_completion(root) -> str:
+    table = completion_table()
     lines = [
         "# fish completion for dcmtools (generated by scripts/gen_docs.py)",
+        FISH_HELPERS,
         "complete -c dcmtools -f -n '__fish_use_subcommand' -l version -d 'Print the version and exit'",
     ]
     for command in commands(root):
@@ -288,20 +489,35 @@ def fish_completion(root) -> str:
         lines.append(f"complete -c dcmtools -f -n '__fish_use_subcommand' -a {command.name} -d '{summary}'")
     for command in commands(root):
         condition = f"__fish_seen_subcommand_from {command.name}"
-        for param in command.params:
-            if param.param_type_name != "option" or param.hidden:
-                continue
+        options, args, rest = completion_spec(command, table)
+        for names_, help_, kind, values in options:
             parts = [f"complete -c dcmtools -n '{condition}'"]
-            for name in option_names(param):
-                if name.startswith("--"):
-                    parts.append(f"-l {name[2:]}")
-                else:
-                    parts.append(f"-s {name[1:]}")
-            if takes_value(param):
-                parts.append("-r")
-            parts.append(f"-d '{fish_escape(first_sentence(param.help or ''))}'")
-            lines.append(" ".join(parts))
-        lines.append(f"complete -c dcmtools -n '{condition}' -F")
+            for name in names_:
+                parts.append(f"-l {name[2:]}" if name.startswith("--") else f"-s {name[1:]}")
+            parts.append(
+                {
+                    "flag": "",
+                    "choices": f"-x -a '{fish_words(values or ())}'",
+                    "peers": "-x -a '(__dcmtools_peer_names)'",
+                    "files": "-r -F",
+                    "dirs": "-x -a '(__fish_complete_directories (commandline -ct))'",
+                    "none": "-x",
+                }[kind]
+            )
+            parts.append(f"-d '{fish_escape(first_sentence(help_))}'")
+            lines.append(" ".join(p for p in parts if p))
+        lines.append(f"complete -c dcmtools -n '{condition}' -l help -s h -d 'Show the help and exit'")
+        valued = " ".join(n for names_, _, kind, _ in options if kind != "flag" for n in names_)
+        for position, kind in enumerate([*args, *([rest] if rest else [])]):
+            at = f"{position}+" if position == len(args) else str(position)
+            where = f"'{condition}; and __dcmtools_position {command.name} {at} {valued}'"
+            if kind == "peers":
+                lines.append(f"complete -c dcmtools -n {where} -f -a '(__dcmtools_peer_names)'")
+            else:
+                lines.append(f"complete -c dcmtools -n {where} -F")
+        if not rest:  # no more arguments: no file names either
+            where = f"'{condition}; and __dcmtools_position {command.name} {len(args)}+ {valued}'"
+            lines.append(f"complete -c dcmtools -n {where} -f")
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ def test_demo_runs_the_whole_pipeline():
     out = result.stdout
     assert "(0010,2201) LO PatientSpeciesDescription           Canine" in out  # dump tree
     assert "SMITH^REX" in out and "Canine / Beagle" in out  # find, worklist
+    assert "SMITH^REX,Canine,20240116,," in out  # worklist --csv
     assert "3 completed, 3 received" in out  # find | move
     assert "committed" in out  # anonymize | send | commit
     assert "change samples/vet-dog/cr1.dcm: PatientID 'VET042' -> 'CLINIC-0042'" in out  # edit --dry-run

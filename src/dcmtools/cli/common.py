@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -63,6 +63,29 @@ OutDirOpt = Annotated[
     Path | None,
     typer.Option("--output", "-o", metavar="DIR", help="Output folder; the input tree is mirrored under it."),
 ]
+CsvOpt = Annotated[
+    bool,
+    typer.Option(
+        "--csv",
+        help="A CSV table on stdout: a header row, one row per item (columns: see 'CSV and TSV'); "
+        "the summary goes to stderr. Not with --json or --flat.",
+    ),
+]
+TsvOpt = Annotated[bool, typer.Option("--tsv", help="As --csv, tab-separated.")]
+
+
+def csv_epilog(flag: str, defaults: str, lead: str = "") -> str:
+    """The 'CSV and TSV' section of a command's --help (the rules of ``dcmtools.stream.tables``)."""
+    return (
+        "CSV and TSV (--csv, --tsv): a header row, then one row per item; the summary goes to "
+        f"stderr. The columns are {lead}the {flag} paths as written (without =VALUE); with no {flag}: "
+        f"{defaults}. Then error and error_message: the code and message of a failed item (it still "
+        "counts for the exit status). Values are text: multiple values joined with a backslash, a person "
+        "name as --flat writes it, a sequence as JSON text of its items (Seq[0].Keyword reaches inside "
+        "one), an absent or empty element as an empty cell."
+    )
+
+
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
 
 
@@ -103,6 +126,35 @@ class CommandRun:
 
     def write(self, record: dict[str, Any]) -> None:
         self.writer.write(record)
+
+    def use_table(
+        self,
+        csv: bool,
+        tsv: bool,
+        columns: Sequence[str],
+        *,
+        json: bool | None = None,
+        flat: bool = False,
+        lead: Sequence[str] = (),
+        column_option: str = "--key",
+    ) -> bool:
+        """--csv/--tsv: rows (``dcmtools.stream.tables``) instead of records; False when neither was given."""
+        if not (csv or tsv):
+            return False
+        if csv and tsv:
+            raise typer.BadParameter("choose one of --csv and --tsv", param_hint="--tsv")
+        if json is not None or flat:
+            given = "--flat" if flat else ("--json" if json else "--no-json")
+            raise typer.BadParameter(f"--csv/--tsv write a table: not with {given}", param_hint=given)
+        from ..dicom.tagpath import PathError
+        from ..stream.tables import TableWriter
+
+        try:
+            table = TableWriter(self.writer.stream, columns, lead=lead, delimiter="\t" if tsv else ",")
+        except PathError as exc:
+            raise typer.BadParameter(str(exc), param_hint=column_option) from None
+        self.writer.use_table(table)
+        return True
 
     def inputs(self, args: list[str] | None, files_from: str | None = None, null: bool = False) -> Iterator[InputItem]:
         """The inputs; a usage error when none were given at all."""

@@ -4,10 +4,12 @@ from typing import Annotated
 
 import typer
 
+from ..stream.tables import DUMP_COLUMNS
 from .application import app
 from .batchopts import ClusterOpt, ShardOpt, open_batch
 from .common import (
     CommandRun,
+    CsvOpt,
     DebugOpt,
     FilesFromOpt,
     FlatOpt,
@@ -16,10 +18,12 @@ from .common import (
     JsonOpt,
     NullOpt,
     QuietOpt,
+    TsvOpt,
+    csv_epilog,
 )
 
 
-@app.command("dump")
+@app.command("dump", epilog=csv_epilog("-t", " ".join(DUMP_COLUMNS), lead="path, then "))
 def dump_command(
     inputs: InputsArg = None,
     tag: Annotated[
@@ -50,6 +54,8 @@ def dump_command(
     full: Annotated[bool, typer.Option("--full", help="Text: never cut long values.")] = False,
     json: JsonOpt = None,
     flat: FlatOpt = False,
+    csv: CsvOpt = False,
+    tsv: TsvOpt = False,
     jobs: JobsOpt = 1,
     shard: ShardOpt = None,
     cluster: ClusterOpt = None,
@@ -75,12 +81,16 @@ def dump_command(
       dcmtools dump -t 'ReferencedImageSequence[0].ReferencedSOPInstanceUID' a.dcm
       find /archive -name '*.dcm' -print0 | dcmtools dump -0 -j 0 - > all.jsonl
       dcmtools dump -t PatientID --shard 1/4 /archive > ids-1.jsonl
+      dcmtools dump --csv -t PatientName -t StudyDate -t Modality archive/ > archive.csv
     """
     from .. import dump as library
     from ..dicom.tagpath import PathError
     from ..stream.parallel import map_ordered, resolve_jobs
 
     with CommandRun("dump", json_mode=json, quiet=quiet, debug=debug) as run:
+        if csv or tsv:
+            tag = tag or list(DUMP_COLUMNS)  # the columns are the -t tags
+            run.use_table(csv, tsv, tag, json=json, flat=flat, lead=["path"], column_option="--tag")
         try:
             tags = library.parse_tags(tag or [])
         except PathError as exc:

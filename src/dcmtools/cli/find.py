@@ -6,7 +6,7 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .common import CommandRun, DebugOpt, FlatOpt, JsonOpt, QuietOpt
+from .common import CommandRun, CsvOpt, DebugOpt, FlatOpt, JsonOpt, QuietOpt, TsvOpt, csv_epilog
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record, write_query
 from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
 
@@ -195,7 +195,15 @@ def _sop_class_name(uid: Any) -> str:
         return str(uid)
 
 
-@app.command("find", epilog=FIND_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG + "\n\n" + WEB_EPILOG)
+FIND_CSV_EPILOG = csv_epilog(
+    "-k", "the default return keys of the level (above), then the shortcut keys", lead="q (with --queries-from), then "
+)
+
+
+@app.command(
+    "find",
+    epilog="\n\n".join((FIND_EPILOG, FIND_CSV_EPILOG, PEERS_EPILOG, EXIT_STATUS_EPILOG, WEB_EPILOG)),
+)
 @client_options
 def find_command(
     peer: PeerArg,
@@ -241,6 +249,8 @@ def find_command(
         ),
     ] = None,
     flat: FlatOpt = False,
+    csv: CsvOpt = False,
+    tsv: TsvOpt = False,
     net: NetArgs = NetArgs(),
     json: JsonOpt = None,
     quiet: QuietOpt = False,
@@ -264,6 +274,7 @@ def find_command(
       dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --store-dir out/ -
       dcmtools find https://pacs.example.org/dicom-web --level series -k Modality=CT --user alice --password-file ~/.pacs-password
       dcmtools find pacs --queries-from accessions.csv -k StudyDescription
+      dcmtools find pacs --level series --csv -k PatientName -k Modality -k SeriesDescription > series.csv
     """
     with CommandRun("find", json_mode=json, human=table_human(_COLUMNS), debug=debug, quiet=quiet) as run:
         from ..net.keys import DEFAULT_KEYS, choose_model, identifier_from, normalize_level, parse_keys, shortcut_keys
@@ -282,6 +293,10 @@ def find_command(
             )
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None
+        from ..stream.tables import key_columns, plain_columns
+
+        columns = key_columns(key or []) or plain_columns([*DEFAULT_KEYS[query_level], *texts])
+        run.use_table(csv, tsv, columns, json=json, flat=flat, lead=["q"] if queries_from is not None else [])
         if is_web(peer, net.peers):  # DICOMweb: QIDO-RS (cli/webpeer.py)
             from . import webpeer
 

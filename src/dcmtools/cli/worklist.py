@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import typer
 
 from .application import app
-from .common import CommandRun, DebugOpt, FlatOpt, JsonOpt, QuietOpt
+from .common import CommandRun, CsvOpt, DebugOpt, FlatOpt, JsonOpt, QuietOpt, TsvOpt, csv_epilog
 from .find import KeyOpt, LimitOpt, NoDefaultsOpt, table_human
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, write_query
 
@@ -81,7 +81,12 @@ def _human(record: dict[str, Any]) -> str | None:
     return _table(record)
 
 
-@app.command("worklist", epilog=WORKLIST_EPILOG + "\n\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
+WORKLIST_CSV_EPILOG = csv_epilog(
+    "-k", "the default return keys (above) but SpecificCharacterSet and the code sequences"
+)
+
+
+@app.command("worklist", epilog="\n\n".join((WORKLIST_EPILOG, WORKLIST_CSV_EPILOG, PEERS_EPILOG, EXIT_STATUS_EPILOG)))
 @client_options
 def worklist_command(
     peer: PeerArg,
@@ -102,6 +107,8 @@ def worklist_command(
     no_defaults: NoDefaultsOpt = False,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Leave out items that contradict a filter.")] = True,
     flat: FlatOpt = False,
+    csv: CsvOpt = False,
+    tsv: TsvOpt = False,
     net: NetArgs = NetArgs(),
     json: JsonOpt = None,
     quiet: QuietOpt = False,
@@ -115,6 +122,7 @@ def worklist_command(
       dcmtools worklist ris --modality CR --station-aet CR1 --aet CR1
       dcmtools worklist ris --date 20240115-20240119 --patient 'SMITH^*'
       dcmtools worklist ris --date any --flat | jq -r '.dataset.PatientName'
+      dcmtools worklist pacs --date any --csv -k PatientName -k "ScheduledProcedureStepSequence[0].Modality" > worklist.csv
     """
     with CommandRun("worklist", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
         from ..net.query import Finder
@@ -133,6 +141,10 @@ def worklist_command(
             )
         except DcmtoolsError as exc:
             raise typer.BadParameter(str(exc)) from None
+        from ..net.keys import WORKLIST_KEYS
+        from ..stream.tables import key_columns, plain_columns
+
+        run.use_table(csv, tsv, key_columns(key or []) or plain_columns(WORKLIST_KEYS), json=json, flat=flat)
         remote = net.peer(peer, options)
         finder = Finder(remote, identifier, options, "WORKLIST", "worklist", limit, False, check, flat)
         try:

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from enum import IntEnum
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 
 class ExitStatus(IntEnum):
@@ -212,6 +212,14 @@ def _json_default(value: Any) -> Any:
 HumanFormatter = Callable[[dict[str, Any]], "str | None"]
 
 
+class RowSink(Protocol):
+    """Where ``--csv``/``--tsv`` rows go (``dcmtools.stream.tables.TableWriter``)."""
+
+    def write(self, record: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 def human_failure(record: dict[str, Any], subject: str | None = None, default_message: str = "failed") -> str:
     """The readable form of a failed record: 'FAILED subject: message', the hint below."""
     error = record.get("error") or {}
@@ -267,10 +275,22 @@ class RecordWriter:
         self.error_codes: dict[str, int] = {}
         self.status = ExitStatus.OK
         self.started = time.monotonic()
+        self.table: RowSink | None = None
+
+    def use_table(self, table: RowSink) -> None:
+        """Rows instead of records (--csv, --tsv); the summary goes to stderr as in the readable form.
+
+        ``json_mode`` turns on: what the command produces is records, the table takes them.
+        """
+        self.table = table
+        self.json_mode = True
 
     def write(self, record: dict[str, Any]) -> None:
         """Write one record (counting it when it has an ``ok`` flag)."""
         self._count(record)
+        if self.table is not None:
+            self.table.write(record)
+            return
         if self.json_mode:
             self.stream.write(dumps(record) + "\n")
         else:
@@ -284,6 +304,9 @@ class RecordWriter:
         """Write a record already encoded by ``dumps`` (as workers return them)."""
         if ok is not None:
             self._count({"ok": ok, "error": {"code": code}} if not ok else {"ok": True})
+        if self.table is not None:
+            self.table.write(json.loads(line))
+            return
         self.stream.write(printable_name(line) + "\n")
         self.stream.flush()
 
@@ -321,7 +344,9 @@ class RecordWriter:
         record.update(extra)
         record["seconds"] = round(time.monotonic() - self.started, 3)
         record["exit_status"] = int(self.status)
-        if self.json_mode:
+        if self.table is not None:
+            self.table.close()
+        if self.json_mode and self.table is None:
             self.stream.write(dumps(record) + "\n")
             self.stream.flush()
         elif not self.quiet:
