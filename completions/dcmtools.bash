@@ -50,7 +50,7 @@ _dcmtools() {
     cmd=${COMP_WORDS[1]}
     case $cmd in
         anonymize)
-            opts=$'--output\n-o\n--key\n--key-file\n--retain-safe-private\n--retain-uids\n--retain-device-identity\n--retain-institution-identity\n--retain-patient-characteristics\n--retain-longitudinal-full-dates\n--retain-longitudinal-modified-dates\n--clean-descriptors\n--clean-structured-content\n--clean-graphics\n--allow-burned-in\n--keep-unknown\n--keep-names\n--map\n--overwrite\n--json\n--no-json\n--jobs\n-j\n--shard\n--journal\n--cluster\n--files-from\n--null\n-0\n--quiet\n-q\n--debug\n--help\n-h'
+            opts=$'--output\n-o\n--key\n--key-file\n--retain-safe-private\n--retain-uids\n--retain-device-identity\n--retain-institution-identity\n--retain-patient-characteristics\n--retain-longitudinal-full-dates\n--retain-longitudinal-modified-dates\n--clean-descriptors\n--clean-structured-content\n--clean-graphics\n--allow-burned-in\n--keep-unknown\n--keep-names\n--map\n--overwrite\n--jobs\n-j\n--shard\n--journal\n--cluster\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --output -o --key --key-file --map --jobs -j --shard --journal --cluster --files-from "
             args=() rest=files
             case $prev in
@@ -66,14 +66,15 @@ _dcmtools() {
             esac
             ;;
         commit)
-            opts=$'--batch\n--wait\n--port\n-p\n--bind\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
-            valued=" --batch --wait --port -p --bind --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --files-from "
+            opts=$'--batch\n--wait\n--port\n-p\n--bind\n--files-from\n--null\n-0\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
+            valued=" --batch --wait --port -p --bind --files-from --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name "
             args=(peers) rest=files
             case $prev in
                 --batch) :; return ;;
                 --wait) :; return ;;
                 --port|-p) :; return ;;
                 --bind) :; return ;;
+                --files-from) _dcmtools_files; return ;;
                 --aet) :; return ;;
                 --timeout) :; return ;;
                 --max-pdu) :; return ;;
@@ -82,11 +83,10 @@ _dcmtools() {
                 --tls-cert) _dcmtools_files; return ;;
                 --tls-key) _dcmtools_files; return ;;
                 --tls-server-name) :; return ;;
-                --files-from) _dcmtools_files; return ;;
             esac
             ;;
         dump)
-            opts=$'--tag\n-t\n--meta\n--no-pixels\n--bulk-threshold\n--full\n--json\n--no-json\n--flat\n--csv\n--tsv\n--jobs\n-j\n--shard\n--cluster\n--files-from\n--null\n-0\n--quiet\n-q\n--debug\n--help\n-h'
+            opts=$'--tag\n-t\n--meta\n--no-pixels\n--bulk-threshold\n--full\n--flat\n--csv\n--tsv\n--jobs\n-j\n--shard\n--cluster\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --tag -t --bulk-threshold --jobs -j --shard --cluster --files-from "
             args=() rest=files
             case $prev in
@@ -99,7 +99,7 @@ _dcmtools() {
             esac
             ;;
         echo)
-            opts=$'--count\n-c\n--interval\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--token\n--token-file\n--user\n--password-file\n--debug\n--help\n-h'
+            opts=$'--count\n-c\n--interval\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--token\n--token-file\n--user\n--password-file\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --count -c --interval --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file "
             args=(peers) rest=
             case $prev in
@@ -120,7 +120,7 @@ _dcmtools() {
             esac
             ;;
         edit)
-            opts=$'--output\n-o\n--in-place\n--no-backup\n--set\n--set-existing\n--erase\n--erase-private\n--map\n--match\n--require-match\n--new-uids\n--key\n--key-file\n--charset\n--dry-run\n--overwrite\n--json\n--no-json\n--jobs\n-j\n--files-from\n--null\n-0\n--quiet\n-q\n--debug\n--help\n-h'
+            opts=$'--output\n-o\n--in-place\n--no-backup\n--set\n--set-existing\n--erase\n--erase-private\n--map\n--match\n--require-match\n--new-uids\n--key\n--key-file\n--charset\n--dry-run\n--overwrite\n--jobs\n-j\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --output -o --set --set-existing --erase --map --match --new-uids --key --key-file --charset --jobs -j --files-from "
             args=() rest=files
             case $prev in
@@ -139,7 +139,7 @@ _dcmtools() {
             esac
             ;;
         find)
-            opts=$'--key\n-k\n--level\n-L\n--model\n-m\n--patient\n--patient-id\n--date\n--modality\n--accession\n--limit\n--no-defaults\n--walk\n--no-walk\n--check\n--no-check\n--queries-from\n--flat\n--csv\n--tsv\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--token\n--token-file\n--user\n--password-file\n--debug\n--help\n-h'
+            opts=$'--key\n-k\n--level\n-L\n--model\n-m\n--patient\n--patient-id\n--date\n--modality\n--accession\n--limit\n--no-defaults\n--walk\n--no-walk\n--check\n--no-check\n--queries-from\n--flat\n--csv\n--tsv\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--token\n--token-file\n--user\n--password-file\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --key -k --level -L --model -m --patient --patient-id --date --modality --accession --limit --queries-from --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file "
             args=(peers) rest=
             case $prev in
@@ -173,8 +173,8 @@ _dcmtools() {
             args=() rest=
             ;;
         listen)
-            opts=$'--port\n-p\n--aet\n--store-dir\n-d\n--count\n-c\n--idle-timeout\n--bind\n--allow\n--allow-any\n--max-associations\n--assoc-timeout\n--pdu-timeout\n--worklist-dir\n-w\n--reindex\n--peers\n--overwrite\n--commit-report\n--commit-delay\n--commit-report-to\n--timeout\n--max-pdu\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--trace\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
-            valued=" --port -p --aet --store-dir -d --count -c --idle-timeout --bind --allow --max-associations --assoc-timeout --pdu-timeout --worklist-dir -w --peers --commit-report --commit-delay --commit-report-to --timeout --max-pdu --tls-ca --tls-cert --tls-key "
+            opts=$'--port\n-p\n--aet\n--store-dir\n-d\n--count\n-c\n--idle-timeout\n--bind\n--allow\n--allow-any\n--max-associations\n--assoc-timeout\n--pdu-timeout\n--worklist-dir\n--reindex\n--peers\n--overwrite\n--commit-report\n--commit-delay\n--commit-report-to\n--timeout\n--max-pdu\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--trace\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
+            valued=" --port -p --aet --store-dir -d --count -c --idle-timeout --bind --allow --max-associations --assoc-timeout --pdu-timeout --worklist-dir --peers --commit-report --commit-delay --commit-report-to --timeout --max-pdu --tls-ca --tls-cert --tls-key "
             args=() rest=
             case $prev in
                 --port|-p) :; return ;;
@@ -187,7 +187,7 @@ _dcmtools() {
                 --max-associations) :; return ;;
                 --assoc-timeout) :; return ;;
                 --pdu-timeout) :; return ;;
-                --worklist-dir|-w) _dcmtools_dirs; return ;;
+                --worklist-dir) _dcmtools_dirs; return ;;
                 --peers) _dcmtools_files; return ;;
                 --commit-report) _dcmtools_reply $'auto\nsame\nnew'; return ;;
                 --commit-delay) :; return ;;
@@ -236,7 +236,7 @@ _dcmtools() {
             esac
             ;;
         move)
-            opts=$'--key\n-k\n--level\n-L\n--model\n-m\n--dest\n--get\n--port\n-p\n--store-dir\n-d\n--bind\n--overwrite\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--json\n--no-json\n--quiet\n-q\n--token\n--token-file\n--user\n--password-file\n--debug\n--help\n-h'
+            opts=$'--key\n-k\n--level\n-L\n--model\n-m\n--dest\n--get\n--port\n-p\n--store-dir\n-d\n--bind\n--overwrite\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--token\n--token-file\n--user\n--password-file\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
             valued=" --key -k --level -L --model -m --dest --port -p --store-dir -d --bind --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file "
             args=(peers files) rest=
             case $prev in
@@ -314,13 +314,16 @@ _dcmtools() {
             esac
             ;;
         send)
-            opts=$'--retries\n--jobs\n-j\n--decompress\n--no-decompress\n--priority\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--shard\n--journal\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--token\n--token-file\n--user\n--password-file\n--batch\n--debug\n--help\n-h'
-            valued=" --retries --jobs -j --priority --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --shard --journal --files-from --token --token-file --user --password-file --batch "
+            opts=$'--retries\n--jobs\n-j\n--decompress\n--no-decompress\n--priority\n--shard\n--journal\n--files-from\n--null\n-0\n--aet\n--timeout\n--max-pdu\n--peers\n--tls\n--tls-ca\n--tls-cert\n--tls-key\n--tls-insecure\n--tls-server-name\n--trace\n--token\n--token-file\n--user\n--password-file\n--batch\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
+            valued=" --retries --jobs -j --priority --shard --journal --files-from --aet --timeout --max-pdu --peers --tls-ca --tls-cert --tls-key --tls-server-name --token --token-file --user --password-file --batch "
             args=(peers) rest=files
             case $prev in
                 --retries) :; return ;;
                 --jobs|-j) :; return ;;
                 --priority) _dcmtools_reply $'0\n1\n2'; return ;;
+                --shard) :; return ;;
+                --journal) _dcmtools_files; return ;;
+                --files-from) _dcmtools_files; return ;;
                 --aet) :; return ;;
                 --timeout) :; return ;;
                 --max-pdu) :; return ;;
@@ -329,9 +332,6 @@ _dcmtools() {
                 --tls-cert) _dcmtools_files; return ;;
                 --tls-key) _dcmtools_files; return ;;
                 --tls-server-name) :; return ;;
-                --shard) :; return ;;
-                --journal) _dcmtools_files; return ;;
-                --files-from) _dcmtools_files; return ;;
                 --token) :; return ;;
                 --token-file) _dcmtools_files; return ;;
                 --user) :; return ;;
@@ -340,11 +340,11 @@ _dcmtools() {
             esac
             ;;
         transcode)
-            opts=$'--to\n-t\n--output\n-o\n--error\n--ratio\n--quality\n--verify\n--no-verify\n--keep-uid\n--list\n--overwrite\n--jobs\n-j\n--shard\n--journal\n--cluster\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
-            valued=" --to -t --output -o --error --ratio --quality --jobs -j --shard --journal --cluster --files-from "
+            opts=$'--to\n--output\n-o\n--error\n--ratio\n--quality\n--verify\n--no-verify\n--keep-uid\n--list\n--overwrite\n--jobs\n-j\n--shard\n--journal\n--cluster\n--files-from\n--null\n-0\n--json\n--no-json\n--quiet\n-q\n--debug\n--help\n-h'
+            valued=" --to --output -o --error --ratio --quality --jobs -j --shard --journal --cluster --files-from "
             args=() rest=files
             case $prev in
-                --to|-t) _dcmtools_reply $'implicit\nexplicit\ndeflated\nrle\njpeg-ls\njpeg-ls-near\nj2k\nj2k-lossy\njpeg-lossless\njpeg-baseline\njpeg-extended'; return ;;
+                --to) _dcmtools_reply $'implicit\nexplicit\ndeflated\nrle\njpeg-ls\njpeg-ls-near\nj2k\nj2k-lossy\njpeg-lossless\njpeg-baseline\njpeg-extended'; return ;;
                 --output|-o) _dcmtools_dirs; return ;;
                 --error) :; return ;;
                 --ratio) :; return ;;

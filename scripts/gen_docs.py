@@ -36,10 +36,24 @@ EXIT_STATUS = [
     ("130", "interrupted (Ctrl-C)"),
 ]
 
+# Every variable the code reads (tests/test_newcomer_cli.py checks the DCMTOOLS_* ones against src/).
 ENVIRONMENT = [
     ("DCMTOOLS_AET", "our calling AE title for network commands (default DCMTOOLS)"),
     ("DCMTOOLS_PEERS", "the peers file naming the AE title, host and port of each peer"),
+    (
+        "XDG_CONFIG_HOME",
+        "without DCMTOOLS_PEERS or --peers, the peers file is $XDG_CONFIG_HOME/dcmtools/peers.toml "
+        "(~/.config/dcmtools/peers.toml) when it exists",
+    ),
+    ("DCMTOOLS_ANON_KEY", "the secret key of anonymize (as --key): the same key gives the same pseudonyms and UIDs"),
+    ("DCMTOOLS_EDIT_KEY", "the secret key of edit --new-uids (as --key): the same key gives the same UIDs"),
+    ("DCMTOOLS_TOKEN", "DICOMweb: the bearer token (as --token)"),
+    ("DCMTOOLS_USER", "DICOMweb: the basic-auth user (as --user)"),
+    ("DCMTOOLS_PASSWORD", "DICOMweb: the basic-auth password (never on the command line; or --password-file)"),
     ("DCMTOOLS_DEBUG", "when set, as --debug: tracebacks and debug logs on stderr"),
+    ("SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT", "the default of --shard K/N in a Slurm job array"),
+    ("JOB_COMPLETION_INDEX", "the default K of --shard K/N in a Kubernetes indexed job (N given)"),
+    ("DASK_SCHEDULER_ADDRESS", "the default of --cluster: the Dask scheduler to send the work to"),
 ]
 
 

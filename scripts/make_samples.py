@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Build the bundled sample data in samples/ (committed; rerun to regenerate).
 
-human-ct/: a CT study with two series and a secondary capture; vet-dog/: a
-canine CR study with species, breed and owner; compressed/: MR_small_RLE.dcm
+human-ct/: one CT study ("CT sample study") of two CT series and a
+secondary capture; vet-dog/: a canine CR study with species, breed and owner; compressed/: MR_small_RLE.dcm
 and JPEG2000.dcm copied from pydicom's test files (MIT licence). Everything is
 synthetic: no real patient data (no README inside, so that every file under
 samples/ is DICOM). UIDs are derived from fixed names so reruns give the same files.
@@ -36,6 +36,11 @@ def image(rows: int, columns: int, seed: int) -> np.ndarray:
     return (disc * 1000 + noise).astype(np.int16)
 
 
+# A study's description is the study's, whatever the modality of a series (the secondary capture
+# of study-001 is part of the CT study: one study, one description).
+STUDY_DESCRIPTIONS = {"study-001": "CT sample study", "study-042": "CR sample study"}
+
+
 def base(patient: dict, study: str, series: str, number: int, modality: str, sop_class: str) -> Dataset:
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
@@ -50,7 +55,7 @@ def base(patient: dict, study: str, series: str, number: int, modality: str, sop
     ds.Manufacturer = "dcmtools samples"
     ds.InstitutionName = "Sample Clinic"
     ds.ReferringPhysicianName = "WELBY^MARCUS"
-    ds.StudyDescription = f"{modality} sample study"
+    ds.StudyDescription = STUDY_DESCRIPTIONS[study]
     ds.SeriesDescription = series
     ds.StudyID = study[-3:]
     ds.SeriesNumber = int(series.split("-")[0])

@@ -15,5 +15,14 @@ setup_venv() {
       "$python" -m venv .venv
     fi
   fi
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  # Install (editable, with the test extra) only when it is needed: a new venv, pyproject.toml
+  # changed (dependencies, entry points), the checkout moved, or the install is gone. Source
+  # changes need none: the install is editable. The stamp is written only after pip succeeded.
+  local stamp=.venv/.dcmtools-installed want
+  want="$(sha256sum pyproject.toml | cut -d' ' -f1) $PWD"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x .venv/bin/dcmtools ]; then
+    rm -f "$stamp"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    printf '%s\n' "$want" >"$stamp"
+  fi
 }

@@ -30,7 +30,7 @@ def orthanc(tmp: Path, modalities: dict | None = None) -> Iterator[tuple[str, in
 
 def me(port: int, aet: str = "DCMTOOLS") -> dict:
     """A DicomModalities entry for us, allowed to ask for Storage Commitment."""
-    return {"me": {"AET": aet, "Host": "127.0.0.1", "Port": port, "AllowStorageCommitment": True}}
+    return peers.orthanc_modalities({"me": (aet, port)}, commitment=["me"])
 
 
 def orthanc_instances(http: int) -> list[str]:

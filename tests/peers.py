@@ -32,6 +32,12 @@ REPO = Path(__file__).resolve().parent.parent
 PEER_ENV = {**os.environ, "TCP_NODELAY": "1", "PATH": os.pathsep.join(["/usr/bin", os.environ.get("PATH", "")])}
 
 
+def dcmtools_env() -> dict[str, str]:
+    """The environment of dcmtools run from this checkout's source (the CLI, and listen as a peer), read when
+    the process starts (a test may have changed os.environ)."""
+    return {**os.environ, "PYTHONPATH": str(REPO / "src")}
+
+
 # The test being set up or run (conftest.py sets it): starting a peer from a test without
 # pytest.mark.peer fails that test, so ``-m "not peer"`` really runs without peers.
 current_test: pytest.Item | None = None
@@ -125,7 +131,7 @@ def dcmtools(*args: str, input: str | bytes | None = None, env: dict | None = No
         stdin=None if input is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        env=env or {**os.environ, "PYTHONPATH": str(REPO / "src")},
+        env=env or dcmtools_env(),
         timeout=timeout,
         **kw,
     )
@@ -183,9 +189,18 @@ class Orthanc:
     url: str | None = None  # the DICOMweb base URL, with dicomweb=True
 
 
-def orthanc_modalities(entries: dict[str, tuple[str, int]]) -> dict[str, dict]:
-    """Orthanc's DicomModalities for {name: (AET, port)} on 127.0.0.1."""
-    return {name: {"AET": aet, "Host": "127.0.0.1", "Port": port} for name, (aet, port) in entries.items()}
+def orthanc_modalities(entries: dict[str, tuple[str, int]], commitment: Sequence[str] = ()) -> dict[str, dict]:
+    """Orthanc's DicomModalities for {name: (AET, port)} on 127.0.0.1; those named in ``commitment`` may ask
+    for Storage Commitment (Orthanc reports to them on a new association)."""
+    return {
+        name: {
+            "AET": aet,
+            "Host": "127.0.0.1",
+            "Port": port,
+            **({"AllowStorageCommitment": True} if name in commitment else {}),
+        }
+        for name, (aet, port) in entries.items()
+    }
 
 
 @contextlib.contextmanager
@@ -253,15 +268,7 @@ def orthanc(
         settings["LuaScripts"] = [str(script)]
     path = tmp / f"orthanc-{port}.json"
     path.write_text(json.dumps(settings))
-    with running(["Orthanc", str(path)], port, log=tmp / f"orthanc-{port}.log") as process:
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                request = urllib.request.Request(f"http://127.0.0.1:{http}/system", headers=auth)
-                urllib.request.urlopen(request, timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
+    with _orthanc_process(path, port, http, tmp / f"orthanc-{port}.log", auth, wait) as process:
         for file in files:
             request = urllib.request.Request(
                 f"http://127.0.0.1:{http}/instances", data=Path(file).read_bytes(), method="POST", headers=auth
@@ -271,6 +278,36 @@ def orthanc(
         yield Orthanc(f"{settings['DicomAet']}@127.0.0.1:{port}", port, http, settings["DicomAet"], process, path, url)
 
 
+@contextlib.contextmanager
+def _orthanc_process(
+    config: Path, port: int, http: int, log: Path, auth: dict[str, str], wait: float
+) -> Iterator[subprocess.Popen]:
+    """Orthanc started on ``config``, once its DICOM port and its REST API answer."""
+    with running(["Orthanc", str(config)], port, log=log) as process:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{http}/system", headers=auth)
+                urllib.request.urlopen(request, timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield process
+
+
+@contextlib.contextmanager
+def orthanc_again(config: Path, log: Path, wait: float = 30) -> Iterator[subprocess.Popen]:
+    """The Orthanc of ``config`` (``Orthanc.config``; the test stopped or killed it) started again: the same
+    ports, storage and index (a PACS that comes back)."""
+    settings = json.loads(config.read_text())
+    auth: dict[str, str] = {}
+    if settings.get("AuthenticationEnabled") and settings.get("RegisteredUsers"):
+        user, password = next(iter(settings["RegisteredUsers"].items()))
+        auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    with _orthanc_process(config, settings["DicomPort"], settings["HttpPort"], log, auth, wait) as process:
+        yield process
+
+
 # ---------------------------------------------------------------- dcmtools listen
 @dataclass
 class Listen:
@@ -278,31 +315,39 @@ class Listen:
     port: int
     aet: str
     store: Path
-    log: Path  # its stdout (--json records)
+    log: Path  # its stdout and stderr (the --json records are the lines starting with "{")
+    process: subprocess.Popen
 
 
 @contextlib.contextmanager
-def listen(tmp: Path, *args: str, aet: str = "LISTEN", store: Path | None = None) -> Iterator[Listen]:
-    """``dcmtools listen --json`` on a free port storing under ``store`` (default: a folder of ``tmp``),
-    with options ``args``; stopped by PID after the test."""
-    port = free_port()
+def listen(
+    tmp: Path,
+    *args: str,
+    aet: str | None = "LISTEN",
+    store: Path | None = None,
+    port: int | None = None,
+    log: Path | None = None,
+    allow_any: bool = True,
+    keep: bool = True,
+) -> Iterator[Listen]:
+    """``dcmtools listen --json`` on ``port`` (default: a free one) storing under ``store`` (default: a folder
+    of ``tmp``), with options ``args``, its output in ``log`` (default: a file of ``tmp``); stopped by PID after
+    the test (a test may stop it first: kill -9, or ``--count`` and ``.process.wait()``).
+
+    ``aet`` None: listen's own default AE title (DCMTOOLS).  ``allow_any`` (unless ``args`` has an --allow
+    option): any caller may query and retrieve, for tests whose requesters have several AE titles; False keeps
+    listen's default access (the peers file's callers only), as test_listen_server tests it.  ``keep`` False:
+    no --store-dir (a listen that keeps nothing and answers no query/retrieve)."""
+    port = port or free_port()
     store = store or tmp / f"listen-{port}"
-    log = tmp / f"listen-{port}.jsonl"
-    cmd = [
-        sys.executable,
-        "-m",
-        "dcmtools",
-        "listen",
-        "--port",
-        str(port),
-        "--aet",
-        aet,
-        "--store-dir",
-        str(store),
-        "--json",
-        *args,
-    ]
-    if not any(arg.startswith("--allow") for arg in args):
-        cmd.append("--allow-any")  # requesters of several AE titles (the default is tested in test_listen_server)
-    with running(cmd, port, log=log, env={**os.environ, "PYTHONPATH": str(REPO / "src")}):
-        yield Listen(f"{aet}@127.0.0.1:{port}", port, aet, store, log)
+    log = log or tmp / f"listen-{port}.jsonl"
+    cmd = [sys.executable, "-m", "dcmtools", "listen", "--port", str(port), "--json"]
+    if keep:
+        cmd += ["--store-dir", str(store)]
+    if aet is not None:
+        cmd += ["--aet", aet]
+    cmd += args
+    if allow_any and not any(arg.startswith("--allow") for arg in args):
+        cmd.append("--allow-any")
+    with running(cmd, port, log=log, env=dcmtools_env()) as process:
+        yield Listen(f"{aet or 'DCMTOOLS'}@127.0.0.1:{port}", port, aet or "DCMTOOLS", store, log, process)

@@ -10,7 +10,7 @@ import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -319,15 +319,17 @@ def orthanc(
     dicomweb: bool = False,
     users: dict[str, str] | None = None,
     lua: str | None = None,
+    commitment: Sequence[str] = (),
 ) -> Iterator[Peer]:
     """Orthanc with its ModalityWorklists plugin; ``modalities`` ({name: (AET, port)}) may C-MOVE,
-    and are C-MOVE destinations; filled with ``files`` through its REST API; ``config_extra``
+    and are C-MOVE destinations; those named in ``commitment`` may also ask it for Storage Commitment
+    (it reports to them on a new association); filled with ``files`` through its REST API; ``config_extra``
     is merged into its configuration (e.g. ``{"LimitFindResults": 2}``); ``dicomweb``, ``users``,
     ``lua``: see ``peers.orthanc``.  ``extra`` holds http, process, config and (with dicomweb) url."""
     config: dict[str, Any] = {
         "DicomAlwaysAllowFindWorklist": True,
         "DicomScuTimeout": 10,
-        "DicomModalities": peers.orthanc_modalities(modalities),
+        "DicomModalities": peers.orthanc_modalities(modalities, commitment),
         **(config_extra or {}),
     }
     with peers.orthanc(tmp, config, files=files, worklist=worklist, dicomweb=dicomweb, users=users, lua=lua) as server:
@@ -358,6 +360,33 @@ def listen(
         if files:
             storescu(server.port, aet, list(files))
         yield Peer(server.peer, server.port, aet, {"store": server.store, "log": server.log})
+
+
+@contextlib.contextmanager
+def orthanc_to_listen(tmp: Path, files: list[Path], store: Path | None = None) -> Iterator[tuple[Peer, Peer, int]]:
+    """A migration through us: Orthanc holding ``files`` as the source, ``dcmtools listen`` (storing under
+    ``store``) as the destination, both knowing us as DCMTOOLS on a free port; yields (source, destination,
+    our port)."""
+    port = free_port()
+    us = {"me": ("DCMTOOLS", port)}
+    with (
+        orthanc(tmp, us, files) as source,
+        listen(tmp, peers_file=peers_toml(tmp / "peers.toml", us), store=store) as dest,
+    ):
+        yield source, dest, port
+
+
+@contextlib.contextmanager
+def dcmqrscp_to_orthanc(
+    tmp: Path, files: list[Path], modalities: dict[str, tuple[str, int]], commitment: Sequence[str] = ()
+) -> Iterator[tuple[Peer, Peer]]:
+    """A migration from DCMTK dcmqrscp holding ``files`` to Orthanc (``modalities`` and ``commitment``: see
+    ``orthanc``), which dcmqrscp knows as a C-MOVE destination; yields (source, destination)."""
+    with (
+        orthanc(tmp, modalities, commitment=commitment) as dest,
+        dcmqrscp(tmp, {"orthanc": ("ORTHANC", dest.port)}, files) as source,
+    ):
+        yield source, dest
 
 
 def peers_toml(path: Path, entries: dict[str, tuple[str, int]]) -> Path:

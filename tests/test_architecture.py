@@ -287,3 +287,103 @@ def test_a_marked_test_may_start_one():
     import peers
 
     peers.require("sh")
+
+
+# ---------------------------------------------------------------- peer fixtures in one place
+# The one launcher of `dcmtools listen` and of Orthanc (and of DCMTK's servers: peers.dcmtk, peers.storescp).
+FIXTURE_MODULES = {"peers.py"}
+
+
+# What starts a process: subprocess.Popen / run / call / check_call / check_output, a bare Popen, peers.running.
+PROCESS_STARTERS = {"Popen", "run", "call", "check_call", "check_output", "running"}
+
+
+def _peer_command_line(node: ast.AST) -> bool:
+    """A list or tuple holding the word "listen" beside "dcmtools" (or a spliced prefix such as ``*base()``), or
+    one whose first word is Orthanc."""
+    if not isinstance(node, ast.List | ast.Tuple) or not node.elts:
+        return False
+    words = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    prefixed = "dcmtools" in words or any(isinstance(e, ast.Starred) for e in node.elts)
+    first = node.elts[0]
+    orthanc = isinstance(first, ast.Constant) and isinstance(first.value, str) and Path(first.value).name == "Orthanc"
+    return ("listen" in words and prefixed) or orthanc
+
+
+def _starts_a_process(call: ast.Call) -> bool:
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        return func.attr in PROCESS_STARTERS and isinstance(func.value, ast.Name) and func.value.id == "subprocess"
+    return isinstance(func, ast.Name) and func.id in {"Popen", "running"}
+
+
+def hand_launched_peers(source: str) -> list[int]:
+    """Lines of ``source`` where a `dcmtools listen` or Orthanc command line is written out and started: given to
+    a process starter directly, or through a variable or a function that returns it.  A command line that is
+    only data (the words of a completion test) and ``dcmtools("listen", ...)`` (a one-shot run through
+    peers.dcmtools) are no launch."""
+    tree = ast.parse(source)
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+    def carriers(node: ast.AST) -> set[str]:
+        """The names that hold ``node``: a variable it is assigned to, a function that returns it."""
+        names: set[str] = set()
+        while node in parents:
+            parent = parents[node]
+            if isinstance(parent, ast.Assign):
+                names |= {t.id for t in parent.targets if isinstance(t, ast.Name)}
+                break
+            if isinstance(parent, ast.Return):
+                while parent in parents and not isinstance(parent, ast.FunctionDef):
+                    parent = parents[parent]
+                if isinstance(parent, ast.FunctionDef):
+                    names.add(parent.name)
+                break
+            if isinstance(parent, ast.stmt):
+                break
+            node = parent
+        return names
+
+    # A variable assigned from a call of a carrier function carries the command line too.
+    started: set[ast.AST] = set()  # every node inside the arguments of a process starter
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call) and _starts_a_process(n)):
+        for argument in [*call.args, *(k.value for k in call.keywords)]:
+            started |= set(ast.walk(argument))
+    started_names = {n.id for n in started if isinstance(n, ast.Name)}
+    lines = []
+    for node in ast.walk(tree):
+        if not _peer_command_line(node):
+            continue
+        names = carriers(node)
+        for assign in (n for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)):
+            func = assign.value.func
+            if isinstance(func, ast.Name) and func.id in names:
+                names |= {t.id for t in assign.targets if isinstance(t, ast.Name)}
+        if node in started or names & started_names:
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_fixture_modules_start_listen_or_orthanc():
+    """Tests start `dcmtools listen` and Orthanc through peers.listen / peers.orthanc (and peers.orthanc_again),
+    never with a command line of their own."""
+    offenders = {
+        path.name: found
+        for path in sorted((REPO / "tests").glob("*.py"))
+        if path.name not in FIXTURE_MODULES and (found := hand_launched_peers(path.read_text()))
+    }
+    assert offenders == {}, "start these peers with tests/peers.py's launchers"
+
+
+def test_the_launcher_rule_sees_what_it_looks_for():
+    assert hand_launched_peers('subprocess.Popen([sys.executable, "-m", "dcmtools", "listen", "--port", "1"])')
+    assert hand_launched_peers('cmd = [*_dcmtools_cmd(), "listen", "-d", d]\nproc = subprocess.Popen(cmd, stdout=f)')
+    assert hand_launched_peers('running(["Orthanc", str(config)], port)')
+    assert hand_launched_peers('subprocess.run(("/usr/sbin/Orthanc", path), timeout=5)')
+    made = 'def _cmd(port):\n    return [sys.executable, "-m", "dcmtools", "listen", "--port", str(port)]\n'
+    assert hand_launched_peers(made + "with running(_cmd(1), 1, log=log):\n    pass")
+    assert hand_launched_peers(made + "argv = _cmd(1)\nsubprocess.Popen(argv)")
+    assert not hand_launched_peers('dcmtools("listen", "--port", "1", "--idle-timeout", "0.5")')
+    assert not hand_launched_peers('pytest.mark.parametrize("server", ["listen", "orthanc"])')
+    assert not hand_launched_peers('CASES = (["dcmtools", "listen", "--allow", ""],)')  # words to complete
+    assert hand_launched_peers((REPO / "tests" / "peers.py").read_text())  # the launchers themselves

@@ -248,12 +248,10 @@ def test_commit_inputs_that_fail_and_upstream_failures(tmp_path):
 
 def test_commit_to_a_peer_without_storage_commitment(tmp_path):
     """DCMTK storescp does not do Storage Commitment: exit 7 and the SOP class named."""
-    from peers import require, running
+    from peers import storescp
 
-    require("storescp")
-    port = free_port()
     sent = instances(tmp_path / "sent", 1)
-    with running(["storescp", "-aet", "STORESCP", str(port)], port):
+    with storescp(tmp_path / "storescp", aet="STORESCP") as port:
         result = dcmtools("commit", f"STORESCP@127.0.0.1:{port}", str(sent[0]), "--wait", "5")
     assert result.returncode == 7
     assert "Storage Commitment Push Model SOP Class" in result.stderr

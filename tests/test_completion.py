@@ -86,7 +86,7 @@ def test_bash_completes_commands_options_choices_peers_and_files(sandbox):
         ["dcmtools", "tr"],
         ["dcmtools", "dump", "--fl"],
         ["dcmtools", "transcode", "--to", ""],
-        ["dcmtools", "transcode", "-t", "j2"],
+        ["dcmtools", "transcode", "--to", "j2"],  # (-t is dump's --tag: transcode keeps it hidden)
         ["dcmtools", "transcode", "--to", "=", "jpeg-l"],
         ["dcmtools", "find", "--level", "s"],
         ["dcmtools", "move", "-m", ""],

@@ -11,35 +11,15 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from commitpeers import instances
-from peers import PEER_ENV, REPO, dcmtools, free_port, require, running
+from peers import PEER_ENV, dcmtools, dcmtools_env, free_port, listen, require
 
 pytestmark = pytest.mark.peer
-
-ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-
-
-def _listen_cmd(port: int, store: Path, *args: str, aet: str = "LISTEN") -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "dcmtools",
-        "listen",
-        "--port",
-        str(port),
-        "--aet",
-        aet,
-        "--store-dir",
-        str(store),
-        "--json",
-        *args,
-    ]
 
 
 def _records(log: Path) -> list[dict]:
@@ -140,7 +120,7 @@ def test_pdu_length_attack_ten_connections_bounded_rss_and_storescu_still_served
     store, log = tmp_path / "store", tmp_path / "listen.jsonl"
     files = instances(tmp_path / "src", 20)
     huge = 0x38000000
-    with running(_listen_cmd(port, store), port, log=log, env=ENV) as proc:
+    with listen(tmp_path, store=store, port=port, log=log, allow_any=False) as server:
         attackers: list[socket.socket] = []
         assocs = []
         for n in range(10):
@@ -157,7 +137,7 @@ def test_pdu_length_attack_ten_connections_bounded_rss_and_storescu_still_served
         dropped = _wait_records(
             log, lambda r: r.get("type") == "connection" and r["error"]["code"] == "pdu_too_long", 10
         )
-        peak = _peak_rss_mb(proc.pid)
+        peak = _peak_rss_mb(server.process.pid)
         for sock in attackers[::2]:
             sock.settimeout(10)
             assert sock.recv(100) == b""  # closed on them, nothing read for the announced length
@@ -179,7 +159,7 @@ def test_default_access_stranger_refused_query_and_retrieve_peers_file_caller_se
     files = instances(tmp_path / "src", 3)
     study, series, _ = _ids(files[0])
     peers = _peers_file(tmp_path / "peers.toml")
-    with running(_listen_cmd(port, store, "--peers", str(peers)), port, log=log, env=ENV):
+    with listen(tmp_path, "--peers", str(peers), store=store, port=port, log=log, allow_any=False):
         # C-ECHO and C-STORE stay open to anyone (the troubleshooting use).
         echo = subprocess.run(
             ["/usr/bin/echoscu", "-aet", "STRANGER", "-aec", "LISTEN", "127.0.0.1", str(port)],
@@ -253,11 +233,16 @@ def test_allow_and_allow_any(tmp_path):
     port = free_port()
     log = tmp_path / "allow.jsonl"
     # The --help example: --bind 127.0.0.1 --allow WORKSTATION@127.0.0.1
-    with running(
-        _listen_cmd(port, tmp_path / "a", "--bind", "127.0.0.1", "--allow", "WORKSTATION@127.0.0.1"),
-        port,
+    with listen(
+        tmp_path,
+        "--bind",
+        "127.0.0.1",
+        "--allow",
+        "WORKSTATION@127.0.0.1",
+        store=tmp_path / "a",
+        port=port,
         log=log,
-        env=ENV,
+        allow_any=False,
     ):
         stranger_store = _storescu(port, files, "STRANGER")
         stranger_echo = subprocess.run(
@@ -276,7 +261,7 @@ def test_allow_and_allow_any(tmp_path):
     # --allow-any: a stranger queries too, and listen warns when it starts.
     port = free_port()
     log = tmp_path / "any.jsonl"
-    with running(_listen_cmd(port, tmp_path / "b", "--allow-any"), port, log=log, env=ENV):
+    with listen(tmp_path, "--allow-any", store=tmp_path / "b", port=port, log=log, allow_any=False):
         assert _storescu(port, files, "STRANGER").returncode == 0
         anyone = _findscu_images(port, "STRANGER", study, series, tmp_path / "anyone")
     assert anyone.returncode == 0 and len(_found_uids(tmp_path / "anyone")) == 2
@@ -295,7 +280,7 @@ def test_idle_and_trickling_connections_do_not_block_a_real_storescu(tmp_path):
     files = instances(tmp_path / "src", 5)
     assoc_timeout = 2
     stop = threading.Event()
-    with running(_listen_cmd(port, store, "--assoc-timeout", str(assoc_timeout)), port, log=log, env=ENV):
+    with listen(tmp_path, "--assoc-timeout", str(assoc_timeout), store=store, port=port, log=log, allow_any=False):
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(30)]
         trickle = [socket.create_connection(("127.0.0.1", port)) for _ in range(30)]
 
@@ -339,7 +324,7 @@ def test_idle_and_trickling_connections_do_not_block_a_real_storescu(tmp_path):
 def test_pdu_timeout_drops_an_association_that_trickles(tmp_path):
     port = free_port()
     log = tmp_path / "listen.jsonl"
-    with running(_listen_cmd(port, tmp_path / "store", "--pdu-timeout", "1.5"), port, log=log, env=ENV):
+    with listen(tmp_path, "--pdu-timeout", "1.5", store=tmp_path / "store", port=port, log=log, allow_any=False):
         assoc, sock = _associate_raw(port, "TRICKLER")
         try:
             for byte in struct.pack(">BBL", 4, 0, 100) + b"\0" * 20:
@@ -369,11 +354,16 @@ def test_max_associations_and_waiting_connections_are_bounded(tmp_path):
             timeout=60,
         )
 
-    with running(
-        _listen_cmd(port, tmp_path / "store", "--max-associations", "2", "--assoc-timeout", "20"),
-        port,
+    with listen(
+        tmp_path,
+        "--max-associations",
+        "2",
+        "--assoc-timeout",
+        "20",
+        store=tmp_path / "store",
+        port=port,
         log=log,
-        env=ENV,
+        allow_any=False,
     ):
         held = [_associate_raw(port, f"HOLDER{n}")[0] for n in range(2)]
         busy = echoscu()  # a third association: rejected, local limit exceeded
@@ -401,7 +391,7 @@ def test_twenty_concurrent_storescu_all_stored_acknowledged_queryable(tmp_path):
     store, log = tmp_path / "store", tmp_path / "listen.jsonl"
     batches = [instances(tmp_path / f"src{n}", 50) for n in range(20)]
     peers = _peers_file(tmp_path / "peers.toml")
-    with running(_listen_cmd(port, store, "--peers", str(peers)), port, log=log, env=ENV):
+    with listen(tmp_path, "--peers", str(peers), store=store, port=port, log=log, allow_any=False):
         procs = [
             subprocess.Popen(
                 ["/usr/bin/storescu", "-aet", f"SENDER{n}", "-aec", "LISTEN", "127.0.0.1", str(port), *map(str, files)],
@@ -430,10 +420,12 @@ def test_kill_9_right_after_a_batch_then_restart_finds_and_commits_every_acknowl
     files = instances(tmp_path / "src", 60)
     study, series, _ = _ids(files[0])
     peers = _peers_file(tmp_path / "peers.toml", aet="DCMTOOLS")
-    with running(_listen_cmd(port, store, "--peers", str(peers)), port, log=log, env=ENV) as proc:
+    with listen(tmp_path, "--peers", str(peers), store=store, port=port, log=log, allow_any=False) as server:
         result = _storescu(port, files)
-        os.kill(proc.pid, signal.SIGKILL)  # right after the last C-STORE answer: the index had no quiet moment
-        proc.wait(timeout=10)
+        os.kill(
+            server.process.pid, signal.SIGKILL
+        )  # right after the last C-STORE answer: the index had no quiet moment
+        server.process.wait(timeout=10)
     assert result.returncode == 0, result.stderr
     acknowledged = {r["sop_instance_uid"] for r in _records(log) if r.get("type") == "instance" and r["ok"]}
     assert acknowledged == {_ids(f)[2] for f in files}
@@ -442,7 +434,7 @@ def test_kill_9_right_after_a_batch_then_restart_finds_and_commits_every_acknowl
     leftover.write_bytes(b"half an instance")
     port = free_port()
     log2 = tmp_path / "listen2.jsonl"
-    with running(_listen_cmd(port, store, "--peers", str(peers)), port, log=log2, env=ENV):
+    with listen(tmp_path, "--peers", str(peers), store=store, port=port, log=log2, allow_any=False):
         found = _findscu_images(port, "DCMTOOLS", study, series, tmp_path / "found")
         commit = dcmtools(
             "commit",
@@ -453,7 +445,7 @@ def test_kill_9_right_after_a_batch_then_restart_finds_and_commits_every_acknowl
             "--json",
             "--port",
             str(free_port()),
-            env={**ENV, "DCMTOOLS_PEERS": str(peers)},
+            env={**dcmtools_env(), "DCMTOOLS_PEERS": str(peers)},
         )
     assert found.returncode == 0, found.stderr
     assert _found_uids(tmp_path / "found") == acknowledged
@@ -583,8 +575,16 @@ def test_refused_tls_handshake_is_a_record(tmp_path):
     )
     port = free_port()
     log = tmp_path / "listen.jsonl"
-    with running(
-        _listen_cmd(port, tmp_path / "in", "--tls-cert", str(cert), "--tls-key", str(key)), port, log=log, env=ENV
+    with listen(
+        tmp_path,
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        store=tmp_path / "in",
+        port=port,
+        log=log,
+        allow_any=False,
     ):
         plain = socket.create_connection(("127.0.0.1", port))
         plain.sendall(struct.pack(">BBL", 1, 0, 68) + b"\0" * 68)  # DICOM in the clear to a TLS port

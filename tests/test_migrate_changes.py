@@ -10,8 +10,8 @@ from pathlib import Path
 import migrate_data as D
 import pydicom
 import pytest
-from peers import dcmtools, free_port
-from qrpeers import PATIENTS, listen, orthanc, peers_toml, records
+from peers import dcmtools
+from qrpeers import PATIENTS, orthanc_to_listen, records
 
 pytestmark = pytest.mark.peer
 
@@ -25,19 +25,10 @@ def journal_data(path: Path) -> dict[str, dict]:
         return {row[0]: json.loads(row[1] or "{}") for row in db.execute("SELECT id, data FROM items")}
 
 
-def _peers(tmp_path: Path):
-    port = free_port()
-    return port, peers_toml(tmp_path / "peers.toml", {"me": ("DCMTOOLS", port)})
-
-
 def test_anonymize_in_flight_orthanc_to_listen(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=6, compressed=True)
     (tmp_path / "team.key").write_text("a migration secret\n")
-    port, peers = _peers(tmp_path)
-    with (
-        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
-        listen(tmp_path, peers_file=peers) as dest,
-    ):
+    with orthanc_to_listen(tmp_path, D.all_files(archive)) as (source, dest, port):
         journal = tmp_path / "run.journal"
         args = [
             "migrate",
@@ -87,11 +78,7 @@ def test_anonymize_in_flight_orthanc_to_listen(tmp_path: Path) -> None:
 
 def test_edit_in_flight_orthanc_to_listen(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=4, compressed=True)
-    port, peers = _peers(tmp_path)
-    with (
-        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
-        listen(tmp_path, peers_file=peers) as dest,
-    ):
+    with orthanc_to_listen(tmp_path, D.all_files(archive)) as (source, dest, port):
         journal = tmp_path / "run.journal"
         result = dcmtools(
             "migrate",
@@ -125,11 +112,7 @@ def test_edit_new_uids_and_a_file_that_cannot_be_changed(tmp_path: Path) -> None
     row fails with the edit's reason, the others are verified (exit 1)."""
     archive = D.build(tmp_path / "archive", studies=3, compressed=False)
     (tmp_path / "ids.csv").write_text("PatientID,OtherPatientIDs\nH001,NEW-H001\nVET042,NEW-VET042\n")
-    port, peers = _peers(tmp_path)
-    with (
-        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
-        listen(tmp_path, peers_file=peers) as dest,
-    ):
+    with orthanc_to_listen(tmp_path, D.all_files(archive)) as (source, dest, port):
         journal = tmp_path / "run.journal"
         result = dcmtools(
             "migrate",

@@ -11,7 +11,7 @@ from pathlib import Path
 import migrate_data as D
 import pytest
 from peers import dcmtools, free_port
-from qrpeers import dcmqrscp, listen, orthanc, peers_toml, records
+from qrpeers import dcmqrscp_to_orthanc, orthanc, orthanc_to_listen, records
 
 pytestmark = pytest.mark.peer
 
@@ -28,11 +28,7 @@ def journal_data(path: Path) -> dict[str, dict]:
 def test_dcmqrscp_to_orthanc_committed(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=6, compressed=False)
     port = free_port()
-    me = {"me": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": port, "AllowStorageCommitment": True}}
-    with (
-        orthanc(tmp_path, {}, config_extra={"DicomModalities": me}) as dest,
-        dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source,
-    ):
+    with dcmqrscp_to_orthanc(tmp_path, D.all_files(archive), {"me": ("DCMTOOLS", port)}, ["me"]) as (source, dest):
         journal = tmp_path / "run.journal"
         result = dcmtools(
             "migrate",
@@ -67,14 +63,8 @@ def test_no_report_leaves_studies_sent_not_verified(tmp_path: Path) -> None:
     exit status 1; a run without --commit then verifies them."""
     archive = D.build(tmp_path / "archive", studies=3, compressed=False)
     port, nobody = free_port(), free_port()
-    me = {
-        "me": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": nobody, "AllowStorageCommitment": True},
-        "mover": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": port},
-    }
-    with (
-        orthanc(tmp_path, {}, config_extra={"DicomModalities": me}) as dest,
-        dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source,
-    ):
+    us = {"me": ("DCMTOOLS", nobody), "mover": ("DCMTOOLS", port)}
+    with dcmqrscp_to_orthanc(tmp_path, D.all_files(archive), us, ["me"]) as (source, dest):
         journal = tmp_path / "run.journal"
         args = ["migrate", source.peer, dest.peer, "--journal", str(journal), "--port", str(port)]
         result = dcmtools(*args, "--commit", "--commit-wait", "3")
@@ -98,12 +88,7 @@ def test_no_report_leaves_studies_sent_not_verified(tmp_path: Path) -> None:
 
 def test_orthanc_to_listen_committed_through_us(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", studies=4, compressed=True)
-    port = free_port()
-    peers = peers_toml(tmp_path / "peers.toml", {"me": ("DCMTOOLS", port)})
-    with (
-        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
-        listen(tmp_path, peers_file=peers) as dest,
-    ):
+    with orthanc_to_listen(tmp_path, D.all_files(archive)) as (source, dest, port):
         journal = tmp_path / "run.journal"
         result = dcmtools(
             "migrate",
@@ -153,10 +138,9 @@ def test_anonymized_then_committed_under_the_new_uids(tmp_path: Path) -> None:
     """--anonymize --commit, Orthanc to Orthanc through us: the commitment asks for the new instances."""
     archive = D.build(tmp_path / "archive", studies=3, compressed=False)
     port = free_port()
-    me = {"me": {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": port, "AllowStorageCommitment": True}}
     with (
         orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
-        orthanc(tmp_path, {}, config_extra={"DicomModalities": me}) as dest,
+        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, commitment=["me"]) as dest,
     ):
         journal = tmp_path / "run.journal"
         result = dcmtools(

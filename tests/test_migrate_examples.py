@@ -33,9 +33,10 @@ def test_help_examples_run(tmp_path: Path) -> None:
     D.build(tmp_path / "legacy", studies=4, compressed=False)
     (tmp_path / "team.key").write_text("a team secret\n")
     port = free_port()
-    me = {"AET": "DCMTOOLS", "Host": "127.0.0.1", "Port": port, "AllowStorageCommitment": True}
     with (
-        orthanc(tmp_path, {}, config_extra={"DicomAet": "NEW", "DicomModalities": {"me": me}}, dicomweb=True) as new,
+        orthanc(
+            tmp_path, {"me": ("DCMTOOLS", port)}, config_extra={"DicomAet": "NEW"}, commitment=["me"], dicomweb=True
+        ) as new,
         orthanc(
             tmp_path,
             {"new": ("NEW", new.port), "me": ("DCMTOOLS", port)},

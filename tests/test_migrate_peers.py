@@ -12,8 +12,8 @@ from pathlib import Path
 
 import migrate_data as D
 import pytest
-from peers import REPO, dcmtools, free_port, running
-from qrpeers import dcmqrscp, listen, orthanc, peers_toml, records
+from peers import REPO, dcmtk, dcmtools, free_port
+from qrpeers import dcmqrscp_to_orthanc, orthanc, orthanc_to_listen, records
 
 pytestmark = pytest.mark.peer
 
@@ -36,10 +36,7 @@ def archive(tmp_path_factory) -> dict[str, list[Path]]:
 
 
 def test_dcmqrscp_to_orthanc_straight_then_verify_only(tmp_path: Path, archive) -> None:
-    with (
-        orthanc(tmp_path, ME) as dest,
-        dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source,
-    ):
+    with dcmqrscp_to_orthanc(tmp_path, D.all_files(archive), ME) as (source, dest):
         journal = tmp_path / "run.journal"
         result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--associations", "2")
         assert result.returncode == 0, result.stdout + result.stderr
@@ -62,12 +59,7 @@ def test_dcmqrscp_to_orthanc_straight_then_verify_only(tmp_path: Path, archive) 
 
 def test_orthanc_to_listen_through_us(tmp_path: Path) -> None:
     archive = D.build(tmp_path / "archive", compressed=True)  # with RLE Lossless
-    port = free_port()
-    peers = peers_toml(tmp_path / "peers.toml", {"me": ("DCMTOOLS", port)})
-    with (
-        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
-        listen(tmp_path, peers_file=peers) as dest,
-    ):
+    with orthanc_to_listen(tmp_path, D.all_files(archive)) as (source, dest, port):
         journal = tmp_path / "run.journal"
         args = ["migrate", source.peer, dest.peer, "--journal", str(journal), "--through-us", "--port", str(port)]
         result = dcmtools(*args)
@@ -112,10 +104,7 @@ def _wait_sent(journal: Path, proc: subprocess.Popen, at_least: int, timeout: fl
 
 
 def test_kill_9_mid_transfer_then_resume(tmp_path: Path, archive) -> None:
-    with (
-        orthanc(tmp_path, ME) as dest,
-        dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source,
-    ):
+    with dcmqrscp_to_orthanc(tmp_path, D.all_files(archive), ME) as (source, dest):
         journal = tmp_path / "run.journal"
         args = [
             sys.executable,
@@ -155,10 +144,7 @@ def test_kill_9_mid_transfer_then_resume(tmp_path: Path, archive) -> None:
 
 
 def test_source_killed_mid_run_and_restarted(tmp_path: Path, archive) -> None:
-    with (
-        orthanc(tmp_path, ME) as dest,
-        dcmqrscp(tmp_path, {"orthanc": ("ORTHANC", dest.port)}, D.all_files(archive)) as source,
-    ):
+    with dcmqrscp_to_orthanc(tmp_path, D.all_files(archive), ME) as (source, dest):
         journal = tmp_path / "run.journal"
         args = ["migrate", source.peer, dest.peer, "--journal", str(journal), "--rate", "8"]
         proc = subprocess.Popen(
@@ -182,7 +168,7 @@ def test_source_killed_mid_run_and_restarted(tmp_path: Path, archive) -> None:
         assert failure and failure[0]["ok"] is False
         counts = D.journal_counts(journal)
         assert counts.get("failed", 0) == 0  # the peer failed, not the studies
-        with running(["dcmqrscp", "-c", str(config)], source.port, log=tmp_path / "dcmqrscp-again.log"):
+        with dcmtk("dcmqrscp", "-c", str(config), port=source.port, log=tmp_path / "dcmqrscp-again.log"):
             result = dcmtools(*args)
         assert result.returncode == 0, result.stdout + result.stderr
         assert D.journal_counts(journal) == {"verified": 21}
@@ -201,15 +187,10 @@ def test_destination_refuses_a_study(tmp_path: Path) -> None:
     that study with a failure status; the study fails with that reason, the others go on."""
     archive = D.build(tmp_path / "archive", compressed=True)
     refused = D.uid("mig/study/4")
-    port = free_port()
-    peers = peers_toml(tmp_path / "peers.toml", {"me": ("DCMTOOLS", port)})
     store = tmp_path / "store"
     (store / "VET042").mkdir(parents=True)
     (store / "VET042" / refused).write_text("in the way")
-    with (
-        orthanc(tmp_path, {"me": ("DCMTOOLS", port)}, D.all_files(archive)) as source,
-        listen(tmp_path, peers_file=peers, store=store) as dest,
-    ):
+    with orthanc_to_listen(tmp_path, D.all_files(archive), store=store) as (source, dest, _port):
         journal = tmp_path / "run.journal"
         result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--get", "--max-attempts", "2")
         assert result.returncode == 1, result.stdout + result.stderr

@@ -22,7 +22,7 @@ from netpeers import (
     storescp,
     without_trailing_padding,
 )
-from peers import PEER_ENV, dcmtools, free_port, require, running, wait_for_port
+from peers import PEER_ENV, dcmtools, free_port, listen, require
 
 pytestmark = pytest.mark.peer
 
@@ -144,54 +144,33 @@ def test_storescu_to_listen_byte_equal_and_echoscu(tmp_path, test_files_dir):
     ]
     files = [test_files_dir / name for _, names in runs for name in names]
     uids = {pydicom.dcmread(f).SOPInstanceUID for f in files}
-    port = free_port()
     store = tmp_path / "in"
     log = tmp_path / "listen.jsonl"
-    cmd = [
-        *_dcmtools_cmd(),
-        "listen",
-        "--port",
-        str(port),
-        "--aet",
-        "LISTENER",
-        "-d",
-        str(store),
-        "--count",
-        str(len(files)),
-        "--json",
-    ]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True, env=_env())
-        try:
-            wait_for_port(port, proc)
-            echo = subprocess.run(
-                ["echoscu", "-aec", "LISTENER", "127.0.0.1", str(port)], env=PEER_ENV, capture_output=True
+    with listen(tmp_path, "--count", str(len(files)), aet="LISTENER", store=store, log=log, allow_any=False) as server:
+        echo = subprocess.run(
+            ["echoscu", "-aec", "LISTENER", "127.0.0.1", str(server.port)], env=PEER_ENV, capture_output=True
+        )
+        assert echo.returncode == 0, echo.stderr
+        for options, names in runs:
+            sent = subprocess.run(
+                [
+                    "storescu",
+                    *options,
+                    "-aet",
+                    "MODALITY",
+                    "-aec",
+                    "LISTENER",
+                    "127.0.0.1",
+                    str(server.port),
+                    *[str(test_files_dir / n) for n in names],
+                ],
+                env=PEER_ENV,
+                capture_output=True,
+                text=True,
             )
-            assert echo.returncode == 0, echo.stderr
-            for options, names in runs:
-                sent = subprocess.run(
-                    [
-                        "storescu",
-                        *options,
-                        "-aet",
-                        "MODALITY",
-                        "-aec",
-                        "LISTENER",
-                        "127.0.0.1",
-                        str(port),
-                        *[str(test_files_dir / n) for n in names],
-                    ],
-                    env=PEER_ENV,
-                    capture_output=True,
-                    text=True,
-                )
-                assert sent.returncode == 0 and "E:" not in sent.stderr, sent.stderr
-            assert proc.wait(timeout=60) == 0, proc.stderr.read()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    got = records(log.read_text())
+            assert sent.returncode == 0 and "E:" not in sent.stderr, sent.stderr
+        assert server.process.wait(timeout=60) == 0, log.read_text()
+    got = records(log, log=True)  # the log has stderr too
     instances = [r for r in got if r["type"] == "instance"]
     assert len(instances) == len(files) and all(r["ok"] for r in instances)
     assert {r["sop_instance_uid"] for r in instances} == uids
@@ -350,28 +329,22 @@ def test_tls_echo_and_send(tmp_path, test_files_dir):
         check=True,
         capture_output=True,
     )
-    port = free_port()
-    cmd = [
-        *_dcmtools_cmd(),
-        "listen",
-        "--port",
-        str(port),
+    with listen(
+        tmp_path,
         "--tls-cert",
         str(cert),
         "--tls-key",
         str(key),
-        "-d",
-        str(tmp_path / "in"),
         "--count",
         "1",
-        "--json",
-    ]
-    with running(cmd, port, env=_env(), log=tmp_path / "listen.log"):
-        plain = dcmtools("echo", f"DCMTOOLS@127.0.0.1:{port}", "--timeout", "3", "--json")
-        echo = dcmtools("echo", f"DCMTOOLS@127.0.0.1:{port}", "--tls-ca", str(cert), "--json")
-        send = dcmtools(
-            "send", f"DCMTOOLS@127.0.0.1:{port}", str(test_files_dir / "CT_small.dcm"), "--tls-ca", str(cert), "--json"
-        )
+        aet=None,
+        store=tmp_path / "in",
+        log=tmp_path / "listen.log",
+        allow_any=False,
+    ) as server:
+        plain = dcmtools("echo", server.peer, "--timeout", "3", "--json")
+        echo = dcmtools("echo", server.peer, "--tls-ca", str(cert), "--json")
+        send = dcmtools("send", server.peer, str(test_files_dir / "CT_small.dcm"), "--tls-ca", str(cert), "--json")
     assert plain.returncode in (5, 6), plain.stdout  # a TLS port does not speak plain DICOM
     assert echo.returncode == 0, echo.stdout + echo.stderr
     assert send.returncode == 0 and records(send.stdout)[0]["ok"], send.stdout + send.stderr
@@ -413,18 +386,6 @@ def test_send_reads_records_from_stdin(tmp_path, test_files_dir):
     assert got[0]["ok"] and got[0]["path"] == str(test_files_dir / "CT_small.dcm")
     assert not got[1]["ok"] and got[1]["error"]["code"] == "upstream_failed"
     assert len(list((tmp_path / "out").glob("CT.*"))) == 1
-
-
-def _dcmtools_cmd() -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "dcmtools"]
-
-
-def _env() -> dict:
-    from peers import REPO
-
-    return {**PEER_ENV, "PYTHONPATH": str(REPO / "src")}
 
 
 def test_anonymize_piped_into_send(tmp_path):

@@ -341,7 +341,7 @@ def test_dropped_connection_is_retried_and_nothing_unconfirmed(work):
     import time
 
     import numpy as np
-    from peers import running
+    from peers import orthanc_again
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     folder = work / "big"
@@ -371,7 +371,7 @@ def test_dropped_connection_is_retried_and_nothing_unconfirmed(work):
         assert client.poll() is None, "the client ended before it could be interrupted"
         os.kill(peer.extra["process"].pid, signal.SIGKILL)
         peer.extra["process"].wait()
-        with running(["Orthanc", str(peer.extra["config"])], peer.port, log=work / "drop" / "restarted.log"):
+        with orthanc_again(peer.extra["config"], log=work / "drop" / "restarted.log"):
             stdout, stderr = client.communicate(timeout=120)
             out = records(stdout)
             assert client.returncode == 0, stdout[-2000:] + stderr

@@ -169,16 +169,29 @@ def jobs_for(items: Iterable[InputItem], options: DumpOptions) -> Iterator[tuple
 
 
 class RecordsPassThrough:
-    """Wraps a worker so that jobs which are already records (errors) pass as they are."""
+    """Wraps a worker so that jobs which are already records (errors) pass as they are:
+    encoded as JSON (``encode``), or as the text tree's failure lines (``text``) for the readable form."""
 
-    def __init__(self, func: Callable[[Any], Any], encode: bool = False) -> None:
+    def __init__(self, func: Callable[[Any], Any], encode: bool = False, text: bool = False) -> None:
         self.func = func
         self.encode = encode
+        self.text = text
 
     def __call__(self, job: Job) -> Any:
         if isinstance(job, dict):
+            if self.text:
+                return False, job["error"]["code"], error_text(job)
             return (False, job["error"]["code"], dumps(job)) if self.encode else job
         return self.func(job)
+
+
+def error_text(record: dict[str, Any]) -> str:
+    """The text tree's lines for a file that failed before it was read (not found, unreadable folder...)."""
+    error = record["error"]
+    lines = [f"# {record.get('path', '')}", f"# FAILED ({error['code']}): {error['message']}"]
+    if error.get("hint"):
+        lines.append(f"# {error['hint']}")
+    return "\n".join(lines)
 
 
 def file_record_job(job: tuple[str, DumpOptions]) -> dict[str, Any]:

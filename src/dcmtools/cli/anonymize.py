@@ -8,64 +8,21 @@ import typer
 
 from ..stream.records import default_human
 from .application import app
-from .batchopts import ClusterOpt, JournalOpt, ShardOpt, open_batch
-from .changeopts import (
-    AllowBurnedInOpt,
-    AnonKeyFileOpt,
-    AnonKeyOpt,
-    CleanDescriptorsOpt,
-    CleanGraphicsOpt,
-    CleanStructuredContentOpt,
-    KeepUnknownOpt,
-    RetainDeviceIdentityOpt,
-    RetainInstitutionIdentityOpt,
-    RetainLongitudinalFullDatesOpt,
-    RetainLongitudinalModifiedDatesOpt,
-    RetainPatientCharacteristicsOpt,
-    RetainSafePrivateOpt,
-    RetainUidsOpt,
-)
-from .common import (
-    CommandRun,
-    DebugOpt,
-    FilesFromOpt,
-    InputsArg,
-    JobsOpt,
-    JsonOpt,
-    NullOpt,
-    OutDirOpt,
-    OverwriteOpt,
-    QuietOpt,
-)
+from .changeopts import AnonArgs
+from .common import FileArgs, RequiredOutDirOpt, StdArgs, option_groups, with_warnings
 
 
 def _human(record: dict[str, Any]) -> str | None:
     if record.get("type") != "file" or record.get("ok") is False:
         return default_human(record)
-    text = f"ok     {record.get('path')} -> {record.get('out')}"
-    for warning in record.get("warnings") or ():
-        text += f"\n       warning: {warning}"
-    return text
+    return with_warnings(f"ok     {record.get('path')} -> {record.get('out')}", record)
 
 
 @app.command("anonymize")
+@option_groups
 def anonymize_command(
-    inputs: InputsArg = None,
-    output: OutDirOpt = None,
-    key: AnonKeyOpt = None,
-    key_file: AnonKeyFileOpt = None,
-    retain_safe_private: RetainSafePrivateOpt = False,
-    retain_uids: RetainUidsOpt = False,
-    retain_device_identity: RetainDeviceIdentityOpt = False,
-    retain_institution_identity: RetainInstitutionIdentityOpt = False,
-    retain_patient_characteristics: RetainPatientCharacteristicsOpt = False,
-    retain_longitudinal_full_dates: RetainLongitudinalFullDatesOpt = False,
-    retain_longitudinal_modified_dates: RetainLongitudinalModifiedDatesOpt = False,
-    clean_descriptors: CleanDescriptorsOpt = False,
-    clean_structured_content: CleanStructuredContentOpt = False,
-    clean_graphics: CleanGraphicsOpt = False,
-    allow_burned_in: AllowBurnedInOpt = False,
-    keep_unknown: KeepUnknownOpt = False,
+    output: RequiredOutDirOpt,
+    anon: AnonArgs = AnonArgs(),
     keep_names: Annotated[
         bool,
         typer.Option(
@@ -83,16 +40,8 @@ def anonymize_command(
             "for re-identification. Keep it as safe as the originals.",
         ),
     ] = None,
-    overwrite: OverwriteOpt = False,
-    json: JsonOpt = None,
-    jobs: JobsOpt = 1,
-    shard: ShardOpt = None,
-    journal: JournalOpt = None,
-    cluster: ClusterOpt = None,
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    files: FileArgs = FileArgs(),
+    std: StdArgs = StdArgs(),
 ) -> None:
     """De-identify DICOM files with the PS3.15 Basic Application Level Confidentiality Profile.
 
@@ -118,64 +67,33 @@ def anonymize_command(
       find /import -name '*.dcm' -print0 | dcmtools anonymize -0 --key "$KEY" -o anon/ -
       dcmtools anonymize --key-file team.key -o anon/ --shard 0/4 --journal anon-0.journal /archive
     """
-    from ..deid import Anonymizer, Key, MapWriter, Options, anonymize_paths, plan_jobs
+    from ..deid import Key, MapWriter, anonymize_paths, plan_jobs
     from ..stream.outputs import Mirror
-    from ..stream.parallel import resolve_jobs
 
-    with CommandRun("anonymize", json_mode=json, human=_human, quiet=quiet, debug=debug) as run:
-        if output is None:
-            raise typer.BadParameter(
-                "an output folder is required (inputs are never changed)", param_hint="-o/--output"
+    with std.run("anonymize", _human) as run:
+        secret = anon.secret()
+        options = anon.options()
+        if secret is None:
+            secret = Key.random()
+            # Said even with --quiet: the outputs of this run can never be matched again.
+            print(
+                "dcmtools anonymize: no --key or --key-file: using a random key for this run; its UIDs, "
+                "pseudonyms and dates will not match any other run (use --map to keep the way back)",
+                file=sys.stderr,
+                flush=True,
             )
-        if key is not None and key_file is not None:
-            raise typer.BadParameter("give --key or --key-file, not both", param_hint="--key")
-        try:
-            options = Options(
-                retain_safe_private=retain_safe_private,
-                retain_uids=retain_uids,
-                retain_device_identity=retain_device_identity,
-                retain_institution_identity=retain_institution_identity,
-                retain_patient_characteristics=retain_patient_characteristics,
-                retain_longitudinal_full_dates=retain_longitudinal_full_dates,
-                retain_longitudinal_modified_dates=retain_longitudinal_modified_dates,
-                clean_descriptors=clean_descriptors,
-                clean_structured_content=clean_structured_content,
-                clean_graphics=clean_graphics,
-            )
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--retain-longitudinal-*") from None
-        try:
-            if key_file is not None:
-                secret = Key.from_file(str(key_file))
-            elif key is not None:
-                secret = Key(key)
-            else:
-                secret = Key.random()
-                # Said even with --quiet: the outputs of this run can never be matched again.
-                print(
-                    "dcmtools anonymize: no --key or --key-file: using a random key for this run; its UIDs, "
-                    "pseudonyms and dates will not match any other run (use --map to keep the way back)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        except OSError as exc:
-            raise typer.BadParameter(
-                f"cannot read {key_file}: {exc.strerror or exc}", param_hint="--key-file"
-            ) from None
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--key/--key-file") from None
-        mapping = MapWriter(str(map_file), overwrite) if map_file is not None else None
-        anonymizer = Anonymizer(
-            secret, options, allow_burned_in=allow_burned_in, keep_map=mapping is not None, keep_unknown=keep_unknown
-        )
+        mapping = MapWriter(str(map_file), files.overwrite) if map_file is not None else None
+        anonymizer = anon.anonymizer(secret, options, keep_map=mapping is not None)
         run.summary_extra = {"key_id": None if secret.is_random else secret.fingerprint, "options": options.enabled()}
         if mapping is not None:
             run.summary_extra["map"] = str(map_file)
-        batch = open_batch(run, "anonymize", shard, journal, cluster)
-        items = batch.inputs(run.inputs(inputs, files_from, null))
-        jobs_ = plan_jobs(items, Mirror(output, inputs), keep_names=keep_names)
+        batch = files.open(run, "anonymize")
+        items = batch.inputs(run.inputs(files))
+        jobs_ = plan_jobs(items, Mirror(output, files.inputs), keep_names=keep_names)
         try:
-            results = anonymize_paths(anonymizer, jobs_, jobs=resolve_jobs(jobs), overwrite=batch.overwrite(overwrite))
+            results = anonymize_paths(
+                anonymizer, jobs_, jobs=files.workers(), overwrite=batch.overwrite(files.overwrite)
+            )
             for record, entries in run.progress(batch.stream(results, record=lambda result: result[0])):
                 if mapping is not None and entries:
                     mapping.add(entries)

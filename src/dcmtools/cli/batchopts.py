@@ -1,10 +1,10 @@
 """The options of a batch past one machine, shared by dump, anonymize, transcode and send.
 
-A command declares ``shard: ShardOpt = None, journal: JournalOpt = None,
-cluster: ClusterOpt = None`` and makes one call:
+A command takes them in the group ``files: common.FileArgs`` (see
+``groups.option_groups``) and makes one call:
 
-    batch = open_batch(run, "anonymize", shard, journal, cluster)
-    items = batch.inputs(run.inputs(inputs, files_from, null))
+    batch = files.open(run, "anonymize")
+    items = batch.inputs(run.inputs(files))
     for record in batch.stream(work(items)): run.write(record)
 
 The machinery is the library's: ``dcmtools.stream.batch`` (shard, journal,
@@ -46,6 +46,7 @@ ClusterOpt = Annotated[
         show_default=False,
     ),
 ]
+
 
 BATCH_EPILOG = (
     "Past one machine: --shard K/N runs one of N copies (a Slurm array, a Kubernetes indexed job; "

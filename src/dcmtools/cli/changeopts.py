@@ -1,16 +1,20 @@
 """The options of the changes made to datasets, shared by the commands that make them.
 
-``anonymize`` and ``edit`` declare them; ``migrate`` declares them too, for
-its changes in flight (``--anonymize``, ``--edit``), so their spellings and
-help are defined once.  ``anonymizer_from`` and ``editor_from`` build the
-library objects from the values (raising ``typer.BadParameter`` for a usage
-error).  Importing this module does not import pydicom or pynetdicom.
+``anonymize`` and ``edit`` take them as one option group each (``AnonArgs``,
+``EditArgs``; see ``groups.option_groups``); ``migrate`` takes both, for its
+changes in flight (``--anonymize``, ``--edit``), so their spellings and help
+are defined once.  The groups build the library objects from the values
+(raising ``typer.BadParameter`` for a usage error).  Importing this module
+does not import pydicom or pynetdicom.
 """
 
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from .groups import OptionGroup
 
 
 def _flag(name: str, help_: str) -> Any:
@@ -167,54 +171,105 @@ def read_key(key: str | None, key_file: Path | None) -> Any:
         raise typer.BadParameter(str(exc), param_hint="--key/--key-file") from None
 
 
-def anonymizer_from(secret: Any, *, allow_burned_in: bool = False, keep_unknown: bool = False, **flags: bool) -> Any:
-    """A ``deid.Anonymizer`` from the key and the --retain-*/--clean-* flags (by their parameter names)."""
-    from ..deid import Anonymizer, Options
+@dataclass(frozen=True)
+class AnonArgs(OptionGroup):
+    """--key/--key-file and the PS3.15 E.3 options of a de-identification (``dcmtools.deid``)."""
 
-    try:
-        options = Options(**flags)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--retain-longitudinal-*") from None
-    return Anonymizer(secret, options, allow_burned_in=allow_burned_in, keep_unknown=keep_unknown)
+    key: AnonKeyOpt = None
+    key_file: AnonKeyFileOpt = None
+    retain_safe_private: RetainSafePrivateOpt = False
+    retain_uids: RetainUidsOpt = False
+    retain_device_identity: RetainDeviceIdentityOpt = False
+    retain_institution_identity: RetainInstitutionIdentityOpt = False
+    retain_patient_characteristics: RetainPatientCharacteristicsOpt = False
+    retain_longitudinal_full_dates: RetainLongitudinalFullDatesOpt = False
+    retain_longitudinal_modified_dates: RetainLongitudinalModifiedDatesOpt = False
+    clean_descriptors: CleanDescriptorsOpt = False
+    clean_structured_content: CleanStructuredContentOpt = False
+    clean_graphics: CleanGraphicsOpt = False
+    allow_burned_in: AllowBurnedInOpt = False
+    keep_unknown: KeepUnknownOpt = False
 
+    def flags(self) -> dict[str, bool]:
+        """The --retain-*/--clean-* options, by the names of ``deid.Options``."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name.startswith(("retain_", "clean_"))}
 
-def editor_from(
-    *,
-    set_: list[str] | None = None,
-    set_existing: list[str] | None = None,
-    erase: list[str] | None = None,
-    erase_private: bool = False,
-    map_file: Path | None = None,
-    match: str | None = None,
-    require_match: bool = False,
-    new_uids: str | None = None,
-    secret: Any = None,
-    charset: str | None = None,
-) -> Any:
-    """A ``dcmtools.edit.Editor`` from the edit options; ``typer.BadParameter`` for what cannot be used."""
-    from ..edit import EditError, Editor, load_map, parse_assignment
+    def changes_anything(self) -> bool:
+        """True when an option other than the key is given."""
+        return any(self.flags().values()) or self.allow_burned_in or self.keep_unknown
 
-    if (map_file is None) != (match is None):
-        raise typer.BadParameter("--map and --match go together", param_hint="--map/--match")
-    if require_match and map_file is None:
-        raise typer.BadParameter("--require-match needs --map", param_hint="--require-match")
-    try:
-        editor = Editor(
-            sets=[parse_assignment(a) for a in set_ or ()],
-            set_existing=[parse_assignment(a) for a in set_existing or ()],
-            erase=[parse_assignment(a, erase=True) for a in erase or ()],
-            erase_private=erase_private,
-            mapping=load_map(str(map_file), match) if map_file is not None and match is not None else None,
-            require_match=require_match,
-            new_uids=new_uids,
-            key=secret,
-            charset=charset,
+    def secret(self) -> Any:
+        """The ``deid.keys.Key`` of --key or --key-file (None when neither is given)."""
+        return read_key(self.key, self.key_file)
+
+    def options(self) -> Any:
+        """The ``deid.Options`` of the flags."""
+        from ..deid import Options
+
+        try:
+            return Options(**self.flags())
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--retain-longitudinal-*") from None
+
+    def anonymizer(self, secret: Any, options: Any = None, keep_map: bool = False) -> Any:
+        """A ``deid.Anonymizer`` with ``secret`` (a ``Key``) and these options."""
+        from ..deid import Anonymizer
+
+        options = self.options() if options is None else options
+        return Anonymizer(
+            secret, options, allow_burned_in=self.allow_burned_in, keep_map=keep_map, keep_unknown=self.keep_unknown
         )
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {map_file}: {exc.strerror or exc}", param_hint="--map") from None
-    except EditError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    if editor.does_nothing:
-        raise typer.BadParameter("no edit given (--set, --set-existing, --erase, --erase-private, --map, "
-                                 "--new-uids or --charset)")  # fmt: skip
-    return editor
+
+
+@dataclass(frozen=True)
+class EditArgs(OptionGroup):
+    """The changes of ``dcmtools.edit`` (--set ... --new-uids); the key and --charset are the command's."""
+
+    set_: SetOpt = None
+    set_existing: SetExistingOpt = None
+    erase: EraseOpt = None
+    erase_private: ErasePrivateOpt = False
+    map_file: EditMapOpt = None
+    match: MatchOpt = None
+    require_match: RequireMatchOpt = False
+    new_uids: NewUidsOpt = None
+
+    def changes_anything(self) -> bool:
+        return any(getattr(self, name) for name in self.option_types())
+
+    def check(self) -> None:
+        """Usage errors of options that go together."""
+        if (self.map_file is None) != (self.match is None):
+            raise typer.BadParameter("--map and --match go together", param_hint="--map/--match")
+        if self.require_match and self.map_file is None:
+            raise typer.BadParameter("--require-match needs --map", param_hint="--require-match")
+
+    def editor(self, secret: Any = None, charset: str | None = None) -> Any:
+        """A ``dcmtools.edit.Editor`` with the key of --new-uids; ``typer.BadParameter`` for what cannot be used."""
+        from ..edit import EditError, Editor, load_map, parse_assignment
+
+        self.check()
+        try:
+            editor = Editor(
+                sets=[parse_assignment(a) for a in self.set_ or ()],
+                set_existing=[parse_assignment(a) for a in self.set_existing or ()],
+                erase=[parse_assignment(a, erase=True) for a in self.erase or ()],
+                erase_private=self.erase_private,
+                mapping=load_map(str(self.map_file), self.match)
+                if self.map_file is not None and self.match is not None
+                else None,
+                require_match=self.require_match,
+                new_uids=self.new_uids,
+                key=secret,
+                charset=charset,
+            )
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot read {self.map_file}: {exc.strerror or exc}", param_hint="--map"
+            ) from None
+        except EditError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        if editor.does_nothing:
+            raise typer.BadParameter("no edit given (--set, --set-existing, --erase, --erase-private, --map, "
+                                     "--new-uids or --charset)")  # fmt: skip
+        return editor

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import typer
 
 from .application import app
-from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, QuietOpt
+from .common import FileArgs, StdArgs
 from .netopts import PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
 
 _EPILOG = """\b
@@ -77,7 +77,6 @@ def _human_formatter():
 @client_options
 def commit_command(
     peer: PeerArg,
-    inputs: InputsArg = None,
     batch: Annotated[
         int, typer.Option("--batch", metavar="N", help="Instances per transaction (one N-ACTION each).", min=1)
     ] = 500,
@@ -105,12 +104,9 @@ def commit_command(
     bind: Annotated[
         str, typer.Option("--bind", metavar="ADDRESS", help="Address to listen on with --port ('' = all).")
     ] = "",
+    files: FileArgs.only("inputs", "files_from", "null") = FileArgs(),  # type: ignore[valid-type]
     net: NetArgs = NetArgs(),
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Ask an archive to commit to keep instances (Storage Commitment), and wait for its answer.
 
@@ -130,13 +126,12 @@ def commit_command(
       dcmtools send pacs study/ | dcmtools commit pacs - --port 11113 --wait 300
       dcmtools commit pacs study/ -p 11113 | jq -r 'select(.state=="committed").path'
     """
-    with CommandRun("commit", json_mode=json, human=_human_formatter(), debug=debug, quiet=quiet) as run:
+    with std.run("commit", _human_formatter()) as run:
         from ..net.commitment import CommitmentSCU
         from ..stream.records import ErrorCode, ExitStatus
 
-        options = net.options(run.debug)
-        remote = net.peer(peer, options)
-        items = run.inputs(inputs, files_from, null)
+        options, remote = net.connect(peer, run)
+        items = run.inputs(files)
         scu = CommitmentSCU(remote, options, batch=batch, wait=wait, port=port, bind=bind)
         counts = {"committed": 0, "not_committed": 0, "pending": 0, "not_requested": 0}
         with fatal_as_record(run, "association", peer=str(remote)):

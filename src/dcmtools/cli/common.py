@@ -2,11 +2,16 @@
 
 A command body runs inside ``CommandRun``, which owns the record writer, reads
 the inputs, turns exceptions into messages and exit statuses, and writes the
-summary:
+summary.  The options every command has (--json, --quiet, --debug) are one
+group, ``StdArgs``, and so are the options of the commands that work file by
+file (``FileArgs``: --jobs, INPUTS, --files-from, -0 ...); see ``groups.option_groups``:
 
-    with CommandRun("dump", json_mode=json, debug=debug) as run:
-        for item in run.inputs(inputs, files_from, null):
-            run.write(record)
+    @app.command("dump")
+    @option_groups
+    def dump_command(..., files: FileArgs = FileArgs(), std: StdArgs = StdArgs()):
+        with std.run("dump") as run:
+            for item in run.inputs(files):
+                run.write(record)
 
 Exit statuses are those of ``dcmtools.stream.records.ExitStatus``.
 """
@@ -15,7 +20,8 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +29,10 @@ import typer
 
 from ..stream.inputs import InputItem, iter_inputs
 from ..stream.records import DcmtoolsError, ExitStatus, HumanFormatter, RecordWriter, error_record
+from .batchopts import ClusterOpt, JournalOpt, ShardOpt, open_batch
+from .groups import OptionGroup, option_groups
+
+__all__ = ["CommandRun", "FileArgs", "StdArgs", "TableArgs", "option_groups"]
 
 # ---------------------------------------------------------------- options
 # Reusable option types: a command declares ``json: JsonOpt = None``.
@@ -54,15 +64,24 @@ FlatOpt = Annotated[
     bool,
     typer.Option("--flat", help='Datasets as {"PatientName": "DOE^JOHN", ...} instead of the DICOM JSON model.'),
 ]
+# --jobs defaults to 1 in every command (docs/design/cli-conventions.md): one process unless asked.
 JobsOpt = Annotated[
     int, typer.Option("--jobs", "-j", metavar="N", help="Worker processes (0 = all cores).", show_default=True)
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no warnings on stderr.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs on stderr.")]
-OutDirOpt = Annotated[
-    Path | None,
-    typer.Option("--output", "-o", metavar="DIR", help="Output folder; the input tree is mirrored under it."),
-]
+_OUT_DIR_HELP = "Output folder; the input tree is mirrored under it."
+OutDirOpt = Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help=_OUT_DIR_HELP)]
+# For a command that cannot run without it: typer then says [required] in --help.
+RequiredOutDirOpt = Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help=_OUT_DIR_HELP)]
+
+
+def out_dir_option(unless: str) -> Any:
+    """-o DIR of a command that needs it unless ``unless`` (e.g. "--sheet") is given: its --help says so."""
+    help_ = f"{_OUT_DIR_HELP} [required unless {unless}]"
+    return Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help=help_, show_default=False)]
+
+
 CsvOpt = Annotated[
     bool,
     typer.Option(
@@ -87,6 +106,65 @@ def csv_epilog(flag: str, defaults: str, lead: str = "") -> str:
 
 
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
+
+
+@dataclass(frozen=True)
+class FileArgs(OptionGroup):
+    """What the commands that work file by file share: --overwrite, --jobs, --shard/--journal/--cluster,
+    INPUTS, --files-from and -0 (a command takes the ones it has: ``FileArgs.only(...)``)."""
+
+    overwrite: OverwriteOpt = False
+    jobs: JobsOpt = 1
+    shard: ShardOpt = None
+    journal: JournalOpt = None
+    cluster: ClusterOpt = None
+    inputs: InputsArg = None
+    files_from: FilesFromOpt = None
+    null: NullOpt = False
+
+    def open(self, run: "CommandRun", command: str) -> Any:
+        """The run's ``Batch`` (``batchopts.open_batch``); a command without --cluster ignores
+        DASK_SCHEDULER_ADDRESS."""
+        use_env_cluster = "cluster" in self.option_types()
+        return open_batch(run, command, self.shard, self.journal, self.cluster, use_env_cluster=use_env_cluster)
+
+    def workers(self) -> int:
+        """The worker processes of --jobs (0: all cores)."""
+        from ..stream.parallel import resolve_jobs
+
+        return resolve_jobs(self.jobs)
+
+
+@dataclass(frozen=True)
+class TableArgs(OptionGroup):
+    """--csv and --tsv: a table instead of records (dump, find, worklist)."""
+
+    csv: CsvOpt = False
+    tsv: TsvOpt = False
+
+    def use(self, run: "CommandRun", columns: Any, std: "StdArgs", **kwargs: Any) -> bool:
+        """``CommandRun.use_table`` with these options (False when neither was given)."""
+        return run.use_table(self.csv, self.tsv, columns, json=std.json, **kwargs)
+
+
+@dataclass(frozen=True)
+class StdArgs(OptionGroup):
+    """--json/--no-json, --quiet and --debug: every command has them, last in its --help."""
+
+    json: JsonOpt = None
+    quiet: QuietOpt = False
+    debug: DebugOpt = False
+
+    def run(self, command: str, human: HumanFormatter | None = None) -> "CommandRun":
+        """The ``CommandRun`` of ``command`` with these options."""
+        return CommandRun(command, json_mode=self.json, human=human, debug=self.debug, quiet=self.quiet)
+
+
+def with_warnings(text: str, record: dict[str, Any]) -> str:
+    """A record's readable line, with its "warnings" under it, one a line."""
+    for warning in record.get("warnings") or ():
+        text += f"\n       warning: {warning}"
+    return text
 
 
 def setup_logging(debug: bool, quiet: bool = False) -> None:
@@ -156,8 +234,12 @@ class CommandRun:
         self.writer.use_table(table)
         return True
 
-    def inputs(self, args: list[str] | None, files_from: str | None = None, null: bool = False) -> Iterator[InputItem]:
-        """The inputs; a usage error when none were given at all."""
+    def inputs(
+        self, args: "list[str] | FileArgs | None", files_from: str | None = None, null: bool = False
+    ) -> Iterator[InputItem]:
+        """The inputs (INPUTS, or the ``FileArgs`` group); a usage error when none were given at all."""
+        if isinstance(args, FileArgs):
+            args, files_from, null = args.inputs, args.files_from, args.null
         if not args and files_from is None and sys.stdin.isatty():
             raise typer.BadParameter("no INPUTS given (files, folders, globs, or '-' for stdin)", param_hint="INPUTS")
         return iter_inputs(args, files_from=files_from, null=null)
@@ -180,6 +262,11 @@ class CommandRun:
 
         return tqdm(iterable, total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
 
+    def write_all(self, records: Iterable[dict[str, Any]], progress: bool = False, unit: str = "file") -> None:
+        """Write every record of ``records`` (with a progress bar when ``progress``)."""
+        for record in self.progress(records, unit=unit) if progress else records:
+            self.write(record)
+
     def warn(self, message: str) -> None:
         if not self.quiet:
             print(f"dcmtools {self.command}: {message}", file=sys.stderr, flush=True)
@@ -201,6 +288,10 @@ class CommandRun:
             # The reader went away (e.g. `| head`): stop quietly.
             _silence_stdout()
             raise typer.Exit(int(self.writer.status))
+        elif isinstance(exc, DcmtoolsError) and exc.exit_status == ExitStatus.USAGE and not self.writer.lines:
+            # A usage error before any record: the message alone, as typer's own usage errors (no summary).
+            self._report(str(exc), exc)
+            raise typer.Exit(int(ExitStatus.USAGE))
         elif isinstance(exc, DcmtoolsError):
             self._report(str(exc), exc)
             self.writer.fail(exc.exit_status)

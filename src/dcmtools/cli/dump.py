@@ -6,26 +6,12 @@ import typer
 
 from ..stream.tables import DUMP_COLUMNS
 from .application import app
-from .batchopts import ClusterOpt, ShardOpt, open_batch
-from .common import (
-    CommandRun,
-    CsvOpt,
-    DebugOpt,
-    FilesFromOpt,
-    FlatOpt,
-    InputsArg,
-    JobsOpt,
-    JsonOpt,
-    NullOpt,
-    QuietOpt,
-    TsvOpt,
-    csv_epilog,
-)
+from .common import FileArgs, FlatOpt, StdArgs, TableArgs, csv_epilog, option_groups
 
 
 @app.command("dump", epilog=csv_epilog("-t", " ".join(DUMP_COLUMNS), lead="path, then "))
+@option_groups
 def dump_command(
-    inputs: InputsArg = None,
     tag: Annotated[
         list[str] | None,
         typer.Option(
@@ -52,17 +38,10 @@ def dump_command(
         ),
     ] = 1024,
     full: Annotated[bool, typer.Option("--full", help="Text: never cut long values.")] = False,
-    json: JsonOpt = None,
     flat: FlatOpt = False,
-    csv: CsvOpt = False,
-    tsv: TsvOpt = False,
-    jobs: JobsOpt = 1,
-    shard: ShardOpt = None,
-    cluster: ClusterOpt = None,
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    table: TableArgs = TableArgs(),
+    files: FileArgs.without("overwrite", "journal") = FileArgs(),  # type: ignore[valid-type]
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Read DICOM files: a readable tree on a terminal, one JSON record per file when piped.
 
@@ -85,12 +64,12 @@ def dump_command(
     """
     from .. import dump as library
     from ..dicom.tagpath import PathError
-    from ..stream.parallel import map_ordered, resolve_jobs
+    from ..stream.parallel import map_ordered
 
-    with CommandRun("dump", json_mode=json, quiet=quiet, debug=debug) as run:
-        if csv or tsv:
+    with std.run("dump") as run:
+        if table.csv or table.tsv:
             tag = tag or list(DUMP_COLUMNS)  # the columns are the -t tags
-            run.use_table(csv, tsv, tag, json=json, flat=flat, lead=["path"], column_option="--tag")
+            table.use(run, tag, std, flat=flat, lead=["path"], column_option="--tag")
         try:
             tags = library.parse_tags(tag or [])
         except PathError as exc:
@@ -104,13 +83,19 @@ def dump_command(
             width=None if full else 64,
         )
         worker = library.json_line if run.json_mode else library.text_block
-        workers = resolve_jobs(jobs)
+        workers = files.workers()
         if workers > 1:
             library.warm_up(text=not run.json_mode)
-        batch = open_batch(run, "dump", shard, None, cluster)
-        jobs_ = library.jobs_for(batch.inputs(run.inputs(inputs, files_from, null)), options)
+        batch = files.open(run, "dump")
+        jobs_ = library.jobs_for(batch.inputs(run.inputs(files)), options)
         lost = library.lost_line if run.json_mode else library.lost_text
-        results = map_ordered(library.RecordsPassThrough(worker, encode=True), jobs_, workers, chunksize=16, lost=lost)
+        results = map_ordered(
+            library.RecordsPassThrough(worker, encode=True, text=not run.json_mode),
+            jobs_,
+            workers,
+            chunksize=16,
+            lost=lost,
+        )
         first = True
         for ok, code, text in run.progress(batch.stream(results, record=lambda result: {})):
             if not run.json_mode:

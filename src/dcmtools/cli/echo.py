@@ -6,9 +6,9 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
+from .common import StdArgs
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
-from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
+from .webpeer import WEB_EPILOG, WebArgs, is_web
 
 
 def _human(record: dict[str, Any]) -> str | None:
@@ -33,13 +33,8 @@ def echo_command(
         float, typer.Option("--interval", metavar="SECONDS", help="Pause between C-ECHOs.", min=0)
     ] = 0.0,
     net: NetArgs = NetArgs(),
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    token: TokenOpt = None,
-    token_file: TokenFileOpt = None,
-    user: UserOpt = None,
-    password_file: PasswordFileOpt = None,
-    debug: DebugOpt = False,
+    web: WebArgs = WebArgs(),
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Check that a peer answers: C-ECHO with round-trip times.
 
@@ -55,22 +50,13 @@ def echo_command(
       dcmtools echo STORESCP@10.0.0.5:104 --aet MYWS --timeout 5 --trace
       dcmtools echo https://pacs.example.org/dicom-web --user alice --password-file ~/.pacs-password
     """
-    with CommandRun("echo", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+    with std.run("echo", _human) as run:
         if is_web(peer, net.peers):  # DICOMweb: a QIDO-RS request (cli/webpeer.py)
             from . import webpeer
 
-            return webpeer.echo(
-                run,
-                webpeer.session_for(
-                    peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file
-                ),
-                count,
-                interval,
-            )
+            return webpeer.echo(run, web.session(peer, net, run), count, interval)
         from ..net import echo
 
-        options = net.options(run.debug)
-        remote = net.peer(peer, options)
+        options, remote = net.connect(peer, run)
         with fatal_as_record(run, "echo", peer=str(remote)):
-            for record in echo(remote, options, count=count, interval=interval):
-                run.write(record)
+            run.write_all(echo(remote, options, count=count, interval=interval))

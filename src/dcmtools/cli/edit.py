@@ -6,31 +6,8 @@ import typer
 
 from ..stream.records import default_human
 from .application import app
-from .changeopts import (
-    CharsetOpt,
-    EditKeyFileOpt,
-    EditKeyOpt,
-    EditMapOpt,
-    EraseOpt,
-    ErasePrivateOpt,
-    MatchOpt,
-    NewUidsOpt,
-    RequireMatchOpt,
-    SetExistingOpt,
-    SetOpt,
-)
-from .common import (
-    CommandRun,
-    DebugOpt,
-    FilesFromOpt,
-    InputsArg,
-    JobsOpt,
-    JsonOpt,
-    NullOpt,
-    OutDirOpt,
-    OverwriteOpt,
-    QuietOpt,
-)
+from .changeopts import CharsetOpt, EditArgs, EditKeyFileOpt, EditKeyOpt
+from .common import FileArgs, StdArgs, option_groups, out_dir_option, with_warnings
 
 
 def _human(record: dict[str, Any]) -> str | None:
@@ -39,43 +16,28 @@ def _human(record: dict[str, Any]) -> str | None:
     if record.get("type") != "file" or record.get("ok") is False:
         return default_human(record)
     where = "(dry run)" if record.get("dry_run") else f"-> {record.get('out')}"
-    text = f"ok     {record.get('path')} {where} {record.get('changes', 0)} changes"
-    for warning in record.get("warnings") or ():
-        text += f"\n       warning: {warning}"
-    return text
+    return with_warnings(f"ok     {record.get('path')} {where} {record.get('changes', 0)} changes", record)
 
 
 @app.command("edit")
+@option_groups
 def edit_command(
-    inputs: InputsArg = None,
-    output: OutDirOpt = None,
+    output: out_dir_option("--in-place or --dry-run") = None,  # type: ignore[valid-type]
     in_place: Annotated[
         bool, typer.Option("--in-place", help="Change the files themselves (each atomically, by a rename).")
     ] = False,
     no_backup: Annotated[
         bool, typer.Option("--no-backup", help="With --in-place: keep no FILE.bak copy of the original.")
     ] = False,
-    set_: SetOpt = None,
-    set_existing: SetExistingOpt = None,
-    erase: EraseOpt = None,
-    erase_private: ErasePrivateOpt = False,
-    map_file: EditMapOpt = None,
-    match: MatchOpt = None,
-    require_match: RequireMatchOpt = False,
-    new_uids: NewUidsOpt = None,
+    edits: EditArgs = EditArgs(),
     key: EditKeyOpt = None,
     key_file: EditKeyFileOpt = None,
     charset: CharsetOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write nothing: a record per change (element, old, new).")
     ] = False,
-    overwrite: OverwriteOpt = False,
-    json: JsonOpt = None,
-    jobs: JobsOpt = 1,
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    files: FileArgs.without("shard", "journal", "cluster") = FileArgs(),  # type: ignore[valid-type]
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Change attributes of DICOM files: set, erase, from a mapping CSV, new UIDs, UTF-8.
 
@@ -97,65 +59,18 @@ def edit_command(
       dcmtools edit --erase-private --dry-run study/ | jq -r 'select(.type=="change") | .element'
     """
     from ..deid import plan_jobs
-    from ..edit import EditError, Editor, edit_paths, load_map, parse_assignment
+    from ..edit import edit_paths
     from ..stream.outputs import Mirror
-    from ..stream.parallel import resolve_jobs
 
-    with CommandRun("edit", json_mode=json, human=_human, quiet=quiet, debug=debug) as run:
-        if dry_run:
-            if in_place or output is not None:
-                raise typer.BadParameter(
-                    "--dry-run writes nothing: give no -o and no --in-place", param_hint="--dry-run"
-                )
-        elif (output is None) == (not in_place):
-            raise typer.BadParameter(
-                "give an output folder (-o DIR) or --in-place, one of them", param_hint="-o/--in-place"
-            )
-        if (map_file is None) != (match is None):
-            raise typer.BadParameter("--map and --match go together", param_hint="--map/--match")
-        if require_match and map_file is None:
-            raise typer.BadParameter("--require-match needs --map", param_hint="--require-match")
-        if key is not None and key_file is not None:
-            raise typer.BadParameter("give --key or --key-file, not both", param_hint="--key")
-        if (key is not None or key_file is not None) and new_uids is None:
-            raise typer.BadParameter("--key is the key of --new-uids", param_hint="--key")
-        try:
-            secret: Any = None
-            if key_file is not None:
-                from ..deid.keys import Key
-
-                secret = Key.from_file(str(key_file))
-            elif key is not None:
-                secret = key
-            elif new_uids is not None:
-                run.warn("no --key or --key-file: new UIDs from a random key, which no other run will repeat")
-            editor = Editor(
-                sets=[parse_assignment(a) for a in set_ or ()],
-                set_existing=[parse_assignment(a) for a in set_existing or ()],
-                erase=[parse_assignment(a, erase=True) for a in erase or ()],
-                erase_private=erase_private,
-                mapping=load_map(str(map_file), match) if map_file is not None and match is not None else None,
-                require_match=require_match,
-                new_uids=new_uids,
-                key=secret,
-                charset=charset,
-            )
-        except OSError as exc:
-            raise typer.BadParameter(
-                f"cannot read {key_file}: {exc.strerror or exc}", param_hint="--key-file"
-            ) from None
-        except EditError as exc:
-            raise typer.BadParameter(str(exc)) from None
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--key") from None
-        if editor.does_nothing:
-            raise typer.BadParameter("no edit given (--set, --set-existing, --erase, --erase-private, --map, "
-                                     "--new-uids or --charset)")  # fmt: skip
+    with std.run("edit", _human) as run:
+        _check_where(dry_run, in_place, output)
+        edits.check()
+        editor = _editor(run, edits, key, key_file, charset)
         if editor.key is not None and not editor.key.is_random:
             run.summary_extra["key_id"] = editor.key.fingerprint
-        items = run.inputs(inputs, files_from, null)
+        items = run.inputs(files)
         if output is not None:
-            jobs_ = plan_jobs(items, Mirror(output, inputs), keep_names=True)  # edit mirrors the input names
+            jobs_ = plan_jobs(items, Mirror(output, files.inputs), keep_names=True)  # edit mirrors the input names
         else:
             jobs_ = (
                 (item.path, None, None) if item.error is None else (item.path, None, _input_error(item))
@@ -163,12 +78,48 @@ def edit_command(
                 if not item.path.endswith(".bak")  # our own backups of an earlier run
             )
         results = edit_paths(
-            editor, jobs_, jobs=resolve_jobs(jobs), in_place=in_place, backup=not no_backup,
-            overwrite=overwrite, dry_run=dry_run,
+            editor, jobs_, jobs=files.workers(), in_place=in_place, backup=not no_backup,
+            overwrite=files.overwrite, dry_run=dry_run,
         )  # fmt: skip
         for records in run.progress(results):
-            for record in records:
-                run.write(record)
+            run.write_all(records)
+
+
+def _check_where(dry_run: bool, in_place: bool, output: Any) -> None:
+    """Usage errors in where the changes go: -o DIR, --in-place or --dry-run, one of them."""
+    if dry_run:
+        if in_place or output is not None:
+            raise typer.BadParameter("--dry-run writes nothing: give no -o and no --in-place", param_hint="--dry-run")
+    elif (output is None) == (not in_place):
+        raise typer.BadParameter(
+            "give an output folder (-o DIR) or --in-place, one of them", param_hint="-o/--in-place"
+        )
+
+
+def _editor(run: Any, edits: EditArgs, key: str | None, key_file: Any, charset: str | None) -> Any:
+    """The ``Editor`` of the options, with the key of --new-uids (a str, or the ``Key`` of --key-file)."""
+    if key is not None and key_file is not None:
+        raise typer.BadParameter("give --key or --key-file, not both", param_hint="--key")
+    if (key is not None or key_file is not None) and edits.new_uids is None:
+        raise typer.BadParameter("--key is the key of --new-uids", param_hint="--key")
+    secret: Any = key
+    if key_file is not None:
+        from ..deid.keys import Key
+
+        try:
+            secret = Key.from_file(str(key_file))
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot read {key_file}: {exc.strerror or exc}", param_hint="--key-file"
+            ) from None
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--key") from None
+    elif key is None and edits.new_uids is not None:
+        run.warn("no --key or --key-file: new UIDs from a random key, which no other run will repeat")
+    try:
+        return edits.editor(secret, charset)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--key") from None
 
 
 def _input_error(item: Any) -> dict[str, Any]:

@@ -1,14 +1,15 @@
 """``dcmtools find``: C-FIND a PACS; one record per match, a table on a terminal."""
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .common import CommandRun, CsvOpt, DebugOpt, FlatOpt, JsonOpt, QuietOpt, TsvOpt, csv_epilog
+from .common import FlatOpt, StdArgs, TableArgs, csv_epilog
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record, write_query
-from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
+from .webpeer import WEB_EPILOG, WebArgs, is_web
 
 KeyOpt = Annotated[
     list[str] | None,
@@ -26,6 +27,14 @@ LimitOpt = Annotated[
     int | None,
     typer.Option("--limit", metavar="N", min=1, help="Stop after N matches (the query is cancelled with C-CANCEL)."),
 ]
+
+
+def model_option(default: str) -> Any:
+    """--model/-m (the query/retrieve information model); ``default`` says what it is when not given."""
+    help_ = f"Information model: patient or study root [default: {default}; patient at the patient level]."
+    return Annotated[str | None, typer.Option("--model", "-m", metavar="MODEL", help=help_, show_default=False)]
+
+
 NoDefaultsOpt = Annotated[
     bool, typer.Option("--no-defaults", help="Send only the -k keys (and the shortcuts), not the default return keys.")
 ]
@@ -53,6 +62,14 @@ Records: {"type":"match","peer":..,"level":"STUDY","model":"study","n":1,
 query with a failure, a {"type":"query","ok":false,"status":..,"error":..}
 record. The summary gives matches, dropped, walked, cancelled, unchecked
 and incomplete.
+
+\b
+On a terminal (or with --no-json) the matches show as a table when the query
+ends: series and images in number order within their study and series,
+columns as wide as their values (IDs and UIDs whole; names and descriptions
+longer than 32 characters cut with …), and a titled column for each returned
+key beyond the level's own. The records (--json) hold every value whole, in
+the peer's order.
 
 \b
 An incomplete list exits 1: when the peer cuts its answer (it ends it with a
@@ -83,41 +100,45 @@ row's keys go on top of -k and the shortcuts; every record gets "q" (the
 row's number) and "query" (its keys). A row that cannot be a query is an
 error record and the rest go on."""
 
+# The table's columns per level: (keyword, title, cap). A column is as wide as its widest value; a
+# cap > 0 cuts longer free text (names, descriptions) with "…"; identifiers and UIDs (cap 0) are never cut.
 _COLUMNS: dict[str, list[tuple[str, str, int]]] = {
     "PATIENT": [
-        ("PatientID", "patient id", 14),
-        ("PatientName", "name", 24),
+        ("PatientID", "patient id", 0),
+        ("PatientName", "name", 32),
         ("PatientBirthDate", "born", 8),
         ("PatientSex", "sex", 3),
-        ("PatientSpeciesDescription", "species", 10),
-        ("NumberOfPatientRelatedStudies", "studies", 7),
+        ("PatientSpeciesDescription", "species", 16),
+        ("NumberOfPatientRelatedStudies", "studies", 0),
     ],
     "STUDY": [
         ("StudyDate", "date", 8),
-        ("PatientName", "name", 22),
-        ("PatientID", "patient id", 12),
-        ("AccessionNumber", "accession", 10),
-        ("ModalitiesInStudy", "mod", 7),
-        ("StudyDescription", "description", 24),
-        ("NumberOfStudyRelatedSeries", "ser", 3),
-        ("NumberOfStudyRelatedInstances", "img", 4),
+        ("PatientName", "name", 32),
+        ("PatientID", "patient id", 0),
+        ("AccessionNumber", "accession", 0),
+        ("ModalitiesInStudy", "mod", 12),
+        ("StudyDescription", "description", 32),
+        ("NumberOfStudyRelatedSeries", "ser", 0),
+        ("NumberOfStudyRelatedInstances", "img", 0),
         ("StudyInstanceUID", "study uid", 0),
     ],
     "SERIES": [
-        ("PatientID", "patient id", 12),
+        ("PatientID", "patient id", 0),
         ("Modality", "mod", 4),
-        ("SeriesNumber", "no", 4),
-        ("SeriesDescription", "description", 24),
-        ("NumberOfSeriesRelatedInstances", "img", 4),
+        ("SeriesNumber", "no", 0),
+        ("SeriesDescription", "description", 32),
+        ("NumberOfSeriesRelatedInstances", "img", 0),
         ("SeriesInstanceUID", "series uid", 0),
     ],
     "IMAGE": [
-        ("PatientID", "patient id", 12),
-        ("InstanceNumber", "no", 5),
-        ("SOPClassUID", "sop class", 28),
+        ("PatientID", "patient id", 0),
+        ("InstanceNumber", "no", 0),
+        ("SOPClassUID", "sop class", 32),
         ("SOPInstanceUID", "sop instance uid", 0),
     ],
 }
+# Rows sorted by number within their parent (parents in the order the peer gave them).
+_SORT = {"SERIES": ("StudyInstanceUID", "SeriesNumber"), "IMAGE": ("SeriesInstanceUID", "InstanceNumber")}
 
 
 _CONTROL = {"QueryRetrieveLevel", "RetrieveAETitle", "SpecificCharacterSet", "InstanceAvailability"}
@@ -136,18 +157,39 @@ def _text(value: Any) -> str:
 
 
 def _cell(text: str, width: int) -> str:
-    if not width:
-        return text
     if len(text) > width:
-        text = text[: width - 1] + "~"
+        text = text[: width - 1] + "…"  # cut visibly; the records hold the whole value
     return text.ljust(width)
 
 
-def table_human(columns: dict[str, list[tuple[str, str, int]]], key: str = "level"):
-    """A human formatter printing matches as table rows (a header before the first)."""
-    shown: set[str] = set()
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("inf")  # no number: after the numbered rows, in the peer's order
 
-    def human(record: dict[str, Any]) -> str | None:
+
+class Table:
+    """The readable form of query matches: a table per level, printed when the query ends
+    (``RecordWriter.summary`` calls ``finish``) so that rows can be sorted (``sort``: level ->
+    (parent key, number key)) and columns sized to their values. Keys returned beyond the
+    level's columns get columns of their own, titled with their keyword. ``prepare`` rewrites
+    a match record first (worklist lifts its scheduled step into columns)."""
+
+    def __init__(
+        self,
+        columns: dict[str, list[tuple[str, str, int]]],
+        key: str = "level",
+        sort: dict[str, tuple[str, str]] | None = None,
+        prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        self.columns = columns
+        self.key = key
+        self.sort = sort or {}
+        self.prepare = prepare
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+
+    def __call__(self, record: dict[str, Any]) -> str | None:
         kind = record.get("type")
         if kind == "summary":
             return None
@@ -155,28 +197,64 @@ def table_human(columns: dict[str, list[tuple[str, str, int]]], key: str = "leve
             return human_failure(record, record.get("peer", ""))
         if kind != "match":
             return None
-        group = record.get(key) or record.get("model") or ""
-        cols = columns.get(group) or columns.get(str(group).upper()) or []
-        from ..net.keys import DEFAULT_KEYS, flat_of
+        if self.prepare is not None:
+            record = self.prepare(record)
+        from ..net.keys import flat_of
 
+        group = str(record.get(self.key) or record.get("model") or "")
         data = record.get("dataset") or {}
         if data and all(len(k) == 8 for k in data):
             data = flat_of(data)
-        if cols and _has_sop_class(cols):
+        if _has_sop_class(self._columns(group)):
             data = {**data, "SOPClassUID": _sop_class_name(data.get("SOPClassUID"))}
-        row = "  ".join(_cell(_text(data.get(name)), width) for name, _, width in cols) if cols else ""
-        hidden = {c[0] for c in cols} | set(
-            DEFAULT_KEYS.get(str(group).upper(), ())
-        )  # the records have them all | _CONTROL
-        extra = [f"{k}={_text(v)}" for k, v in data.items() if k not in hidden and v not in (None, "", [])]
-        line = (row + ("  " + " ".join(extra) if extra else "")).rstrip()
-        if group not in shown:
-            shown.add(group)
-            header = "  ".join(_cell(title, width) for _, title, width in cols)
-            return header.rstrip() + "\n" + line
-        return line
+        self.rows.setdefault(group, []).append(data)
+        return None
 
-    return human
+    def _columns(self, group: str) -> list[tuple[str, str, int]]:
+        return self.columns.get(group) or self.columns.get(group.upper()) or []
+
+    def finish(self) -> list[str]:
+        """The tables of the rows held (then forgotten)."""
+        from ..net.keys import DEFAULT_KEYS
+
+        lines: list[str] = []
+        for group, rows in self.rows.items():
+            cols = list(self._columns(group))
+            hidden = {c[0] for c in cols} | set(DEFAULT_KEYS.get(group.upper(), ())) | _CONTROL
+            extra: dict[str, None] = {}
+            for row in rows:
+                extra.update((k, None) for k, v in row.items() if k not in hidden and v not in (None, "", []))
+            cols += [(k, k, 0) for k in extra]
+            if group.upper() in self.sort:
+                rows = _sorted(rows, *self.sort[group.upper()])
+            texts = [[_text(row.get(name)) for name, _, _ in cols] for row in rows]
+            widths = []
+            for i, (_, title, cap) in enumerate(cols):
+                width = max([len(title)] + [len(t[i]) for t in texts])
+                widths.append(min(width, max(cap, len(title))) if cap else width)
+            if lines:
+                lines.append("")
+            lines.append("  ".join(_cell(title, w) for (_, title, _), w in zip(cols, widths, strict=True)).rstrip())
+            lines.extend("  ".join(_cell(t, w) for t, w in zip(row, widths, strict=True)).rstrip() for row in texts)
+        self.rows.clear()
+        return lines
+
+
+def _sorted(rows: list[dict[str, Any]], parent: str, number: str) -> list[dict[str, Any]]:
+    order: dict[str, int] = {}
+    for row in rows:
+        order.setdefault(_text(row.get(parent)), len(order))
+    return sorted(rows, key=lambda row: (order[_text(row.get(parent))], _number(_text(row.get(number)))))
+
+
+def table_human(
+    columns: dict[str, list[tuple[str, str, int]]],
+    key: str = "level",
+    sort: dict[str, tuple[str, str]] | None = None,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Table:
+    """A human formatter printing matches as a table when the query ends (see ``Table``)."""
+    return Table(columns, key, sort, prepare)
 
 
 def _has_sop_class(cols: list[tuple[str, str, int]]) -> bool:
@@ -211,16 +289,7 @@ def find_command(
     level: Annotated[
         str, typer.Option("--level", "-L", metavar="LEVEL", help="patient, study, series or image.")
     ] = "study",
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            metavar="MODEL",
-            help="Information model: patient or study root [default: study; patient at the patient level].",
-            show_default=False,
-        ),
-    ] = None,
+    model: model_option("study") = None,  # type: ignore[valid-type]
     patient: Annotated[
         str | None, typer.Option("--patient", metavar="NAME", help="Patient name (DOE, DOE^J*).")
     ] = None,
@@ -249,16 +318,10 @@ def find_command(
         ),
     ] = None,
     flat: FlatOpt = False,
-    csv: CsvOpt = False,
-    tsv: TsvOpt = False,
+    table: TableArgs = TableArgs(),
     net: NetArgs = NetArgs(),
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    token: TokenOpt = None,
-    token_file: TokenFileOpt = None,
-    user: UserOpt = None,
-    password_file: PasswordFileOpt = None,
-    debug: DebugOpt = False,
+    web: WebArgs = WebArgs(),
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Query a PACS (C-FIND): one record per match, a table on a terminal.
 
@@ -276,7 +339,7 @@ def find_command(
       dcmtools find pacs --queries-from accessions.csv -k StudyDescription
       dcmtools find pacs --level series --csv -k PatientName -k Modality -k SeriesDescription > series.csv
     """
-    with CommandRun("find", json_mode=json, human=table_human(_COLUMNS), debug=debug, quiet=quiet) as run:
+    with std.run("find", table_human(_COLUMNS, sort=_SORT)) as run:
         from ..net.keys import DEFAULT_KEYS, choose_model, identifier_from, normalize_level, parse_keys, shortcut_keys
         from ..net.query import Finder
         from ..stream.records import DcmtoolsError
@@ -296,20 +359,11 @@ def find_command(
         from ..stream.tables import key_columns, plain_columns
 
         columns = key_columns(key or []) or plain_columns([*DEFAULT_KEYS[query_level], *texts])
-        run.use_table(csv, tsv, columns, json=json, flat=flat, lead=["q"] if queries_from is not None else [])
+        table.use(run, columns, std, flat=flat, lead=["q"] if queries_from is not None else [])
         if is_web(peer, net.peers):  # DICOMweb: QIDO-RS (cli/webpeer.py)
             from . import webpeer
 
-            return webpeer.find(
-                run,
-                webpeer.session_for(
-                    peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file
-                ),
-                identifier,
-                query_level,
-                limit,
-                flat,
-            )
+            return webpeer.find(run, web.session(peer, net, run), identifier, query_level, limit, flat)
         remote = net.peer(peer, options)
         if queries_from is not None:
             if limit is not None:
@@ -321,10 +375,10 @@ def find_command(
             write_query(run, finder, "query", remote)
         finally:
             run.summary_extra.update(_summary(finder))
-            if finder.dropped and not quiet:
+            if finder.dropped and not std.quiet:
                 keys = ", ".join(f"{k} ({n})" for k, n in finder.dropped_keys.items())
                 run.warn(f"left out {finder.dropped} match(es) the peer returned although they do not match: {keys}")
-            if finder.unchecked and not quiet:
+            if finder.unchecked and not std.quiet:
                 keys = ", ".join(finder.unchecked_keys)
                 run.warn(
                     f"kept {finder.unchecked} match(es) whose {keys} could not be checked: the peer answered in a "

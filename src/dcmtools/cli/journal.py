@@ -7,7 +7,7 @@ import typer
 
 from ..stream.records import default_human
 from .application import app
-from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
+from .common import StdArgs, option_groups
 
 journal_app = typer.Typer(
     name="journal",
@@ -32,7 +32,8 @@ FilesArg = Annotated[list[Path], typer.Argument(help="Journal files (e.g. one pe
 
 
 @journal_app.command("status")
-def status_command(files: FilesArg, json: JsonOpt = None, quiet: QuietOpt = False, debug: DebugOpt = False) -> None:
+@option_groups
+def status_command(files: FilesArg, std: StdArgs = StdArgs()) -> None:
     """One record per journal: its command, shard, items per state, rate and ETA; then the total.
 
     \b
@@ -43,7 +44,7 @@ def status_command(files: FilesArg, json: JsonOpt = None, quiet: QuietOpt = Fals
     from ..stream.journal import Journal, JournalError
     from ..stream.records import DcmtoolsError, ErrorCode, error_record
 
-    with CommandRun("journal", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+    with std.run("journal", _human) as run:
         total: dict[str, int] = {}
         for path in files:
             try:
@@ -72,14 +73,13 @@ def status_command(files: FilesArg, json: JsonOpt = None, quiet: QuietOpt = Fals
 
 
 @journal_app.command("merge")
+@option_groups
 def merge_command(
     files: FilesArg,
     output: Annotated[
         Path, typer.Option("--output", "-o", metavar="FILE", help="The merged journal (created or added to).")
     ],
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Gather shard journals into one: every item once (a done item wins over a failed one).
 
@@ -89,7 +89,7 @@ def merge_command(
     """
     from ..stream.journal import JournalError, merge
 
-    with CommandRun("journal", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+    with std.run("journal", _human) as run:
         missing = [str(f) for f in files if not f.exists()]
         if missing:
             raise typer.BadParameter(f"no journal at {', '.join(missing)}", param_hint="FILES")

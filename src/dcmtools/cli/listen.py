@@ -1,6 +1,7 @@
 """``dcmtools listen``: the built-in storage SCP: receive, store atomically, print what arrives;
 and answer queries, retrieves, worklist queries and Storage Commitment requests over what it stored."""
 
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -8,8 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from .application import app
-from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
-from .netopts import MaxPduOpt, PeersOpt, TimeoutOpt, TlsCaOpt, TlsCertOpt, TlsKeyOpt, TlsOpt, TraceOpt, net_options
+from .common import OverwriteOpt, StdArgs, option_groups
+from .netopts import NetArgs, PeersOpt
 
 _EPILOG = """\b
 Stored files (atomically: written under a temporary name, then moved):
@@ -209,6 +210,7 @@ def _human_service(record: dict[str, Any]) -> str:
 
 
 @app.command("listen", epilog=_EPILOG)
+@option_groups
 def listen_command(
     port: Annotated[
         int, typer.Option("--port", "-p", metavar="PORT", help="TCP port to listen on.", min=0, max=65535)
@@ -283,12 +285,11 @@ def listen_command(
     worklist_dir: Annotated[
         Path | None,
         typer.Option(
-            "--worklist-dir",
-            "-w",
-            metavar="DIR",
-            help="Answer Modality Worklist queries from the items in DIR (.wl, .json).",
+            "--worklist-dir", metavar="DIR", help="Answer Modality Worklist queries from the items in DIR (.wl, .json)."
         ),
     ] = None,
+    # -w is --window (C,W) in print and render: kept here, hidden, for the scripts that spell --worklist-dir so.
+    worklist_dir_w: Annotated[Path | None, typer.Option("-w", metavar="DIR", hidden=True)] = None,
     reindex: Annotated[
         bool, typer.Option("--reindex", help="Rebuild the index of --store-dir from its files before starting.")
     ] = False,
@@ -318,16 +319,8 @@ def listen_command(
             show_default=False,
         ),
     ] = None,
-    timeout: TimeoutOpt = None,
-    max_pdu: MaxPduOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    trace: TraceOpt = False,
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    net: NetArgs.only("timeout", "max_pdu", "tls", "tls_ca", "tls_cert", "tls_key", "trace") = NetArgs(),  # type: ignore[valid-type]
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Receive instances: a Verification and Storage SCP for every storage SOP class and transfer syntax.
 
@@ -346,7 +339,7 @@ def listen_command(
       dcmtools listen -d in/ --commit-report new --commit-report-to MODALITY@10.0.0.7:104
       dcmtools listen -d archive/ --bind 127.0.0.1 --allow WORKSTATION@127.0.0.1
     """
-    with CommandRun("listen", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+    with std.run("listen", _human) as run:
         import signal
         import threading
 
@@ -354,7 +347,7 @@ def listen_command(
         from ..net.server import Listener
         from .netopts import resolve_peer
 
-        options = net_options(aet, timeout, max_pdu, tls, tls_ca, tls_cert, tls_key, trace, run.debug)
+        options = replace(net, aet=aet).options(run.debug)  # our AE title: --aet, a listen option
         if allow_any and allow:
             raise typer.BadParameter("give either --allow or --allow-any", param_hint="--allow-any")
         access = Access(allow, allow_any=allow_any, peers_file=peers)
@@ -372,7 +365,7 @@ def listen_command(
             port=port,
             bind=bind,
             store_dir=store_dir,
-            worklist_dir=worklist_dir,
+            worklist_dir=worklist_dir or worklist_dir_w,
             access=access,
             peers_file=peers,
             reindex=reindex,

@@ -7,32 +7,8 @@ import typer
 from ..stream.records import human_failure
 from .application import app
 from .batchopts import ShardOpt
-from .changeopts import (
-    AllowBurnedInOpt,
-    AnonKeyFileOpt,
-    AnonKeyOpt,
-    CharsetOpt,
-    CleanDescriptorsOpt,
-    CleanGraphicsOpt,
-    CleanStructuredContentOpt,
-    EditMapOpt,
-    EraseOpt,
-    ErasePrivateOpt,
-    KeepUnknownOpt,
-    MatchOpt,
-    NewUidsOpt,
-    RequireMatchOpt,
-    RetainDeviceIdentityOpt,
-    RetainInstitutionIdentityOpt,
-    RetainLongitudinalFullDatesOpt,
-    RetainLongitudinalModifiedDatesOpt,
-    RetainPatientCharacteristicsOpt,
-    RetainSafePrivateOpt,
-    RetainUidsOpt,
-    SetExistingOpt,
-    SetOpt,
-)
-from .common import CommandRun, DebugOpt, JsonOpt, QuietOpt
+from .changeopts import AnonArgs, CharsetOpt, EditArgs
+from .common import StdArgs
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, client_options
 
 MIGRATE_EPILOG = """\b
@@ -228,20 +204,7 @@ def migrate_command(
             "anonymize' does (its --retain-*/--clean-* options; --key or --key-file).",
         ),
     ] = False,
-    key: AnonKeyOpt = None,
-    key_file: AnonKeyFileOpt = None,
-    retain_safe_private: RetainSafePrivateOpt = False,
-    retain_uids: RetainUidsOpt = False,
-    retain_device_identity: RetainDeviceIdentityOpt = False,
-    retain_institution_identity: RetainInstitutionIdentityOpt = False,
-    retain_patient_characteristics: RetainPatientCharacteristicsOpt = False,
-    retain_longitudinal_full_dates: RetainLongitudinalFullDatesOpt = False,
-    retain_longitudinal_modified_dates: RetainLongitudinalModifiedDatesOpt = False,
-    clean_descriptors: CleanDescriptorsOpt = False,
-    clean_structured_content: CleanStructuredContentOpt = False,
-    clean_graphics: CleanGraphicsOpt = False,
-    allow_burned_in: AllowBurnedInOpt = False,
-    keep_unknown: KeepUnknownOpt = False,
+    anon: AnonArgs = AnonArgs(),
     edit: Annotated[
         bool,
         typer.Option(
@@ -251,20 +214,11 @@ def migrate_command(
             "--new-uids with --key); after --anonymize.",
         ),
     ] = False,
-    set_: SetOpt = None,
-    set_existing: SetExistingOpt = None,
-    erase: EraseOpt = None,
-    erase_private: ErasePrivateOpt = False,
-    map_file: EditMapOpt = None,
-    match: MatchOpt = None,
-    require_match: RequireMatchOpt = False,
-    new_uids: NewUidsOpt = None,
+    edits: EditArgs = EditArgs(),
     charset: CharsetOpt = None,
     net: NetArgs = NetArgs(),
     shard: ShardOpt = None,
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Migrate a whole archive: inventory, transfer, verification; run it again to resume.
 
@@ -281,9 +235,7 @@ def migrate_command(
       dcmtools migrate OLD@10.0.0.5:104 NEW@10.0.0.6:104 --journal fix.journal --edit --set InstitutionName="North Clinic"
       dcmtools migrate OLD@10.0.0.5:104 https://pacs.example.org/dicom-web --journal web.journal --port 11113
     """
-    with CommandRun("migrate", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
-        from ..stream.records import ExitStatus
-
+    with std.run("migrate", _human) as run:
         if status:
             from ..migrate import status as journal_status
 
@@ -295,93 +247,81 @@ def migrate_command(
             )
         if get and through_us:
             raise typer.BadParameter("--get already goes through us: give one of them", param_hint="--get/--through-us")
-        from ..migrate import MigrateOptions, Migration, Rate, Window, parse_endpoint
-        from ..stream.shard import ShardError, parse_shard
-
-        try:
-            shard_ = parse_shard(shard)
-        except ShardError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--shard") from None
-        from ..stream.records import DcmtoolsError
-
-        try:
-            options = MigrateOptions(
-                since=_date(since, "--since"),
-                until=_date(until, "--until"),
-                max_results=max_results,
-                get=get,
-                through=through_us,
-                dest_aet=dest_aet,
-                port=port,
-                associations=associations,
-                max_attempts=max_attempts,
-                rate=Rate.parse(rate) if rate else None,
-                window=Window.parse(window) if window else None,
-                uids=uids,
-                commit=commit,
-                commit_wait=commit_wait,
-                shard=shard_,
-                on_pause=None
-                if quiet
-                else lambda s: run.warn(f"outside the window {window}: pausing {s / 60:.0f} min"),
-            )
-        except DcmtoolsError as exc:
-            raise typer.BadParameter(exc.message) from None
-        options.changes = _changes(
-            anonymize,
-            edit,
-            key,
-            key_file,
-            dict(
-                retain_safe_private=retain_safe_private,
-                retain_uids=retain_uids,
-                retain_device_identity=retain_device_identity,
-                retain_institution_identity=retain_institution_identity,
-                retain_patient_characteristics=retain_patient_characteristics,
-                retain_longitudinal_full_dates=retain_longitudinal_full_dates,
-                retain_longitudinal_modified_dates=retain_longitudinal_modified_dates,
-                clean_descriptors=clean_descriptors,
-                clean_structured_content=clean_structured_content,
-                clean_graphics=clean_graphics,
-                allow_burned_in=allow_burned_in,
-                keep_unknown=keep_unknown,
-            ),
-            dict(
-                set_=set_,
-                set_existing=set_existing,
-                erase=erase,
-                erase_private=erase_private,
-                map_file=map_file,
-                match=match,
-                require_match=require_match,
-                new_uids=new_uids,
-                charset=charset,
-            ),
+        options = _options(
+            run,
+            since=_date(since, "--since"),
+            until=_date(until, "--until"),
+            max_results=max_results,
+            get=get,
+            through=through_us,
+            dest_aet=dest_aet,
+            port=port,
+            associations=associations,
+            max_attempts=max_attempts,
+            rate=rate,
+            window=window,
+            uids=uids,
+            commit=commit,
+            commit_wait=commit_wait,
+            shard=shard,
         )
-        options_ = net.options(run.debug)
-        src = parse_endpoint(source, net.peers, options_, must_exist=True)
-        dst = parse_endpoint(dest, net.peers, options_)
-        if commit and (dst.is_folder or dst.is_web):
-            raise typer.BadParameter(
-                "Storage Commitment needs a DIMSE PACS as DEST, not a folder or a DICOMweb URL", param_hint="--commit"
-            )
-        migration = Migration(src, dst, journal, options_, options)
+        options.changes = _changes(anonymize, edit, anon, edits, charset)
+        _migrate(run, source, dest, journal, net, options, verify_only)
+
+
+def _options(run: Any, *, rate: str | None, window: str | None, shard: str | None, **values: Any) -> Any:
+    """The ``MigrateOptions`` of the command line; a usage error for a value that cannot be one."""
+    from ..migrate import MigrateOptions, Rate, Window
+    from ..stream.records import DcmtoolsError
+    from ..stream.shard import ShardError, parse_shard
+
+    try:
+        shard_ = parse_shard(shard)
+    except ShardError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
+    try:
+        return MigrateOptions(
+            **values,
+            rate=Rate.parse(rate) if rate else None,
+            window=Window.parse(window) if window else None,
+            shard=shard_,
+            on_pause=None
+            if run.quiet
+            else lambda s: run.warn(f"outside the window {window}: pausing {s / 60:.0f} min"),
+        )
+    except DcmtoolsError as exc:
+        raise typer.BadParameter(exc.message) from None
+
+
+def _migrate(run: Any, source: str, dest: str, journal: str, net: NetArgs, options: Any, verify_only: bool) -> None:
+    """Run the migration (or its verification), writing its records; the journal decides the exit status."""
+    from ..migrate import Migration, parse_endpoint
+    from ..stream.records import ExitStatus
+
+    net_options = net.options(run.debug)
+    src = parse_endpoint(source, net.peers, net_options, must_exist=True)
+    dst = parse_endpoint(dest, net.peers, net_options)
+    if options.commit and (dst.is_folder or dst.is_web):
+        raise typer.BadParameter(
+            "Storage Commitment needs a DIMSE PACS as DEST, not a folder or a DICOMweb URL", param_hint="--commit"
+        )
+    migration = Migration(src, dst, journal, net_options, options)
+    try:
+        records = migration.verify_only() if verify_only else migration.run()
+        bar = _progress(run, migration)
         try:
-            records = migration.verify_only() if verify_only else migration.run()
-            bar = _progress(run, migration)
-            try:
-                for record in records:
-                    run.write(record)
-                    if bar is not None:
-                        bar.step(record)
-            finally:
+            for record in records:
+                run.write(record)
                 if bar is not None:
-                    bar.close()
-            run.summary_extra.update(migration.summary())
-            # The journal decides: a study that failed once and then went through is verified.
-            run.writer.status = ExitStatus(migration.exit_status)
+                    bar.step(record)
         finally:
-            migration.close()
+            if bar is not None:
+                bar.close()
+        run.summary_extra.update(migration.summary())
+        # The journal decides: a study that failed once and then went through is verified.
+        run.writer.status = ExitStatus(migration.exit_status)
+    finally:
+        migration.close()
 
 
 class _Bar:
@@ -421,20 +361,18 @@ def _progress(run: Any, migration: Any) -> Any:
     return _Bar(run, migration) if run.show_progress() else None
 
 
-def _changes(anonymize: bool, edit: bool, key: Any, key_file: Any, anon: dict[str, Any], edits: dict[str, Any]) -> Any:
+def _changes(anonymize: bool, edit: bool, anon: AnonArgs, edits: EditArgs, charset: str | None) -> Any:
     """The ``migrate.changes.Changes`` of --anonymize/--edit (None without them), checked for usage errors."""
-    if not anonymize and any(anon.values()):
+    if not anonymize and anon.changes_anything():
         raise typer.BadParameter("the --retain-*/--clean-* options go with --anonymize", param_hint="--anonymize")
-    if not edit and any(v for v in edits.values()):
+    if not edit and (edits.changes_anything() or charset):
         raise typer.BadParameter("--set, --erase, --map ... go with --edit", param_hint="--edit")
     if not anonymize and not edit:
-        if key is not None or key_file is not None:
+        if anon.key is not None or anon.key_file is not None:
             raise typer.BadParameter("--key is the key of --anonymize or --edit --new-uids", param_hint="--key")
         return None
-    from .changeopts import anonymizer_from, editor_from, read_key
-
-    secret = read_key(key, key_file)
-    if secret is None and (anonymize or edits.get("new_uids")):
+    secret = anon.secret()
+    if secret is None and (anonymize or edits.new_uids):
         # A random key would give other UIDs on the run that resumes: studies would arrive twice.
         raise typer.BadParameter(
             "a migration is resumed over many runs: give --key or --key-file (the same key "
@@ -443,8 +381,8 @@ def _changes(anonymize: bool, edit: bool, key: Any, key_file: Any, anon: dict[st
         )
     from ..migrate.changes import Changes
 
-    anonymizer = anonymizer_from(secret, **anon) if anonymize else None
-    editor = editor_from(secret=secret if edits.get("new_uids") else None, **edits) if edit else None
+    anonymizer = anon.anonymizer(secret) if anonymize else None
+    editor = edits.editor(secret if edits.new_uids else None, charset) if edit else None
     return Changes(anonymizer, editor)
 
 

@@ -1,5 +1,6 @@
 """``dcmtools move``: retrieve studies, series or images (C-MOVE, or C-GET with --get)."""
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -8,10 +9,10 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
-from .find import KeyOpt
+from .common import OverwriteOpt, StdArgs
+from .find import KeyOpt, model_option
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
-from .webpeer import WEB_EPILOG, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
+from .webpeer import WEB_EPILOG, WebArgs, is_web
 
 MOVE_EPILOG = """\b
 What to retrieve: the records of 'dcmtools find' on stdin (each at its own
@@ -25,7 +26,9 @@ Where to:
   (default)   to ourselves: a storage SCP on --port with our AE title (--aet)
               stores under --store-dir (PatientID/StudyUID/SeriesUID/SOPUID.dcm,
               as 'dcmtools listen'). The PACS must know our AE title with this
-              host and port.
+              host and port. --port defaults to the port of the peers-file entry
+              whose aet is our AE title (e.g. [me] aet = "DCMTOOLS", host, port),
+              the entry a 'dcmtools listen --peers' archive moves to; else 11112.
   --dest AET  a C-MOVE to another node the PACS knows (nothing is received here).
   --get       C-GET: the instances come back on our association; no port to
               open, nothing to register on the PACS.
@@ -95,16 +98,7 @@ def move_command(
             show_default=False,
         ),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            metavar="MODEL",
-            help="patient or study root [default: the record's, else study; patient at the patient level].",
-            show_default=False,
-        ),
-    ] = None,
+    model: model_option("the record's, else study") = None,  # type: ignore[valid-type]
     dest: Annotated[
         str | None,
         typer.Option("--dest", metavar="AET", help="Move to this AE title (a third node) instead of to ourselves."),
@@ -113,11 +107,18 @@ def move_command(
         bool, typer.Option("--get", help="Use C-GET: receive on our own association (no port, no registration).")
     ] = False,
     port: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--port", "-p", metavar="PORT", min=0, max=65535, help="Port of our storage SCP for C-MOVE to ourselves."
+            "--port",
+            "-p",
+            metavar="PORT",
+            min=0,
+            max=65535,
+            help="Port of our storage SCP for C-MOVE to ourselves [default: the port of the peers-file "
+            "entry whose aet is our AE title (--aet), else 11112].",
+            show_default=False,
         ),
-    ] = 11112,
+    ] = None,
     store_dir: Annotated[
         Path, typer.Option("--store-dir", "-d", metavar="DIR", help="Where received instances are stored.")
     ] = Path("."),
@@ -126,13 +127,8 @@ def move_command(
     ] = "",
     overwrite: OverwriteOpt = False,
     net: NetArgs = NetArgs(),
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    token: TokenOpt = None,
-    token_file: TokenFileOpt = None,
-    user: UserOpt = None,
-    password_file: PasswordFileOpt = None,
-    debug: DebugOpt = False,
+    web: WebArgs = WebArgs(),
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Retrieve from a PACS (C-MOVE, or C-GET with --get): studies, series, images.
 
@@ -147,57 +143,26 @@ def move_command(
       dcmtools find pacs --date yesterday | dcmtools move pacs --dest WORKSTATION1
       dcmtools find https://pacs.example.org/dicom-web --patient-id VET042 | dcmtools move https://pacs.example.org/dicom-web --get -d out/ -
     """
-    with CommandRun("move", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
-        import os
+    with std.run("move", _human) as run:
+        from ..net.retrieve import requests_from_lines
 
-        from ..net.retrieve import Retriever, request_from_keys, requests_from_lines
-        from ..stream.records import DcmtoolsError
-
-        if dest and get:
-            raise typer.BadParameter(
-                "--dest moves to another node; --get retrieves to us: choose one", param_hint="--dest/--get"
-            )
-        if records not in (None, "-"):
-            raise typer.BadParameter(
-                f"unexpected argument {records!r}: give '-' to read records from stdin, or -k keys", param_hint="[-]"
-            )
-        read_stdin = records == "-" or (not key and not sys.stdin.isatty())
-        if not key and not read_stdin:
-            raise typer.BadParameter(
-                "nothing to retrieve: give -k keys, or pipe the records of 'dcmtools find' (with '-')", param_hint="-k"
-            )
+        read_stdin = _check_what(records, key, dest, get)
+        piped = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
+        asked = _asked(key, level, model)
         if is_web(peer, net.peers):  # DICOMweb: WADO-RS, always to us (cli/webpeer.py)
             from . import webpeer
 
             if dest:
                 raise typer.BadParameter("a DICOMweb peer cannot move to a third node: use --get", param_hint="--dest")
-            try:
-                asked = [request_from_keys(level or "study", key, model)] if key else []
-            except DcmtoolsError as exc:
-                raise typer.BadParameter(str(exc)) from None
-            piped = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
-            if not webpeer.get(
-                run,
-                webpeer.session_for(
-                    peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file
-                ),
-                _chain(asked, piped),
-                os.fspath(store_dir),
-                overwrite,
-            ):
-                raise typer.BadParameter(
-                    "nothing to retrieve: stdin held no records (pipe the output of 'dcmtools find')", param_hint="[-]"
-                )
+            if not webpeer.get(run, web.session(peer, net, run), _chain(asked, piped), os.fspath(store_dir), overwrite):
+                raise typer.BadParameter(_NOTHING_PIPED, param_hint="[-]")
             return
-        options = net.options(run.debug)
-        try:
-            requests: list[Any] = []
-            if key:
-                requests.append(request_from_keys(level or "study", key, model))
-        except DcmtoolsError as exc:
-            raise typer.BadParameter(str(exc)) from None
-        remote = net.peer(peer, options)
-        piped = requests_from_lines(sys.stdin, model, level) if read_stdin else iter(())
+        from ..net.peer import our_port
+        from ..net.retrieve import Retriever
+
+        options, remote = net.connect(peer, run)
+        if port is None:  # the archive sends to us where the peers file says we are
+            port = our_port(options.calling_aet, net.peers)
         retriever = Retriever(
             remote,
             options,
@@ -209,37 +174,71 @@ def move_command(
             model=model,
             overwrite=overwrite,
         )
-        totals = {"completed": 0, "failed": 0, "warning": 0}  # sub-operations
+        if not _retrieve(run, retriever, _chain(asked, piped), remote, to_us=dest is None or get):
+            raise typer.BadParameter(_NOTHING_PIPED, param_hint="[-]")
 
-        seen = [0]
 
-        def every() -> Any:
-            for request in _chain(requests, piped):
-                seen[0] += 1
-                yield request
+_NOTHING_PIPED = "nothing to retrieve: stdin held no records (pipe the output of 'dcmtools find')"
 
-        results = retriever.run(every())
-        try:
-            with fatal_as_record(run, "get" if get else "move", peer=str(remote)):
-                for record in results:
-                    for name in totals:
-                        totals[name] += int(record.get(name) or 0)
-                    run.write(record)
-        finally:
-            results.close()  # after Ctrl-C: associations aborted, our storage SCP stopped
-            run.summary_extra.update(
-                {
-                    "completed": totals["completed"],
-                    "failed_suboperations": totals["failed"],
-                    "warning_suboperations": totals["warning"],
-                }
-            )
-            if dest is None or get:
-                run.summary_extra["received"] = retriever.received
-        if not seen[0]:
-            raise typer.BadParameter(
-                "nothing to retrieve: stdin held no records (pipe the output of 'dcmtools find')", param_hint="[-]"
-            )
+
+def _check_what(records: str | None, key: list[str] | None, dest: str | None, get: bool) -> bool:
+    """Usage errors in what to retrieve and where; True when the requests are read from stdin."""
+    if dest and get:
+        raise typer.BadParameter(
+            "--dest moves to another node; --get retrieves to us: choose one", param_hint="--dest/--get"
+        )
+    if records not in (None, "-"):
+        raise typer.BadParameter(
+            f"unexpected argument {records!r}: give '-' to read records from stdin, or -k keys", param_hint="[-]"
+        )
+    read_stdin = records == "-" or (not key and not sys.stdin.isatty())
+    if not key and not read_stdin:
+        raise typer.BadParameter(
+            "nothing to retrieve: give -k keys, or pipe the records of 'dcmtools find' (with '-')", param_hint="-k"
+        )
+    return read_stdin
+
+
+def _asked(key: list[str] | None, level: str | None, model: str | None) -> list[Any]:
+    """The request of the -k keys (none without them); a usage error for keys that cannot be one."""
+    from ..net.retrieve import request_from_keys
+    from ..stream.records import DcmtoolsError
+
+    try:
+        return [request_from_keys(level or "study", key, model)] if key else []
+    except DcmtoolsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _retrieve(run: Any, retriever: Any, requests: Any, remote: Any, *, to_us: bool) -> int:
+    """Write the records of every request and the sub-operation totals; the number of requests."""
+    totals = {"completed": 0, "failed": 0, "warning": 0}  # sub-operations
+    seen = [0]
+
+    def every() -> Any:
+        for request in requests:
+            seen[0] += 1
+            yield request
+
+    results = retriever.run(every())
+    try:
+        with fatal_as_record(run, "get" if retriever.get else "move", peer=str(remote)):
+            for record in results:
+                for name in totals:
+                    totals[name] += int(record.get(name) or 0)
+                run.write(record)
+    finally:
+        results.close()  # after Ctrl-C: associations aborted, our storage SCP stopped
+        run.summary_extra.update(
+            {
+                "completed": totals["completed"],
+                "failed_suboperations": totals["failed"],
+                "warning_suboperations": totals["warning"],
+            }
+        )
+        if to_us:
+            run.summary_extra["received"] = retriever.received
+    return seen[0]
 
 
 def _chain(first: list[Any], rest: Any) -> Any:

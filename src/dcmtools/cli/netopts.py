@@ -2,14 +2,14 @@
 
 A client command (echo, send, find, move, worklist, commit, print) takes the
 eleven client options as one parameter, ``net: NetArgs``, and the decorator
-``client_options`` puts the options themselves in its signature, at that place:
+``client_options`` puts the options themselves in its signature, at that place
+(``groups.option_groups``):
 
     @app.command("echo")
     @client_options
-    def echo_command(peer: PeerArg, net: NetArgs = NetArgs(), json: JsonOpt = None, ...):
-        with CommandRun(...) as run:
-            options = net.options(run.debug)
-            remote = net.peer(peer, options)
+    def echo_command(peer: PeerArg, net: NetArgs = NetArgs(), std: StdArgs = StdArgs()):
+        with std.run("echo") as run:
+            options, remote = net.connect(peer, run)
             with fatal_as_record(run, "echo", peer=str(remote)):
                 ...
 
@@ -18,16 +18,17 @@ status, the same way in every network command.  Importing this module does not
 import pydicom or pynetdicom.
 """
 
-import functools
 import inspect
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
+
+from .groups import F, OptionGroup, option_groups
 
 PeerArg = Annotated[
     str,
@@ -206,20 +207,20 @@ def report_fatal(run: Any, exc: Any, type_: str, **fields: Any) -> None:
 
 
 @dataclass(frozen=True)
-class NetArgs:
+class NetArgs(OptionGroup):
     """The client options as given on the command line (see ``client_options``)."""
 
-    aet: str | None = None
-    timeout: float | None = None
-    max_pdu: int | None = None
-    peers: str | None = None
-    tls: bool = False
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_insecure: bool = False
-    tls_server_name: str | None = None
-    trace: bool = False
+    aet: AetOpt = None
+    timeout: TimeoutOpt = None
+    max_pdu: MaxPduOpt = None
+    peers: PeersOpt = None
+    tls: TlsOpt = False
+    tls_ca: TlsCaOpt = None
+    tls_cert: TlsCertOpt = None
+    tls_key: TlsKeyOpt = None
+    tls_insecure: TlsInsecureOpt = False
+    tls_server_name: TlsServerNameOpt = None
+    trace: TraceOpt = False
 
     def options(self, debug: bool = False) -> Any:
         """The ``dcmtools.net.NetOptions`` they make."""
@@ -241,49 +242,19 @@ class NetArgs:
         """The ``Peer`` named on the command line (see ``resolve_peer``)."""
         return resolve_peer(text, self.peers, options)
 
-
-# The option of each NetArgs field, in the order --help shows them.
-_CLIENT_OPTIONS: dict[str, Any] = {
-    "aet": AetOpt,
-    "timeout": TimeoutOpt,
-    "max_pdu": MaxPduOpt,
-    "peers": PeersOpt,
-    "tls": TlsOpt,
-    "tls_ca": TlsCaOpt,
-    "tls_cert": TlsCertOpt,
-    "tls_key": TlsKeyOpt,
-    "tls_insecure": TlsInsecureOpt,
-    "tls_server_name": TlsServerNameOpt,
-    "trace": TraceOpt,
-}
-F = TypeVar("F", bound=Callable[..., Any])
+    def connect(self, text: str, run: Any) -> tuple[Any, Any]:
+        """The ``NetOptions`` and the ``Peer`` of a client command's run."""
+        options = self.options(run.debug)
+        return options, self.peer(text, options)
 
 
 def client_options(func: F) -> F:
     """Replace the command's ``net: NetArgs`` parameter by the client options (for typer),
-    and hand the command one ``NetArgs`` built from them."""
-    signature = inspect.signature(func)
-    defaults = {f.name: f.default for f in fields(NetArgs)}
-    options = [
-        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[name], annotation=annotation)
-        for name, annotation in _CLIENT_OPTIONS.items()
-    ]
-    parameters: list[inspect.Parameter] = []
-    for parameter in signature.parameters.values():
-        parameters.extend(options if parameter.name == "net" else [parameter])
-    if len(parameters) == len(signature.parameters):
+    and hand the command one ``NetArgs`` built from them; the command's other option groups
+    (``groups.option_groups``) are expanded too."""
+    if "net" not in inspect.signature(func).parameters:
         raise TypeError(f"{func.__name__} has no 'net: NetArgs' parameter")
-
-    @functools.wraps(func)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        net = NetArgs(**{name: kwargs.pop(name) for name in _CLIENT_OPTIONS})
-        return func(*args, net=net, **kwargs)
-
-    command.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-    annotations = {k: v for k, v in func.__annotations__.items() if k != "net"}
-    command.__annotations__ = {**annotations, **_CLIENT_OPTIONS}
-    del command.__wrapped__  # typer must see the new signature, not the function's
-    return command  # type: ignore[return-value]
+    return option_groups(func)
 
 
 @contextmanager

@@ -1,13 +1,14 @@
 """``dcmtools print``: lay images out on films and print them on a DICOM grayscale printer."""
 
+import dataclasses
 from typing import Annotated, Any
 
 import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, OverwriteOpt, QuietOpt
-from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
+from .common import CommandRun, FileArgs, StdArgs
+from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, client_options, fatal_as_record
 from .spelling import spell, spell_error, spell_record, spelled_errors
 
 _EPILOG = """\b
@@ -32,7 +33,8 @@ Records: 'printer' (its status, asked first), one 'film' per film (settings,
 images with path/frame/position/window/bits, UIDs, ok), 'file' for an input
 that cannot be printed. --dry-run writes each film as it would be laid out
 to DIR/film-0001.dcm ... (Secondary Capture; -o DIR, default '.') and does
-not contact the printer.
+not contact the printer, so PEER may be left out: with --dry-run a first
+argument that is a file, folder, glob or '-' (or not a peer) is an input.
 """
 
 
@@ -72,6 +74,22 @@ def _human(record: dict[str, Any]) -> str | None:
     return default_human(record)
 
 
+def _is_input(argument: str, net: NetArgs, options: Any) -> bool:
+    """With --dry-run, whether the first argument is an input rather than a printer: '-', a path
+    that exists, a glob, or anything that is not a peer (so a missing file gets its not_found record)."""
+    import os
+
+    from ..stream.records import DcmtoolsError
+
+    if argument == "-" or os.path.exists(argument) or any(c in argument for c in "*?["):
+        return True
+    try:
+        net.peer(argument, options)
+    except DcmtoolsError:
+        return True
+    return False
+
+
 def _warn(run: CommandRun, record: dict[str, Any], seen: set) -> None:
     """Warnings on stderr: a film's own, and each image's once per file (not per frame)."""
     subject = f"film {record['film']}" if record.get("type") == "film" else record.get("type", "")
@@ -87,8 +105,15 @@ def _warn(run: CommandRun, record: dict[str, Any], seen: set) -> None:
 @app.command("print", epilog=_EPILOG + "\n" + PEERS_EPILOG + "\n\n" + EXIT_STATUS_EPILOG)
 @client_options
 def print_command(
-    peer: PeerArg,
-    inputs: InputsArg = None,
+    peer: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="PEER",
+            help="The printer: AET@HOST:PORT or a name from the peers file. Not needed with --dry-run "
+            "(an argument there that is a file, folder, glob or '-', or no peer, is an input).",
+            show_default=False,
+        ),
+    ] = None,
     layout: Annotated[
         str,
         typer.Option(
@@ -187,7 +212,10 @@ def print_command(
     ] = False,
     status: Annotated[bool, typer.Option("--status", help="Only ask the printer's status (no INPUTS).")] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Write the films as DICOM images to -o DIR instead of printing.")
+        bool,
+        typer.Option(
+            "--dry-run", help="Write the films as DICOM images to -o DIR instead of printing (no PEER needed)."
+        ),
     ] = False,
     output: Annotated[
         str | None,
@@ -195,13 +223,9 @@ def print_command(
             "--output", "-o", metavar="DIR", help="Folder for --dry-run films [default: .].", show_default=False
         ),
     ] = None,
-    overwrite: OverwriteOpt = False,
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
+    files: FileArgs.only("overwrite", "inputs", "files_from", "null") = FileArgs(),  # type: ignore[valid-type]
     net: NetArgs = NetArgs(),
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Print images on a DICOM film or paper printer (Basic Grayscale Print).
 
@@ -218,15 +242,23 @@ def print_command(
       dcmtools print drystar ct/ --layout 2,3 --dry-run -o preview/
       find ct/ -name "*.dcm" | sort | dcmtools print drystar - --layout 3,4
     """
-    with CommandRun("print", json_mode=json, human=_human, debug=debug, quiet=quiet) as run, spelled_errors():
+    with std.run("print", _human) as run, spelled_errors():
         options = net.options(run.debug)
-        remote = net.peer(peer, options)
+        if dry_run and peer is not None and _is_input(peer, net, options):
+            # --dry-run needs no printer: the first argument is an input
+            files, peer = dataclasses.replace(files, inputs=[peer, *(files.inputs or [])]), None
+        if peer is None and not dry_run:
+            raise typer.BadParameter(
+                "which printer? (AET@HOST:PORT or a peers-file name; none with --dry-run)", param_hint="PEER"
+            )
+        remote = net.peer(peer, options) if peer is not None else None
+        where = {"peer": str(remote)} if remote is not None else {}
         if status:
-            if inputs or files_from:
+            if files.inputs or files.files_from:
                 raise typer.BadParameter("--status takes no INPUTS", param_hint="--status")
             from ..printing import printer_status
 
-            with fatal_as_record(run, "printer", adapt=spell_error, peer=str(remote)):
+            with fatal_as_record(run, "printer", adapt=spell_error, **where):
                 run.write(spell_record(printer_status(remote, options)))
             return
 
@@ -252,15 +284,15 @@ def print_command(
         )
         for warning in film.warnings:
             run.warn(spell(warning))
-        items = run.inputs(inputs, files_from, null)
+        items = run.inputs(files)
         if dry_run:
-            records = preview_files(items, film, output or ".", overwrite=overwrite)
+            records = preview_files(items, film, output or ".", overwrite=files.overwrite)
         else:
             if output:
                 raise typer.BadParameter("-o/--output is for --dry-run", param_hint="--output")
             records = print_files(remote, items, film, options)
         seen: set = set()
-        with fatal_as_record(run, fatal_record_type, adapt=spell_error, peer=str(remote)):
+        with fatal_as_record(run, fatal_record_type, adapt=spell_error, **where):
             for record in map(spell_record, records):
                 run.write(record)
                 _warn(run, record, seen)

@@ -6,25 +6,14 @@ import typer
 
 from ..stream.records import DcmtoolsError, human_failure
 from .application import app
-from .common import (
-    CommandRun,
-    DebugOpt,
-    FilesFromOpt,
-    InputsArg,
-    JobsOpt,
-    JsonOpt,
-    NullOpt,
-    OutDirOpt,
-    OverwriteOpt,
-    QuietOpt,
-)
+from .common import FileArgs, StdArgs, option_groups, out_dir_option
 from .spelling import spell, spell_record
 
 
 @app.command("render")
+@option_groups
 def render_command(
-    inputs: InputsArg = None,
-    output: OutDirOpt = None,
+    output: out_dir_option("--sheet") = None,  # type: ignore[valid-type]
     format: Annotated[
         str, typer.Option("--format", "-f", metavar="png|jpeg", help="Image format.", show_default=True)
     ] = "png",
@@ -65,13 +54,8 @@ def render_command(
     columns: Annotated[
         int | None, typer.Option("--columns", metavar="N", help="Sheet: tiles per row [default: a square grid].")
     ] = None,
-    overwrite: OverwriteOpt = False,
-    jobs: JobsOpt = 0,
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    files: FileArgs.without("shard", "journal", "cluster") = FileArgs(),  # type: ignore[valid-type]
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Render DICOM images as PNG or JPEG, as a viewer shows them.
 
@@ -111,7 +95,7 @@ def render_command(
             histogram=histogram,
             size=parse_size(size) if size else None,
             overlays=overlays,
-            overwrite=overwrite,
+            overwrite=files.overwrite,
             labels=tuple(k.strip() for k in (label or "").split(",") if k.strip()),
         )
     except DcmtoolsError as exc:
@@ -119,23 +103,22 @@ def render_command(
     if sheet is not None and options.format != "png":
         raise typer.BadParameter("a contact sheet is a PNG", param_hint="--format")
 
-    with CommandRun("render", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+    with std.run("render", _human) as run:
         # Import the pixel stack now, so forked workers start warm.
         import numpy  # noqa: F401
         import PIL.Image  # noqa: F401
         import pydicom  # noqa: F401
 
         from .. import render as lib
-        from ..stream.parallel import resolve_jobs
 
-        items = run.inputs(inputs, files_from, null)
-        n = resolve_jobs(jobs)
+        items = run.inputs(files)
+        n = files.workers()
         if sheet is not None:
             records = lib.contact_sheet(items, sheet, options, jobs=n, columns=columns)
         elif thumbnails:
-            records = lib.thumbnails(items, str(output), inputs, options, n)
+            records = lib.thumbnails(items, str(output), files.inputs, options, n)
         else:
-            records = lib.run_render(items, str(output), inputs, options, n)
+            records = lib.run_render(items, str(output), files.inputs, options, n)
         for record in run.progress(records):
             if record.get("type") == "sheet":
                 run.summary_extra.update(sheet=record["out"], tiles=record["tiles"])

@@ -6,10 +6,9 @@ import typer
 
 from ..stream.records import human_failure
 from .application import app
-from .batchopts import JournalOpt, ShardOpt, open_batch
-from .common import CommandRun, DebugOpt, FilesFromOpt, InputsArg, JsonOpt, NullOpt, QuietOpt
+from .common import FileArgs, StdArgs
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, fatal_as_record
-from .webpeer import WEB_EPILOG, BatchOpt, PasswordFileOpt, TokenFileOpt, TokenOpt, UserOpt, is_web
+from .webpeer import WEB_EPILOG, BatchOpt, WebArgs, is_web
 
 _TS_NAMES = {
     "1.2.840.10008.1.2": "implicit LE",
@@ -55,7 +54,6 @@ def _human(record: dict[str, Any]) -> str | None:
 @client_options
 def send_command(
     peer: PeerArg,
-    inputs: InputsArg = None,
     retries: Annotated[
         int,
         typer.Option(
@@ -77,19 +75,11 @@ def send_command(
         int,
         typer.Option("--priority", metavar="0|1|2", help="C-STORE priority: 0 medium, 1 high, 2 low.", min=0, max=2),
     ] = 0,
+    files: FileArgs.without("overwrite", "jobs", "cluster") = FileArgs(),  # type: ignore[valid-type]
     net: NetArgs = NetArgs(),
-    shard: ShardOpt = None,
-    journal: JournalOpt = None,
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    token: TokenOpt = None,
-    token_file: TokenFileOpt = None,
-    user: UserOpt = None,
-    password_file: PasswordFileOpt = None,
+    web: WebArgs = WebArgs(),
     batch: BatchOpt = None,
-    debug: DebugOpt = False,
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Send DICOM files to a peer (C-STORE), many files over one association.
 
@@ -116,32 +106,23 @@ def send_command(
       dcmtools send https://pacs.example.org/dicom-web study/ --batch 100 --user alice --password-file ~/.pacs-password
       dcmtools send pacs /archive --shard 2/8 --journal send-2.journal
     """
-    with CommandRun("send", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
-        if is_web(peer, net.peers) and (shard or journal):
+    with std.run("send", _human) as run:
+        if is_web(peer, net.peers) and (files.shard or files.journal):
             raise typer.BadParameter(
                 "--shard and --journal are for DIMSE peers (not yet DICOMweb)", param_hint="--shard/--journal"
             )
         if is_web(peer, net.peers):  # DICOMweb: STOW-RS (cli/webpeer.py)
             from . import webpeer
 
-            return webpeer.send(
-                run,
-                webpeer.session_for(
-                    peer, net, run, token=token, token_file=token_file, user=user, password_file=password_file
-                ),
-                run.inputs(inputs, files_from, null),
-                batch,
-                decompress,
-            )
+            return webpeer.send(run, web.session(peer, net, run), run.inputs(files), batch, decompress)
         from ..net import send
 
-        options = net.options(run.debug)
-        remote = net.peer(peer, options)
-        shards = open_batch(run, "send", shard, journal, use_env_cluster=False)
-        items = shards.inputs(run.inputs(inputs, files_from, null))
+        options, remote = net.connect(peer, run)
+        sharded = files.open(run, "send")
+        items = sharded.inputs(run.inputs(files))
         records = send(remote, items, options, retries=retries, jobs=jobs, decompress=decompress, priority=priority)
         with fatal_as_record(run, "association", peer=str(remote)):
-            for record in run.progress(shards.stream(records), unit="file"):
+            for record in run.progress(sharded.stream(records), unit="file"):
                 run.write(record)
                 code = (record.get("error") or {}).get("code")
                 if code in _FAULT_STATUS:

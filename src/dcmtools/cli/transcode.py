@@ -7,31 +7,24 @@ import typer
 from ..dicom import codecs
 from ..stream.records import DcmtoolsError, RecordWriter, human_failure
 from .application import app
-from .batchopts import ClusterOpt, JournalOpt, ShardOpt, open_batch
-from .common import (
-    CommandRun,
-    DebugOpt,
-    FilesFromOpt,
-    InputsArg,
-    JsonOpt,
-    NullOpt,
-    OutDirOpt,
-    OverwriteOpt,
-    QuietOpt,
-)
+from .common import CommandRun, FileArgs, StdArgs, option_groups, out_dir_option, with_warnings
 from .spelling import spell, spell_record
 
 _TARGETS = ", ".join(codecs.target_names())
 
 
 @app.command("transcode")
+@option_groups
 def transcode_command(
-    inputs: InputsArg = None,
     to: Annotated[
         str | None,
-        typer.Option("--to", "-t", metavar="SYNTAX", help=f"Target transfer syntax: {_TARGETS}, or a UID."),
+        typer.Option(
+            "--to", metavar="SYNTAX", help=f"Target transfer syntax: {_TARGETS}, or a UID [required unless --list]."
+        ),
     ] = None,
-    output: OutDirOpt = None,
+    # -t is dump's --tag in every other command: kept here, hidden, for the scripts that spell --to so.
+    to_t: Annotated[str | None, typer.Option("-t", metavar="SYNTAX", hidden=True)] = None,
+    output: out_dir_option("--list") = None,  # type: ignore[valid-type]
     error: Annotated[
         int | None,
         typer.Option("--error", metavar="N", help="jpeg-ls-near: largest difference allowed per sample [default: 2]."),
@@ -63,18 +56,8 @@ def transcode_command(
     list_syntaxes: Annotated[
         bool, typer.Option("--list", help="Show the transfer syntaxes this installation can decode and encode.")
     ] = False,
-    overwrite: OverwriteOpt = False,
-    jobs: Annotated[
-        int, typer.Option("--jobs", "-j", metavar="N", help="Worker processes (0 = all cores).", show_default=True)
-    ] = 0,
-    shard: ShardOpt = None,
-    journal: JournalOpt = None,
-    cluster: ClusterOpt = None,
-    files_from: FilesFromOpt = None,
-    null: NullOpt = False,
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    files: FileArgs = FileArgs(),
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Rewrite DICOM files in another transfer syntax, lossless proven.
 
@@ -98,8 +81,9 @@ def transcode_command(
       dcmtools transcode study/ --to explicit -o /tmp/x | dcmtools send PACS@10.0.0.5:104
       dcmtools transcode /archive --to rle -o /rle --journal rle.journal --cluster tcp://10.0.0.9:8786
     """
+    to = to or to_t
     if list_syntaxes:
-        _list(json)
+        _list(std.json)
         return
     if not to:
         raise typer.BadParameter("--to SYNTAX is required (one of: " + _TARGETS + ")", param_hint="--to")
@@ -109,32 +93,30 @@ def transcode_command(
 
     try:
         options = options_for(
-            to, error=error, ratio=ratio, quality=quality, verify=verify, keep_uid=keep_uid, overwrite=overwrite
+            to, error=error, ratio=ratio, quality=quality, verify=verify, keep_uid=keep_uid, overwrite=files.overwrite
         )
     except DcmtoolsError as exc:
         # A message that names its option (`error`, `ratio` ...) needs no --to hint.
         raise typer.BadParameter(spell(str(exc)), param_hint="--to" if "`" not in exc.message else None) from None
 
-    with CommandRun("transcode", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
-        batch = open_batch(run, "transcode", shard, journal, cluster)
-        _run(run, inputs, output, options, jobs, files_from, null, batch)
+    with std.run("transcode", _human) as run:
+        _run(run, files, output, options, files.open(run, "transcode"))
 
 
-def _run(run: CommandRun, inputs, output, options, jobs: int, files_from, null, batch) -> None:
+def _run(run: CommandRun, files: FileArgs, output, options, batch) -> None:
     # Import pydicom, numpy and the codec now, so forked workers start warm.
     import numpy  # noqa: F401
     import pydicom  # noqa: F401
 
-    from ..stream.parallel import resolve_jobs
     from ..transcode import OutputPlan, run_plan
 
     codecs.encoder_for(options.target)
     from dataclasses import replace
 
-    plan = OutputPlan(batch.inputs(run.inputs(inputs, files_from, null)), output, inputs)
+    plan = OutputPlan(batch.inputs(run.inputs(files)), output, files.inputs)
     options = replace(options, overwrite=batch.overwrite(options.overwrite))
     size_in = size_out = 0
-    for record in run.progress(batch.stream(run_plan(plan, options, resolve_jobs(jobs)))):
+    for record in run.progress(batch.stream(run_plan(plan, options, files.workers()))):
         if record.get("ok"):
             size_in += record.get("size_in", 0)
             size_out += record.get("size_out", 0)
@@ -176,10 +158,7 @@ def _human(record: dict[str, Any]) -> str | None:
             detail += f", PSNR {record['psnr']} dB)" if record.get("psnr") is not None else ")"
     if record.get("note"):
         detail += f"; {record['note']}"
-    text = f"{head}  {detail}"
-    for warning in record.get("warnings", ()):
-        text += f"\n       warning: {warning}"
-    return text
+    return with_warnings(f"{head}  {detail}", record)
 
 
 def _list(json_mode: bool | None) -> None:

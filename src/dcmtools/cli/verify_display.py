@@ -7,7 +7,7 @@ import typer
 
 from ..stream.records import DcmtoolsError, ErrorCode, error_record
 from .application import app
-from .common import CommandRun, DebugOpt, JsonOpt, OverwriteOpt, QuietOpt
+from .common import CommandRun, OverwriteOpt, StdArgs, option_groups
 from .spelling import spell_record
 
 # dcmtools.display.gsdf.CLASSES and FORMATS, not imported here so that every other command starts
@@ -135,6 +135,7 @@ def _human_display(r: dict[str, Any]) -> str:
 
 
 @app.command("verify-display", epilog=_EPILOG)
+@option_groups
 def verify_display_command(
     measurements: Annotated[
         list[str] | None,
@@ -233,9 +234,7 @@ def verify_display_command(
         int, typer.Option("--pattern-size", metavar="PIXELS", min=64, help="Width and height of the patterns.")
     ] = 1024,
     overwrite: OverwriteOpt = False,
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Check that a display follows the DICOM GSDF, from photometer readings.
 
@@ -275,7 +274,7 @@ def verify_display_command(
     if measurements and len(measurements) > 1 and (lut or plot):
         raise typer.BadParameter("--lut and --plot take one MEASUREMENTS file at a time", param_hint="--lut/--plot")
 
-    with CommandRun("verify-display", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+    with std.run("verify-display", _human) as run:
         if patterns is not None:
             from ..display.tg18 import write_ln_patterns
 

@@ -7,9 +7,12 @@ Importing this module does not import requests, pydicom or pynetdicom.
 """
 
 import sys
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
+
+from .groups import OptionGroup
 
 TokenOpt = Annotated[
     str | None,
@@ -46,6 +49,29 @@ BatchOpt = Annotated[
         help="DICOMweb: instances per STOW-RS request (also at most 64 MiB each) [default 50].",
     ),
 ]
+
+
+@dataclass(frozen=True)
+class WebArgs(OptionGroup):
+    """--token, --token-file, --user and --password-file: how to sign in to a DICOMweb peer."""
+
+    token: TokenOpt = None
+    token_file: TokenFileOpt = None
+    user: UserOpt = None
+    password_file: PasswordFileOpt = None
+
+    def session(self, peer: str, net: Any, run: Any) -> Any:
+        """The ``WebSession`` for PEER (``session_for``)."""
+        return session_for(
+            peer,
+            net,
+            run,
+            token=self.token,
+            token_file=self.token_file,
+            user=self.user,
+            password_file=self.password_file,
+        )
+
 
 WEB_EPILOG = """\b
 DICOMweb: PEER may be a base URL (https://host/dicom-web, or http://) or a

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import typer
 
 from .application import app
-from .common import CommandRun, CsvOpt, DebugOpt, FlatOpt, JsonOpt, QuietOpt, TsvOpt, csv_epilog
+from .common import FlatOpt, StdArgs, TableArgs, csv_epilog
 from .find import KeyOpt, LimitOpt, NoDefaultsOpt, table_human
 from .netopts import EXIT_STATUS_EPILOG, PEERS_EPILOG, NetArgs, PeerArg, client_options, write_query
 
@@ -37,12 +37,12 @@ _COLUMNS = {
         ("_date", "date", 8),
         ("_time", "time", 6),
         ("_modality", "mod", 4),
-        ("_station", "station", 10),
+        ("_station", "station", 0),
         ("PatientName", "name", 20),
-        ("PatientID", "patient id", 10),
+        ("PatientID", "patient id", 0),
         ("_animal", "species/breed", 18),
         ("ResponsiblePerson", "owner", 14),
-        ("AccessionNumber", "accession", 10),
+        ("AccessionNumber", "accession", 0),
         ("_description", "procedure", 0),
     ]
 }
@@ -72,13 +72,7 @@ def _human_record(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "dataset": {**shown, **{k: data.get(k) for k in keep}}}
 
 
-_table = table_human(_COLUMNS, key="model")
-
-
-def _human(record: dict[str, Any]) -> str | None:
-    if record.get("type") == "match":
-        record = _human_record(record)
-    return _table(record)
+_human = table_human(_COLUMNS, key="model", prepare=_human_record)
 
 
 WORKLIST_CSV_EPILOG = csv_epilog(
@@ -107,12 +101,9 @@ def worklist_command(
     no_defaults: NoDefaultsOpt = False,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Leave out items that contradict a filter.")] = True,
     flat: FlatOpt = False,
-    csv: CsvOpt = False,
-    tsv: TsvOpt = False,
+    table: TableArgs = TableArgs(),
     net: NetArgs = NetArgs(),
-    json: JsonOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    std: StdArgs = StdArgs(),
 ) -> None:
     """Show a modality worklist (Modality Worklist C-FIND), as the modality would see it.
 
@@ -124,7 +115,7 @@ def worklist_command(
       dcmtools worklist ris --date any --flat | jq -r '.dataset.PatientName'
       dcmtools worklist pacs --date any --csv -k PatientName -k "ScheduledProcedureStepSequence[0].Modality" > worklist.csv
     """
-    with CommandRun("worklist", json_mode=json, human=_human, debug=debug, quiet=quiet) as run:
+    with std.run("worklist", _human) as run:
         from ..net.query import Finder
         from ..net.worklist import worklist_identifier
         from ..stream.records import DcmtoolsError
@@ -144,7 +135,7 @@ def worklist_command(
         from ..net.keys import WORKLIST_KEYS
         from ..stream.tables import key_columns, plain_columns
 
-        run.use_table(csv, tsv, key_columns(key or []) or plain_columns(WORKLIST_KEYS), json=json, flat=flat)
+        table.use(run, key_columns(key or []) or plain_columns(WORKLIST_KEYS), std, flat=flat)
         remote = net.peer(peer, options)
         finder = Finder(remote, identifier, options, "WORKLIST", "worklist", limit, False, check, flat)
         try:
@@ -153,6 +144,6 @@ def worklist_command(
             run.summary_extra["matches"] = finder.matches
             if finder.dropped:
                 run.summary_extra["dropped"] = finder.dropped
-                if not quiet:
+                if not std.quiet:
                     keys = ", ".join(f"{k} ({n})" for k, n in finder.dropped_keys.items())
                     run.warn(f"left out {finder.dropped} item(s) the peer returned although they do not match: {keys}")

@@ -346,7 +346,8 @@ def _map_entries(original: dict[str, str], ds: Any, state: Any) -> list[dict[str
 
 
 # ---------------------------------------------------------------- batches
-Job = tuple[Any, Any, Any]  # (path, out or None, error record or None)
+# (path, out or None, error record or None), and a 4th item True when it replaces our own lost attempt's output
+Job = tuple[Any, ...]
 
 
 def plan_jobs(items: Iterable[Any], mirror: Any, keep_names: bool = False) -> Iterator[Job]:
@@ -454,7 +455,7 @@ def _batch_job(job: Job) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return error_record("file", DcmtoolsError(ErrorCode.INTERNAL, message), path=path), []
 
 
-def _again_job(job: Job, result: tuple[dict[str, Any], list[dict[str, Any]]]):
+def _again_job(job: Job, result: tuple[dict[str, Any], list[dict[str, Any]]]) -> Job | None:
     """--cluster: an output that "exists" may be this run's own attempt lost with its worker."""
     return (*job[:3], True) if (result[0].get("error") or {}).get("code") == ErrorCode.EXISTS else None
 

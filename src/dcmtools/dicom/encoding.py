@@ -172,6 +172,7 @@ def _encode_j2k_imagecodecs(
     smallest = max(1, min(info.rows, info.columns))
     resolutions = max(1, min(6, int(math.floor(math.log2(smallest))) + 1))
     frames = arr if info.number_of_frames > 1 else arr[np.newaxis]
+    psnr = float(quality) if lossy and quality is not None else None
     out: list[bytes] = []
     try:
         for frame in frames:
@@ -179,7 +180,8 @@ def _encode_j2k_imagecodecs(
                 bytes(
                     imagecodecs.jpeg2k_encode(
                         np.ascontiguousarray(frame),
-                        level=float(quality) if lossy else None,
+                        # imagecodecs' stub says int, but its OpenJPEG encoder takes the PSNR as a float (40.5 works)
+                        level=psnr,  # type: ignore[arg-type]
                         codecformat="J2K",
                         bitspersample=info.bits_stored,
                         resolutions=resolutions,

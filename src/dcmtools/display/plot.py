@@ -25,7 +25,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["PLOT_FORMATS", "matplotlib_available", "plot_figure", "write_plot"]
 
 PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
-INSTALL_HINT = "install the plotting extra: pip install 'dcmtools[plot]' (it adds matplotlib)"
+# Both spellings: the PyPI one, and the one for a checkout (where ./scripts/test made .venv).
+INSTALL_HINT = (
+    "install the plotting extra (it adds matplotlib): pip install 'dcmtools[plot]', "
+    "or in a checkout of dcmtools: .venv/bin/pip install -e '.[plot]'"
+)
 
 
 def matplotlib_available() -> bool:

@@ -20,10 +20,13 @@ import io
 import math
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..stream.records import DcmtoolsError, ErrorCode
 from .gsdf import atomic_write
+
+if TYPE_CHECKING:
+    from pydicom.dataset import FileDataset
 
 __all__ = ["LEVELS", "ln_levels", "ln_pattern", "write_ln_patterns"]
 
@@ -37,12 +40,15 @@ def ln_levels(bits: int = 8, count: int = LEVELS) -> list[int]:
     return [round(k * top / (count - 1)) for k in range(count)]
 
 
-def ln_pattern(index: int, *, bits: int = 8, size: int = 1024, count: int = LEVELS, uids: dict[str, str] | None = None):
+def ln_pattern(
+    index: int, *, bits: int = 8, size: int = 1024, count: int = LEVELS, uids: dict[str, str] | None = None
+) -> FileDataset:
     """The pydicom ``FileDataset`` of TG18-LN pattern ``index`` (1..count)."""
     import numpy as np
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import (
         PYDICOM_IMPLEMENTATION_UID,
+        UID,
         ExplicitVRLittleEndian,
         generate_uid,
     )
@@ -66,11 +72,12 @@ def ln_pattern(index: int, *, bits: int = 8, size: int = 1024, count: int = LEVE
     name = _pattern_name(bits, index)
     now = _dt.datetime.now()
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
+    meta.MediaStorageSOPClassUID = UID(SECONDARY_CAPTURE)
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    # named as write_ln_patterns writes it
+    ds = FileDataset(name + ".dcm", {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = SECONDARY_CAPTURE
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID

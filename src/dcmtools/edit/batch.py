@@ -11,7 +11,7 @@ from .editor import Editor
 _BATCH: tuple[Editor, dict[str, Any]] | None = None
 
 
-def _batch_job(job: tuple) -> list[dict[str, Any]]:
+def _batch_job(job: tuple[Any, ...]) -> list[dict[str, Any]]:
     path, out, error = job
     if error is not None:
         return [error]
@@ -26,7 +26,7 @@ def _batch_job(job: tuple) -> list[dict[str, Any]]:
 
 def edit_paths(
     editor: Editor,
-    jobs_in: Iterable[tuple],
+    jobs_in: Iterable[tuple[Any, ...]],
     *,
     jobs: int = 1,
     in_place: bool = False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..dicom import dictionary as datadict
 from ..dicom.reader import Dataset, DicomFile, Element
@@ -13,6 +13,9 @@ from ..dicom.tagpath import Step
 from ..dicom.values import CHARSET_VRS, Charset
 from ..stream.records import DcmtoolsError, ErrorCode, error_record
 from .spec import Assignment, MapTable, _step_text, parse_assignment
+
+if TYPE_CHECKING:
+    from ..deid.keys import Key
 from .values import (
     LEVELS,
     MEDIA_SOP_CLASS_UID,
@@ -284,6 +287,7 @@ class Editor:
         if new_uids is not None and new_uids not in LEVELS:
             raise EditError(f"--new-uids {new_uids!r}: choose one of {', '.join(LEVELS)}")
         self.new_uids = new_uids
+        self.key: Key | None
         if new_uids is not None:
             self.key = key if isinstance(key, Key) else (Key(key) if key is not None else Key.random())
         else:

@@ -80,8 +80,14 @@ def _check_one(value: str, vr: str) -> None:
             raise ValueError(f"{value!r} is not a time (TM: HHMMSS.FFFFFF, e.g. 143000)")
     elif vr == "DT":
         m = _DT.match(value)
-        bad = not m or (m[3] and not 1 <= int(m[3]) <= 12) or (m[5] and not 1 <= int(m[5]) <= 31)
-        if bad or (m[7] and int(m[7]) > 23) or (m[9] and int(m[9]) > 59) or (m[11] and int(m[11]) > 60):
+        if (
+            m is None
+            or (m[3] and not 1 <= int(m[3]) <= 12)
+            or (m[5] and not 1 <= int(m[5]) <= 31)
+            or (m[7] and int(m[7]) > 23)
+            or (m[9] and int(m[9]) > 59)
+            or (m[11] and int(m[11]) > 60)
+        ):
             raise ValueError(f"{value!r} is not a date-time (DT: YYYYMMDDHHMMSS.FFFFFF&ZZXX)")
     elif vr == "IS":
         if not re.fullmatch(r"\s*[+-]?\d+\s*", value) or not -(2**31) <= int(value) < 2**31:

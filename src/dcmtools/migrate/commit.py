@@ -77,12 +77,12 @@ class Committer:
             summary["transaction_uid"] = transaction
         if first_bad is None:
             return True, {"commitment": summary}
-        error = dict(first_bad.get("error") or {"code": ErrorCode.NOT_COMMITTED, "message": "not committed"})
-        error["message"] = (
+        failure = dict(first_bad.get("error") or {"code": ErrorCode.NOT_COMMITTED, "message": "not committed"})
+        failure["message"] = (
             f"{len(not_committed)} of {len(refs)} instance(s) not committed by {self.peer.label}: "
-            f"{error.get('message', '')}"
+            f"{failure.get('message', '')}"
         )
         if first_bad.get("failure_reason"):
-            error["failure_reason"] = first_bad["failure_reason"]  # e.g. 0x0112: the archive does not have it
+            failure["failure_reason"] = first_bad["failure_reason"]  # e.g. 0x0112: the archive does not have it
         summary["not_committed"] = not_committed[:100]
-        return False, {"commitment": summary, "error": error}
+        return False, {"commitment": summary, "error": failure}

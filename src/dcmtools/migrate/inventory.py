@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..stream.journal import Journal
@@ -153,7 +153,7 @@ class PacsInventory:
 
     def query(
         self, date: str | None, modality: str | None = None, patient: str | None = None
-    ) -> tuple[list[dict[str, Any]], bool, dict | None]:
+    ) -> tuple[list[dict[str, Any]], bool, dict[str, Any] | None]:
         """(studies as journal entries, capped?, failure record or None) of one window."""
         from ..net.keys import first_text, identifier_from, parse_keys, sort_identifier, texts
         from ..net.query import Finder
@@ -433,7 +433,9 @@ class FolderInventory:
             self.journal.plan_done(key, data={"files": files})
         yield {"type": "inventory", "folder": self.folder, "files": files, "studies": counts, "ok": True}
 
-    def _flush(self, studies: dict[str, dict[str, Any]], parts: list) -> None:
+    def _flush(
+        self, studies: dict[str, dict[str, Any]], parts: Sequence[tuple[str, str, str | None, dict[str, Any] | None]]
+    ) -> None:
         with self.journal.transaction():
             self.journal.add(studies.items())
             self.journal.add_parts(parts)

@@ -35,9 +35,12 @@ import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..stream.records import DcmtoolsError, ExitStatus
+
+if TYPE_CHECKING:
+    from ..net.retrieve import Retriever, RetrieveRequest
 from .endpoints import tag_key
 
 PEER_FAILURES = (ExitStatus.CONNECT, ExitStatus.REJECTED, ExitStatus.ABORTED, ExitStatus.TIMEOUT, ExitStatus.NO_CONTEXT)
@@ -78,23 +81,26 @@ class Transfer:
         )
         self._to_us = threading.Lock()
         self._local = threading.local()
-        self._all: list[Any] = []
+        self._all: list[Retriever] = []
         self._all_lock = threading.Lock()
-        self._shared: Any = None  # the retriever of C-MOVEs to us
+        self._shared: Retriever | None = None  # the retriever of C-MOVEs to us
 
     def study(self, item: Any, mark: Callable[[str, dict[str, Any]], None]) -> Outcome:
         if self.m.options.changes is not None:
             return self._changed(item, mark)
-        return getattr(self, f"_mode_{self.mode}")(item, mark)
+        mode: Callable[[Any, Callable[[str, dict[str, Any]], None]], Outcome] = getattr(self, f"_mode_{self.mode}")
+        return mode(item, mark)
 
     # -- PACS sources
-    def _request(self, level: str, keys: list[str]) -> Any:
+    def _request(self, level: str, keys: list[str]) -> RetrieveRequest:
         from ..net.keys import identifier_from, parse_keys
         from ..net.retrieve import RetrieveRequest
 
         return RetrieveRequest(level, identifier_from(parse_keys(keys), (), level), "study")
 
-    def _retrieve(self, request: Any, *, dest_aet: str | None = None, store_dir: str | None = None) -> dict[str, Any]:
+    def _retrieve(
+        self, request: RetrieveRequest, *, dest_aet: str | None = None, store_dir: str | None = None
+    ) -> dict[str, Any]:
         """One retrieve on an association kept between studies: a C-MOVE to us shares one retriever
         (its storage SCP stays up on our port; the moves take turns), straight C-MOVEs and C-GETs
         have one per worker.  Files land in ``store_dir`` in the listen layout (by study)."""
@@ -115,7 +121,7 @@ class Transfer:
                     self._shared = None
                     raise
         key = (dest_aet, get)
-        retrievers = self._local.__dict__.setdefault("retrievers", {})
+        retrievers: dict[tuple[str | None, bool], Retriever] = self._local.__dict__.setdefault("retrievers", {})
         retriever = retrievers.get(key)
         if retriever is None:
             retriever = Retriever(

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from copy import deepcopy
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynetdicom import evt
 
@@ -27,12 +27,24 @@ from . import seam
 from .seam import MODE_ACCEPTOR
 from .transport import FastDUL, FastSocket
 
+if TYPE_CHECKING:
+    from pynetdicom.presentation import PresentationContext
+
+    from .seam import RoleSelection
+
 LOGGER = logging.getLogger("dcmtools.net")
+_Socket = socket.socket
+
+# pynetdicom's SCP/SCU role selections of the acceptor: {SOP class UID: (SCP role, SCU role)}
+Roles = dict[str, tuple[bool | None, bool | None]] | None
 
 
 def negotiate_requestor_order(
-    rq_contexts: list, ac_contexts: list, roles: Any, refused: frozenset[str] = frozenset()
-) -> tuple[list, list]:
+    rq_contexts: list[PresentationContext],
+    ac_contexts: list[PresentationContext],
+    roles: Roles,
+    refused: frozenset[str] = frozenset(),
+) -> tuple[list[PresentationContext], list[RoleSelection]]:
     """pynetdicom's acceptor negotiation, but choosing in each proposed context the first
     transfer syntax *the requestor* lists that we support (pynetdicom takes the first of
     ours).  A requestor lists a file's own syntax first: it then arrives unconverted.
@@ -42,8 +54,8 @@ def negotiate_requestor_order(
 
     original = seam.acceptor_negotiation
     by_abstract = {cx.abstract_syntax: cx for cx in ac_contexts}
-    results: list = []
-    reply_roles: dict = {}
+    results: list[PresentationContext] = []
+    reply_roles: dict[str, RoleSelection] = {}
     for rq in rq_contexts:
         ac = by_abstract.get(rq.abstract_syntax)
         if rq.abstract_syntax in refused and ac is not None:
@@ -75,8 +87,11 @@ def _acse_class() -> type:
             if gate is not None:
                 verdict = gate(self.assoc)
                 if isinstance(verdict, Rejection):
-                    self.assoc._dcmtools_rejection = verdict
-                    self.requestor.ae_title = self.requestor.primitive.calling_ae_title
+                    # our own state on pynetdicom's Association, read back by scp.py's EVT_REJECTED handler
+                    self.assoc._dcmtools_rejection = verdict  # type: ignore[attr-defined]
+                    request = self.requestor.primitive
+                    if request is not None:  # the A-ASSOCIATE-RQ being answered (set before negotiation)
+                        self.requestor.ae_title = request.calling_ae_title
                     self.send_reject(*verdict.rsd)
                     evt.trigger(self.assoc, evt.EVT_REJECTED, {})
                     self.assoc.kill()
@@ -120,10 +135,13 @@ class GatedServer:
 
     gate: Callable[[Any], Any] | None = None
     on_connection: Callable[[dict[str, Any]], None] | None = None
+    # pynetdicom's AssociationServer, the class this is mixed into, sets them
+    socket: _Socket
+    ssl_context: ssl.SSLContext | None
     max_pending: int | None = None
     tls_timeout: float | None = None
 
-    def get_request(self) -> tuple[socket.socket, Any]:
+    def get_request(self) -> tuple[_Socket, Any]:
         client_socket, address = self.socket.accept()
         if self.ssl_context:
             client_socket = self.ssl_context.wrap_socket(client_socket, server_side=True, do_handshake_on_connect=False)

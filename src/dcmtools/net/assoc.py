@@ -43,10 +43,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from .. import __version__
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .peer import DEFAULT_AET, DEFAULT_MAX_PDU, DEFAULT_TIMEOUT, Peer, TLSSettings, check_aet
 
 LOGGER = logging.getLogger("dcmtools.net")
+# What we call ourselves in A-ASSOCIATE (up to 16 characters); ``is_dcmtools`` looks for it.
+IMPLEMENTATION_VERSION_NAME = "DCMTOOLS_" + __version__.replace(".", "")[:7]
 
 
 @dataclass
@@ -94,6 +97,7 @@ def make_ae(options: NetOptions, peer: Peer | None = None) -> Any:
     from .acceptor import DcmtoolsAE
 
     ae = DcmtoolsAE(ae_title=check_aet(options.calling_aet, "calling AE title (--aet)"))
+    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME  # so a client can tell a dcmtools listen
     timeout = options.timeout_for(peer)
     ae.connection_timeout = timeout
     ae.acse_timeout = timeout
@@ -153,7 +157,7 @@ def associate(
         raise diagnose(assoc, peer, timeout, time.monotonic() - started)
     refused = assoc.rejected_contexts
     if not assoc.accepted_contexts or (need_all and refused):
-        error = no_context_error(peer, refused or list(contexts))
+        error = no_context_error(peer, refused or list(contexts), assoc)
         assoc.release()
         raise error
     return _Managed(assoc)
@@ -276,7 +280,7 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
         return tls_failure(read_error, peer)
     if not assoc.is_rejected and assoc.rejected_contexts and not assoc.accepted_contexts:
         # A-ASSOCIATE-AC with every context refused: pynetdicom aborts it itself
-        return no_context_error(peer, assoc.rejected_contexts)
+        return no_context_error(peer, assoc.rejected_contexts, assoc)
     if assoc.is_rejected:
         rj = getattr(dul, "last_reject", None)
         if rj is None:
@@ -475,20 +479,43 @@ def uid_name(uid: str) -> str:
     return name if name and name != uid else uid
 
 
-def no_context_error(peer: Peer, contexts: Iterable[Any]) -> DcmtoolsError:
-    """No (or not all) presentation contexts accepted: which SOP classes and syntaxes were refused."""
+# What a refused SOP class is to a user: the service, and the option a dcmtools listen offers it with.
+_QR = ("the query/retrieve service", "--store-dir DIR")
+_SERVICES: dict[str, tuple[str, str]] = {
+    "1.2.840.10008.5.1.4.31": ("the Modality Worklist service", "--worklist-dir DIR (its items as .wl or .json files)"),
+    **{f"1.2.840.10008.5.1.4.1.2.{root}.{op}": _QR for root in (1, 2) for op in (1, 2, 3)},
+}
+
+
+def is_dcmtools(assoc: Any) -> bool:
+    """Whether the peer of an established association is dcmtools (a ``dcmtools listen``),
+    by the implementation version name it gave (``IMPLEMENTATION_VERSION_NAME``)."""
+    acceptor = getattr(getattr(assoc, "association", assoc), "acceptor", None)
+    name = getattr(acceptor, "implementation_version_name", None) or ""
+    return str(name).strip().startswith("DCMTOOLS")
+
+
+def no_context_error(peer: Peer, contexts: Iterable[Any], assoc: Any = None) -> DcmtoolsError:
+    """No (or not all) presentation contexts accepted: which SOP classes and syntaxes were refused.
+    When they are all of one service (worklist, query/retrieve) the message names it, and with
+    ``assoc`` from a dcmtools listen, the hint says which option of listen offers it."""
     refused = []
+    contexts = list(contexts)
     for cx in contexts:
         syntaxes = ", ".join(uid_name(ts) for ts in cx.transfer_syntax)
         refused.append(f"{uid_name(cx.abstract_syntax)} [{syntaxes}]")
     listing = "; ".join(refused[:6]) + (f"; and {len(refused) - 6} more" if len(refused) > 6 else "")
-    return DcmtoolsError(
-        ErrorCode.NO_CONTEXT,
-        f"{peer.label} accepted none of the presentation contexts we need: {listing}",
-        "the peer does not support this service or these transfer syntaxes; check its configuration (SOP classes, transfer syntaxes)",
-        ExitStatus.NO_CONTEXT,
-        peer=str(peer),
-    )
+    services = {_SERVICES.get(str(cx.abstract_syntax)) for cx in contexts}
+    service = services.pop() if len(services) == 1 else None
+    message = f"{peer.label} accepted none of the presentation contexts we need: {listing}"
+    hint = "the peer does not support this service or these transfer syntaxes; check its configuration (SOP classes, transfer syntaxes)"
+    if service is not None:
+        message = f"{peer.label} does not offer {service[0]} (it accepted none of: {listing})"
+        if is_dcmtools(assoc):
+            hint = f"it is a dcmtools listen started without {service[1].split()[0]}: start it with {service[1]}"
+        else:
+            hint = f"check that the peer offers {service[0]} to our AE title, and its configuration (SOP classes)"
+    return DcmtoolsError(ErrorCode.NO_CONTEXT, message, hint, ExitStatus.NO_CONTEXT, peer=str(peer))
 
 
 def failure_after(assoc: Any, peer: Peer, what: str, timeout: float, timed_out: bool = False) -> DcmtoolsError:

@@ -126,7 +126,7 @@ class Finder:
         if context is None:
             from .assoc import no_context_error
 
-            raise no_context_error(self.peer, query_contexts([self.sop_class]))
+            raise no_context_error(self.peer, query_contexts([self.sop_class]), assoc)
         self._context = context
         self._assoc = assoc
         got_any = False

@@ -192,6 +192,31 @@ def parse_peer(text: str, peers_file: str | os.PathLike[str] | None = None) -> P
     raise DcmtoolsError(ErrorCode.BAD_PEER, f"unknown peer {text!r}", hint, ExitStatus.USAGE)
 
 
+def peer_with_aet(aet: str, peers: dict[str, Peer]) -> Peer | None:
+    """The peers-file entry with this AE title (exactly, else ignoring case), whatever its name.
+
+    This is how the peers file describes a node by its AE title, ourselves included: the
+    entry whose aet is our calling AE title (``[me] aet = "DCMTOOLS" ...``) gives the port
+    where our storage SCP listens for a C-MOVE to us, as the archive must know it."""
+    for peer in peers.values():
+        if peer.aet == aet:
+            return peer
+    for peer in peers.values():
+        if peer.aet.lower() == aet.lower():
+            return peer
+    return None
+
+
+DEFAULT_STORE_PORT = 11112
+
+
+def our_port(aet: str, peers_file: str | os.PathLike[str] | None = None) -> int:
+    """The port of our storage SCP for a C-MOVE to us: that of the peers-file entry with our AE
+    title (``peer_with_aet``), else 11112."""
+    me = peer_with_aet(aet, load_peers(peers_file)[0])
+    return me.port if me is not None else DEFAULT_STORE_PORT
+
+
 def default_peers_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "dcmtools" / "peers.toml"

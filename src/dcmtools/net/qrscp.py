@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode
@@ -58,7 +58,7 @@ from .keys import (
     sort_identifier,
 )
 from .matching import dataset_matches, returned
-from .peer import Peer, load_peers
+from .peer import Peer, load_peers, peer_with_aet
 from .qrscp_replies import C_FIND_RSP, _context, _Counts, _GetSession, _Gone, _move_rsp, _Replier
 from .status import describe
 
@@ -77,7 +77,7 @@ class QueryRetrieveSCP:
         *,
         aet: str,
         options: NetOptions | None = None,
-        worklist_dir: str | os.PathLike | None = None,
+        worklist_dir: str | os.PathLike[str] | None = None,
         peers_file: str | None = None,
         on_record: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
@@ -192,6 +192,7 @@ class QueryRetrieveSCP:
                 reply.send(0xA900, comment=problem)
                 self._finish(record, 0xA900, 0, problem)
                 return
+            assert self.index is not None  # serve() hands us a C-FIND of a store only when there is an index
             source = self.index.query(level, identifier, self.aet)
         count = 0
         try:
@@ -212,7 +213,8 @@ class QueryRetrieveSCP:
         reply.send(0x0000)
         self._finish(record, 0x0000, count, None)
 
-    def _worklist_answers(self, identifier: dict[str, Any]):
+    def _worklist_answers(self, identifier: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        assert self.worklist is not None  # serve() hands us a worklist C-FIND only when there are items
         keys = {k: v for k, v in identifier.items() if int(k, 16) not in CONTROL_TAGS}
         for _, item in self.worklist.items():
             if dataset_matches(keys, item):
@@ -285,7 +287,7 @@ class QueryRetrieveSCP:
                         counts.completed += 1
                 else:
                     counts.failed += 1
-                    stored = by_path.get(result.get("path"))
+                    stored = by_path.get(result.get("path", ""))
                     failed.append(stored.sop_instance_uid if stored else result.get("sop_instance_uid", ""))
                 if seam.cancel_requested(assoc, int(msg.MessageID)):
                     cancelled = True
@@ -302,7 +304,8 @@ class QueryRetrieveSCP:
             self._retrieve_record(record, status, counts, exc.message, exc.hint)
             return
         finally:
-            stream.close()
+            if isinstance(stream, Generator):
+                stream.close()  # the sender's association ends now, not when the generator is collected
         if cancelled:
             respond(0xFE00, None, failed or None)
             self._retrieve_record(record, 0xFE00, counts, None)
@@ -319,13 +322,7 @@ class QueryRetrieveSCP:
         except DcmtoolsError as exc:
             LOGGER.warning("%s", exc)
             return None
-        for peer in peers.values():
-            if peer.aet == aet:
-                return peer
-        for peer in peers.values():
-            if peer.aet.lower() == aet.lower():
-                return peer
-        return None
+        return peer_with_aet(aet, peers)
 
     def _instances(self, msg: Any, ts: str, record: dict[str, Any]) -> tuple[list[StoredInstance], str, str | None]:
         sop_class = str(msg.AffectedSOPClassUID)
@@ -338,6 +335,7 @@ class QueryRetrieveSCP:
         problem = _level_problem(level, sop_class)
         if problem:
             return [], level, problem
+        assert self.index is not None  # serve() hands us a C-MOVE or C-GET only when there is an index
         instances = []
         for stored in self.index.retrieve(level, identifier):
             instances.append(stored)

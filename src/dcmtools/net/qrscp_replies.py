@@ -51,7 +51,7 @@ class _GetSession:
         self._cancel = False
         self._next_id = self.message_id
         self.last_problem: str | None = None
-        self._contexts = None
+        self._contexts: dict[tuple[str, str], int] | None = None  # (SOP class, syntax) -> context ID, SCP role
         self.reply = _Replier(assoc, context_id, self.message_id, self.sop_class, C_GET_RSP, timeout)
 
     def __enter__(self) -> _GetSession:
@@ -102,7 +102,7 @@ class _GetSession:
             self.last_problem = f"{os.path.basename(stored.path)}: {exc.message}"
             return "failed"
         context_id, target = self._context_for(head.sop_class, head.transfer_syntax)
-        if context_id is None:
+        if context_id is None or target is None:
             self.last_problem = f"no presentation context with the SCP role for {uid_name(head.sop_class)}"
             return "failed"
         try:
@@ -117,7 +117,7 @@ class _GetSession:
             return "failed"
         self._next_id = self._next_id % 65535 + 1
         command = wire.store_rq(self._next_id, head.sop_class, head.sop_instance, 0)
-        buffers: list = []
+        buffers: list[Any] = []
         fragment = wire.max_fragment(self.assoc.requestor.maximum_length)
         wire.pdata_iovecs(context_id, command, True, True, fragment, buffers)
         wire.pdata_iovecs(context_id, memoryview(payload), False, True, fragment, buffers)
@@ -142,7 +142,7 @@ class _GetSession:
         """A C-GET-RSP (pending with the counts, or the final one)."""
         self.reply.send(status, _failed_list(failed, self.ts) if failed else None, counts=counts, comment=comment)
 
-    def _exchange(self, buffers: list, message_id: int) -> dict[int, bytes]:
+    def _exchange(self, buffers: list[Any], message_id: int) -> dict[int, bytes]:
         from .transport import recv_exact, sendv
 
         try:
@@ -214,7 +214,7 @@ class _Replier:
     def send(
         self, status: int, dataset: bytes | None = None, *, counts: _Counts | None = None, comment: str | None = None
     ) -> None:
-        elements: list[tuple[int, object]] = [
+        elements: list[tuple[int, int | str]] = [
             (wire.TAG_AFFECTED_SOP_CLASS, self.sop_class),
             (wire.TAG_COMMAND_FIELD, self.field),
             (wire.TAG_MESSAGE_ID_RESPONDED, self.message_id),
@@ -234,7 +234,7 @@ class _Replier:
         if comment:
             elements.append((wire.TAG_ERROR_COMMENT, comment[:64]))
         command = wire.encode_command(elements)
-        buffers: list = []
+        buffers: list[Any] = []
         wire.pdata_iovecs(self.context_id, command, True, True, self.fragment, buffers)
         if dataset:
             wire.pdata_iovecs(self.context_id, memoryview(dataset), False, True, self.fragment, buffers)
@@ -289,7 +289,8 @@ def _move_rsp(msg: Any, ts: str, counts: _Counts, status: int, comment: str | No
         rsp.NumberOfFailedSuboperations = counts.failed
         rsp.NumberOfWarningSuboperations = counts.warning
     if comment:
-        rsp.ErrorComment = comment[:64]
+        # pynetdicom sets ErrorComment to None in __init__ without an annotation: mypy takes None for its type
+        rsp.ErrorComment = comment[:64]  # type: ignore[assignment]
     if failed:
         rsp.Identifier = BytesIO(_failed_list(failed, ts))
     return rsp

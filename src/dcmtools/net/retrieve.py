@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -344,7 +345,7 @@ class Retriever:
         assoc = self._association([sop_class], [])
         context = context_for(assoc, sop_class)
         if context is None:
-            raise no_context_error(self.peer, query_contexts([sop_class]))
+            raise no_context_error(self.peer, query_contexts([sop_class]), assoc)
         primitive = C_MOVE()
         primitive.MessageID = self._ids.next()
         primitive.AffectedSOPClassUID = sop_class
@@ -383,7 +384,7 @@ class Retriever:
             assoc = self._association([sop_class], contexts, roles)
             context = context_for(assoc, sop_class)
             if context is None:
-                raise no_context_error(self.peer, query_contexts([sop_class]))
+                raise no_context_error(self.peer, query_contexts([sop_class]), assoc)
             for identifier in identifiers or [request.identifier]:
                 from io import BytesIO
 
@@ -568,9 +569,10 @@ class Retriever:
                     + ")"
                 ),
                 "hint": (
-                    f"AE title {dest} must be registered on the PACS with "
+                    f"add AE title {dest} to the archive's known nodes with "
                     + (f"this host and port ({where})" if where and self.dest is None else "its host and port")
-                    + " (Orthanc: DicomModalities; DCMTK dcmqrscp: HostTable)"
+                    + " (Orthanc: DicomModalities; DCMTK dcmqrscp: HostTable; a dcmtools listen: the line "
+                    + f"{_entry_example(dest, where if self.dest is None else None)} in its --peers file)"
                     + ("; or use --get, which needs no registration" if self.dest is None else "")
                 ),
             }
@@ -649,6 +651,13 @@ class Retriever:
         if host is None:
             return None
         return f"{host}:{self.scp.port if self.scp is not None and not self.get else self.port}"
+
+
+def _entry_example(aet: Any, where: str | None) -> str:
+    """A peers-file entry (one TOML line) for ``aet``, as a dcmtools listen archive needs it to move there."""
+    host, _, port = where.rpartition(":") if where else ("HOST", "", "PORT")
+    name = re.sub(r"[^a-z0-9_-]", "_", str(aet).lower()) or "me"
+    return f'{name} = {{aet = "{aet}", host = "{host}", port = {port}}}'
 
 
 def _stop_takes_grace(scp: Any) -> bool:

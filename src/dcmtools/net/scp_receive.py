@@ -24,7 +24,7 @@ MAX_COMMAND_BYTES = 65536  # a DIMSE command set is a few hundred bytes
 MAX_PASSED_DATASET = 16 << 20  # a C-FIND / N-ACTION ... dataset that pynetdicom decodes in memory
 
 
-def _write_all(fd: int, buffers: list) -> None:
+def _write_all(fd: int, buffers: list[bytes | bytearray | memoryview]) -> None:
     """Write every buffer (``writev``, continuing after short writes)."""
     total = sum(len(b) for b in buffers)
     written = os.writev(fd, buffers)
@@ -60,6 +60,7 @@ class _Receiver:
             if self.mode == "store":
                 if control & 1:
                     raise ValueError("a command fragment arrived in the middle of a dataset")
+                assert self.instance is not None  # _begin() made it with mode "store"
                 self.instance.write(data)
                 if control & 2:
                     self.mode = None
@@ -110,6 +111,7 @@ class _Receiver:
 
     def _finish(self, dul: Any) -> None:
         instance, self.instance = self.instance, None
+        assert instance is not None  # _finish() ends the instance of mode "store"
         status, record = instance.finish()
         if record.get("ok") and record.get("path") and self.scp.on_stored is not None:
             # Before the C-STORE-RSP: an acknowledged instance is never missing from the index.
@@ -124,7 +126,7 @@ class _Receiver:
             status,
             record.get("error", {}).get("message") if status else None,
         )
-        buffers: list = []
+        buffers: list[Any] = []
         wire.pdata_iovecs(
             instance.context_id, response, True, True, wire.max_fragment(self.assoc.requestor.maximum_length), buffers
         )
@@ -152,7 +154,9 @@ class _Incoming:
         self.size = 0
         self.error: str | None = None
         self.fd: int | None = None
-        self.pending: list = []  # the file meta, kept to go out with the first fragment (one write)
+        self.pending: list[
+            bytes | bytearray | memoryview
+        ] = []  # the file meta, kept to go out with the first fragment (one write)
         self.tmp: str | None = None
         if ts is None:
             self.error = f"presentation context {context_id} was not accepted"
@@ -214,6 +218,8 @@ class _Incoming:
 
     def _close(self) -> None:
         fd, self.fd = self.fd, None
+        if fd is None:
+            return
         if self.pending:  # an empty dataset: the meta alone
             _write_all(fd, self.pending)
             self.pending = []
@@ -263,6 +269,8 @@ class _Incoming:
     def _identifiers(self) -> dict[str, str]:
         """Patient, study, series ... from the first bytes received (``wire.scan_dataset``)."""
         ts, head = self.ts, bytes(self.head)
+        if ts is None:  # no accepted context: nothing was read as a dataset
+            return {}
         if ts == wire.DEFLATED_LE:
             ts, head = wire.EXPLICIT_LE, wire.inflate_head(head)
         try:
@@ -278,8 +286,11 @@ class _Incoming:
         return ids
 
     def _place(self, ids: dict[str, str]) -> str:
+        store_dir, tmp = self.scp.store_dir, self.tmp
+        if store_dir is None or tmp is None:  # only an instance written into the store has a place there
+            raise OSError("the instance was not written to a file")
         dest = stored_path(
-            self.scp.store_dir,
+            store_dir,
             ids.get("patient_id"),
             ids.get("study_instance_uid"),
             ids.get("series_instance_uid"),
@@ -289,7 +300,7 @@ class _Incoming:
         if folder not in self.scp._made:
             os.makedirs(folder, exist_ok=True)
             self.scp._made.add(folder)
-        tmp, self.tmp = self.tmp, None
+        self.tmp = None
         if self.scp.overwrite:
             os.replace(tmp, dest)
             return dest

@@ -55,10 +55,14 @@ from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dsutils import encode
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
-from pynetdicom.pdu_primitives import P_DATA
+from pynetdicom.pdu_primitives import P_DATA, SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.transport import AddressInformation, AssociationSocket, RequestHandler, ThreadedAssociationServer
 
+# An SCP/SCU role selection item of an association negotiation (a type for annotations elsewhere).
+RoleSelection = SCP_SCU_RoleSelectionNegotiation
+
 __all__ = [
+    "RoleSelection",
     "ALL_TRANSFER_SYNTAXES",
     "MODE_ACCEPTOR",
     "A_ABORT_RQ",
@@ -96,7 +100,9 @@ __all__ = [
 ]
 
 # pynetdicom's own acceptor negotiation, kept before any swap (see ``swapped_acceptor_negotiation``).
-_ORIGINAL_NEGOTIATE: Callable[..., Any] = _acse_module.negotiate_as_acceptor
+# pynetdicom.acse imports it from pynetdicom.presentation and looks it up in its own namespace at each call:
+# that module-level name (not re-exported, hence the ignores) is what the swap replaces.
+_ORIGINAL_NEGOTIATE: Callable[..., Any] = _acse_module.negotiate_as_acceptor  # type: ignore[attr-defined]
 _NEGOTIATE_LOCK = threading.Lock()
 
 
@@ -179,7 +185,8 @@ def send_dimse(assoc: Any, primitive: Any, context_id: int) -> None:
 def pass_pdv(assoc: Any, context_id: int, control: int, data: Any) -> None:
     """Hand one PDV read on the fast path to pynetdicom's DIMSE decoder."""
     primitive = P_DATA()
-    primitive.presentation_data_value_list = [[context_id, bytes((control,)) + bytes(data)]]
+    # pynetdicom annotates (int, bytes) tuples, but its setter accepts only [int, bytes] lists
+    primitive.presentation_data_value_list = [[context_id, bytes((control,)) + bytes(data)]]  # type: ignore[list-item]
     assoc.dimse.receive_primitive(primitive)
 
 
@@ -221,15 +228,15 @@ def acceptor_negotiation(rq_contexts: list[Any], ac_contexts: list[Any], roles: 
 def swapped_acceptor_negotiation(negotiate: Callable[..., Any]) -> Iterator[None]:
     """pynetdicom's ACSE looks ``negotiate_as_acceptor`` up in its module: swap ours in for one call."""
     with _NEGOTIATE_LOCK:
-        _acse_module.negotiate_as_acceptor = negotiate
+        _acse_module.negotiate_as_acceptor = negotiate  # type: ignore[attr-defined]  # see _ORIGINAL_NEGOTIATE
         try:
             yield
         finally:
-            _acse_module.negotiate_as_acceptor = _ORIGINAL_NEGOTIATE
+            _acse_module.negotiate_as_acceptor = _ORIGINAL_NEGOTIATE  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------ base classes with public hooks
-class AEBase(AE):  # type: ignore[misc]
+class AEBase(AE):
     """An AE whose association sockets come from ``create_socket``."""
 
     def _create_socket(self, assoc: Any, address: Any, tls_args: Any) -> Any:
@@ -239,7 +246,7 @@ class AEBase(AE):  # type: ignore[misc]
         return super()._create_socket(assoc, address, tls_args)
 
 
-class ACSEBase(ACSE):  # type: ignore[misc]
+class ACSEBase(ACSE):
     """An ACSE whose acceptor negotiation is ``negotiate_acceptor`` (``default_negotiation`` is pynetdicom's)."""
 
     def _negotiate_as_acceptor(self) -> None:
@@ -252,7 +259,7 @@ class ACSEBase(ACSE):  # type: ignore[misc]
         super()._negotiate_as_acceptor()
 
 
-class RequestHandlerBase(RequestHandler):  # type: ignore[misc]
+class RequestHandlerBase(RequestHandler):
     """A request handler whose associations come from ``create_association``."""
 
     def _create_association(self) -> Any:
@@ -262,7 +269,7 @@ class RequestHandlerBase(RequestHandler):  # type: ignore[misc]
         return super()._create_association()
 
 
-class SocketBase(AssociationSocket):  # type: ignore[misc]
+class SocketBase(AssociationSocket):
     """An association socket with public names for the state a subclass's ``connect`` sets."""
 
     @property
@@ -279,7 +286,7 @@ class SocketBase(AssociationSocket):  # type: ignore[misc]
         self._shutdown_socket()
 
 
-class DULBase(DULServiceProvider):  # type: ignore[misc]
+class DULBase(DULServiceProvider):
     """A DUL with public names for the reactor internals a subclass's ``run_reactor`` uses;
     one PDU is read by ``read_pdu_data`` (pynetdicom's by default)."""
 
@@ -303,7 +310,7 @@ class DULBase(DULServiceProvider):  # type: ignore[misc]
         self._idle_timer.restart()
 
     def decode_pdu(self, data: bytes | bytearray) -> tuple[Any, str]:
-        return self._decode_pdu(bytearray(data))  # type: ignore[no-any-return]
+        return self._decode_pdu(bytearray(data))
 
     def queue_received_pdu(self, pdu: Any) -> None:
         self._recv_pdu.put(pdu)

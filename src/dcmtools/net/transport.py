@@ -132,11 +132,14 @@ def pdu_limit(pdu_type: int, max_pdu: int) -> int:
     return max(cap, MAX_ASSOCIATE_RQ)  # 2, 3: answers we do not expect as acceptor; bounded anyway
 
 
-def sendv(sock: socket.socket, buffers: list) -> None:
+Buffer = bytes | bytearray | memoryview
+
+
+def sendv(sock: socket.socket, buffers: list[Buffer]) -> None:
     """Send a list of buffers with as few system calls as possible (``sendmsg``)."""
     if isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
         # TLS sockets have no sendmsg: join into ~1 MB writes.
-        chunk: list = []
+        chunk: list[Buffer] = []
         size = 0
         for buf in buffers:
             chunk.append(buf)
@@ -167,7 +170,7 @@ def sendv(sock: socket.socket, buffers: list) -> None:
             break
 
 
-class _WakeQueue(queue.Queue):
+class _WakeQueue(queue.Queue[Any]):
     """A queue that wakes the reactor's select() when something is put on it."""
 
     def __init__(self, wake: Callable[[], None]) -> None:
@@ -191,6 +194,8 @@ class FastSocket(seam.SocketBase):
             set_nodelay(client_socket)
 
     def connect(self, primitive: Any) -> None:
+        if self.socket is None:  # as pynetdicom's own connect()
+            raise ValueError("A socket must be created before calling AssociationSocket.connect()")
         started = time.monotonic()
         # pynetdicom logs the failure and moves on; keep the exception for the diagnosis.
         sock = self.socket
@@ -221,16 +226,23 @@ class FastSocket(seam.SocketBase):
             self.connect_seconds = time.monotonic() - started
             self.mark_ready()
 
+    def _open_socket(self) -> socket.socket:
+        if self.socket is None:
+            raise ConnectionResetError("the association's socket is closed")
+        return self.socket
+
     def recv(self, nr_bytes: int) -> bytearray:
         try:
-            return recv_exact(self.socket, nr_bytes)
+            return recv_exact(self._open_socket(), nr_bytes)
         except ConnectionResetError:
             return bytearray()
 
     def send(self, bytestream: bytes) -> None:
         try:
-            self.socket.sendall(bytestream)
-            self.assoc.dul.pdu_sent()
+            self._open_socket().sendall(bytestream)
+            dul = self.assoc.dul
+            if isinstance(dul, FastDUL):  # always, with DcmtoolsAE
+                dul.pdu_sent()
             evt.trigger(self.assoc, evt.EVT_DATA_SENT, {"data": bytestream})
         except Exception:
             self.event_queue.put("Evt17")
@@ -303,8 +315,9 @@ class FastDUL(seam.DULBase):
         self.to_provider_queue = _WakeQueue(self.wake)
         self.io_lock = threading.RLock()
         self.pdata_hook: Callable[[FastDUL, bytearray], bool] | None = None
-        self.last_abort: tuple[int, int] | None = None
-        self.last_reject: tuple[int, int, int] | None = None
+        # as decoded: pynetdicom's PDU fields may be None
+        self.last_abort: tuple[int | None, int | None] | None = None
+        self.last_reject: tuple[int | None, int | None, int | None] | None = None
         self.trace: Any = None  # a trace.Tracer, when --trace is on
         # True while a fast-path user owns the socket between its exchanges:
         # the reactor then neither watches nor reads it (no wake-ups per reply).
@@ -366,7 +379,9 @@ class FastDUL(seam.DULBase):
         self.assoc.is_established = False
         seam.kill_association(self.assoc)
         self.stop_thread()
-        self.to_user_queue.put(None)  # an acceptor still waiting for its A-ASSOCIATE-RQ stops waiting
+        # An acceptor still waiting for its A-ASSOCIATE-RQ stops waiting (pynetdicom's receive_pdu() gives None
+        # for "nothing came"; its queue's annotation leaves None out).
+        self.to_user_queue.put(None)  # type: ignore[arg-type]
         if was_established:
             evt.trigger(self.assoc, evt.EVT_ABORTED, {})  # the SCP's records, the partial file discarded
 
@@ -466,7 +481,7 @@ class FastDUL(seam.DULBase):
         rlist: list[Any] = [self._wake_r]
         wrapped = self.socket
         sock = wrapped.socket if wrapped is not None else None
-        if sock is not None and wrapped.connected and not self.owned:
+        if sock is not None and isinstance(wrapped, seam.SocketBase) and wrapped.connected and not self.owned:
             if isinstance(sock, ssl.SSLSocket) and sock.pending():
                 return
             rlist.append(sock)
@@ -524,7 +539,7 @@ class FastDUL(seam.DULBase):
             ) from exc
         except (OSError, ValueError) as exc:
             LOGGER.debug("connection closed while reading a PDU: %s", exc)
-            if isinstance(exc, ssl.SSLError):
+            if isinstance(exc, ssl.SSLError) and isinstance(wrapped, FastSocket):
                 wrapped.read_error = exc  # e.g. a TLS 1.3 alert: client certificate required
             self.event_queue.put("Evt17")
             return

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, overload
 
 # Transfer syntaxes we must recognise by hand.
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -99,6 +99,10 @@ def parse_command(data: bytes | bytearray | memoryview) -> dict[int, bytes]:
     return out
 
 
+@overload
+def command_us(command: dict[int, bytes], tag: int, default: int) -> int: ...
+@overload
+def command_us(command: dict[int, bytes], tag: int, default: None = None) -> int | None: ...
 def command_us(command: dict[int, bytes], tag: int, default: int | None = None) -> int | None:
     raw = command.get(tag)
     return struct.unpack("<H", raw[:2])[0] if raw and len(raw) >= 2 else default

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, error_record
@@ -88,7 +88,7 @@ def films(inputs: Iterable[Any], film: FilmOptions) -> Iterator[tuple[str, Any]]
         yield "film", batch
 
 
-def ahead(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+def ahead(items: Iterable[Any], depth: int = 2) -> Generator[Any, None, None]:
     """``items`` produced by a thread, up to ``depth`` ahead of the consumer.
 
     Printing waits for the printer after each image box and each film; the
@@ -98,7 +98,7 @@ def ahead(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
     import queue
     import threading
 
-    slots: queue.Queue = queue.Queue(maxsize=depth)
+    slots: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
 

@@ -33,11 +33,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..stream.records import DcmtoolsError, ErrorCode
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 from .options import select_frames
 
 COLOUR = (
@@ -171,7 +174,7 @@ def min_max(x: np.ndarray, sample: np.ndarray | None = None) -> np.ndarray:
 # ------------------------------------------------------------------ reading
 
 
-def _open(path: str):
+def _open(path: str) -> Dataset:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -441,13 +444,16 @@ def _padding_mask(ds: Any, stored: np.ndarray) -> np.ndarray | None:
     if pad is None or isinstance(pad, bytes):
         return None
     limit = ds.get("PixelPaddingRangeLimit")
+    mask: np.ndarray
     try:
         if limit is not None and not isinstance(limit, bytes):
             low, high = sorted((int(pad), int(limit)))
-            return (stored >= low) & (stored <= high)
-        return stored == int(pad)
+            mask = (stored >= low) & (stored <= high)
+        else:
+            mask = stored == int(pad)
     except (TypeError, ValueError):
         return None
+    return mask
 
 
 def _voi(
@@ -462,8 +468,7 @@ def _voi(
     """Modality values to grey levels 0..1; ``sample`` marks the values that count for a
     minimum-to-maximum range (not padding; in a table: the levels present in the frame)."""
     if isinstance(window, tuple):
-        center, width = window
-        return window_linear(modality, center, width), "option", (center, width)
+        return window_linear(modality, window[0], window[1]), "option", window
     if window == "minmax":
         return min_max(modality, sample), "minmax", None
     item = _frame_item(ds, index, "FrameVOILUTSequence")
@@ -507,7 +512,8 @@ def _voi_lut(ds: Any, modality: np.ndarray, warnings: list[str]) -> np.ndarray |
         if lut.max() > top:
             top = float(lut.max())
         positions = np.clip(np.rint(modality).astype(np.int64) - first, 0, len(lut) - 1)
-        return lut[positions] / top
+        grey: np.ndarray = lut[positions] / top
+        return grey
     except Exception as exc:
         warnings.append(f"the file's VOI LUT cannot be used ({exc}); showed the image's range instead")
         return None
@@ -532,10 +538,10 @@ def _aspect(ds: Any, index: int) -> tuple[int, int] | None:
         or ds.get("ImagerPixelSpacing")
     )
     try:
-        row, column = (float(v) for v in spacing)
+        row_mm, column_mm = (float(v) for v in spacing)
     except (TypeError, ValueError):
         return None
-    if row <= 0 or column <= 0 or abs(row / column - 1.0) < 1e-3:
+    if row_mm <= 0 or column_mm <= 0 or abs(row_mm / column_mm - 1.0) < 1e-3:
         return None
-    fraction = Fraction(row / column).limit_denominator(100)
+    fraction = Fraction(row_mm / column_mm).limit_denominator(100)
     return fraction.numerator, fraction.denominator

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..stream.records import DcmtoolsError, ErrorCode
 from .options import RenderOptions
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+    from pydicom.dataset import Dataset
 
-def _read(path: str):
+# What a pipeline applied, for the record: {"window": [c, w], "voi": "file", "inverted": true ...}
+Applied = dict[str, Any]
+
+
+def _read(path: str) -> Dataset:
     from ..transcode.reading import read_dataset
 
     ds, _size = read_dataset(path)
     return ds
 
 
-def decode(ds, path: str):
+def decode(ds: Dataset, path: str) -> tuple[NDArray[Any], str, dict[str, Any]]:
     """All frames as an array ``(frames, rows, columns[, samples])`` and the photometric interpretation."""
     from ..transcode.pixels import decode_pixels, native_order
     from ..transcode.reading import source_syntax
@@ -37,7 +44,7 @@ def decode(ds, path: str):
 # ------------------------------------------------------------------ the grey pipeline
 
 
-def _first(value) -> float | None:
+def _first(value: Any) -> float | None:  # an element's value, as pydicom holds it
     if value is None:
         return None
     try:
@@ -48,7 +55,7 @@ def _first(value) -> float | None:
         return None
 
 
-def file_window(ds) -> tuple[float, float] | None:
+def file_window(ds: Dataset) -> tuple[float, float] | None:
     """The file's first window (center, width), if it has a usable one."""
     center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
     if center is None or width is None or not width >= 1 or not math.isfinite(center):
@@ -56,7 +63,9 @@ def file_window(ds) -> tuple[float, float] | None:
     return center, width
 
 
-def choose_voi(ds, values, opts: RenderOptions, counts=None) -> dict[str, Any]:
+def choose_voi(
+    ds: Dataset, values: NDArray[Any], opts: RenderOptions, counts: NDArray[Any] | None = None
+) -> dict[str, Any]:
     """Which VOI transformation applies: ``{"window": (c, w), "function": ...}`` or ``{"voi_lut": index}``.
 
     ``values`` are the modality values; with ``counts`` they are a table of
@@ -87,7 +96,7 @@ def choose_voi(ds, values, opts: RenderOptions, counts=None) -> dict[str, Any]:
             order = np.argsort(values, kind="stable")
             cumulative = np.cumsum(counts[order]) / counts.sum()
             low = float(values[order][np.searchsorted(cumulative, 0.025)])
-            high = float(values[order][min(len(order) - 1, np.searchsorted(cumulative, 0.975))])
+            high = float(values[order][min(len(order) - 1, int(np.searchsorted(cumulative, 0.975)))])
         return {**_minmax_window(low, high), "source": "histogram"}
     if not opts.minmax:
         window = file_window(ds)
@@ -104,7 +113,7 @@ def _minmax_window(low: float, high: float) -> dict[str, Any]:
     return {"window": ((low + high + 1) / 2, max(1.0, high - low + 1)), "function": "LINEAR"}
 
 
-def apply_window(values, center: float, width: float, function: str, out_max: int):
+def apply_window(values: NDArray[Any], center: float, width: float, function: str, out_max: int) -> NDArray[Any]:
     """PS3.3 C.11.2.1.2 (and .3.2): modality values -> 0..out_max (float)."""
     import numpy as np
 
@@ -118,7 +127,9 @@ def apply_window(values, center: float, width: float, function: str, out_max: in
     return np.clip((x - (center - 0.5)) / (width - 1) + 0.5, 0, 1) * out_max
 
 
-def grey_pipeline(ds, frames, photometric: str, opts: RenderOptions):
+def grey_pipeline(
+    ds: Dataset, frames: NDArray[Any], photometric: str, opts: RenderOptions
+) -> tuple[NDArray[Any], Applied]:
     """Stored grey values of ``frames`` -> display values (uint8/uint16) and what was applied.
 
     Integer pixels of up to 16 bits go through one table over the range of
@@ -141,7 +152,9 @@ def grey_pipeline(ds, frames, photometric: str, opts: RenderOptions):
     return (table[index] if index is not None else table), applied
 
 
-def display_values(ds, values, photometric: str, opts: RenderOptions, counts=None):
+def display_values(
+    ds: Dataset, values: NDArray[Any], photometric: str, opts: RenderOptions, counts: NDArray[Any] | None = None
+) -> tuple[NDArray[Any], Applied]:
     """Modality values -> display values: the VOI, then the presentation LUT shape."""
     import numpy as np
     from pydicom.pixels import apply_voi
@@ -170,7 +183,9 @@ def display_values(ds, values, photometric: str, opts: RenderOptions, counts=Non
     return np.clip(np.floor(shown), 0, out_max).astype(dtype), applied
 
 
-def colour_pipeline(ds, frames, photometric: str, meta: dict[str, Any], opts: RenderOptions):
+def colour_pipeline(
+    ds: Dataset, frames: NDArray[Any], photometric: str, meta: dict[str, Any], opts: RenderOptions
+) -> tuple[NDArray[Any], Applied]:
     """Stored colour samples -> RGB display values (uint8, or uint16 for 16-bit PNG of 16-bit data)."""
     import numpy as np
     from pydicom.pixels import apply_color_lut, convert_color_space

@@ -6,7 +6,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..stream.outputs import Mirror, write_atomic
 from ..stream.records import DcmtoolsError, error_record
@@ -14,6 +14,9 @@ from .options import THUMBNAIL_SIZE, RenderOptions, output_base
 from .output import fit, to_pil
 from .pipeline import _first, _read
 from .work import _internal, _work, display_frames, plan
+
+if TYPE_CHECKING:
+    from ..stream.inputs import InputItem
 
 
 @dataclass
@@ -41,7 +44,13 @@ def _header(path: str) -> dict[str, Any]:
         return {"uid": f"no-series:{path}", "number": 0.0}
 
 
-def thumbnails(items: Iterable[Any], out_dir, args, options: RenderOptions, jobs: int) -> Iterator[dict[str, Any]]:
+def thumbnails(
+    items: Iterable[InputItem],
+    out_dir: str | os.PathLike[str],
+    args: Iterable[str] | None,
+    options: RenderOptions,
+    jobs: int,
+) -> Iterator[dict[str, Any]]:
     """One image per series (its middle instance by Instance Number, the middle frame), ``size`` 256 px by default.
 
     Only the series' paths are kept while the headers are read; the records
@@ -62,7 +71,7 @@ def thumbnails(items: Iterable[Any], out_dir, args, options: RenderOptions, jobs
     mirror = Mirror(out_dir, list(args or []))
     options = replace(options, size=options.size or (THUMBNAIL_SIZE, THUMBNAIL_SIZE), middle_frame=True)
 
-    def jobs_of():
+    def jobs_of() -> Iterator[tuple[str, str, RenderOptions]]:
         for s in series.values():
             s.paths.sort()
             path = s.paths[(len(s.paths) - 1) // 2][1]
@@ -116,7 +125,7 @@ def _tile(job: tuple[str, RenderOptions]) -> dict[str, Any]:
 
 
 def contact_sheet(
-    items: Iterable[Any],
+    items: Iterable[InputItem],
     sheet: str,
     options: RenderOptions,
     *,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..stream.outputs import Mirror, exists_error
 from ..stream.records import DcmtoolsError, ErrorCode, error_record, internal_error
@@ -12,8 +12,17 @@ from .options import RenderOptions, output_base
 from .output import burn_overlays, fit, save, to_pil
 from .pipeline import _read, colour_pipeline, decode, grey_pipeline
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+    from pydicom.dataset import Dataset
 
-def display_frames(ds, path: str, opts: RenderOptions) -> Iterator[tuple[int, Any, dict[str, Any]]]:
+    from ..stream.inputs import InputItem
+
+# One input's work: (path, output base, options), or its record already (an input that could not be read).
+Job = tuple[str, str, RenderOptions] | dict[str, Any]
+
+
+def display_frames(ds: Dataset, path: str, opts: RenderOptions) -> Iterator[tuple[int, NDArray[Any], dict[str, Any]]]:
     """``(frame_number, numpy display image, what was applied)`` for the frames asked for, before scaling."""
     arr, photometric, meta = decode(ds, path)
     count = arr.shape[0]
@@ -93,11 +102,13 @@ def _internal(path: str, exc: BaseException) -> dict[str, Any]:
     return error_record("file", internal_error(path, exc), path=path)
 
 
-def _work_or_pass(job):
+def _work_or_pass(job: Job) -> dict[str, Any]:
     return job if isinstance(job, dict) else _work(job)
 
 
-def plan(items: Iterable[Any], out_dir: str | os.PathLike, args: Iterable[str] | None):
+def plan(
+    items: Iterable[InputItem], out_dir: str | os.PathLike[str], args: Iterable[str] | None
+) -> Iterator[tuple[str, str] | dict[str, Any]]:
     """``(path, out_base)`` jobs, or the error record of an input that could not be read."""
     mirror = Mirror(out_dir, list(args or []))
     out_real = os.path.realpath(os.fspath(out_dir)).rstrip(os.sep) + os.sep
@@ -110,11 +121,17 @@ def plan(items: Iterable[Any], out_dir: str | os.PathLike, args: Iterable[str] |
         yield item.path, output_base(mirror(item.path))
 
 
-def run_render(items: Iterable[Any], out_dir, args, options: RenderOptions, jobs: int) -> Iterator[dict[str, Any]]:
+def run_render(
+    items: Iterable[InputItem],
+    out_dir: str | os.PathLike[str],
+    args: Iterable[str] | None,
+    options: RenderOptions,
+    jobs: int,
+) -> Iterator[dict[str, Any]]:
     """Records of every input item, in input order."""
     from ..stream.parallel import map_ordered
 
-    def jobs_of():
+    def jobs_of() -> Iterator[Job]:
         for entry in plan(items, out_dir, args):
             yield entry if isinstance(entry, dict) else (entry[0], entry[1], options)
 
@@ -123,7 +140,7 @@ def run_render(items: Iterable[Any], out_dir, args, options: RenderOptions, jobs
 
 def render(
     inputs: Iterable[str],
-    out_dir: str | os.PathLike,
+    out_dir: str | os.PathLike[str],
     options: RenderOptions | None = None,
     *,
     jobs: int = 1,

@@ -31,10 +31,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .journal import Journal, JournalError
 from .shard import Shard, select
+
+if TYPE_CHECKING:
+    from .cluster import DaskExecutor
+    from .inputs import InputItem
+
+R = TypeVar("R")
 
 
 class Batch:
@@ -54,7 +60,7 @@ class Batch:
         self.skipped = 0
         self.journal: Journal | None = None
         self.resumed = False
-        self.executor_ = None
+        self.executor_: DaskExecutor | None = None
         if journal is not None:
             self.journal = Journal(journal, kind=command)
             try:
@@ -76,7 +82,7 @@ class Batch:
         self.resumed = self.journal.total() > 0
 
     # -- inputs
-    def inputs(self, items: Iterable) -> Iterator:
+    def inputs(self, items: Iterable[InputItem]) -> Iterator[InputItem]:
         """The items of this shard that the journal does not record as done."""
         for item in select(items, self.shard):
             if self.journal is not None and item.error is None and item.path:
@@ -112,7 +118,7 @@ class Batch:
 
     # -- where the work runs
     @contextmanager
-    def executor(self) -> Iterator[Any]:
+    def executor(self) -> Iterator[DaskExecutor | None]:
         if not self.cluster:
             with nullcontext():
                 yield None
@@ -124,7 +130,11 @@ class Batch:
             self.executor_ = executor
             yield executor
 
-    def stream(self, results: Iterable, record: Callable[[Any], dict[str, Any]] | None = None) -> Iterator:
+    @overload
+    def stream(self, results: Iterable[dict[str, Any]], record: None = None) -> Iterator[dict[str, Any]]: ...
+    @overload
+    def stream(self, results: Iterable[R], record: Callable[[R], dict[str, Any]]) -> Iterator[R]: ...
+    def stream(self, results: Iterable[Any], record: Callable[[Any], dict[str, Any]] | None = None) -> Iterator[Any]:
         """``results`` (a lazy generator, e.g. of ``map_ordered``) run inside ``executor()``,
         each result's record (``record(result)``, else the result) given to ``done``."""
         with self.executor():

@@ -30,9 +30,17 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .records import DcmtoolsError, ErrorCode, ExitStatus
+
+if TYPE_CHECKING:
+    from distributed import Client, Future, Scheduler
+
+T = TypeVar("T")
+R = TypeVar("R")
+# The module global a task sets on its worker before it runs: (module, attribute, value or Dask handle).
+Shared = tuple[str, str, Any]
 
 ENV = "DASK_SCHEDULER_ADDRESS"
 
@@ -52,14 +60,14 @@ def resolve_address(address: str | None) -> str | None:
     return address
 
 
-def _run_chunk(func: Callable, chunk: list, state: tuple[str, str, Any] | None) -> list:
+def _run_chunk(func: Callable[[T], R], chunk: list[T], state: Shared | None) -> list[R]:
     if state is not None:
         module, attribute, value = state
         setattr(importlib.import_module(module), attribute, value)
     return [func(item) for item in chunk]
 
 
-def _lost_key(dask_scheduler, key: str, since: float) -> bool:  # runs on the scheduler
+def _lost_key(dask_scheduler: Scheduler, key: str, since: float) -> bool:  # runs on the scheduler
     """Was the task ``key`` running on (or its result held by) a worker that left since ``since``?"""
     for stamp, msg in dask_scheduler.get_events("all"):
         if stamp >= since and isinstance(msg, dict) and msg.get("action") == "remove-worker":
@@ -78,6 +86,7 @@ class DaskExecutor:
         except ImportError:
             raise ClusterError("--cluster needs Dask", "pip install 'dcmtools[cluster]'") from None
         self.address = address
+        self.client: Client | None
         try:
             self.client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:
@@ -100,13 +109,25 @@ class DaskExecutor:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def _client(self) -> Client:
+        if self.client is None:
+            raise ClusterError(f"the client of the Dask scheduler at {self.address} is closed")
+        return self.client
+
     def map_ordered(
-        self, func: Callable, items: Iterable, *, chunksize: int = 8, lost=None, state=None, again=None
-    ) -> Iterator:
+        self,
+        func: Callable[[T], R],
+        items: Iterable[T],
+        *,
+        chunksize: int = 8,
+        lost: Callable[[T, str], R] | None = None,
+        state: Shared | None = None,
+        again: Callable[[T, R], T | None] | None = None,
+    ) -> Iterator[R]:
         from distributed import KilledWorker
 
-        client = self.client
-        shared = None
+        client = self._client()
+        shared: Shared | None = None
         if state is not None:
             module, attribute, value = state
             # Sent once to every worker, not with every chunk.
@@ -114,7 +135,7 @@ class DaskExecutor:
             shared = (module, attribute, handle)
         window = self.window or max(4, 4 * max(1, self.workers()))
         source = iter(items)
-        pending: deque = deque()
+        pending: deque[tuple[list[T], Future[list[R]]]] = deque()
         exhausted = False
         while True:
             while not exhausted and len(pending) < window:
@@ -139,13 +160,17 @@ class DaskExecutor:
             # The window refills only now: the results waiting on the driver stay bounded.
             del results
 
-    def _submit(self, func, chunk, shared):
-        if shared is not None:
-            module, attribute, handle = shared
-            return self.client.submit(_run_chunk, func, chunk, (module, attribute, handle), pure=False)
-        return self.client.submit(_run_chunk, func, chunk, None, pure=False)
+    def _submit(self, func: Callable[[T], R], chunk: list[T], shared: Shared | None) -> Future[list[R]]:
+        return self._client().submit(_run_chunk, func, chunk, shared, pure=False)
 
-    def _alone(self, func, chunk, shared, lost, exc) -> Iterator:
+    def _alone(
+        self,
+        func: Callable[[T], R],
+        chunk: list[T],
+        shared: Shared | None,
+        lost: Callable[[T, str], R] | None,
+        exc: BaseException,
+    ) -> Iterator[R]:
         from distributed import KilledWorker
 
         for item in chunk:
@@ -160,14 +185,25 @@ class DaskExecutor:
             finally:
                 future.release()
 
-    def _again(self, func, chunk, results, shared, again, key: str) -> list:
-        redo = [(n, again(item, result)) for n, (item, result) in enumerate(zip(chunk, results, strict=False))]
-        redo = [(n, item) for n, item in redo if item is not None]
+    def _again(
+        self,
+        func: Callable[[T], R],
+        chunk: list[T],
+        results: list[R],
+        shared: Shared | None,
+        again: Callable[[T, R], T | None],
+        key: str,
+    ) -> list[R]:
+        redo: list[tuple[int, T]] = []
+        for n, (item, result) in enumerate(zip(chunk, results, strict=False)):
+            rerun = again(item, result)
+            if rerun is not None:
+                redo.append((n, rerun))
         if not redo:
             return results
         # Only when this chunk's worker left (the scheduler's event log says so) can an output be
         # our own earlier attempt's; otherwise "exists" is the user's file and stays an error.
-        if not self.client.run_on_scheduler(_lost_key, key=key, since=self.started - 1.0):
+        if not self._client().run_on_scheduler(_lost_key, key=key, since=self.started - 1.0):
             return results
         future = self._submit(func, [item for _, item in redo], shared)
         try:

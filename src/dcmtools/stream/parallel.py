@@ -13,7 +13,7 @@ import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -83,11 +83,26 @@ def map_ordered(
     yield from _Pool(func, jobs, chunksize, lost).map(items)
 
 
-_EXECUTOR = None  # set by use_executor(): e.g. a dcmtools.stream.cluster.DaskExecutor
+class Executor(Protocol):
+    """Where ``map_ordered`` sends its work instead of local processes (``dcmtools.stream.cluster.DaskExecutor``)."""
+
+    def map_ordered(
+        self,
+        func: Callable[[T], R],
+        items: Iterable[T],
+        *,
+        chunksize: int = ...,
+        lost: Callable[[T, str], R] | None = ...,
+        state: tuple[str, str, object] | None = ...,
+        again: Callable[[T, R], T | None] | None = ...,
+    ) -> Iterator[R]: ...
+
+
+_EXECUTOR: Executor | None = None  # set by use_executor()
 
 
 @contextmanager
-def use_executor(executor) -> Iterator[None]:
+def use_executor(executor: Executor | None) -> Iterator[None]:
     """Within this block, ``map_ordered`` sends its work to ``executor`` (None: local)."""
     global _EXECUTOR
     previous, _EXECUTOR = _EXECUTOR, executor

@@ -274,6 +274,7 @@ class RecordWriter:
         self.failed = 0
         self.error_codes: dict[str, int] = {}
         self.status = ExitStatus.OK
+        self.lines = 0  # lines written to stdout, the summary aside
         self.started = time.monotonic()
         self.table: RowSink | None = None
 
@@ -290,6 +291,7 @@ class RecordWriter:
         self._count(record)
         if self.table is not None:
             self.table.write(record)
+            self.lines += 1
             return
         if self.json_mode:
             self.stream.write(dumps(record) + "\n")
@@ -298,6 +300,7 @@ class RecordWriter:
             if text is None:
                 return
             self.stream.write(printable_name(text) + "\n")
+        self.lines += 1
         self.stream.flush()
 
     def write_line(self, line: str, ok: bool | None, code: str | None = None) -> None:
@@ -306,8 +309,10 @@ class RecordWriter:
             self._count({"ok": ok, "error": {"code": code}} if not ok else {"ok": True})
         if self.table is not None:
             self.table.write(json.loads(line))
+            self.lines += 1
             return
         self.stream.write(printable_name(line) + "\n")
+        self.lines += 1
         self.stream.flush()
 
     def _count(self, record: dict[str, Any]) -> None:
@@ -344,6 +349,11 @@ class RecordWriter:
         record.update(extra)
         record["seconds"] = round(time.monotonic() - self.started, 3)
         record["exit_status"] = int(self.status)
+        finish = getattr(self.human, "finish", None)  # a formatter holding rows (a table) prints them now
+        if not self.json_mode and finish is not None:
+            for line in finish():
+                self.stream.write(printable_name(line) + "\n")
+            self.stream.flush()
         if self.table is not None:
             self.table.close()
         if self.json_mode and self.table is None:

@@ -23,6 +23,10 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .inputs import InputItem
 
 STUDY_INSTANCE_UID = 0x0020000D
 _STOP = 0x0020000E  # the series level: the study UID is read, nothing after it
@@ -116,14 +120,14 @@ def study_key(path: str) -> str:
     return f"study:{uid}" if uid else f"path:{path}"
 
 
-def key_of(item) -> str:
+def key_of(item: InputItem) -> str:
     """The shard key of an input item (``dcmtools.stream.inputs.InputItem``)."""
     if item.error is not None or not item.path:
         return f"path:{item.path}"
     return study_key(item.path)
 
 
-def select(items: Iterable, shard: Shard | None) -> Iterator:
+def select(items: Iterable[InputItem], shard: Shard | None) -> Iterator[InputItem]:
     """The items of ``shard`` (all of them when None), in their order, one at a time."""
     if shard is None or shard.count == 1:
         yield from items

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..dicom import codecs
 from ..dicom.codecs import Syntax
 from ..stream.outputs import Mirror
 from ..stream.records import DcmtoolsError, ErrorCode, error_record, internal_error
 from .options import TranscodeOptions, options_for
+
+if TYPE_CHECKING:
+    from ..stream.inputs import InputItem
 from .work import transcode_file
+
+# One input's work: (path, out, options), or its record already (an input that failed before any work).
+Job = tuple[str, str, TranscodeOptions] | dict[str, Any]
 
 
 def _work(job: tuple[str, str, TranscodeOptions]) -> dict[str, Any]:
@@ -48,7 +54,7 @@ def raised_in_pydicom(exc: BaseException) -> bool:
 def transcode(
     inputs: Iterable[str],
     to: str | Syntax,
-    out_dir: str | os.PathLike,
+    out_dir: str | os.PathLike[str],
     *,
     jobs: int = 1,
     files_from: str | None = None,
@@ -81,7 +87,7 @@ class OutputPlan:
     ``exists`` error (it would replace the first with --overwrite).
     """
 
-    def __init__(self, items: Iterable[Any], out_dir: str | os.PathLike, args: Iterable[str] | None) -> None:
+    def __init__(self, items: Iterable[InputItem], out_dir: str | os.PathLike[str], args: Iterable[str] | None) -> None:
         self.items = items
         self.mirror = Mirror(out_dir, list(args or []))
         self.out_real = os.path.realpath(os.fspath(out_dir))
@@ -112,18 +118,24 @@ class OutputPlan:
             yield item.path, out, None
 
 
-def run_plan(plan: Iterable[tuple[str, str | None, dict[str, Any] | None]], options: TranscodeOptions, jobs: int):
+def run_plan(
+    plan: Iterable[tuple[str, str | None, dict[str, Any] | None]], options: TranscodeOptions, jobs: int
+) -> Iterator[dict[str, Any]]:
     """Records for every entry of a plan, input errors included, in input order."""
     from ..stream.parallel import map_ordered
 
-    def jobs_of() -> Iterator[tuple[str, str, TranscodeOptions] | dict[str, Any]]:
+    def jobs_of() -> Iterator[Job]:
         for path, out, error in plan:
-            yield error if error is not None else (path, out, options)
+            if error is not None:
+                yield error
+            else:
+                assert out is not None  # a plan gives an output to every input without an error
+                yield (path, out, options)
 
     yield from map_ordered(_work_or_pass, jobs_of(), jobs, lost=_lost, again=_again)
 
 
-def _again(job: Any, record: dict[str, Any]) -> Any:
+def _again(job: Job, record: dict[str, Any]) -> Job | None:
     """--cluster: an output that "exists" may be this run's own attempt lost with its worker."""
     if isinstance(job, tuple) and (record.get("error") or {}).get("code") == ErrorCode.EXISTS:
         from dataclasses import replace
@@ -132,13 +144,15 @@ def _again(job: Any, record: dict[str, Any]) -> Any:
     return None
 
 
-def _lost(job, reason: str) -> dict[str, Any]:
+def _lost(job: Job, reason: str) -> dict[str, Any]:
+    if isinstance(job, dict):
+        return job
     path, out, _ = job
     error = DcmtoolsError(ErrorCode.WORKER_DIED, reason, hint="try it alone with `jobs` 1")
     return error_record("file", error, path=path, out=out)
 
 
-def _work_or_pass(job):
+def _work_or_pass(job: Job) -> dict[str, Any]:
     if isinstance(job, dict):
         return job
     return _work(job)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ..dicom import codecs
 from ..dicom.codecs import ImageInfo, Syntax
 from ..stream.records import DcmtoolsError, ErrorCode
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+    from pydicom.dataset import Dataset
 
-def decode_pixels(ds, path: str, uid: str):
+
+def decode_pixels(ds: Dataset, path: str, uid: str) -> tuple[NDArray[Any], dict[str, Any]]:
     """The pixels as pydicom decodes them, and their description."""
     from pydicom.pixels import get_decoder
 
@@ -31,7 +35,7 @@ def decode_pixels(ds, path: str, uid: str):
     try:
         plugin = codecs.decoding_plugin(uid, decoder.available_plugins)
         with codecs._quiet_plugins():
-            arr, meta = decoder.as_array(ds, raw=not codecs.decode_as_rgb(uid), decoding_plugin=plugin)
+            arr, decoded_meta = decoder.as_array(ds, raw=not codecs.decode_as_rgb(uid), decoding_plugin=plugin)
     except BaseException as exc:  # a codec panic (pyo3 PanicException) is no Exception
         codecs.reraise_interrupt(exc)
         text = codecs._first_line(exc)
@@ -51,7 +55,7 @@ def decode_pixels(ds, path: str, uid: str):
             f"the pixel data of {path} ({codecs.name_of(uid)}) could not be decoded: {text}",
             hint="the codestream may be corrupt; a file already in the target syntax is copied as it is",
         ) from None
-    meta = dict(meta)
+    meta: dict[str, Any] = dict(decoded_meta)
     pi = str(meta.get("photometric_interpretation", ds.get("PhotometricInterpretation", "")))
     pi = getattr(pi, "value", pi)
     if pi == "YBR_FULL_422":
@@ -60,7 +64,12 @@ def decode_pixels(ds, path: str, uid: str):
     return arr, meta
 
 
-def native_order(arr):
+@overload
+def native_order(arr: NDArray[Any]) -> NDArray[Any]: ...
+@overload
+def native_order(arr: None) -> None: ...
+def native_order(arr: NDArray[Any] | None) -> NDArray[Any] | None:
+    """The array in little endian byte order (what DICOM files hold)."""
     if arr is None:
         return None
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not _little()):
@@ -74,7 +83,7 @@ def _little() -> bool:
     return sys.byteorder == "little"
 
 
-def _image_info(ds, meta: dict[str, Any], frames: int) -> ImageInfo:
+def _image_info(ds: Dataset, meta: dict[str, Any], frames: int) -> ImageInfo:
     return ImageInfo(
         rows=int(ds.Rows),
         columns=int(ds.Columns),
@@ -93,7 +102,7 @@ def _raw_pixel_bytes(image: ImageInfo) -> int:
     ) // 8
 
 
-def _set_encapsulated(ds, frames: list[bytes], target: Syntax, out_pi: str, samples: int) -> None:
+def _set_encapsulated(ds: Dataset, frames: list[bytes], target: Syntax, out_pi: str, samples: int) -> None:
     from pydicom.encaps import encapsulate, encapsulate_extended
 
     for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
@@ -112,7 +121,7 @@ def _set_encapsulated(ds, frames: list[bytes], target: Syntax, out_pi: str, samp
         ds.PlanarConfiguration = 1 if codecs.uses_planar_configuration_1(target) else 0
 
 
-def set_native(ds, arr, meta: dict[str, Any]) -> None:
+def set_native(ds: Dataset, arr: NDArray[Any], meta: dict[str, Any]) -> None:
     import numpy as np
     from pydicom.pixels import pack_bits
 
@@ -135,7 +144,7 @@ def set_native(ds, arr, meta: dict[str, Any]) -> None:
         ds.PlanarConfiguration = 0
 
 
-def _mark_lossy(ds, target: Syntax, ratio: float, keep_uid: bool, info: dict[str, Any]) -> None:
+def _mark_lossy(ds: Dataset, target: Syntax, ratio: float, keep_uid: bool, info: dict[str, Any]) -> None:
     """Lossy Image Compression (0028,2110), Ratio (0028,2112), Method (0028,2114)."""
     from pydicom.uid import generate_uid
 
@@ -156,7 +165,7 @@ def _mark_lossy(ds, target: Syntax, ratio: float, keep_uid: bool, info: dict[str
         info["sop_instance_uid"] = uid
 
 
-def _values(value) -> list[Any]:
+def _values(value: Any) -> list[Any]:  # an element's value, as pydicom holds it
     if value is None or value == "":
         return []
     return list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]

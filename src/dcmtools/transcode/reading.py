@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ..dicom import codecs
 from ..stream.records import DcmtoolsError, ErrorCode
 
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
-def read_dataset(path: str):
+
+def read_dataset(path: str) -> tuple[Dataset, int]:
     """The dataset in ``path``, or a DcmtoolsError in the user's words."""
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -23,6 +27,7 @@ def read_dataset(path: str):
         raise DcmtoolsError(ErrorCode.UNREADABLE, f"cannot read {path}: {exc.strerror or exc}") from None
     if size == 0:
         raise DcmtoolsError(ErrorCode.EMPTY, f"{path} is empty (0 bytes)")
+    ds: Dataset
     try:
         try:
             ds = pydicom.dcmread(path)
@@ -46,7 +51,7 @@ def read_dataset(path: str):
     return ds, size
 
 
-def _read_bare(path: str):
+def _read_bare(path: str) -> Dataset:
     """A dataset without preamble and file meta (an older way to store DICOM).
 
     ``dicomfile`` (the reader of ``dump``) decides whether the file holds DICOM
@@ -67,7 +72,7 @@ def _read_bare(path: str):
     return pydicom.dcmread(path, force=True)
 
 
-def source_syntax(ds) -> str:
+def source_syntax(ds: Dataset) -> str:
     """The transfer syntax UID the dataset was read in."""
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None

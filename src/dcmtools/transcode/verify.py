@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..dicom import encoding
 from ..dicom.codecs import Syntax
@@ -12,8 +12,13 @@ from ..stream.records import DcmtoolsError, ErrorCode
 from .options import TranscodeOptions
 from .pixels import decode_pixels
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
-def _verify(data: bytes, src, meta, target: Syntax, opts: TranscodeOptions, path: str):
+
+def _verify(
+    data: bytes, src: NDArray[Any], meta: dict[str, Any], target: Syntax, opts: TranscodeOptions, path: str
+) -> dict[str, Any]:
     """Decode the bytes about to be written and compare them with the input's pixels."""
     import numpy as np
     import pydicom

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..dicom import codecs, encoding
 from ..stream.outputs import exists_error, write_atomic
@@ -22,6 +22,10 @@ from .pixels import (
 from .reading import read_dataset, source_syntax
 from .verify import _ratio, _verify
 from .writing import _prepare_meta, _serialize
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+    from pydicom.dataset import Dataset
 
 
 def transcode_file(path: str, out: str, options: TranscodeOptions) -> dict[str, Any]:
@@ -115,18 +119,23 @@ def _transcode(path: str, out: str, opts: TranscodeOptions) -> dict[str, Any]:
     return _transcode_image(ds, path, out, opts, src_uid, info)
 
 
-def _transcode_image(ds, path: str, out: str, opts: TranscodeOptions, src_uid: str, info: dict[str, Any]):
+def _transcode_image(
+    ds: Dataset, path: str, out: str, opts: TranscodeOptions, src_uid: str, info: dict[str, Any]
+) -> dict[str, Any]:
     target = opts.target
     keep_native_bytes = src_uid in codecs.NATIVE_LE and not target.encapsulated
     verifying = opts.verifying
 
-    src = meta = None
+    # Decoded unless the native bytes are kept as they are and nothing is verified.
+    src: NDArray[Any] | None = None
+    meta: dict[str, Any] = {}
     if not keep_native_bytes or verifying:
         src, meta = decode_pixels(ds, path, src_uid)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     info["frames"] = frames
 
     if target.encapsulated:
+        assert src is not None  # an encapsulated target never keeps the native bytes
         image = _image_info(ds, meta, frames)
         out_pi = codecs.check_encodable(target, image)
         arr = native_order(src)
@@ -146,6 +155,7 @@ def _transcode_image(ds, path: str, out: str, opts: TranscodeOptions, src_uid: s
             _mark_lossy(ds, target, raw_size / max(1, enc_size), opts.keep_uid, info)
     elif not keep_native_bytes:
         # Compressed or big endian in, native little endian out.
+        assert src is not None
         set_native(ds, native_order(src), meta)
     if src_uid in LOSSY_ONLY and str(ds.get("LossyImageCompression", "")) != "01" and not target.lossy:
         # Once lossy, always lossy (PS3.3 C.7.6.1.1.5), whatever it is stored in now.
@@ -155,6 +165,7 @@ def _transcode_image(ds, path: str, out: str, opts: TranscodeOptions, src_uid: s
     data = _serialize(ds, path, src_uid)
 
     if verifying:
+        assert src is not None
         info.update(_verify(data, src, meta, target, opts, path))
     else:
         info["verified"] = False
@@ -171,7 +182,7 @@ def same_file(a: str, b: str) -> bool:
         return False
 
 
-def _copy_into(path: str, stream) -> None:
+def _copy_into(path: str, stream: BinaryIO) -> None:
     import shutil
 
     with open(path, "rb") as source:

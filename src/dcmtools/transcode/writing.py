@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 from ..dicom import codecs
 from ..dicom.reader import LONG_VRS
@@ -10,8 +11,11 @@ from ..dicom.values import WORD_SIZE
 from ..stream.records import DcmtoolsError, ErrorCode
 from .options import IMPLEMENTATION_VERSION_NAME
 
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
-def _prepare_meta(ds, uid: str) -> None:
+
+def _prepare_meta(ds: Dataset, uid: str) -> None:
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
@@ -30,7 +34,7 @@ def _prepare_meta(ds, uid: str) -> None:
     meta.ImplementationVersionName = f"{IMPLEMENTATION_VERSION_NAME}_{__version__}"[:16]
 
 
-def to_little_endian(ds, src_uid: str) -> None:
+def to_little_endian(ds: Dataset, src_uid: str) -> None:
     """Parse every element (in sequences too) and make raw binary values little endian.
 
     Parsing them all lets pydicom write each with its VR even when the file's
@@ -43,7 +47,7 @@ def to_little_endian(ds, src_uid: str) -> None:
 
     swap = src_uid == codecs.BIG_ENDIAN
 
-    def walk(dataset) -> None:
+    def walk(dataset: Dataset) -> None:
         for element in dataset:  # converts raw elements using the source encoding
             if element.VR == "SQ":
                 for item in element.value or []:
@@ -60,7 +64,7 @@ def to_little_endian(ds, src_uid: str) -> None:
     walk(ds)
 
 
-def _serialize(ds, path: str, src_uid: str) -> bytes:
+def _serialize(ds: Dataset, path: str, src_uid: str) -> bytes:
     """The dataset as a DICOM file in the transfer syntax of its file meta."""
     import pydicom
 
@@ -95,7 +99,7 @@ def _serialize(ds, path: str, src_uid: str) -> bytes:
     return buffer.getvalue()
 
 
-def _explicit_le_bytes(ds) -> bytes | None:
+def _explicit_le_bytes(ds: Dataset) -> bytes | None:
     """What ``dcmwrite(enforce_file_format=True)`` writes, faster, or None when it does not apply.
 
     For an explicit VR little endian dataset written again in explicit VR
@@ -114,7 +118,9 @@ def _explicit_le_bytes(ds) -> bytes | None:
     from pydicom.filewriter import write_data_element, write_file_meta_info
 
     meta = getattr(ds, "file_meta", None)
-    uid = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if meta is None:
+        return None
+    uid = str(meta.get("TransferSyntaxUID", ""))
     if uid in ("", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99", codecs.BIG_ENDIAN):
         return None
     if tuple(ds.original_encoding) != (False, True) or ds.original_character_set != ds._character_set:

@@ -100,7 +100,7 @@ def _read_secret(path: str, what: str) -> str:
         ) from None
 
 
-def web_peer_entry(text: str, peers_file: str | os.PathLike | None = None) -> dict[str, Any] | None:
+def web_peer_entry(text: str, peers_file: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
     """The peers-file entry named ``text`` when it is a DICOMweb one (has ``url``), else None."""
     import tomllib
 
@@ -120,14 +120,14 @@ def web_peer_entry(text: str, peers_file: str | os.PathLike | None = None) -> di
     return None
 
 
-def is_web_peer(text: str, peers_file: str | os.PathLike | None = None) -> bool:
+def is_web_peer(text: str, peers_file: str | os.PathLike[str] | None = None) -> bool:
     """True when PEER names a DICOMweb service (a URL, or a peers-file entry with ``url``)."""
     return is_url(text) or web_peer_entry(text, peers_file) is not None
 
 
 def parse_web_peer(
     text: str,
-    peers_file: str | os.PathLike | None = None,
+    peers_file: str | os.PathLike[str] | None = None,
     *,
     token: str | None = None,
     token_file: str | None = None,

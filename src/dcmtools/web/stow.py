@@ -287,7 +287,7 @@ def stow(
                         again[part.sop_instance] = _record(session, part, exc)
         for part, result in zip(parts, results, strict=False):
             yield (
-                again.get(part.sop_instance)
+                again[part.sop_instance]
                 if part in retry and part.sop_instance in again
                 else _record(session, part, result)
             )

@@ -224,6 +224,7 @@ def _parts(response: Any, boundary: bytes, folder: str) -> Iterator[str]:
                     stream.close()
                     stream = None
                     done, tmp = tmp, None
+                    assert done is not None  # made with the stream it names
                     yield done
                 rest = buffer[at + len(delimiter) :]
                 if len(rest) < 2:

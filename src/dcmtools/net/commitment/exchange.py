@@ -58,6 +58,8 @@ class Exchanges:
         cx = contexts[0]
         ts = cx.transfer_syntax[0]
         data = seam.encode(dataset, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+        if data is None:  # pydicom could not write the dataset we built: a bug, not the peer's doing
+            raise ValueError(f"the {name} dataset cannot be encoded in {ts.name}")
         command = wire.encode_command([*elements, (wire.TAG_MESSAGE_ID, message_id), (wire.TAG_DATASET_TYPE, 0x0000)])
         peer_max = assoc.acceptor.maximum_length if assoc.is_requestor else assoc.requestor.maximum_length
         fragment = wire.max_fragment(peer_max)
