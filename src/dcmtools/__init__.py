@@ -6,3 +6,8 @@ Python function; see the module of each command (e.g. ``dcmtools.dump``).
 """
 
 __version__ = "0.1.0"
+
+from .dicom.deferred import install as _defer_unused_imports
+
+# Before anything here imports pydicom: its pixel machinery loads at first use (dicom/deferred.py).
+_defer_unused_imports()

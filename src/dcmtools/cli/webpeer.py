@@ -95,7 +95,7 @@ def is_web(peer: str, peers_file: str | None) -> bool:
     """True when PEER is a DICOMweb service (a URL, or a peers-file entry with ``url``)."""
     if peer.startswith(("http://", "https://")):
         return True
-    from ..web.session import web_peer_entry
+    from ..net.peer import web_peer_entry  # not ..web: its package imports QIDO, STOW and WADO
 
     return web_peer_entry(peer, peers_file) is not None
 

@@ -35,10 +35,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .assoc import NetOptions, associate, close, echo, failure_after, make_ae, quiet_pynetdicom
-from .deferred import UNUSED_BY_NETWORK, defer
 from .peer import Peer, TLSSettings, load_peers, parse_peer, tls_settings
-
-defer(*UNUSED_BY_NETWORK)  # before pynetdicom (hence pydicom) is imported: see deferred.py
 
 if TYPE_CHECKING:
     from .commitment import CommitmentSCP, CommitmentSCU, commit

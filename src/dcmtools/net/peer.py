@@ -266,6 +266,25 @@ def load_peers(peers_file: str | os.PathLike[str] | None = None) -> tuple[dict[s
     return peers, path
 
 
+def web_peer_entry(text: str, peers_file: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """The peers-file entry named ``text`` when it is a DICOMweb one (has ``url``; ``dcmtools.web``
+    reads it), else None; a peers file that cannot be read is left to ``load_peers`` to report."""
+    import tomllib
+
+    path = peers_path(peers_file)
+    if path is None or not path.exists():
+        return None
+    try:
+        with open(path, "rb") as stream:
+            data = tomllib.load(stream)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    entry = data.get(text)
+    if isinstance(entry, dict) and "url" in entry:
+        return {**entry, "_base": str(path.parent), "_path": str(path)}
+    return None
+
+
 def _peer_from_entry(name: str, entry: dict[str, Any], path: Path, base: Path) -> Peer:
     def bad(what: str) -> DcmtoolsError:
         return DcmtoolsError(

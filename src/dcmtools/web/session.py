@@ -100,28 +100,10 @@ def _read_secret(path: str, what: str) -> str:
         ) from None
 
 
-def web_peer_entry(text: str, peers_file: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
-    """The peers-file entry named ``text`` when it is a DICOMweb one (has ``url``), else None."""
-    import tomllib
-
-    from ..net.peer import peers_path
-
-    path = peers_path(peers_file)
-    if path is None or not path.exists():
-        return None
-    try:
-        with open(path, "rb") as stream:
-            data = tomllib.load(stream)
-    except (OSError, tomllib.TOMLDecodeError):
-        return None  # the DIMSE side reports it
-    entry = data.get(text)
-    if isinstance(entry, dict) and "url" in entry:
-        return {**entry, "_base": str(path.parent), "_path": str(path)}
-    return None
-
-
 def is_web_peer(text: str, peers_file: str | os.PathLike[str] | None = None) -> bool:
     """True when PEER names a DICOMweb service (a URL, or a peers-file entry with ``url``)."""
+    from ..net.peer import web_peer_entry  # net.peer reads the peers file
+
     return is_url(text) or web_peer_entry(text, peers_file) is not None
 
 
@@ -145,6 +127,8 @@ def parse_web_peer(
     The token comes from ``token``, ``token_file``, ``$DCMTOOLS_TOKEN`` or the peers file; the
     user from ``user``, the peers file or ``$DCMTOOLS_USER``; the password from ``password``, ``password_file``, ``$DCMTOOLS_PASSWORD`` or the peers file.
     """
+    from ..net.peer import web_peer_entry
+
     entry = {} if is_url(text) else (web_peer_entry(text, peers_file) or {})
     base = Path(entry.get("_base", "."))
 
