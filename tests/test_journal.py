@@ -13,7 +13,8 @@ import pytest
 from peers import REPO
 
 sys.path.insert(0, str(REPO / "src"))
-from dcmtools.stream.journal import Journal, JournalError, merge  # noqa: E402
+from dcmtools.stream.journal import Journal, JournalError  # noqa: E402
+from dcmtools.stream.journal_merge import merge  # noqa: E402
 
 
 class Clock:

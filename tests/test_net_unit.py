@@ -4,6 +4,7 @@ import struct
 
 import pytest
 
+from dcmtools.cli.spelling import spell
 from dcmtools.net import wire
 from dcmtools.net.assoc import abort_reason, reject_reason
 from dcmtools.net.peer import Peer, load_peers, parse_peer
@@ -85,7 +86,8 @@ def test_rejection_and_abort_words():
     assert words == "the called AE title 'PACS' is not recognised (rejected permanently)"
     assert "PACS@host:port" in hint
     words, hint = reject_reason(1, 1, 3, "ME", "PACS")
-    assert "'ME' is not recognised" in words and "--aet" in hint
+    assert "'ME' is not recognised" in words and "`aet`" in hint  # the library names the option by keyword
+    assert "--aet" in spell(hint)  # and the command line spells it
     assert "temporarily congested" in reject_reason(2, 3, 1)[0]
     assert abort_reason(2, 2) == "aborted by the peer's DICOM UL service provider: unexpected PDU"
 

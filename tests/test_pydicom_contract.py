@@ -265,3 +265,26 @@ print(json.dumps([str(ex.ct.PatientName), bool(get_testdata_file("CT_small.dcm")
 """
     eager, lazy = _both(code)
     assert lazy == eager == ["CompressedSamples^CT1", True]
+
+
+def test_threads_never_see_a_deferred_module_half_loaded() -> None:
+    """The first use of a deferred module from several threads at once: every thread waits for the whole
+    module (a migrate worker once read requests.Session while requests was still running its code)."""
+    script = """
+import json, threading
+import numpy, requests
+from dcmtools.dicom.deferred import is_deferred
+assert is_deferred(requests) and is_deferred(numpy), "not deferred: this test would prove nothing"
+errors, start = [], threading.Barrier(8)
+def use():
+    start.wait()
+    try:
+        requests.Session, numpy.ndarray
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=use) for _ in range(8)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print(json.dumps(errors))
+"""
+    assert _run(script, first="dcmtools") == []

@@ -10,6 +10,7 @@ import pytest
 from qrpeers import build_archive, write_worklist
 
 from dcmtools.dicom import dictionary
+from dcmtools.net import identifiers
 from dcmtools.net import keys as K
 from dcmtools.net.index import INDEX_NAME, StoreIndex, lookup_instance, lookup_instances
 from dcmtools.net.matching import dataset_matches, element_matches, returned
@@ -103,9 +104,9 @@ def test_flat_round_trip():
         "InstanceNumber=4",
         "ScheduledProcedureStepSequence[0].Modality=CT",
     )
-    flat = K.flat_of(identifier)
+    flat = identifiers.flat_of(identifier)
     assert flat["PatientName"] == "DOE^JOHN" and flat["ScheduledProcedureStepSequence"] == [{"Modality": "CT"}]
-    back = K.json_from_flat(flat)
+    back = identifiers.json_from_flat(flat)
     assert back["00080018"] == {"vr": "UI", "Value": ["1.2.3"]}
     assert back["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": "DOE^JOHN"}]}
 
@@ -115,7 +116,7 @@ def test_identifier_bytes_round_trip():
 
     identifier = ident("STUDY", "PatientName=MÜLLER^JÖRG", "StudyDate=20240101-", "NumberOfStudyRelatedInstances")
     for ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"):
-        back = K.from_bytes(encode_identifier(identifier, ts), ts)
+        back = identifiers.from_bytes(encode_identifier(identifier, ts), ts)
         assert back["00100010"]["Value"] == [{"Alphabetic": "MÜLLER^JÖRG"}]
         assert back["00080005"]["Value"] == ["ISO_IR 192"]
         assert back["00080020"]["Value"] == ["20240101-"]
@@ -137,7 +138,7 @@ def test_jsonwire_encodes_what_dicomfile_reads():
         "00400100": {"vr": "SQ", "Value": [{"00080060": {"vr": "CS", "Value": ["CR"]}}, {}]},
     }
     for ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"):
-        back = K.from_bytes(encode_dataset(answer, ts), ts)
+        back = identifiers.from_bytes(encode_dataset(answer, ts), ts)
         assert back.pop("00080005") == {"vr": "CS", "Value": ["ISO_IR 192"]}
         assert back == answer
 
@@ -241,7 +242,7 @@ def test_index_rebuilt_in_the_background(store, tmp_path):
 
 
 def _answers(index, level, *texts, defaults=()):
-    return [K.flat_of(a) for a in index.query(level, ident(level, *texts, defaults=defaults), "ME")]
+    return [identifiers.flat_of(a) for a in index.query(level, ident(level, *texts, defaults=defaults), "ME")]
 
 
 def test_index_queries(store, tmp_path):
@@ -366,7 +367,7 @@ def test_requests_from_find_records():
         "00080052": {"vr": "CS", "Value": ["STUDY"]},
         "0020000D": {"vr": "UI", "Value": ["1.2.3"]},
     }
-    assert requests[1].model == "patient" and K.flat_of(requests[1].identifier) == {
+    assert requests[1].model == "patient" and identifiers.flat_of(requests[1].identifier) == {
         "QueryRetrieveLevel": "SERIES",
         "PatientID": "P1",
         "StudyInstanceUID": "1.2.3",

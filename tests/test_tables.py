@@ -159,7 +159,7 @@ EXPECTED = [
 
 
 def flat_of(record: dict) -> dict:
-    from dcmtools.net.keys import flat_of as convert
+    from dcmtools.net.identifiers import flat_of as convert
 
     return {**record, "dataset": convert(record["dataset"])}
 

@@ -222,7 +222,7 @@ def _job_path(job: Job) -> str:
 def lost_record(job: Job, reason: str) -> dict[str, Any]:
     """The record of a job whose worker process died (``parallel.map_ordered``)."""
     return error_record(
-        "file", DcmtoolsError(ErrorCode.WORKER_DIED, reason, "try it alone with --jobs 1"), path=_job_path(job)
+        "file", DcmtoolsError(ErrorCode.WORKER_DIED, reason, "try it alone with `jobs` 1"), path=_job_path(job)
     )
 
 

@@ -1,12 +1,28 @@
 """The typer application that every command module registers itself on."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
+from .spelling import spell
+
+
+class _SpellingGroup(TyperGroup):
+    """The root command: a usage error whose message names an option by its library keyword
+    (`tls_ca`) shows the command line's spelling (--tls-ca), whichever command raised it."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as exc:  # typer's own click (vendored): not the click package's class
+            exc.message = spell(exc.message)
+            raise
+
 
 app = typer.Typer(
+    cls=_SpellingGroup,
     name="dcmtools",
     help=(
         "Composable DICOM tools that stream JSON Lines.\n\n"

@@ -31,6 +31,7 @@ from ..stream.inputs import InputItem, iter_inputs
 from ..stream.records import DcmtoolsError, ExitStatus, HumanFormatter, RecordWriter, error_record
 from .batchopts import ClusterOpt, JournalOpt, ShardOpt, open_batch
 from .groups import OptionGroup, option_groups
+from .spelling import spell, spell_fields
 
 __all__ = ["CommandRun", "FileArgs", "StdArgs", "TableArgs", "option_groups"]
 
@@ -203,7 +204,7 @@ class CommandRun:
         return self.writer.json_mode
 
     def write(self, record: dict[str, Any]) -> None:
-        self.writer.write(record)
+        self.writer.write(spell_fields(record))  # the library names options by keyword: our spelling
 
     def use_table(
         self,
@@ -269,7 +270,7 @@ class CommandRun:
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            print(f"dcmtools {self.command}: {message}", file=sys.stderr, flush=True)
+            print(f"dcmtools {self.command}: {spell(message)}", file=sys.stderr, flush=True)
 
     # -- the frame
     def __enter__(self) -> "CommandRun":
@@ -310,7 +311,7 @@ class CommandRun:
         raise typer.Exit(status)
 
     def _report(self, message: str, exc: BaseException) -> None:
-        print(f"dcmtools {self.command}: {message}", file=sys.stderr, flush=True)
+        print(f"dcmtools {self.command}: {spell(message)}", file=sys.stderr, flush=True)
         if self.debug:
             traceback.print_exception(exc, file=sys.stderr)
 

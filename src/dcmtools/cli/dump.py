@@ -7,6 +7,7 @@ import typer
 from ..stream.tables import DUMP_COLUMNS
 from .application import app
 from .common import FileArgs, FlatOpt, StdArgs, TableArgs, csv_epilog, option_groups
+from .spelling import spell
 
 
 @app.command("dump", epilog=csv_epilog("-t", " ".join(DUMP_COLUMNS), lead="path, then "))
@@ -102,4 +103,5 @@ def dump_command(
                 if not first:
                     text = "\n" + text
                 first = False
-            run.writer.write_line(text, ok, code or None)
+            # Lines come encoded from the workers (for speed): only a failure's words are spelled here.
+            run.writer.write_line(text if ok else spell(text), ok, code or None)

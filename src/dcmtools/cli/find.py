@@ -199,7 +199,7 @@ class Table:
             return None
         if self.prepare is not None:
             record = self.prepare(record)
-        from ..net.keys import flat_of
+        from ..net.identifiers import flat_of
 
         group = str(record.get(self.key) or record.get("model") or "")
         data = record.get("dataset") or {}

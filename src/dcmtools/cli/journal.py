@@ -87,7 +87,8 @@ def merge_command(
     Examples:
       dcmtools journal merge anon-*.journal -o anon.journal
     """
-    from ..stream.journal import JournalError, merge
+    from ..stream.journal import JournalError
+    from ..stream.journal_merge import merge
 
     with std.run("journal", _human) as run:
         missing = [str(f) for f in files if not f.exists()]

@@ -203,7 +203,9 @@ def report_fatal(run: Any, exc: Any, type_: str, **fields: Any) -> None:
     run.write(error_record(type_, exc, **fields))
     run.writer.fail(exc.exit_status)
     if run.json_mode:
-        print(f"dcmtools {run.command}: {exc}", file=sys.stderr, flush=True)
+        from .spelling import spell
+
+        print(f"dcmtools {run.command}: {spell(str(exc))}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)

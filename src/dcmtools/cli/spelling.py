@@ -12,6 +12,8 @@ from typing import Any
 
 _OPTION = re.compile(r"`([a-z][a-z0-9_]*)`")
 _TEXT_KEYS = frozenset(("message", "hint", "warning", "warnings"))
+# Where a record of the library carries words: its own texts, its error, and listen's "access" sentence.
+_WORD_FIELDS = (*_TEXT_KEYS, "error", "access")
 
 
 def spell(text: str, flags: dict[str, str] | None = None) -> str:
@@ -30,6 +32,19 @@ def spell_record(record: Any, flags: dict[str, str] | None = None) -> Any:
     if isinstance(record, list):
         return [spell_record(value, flags) for value in record]
     return record
+
+
+def spell_fields(record: dict[str, Any], flags: dict[str, str] | None = None) -> dict[str, Any]:
+    """``spell_record`` for every record a command writes: only the fields that carry words are
+    spelled (a dataset is not walked), and a record without them is returned as it is."""
+    fields = [key for key in _WORD_FIELDS if key in record]
+    if not fields:
+        return record
+    out = dict(record)
+    for key in fields:
+        value = record[key]
+        out[key] = _spell_text(value, flags) if key in _TEXT_KEYS or key == "access" else spell_record(value, flags)
+    return out
 
 
 def _spell_text(value: Any, flags: dict[str, str] | None) -> Any:

@@ -50,7 +50,7 @@ _COLUMNS = {
 
 def _human_record(record: dict[str, Any]) -> dict[str, Any]:
     """Lift the scheduled step and the animal into columns of the table."""
-    from ..net.keys import flat_of
+    from ..net.identifiers import flat_of
 
     data = record.get("dataset") or {}
     if data and all(len(k) == 8 for k in data):

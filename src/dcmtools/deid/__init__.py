@@ -128,7 +128,7 @@ class Anonymizer:
             raise DcmtoolsError(
                 ErrorCode.BURNED_IN,
                 "Burned In Annotation is YES: the pixels show text that may identify the patient; not written",
-                "remove the text from the pixels first, or use --allow-burned-in if you have checked them",
+                "remove the text from the pixels first, or use `allow_burned_in` if you have checked them",
             )
         if flag:
             return
@@ -143,7 +143,7 @@ class Anonymizer:
             raise DcmtoolsError(
                 ErrorCode.BURNED_IN,
                 f"{what} without Burned In Annotation often shows identifying text in the pixels; not written",
-                "check the pixels, then use --allow-burned-in",
+                "check the pixels, then use `allow_burned_in`",
             )
 
     def _meta(self, dicom: Any, state: Any) -> None:
@@ -462,7 +462,7 @@ def _again_job(job: Job, result: tuple[dict[str, Any], list[dict[str, Any]]]) ->
 
 def _lost_job(job: Job, reason: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     path, out, _ = job
-    error = DcmtoolsError(ErrorCode.WORKER_DIED, reason, "try it alone with --jobs 1")
+    error = DcmtoolsError(ErrorCode.WORKER_DIED, reason, "try it alone with `jobs` 1")
     return error_record("file", error, path=path), []
 
 

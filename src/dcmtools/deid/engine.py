@@ -213,7 +213,7 @@ class Walker:
                     continue
                 if not self.plan.keep_unknown and datadict.lookup(tag) is None:
                     del ds[tag]
-                    self.state.warn(tag, "is not in the DICOM data dictionary: removed (--keep-unknown keeps it)")
+                    self.state.warn(tag, "is not in the DICOM data dictionary: removed (`keep_unknown` keeps it)")
                     continue
                 element = ds[tag]  # known_vr may have parsed it
                 if element.items is not None:

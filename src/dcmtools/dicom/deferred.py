@@ -94,8 +94,17 @@ class _DeferredModule(types.ModuleType):
             return namespace[attr]
         with _LOCK:
             if type(self) is _DeferredModule:
+                if "__dcmtools_loading__" in namespace:  # this thread is running the module's code
+                    return types.ModuleType.__getattribute__(self, attr)
+                # The class changes only once the code has run: another thread must wait on the lock
+                # for the whole module, never see it half loaded (a migrate worker once read
+                # requests.Session before requests had defined it).
+                namespace["__dcmtools_loading__"] = True
+                try:
+                    namespace["__spec__"].loader.exec_module(self)
+                finally:
+                    del namespace["__dcmtools_loading__"]
                 object.__setattr__(self, "__class__", types.ModuleType)
-                namespace["__spec__"].loader.exec_module(self)
         return getattr(self, attr)
 
 

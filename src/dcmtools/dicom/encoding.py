@@ -91,7 +91,7 @@ def encode_frames(
                 return frames
         hint = "choose another syntax (j2k holds the most), or explicit"
         if syntax.name == "j2k-lossy" and min(info.rows, info.columns) < 32:
-            hint = "images under 32 pixels wide or high take --quality (a PSNR in dB) instead of --ratio, or use j2k"
+            hint = "images under 32 pixels wide or high take `quality` (a PSNR in dB) instead of `ratio`, or use j2k"
         raise DcmtoolsError(
             ErrorCode.CANNOT_ENCODE,
             f"{syntax.title} encoder ({choice.package}) refused this image: {_first_line(exc)}",

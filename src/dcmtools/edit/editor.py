@@ -203,7 +203,7 @@ class _FileEdit:
                     ErrorCode.BAD_VALUE,
                     f"{prefix}{_step_text(Step(tag))}: the value cannot be decoded with the file's Specific "
                     f"Character Set ({declared}): {exc}; the file is left as it was",
-                    "correct the Specific Character Set first (--set SpecificCharacterSet=...), then convert",
+                    "correct the Specific Character Set first (`set` SpecificCharacterSet=...), then convert",
                 ) from None
             new_raw = text.encode("utf-8")
             if new_raw != raw:
@@ -285,16 +285,14 @@ class Editor:
         self.mapping = mapping
         self.require_match = require_match
         if new_uids is not None and new_uids not in LEVELS:
-            raise EditError(f"--new-uids {new_uids!r}: choose one of {', '.join(LEVELS)}")
+            raise EditError(f"`new_uids` {new_uids!r}: choose one of {', '.join(LEVELS)}")
         self.new_uids = new_uids
-        self.key: Key | None
+        self.key: Key | None = None
         if new_uids is not None:
             self.key = key if isinstance(key, Key) else (Key(key) if key is not None else Key.random())
-        else:
-            self.key = None
         self.uid_tags = self._uid_tags(new_uids)
         if charset not in (None, "utf8"):
-            raise EditError(f"--charset {charset!r}: only utf8 is supported")
+            raise EditError(f"`charset` {charset!r}: only utf8 is supported")
         self.charset = charset
 
     @staticmethod
@@ -335,7 +333,7 @@ class Editor:
                     raise DcmtoolsError(
                         UNMATCHED,
                         f"no row of {self.mapping.path} matches this file's {name} ({shown_key}); the file is not written",
-                        "add a row for it, or drop --require-match to pass such files with the other edits only",
+                        "add a row for it, or drop `require_match` to pass such files with the other edits only",
                     )
                 work.outcome.unmatched = key if key is not None else ""
                 work.outcome.warnings.append(f"no row of {self.mapping.path} matches {name} {shown_key}")
@@ -405,7 +403,7 @@ class Editor:
                     raise exists_error(out)
                 if exists and _same_file(path, out):
                     raise DcmtoolsError(ErrorCode.EXISTS, "the output would replace the input",
-                                        "choose an output folder outside the inputs, or use --in-place")  # fmt: skip
+                                        "choose an output folder outside the inputs, or use `in_place`")  # fmt: skip
             dicom = read(path)
             if dicom.deflated:  # inflated values have no file offsets: read them all
                 dicom = read(path, bulk_threshold=1 << 62)

@@ -94,9 +94,9 @@ def load_map(path: str, match: str) -> MapTable:
     try:
         steps = parse_path(keyword)
     except PathError as exc:
-        raise EditError(f"--match: {exc}") from None
+        raise EditError(f"`match`: {exc}") from None
     if len(steps) != 1:
-        raise EditError(f"--match {keyword!r}: name one top-level attribute (e.g. PatientID)")
+        raise EditError(f"`match` {keyword!r}: name one top-level attribute (e.g. PatientID)")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             sample = f.read(4096)
@@ -112,7 +112,7 @@ def load_map(path: str, match: str) -> MapTable:
             header = [h.strip() for h in header]
             if column not in header:
                 raise EditError(f"{path} has no column {column!r} (its columns: {', '.join(header)}); "
-                                "name the key column with --match KEYWORD=COLUMN")  # fmt: skip
+                                "name the key column with `match` KEYWORD=COLUMN")  # fmt: skip
             columns: list[tuple[str, Assignment]] = []
             for name in header:
                 if name == column:

@@ -167,7 +167,7 @@ def encode_text(text: str, vr: str, charset: Charset) -> bytes:
     except UnicodeEncodeError:
         shown = term or "the default repertoire (ASCII)"
         raise ValueError(
-            f"{text!r} cannot be written in the file's character set {shown} (add --charset utf8)"
+            f"{text!r} cannot be written in the file's character set {shown} (add `charset` utf8)"
         ) from None
 
 

@@ -48,7 +48,7 @@ class Committer:
 
         refs = []
         for uid in at_dest or [study]:
-            for ds in self.lister._find("IMAGE", [f"StudyInstanceUID={uid}", "SOPClassUID", "SOPInstanceUID"]):
+            for ds in self.lister._query("IMAGE", [f"StudyInstanceUID={uid}", "SOPClassUID", "SOPInstanceUID"]):
                 sop_class = first_text(ds.get(tag_key("SOPClassUID")))
                 sop_instance = first_text(ds.get(tag_key("SOPInstanceUID")))
                 if sop_class and sop_instance:

@@ -128,35 +128,37 @@ class PacsInventory:
         self.max_results = max_results
         self.modalities = modalities
         self.today = today
-        self._assoc: Any = None
+        from ..net.query import FindAssociation
+
+        self._finds = FindAssociation(peer, options)
         self.incomplete = 0
         self.failed = 0
 
     # -- one query
-    def _association(self) -> Any:
-        if self._assoc is None or not self._assoc.is_established:
-            from ..net import associate
-            from ..net.keys import FIND
-            from ..net.query import query_contexts
-            from ..net.responses import install
-
-            self._assoc = associate(self.peer, query_contexts([FIND["study"], FIND["patient"]]), self.options)
-            install(self._assoc)
-        return self._assoc
-
     def close(self) -> None:
-        if self._assoc is not None:
-            from ..net import close
+        self._finds.close()
 
-            close(self._assoc)
-            self._assoc = None
+    def _finder(self, identifier: dict[str, Any], level: str) -> Any:
+        """One query at ``level`` (its own query model), as it is asked: no walking down, no checks."""
+        from ..net.keys import sort_identifier
+        from ..net.query import Finder
+
+        return Finder(
+            self.peer,
+            sort_identifier(identifier),
+            self.options,
+            level,
+            level.lower(),
+            walk=False,
+            check=False,
+            assoc=self._finds.get(),
+        )
 
     def query(
         self, date: str | None, modality: str | None = None, patient: str | None = None
     ) -> tuple[list[dict[str, Any]], bool, dict[str, Any] | None]:
         """(studies as journal entries, capped?, failure record or None) of one window."""
-        from ..net.keys import first_text, identifier_from, parse_keys, sort_identifier, texts
-        from ..net.query import Finder
+        from ..net.keys import first_text, identifier_from, parse_keys, texts
 
         identifier = identifier_from(parse_keys(STUDY_KEYS), (), "STUDY")
         if date is not None:
@@ -165,16 +167,7 @@ class PacsInventory:
             identifier[tag_key("ModalitiesInStudy")] = {"vr": "CS", "Value": [modality]}
         if patient is not None:
             identifier[tag_key("PatientID")] = {"vr": "LO", "Value": [patient]}
-        finder = Finder(
-            self.peer,
-            sort_identifier(identifier),
-            self.options,
-            "STUDY",
-            "study",
-            walk=False,
-            check=False,
-            assoc=self._association(),
-        )
+        finder = self._finder(identifier, "STUDY")
         studies = []
         failure = None
         cut = False
@@ -254,20 +247,10 @@ class PacsInventory:
     def _patients(self, prefix: str) -> Iterator[str | None]:
         """PatientIDs of the PACS (patient-root PATIENT-level C-FIND on ``prefix*``, split while capped);
         None for a prefix that stays capped."""
-        from ..net.keys import first_text, identifier_from, parse_keys, sort_identifier
-        from ..net.query import Finder
+        from ..net.keys import first_text, identifier_from, parse_keys
 
         identifier = identifier_from(parse_keys([f"PatientID={prefix}*"]), (), "PATIENT")
-        finder = Finder(
-            self.peer,
-            sort_identifier(identifier),
-            self.options,
-            "PATIENT",
-            "patient",
-            walk=False,
-            check=False,
-            assoc=self._association(),
-        )
+        finder = self._finder(identifier, "PATIENT")
         found = []
         for record in finder.run():
             if record.get("ok"):

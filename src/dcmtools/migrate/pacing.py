@@ -15,7 +15,7 @@ import datetime as _dt
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 
@@ -31,13 +31,13 @@ class Window:
         if not match:
             raise DcmtoolsError(
                 ErrorCode.BAD_VALUE,
-                f"--window {text!r}: write it as HH:MM-HH:MM (e.g. 19:00-06:00)",
+                f"`window` {text!r}: write it as HH:MM-HH:MM (e.g. 19:00-06:00)",
                 None,
                 ExitStatus.USAGE,
             )
         h1, m1, h2, m2 = map(int, match.groups())
         if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59:
-            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"--window {text!r}: not a time of day", None, ExitStatus.USAGE)
+            raise DcmtoolsError(ErrorCode.BAD_VALUE, f"`window` {text!r}: not a time of day", None, ExitStatus.USAGE)
         return cls(h1 * 60 + m1, h2 * 60 + m2)
 
     def __str__(self) -> str:
@@ -73,7 +73,7 @@ class Rate:
         if not match or float(match.group(1)) <= 0:
             raise DcmtoolsError(
                 ErrorCode.BAD_VALUE,
-                f"--rate {text!r}: give instances per second (20, 20/s) or megabytes per second (5MB/s)",
+                f"`rate` {text!r}: give instances per second (20, 20/s) or megabytes per second (5MB/s)",
                 None,
                 ExitStatus.USAGE,
             )
@@ -86,6 +86,7 @@ class Rate:
         return f"{self.amount / 1e6:g}MB/s" if self.unit == "bytes" else f"{self.amount:g}/s"
 
 
+@dataclass
 class Pacer:
     """Waits before each unit of work so that work happens inside the window and under the rate.
 
@@ -95,22 +96,14 @@ class Pacer:
     the inventory; bytes: when it ends, as they are known only then).  Time
     spent outside the window does not count as credit."""
 
-    def __init__(
-        self,
-        window: Window | None = None,
-        rate: Rate | None = None,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-        on_pause: Callable[[float], None] | None = None,
-    ) -> None:
-        self.window = window
-        self.rate = rate
-        self.clock = clock
-        self.sleep = sleep
-        self.on_pause = on_pause
-        self._origin: float | None = None
-        self._done = 0.0
-        self.paused = 0.0  # seconds spent waiting for the window
+    window: Window | None = None
+    rate: Rate | None = None
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    on_pause: Callable[[float], None] | None = None
+    paused: float = field(default=0.0, init=False)  # seconds spent waiting for the window
+    _origin: float | None = field(default=None, init=False, repr=False)
+    _done: float = field(default=0.0, init=False, repr=False)
 
     def wait(self, instances: int = 0) -> None:
         """Before a unit of work of ``instances`` instances (when known)."""

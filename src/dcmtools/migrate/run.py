@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..stream.journal import Journal, JournalError
+from ..stream.journal import Item, Journal, JournalError
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus, error_record
 from .endpoints import Endpoint
 from .inventory import MODALITIES, FolderInventory, PacsInventory
@@ -56,6 +56,25 @@ class MigrateOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _check_endpoints(source: Endpoint, dest: Endpoint, options: MigrateOptions) -> None:
+    """Usage errors of the endpoints themselves, before any journal is opened."""
+    if options.commit and (dest.is_folder or dest.is_web):
+        raise DcmtoolsError(
+            ErrorCode.BAD_VALUE,
+            "`commit` asks a PACS to commit to keep the studies (DIMSE "
+            f"Storage Commitment): the destination {dest} is not one",
+            "leave out `commit`",
+            ExitStatus.USAGE,
+        )
+    if source.is_web:
+        raise DcmtoolsError(
+            ErrorCode.BAD_VALUE,
+            f"a DICOMweb source ({source}) is not supported: only a destination",
+            "migrate from the archive's DIMSE service (AET@HOST:PORT) or a folder",
+            ExitStatus.USAGE,
+        )
+
+
 class Migration:
     """``run()`` (inventory, transfer, verification) and ``verify_only()`` yield records;
     afterwards ``exit_status`` and ``summary`` say how it ended.
@@ -75,7 +94,7 @@ class Migration:
         self,
         source: Endpoint,
         dest: Endpoint,
-        journal: str | os.PathLike,
+        journal: str | os.PathLike[str],
         net: Any,
         options: MigrateOptions | None = None,
     ) -> None:
@@ -84,65 +103,10 @@ class Migration:
         self.net = net
         self.options = options or MigrateOptions()
         self.journal_path = os.fspath(journal)
-        if self.options.commit and (dest.is_folder or dest.is_web):
-            raise DcmtoolsError(
-                ErrorCode.BAD_VALUE,
-                "--commit asks a PACS to commit to keep the studies (DIMSE "
-                f"Storage Commitment): the destination {dest} is not one",
-                "leave out --commit",
-                ExitStatus.USAGE,
-            )
-        if source.is_web:
-            raise DcmtoolsError(
-                ErrorCode.BAD_VALUE,
-                f"a DICOMweb source ({source}) is not supported: only a destination",
-                "migrate from the archive's DIMSE service (AET@HOST:PORT) or a folder",
-                ExitStatus.USAGE,
-            )
-        try:
-            self.journal = Journal(self.journal_path, kind="migrate", clock=self.options.clock)
-        except JournalError as exc:
-            raise DcmtoolsError(
-                MigrateErrorCode.JOURNAL, str(exc), "give another --journal file", ExitStatus.USAGE
-            ) from None
-        known = (self.journal.meta("source"), self.journal.meta("dest"))
-        if known == (None, None):
-            self.journal.set_meta(source=str(source), dest=str(dest))
-        elif known != (str(source), str(dest)):
-            self.journal.close()
-            raise DcmtoolsError(
-                MigrateErrorCode.JOURNAL,
-                f"{self.journal_path} is the journal of the migration {known[0]} -> {known[1]}, not {source} -> {dest}",
-                "give the same SOURCE and DEST, or another --journal",
-                ExitStatus.USAGE,
-            )
-        if self.options.shard is not None:
-            mine = str(self.options.shard)
-            if self.journal.meta("shard") is None and not self.journal.total():
-                self.journal.set_meta(shard=mine)
-            elif self.journal.meta("shard") != mine:
-                self.journal.close()
-                raise DcmtoolsError(
-                    MigrateErrorCode.JOURNAL,
-                    f"{self.journal_path} is not the journal of shard {mine}",
-                    "one journal per shard",
-                    ExitStatus.USAGE,
-                )
+        _check_endpoints(source, dest, self.options)
+        self.journal = self._open_journal()
         self.staging = self.options.staging or self.journal_path + ".staging"
         self.mode = mode_of(source, dest, self.options.through or self.options.changes is not None, self.options.get)
-        described = self.options.changes.describe() if self.options.changes is not None else None
-        if known == (None, None):
-            self.journal.set_meta(changes=described)
-        elif self.journal.meta("changes") != described:
-            before = self.journal.meta("changes")
-            self.journal.close()
-            raise DcmtoolsError(
-                MigrateErrorCode.JOURNAL,
-                f"{self.journal_path} is the journal of a migration with other changes in flight "
-                f"({before or 'none'}, not {described or 'none'}): a study would arrive twice",
-                "give the same --anonymize/--edit options (and key) as its first run, or another --journal",
-                ExitStatus.USAGE,
-            )
         self.pacer = Pacer(
             self.options.window, self.options.rate, self.options.clock, self.options.sleep, self.options.on_pause
         )
@@ -157,6 +121,42 @@ class Migration:
             "not_committed": 0,
         }
         self.transferred = {"studies": 0, "instances": 0, "failed": 0}
+
+    def _open_journal(self) -> Journal:
+        """The journal, checked to be this migration's (same endpoints, shard and changes in flight)."""
+        source, dest = str(self.source), str(self.dest)
+        try:
+            journal = Journal(self.journal_path, kind="migrate", clock=self.options.clock)
+        except JournalError as exc:
+            raise DcmtoolsError(
+                MigrateErrorCode.JOURNAL, str(exc), "give another `journal` file", ExitStatus.USAGE
+            ) from None
+        known = (journal.meta("source"), journal.meta("dest"))
+        described = self.options.changes.describe() if self.options.changes is not None else None
+        problem: tuple[str, str] | None = None
+        if known == (None, None):
+            journal.set_meta(source=source, dest=dest, changes=described)
+        elif known != (source, dest):
+            problem = (
+                f"{self.journal_path} is the journal of the migration {known[0]} -> {known[1]}, not {source} -> {dest}",
+                "give the same SOURCE and DEST, or another `journal`",
+            )
+        if problem is None and self.options.shard is not None:
+            mine = str(self.options.shard)
+            if journal.meta("shard") is None and not journal.total():
+                journal.set_meta(shard=mine)
+            elif journal.meta("shard") != mine:
+                problem = (f"{self.journal_path} is not the journal of shard {mine}", "one journal per shard")
+        if problem is None and known != (None, None) and journal.meta("changes") != described:
+            problem = (
+                f"{self.journal_path} is the journal of a migration with other changes in flight "
+                f"({journal.meta('changes') or 'none'}, not {described or 'none'}): a study would arrive twice",
+                "give the same `anonymize`/`edit` options (and key) as its first run, or another `journal`",
+            )
+        if problem is not None:
+            journal.close()
+            raise DcmtoolsError(MigrateErrorCode.JOURNAL, problem[0], problem[1], ExitStatus.USAGE)
+        return journal
 
     def close(self) -> None:
         self.journal.close()
@@ -184,7 +184,7 @@ class Migration:
 
     # ------------------------------------------------------------ inventory
     def inventory(self) -> Iterator[dict[str, Any]]:
-        if self.source.is_folder:
+        if self.source.folder is not None:
             inv: Any = FolderInventory(self.source.folder, self.journal)
         else:
             inv = PacsInventory(
@@ -234,7 +234,7 @@ class Migration:
         with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migrate") as pool:
             while self.fatal is None:
                 started = 0
-                pending: set[cf.Future] = set()
+                pending: set[cf.Future[Any]] = set()
                 for item in self.journal.items(states=TO_TRANSFER, max_attempts=self.options.max_attempts):
                     if self.fatal is not None:
                         break
@@ -273,7 +273,7 @@ class Migration:
                 self.journal.undo_attempt(item.id, exc.as_error())
                 if self.fatal is None:
                     self.fatal = exc
-                return error_record("study", exc, **base, state=self.journal.get(item.id).state)
+                return error_record("study", exc, **base, state=(self.journal.get(item.id) or item).state)
             outcome = Outcome(False, error=exc.as_error())
         except Exception as exc:  # noqa: BLE001 - one study's surprise must not end the migration
             outcome = Outcome(False, error={"code": ErrorCode.INTERNAL, "message": f"{type(exc).__name__}: {exc}"})
@@ -297,7 +297,7 @@ class Migration:
         uids = self.options.uids
         src = (
             FolderCounter(self.source.folder, self.journal, uids)
-            if self.source.is_folder
+            if self.source.folder is not None
             else PacsCounter(self.source.peer, self.net, uids)
         )
         if self.dest.is_web:
@@ -307,7 +307,7 @@ class Migration:
         else:
             dst = (
                 FolderCounter(self.dest.folder, None, uids)
-                if self.dest.is_folder
+                if self.dest.folder is not None
                 else PacsCounter(self.dest.peer, self.net, uids)
             )
         return src, dst
@@ -315,8 +315,6 @@ class Migration:
     def verify(self, states: tuple[str, ...] | None, again: bool = False) -> Iterator[dict[str, Any]]:
         """Reconcile the studies in ``states`` (all with ``again``): verified when the destination
         holds every instance of the source; otherwise the record says what is missing and why."""
-        from .verify import Holding
-
         src, dst = self._counters()
         committer = None
         if self.options.commit:
@@ -328,16 +326,7 @@ class Migration:
                 if item.state == "verified" and not again and item.data.get("committed"):
                     continue  # verified and committed by an earlier run
                 try:
-                    if (
-                        not self.options.uids
-                        and item.data.get("instances") is not None
-                        and item.data.get("series") is not None
-                    ):
-                        source = Holding(True, item.data["series"], item.data["instances"])
-                    else:
-                        source = src.holding(item.id, item)
-                    dest = _dest_holding(dst, item)
-                    source = _as_changed(source, item)
+                    record = self._reconcile(src, dst, item)
                 except DcmtoolsError as exc:
                     if exc.exit_status in PEER_FAILURES:
                         self.fatal = exc
@@ -345,65 +334,88 @@ class Migration:
                         return
                     yield error_record("verify", exc, study=item.id)
                     continue
-                record = compare(item.id, source, dest)
-                # A destination may index what it has just received a moment after answering the
-                # C-STORE (dcmqrscp, Orthanc's jobs): a study just sent gets a few more looks.
-                for delay in RECHECK if item.state == "sent" else ():
-                    if record["ok"]:
-                        break
-                    self.options.sleep(delay)
-                    try:
-                        dest = _dest_holding(dst, item)
-                    except DcmtoolsError:
-                        break
-                    record = compare(item.id, source, dest)
                 if record["ok"] and committer is not None:
                     try:
-                        committed, fields = committer.study(item.id, _dest_studies(item))
+                        self._commit(committer, item, record)
                     except DcmtoolsError as exc:
-                        if exc.exit_status in PEER_FAILURES:
-                            self.fatal = exc
-                            yield error_record("migrate", exc, step="commit", peer=str(self.dest))
-                            return
-                        committed, fields = False, {"error": exc.as_error()}
-                    record.update(fields)
-                    if not committed:
-                        # Counted, but the destination does not commit to keep it: not verified.
-                        record.update(result="not_committed", ok=False, counted=record["result"])
+                        self.fatal = exc
+                        yield error_record("migrate", exc, step="commit", peer=str(self.dest))
+                        return
                 if item.data.get("changed"):
                     record["destination_studies"] = _dest_studies(item)
                 self.verify_counts[record["result"]] += 1
                 record["state_before"] = item.state
-                if record["ok"]:
-                    if item.state != "verified" or committer is not None:
-                        data = {"verified": record["destination"]}
-                        if committer is not None:
-                            data.update(committed=True, commitment=record["commitment"])
-                        self.journal.set_state(item.id, "verified", data=data)
-                    record["state"] = "verified"
-                else:
-                    if item.last_error and item.state == "failed":
-                        record["error"]["transfer_error"] = item.last_error.get("message")
-                    pending = record["result"] == "not_committed" and record["error"].get("code") == "commit_pending"
-                    if pending:
-                        # No report (yet): it was sent and counted; ask again on the next run, send nothing.
-                        self.journal.set_state(
-                            item.id,
-                            "sent",
-                            error=record["error"],
-                            data={"committed": False, "commitment": record.get("commitment")},
-                        )
-                        record["state"] = "sent"
-                    elif item.state in ("verified", "sent"):
-                        # It was there, or was said to be sent: send it again on the next run.
-                        self.journal.set_state(item.id, "failed", error=record["error"])
-                        record["state"] = "failed"
-                    else:
-                        record["state"] = item.state
+                self._settle(item, record, committed=committer is not None)
                 yield record
         finally:
             src.close()
             dst.close()
+
+    def _reconcile(self, src: Any, dst: Any, item: Item) -> dict[str, Any]:
+        """The comparison of what the source and the destination hold of one study."""
+        from .verify import Holding
+
+        if not self.options.uids and item.data.get("instances") is not None and item.data.get("series") is not None:
+            source = Holding(True, item.data["series"], item.data["instances"])
+        else:
+            source = src.holding(item.id, item)
+        dest = _dest_holding(dst, item)
+        source = _as_changed(source, item)
+        record = compare(item.id, source, dest)
+        # A destination may index what it has just received a moment after answering the
+        # C-STORE (dcmqrscp, Orthanc's jobs): a study just sent gets a few more looks.
+        for delay in RECHECK if item.state == "sent" else ():
+            if record["ok"]:
+                break
+            self.options.sleep(delay)
+            try:
+                dest = _dest_holding(dst, item)
+            except DcmtoolsError:
+                break
+            record = compare(item.id, source, dest)
+        return record
+
+    @staticmethod
+    def _commit(committer: Any, item: Item, record: dict[str, Any]) -> None:
+        """Storage Commitment of a study found complete; raises the errors that end the run."""
+        try:
+            committed, fields = committer.study(item.id, _dest_studies(item))
+        except DcmtoolsError as exc:
+            if exc.exit_status in PEER_FAILURES:
+                raise
+            committed, fields = False, {"error": exc.as_error()}
+        record.update(fields)
+        if not committed:
+            # Counted, but the destination does not commit to keep it: not verified.
+            record.update(result="not_committed", ok=False, counted=record["result"])
+
+    def _settle(self, item: Item, record: dict[str, Any], committed: bool) -> None:
+        """The study's state in the journal after its verification (and in its record)."""
+        if record["ok"]:
+            if item.state != "verified" or committed:
+                data = {"verified": record["destination"]}
+                if committed:
+                    data.update(committed=True, commitment=record["commitment"])
+                self.journal.set_state(item.id, "verified", data=data)
+            record["state"] = "verified"
+            return
+        if item.last_error and item.state == "failed":
+            record["error"]["transfer_error"] = item.last_error.get("message")
+        if record["result"] == "not_committed" and record["error"].get("code") == "commit_pending":
+            # No report (yet): it was sent and counted; ask again on the next run, send nothing.
+            self.journal.set_state(
+                item.id,
+                "sent",
+                error=record["error"],
+                data={"committed": False, "commitment": record.get("commitment")},
+            )
+            record["state"] = "sent"
+        elif item.state in ("verified", "sent"):
+            # It was there, or was said to be sent: send it again on the next run.
+            self.journal.set_state(item.id, "failed", error=record["error"])
+            record["state"] = "failed"
+        else:
+            record["state"] = item.state
 
     # ------------------------------------------------------------ how it ended
     @property
@@ -477,13 +489,13 @@ def _iso(when: float) -> str:
     return datetime.datetime.fromtimestamp(when).isoformat(timespec="seconds")
 
 
-def status(journal: str | os.PathLike) -> dict[str, Any]:
+def status(journal: str | os.PathLike[str]) -> dict[str, Any]:
     """The state of a migration from its journal alone: counts per state, throughput (studies
     verified per second over the last 10 minutes of activity), ETA, the plan's units."""
     path = os.fspath(journal)
     if not os.path.exists(path):
         raise DcmtoolsError(
-            MigrateErrorCode.JOURNAL, f"no journal at {path!r}", "give the --journal of a migration", ExitStatus.USAGE
+            MigrateErrorCode.JOURNAL, f"no journal at {path!r}", "give the `journal` of a migration", ExitStatus.USAGE
         )
     try:
         with Journal(path, create=False) as j:

@@ -36,88 +36,14 @@ class Holding:
         return out
 
 
-class PacsCounter:
-    """Counts a study on a PACS, on one association kept open between studies."""
+class _QueryCounter:
+    """Counts a study by queries at the STUDY level (its numbers of series and instances) and, where
+    those are not returned or with ``uids``, at the IMAGE level; ``_query`` is the side's own."""
 
-    def __init__(self, peer: Any, options: Any, uids: bool = False) -> None:
-        self.peer = peer
-        self.options = options
-        self.uids = uids
-        self._assoc: Any = None
-
-    def _association(self) -> Any:
-        if self._assoc is None or not self._assoc.is_established:
-            from ..net import associate
-            from ..net.keys import FIND
-            from ..net.query import query_contexts
-            from ..net.responses import install
-
-            self._assoc = associate(self.peer, query_contexts([FIND["study"]]), self.options)
-            install(self._assoc)
-        return self._assoc
-
-    def close(self) -> None:
-        if self._assoc is not None:
-            from ..net import close
-
-            close(self._assoc)
-            self._assoc = None
-
-    def _find(self, level: str, keys: list[str]) -> list[dict[str, Any]]:
-        from ..net.keys import identifier_from, parse_keys, sort_identifier
-        from ..net.query import Finder
-        from ..stream.records import DcmtoolsError
-
-        identifier = identifier_from(parse_keys(keys), (), level)
-        finder = Finder(
-            self.peer, sort_identifier(identifier), self.options, level, "study", check=False, assoc=self._association()
-        )
-        out = []
-        for record in finder.run():
-            if not record.get("ok"):
-                raise DcmtoolsError(record["error"]["code"], record["error"]["message"], record["error"].get("hint"))
-            out.append(record["dataset"])
-        return out
-
-    def holding(self, study: str, item: Any = None) -> Holding:
-        from ..net.keys import first_text
-
-        studies = self._find(
-            "STUDY", [f"StudyInstanceUID={study}", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"]
-        )
-        studies = [s for s in studies if first_text(s.get(tag_key("StudyInstanceUID"))) == study]
-        if not studies:
-            return Holding(False, 0, 0, set() if self.uids else None)
-        ds = studies[0]
-        series = _int(first_text(ds.get(tag_key("NumberOfStudyRelatedSeries"))))
-        instances = _int(first_text(ds.get(tag_key("NumberOfStudyRelatedInstances"))))
-        if series is not None and instances is not None and not self.uids:
-            return Holding(True, series, instances)
-        images = self._find("IMAGE", [f"StudyInstanceUID={study}", "SeriesInstanceUID", "SOPInstanceUID"])
-        uids = {first_text(i.get(tag_key("SOPInstanceUID"))) or "" for i in images} - {""}
-        series_set = {first_text(i.get(tag_key("SeriesInstanceUID"))) for i in images} - {None, ""}
-        return Holding(True, len(series_set), len(uids), uids if self.uids else None)
-
-
-class WebCounter:
-    """Counts a study at a DICOMweb service by QIDO-RS on its UID: the study's numbers of series and
-    instances, or (where not returned, or with ``uids``) its instances listed."""
-
-    def __init__(self, peer: Any, uids: bool = False) -> None:
-        from ..web import WebSession
-
-        self.session = WebSession(peer)
-        self.uids = uids
-
-    def close(self) -> None:
-        self.session.close()
+    uids: bool
 
     def _query(self, level: str, keys: list[str]) -> list[dict[str, Any]]:
-        from ..net.keys import identifier_from, parse_keys
-        from ..web import qido
-
-        identifier = identifier_from(parse_keys(keys), (), level)
-        return [record["dataset"] for record in qido(self.session, identifier, level) if record.get("ok")]
+        raise NotImplementedError
 
     def holding(self, study: str, item: Any = None) -> Holding:
         from ..net.keys import first_text
@@ -136,6 +62,58 @@ class WebCounter:
         uids = {first_text(i.get(tag_key("SOPInstanceUID"))) or "" for i in images} - {""}
         series_set = {first_text(i.get(tag_key("SeriesInstanceUID"))) for i in images} - {None, ""}
         return Holding(True, len(series_set), len(uids), uids if self.uids else None)
+
+
+class PacsCounter(_QueryCounter):
+    """Counts a study on a PACS, on one association kept open between studies."""
+
+    def __init__(self, peer: Any, options: Any, uids: bool = False) -> None:
+        self.peer = peer
+        self.options = options
+        self.uids = uids
+        from ..net.query import FindAssociation
+
+        self._finds = FindAssociation(peer, options, ("study",))
+
+    def close(self) -> None:
+        self._finds.close()
+
+    def _query(self, level: str, keys: list[str]) -> list[dict[str, Any]]:
+        from ..net.keys import identifier_from, parse_keys, sort_identifier
+        from ..net.query import Finder
+        from ..stream.records import DcmtoolsError
+
+        identifier = identifier_from(parse_keys(keys), (), level)
+        finder = Finder(
+            self.peer, sort_identifier(identifier), self.options, level, "study", check=False, assoc=self._finds.get()
+        )
+        out = []
+        for record in finder.run():
+            if not record.get("ok"):
+                raise DcmtoolsError(record["error"]["code"], record["error"]["message"], record["error"].get("hint"))
+            out.append(record["dataset"])
+        return out
+
+
+class WebCounter(_QueryCounter):
+    """Counts a study at a DICOMweb service by QIDO-RS on its UID: the study's numbers of series and
+    instances, or (where not returned, or with ``uids``) its instances listed."""
+
+    def __init__(self, peer: Any, uids: bool = False) -> None:
+        from ..web import WebSession
+
+        self.session = WebSession(peer)
+        self.uids = uids
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _query(self, level: str, keys: list[str]) -> list[dict[str, Any]]:
+        from ..net.keys import identifier_from, parse_keys
+        from ..web import qido
+
+        identifier = identifier_from(parse_keys(keys), (), level)
+        return [record["dataset"] for record in qido(self.session, identifier, level) if record.get("ok")]
 
 
 class FolderCounter:

@@ -86,12 +86,12 @@ class Access:
             if not host:
                 raise DcmtoolsError(
                     ErrorCode.BAD_PEER,
-                    f"--allow {spec!r}: no host after '@'",
+                    f"`allow` {spec!r}: no host after '@'",
                     "write AET, AET@HOST or a peers-file name",
                     ExitStatus.USAGE,
                 )
-            return check_aet(aet, f"AE title in --allow {spec!r}"), _addresses(host)
-        return check_aet(spec, f"--allow {spec!r}"), None
+            return check_aet(aet, f"AE title in `allow` {spec!r}"), _addresses(host)
+        return check_aet(spec, f"`allow` {spec!r}"), None
 
     def _matches(self, aet: str, address: str | None) -> bool:
         aet = aet.strip()
@@ -111,12 +111,12 @@ class Access:
     def describe(self) -> str:
         """One sentence for the start-up record."""
         if self.allow_any:
-            return "every caller may use every service (--allow-any)"
+            return "every caller may use every service (`allow_any`)"
         if self.explicit:
-            return f"only the {len(self.rules)} caller(s) of --allow may associate"
+            return f"only the {len(self.rules)} caller(s) of `allow` may associate"
         where = f"the peers file {self.peers_source}" if self.peers_source else "a peers file (there is none)"
         return (
             "anyone may use C-ECHO and C-STORE; query, retrieve, worklist and Storage Commitment "
             f"only callers in {where} ({len(self.rules)} entr{'y' if len(self.rules) == 1 else 'ies'}), "
-            "or add --allow"
+            "or add `allow`"
         )

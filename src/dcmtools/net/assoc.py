@@ -41,12 +41,13 @@ import socket
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from .. import __version__
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .peer import DEFAULT_AET, DEFAULT_MAX_PDU, DEFAULT_TIMEOUT, Peer, TLSSettings, check_aet
 
+N = TypeVar("N", int, float)  # a numeric setting (timeout_for, max_pdu_for)
 LOGGER = logging.getLogger("dcmtools.net")
 # What we call ourselves in A-ASSOCIATE (up to 16 characters); ``is_dcmtools`` looks for it.
 IMPLEMENTATION_VERSION_NAME = "DCMTOOLS_" + __version__.replace(".", "")[:7]
@@ -70,19 +71,16 @@ class NetOptions:
     trace: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    # Each setting: the option given, else the peers file's entry for the peer, else the default.
     def timeout_for(self, peer: Peer | None = None) -> float:
-        if self.timeout is not None:
-            return self.timeout
-        if peer is not None and peer.timeout is not None:
-            return peer.timeout
-        return DEFAULT_TIMEOUT
+        return _setting(self.timeout, peer.timeout if peer is not None else None, DEFAULT_TIMEOUT)
 
     def max_pdu_for(self, peer: Peer | None = None) -> int:
-        if self.max_pdu is not None:
-            return self.max_pdu
-        if peer is not None and peer.max_pdu is not None:
-            return peer.max_pdu
-        return DEFAULT_MAX_PDU
+        return _setting(self.max_pdu, peer.max_pdu if peer is not None else None, DEFAULT_MAX_PDU)
+
+
+def _setting(given: N | None, of_peer: N | None, default: N) -> N:
+    return given if given is not None else of_peer if of_peer is not None else default
 
 
 def quiet_pynetdicom(debug: bool = False) -> None:
@@ -96,7 +94,7 @@ def make_ae(options: NetOptions, peer: Peer | None = None) -> Any:
     """A ``DcmtoolsAE`` with the timeouts and maximum PDU of ``options``."""
     from .acceptor import DcmtoolsAE
 
-    ae = DcmtoolsAE(ae_title=check_aet(options.calling_aet, "calling AE title (--aet)"))
+    ae = DcmtoolsAE(ae_title=check_aet(options.calling_aet, "calling AE title (`aet`)"))
     ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME  # so a client can tell a dcmtools listen
     timeout = options.timeout_for(peer)
     ae.connection_timeout = timeout
@@ -230,10 +228,10 @@ _REJECT_REASONS = {
     (3, 2): "it has reached its limit of associations",
 }
 _REJECT_HINTS = {
-    (1, 3): "ask the peer's administrator to add {calling} (with this host and port) to its known AEs, or use --aet",
+    (1, 3): "ask the peer's administrator to add {calling} (with this host and port) to its known AEs, or use `aet`",
     (1, 7): "check the peer's AE title: the called AE title is the part before '@' in the PEER ({called}@host:port)",
     (3, 1): "try again later",
-    (3, 2): "wait for its other associations to end, or use fewer --jobs",
+    (3, 2): "wait for its other associations to end, or use fewer `jobs`",
     (1, 1): "check the peer's log for why; it may not know our calling AE title '{calling}' or host",
 }
 
@@ -314,7 +312,7 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
         return DcmtoolsError(
             ErrorCode.TIMEOUT,
             f"{peer.label} accepted the connection but did not answer the association request within {timeout:g} s",
-            "check that this port is a DICOM port (not HTTP or another service), or raise --timeout",
+            "check that this port is a DICOM port (not HTTP or another service), or raise `timeout`",
             ExitStatus.TIMEOUT,
             peer=str(peer),
         )
@@ -322,7 +320,7 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
         ErrorCode.ABORTED,
         f"{peer.label} closed the connection without answering the association request",
         f"check that {where} is a DICOM port and that the peer accepts our calling AE title '{calling}' (see its log); "
-        "if it expects TLS, use --tls",
+        "if it expects TLS, use `tls`",
         ExitStatus.ABORTED,
         peer=str(peer),
     )
@@ -376,7 +374,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
             return DcmtoolsError(
                 ErrorCode.TLS_NAME_MISMATCH,
                 f"the TLS certificate of {where} is not issued to {expected!r} ({detail})",
-                "if the certificate names the AE title or another host, give that name with --tls-server-name NAME "
+                "if the certificate names the AE title or another host, give that name with `tls_server_name` NAME "
                 "(tls_server_name in the peers file)",
                 ExitStatus.CONNECT,
                 **fields,
@@ -389,8 +387,8 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
         return DcmtoolsError(
             ErrorCode.TLS_UNTRUSTED,
             words,
-            "give the CA that issued the peer's certificate with --tls-ca FILE (tls_ca in the peers file); "
-            "--tls-insecure skips the check (for tests only)",
+            "give the CA that issued the peer's certificate with `tls_ca` FILE (tls_ca in the peers file); "
+            "`tls_insecure` skips the check (for tests only)",
             ExitStatus.CONNECT,
             **fields,
         )
@@ -401,7 +399,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
             f"{where} requires a TLS client certificate "
             + ("and refused ours" if sent else "and we sent none")
             + f" ({reason})",
-            "ask the PACS admin which CA it trusts, then give our certificate with --tls-cert FILE --tls-key FILE"
+            "ask the PACS admin which CA it trusts, then give our certificate with `tls_cert` FILE `tls_key` FILE"
             + (" (the peer does not trust the one given)" if sent else ""),
             ExitStatus.CONNECT,
             **fields,
@@ -411,7 +409,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
             ErrorCode.TLS_PROTOCOL_MISMATCH,
             f"no TLS session with {where}: the peer does not speak a TLS version or cipher we offer, "
             f"or does not expect TLS on this port ({reason or exc})",
-            "check that this port is the peer's TLS port (without TLS, leave out --tls); "
+            "check that this port is the peer's TLS port (without TLS, leave out `tls`); "
             "we offer TLS 1.2 and 1.3 with the system's ciphers",
             ExitStatus.CONNECT,
             **fields,
@@ -419,7 +417,7 @@ def tls_failure(exc: BaseException, peer: Peer) -> DcmtoolsError:
     return DcmtoolsError(
         ErrorCode.TLS_FAILED,
         f"the TLS handshake with {where} failed ({reason or exc})",
-        "check that the peer expects TLS on this port, and --tls-ca / --tls-cert / --tls-key",
+        "check that the peer expects TLS on this port, and `tls_ca` / `tls_cert` / `tls_key`",
         ExitStatus.CONNECT,
         **fields,
     )
@@ -437,7 +435,7 @@ def connect_failure(exc: BaseException, peer: Peer, timeout: float) -> DcmtoolsE
         return DcmtoolsError(
             ErrorCode.TIMEOUT,
             f"no answer from {where} within {timeout:g} s",
-            "check the host and port, and that a firewall lets the connection through; or raise --timeout",
+            "check the host and port, and that a firewall lets the connection through; or raise `timeout`",
             ExitStatus.TIMEOUT,
             peer=str(peer),
         )
@@ -480,9 +478,9 @@ def uid_name(uid: str) -> str:
 
 
 # What a refused SOP class is to a user: the service, and the option a dcmtools listen offers it with.
-_QR = ("the query/retrieve service", "--store-dir DIR")
+_QR = ("the query/retrieve service", "`store_dir` DIR")
 _SERVICES: dict[str, tuple[str, str]] = {
-    "1.2.840.10008.5.1.4.31": ("the Modality Worklist service", "--worklist-dir DIR (its items as .wl or .json files)"),
+    "1.2.840.10008.5.1.4.31": ("the Modality Worklist service", "`worklist_dir` DIR (its items as .wl or .json files)"),
     **{f"1.2.840.10008.5.1.4.1.2.{root}.{op}": _QR for root in (1, 2) for op in (1, 2, 3)},
 }
 
@@ -525,7 +523,7 @@ def failure_after(assoc: Any, peer: Peer, what: str, timeout: float, timed_out: 
         return DcmtoolsError(
             ErrorCode.TIMEOUT,
             f"{peer.label} did not answer the {what} within {timeout:g} s",
-            "the peer may be busy or stuck; raise --timeout, or check its log",
+            "the peer may be busy or stuck; raise `timeout`, or check its log",
             ExitStatus.TIMEOUT,
             peer=str(peer),
         )

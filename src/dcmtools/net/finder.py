@@ -9,6 +9,7 @@ from typing import Any
 
 from ..stream.records import ErrorCode
 from .assoc import NetOptions, associate
+from .identifiers import flat_of, from_bytes
 from .keys import (
     CONTROL_TAGS,
     FIND,
@@ -17,8 +18,6 @@ from .keys import (
     UNIQUE_KEY,
     WORKLIST_FIND,
     first_text,
-    flat_of,
-    from_bytes,
     identifier_from,
     level_index,
     level_of,
@@ -456,14 +455,14 @@ def _query_hint(status: int, level: str, model: str) -> str | None:
             "try a narrower query (more keys, a date range), or see its log"
         )
     if status == 0xA900:
-        return "the peer found the keys do not fit this query level; check -k and --level"
+        return "the peer found the keys do not fit this query level; check -k and `level`"
     if 0xC000 <= status <= 0xCFFF:
         if level in ("SERIES", "IMAGE"):
             return (
-                "a hierarchical peer needs the study (and, with --model patient, the patient) of a "
+                "a hierarchical peer needs the study (and, with `model` patient, the patient) of a "
                 f"{level.lower()} query: give -k StudyInstanceUID=... or query studies first; see the peer's log"
             )
         return "the peer could not process the query; check its log"
     if status == 0x0122:
-        return f"the peer does not support the {model} root query model; try --model {'study' if model == 'patient' else 'patient'}"
+        return f"the peer does not support the {model} root query model; try `model` {'study' if model == 'patient' else 'patient'}"
     return None

@@ -42,6 +42,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .index_query import _Cache, _computed
@@ -212,8 +213,7 @@ class StoreIndex:
         with self._lock:
             # Unversioned until complete: an interrupted rebuild is redone at the next opening.
             self.conn.execute("DELETE FROM meta WHERE key = 'version'")
-            self.conn.execute("BEGIN")
-            try:
+            with self._transaction():
                 for table in ("patients", "studies", "series", "instances"):
                     self.conn.execute(f"DELETE FROM {table}")
                 count = 0
@@ -224,23 +224,23 @@ class StoreIndex:
                             self.conn.execute("COMMIT")
                             self.conn.execute("BEGIN")
                 self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('version', ?)", (SCHEMA_VERSION,))
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
         return count
 
     def add(self, path: str) -> StoredInstance | None:
         """Index one stored file (replacing an earlier entry of the same SOP instance); None if it is not DICOM."""
-        with self._lock:
-            self.conn.execute("BEGIN")
-            try:
-                found = self._add(path)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-        return found
+        with self._lock, self._transaction():
+            return self._add(path)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT, or ROLLBACK on any exception (the caller holds the lock)."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
 
     def _add(self, path: str) -> StoredInstance | None:
         read = read_instance(path)

@@ -240,21 +240,21 @@ def choose_model(level: str, model: str | None) -> str:
         raise DcmtoolsError(
             ErrorCode.BAD_KEY,
             f"unknown information model {model!r}",
-            "use --model patient or --model study",
+            "use `model` patient or `model` study",
             ExitStatus.USAGE,
         )
     if model == "study" and level == "PATIENT":
         raise DcmtoolsError(
             ErrorCode.BAD_KEY,
             "the study root model has no PATIENT level",
-            "use --model patient (the default at the patient level), or --level study",
+            "use `model` patient (the default at the patient level), or `level` study",
             ExitStatus.USAGE,
         )
     return model
 
 
 # ------------------------------------------------------------- building identifiers
-def _vr(tag: int) -> str:
+def vr_of(tag: int) -> str:
     vr = dictionary.vr_of(tag)
     if " or " in vr:
         vr = vr.split(" or ")[0]
@@ -293,19 +293,10 @@ def _value_json(tag: int, vr: str, value: str | None) -> dict[str, Any]:
     parts = value.split("\\")
     if vr == "PN":
         element["Value"] = [{"Alphabetic": part} if part else None for part in parts]
-    elif vr in ("US", "UL", "SS", "SL", "UV", "SV"):
+    elif vr in ("US", "UL", "SS", "SL", "UV", "SV", "FL", "FD"):
+        number = float if vr in ("FL", "FD") else int
         try:
-            element["Value"] = [int(part) for part in parts]
-        except ValueError:
-            raise DcmtoolsError(
-                ErrorCode.BAD_KEY,
-                f"{dictionary.keyword_of(tag)}={value!r}: a number is expected",
-                None,
-                ExitStatus.USAGE,
-            ) from None
-    elif vr in ("FL", "FD"):
-        try:
-            element["Value"] = [float(part) for part in parts]
+            element["Value"] = [number(part) for part in parts]
         except ValueError:
             raise DcmtoolsError(
                 ErrorCode.BAD_KEY,
@@ -326,7 +317,7 @@ def set_key(identifier: dict[str, Any], steps: tuple[Any, ...], value: str | Non
     node = identifier
     for step in steps[:-1]:
         key = f"{step.tag:08X}"
-        vr = _vr(step.tag)
+        vr = vr_of(step.tag)
         if vr != "SQ":
             raise DcmtoolsError(
                 ErrorCode.BAD_KEY,
@@ -344,7 +335,7 @@ def set_key(identifier: dict[str, Any], steps: tuple[Any, ...], value: str | Non
         node = items[index]
     last = steps[-1]
     key = f"{last.tag:08X}"
-    vr = _vr(last.tag)
+    vr = vr_of(last.tag)
     if vr == "SQ" and value in (None, ""):
         if key not in node:
             node[key] = {"vr": "SQ"}  # universal: every item, whole
@@ -470,7 +461,7 @@ def date_key(text: str, today: _dt.date | None = None) -> str:
     except ValueError as exc:
         raise DcmtoolsError(
             ErrorCode.BAD_KEY,
-            f"--date {text!r}: {exc}",
+            f"`date` {text!r}: {exc}",
             "use today, yesterday, YYYYMMDD, YYYY-MM-DD, 'N days ago', or a range A-B, A.., ..B",
             ExitStatus.USAGE,
         ) from None
@@ -505,173 +496,4 @@ def shortcut_keys(
         out.append(("ModalitiesInStudy" if level in ("PATIENT", "STUDY") else "Modality") + f"={modality.upper()}")
     if accession:
         out.append(f"AccessionNumber={accession}")
-    return out
-
-
-# ------------------------------------------------------------- conversions
-def needs_unicode(identifier: dict[str, Any]) -> bool:
-    """Whether any text in a JSON-model dataset is outside ASCII."""
-    for element in identifier.values():
-        if element.get("vr") == "SQ":
-            if any(needs_unicode(item) for item in element.get("Value") or []):
-                return True
-            continue
-        for value in element.get("Value") or []:
-            if isinstance(value, dict):
-                if any(not str(v).isascii() for v in value.values()):
-                    return True
-            elif isinstance(value, str) and not value.isascii():
-                return True
-    return False
-
-
-def clean_json(identifier: dict[str, Any]) -> dict[str, Any]:
-    """A JSON-model dataset pydicom can take: no elements carrying this tool's error markers."""
-    out = {}
-    for key, element in identifier.items():
-        if "error" in element:
-            raw = element.get("raw")
-            element = {"vr": element.get("vr", "UN")}
-            if raw:
-                element["Value"] = [v.strip() for v in raw.split("\\")]
-        elif element.get("vr") == "SQ" and element.get("Value"):
-            element = {**element, "Value": [clean_json(item) for item in element["Value"]]}
-        out[key] = element
-    return out
-
-
-def to_pydicom(identifier: dict[str, Any]) -> Any:
-    """A pydicom Dataset of a JSON-model identifier (Specific Character Set set for non-ASCII text)."""
-    from pydicom.dataset import Dataset
-
-    data = clean_json(identifier)
-    charset_key = f"{TAGS['SpecificCharacterSet']:08X}"
-    if needs_unicode(data):
-        data[charset_key] = {"vr": "CS", "Value": ["ISO_IR 192"]}
-    ds = Dataset.from_json(data)
-    _exact_names(ds, data, _encodings(ds))
-    return ds
-
-
-def _encodings(ds: Any) -> list[str]:
-    from pydicom.charset import convert_encodings
-
-    return convert_encodings(ds.get("SpecificCharacterSet") or "ISO_IR 6")
-
-
-def pn_text(value: Any) -> str:
-    """A PN value of the JSON model as the text it stands for (``DOE^J=ドウ^J=``): a query value from
-    -k is kept whole in "Alphabetic", separators included."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if set(value) <= {"Alphabetic"}:
-        return str(value.get("Alphabetic") or "")
-    return "=".join(str(value.get(k) or "") for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
-
-
-def _exact_names(ds: Any, data: dict[str, Any], encodings: list[str]) -> None:
-    """Person names as given, byte for byte: pydicom drops trailing component separators
-    ("Wang^XiaoDong=王^小東=" would lose its "=", and an exact match with it)."""
-    from pydicom.charset import encode_string
-
-    for key, element in data.items():
-        values = element.get("Value")
-        if not values:
-            continue
-        tag = int(key, 16)
-        if element.get("vr") == "SQ":
-            for item_ds, item in zip(ds[tag].value, values, strict=False):
-                if isinstance(item, dict):
-                    _exact_names(item_ds, item, encodings)
-        elif element.get("vr") == "PN":
-            ds[tag].value = encode_string("\\".join(pn_text(v) for v in values), encodings)
-
-
-_META_HEAD = b"DICM"
-
-
-def _meta(ts: str) -> bytes:
-    import struct
-
-    uid = ts.encode("ascii")
-    if len(uid) % 2:
-        uid += b"\0"
-    element = struct.pack("<HH2sH", 2, 0x0010, b"UI", len(uid)) + uid
-    return _META_HEAD + struct.pack("<HH2sHL", 2, 0, b"UL", 4, len(element)) + element
-
-
-def from_bytes(data: bytes, transfer_syntax: str, bulk_threshold: int = 1024) -> dict[str, Any]:
-    """A received identifier (dataset bytes in ``transfer_syntax``) as a JSON-model dict."""
-    from ..dicom import jsonmodel, reader
-
-    if not data:
-        return {}
-    read = reader.read_bytes(_meta(transfer_syntax) + bytes(data), bulk_threshold=bulk_threshold)
-    return jsonmodel.to_json_model(read.dataset, jsonmodel.JsonOptions(bulk_threshold=bulk_threshold, bulk_uri=False))
-
-
-def dataset_of(data: bytes, transfer_syntax: str) -> Any:
-    """A received identifier as a ``dcmtools.dicom.reader.Dataset`` (for ``--flat``)."""
-    from ..dicom import reader
-
-    return reader.read_bytes(_meta(transfer_syntax) + bytes(data)).dataset
-
-
-def flat_of(identifier: dict[str, Any]) -> dict[str, Any]:
-    """The ``--flat`` form of a JSON-model dataset: keyword -> plain value(s)."""
-    out: dict[str, Any] = {}
-    for key, element in identifier.items():
-        tag = int(key, 16)
-        name = (dictionary.keyword_of(tag) if not tag >> 16 & 1 else "") or key
-        if element.get("vr") == "SQ":
-            out[name] = [flat_of(item) for item in element.get("Value") or []]
-            continue
-        if "error" in element:
-            out[name] = {"error": element["error"], "raw": element.get("raw")}
-            continue
-        values = element.get("Value")
-        if values is None:
-            binary = element.get("InlineBinary") or element.get("BulkDataURI")
-            out[name] = binary
-            continue
-        values = [
-            (
-                v.get("Alphabetic")
-                if isinstance(v, dict) and len(v) == 1 and "Alphabetic" in v
-                else (
-                    "=".join(v.get(k, "") for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
-                    if isinstance(v, dict)
-                    else v
-                )
-            )
-            for v in values
-        ]
-        out[name] = values[0] if len(values) == 1 else values
-    return out
-
-
-def json_from_flat(flat: dict[str, Any]) -> dict[str, Any]:
-    """Back from the ``--flat`` form (piped records) to a JSON-model dataset (enough for identifiers)."""
-    out: dict[str, Any] = {}
-    for name, value in flat.items():
-        tag = dictionary.tag_of(name)
-        if tag is None:
-            try:
-                tag = int(name, 16)
-            except ValueError:
-                continue
-        vr = _vr(tag)
-        key = f"{tag:08X}"
-        if vr == "SQ":
-            out[key] = {"vr": "SQ", "Value": [json_from_flat(item) for item in value or [] if isinstance(item, dict)]}
-            continue
-        if value is None:
-            out[key] = {"vr": vr}
-            continue
-        values = value if isinstance(value, list) else [value]
-        if vr == "PN":
-            values = [{"Alphabetic": v} if isinstance(v, str) else v for v in values]
-        out[key] = {"vr": vr, "Value": values}
     return out

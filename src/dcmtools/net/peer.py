@@ -92,7 +92,7 @@ class TLSSettings:
             raise DcmtoolsError(
                 ErrorCode.BAD_TLS,
                 "TLS on the listening side needs a certificate",
-                "give --tls-cert FILE and --tls-key FILE",
+                "give `tls_cert` FILE and `tls_key` FILE",
                 ExitStatus.USAGE,
             )
         try:
@@ -119,7 +119,7 @@ def _tls_error(exc: Exception) -> DcmtoolsError:
     return DcmtoolsError(
         ErrorCode.BAD_TLS,
         f"cannot load the TLS files{' ' + repr(what) if what else ''}: {getattr(exc, 'strerror', None) or exc}",
-        "check --tls-ca, --tls-cert and --tls-key (PEM files; the key must match the certificate)",
+        "check `tls_ca`, `tls_cert` and `tls_key` (PEM files; the key must match the certificate)",
         ExitStatus.USAGE,
     )
 
@@ -184,7 +184,7 @@ def parse_peer(text: str, peers_file: str | os.PathLike[str] | None = None) -> P
     elif source is None:
         hint = (
             f"write the peer as AET@HOST:PORT, or add a [{text}] entry to a peers file "
-            f"({default_peers_path()}, or --peers FILE, or $DCMTOOLS_PEERS)"
+            f"({default_peers_path()}, or `peers` FILE, or $DCMTOOLS_PEERS)"
         )
     else:
         known = ", ".join(sorted(peers)) or "none"
@@ -247,7 +247,7 @@ def load_peers(peers_file: str | os.PathLike[str] | None = None) -> tuple[dict[s
         raise DcmtoolsError(
             ErrorCode.BAD_PEER,
             f"the peers file {str(path)!r} does not exist",
-            "check --peers or $DCMTOOLS_PEERS",
+            "check `peers` or $DCMTOOLS_PEERS",
             ExitStatus.USAGE,
         ) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -347,7 +347,7 @@ def tls_settings(
     """TLS settings from ``--tls/--tls-ca/--tls-cert/--tls-key/--tls-insecure/--tls-server-name`` (None when none was given)."""
     if not (tls or ca or cert or key or insecure or server_name):
         return None
-    for value, option in ((ca, "--tls-ca"), (cert, "--tls-cert"), (key, "--tls-key")):
+    for value, option in ((ca, "`tls_ca`"), (cert, "`tls_cert`"), (key, "`tls_key`")):
         if value and not os.path.exists(value):
             raise DcmtoolsError(ErrorCode.BAD_TLS, f"{option} {value!r}: no such file", None, ExitStatus.USAGE)
     return TLSSettings(ca, cert, key, insecure, server_name or None)

@@ -12,9 +12,7 @@ from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .assoc import NetOptions, failure_after
-from .keys import (
-    to_pydicom,
-)
+from .identifiers import to_pydicom
 from .peer import Peer
 from .status import describe
 

@@ -41,6 +41,7 @@ from typing import Any
 from ..stream.records import DcmtoolsError, ErrorCode
 from . import wire
 from .assoc import NetOptions
+from .identifiers import flat_of, from_bytes
 from .index import StoredInstance, StoreIndex
 from .jsonwire import encode_dataset
 from .keys import (
@@ -52,8 +53,6 @@ from .keys import (
     MOVE,
     TAGS,
     WORKLIST_FIND,
-    flat_of,
-    from_bytes,
     key_text,
     sort_identifier,
 )

@@ -45,7 +45,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..stream.records import DcmtoolsError, ErrorCode
-from .assoc import NetOptions, associate
+from .assoc import NetOptions, associate, close
 from .finder import Finder as Finder
 from .finder import representable as representable
 from .keys import (
@@ -70,6 +70,31 @@ from .qrexchange import transfer_syntax_of as transfer_syntax_of
 
 
 # ------------------------------------------------------------- find
+class FindAssociation:
+    """The C-FIND association of a run of queries to one peer: opened on first use, and again when
+    the peer has dropped it (migrate's inventory and verification, retrieve's look-ups)."""
+
+    def __init__(self, peer: Peer, options: NetOptions, models: Iterable[str] = ("study", "patient")) -> None:
+        self.peer = peer
+        self.options = options
+        self.sop_classes = [FIND[model] for model in models]
+        self._assoc: Any = None
+
+    def get(self) -> Any:
+        """The open association (a ``dcmtools.net.assoc`` wrapper with our response reader)."""
+        if self._assoc is None or not self._assoc.is_established:
+            from .responses import install
+
+            self._assoc = associate(self.peer, query_contexts(self.sop_classes), self.options)
+            install(self._assoc)
+        return self._assoc
+
+    def close(self, abort: bool = False) -> None:
+        if self._assoc is not None:
+            close(self._assoc, abort=abort)
+            self._assoc = None
+
+
 def find_identifier(level: str, key_texts: Iterable[str] = (), *, defaults: bool = True) -> dict[str, Any]:
     """The identifier of a query at ``level``: the default return keys (unless
     ``defaults`` is False) plus the ``-k`` keys."""

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -51,7 +50,6 @@ from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .assoc import NetOptions, associate, close, no_context_error
 from .finder import Finder
 from .keys import (
-    FIND,
     GET,
     LEVELS,
     MOVE,
@@ -66,13 +64,14 @@ from .keys import (
 )
 from .peer import Peer, check_aet
 from .qrexchange import UNCOMPRESSED, Exchange, MessageIDs, context_for, encode_identifier, query_contexts
+from .query import FindAssociation
 from .retrieve_outcome import Outcome
 from .retrieve_requests import RetrieveRequest as RetrieveRequest
 from .retrieve_requests import request_from_keys as request_from_keys
 from .retrieve_requests import request_from_record as request_from_record
 from .retrieve_requests import requests_from_lines as requests_from_lines
 from .retrieve_requests import unique_identifier as unique_identifier
-from .status import describe, status_fields
+from .retrieve_verdict import Side, retrieve_record
 
 LOGGER = logging.getLogger("dcmtools.net")
 MAX_CONTEXTS = 128
@@ -135,7 +134,7 @@ class Retriever:
     ) -> None:
         self.peer = peer
         self.options = options
-        self.dest = check_aet(dest, "move destination (--dest)") if dest else None
+        self.dest = check_aet(dest, "move destination (`dest`)") if dest else None
         if self.dest == options.calling_aet:
             self.dest = None  # that is us: receive
         self.store_dir = os.fspath(store_dir) if store_dir is not None else None
@@ -151,27 +150,25 @@ class Retriever:
         self._lock = threading.Lock()
         self._assoc: Any = None
         self._proposed: set[str] = set()
-        self._find_assoc: Any = None
+        self._finds = FindAssociation(peer, options)
         self._ids = MessageIDs()
         self.received = 0
 
     # -- lifecycle
     def close(self) -> None:
-        for name in ("_assoc", "_find_assoc"):
-            assoc = getattr(self, name)
-            if assoc is not None:
-                close(assoc)
-                setattr(self, name, None)
+        self._finds.close()
+        if self._assoc is not None:
+            close(self._assoc)
+            self._assoc = None
         if self.scp is not None:
             self.scp.stop(*((2.0,) if _stop_takes_grace(self.scp) else ()))
             self.scp = None
 
     def abort(self) -> None:
-        for name in ("_assoc", "_find_assoc"):
-            assoc = getattr(self, name)
-            if assoc is not None:
-                close(assoc, abort=True)
-                setattr(self, name, None)
+        self._finds.close(abort=True)
+        if self._assoc is not None:
+            close(self._assoc, abort=True)
+            self._assoc = None
         if self.scp is not None:
             self.scp.stop()
             self.scp = None
@@ -193,6 +190,7 @@ class Retriever:
         """Our storage SCP (started on first use), for C-MOVE to ourselves and C-GET."""
         if self.scp is None:
             from .scp import StorageSCP
+            from .scp_layout import make_store_dir
 
             tls = self.options.tls if self.options.tls is not None and self.options.tls.cert else None
             self.scp = StorageSCP(
@@ -208,15 +206,7 @@ class Retriever:
             if not self.get:
                 self.scp.start()
             elif self.store_dir is not None:
-                try:
-                    os.makedirs(self.store_dir, exist_ok=True)
-                except OSError as exc:
-                    raise DcmtoolsError(
-                        ErrorCode.WRITE_FAILED,
-                        f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
-                        "choose a folder you can write to with --store-dir",
-                        ExitStatus.USAGE,
-                    ) from None
+                make_store_dir(self.store_dir)
         return self.scp
 
     # -- the stream
@@ -257,7 +247,7 @@ class Retriever:
             self.options,
             request.level,
             model,
-            assoc=self._find_association(model),
+            assoc=self._finds.get(),
         )
         # The whole answer first: the find association is used again while retrieving.
         matches = list(finder.run())
@@ -293,16 +283,6 @@ class Retriever:
                 level=request.level,
                 identifier=request.label(),
             )
-
-    def _find_association(self, model: str) -> Any:
-        if self._find_assoc is not None and not self._find_assoc.is_established:
-            self._find_assoc = None
-        if self._find_assoc is None:
-            self._find_assoc = associate(self.peer, query_contexts([FIND["study"], FIND["patient"]]), self.options)
-            from .responses import install
-
-            install(self._find_assoc)
-        return self._find_assoc
 
     # -- one retrieve
     def _retrieve(self, request: RetrieveRequest) -> dict[str, Any]:
@@ -450,7 +430,7 @@ class Retriever:
                 self.options,
                 "IMAGE",
                 model,
-                assoc=self._find_association(model),
+                assoc=self._finds.get(),
                 check=False,
             )
             out = []
@@ -498,149 +478,18 @@ class Retriever:
         return self._assoc
 
     def _record(self, base: dict[str, Any], outcome: Outcome, received: list[dict[str, Any]] | None) -> dict[str, Any]:
-        record = dict(base)
-        record.update(
-            status_fields(outcome.status, self.kind, outcome.error_comment) if outcome.status is not None else {}
+        side = Side(
+            peer=self.peer.label,
+            calling_aet=self.options.calling_aet,
+            get=self.get,
+            dest_is_us=self.dest is None,
+            address=self._our_address(),
+            port=self.port,
+            store_dir=self.store_dir,
         )
-        record.update({"completed": outcome.completed, "failed": outcome.failed, "warning": outcome.warning})
-        if outcome.remaining:
-            record["remaining"] = outcome.remaining
-        files: list[str] = []
-        stored_failed = 0
-        if received is not None:
-            stored = [r for r in received if r.get("ok")]
-            stored_failed = len(received) - len(stored)
-            files = [r["path"] for r in stored if r.get("path")]
-            record["received"] = len(stored)
-            self.received += len(stored)
-            if files:
-                record["out"] = _common_folder(files) if len(files) > 1 else files[0]
-                record["files"] = files
-        if outcome.failed_uids:
-            record["failed_sop_instance_uids"] = outcome.failed_uids
-        error = self._judge(record, outcome, received is not None, stored_failed)
-        if outcome.cancelled:
-            record["cancelled"] = True
-        record["ok"] = error is None
-        if error is not None:
-            record["error"] = error
+        record = retrieve_record(side, base, outcome, received)
+        self.received += record.get("received", 0)
         return record
-
-    def _judge(
-        self, record: dict[str, Any], outcome: Outcome, to_us: bool, stored_failed: int
-    ) -> dict[str, Any] | None:
-        """None when the retrieve went well, else the error of its record."""
-        peer = self.peer.label
-        dest = record.get("destination")
-        code = outcome.status
-        if outcome.refused is not None:
-            return {
-                "code": ErrorCode.MOVE_DESTINATION_UNKNOWN,
-                "message": (
-                    f"{peer} dropped the association instead of answering the C-MOVE to {dest!r}: it "
-                    f"probably does not know the AE title {self.options.calling_aet!r} (we asked) "
-                    + (f"or {dest!r} (the destination)" if dest != self.options.calling_aet else "")
-                ).rstrip()
-                + f" ({outcome.refused.message})",
-                "hint": (
-                    f"register AE title {self.options.calling_aet} on the PACS"
-                    + (
-                        f" with this host and port ({self._our_address()})"
-                        if self.dest is None and self._our_address()
-                        else ""
-                    )
-                    + " (Orthanc: DicomModalities, or DicomAlwaysAllowMove); check the PACS log"
-                ),
-            }
-        if code is None:
-            return {"code": ErrorCode.MOVE_FAILED, "message": f"{peer} gave no final answer"}
-        category, meaning = describe(code, self.kind)
-        suboperations = outcome.completed + outcome.failed + outcome.warning
-        if code == 0xA801 or (code == 0xC000 and not self.get and suboperations == 0):
-            where = self._our_address()
-            probably = "" if code == 0xA801 else "probably "
-            return {
-                "code": ErrorCode.MOVE_DESTINATION_UNKNOWN,
-                "message": (
-                    f"{peer} refused the C-MOVE: the move destination {dest!r} is {probably}unknown to it "
-                    f"({meaning}, status 0x{code:04X}"
-                    + (f": {outcome.error_comment}" if outcome.error_comment else "")
-                    + (", which is what Orthanc answers for an unknown destination" if code == 0xC000 else "")
-                    + ")"
-                ),
-                "hint": (
-                    f"add AE title {dest} to the archive's known nodes with "
-                    + (f"this host and port ({where})" if where and self.dest is None else "its host and port")
-                    + " (Orthanc: DicomModalities; DCMTK dcmqrscp: HostTable; a dcmtools listen: the line "
-                    + f"{_entry_example(dest, where if self.dest is None else None)} in its --peers file)"
-                    + ("; or use --get, which needs no registration" if self.dest is None else "")
-                ),
-            }
-        if category == "cancel":
-            return {
-                "code": ErrorCode.CANCELLED,
-                "message": f"the retrieve was cancelled ({outcome.remaining or 0} not retrieved)",
-            }
-        if category == "failure" and suboperations == 0 and not (to_us and record.get("received")):
-            hint = "check the identifier and the peer's log"
-            if code in (0xA701, 0xA702) and not self.get and self.dest is None:
-                hint = (
-                    f"the peer could not send to {dest}: check that it can reach {self._our_address() or 'this host'} "
-                    f"and that {dest} is registered there with the right port"
-                )
-            return {
-                "code": ErrorCode.MOVE_FAILED,
-                "message": f"{peer} refused the {'C-GET' if self.get else 'C-MOVE'}: {meaning} (status 0x{code:04X})"
-                + (f": {outcome.error_comment}" if outcome.error_comment else ""),
-                "hint": hint,
-            }
-        if outcome.failed or category == "failure":
-            return {
-                "code": ErrorCode.MOVE_FAILED,
-                "message": f"{outcome.failed} of {suboperations} sub-operations failed ({meaning}, status 0x{code:04X})"
-                + (f": {outcome.error_comment}" if outcome.error_comment else ""),
-                "hint": "see failed_sop_instance_uids, and the log of the peer"
-                + ("" if not to_us else " (and the records of the instances it sent)"),
-            }
-        if to_us:
-            received = record.get("received", 0)
-            if stored_failed:
-                return {
-                    "code": ErrorCode.MOVE_FAILED,
-                    "message": f"{stored_failed} instance(s) arrived but could not be stored under {self.store_dir}",
-                    "hint": "check the space and permissions of --store-dir",
-                }
-            if received == 0 and suboperations == 0:
-                return {
-                    "code": ErrorCode.MOVE_FAILED,
-                    "message": f"nothing arrived: {peer} found no instances for this identifier",
-                    "hint": "check the identifier with 'dcmtools find'",
-                }
-            if received == 0 and not self.get:
-                return {
-                    "code": ErrorCode.MOVE_FAILED,
-                    "message": (
-                        f"{peer} says it sent {outcome.completed} instance(s) to {dest}, but none arrived "
-                        f"here (port {self.port})"
-                    ),
-                    "hint": (
-                        f"the PACS has AE title {dest} registered with another host or port; "
-                        f"register it with {self._our_address() or 'this host'}"
-                    ),
-                }
-            if received < outcome.completed + outcome.warning:
-                return {
-                    "code": ErrorCode.MOVE_FAILED,
-                    "message": f"{peer} says it sent {outcome.completed + outcome.warning} instance(s), {received} arrived",
-                    "hint": "some went elsewhere or are still on the way; check the peer's log",
-                }
-        elif suboperations == 0:
-            return {
-                "code": ErrorCode.MOVE_FAILED,
-                "message": f"nothing was sent: {peer} found no instances for this identifier",
-                "hint": "check the identifier with 'dcmtools find'",
-            }
-        return None
 
     def _our_address(self) -> str | None:
         assoc = self._assoc.association if self._assoc is not None else None
@@ -653,13 +502,6 @@ class Retriever:
         return f"{host}:{self.scp.port if self.scp is not None and not self.get else self.port}"
 
 
-def _entry_example(aet: Any, where: str | None) -> str:
-    """A peers-file entry (one TOML line) for ``aet``, as a dcmtools listen archive needs it to move there."""
-    host, _, port = where.rpartition(":") if where else ("HOST", "", "PORT")
-    name = re.sub(r"[^a-z0-9_-]", "_", str(aet).lower()) or "me"
-    return f'{name} = {{aet = "{aet}", host = "{host}", port = {port}}}'
-
-
 def _stop_takes_grace(scp: Any) -> bool:
     import inspect
 
@@ -667,13 +509,6 @@ def _stop_takes_grace(scp: Any) -> bool:
         return "grace" in inspect.signature(scp.stop).parameters
     except (TypeError, ValueError):
         return False
-
-
-def _common_folder(paths: list[str]) -> str:
-    try:
-        return os.path.commonpath([os.path.dirname(p) for p in paths])
-    except ValueError:
-        return os.path.dirname(paths[0])
 
 
 def _get_contexts(classes: list[str] | None) -> tuple[list[Any], list[Any]]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..stream.records import DcmtoolsError
+from .identifiers import from_bytes
 from .keys import (
     TAGS,
-    from_bytes,
     texts,
 )
 from .qrexchange import Response

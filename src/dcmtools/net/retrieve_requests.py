@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
+from .identifiers import flat_of, json_from_flat
 from .keys import (
     LEVELS,
     TAGS,
     UNIQUE_KEY,
     choose_model,
     first_text,
-    flat_of,
     identifier_from,
-    json_from_flat,
     level_index,
     normalize_level,
     parse_keys,
@@ -64,7 +63,7 @@ def unique_identifier(level: str, dataset: dict[str, Any], model: str) -> dict[s
             raise DcmtoolsError(
                 ErrorCode.NOT_RETRIEVABLE,
                 f"the record has no {name}, which a {level.lower()}-level retrieve needs",
-                f"let find return it (-k {name}), or retrieve at another --level",
+                f"let find return it (-k {name}), or retrieve at another `level`",
             )
         identifier[tag_key] = {"vr": "LO" if name == "PatientID" else "UI", "Value": [value]}
     return sort_identifier(identifier)

@@ -46,6 +46,7 @@ from .assoc import NetOptions, make_ae, quiet_pynetdicom
 from .peer import TLSSettings, check_aet
 from .scp_layout import PART_PREFIX as PART_PREFIX
 from .scp_layout import _component as _component
+from .scp_layout import make_store_dir
 from .scp_layout import remove_leftover_parts as remove_leftover_parts
 from .scp_layout import stored_path as stored_path
 from .scp_receive import HEAD_BYTES as HEAD_BYTES
@@ -98,7 +99,7 @@ class StorageSCP:
         on_stored: Callable[[str], None] | None = None,
     ) -> None:
         self.store_dir = os.fspath(store_dir) if store_dir is not None else None
-        self.aet = check_aet(aet, "AE title (--aet)")
+        self.aet = check_aet(aet, "AE title (`aet`)")
         self.host = host
         self.requested_port = port
         self.options = options or NetOptions(calling_aet=self.aet)
@@ -137,15 +138,7 @@ class StorageSCP:
         from .seam import ThreadedAssociationServer
 
         if self.store_dir is not None:
-            try:
-                os.makedirs(self.store_dir, exist_ok=True)
-            except OSError as exc:
-                raise DcmtoolsError(
-                    ErrorCode.WRITE_FAILED,
-                    f"cannot create {self.store_dir!r}: {exc.strerror or exc}",
-                    "choose a folder you can write to with --store-dir",
-                    ExitStatus.USAGE,
-                ) from None
+            make_store_dir(self.store_dir)
             self.removed_parts = remove_leftover_parts(self.store_dir)
         quiet_pynetdicom(LOGGER.isEnabledFor(logging.DEBUG))
         ae = make_ae(self.options)
@@ -178,7 +171,7 @@ class StorageSCP:
             raise DcmtoolsError(
                 ErrorCode.CONNECT_FAILED,
                 f"cannot listen on port {self.requested_port}: {exc.strerror or exc}",
-                "another program may use this port (choose another with --port); ports below 1024 need root",
+                "another program may use this port (choose another with `port`); ports below 1024 need root",
                 ExitStatus.CONNECT,
             ) from None
         server.configure_association = self._configure
@@ -286,7 +279,7 @@ class StorageSCP:
                 return Rejection(
                     Rejection.CALLING_AET,
                     "caller_refused",
-                    f"calling AE title {calling!r} from {address} is not allowed here (see --allow)",
+                    f"calling AE title {calling!r} from {address} is not allowed here (see `allow`)",
                 )
             if allowed != "all":
                 refused = self._restricted()
@@ -296,7 +289,7 @@ class StorageSCP:
                         Rejection.CALLING_AET,
                         "caller_refused",
                         f"calling AE title {calling!r} from {address} may not use query, retrieve, "
-                        "worklist or Storage Commitment here (only peers-file callers, or --allow)",
+                        "worklist or Storage Commitment here (only peers-file callers, or `allow`)",
                     )
         from pynetdicom.association import Association
 
@@ -310,7 +303,7 @@ class StorageSCP:
                 return Rejection(
                     Rejection.BUSY,
                     "too_many_associations",
-                    f"{busy} associations are open, the most --max-associations allows: try again later",
+                    f"{busy} associations are open, the most `max_associations` allows: try again later",
                 )
             assoc._dcmtools_slot = True
         return refused

@@ -68,3 +68,42 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True
     return True
+
+
+def make_store_dir(store_dir: str) -> None:
+    """The folder received instances go under, created when missing; a usage error when it cannot be."""
+    from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
+
+    try:
+        os.makedirs(store_dir, exist_ok=True)
+    except OSError as exc:
+        raise DcmtoolsError(
+            ErrorCode.WRITE_FAILED,
+            f"cannot create {store_dir!r}: {exc.strerror or exc}",
+            "choose a folder you can write to with `store_dir`",
+            ExitStatus.USAGE,
+        ) from None
+
+
+def place_file(tmp: str, dest: str, overwrite: bool) -> str:
+    """Move the received file ``tmp`` to ``dest`` (its folder exists) and return where it went: with
+    ``overwrite`` over what is there, else beside it as ``NAME-1.dcm``, ``NAME-2.dcm``... (atomic
+    either way: a hard link where the file system has them, else a rename)."""
+    if overwrite:
+        os.replace(tmp, dest)
+        return dest
+    stem = dest[:-4]
+    for n in range(10000):
+        candidate = dest if n == 0 else f"{stem}-{n}.dcm"
+        try:
+            os.link(tmp, candidate)
+        except FileExistsError:
+            continue
+        except OSError:
+            if os.path.exists(candidate):
+                continue
+            os.replace(tmp, candidate)  # no hard links here: rename (still atomic)
+            return candidate
+        os.unlink(tmp)
+        return candidate
+    raise OSError(f"too many copies of {dest}")

@@ -3,6 +3,7 @@ instance streamed into a partial file, then moved into place (``_Incoming``)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..stream.records import ErrorCode
 from . import wire
-from .scp_layout import _IDS, PART_PREFIX, stored_path
+from .scp_layout import _IDS, PART_PREFIX, place_file, stored_path
 
 if TYPE_CHECKING:
     from .scp import StorageSCP
@@ -183,18 +184,13 @@ class _Incoming:
 
     def _fail(self, exc: OSError) -> None:
         self.error = f"cannot write in {self.scp.store_dir!r}: {exc.strerror or exc}"
-        if self.fd is not None:
-            try:
+        with contextlib.suppress(OSError):
+            if self.fd is not None:
                 os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
-        if self.tmp is not None:
-            try:
+        with contextlib.suppress(OSError):
+            if self.tmp is not None:
                 os.unlink(self.tmp)
-            except OSError:
-                pass
-            self.tmp = None
+        self.fd = self.tmp = None
 
     def write(self, data: memoryview) -> None:
         self.size += len(data)
@@ -301,21 +297,4 @@ class _Incoming:
             os.makedirs(folder, exist_ok=True)
             self.scp._made.add(folder)
         self.tmp = None
-        if self.scp.overwrite:
-            os.replace(tmp, dest)
-            return dest
-        stem = dest[:-4]
-        for n in range(0, 10000):
-            candidate = dest if n == 0 else f"{stem}-{n}.dcm"
-            try:
-                os.link(tmp, candidate)
-            except FileExistsError:
-                continue
-            except OSError:
-                if os.path.exists(candidate):
-                    continue
-                os.replace(tmp, candidate)  # no hard links here: rename (still atomic)
-                return candidate
-            os.unlink(tmp)
-            return candidate
-        raise OSError(f"too many copies of {dest}")
+        return place_file(tmp, dest, self.scp.overwrite)

@@ -42,10 +42,11 @@ import logging
 import mmap
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..stream.inputs import expand_items
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus, error_record
 from . import wire
 from .assoc import NetOptions, associate, close, failure_after, no_context_error
@@ -110,7 +111,7 @@ def read_head(path: str) -> wire.FileHead:
     if ts in (wire.EXPLICIT_LE, wire.IMPLICIT_LE) and info.dataset.implicit != (ts == wire.IMPLICIT_LE):
         ts = wire.IMPLICIT_LE if info.dataset.implicit else wire.EXPLICIT_LE  # label the bytes as they are
     if info.meta:
-        offset = max(e.offset + e.length for e in info.meta.values())
+        offset = max((e.offset or 0) + e.length for e in info.meta.values())
     elif info.has_preamble:
         offset = 132
     else:
@@ -212,8 +213,8 @@ class Sender:
             self.assoc = None
 
     # ------------------------------------------------------------ the stream
-    def run(self, items: Iterable[Any]) -> Iterator[dict[str, Any]]:
-        source = _expanded(items)
+    def run(self, items: Iterable[Any]) -> Generator[dict[str, Any], None, None]:
+        source = expand_items(items)
         try:
             for window in _windows(source):
                 index = 0
@@ -227,6 +228,7 @@ class Sender:
                         if entry.error is not None:
                             yield error_record("file", entry.error, path=entry.path)
                         else:
+                            assert entry.head is not None  # an entry has a head or an error
                             yield self.send_one(entry.path, entry.head)
                 except DcmtoolsError as exc:
                     # The run stops here: the file in flight and every input not yet
@@ -241,33 +243,25 @@ class Sender:
 
     def send_one(self, path: str, head: wire.FileHead) -> dict[str, Any]:
         """Send one file on the open association (re-opening it after a fault); its record."""
+        from .exchange import ExchangeError, store_exchange
+
         base = {"path": path, "sop_class_uid": head.sop_class, "sop_instance_uid": head.sop_instance}
         failures = 0
         while True:
             context_id, target = self._context_for(head)
-            if context_id is None:
-                refused = [c for c in self._proposed_contexts() if c.abstract_syntax == head.sop_class]
-                error = no_context_error(self.peer, refused)
-                error.exit_status = ExitStatus.FAILED
-                return error_record("file", error, **base, transfer_syntax=head.transfer_syntax)
             try:
-                payload, extra = self._payload(path, head, target)
+                if context_id is None:
+                    refused = [c for c in self._proposed_contexts() if c.abstract_syntax == head.sop_class]
+                    error = no_context_error(self.peer, refused)
+                    error.exit_status = ExitStatus.FAILED
+                    raise error
+                payload, extra = self._converted(path, head, target)
             except DcmtoolsError as exc:
                 return error_record("file", exc, **base, transfer_syntax=head.transfer_syntax)
-            except Exception as exc:  # a bug of ours in converting one file must not end the run
-                LOGGER.debug("converting %s", path, exc_info=True)
-                error = DcmtoolsError(
-                    ErrorCode.INTERNAL,
-                    f"internal error converting it: {type(exc).__name__}: {exc}",
-                    "this is a bug in dcmtools; please report it with --debug output",
-                )
-                return error_record("file", error, **base, transfer_syntax=head.transfer_syntax)
             self.message_id = self.message_id % 65535 + 1
             command = wire.store_rq(
                 self.message_id, head.sop_class, head.sop_instance, self.priority, self.move_originator
             )
-            from .exchange import ExchangeError, store_exchange
-
             try:
                 try:
                     response = store_exchange(
@@ -276,55 +270,75 @@ class Sender:
                 finally:
                     payload.close()
             except ExchangeError as exc:
-                error = failure_after(
-                    self.assoc,
-                    self.peer,
-                    f"C-STORE of {os.path.basename(path)}",
-                    self.timeout,
-                    timed_out=exc.kind == "timeout",
-                )
-                self.abort()
-                cut = truncation(path)
-                if cut is not None:  # the file, not the link: fail it alone and go on
-                    self.faults = 0
-                    self._open(self.proposed)
-                    return error_record("file", cut, **base, transfer_syntax=head.transfer_syntax)
                 failures += 1
-                if failures > self.retries and exc.kind == "timeout":
-                    raise error from None  # a silent peer: waiting on each file would cost timeout x files
-                if failures > self.retries:
-                    # This file keeps failing: report it (not sent) and go on, unless the
-                    # association failed on several files in a row: then the peer is the problem.
-                    self.faults += 1
-                    if self.faults >= MAX_FAULTY_FILES:
-                        raise error from None
-                    self._open(self.proposed)
-                    return error_record("file", error, **base, transfer_syntax=head.transfer_syntax)
-                LOGGER.warning("%s; re-opening the association (try %d of %d)", error.message, failures, self.retries)
-                self._open(self.proposed)
-                continue
+                fault = self._after_fault(path, exc.kind == "timeout", failures)
+                if fault is None:
+                    continue
+                return error_record("file", fault, **base, transfer_syntax=head.transfer_syntax)
             self.faults = 0
-            code = wire.command_us(response, wire.TAG_STATUS, 0xC000)
-            comment = wire.command_str(response, wire.TAG_ERROR_COMMENT)
-            record = {
-                "type": "file",
-                **base,
-                "transfer_syntax": target,
-                **extra,
-                **status_fields(code, "storage", comment),
-            }
-            category, meaning = describe(code, "storage")
-            if category in ("success", "warning"):
-                record["ok"] = True
-                return record
-            record["ok"] = False
+            return self._stored(base, target, extra, response)
+
+    def _converted(self, path: str, head: wire.FileHead, target: str) -> tuple[Any, dict[str, Any]]:
+        """``_payload``, with a bug of ours in converting one file as that file's error (not the run's end)."""
+        try:
+            return self._payload(path, head, target)
+        except DcmtoolsError:
+            raise
+        except Exception as exc:
+            LOGGER.debug("converting %s", path, exc_info=True)
+            raise DcmtoolsError(
+                ErrorCode.INTERNAL,
+                f"internal error converting it: {type(exc).__name__}: {exc}",
+                "this is a bug in dcmtools; please report it with `debug` output",
+            ) from None
+
+    def _after_fault(self, path: str, timed_out: bool, failures: int) -> DcmtoolsError | None:
+        """The association failed during a C-STORE: the file's error, or None to send it again on a
+        new association; raises when the peer, not the file, is the problem."""
+        error = failure_after(
+            self.assoc, self.peer, f"C-STORE of {os.path.basename(path)}", self.timeout, timed_out=timed_out
+        )
+        self.abort()
+        cut = truncation(path)
+        if cut is not None:  # the file, not the link: fail it alone and go on
+            self.faults = 0
+            self._open(self.proposed)
+            return cut
+        if failures > self.retries and timed_out:
+            raise error from None  # a silent peer: waiting on each file would cost timeout x files
+        if failures > self.retries:
+            # This file keeps failing: report it (not sent) and go on, unless the
+            # association failed on several files in a row: then the peer is the problem.
+            self.faults += 1
+            if self.faults >= MAX_FAULTY_FILES:
+                raise error from None
+            self._open(self.proposed)
+            return error
+        LOGGER.warning("%s; re-opening the association (try %d of %d)", error.message, failures, self.retries)
+        self._open(self.proposed)
+        return None
+
+    def _stored(self, base: dict[str, Any], target: str, extra: dict[str, Any], response: Any) -> dict[str, Any]:
+        """The record of a C-STORE the peer answered."""
+        code = wire.command_us(response, wire.TAG_STATUS, 0xC000)
+        comment = wire.command_str(response, wire.TAG_ERROR_COMMENT)
+        record = {
+            "type": "file",
+            **base,
+            "transfer_syntax": target,
+            **extra,
+            **status_fields(code, "storage", comment),
+        }
+        category, meaning = describe(code, "storage")
+        record["ok"] = category in ("success", "warning")
+        if not record["ok"]:
             record["error"] = {
                 "code": ErrorCode.DIMSE_FAILED,
                 "message": f"{self.peer.label} refused to store it: {meaning} (status 0x{code:04X})"
                 + (f": {comment}" if comment else ""),
                 "hint": storage_hint(code, comment),
             }
-            return record
+        return record
 
     def _proposed_contexts(self) -> list[Any]:
         from pynetdicom.presentation import build_context
@@ -354,8 +368,8 @@ class Sender:
         if compressed and not self.decompress:
             raise DcmtoolsError(
                 ErrorCode.NO_CONTEXT,
-                f"{self.peer.label} accepts this SOP class only uncompressed, and --no-decompress was given",
-                "drop --no-decompress to decompress on the fly",
+                f"{self.peer.label} accepts this SOP class only uncompressed, and `no_decompress` was given",
+                "drop `no_decompress` to decompress on the fly",
             )
         data = convert(path, target)
         extra: dict[str, Any] = {"original_transfer_syntax": head.transfer_syntax}
@@ -469,23 +483,12 @@ def _not_sent(entries: list[_Entry], rest: Iterator[Any], cause: DcmtoolsError) 
         yield record(path, None if isinstance(item, str) else getattr(item, "error", None), False)
 
 
-def _expanded(items: Iterable[Any]) -> Iterator[Any]:
-    """Plain paths as the command line takes them: a folder is walked, a glob expanded."""
-    from ..stream.inputs import expand_path
-
-    for item in items:
-        if isinstance(item, (str, os.PathLike)):
-            yield from expand_path(os.fspath(item))
-        else:
-            yield item
-
-
 def _windows(items: Iterable[Any]) -> Iterator[list[_Entry]]:
     """Inputs in windows of up to WINDOW files needing at most MAX_CONTEXTS contexts."""
     window: list[_Entry] = []
     keys: set[tuple[str, str]] = set()
     classes: set[str] = set()
-    for item in _expanded(items):
+    for item in expand_items(items):
         path = item if isinstance(item, str) else item.path
         error = None if isinstance(item, str) else getattr(item, "error", None)
         entry = _Entry(path, item, error=error)

@@ -239,54 +239,11 @@ def scan_dataset(
         if not general:
             return _scan_explicit_le(data, wanted)
         ts = EXPLICIT_LE
-    little = ts != EXPLICIT_BE
-    implicit = ts == IMPLICIT_LE
-    endian = "<" if little else ">"
-    hh = struct.Struct(endian + "HH")
-    u16 = struct.Struct(endian + "H")
-    u32 = struct.Struct(endian + "L")
+    scanner = _Scanner(data, ts)
+    element = scanner.element
     last = max(wanted) if wanted else 0
     found: dict[int, bytes] = {}
     end = len(data)
-
-    def element(pos: int) -> tuple[int, int, int, bool]:
-        """(tag, value start, value length, is_sequence_like)"""
-        if pos + 8 > end:
-            raise IndexError
-        group, elem = hh.unpack_from(data, pos)
-        tag = (group << 16) | elem
-        if group == 0xFFFE or implicit:
-            length = u32.unpack_from(data, pos + 4)[0]
-            return tag, pos + 8, length, length == 0xFFFFFFFF
-        vr = bytes(data[pos + 4 : pos + 6])
-        if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
-            raise NotDicom("bad VR")
-        if vr in _LONG_VRS:
-            if pos + 12 > end:
-                raise IndexError
-            length = u32.unpack_from(data, pos + 8)[0]
-            return tag, pos + 12, length, vr == b"SQ" or length == 0xFFFFFFFF
-        return tag, pos + 8, u16.unpack_from(data, pos + 6)[0], False
-
-    def skip_undefined(pos: int) -> int:
-        """Skip items up to and including the sequence delimiter; return the position after it."""
-        while True:
-            tag, start, length, _ = element(pos)
-            if tag == 0xFFFEE0DD:
-                return start
-            if tag != 0xFFFEE000:
-                raise NotDicom("bad sequence item")
-            if length != 0xFFFFFFFF:
-                pos = start + length
-                continue
-            pos = start
-            while True:  # elements of an undefined-length item, up to its delimiter
-                tag, start, length, seq = element(pos)
-                if tag == 0xFFFEE00D:
-                    pos = start
-                    break
-                pos = skip_undefined(start) if length == 0xFFFFFFFF else start + length
-
     pos = 0
     prev = -1
     try:
@@ -300,7 +257,7 @@ def scan_dataset(
             if length == 0xFFFFFFFF:
                 if tag == 0x7FE00010:
                     break
-                pos = skip_undefined(start)
+                pos = scanner.skip_undefined(start)
                 continue
             if tag in wanted:
                 found[tag] = bytes(data[start : start + length])
@@ -308,6 +265,58 @@ def scan_dataset(
     except (IndexError, struct.error):
         pass  # ran off the end of what we have: return what we found
     return found
+
+
+class _Scanner:
+    """The elements of a dataset in one transfer syntax, read where ``scan_dataset`` points."""
+
+    def __init__(self, data: bytes | bytearray | memoryview, ts: str) -> None:
+        endian = "<" if ts != EXPLICIT_BE else ">"
+        self.data = data
+        self.end = len(data)
+        self.implicit = ts == IMPLICIT_LE
+        self.hh = struct.Struct(endian + "HH")
+        self.u16 = struct.Struct(endian + "H")
+        self.u32 = struct.Struct(endian + "L")
+
+    def element(self, pos: int) -> tuple[int, int, int, bool]:
+        """(tag, value start, value length, is_sequence_like)"""
+        data = self.data
+        if pos + 8 > self.end:
+            raise IndexError
+        group, elem = self.hh.unpack_from(data, pos)
+        tag = (group << 16) | elem
+        if group == 0xFFFE or self.implicit:
+            length = self.u32.unpack_from(data, pos + 4)[0]
+            return tag, pos + 8, length, length == 0xFFFFFFFF
+        vr = bytes(data[pos + 4 : pos + 6])
+        if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
+            raise NotDicom("bad VR")
+        if vr in _LONG_VRS:
+            if pos + 12 > self.end:
+                raise IndexError
+            length = self.u32.unpack_from(data, pos + 8)[0]
+            return tag, pos + 12, length, vr == b"SQ" or length == 0xFFFFFFFF
+        return tag, pos + 8, self.u16.unpack_from(data, pos + 6)[0], False
+
+    def skip_undefined(self, pos: int) -> int:
+        """Skip items up to and including the sequence delimiter; return the position after it."""
+        while True:
+            tag, start, length, _ = self.element(pos)
+            if tag == 0xFFFEE0DD:
+                return start
+            if tag != 0xFFFEE000:
+                raise NotDicom("bad sequence item")
+            if length != 0xFFFFFFFF:
+                pos = start + length
+                continue
+            pos = start
+            while True:  # elements of an undefined-length item, up to its delimiter
+                tag, start, length, _ = self.element(pos)
+                if tag == 0xFFFEE00D:
+                    pos = start
+                    break
+                pos = self.skip_undefined(start) if length == 0xFFFFFFFF else start + length
 
 
 _EXPLICIT_LE_HEAD = struct.Struct("<HH2sH")

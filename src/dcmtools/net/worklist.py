@@ -95,7 +95,7 @@ class WorklistItems:
             raise DcmtoolsError(
                 ErrorCode.NOT_FOUND,
                 f"the worklist folder {self.folder!r} does not exist",
-                "give --worklist-dir a folder of .wl or .json items",
+                "give `worklist_dir` a folder of .wl or .json items",
                 ExitStatus.USAGE,
             )
 

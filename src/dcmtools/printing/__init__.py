@@ -143,14 +143,8 @@ def print_files(peer: Any, inputs: Iterable[Any], film: FilmOptions, options: An
     """Print ``inputs`` on ``peer`` (see the module docs); yields records."""
     from ..net import NetOptions, associate
     from ..net.assoc import no_context_error
-    from .scu import (
-        FilmPrinter,
-        PrintSCU,
-        ResponseLog,
-        print_contexts,
-        printer_failure,
-        printer_record,
-    )
+    from .dimse import PrintSCU, ResponseLog, print_contexts, printer_failure, printer_record
+    from .scu import FilmPrinter
 
     options = options or NetOptions()
     log = ResponseLog()
@@ -239,13 +233,7 @@ def printer_status(peer: Any, options: Any = None) -> dict[str, Any]:
     """The printer's status as a record (``--status``): ``ok`` unless it reports FAILURE."""
     from ..net import NetOptions, associate
     from . import words
-    from .scu import (
-        PrintErrorCode,
-        PrintSCU,
-        ResponseLog,
-        printer_record,
-        status_contexts,
-    )
+    from .dimse import PrintErrorCode, PrintSCU, ResponseLog, printer_record, status_contexts
 
     options = options or NetOptions()
     log = ResponseLog()

@@ -84,7 +84,7 @@ class DaskExecutor:
         try:
             from distributed import Client
         except ImportError:
-            raise ClusterError("--cluster needs Dask", "pip install 'dcmtools[cluster]'") from None
+            raise ClusterError("`cluster` needs Dask", "pip install 'dcmtools[cluster]'") from None
         self.address = address
         self.client: Client | None
         try:

@@ -90,6 +90,16 @@ def iter_inputs(
                 )
 
 
+def expand_items(items: Iterable[Any]) -> Iterator[Any]:
+    """Plain paths as the command line takes them (a folder walked, a glob expanded: ``expand_path``);
+    anything else (an ``InputItem``, a record's path object) passes as it is."""
+    for item in items:
+        if isinstance(item, (str, os.PathLike)):
+            yield from expand_path(os.fspath(item))
+        else:
+            yield item
+
+
 def expand_path(arg: str, source: str = "argument") -> Iterator[InputItem]:
     """A file, a folder walked recursively, or a glob expanded here."""
     if os.path.isdir(arg):

@@ -43,11 +43,12 @@ well under a second at 10^6 items.
 Threads: one ``Journal`` may be shared by threads (a lock around the
 connection).  Several processes may open the same file (SQLite's own
 locking, with a busy timeout); one file per shard avoids the contention.
-``merge(target, sources)`` gathers shard journals into one.
+``dcmtools.stream.journal_merge.merge(target, sources)`` gathers shard journals into one.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -56,9 +57,10 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 SCHEMA_VERSION = 1
+T = TypeVar("T")
 PAGE = 1000  # rows per page of items() and per transaction of add()
 BUCKET = 10.0  # seconds per row of the events table
 
@@ -118,7 +120,7 @@ class Journal:
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         *,
         kind: str | None = None,
         durable: bool = False,
@@ -203,20 +205,12 @@ class Journal:
         """Add items (``id`` or ``(id, data)``) in ``state``; ids already there keep their state
         (their data is replaced with ``update_data``).  Streams: one transaction per ``PAGE``
         items.  Returns how many were new."""
-        added = 0
-        batch: list[tuple[str, str, str | None, float]] = []
-        for entry in items:
-            if isinstance(entry, str):
-                item_id, data = entry, None
-            else:
-                item_id, data = entry
-            batch.append((str(item_id), state, json.dumps(data, separators=(",", ":")) if data else None, self.clock()))
-            if len(batch) >= PAGE:
-                added += self._insert(batch, update_data)
-                batch = []
-        if batch:
-            added += self._insert(batch, update_data)
-        return added
+
+        def row(entry: tuple[str, dict[str, Any] | None] | str) -> tuple[str, str, str | None, float]:
+            item_id, data = (entry, None) if isinstance(entry, str) else entry
+            return str(item_id), state, json.dumps(data, separators=(",", ":")) if data else None, self.clock()
+
+        return sum(self._insert(batch, update_data) for batch in _pages(map(row, items)))
 
     def _insert(self, batch: list[tuple[str, str, str | None, float]], update_data: bool) -> int:
         with self.transaction():
@@ -303,23 +297,12 @@ class Journal:
     def drop(self, ids: Iterable[str]) -> int:
         """Remove items (and their parts), a transaction per ``PAGE``; e.g. those of other shards."""
         dropped = 0
-        batch: list[str] = []
-
-        def flush() -> int:
+        for batch in _pages(ids):
             with self.transaction():
                 before = self._db.total_changes
                 self._db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in batch])
-                removed = self._db.total_changes - before
+                dropped += self._db.total_changes - before
                 self._db.executemany("DELETE FROM parts WHERE item = ?", [(i,) for i in batch])
-                return removed
-
-        for item_id in ids:
-            batch.append(item_id)
-            if len(batch) >= PAGE:
-                dropped += flush()
-                batch = []
-        if batch:
-            dropped += flush()
         return dropped
 
     def update_data(self, updates: Iterable[tuple[str, dict[str, Any]]]) -> None:
@@ -489,22 +472,16 @@ class Journal:
     # -- parts of items
     def add_parts(self, parts: Iterable[tuple[str, str, str | None, dict[str, Any] | None]]) -> int:
         """Add ``(item, part, group, data)`` rows (known ones are kept), a transaction per ``PAGE``."""
+        rows = (
+            (item, part, group, json.dumps(data, separators=(",", ":")) if data else None)
+            for item, part, group, data in parts
+        )
         added = 0
-        batch: list[tuple[str, str, str | None, str | None]] = []
-
-        def flush() -> int:
+        for batch in _pages(rows):
             with self.transaction():
                 before = self._db.total_changes
                 self._db.executemany("INSERT OR IGNORE INTO parts (item, part, grp, data) VALUES (?, ?, ?, ?)", batch)
-                return self._db.total_changes - before
-
-        for item, part, group, data in parts:
-            batch.append((item, part, group, json.dumps(data, separators=(",", ":")) if data else None))
-            if len(batch) >= PAGE:
-                added += flush()
-                batch = []
-        if batch:
-            added += flush()
+                added += self._db.total_changes - before
         return added
 
     def parts(self, item_id: str, page: int = PAGE) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
@@ -547,6 +524,13 @@ class Journal:
             return dict(self._db.execute("SELECT state, COUNT(*) FROM plan GROUP BY state").fetchall())
 
 
+def _pages(rows: Iterable[T]) -> Iterator[list[T]]:
+    """``rows`` in lists of ``PAGE`` (one transaction each): a long stream is never held whole."""
+    iterator = iter(rows)
+    while page := list(itertools.islice(iterator, PAGE)):
+        yield page
+
+
 _COLUMNS = "id, state, attempts, last_error, data, updated, seq"
 
 
@@ -560,58 +544,3 @@ def _item(row: tuple[Any, ...]) -> Item:
         float(row[5]),
         int(row[6]),
     )
-
-
-def merge(
-    target: str | os.PathLike, sources: Iterable[str | os.PathLike], *, rank: Sequence[str] = ()
-) -> dict[str, int]:
-    """Gather shard journals into ``target``: every item once; where two journals hold the same
-    id, the state that comes later in ``rank`` wins (else the most recently changed).  Plan
-    units and meta are copied (meta of the target is kept).  Returns the target's counts."""
-    order = {state: n for n, state in enumerate(rank)}
-    with Journal(target) as out:
-        for source in sources:
-            with Journal(source, create=False) as src:
-                if out.meta("kind") is None and src.meta("kind") is not None:
-                    out.set_meta(**src.all_meta())
-                batch: list[Item] = []
-                for item in src.items():
-                    batch.append(item)
-                    if len(batch) >= PAGE:
-                        _merge_batch(out, batch, order)
-                        batch = []
-                if batch:
-                    _merge_batch(out, batch, order)
-                with src._lock:
-                    plan = src._db.execute("SELECT key, state, data, updated FROM plan").fetchall()
-                with out.transaction():
-                    out._db.executemany(
-                        "INSERT INTO plan (key, state, data, updated) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-                        "state = CASE WHEN plan.state = 'done' THEN 'done' ELSE excluded.state END",
-                        plan,
-                    )
-        return out.counts()
-
-
-def _merge_batch(out: Journal, batch: list[Item], order: dict[str, int]) -> None:
-    with out.transaction():
-        for item in batch:
-            row = out._db.execute("SELECT state, updated FROM items WHERE id = ?", (item.id,)).fetchone()
-            if row is not None:
-                mine, theirs = order.get(row[0], -1), order.get(item.state, -1)
-                if mine > theirs or (mine == theirs and row[1] >= item.updated):
-                    continue
-            out._db.execute(
-                "INSERT INTO items (id, state, attempts, last_error, data, updated) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = MAX(attempts, excluded.attempts), "
-                "last_error = excluded.last_error, data = excluded.data, updated = excluded.updated",
-                (
-                    item.id,
-                    item.state,
-                    item.attempts,
-                    json.dumps(item.last_error) if item.last_error else None,
-                    json.dumps(item.data) if item.data else None,
-                    item.updated,
-                ),
-            )
-            out._event(item.state, 1)

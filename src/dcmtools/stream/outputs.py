@@ -160,4 +160,4 @@ def write_atomic(path: str, write: Callable[[BinaryIO], object], overwrite: bool
 
 
 def exists_error(path: str) -> DcmtoolsError:
-    return DcmtoolsError(ErrorCode.EXISTS, f"{path} exists already", "use --overwrite to replace it")
+    return DcmtoolsError(ErrorCode.EXISTS, f"{path} exists already", "use `overwrite` to replace it")

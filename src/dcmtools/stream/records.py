@@ -146,7 +146,7 @@ def internal_error(path: str, exc: BaseException) -> DcmtoolsError:
     return DcmtoolsError(
         ErrorCode.INTERNAL,
         f"internal error on {path}: {type(exc).__name__}: {exc}",
-        hint="this is a bug in dcmtools; please report it with --debug output",
+        hint="this is a bug in dcmtools; please report it with `debug` output",
     )
 
 

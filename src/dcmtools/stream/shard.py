@@ -73,7 +73,7 @@ def parse_shard(text: str | None, environ: Mapping[str, str] | None = None) -> S
             else:
                 count = int(left)
         except ValueError:
-            raise ShardError(f"--shard {text!r}: give K/N, e.g. 0/4 (shard K of N, counted from 0)") from None
+            raise ShardError(f"`shard` {text!r}: give K/N, e.g. 0/4 (shard K of N, counted from 0)") from None
     if index is None:
         index = _env_int(env, "SLURM_ARRAY_TASK_ID")
         if index is not None:
@@ -88,11 +88,11 @@ def parse_shard(text: str | None, environ: Mapping[str, str] | None = None) -> S
     if index is None and count is None:
         return None
     if count is None:
-        raise ShardError("JOB_COMPLETION_INDEX gives the shard but not how many: give --shard /N (or --shard K/N)")
+        raise ShardError("JOB_COMPLETION_INDEX gives the shard but not how many: give `shard` /N (or `shard` K/N)")
     if index is None:
-        raise ShardError(f"--shard {text}: which shard? give K/N, or run in a Slurm array or a Kubernetes indexed job")
+        raise ShardError(f"`shard` {text}: which shard? give K/N, or run in a Slurm array or a Kubernetes indexed job")
     if count < 1 or not 0 <= index < count:
-        raise ShardError(f"--shard {index}/{count}: K must be 0 to N-1 and N at least 1")
+        raise ShardError(f"`shard` {index}/{count}: K must be 0 to N-1 and N at least 1")
     return Shard(index, count)
 
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..net.keys import TAGS, flat_of, normalize_level, sort_identifier, texts
+from ..net.identifiers import flat_of
+from ..net.keys import TAGS, normalize_level, sort_identifier, texts
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .session import WebSession
 
@@ -75,7 +76,7 @@ def qido(
         raise DcmtoolsError(
             ErrorCode.BAD_VALUE,
             "QIDO-RS has no patient level",
-            "query the studies (--level study) with --patient-id or -k PatientID=...",
+            "query the studies (`level` study) with `patient_id` or -k PatientID=...",
             ExitStatus.USAGE,
         )
     params = query_parameters(identifier)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -137,51 +138,9 @@ def parse_web_peer(
         return str((base / os.path.expanduser(str(value))).resolve()) if value else None
 
     url = text if is_url(text) else str(entry.get("url", ""))
-    if not is_url(url):
-        raise DcmtoolsError(
-            ErrorCode.BAD_PEER,
-            f"{url!r} is not a DICOMweb base URL",
-            "write it as https://host/dicom-web (or http://)",
-            ExitStatus.USAGE,
-        )
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise DcmtoolsError(ErrorCode.BAD_PEER, f"the URL {url!r} has no host", None, ExitStatus.USAGE)
-    if parts.query or parts.fragment:
-        raise DcmtoolsError(
-            ErrorCode.BAD_PEER,
-            f"the URL {url!r} has a query or fragment",
-            "give the base URL of the DICOMweb service only",
-            ExitStatus.USAGE,
-        )
-    if token_file:
-        token = token or _read_secret(token_file, "token")
-    token = token or os.environ.get("DCMTOOLS_TOKEN") or None
-    if not token and entry.get("token_env"):
-        token = os.environ.get(str(entry["token_env"])) or None
-    if not token and entry.get("token_file"):
-        token = _read_secret(file("token_file") or "", "token")
-    user = user or entry.get("user") or os.environ.get("DCMTOOLS_USER") or None
-    if user:
-        if password_file:
-            password = password or _read_secret(password_file, "password")
-        password = password or os.environ.get("DCMTOOLS_PASSWORD") or None
-        if not password and entry.get("password_env"):
-            password = os.environ.get(str(entry["password_env"])) or None
-        if not password and entry.get("password_file"):
-            password = _read_secret(file("password_file") or "", "password")
-        if not password:
-            raise DcmtoolsError(
-                ErrorCode.BAD_PEER,
-                f"no password for the user {user!r}",
-                "give --password-file FILE or set $DCMTOOLS_PASSWORD (never on the command line)",
-                ExitStatus.USAGE,
-            )
-    if token and user:
-        raise DcmtoolsError(
-            ErrorCode.BAD_PEER, "both a token and a user were given", "use one of them", ExitStatus.USAGE
-        )
-    for value, option in ((tls_ca, "--tls-ca"), (tls_cert, "--tls-cert"), (tls_key, "--tls-key")):
+    _check_url(url)
+    token, user, password = _credentials(entry, file, token, token_file, user, password, password_file)
+    for value, option in ((tls_ca, "`tls_ca`"), (tls_cert, "`tls_cert`"), (tls_key, "`tls_key`")):
         if value and not os.path.exists(value):
             raise DcmtoolsError(ErrorCode.BAD_TLS, f"{option} {value!r}: no such file", None, ExitStatus.USAGE)
     timeout = timeout if timeout is not None else entry.get("timeout")
@@ -199,6 +158,109 @@ def parse_web_peer(
         batch=int(entry["batch"]) if entry.get("batch") else None,
         batch_bytes=int(entry["batch_bytes"]) if entry.get("batch_bytes") else None,
     )
+
+
+def _check_url(url: str) -> None:
+    """A usage error unless ``url`` is the base URL of a DICOMweb service."""
+    if not is_url(url):
+        raise DcmtoolsError(
+            ErrorCode.BAD_PEER,
+            f"{url!r} is not a DICOMweb base URL",
+            "write it as https://host/dicom-web (or http://)",
+            ExitStatus.USAGE,
+        )
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise DcmtoolsError(ErrorCode.BAD_PEER, f"the URL {url!r} has no host", None, ExitStatus.USAGE)
+    if parts.query or parts.fragment:
+        raise DcmtoolsError(
+            ErrorCode.BAD_PEER,
+            f"the URL {url!r} has a query or fragment",
+            "give the base URL of the DICOMweb service only",
+            ExitStatus.USAGE,
+        )
+
+
+def _credentials(
+    entry: dict[str, Any],
+    file: Callable[[str], str | None],
+    token: str | None,
+    token_file: str | None,
+    user: str | None,
+    password: str | None,
+    password_file: str | None,
+) -> tuple[str | None, str | None, str | None]:
+    """(token, user, password) from the options, the environment and the peers file ``entry``."""
+    token = _secret("token", token, token_file, entry, file)
+    user = user or entry.get("user") or os.environ.get("DCMTOOLS_USER") or None
+    if user:
+        password = _secret("password", password, password_file, entry, file)
+        if not password:
+            raise DcmtoolsError(
+                ErrorCode.BAD_PEER,
+                f"no password for the user {user!r}",
+                "give `password_file` FILE or set $DCMTOOLS_PASSWORD (never on the command line)",
+                ExitStatus.USAGE,
+            )
+    if token and user:
+        raise DcmtoolsError(
+            ErrorCode.BAD_PEER, "both a token and a user were given", "use one of them", ExitStatus.USAGE
+        )
+    return token, user, password
+
+
+def _secret(
+    name: str, given: str | None, given_file: str | None, entry: dict[str, Any], file: Callable[[str], str | None]
+) -> str | None:
+    """A token or password: given, read from the file given, ``$DCMTOOLS_<NAME>``, or the peers file's
+    ``<name>_env`` (a variable's name) or ``<name>_file``, in this order."""
+    if given_file:
+        given = given or _read_secret(given_file, name)
+    value = given or os.environ.get(f"DCMTOOLS_{name.upper()}") or None
+    if not value and entry.get(f"{name}_env"):
+        value = os.environ.get(str(entry[f"{name}_env"])) or None
+    if not value and entry.get(f"{name}_file"):
+        value = _read_secret(file(f"{name}_file") or "", name)
+    return value
+
+
+# A failed connection by what its text says: (words, error code, message, hint, exit status).
+_CONNECTION_FAILURES = (
+    (
+        (
+            "name or service not known",
+            "nodename nor servname",
+            "failed to resolve",
+            "temporary failure in name resolution",
+            "no address associated",
+        ),
+        ErrorCode.NAME_NOT_RESOLVED,
+        "cannot find the host {host!r} (name not resolved)",
+        "check the spelling of the URL, or the DNS",
+        ExitStatus.CONNECT,
+    ),
+    (
+        ("connection refused", "errno 111"),
+        ErrorCode.CONNECTION_REFUSED,
+        "nothing is listening on {where} (connection refused)",
+        "check the port in the URL, and that the server is running",
+        ExitStatus.CONNECT,
+    ),
+    (
+        ("remotedisconnected", "connection aborted", "reset by peer", "broken pipe"),
+        ErrorCode.ABORTED,
+        "{label} dropped the connection during the {what}",
+        "check the server's log (a request too large? try a smaller `batch`)",
+        ExitStatus.ABORTED,
+    ),
+    (
+        ("no route", "unreachable"),
+        ErrorCode.UNREACHABLE,
+        "no route to {where}",
+        "check the network",
+        ExitStatus.CONNECT,
+    ),
+)
 
 
 class WebSession:
@@ -293,9 +355,9 @@ class WebSession:
         text = str(exc)
         if isinstance(exc, requests.exceptions.SSLError):
             reason = text.split("SSLError(", 1)[-1].rstrip(")'\"")
-            hint = "give --tls-ca FILE (the CA that signed its certificate), or check the URL's host name"
+            hint = "give `tls_ca` FILE (the CA that signed its certificate), or check the URL's host name"
             if "CERTIFICATE_VERIFY_FAILED" not in text:
-                hint = "check that the server speaks HTTPS on this port, and --tls-cert/--tls-key"
+                hint = "check that the server speaks HTTPS on this port, and `tls_cert`/`tls_key`"
             return DcmtoolsError(
                 ErrorCode.TLS_FAILED, f"no TLS session with {where}: {_short(reason)}", hint, ExitStatus.CONNECT
             )
@@ -303,55 +365,24 @@ class WebSession:
             return DcmtoolsError(
                 ErrorCode.TIMEOUT,
                 f"no answer from {where} within {self.timeout:g} s (connecting)",
-                "check the host and port, or a firewall; or give a longer --timeout",
+                "check the host and port, or a firewall; or give a longer `timeout`",
                 ExitStatus.TIMEOUT,
             )
         if isinstance(exc, requests.exceptions.ReadTimeout):
             return DcmtoolsError(
                 ErrorCode.TIMEOUT,
                 f"{self.peer.label} did not answer the {what} within {self.timeout:g} s",
-                "give a longer --timeout, or a smaller --batch",
+                "give a longer `timeout`, or a smaller `batch`",
                 ExitStatus.TIMEOUT,
             )
         if isinstance(exc, requests.exceptions.ConnectionError):
             lowered = text.lower()
-            if (
-                "name or service not known" in lowered
-                or "nodename nor servname" in lowered
-                or "failed to resolve" in lowered
-                or "temporary failure in name resolution" in lowered
-                or "no address associated" in lowered
-            ):
-                host = urlsplit(self.peer.url).hostname
-                return DcmtoolsError(
-                    ErrorCode.NAME_NOT_RESOLVED,
-                    f"cannot find the host {host!r} (name not resolved)",
-                    "check the spelling of the URL, or the DNS",
-                    ExitStatus.CONNECT,
-                )
-            if "connection refused" in lowered or "errno 111" in lowered:
-                return DcmtoolsError(
-                    ErrorCode.CONNECTION_REFUSED,
-                    f"nothing is listening on {where} (connection refused)",
-                    "check the port in the URL, and that the server is running",
-                    ExitStatus.CONNECT,
-                )
-            if (
-                "remotedisconnected" in lowered
-                or "connection aborted" in lowered
-                or "reset by peer" in lowered
-                or "broken pipe" in lowered
-            ):
-                return DcmtoolsError(
-                    ErrorCode.ABORTED,
-                    f"{self.peer.label} dropped the connection during the {what}",
-                    "check the server's log (a request too large? try a smaller --batch)",
-                    ExitStatus.ABORTED,
-                )
-            if "no route" in lowered or "unreachable" in lowered:
-                return DcmtoolsError(
-                    ErrorCode.UNREACHABLE, f"no route to {where}", "check the network", ExitStatus.CONNECT
-                )
+            for words, code, message, hint, status in _CONNECTION_FAILURES:
+                if any(word in lowered for word in words):
+                    host = urlsplit(self.peer.url).hostname
+                    return DcmtoolsError(
+                        code, message.format(host=host, where=where, label=self.peer.label, what=what), hint, status
+                    )
             return DcmtoolsError(
                 ErrorCode.CONNECT_FAILED, f"cannot connect to {where}: {_short(text)}", None, ExitStatus.CONNECT
             )
@@ -379,7 +410,7 @@ class WebSession:
             return DcmtoolsError(
                 ErrorCode.UNAUTHORIZED,
                 message,
-                "give --token / $DCMTOOLS_TOKEN / --token-file, or --user with $DCMTOOLS_PASSWORD or --password-file",
+                "give `token` / $DCMTOOLS_TOKEN / `token_file`, or `user` with $DCMTOOLS_PASSWORD or `password_file`",
                 ExitStatus.REJECTED,
             )
         if status == 403:

@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..stream.inputs import expand_items
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus, error_record
 from .session import WebSession
 
@@ -200,22 +201,12 @@ def decompressed(part: Part) -> Part:
     return Part(part.path, part.sop_class, part.sop_instance, EXPLICIT_LE, len(data), data, True, part.transfer_syntax)
 
 
-def _expanded(items: Iterable[Any]) -> Iterator[Any]:
-    from ..stream.inputs import expand_path
-
-    for item in items:
-        if isinstance(item, (str, os.PathLike)):
-            yield from expand_path(os.fspath(item))
-        else:
-            yield item
-
-
 def _batches(items: Iterable[Any], batch: int, batch_bytes: int) -> Iterator[tuple[list[Part], list[dict[str, Any]]]]:
     """(parts to send, error records of inputs that cannot be sent), bounded by count and size."""
     parts: list[Part] = []
     errors: list[dict[str, Any]] = []
     size = 0
-    for item in _expanded(items):
+    for item in expand_items(items):
         path = item if isinstance(item, str) else item.path
         error = None if isinstance(item, str) else getattr(item, "error", None)
         if error is not None:

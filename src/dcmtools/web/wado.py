@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..net.keys import TAGS, key_text, level_index
-from ..net.scp import stored_path
+from ..net.scp_layout import place_file, stored_path
 from ..stream.records import DcmtoolsError, ErrorCode, ExitStatus
 from .qido import qido
 from .session import WebSession
@@ -185,7 +185,7 @@ def _parts(response: Any, boundary: bytes, folder: str) -> Iterator[str]:
     delimiter = b"\r\n--" + boundary
     buffer = b"\r\n"  # so that the first boundary line matches the delimiter too
     stream = None
-    tmp = None
+    tmp: str | None = None
     in_headers = False
     started = False
     try:
@@ -262,21 +262,4 @@ def _place(tmp: str, store_dir: str, overwrite: bool) -> str:
         ids, sop = {}, os.path.basename(tmp)
     dest = stored_path(store_dir, ids.get("PatientID"), ids.get("StudyInstanceUID"), ids.get("SeriesInstanceUID"), sop)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    if overwrite:
-        os.replace(tmp, dest)
-        return dest
-    stem = dest[:-4]
-    for n in range(10000):
-        candidate = dest if n == 0 else f"{stem}-{n}.dcm"
-        try:
-            os.link(tmp, candidate)
-        except FileExistsError:
-            continue
-        except OSError:
-            if os.path.exists(candidate):
-                continue
-            os.replace(tmp, candidate)
-            return candidate
-        os.unlink(tmp)
-        return candidate
-    raise OSError(f"too many copies of {dest}")
+    return place_file(tmp, dest, overwrite)

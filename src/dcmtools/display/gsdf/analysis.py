@@ -201,19 +201,7 @@ def analyze(
     amb, amb_source = _ambient(measurements, ambient, warnings)
     ddls, lums = _select_levels(measurements, levels)
     lum_p = [v + amb for v in lums]
-    if lum_p[0] <= 0:
-        raise _bad(
-            path,
-            f"the luminance at driving level {ddls[0]} is 0 and there is no ambient light: "
-            "the GSDF is not defined at 0 cd/m2",
-            "give the reflected ambient luminance with `ambient` (measured with the display off)",
-        )
-    if lum_p[-1] <= lum_p[0]:
-        raise _bad(
-            path,
-            f"the luminance at the highest driving level ({lum_p[-1]:.4g} cd/m2 with ambient) is not above the "
-            f"lowest ({lum_p[0]:.4g} cd/m2): these do not look like readings of a display's gray scale",
-        )
+    _check_range(path, ddls, lum_p)
     lmin, lmax = lum_p[0], lum_p[-1]
     jmin, jmax = jnd_index(lmin), jnd_index(lmax)
     if lmin < gsdf_table()[0] or lmax > gsdf_table()[-1]:
@@ -254,6 +242,23 @@ def analyze(
         criteria=criteria,
         warnings=warnings,
     )
+
+
+def _check_range(path: str | None, ddls: list[int], lum_p: list[float]) -> None:
+    """Readings (ambient included) that the GSDF can be fitted to: above 0, rising overall."""
+    if lum_p[0] <= 0:
+        raise _bad(
+            path,
+            f"the luminance at driving level {ddls[0]} is 0 and there is no ambient light: "
+            "the GSDF is not defined at 0 cd/m2",
+            "give the reflected ambient luminance with `ambient` (measured with the display off)",
+        )
+    if lum_p[-1] <= lum_p[0]:
+        raise _bad(
+            path,
+            f"the luminance at the highest driving level ({lum_p[-1]:.4g} cd/m2 with ambient) is not above the "
+            f"lowest ({lum_p[0]:.4g} cd/m2): these do not look like readings of a display's gray scale",
+        )
 
 
 def _ambient(measurements: Measurements, ambient: float | None, warnings: list[str]) -> tuple[float, str]:

@@ -246,7 +246,7 @@ class CommitmentSCP:
                     DcmtoolsError(
                         ErrorCode.INTERNAL,
                         f"internal error while reporting: {type(exc).__name__}: {exc}",
-                        "this is a bug in dcmtools; run with --debug and please report it",
+                        "this is a bug in dcmtools; run with `debug` and please report it",
                     ),
                     calling_aet=job.calling_aet,
                     transaction_uid=job.transaction_uid,
@@ -335,8 +335,8 @@ class CommitmentSCP:
         elif self.report == "same":
             raise DcmtoolsError(
                 ErrorCode.REPORT_NOT_SENT,
-                f"{job.calling_aet} closed its association before the report; with --commit-report same it cannot be sent",
-                "use --commit-report auto (or new) with --commit-report-to, or have the requester wait for the report",
+                f"{job.calling_aet} closed its association before the report; with `commit_report` same it cannot be sent",
+                "use `commit_report` auto (or new) with `commit_report_to`, or have the requester wait for the report",
             )
         target = self._target(job.calling_aet)
         from pynetdicom import build_role
@@ -405,5 +405,5 @@ class CommitmentSCP:
         raise DcmtoolsError(
             ErrorCode.REPORT_NOT_SENT,
             f"cannot report to {calling_aet} on a new association: no address known for it ({where})",
-            f'give --commit-report-to {calling_aet}@HOST:PORT, or add an entry with aet = "{calling_aet}" to the peers file',
+            f'give `commit_report_to` {calling_aet}@HOST:PORT, or add an entry with aet = "{calling_aet}" to the peers file',
         )

@@ -105,7 +105,7 @@ class CommitmentSCU:
     def run(self, items: Iterable[Any]) -> Iterator[dict[str, Any]]:
         try:
             if self.port is not None:
-                self._listen()
+                self._listen(self.port)
             pending: list[Reference] = []
             for item in items:
                 try:
@@ -131,7 +131,7 @@ class CommitmentSCU:
         self._close()
 
     # ------------------------------------------------------------------ listener
-    def _listen(self) -> None:
+    def _listen(self, port: int) -> None:
         from pynetdicom import evt
         from pynetdicom.presentation import build_context
 
@@ -144,7 +144,7 @@ class CommitmentSCU:
         self.listener = StorageSCP(
             None,
             aet=self.options.calling_aet,
-            port=self.port,
+            port=port,
             host=self.bind,
             options=self.options,
             on_record=self._inbound_record,
@@ -203,10 +203,7 @@ class CommitmentSCU:
 
     # ------------------------------------------------------------------ request
     def _request(self, refs: list[Reference]) -> Iterator[dict[str, Any]]:
-        from pydicom.dataset import Dataset
         from pydicom.uid import generate_uid
-
-        from .. import wire
 
         tx = Transaction(generate_uid(), [_Entry(ref) for ref in refs])
         try:
@@ -217,56 +214,15 @@ class CommitmentSCU:
                 raise
             yield from self._not_requested(tx, exc)
             return
-        info = Dataset()
-        info.TransactionUID = tx.uid
-        items = []
-        for ref in tx.unique_refs():
-            item = Dataset()
-            item.ReferencedSOPClassUID = ref.sop_class_uid
-            item.ReferencedSOPInstanceUID = ref.sop_instance_uid
-            items.append(item)
-        info.ReferencedSOPSequence = items
         with self._cond:  # tracked before the request goes out: the report may come at once
             self._transactions[tx.uid] = tx
             self._order.append(tx)
         started = time.monotonic()
-        status = self._exchanges.send(
-            self._raw_assoc,
-            "N-ACTION-RQ",
-            [
-                (wire.TAG_REQUESTED_SOP_CLASS, STORAGE_COMMITMENT),  # even length: needs no padding
-                (wire.TAG_COMMAND_FIELD, 0x0130),  # N-ACTION-RQ
-                (wire.TAG_REQUESTED_SOP_INSTANCE, WELL_KNOWN_INSTANCE),
-                (wire.TAG_ACTION_TYPE_ID, REQUEST_ACTION),
-            ],
-            info,
-            self._exchanges.message_id(),
-            self.timeout,
-        )
+        status = self._send_action(tx)
         self._last_request = time.monotonic()
         self._requested += 1
         if status is None or getattr(status, "Status", None) is None:
-            timed_out = time.monotonic() - started >= self.timeout * 0.9
-            error = failure_after(
-                self._raw_assoc, self.peer, "Storage Commitment request (N-ACTION)", self.timeout, timed_out=timed_out
-            )
-            self.fault = self.fault or error
-            self._close(abort=True)
-            if timed_out:
-                with self._cond:  # it went out: the archive may still report (on our port)
-                    tx.answer_lost = error
-                return
-            # an abort instead of an answer: the archive refused the request
-            error.hint = (
-                f"the archive may not allow Storage Commitment for our AE title '{self.options.calling_aet}': "
-                f"ask its administrator (for Orthanc: a DicomModalities entry for '{self.options.calling_aet}' "
-                'with "AllowStorageCommitment": true); its log says why'
-            )
-            with self._cond:
-                del self._transactions[tx.uid]
-                self._order.remove(tx)
-            for entry in tx.entries:
-                yield error_record("commitment", error, **entry.ref.fields(), transaction_uid=tx.uid, state="failed")
+            yield from self._no_answer(tx, timed_out=time.monotonic() - started >= self.timeout * 0.9)
             return
         code = int(status.Status)
         comment = getattr(status, "ErrorComment", None)
@@ -274,8 +230,7 @@ class CommitmentSCU:
         with self._cond:
             if category in ("success", "warning"):
                 return
-            del self._transactions[tx.uid]
-            self._order.remove(tx)
+            self._forget(tx)
         error = DcmtoolsError(
             ErrorCode.DIMSE_FAILED,
             f"{self.peer.label} refused the Storage Commitment request: {meaning} (status 0x{code:04X})"
@@ -291,6 +246,62 @@ class CommitmentSCU:
                 state="failed",
                 **status_fields(code, "commitment"),
             )
+
+    def _send_action(self, tx: Transaction) -> Any:
+        """The N-ACTION-RQ of a transaction (its unique references); the response's status, or None."""
+        from pydicom.dataset import Dataset
+
+        from .. import wire
+
+        info = Dataset()
+        info.TransactionUID = tx.uid
+        items = []
+        for ref in tx.unique_refs():
+            item = Dataset()
+            item.ReferencedSOPClassUID = ref.sop_class_uid
+            item.ReferencedSOPInstanceUID = ref.sop_instance_uid
+            items.append(item)
+        info.ReferencedSOPSequence = items
+        return self._exchanges.send(
+            self._raw_assoc,
+            "N-ACTION-RQ",
+            [
+                (wire.TAG_REQUESTED_SOP_CLASS, STORAGE_COMMITMENT),  # even length: needs no padding
+                (wire.TAG_COMMAND_FIELD, 0x0130),  # N-ACTION-RQ
+                (wire.TAG_REQUESTED_SOP_INSTANCE, WELL_KNOWN_INSTANCE),
+                (wire.TAG_ACTION_TYPE_ID, REQUEST_ACTION),
+            ],
+            info,
+            self._exchanges.message_id(),
+            self.timeout,
+        )
+
+    def _no_answer(self, tx: Transaction, timed_out: bool) -> Iterator[dict[str, Any]]:
+        """No response to the N-ACTION: a timeout (the report may still come), or an abort (refused)."""
+        error = failure_after(
+            self._raw_assoc, self.peer, "Storage Commitment request (N-ACTION)", self.timeout, timed_out=timed_out
+        )
+        self.fault = self.fault or error
+        self._close(abort=True)
+        if timed_out:
+            with self._cond:  # it went out: the archive may still report (on our port)
+                tx.answer_lost = error
+            return
+        # an abort instead of an answer: the archive refused the request
+        error.hint = (
+            f"the archive may not allow Storage Commitment for our AE title '{self.options.calling_aet}': "
+            f"ask its administrator (for Orthanc: a DicomModalities entry for '{self.options.calling_aet}' "
+            'with "AllowStorageCommitment": true); its log says why'
+        )
+        with self._cond:
+            self._forget(tx)
+        for entry in tx.entries:
+            yield error_record("commitment", error, **entry.ref.fields(), transaction_uid=tx.uid, state="failed")
+
+    def _forget(self, tx: Transaction) -> None:
+        """A transaction that will get no report (the caller holds ``_cond``)."""
+        del self._transactions[tx.uid]
+        self._order.remove(tx)
 
     def _not_requested(self, tx: Transaction, error: DcmtoolsError) -> Iterator[dict[str, Any]]:
         self.fault = self.fault or error
@@ -452,14 +463,14 @@ class CommitmentSCU:
                     ErrorCode.COMMIT_PENDING,
                     f"{peer} accepted the request and closed the association without sending the report: "
                     "it reports on a new association, which this run was not listening for",
-                    f"run again with --port PORT (a port of this machine that {peer} can reach), and have {peer} "
+                    f"run again with `port` PORT (a port of this machine that {peer} can reach), and have {peer} "
                     f"know our AE title '{aet}' at this host and that port",
                 )
             return DcmtoolsError(
                 ErrorCode.COMMIT_PENDING,
                 f"no report came from {peer} within {wait:g} s on the association of the request",
-                f"many archives (Orthanc among them) report on a new association: add --port PORT and have {peer} "
-                f"know our AE title '{aet}' at this host and that port; or give it longer with --wait",
+                f"many archives (Orthanc among them) report on a new association: add `port` PORT and have {peer} "
+                f"know our AE title '{aet}' at this host and that port; or give it longer with `wait`",
             )
         with self._cond:
             inbound = list(self._inbound)
@@ -470,7 +481,7 @@ class CommitmentSCU:
             return DcmtoolsError(
                 ErrorCode.COMMIT_PENDING,
                 f"a report came but could not be read ({unreadable} unreadable report(s)); no readable report within {wait:g} s",
-                "run with --trace or --debug to see it, and check the archive's configuration",
+                "run with `trace` or `debug` to see it, and check the archive's configuration",
             )
         if not came:
             return DcmtoolsError(
@@ -479,7 +490,7 @@ class CommitmentSCU:
                 f"port {self.listener.port} where we listened as '{aet}'",
                 f"{peer} must know our AE title '{aet}' with this host's address and port {self.listener.port} "
                 "(for Orthanc: an entry in DicomModalities, with AllowStorageCommitment), and a firewall must let it "
-                "connect; or it needs longer: raise --wait",
+                "connect; or it needs longer: raise `wait`",
             )
         senders = sorted({f"{r.get('calling_aet')}@{r.get('peer')}" for r in came})
         text = (
@@ -490,7 +501,7 @@ class CommitmentSCU:
             text += f" with reports for other transactions ({', '.join(unknown[:3])})"
         else:
             text += " but carried no report for it"
-        return DcmtoolsError(ErrorCode.COMMIT_PENDING, text, f"check {peer}'s log; it may need longer (raise --wait)")
+        return DcmtoolsError(ErrorCode.COMMIT_PENDING, text, f"check {peer}'s log; it may need longer (raise `wait`)")
 
 
 def _text(value: Any) -> str | None:
@@ -514,9 +525,9 @@ def _request_hint(code: int) -> str:
     if code in (0x0112, 0x0117):
         return "the archive did not accept the well-known Storage Commitment instance; check its configuration"
     if code in (0x0114, 0x0115):
-        return "the archive found the request malformed; run with --trace and check its log"
+        return "the archive found the request malformed; run with `trace` and check its log"
     if code == 0x0213:
-        return "the archive is short of resources; try again later or with a smaller --batch"
+        return "the archive is short of resources; try again later or with a smaller `batch`"
     return "check the archive's log"
 
 
