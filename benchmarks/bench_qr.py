@@ -164,7 +164,12 @@ AETable END
 """)
         servers.append(Server(["dcmqrscp", "-c", str(config)], qr_port, tmp / "dcmqrscp.log"))
         peers = tmp / "peers.toml"
-        peers.write_text(f'[mover]\naet = "MOVESCU"\nhost = "127.0.0.1"\nport = {mover_port}\n')
+        # listen serves queries only to the callers its peers file names (DCMTK's clients' default AE titles)
+        peers.write_text(
+            f'[mover]\naet = "MOVESCU"\nhost = "127.0.0.1"\nport = {mover_port}\n'
+            '[findscu]\naet = "FINDSCU"\nhost = "127.0.0.1"\nport = 104\n'
+            '[getscu]\naet = "GETSCU"\nhost = "127.0.0.1"\nport = 104\n'
+        )
         store = tmp / "listen-store"
         servers.append(
             Server(

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate man/ (roff pages) and completions/ (bash, zsh, fish) from the CLI.
+"""Generate man/ (roff pages), completions/ (bash, zsh, fish) and the manual's generated pages from the CLI.
 
     python scripts/gen_docs.py           write them
     python scripts/gen_docs.py --check   exit 1 if any is stale (the test suite runs this)
@@ -7,6 +7,8 @@
 Our own generator: typer vendors its own Click, so click-man sees no options;
 and static completion scripts cost nothing at each Tab (no Python start-up).
 Output has no dates or versions that change between runs, so it is stable.
+The manual's pages (docs/commands/, docs/reference/ exit statuses, error codes, environment) are made by
+scripts/docs_pages.py from the same help text and lists.
 """
 
 from __future__ import annotations
@@ -541,6 +543,9 @@ def outputs() -> dict[Path, str]:
     files[REPO / "completions" / "dcmtools.bash"] = bash_completion(root)
     files[REPO / "completions" / "_dcmtools"] = zsh_completion(root)
     files[REPO / "completions" / "dcmtools.fish"] = fish_completion(root)
+    import docs_pages  # beside this script
+
+    files.update(docs_pages.pages(commands(root), EXIT_STATUS, ENVIRONMENT))
     return files
 
 
@@ -550,7 +555,7 @@ def main() -> int:
     args = parser.parse_args()
     files = outputs()
     stale = []
-    for folder in ("man", "completions"):
+    for folder in ("man", "completions", "docs/commands"):  # wholly generated folders
         for existing in (REPO / folder).glob("*"):
             if existing.is_file() and existing not in files and existing.name != ".gitkeep":
                 stale.append(existing)

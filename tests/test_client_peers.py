@@ -147,7 +147,7 @@ def test_orthanc_capped_answer_is_incomplete_exit_1(tmp_path: Path) -> None:
     files = three_studies(tmp_path / "in")
     with qr_orthanc(tmp_path, ME, files, config_extra={"LimitFindResults": 2}) as pacs:
         result, got = find_records(pacs.peer)
-        # the library says it too (the README's Python example)
+        # the library says it too (the manual's Python example, docs/reference/python.md)
         from dcmtools.net import NetOptions, parse_peer
         from dcmtools.net.query import Finder, find_identifier
 

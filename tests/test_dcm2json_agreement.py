@@ -1,6 +1,6 @@
 """Our DICOM JSON agrees with DCMTK's dcm2json on pydicom's bundled test files.
 
-Allowed differences (listed in the README, each with its reason):
+Allowed differences (listed in docs/design/tested-against.md, each with its reason):
   * SpecificCharacterSet: dcm2json rewrites it to 'ISO_IR 192' (it converts
     the text to UTF-8); we keep what the file says.
   * FL values: dcm2json prints 9 significant digits, we print the shortest

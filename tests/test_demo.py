@@ -1,4 +1,4 @@
-"""The README's demo command runs as written, from this checkout."""
+"""./scripts/demo (README.md, docs/development.md) runs as written, from this checkout."""
 
 import os
 import subprocess

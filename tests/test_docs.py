@@ -42,3 +42,48 @@ def test_each_command_runs_on_its_own():
     for name in COMMANDS:
         result = dcmtools(name, "--help")
         assert result.returncode == 0 and f"dcmtools {name} [OPTIONS]" in result.stdout, (name, result.stderr)
+
+
+def test_manual_command_pages_are_generated_from_the_cli():
+    """docs/commands/<command>.md: one per command, made by gen_docs.py (so --check above covers their drift)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import gen_docs
+
+    root = gen_docs.click_root()
+    generated = gen_docs.outputs()
+    for command in gen_docs.commands(root):
+        page = REPO / "docs" / "commands" / f"{command.name}.md"
+        assert page in generated and page.exists(), page
+        assert f"# dcmtools {command.name}\n" in page.read_text()
+    assert "`not_sent`" in generated[REPO / "docs" / "reference" / "error-codes.md"]  # from ErrorCode
+
+
+def test_manual_nav_lists_every_command_page():
+    import yaml  # comes with mkdocs
+
+    nav = yaml.safe_load((REPO / "mkdocs.yml").read_text())["nav"]
+
+    def pages(entries):
+        for entry in entries:
+            value = next(iter(entry.values())) if isinstance(entry, dict) else entry
+            yield from pages(value) if isinstance(value, list) else [value]
+
+    listed = set(pages(nav))
+    on_disk = {f"commands/{p.name}" for p in (REPO / "docs" / "commands").glob("*.md")}
+    assert on_disk <= listed, sorted(on_disk - listed)
+
+
+def test_readme_is_short():
+    assert len((REPO / "README.md").read_text().splitlines()) <= 250
+
+
+def test_manual_builds_strict(tmp_path):
+    """mkdocs build --strict: a broken link, anchor or nav entry fails (mkdocs comes with the test extra)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "site" / "commands" / "dump" / "index.html").exists()

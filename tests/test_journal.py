@@ -169,15 +169,15 @@ def test_parts_grouped_and_paged(tmp_path: Path) -> None:
         assert list(j.plan_units(["incomplete"])) == [("w", "incomplete", {"why": "capped"})]
 
 
-def test_readme_example_runs(tmp_path: Path, monkeypatch) -> None:
-    text = (REPO / "README.md").read_text()
+def test_manual_example_runs(tmp_path: Path, monkeypatch) -> None:
+    text = (REPO / "docs" / "reference" / "journal.md").read_text()
     start = text.index("```python\nfrom dcmtools.stream.journal import")
     code = text[start + len("```python\n") : text.index("```", start + 10)]
     monkeypatch.chdir(tmp_path)
     for shard in ("shard-0.journal", "shard-1.journal"):
         with Journal(shard, kind="anonymize") as j:
             j.add([shard])
-    exec(compile(code, "README.md", "exec"), {})
+    exec(compile(code, "docs/reference/journal.md", "exec"), {})
     with Journal("run.journal") as j:
         assert j.counts() == {"done": 2}
     with Journal("all.journal") as j:

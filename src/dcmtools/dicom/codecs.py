@@ -10,7 +10,7 @@ other command that decodes or writes pixel data):
   ``dcmtools transcode --list``);
 * which encoder writes each syntax (``encoder_for``; the encoding itself is
   ``dcmtools.dicom.encoding.encode_frames``).  The encoder
-  per syntax is chosen for speed (see the README): pylibjpeg-rle for RLE
+  per syntax is chosen for speed (see docs/design/encoders.md): pylibjpeg-rle for RLE
   (pydicom's own RLE encoder is its slow fallback), pyjpegls (CharLS) for
   JPEG-LS, pylibjpeg-openjpeg for JPEG 2000, imagecodecs (libjpeg-turbo 3)
   for JPEG lossless process 14 SV1, JPEG baseline and JPEG extended, for
@@ -200,8 +200,8 @@ class EncoderChoice:
     reason: str
 
 
-# In order of preference: the first available is used.  See the README for
-# the measurements behind each choice.
+# In order of preference: the first available is used.  See docs/design/encoders.md
+# for the measurements behind each choice.
 ENCODERS: dict[str, tuple[EncoderChoice, ...]] = {
     "rle": (
         EncoderChoice("pylibjpeg", "pylibjpeg-rle", "rle", "Rust RLE encoder, about 5x pydicom's"),

@@ -51,7 +51,7 @@ class ErrorCode:
     BAD_MEASUREMENTS = "bad_measurements"  # photometer readings that cannot be read or used
     NONCONFORMANT = "nonconformant"  # a display that fails the GSDF conformance criteria
     BURNED_IN = "burned_in"  # anonymize: pixels may carry burned-in text (see --allow-burned-in)
-    # network (dcmtools.net; the exit status of each is in the README's network section)
+    # network (dcmtools.net; the exit status of each is in docs/reference/network.md)
     BAD_PEER = "bad_peer"  # the PEER argument or the peers file is wrong
     BAD_TLS = "bad_tls"  # TLS certificate/key files missing or invalid
     NAME_NOT_RESOLVED = "name_not_resolved"  # the peer's host name does not resolve
