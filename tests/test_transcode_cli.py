@@ -51,7 +51,7 @@ def tree(tmp_path):
 def test_help_shows_examples_and_the_cli_imports_no_pydicom():
     run = dcmtools("transcode", "--help")
     assert run.returncode == 0
-    assert "dcmtools transcode legacy/ --to jpeg-ls -o compressed/" in run.stdout
+    assert "dcmtools transcode study/ --to jpeg-ls -o compressed/" in run.stdout
     assert "jpeg-ls-near" in run.stdout and "--keep-uid" in run.stdout
     probe = subprocess.run(
         [

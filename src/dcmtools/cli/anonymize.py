@@ -60,12 +60,12 @@ def anonymize_command(
 
     \b
     Examples:
-      dcmtools anonymize --key-file team.key -o anon/ study/
+      dcmtools anonymize --key-file team.key -o anon/ study/    # exit status 1: the screen capture is held back (burned_in)
       dcmtools anonymize --key-file team.key --retain-longitudinal-modified-dates \\
-          --map reid.jsonl -o anon/ -j 0 /archive/2019
-      dcmtools anonymize --key-file team.key -o anon/ study/ | dcmtools send PACS@10.0.0.5:104
-      find /import -name '*.dcm' -print0 | dcmtools anonymize -0 --key "$KEY" -o anon/ -
-      dcmtools anonymize --key-file team.key -o anon/ --shard 0/4 --journal anon-0.journal /archive
+          --map reid.jsonl -o anon-dates/ -j 0 study/1-abdomen/
+      dcmtools anonymize --key-file team.key -o anon-sent/ archive/vet-dog/ | dcmtools send pacs -
+      find archive/vet-dog/ -name '*.dcm' -print0 | dcmtools anonymize -0 -o anon-env/ -   # key from $DCMTOOLS_ANON_KEY
+      dcmtools anonymize --key-file team.key -o anon-0/ --shard 0/4 --journal anon-0.journal archive/vet-dog/
     """
     from ..deid import Key, MapWriter, anonymize_paths, plan_jobs
     from ..stream.outputs import Mirror

@@ -155,10 +155,24 @@ CharsetOpt = Annotated[
 
 
 # ---------------------------------------------------------------- building the library objects
+def from_environment(key: str | None) -> bool:
+    """True when --key is the environment's (DCMTOOLS_ANON_KEY, DCMTOOLS_EDIT_KEY): an exported key is a
+    default, so it yields to --key-file and is no usage error where no key is needed."""
+    import os
+
+    return key is not None and key in (os.environ.get("DCMTOOLS_ANON_KEY"), os.environ.get("DCMTOOLS_EDIT_KEY"))
+
+
+def command_line_key(key: str | None, key_file: Path | None) -> str | None:
+    """--key, unless it is the environment's and --key-file was given: the command line wins."""
+    return None if key_file is not None and from_environment(key) else key
+
+
 def read_key(key: str | None, key_file: Path | None) -> Any:
     """The ``deid.keys.Key`` of --key or --key-file (None when neither is given)."""
     from ..deid.keys import Key
 
+    key = command_line_key(key, key_file)
     if key is not None and key_file is not None:
         raise typer.BadParameter("give --key or --key-file, not both", param_hint="--key")
     try:

@@ -122,9 +122,9 @@ def commit_command(
 
     \b
     Examples:
-      dcmtools commit PACS@10.0.0.5:104 study/ --port 11113
+      dcmtools commit PACS@127.0.0.1:4242 study/ --port 11113
       dcmtools send pacs study/ | dcmtools commit pacs - --port 11113 --wait 300
-      dcmtools commit pacs study/ -p 11113 | jq -r 'select(.state=="committed").path'
+      dcmtools commit pacs study/ -p 11113 | jq -r 'select(.state=="committed") | .path'
     """
     with std.run("commit", _human_formatter()) as run:
         from ..net.commitment import CommitmentSCU

@@ -55,12 +55,13 @@ def dump_command(
 
     \b
     Examples:
-      dcmtools dump image.dcm                      # a tree, like dcmdump
+      dcmtools dump ct.dcm                         # a tree like dcmdump's on a terminal, JSON when piped
+      dcmtools dump --no-json ct.dcm | head -20    # the tree, even through a pipe
       dcmtools dump --json study/ > study.jsonl    # one DICOM JSON record per file
-      dcmtools dump --flat -t PatientName -t Modality '**/*.dcm' | jq -c .dataset
-      dcmtools dump -t 'ReferencedImageSequence[0].ReferencedSOPInstanceUID' a.dcm
-      find /archive -name '*.dcm' -print0 | dcmtools dump -0 -j 0 - > all.jsonl
-      dcmtools dump -t PatientID --shard 1/4 /archive > ids-1.jsonl
+      dcmtools dump --flat -t PatientName -t Modality 'study/**/*.dcm' | jq -c 'select(.type=="file") | .dataset'
+      dcmtools dump -t 'ReferencedImageSequence[0].ReferencedSOPInstanceUID' ct.dcm
+      find archive/ -name '*.dcm' -print0 | dcmtools dump -0 -j 0 - > all.jsonl
+      dcmtools dump -t PatientID --shard 1/4 archive/ > ids-1.jsonl
       dcmtools dump --csv -t PatientName -t StudyDate -t Modality archive/ > archive.csv
     """
     from .. import dump as library

@@ -45,10 +45,10 @@ def echo_command(
 
     \b
     Examples:
-      dcmtools echo ORTHANC@127.0.0.1:4242
+      dcmtools echo PACS@127.0.0.1:4242
       dcmtools echo pacs --count 5 --interval 1
-      dcmtools echo STORESCP@10.0.0.5:104 --aet MYWS --timeout 5 --trace
-      dcmtools echo https://pacs.example.org/dicom-web --user alice --password-file ~/.pacs-password
+      dcmtools echo pacs --aet MYWS --timeout 5 --trace
+      dcmtools echo web                            # a DICOMweb service (a peers-file entry with url)
     """
     with std.run("echo", _human) as run:
         if is_web(peer, net.peers):  # DICOMweb: a QIDO-RS request (cli/webpeer.py)

@@ -54,6 +54,7 @@ def edit_command(
     Examples:
       dcmtools edit --set InstitutionName="North Clinic" --erase OtherPatientIDs -o fixed/ study/
       dcmtools edit --set 'OtherPatientIDsSequence[*].IssuerOfPatientID=NORTH' --in-place study/
+      printf 'old_id,PatientID\\nPAT001,CLINIC-0001\\n' > patients.csv
       dcmtools edit --map patients.csv --match PatientID=old_id --require-match -o mapped/ study/
       dcmtools edit --new-uids all --key-file team.key --charset utf8 -o renumbered/ study/
       dcmtools edit --erase-private --dry-run study/ | jq -r 'select(.type=="change") | .element'
@@ -98,9 +99,12 @@ def _check_where(dry_run: bool, in_place: bool, output: Any) -> None:
 
 def _editor(run: Any, edits: EditArgs, key: str | None, key_file: Any, charset: str | None) -> Any:
     """The ``Editor`` of the options, with the key of --new-uids (a str, or the ``Key`` of --key-file)."""
+    from .changeopts import command_line_key, from_environment  # an exported key is only a default
+
+    key = command_line_key(key, key_file)
     if key is not None and key_file is not None:
         raise typer.BadParameter("give --key or --key-file, not both", param_hint="--key")
-    if (key is not None or key_file is not None) and edits.new_uids is None:
+    if ((key is not None and not from_environment(key)) or key_file is not None) and edits.new_uids is None:
         raise typer.BadParameter("--key is the key of --new-uids", param_hint="--key")
     secret: Any = key
     if key_file is not None:

@@ -330,12 +330,13 @@ def find_command(
 
     \b
     Examples:
-      dcmtools find PACS@10.0.0.5:104 --date today
+      dcmtools find PACS@127.0.0.1:4242 --date today
       dcmtools find pacs --patient doe --modality CT --date 20240101-20240131
-      dcmtools find pacs --level series -k StudyInstanceUID=1.2.3.4 -k SeriesDescription
-      dcmtools find pacs -k 'PatientName=SMITH^*' -k PatientSpeciesDescription --flat | jq .dataset
+      dcmtools find pacs --level series -k AccessionNumber=ACC001 -k SeriesDescription
+      dcmtools find pacs -k 'PatientName=SMITH^*' -k PatientSpeciesDescription --flat | jq -c 'select(.type=="match") | .dataset'
       dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --store-dir out/ -
-      dcmtools find https://pacs.example.org/dicom-web --level series -k Modality=CT --user alice --password-file ~/.pacs-password
+      dcmtools find web --level series -k Modality=CT     # a DICOMweb service: QIDO-RS
+      printf 'AccessionNumber\\nACC001\\nACC042\\n' > accessions.csv
       dcmtools find pacs --queries-from accessions.csv -k StudyDescription
       dcmtools find pacs --level series --csv -k PatientName -k Modality -k SeriesDescription > series.csv
     """

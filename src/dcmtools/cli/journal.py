@@ -12,7 +12,11 @@ from .common import StdArgs, option_groups
 journal_app = typer.Typer(
     name="journal",
     help="Look at the journals of --journal runs (one per shard) and merge them.\n\n"
-    "\b\nExamples:\n  dcmtools journal status anon-*.journal\n  dcmtools journal merge anon-*.journal -o anon.journal",
+    "\b\nExamples:\n"
+    "  dcmtools anonymize -o anon/ --shard 0/2 --journal anon-0.journal archive/vet-dog/\n"
+    "  dcmtools anonymize -o anon/ --shard 1/2 --journal anon-1.journal archive/vet-dog/\n"
+    "  dcmtools journal status anon-*.journal\n"
+    "  dcmtools journal merge anon-*.journal -o anon.journal",
     no_args_is_help=True,
 )
 app.add_typer(journal_app, name="journal")
@@ -38,8 +42,10 @@ def status_command(files: FilesArg, std: StdArgs = StdArgs()) -> None:
 
     \b
     Examples:
-      dcmtools journal status anon-0.journal anon-1.journal anon-2.journal
-      dcmtools journal status *.journal --json | jq .counts
+      dcmtools anonymize -o anon/ --shard 0/2 --journal anon-0.journal archive/vet-dog/
+      dcmtools anonymize -o anon/ --shard 1/2 --journal anon-1.journal archive/vet-dog/
+      dcmtools journal status anon-0.journal anon-1.journal
+      dcmtools journal status *.journal --json | jq -c 'select(.type=="journal") | .counts'
     """
     from ..stream.journal import Journal, JournalError
     from ..stream.records import DcmtoolsError, ErrorCode, error_record
@@ -85,6 +91,8 @@ def merge_command(
 
     \b
     Examples:
+      dcmtools anonymize -o anon/ --shard 0/2 --journal anon-0.journal archive/vet-dog/
+      dcmtools anonymize -o anon/ --shard 1/2 --journal anon-1.journal archive/vet-dog/
       dcmtools journal merge anon-*.journal -o anon.journal
     """
     from ..stream.journal import JournalError

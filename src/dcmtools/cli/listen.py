@@ -333,11 +333,11 @@ def listen_command(
     \b
     Examples:
       dcmtools listen --port 11112 --store-dir incoming/
-      dcmtools listen -p 104 --aet MYSCP --count 1 --trace
-      dcmtools listen -d in/ --idle-timeout 60 | jq -r 'select(.type=="instance").path'
+      dcmtools listen -p 11112 --aet MYSCP --count 1 --trace
+      dcmtools listen -p 11112 -d in/ --idle-timeout 60 | jq -r 'select(.type=="instance") | .path'
       dcmtools listen -p 11112 --aet PACS -d archive/ --worklist-dir worklist/ --peers peers.toml
-      dcmtools listen -d in/ --commit-report new --commit-report-to MODALITY@10.0.0.7:104
-      dcmtools listen -d archive/ --bind 127.0.0.1 --allow WORKSTATION@127.0.0.1
+      dcmtools listen -p 11112 -d in/ --commit-report new --commit-report-to MODALITY@127.0.0.1:11113
+      dcmtools listen -p 11112 -d archive/ --bind 127.0.0.1 --allow WORKSTATION@127.0.0.1
     """
     with std.run("listen", _human) as run:
         import signal

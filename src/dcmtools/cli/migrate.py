@@ -368,7 +368,9 @@ def _changes(anonymize: bool, edit: bool, anon: AnonArgs, edits: EditArgs, chars
     if not edit and (edits.changes_anything() or charset):
         raise typer.BadParameter("--set, --erase, --map ... go with --edit", param_hint="--edit")
     if not anonymize and not edit:
-        if anon.key is not None or anon.key_file is not None:
+        from .changeopts import from_environment  # an exported key is no usage error for a plain migration
+
+        if (anon.key is not None and not from_environment(anon.key)) or anon.key_file is not None:
             raise typer.BadParameter("--key is the key of --anonymize or --edit --new-uids", param_hint="--key")
         return None
     secret = anon.secret()

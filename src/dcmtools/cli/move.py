@@ -138,10 +138,10 @@ def move_command(
     \b
     Examples:
       dcmtools find pacs --level series -k Modality=CT | dcmtools move pacs --store-dir out/ -
-      dcmtools move pacs -k StudyInstanceUID=1.2.840.113619.2.55.3 --store-dir out/
-      dcmtools move pacs -k PatientID=VET042 --level patient --get -d out/
-      dcmtools find pacs --date yesterday | dcmtools move pacs --dest WORKSTATION1
-      dcmtools find https://pacs.example.org/dicom-web --patient-id VET042 | dcmtools move https://pacs.example.org/dicom-web --get -d out/ -
+      dcmtools move pacs -k AccessionNumber=ACC001 --port 11112 --store-dir study-copy/   # --port: where the PACS knows us
+      dcmtools move pacs -k PatientID=VET042 --level patient --get -d dog/
+      dcmtools move pacs -k PatientID=VET042 --dest WORKSTATION1   # exit status 1: the PACS does not know WORKSTATION1
+      dcmtools find web --patient-id PAT001 | dcmtools move web --get -d from-web/ -
     """
     with std.run("move", _human) as run:
         from ..net.retrieve import requests_from_lines

@@ -235,12 +235,12 @@ def print_command(
 
     \b
     Examples:
-      dcmtools print PRINTER@10.0.0.9:104 --status
-      dcmtools print PRINTER@10.0.0.9:104 chest.dcm
-      dcmtools print drystar ct/ --layout 4,5 --film-size 14x17 --window 40,400
-      dcmtools print drystar us.dcm --frames 1-12 --layout 3,4 --medium PAPER --copies 2
-      dcmtools print drystar ct/ --layout 2,3 --dry-run -o preview/
-      find ct/ -name "*.dcm" | sort | dcmtools print drystar - --layout 3,4
+      dcmtools print printer --status
+      dcmtools print printer ct.dcm
+      dcmtools print printer study/ --layout 4,5 --film-size 14INX17IN --window 40,400
+      dcmtools print printer us.dcm --frames 1-12 --layout 3,4 --medium PAPER --copies 2
+      dcmtools print --dry-run study/ --layout 2,3 -o preview/   # no printer needed
+      find study/ -name "*.dcm" | sort | dcmtools print printer - --layout 3,4
     """
     with std.run("print", _human) as run, spelled_errors():
         options = net.options(run.debug)

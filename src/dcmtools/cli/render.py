@@ -71,9 +71,9 @@ def render_command(
     \b
     Examples:
       dcmtools render study/ -o png/
-      dcmtools render ct/ -o png/ --window 40,400 --size 512x512
+      dcmtools render study/ -o soft-tissue/ --window 40,400 --size 512x512
       dcmtools render us.dcm -o out/ --frame 3 --format jpeg --quality 85
-      dcmtools render ct/ -o png16/ --bits 16 --minmax
+      dcmtools render study/ -o png16/ --bits 16 --minmax
       dcmtools render archive/ -o thumbs/ --thumbnails
       dcmtools render study/ --sheet sheet.png --label Modality,SeriesDescription
     """

@@ -99,12 +99,12 @@ def send_command(
 
     \b
     Examples:
-      dcmtools send PACS@10.0.0.5:104 study/
-      dcmtools send pacs '**/*.dcm' --aet MYWS
-      dcmtools anonymize in/ -o out/ | dcmtools send pacs -
-      find /archive -name '*.dcm' -print0 | dcmtools send pacs --files-from - -0 --jobs 2
-      dcmtools send https://pacs.example.org/dicom-web study/ --batch 100 --user alice --password-file ~/.pacs-password
-      dcmtools send pacs /archive --shard 2/8 --journal send-2.journal
+      dcmtools send PACS@127.0.0.1:4242 study/
+      dcmtools send pacs 'study/**/*.dcm' --aet MYWS
+      dcmtools anonymize archive/vet-dog/ -o anon/ | dcmtools send pacs -
+      find archive/ -name '*.dcm' -print0 | dcmtools send pacs --files-from - -0 --jobs 2
+      dcmtools send web study/ --batch 100         # a DICOMweb service: STOW-RS
+      dcmtools send pacs archive/ --shard 2/8 --journal send-2.journal
     """
     with std.run("send", _human) as run:
         if is_web(peer, net.peers) and (files.shard or files.journal):

@@ -73,13 +73,13 @@ def transcode_command(
     \b
     Examples:
       dcmtools transcode --list
-      dcmtools transcode legacy/ --to jpeg-ls -o compressed/
-      dcmtools transcode '**/*.dcm' --to explicit -o plain/ --jobs 4
-      dcmtools transcode ct/ --to j2k-lossy --ratio 20 -o lossy/
-      dcmtools transcode us/ --to jpeg-baseline --quality 85 -o web/
-      find /archive -name '*.dcm' | dcmtools transcode --to rle -o /rle
-      dcmtools transcode study/ --to explicit -o /tmp/x | dcmtools send PACS@10.0.0.5:104
-      dcmtools transcode /archive --to rle -o /rle --journal rle.journal --cluster tcp://10.0.0.9:8786
+      dcmtools transcode study/ --to jpeg-ls -o compressed/
+      dcmtools transcode 'archive/**/*.dcm' --to explicit -o plain/ --jobs 4
+      dcmtools transcode study/ --to j2k-lossy --ratio 20 -o lossy/
+      dcmtools transcode us.dcm --to jpeg-baseline --quality 85 -o web/
+      find archive/ -name '*.dcm' | dcmtools transcode --to rle -o rle/
+      dcmtools transcode study/ --to explicit -o explicit/ | dcmtools send pacs
+      dcmtools transcode archive/ --to rle -o rle-journal/ --journal rle.journal
     """
     to = to or to_t
     if list_syntaxes:

@@ -254,9 +254,9 @@ def verify_display_command(
     Examples:
       dcmtools verify-display --patterns tg18/             # the 18 patterns to show
       dcmtools verify-display readings.csv --ambient 0.3   # check a primary display
-      dcmtools verify-display monitor.lut --class secondary --plot qa.png
+      dcmtools verify-display /usr/share/dcmtk/monitor.lut --class secondary --plot qa.png  # exit status 1: uncalibrated
       dcmtools verify-display readings.csv --lut gsdf-lut.csv
-      dcmtools verify-display readings.csv --json | jq '.max_error'
+      dcmtools verify-display readings.csv --json | jq 'select(.type=="display") | .max_error'
     """
     if display_class not in _CLASSES:
         raise typer.BadParameter(f"{display_class!r}: one of {', '.join(_CLASSES)}", param_hint="--class")

@@ -109,10 +109,10 @@ def worklist_command(
 
     \b
     Examples:
-      dcmtools worklist RIS@10.0.0.7:104
-      dcmtools worklist ris --modality CR --station-aet CR1 --aet CR1
-      dcmtools worklist ris --date 20240115-20240119 --patient 'SMITH^*'
-      dcmtools worklist ris --date any --flat | jq -r '.dataset.PatientName'
+      dcmtools worklist PACS@127.0.0.1:4242
+      dcmtools worklist pacs --modality CR --station-aet CR1 --aet CR1
+      dcmtools worklist pacs --date 20240115-20240119 --patient 'SMITH^*'
+      dcmtools worklist pacs --date any --flat | jq -r 'select(.type=="match") | .dataset.PatientName'
       dcmtools worklist pacs --date any --csv -k PatientName -k "ScheduledProcedureStepSequence[0].Modality" > worklist.csv
     """
     with std.run("worklist", _human) as run:
