@@ -148,3 +148,25 @@ def test_file_meta_bytes_read_back(tmp_path):
     assert meta.MediaStorageSOPInstanceUID == "1.2.3"
     assert meta.TransferSyntaxUID == wire.EXPLICIT_LE
     assert meta.SourceApplicationEntityTitle == "MODALITY"
+
+
+def test_a_reject_read_by_our_dul_is_a_rejection_even_when_pynetdicom_missed_it():
+    """A peer that rejects and closes at once can close before pynetdicom's requestor thread looks at the
+    socket; pynetdicom then aborts with the A-ASSOCIATE-RJ unread (seen under load against Orthanc: exit 5,
+    "closed the connection without answering").  Our DUL recorded the PDU as it read it: that decides."""
+    from types import SimpleNamespace
+
+    from dcmtools.net.assoc import diagnose
+    from dcmtools.stream.records import ErrorCode
+
+    dul = SimpleNamespace(socket=SimpleNamespace(), last_reject=(1, 1, 7), last_abort=None)
+    missed = SimpleNamespace(
+        dul=dul,
+        requestor=SimpleNamespace(ae_title="DCMTOOLS"),
+        is_rejected=False,  # what pynetdicom says after its own abort
+        rejected_contexts=[],
+        accepted_contexts=[],
+    )
+    error = diagnose(missed, Peer("WRONGAE", "127.0.0.1", 4242), timeout=30, elapsed=0.01)
+    assert error.code == ErrorCode.REJECTED and error.exit_status == ExitStatus.REJECTED
+    assert "called AE title 'WRONGAE' is not recognised" in str(error)

@@ -279,8 +279,11 @@ def diagnose(assoc: Any, peer: Peer, timeout: float, elapsed: float) -> Dcmtools
     if not assoc.is_rejected and assoc.rejected_contexts and not assoc.accepted_contexts:
         # A-ASSOCIATE-AC with every context refused: pynetdicom aborts it itself
         return no_context_error(peer, assoc.rejected_contexts, assoc)
-    if assoc.is_rejected:
-        rj = getattr(dul, "last_reject", None)
+    rj = getattr(dul, "last_reject", None)
+    # The reject counts even when pynetdicom did not see it: a peer that rejects and closes at once can close
+    # before pynetdicom's requestor thread looks, which then aborts with the A-ASSOCIATE-RJ unread in its queue
+    # (seen under load against Orthanc); our DUL recorded the PDU as it read it.
+    if assoc.is_rejected or rj is not None:
         if rj is None:
             primitive = assoc.acceptor.primitive
             rj = (primitive.result, primitive.result_source, primitive.diagnostic) if primitive else (1, 1, 1)
