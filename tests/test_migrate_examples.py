@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,12 @@ from qrpeers import orthanc, peers_toml, records
 pytestmark = pytest.mark.peer
 
 
+def help_examples(help_text: str) -> list[str]:
+    """The help's example lines: after "Examples:", a dcmtools command (after any VAR=value assignments)."""
+    lines = (line.strip() for line in help_text.split("Examples:")[1].splitlines())
+    return [line for line in lines if re.match(r"(\w+=\S+\s+)*dcmtools\b", line)]
+
+
 def _window_around_now() -> str:
     now = dt.datetime.now()
     start, end = now - dt.timedelta(hours=1), now + dt.timedelta(hours=2)
@@ -25,9 +32,7 @@ def _window_around_now() -> str:
 
 def test_help_examples_run(tmp_path: Path) -> None:
     help_text = dcmtools("migrate", "--help").stdout
-    examples = [
-        line.strip() for line in help_text.split("Examples:")[1].splitlines() if line.strip().startswith("dcmtools")
-    ]
+    examples = help_examples(help_text)
     assert len(examples) >= 6
     archive = D.build(tmp_path / "archive", studies=4, compressed=False)
     D.build(tmp_path / "legacy", studies=4, compressed=False)
@@ -57,6 +62,7 @@ def test_help_examples_run(tmp_path: Path) -> None:
                 example.replace("OLD@10.0.0.5:104", old_peer)
                 .replace("NEW@10.0.0.6:104", new_peer)
                 .replace("/archive/legacy", str(tmp_path / "legacy"))
+                .replace("/archive ", f"{tmp_path / 'legacy'} ")  # the shard example: a shard of the folder
                 .replace("https://pacs.example.org/dicom-web", new.extra["url"])
                 .replace("--port 11113", f"--port {port}")
                 .replace("--window 19:00-06:00", f"--window {_window_around_now()}")
