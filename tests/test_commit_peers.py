@@ -8,6 +8,7 @@ import re
 import pytest
 from commitpeers import instances, listen, me, orthanc, orthanc_instances, read_records, storescu
 from peers import dcmtools, free_port
+from tlspeers import self_signed
 
 pytestmark = pytest.mark.peer
 
@@ -267,31 +268,10 @@ def test_commit_nothing_listening(tmp_path):
 def test_commit_over_tls_with_the_report_on_a_new_association(tmp_path):
     """TLS both ways: the request to listen, and listen's report to our --port."""
     import shutil
-    import subprocess
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed(tmp_path, "server", cn="127.0.0.1")
     tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
     port = free_port()
     sent = instances(tmp_path / "sent", 1)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from commitpeers import instances
 from peers import PEER_ENV, dcmtools, dcmtools_env, free_port, listen, require
+from tlspeers import self_signed
 
 pytestmark = pytest.mark.peer
 
@@ -552,27 +553,7 @@ def test_pdu_limit_is_the_announced_max_pdu():
 def test_refused_tls_handshake_is_a_record(tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed(tmp_path, "server", cn="127.0.0.1")
     port = free_port()
     log = tmp_path / "listen.jsonl"
     with listen(

@@ -23,6 +23,7 @@ from netpeers import (
     without_trailing_padding,
 )
 from peers import PEER_ENV, dcmtools, free_port, listen, require
+from tlspeers import self_signed
 
 pytestmark = pytest.mark.peer
 
@@ -308,27 +309,7 @@ def test_send_jobs_and_compressed_as_is_to_listen(tmp_path, test_files_dir):
 def test_tls_echo_and_send(tmp_path, test_files_dir):
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed(tmp_path, "server", cn="127.0.0.1")
     with listen(
         tmp_path,
         "--tls-cert",

@@ -14,10 +14,11 @@ def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_ca(folder: Path, name: str) -> tuple[Path, Path]:
-    """A self-signed CA: (certificate, key)."""
+def self_signed(folder: Path, name: str, *extensions: str, cn: str | None = None) -> tuple[Path, Path]:
+    """A self-signed certificate (CN ``cn``, else ``name``), with ``-addext`` ``extensions``: (certificate, key)."""
     folder.mkdir(parents=True, exist_ok=True)
     cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    added = [arg for extension in extensions for arg in ("-addext", extension)]
     openssl(
         "req",
         "-x509",
@@ -31,14 +32,16 @@ def make_ca(folder: Path, name: str) -> tuple[Path, Path]:
         "-days",
         "2",
         "-subj",
-        f"/CN={name}",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
+        f"/CN={cn or name}",
+        *added,
         cwd=folder,
     )
     return cert, key
+
+
+def make_ca(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed CA: (certificate, key)."""
+    return self_signed(folder, name, "basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign")
 
 
 def make_cert(folder: Path, name: str, ca: tuple[Path, Path], san: str) -> tuple[Path, Path]:
