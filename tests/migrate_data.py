@@ -12,7 +12,7 @@ from pathlib import Path
 import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from qrpeers import PATIENTS, same_instance, uid
+from qrpeers import PATIENTS, records, same_instance, uid
 
 PATIENT_IDS = list(PATIENTS)
 # (source file, modality, transfer syntax to write or None to keep the file's)
@@ -104,6 +104,17 @@ def assert_same(
             sop = str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
             assert sop in received, f"{path.name} ({sop}) is missing at the destination"
             assert same_instance(received[sop], path), f"{path.name} differs at the destination"
+
+
+def by_type(out: str, kind: str) -> list[dict]:
+    """The records of one type in a command's output."""
+    return [r for r in records(out) if r.get("type") == kind]
+
+
+def journal_data(path: Path) -> dict[str, dict]:
+    """Each journal item's data (the new UIDs, commitment...), by item id."""
+    with sqlite3.connect(path) as db:
+        return {row[0]: json.loads(row[1] or "{}") for row in db.execute("SELECT id, data FROM items")}
 
 
 def journal_counts(path: Path) -> dict[str, int]:

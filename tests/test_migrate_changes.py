@@ -3,26 +3,15 @@ destination (through us); reconciliation under the new UIDs the journal keeps.""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from pathlib import Path
 
 import migrate_data as D
 import pydicom
 import pytest
 from peers import dcmtools
-from qrpeers import PATIENTS, orthanc_to_listen, records
+from qrpeers import PATIENTS, orthanc_to_listen
 
 pytestmark = pytest.mark.peer
-
-
-def by_type(out: str, kind: str) -> list[dict]:
-    return [r for r in records(out) if r.get("type") == kind]
-
-
-def journal_data(path: Path) -> dict[str, dict]:
-    with sqlite3.connect(path) as db:
-        return {row[0]: json.loads(row[1] or "{}") for row in db.execute("SELECT id, data FROM items")}
 
 
 def test_anonymize_in_flight_orthanc_to_listen(tmp_path: Path) -> None:
@@ -44,10 +33,10 @@ def test_anonymize_in_flight_orthanc_to_listen(tmp_path: Path) -> None:
         ]
         result = dcmtools(*args)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert all(r["mode"] == "through" for r in by_type(result.stdout, "study"))  # forced through us
-        verified = by_type(result.stdout, "verify")
+        assert all(r["mode"] == "through" for r in D.by_type(result.stdout, "study"))  # forced through us
+        verified = D.by_type(result.stdout, "verify")
         assert len(verified) == 6 and all(r["result"] == "matched" for r in verified)
-        data = journal_data(journal)
+        data = D.journal_data(journal)
         received = list(Path(dest.extra["store"]).rglob("*.dcm"))
         assert len(received) == len(D.all_files(archive))
         originals = {name["PatientName"] for name in PATIENTS.values()}
@@ -69,7 +58,7 @@ def test_anonymize_in_flight_orthanc_to_listen(tmp_path: Path) -> None:
         # Reconciled again with SOP Instance UIDs, through the journal's mapping.
         again = dcmtools(*args, "--verify-only", "--uids")
         assert again.returncode == 0, again.stdout + again.stderr
-        assert [r["result"] for r in by_type(again.stdout, "verify")] == ["matched"] * 6
+        assert [r["result"] for r in D.by_type(again.stdout, "verify")] == ["matched"] * 6
         # Another key would give other UIDs: the journal refuses it.
         (tmp_path / "other.key").write_text("another secret\n")
         other = dcmtools(*args[:-1], str(tmp_path / "other.key"))
@@ -96,7 +85,7 @@ def test_edit_in_flight_orthanc_to_listen(tmp_path: Path) -> None:
             "--uids",
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        assert [r["result"] for r in by_type(result.stdout, "verify")] == ["matched"] * 4
+        assert [r["result"] for r in D.by_type(result.stdout, "verify")] == ["matched"] * 4
         received = D.folder_files(dest.extra["store"])
         assert len(received) == len(D.all_files(archive))
         for path in D.all_files(archive):
@@ -136,12 +125,12 @@ def test_edit_new_uids_and_a_file_that_cannot_be_changed(tmp_path: Path) -> None
             "--require-match",
         )
         assert result.returncode == 1, result.stdout + result.stderr
-        failed = [r for r in by_type(result.stdout, "study") if not r["ok"]]
+        failed = [r for r in D.by_type(result.stdout, "study") if not r["ok"]]
         assert len(failed) == 1 and failed[0]["patient"] == "VET077"
         assert failed[0]["error"]["code"] == "unmatched" and "cannot be changed" in failed[0]["error"]["message"]
-        verify = {r["study"]: r for r in by_type(result.stdout, "verify")}
+        verify = {r["study"]: r for r in D.by_type(result.stdout, "verify")}
         assert sum(r["ok"] for r in verify.values()) == 2
-        data = journal_data(journal)
+        data = D.journal_data(journal)
         for study, r in verify.items():
             if r["ok"]:
                 assert data[study]["changed"]["studies"] != [study]
@@ -170,7 +159,7 @@ def test_anonymize_folder_to_folder(tmp_path: Path) -> None:
     ]
     result = dcmtools(*args)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert [r["result"] for r in by_type(result.stdout, "verify")] == ["matched"] * 3
+    assert [r["result"] for r in D.by_type(result.stdout, "verify")] == ["matched"] * 3
     received = list(out.rglob("*.dcm"))
     assert len(received) == len(D.all_files(archive))
     for path in received:
@@ -179,5 +168,5 @@ def test_anonymize_folder_to_folder(tmp_path: Path) -> None:
         assert path.parent.parent.name == ds.StudyInstanceUID and path.parent.parent.parent.name == ds.PatientID
     again = dcmtools(*args, "--verify-only", "--uids")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert [r["result"] for r in by_type(again.stdout, "verify")] == ["matched"] * 3
+    assert [r["result"] for r in D.by_type(again.stdout, "verify")] == ["matched"] * 3
     assert not any((tmp_path / "run.journal.staging").rglob("*.dcm"))

@@ -4,25 +4,14 @@ association of the request); a destination that does not commit leaves the study
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from pathlib import Path
 
 import migrate_data as D
 import pytest
 from peers import dcmtools, free_port
-from qrpeers import dcmqrscp_to_orthanc, orthanc, orthanc_to_listen, records
+from qrpeers import dcmqrscp_to_orthanc, orthanc, orthanc_to_listen
 
 pytestmark = pytest.mark.peer
-
-
-def by_type(out: str, kind: str) -> list[dict]:
-    return [r for r in records(out) if r.get("type") == kind]
-
-
-def journal_data(path: Path) -> dict[str, dict]:
-    with sqlite3.connect(path) as db:
-        return {row[0]: json.loads(row[1] or "{}") for row in db.execute("SELECT id, data FROM items")}
 
 
 def test_dcmqrscp_to_orthanc_committed(tmp_path: Path) -> None:
@@ -43,18 +32,18 @@ def test_dcmqrscp_to_orthanc_committed(tmp_path: Path) -> None:
             "30",
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        verified = by_type(result.stdout, "verify")
+        verified = D.by_type(result.stdout, "verify")
         assert len(verified) == 6 and all(r["result"] == "matched" and r["ok"] for r in verified)
         for r in verified:
             expected = len(archive[r["study"]])
             assert r["commitment"]["requested"] == expected and r["commitment"]["committed"] == expected
-        data = journal_data(journal)
+        data = D.journal_data(journal)
         assert all(d["committed"] is True and d["commitment"]["committed"] == len(archive[s]) for s, d in data.items())
         assert D.journal_counts(journal) == {"verified": 6}
         # Verified and committed: the next run neither moves nor asks again.
         again = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--commit", "--port", str(port))
         assert again.returncode == 0, again.stdout + again.stderr
-        assert not by_type(again.stdout, "study") and not by_type(again.stdout, "verify")
+        assert not D.by_type(again.stdout, "study") and not D.by_type(again.stdout, "verify")
 
 
 def test_no_report_leaves_studies_sent_not_verified(tmp_path: Path) -> None:
@@ -69,7 +58,7 @@ def test_no_report_leaves_studies_sent_not_verified(tmp_path: Path) -> None:
         args = ["migrate", source.peer, dest.peer, "--journal", str(journal), "--port", str(port)]
         result = dcmtools(*args, "--commit", "--commit-wait", "3")
         assert result.returncode == 1, result.stdout + result.stderr
-        verified = by_type(result.stdout, "verify")
+        verified = D.by_type(result.stdout, "verify")
         assert len(verified) == 3
         for r in verified:
             assert r["ok"] is False and r["result"] == "not_committed" and r["counted"] == "matched"
@@ -77,12 +66,12 @@ def test_no_report_leaves_studies_sent_not_verified(tmp_path: Path) -> None:
             assert "not committed" in r["error"]["message"]
             assert r["commitment"]["requested"] == r["commitment"]["pending"] == len(archive[r["study"]])
         assert D.journal_counts(journal) == {"sent": 3}
-        assert all(d["committed"] is False for d in journal_data(journal).values())
-        summary = by_type(result.stdout, "summary")[-1]
+        assert all(d["committed"] is False for d in D.journal_data(journal).values())
+        summary = D.by_type(result.stdout, "summary")[-1]
         assert summary["verification"]["not_committed"] == 3
         plain = dcmtools(*args)
         assert plain.returncode == 0, plain.stdout + plain.stderr
-        assert not by_type(plain.stdout, "study")  # sent and counted before: not moved again
+        assert not D.by_type(plain.stdout, "study")  # sent and counted before: not moved again
         assert D.journal_counts(journal) == {"verified": 3}
 
 
@@ -104,7 +93,7 @@ def test_orthanc_to_listen_committed_through_us(tmp_path: Path) -> None:
             "30",
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        verified = by_type(result.stdout, "verify")
+        verified = D.by_type(result.stdout, "verify")
         assert len(verified) == 4
         assert all(r["commitment"]["committed"] == len(archive[r["study"]]) for r in verified)
         assert D.journal_counts(journal) == {"verified": 4}
@@ -126,7 +115,7 @@ def test_orthanc_to_listen_committed_through_us(tmp_path: Path) -> None:
             "--verify-only",
         )
         assert again.returncode == 1, again.stdout + again.stderr
-        verify = {r["study"]: r for r in by_type(again.stdout, "verify")}
+        verify = {r["study"]: r for r in D.by_type(again.stdout, "verify")}
         assert verify[lost_study]["result"] == "not_committed" and verify[lost_study]["state"] == "failed"
         assert verify[lost_study]["error"]["failure_reason"] == "0x0112"
         assert verify[lost_study]["commitment"]["not_committed"] == [lost.stem]
@@ -159,8 +148,8 @@ def test_anonymized_then_committed_under_the_new_uids(tmp_path: Path) -> None:
             "30",
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        data = journal_data(journal)
-        for r in by_type(result.stdout, "verify"):
+        data = D.journal_data(journal)
+        for r in D.by_type(result.stdout, "verify"):
             assert r["commitment"]["committed"] == len(archive[r["study"]])
             assert r["destination_studies"] == data[r["study"]]["changed"]["studies"] != [r["study"]]
         assert D.journal_counts(journal) == {"verified": 3}

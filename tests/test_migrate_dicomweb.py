@@ -8,13 +8,9 @@ from pathlib import Path
 import migrate_data as D
 import pytest
 from peers import dcmtools, free_port
-from qrpeers import orthanc, records
+from qrpeers import orthanc
 
 pytestmark = pytest.mark.peer
-
-
-def by_type(out: str, kind: str) -> list[dict]:
-    return [r for r in records(out) if r.get("type") == kind]
 
 
 def test_orthanc_to_orthanc_dicomweb(tmp_path: Path) -> None:
@@ -28,18 +24,18 @@ def test_orthanc_to_orthanc_dicomweb(tmp_path: Path) -> None:
         journal = tmp_path / "run.journal"
         result = dcmtools("migrate", source.peer, url, "--journal", str(journal), "--port", str(port), "-n", "2")
         assert result.returncode == 0, result.stdout + result.stderr
-        studies = by_type(result.stdout, "study")
+        studies = D.by_type(result.stdout, "study")
         assert len(studies) == 8 and all(r["ok"] and r["mode"] == "through" for r in studies)
-        verified = by_type(result.stdout, "verify")
+        verified = D.by_type(result.stdout, "verify")
         assert len(verified) == 8 and all(r["result"] == "matched" for r in verified)
         assert all(r["destination"]["instances"] == len(archive[r["study"]]) for r in verified)
-        assert by_type(result.stdout, "summary")[-1]["destination"] == url
+        assert D.by_type(result.stdout, "summary")[-1]["destination"] == url
         D.assert_same(archive, D.orthanc_files(dest.extra["http"], tmp_path / "got"))
         again = dcmtools(
             "migrate", source.peer, url, "--journal", str(journal), "--port", str(port), "--verify-only", "--uids"
         )
         assert again.returncode == 0, again.stdout + again.stderr
-        assert [r["result"] for r in by_type(again.stdout, "verify")] == ["matched"] * 8
+        assert [r["result"] for r in D.by_type(again.stdout, "verify")] == ["matched"] * 8
         # A study lost at the destination is found missing by QIDO-RS, and sent again by the next run.
         lost = sorted(archive)[0]
         import json
@@ -54,10 +50,10 @@ def test_orthanc_to_orthanc_dicomweb(tmp_path: Path) -> None:
         urllib.request.urlopen(urllib.request.Request(f"{base}{found[0]['Path']}", method="DELETE"), timeout=10).read()
         check = dcmtools("migrate", source.peer, url, "--journal", str(journal), "--port", str(port), "--verify-only")
         assert check.returncode == 1
-        assert [r["study"] for r in by_type(check.stdout, "verify") if not r["ok"]] == [lost]
+        assert [r["study"] for r in D.by_type(check.stdout, "verify") if not r["ok"]] == [lost]
         resume = dcmtools("migrate", source.peer, url, "--journal", str(journal), "--port", str(port))
         assert resume.returncode == 0, resume.stdout + resume.stderr
-        assert [r["study"] for r in by_type(resume.stdout, "study")] == [lost]
+        assert [r["study"] for r in D.by_type(resume.stdout, "study")] == [lost]
         assert D.journal_counts(journal) == {"verified": 8}
         D.assert_same(archive, D.orthanc_files(dest.extra["http"], tmp_path / "got2"))
 

@@ -21,12 +21,8 @@ ME = {"me": ("DCMTOOLS", free_port())}  # Orthanc answers C-FIND only to the AE 
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TCP_NODELAY": "1"}
 
 
-def by_type(out: str, kind: str) -> list[dict]:
-    return [r for r in records(out) if r.get("type") == kind]
-
-
 def summary(out: str) -> dict:
-    return by_type(out, "summary")[-1]
+    return D.by_type(out, "summary")[-1]
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +36,20 @@ def test_dcmqrscp_to_orthanc_straight_then_verify_only(tmp_path: Path, archive) 
         journal = tmp_path / "run.journal"
         result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--associations", "2")
         assert result.returncode == 0, result.stdout + result.stderr
-        studies = by_type(result.stdout, "study")
+        studies = D.by_type(result.stdout, "study")
         assert len(studies) == 21 and all(r["ok"] and r["mode"] == "move" for r in studies)
-        verified = by_type(result.stdout, "verify")
+        verified = D.by_type(result.stdout, "verify")
         assert len(verified) == 21 and all(r["result"] == "matched" for r in verified)
         assert summary(result.stdout)["states"] == {"verified": 21}
         D.assert_same(archive, D.orthanc_files(dest.extra["http"], tmp_path / "got"))
         # again, reconciling only
         again = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--verify-only", "--uids")
         assert again.returncode == 0, again.stdout + again.stderr
-        assert not by_type(again.stdout, "study")
-        assert [r["result"] for r in by_type(again.stdout, "verify")] == ["matched"] * 21
+        assert not D.by_type(again.stdout, "study")
+        assert [r["result"] for r in D.by_type(again.stdout, "verify")] == ["matched"] * 21
         status = dcmtools("migrate", "--journal", str(journal), "--status")
         assert status.returncode == 0
-        record = by_type(status.stdout, "status")[0]
+        record = D.by_type(status.stdout, "status")[0]
         assert record["states"]["verified"] == 21 and record["left"] == 0 and record["source"] == source.peer
 
 
@@ -64,13 +60,13 @@ def test_orthanc_to_listen_through_us(tmp_path: Path) -> None:
         args = ["migrate", source.peer, dest.peer, "--journal", str(journal), "--through-us", "--port", str(port)]
         result = dcmtools(*args)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert all(r["mode"] == "through" for r in by_type(result.stdout, "study"))
+        assert all(r["mode"] == "through" for r in D.by_type(result.stdout, "study"))
         assert summary(result.stdout)["states"] == {"verified": 21}
         D.assert_same(archive, D.folder_files(dest.extra["store"]))
         assert not any((tmp_path / "run.journal.staging").rglob("*.dcm"))  # staged files sent, then removed
         again = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--verify-only")
         assert again.returncode == 0, again.stdout + again.stderr
-        assert len(by_type(again.stdout, "verify")) == 21
+        assert len(D.by_type(again.stdout, "verify")) == 21
 
 
 def test_capped_source_still_fully_inventoried(tmp_path: Path) -> None:
@@ -81,7 +77,7 @@ def test_capped_source_still_fully_inventoried(tmp_path: Path) -> None:
         out = tmp_path / "out"
         result = dcmtools("migrate", source.peer, str(out) + "/", "--journal", str(journal), "--get")
         assert result.returncode == 0, result.stdout + result.stderr
-        inventory = by_type(result.stdout, "inventory")
+        inventory = D.by_type(result.stdout, "inventory")
         assert any(r.get("split") for r in inventory)  # the cap was seen and worked around
         assert all(r["studies"] <= 8 for r in inventory)
         assert summary(result.stdout)["states"] == {"verified": 21}
@@ -133,7 +129,7 @@ def test_kill_9_mid_transfer_then_resume(tmp_path: Path, archive) -> None:
             sent_before = {row[0] for row in db.execute("SELECT id FROM items WHERE state = 'sent'")}
         result = dcmtools(*args[3:])
         assert result.returncode == 0, result.stdout + result.stderr
-        moved_again = {r["study"] for r in by_type(result.stdout, "study")}
+        moved_again = {r["study"] for r in D.by_type(result.stdout, "study")}
         assert not moved_again & sent_before  # what was sent before the kill is not sent again
         assert len(moved_again) == 21 - len(sent_before)
         assert D.journal_counts(journal) == {"verified": 21}
@@ -194,11 +190,11 @@ def test_destination_refuses_a_study(tmp_path: Path) -> None:
         journal = tmp_path / "run.journal"
         result = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--get", "--max-attempts", "2")
         assert result.returncode == 1, result.stdout + result.stderr
-        failed = [r for r in by_type(result.stdout, "study") if not r["ok"]]
+        failed = [r for r in D.by_type(result.stdout, "study") if not r["ok"]]
         assert {r["study"] for r in failed} == {refused} and len(failed) == 2  # tried twice, then left failed
         message = failed[0]["error"]["message"]
         assert "not stored" in message and "0xA700" in message  # the destination's own status
-        verify = {r["study"]: r for r in by_type(result.stdout, "verify")}
+        verify = {r["study"]: r for r in D.by_type(result.stdout, "verify")}
         assert verify[refused]["ok"] is False and verify[refused]["result"] == "missing"
         assert verify[refused]["error"]["transfer_error"] == failed[-1]["error"]["message"]
         assert sum(1 for r in verify.values() if r["ok"]) == 20
@@ -207,8 +203,8 @@ def test_destination_refuses_a_study(tmp_path: Path) -> None:
         D.assert_same(archive, D.folder_files(store), skip_studies={refused})
         # The next run does not try it again (no attempts left) and still says it is not verified.
         again = dcmtools("migrate", source.peer, dest.peer, "--journal", str(journal), "--get", "--max-attempts", "2")
-        assert again.returncode == 1 and not by_type(again.stdout, "study")
-        assert [r["study"] for r in by_type(again.stdout, "verify") if not r["ok"]] == [refused]
+        assert again.returncode == 1 and not D.by_type(again.stdout, "study")
+        assert [r["study"] for r in D.by_type(again.stdout, "verify") if not r["ok"]] == [refused]
 
 
 def test_legacy_folder_to_orthanc(tmp_path: Path) -> None:
@@ -219,12 +215,12 @@ def test_legacy_folder_to_orthanc(tmp_path: Path) -> None:
         journal = tmp_path / "run.journal"
         result = dcmtools("migrate", str(tmp_path / "legacy"), dest.peer, "--journal", str(journal), "-n", "2")
         assert result.returncode == 1  # README.txt is not DICOM: said, and the rest went on
-        assert [r["path"] for r in by_type(result.stdout, "file")] == [str(tmp_path / "legacy" / "README.txt")]
-        assert all(r["mode"] == "send" for r in by_type(result.stdout, "study"))
+        assert [r["path"] for r in D.by_type(result.stdout, "file")] == [str(tmp_path / "legacy" / "README.txt")]
+        assert all(r["mode"] == "send" for r in D.by_type(result.stdout, "study"))
         assert summary(result.stdout)["states"] == {"verified": 8}
         D.assert_same(archive, D.orthanc_files(dest.extra["http"], tmp_path / "got"))
         again = dcmtools(
             "migrate", str(tmp_path / "legacy"), dest.peer, "--journal", str(journal), "--verify-only", "--uids"
         )
         assert again.returncode == 0, again.stdout + again.stderr
-        assert [r["result"] for r in by_type(again.stdout, "verify")] == ["matched"] * 8
+        assert [r["result"] for r in D.by_type(again.stdout, "verify")] == ["matched"] * 8
