@@ -127,6 +127,39 @@ def to_flat(ds: Dataset, options: JsonOptions | None = None, charset: Charset | 
     return out
 
 
+def flat_name(value: Any) -> Any:
+    """A PN value of the JSON model as the flat form writes it: the Alphabetic group alone, else the
+    three groups joined with '=' (trailing empty ones dropped); a value that is not a dict as it is."""
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1 and "Alphabetic" in value:
+        return value["Alphabetic"]
+    return "=".join(value.get(k, "") for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
+
+
+def flat_from_model(dataset: dict[str, Any]) -> dict[str, Any]:
+    """The flat form of a JSON-model dataset (a query's identifier, a record's dataset): keyword ->
+    plain value(s), as ``to_flat`` gives for a file.  A key that is not a tag is kept as it is."""
+    out: dict[str, Any] = {}
+    for key, element in dataset.items():
+        try:
+            tag = int(key, 16)
+        except ValueError:
+            out[key] = element
+            continue
+        name = (dictionary.keyword_of(tag) if not tag >> 16 & 1 else "") or key
+        if element.get("vr") == "SQ":
+            out[name] = [flat_from_model(item) for item in element.get("Value") or []]
+        elif "error" in element:
+            out[name] = {"error": element["error"], "raw": element.get("raw")}
+        elif element.get("Value") is None:
+            out[name] = element.get("InlineBinary") or element.get("BulkDataURI")
+        else:
+            values = [flat_name(v) for v in element["Value"]]
+            out[name] = values[0] if len(values) == 1 else values
+    return out
+
+
 _OMIT = object()
 
 

@@ -121,35 +121,9 @@ def dataset_of(data: bytes, transfer_syntax: str) -> Any:
 
 def flat_of(identifier: dict[str, Any]) -> dict[str, Any]:
     """The ``--flat`` form of a JSON-model dataset: keyword -> plain value(s)."""
-    out: dict[str, Any] = {}
-    for key, element in identifier.items():
-        tag = int(key, 16)
-        name = (dictionary.keyword_of(tag) if not tag >> 16 & 1 else "") or key
-        if element.get("vr") == "SQ":
-            out[name] = [flat_of(item) for item in element.get("Value") or []]
-            continue
-        if "error" in element:
-            out[name] = {"error": element["error"], "raw": element.get("raw")}
-            continue
-        values = element.get("Value")
-        if values is None:
-            binary = element.get("InlineBinary") or element.get("BulkDataURI")
-            out[name] = binary
-            continue
-        values = [
-            (
-                v.get("Alphabetic")
-                if isinstance(v, dict) and len(v) == 1 and "Alphabetic" in v
-                else (
-                    "=".join(v.get(k, "") for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
-                    if isinstance(v, dict)
-                    else v
-                )
-            )
-            for v in values
-        ]
-        out[name] = values[0] if len(values) == 1 else values
-    return out
+    from ..dicom.jsonmodel import flat_from_model
+
+    return flat_from_model(identifier)
 
 
 def json_from_flat(flat: dict[str, Any]) -> dict[str, Any]:

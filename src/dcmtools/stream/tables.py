@@ -196,40 +196,18 @@ def _model_text(element: dict[str, Any]) -> str:
     values = element.get("Value")
     if values is None:
         return str(element.get("BulkDataURI") or element.get("InlineBinary") or "")
-    return "\\".join(_name(v) if isinstance(v, dict) else cell(v) for v in values)
+    from ..dicom.jsonmodel import flat_name
 
-
-def _name(value: dict[str, Any]) -> str:
-    """A PN value as --flat writes it: Alphabetic, or the three groups joined with '='."""
-    if set(value) <= {"Alphabetic"}:
-        return str(value.get("Alphabetic", ""))
-    return "=".join(str(value.get(k, "")) for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
+    return "\\".join(cell(flat_name(v)) for v in values)
 
 
 def _flat(item: dict[str, Any]) -> dict[str, Any]:
     """A JSON-model sequence item in the --flat form (keywords, plain values)."""
     if not all(_is_model_element(v) for v in item.values()):
         return item  # already flat
-    from ..dicom import dictionary
+    from ..dicom.jsonmodel import flat_from_model
 
-    out: dict[str, Any] = {}
-    for key, element in item.items():
-        try:
-            tag = int(key, 16)
-        except ValueError:
-            out[key] = element
-            continue
-        name = (dictionary.keyword_of(tag) if not tag >> 16 & 1 else "") or key
-        if element.get("vr") == "SQ":
-            out[name] = [_flat(i) for i in element.get("Value") or []]
-        elif "error" in element:
-            out[name] = {"error": element["error"], "raw": element.get("raw")}
-        elif element.get("Value") is None:
-            out[name] = element.get("InlineBinary") or element.get("BulkDataURI")
-        else:
-            values = [_name(v) if isinstance(v, dict) else v for v in element["Value"]]
-            out[name] = values[0] if len(values) == 1 else values
-    return out
+    return flat_from_model(item)
 
 
 def _json(value: Any) -> str:
