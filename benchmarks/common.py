@@ -11,7 +11,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "out"
-ENV = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TCP_NODELAY": "1"}
+# The dcmtools measured: this checkout's, or another tree's src/ (DCMTOOLS_BENCH_SRC=/path/to/old/src, to
+# compare before and after a change in the same conditions).
+SRC = Path(os.environ.get("DCMTOOLS_BENCH_SRC") or REPO / "src")
+# /usr/bin first, here and for every process started: the venv's pynetdicom apps carry DCMTK's names
+# (storescu, findscu ...), and a benchmark against DCMTK must run DCMTK's (see shared/peers.md).
+os.environ["PATH"] = os.pathsep.join(["/usr/bin", os.environ.get("PATH", "")])
+ENV = {**os.environ, "PYTHONPATH": str(SRC), "TCP_NODELAY": "1"}
 DCMTOOLS = [sys.executable, "-m", "dcmtools"]
 
 
